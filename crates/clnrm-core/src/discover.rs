@@ -1,0 +1,142 @@
+//! Finding test definitions: `*.clnrm.toml` and `*.clnrm.toml.tera`, recursively,
+//! honouring `.gitignore`, skipping `.git`, `target`, `node_modules` and `.clnrm`,
+//! in a stable (sorted) order. Reading the files is not done here.
+
+use crate::diag::{Code, Diagnostic};
+use std::path::{Path, PathBuf};
+
+/// Directory names never searched.
+pub const SKIPPED_DIRS: &[&str] = &[".git", "target", "node_modules", ".clnrm"];
+
+/// Whether a file name is a test definition.
+pub fn is_test_file_name(name: &str) -> bool {
+    name.ends_with(".clnrm.toml") || name.ends_with(".clnrm.toml.tera")
+}
+
+/// Test definitions under `paths`, sorted and without duplicates. A named path that
+/// does not exist, or a named file that is not a test definition, is a diagnostic.
+pub fn discover(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<Diagnostic>) {
+    let mut files = Vec::new();
+    let mut diags = Vec::new();
+    for path in paths {
+        let meta = match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) => {
+                diags.push(
+                    Diagnostic::error(
+                        Code::Io,
+                        format!("cannot read {}: {}", path.display(), io_reason(&e)),
+                    )
+                    .in_file(path.display().to_string()),
+                );
+                continue;
+            }
+        };
+        if !meta.is_dir() {
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            if is_test_file_name(name) {
+                files.push(path.clone());
+            } else {
+                diags.push(
+                    Diagnostic::error(
+                        Code::NotATestFile,
+                        format!("{} is not a test definition", path.display()),
+                    )
+                    .in_file(path.display().to_string())
+                    .help("test definitions are named *.clnrm.toml or *.clnrm.toml.tera"),
+                );
+            }
+            continue;
+        }
+        files.extend(walk(path));
+    }
+    files.sort();
+    files.dedup();
+    (files, diags)
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let walker = ignore::WalkBuilder::new(dir)
+        .hidden(false)
+        .git_ignore(true)
+        .git_exclude(true)
+        .git_global(false)
+        .require_git(false)
+        .ignore(false)
+        .parents(true)
+        .filter_entry(|e| {
+            let is_dir = e.file_type().is_some_and(|t| t.is_dir());
+            !(is_dir
+                && e.depth() > 0
+                && e.file_name()
+                    .to_str()
+                    .is_some_and(|n| SKIPPED_DIRS.contains(&n)))
+        })
+        .build();
+    walker
+        .filter_map(Result::ok)
+        .filter(|e| e.depth() > 0 && e.file_name().to_str().is_some_and(is_test_file_name))
+        .filter(|e| !e.file_type().is_some_and(|t| t.is_dir()) || is_test_dir_mistake(e.path()))
+        .map(ignore::DirEntry::into_path)
+        .collect()
+}
+
+/// A directory named like a test file is reported (as unreadable) rather than skipped.
+fn is_test_dir_mistake(path: &Path) -> bool {
+    path.is_dir()
+}
+
+/// A short reason for an I/O error, without the OS error number.
+pub fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".to_owned(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+        _ => {
+            let s = e.to_string();
+            s.split(" (os error").next().unwrap_or(&s).to_lowercase()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_only_test_definitions_and_skips_ignored_dirs() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let root = dir.path();
+        for p in [
+            "a.clnrm.toml",
+            "b/c.clnrm.toml.tera",
+            "Cargo.toml",
+            "x.toml",
+            "target/t.clnrm.toml",
+            "node_modules/n.clnrm.toml",
+            ".clnrm/c.clnrm.toml",
+            "ignored/i.clnrm.toml",
+        ] {
+            let path = root.join(p);
+            std::fs::create_dir_all(path.parent().unwrap_or(root))?;
+            std::fs::write(path, "")?;
+        }
+        std::fs::write(root.join(".gitignore"), "ignored/\n")?;
+        let (files, diags) = discover(&[root.to_path_buf()]);
+        let names: Vec<String> = files
+            .iter()
+            .map(|f| f.strip_prefix(root).unwrap_or(f).display().to_string())
+            .collect();
+        assert_eq!(names, ["a.clnrm.toml", "b/c.clnrm.toml.tera"]);
+        assert!(diags.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn a_named_non_test_file_is_an_error() {
+        let (_, diags) = discover(&[PathBuf::from("Cargo.toml")]);
+        assert_eq!(diags.len(), 1);
+    }
+}

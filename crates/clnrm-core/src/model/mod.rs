@@ -1,0 +1,16 @@
+//! The test-definition model: spanned TOML → typed [`TestFile`].
+//!
+//! Parsing happens in passes: TOML syntax (with recovery, so several syntax errors are
+//! reported), then a typed read of the spanned tree that records every type error and
+//! unknown key. Semantic rules live in [`crate::validate`], not here.
+
+mod keywords;
+mod parse;
+pub mod reader;
+pub mod shell;
+mod spanned;
+mod types;
+
+pub use parse::{parse_document, parse_test_file};
+pub use spanned::{Sp, SpMap};
+pub use types::*;

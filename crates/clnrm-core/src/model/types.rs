@@ -1,0 +1,550 @@
+//! The typed model of a test definition (schema v0.6).
+//!
+//! Every key and value keeps its span so that late stages (a failed expectation,
+//! a bad service reference) can point back into the file. The JSON Schema in
+//! `schemas/` is generated from these types, so their serde names are the TOML keys.
+
+use super::{Sp, SpMap};
+use crate::diag::Span;
+use schemars::JsonSchema;
+
+/// One parsed `*.clnrm.toml` file.
+#[derive(Clone, Debug, JsonSchema)]
+#[schemars(title = "clnrm test definition (schema v0.6)", deny_unknown_fields)]
+pub struct TestFile {
+    /// Who the file is.
+    pub meta: Meta,
+    /// Template variables; ignored at run time.
+    #[serde(default)]
+    #[schemars(with = "SpMap<serde_json::Value>")]
+    pub vars: SpMap<toml::Value>,
+    /// Seeds and a frozen clock for template functions.
+    pub determinism: Option<Determinism>,
+    /// How the system under test exports spans.
+    pub otel: Option<Otel>,
+    /// Containers the scenarios run in, by id.
+    #[serde(rename = "service", default)]
+    pub services: SpMap<Service>,
+    /// The scenarios; at least one.
+    #[serde(rename = "scenario")]
+    #[schemars(length(min = 1))]
+    pub scenarios: Vec<Scenario>,
+    /// Span expectations that apply to every scenario of the file.
+    #[serde(default)]
+    pub expect: Expect,
+    /// CPU and memory limits for every container of the file.
+    pub limits: Option<Limits>,
+    /// Where to write this file's results.
+    pub report: Option<ReportPaths>,
+    /// Whether the file was written in the legacy format.
+    #[serde(skip)]
+    pub legacy: bool,
+}
+
+/// `[meta]`.
+#[derive(Clone, Debug, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Meta {
+    /// The test's name.
+    pub name: Sp<String>,
+    /// The test's version.
+    pub version: Sp<String>,
+    /// What the test checks.
+    pub description: Option<Sp<String>>,
+}
+
+/// `[determinism]`.
+#[derive(Clone, Debug, Default, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Determinism {
+    /// Seeds every random template function.
+    pub seed: Option<Sp<u64>>,
+    /// RFC 3339 time that time functions return.
+    pub freeze_clock: Option<Sp<String>>,
+}
+
+/// `[otel]`.
+#[derive(Clone, Debug, Default, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Otel {
+    /// How spans leave the system under test.
+    pub exporter: Option<Sp<Exporter>>,
+    /// Collector URL.
+    pub endpoint: Option<Sp<String>>,
+    /// OTLP wire protocol.
+    pub protocol: Option<Sp<Protocol>>,
+    /// Fraction of traces sampled, 0.0 to 1.0.
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub sample_ratio: Option<Sp<f64>>,
+    /// Resource attributes.
+    #[serde(default)]
+    pub resources: SpMap<Sp<Scalar>>,
+    /// Headers sent with OTLP exports.
+    #[serde(default)]
+    pub headers: SpMap<Sp<String>>,
+    /// Context propagators.
+    pub propagators: Option<Propagators>,
+}
+
+/// `[otel.propagators]`.
+#[derive(Clone, Debug, Default, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Propagators {
+    /// Propagator names such as `tracecontext` and `baggage`.
+    #[serde(rename = "use", default)]
+    pub use_: Vec<Sp<String>>,
+}
+
+/// `[otel].exporter`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Exporter {
+    /// Spans as JSON lines on stdout.
+    Stdout,
+    /// OTLP, protocol from `protocol`.
+    Otlp,
+    /// OTLP over HTTP.
+    OtlpHttp,
+    /// OTLP over gRPC.
+    OtlpGrpc,
+    /// No spans.
+    None,
+}
+
+/// `[otel].protocol`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum Protocol {
+    /// OTLP/HTTP with protobuf bodies.
+    #[serde(rename = "http/protobuf")]
+    HttpProtobuf,
+    /// OTLP/HTTP with JSON bodies.
+    #[serde(rename = "http/json")]
+    HttpJson,
+    /// OTLP/gRPC.
+    #[serde(rename = "grpc")]
+    Grpc,
+}
+
+/// A TOML scalar used as an attribute value.
+#[derive(Clone, Debug, PartialEq, JsonSchema)]
+#[serde(untagged)]
+pub enum Scalar {
+    /// A string.
+    String(String),
+    /// An integer.
+    Int(i64),
+    /// A float.
+    Float(f64),
+    /// A boolean.
+    Bool(bool),
+}
+
+impl std::fmt::Display for Scalar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scalar::String(s) => write!(f, "{s:?}"),
+            Scalar::Int(i) => write!(f, "{i}"),
+            Scalar::Float(x) => write!(f, "{x}"),
+            Scalar::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+/// `[service.<id>]`.
+#[derive(Clone, Debug, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Service {
+    /// Plugin that manages the service; `generic_container` by default.
+    #[serde(default = "default_plugin")]
+    pub plugin: Sp<String>,
+    /// Container image.
+    pub image: Sp<String>,
+    /// Container command.
+    #[serde(default)]
+    pub args: Vec<Sp<String>>,
+    /// Environment variables.
+    #[serde(default)]
+    pub env: SpMap<Sp<String>>,
+    /// Container ports.
+    #[serde(default)]
+    pub ports: Vec<Sp<u16>>,
+    /// Bind mounts.
+    #[serde(default)]
+    pub volumes: Vec<Volume>,
+    /// Readiness probe.
+    pub health_check: Option<HealthCheck>,
+    /// Span whose arrival means the service is ready.
+    pub wait_for_span: Option<Sp<String>>,
+    /// How long to wait for `wait_for_span`, in seconds (default 30).
+    pub wait_for_span_timeout_secs: Option<Sp<u64>>,
+    /// Where the service table is in the file (its key).
+    #[serde(skip)]
+    pub span: Span,
+}
+
+fn default_plugin() -> Sp<String> {
+    Sp::new("generic_container".to_owned(), Span::default())
+}
+
+/// One bind mount.
+#[derive(Clone, Debug, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Volume {
+    /// Absolute path on the host.
+    pub host_path: Sp<String>,
+    /// Absolute path in the container.
+    pub container_path: Sp<String>,
+    /// Mount read-only.
+    #[serde(default)]
+    pub read_only: Option<Sp<bool>>,
+}
+
+/// `health_check`.
+#[derive(Clone, Debug, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct HealthCheck {
+    /// Command run in the container; exit 0 means healthy.
+    pub cmd: Vec<Sp<String>>,
+    /// Time between probes in milliseconds.
+    pub interval_ms: Option<Sp<u64>>,
+    /// Time one probe may take in milliseconds.
+    pub timeout_ms: Option<Sp<u64>>,
+    /// Probes before giving up.
+    pub retries: Option<Sp<u64>>,
+    /// Where `cmd` is.
+    #[serde(skip)]
+    pub cmd_span: Span,
+}
+
+/// `[[scenario]]`.
+#[derive(Clone, Debug, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Scenario {
+    /// Unique within the file.
+    pub name: Sp<String>,
+    /// Service the scenario runs in.
+    pub service: Option<Sp<String>>,
+    /// Command line, split like a POSIX shell word list.
+    pub run: Option<Sp<String>>,
+    /// Steps run in order.
+    #[serde(default)]
+    pub steps: Vec<Step>,
+    /// Time the whole scenario may take, in milliseconds.
+    pub timeout_ms: Option<Sp<u64>>,
+    /// Higher runs first; default 0.
+    pub priority: Option<Sp<i64>>,
+    /// May run alongside the file's other scenarios.
+    pub concurrent: Option<Sp<bool>>,
+    /// What to keep after the run.
+    pub artifacts: Option<Artifacts>,
+    /// Where the scenario's table is.
+    #[serde(skip)]
+    pub span: Span,
+}
+
+/// `artifacts`.
+#[derive(Clone, Debug, Default, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Artifacts {
+    /// Items such as `"spans:default"`.
+    #[serde(default)]
+    pub collect: Vec<Sp<String>>,
+}
+
+/// `[[scenario.steps]]`.
+#[derive(Clone, Debug, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Step {
+    /// The step's name.
+    pub name: Sp<String>,
+    /// Program and arguments, not run through a shell.
+    #[schemars(length(min = 1))]
+    pub command: Sp<Vec<Sp<String>>>,
+    /// Service to run in (defaults to the scenario's).
+    pub service: Option<Sp<String>>,
+    /// Exit code that counts as success (default 0).
+    pub expected_exit_code: Option<Sp<i64>>,
+    /// Regex that stdout or stderr must match.
+    pub expected_output_regex: Option<Sp<String>>,
+    /// Working directory in the container.
+    pub workdir: Option<Sp<String>>,
+    /// Extra environment variables.
+    #[serde(default)]
+    pub env: SpMap<Sp<String>>,
+    /// Carry on with the next step when this one fails.
+    pub continue_on_failure: Option<Sp<bool>>,
+    /// Where the step's table is.
+    #[serde(skip)]
+    pub span: Span,
+}
+
+/// The `[expect]` tables.
+#[derive(Clone, Debug, Default, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Expect {
+    /// `[[expect.span]]`.
+    #[serde(rename = "span", default)]
+    pub spans: Vec<SpanExpect>,
+    /// `[expect.graph]`.
+    pub graph: Option<GraphExpect>,
+    /// `[expect.counts]`.
+    pub counts: Option<CountsExpect>,
+    /// `[[expect.window]]`.
+    #[serde(rename = "window", default)]
+    pub windows: Vec<WindowExpect>,
+    /// `[expect.order]`.
+    pub order: Option<OrderExpect>,
+    /// `[expect.status]`.
+    pub status: Option<StatusExpect>,
+    /// `[expect.hermeticity]`.
+    pub hermeticity: Option<HermeticityExpect>,
+}
+
+impl Expect {
+    /// Whether any expectation is set.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+            && self.graph.is_none()
+            && self.counts.is_none()
+            && self.windows.is_empty()
+            && self.order.is_none()
+            && self.status.is_none()
+            && self.hermeticity.is_none()
+    }
+}
+
+/// OpenTelemetry span kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SpanKind {
+    /// Internal operation.
+    Internal,
+    /// Server side of a request.
+    Server,
+    /// Client side of a request.
+    Client,
+    /// Message producer.
+    Producer,
+    /// Message consumer.
+    Consumer,
+}
+
+/// `[[expect.span]]`.
+#[derive(Clone, Debug, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct SpanExpect {
+    /// Span name; a glob.
+    pub name: Sp<String>,
+    /// Name of the parent span.
+    pub parent: Option<Sp<String>>,
+    /// Span kind.
+    pub kind: Option<Sp<SpanKind>>,
+    /// Attribute expectations.
+    pub attrs: Option<AttrsExpect>,
+    /// Event expectations.
+    pub events: Option<EventsExpect>,
+    /// Duration bounds in milliseconds.
+    pub duration_ms: Option<Bounds>,
+    /// Where the expectation's table is.
+    #[serde(skip)]
+    pub span: Span,
+}
+
+/// `attrs`.
+#[derive(Clone, Debug, Default, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct AttrsExpect {
+    /// Every pair must match.
+    #[serde(default)]
+    pub all: SpMap<Sp<Scalar>>,
+    /// One pair must match; a list of `"k=v"` strings is also accepted.
+    #[serde(default)]
+    #[schemars(schema_with = "attrs_any_schema")]
+    pub any: SpMap<Sp<Scalar>>,
+}
+
+fn attrs_any_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let map = generator.subschema_for::<SpMap<Scalar>>();
+    schemars::json_schema!({
+        "anyOf": [map, { "type": "array", "items": { "type": "string", "pattern": "^[^=]+=.*$" } }]
+    })
+}
+
+/// `events`.
+#[derive(Clone, Debug, Default, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct EventsExpect {
+    /// Every event must occur.
+    #[serde(default)]
+    pub all: Vec<Sp<String>>,
+    /// One of the events must occur.
+    #[serde(default)]
+    pub any: Vec<Sp<String>>,
+}
+
+/// `{min, max}`.
+#[derive(Clone, Debug, Default, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Bounds {
+    /// Lower bound.
+    pub min: Option<Sp<f64>>,
+    /// Upper bound.
+    pub max: Option<Sp<f64>>,
+}
+
+/// Two span names, as `[a, b]`.
+#[derive(Clone, Debug, JsonSchema)]
+#[schemars(transparent)]
+pub struct Pair(pub [Sp<String>; 2]);
+
+impl Pair {
+    /// The first name.
+    pub fn a(&self) -> &Sp<String> {
+        &self.0[0]
+    }
+    /// The second name.
+    pub fn b(&self) -> &Sp<String> {
+        &self.0[1]
+    }
+}
+
+/// `[expect.graph]`.
+#[derive(Clone, Debug, Default, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct GraphExpect {
+    /// Edges `[parent, child]` that must exist.
+    #[serde(default)]
+    pub must_include: Vec<Sp<Pair>>,
+    /// Edges `[a, b]` that must not exist.
+    #[serde(default)]
+    pub must_not_cross: Vec<Sp<Pair>>,
+    /// The span graph has no cycle.
+    pub acyclic: Option<Sp<bool>>,
+}
+
+/// `{eq, gte, lte}`.
+#[derive(Clone, Debug, Default, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Count {
+    /// Exactly.
+    pub eq: Option<Sp<u64>>,
+    /// At least.
+    pub gte: Option<Sp<u64>>,
+    /// At most.
+    pub lte: Option<Sp<u64>>,
+}
+
+/// `[expect.counts]`.
+#[derive(Clone, Debug, Default, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct CountsExpect {
+    /// Number of spans.
+    pub spans_total: Option<Count>,
+    /// Number of events.
+    pub events_total: Option<Count>,
+    /// Number of spans with status ERROR.
+    pub errors_total: Option<Count>,
+    /// Number of spans by name.
+    #[serde(default)]
+    pub by_name: SpMap<Count>,
+}
+
+/// `[[expect.window]]`.
+#[derive(Clone, Debug, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct WindowExpect {
+    /// The enclosing span.
+    pub outer: Sp<String>,
+    /// Spans that start and end inside `outer`.
+    pub contains: Vec<Sp<String>>,
+    /// Where the window's table is.
+    #[serde(skip)]
+    pub span: Span,
+}
+
+/// `[expect.order]`.
+#[derive(Clone, Debug, Default, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct OrderExpect {
+    /// `[a, b]`: a ends before b starts.
+    #[serde(default)]
+    pub must_precede: Vec<Sp<Pair>>,
+    /// `[a, b]`: a starts after b ends.
+    #[serde(default)]
+    pub must_follow: Vec<Sp<Pair>>,
+}
+
+/// Span status code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum StatusCode {
+    /// OK.
+    Ok,
+    /// ERROR.
+    Error,
+    /// UNSET.
+    Unset,
+}
+
+/// `[expect.status]`.
+#[derive(Clone, Debug, Default, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct StatusExpect {
+    /// Status every span must have.
+    pub all: Option<Sp<StatusCode>>,
+    /// Status by span-name glob.
+    #[serde(default)]
+    pub by_name: SpMap<Sp<StatusCode>>,
+}
+
+/// `[expect.hermeticity]`.
+#[derive(Clone, Debug, Default, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct HermeticityExpect {
+    /// No span carries a network-peer attribute.
+    pub no_external_services: Option<Sp<bool>>,
+    /// Resource attributes that must have these values.
+    pub resource_attrs: Option<ResourceAttrs>,
+    /// Attribute keys no span may carry.
+    pub span_attrs: Option<SpanAttrs>,
+}
+
+/// `resource_attrs`.
+#[derive(Clone, Debug, Default, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ResourceAttrs {
+    /// Key and value pairs.
+    #[serde(default)]
+    pub must_match: SpMap<Sp<Scalar>>,
+}
+
+/// `span_attrs`.
+#[derive(Clone, Debug, Default, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct SpanAttrs {
+    /// Forbidden attribute keys.
+    #[serde(default)]
+    pub forbid_keys: Vec<Sp<String>>,
+}
+
+/// `[limits]`.
+#[derive(Clone, Debug, Default, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Limits {
+    /// CPU in thousandths of a core.
+    pub cpu_millicores: Option<Sp<u64>>,
+    /// Memory in MiB.
+    pub memory_mb: Option<Sp<u64>>,
+}
+
+/// `[report]`.
+#[derive(Clone, Debug, Default, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ReportPaths {
+    /// JSON report path, relative to the file.
+    pub json: Option<Sp<String>>,
+    /// JUnit XML path, relative to the file.
+    pub junit: Option<Sp<String>>,
+    /// Digest path, relative to the file.
+    pub digest: Option<Sp<String>>,
+}

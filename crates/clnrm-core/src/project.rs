@@ -1,0 +1,268 @@
+//! The project: its root directory (the nearest ancestor holding `.clnrm/`) and its
+//! configuration `.clnrm/config.toml`, read with the same diagnostics as test files.
+//! All defaults live in the `Default` impls here.
+
+use crate::diag::{Diagnostic, Diagnostics, Source, Span};
+use crate::model::reader::{Reader, Table};
+use crate::model::{Sp, parse_document};
+use crate::template::toml_to_value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// `[watch]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WatchConfig {
+    /// Debounce window in milliseconds.
+    pub debounce_ms: u64,
+    /// Globs of files that trigger a run.
+    pub patterns: Vec<String>,
+    /// Globs of files that never trigger a run.
+    pub ignore_patterns: Vec<String>,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        Self {
+            debounce_ms: 300,
+            patterns: vec![
+                "**/*.clnrm.toml".into(),
+                "**/*.clnrm.toml.tera".into(),
+                "**/*.tera".into(),
+            ],
+            ignore_patterns: Vec::new(),
+        }
+    }
+}
+
+/// `[cache]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CacheConfig {
+    /// Whether passing scenarios are skipped when unchanged.
+    pub enabled: bool,
+    /// Entries kept before the least recently used are evicted.
+    pub max_entries: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_entries: 10_000,
+        }
+    }
+}
+
+/// `[executor]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExecutorConfig {
+    /// Workers; `None` means the number of CPUs.
+    pub worker_count: Option<u64>,
+    /// Containers alive at once, at most.
+    pub max_concurrent_containers: u64,
+    /// Memory limit per container in MiB.
+    pub container_memory_mb: u64,
+    /// CPU limit per container in cores.
+    pub container_cpu_limit: f64,
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        Self {
+            worker_count: None,
+            max_concurrent_containers: 20,
+            container_memory_mb: 512,
+            container_cpu_limit: 1.0,
+        }
+    }
+}
+
+/// `[diff]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DiffConfig {
+    /// Baseline file, relative to the project root.
+    pub baseline_path: String,
+    /// Drop timestamps before comparing.
+    pub ignore_timestamps: bool,
+    /// Print only differing spans.
+    pub show_only_diffs: bool,
+    /// Deepest level printed.
+    pub max_display_depth: u64,
+    /// Attribute-key globs left out of comparisons.
+    pub ignore_attributes: Vec<String>,
+}
+
+impl Default for DiffConfig {
+    fn default() -> Self {
+        Self {
+            baseline_path: ".clnrm/trace.json".into(),
+            ignore_timestamps: true,
+            show_only_diffs: false,
+            max_display_depth: 10,
+            ignore_attributes: Vec::new(),
+        }
+    }
+}
+
+/// `.clnrm/config.toml`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Config {
+    /// `[watch]`.
+    pub watch: WatchConfig,
+    /// `[cache]`.
+    pub cache: CacheConfig,
+    /// `[executor]` and `[executor.limits]`.
+    pub executor: ExecutorConfig,
+    /// `[diff]`.
+    pub diff: DiffConfig,
+    /// `[vars]`: template variables for every file.
+    pub vars: BTreeMap<String, tera::Value>,
+}
+
+/// A project root and its configuration.
+#[derive(Clone, Debug)]
+pub struct Project {
+    /// The directory holding `.clnrm/` (or the starting directory when none does).
+    pub root: PathBuf,
+    /// The configuration, defaults where the file is silent.
+    pub config: Config,
+}
+
+impl Project {
+    /// Finds the project containing `start` and reads its configuration.
+    pub fn discover(start: &Path) -> (Self, Vec<Diagnostic>) {
+        let root = start
+            .ancestors()
+            .find(|d| d.join(".clnrm").is_dir())
+            .unwrap_or(start)
+            .to_path_buf();
+        let path = root.join(".clnrm").join("config.toml");
+        let (config, diags) = match std::fs::read_to_string(&path) {
+            Ok(text) => parse_config(&Source::file(".clnrm/config.toml", text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Config::default(), Vec::new()),
+            Err(e) => {
+                let d = Diagnostic::error(
+                    crate::diag::Code::Io,
+                    format!(
+                        "cannot read .clnrm/config.toml: {}",
+                        crate::discover::io_reason(&e)
+                    ),
+                )
+                .in_file(".clnrm/config.toml");
+                (Config::default(), vec![d])
+            }
+        };
+        (Self { root, config }, diags)
+    }
+
+    /// `path` relative to the root when it lies inside, as shown to users.
+    pub fn display(&self, path: &Path) -> String {
+        let rel = path.strip_prefix(&self.root).unwrap_or(path);
+        let rel = rel.strip_prefix(".").unwrap_or(rel);
+        rel.display().to_string()
+    }
+}
+
+/// Reads a configuration; unknown keys are warnings, wrong types errors.
+pub fn parse_config(src: &Arc<Source>) -> (Config, Vec<Diagnostic>) {
+    let mut diags = Diagnostics::default();
+    let mut config = Config::default();
+    if let Some(doc) = parse_document(src, src.text(), &mut diags) {
+        let mut r = Reader {
+            src,
+            diags: &mut diags,
+        };
+        let mut root = Table::new(doc.get_ref(), Span::new(0, 0), "");
+        read_config(&mut r, &mut root, &mut config);
+        root.finish(&mut r);
+    }
+    (config, diags.into_sorted())
+}
+
+fn read_config(r: &mut Reader<'_>, root: &mut Table<'_, '_>, c: &mut Config) {
+    fn set<T>(slot: &mut T, v: Option<Sp<T>>) {
+        if let Some(v) = v {
+            *slot = v.value;
+        }
+    }
+    fn set_list(slot: &mut Vec<String>, v: Option<Vec<Sp<String>>>) {
+        if let Some(v) = v {
+            *slot = v.into_iter().map(|s| s.value).collect();
+        }
+    }
+    if let Some(mut t) = root.table(r, "watch") {
+        set(&mut c.watch.debounce_ms, t.get(r, "debounce_ms"));
+        set_list(&mut c.watch.patterns, t.get(r, "patterns"));
+        set_list(&mut c.watch.ignore_patterns, t.get(r, "ignore_patterns"));
+        t.finish(r);
+    }
+    if let Some(mut t) = root.table(r, "cache") {
+        set(&mut c.cache.enabled, t.get(r, "enabled"));
+        set(&mut c.cache.max_entries, t.get(r, "max_entries"));
+        t.finish(r);
+    }
+    if let Some(mut t) = root.table(r, "executor") {
+        c.executor.worker_count = t
+            .get::<Sp<u64>>(r, "worker_count")
+            .map(|v| v.value)
+            .or(c.executor.worker_count);
+        set(
+            &mut c.executor.max_concurrent_containers,
+            t.get(r, "max_concurrent_containers"),
+        );
+        if let Some(mut l) = t.table(r, "limits") {
+            set(
+                &mut c.executor.container_memory_mb,
+                l.get(r, "container_memory_mb"),
+            );
+            set(
+                &mut c.executor.container_cpu_limit,
+                l.get(r, "container_cpu_limit"),
+            );
+            l.finish(r);
+        }
+        t.finish(r);
+    }
+    if let Some(mut t) = root.table(r, "diff") {
+        set(&mut c.diff.baseline_path, t.get(r, "baseline_path"));
+        set(&mut c.diff.ignore_timestamps, t.get(r, "ignore_timestamps"));
+        set(&mut c.diff.show_only_diffs, t.get(r, "show_only_diffs"));
+        set(&mut c.diff.max_display_depth, t.get(r, "max_display_depth"));
+        set_list(&mut c.diff.ignore_attributes, t.get(r, "ignore_attributes"));
+        t.finish(r);
+    }
+    let vars = root.map(r, "vars", |_, v, _| {
+        Some(crate::model::reader::to_toml_value(v.get_ref()))
+    });
+    c.vars = vars
+        .entries
+        .into_iter()
+        .map(|(k, v)| (k.value, toml_to_value(&v)))
+        .collect();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_overrides_defaults_and_reports_typos() {
+        let src = Source::file(
+            ".clnrm/config.toml",
+            "[watch]\ndebounce_ms = 100\n[executor.limits]\ncontainer_memory_mb = 64\n[cache]\nenabeld = false\n[vars]\nregion = \"eu\"\n",
+        );
+        let (config, diags) = parse_config(&src);
+        assert_eq!(config.watch.debounce_ms, 100);
+        assert_eq!(config.executor.container_memory_mb, 64);
+        assert!(config.cache.enabled);
+        assert_eq!(config.vars["region"], "eu");
+        assert_eq!(diags.len(), 1);
+        assert_eq!(diags[0].help.as_deref(), Some("did you mean `enabled`?"));
+    }
+
+    #[test]
+    fn wrong_type_in_config_is_an_error() {
+        let (_, diags) = parse_config(&Source::file("c", "[watch]\ndebounce_ms = \"fast\"\n"));
+        assert!(diags.iter().any(Diagnostic::is_error));
+    }
+}

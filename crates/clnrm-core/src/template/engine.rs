@@ -1,0 +1,313 @@
+//! One Tera instance per worker: functions registered once, the macro library and
+//! includes parsed once, each file added, rendered and removed again.
+//!
+//! Compiling a template is the expensive part of rendering; creating a `Tera` and
+//! registering functions per file would double it, so an engine is reused for every
+//! file a worker handles.
+
+use super::context::{VarLayers, plain_table, tera_context, toml_to_value};
+use super::functions::{self, RenderState, SharedState};
+use super::origin::locate_in_tags;
+use crate::diag::{Code, Diagnostic, Source, Span};
+use regex::Regex;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Mutex};
+use tera::Tera;
+
+/// The shipped macro library's name.
+pub const MACROS_NAME: &str = "_macros.toml.tera";
+/// The shipped macro library.
+pub const MACROS: &str = include_str!("../../templates/_macros.toml.tera");
+
+static REFERENCE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"\{%-?\s*(?:import|include|extends)\s+["']([^"']+)["']"#)
+        .unwrap_or_else(|e| panic!("static regex: {e}"))
+});
+
+/// The result of rendering one template.
+#[derive(Debug)]
+pub struct Rendered {
+    /// The rendered TOML, linked to its template.
+    pub source: Arc<Source>,
+    /// Files the template imports, includes or extends, transitively.
+    pub dependencies: Vec<PathBuf>,
+}
+
+/// Where a referenced template was found.
+#[derive(Clone, Debug, PartialEq)]
+enum Origin {
+    File(PathBuf),
+    Builtin,
+}
+
+/// A reusable renderer.
+pub struct TemplateEngine {
+    tera: Tera,
+    state: SharedState,
+    root: PathBuf,
+    project_templates: PathBuf,
+    loaded: HashMap<String, (Origin, String)>,
+}
+
+impl TemplateEngine {
+    /// An engine for the project at `root` (templates also resolve in `root/.clnrm/templates`).
+    pub fn new(root: &Path) -> Self {
+        let mut tera = Tera::default();
+        let state = Arc::new(Mutex::new(RenderState::default()));
+        functions::register(&mut tera, &state);
+        Self {
+            tera,
+            state,
+            root: root.to_path_buf(),
+            project_templates: root.join(".clnrm").join("templates"),
+            loaded: HashMap::new(),
+        }
+    }
+
+    /// Renders `template` (read from `path`) with `layers` plus the file's own `[vars]`.
+    pub fn render(
+        &mut self,
+        template: &Arc<Source>,
+        path: &Path,
+        layers: &VarLayers,
+    ) -> Result<Rendered, Vec<Diagnostic>> {
+        let text = template.text();
+        let file_vars: BTreeMap<String, tera::Value> = plain_table(text, "vars")
+            .iter()
+            .map(|(k, v)| (k.clone(), toml_to_value(v)))
+            .collect();
+        let determinism = plain_table(text, "determinism");
+        let seed = determinism
+            .get("seed")
+            .and_then(toml::Value::as_integer)
+            .map_or_else(
+                || u64::from_le_bytes(first8(functions::sha256_hex(text.as_bytes()).as_bytes())),
+                |s| s as u64,
+            );
+        let frozen = determinism.get("freeze_clock").map(|v| match v {
+            toml::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        });
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .reset(seed, frozen);
+
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut dependencies = Vec::new();
+        let mut diags = Vec::new();
+        self.load_references(template, &dir, &mut dependencies, &mut diags, 0);
+        if !diags.is_empty() {
+            return Err(diags);
+        }
+        let name = template.name().to_owned();
+        let ctx = tera_context(&layers.merged(&file_vars));
+        let result = self
+            .tera
+            .add_raw_template(&name, text)
+            .map_err(|e| (Code::TemplateSyntax, e))
+            .and_then(|()| {
+                self.tera
+                    .render(&name, &ctx)
+                    .map_err(|e| (Code::TemplateRender, e))
+            });
+        self.tera.templates.remove(&name);
+        match result {
+            Ok(out) => Ok(Rendered {
+                source: Source::rendered(template, out),
+                dependencies,
+            }),
+            Err((code, e)) => Err(vec![self.tera_diagnostic(code, &e, template)]),
+        }
+    }
+
+    /// Finds, reads and registers every template `src` refers to, depth first.
+    fn load_references(
+        &mut self,
+        src: &Arc<Source>,
+        dir: &Path,
+        deps: &mut Vec<PathBuf>,
+        diags: &mut Vec<Diagnostic>,
+        depth: usize,
+    ) {
+        if depth > 16 {
+            return;
+        }
+        let refs: Vec<(String, Span)> = REFERENCE
+            .captures_iter(src.text())
+            .filter_map(|c| {
+                c.get(1)
+                    .map(|m| (m.as_str().to_owned(), Span::new(m.start(), m.end())))
+            })
+            .collect();
+        for (name, span) in refs {
+            let Some(origin) = self.resolve(&name, dir) else {
+                diags.push(
+                    Diagnostic::error(
+                        Code::TemplateNotFound,
+                        format!("template \"{name}\" not found"),
+                    )
+                    .at(src, span, "no such template")
+                    .help(format!(
+                        "looked next to the template ({}) and in {}",
+                        self.display(dir),
+                        self.display(&self.project_templates)
+                    )),
+                );
+                continue;
+            };
+            let content = match &origin {
+                Origin::Builtin => MACROS.to_owned(),
+                Origin::File(p) => match std::fs::read_to_string(p) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        diags.push(
+                            Diagnostic::error(
+                                Code::Io,
+                                format!("cannot read template {}: {e}", self.display(p)),
+                            )
+                            .at(src, span, "referenced here"),
+                        );
+                        continue;
+                    }
+                },
+            };
+            if let Origin::File(p) = &origin {
+                if deps.contains(p) {
+                    continue;
+                }
+                deps.push(p.clone());
+            }
+            let include_src = Source::file(self.origin_name(&origin, &name), content.clone());
+            let child_dir = match &origin {
+                Origin::File(p) => p.parent().map(Path::to_path_buf).unwrap_or_default(),
+                Origin::Builtin => dir.to_path_buf(),
+            };
+            self.load_references(&include_src, &child_dir, deps, diags, depth + 1);
+            if self.loaded.get(&name) == Some(&(origin.clone(), content.clone())) {
+                continue;
+            }
+            if let Err(e) = self.tera.add_raw_template(&name, &content) {
+                self.tera.templates.remove(&name);
+                self.loaded.remove(&name);
+                diags.push(self.tera_diagnostic(Code::TemplateSyntax, &e, &include_src));
+                continue;
+            }
+            self.loaded.insert(name, (origin, content));
+        }
+    }
+
+    fn resolve(&self, name: &str, dir: &Path) -> Option<Origin> {
+        [dir.join(name), self.project_templates.join(name)]
+            .into_iter()
+            .find(|p| p.is_file())
+            .map(Origin::File)
+            .or_else(|| (name == MACROS_NAME).then_some(Origin::Builtin))
+    }
+
+    fn origin_name(&self, origin: &Origin, name: &str) -> String {
+        match origin {
+            Origin::File(p) => self.display(p),
+            Origin::Builtin => format!("<builtin>/{name}"),
+        }
+    }
+
+    fn display(&self, p: &Path) -> String {
+        p.strip_prefix(&self.root)
+            .unwrap_or(p)
+            .display()
+            .to_string()
+    }
+
+    /// Turns a Tera error into a positioned diagnostic in `src`.
+    fn tera_diagnostic(&self, code: Code, e: &tera::Error, src: &Arc<Source>) -> Diagnostic {
+        let chain = error_chain(e);
+        let innermost = chain.last().cloned().unwrap_or_default();
+        if let Some((line, col, expected)) = pest_position(&innermost) {
+            let start = (src.line_start(line) + col.saturating_sub(1)).min(src.text().len());
+            let end = src.text()[start..]
+                .chars()
+                .next()
+                .map_or(start, |c| start + c.len_utf8());
+            return Diagnostic::error(Code::TemplateSyntax, "template syntax error").at(
+                src,
+                Span::new(start, end),
+                expected,
+            );
+        }
+        let message = innermost
+            .lines()
+            .next()
+            .unwrap_or("template error")
+            .to_owned();
+        let code = if message.contains("not found") && message.starts_with("Template") {
+            Code::TemplateNotFound
+        } else {
+            code
+        };
+        let mut d = Diagnostic::error(code, format!("template error: {message}"));
+        let located = backticked(&innermost)
+            .into_iter()
+            .chain(quoted_function(&chain))
+            .find_map(|needle| locate_in_tags(src.text(), &needle));
+        d = match located {
+            Some(span) => d.at(src, span, "while rendering this"),
+            None => d.at(src, Span::new(0, 0), "while rendering this template"),
+        };
+        if message.starts_with("Variable") {
+            d = d.help("define it with `--var name=value`, `CLNRM_VAR_name`, [vars] in the file or in .clnrm/config.toml");
+        }
+        d
+    }
+}
+
+fn first8(bytes: &[u8]) -> [u8; 8] {
+    let mut out = [0u8; 8];
+    for (o, b) in out.iter_mut().zip(bytes) {
+        *o = *b;
+    }
+    out
+}
+
+/// Messages of an error and its sources, outermost first.
+fn error_chain(e: &tera::Error) -> Vec<String> {
+    let mut out = vec![e.to_string()];
+    let mut cur: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(inner) = cur {
+        out.push(inner.to_string());
+        cur = inner.source();
+    }
+    out
+}
+
+/// `--> line:col` and the `= expected ...` line of a pest error.
+fn pest_position(msg: &str) -> Option<(usize, usize, String)> {
+    let pos = msg.lines().find_map(|l| l.trim().strip_prefix("--> "))?;
+    let (line, col) = pos.split_once(':')?;
+    let expected = msg
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("= "))
+        .unwrap_or("unexpected input")
+        .to_owned();
+    Some((
+        line.trim().parse().ok()?,
+        col.trim().parse().ok()?,
+        expected,
+    ))
+}
+
+/// Text between the first pair of backticks (`Variable `x` not found`).
+fn backticked(msg: &str) -> Option<String> {
+    let start = msg.find('`')? + 1;
+    let len = msg[start..].find('`')?;
+    Some(msg[start..start + len].to_owned())
+}
+
+/// The name in `Function call 'env' failed`.
+fn quoted_function(chain: &[String]) -> Option<String> {
+    chain.iter().find_map(|m| {
+        let rest = m.strip_prefix("Function call '")?;
+        Some(rest[..rest.find('\'')?].to_owned())
+    })
+}

@@ -1,0 +1,26 @@
+//! Rendering `*.clnrm.toml.tera` templates with Tera.
+//!
+//! Owns the variable context and its precedence, the clnrm template functions,
+//! include resolution (next to the template, then `.clnrm/templates/`, then the
+//! shipped `_macros.toml.tera`), and mapping template errors to diagnostics. It does
+//! not parse TOML; that is [`crate::model`].
+
+mod context;
+mod engine;
+mod functions;
+mod origin;
+
+pub use context::{
+    DEFAULT_IMAGE, VarLayers, builtin_defaults, is_identifier, plain_table, tera_context,
+    toml_to_value,
+};
+pub use engine::{MACROS, MACROS_NAME, Rendered, TemplateEngine};
+pub use functions::{sha256_hex, toml_encode};
+pub use origin::{attach_template_origin, line_origins, locate_in_tags};
+
+/// Whether a path names a template (`*.clnrm.toml.tera`) rather than plain TOML.
+pub fn is_template(path: &std::path::Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with(".clnrm.toml.tera"))
+}

@@ -1,0 +1,624 @@
+//! The semantic rules of SPEC §1.2 that types alone do not catch.
+
+use crate::diag::{Code, Diagnostic, Diagnostics, Source, Span};
+use crate::model::shell::split_words;
+use crate::model::{Count, Pair, Sp, SpanExpect, TestFile};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+/// Known context propagators.
+const PROPAGATORS: &[&str] = &[
+    "tracecontext",
+    "baggage",
+    "b3",
+    "b3multi",
+    "jaeger",
+    "xray",
+    "ottrace",
+    "none",
+];
+
+struct Ctx<'a> {
+    src: &'a Arc<Source>,
+    diags: &'a mut Diagnostics,
+}
+
+impl Ctx<'_> {
+    fn error(
+        &mut self,
+        code: Code,
+        span: Span,
+        message: String,
+        label: impl Into<String>,
+    ) -> &mut Diagnostic {
+        self.diags
+            .push_mut(Diagnostic::error(code, message).at(self.src, span, label))
+    }
+}
+
+/// Checks every rule on `file`, recording each violation.
+pub fn check(file: &TestFile, src: &Arc<Source>, diags: &mut Diagnostics) {
+    let mut cx = Ctx { src, diags };
+    check_scenarios(file, &mut cx);
+    check_services(file, &mut cx);
+    check_determinism(file, &mut cx);
+    check_otel(file, &mut cx);
+    check_expectations(file, &mut cx);
+}
+
+fn check_scenarios(file: &TestFile, cx: &mut Ctx<'_>) {
+    let defined: Vec<&str> = file
+        .services
+        .iter()
+        .map(|(k, _)| k.value.as_str())
+        .collect();
+    let mut seen: HashMap<&str, Span> = HashMap::new();
+    for sc in &file.scenarios {
+        if let Some(first) = seen.get(sc.name.as_str()) {
+            let first = *first;
+            let src = cx.src;
+            let d = cx.error(
+                Code::DuplicateScenario,
+                sc.name.span,
+                format!("duplicate scenario name \"{}\"", sc.name.value),
+                "used again here",
+            );
+            *d = d
+                .clone()
+                .also(src, first, "first defined here")
+                .help("scenario names must be unique within a file; they form the scenario id");
+        } else {
+            seen.insert(&sc.name.value, sc.name.span);
+        }
+        if let Some(service) = &sc.service {
+            check_reference(
+                cx,
+                service,
+                &defined,
+                &format!("scenario \"{}\"", sc.name.value),
+            );
+        }
+        match (&sc.run, sc.steps.is_empty()) {
+            (None, true) => {
+                cx.error(
+                    Code::NothingToRun,
+                    sc.name.span,
+                    format!("scenario \"{}\" has nothing to run", sc.name.value),
+                    "no `run` and no [[scenario.steps]]",
+                )
+                .help =
+                    Some("add `run = \"command args\"` or one or more [[scenario.steps]]".into());
+            }
+            (Some(run), false) => {
+                cx.error(
+                    Code::NothingToRun,
+                    run.span,
+                    format!("scenario \"{}\" has both `run` and `steps`", sc.name.value),
+                    "remove `run` or the steps",
+                )
+                .help = Some("a scenario runs either `run` or its steps".into());
+            }
+            _ => {}
+        }
+        if let Some(run) = &sc.run {
+            check_run(cx, run);
+        }
+        if sc.service.is_none() && file.services.len() > 1 && sc.run.is_some() {
+            cx.error(
+                Code::AmbiguousService,
+                sc.name.span,
+                format!(
+                    "scenario \"{}\" does not say which service to run in",
+                    sc.name.value
+                ),
+                "no `service` here",
+            )
+            .help = Some(format!(
+                "add `service = \"...\"`; defined: {}",
+                defined.join(", ")
+            ));
+        }
+        if file.services.is_empty()
+            && (sc.run.is_some() || sc.steps.iter().any(|s| s.service.is_none()))
+        {
+            cx.error(
+                Code::AmbiguousService,
+                sc.name.span,
+                format!("scenario \"{}\" has no service to run in", sc.name.value),
+                "no [service.*] in this file",
+            )
+            .help = Some(
+                "define a service, e.g. [service.app] with image = \"clnrm/busybox:latest\"".into(),
+            );
+        }
+        for step in &sc.steps {
+            if let Some(service) = &step.service {
+                check_reference(
+                    cx,
+                    service,
+                    &defined,
+                    &format!("step \"{}\"", step.name.value),
+                );
+            } else if sc.service.is_none() && file.services.len() > 1 {
+                cx.error(
+                    Code::AmbiguousService,
+                    step.name.span,
+                    format!(
+                        "step \"{}\" does not say which service to run in",
+                        step.name.value
+                    ),
+                    "no `service` on the step or its scenario",
+                )
+                .help = Some(format!(
+                    "add `service = \"...\"`; defined: {}",
+                    defined.join(", ")
+                ));
+            }
+            if step.command.value.is_empty() {
+                cx.error(
+                    Code::EmptyCommand,
+                    step.command.span,
+                    format!("step \"{}\" has an empty command", step.name.value),
+                    "expected a program and its arguments",
+                );
+            }
+            if let Some(re) = &step.expected_output_regex {
+                check_regex(cx, re);
+            }
+        }
+        if let Some(t) = &sc.timeout_ms {
+            if t.value == 0 {
+                cx.error(
+                    Code::OutOfRange,
+                    t.span,
+                    "`timeout_ms` must be above 0".into(),
+                    "0 would time out at once",
+                );
+            }
+        }
+        for item in sc.artifacts.iter().flat_map(|a| &a.collect) {
+            if !item.value.starts_with("spans:") || item.value.len() == "spans:".len() {
+                cx.error(
+                    Code::BadValue,
+                    item.span,
+                    format!("unknown artifact \"{}\"", item.value),
+                    "expected \"spans:<name>\"",
+                );
+            }
+        }
+    }
+}
+
+fn check_reference(cx: &mut Ctx<'_>, service: &Sp<String>, defined: &[&str], who: &str) {
+    if defined.contains(&service.as_str()) {
+        return;
+    }
+    let label = if defined.is_empty() {
+        format!("no [service.{}]; no services are defined", service.value)
+    } else {
+        format!(
+            "no [service.{}]; defined: {}",
+            service.value,
+            defined.join(", ")
+        )
+    };
+    let help = match crate::model::reader::closest(&service.value, defined) {
+        Some(best) => format!("did you mean \"{best}\"?"),
+        None => format!("define [service.{}] with an `image`", service.value),
+    };
+    cx.error(
+        Code::UndefinedService,
+        service.span,
+        format!("{who} references undefined service \"{}\"", service.value),
+        label,
+    )
+    .help = Some(help);
+}
+
+fn check_run(cx: &mut Ctx<'_>, run: &Sp<String>) {
+    let raw_start = run.span.start + 1;
+    match split_words(&run.value) {
+        Err(e) => {
+            // The offset is into the decoded string; for basic strings without escapes
+            // before it, it lines up with the source after the opening quote.
+            let at = cx
+                .src
+                .text()
+                .get(run.span.start..run.span.end)
+                .and_then(|raw| {
+                    let inner = raw.get(1..)?;
+                    inner
+                        .starts_with(&run.value[..e.offset])
+                        .then_some(raw_start + e.offset)
+                });
+            let span = at.map_or(run.span, |s| Span::new(s, s + 1));
+            cx.error(
+                Code::UnbalancedQuotes,
+                span,
+                format!("`run` cannot be split into words: {}", e.reason),
+                e.reason,
+            )
+            .help = Some("close the quote, or use `steps` with an explicit `command` list".into());
+        }
+        Ok(words) if words.is_empty() => {
+            cx.error(
+                Code::EmptyCommand,
+                run.span,
+                "`run` is empty".into(),
+                "expected a command",
+            );
+        }
+        Ok(_) => {}
+    }
+}
+
+fn check_regex(cx: &mut Ctx<'_>, re: &Sp<String>) {
+    if let Err(e) = regex::Regex::new(&re.value) {
+        let reason = e.to_string();
+        let last = reason
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("invalid")
+            .trim();
+        let last = last.strip_prefix("error: ").unwrap_or(last).to_owned();
+        cx.error(
+            Code::BadRegex,
+            re.span,
+            "regular expression does not compile".into(),
+            last,
+        );
+    }
+}
+
+fn check_glob(cx: &mut Ctx<'_>, glob: &Sp<String>) {
+    if let Err(e) = globset::Glob::new(&glob.value) {
+        cx.error(
+            Code::BadGlob,
+            glob.span,
+            format!("glob \"{}\" does not compile", glob.value),
+            e.kind().to_string(),
+        );
+    }
+}
+
+fn check_services(file: &TestFile, cx: &mut Ctx<'_>) {
+    let mut ports: HashMap<u16, (Span, &str)> = HashMap::new();
+    for (id, svc) in file.services.iter() {
+        if svc.image.value.trim().is_empty() {
+            cx.error(
+                Code::BadValue,
+                svc.image.span,
+                format!("service \"{}\" has an empty image", id.value),
+                "expected an image reference",
+            );
+        }
+        if svc.plugin.value != "generic_container" {
+            let d = Diagnostic::warning(
+                Code::UnknownWord,
+                format!(
+                    "unknown plugin \"{}\"; treated as generic_container",
+                    svc.plugin.value
+                ),
+            )
+            .at(
+                cx.src,
+                svc.plugin.span,
+                "only generic_container is built in",
+            );
+            cx.diags.push(d);
+        }
+        for port in &svc.ports {
+            if let Some((first, owner)) = ports.get(&port.value) {
+                let (first, owner) = (*first, owner.to_string());
+                let src = cx.src;
+                let d = cx.error(
+                    Code::DuplicatePort,
+                    port.span,
+                    format!("port {} is listed twice", port.value),
+                    "listed again here",
+                );
+                *d = d
+                    .clone()
+                    .also(src, first, format!("first listed for service \"{owner}\""));
+            } else {
+                ports.insert(port.value, (port.span, id.value.as_str()));
+            }
+            if port.value == 0 {
+                cx.error(
+                    Code::OutOfRange,
+                    port.span,
+                    "port 0 is not a port".into(),
+                    "expected 1 to 65535",
+                );
+            }
+        }
+        for v in &svc.volumes {
+            for p in [&v.host_path, &v.container_path] {
+                if !p.value.starts_with('/') {
+                    cx.error(Code::RelativeVolumePath, p.span, format!("volume path \"{}\" is not absolute", p.value), "must start with `/`")
+                        .help = Some("bind mounts need absolute paths; use {{ env(name=\"PWD\") }} in a template for the project directory".into());
+                }
+            }
+        }
+        if let Some(h) = &svc.health_check {
+            if h.cmd.is_empty() {
+                cx.error(
+                    Code::EmptyCommand,
+                    h.cmd_span,
+                    format!("service \"{}\" has an empty health_check command", id.value),
+                    "expected a program and its arguments",
+                );
+            }
+        }
+    }
+}
+
+fn check_determinism(file: &TestFile, cx: &mut Ctx<'_>) {
+    let Some(clock) = file
+        .determinism
+        .as_ref()
+        .and_then(|d| d.freeze_clock.as_ref())
+    else {
+        return;
+    };
+    if time::OffsetDateTime::parse(&clock.value, &time::format_description::well_known::Rfc3339)
+        .is_err()
+    {
+        cx.error(
+            Code::BadTimestamp,
+            clock.span,
+            format!(
+                "`freeze_clock` \"{}\" is not an RFC 3339 timestamp",
+                clock.value
+            ),
+            "expected e.g. \"2025-01-01T00:00:00Z\"",
+        );
+    }
+}
+
+fn check_otel(file: &TestFile, cx: &mut Ctx<'_>) {
+    let Some(otel) = &file.otel else { return };
+    if let Some(r) = &otel.sample_ratio {
+        if !(0.0..=1.0).contains(&r.value) {
+            cx.error(
+                Code::OutOfRange,
+                r.span,
+                format!("`sample_ratio` {} is outside 0.0 to 1.0", r.value),
+                "expected 0.0 to 1.0",
+            );
+        }
+    }
+    if let Some(e) = &otel.endpoint {
+        let ok = ["http://", "https://"]
+            .iter()
+            .any(|p| e.value.strip_prefix(p).is_some_and(|rest| !rest.is_empty()));
+        if !ok {
+            cx.error(
+                Code::BadValue,
+                e.span,
+                format!("`endpoint` \"{}\" is not an http(s) URL", e.value),
+                "expected e.g. \"http://localhost:4318\"",
+            );
+        }
+    }
+    for p in otel.propagators.iter().flat_map(|p| &p.use_) {
+        if !PROPAGATORS.contains(&p.as_str()) {
+            let mut d = Diagnostic::warning(
+                Code::UnknownWord,
+                format!("unknown propagator \"{}\"", p.value),
+            )
+            .at(cx.src, p.span, format!("known: {}", PROPAGATORS.join(", ")));
+            if let Some(best) = crate::model::reader::closest(&p.value, PROPAGATORS) {
+                d = d.help(format!("did you mean \"{best}\"?"));
+            }
+            cx.diags.push(d);
+        }
+    }
+}
+
+fn check_expectations(file: &TestFile, cx: &mut Ctx<'_>) {
+    let e = &file.expect;
+    for s in &e.spans {
+        check_span_expect(cx, s);
+    }
+    if let Some(counts) = &e.counts {
+        let named = [
+            &counts.spans_total,
+            &counts.events_total,
+            &counts.errors_total,
+        ];
+        for c in named.into_iter().flatten() {
+            check_count(cx, c);
+        }
+        for (k, c) in counts.by_name.iter() {
+            check_glob(cx, k);
+            check_count(cx, c);
+        }
+    }
+    if let Some(status) = &e.status {
+        for (k, _) in status.by_name.iter() {
+            check_glob(cx, k);
+        }
+    }
+    check_order(file, cx);
+}
+
+fn check_span_expect(cx: &mut Ctx<'_>, s: &SpanExpect) {
+    check_glob(cx, &s.name);
+    if let Some(b) = &s.duration_ms {
+        for v in [&b.min, &b.max].into_iter().flatten() {
+            if v.value < 0.0 {
+                cx.error(
+                    Code::OutOfRange,
+                    v.span,
+                    "durations cannot be negative".into(),
+                    "expected 0 or more",
+                );
+            }
+        }
+        if let (Some(min), Some(max)) = (&b.min, &b.max) {
+            if min.value > max.value {
+                bounds_error(cx, min.span, max.span, "min", "max", &min.value, &max.value);
+            }
+        }
+    }
+}
+
+fn bounds_error(
+    cx: &mut Ctx<'_>,
+    lo: Span,
+    hi: Span,
+    lo_name: &str,
+    hi_name: &str,
+    lo_v: &dyn std::fmt::Display,
+    hi_v: &dyn std::fmt::Display,
+) {
+    let src = cx.src;
+    let d = cx.error(
+        Code::BadBounds,
+        lo,
+        format!("`{lo_name}` ({lo_v}) is above `{hi_name}` ({hi_v})"),
+        format!("{lo_name} = {lo_v}"),
+    );
+    *d = d
+        .clone()
+        .also(src, hi, format!("{hi_name} = {hi_v}"))
+        .help(format!(
+            "no value can satisfy both; `{lo_name}` must be at most `{hi_name}`"
+        ));
+}
+
+fn check_count(cx: &mut Ctx<'_>, c: &Count) {
+    if let (Some(gte), Some(lte)) = (&c.gte, &c.lte) {
+        if gte.value > lte.value {
+            bounds_error(cx, gte.span, lte.span, "gte", "lte", &gte.value, &lte.value);
+        }
+    }
+    if let Some(eq) = &c.eq {
+        let outside = c
+            .gte
+            .as_ref()
+            .filter(|g| eq.value < g.value)
+            .map(|g| (g.span, "gte", g.value))
+            .or_else(|| {
+                c.lte
+                    .as_ref()
+                    .filter(|l| eq.value > l.value)
+                    .map(|l| (l.span, "lte", l.value))
+            });
+        if let Some((span, name, v)) = outside {
+            let src = cx.src;
+            let d = cx.error(
+                Code::BadBounds,
+                eq.span,
+                format!("`eq` ({}) contradicts `{name}` ({v})", eq.value),
+                format!("eq = {}", eq.value),
+            );
+            *d = d.clone().also(src, span, format!("{name} = {v}"));
+        }
+    }
+}
+
+/// `must_precede` and `must_follow` as edges "a ends before b starts", acyclic and
+/// consistent with windows (a span inside a window cannot precede or follow its outer span).
+fn check_order(file: &TestFile, cx: &mut Ctx<'_>) {
+    let Some(order) = &file.expect.order else {
+        return;
+    };
+    let edges: Vec<(&str, &str, &Sp<Pair>)> = order
+        .must_precede
+        .iter()
+        .map(|p| (p.a().as_str(), p.b().as_str(), p))
+        .chain(
+            order
+                .must_follow
+                .iter()
+                .map(|p| (p.b().as_str(), p.a().as_str(), p)),
+        )
+        .collect();
+    for (a, b, p) in &edges {
+        if a == b {
+            cx.error(
+                Code::OrderCycle,
+                p.span,
+                format!("\"{a}\" cannot end before it starts"),
+                "a span cannot precede itself",
+            );
+        }
+    }
+    if let Some((a, b, p)) = first_cycle_edge(&edges) {
+        cx.error(
+            Code::OrderCycle,
+            p.span,
+            format!("ordering constraints form a cycle through \"{a}\" and \"{b}\""),
+            "this constraint closes the cycle",
+        )
+        .help = Some(
+            "no trace can satisfy a cycle of must_precede/must_follow; remove one constraint"
+                .into(),
+        );
+    }
+    for w in &file.expect.windows {
+        let inside: HashSet<&str> = w.contains.iter().map(|c| c.as_str()).collect();
+        for (a, b, p) in &edges {
+            let contradicts = (*a == w.outer.as_str() && inside.contains(b))
+                || (*b == w.outer.as_str() && inside.contains(a));
+            if contradicts {
+                let src = cx.src;
+                let d = cx.error(
+                    Code::OrderContradictsWindow,
+                    p.span,
+                    format!("ordering [\"{a}\" before \"{b}\"] contradicts a window"),
+                    "this constraint",
+                );
+                *d = d.clone().also(src, w.outer.span, format!("\"{}\" contains the other span", w.outer.value))
+                    .help("a span inside a window overlaps its outer span, so neither can end before the other starts");
+            }
+        }
+    }
+}
+
+/// The edge that closes the first cycle found, if any (depth-first search).
+fn first_cycle_edge<'a, T>(
+    edges: &'a [(&'a str, &'a str, T)],
+) -> Option<(&'a str, &'a str, &'a T)> {
+    let mut adj: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, (a, _, _)) in edges.iter().enumerate() {
+        adj.entry(a).or_default().push(i);
+    }
+    let mut state: HashMap<&str, u8> = HashMap::new();
+    fn visit<'a, T>(
+        n: &'a str,
+        edges: &'a [(&'a str, &'a str, T)],
+        adj: &HashMap<&'a str, Vec<usize>>,
+        state: &mut HashMap<&'a str, u8>,
+    ) -> Option<usize> {
+        state.insert(n, 1);
+        for &i in adj.get(n).into_iter().flatten() {
+            let next = edges[i].1;
+            match state.get(next) {
+                Some(1) => return Some(i),
+                Some(_) => {}
+                None => {
+                    if let Some(found) = visit(next, edges, adj, state) {
+                        return Some(found);
+                    }
+                }
+            }
+        }
+        state.insert(n, 2);
+        None
+    }
+    let mut starts: Vec<&str> = edges.iter().map(|e| e.0).collect();
+    starts.dedup();
+    for s in starts {
+        if !state.contains_key(s) {
+            if let Some(i) = visit(s, edges, &adj, &mut state) {
+                let (a, b, t) = &edges[i];
+                return Some((a, b, t));
+            }
+        }
+    }
+    None
+}
