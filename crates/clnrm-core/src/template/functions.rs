@@ -135,6 +135,52 @@ pub fn toml_encode(value: &Value) -> Result<String> {
     })
 }
 
+/// A map, or a list of `"key=value"` strings, as a map (values stay strings).
+pub fn as_table(v: &Value) -> Result<Value> {
+    match v {
+        Value::Object(_) => Ok(v.clone()),
+        Value::Array(items) => {
+            let mut map = serde_json::Map::new();
+            for item in items {
+                let pair = item.as_str().and_then(|s| s.split_once('='));
+                let Some((k, val)) = pair else {
+                    return Err(Error::msg(format!(
+                        "toml_table(): expected \"key=value\", found {item}"
+                    )));
+                };
+                map.insert(k.trim().to_owned(), Value::String(val.to_owned()));
+            }
+            Ok(Value::Object(map))
+        }
+        other => Err(Error::msg(format!(
+            "toml_table(): expected a map or a list of \"key=value\", found {other}"
+        ))),
+    }
+}
+
+/// A list of `"a>b"` strings (or of two-element lists) as a list of pairs.
+pub fn as_pairs(v: &Value) -> Result<Value> {
+    let bad = |item: &Value| Error::msg(format!("toml_pairs(): expected \"a>b\", found {item}"));
+    let Value::Array(items) = v else {
+        return Err(bad(v));
+    };
+    let pairs: Result<Vec<Value>> = items
+        .iter()
+        .map(|item| match item {
+            Value::String(s) => {
+                let (a, b) = s.split_once('>').ok_or_else(|| bad(item))?;
+                Ok(Value::Array(vec![
+                    Value::from(a.trim()),
+                    Value::from(b.trim()),
+                ]))
+            }
+            Value::Array(p) if p.len() == 2 => Ok(item.clone()),
+            _ => Err(bad(item)),
+        })
+        .collect();
+    Ok(Value::Array(pairs?))
+}
+
 /// A TOML key, bare when possible, quoted otherwise.
 pub fn toml_key(k: &str) -> String {
     let bare = !k.is_empty()
@@ -175,6 +221,18 @@ pub fn register(tera: &mut Tera, state: &SharedState) {
             .get("value")
             .ok_or_else(|| Error::msg("toml_encode(): missing `value`"))?;
         toml_encode(v).map(Value::String)
+    });
+    tera.register_function("toml_table", |args: &HashMap<String, Value>| {
+        let v = args
+            .get("value")
+            .ok_or_else(|| Error::msg("toml_table(): missing `value`"))?;
+        toml_encode(&as_table(v)?).map(Value::String)
+    });
+    tera.register_function("toml_pairs", |args: &HashMap<String, Value>| {
+        let v = args
+            .get("value")
+            .ok_or_else(|| Error::msg("toml_pairs(): missing `value`"))?;
+        toml_encode(&as_pairs(v)?).map(Value::String)
     });
     let s = state.clone();
     tera.register_function("now_rfc3339", move |_: &HashMap<String, Value>| {
@@ -302,8 +360,8 @@ mod tests {
     fn toml_encode_quotes_strings_and_keys() {
         let v = json!({"a b": "x\"y", "n": [1, true]});
         let encoded = toml_encode(&v).unwrap_or_default();
-        assert_eq!(encoded, r#"{ "a b" = "x\"y", n = [1, true] }"#);
-        let parsed: Result<toml::Table, _> = toml::from_str(&format!("k = {encoded}"));
+        assert_eq!(encoded, r#"{ "a b" = 'x"y', n = [1, true] }"#);
+        let parsed: std::result::Result<toml::Table, _> = toml::from_str(&format!("k = {encoded}"));
         assert!(parsed.is_ok());
     }
 

@@ -24,3 +24,6 @@ pub fn is_template(path: &std::path::Path) -> bool {
         .and_then(|n| n.to_str())
         .is_some_and(|n| n.ends_with(".clnrm.toml.tera"))
 }
+
+#[cfg(test)]
+mod tests;

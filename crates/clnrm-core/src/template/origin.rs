@@ -82,7 +82,7 @@ mod tests {
         let text = "name = \"x\"\nv = \"{{ name2 }} {{ name }}\"";
         let span = locate_in_tags(text, "name");
         assert_eq!(span.map(|s| &text[s.start..s.end]), Some("name"));
-        assert_eq!(span.map(|s| s.start), Some(28));
+        assert_eq!(span.map(|s| s.start), Some(31));
     }
 
     #[test]

@@ -1,0 +1,196 @@
+//! Rendering behaviour: variables, functions, macros, includes, errors, purity.
+
+use super::*;
+use crate::diag::{Code, Source};
+use proptest::prelude::*;
+use std::path::Path;
+
+fn render_in(
+    root: &Path,
+    name: &str,
+    text: &str,
+    layers: &VarLayers,
+) -> Result<String, Vec<crate::diag::Diagnostic>> {
+    let path = root.join(name);
+    let mut engine = TemplateEngine::new(root);
+    engine
+        .render(&Source::file(name, text), &path, layers)
+        .map(|r| r.source.text().to_owned())
+}
+
+fn render(text: &str) -> Result<String, Vec<crate::diag::Diagnostic>> {
+    render_in(
+        Path::new("/nonexistent"),
+        "t.clnrm.toml.tera",
+        text,
+        &VarLayers::default(),
+    )
+}
+
+#[test]
+fn variables_are_reachable_directly_and_under_vars() {
+    let out = render("a = \"{{ svc }}\"\nb = \"{{ vars.env }}\"\n[vars]\nsvc = \"mine\"\n");
+    assert_eq!(
+        out.ok().as_deref(),
+        Some("a = \"mine\"\nb = \"ci\"\n[vars]\nsvc = \"mine\"\n")
+    );
+}
+
+#[test]
+fn cli_vars_override_file_vars() {
+    let layers = VarLayers {
+        cli: [("svc".to_owned(), tera::Value::from("cli"))].into(),
+        ..VarLayers::default()
+    };
+    let out = render_in(
+        Path::new("/x"),
+        "t.clnrm.toml.tera",
+        "a = \"{{ svc }}\"\n[vars]\nsvc = \"file\"\n",
+        &layers,
+    );
+    assert!(out.is_ok_and(|o| o.starts_with("a = \"cli\"")));
+}
+
+#[test]
+fn frozen_clock_and_seed_make_output_pure() {
+    let text = "[determinism]\nseed = 42\nfreeze_clock = \"2025-06-01T12:00:00Z\"\n[vars]\nt = \"{{ now_rfc3339() }}\"\nu = \"{{ uuid() }}\"\nn = \"{{ fake_name() }}\"\ni = {{ fake_int(min=1, max=6) }}\n";
+    let a = render(text).unwrap_or_default();
+    let b = render(text).unwrap_or_default();
+    assert_eq!(a, b);
+    assert!(a.contains("t = \"2025-06-01T12:00:00Z\""));
+    let other_seed = render(&text.replace("seed = 42", "seed = 43")).unwrap_or_default();
+    assert_ne!(a, other_seed);
+}
+
+#[test]
+fn sha256_uuid_and_toml_encode_functions() {
+    let out = render("h = \"{{ sha256(s=\"abc\") }}\"\nu = \"{{ uuid(seed=\"x\") }}\"\nl = {{ toml_encode(value=[\"a\", 1]) }}\n").unwrap_or_default();
+    assert!(out.contains("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+    assert!(out.contains("l = [\"a\", 1]"));
+    let again = render("u = \"{{ uuid(seed=\"x\") }}\"").unwrap_or_default();
+    assert!(out.contains(&again[4..40]));
+}
+
+#[test]
+fn env_function_uses_default_and_reports_unset_variable() {
+    let out = render("a = \"{{ env(name=\"CLNRM_SURELY_UNSET_VAR\", default=\"d\") }}\"")
+        .unwrap_or_default();
+    assert_eq!(out, "a = \"d\"");
+    let err = render("\n\na = \"{{ env(name=\"CLNRM_SURELY_UNSET_VAR\") }}\"")
+        .err()
+        .unwrap_or_default();
+    assert_eq!(err.len(), 1);
+    assert!(
+        err[0].message.contains("CLNRM_SURELY_UNSET_VAR"),
+        "{}",
+        err[0].message
+    );
+    let label = err[0]
+        .primary
+        .as_ref()
+        .map(|l| l.source.line_col(l.span.start).line);
+    assert_eq!(label, Some(3));
+}
+
+#[test]
+fn undefined_variable_points_at_its_use() {
+    let err = render("[meta]\nname = \"{{ nope }}\"\n")
+        .err()
+        .unwrap_or_default();
+    assert_eq!(err[0].code, Code::TemplateRender);
+    let l = err[0]
+        .primary
+        .as_ref()
+        .map(|l| l.source.line_col(l.span.start));
+    assert_eq!(l.map(|p| (p.line, p.col)), Some((2, 12)));
+}
+
+#[test]
+fn syntax_error_keeps_teras_position() {
+    let err = render("a = 1\nb = \"{{ x \"\n").err().unwrap_or_default();
+    assert_eq!(err[0].code, Code::TemplateSyntax);
+    let l = err[0]
+        .primary
+        .as_ref()
+        .map(|l| l.source.line_col(l.span.start).line);
+    assert_eq!(l, Some(2));
+}
+
+#[test]
+fn shipped_macros_render_valid_toml() {
+    let text = r#"{% import "_macros.toml.tera" as m %}
+[meta]
+name = "m"
+version = "1"
+{{ m::service(id="api", image="img", args=["sleep", "infinity"], env=["A=1"], ports=[8080]) }}
+{{ m::scenario(name="s", service="api", run="echo hi", priority=2, timeout_ms=500) }}
+{{ m::span(name="a", parent="root", kind="server", attrs=["http.status_code=200"], events=["e"]) }}
+{{ m::edges(pairs=["root>a"]) }}
+{{ m::window(outer="root", contains=["a"]) }}
+{{ m::lifecycle(spans=["x", "y", "z"]) }}
+"#;
+    let out = render(text).unwrap_or_else(|e| panic!("{:?}", e[0].message));
+    let src = Source::file("r", out.clone());
+    let (file, diags) = crate::model::parse_test_file(&src);
+    assert!(
+        diags.is_empty(),
+        "{out}\n{:?}",
+        diags
+            .into_sorted()
+            .iter()
+            .map(|d| d.message.clone())
+            .collect::<Vec<_>>()
+    );
+    let file = file.unwrap_or_else(|| panic!("no model"));
+    assert_eq!(
+        file.scenarios[0].priority.as_ref().map(|p| p.value),
+        Some(2)
+    );
+    let order = file.expect.order.unwrap_or_default();
+    assert_eq!(order.must_precede.len(), 2);
+    assert_eq!(order.must_precede[1].b().value, "z");
+}
+
+#[test]
+fn includes_resolve_next_to_the_template_then_in_project_templates() -> std::io::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let root = dir.path();
+    std::fs::create_dir_all(root.join(".clnrm/templates"))?;
+    std::fs::create_dir_all(root.join("tests"))?;
+    std::fs::write(root.join(".clnrm/templates/shared.tera"), "shared = true\n")?;
+    std::fs::write(root.join("tests/local.tera"), "local = \"{{ svc }}\"\n")?;
+    let mut engine = TemplateEngine::new(root);
+    let path = root.join("tests/a.clnrm.toml.tera");
+    let src = Source::file(
+        "tests/a.clnrm.toml.tera",
+        "{% include \"local.tera\" %}{% include \"shared.tera\" %}",
+    );
+    let out = engine
+        .render(&src, &path, &VarLayers::default())
+        .map_err(|e| std::io::Error::other(e[0].message.clone()))?;
+    assert_eq!(out.source.text(), "local = \"clnrm\"\nshared = true\n");
+    assert_eq!(out.dependencies.len(), 2);
+    let missing = Source::file("tests/a.clnrm.toml.tera", "{% include \"nope.tera\" %}");
+    let err = engine
+        .render(&missing, &path, &VarLayers::default())
+        .err()
+        .unwrap_or_default();
+    assert_eq!(err[0].code, Code::TemplateNotFound);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn rendering_never_panics(text in "(\\{\\{|\\}\\}|\\{%|%\\}|[a-z =\"\\[\\]\n]|import|include){0,40}") {
+        let _ = render(&text);
+    }
+
+    #[test]
+    fn rendering_is_deterministic(seed in 0u64..1000, n in 1usize..5) {
+        let body: String = (0..n).map(|i| format!("k{i} = \"{{{{ fake_name() }}}} {{{{ uuid() }}}} {{{{ fake_int(min=0, max=9) }}}}\"\n")).collect();
+        let text = format!("[determinism]\nseed = {seed}\n[vars]\n{body}");
+        prop_assert_eq!(render(&text).ok(), render(&text).ok());
+    }
+}
