@@ -11,3 +11,4 @@ pub mod model;
 pub mod project;
 pub mod template;
 pub mod validate;
+pub mod schema;
