@@ -9,6 +9,6 @@ pub mod diag;
 pub mod discover;
 pub mod model;
 pub mod project;
+pub mod schema;
 pub mod template;
 pub mod validate;
-pub mod schema;

@@ -19,7 +19,11 @@ fn drop_null_alternatives(v: &mut serde_json::Value) {
     match v {
         serde_json::Value::Object(map) => {
             if let Some(serde_json::Value::Array(alts)) = map.get("anyOf") {
-                let non_null: Vec<_> = alts.iter().filter(|a| a.get("type") != Some(&"null".into())).cloned().collect();
+                let non_null: Vec<_> = alts
+                    .iter()
+                    .filter(|a| a.get("type") != Some(&"null".into()))
+                    .cloned()
+                    .collect();
                 if non_null.len() == 1 && alts.len() == 2 {
                     map.remove("anyOf");
                     if let serde_json::Value::Object(inner) = &non_null[0] {
@@ -49,20 +53,36 @@ mod tests {
 
     #[test]
     fn checked_in_schema_is_up_to_date() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schemas/clnrm.schema.json");
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../schemas/clnrm.schema.json");
         let fresh = test_file_schema();
         if std::env::var_os("CLNRM_BLESS").is_some() {
-            std::fs::write(&path, &fresh).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+            std::fs::write(&path, &fresh)
+                .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
         }
         let stored = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(stored == fresh, "schemas/clnrm.schema.json is stale; run `CLNRM_BLESS=1 cargo nextest run -p clnrm-core schema`");
+        assert!(
+            stored == fresh,
+            "schemas/clnrm.schema.json is stale; run `CLNRM_BLESS=1 cargo nextest run -p clnrm-core schema`"
+        );
     }
 
     #[test]
     fn schema_names_the_toml_keys() {
-        let schema: serde_json::Value = serde_json::from_str(&test_file_schema()).unwrap_or_default();
+        let schema: serde_json::Value =
+            serde_json::from_str(&test_file_schema()).unwrap_or_default();
         let props = &schema["properties"];
-        for key in ["meta", "service", "scenario", "expect", "otel", "limits", "report", "vars", "determinism"] {
+        for key in [
+            "meta",
+            "service",
+            "scenario",
+            "expect",
+            "otel",
+            "limits",
+            "report",
+            "vars",
+            "determinism",
+        ] {
             assert!(props.get(key).is_some(), "missing {key}");
         }
         assert_eq!(schema["required"], serde_json::json!(["meta", "scenario"]));

@@ -140,3 +140,100 @@ pub fn check_files(paths: &[PathBuf], root: &Path, opts: &ValidateOptions) -> Ve
     results.sort_by_key(|(i, _)| *i);
     results.into_iter().map(|(_, f)| f).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn validate_text(text: &str) -> Vec<Diagnostic> {
+        let src = Source::file("p.clnrm.toml", text);
+        let (file, mut diags) = parse_test_file(&src);
+        if let Some(f) = &file {
+            check(f, &src, &mut diags);
+        }
+        diags.into_sorted()
+    }
+
+    /// Lines drawn from the format's own vocabulary, so that generated files reach deep
+    /// into the reader and the rules, not only the TOML parser.
+    fn line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("[meta]".to_owned()),
+            Just("[[scenario]]".to_owned()),
+            Just("[[scenario.steps]]".to_owned()),
+            Just("[service.a]".to_owned()),
+            Just("[[expect.span]]".to_owned()),
+            Just("[expect.order]".to_owned()),
+            Just("[[expect.window]]".to_owned()),
+            Just("[expect.counts.spans_total]".to_owned()),
+            Just("[otel]".to_owned()),
+            (
+                prop::sample::select(vec![
+                    "name",
+                    "version",
+                    "service",
+                    "run",
+                    "command",
+                    "image",
+                    "ports",
+                    "must_precede",
+                    "outer",
+                    "contains",
+                    "gte",
+                    "lte",
+                    "min",
+                    "max",
+                    "sample_ratio",
+                    "kind",
+                    "all"
+                ]),
+                prop::sample::select(vec![
+                    "\"a\"",
+                    "\"b\"",
+                    "1",
+                    "-1",
+                    "2.5",
+                    "true",
+                    "[]",
+                    "[\"x\"]",
+                    "[[\"a\",\"b\"],[\"b\",\"a\"]]",
+                    "\"echo 'x\"",
+                    "\"(\"",
+                    "{ min = 5, max = 1 }",
+                    "[80, 80]",
+                    "\"server\""
+                ]),
+            )
+                .prop_map(|(k, v)| format!("{k} = {v}")),
+            "[ -~]{0,20}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        #[test]
+        fn validation_never_panics_on_arbitrary_text(text in "(?s).{0,200}") {
+            let _ = validate_text(&text);
+        }
+
+        #[test]
+        fn validation_never_panics_on_format_shaped_text(lines in prop::collection::vec(line(), 0..30)) {
+            let diags = validate_text(&lines.join("\n"));
+            for d in diags {
+                if let Some(l) = &d.primary {
+                    prop_assert!(l.span.start <= l.span.end && l.span.end <= l.source.text().len());
+                }
+            }
+        }
+
+        #[test]
+        fn validation_is_deterministic(lines in prop::collection::vec(line(), 0..20)) {
+            let text = lines.join("\n");
+            let a: Vec<String> = validate_text(&text).iter().map(|d| format!("{}{:?}", d.message, d.primary.as_ref().map(|l| l.span))).collect();
+            let b: Vec<String> = validate_text(&text).iter().map(|d| format!("{}{:?}", d.message, d.primary.as_ref().map(|l| l.span))).collect();
+            prop_assert_eq!(a, b);
+        }
+    }
+}
