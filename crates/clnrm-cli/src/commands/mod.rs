@@ -37,7 +37,7 @@ pub fn prepare(paths: &[PathBuf], vars: &VarArgs) -> Prepared {
     let layers = match var_layers(&vars.vars, &project) {
         Ok(l) => l,
         Err(d) => {
-            general.push(d);
+            general.push(*d);
             return Prepared {
                 files: Vec::new(),
                 general,
@@ -67,10 +67,12 @@ pub fn prepare(paths: &[PathBuf], vars: &VarArgs) -> Prepared {
 }
 
 /// Builds the variable layers from `--var`, the environment and the config.
-pub fn var_layers(assignments: &[String], project: &Project) -> Result<VarLayers, Diagnostic> {
+pub fn var_layers(assignments: &[String], project: &Project) -> Result<VarLayers, Box<Diagnostic>> {
     let cli = VarLayers::parse_cli(assignments).map_err(|bad| {
-        Diagnostic::error(Code::BadVar, format!("invalid --var \"{bad}\""))
-            .help("write --var NAME=VALUE, where NAME is letters, digits and `_`")
+        Box::new(
+            Diagnostic::error(Code::BadVar, format!("invalid --var \"{bad}\""))
+                .help("write --var NAME=VALUE, where NAME is letters, digits and `_`"),
+        )
     })?;
     Ok(VarLayers {
         cli,

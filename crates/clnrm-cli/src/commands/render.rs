@@ -23,12 +23,12 @@ pub fn run(args: RenderArgs) -> i32 {
     }
     let layers = match var_layers(&args.vars.vars, &project) {
         Ok(l) => l,
-        Err(d) => return fail(vec![d]),
+        Err(d) => return fail(vec![*d]),
     };
     let display = project.display(&args.file);
     let source = match load(&args.file, &display) {
         Ok(s) => s,
-        Err(d) => return fail(vec![d]),
+        Err(d) => return fail(vec![*d]),
     };
     let text = if is_template(&args.file) {
         let mut engine = TemplateEngine::new(&project.root);

@@ -57,10 +57,10 @@ pub fn render_human(d: &Diagnostic, style: Style) -> String {
         .unwrap_or(1);
     let pad = " ".repeat(width);
     let blue = |s: &str| style.paint("1;34", s);
-    if labels.is_empty() {
-        if let Some(path) = &d.path {
-            let _ = writeln!(out, "{pad}{} {path}", blue("-->"));
-        }
+    if labels.is_empty()
+        && let Some(path) = &d.path
+    {
+        let _ = writeln!(out, "{pad}{} {path}", blue("-->"));
     }
     for (i, label) in labels.iter().enumerate() {
         let pos = label.source.line_col(label.span.start);

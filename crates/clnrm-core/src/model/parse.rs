@@ -171,8 +171,8 @@ fn read_otel(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Otel {
         endpoint: t.get(r, "endpoint"),
         protocol: t.keyword(r, "protocol"),
         sample_ratio: t.get(r, "sample_ratio"),
-        resources: t.map(r, "resources", |r, v, p| FromToml::from_toml(r, v, p)),
-        headers: t.map(r, "headers", |r, v, p| FromToml::from_toml(r, v, p)),
+        resources: t.map(r, "resources", FromToml::from_toml),
+        headers: t.map(r, "headers", FromToml::from_toml),
         propagators: t.table(r, "propagators").map(|mut p| {
             let out = Propagators {
                 use_: p.get(r, "use").unwrap_or_default(),
@@ -231,7 +231,7 @@ fn read_service(
         Some((_, v)) => read_volumes(r, v, &format!("{}.volumes", t.path())),
         None => Vec::new(),
     };
-    let health_check = t.table(r, "health_check").and_then(|mut h| {
+    let health_check = t.table(r, "health_check").map(|mut h| {
         let cmd_span = h.entry("cmd").map_or(h.anchor(), |(_, v)| v.span().into());
         let cmd = h.req(r, "cmd", "[\"true\"]");
         let out = HealthCheck {
@@ -242,13 +242,13 @@ fn read_service(
             cmd_span,
         };
         h.finish(r);
-        Some(out)
+        out
     });
     let service = Service {
         plugin: plugin.unwrap_or_else(|| Sp::new("generic_container".to_owned(), span)),
         image: image?,
         args: t.get(r, "args").unwrap_or_default(),
-        env: t.map(r, "env", |r, v, p| FromToml::from_toml(r, v, p)),
+        env: t.map(r, "env", FromToml::from_toml),
         ports: t.get(r, "ports").unwrap_or_default(),
         volumes,
         health_check,
@@ -336,7 +336,7 @@ fn read_step(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Option<Step> {
         expected_exit_code: t.get(r, "expected_exit_code"),
         expected_output_regex: t.get(r, "expected_output_regex"),
         workdir: t.get(r, "workdir"),
-        env: t.map(r, "env", |r, v, p| FromToml::from_toml(r, v, p)),
+        env: t.map(r, "env", FromToml::from_toml),
         continue_on_failure: t.get(r, "continue_on_failure"),
         span: t.anchor(),
     };
@@ -406,7 +406,7 @@ fn read_expect(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Expect {
     let status = t.table(r, "status").map(|mut s| {
         let out = StatusExpect {
             all: s.keyword(r, "all"),
-            by_name: s.map(r, "by_name", |r, v, p| keyword_value(r, v, p)),
+            by_name: s.map(r, "by_name", keyword_value),
         };
         s.finish(r);
         out
@@ -414,7 +414,7 @@ fn read_expect(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Expect {
     let hermeticity = t.table(r, "hermeticity").map(|mut h| {
         let resource_attrs = h.table(r, "resource_attrs").map(|mut ra| {
             let out = ResourceAttrs {
-                must_match: ra.map(r, "must_match", |r, v, p| FromToml::from_toml(r, v, p)),
+                must_match: ra.map(r, "must_match", FromToml::from_toml),
             };
             ra.finish(r);
             out
@@ -479,7 +479,7 @@ fn pairs(r: &mut Reader<'_>, t: &mut Table<'_, '_>, key: &'static str) -> Vec<Sp
 fn read_span_expect(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Option<SpanExpect> {
     let name = t.req(r, "name", "\"span-name\"");
     let attrs = t.table(r, "attrs").map(|mut a| {
-        let all = a.map(r, "all", |r, v, p| FromToml::from_toml(r, v, p));
+        let all = a.map(r, "all", FromToml::from_toml);
         let any = match a.entry("any") {
             Some((_, v)) => read_attrs_any(r, v, &format!("{}.any", a.path())),
             None => SpMap::default(),
@@ -519,8 +519,9 @@ fn read_span_expect(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Option<SpanExpe
 /// `attrs.any` is a table, or a list of `"k=v"` strings.
 fn read_attrs_any(r: &mut Reader<'_>, v: &Spanned<DeValue<'_>>, path: &str) -> SpMap<Sp<Scalar>> {
     match v.get_ref() {
-        DeValue::Table(inner) => Table::new(inner, v.span().into(), path)
-            .map_entries(r, |r, v, p| FromToml::from_toml(r, v, p)),
+        DeValue::Table(inner) => {
+            Table::new(inner, v.span().into(), path).map_entries(r, FromToml::from_toml)
+        }
         DeValue::Array(_) => {
             let items: Vec<Sp<String>> = FromToml::from_toml(r, v, path).unwrap_or_default();
             let mut out = SpMap::default();

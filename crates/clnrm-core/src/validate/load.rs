@@ -11,8 +11,10 @@ use std::sync::Arc;
 pub const MAX_FILE_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Reads `path` as a source named `display`.
-pub fn load(path: &Path, display: &str) -> Result<Arc<Source>, Diagnostic> {
-    let fail = |code: Code, msg: String| Diagnostic::error(code, msg).in_file(display.to_owned());
+pub fn load(path: &Path, display: &str) -> Result<Arc<Source>, Box<Diagnostic>> {
+    let fail = |code: Code, msg: String| {
+        Box::new(Diagnostic::error(code, msg).in_file(display.to_owned()))
+    };
     let meta = std::fs::metadata(path).map_err(|e| {
         fail(
             Code::Io,
@@ -20,11 +22,13 @@ pub fn load(path: &Path, display: &str) -> Result<Arc<Source>, Diagnostic> {
         )
     })?;
     if meta.is_dir() {
-        return Err(fail(
+        let d = fail(
             Code::Io,
             format!("cannot read {display}: it is a directory"),
-        )
-        .help("rename the directory; names ending in .clnrm.toml are test definitions"));
+        );
+        return Err(Box::new(d.help(
+            "rename the directory; names ending in .clnrm.toml are test definitions",
+        )));
     }
     if !meta.is_file() {
         return Err(fail(
@@ -33,15 +37,17 @@ pub fn load(path: &Path, display: &str) -> Result<Arc<Source>, Diagnostic> {
         ));
     }
     if meta.len() > MAX_FILE_BYTES {
-        return Err(fail(
+        let mib = meta.len() as f64 / 1_048_576.0;
+        let d = fail(
             Code::TooLarge,
             format!(
-                "{display} is {:.1} MiB; test definitions are limited to {} MiB",
-                meta.len() as f64 / 1048576.0,
-                MAX_FILE_BYTES / 1048576
+                "{display} is {mib:.1} MiB; test definitions are limited to {} MiB",
+                MAX_FILE_BYTES / 1_048_576
             ),
-        )
-        .help("split the file, or generate the repetitive part with a template loop"));
+        );
+        return Err(Box::new(d.help(
+            "split the file, or generate the repetitive part with a template loop",
+        )));
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     std::fs::File::open(path)
@@ -64,15 +70,14 @@ pub fn load(path: &Path, display: &str) -> Result<Arc<Source>, Diagnostic> {
                 .unwrap_or("")
                 .to_owned();
             let src = Source::file(display, format!("{prefix}{rest_of_line}"));
-            Err(
-                Diagnostic::error(Code::NotUtf8, format!("{display} is not valid UTF-8"))
-                    .at(
-                        &src,
-                        Span::new(valid, valid + 1),
-                        format!("invalid byte 0x{:02x} here", bytes[valid]),
-                    )
-                    .help("save the file as UTF-8"),
-            )
+            let d = Diagnostic::error(Code::NotUtf8, format!("{display} is not valid UTF-8"))
+                .at(
+                    &src,
+                    Span::new(valid, valid + 1),
+                    format!("invalid byte 0x{:02x} here", bytes[valid]),
+                )
+                .help("save the file as UTF-8");
+            Err(Box::new(d))
         }
     }
 }

@@ -71,7 +71,7 @@ pub fn check_file(
     let source = match load(path, display) {
         Ok(s) => s,
         Err(d) => {
-            out.diagnostics.push(d);
+            out.diagnostics.push(*d);
             return out;
         }
     };

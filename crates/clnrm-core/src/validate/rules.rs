@@ -166,15 +166,15 @@ fn check_scenarios(file: &TestFile, cx: &mut Ctx<'_>) {
                 check_regex(cx, re);
             }
         }
-        if let Some(t) = &sc.timeout_ms {
-            if t.value == 0 {
-                cx.error(
-                    Code::OutOfRange,
-                    t.span,
-                    "`timeout_ms` must be above 0".into(),
-                    "0 would time out at once",
-                );
-            }
+        if let Some(t) = &sc.timeout_ms
+            && t.value == 0
+        {
+            cx.error(
+                Code::OutOfRange,
+                t.span,
+                "`timeout_ms` must be above 0".into(),
+                "0 would time out at once",
+            );
         }
         for item in sc.artifacts.iter().flat_map(|a| &a.collect) {
             if !item.value.starts_with("spans:") || item.value.len() == "spans:".len() {
@@ -341,15 +341,15 @@ fn check_services(file: &TestFile, cx: &mut Ctx<'_>) {
                 }
             }
         }
-        if let Some(h) = &svc.health_check {
-            if h.cmd.is_empty() {
-                cx.error(
-                    Code::EmptyCommand,
-                    h.cmd_span,
-                    format!("service \"{}\" has an empty health_check command", id.value),
-                    "expected a program and its arguments",
-                );
-            }
+        if let Some(h) = &svc.health_check
+            && h.cmd.is_empty()
+        {
+            cx.error(
+                Code::EmptyCommand,
+                h.cmd_span,
+                format!("service \"{}\" has an empty health_check command", id.value),
+                "expected a program and its arguments",
+            );
         }
     }
 }
@@ -379,15 +379,15 @@ fn check_determinism(file: &TestFile, cx: &mut Ctx<'_>) {
 
 fn check_otel(file: &TestFile, cx: &mut Ctx<'_>) {
     let Some(otel) = &file.otel else { return };
-    if let Some(r) = &otel.sample_ratio {
-        if !(0.0..=1.0).contains(&r.value) {
-            cx.error(
-                Code::OutOfRange,
-                r.span,
-                format!("`sample_ratio` {} is outside 0.0 to 1.0", r.value),
-                "expected 0.0 to 1.0",
-            );
-        }
+    if let Some(r) = &otel.sample_ratio
+        && !(0.0..=1.0).contains(&r.value)
+    {
+        cx.error(
+            Code::OutOfRange,
+            r.span,
+            format!("`sample_ratio` {} is outside 0.0 to 1.0", r.value),
+            "expected 0.0 to 1.0",
+        );
     }
     if let Some(e) = &otel.endpoint {
         let ok = ["http://", "https://"]
@@ -457,10 +457,10 @@ fn check_span_expect(cx: &mut Ctx<'_>, s: &SpanExpect) {
                 );
             }
         }
-        if let (Some(min), Some(max)) = (&b.min, &b.max) {
-            if min.value > max.value {
-                bounds_error(cx, min.span, max.span, "min", "max", &min.value, &max.value);
-            }
+        if let (Some(min), Some(max)) = (&b.min, &b.max)
+            && min.value > max.value
+        {
+            bounds_error(cx, min.span, max.span, "min", "max", &min.value, &max.value);
         }
     }
 }
@@ -490,10 +490,10 @@ fn bounds_error(
 }
 
 fn check_count(cx: &mut Ctx<'_>, c: &Count) {
-    if let (Some(gte), Some(lte)) = (&c.gte, &c.lte) {
-        if gte.value > lte.value {
-            bounds_error(cx, gte.span, lte.span, "gte", "lte", &gte.value, &lte.value);
-        }
+    if let (Some(gte), Some(lte)) = (&c.gte, &c.lte)
+        && gte.value > lte.value
+    {
+        bounds_error(cx, gte.span, lte.span, "gte", "lte", &gte.value, &lte.value);
     }
     if let Some(eq) = &c.eq {
         let outside = c
@@ -613,11 +613,11 @@ fn first_cycle_edge<'a, T>(
     let mut starts: Vec<&str> = edges.iter().map(|e| e.0).collect();
     starts.dedup();
     for s in starts {
-        if !state.contains_key(s) {
-            if let Some(i) = visit(s, edges, &adj, &mut state) {
-                let (a, b, t) = &edges[i];
-                return Some((a, b, t));
-            }
+        if !state.contains_key(s)
+            && let Some(i) = visit(s, edges, &adj, &mut state)
+        {
+            let (a, b, t) = &edges[i];
+            return Some((a, b, t));
         }
     }
     None
