@@ -179,6 +179,10 @@ impl TemplateEngine {
                 }
                 deps.push(p.clone());
             }
+            if origin == Origin::Builtin && self.loaded.get(&name).is_some_and(|(o, _)| *o == Origin::Builtin) {
+                // The shipped library never changes and includes nothing.
+                continue;
+            }
             let include_src = Source::file(self.origin_name(&origin, &name), content.clone());
             let child_dir = match &origin {
                 Origin::File(p) => p.parent().map(Path::to_path_buf).unwrap_or_default(),

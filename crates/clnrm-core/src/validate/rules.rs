@@ -252,9 +252,30 @@ fn check_run(cx: &mut Ctx<'_>, run: &Sp<String>) {
     }
 }
 
+thread_local! {
+    /// Compile errors by pattern: test suites repeat the same few patterns across many
+    /// files, and compiling a regex costs far more than parsing the file around it.
+    static REGEX_VERDICTS: std::cell::RefCell<HashMap<String, Option<String>>> = std::cell::RefCell::new(HashMap::new());
+}
+
+/// `None` when `pattern` compiles, else the compiler's message.
+fn regex_error(pattern: &str) -> Option<String> {
+    REGEX_VERDICTS.with(|cache| {
+        if let Some(v) = cache.borrow().get(pattern) {
+            return v.clone();
+        }
+        let verdict = regex::Regex::new(pattern).err().map(|e| e.to_string());
+        let mut cache = cache.borrow_mut();
+        if cache.len() > 4096 {
+            cache.clear();
+        }
+        cache.insert(pattern.to_owned(), verdict.clone());
+        verdict
+    })
+}
+
 fn check_regex(cx: &mut Ctx<'_>, re: &Sp<String>) {
-    if let Err(e) = regex::Regex::new(&re.value) {
-        let reason = e.to_string();
+    if let Some(reason) = regex_error(&re.value) {
         let last = reason
             .lines()
             .rev()
