@@ -142,7 +142,11 @@ fn time_runs(mut make: impl FnMut() -> Command) -> Duration {
             let start = Instant::now();
             let out = make().output().unwrap_or_else(|e| panic!("spawn: {e}"));
             let elapsed = start.elapsed();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             elapsed
         })
         .collect();
@@ -160,8 +164,13 @@ fn main() {
     std::fs::create_dir_all(&tpl_dir).unwrap_or_else(|e| panic!("{e}"));
     std::fs::create_dir_all(root.join(".clnrm")).unwrap_or_else(|e| panic!("{e}"));
     for i in 0..1000 {
-        std::fs::write(plain_dir.join(format!("f{i:04}.clnrm.toml")), plain(i)).unwrap_or_else(|e| panic!("{e}"));
-        std::fs::write(tpl_dir.join(format!("t{i:04}.clnrm.toml.tera")), template(i)).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(plain_dir.join(format!("f{i:04}.clnrm.toml")), plain(i))
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(
+            tpl_dir.join(format!("t{i:04}.clnrm.toml.tera")),
+            template(i),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
     }
     let lines = plain(0).lines().count();
     let tpl_lines = template(0).lines().count();
@@ -178,9 +187,18 @@ fn main() {
         c
     });
     let ratio = ours.as_secs_f64() / python.as_secs_f64();
-    println!("files: 1000 plain ({lines} lines) + 1000 templates ({tpl_lines} lines), {} CPUs", num_cpus());
-    println!("clnrm validate, 2000 files, whole process: {:>8.1} ms (median of {RUNS})", ours.as_secs_f64() * 1e3);
-    println!("python3 tomllib parse, 1000 plain files:   {:>8.1} ms (median of {RUNS})", python.as_secs_f64() * 1e3);
+    println!(
+        "files: 1000 plain ({lines} lines) + 1000 templates ({tpl_lines} lines), {} CPUs",
+        num_cpus()
+    );
+    println!(
+        "clnrm validate, 2000 files, whole process: {:>8.1} ms (median of {RUNS})",
+        ours.as_secs_f64() * 1e3
+    );
+    println!(
+        "python3 tomllib parse, 1000 plain files:   {:>8.1} ms (median of {RUNS})",
+        python.as_secs_f64() * 1e3
+    );
     println!("ratio clnrm / python: {ratio:.2} (target <= 0.50)");
     let _ = Path::new(root);
 }

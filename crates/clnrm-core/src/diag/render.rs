@@ -133,6 +133,29 @@ fn caret_count(label: &Label, col: usize, line_text: &str) -> usize {
     first_line.chars().count().min(remaining.max(1)).max(1)
 }
 
+/// The label to name in one-location formats (JSON, GitHub): for rendered output,
+/// the template line when it is known, since that is the file that exists.
+fn location(d: &Diagnostic) -> Option<&Label> {
+    let primary = d.primary.as_ref()?;
+    if let super::SourceKind::Rendered { template } = primary.source.kind()
+        && let Some(t) = d
+            .secondary
+            .iter()
+            .find(|l| std::sync::Arc::ptr_eq(&l.source, template))
+    {
+        return Some(t);
+    }
+    Some(primary)
+}
+
+/// The file name to report: a rendered source is named after its template.
+fn location_file(d: &Diagnostic) -> Option<&str> {
+    match d.primary.as_ref().map(|l| l.source.kind()) {
+        Some(super::SourceKind::Rendered { template }) => Some(template.name()),
+        _ => d.file_name(),
+    }
+}
+
 /// A JSON object describing one diagnostic.
 pub fn render_json_value(d: &Diagnostic) -> serde_json::Value {
     let label_json = |l: &Label| {
@@ -154,11 +177,11 @@ pub fn render_json_value(d: &Diagnostic) -> serde_json::Value {
         "severity": d.severity.as_str(),
         "code": d.code.as_str(),
         "message": d.message,
-        "file": d.file_name(),
+        "file": location_file(d),
         "help": d.help,
         "related": d.secondary.iter().map(label_json).collect::<Vec<_>>(),
     });
-    if let (Some(primary), Some(obj)) = (&d.primary, value.as_object_mut()) {
+    if let (Some(primary), Some(obj)) = (location(d), value.as_object_mut()) {
         let l = label_json(primary);
         for key in [
             "line",
@@ -183,10 +206,12 @@ pub fn render_github(d: &Diagnostic) -> String {
         Severity::Warning => "warning",
     };
     let mut props = Vec::new();
-    if let Some(file) = d.file_name() {
+    if let Some(file) = location_file(d) {
         props.push(format!("file={}", escape_property(file)));
     }
-    if let Some(l) = &d.primary {
+    if let Some(l) =
+        location(d).filter(|l| !matches!(l.source.kind(), super::SourceKind::Rendered { .. }))
+    {
         let start = l.source.line_col(l.span.start);
         let end = l.source.line_col(l.span.end);
         props.push(format!("line={},col={}", start.line, start.col));

@@ -33,16 +33,16 @@ pub fn parse_document<'i>(
 pub fn parse_test_file(src: &Arc<Source>) -> (Option<TestFile>, Diagnostics) {
     let mut diags = Diagnostics::default();
     let text = src.text();
-    if text.trim().is_empty() {
+    let Some(doc) = parse_document(src, text, &mut diags) else {
+        return (None, diags);
+    };
+    if doc.get_ref().is_empty() {
         let d = Diagnostic::error(Code::EmptyFile, "test definition is empty")
-            .at(src, Span::new(0, 0), "nothing here")
+            .at(src, Span::new(0, 0), "no tables or keys here")
             .help("a test needs a [meta] table with `name` and `version`, and at least one [[scenario]]");
         diags.push(d);
         return (None, diags);
     }
-    let Some(doc) = parse_document(src, text, &mut diags) else {
-        return (None, diags);
-    };
     let mut r = Reader {
         src,
         diags: &mut diags,

@@ -179,7 +179,12 @@ impl TemplateEngine {
                 }
                 deps.push(p.clone());
             }
-            if origin == Origin::Builtin && self.loaded.get(&name).is_some_and(|(o, _)| *o == Origin::Builtin) {
+            if origin == Origin::Builtin
+                && self
+                    .loaded
+                    .get(&name)
+                    .is_some_and(|(o, _)| *o == Origin::Builtin)
+            {
                 // The shipped library never changes and includes nothing.
                 continue;
             }
@@ -253,6 +258,8 @@ impl TemplateEngine {
         let mut d = Diagnostic::error(code, format!("template error: {message}"));
         let located = backticked(&innermost)
             .into_iter()
+            .chain(after(&innermost, "Filter '", '\''))
+            .chain(after(&innermost, "Test '", '\''))
             .chain(quoted_function(&chain))
             .find_map(|needle| locate_in_tags(src.text(), &needle));
         d = match located {
@@ -305,6 +312,13 @@ fn pest_position(msg: &str) -> Option<(usize, usize, String)> {
 fn backticked(msg: &str) -> Option<String> {
     let start = msg.find('`')? + 1;
     let len = msg[start..].find('`')?;
+    Some(msg[start..start + len].to_owned())
+}
+
+/// The text between `prefix` and the next `end` in `msg`.
+fn after(msg: &str, prefix: &str, end: char) -> Option<String> {
+    let start = msg.find(prefix)? + prefix.len();
+    let len = msg[start..].find(end)?;
     Some(msg[start..start + len].to_owned())
 }
 

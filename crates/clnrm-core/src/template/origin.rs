@@ -31,7 +31,26 @@ fn is_literal(line: &str) -> bool {
 }
 
 /// For each rendered line (0-based), the template line (1-based) it is a literal copy of.
+/// A text that occurs on one literal template line only maps there wherever it is
+/// rendered (loops repeat it); repeated texts are aligned in order.
 pub fn line_origins(template: &Source, rendered: &Source) -> Vec<Option<usize>> {
+    let mut by_text: std::collections::HashMap<&str, Vec<usize>> = std::collections::HashMap::new();
+    for t in 1..=template.line_count() {
+        let line = template.line_text(t);
+        if is_literal(line) {
+            by_text.entry(line).or_default().push(t);
+        }
+    }
+    let mut out = aligned_origins(template, rendered);
+    for (r, slot) in out.iter_mut().enumerate() {
+        if let Some([only]) = by_text.get(rendered.line_text(r + 1)).map(Vec::as_slice) {
+            *slot = Some(*only);
+        }
+    }
+    out
+}
+
+fn aligned_origins(template: &Source, rendered: &Source) -> Vec<Option<usize>> {
     let mut out = vec![None; rendered.line_count()];
     let mut next = 1;
     for t in 1..=template.line_count() {

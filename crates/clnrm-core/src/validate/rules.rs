@@ -355,10 +355,20 @@ fn check_services(file: &TestFile, cx: &mut Ctx<'_>) {
             }
         }
         for v in &svc.volumes {
-            for p in [&v.host_path, &v.container_path] {
+            for (p, on_host) in [(&v.host_path, true), (&v.container_path, false)] {
+                let help = if on_host {
+                    "bind mounts need absolute host paths; in a template, build one from {{ env(name=\"PWD\") }}"
+                } else {
+                    "the path inside the container must be absolute, e.g. \"/data\""
+                };
                 if !p.value.starts_with('/') {
-                    cx.error(Code::RelativeVolumePath, p.span, format!("volume path \"{}\" is not absolute", p.value), "must start with `/`")
-                        .help = Some("bind mounts need absolute paths; use {{ env(name=\"PWD\") }} in a template for the project directory".into());
+                    cx.error(
+                        Code::RelativeVolumePath,
+                        p.span,
+                        format!("volume path \"{}\" is not absolute", p.value),
+                        "must start with `/`",
+                    )
+                    .help = Some(help.into());
                 }
             }
         }
@@ -568,7 +578,8 @@ fn check_order(file: &TestFile, cx: &mut Ctx<'_>) {
             );
         }
     }
-    if let Some((a, b, p)) = first_cycle_edge(&edges) {
+    let proper: Vec<_> = edges.iter().filter(|(a, b, _)| a != b).cloned().collect();
+    if let Some((a, b, p)) = first_cycle_edge(&proper) {
         cx.error(
             Code::OrderCycle,
             p.span,
