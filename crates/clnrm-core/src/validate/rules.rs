@@ -304,8 +304,9 @@ fn check_glob(cx: &mut Ctx<'_>, glob: &Sp<String>) {
 }
 
 fn check_services(file: &TestFile, cx: &mut Ctx<'_>) {
-    let mut ports: HashMap<u16, (Span, &str)> = HashMap::new();
     for (id, svc) in file.services.iter() {
+        // Each service has its own container, so a port is unique per service.
+        let mut ports: HashMap<u16, (Span, &str)> = HashMap::new();
         if svc.image.value.trim().is_empty() {
             cx.error(
                 Code::BadValue,
