@@ -112,11 +112,13 @@ pub fn render_human(d: &Diagnostic, style: Style) -> String {
         if !labels.is_empty() {
             let _ = writeln!(out, "{pad} {}", blue("|"));
         }
+        // Continuation lines line up under the text after `= help: `.
+        let indented = help.replace('\n', &format!("\n{pad}   {}", " ".repeat("help: ".len())));
         let _ = writeln!(
             out,
             "{pad} {} {}",
             blue("="),
-            style.paint("1", &format!("help: {help}"))
+            style.paint("1", &format!("help: {indented}"))
         );
     }
     out
