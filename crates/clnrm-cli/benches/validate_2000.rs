@@ -2,7 +2,6 @@
 //! Python's `tomllib` merely parsing the 1000 plain ones. Prints both medians and the
 //! ratio (target: clnrm ≤ 0.5× Python). Run with `cargo bench -p clnrm-cli --bench validate_2000`.
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -200,7 +199,6 @@ fn main() {
         python.as_secs_f64() * 1e3
     );
     println!("ratio clnrm / python: {ratio:.2} (target <= 0.50)");
-    let _ = Path::new(root);
 }
 
 fn num_cpus() -> usize {

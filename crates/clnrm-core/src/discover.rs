@@ -79,15 +79,11 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     walker
         .filter_map(Result::ok)
         .filter(|e| e.depth() > 0 && e.file_name().to_str().is_some_and(is_test_file_name))
-        .filter(|e| !e.file_type().is_some_and(|t| t.is_dir()) || is_test_dir_mistake(e.path()))
         .map(ignore::DirEntry::into_path)
         .collect()
 }
 
-/// A directory named like a test file is reported (as unreadable) rather than skipped.
-fn is_test_dir_mistake(path: &Path) -> bool {
-    path.is_dir()
-}
+// A directory named like a test file is kept: loading reports it as unreadable.
 
 /// A short reason for an I/O error, without the OS error number.
 pub fn io_reason(e: &std::io::Error) -> String {

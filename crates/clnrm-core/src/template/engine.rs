@@ -194,7 +194,11 @@ impl TemplateEngine {
                 Origin::Builtin => dir.to_path_buf(),
             };
             self.load_references(&include_src, &child_dir, deps, diags, depth + 1);
-            if self.loaded.get(&name) == Some(&(origin.clone(), content.clone())) {
+            if self
+                .loaded
+                .get(&name)
+                .is_some_and(|(o, c)| *o == origin && *c == content)
+            {
                 continue;
             }
             if let Err(e) = self.tera.add_raw_template(&name, &content) {
