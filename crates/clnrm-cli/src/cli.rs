@@ -15,6 +15,8 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run scenarios in containers: render, validate, execute, report.
+    Run(RunArgs),
     /// Render templates and validate test definitions without running anything.
     Validate(ValidateArgs),
     /// Print the TOML a test definition renders to.
@@ -57,6 +59,55 @@ pub enum DiagFormat {
     Json,
     /// GitHub Actions annotations on stdout.
     Github,
+}
+
+/// `clnrm run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Files or directories to run [default: tests/].
+    pub paths: Vec<PathBuf>,
+    /// Run scenarios in parallel (the default; kept for scripts that pass it).
+    #[arg(long)]
+    pub parallel: bool,
+    /// Scenarios at once [default: executor.worker_count, else the number of CPUs].
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub workers: Option<u64>,
+    /// Stop starting scenarios after the first failure.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Run only scenarios whose id (`file::name`) matches this glob.
+    #[arg(long, value_name = "GLOB")]
+    pub filter: Option<String>,
+    /// Run the K-th of N slices of the scenarios (for CI sharding), e.g. 2/4.
+    #[arg(long, value_name = "K/N")]
+    pub partition: Option<String>,
+    /// Memory limit per container in MiB (overrides [limits] and the config).
+    #[arg(long, value_name = "MB", value_parser = clap::value_parser!(u64).range(4..))]
+    pub memory: Option<u64>,
+    /// CPU limit per container in cores, e.g. 0.5 (overrides [limits] and the config).
+    #[arg(long, value_name = "CORES")]
+    pub cpu: Option<f64>,
+    /// Report format on stdout.
+    #[arg(long, value_enum, default_value_t = RunFormat::Human)]
+    pub format: RunFormat,
+    /// Also write report.json, junit.xml and report.md into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub report_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub vars: VarArgs,
+}
+
+/// Run report formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RunFormat {
+    /// Progress, failure details and a summary.
+    Human,
+    /// One JSON document.
+    Json,
+    /// JUnit XML.
+    Junit,
+    /// A Markdown summary.
+    Markdown,
 }
 
 /// `clnrm render`.

@@ -3,13 +3,10 @@
 /// Everything passed (or was cached).
 pub const SUCCESS: i32 = 0;
 /// A scenario failed or a diff was found.
-#[expect(dead_code, reason = "used once `run` lands")]
 pub const TEST_FAILURE: i32 = 1;
 /// Invalid input: usage, validation or configuration.
 pub const INVALID_INPUT: i32 = 2;
 /// The environment is not usable: no container engine, image missing.
-#[expect(dead_code, reason = "used once `run` lands")]
 pub const ENVIRONMENT: i32 = 3;
 /// Interrupted by Ctrl-C or SIGTERM.
-#[expect(dead_code, reason = "used once `run` lands")]
 pub const INTERRUPTED: i32 = 130;

@@ -1,14 +1,19 @@
 //! clnrm-core: the library behind the `clnrm` command.
 //!
 //! The pipeline runs in one direction, one module per stage:
-//! [`discover`] → [`template`] → [`model`] → [`validate`]; [`project`] holds the
-//! project root and its `.clnrm/config.toml`. Nothing here parses arguments or exits
+//! [`discover`] → [`template`] → [`model`] → [`validate`] → [`plan`] → [`exec`] (over
+//! the container [`backend`]) → [`report`]; [`project`] holds the project root and its
+//! `.clnrm/config.toml`. Nothing here parses arguments or exits
 //! the process; that is the CLI's job.
 
+pub mod backend;
 pub mod diag;
 pub mod discover;
+pub mod exec;
 pub mod model;
+pub mod plan;
 pub mod project;
+pub mod report;
 pub mod schema;
 pub mod template;
 pub mod validate;

@@ -3,6 +3,7 @@
 mod init;
 mod list;
 mod render;
+mod run;
 mod validate;
 
 use crate::cli::{Cli, Command, VarArgs};
@@ -20,6 +21,7 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Render(args) => render::run(args),
         Command::List(args) => list::run(args),
         Command::Init(args) => init::run(args),
+        Command::Run(args) => run::run(args),
     }
 }
 
@@ -28,6 +30,7 @@ pub fn dispatch(cli: Cli) -> i32 {
 pub struct Prepared {
     pub files: Vec<CheckedFile>,
     pub general: Vec<Diagnostic>,
+    pub project: Project,
 }
 
 /// Finds the project, reads its config and validates every test file under `paths`.
@@ -41,6 +44,7 @@ pub fn prepare(paths: &[PathBuf], vars: &VarArgs) -> Prepared {
             return Prepared {
                 files: Vec::new(),
                 general,
+                project,
             };
         }
     };
@@ -63,7 +67,11 @@ pub fn prepare(paths: &[PathBuf], vars: &VarArgs) -> Prepared {
         threads: 0,
     };
     let files = check_files(&found, &project.root, &opts);
-    Prepared { files, general }
+    Prepared {
+        files,
+        general,
+        project,
+    }
 }
 
 /// Builds the variable layers from `--var`, the environment and the config.

@@ -338,6 +338,7 @@ fn read_step(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Option<Step> {
         workdir: t.get(r, "workdir"),
         env: t.map(r, "env", FromToml::from_toml),
         continue_on_failure: t.get(r, "continue_on_failure"),
+        timeout_ms: t.get(r, "timeout_ms"),
         span: t.anchor(),
     };
     t.finish(r);

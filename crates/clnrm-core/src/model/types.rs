@@ -273,6 +273,8 @@ pub struct Step {
     pub env: SpMap<Sp<String>>,
     /// Carry on with the next step when this one fails.
     pub continue_on_failure: Option<Sp<bool>>,
+    /// Kill the step's container and fail with `timeout` after this many milliseconds.
+    pub timeout_ms: Option<Sp<u64>>,
     /// Where the step's table is.
     #[serde(skip)]
     pub span: Span,

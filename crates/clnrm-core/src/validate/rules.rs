@@ -165,17 +165,9 @@ fn check_scenarios(file: &TestFile, cx: &mut Ctx<'_>) {
             if let Some(re) = &step.expected_output_regex {
                 check_regex(cx, re);
             }
+            check_timeout(cx, step.timeout_ms.as_ref());
         }
-        if let Some(t) = &sc.timeout_ms
-            && t.value == 0
-        {
-            cx.error(
-                Code::OutOfRange,
-                t.span,
-                "`timeout_ms` must be above 0".into(),
-                "0 would time out at once",
-            );
-        }
+        check_timeout(cx, sc.timeout_ms.as_ref());
         for item in sc.artifacts.iter().flat_map(|a| &a.collect) {
             if !item.value.starts_with("spans:") || item.value.len() == "spans:".len() {
                 cx.error(
@@ -654,4 +646,17 @@ fn first_cycle_edge<'a, T>(
         }
     }
     None
+}
+
+fn check_timeout(cx: &mut Ctx<'_>, timeout: Option<&Sp<u64>>) {
+    if let Some(t) = timeout
+        && t.value == 0
+    {
+        cx.error(
+            Code::OutOfRange,
+            t.span,
+            "`timeout_ms` must be above 0".into(),
+            "0 would time out at once",
+        );
+    }
 }

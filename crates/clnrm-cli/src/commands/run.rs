@@ -1,0 +1,294 @@
+//! `clnrm run`: render and validate (refusing invalid files), plan, execute in
+//! containers, report. Ctrl-C or SIGTERM stops the run, removes its containers,
+//! writes the partial report and exits 130; a second one exits at once.
+
+use super::prepare;
+use crate::cli::{DiagFormat, RunArgs, RunFormat};
+use crate::exit;
+use crate::output::{plural, print_diagnostics};
+use clnrm_core::backend::{Docker, EngineError};
+use clnrm_core::exec::{Event, Reason, RunOptions, RunOwner, Status, execute};
+use clnrm_core::plan::{PlanOptions, plan};
+use clnrm_core::report::{HumanReporter, RunReport, to_digest, to_json, to_junit, to_markdown};
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Runs the command.
+pub fn run(args: RunArgs) -> i32 {
+    let prepared = prepare(&args.paths, &args.vars);
+    let diags: Vec<_> = prepared
+        .general
+        .iter()
+        .chain(prepared.files.iter().flat_map(|f| &f.diagnostics))
+        .cloned()
+        .collect();
+    let invalid = prepared
+        .files
+        .iter()
+        .filter(|f| f.is_invalid(false))
+        .count();
+    if invalid > 0 || diags.iter().any(|d| d.is_error()) {
+        let summary = format!(
+            "error: {} of {} invalid; nothing was run",
+            plural(invalid, "file"),
+            prepared.files.len()
+        );
+        print_diagnostics(&diags, DiagFormat::Human, prepared.files.len(), &summary);
+        return exit::INVALID_INPUT;
+    }
+    if !diags.is_empty() {
+        print_diagnostics(
+            &diags,
+            DiagFormat::Human,
+            prepared.files.len(),
+            &plural(diags.len(), "warning"),
+        );
+    }
+    let executor = prepared.project.config.executor.clone();
+    let opts = match plan_options(&args, executor.clone()) {
+        Ok(o) => o,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return exit::INVALID_INPUT;
+        }
+    };
+    let plan = plan(&prepared.files, &opts);
+    let workers = args
+        .workers
+        .or(executor.worker_count)
+        .map_or_else(num_cpus::get, |w| w as usize);
+    let run_opts = RunOptions {
+        workers,
+        fail_fast: args.fail_fast,
+        max_containers: executor.max_concurrent_containers as usize,
+        owner: RunOwner::current(),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit::ENVIRONMENT;
+        }
+    };
+    runtime.block_on(run_async(args, plan, run_opts))
+}
+
+fn plan_options(
+    args: &RunArgs,
+    executor: clnrm_core::project::ExecutorConfig,
+) -> Result<PlanOptions, String> {
+    let filter = match &args.filter {
+        Some(g) => Some(
+            globset::Glob::new(g)
+                .map_err(|e| format!("invalid --filter \"{g}\": {e}"))?
+                .compile_matcher(),
+        ),
+        None => None,
+    };
+    let partition = match &args.partition {
+        Some(p) => Some(parse_partition(p)?),
+        None => None,
+    };
+    if let Some(c) = args.cpu
+        && !(c > 0.0 && c <= 1024.0)
+    {
+        return Err(format!(
+            "invalid --cpu {c}: expected cores above 0, e.g. 0.5"
+        ));
+    }
+    Ok(PlanOptions {
+        memory_mb: args.memory,
+        cpus: args.cpu,
+        filter,
+        partition,
+        executor,
+    })
+}
+
+fn parse_partition(text: &str) -> Result<(u64, u64), String> {
+    let bad = || format!("invalid --partition \"{text}\": expected K/N with 1 <= K <= N, e.g. 1/4");
+    let (k, n) = text.split_once('/').ok_or_else(bad)?;
+    let k: u64 = k.trim().parse().map_err(|_| bad())?;
+    let n: u64 = n.trim().parse().map_err(|_| bad())?;
+    if k == 0 || n == 0 || k > n {
+        return Err(bad());
+    }
+    Ok((k, n))
+}
+
+async fn run_async(args: RunArgs, plan: clnrm_core::plan::Plan, opts: RunOptions) -> i32 {
+    let engine = match Docker::connect().await {
+        Ok(d) => Arc::new(d),
+        Err(e) => {
+            eprintln!("error: {e}");
+            if matches!(e, EngineError::Unreachable { .. }) {
+                eprintln!(
+                    "  = help: start Docker (`sudo systemctl start docker`, or `sudo dockerd &`), \
+                     or set DOCKER_HOST to a running engine (a Podman socket works too)"
+                );
+            }
+            return exit::ENVIRONMENT;
+        }
+    };
+    let cancel = CancellationToken::new();
+    tokio::spawn(watch_signals(cancel.clone()));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
+    let human = args.format == RunFormat::Human;
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let reporter = tokio::task::spawn_blocking(move || {
+        let mut sink = Sink::new(human, no_color);
+        while let Some(event) = rx.blocking_recv() {
+            sink.event(&event);
+        }
+        sink
+    });
+    let run_id = opts.owner.run_id.clone();
+    let files = plan.files.clone();
+    let outcome = execute(engine, plan, &opts, tx, cancel.clone()).await;
+    let report = RunReport {
+        run_id,
+        results: outcome.results,
+        duration: outcome.duration,
+        interrupted: outcome.interrupted,
+    };
+    if let Ok(mut sink) = reporter.await {
+        sink.finish(&report);
+    }
+    match args.format {
+        RunFormat::Human => {}
+        RunFormat::Json => println!("{:#}", to_json(&report)),
+        RunFormat::Junit => print!("{}", to_junit(&report)),
+        RunFormat::Markdown => print!("{}", to_markdown(&report)),
+    }
+    let mut code = exit_code(&report);
+    if let Err(e) = write_reports(&args, &report, &files) {
+        eprintln!("error: {e}");
+        code = code.max(exit::ENVIRONMENT);
+    }
+    code
+}
+
+/// Where events go: the human report on stdout, or (for machine formats, whose
+/// document goes to stdout at the end) progress on stderr when it is a terminal.
+enum Sink {
+    Human(HumanReporter<std::io::Stdout>),
+    Progress(Option<HumanReporter<std::io::Stderr>>),
+}
+
+impl Sink {
+    fn new(human: bool, no_color: bool) -> Self {
+        if human {
+            let tty = std::io::stdout().is_terminal();
+            Sink::Human(HumanReporter::new(std::io::stdout(), tty && !no_color, tty))
+        } else {
+            let tty = std::io::stderr().is_terminal();
+            Sink::Progress(tty.then(|| HumanReporter::new(std::io::stderr(), false, true)))
+        }
+    }
+
+    fn event(&mut self, event: &Event) {
+        match self {
+            Sink::Human(h) => h.event(event),
+            Sink::Progress(Some(p)) => p.event(event),
+            Sink::Progress(None) => {}
+        }
+    }
+
+    fn finish(&mut self, report: &RunReport) {
+        if let Sink::Human(h) = self {
+            h.finish(report);
+        }
+    }
+}
+
+fn exit_code(report: &RunReport) -> i32 {
+    if report.interrupted {
+        return exit::INTERRUPTED;
+    }
+    let environment = report.results.iter().any(|r| {
+        r.status == Status::Error && matches!(r.reason, Some(Reason::Image | Reason::Engine))
+    });
+    if environment {
+        exit::ENVIRONMENT
+    } else if report
+        .results
+        .iter()
+        .any(|r| matches!(r.status, Status::Failed | Status::Error))
+    {
+        exit::TEST_FAILURE
+    } else {
+        exit::SUCCESS
+    }
+}
+
+fn write_reports(
+    args: &RunArgs,
+    report: &RunReport,
+    files: &[clnrm_core::plan::PlannedFile],
+) -> Result<(), String> {
+    if let Some(dir) = &args.report_dir {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        write(
+            &dir.join("report.json"),
+            &format!("{:#}\n", to_json(report)),
+        )?;
+        write(&dir.join("junit.xml"), &to_junit(report))?;
+        write(&dir.join("report.md"), &to_markdown(report))?;
+    }
+    for (i, f) in files.iter().enumerate() {
+        let mine = report.of_file(i);
+        if let Some(p) = &f.report_json {
+            write(p, &format!("{:#}\n", to_json(&mine)))?;
+        }
+        if let Some(p) = &f.report_junit {
+            write(p, &to_junit(&mine))?;
+        }
+        if let Some(p) = &f.report_digest {
+            write(p, &to_digest(&mine, &f.display))?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes through a temporary file and a rename, so a reader never sees half a report.
+fn write(path: &Path, text: &str) -> Result<(), String> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            format!("cannot write {}: {e}", path.display())
+        })
+}
+
+async fn watch_signals(cancel: CancellationToken) {
+    use tokio::signal::unix::{Signal, SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).ok();
+    next_signal(term.as_mut()).await;
+    eprintln!("\ninterrupted: stopping, removing this run's containers (again to exit at once)");
+    cancel.cancel();
+    next_signal(term.as_mut()).await;
+    std::process::exit(exit::INTERRUPTED);
+
+    async fn next_signal(term: Option<&mut Signal>) {
+        match term {
+            Some(t) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = t.recv() => {}
+            },
+            None => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+}

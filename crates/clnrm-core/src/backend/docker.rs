@@ -1,0 +1,374 @@
+//! [`ContainerEngine`] over the Docker engine API through bollard. Honours
+//! `DOCKER_HOST` (a Podman socket works the same way) and negotiates the API version,
+//! so Docker 20.10 (API 1.41) and newer engines answer alike.
+
+use super::{
+    Attached, Chunk, ContainerEngine, ContainerSpec, ContainerState, EngineError, ExecOutput,
+    ExecSpec, ImageInfo, Labels, Listed, NetworkMode,
+};
+use bollard::container::LogOutput;
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig,
+    PortBinding,
+};
+use bollard::query_parameters::{
+    AttachContainerOptions, CreateContainerOptions, CreateImageOptions, ListContainersOptions,
+    ListNetworksOptions, RemoveContainerOptions,
+};
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Where Docker listens when `DOCKER_HOST` is unset.
+pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+
+/// The Docker engine, reached through `DOCKER_HOST` or the default socket.
+#[derive(Clone, Debug)]
+pub struct Docker {
+    client: bollard::Docker,
+    address: String,
+}
+
+impl Docker {
+    /// Connects and checks that the engine answers; negotiates the API version.
+    pub async fn connect() -> Result<Self, EngineError> {
+        let address = std::env::var("DOCKER_HOST")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| DEFAULT_HOST.to_owned());
+        let unreachable = |reason: String| EngineError::Unreachable {
+            address: address.clone(),
+            reason,
+        };
+        let client = bollard::Docker::connect_with_host(&address)
+            .map_err(|e| unreachable(e.to_string()))?
+            .with_timeout(Duration::from_secs(600));
+        let ping = tokio::time::timeout(Duration::from_secs(10), client.ping()).await;
+        match ping {
+            Err(_) => return Err(unreachable("no answer within 10 s".into())),
+            Ok(Err(e)) => return Err(unreachable(root_cause(&e))),
+            Ok(Ok(_)) => {}
+        }
+        let client = client
+            .negotiate_version()
+            .await
+            .map_err(|e| unreachable(root_cause(&e)))?;
+        Ok(Self { client, address })
+    }
+
+    /// Where the engine was reached.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+}
+
+/// The innermost message of an error chain ("Connection refused", not "error trying to connect").
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+fn api(e: bollard::errors::Error) -> EngineError {
+    match e {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            message,
+        } => EngineError::Gone(message),
+        bollard::errors::Error::DockerResponseServerError { message, .. } => {
+            EngineError::Api(message)
+        }
+        other => EngineError::Api(root_cause(&other)),
+    }
+}
+
+fn label_filter(key: &str) -> HashMap<String, Vec<String>> {
+    HashMap::from([("label".to_owned(), vec![key.to_owned()])])
+}
+
+fn to_hash(labels: &Labels) -> HashMap<String, String> {
+    labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
+    let port_key = |p: &u16| format!("{p}/tcp");
+    let port_bindings = spec
+        .ports
+        .iter()
+        .map(|p| {
+            let any = PortBinding {
+                host_ip: Some("127.0.0.1".into()),
+                host_port: Some(String::new()),
+            };
+            (port_key(p), Some(vec![any]))
+        })
+        .collect::<HashMap<_, _>>();
+    let binds = spec
+        .mounts
+        .iter()
+        .map(|m| {
+            let ro = if m.read_only { ":ro" } else { "" };
+            format!("{}:{}{ro}", m.host_path, m.container_path)
+        })
+        .collect::<Vec<_>>();
+    let (network_mode, networking_config) = match &spec.network {
+        NetworkMode::None => (Some("none".to_owned()), None),
+        NetworkMode::Bridge => (Some("bridge".to_owned()), None),
+        NetworkMode::Named { id, aliases } => {
+            let endpoint = EndpointSettings {
+                aliases: Some(aliases.clone()),
+                ..Default::default()
+            };
+            let cfg = NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(id.clone(), endpoint)])),
+            };
+            (Some(id.clone()), Some(cfg))
+        }
+    };
+    let host_config = HostConfig {
+        memory: spec.memory_bytes,
+        memory_swap: spec.memory_bytes,
+        nano_cpus: spec.nano_cpus,
+        binds: (!binds.is_empty()).then_some(binds),
+        port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
+        network_mode,
+        extra_hosts: (!spec.extra_hosts.is_empty()).then(|| spec.extra_hosts.clone()),
+        ..Default::default()
+    };
+    ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        cmd: (!spec.cmd.is_empty()).then(|| spec.cmd.clone()),
+        env: Some(spec.env.clone()),
+        exposed_ports: (!spec.ports.is_empty()).then(|| spec.ports.iter().map(port_key).collect()),
+        labels: Some(to_hash(&spec.labels)),
+        open_stdin: Some(spec.open_stdin),
+        attach_stdin: Some(spec.open_stdin),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        stdin_once: Some(false),
+        tty: Some(false),
+        host_config: Some(host_config),
+        networking_config,
+        ..Default::default()
+    }
+}
+
+fn chunk(item: Result<LogOutput, bollard::errors::Error>) -> Option<Result<Chunk, EngineError>> {
+    match item {
+        Ok(LogOutput::StdOut { message } | LogOutput::Console { message }) => {
+            Some(Ok(Chunk::Stdout(message)))
+        }
+        Ok(LogOutput::StdErr { message }) => Some(Ok(Chunk::Stderr(message))),
+        Ok(LogOutput::StdIn { .. }) => None,
+        Err(e) => Some(Err(api(e))),
+    }
+}
+
+impl ContainerEngine for Docker {
+    async fn ping(&self) -> Result<(), EngineError> {
+        self.client
+            .ping()
+            .await
+            .map(drop)
+            .map_err(|e| EngineError::Unreachable {
+                address: self.address.clone(),
+                reason: root_cause(&e),
+            })
+    }
+
+    async fn image(&self, image: &str) -> Result<Option<ImageInfo>, EngineError> {
+        match self.client.inspect_image(image).await {
+            Ok(found) => {
+                let cfg = found.config.unwrap_or_default();
+                Ok(Some(ImageInfo {
+                    id: found.id.unwrap_or_default(),
+                    cmd: cfg.cmd.unwrap_or_default(),
+                    entrypoint: cfg.entrypoint.unwrap_or_default(),
+                }))
+            }
+            Err(e) => match api(e) {
+                EngineError::Gone(_) => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn pull(&self, image: &str) -> Result<(), EngineError> {
+        let options = CreateImageOptions {
+            from_image: Some(image.to_owned()),
+            ..Default::default()
+        };
+        let mut progress = self.client.create_image(Some(options), None, None);
+        while let Some(item) = progress.next().await {
+            item.map_err(|e| EngineError::ImageMissing {
+                image: image.to_owned(),
+                reason: root_cause(&e),
+            })?;
+        }
+        Ok(())
+    }
+
+    async fn create_network(&self, name: &str, labels: &Labels) -> Result<String, EngineError> {
+        let request = NetworkCreateRequest {
+            name: name.to_owned(),
+            driver: Some("bridge".into()),
+            labels: Some(to_hash(labels)),
+            ..Default::default()
+        };
+        let created = self.client.create_network(request).await.map_err(api)?;
+        Ok(created.id)
+    }
+
+    async fn remove_network(&self, id: &str) -> Result<(), EngineError> {
+        match self.client.remove_network(id).await.map_err(api) {
+            Ok(()) | Err(EngineError::Gone(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn create(&self, spec: &ContainerSpec) -> Result<String, EngineError> {
+        let options = CreateContainerOptions {
+            name: Some(spec.name.clone()),
+            ..Default::default()
+        };
+        let created = self
+            .client
+            .create_container(Some(options), create_body(spec))
+            .await
+            .map_err(api)?;
+        Ok(created.id)
+    }
+
+    async fn attach(&self, id: &str) -> Result<Attached, EngineError> {
+        let options = AttachContainerOptions {
+            stream: true,
+            stdin: true,
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        };
+        let attached = self
+            .client
+            .attach_container(id, Some(options))
+            .await
+            .map_err(api)?;
+        let output = attached
+            .output
+            .filter_map(|item| std::future::ready(chunk(item)))
+            .boxed();
+        Ok(Attached {
+            input: attached.input,
+            output,
+        })
+    }
+
+    async fn start(&self, id: &str) -> Result<(), EngineError> {
+        self.client.start_container(id, None).await.map_err(api)
+    }
+
+    async fn exec(&self, id: &str, spec: &ExecSpec) -> Result<ExecOutput, EngineError> {
+        let options = CreateExecOptions {
+            cmd: Some(spec.argv.clone()),
+            env: (!spec.env.is_empty()).then(|| spec.env.clone()),
+            working_dir: spec.workdir.clone(),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            ..Default::default()
+        };
+        let exec = self.client.create_exec(id, options).await.map_err(api)?;
+        let started = self
+            .client
+            .start_exec(&exec.id, Some(StartExecOptions::default()))
+            .await
+            .map_err(api)?;
+        let mut out = ExecOutput::default();
+        if let StartExecResults::Attached { mut output, .. } = started {
+            while let Some(item) = output.next().await {
+                match chunk(item) {
+                    Some(Ok(Chunk::Stdout(b))) => out.stdout.extend_from_slice(&b),
+                    Some(Ok(Chunk::Stderr(b))) => out.stderr.extend_from_slice(&b),
+                    Some(Err(e)) => return Err(e),
+                    None => {}
+                }
+            }
+        }
+        let inspected = self.client.inspect_exec(&exec.id).await.map_err(api)?;
+        out.exit_code = inspected.exit_code.unwrap_or(-1);
+        Ok(out)
+    }
+
+    async fn inspect(&self, id: &str) -> Result<ContainerState, EngineError> {
+        let found = self.client.inspect_container(id, None).await.map_err(api)?;
+        let state = found.state.unwrap_or_default();
+        Ok(ContainerState {
+            running: state.running.unwrap_or(false),
+            exit_code: state.exit_code,
+            oom_killed: state.oom_killed.unwrap_or(false),
+        })
+    }
+
+    async fn changes(&self, id: &str) -> Result<usize, EngineError> {
+        let changes = self.client.container_changes(id).await.map_err(api)?;
+        Ok(changes.map_or(0, |c| c.len()))
+    }
+
+    async fn remove(&self, id: &str) -> Result<(), EngineError> {
+        let options = RemoveContainerOptions {
+            force: true,
+            v: true,
+            ..Default::default()
+        };
+        match self
+            .client
+            .remove_container(id, Some(options))
+            .await
+            .map_err(api)
+        {
+            Ok(()) | Err(EngineError::Gone(_)) => Ok(()),
+            // "removal already in progress" is as good as done.
+            Err(EngineError::Api(m)) if m.contains("already in progress") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn list(&self, key: &str) -> Result<Vec<Listed>, EngineError> {
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(label_filter(key)),
+            ..Default::default()
+        };
+        let found = self
+            .client
+            .list_containers(Some(options))
+            .await
+            .map_err(api)?;
+        Ok(found
+            .into_iter()
+            .map(|c| Listed {
+                id: c.id.unwrap_or_default(),
+                labels: c.labels.unwrap_or_default().into_iter().collect(),
+            })
+            .collect())
+    }
+
+    async fn list_networks(&self, key: &str) -> Result<Vec<Listed>, EngineError> {
+        let options = ListNetworksOptions {
+            filters: Some(label_filter(key)),
+        };
+        let found = self
+            .client
+            .list_networks(Some(options))
+            .await
+            .map_err(api)?;
+        Ok(found
+            .into_iter()
+            .map(|n| Listed {
+                id: n.id.unwrap_or_default(),
+                labels: n.labels.unwrap_or_default().into_iter().collect(),
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,173 @@
+//! What a run reports as it goes: typed events, and the result types they carry.
+//! Reporters consume these; they never drive execution.
+
+use crate::plan::ScenarioId;
+use std::time::Duration;
+
+/// A scenario's or step's outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Status {
+    /// Everything as expected.
+    Passed,
+    /// Ran, and something was not as expected.
+    Failed,
+    /// Could not run (image missing, engine down, container would not start).
+    Error,
+    /// Unchanged since its last passing run.
+    Cached,
+    /// Not run (filtered, another partition, after `--fail-fast`, interrupted).
+    Skipped,
+}
+
+impl Status {
+    /// The word used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Passed => "passed",
+            Status::Failed => "failed",
+            Status::Error => "error",
+            Status::Cached => "cached",
+            Status::Skipped => "skipped",
+        }
+    }
+}
+
+/// Why a step or scenario did not pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// The exit code was not the expected one.
+    ExitCode,
+    /// `expected_output_regex` did not match.
+    Regex,
+    /// A step or scenario timeout fired.
+    Timeout,
+    /// The kernel killed a process for lack of memory.
+    Oom,
+    /// A service never became healthy.
+    Unhealthy,
+    /// The image is missing.
+    Image,
+    /// The engine failed or a container would not start.
+    Engine,
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+    /// `--filter` or `--partition` left it out.
+    Filtered,
+    /// An earlier failure stopped the run (`--fail-fast`).
+    FailFast,
+    /// An earlier step failed.
+    EarlierStep,
+}
+
+impl Reason {
+    /// The word used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::ExitCode => "exit_code",
+            Reason::Regex => "regex",
+            Reason::Timeout => "timeout",
+            Reason::Oom => "oom",
+            Reason::Unhealthy => "unhealthy",
+            Reason::Image => "image",
+            Reason::Engine => "engine",
+            Reason::Interrupted => "interrupted",
+            Reason::Filtered => "filtered",
+            Reason::FailFast => "fail_fast",
+            Reason::EarlierStep => "earlier_step",
+        }
+    }
+}
+
+/// One step's outcome. Every string is already masked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepResult {
+    /// Step name.
+    pub name: String,
+    /// Service it ran in.
+    pub service: String,
+    /// The command, shell-quoted for display.
+    pub command: String,
+    /// Exit code, when the command ended by itself.
+    pub exit_code: Option<i64>,
+    /// Outcome.
+    pub status: Status,
+    /// Why it did not pass.
+    pub reason: Option<Reason>,
+    /// What went wrong, in a sentence.
+    pub message: Option<String>,
+    /// Wall time.
+    pub duration: Duration,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+    /// It failed but `continue_on_failure` let the scenario go on.
+    pub tolerated: bool,
+}
+
+/// One scenario's outcome.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScenarioResult {
+    /// Its id.
+    pub id: ScenarioId,
+    /// Index of its file in the plan.
+    pub file_index: usize,
+    /// Its file, as shown to users.
+    pub file: String,
+    /// Its name.
+    pub name: String,
+    /// Outcome.
+    pub status: Status,
+    /// Why it did not pass.
+    pub reason: Option<Reason>,
+    /// What went wrong, in a sentence.
+    pub message: Option<String>,
+    /// When it began, counted from the start of the run.
+    pub start: Duration,
+    /// Wall time on its critical path (steps and checks, not container start).
+    pub duration: Duration,
+    /// Steps, in order.
+    pub steps: Vec<StepResult>,
+}
+
+/// Events of a run, in the order they happen.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// The run began.
+    RunStarted {
+        /// Its id (also the `clnrm.run` label).
+        run_id: String,
+        /// Scenarios to execute.
+        total: usize,
+        /// Workers.
+        workers: usize,
+    },
+    /// Containers left by dead runs were removed.
+    Reaped {
+        /// How many containers.
+        containers: usize,
+        /// How many networks.
+        networks: usize,
+    },
+    /// A scenario got its containers and began.
+    ScenarioStarted {
+        /// Which.
+        id: ScenarioId,
+    },
+    /// A step ended.
+    StepFinished {
+        /// Its scenario.
+        id: ScenarioId,
+        /// The outcome.
+        step: StepResult,
+    },
+    /// A scenario ended (or was skipped).
+    ScenarioFinished(ScenarioResult),
+    /// The run ended.
+    RunFinished {
+        /// Wall time.
+        duration: Duration,
+        /// Ctrl-C or SIGTERM stopped it.
+        interrupted: bool,
+    },
+}

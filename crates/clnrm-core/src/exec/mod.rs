@@ -1,0 +1,358 @@
+//! Execution: a priority queue of planned scenarios feeding `workers` workers, each
+//! taking a warm environment from the [`pool`], running the scenario's steps in it
+//! and giving it back. Emits [`Event`]s; reporters consume them. Cancellation (Ctrl-C)
+//! stops dispatching, interrupts running steps, then removes every container of the
+//! run; `--fail-fast` only stops dispatching.
+
+pub mod agent;
+pub mod events;
+pub mod pool;
+pub mod reaper;
+mod scenario;
+
+pub use events::{Event, Reason, ScenarioResult, Status, StepResult};
+pub use reaper::{RUN_LABEL, RunOwner, reap};
+
+use crate::backend::{ContainerEngine, EngineError};
+use crate::plan::{NotSelected, Plan, PlannedScenario};
+use pool::{Pool, agent_shell};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::RwLock;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio_util::sync::CancellationToken;
+
+/// How to run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Scenarios at once.
+    pub workers: usize,
+    /// Stop dispatching after the first failure.
+    pub fail_fast: bool,
+    /// Containers alive at once, at most.
+    pub max_containers: usize,
+    /// Who owns the run's containers.
+    pub owner: RunOwner,
+}
+
+/// What a run did.
+#[derive(Clone, Debug, Default)]
+pub struct RunOutcome {
+    /// Every scenario of the plan, in plan order.
+    pub results: Vec<ScenarioResult>,
+    /// Ctrl-C or SIGTERM stopped it.
+    pub interrupted: bool,
+    /// Wall time.
+    pub duration: Duration,
+}
+
+struct Shared<E> {
+    plan: Plan,
+    pool: Pool<E>,
+    queue: Mutex<VecDeque<usize>>,
+    file_locks: Vec<Arc<RwLock<()>>>,
+    failed: AtomicBool,
+    fail_fast: bool,
+    events: UnboundedSender<Event>,
+    cancel: CancellationToken,
+    results: Mutex<Vec<Option<ScenarioResult>>>,
+    image_errors: HashMap<String, String>,
+    lookahead: usize,
+    started: Instant,
+}
+
+/// Runs the selected scenarios of `plan`.
+pub async fn execute<E: ContainerEngine>(
+    engine: Arc<E>,
+    plan: Plan,
+    opts: &RunOptions,
+    events: UnboundedSender<Event>,
+    cancel: CancellationToken,
+) -> RunOutcome {
+    let started = Instant::now();
+    let workers = opts.workers.max(1);
+    let total = plan.selected().count();
+    let _ = events.send(Event::RunStarted {
+        run_id: opts.owner.run_id.clone(),
+        total,
+        workers,
+    });
+    if let Ok((containers, networks)) = reap(&*engine, &opts.owner).await
+        && containers + networks > 0
+    {
+        let _ = events.send(Event::Reaped {
+            containers,
+            networks,
+        });
+    }
+    let (shells, image_errors) = resolve_images(&*engine, &plan).await;
+    let pool = Pool::new(
+        engine,
+        opts.owner.clone(),
+        shells,
+        opts.max_containers,
+        workers.max(2),
+    );
+    let mut order: Vec<usize> = plan.selected().map(|s| s.order).collect();
+    order.sort_by_key(|&i| (std::cmp::Reverse(plan.scenarios[i].priority), i));
+    let shared = Arc::new(Shared {
+        file_locks: (0..plan.files.len())
+            .map(|_| Arc::new(RwLock::new(())))
+            .collect(),
+        results: Mutex::new(vec![None; plan.scenarios.len()]),
+        plan,
+        pool: pool.clone(),
+        queue: Mutex::new(order.into()),
+        failed: AtomicBool::new(false),
+        fail_fast: opts.fail_fast,
+        events,
+        cancel,
+        image_errors,
+        lookahead: 1,
+        started,
+    });
+    for sc in shared
+        .plan
+        .scenarios
+        .iter()
+        .filter(|s| s.not_selected.is_some())
+    {
+        let reason = match sc.not_selected {
+            Some(NotSelected::OtherPartition) => "not run: in another partition",
+            _ => "not run: filtered out",
+        };
+        shared.finish(skipped(sc, &shared.plan, Reason::Filtered, reason));
+    }
+    shared.prewarm();
+    let handles: Vec<_> = (0..workers)
+        .map(|_| tokio::spawn(worker(shared.clone())))
+        .collect();
+    for h in handles {
+        let _ = h.await;
+    }
+    let interrupted = shared.cancel.is_cancelled();
+    let leftover: Vec<usize> = lock(&shared.queue).drain(..).collect();
+    for i in leftover {
+        let sc = &shared.plan.scenarios[i];
+        let (reason, text) = if interrupted {
+            (Reason::Interrupted, "not run: interrupted")
+        } else {
+            (Reason::FailFast, "not run: --fail-fast after a failure")
+        };
+        shared.finish(skipped(sc, &shared.plan, reason, text));
+    }
+    pool.shutdown().await;
+    let duration = started.elapsed();
+    let _ = shared.events.send(Event::RunFinished {
+        duration,
+        interrupted,
+    });
+    let results = lock(&shared.results).iter().flatten().cloned().collect();
+    RunOutcome {
+        results,
+        interrupted,
+        duration,
+    }
+}
+
+/// Inspects every image once; pulls what is missing. Returns the agent shell of each
+/// image and, for images that cannot be had, why.
+async fn resolve_images<E: ContainerEngine>(
+    engine: &E,
+    plan: &Plan,
+) -> (HashMap<String, Option<String>>, HashMap<String, String>) {
+    let images: BTreeSet<String> = plan
+        .selected()
+        .flat_map(|s| s.env.services.iter().map(|v| v.image.clone()))
+        .collect();
+    let mut shells = HashMap::new();
+    let mut errors = HashMap::new();
+    for image in images {
+        let mut found = engine.image(&image).await;
+        if matches!(found, Ok(None)) {
+            found = match engine.pull(&image).await {
+                Ok(()) => engine.image(&image).await,
+                Err(e) => Err(e),
+            };
+        }
+        match found {
+            Ok(Some(info)) => {
+                shells.insert(image, agent_shell(&info.cmd, &info.entrypoint));
+            }
+            Ok(None) => {
+                let e = EngineError::ImageMissing {
+                    image: image.clone(),
+                    reason: "the pull reported success but the image is not there".into(),
+                };
+                errors.insert(image, e.to_string());
+            }
+            Err(e) => {
+                errors.insert(image, e.to_string());
+            }
+        }
+    }
+    (shells, errors)
+}
+
+fn skipped(sc: &PlannedScenario, plan: &Plan, reason: Reason, message: &str) -> ScenarioResult {
+    ScenarioResult {
+        id: sc.id.clone(),
+        file_index: sc.file,
+        file: plan.files[sc.file].display.clone(),
+        name: sc.name.clone(),
+        status: Status::Skipped,
+        reason: Some(reason),
+        message: Some(message.to_owned()),
+        start: Duration::ZERO,
+        duration: Duration::ZERO,
+        steps: Vec::new(),
+    }
+}
+
+impl<E: ContainerEngine> Shared<E> {
+    fn finish(&self, result: ScenarioResult) {
+        let order = self
+            .plan
+            .scenarios
+            .iter()
+            .position(|s| s.id == result.id && s.file == result.file_index);
+        let _ = self.events.send(Event::ScenarioFinished(result.clone()));
+        if let Some(i) = order {
+            lock(&self.results)[i] = Some(result);
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        self.cancel.is_cancelled() || (self.fail_fast && self.failed.load(Ordering::SeqCst))
+    }
+
+    /// Asks the pool for environments for the next scenarios in the queue.
+    fn prewarm(&self) {
+        let queue = lock(&self.queue);
+        let mut want: HashMap<&str, (usize, &Arc<crate::plan::EnvSpec>)> = HashMap::new();
+        for &i in queue.iter().take(self.lookahead) {
+            let env = &self.plan.scenarios[i].env;
+            if env
+                .services
+                .iter()
+                .any(|s| self.image_errors.contains_key(&s.image))
+            {
+                continue;
+            }
+            want.entry(env.key.as_str()).or_insert((0, env)).0 += 1;
+        }
+        for (count, env) in want.values() {
+            self.pool.prewarm(env, *count);
+        }
+    }
+}
+
+async fn worker<E: ContainerEngine>(shared: Arc<Shared<E>>) {
+    loop {
+        if shared.stopped() {
+            return;
+        }
+        let Some(i) = lock(&shared.queue).pop_front() else {
+            return;
+        };
+        shared.prewarm();
+        let result = run_one(&shared, i).await;
+        if matches!(result.status, Status::Failed | Status::Error) {
+            shared.failed.store(true, Ordering::SeqCst);
+        }
+        shared.finish(result);
+    }
+}
+
+async fn run_one<E: ContainerEngine>(shared: &Shared<E>, i: usize) -> ScenarioResult {
+    let sc = &shared.plan.scenarios[i];
+    let file = shared.plan.files[sc.file].display.clone();
+    let error = |reason: Reason, message: String| ScenarioResult {
+        status: Status::Error,
+        reason: Some(reason),
+        message: Some(sc.masker.mask(&message)),
+        ..skipped(sc, &shared.plan, reason, "")
+    };
+    if let Some(e) = sc
+        .env
+        .services
+        .iter()
+        .find_map(|s| shared.image_errors.get(&s.image))
+    {
+        return error(Reason::Image, e.clone());
+    }
+    let file_lock = shared.file_locks[sc.file].clone();
+    let _guard = if sc.exclusive {
+        Guard::Write(file_lock.write_owned().await)
+    } else {
+        Guard::Read(file_lock.read_owned().await)
+    };
+    let acquired = tokio::select! {
+        e = shared.pool.acquire(&sc.env) => e,
+        () = shared.cancel.cancelled() => {
+            return skipped(sc, &shared.plan, Reason::Interrupted, "not run: interrupted");
+        }
+    };
+    let mut env = match acquired {
+        Ok(env) => env,
+        Err(pool::PoolError::Unhealthy {
+            service,
+            command,
+            tries,
+            last,
+        }) => {
+            let e = pool::PoolError::Unhealthy {
+                service,
+                command,
+                tries,
+                last,
+            };
+            return ScenarioResult {
+                status: Status::Failed,
+                ..error(Reason::Unhealthy, e.to_string())
+            };
+        }
+        Err(pool::PoolError::Stopped) => {
+            return skipped(
+                sc,
+                &shared.plan,
+                Reason::Interrupted,
+                "not run: interrupted",
+            );
+        }
+        Err(e) => return error(Reason::Engine, e.to_string()),
+    };
+    let _ = shared
+        .events
+        .send(Event::ScenarioStarted { id: sc.id.clone() });
+    let ran_start = Instant::now();
+    let mut ran = scenario::run_scenario(
+        &shared.pool,
+        &mut env,
+        sc,
+        &file,
+        &shared.events,
+        &shared.cancel,
+    )
+    .await;
+    ran.result.start = ran_start.saturating_duration_since(shared.started);
+    // An environment nobody will need again is removed now, not at the end of the run.
+    let needed = lock(&shared.queue)
+        .iter()
+        .any(|&j| shared.plan.scenarios[j].env.key == sc.env.key);
+    shared.pool.release(env, ran.reusable && needed);
+    ran.result
+}
+
+enum Guard {
+    Read(#[expect(dead_code, reason = "held for its drop")] tokio::sync::OwnedRwLockReadGuard<()>),
+    Write(
+        #[expect(dead_code, reason = "held for its drop")] tokio::sync::OwnedRwLockWriteGuard<()>,
+    ),
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -1,0 +1,627 @@
+//! Warm environments. An environment is the set of started (and healthy) containers a
+//! scenario runs in, plus its private network when it has several services. The pool
+//! prepares environments ahead of the scenarios that will need them, keyed by
+//! [`EnvSpec::key`], so a scenario does not wait for container create and start.
+//!
+//! No state leaks between scenarios: an environment goes back to the pool only when
+//! every container in it is an agent container (its main process is clnrm's shell)
+//! and, after the scenario, the engine reports no filesystem change against the image,
+//! no process but the shell is alive, `/dev/shm` is empty and no OOM kill happened.
+//! Anything else is removed and a fresh environment takes its place.
+
+use super::agent::Agent;
+use super::reaper::RunOwner;
+use crate::backend::{ContainerEngine, ContainerSpec, EngineError, ExecSpec, NetworkMode};
+use crate::plan::{EnvSpec, HealthSpec, NetworkNeed, ServiceSpec};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Why an environment could not be made ready.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// The engine refused or failed.
+    #[error("{0}")]
+    Engine(#[from] EngineError),
+    /// A health check never passed.
+    #[error("service \"{service}\" is not healthy after {tries} tries of `{command}`{last}")]
+    Unhealthy {
+        /// Service id.
+        service: String,
+        /// The health command.
+        command: String,
+        /// Tries made.
+        tries: u64,
+        /// What the last try printed, prefixed for display.
+        last: String,
+    },
+    /// The scenario needs more containers than may exist at once.
+    #[error("needs {need} containers but executor.max_concurrent_containers is {max}")]
+    TooBig {
+        /// Containers needed.
+        need: usize,
+        /// The bound.
+        max: usize,
+    },
+    /// The run is stopping.
+    #[error("the run is stopping")]
+    Stopped,
+}
+
+/// One service's container in an environment.
+#[derive(Debug)]
+pub struct Member {
+    /// Service id.
+    pub service: String,
+    /// Container id.
+    pub container: String,
+    /// The agent, when the container's main process is clnrm's shell.
+    pub agent: Option<Agent>,
+}
+
+/// Started, healthy containers for one scenario at a time.
+#[derive(Debug)]
+pub struct Env {
+    /// What it was made from.
+    pub spec: Arc<EnvSpec>,
+    /// Its containers, in the order of `spec.services`.
+    pub members: Vec<Member>,
+    network: Option<String>,
+    _permits: Option<OwnedSemaphorePermit>,
+}
+
+impl Env {
+    /// The member running `service`.
+    pub fn member(&mut self, service: &str) -> Option<&mut Member> {
+        self.members.iter_mut().find(|m| m.service == service)
+    }
+}
+
+/// Shell snippet printing "<processes> <files in /dev/shm> <oom kills>" using builtins only.
+const CHECK: &str = "set -- /proc/[0-9]*; p=$#; n=0; \
+for f in /dev/shm/* /dev/shm/.[!.]* /dev/shm/..?*; do [ -e \"$f\" ] && n=$((n+1)); done; \
+o=0; for f in /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events; do \
+[ -r \"$f\" ] && while read -r k v; do [ \"$k\" = oom_kill ] && o=$((o+v)); done < \"$f\"; done; \
+echo \"$p $n $o\"";
+
+#[derive(Default)]
+struct Counts {
+    /// Environments that will arrive on the channel (ready, preparing or being checked).
+    supply: usize,
+    /// Scenarios waiting for one.
+    waiting: usize,
+}
+
+struct Slot {
+    tx: mpsc::UnboundedSender<Result<Env, PoolError>>,
+    rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Result<Env, PoolError>>>,
+    counts: Mutex<Counts>,
+}
+
+struct Inner<E> {
+    engine: Arc<E>,
+    owner: RunOwner,
+    /// Image → the shell to use as agent when the service sets no `args`.
+    agent_shells: HashMap<String, Option<String>>,
+    slots: Mutex<HashMap<String, Arc<Slot>>>,
+    containers: Arc<Semaphore>,
+    max_containers: usize,
+    preparing: Semaphore,
+    live: Mutex<HashSet<String>>,
+    networks: Mutex<HashSet<String>>,
+    seq: AtomicU64,
+    tracker: TaskTracker,
+    stop: CancellationToken,
+}
+
+/// The pool of warm environments of one run.
+pub struct Pool<E> {
+    inner: Arc<Inner<E>>,
+}
+
+impl<E> Clone for Pool<E> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+/// Which shell of an image can serve as agent: the image must not have an entrypoint,
+/// and its command must be empty or a bare shell (the image runs nothing of its own).
+pub fn agent_shell(cmd: &[String], entrypoint: &[String]) -> Option<String> {
+    if !entrypoint.is_empty() {
+        return None;
+    }
+    match cmd {
+        [] => Some("sh".to_owned()),
+        [one] => {
+            let base = one.rsplit('/').next().unwrap_or(one);
+            ["sh", "bash", "ash", "dash"]
+                .contains(&base)
+                .then(|| one.clone())
+        }
+        _ => None,
+    }
+}
+
+impl<E: ContainerEngine> Pool<E> {
+    /// A pool that may hold `max_containers` containers and prepares `parallel` at once.
+    pub fn new(
+        engine: Arc<E>,
+        owner: RunOwner,
+        agent_shells: HashMap<String, Option<String>>,
+        max_containers: usize,
+        parallel: usize,
+    ) -> Self {
+        let max_containers = max_containers.max(1);
+        Self {
+            inner: Arc::new(Inner {
+                engine,
+                owner,
+                agent_shells,
+                slots: Mutex::new(HashMap::new()),
+                containers: Arc::new(Semaphore::new(max_containers)),
+                max_containers,
+                preparing: Semaphore::new(parallel.max(1)),
+                live: Mutex::new(HashSet::new()),
+                networks: Mutex::new(HashSet::new()),
+                seq: AtomicU64::new(0),
+                tracker: TaskTracker::new(),
+                stop: CancellationToken::new(),
+            }),
+        }
+    }
+
+    fn slot(&self, key: &str) -> Arc<Slot> {
+        let mut slots = lock(&self.inner.slots);
+        slots
+            .entry(key.to_owned())
+            .or_insert_with(|| {
+                let (tx, rx) = mpsc::unbounded_channel();
+                Arc::new(Slot {
+                    tx,
+                    rx: tokio::sync::Mutex::new(rx),
+                    counts: Mutex::new(Counts::default()),
+                })
+            })
+            .clone()
+    }
+
+    /// A ready environment for `spec`; waits for one to be prepared if none is.
+    pub async fn acquire(&self, spec: &Arc<EnvSpec>) -> Result<Env, PoolError> {
+        let slot = self.slot(&spec.key);
+        {
+            let mut c = lock(&slot.counts);
+            c.waiting += 1;
+            if c.supply < c.waiting {
+                c.supply += 1;
+                self.spawn_prepare(spec.clone(), slot.clone());
+            }
+        }
+        let got = slot.rx.lock().await.recv().await;
+        let mut c = lock(&slot.counts);
+        c.waiting -= 1;
+        c.supply = c.supply.saturating_sub(1);
+        got.unwrap_or(Err(PoolError::Stopped))
+    }
+
+    /// Makes sure `count` environments for `spec` beyond those already claimed are on their way.
+    pub fn prewarm(&self, spec: &Arc<EnvSpec>, count: usize) {
+        if self.inner.stop.is_cancelled() {
+            return;
+        }
+        let slot = self.slot(&spec.key);
+        let mut c = lock(&slot.counts);
+        while c.supply < c.waiting + count {
+            c.supply += 1;
+            self.spawn_prepare(spec.clone(), slot.clone());
+        }
+    }
+
+    /// Gives an environment back after a scenario. `reusable` says the scenario ended
+    /// normally; the environment is still checked before anyone else gets it.
+    pub fn release(&self, env: Env, reusable: bool) {
+        let recyclable = reusable
+            && !self.inner.stop.is_cancelled()
+            && env.members.iter().all(|m| m.agent.is_some());
+        if !recyclable {
+            let pool = self.clone();
+            self.inner
+                .tracker
+                .spawn(async move { pool.destroy(env).await });
+            return;
+        }
+        let slot = self.slot(&env.spec.key);
+        lock(&slot.counts).supply += 1;
+        let pool = self.clone();
+        self.inner.tracker.spawn(async move {
+            let mut env = env;
+            if pool.is_clean(&mut env).await {
+                let _ = slot.tx.send(Ok(env));
+                return;
+            }
+            let spec = env.spec.clone();
+            pool.destroy(env).await;
+            let mut c = lock(&slot.counts);
+            if c.supply <= c.waiting {
+                pool.spawn_prepare(spec, slot.clone());
+            } else {
+                c.supply -= 1;
+            }
+        });
+    }
+
+    /// Stops preparing, then kills and removes every container and network of the run.
+    pub async fn shutdown(&self) {
+        self.inner.stop.cancel();
+        self.inner.tracker.close();
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.inner.tracker.wait()).await;
+        let containers: Vec<String> = lock(&self.inner.live).drain().collect();
+        let engine = &self.inner.engine;
+        futures_util::future::join_all(containers.iter().map(|id| engine.remove(id))).await;
+        let networks: Vec<String> = lock(&self.inner.networks).drain().collect();
+        for n in &networks {
+            let _ = engine.remove_network(n).await;
+        }
+    }
+
+    fn spawn_prepare(&self, spec: Arc<EnvSpec>, slot: Arc<Slot>) {
+        let pool = self.clone();
+        self.inner.tracker.spawn(async move {
+            let result = pool.prepare(spec).await;
+            let _ = slot.tx.send(result);
+        });
+    }
+
+    async fn prepare(&self, spec: Arc<EnvSpec>) -> Result<Env, PoolError> {
+        let need = spec.services.len();
+        if need > self.inner.max_containers {
+            return Err(PoolError::TooBig {
+                need,
+                max: self.inner.max_containers,
+            });
+        }
+        let permits = self.container_permits(&spec.key, need).await?;
+        let _turn = tokio::select! {
+            t = self.inner.preparing.acquire() => t.map_err(|_| PoolError::Stopped)?,
+            () = self.inner.stop.cancelled() => return Err(PoolError::Stopped),
+        };
+        let mut env = Env {
+            spec: spec.clone(),
+            members: Vec::new(),
+            network: None,
+            _permits: Some(permits),
+        };
+        match self.start_env(&mut env).await {
+            Ok(()) => Ok(env),
+            Err(e) => {
+                self.destroy(env).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn container_permits(
+        &self,
+        key: &str,
+        need: usize,
+    ) -> Result<OwnedSemaphorePermit, PoolError> {
+        let sem = self.inner.containers.clone();
+        loop {
+            if let Ok(p) = sem.clone().try_acquire_many_owned(need as u32) {
+                return Ok(p);
+            }
+            if !self.evict_idle(key) {
+                break;
+            }
+        }
+        tokio::select! {
+            p = sem.acquire_many_owned(need as u32) => p.map_err(|_| PoolError::Stopped),
+            () = self.inner.stop.cancelled() => Err(PoolError::Stopped),
+        }
+    }
+
+    /// Removes one ready environment that nobody waits for, of another key.
+    fn evict_idle(&self, except: &str) -> bool {
+        let slots: Vec<(String, Arc<Slot>)> = lock(&self.inner.slots)
+            .iter()
+            .map(|(k, s)| (k.clone(), s.clone()))
+            .collect();
+        for (key, slot) in slots {
+            if key == except {
+                continue;
+            }
+            let mut c = lock(&slot.counts);
+            if c.supply <= c.waiting {
+                continue;
+            }
+            let Ok(mut rx) = slot.rx.try_lock() else {
+                continue;
+            };
+            if let Ok(Ok(env)) = rx.try_recv() {
+                c.supply -= 1;
+                let pool = self.clone();
+                self.inner
+                    .tracker
+                    .spawn(async move { pool.destroy(env).await });
+                return true;
+            }
+        }
+        false
+    }
+
+    async fn start_env(&self, env: &mut Env) -> Result<(), PoolError> {
+        let inner = &self.inner;
+        let seq = inner.seq.fetch_add(1, Ordering::Relaxed);
+        let spec = env.spec.clone();
+        let mut labels = inner.owner.labels();
+        labels.insert("clnrm.env".into(), spec.key.clone());
+        if spec.network == NetworkNeed::Private {
+            let name = format!("clnrm-{}-{seq}", inner.owner.run_id);
+            let id = inner.engine.create_network(&name, &labels).await?;
+            lock(&inner.networks).insert(id.clone());
+            env.network = Some(id);
+        }
+        for svc in &spec.services {
+            if inner.stop.is_cancelled() {
+                return Err(PoolError::Stopped);
+            }
+            let network = env.network.clone();
+            let member = self
+                .start_member(svc, network, spec.network, seq, &labels)
+                .await?;
+            env.members.push(member);
+        }
+        for (svc, member) in spec.services.iter().zip(env.members.iter_mut()) {
+            if let Some(health) = &svc.health {
+                self.wait_healthy(svc, health, member).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn start_member(
+        &self,
+        svc: &ServiceSpec,
+        network: Option<String>,
+        need: NetworkNeed,
+        seq: u64,
+        labels: &crate::backend::Labels,
+    ) -> Result<Member, PoolError> {
+        let inner = &self.inner;
+        let shell = if svc.args.is_empty() {
+            inner.agent_shells.get(&svc.image).cloned().flatten()
+        } else {
+            None
+        };
+        let network = match (network, need) {
+            (Some(id), _) => NetworkMode::Named {
+                id,
+                aliases: vec![svc.id.clone()],
+            },
+            (None, NetworkNeed::None) => NetworkMode::None,
+            (None, _) => NetworkMode::Bridge,
+        };
+        let mut labels = labels.clone();
+        labels.insert("clnrm.service".into(), svc.id.clone());
+        let spec = ContainerSpec {
+            name: format!("clnrm-{}-{seq}-{}", inner.owner.run_id, svc.id),
+            image: svc.image.clone(),
+            cmd: shell.clone().map_or_else(|| svc.args.clone(), |s| vec![s]),
+            env: svc.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            ports: svc.ports.clone(),
+            mounts: svc.mounts.clone(),
+            memory_bytes: Some(svc.memory_bytes),
+            nano_cpus: Some(svc.nano_cpus),
+            open_stdin: shell.is_some(),
+            extra_hosts: if network == NetworkMode::None {
+                Vec::new()
+            } else {
+                vec!["host.docker.internal:host-gateway".into()]
+            },
+            network,
+            labels,
+        };
+        let id = inner.engine.create(&spec).await?;
+        lock(&inner.live).insert(id.clone());
+        let attached = match shell {
+            Some(_) => Some(inner.engine.attach(&id).await?),
+            None => None,
+        };
+        let mut member = Member {
+            service: svc.id.clone(),
+            container: id.clone(),
+            agent: attached.map(Agent::new),
+        };
+        inner.engine.start(&id).await?;
+        if let Some(agent) = &mut member.agent {
+            agent.script(":").await.map_err(|e| {
+                EngineError::Api(format!(
+                    "the shell of service \"{}\" did not answer: {e}",
+                    svc.id
+                ))
+            })?;
+        }
+        Ok(member)
+    }
+
+    async fn wait_healthy(
+        &self,
+        svc: &ServiceSpec,
+        health: &HealthSpec,
+        member: &mut Member,
+    ) -> Result<(), PoolError> {
+        let mut last = String::new();
+        for _ in 0..health.retries.max(1) {
+            let run = run_in(&*self.inner.engine, member, &health.argv, &[], None);
+            let outcome = tokio::select! {
+                r = tokio::time::timeout(health.timeout, run) => r,
+                () = self.inner.stop.cancelled() => return Err(PoolError::Stopped),
+            };
+            match outcome {
+                Ok(Ok(out)) if out.exit_code == 0 => return Ok(()),
+                Ok(Ok(out)) => {
+                    last = format!(
+                        "exit {}: {}{}",
+                        out.exit_code,
+                        String::from_utf8_lossy(&out.stdout),
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
+                Ok(Err(e)) => return Err(PoolError::Engine(EngineError::Api(e))),
+                Err(_) => last = format!("timed out after {} ms", health.timeout.as_millis()),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(health.interval) => {}
+                () = self.inner.stop.cancelled() => return Err(PoolError::Stopped),
+            }
+        }
+        let last = last.trim();
+        Err(PoolError::Unhealthy {
+            service: svc.id.clone(),
+            command: health.argv.join(" "),
+            tries: health.retries.max(1),
+            last: if last.is_empty() {
+                String::new()
+            } else {
+                format!("; last: {last}")
+            },
+        })
+    }
+
+    async fn is_clean(&self, env: &mut Env) -> bool {
+        for m in &mut env.members {
+            let Some(agent) = &mut m.agent else {
+                return false;
+            };
+            let Ok(out) = agent.script(CHECK).await else {
+                return false;
+            };
+            if String::from_utf8_lossy(&out.stdout).trim() != "1 0 0" {
+                return false;
+            }
+            if !matches!(self.inner.engine.changes(&m.container).await, Ok(0)) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Kills and removes an environment's containers and network.
+    pub async fn destroy(&self, env: Env) {
+        let inner = &self.inner;
+        let ids: Vec<String> = env.members.iter().map(|m| m.container.clone()).collect();
+        drop(env.members);
+        futures_util::future::join_all(ids.iter().map(|id| inner.engine.remove(id))).await;
+        {
+            let mut live = lock(&inner.live);
+            for id in &ids {
+                live.remove(id);
+            }
+        }
+        if let Some(net) = env.network {
+            let _ = inner.engine.remove_network(&net).await;
+            lock(&inner.networks).remove(&net);
+        }
+    }
+
+    /// Kills one container at once (a timeout); the environment is then useless.
+    pub async fn kill(&self, container: &str) {
+        let _ = self.inner.engine.remove(container).await;
+        lock(&self.inner.live).remove(container);
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &E {
+        &self.inner.engine
+    }
+}
+
+/// Runs a command in a member: through its agent, else by an engine exec.
+pub async fn run_in<E: ContainerEngine>(
+    engine: &E,
+    member: &mut Member,
+    argv: &[String],
+    env: &[(String, String)],
+    workdir: Option<&str>,
+) -> Result<crate::backend::ExecOutput, String> {
+    match &mut member.agent {
+        Some(agent) => agent
+            .run(argv, env, workdir)
+            .await
+            .map_err(|e| e.to_string()),
+        None => {
+            let spec = ExecSpec {
+                argv: argv.to_vec(),
+                env: env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+                workdir: workdir.map(str::to_owned),
+            };
+            engine
+                .exec(&member.container, &spec)
+                .await
+                .map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// OOM kills counted by the member's memory cgroup (v1 or v2), if it can be read.
+pub async fn oom_kills<E: ContainerEngine>(engine: &E, member: &mut Member) -> Option<u64> {
+    let text = match &mut member.agent {
+        Some(agent) => {
+            let out = agent.script(CHECK).await.ok()?;
+            let line = String::from_utf8_lossy(&out.stdout).to_string();
+            return line.split_whitespace().nth(2)?.parse().ok();
+        }
+        None => {
+            let mut text = String::new();
+            for path in [
+                "/sys/fs/cgroup/memory/memory.oom_control",
+                "/sys/fs/cgroup/memory.events",
+            ] {
+                let spec = ExecSpec {
+                    argv: vec!["cat".into(), path.into()],
+                    ..Default::default()
+                };
+                if let Ok(out) = engine.exec(&member.container, &spec).await {
+                    text.push_str(&String::from_utf8_lossy(&out.stdout));
+                }
+            }
+            text
+        }
+    };
+    text.lines()
+        .filter_map(|l| l.strip_prefix("oom_kill "))
+        .map(|v| v.trim().parse::<u64>().ok())
+        .sum()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| (*w).to_owned()).collect()
+    }
+
+    #[test]
+    fn images_that_run_nothing_of_their_own_get_an_agent() {
+        assert_eq!(agent_shell(&v(&["sh"]), &[]), Some("sh".into()));
+        assert_eq!(
+            agent_shell(&v(&["/bin/bash"]), &[]),
+            Some("/bin/bash".into())
+        );
+        assert_eq!(agent_shell(&[], &[]), Some("sh".into()));
+        assert_eq!(agent_shell(&v(&["postgres"]), &[]), None);
+        assert_eq!(agent_shell(&v(&["sh"]), &v(&["/entry.sh"])), None);
+        assert_eq!(agent_shell(&v(&["sh", "-c", "serve"]), &[]), None);
+    }
+}

@@ -1,0 +1,264 @@
+//! Runs one scenario's steps in a ready environment: each step by the agent (or an
+//! engine exec), with its timeout, exit-code and output checks, and OOM detection.
+
+use super::agent::quote;
+use super::events::{Event, Reason, ScenarioResult, Status, StepResult};
+use super::pool::{Env, Pool, oom_kills, run_in};
+use crate::backend::{ContainerEngine, ExecOutput};
+use crate::plan::{PlannedScenario, PlannedStep};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio_util::sync::CancellationToken;
+
+/// Exit code of a process killed by SIGKILL.
+const SIGKILL_EXIT: i64 = 137;
+
+/// What a scenario's run left behind.
+pub struct Ran {
+    /// The result to report.
+    pub result: ScenarioResult,
+    /// Whether the environment may be checked for reuse.
+    pub reusable: bool,
+}
+
+enum StepEnd {
+    Done(ExecOutput),
+    Timeout(Duration),
+    Interrupted,
+    Broken(String),
+}
+
+/// Runs `sc` in `env`, sending a `StepFinished` event per step.
+pub async fn run_scenario<E: ContainerEngine>(
+    pool: &Pool<E>,
+    env: &mut Env,
+    sc: &PlannedScenario,
+    file: &str,
+    events: &UnboundedSender<Event>,
+    cancel: &CancellationToken,
+) -> Ran {
+    let started = Instant::now();
+    let deadline = sc.timeout.map(|t| started + t);
+    let mut steps = Vec::new();
+    let mut failure: Option<(Reason, String)> = None;
+    let mut reusable = true;
+    for step in &sc.steps {
+        if failure.is_some() {
+            steps.push(not_run(sc, step));
+            continue;
+        }
+        let (result, end_reusable) = run_step(pool, env, sc, step, deadline, cancel).await;
+        reusable &= end_reusable;
+        if result.status != Status::Passed && !result.tolerated {
+            let reason = result.reason.unwrap_or(Reason::ExitCode);
+            let message = format!(
+                "step \"{}\": {}",
+                result.name,
+                result.message.clone().unwrap_or_default()
+            );
+            failure = Some((reason, message));
+        }
+        let _ = events.send(Event::StepFinished {
+            id: sc.id.clone(),
+            step: result.clone(),
+        });
+        steps.push(result);
+    }
+    let (status, reason, message) = match failure {
+        None => (Status::Passed, None, None),
+        Some((Reason::Interrupted, m)) => (Status::Skipped, Some(Reason::Interrupted), Some(m)),
+        Some((Reason::Engine, m)) => (Status::Error, Some(Reason::Engine), Some(m)),
+        Some((r, m)) => (Status::Failed, Some(r), Some(m)),
+    };
+    Ran {
+        result: ScenarioResult {
+            id: sc.id.clone(),
+            file_index: sc.file,
+            file: file.to_owned(),
+            name: sc.name.clone(),
+            status,
+            reason,
+            message,
+            start: Duration::ZERO,
+            duration: started.elapsed(),
+            steps,
+        },
+        reusable: reusable && status == Status::Passed,
+    }
+}
+
+fn not_run(sc: &PlannedScenario, step: &PlannedStep) -> StepResult {
+    StepResult {
+        name: step.name.clone(),
+        service: step.service.clone(),
+        command: display_command(sc, step),
+        exit_code: None,
+        status: Status::Skipped,
+        reason: Some(Reason::EarlierStep),
+        message: Some("not run: an earlier step failed".into()),
+        duration: Duration::ZERO,
+        stdout: String::new(),
+        stderr: String::new(),
+        tolerated: false,
+    }
+}
+
+fn display_command(sc: &PlannedScenario, step: &PlannedStep) -> String {
+    let words: Vec<String> = step.argv.iter().map(|a| quote(a)).collect();
+    sc.masker.mask(&words.join(" "))
+}
+
+async fn run_step<E: ContainerEngine>(
+    pool: &Pool<E>,
+    env: &mut Env,
+    sc: &PlannedScenario,
+    step: &PlannedStep,
+    scenario_deadline: Option<Instant>,
+    cancel: &CancellationToken,
+) -> (StepResult, bool) {
+    let started = Instant::now();
+    let step_deadline = step.timeout.map(|t| started + t);
+    let deadline = match (step_deadline, scenario_deadline) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let mut result = StepResult {
+        name: step.name.clone(),
+        service: step.service.clone(),
+        command: display_command(sc, step),
+        exit_code: None,
+        status: Status::Passed,
+        reason: None,
+        message: None,
+        duration: Duration::ZERO,
+        stdout: String::new(),
+        stderr: String::new(),
+        tolerated: false,
+    };
+    let Some(member) = env.member(&step.service) else {
+        result.status = Status::Error;
+        result.reason = Some(Reason::Engine);
+        result.message = Some(format!("service \"{}\" has no container", step.service));
+        return (result, false);
+    };
+    let container = member.container.clone();
+    let end = {
+        let run = run_in(
+            pool.engine(),
+            member,
+            &step.argv,
+            &step.env,
+            step.workdir.as_deref(),
+        );
+        let limit = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = run => match r {
+                Ok(out) => StepEnd::Done(out),
+                Err(e) => StepEnd::Broken(e),
+            },
+            () = limit => StepEnd::Timeout(deadline.map_or(Duration::ZERO, |d| d - started)),
+            () = cancel.cancelled() => StepEnd::Interrupted,
+        }
+    };
+    result.duration = started.elapsed();
+    let mask = |b: &[u8]| sc.masker.mask(&String::from_utf8_lossy(b));
+    let reusable = match end {
+        StepEnd::Done(out) => {
+            result.stdout = mask(&out.stdout);
+            result.stderr = mask(&out.stderr);
+            result.exit_code = Some(out.exit_code);
+            judge(pool, env, step, &out, &mut result).await;
+            true
+        }
+        StepEnd::Timeout(after) => {
+            pool.kill(&container).await;
+            fail(
+                &mut result,
+                Reason::Timeout,
+                format!("timed out after {} ms; container killed", after.as_millis()),
+            );
+            false
+        }
+        StepEnd::Interrupted => {
+            fail(&mut result, Reason::Interrupted, "interrupted".into());
+            false
+        }
+        StepEnd::Broken(e) => {
+            let state = pool.engine().inspect(&container).await.ok();
+            if state.as_ref().is_some_and(|s| s.oom_killed) {
+                fail(
+                    &mut result,
+                    Reason::Oom,
+                    "OOM kill: the container's main process ran out of memory".into(),
+                );
+            } else {
+                result.status = Status::Error;
+                result.reason = Some(Reason::Engine);
+                result.message = Some(sc.masker.mask(&e));
+            }
+            false
+        }
+    };
+    if result.status == Status::Failed && step.continue_on_failure && reusable {
+        result.tolerated = true;
+    }
+    (result, reusable)
+}
+
+fn fail(result: &mut StepResult, reason: Reason, message: String) {
+    result.status = Status::Failed;
+    result.reason = Some(reason);
+    result.message = Some(message);
+}
+
+async fn judge<E: ContainerEngine>(
+    pool: &Pool<E>,
+    env: &mut Env,
+    step: &PlannedStep,
+    out: &ExecOutput,
+    result: &mut StepResult,
+) {
+    if out.exit_code != step.expected_exit_code {
+        let oom = if out.exit_code == SIGKILL_EXIT {
+            match env.member(&step.service) {
+                Some(m) => oom_kills(pool.engine(), m).await.unwrap_or(0) > 0,
+                None => false,
+            }
+        } else {
+            false
+        };
+        if oom {
+            fail(
+                result,
+                Reason::Oom,
+                "OOM kill: the kernel killed the command for lack of memory (exit 137)".into(),
+            );
+        } else {
+            fail(
+                result,
+                Reason::ExitCode,
+                format!(
+                    "exit code {}, expected {}",
+                    out.exit_code, step.expected_exit_code
+                ),
+            );
+        }
+        return;
+    }
+    if let Some(re) = &step.expected_output_regex {
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !re.is_match(&stdout) && !re.is_match(&stderr) {
+            fail(
+                result,
+                Reason::Regex,
+                format!("output does not match /{}/", re.as_str()),
+            );
+        }
+    }
+}

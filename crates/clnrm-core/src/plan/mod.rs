@@ -1,0 +1,442 @@
+//! Planning: turns validated test files into the scenarios a run executes, each with
+//! the environment (services, limits, network) it needs resolved and keyed, its
+//! steps as argv, its timeouts, and its secrets. Pure: no engine, no async.
+
+mod secrets;
+
+pub use secrets::{MASK, Masker, is_secret_key};
+
+use crate::backend::Mount;
+use crate::model::shell::split_words;
+use crate::model::{Exporter, Scenario, Service, TestFile};
+use crate::project::ExecutorConfig;
+use crate::template::DEFAULT_IMAGE;
+use crate::validate::CheckedFile;
+use regex::Regex;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `<path relative to the project root>::<scenario name>`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ScenarioId(pub String);
+
+impl fmt::Display for ScenarioId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The service a scenario gets when its file defines none.
+pub const IMPLICIT_SERVICE: &str = "default";
+
+/// Limits and selection given on the command line.
+#[derive(Clone, Debug, Default)]
+pub struct PlanOptions {
+    /// `--memory MB`.
+    pub memory_mb: Option<u64>,
+    /// `--cpu CORES`.
+    pub cpus: Option<f64>,
+    /// `--filter GLOB` on scenario ids.
+    pub filter: Option<globset::GlobMatcher>,
+    /// `--partition K/N` (1-based K).
+    pub partition: Option<(u64, u64)>,
+    /// `[executor]` of the config.
+    pub executor: ExecutorConfig,
+}
+
+/// A `health_check`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HealthSpec {
+    /// Command run in the container until it exits 0.
+    pub argv: Vec<String>,
+    /// Pause between tries.
+    pub interval: Duration,
+    /// Bound on one try.
+    pub timeout: Duration,
+    /// Tries before the service counts as unhealthy.
+    pub retries: u64,
+}
+
+/// A service as the engine needs it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ServiceSpec {
+    /// Its id (`[service.<id>]`), also its name on the scenario's network.
+    pub id: String,
+    /// Image reference.
+    pub image: String,
+    /// Container command; empty means the image's.
+    pub args: Vec<String>,
+    /// Environment, in the order written.
+    pub env: Vec<(String, String)>,
+    /// Container ports.
+    pub ports: Vec<u16>,
+    /// Bind mounts.
+    pub mounts: Vec<Mount>,
+    /// Readiness probe.
+    pub health: Option<HealthSpec>,
+    /// Memory limit in bytes.
+    pub memory_bytes: i64,
+    /// CPU limit in billionths of a core.
+    pub nano_cpus: i64,
+}
+
+/// How the containers of an environment are connected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NetworkNeed {
+    /// Loopback only: one service, no ports, no OTLP export.
+    None,
+    /// The default bridge: published ports or an OTLP exporter to reach.
+    Bridge,
+    /// A network of its own where services reach each other by id.
+    Private,
+}
+
+/// The containers a scenario runs in. Scenarios with equal keys can share warm
+/// containers (one at a time).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct EnvSpec {
+    /// Hash of everything below.
+    pub key: String,
+    /// Services, sorted by id.
+    pub services: Vec<ServiceSpec>,
+    /// Network.
+    pub network: NetworkNeed,
+}
+
+/// One command of a scenario.
+#[derive(Clone, Debug)]
+pub struct PlannedStep {
+    /// Step name (`run` for a scenario's `run`).
+    pub name: String,
+    /// Service it runs in.
+    pub service: String,
+    /// Program and arguments.
+    pub argv: Vec<String>,
+    /// Exit code that counts as success.
+    pub expected_exit_code: i64,
+    /// Regex stdout or stderr must match.
+    pub expected_output_regex: Option<Regex>,
+    /// Working directory.
+    pub workdir: Option<String>,
+    /// Extra environment.
+    pub env: Vec<(String, String)>,
+    /// Go on after a failure.
+    pub continue_on_failure: bool,
+    /// Step timeout.
+    pub timeout: Option<Duration>,
+}
+
+/// Why a scenario is not run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NotSelected {
+    /// `--filter` does not match its id.
+    Filtered,
+    /// Another `--partition` runs it.
+    OtherPartition,
+}
+
+/// A scenario ready to run.
+#[derive(Clone, Debug)]
+pub struct PlannedScenario {
+    /// Its id.
+    pub id: ScenarioId,
+    /// Index into [`Plan::files`].
+    pub file: usize,
+    /// Scenario name.
+    pub name: String,
+    /// Higher runs first.
+    pub priority: i64,
+    /// Position in the files as given (the last tie-breaker).
+    pub order: usize,
+    /// Its containers.
+    pub env: Arc<EnvSpec>,
+    /// Steps in order.
+    pub steps: Vec<PlannedStep>,
+    /// Scenario timeout.
+    pub timeout: Option<Duration>,
+    /// Never runs beside another scenario of its file.
+    pub exclusive: bool,
+    /// Secret values to mask.
+    pub masker: Arc<Masker>,
+    /// `Some` when it will not run.
+    pub not_selected: Option<NotSelected>,
+}
+
+/// A file whose scenarios are planned.
+#[derive(Clone, Debug)]
+pub struct PlannedFile {
+    /// As shown to users.
+    pub display: String,
+    /// On disk.
+    pub path: PathBuf,
+    /// `[report] json`, resolved.
+    pub report_json: Option<PathBuf>,
+    /// `[report] junit`, resolved.
+    pub report_junit: Option<PathBuf>,
+    /// `[report] digest`, resolved.
+    pub report_digest: Option<PathBuf>,
+}
+
+/// What a run executes.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    /// Files, in the order given.
+    pub files: Vec<PlannedFile>,
+    /// Scenarios, in file order.
+    pub scenarios: Vec<PlannedScenario>,
+}
+
+impl Plan {
+    /// The scenarios that will run.
+    pub fn selected(&self) -> impl Iterator<Item = &PlannedScenario> {
+        self.scenarios.iter().filter(|s| s.not_selected.is_none())
+    }
+}
+
+/// Plans every scenario of the valid files in `checked`.
+pub fn plan(checked: &[CheckedFile], opts: &PlanOptions) -> Plan {
+    let mut out = Plan::default();
+    for cf in checked {
+        let Some(file) = &cf.file else { continue };
+        let base = cf.path.parent().map(PathBuf::from).unwrap_or_default();
+        let resolve =
+            |p: &Option<crate::model::Sp<String>>| p.as_ref().map(|v| base.join(&v.value));
+        let report = file.report.clone().unwrap_or_default();
+        out.files.push(PlannedFile {
+            display: cf.display.clone(),
+            path: cf.path.clone(),
+            report_json: resolve(&report.json),
+            report_junit: resolve(&report.junit),
+            report_digest: resolve(&report.digest),
+        });
+        let index = out.files.len() - 1;
+        let masker = Arc::new(file_masker(file));
+        for sc in &file.scenarios {
+            let order = out.scenarios.len();
+            out.scenarios.push(plan_scenario(
+                file,
+                sc,
+                &cf.display,
+                index,
+                order,
+                &masker,
+                opts,
+            ));
+        }
+    }
+    select(&mut out.scenarios, opts);
+    out
+}
+
+fn select(scenarios: &mut [PlannedScenario], opts: &PlanOptions) {
+    if let Some(filter) = &opts.filter {
+        for s in scenarios.iter_mut() {
+            if !filter.is_match(&s.id.0) {
+                s.not_selected = Some(NotSelected::Filtered);
+            }
+        }
+    }
+    if let Some((k, n)) = opts.partition {
+        let chosen = scenarios.iter_mut().filter(|s| s.not_selected.is_none());
+        for (i, s) in chosen.enumerate() {
+            if (i as u64) % n != k - 1 {
+                s.not_selected = Some(NotSelected::OtherPartition);
+            }
+        }
+    }
+}
+
+fn file_masker(file: &TestFile) -> Masker {
+    let service_env = file.services.iter().flat_map(|(_, s)| {
+        s.env
+            .iter()
+            .map(|(k, v)| (k.value.as_str(), v.value.as_str()))
+    });
+    let step_env = file.scenarios.iter().flat_map(|sc| {
+        sc.steps.iter().flat_map(|st| {
+            st.env
+                .iter()
+                .map(|(k, v)| (k.value.as_str(), v.value.as_str()))
+        })
+    });
+    Masker::from_env(service_env.chain(step_env))
+}
+
+fn plan_scenario(
+    file: &TestFile,
+    sc: &Scenario,
+    display: &str,
+    file_index: usize,
+    order: usize,
+    masker: &Arc<Masker>,
+    opts: &PlanOptions,
+) -> PlannedScenario {
+    let only_service = (file.services.len() == 1).then(|| file.services.entries[0].0.value.clone());
+    let default_service = sc
+        .service
+        .as_ref()
+        .map(|s| s.value.clone())
+        .or(only_service)
+        .unwrap_or_else(|| IMPLICIT_SERVICE.to_owned());
+    let mut steps = Vec::new();
+    if let Some(run) = &sc.run {
+        steps.push(PlannedStep {
+            name: "run".into(),
+            service: default_service.clone(),
+            // The validator has checked the quotes; an error here leaves no step.
+            argv: split_words(&run.value).unwrap_or_default(),
+            expected_exit_code: 0,
+            expected_output_regex: None,
+            workdir: None,
+            env: Vec::new(),
+            continue_on_failure: false,
+            timeout: None,
+        });
+    }
+    for st in &sc.steps {
+        steps.push(PlannedStep {
+            name: st.name.value.clone(),
+            service: st
+                .service
+                .as_ref()
+                .map_or_else(|| default_service.clone(), |s| s.value.clone()),
+            argv: st.command.value.iter().map(|a| a.value.clone()).collect(),
+            expected_exit_code: st.expected_exit_code.as_ref().map_or(0, |c| c.value),
+            expected_output_regex: st
+                .expected_output_regex
+                .as_ref()
+                .and_then(|r| Regex::new(&r.value).ok()),
+            workdir: st.workdir.as_ref().map(|w| w.value.clone()),
+            env: st
+                .env
+                .iter()
+                .map(|(k, v)| (k.value.clone(), v.value.clone()))
+                .collect(),
+            continue_on_failure: st.continue_on_failure.as_ref().is_some_and(|c| c.value),
+            timeout: st
+                .timeout_ms
+                .as_ref()
+                .map(|t| Duration::from_millis(t.value)),
+        });
+    }
+    let used: BTreeSet<&str> = steps.iter().map(|s| s.service.as_str()).collect();
+    let services: Vec<ServiceSpec> = used.iter().map(|id| service_spec(file, id, opts)).collect();
+    let exclusive = sc.concurrent.as_ref().is_some_and(|c| !c.value)
+        || services
+            .iter()
+            .flat_map(|s| &s.mounts)
+            .any(|m| !m.read_only);
+    let env = Arc::new(env_spec(file, services));
+    PlannedScenario {
+        id: ScenarioId(format!("{display}::{}", sc.name.value)),
+        file: file_index,
+        name: sc.name.value.clone(),
+        priority: sc.priority.as_ref().map_or(0, |p| p.value),
+        order,
+        env,
+        steps,
+        timeout: sc
+            .timeout_ms
+            .as_ref()
+            .map(|t| Duration::from_millis(t.value)),
+        exclusive,
+        masker: masker.clone(),
+        not_selected: None,
+    }
+}
+
+fn service_spec(file: &TestFile, id: &str, opts: &PlanOptions) -> ServiceSpec {
+    let limits = file.limits.clone().unwrap_or_default();
+    let memory_mb = opts
+        .memory_mb
+        .or(limits.memory_mb.map(|m| m.value))
+        .unwrap_or(opts.executor.container_memory_mb);
+    let nano_cpus = match (opts.cpus, &limits.cpu_millicores) {
+        (Some(c), _) => (c * 1e9) as i64,
+        (None, Some(m)) => (m.value as i64).saturating_mul(1_000_000),
+        (None, None) => (opts.executor.container_cpu_limit * 1e9) as i64,
+    };
+    let memory_bytes = (memory_mb as i64).saturating_mul(1024 * 1024);
+    let Some(svc) = file.services.get(id) else {
+        return ServiceSpec {
+            id: id.to_owned(),
+            image: DEFAULT_IMAGE.to_owned(),
+            args: Vec::new(),
+            env: Vec::new(),
+            ports: Vec::new(),
+            mounts: Vec::new(),
+            health: None,
+            memory_bytes,
+            nano_cpus,
+        };
+    };
+    from_service(id, svc, memory_bytes, nano_cpus)
+}
+
+fn from_service(id: &str, svc: &Service, memory_bytes: i64, nano_cpus: i64) -> ServiceSpec {
+    let health = svc.health_check.as_ref().map(|h| HealthSpec {
+        argv: h.cmd.iter().map(|a| a.value.clone()).collect(),
+        interval: Duration::from_millis(h.interval_ms.as_ref().map_or(500, |v| v.value)),
+        timeout: Duration::from_millis(h.timeout_ms.as_ref().map_or(5_000, |v| v.value)),
+        retries: h.retries.as_ref().map_or(30, |v| v.value),
+    });
+    ServiceSpec {
+        id: id.to_owned(),
+        image: svc.image.value.clone(),
+        args: svc.args.iter().map(|a| a.value.clone()).collect(),
+        env: svc
+            .env
+            .iter()
+            .map(|(k, v)| (k.value.clone(), v.value.clone()))
+            .collect(),
+        ports: svc.ports.iter().map(|p| p.value).collect(),
+        mounts: svc
+            .volumes
+            .iter()
+            .map(|v| Mount {
+                host_path: v.host_path.value.clone(),
+                container_path: v.container_path.value.clone(),
+                read_only: v.read_only.as_ref().is_some_and(|r| r.value),
+            })
+            .collect(),
+        health,
+        memory_bytes,
+        nano_cpus,
+    }
+}
+
+fn env_spec(file: &TestFile, services: Vec<ServiceSpec>) -> EnvSpec {
+    let exports_otlp = file
+        .otel
+        .as_ref()
+        .and_then(|o| o.exporter.as_ref())
+        .is_some_and(|e| {
+            matches!(
+                e.value,
+                Exporter::Otlp | Exporter::OtlpHttp | Exporter::OtlpGrpc
+            )
+        });
+    let network = if services.len() > 1 {
+        NetworkNeed::Private
+    } else if exports_otlp || services.iter().any(|s| !s.ports.is_empty()) {
+        NetworkNeed::Bridge
+    } else {
+        NetworkNeed::None
+    };
+    let mut hasher = Sha256::new();
+    hasher.update(format!("{network:?}{services:?}").as_bytes());
+    let key = hex(&hasher.finalize()[..8]);
+    EnvSpec {
+        key,
+        services,
+        network,
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

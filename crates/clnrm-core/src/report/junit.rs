@@ -1,0 +1,184 @@
+//! JUnit XML: one `<testsuite>` per file, one `<testcase>` per scenario; `<failure>`
+//! for a failed scenario, `<error>` for one that could not run, `<skipped>` for a
+//! cache hit or a scenario not run. Written by hand: the format is small and the
+//! escaping is the only subtle part.
+
+use super::{RunReport, Summary, TAIL_BYTES, tail};
+use crate::exec::{ScenarioResult, Status};
+use std::fmt::Write;
+
+/// Escapes text for XML content and attribute values (also drops characters XML 1.0 forbids).
+fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn secs(d: std::time::Duration) -> String {
+    format!("{:.3}", d.as_secs_f64())
+}
+
+/// The JUnit XML document of a run.
+pub fn to_junit(report: &RunReport) -> String {
+    let s = Summary::of(&report.results);
+    let mut files: Vec<&str> = Vec::new();
+    for r in &report.results {
+        if !files.contains(&r.file.as_str()) {
+            files.push(&r.file);
+        }
+    }
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        xml,
+        "<testsuites name=\"clnrm\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{}\">",
+        s.total(),
+        s.failed,
+        s.errors,
+        s.skipped + s.cached,
+        secs(report.duration)
+    );
+    for file in files {
+        let cases: Vec<&ScenarioResult> =
+            report.results.iter().filter(|r| r.file == file).collect();
+        let fs = Summary::of(cases.iter().copied());
+        let time: std::time::Duration = cases.iter().map(|c| c.duration).sum();
+        let _ = writeln!(
+            xml,
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{}\">",
+            esc(file),
+            fs.total(),
+            fs.failed,
+            fs.errors,
+            fs.skipped + fs.cached,
+            secs(time)
+        );
+        for case in cases {
+            testcase(&mut xml, case);
+        }
+        xml.push_str("  </testsuite>\n");
+    }
+    xml.push_str("</testsuites>\n");
+    xml
+}
+
+fn testcase(xml: &mut String, r: &ScenarioResult) {
+    let _ = write!(
+        xml,
+        "    <testcase name=\"{}\" classname=\"{}\" time=\"{}\"",
+        esc(&r.name),
+        esc(&r.file),
+        secs(r.duration)
+    );
+    let message = esc(r.message.as_deref().unwrap_or(""));
+    let kind = r.reason.map_or("", |x| x.as_str());
+    let body = match r.status {
+        Status::Passed => None,
+        Status::Cached => Some("      <skipped message=\"cached\"/>\n".to_owned()),
+        Status::Skipped => Some(format!("      <skipped message=\"{message}\"/>\n")),
+        Status::Failed => Some(format!(
+            "      <failure message=\"{message}\" type=\"{kind}\">{}</failure>\n",
+            esc(&details(r))
+        )),
+        Status::Error => Some(format!(
+            "      <error message=\"{message}\" type=\"{kind}\">{}</error>\n",
+            esc(&details(r))
+        )),
+    };
+    let output: String = r
+        .steps
+        .iter()
+        .map(|s| format!("$ {}\n{}", s.command, tail(&s.stdout, TAIL_BYTES)))
+        .collect();
+    let errors: String = r
+        .steps
+        .iter()
+        .map(|s| tail(&s.stderr, TAIL_BYTES))
+        .collect();
+    if body.is_none() && output.is_empty() {
+        xml.push_str("/>\n");
+        return;
+    }
+    xml.push_str(">\n");
+    if let Some(b) = body {
+        xml.push_str(&b);
+    }
+    if !output.is_empty() {
+        let _ = writeln!(xml, "      <system-out>{}</system-out>", esc(&output));
+    }
+    if !errors.is_empty() {
+        let _ = writeln!(xml, "      <system-err>{}</system-err>", esc(&errors));
+    }
+    xml.push_str("    </testcase>\n");
+}
+
+fn details(r: &ScenarioResult) -> String {
+    let mut text = r.message.clone().unwrap_or_default();
+    if let Some(step) = r
+        .steps
+        .iter()
+        .find(|s| matches!(s.status, Status::Failed | Status::Error))
+    {
+        let _ = write!(text, "\ncommand: {}", step.command);
+        if let Some(code) = step.exit_code {
+            let _ = write!(text, "\nexit code: {code}");
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::tests::sample;
+
+    #[test]
+    fn junit_parses_and_counts_right() {
+        let xml = to_junit(&sample());
+        let doc = roxmltree::Document::parse(&xml).expect("well-formed XML");
+        let root = doc.root_element();
+        assert_eq!(root.attribute("tests"), Some("4"));
+        assert_eq!(root.attribute("failures"), Some("1"));
+        assert_eq!(root.attribute("skipped"), Some("2"));
+        let suites: Vec<_> = root
+            .children()
+            .filter(|n| n.has_tag_name("testsuite"))
+            .collect();
+        assert_eq!(suites.len(), 2);
+        assert_eq!(suites[0].attribute("name"), Some("tests/a.clnrm.toml"));
+        let bad = suites[0]
+            .children()
+            .find(|n| n.attribute("name") == Some("bad <&>"))
+            .expect("escaped name round-trips");
+        let failure = bad
+            .children()
+            .find(|n| n.has_tag_name("failure"))
+            .expect("failure");
+        assert_eq!(failure.attribute("type"), Some("exit_code"));
+        assert!(failure.text().unwrap_or("").contains("exit code: 3"));
+        let cached = suites[1]
+            .children()
+            .find(|n| n.attribute("name") == Some("same"))
+            .expect("cached");
+        let skipped = cached
+            .children()
+            .find(|n| n.has_tag_name("skipped"))
+            .expect("skipped");
+        assert_eq!(skipped.attribute("message"), Some("cached"));
+    }
+
+    #[test]
+    fn control_characters_are_dropped() {
+        assert_eq!(esc("a\u{1b}[31mb\n"), "a[31mb\n");
+    }
+}

@@ -1,0 +1,259 @@
+//! Reports of a run: a live human reporter (a sink of [`Event`]s), and the JSON,
+//! JUnit XML, Markdown and digest documents rendered from the collected results.
+//! Every string in the results is already masked by the executor.
+//!
+//! [`Event`]: crate::exec::Event
+
+mod human;
+mod junit;
+mod markdown;
+
+pub use human::HumanReporter;
+pub use junit::to_junit;
+pub use markdown::to_markdown;
+
+use crate::exec::{ScenarioResult, Status};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+
+/// Output kept per stream in reports: the last this many bytes.
+pub const TAIL_BYTES: usize = 64 * 1024;
+
+/// A finished (or interrupted) run.
+#[derive(Clone, Debug, Default)]
+pub struct RunReport {
+    /// Run id.
+    pub run_id: String,
+    /// Every scenario, in plan order.
+    pub results: Vec<ScenarioResult>,
+    /// Wall time.
+    pub duration: Duration,
+    /// Ctrl-C or SIGTERM stopped it.
+    pub interrupted: bool,
+}
+
+/// Counts by status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Passed.
+    pub passed: usize,
+    /// Failed.
+    pub failed: usize,
+    /// Could not run.
+    pub errors: usize,
+    /// Cache hits.
+    pub cached: usize,
+    /// Not run.
+    pub skipped: usize,
+}
+
+impl Summary {
+    /// Counts `results`.
+    pub fn of<'a>(results: impl IntoIterator<Item = &'a ScenarioResult>) -> Self {
+        let mut s = Self::default();
+        for r in results {
+            match r.status {
+                Status::Passed => s.passed += 1,
+                Status::Failed => s.failed += 1,
+                Status::Error => s.errors += 1,
+                Status::Cached => s.cached += 1,
+                Status::Skipped => s.skipped += 1,
+            }
+        }
+        s
+    }
+
+    /// Scenarios counted.
+    pub fn total(&self) -> usize {
+        self.passed + self.failed + self.errors + self.cached + self.skipped
+    }
+}
+
+impl RunReport {
+    /// The results of one file.
+    pub fn of_file(&self, file_index: usize) -> Self {
+        Self {
+            results: self
+                .results
+                .iter()
+                .filter(|r| r.file_index == file_index)
+                .cloned()
+                .collect(),
+            ..self.clone()
+        }
+    }
+}
+
+/// The last `max` bytes of `text`, cut at a character boundary.
+pub fn tail(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut start = text.len() - max;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+fn millis(d: Duration) -> u64 {
+    d.as_millis().try_into().unwrap_or(u64::MAX)
+}
+
+/// The `--format json` document (SPEC §4).
+pub fn to_json(report: &RunReport) -> Value {
+    let s = Summary::of(&report.results);
+    let scenarios: Vec<Value> = report.results.iter().map(scenario_json).collect();
+    json!({
+        "run_id": report.run_id,
+        "interrupted": report.interrupted,
+        "summary": {
+            "passed": s.passed,
+            "failed": s.failed,
+            "errors": s.errors,
+            "cached": s.cached,
+            "skipped": s.skipped,
+            "duration_ms": millis(report.duration),
+        },
+        "scenarios": scenarios,
+    })
+}
+
+fn scenario_json(r: &ScenarioResult) -> Value {
+    let steps: Vec<Value> = r
+        .steps
+        .iter()
+        .map(|s| {
+            json!({
+                "name": s.name,
+                "service": s.service,
+                "command": s.command,
+                "status": s.status.as_str(),
+                "reason": s.reason.map(|r| r.as_str()),
+                "exit_code": s.exit_code,
+                "duration_ms": millis(s.duration),
+                "message": s.message,
+                "tolerated": s.tolerated,
+                "stdout": tail(&s.stdout, TAIL_BYTES),
+                "stderr": tail(&s.stderr, TAIL_BYTES),
+            })
+        })
+        .collect();
+    json!({
+        "id": r.id.0,
+        "file": r.file,
+        "name": r.name,
+        "status": r.status.as_str(),
+        "reason": r.reason.map(|x| x.as_str()),
+        "start_ms": millis(r.start),
+        "duration_ms": millis(r.duration),
+        "message": r.message,
+        "steps": steps,
+    })
+}
+
+/// A digest of what the scenarios did (ids, statuses, step exit codes), stable across
+/// runs that behave the same: `sha256:<hex>` and the file name.
+pub fn to_digest(report: &RunReport, file: &str) -> String {
+    let mut h = Sha256::new();
+    for r in &report.results {
+        h.update(format!("{}\t{}\n", r.id, r.status.as_str()).as_bytes());
+        for s in &r.steps {
+            h.update(
+                format!("  {}\t{}\t{:?}\n", s.name, s.status.as_str(), s.exit_code).as_bytes(),
+            );
+        }
+    }
+    let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}  {file}\n")
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::exec::{Reason, StepResult};
+    use crate::plan::ScenarioId;
+
+    pub fn sample() -> RunReport {
+        let step = |name: &str, status, code, out: &str| StepResult {
+            name: name.into(),
+            service: "app".into(),
+            command: "echo 'a b'".into(),
+            exit_code: code,
+            status,
+            reason: (status == Status::Failed).then_some(Reason::ExitCode),
+            message: (status == Status::Failed).then(|| "exit code 3, expected 0".into()),
+            duration: Duration::from_millis(12),
+            stdout: out.into(),
+            stderr: String::new(),
+            tolerated: false,
+        };
+        let scenario = |file_index, file: &str, name: &str, status, steps| ScenarioResult {
+            id: ScenarioId(format!("{file}::{name}")),
+            file_index,
+            file: file.into(),
+            name: name.into(),
+            status,
+            reason: (status == Status::Failed).then_some(Reason::ExitCode),
+            message: (status == Status::Failed)
+                .then(|| "step \"b\": exit code 3, expected 0".into()),
+            start: Duration::ZERO,
+            duration: Duration::from_millis(30),
+            steps,
+        };
+        RunReport {
+            run_id: "abc123".into(),
+            results: vec![
+                scenario(
+                    0,
+                    "tests/a.clnrm.toml",
+                    "ok",
+                    Status::Passed,
+                    vec![step("a", Status::Passed, Some(0), "hi\n")],
+                ),
+                scenario(
+                    0,
+                    "tests/a.clnrm.toml",
+                    "bad <&>",
+                    Status::Failed,
+                    vec![step("b", Status::Failed, Some(3), "oops \"x\"\n")],
+                ),
+                scenario(1, "tests/b.clnrm.toml", "later", Status::Skipped, vec![]),
+                scenario(1, "tests/b.clnrm.toml", "same", Status::Cached, vec![]),
+            ],
+            duration: Duration::from_millis(1234),
+            interrupted: false,
+        }
+    }
+
+    #[test]
+    fn json_has_the_documented_shape() {
+        let v = to_json(&sample());
+        assert_eq!(v["run_id"], "abc123");
+        assert_eq!(v["summary"]["passed"], 1);
+        assert_eq!(v["summary"]["failed"], 1);
+        assert_eq!(v["summary"]["skipped"], 1);
+        assert_eq!(v["summary"]["cached"], 1);
+        assert_eq!(v["summary"]["duration_ms"], 1234);
+        assert_eq!(v["scenarios"][1]["status"], "failed");
+        assert_eq!(v["scenarios"][1]["steps"][0]["exit_code"], 3);
+        assert_eq!(v["scenarios"][1]["id"], "tests/a.clnrm.toml::bad <&>");
+    }
+
+    #[test]
+    fn tail_cuts_at_a_character_boundary() {
+        assert_eq!(tail("héllo", 4), "llo");
+        assert_eq!(tail("abc", 10), "abc");
+    }
+
+    #[test]
+    fn digest_ignores_timings() {
+        let a = sample();
+        let mut b = sample();
+        b.results[0].duration = Duration::from_secs(9);
+        assert_eq!(to_digest(&a, "f"), to_digest(&b, "f"));
+        b.results[0].status = Status::Failed;
+        assert_ne!(to_digest(&a, "f"), to_digest(&b, "f"));
+    }
+}
