@@ -18,21 +18,29 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install --locked cargo-nextest
 fi
 
+# The image holds Debian's dynamically linked busybox with the C library it needs, so
+# that name lookups (Docker's DNS on a scenario network) work; a static glibc busybox
+# cannot use DNS. Without apt (or offline), it falls back to busybox-static.
 build_image() {
-    local busybox
-    busybox=$(command -v busybox 2>/dev/null || true)
-    if [[ -z "$busybox" ]] || ! file -L "$busybox" 2>/dev/null | grep -q "statically linked"; then
-        if [[ -x /bin/busybox ]] && file -L /bin/busybox 2>/dev/null | grep -q "statically linked"; then
-            busybox=/bin/busybox
-        else
-            echo "setup: installing busybox-static"
+    local ctx=images/busybox rootfs=images/busybox/rootfs tmp
+    rm -rf "$rootfs" && mkdir -p "$rootfs/bin"
+    tmp=$(mktemp -d)
+    if (cd "$tmp" && apt-get download busybox >/dev/null 2>&1) && dpkg -x "$tmp"/busybox_*.deb "$tmp/x"; then
+        cp "$tmp/x/bin/busybox" "$rootfs/bin/busybox"
+        # Every shared object it loads, at the same path, from this (Debian) host.
+        for lib in $(ldd "$rootfs/bin/busybox" | awk '$2 == "=>" { print $3 } $1 ~ /^\// { print $1 }'); do
+            cp -L --parents "$lib" "$rootfs/"
+        done
+    else
+        echo "setup: apt-get download busybox failed; using busybox-static (no DNS in the image)"
+        if ! [[ -x /bin/busybox ]] || ! file -L /bin/busybox 2>/dev/null | grep -q "statically linked"; then
             apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static file >/dev/null
-            busybox=/bin/busybox
         fi
+        cp /bin/busybox "$rootfs/bin/busybox"
     fi
-    cp "$busybox" images/busybox/busybox
-    docker build -q -t clnrm/busybox:latest images/busybox >/dev/null
-    rm -f images/busybox/busybox
+    rm -rf "$tmp"
+    docker build -q -t clnrm/busybox:latest "$ctx" >/dev/null
+    rm -rf "$rootfs"
     echo "setup: built image clnrm/busybox:latest"
 }
 

@@ -75,7 +75,7 @@ pub enum NetworkMode {
     Bridge,
     /// A network of this run, reachable by these aliases.
     Named {
-        /// Network id.
+        /// Network name.
         id: String,
         /// DNS names of the container on it.
         aliases: Vec<String>,

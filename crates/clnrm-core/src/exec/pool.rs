@@ -71,6 +71,7 @@ pub struct Env {
     /// Its containers, in the order of `spec.services`.
     pub members: Vec<Member>,
     network: Option<String>,
+    network_name: Option<String>,
     _permits: Option<OwnedSemaphorePermit>,
 }
 
@@ -295,6 +296,7 @@ impl<E: ContainerEngine> Pool<E> {
             spec: spec.clone(),
             members: Vec::new(),
             network: None,
+            network_name: None,
             _permits: Some(permits),
         };
         match self.start_env(&mut env).await {
@@ -366,12 +368,13 @@ impl<E: ContainerEngine> Pool<E> {
             let id = inner.engine.create_network(&name, &labels).await?;
             lock(&inner.networks).insert(id.clone());
             env.network = Some(id);
+            env.network_name = Some(name);
         }
         for svc in &spec.services {
             if inner.stop.is_cancelled() {
                 return Err(PoolError::Stopped);
             }
-            let network = env.network.clone();
+            let network = env.network_name.clone();
             let member = self
                 .start_member(svc, network, spec.network, seq, &labels)
                 .await?;

@@ -12,7 +12,7 @@ use crate::model::{Exporter, Scenario, Service, TestFile};
 use crate::project::ExecutorConfig;
 use crate::template::DEFAULT_IMAGE;
 use crate::validate::CheckedFile;
-use regex::Regex;
+use regex::{Regex, RegexBuilder};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::fmt;
@@ -118,7 +118,7 @@ pub struct PlannedStep {
     pub argv: Vec<String>,
     /// Exit code that counts as success.
     pub expected_exit_code: i64,
-    /// Regex stdout or stderr must match.
+    /// Regex stdout or stderr must match; `^` and `$` match at line ends, as in grep.
     pub expected_output_regex: Option<Regex>,
     /// Working directory.
     pub workdir: Option<String>,
@@ -309,7 +309,7 @@ fn plan_scenario(
             expected_output_regex: st
                 .expected_output_regex
                 .as_ref()
-                .and_then(|r| Regex::new(&r.value).ok()),
+                .and_then(|r| RegexBuilder::new(&r.value).multi_line(true).build().ok()),
             workdir: st.workdir.as_ref().map(|w| w.value.clone()),
             env: st
                 .env
@@ -323,8 +323,15 @@ fn plan_scenario(
                 .map(|t| Duration::from_millis(t.value)),
         });
     }
-    let used: BTreeSet<&str> = steps.iter().map(|s| s.service.as_str()).collect();
-    let services: Vec<ServiceSpec> = used.iter().map(|id| service_spec(file, id, opts)).collect();
+    // Every service of the file is started, as `docker compose up` would: a scenario
+    // may talk over the network to a service it runs no step in.
+    let mut ids: BTreeSet<&str> = file
+        .services
+        .iter()
+        .map(|(k, _)| k.value.as_str())
+        .collect();
+    ids.extend(steps.iter().map(|s| s.service.as_str()));
+    let services: Vec<ServiceSpec> = ids.iter().map(|id| service_spec(file, id, opts)).collect();
     let exclusive = sc.concurrent.as_ref().is_some_and(|c| !c.value)
         || services
             .iter()

@@ -1,0 +1,794 @@
+//! `clnrm run` end to end against the real Docker engine, with the project's own image
+//! `clnrm/busybox:latest` (built by `scripts/setup.sh`). Every test checks that its
+//! run left no container behind.
+
+use assert_cmd::Command;
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+const IMAGE: &str = "clnrm/busybox:latest";
+
+fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    std::fs::create_dir_all(dir.path().join(".clnrm")).unwrap_or_else(|e| panic!("{e}"));
+    for (name, text) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap_or(dir.path()))
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(path, text).unwrap_or_else(|e| panic!("{e}"));
+    }
+    dir
+}
+
+/// A test file with one busybox service `app` (agent mode) and the given scenarios.
+fn file(body: &str) -> String {
+    format!("[meta]\nname = \"t\"\nversion = \"1\"\n\n[service.app]\nimage = \"{IMAGE}\"\n\n{body}")
+}
+
+fn clnrm(dir: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("clnrm").unwrap_or_else(|e| panic!("binary: {e}"));
+    cmd.current_dir(dir).env("NO_COLOR", "1");
+    cmd
+}
+
+struct Run {
+    code: Option<i32>,
+    json: Value,
+    stderr: String,
+}
+
+/// `clnrm run --format json ARGS` in `dir`; asserts the run left no container.
+fn run_json(dir: &Path, args: &[&str]) -> Run {
+    let out = clnrm(dir)
+        .args(["run", "--format", "json"])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}\n{stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    let run_id = json["run_id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(
+        containers(&format!("clnrm.run={run_id}")),
+        Vec::<String>::new(),
+        "run {run_id} left containers"
+    );
+    Run {
+        code: out.status.code(),
+        json,
+        stderr,
+    }
+}
+
+fn scenario<'a>(run: &'a Run, name: &str) -> &'a Value {
+    run.json["scenarios"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == name))
+        .unwrap_or_else(|| panic!("no scenario {name} in {:#}", run.json))
+}
+
+fn containers(label: &str) -> Vec<String> {
+    let out = std::process::Command::new("docker")
+        .args(["ps", "-aq", "--filter", &format!("label={label}")])
+        .output()
+        .unwrap_or_else(|e| panic!("docker ps: {e}"));
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> Option<i32> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap_or_else(|e| panic!("{e}")) {
+            return status.code();
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("clnrm did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn spawn_run(dir: &Path, args: &[&str]) -> Child {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("clnrm"))
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .arg("run")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn: {e}"))
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill {sig} {pid}");
+}
+
+#[test]
+fn a_passing_scenario_runs_in_its_service_and_passes() {
+    let dir = project(&[(
+        "tests/ok.clnrm.toml",
+        &file(
+            r#"[[scenario]]
+name = "hello"
+service = "app"
+run = "echo 'hello world'"
+
+[[scenario]]
+name = "steps"
+
+[[scenario.steps]]
+name = "write"
+command = ["sh", "-c", "echo \"$GREETING\" > /tmp/x && pwd"]
+env = { GREETING = "hi there" }
+workdir = "/tmp"
+expected_output_regex = "^/tmp$"
+
+[[scenario.steps]]
+name = "read"
+command = ["cat", "/tmp/x"]
+expected_output_regex = "hi there"
+"#,
+        ),
+    )]);
+    let run = run_json(dir.path(), &[]);
+    assert_eq!(run.code, Some(0), "{:#}\n{}", run.json, run.stderr);
+    assert_eq!(run.json["summary"]["passed"], 2);
+    let hello = scenario(&run, "hello");
+    assert_eq!(hello["id"], "tests/ok.clnrm.toml::hello");
+    assert_eq!(hello["steps"][0]["stdout"], "hello world\n");
+    assert_eq!(hello["steps"][0]["exit_code"], 0);
+}
+
+#[test]
+fn a_non_zero_exit_fails_with_the_step_command_and_output() {
+    let dir = project(&[(
+        "tests/bad.clnrm.toml",
+        &file(
+            r#"[[scenario]]
+name = "boom"
+
+[[scenario.steps]]
+name = "explode"
+command = ["sh", "-c", "echo partial; echo 'it broke' >&2; exit 3"]
+
+[[scenario.steps]]
+name = "never"
+command = ["true"]
+
+[[scenario]]
+name = "expected"
+
+[[scenario.steps]]
+name = "three-is-fine"
+command = ["sh", "-c", "exit 3"]
+expected_exit_code = 3
+"#,
+        ),
+    )]);
+    let out = clnrm(dir.path())
+        .arg("run")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("FAIL"), "{text}");
+    assert!(
+        text.contains("step \"explode\": exit code 3, expected 0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("command: sh -c 'echo partial; echo '\\''it broke'\\'' >&2; exit 3'"),
+        "{text}"
+    );
+    assert!(text.contains("exit:    3"), "{text}");
+    assert!(text.contains("| it broke"), "{text}");
+    assert!(text.contains("1 passed, 1 failed"), "{text}");
+    let run = run_json(dir.path(), &[]);
+    let boom = scenario(&run, "boom");
+    assert_eq!(boom["reason"], "exit_code");
+    assert_eq!(boom["steps"][1]["status"], "skipped");
+    assert_eq!(scenario(&run, "expected")["status"], "passed");
+}
+
+#[test]
+fn a_regex_mismatch_fails_and_continue_on_failure_goes_on() {
+    let dir = project(&[(
+        "tests/re.clnrm.toml",
+        &file(
+            r#"[[scenario]]
+name = "mismatch"
+
+[[scenario.steps]]
+name = "greet"
+command = ["echo", "hello"]
+expected_output_regex = "^goodbye"
+
+[[scenario]]
+name = "tolerated"
+
+[[scenario.steps]]
+name = "flaky"
+command = ["false"]
+continue_on_failure = true
+
+[[scenario.steps]]
+name = "after"
+command = ["echo", "still here"]
+expected_output_regex = "still"
+"#,
+        ),
+    )]);
+    let run = run_json(dir.path(), &[]);
+    assert_eq!(run.code, Some(1));
+    let m = scenario(&run, "mismatch");
+    assert_eq!(m["status"], "failed");
+    assert_eq!(m["reason"], "regex");
+    assert!(
+        m["message"].as_str().unwrap_or("").contains("/^goodbye/"),
+        "{m:#}"
+    );
+    let t = scenario(&run, "tolerated");
+    assert_eq!(t["status"], "passed", "{t:#}");
+    assert_eq!(t["steps"][0]["tolerated"], true);
+    assert_eq!(t["steps"][1]["status"], "passed");
+}
+
+#[test]
+fn step_and_scenario_timeouts_kill_and_report_timeout() {
+    let dir = project(&[(
+        "tests/slow.clnrm.toml",
+        &format!(
+            r#"[meta]
+name = "slow"
+version = "1"
+
+[service.app]
+image = "{IMAGE}"
+
+[service.server]
+image = "{IMAGE}"
+args = ["sleep", "3600"]
+
+[[scenario]]
+name = "step-timeout"
+service = "app"
+
+[[scenario.steps]]
+name = "hang"
+command = ["sleep", "60"]
+timeout_ms = 300
+
+[[scenario]]
+name = "scenario-timeout"
+service = "server"
+timeout_ms = 500
+
+[[scenario.steps]]
+name = "fast"
+command = ["true"]
+
+[[scenario.steps]]
+name = "hang"
+command = ["sleep", "60"]
+"#
+        ),
+    )]);
+    let started = Instant::now();
+    let run = run_json(dir.path(), &[]);
+    assert!(
+        started.elapsed() < Duration::from_secs(50),
+        "timeouts did not cut the sleeps short"
+    );
+    assert_eq!(run.code, Some(1));
+    for name in ["step-timeout", "scenario-timeout"] {
+        let s = scenario(&run, name);
+        assert_eq!(s["status"], "failed", "{s:#}");
+        assert_eq!(s["reason"], "timeout", "{s:#}");
+        assert!(
+            s["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("timed out after"),
+            "{s:#}"
+        );
+    }
+}
+
+#[test]
+fn an_oom_kill_of_a_command_is_reported_as_such_in_both_exec_modes() {
+    let dir = project(&[(
+        "tests/oom.clnrm.toml",
+        &format!(
+            r#"[meta]
+name = "oom"
+version = "1"
+
+[limits]
+memory_mb = 24
+
+[service.agent]
+image = "{IMAGE}"
+
+[service.execd]
+image = "{IMAGE}"
+args = ["sleep", "3600"]
+
+[[scenario]]
+name = "agent-hog"
+service = "agent"
+
+[[scenario.steps]]
+name = "hog"
+command = ["tail", "/dev/zero"]
+timeout_ms = 60000
+
+[[scenario]]
+name = "exec-hog"
+service = "execd"
+
+[[scenario.steps]]
+name = "hog"
+command = ["tail", "/dev/zero"]
+timeout_ms = 60000
+"#
+        ),
+    )]);
+    let run = run_json(dir.path(), &[]);
+    assert_eq!(run.code, Some(1), "{:#}", run.json);
+    for name in ["agent-hog", "exec-hog"] {
+        let s = scenario(&run, name);
+        assert_eq!(s["reason"], "oom", "{s:#}");
+        assert_eq!(s["steps"][0]["exit_code"], 137, "{s:#}");
+        assert!(
+            s["message"].as_str().unwrap_or("").contains("OOM kill"),
+            "{s:#}"
+        );
+    }
+}
+
+#[test]
+fn memory_and_cpu_limits_are_visible_inside_the_container() {
+    // cgroup v2 first, then v1.
+    let dir = project(&[(
+        "tests/limits.clnrm.toml",
+        &file(
+            r#"[[scenario]]
+name = "limits"
+
+[[scenario.steps]]
+name = "memory"
+command = ["sh", "-c", "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes"]
+expected_output_regex = "^67108864$"
+
+[[scenario.steps]]
+name = "cpu"
+command = ["sh", "-c", "cat /sys/fs/cgroup/cpu.max 2>/dev/null || echo $(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) $(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us)"]
+expected_output_regex = "^50000 100000$"
+"#,
+        ),
+    )]);
+    let run = run_json(dir.path(), &["--memory", "64", "--cpu", "0.5"]);
+    assert_eq!(run.code, Some(0), "{:#}", run.json);
+    // [limits] in the file applies when no flag overrides it.
+    let dir = project(&[(
+        "tests/limits.clnrm.toml",
+        &file(
+            r#"[limits]
+memory_mb = 96
+cpu_millicores = 250
+
+[[scenario]]
+name = "file-limits"
+
+[[scenario.steps]]
+name = "memory"
+command = ["sh", "-c", "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes"]
+expected_output_regex = "^100663296$"
+
+[[scenario.steps]]
+name = "cpu"
+command = ["sh", "-c", "cat /sys/fs/cgroup/cpu.max 2>/dev/null || echo $(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) $(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us)"]
+expected_output_regex = "^25000 100000$"
+"#,
+        ),
+    )]);
+    let run = run_json(dir.path(), &[]);
+    assert_eq!(run.code, Some(0), "{:#}", run.json);
+}
+
+#[test]
+fn no_state_leaks_from_one_scenario_to_the_next_while_clean_containers_are_reused() {
+    // One worker, priority order: the polluters run first, the checkers after, all with
+    // the same service (so the same pool key).
+    let mut body = String::from(
+        r#"[[scenario]]
+name = "pollute-files"
+priority = 10
+run = "sh -c 'echo x > /tmp/leak; echo y > /dev/shm/leak; chmod 700 /tmp'"
+
+[[scenario]]
+name = "pollute-processes"
+priority = 9
+run = "sh -c 'sleep 300 >/dev/null 2>&1 &'"
+"#,
+    );
+    for i in 0..6 {
+        body.push_str(&format!(
+            r#"
+[[scenario]]
+name = "check-{i}"
+priority = 1
+
+[[scenario.steps]]
+name = "clean"
+command = ["sh", "-c", "test ! -e /tmp/leak && test ! -e /dev/shm/leak && test \"$(stat -c %a /tmp)\" = 1777 && test -z \"$(pgrep sleep)\" && hostname"]
+"#
+        ));
+    }
+    let dir = project(&[("tests/iso.clnrm.toml", &file(&body))]);
+    let run = run_json(dir.path(), &["--workers", "1"]);
+    assert_eq!(run.code, Some(0), "{:#}", run.json);
+    let hosts: std::collections::BTreeSet<String> = (0..6)
+        .map(|i| {
+            scenario(&run, &format!("check-{i}"))["steps"][0]["stdout"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect();
+    assert!(
+        hosts.len() < 6,
+        "clean containers should be reused: {hosts:?}"
+    );
+}
+
+#[test]
+fn scenarios_run_in_parallel_on_several_workers() {
+    let mut body = String::new();
+    for i in 0..4 {
+        body.push_str(&format!(
+            "[[scenario]]\nname = \"sleep-{i}\"\nrun = \"sleep 1\"\n\n"
+        ));
+    }
+    let dir = project(&[("tests/par.clnrm.toml", &file(&body))]);
+    let run = run_json(dir.path(), &["--parallel", "--workers", "4"]);
+    assert_eq!(run.code, Some(0), "{:#}", run.json);
+    let spans: Vec<(u64, u64)> = run.json["scenarios"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            let start = s["start_ms"].as_u64().unwrap_or(0);
+            (start, start + s["duration_ms"].as_u64().unwrap_or(0))
+        })
+        .collect();
+    let latest_start = spans.iter().map(|s| s.0).max().unwrap_or(0);
+    let earliest_end = spans.iter().map(|s| s.1).min().unwrap_or(0);
+    assert!(
+        latest_start < earliest_end,
+        "all four should overlap: {spans:?}"
+    );
+}
+
+#[test]
+fn ctrl_c_mid_run_removes_every_container_writes_the_report_and_exits_130() {
+    let dir = project(&[(
+        "tests/long.clnrm.toml",
+        &file(
+            "[[scenario]]\nname = \"long\"\nrun = \"sleep 120\"\n\n[[scenario]]\nname = \"long2\"\nrun = \"sleep 120\"\n",
+        ),
+    )]);
+    let mut child = spawn_run(dir.path(), &["--report-dir", "out"]);
+    let label = format!("clnrm.pid={}", child.id());
+    wait_until("the run's containers", Duration::from_secs(60), || {
+        containers(&label).len() >= 2
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let sent = Instant::now();
+    signal(child.id(), "-INT");
+    let code = wait_exit(&mut child, Duration::from_secs(30));
+    assert_eq!(code, Some(130));
+    assert!(
+        sent.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        sent.elapsed()
+    );
+    assert_eq!(containers(&label), Vec::<String>::new());
+    let report = std::fs::read_to_string(dir.path().join("out/report.json"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let report: Value = serde_json::from_str(&report).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report["interrupted"], true);
+    assert_eq!(report["summary"]["passed"], 0);
+}
+
+#[test]
+fn sigterm_is_handled_like_ctrl_c() {
+    let dir = project(&[(
+        "tests/long.clnrm.toml",
+        &file("[[scenario]]\nname = \"long\"\nrun = \"sleep 120\"\n"),
+    )]);
+    let mut child = spawn_run(dir.path(), &[]);
+    let label = format!("clnrm.pid={}", child.id());
+    wait_until("the run's container", Duration::from_secs(60), || {
+        !containers(&label).is_empty()
+    });
+    signal(child.id(), "-TERM");
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(30)), Some(130));
+    assert_eq!(containers(&label), Vec::<String>::new());
+}
+
+#[test]
+fn the_containers_of_a_kill_9ed_run_are_reaped_by_the_next_run() {
+    let body = "[[scenario]]\nname = \"long\"\nservice = \"app\"\nrun = \"sleep 120\"\n\n[service.srv]\nimage = \"clnrm/busybox:latest\"\nargs = [\"sleep\", \"3600\"]\n\n[[scenario]]\nname = \"long-exec\"\nservice = \"srv\"\nrun = \"sleep 120\"\n";
+    let dir = project(&[("tests/long.clnrm.toml", &file(body))]);
+    let mut child = spawn_run(dir.path(), &[]);
+    let label = format!("clnrm.pid={}", child.id());
+    wait_until("the run's containers", Duration::from_secs(60), || {
+        containers(&label).len() >= 2
+    });
+    signal(child.id(), "-KILL");
+    let _ = wait_exit(&mut child, Duration::from_secs(10));
+    let other = project(&[(
+        "tests/ok.clnrm.toml",
+        &file("[[scenario]]\nname = \"ok\"\nrun = \"true\"\n"),
+    )]);
+    let run = run_json(other.path(), &[]);
+    assert_eq!(run.code, Some(0));
+    assert_eq!(
+        containers(&label),
+        Vec::<String>::new(),
+        "the dead run's containers must be gone"
+    );
+}
+
+#[test]
+fn no_engine_exits_3_with_a_one_line_hint() {
+    let dir = project(&[(
+        "tests/ok.clnrm.toml",
+        &file("[[scenario]]\nname = \"ok\"\nrun = \"true\"\n"),
+    )]);
+    let out = clnrm(dir.path())
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .arg("run")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("no container engine answers at unix:///nonexistent/docker.sock"),
+        "{err}"
+    );
+    assert!(err.contains("DOCKER_HOST"), "{err}");
+}
+
+#[test]
+fn a_missing_image_is_an_error_naming_the_image_and_exits_3() {
+    let dir = project(&[(
+        "tests/img.clnrm.toml",
+        "[meta]\nname = \"img\"\nversion = \"1\"\n\n[service.app]\nimage = \"clnrm/never-built:nope\"\n\n[[scenario]]\nname = \"s\"\nrun = \"true\"\n",
+    )]);
+    let run = run_json(dir.path(), &[]);
+    assert_eq!(run.code, Some(3));
+    let s = scenario(&run, "s");
+    assert_eq!(s["status"], "error");
+    assert_eq!(s["reason"], "image");
+    assert!(
+        s["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("clnrm/never-built:nope"),
+        "{s:#}"
+    );
+}
+
+#[test]
+fn junit_output_parses_and_counts_right() {
+    let dir = project(&[
+        (
+            "tests/a.clnrm.toml",
+            &file(
+                "[[scenario]]\nname = \"ok\"\nrun = \"true\"\n\n[[scenario]]\nname = \"bad\"\nrun = \"false\"\n",
+            ),
+        ),
+        (
+            "tests/b.clnrm.toml",
+            &file("[[scenario]]\nname = \"ok-b\"\nrun = \"echo <&>\"\n"),
+        ),
+    ]);
+    let out = clnrm(dir.path())
+        .args(["run", "--format", "junit"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(1));
+    let xml = String::from_utf8_lossy(&out.stdout);
+    let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("{e}\n{xml}"));
+    let root = doc.root_element();
+    assert_eq!(root.attribute("tests"), Some("3"));
+    assert_eq!(root.attribute("failures"), Some("1"));
+    let suites: Vec<_> = root
+        .children()
+        .filter(|n| n.has_tag_name("testsuite"))
+        .collect();
+    assert_eq!(suites.len(), 2);
+    assert_eq!(suites[0].attribute("name"), Some("tests/a.clnrm.toml"));
+    assert_eq!(suites[0].attribute("tests"), Some("2"));
+    let bad = suites[0]
+        .children()
+        .find(|n| n.attribute("name") == Some("bad"))
+        .unwrap_or_else(|| panic!("{xml}"));
+    let failure = bad
+        .children()
+        .find(|n| n.has_tag_name("failure"))
+        .unwrap_or_else(|| panic!("{xml}"));
+    assert_eq!(failure.attribute("type"), Some("exit_code"));
+    assert!(xml.contains("&lt;&amp;&gt;"), "{xml}");
+}
+
+#[test]
+fn fail_fast_stops_dispatching_after_the_first_failure() {
+    let dir = project(&[(
+        "tests/ff.clnrm.toml",
+        &file(
+            "[[scenario]]\nname = \"first\"\npriority = 9\nrun = \"false\"\n\n[[scenario]]\nname = \"second\"\nrun = \"true\"\n\n[[scenario]]\nname = \"third\"\nrun = \"true\"\n",
+        ),
+    )]);
+    let run = run_json(dir.path(), &["--workers", "1", "--fail-fast"]);
+    assert_eq!(run.code, Some(1));
+    assert_eq!(scenario(&run, "first")["status"], "failed");
+    for name in ["second", "third"] {
+        let s = scenario(&run, name);
+        assert_eq!(s["status"], "skipped", "{s:#}");
+        assert_eq!(s["reason"], "fail_fast", "{s:#}");
+    }
+    // Without it, everything runs.
+    let run = run_json(dir.path(), &["--workers", "1"]);
+    assert_eq!(run.json["summary"]["passed"], 2);
+}
+
+#[test]
+fn secret_values_are_masked_in_every_report() {
+    let dir = project(&[(
+        "tests/s.clnrm.toml",
+        &format!(
+            "[meta]\nname = \"s\"\nversion = \"1\"\n\n[service.app]\nimage = \"{IMAGE}\"\nenv = {{ API_TOKEN = \"tok-12345-secret\" }}\n\n[[scenario]]\nname = \"leaky\"\n\n[[scenario.steps]]\nname = \"print\"\ncommand = [\"sh\", \"-c\", \"echo token=$API_TOKEN >&2; echo tok-12345-secret; exit 1\"]\n"
+        ),
+    )]);
+    for format in ["human", "json", "junit", "markdown"] {
+        let out = clnrm(dir.path())
+            .args(["run", "--format", format, "--report-dir", "out"])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(1), "{all}");
+        assert!(
+            !all.contains("tok-12345-secret"),
+            "{format} leaks the secret:\n{all}"
+        );
+        assert!(all.contains("token=***"), "{format}:\n{all}");
+    }
+    for f in ["report.json", "junit.xml", "report.md"] {
+        let text = std::fs::read_to_string(dir.path().join("out").join(f))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!text.contains("tok-12345-secret"), "{f} leaks the secret");
+    }
+}
+
+#[test]
+fn services_reach_each_other_by_name_after_their_health_check() {
+    let dir = project(&[(
+        "tests/net.clnrm.toml",
+        &format!(
+            r#"[meta]
+name = "net"
+version = "1"
+
+[service.web]
+image = "{IMAGE}"
+args = ["sh", "-c", "sleep 1; echo hello-from-web > /tmp/index.html; exec httpd -f -p 8080 -h /tmp"]
+ports = [8080]
+health_check = {{ cmd = ["wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/index.html"], interval_ms = 200, retries = 50 }}
+
+[service.client]
+image = "{IMAGE}"
+
+[[scenario]]
+name = "fetch"
+
+[[scenario.steps]]
+name = "get"
+service = "client"
+command = ["wget", "-q", "-O", "-", "http://web:8080/index.html"]
+expected_output_regex = "hello-from-web"
+"#
+        ),
+    )]);
+    let run = run_json(dir.path(), &[]);
+    assert_eq!(run.code, Some(0), "{:#}\n{}", run.json, run.stderr);
+}
+
+#[test]
+fn an_unhealthy_service_fails_the_scenario_with_the_last_probe_output() {
+    let dir = project(&[(
+        "tests/sick.clnrm.toml",
+        &format!(
+            "[meta]\nname = \"sick\"\nversion = \"1\"\n\n[service.app]\nimage = \"{IMAGE}\"\nhealth_check = {{ cmd = [\"sh\", \"-c\", \"echo not-yet; exit 1\"], interval_ms = 50, retries = 3 }}\n\n[[scenario]]\nname = \"s\"\nrun = \"true\"\n"
+        ),
+    )]);
+    let run = run_json(dir.path(), &[]);
+    assert_eq!(run.code, Some(1));
+    let s = scenario(&run, "s");
+    assert_eq!(s["reason"], "unhealthy", "{s:#}");
+    assert!(
+        s["message"].as_str().unwrap_or("").contains("not-yet"),
+        "{s:#}"
+    );
+}
+
+#[test]
+fn invalid_files_are_refused_before_any_container_starts() {
+    let dir = project(&[(
+        "tests/bad.clnrm.toml",
+        &file("[[scenario]]\nname = \"s\"\nservice = \"nope\"\nrun = \"true\"\n"),
+    )]);
+    let out = clnrm(dir.path())
+        .arg("run")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("error[E0102]"), "{err}");
+    assert!(err.contains("nothing was run"), "{err}");
+}
+
+#[test]
+fn filter_partition_and_per_file_report_paths() {
+    let body = "[report]\njson = \"out/r.json\"\njunit = \"out/r.xml\"\ndigest = \"out/r.sha256\"\n\n[[scenario]]\nname = \"alpha\"\nrun = \"true\"\n\n[[scenario]]\nname = \"beta\"\nrun = \"true\"\n\n[[scenario]]\nname = \"gamma\"\nrun = \"true\"\n";
+    let dir = project(&[("tests/f.clnrm.toml", &file(body))]);
+    let run = run_json(dir.path(), &["--filter", "*::?a*"]);
+    assert_eq!(run.code, Some(0));
+    assert_eq!(scenario(&run, "gamma")["status"], "passed");
+    assert_eq!(scenario(&run, "alpha")["reason"], "filtered");
+    assert_eq!(scenario(&run, "beta")["status"], "skipped");
+    let run = run_json(dir.path(), &["--partition", "2/2"]);
+    assert_eq!(scenario(&run, "beta")["status"], "passed");
+    assert_eq!(scenario(&run, "alpha")["status"], "skipped");
+    for f in ["r.json", "r.xml", "r.sha256"] {
+        assert!(
+            dir.path().join("tests/out").join(f).is_file(),
+            "{f} not written next to the test file"
+        );
+    }
+    let out = clnrm(dir.path())
+        .args(["run", "--partition", "3/2"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid --partition \"3/2\""));
+}
