@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# One-command set-up: tools, the release binary, and (when a Docker engine answers)
-# the project's own test image `clnrm/busybox:latest` (FROM scratch + Debian's static
-# busybox), since no registry can be pulled from.
+# One-command set-up: tools, a Docker engine (started if none answers), the project's
+# own test image `clnrm/busybox:latest` (FROM scratch + Debian's busybox; no registry
+# can be pulled from), and the release binary.
 #   scripts/setup.sh        set up for local use
 #   scripts/setup.sh --ci   what .ci/run needs (no release build)
 set -euo pipefail
@@ -44,12 +44,26 @@ build_image() {
     echo "setup: built image clnrm/busybox:latest"
 }
 
-if docker info >/dev/null 2>&1; then
-    command -v file >/dev/null || { apt-get update -qq && apt-get install -y -qq file >/dev/null; }
-    build_image
-else
-    echo "setup: no Docker engine answers; skipping the test image (validate/render/list do not need it)"
-fi
+# `clnrm run` and the end-to-end tests need a Docker engine: if none answers, install
+# Debian's docker.io and start dockerd in the background (needs root).
+start_engine() {
+    if ! command -v dockerd >/dev/null; then
+        echo "setup: installing docker.io"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
+    fi
+    echo "setup: starting dockerd (log: /tmp/clnrm-dockerd.log)"
+    nohup dockerd >/tmp/clnrm-dockerd.log 2>&1 &
+    for _ in $(seq 1 60); do
+        docker info >/dev/null 2>&1 && return 0
+        sleep 1
+    done
+    echo "setup: dockerd did not answer within 60 s; see /tmp/clnrm-dockerd.log" >&2
+    return 1
+}
+
+docker info >/dev/null 2>&1 || start_engine
+command -v file >/dev/null || { apt-get update -qq && apt-get install -y -qq file >/dev/null; }
+build_image
 
 if ! $ci; then
     cargo build --release --locked

@@ -90,6 +90,10 @@ pub struct RunArgs {
     /// Report format on stdout.
     #[arg(long, value_enum, default_value_t = RunFormat::Human)]
     pub format: RunFormat,
+    /// Create each scenario's containers when it starts instead of keeping warm ones
+    /// (slower; shows what the pool buys).
+    #[arg(long)]
+    pub no_pool: bool,
     /// Also write report.json, junit.xml and report.md into this directory.
     #[arg(long, value_name = "DIR")]
     pub report_dir: Option<PathBuf>,

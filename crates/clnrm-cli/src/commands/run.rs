@@ -64,6 +64,7 @@ pub fn run(args: RunArgs) -> i32 {
         fail_fast: args.fail_fast,
         max_containers: executor.max_concurrent_containers as usize,
         owner: RunOwner::current(),
+        warm_pool: !args.no_pool,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

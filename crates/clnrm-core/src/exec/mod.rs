@@ -15,7 +15,7 @@ pub use reaper::{RUN_LABEL, RunOwner, reap};
 
 use crate::backend::{ContainerEngine, EngineError};
 use crate::plan::{NotSelected, Plan, PlannedScenario};
-use pool::{Pool, agent_shell};
+use pool::{Pool, PoolConfig, agent_shell};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -35,6 +35,8 @@ pub struct RunOptions {
     pub max_containers: usize,
     /// Who owns the run's containers.
     pub owner: RunOwner,
+    /// Keep warm environments (off: a cold container per scenario, on its critical path).
+    pub warm_pool: bool,
 }
 
 /// What a run did.
@@ -88,13 +90,12 @@ pub async fn execute<E: ContainerEngine>(
         });
     }
     let (shells, image_errors) = resolve_images(&*engine, &plan).await;
-    let pool = Pool::new(
-        engine,
-        opts.owner.clone(),
-        shells,
-        opts.max_containers,
-        workers.max(2),
-    );
+    let config = PoolConfig {
+        max_containers: opts.max_containers,
+        parallel: workers.max(2),
+        warm: opts.warm_pool,
+    };
+    let pool = Pool::new(engine, opts.owner.clone(), shells, config);
     let mut order: Vec<usize> = plan.selected().map(|s| s.order).collect();
     order.sort_by_key(|&i| (std::cmp::Reverse(plan.scenarios[i].priority), i));
     let shared = Arc::new(Shared {
@@ -110,7 +111,7 @@ pub async fn execute<E: ContainerEngine>(
         events,
         cancel,
         image_errors,
-        lookahead: 1,
+        lookahead: workers,
         started,
     });
     for sc in shared
@@ -125,7 +126,6 @@ pub async fn execute<E: ContainerEngine>(
         };
         shared.finish(skipped(sc, &shared.plan, Reason::Filtered, reason));
     }
-    shared.prewarm();
     let handles: Vec<_> = (0..workers)
         .map(|_| tokio::spawn(worker(shared.clone())))
         .collect();
@@ -228,9 +228,14 @@ impl<E: ContainerEngine> Shared<E> {
         self.cancel.is_cancelled() || (self.fail_fast && self.failed.load(Ordering::SeqCst))
     }
 
-    /// Asks the pool for environments for the next scenarios in the queue.
+    /// Asks the pool for environments for the next scenarios in the queue; once the
+    /// queue is empty, lets it drop the ready ones nobody will claim.
     fn prewarm(&self) {
         let queue = lock(&self.queue);
+        if queue.is_empty() {
+            self.pool.trim();
+            return;
+        }
         let mut want: HashMap<&str, (usize, &Arc<crate::plan::EnvSpec>)> = HashMap::new();
         for &i in queue.iter().take(self.lookahead) {
             let env = &self.plan.scenarios[i].env;
@@ -257,7 +262,6 @@ async fn worker<E: ContainerEngine>(shared: Arc<Shared<E>>) {
         let Some(i) = lock(&shared.queue).pop_front() else {
             return;
         };
-        shared.prewarm();
         let result = run_one(&shared, i).await;
         if matches!(result.status, Status::Failed | Status::Error) {
             shared.failed.store(true, Ordering::SeqCst);
@@ -289,8 +293,10 @@ async fn run_one<E: ContainerEngine>(shared: &Shared<E>, i: usize) -> ScenarioRe
     } else {
         Guard::Read(file_lock.read_owned().await)
     };
+    let claim = shared.pool.claim(&sc.env);
+    shared.prewarm();
     let acquired = tokio::select! {
-        e = shared.pool.acquire(&sc.env) => e,
+        e = claim.ready() => e,
         () = shared.cancel.cancelled() => {
             return skipped(sc, &shared.plan, Reason::Interrupted, "not run: interrupted");
         }
@@ -339,10 +345,11 @@ async fn run_one<E: ContainerEngine>(shared: &Shared<E>, i: usize) -> ScenarioRe
     .await;
     ran.result.start = ran_start.saturating_duration_since(shared.started);
     // An environment nobody will need again is removed now, not at the end of the run.
-    let needed = lock(&shared.queue)
+    let queued = lock(&shared.queue)
         .iter()
-        .any(|&j| shared.plan.scenarios[j].env.key == sc.env.key);
-    shared.pool.release(env, ran.reusable && needed);
+        .filter(|&&j| shared.plan.scenarios[j].env.key == sc.env.key)
+        .count();
+    shared.pool.release(env, ran.reusable, queued);
     ran.result
 }
 

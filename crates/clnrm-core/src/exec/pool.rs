@@ -14,7 +14,7 @@ use super::reaper::RunOwner;
 use crate::backend::{ContainerEngine, ContainerSpec, EngineError, ExecSpec, NetworkMode};
 use crate::plan::{EnvSpec, HealthSpec, NetworkNeed, ServiceSpec};
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -95,6 +95,10 @@ struct Counts {
     supply: usize,
     /// Scenarios waiting for one.
     waiting: usize,
+    /// Environments wanted beyond the waiting scenarios (for scenarios soon to come).
+    ahead: usize,
+    /// What to prepare them from.
+    spec: Option<Arc<EnvSpec>>,
 }
 
 struct Slot {
@@ -117,6 +121,37 @@ struct Inner<E> {
     seq: AtomicU64,
     tracker: TaskTracker,
     stop: CancellationToken,
+    warm: bool,
+    /// Preparations a claim waits for.
+    urgent: AtomicUsize,
+}
+
+/// How big and how eager a pool is.
+#[derive(Clone, Copy, Debug)]
+pub struct PoolConfig {
+    /// Containers alive at once, at most.
+    pub max_containers: usize,
+    /// Environments prepared at once, at most.
+    pub parallel: usize,
+    /// Prepare ahead and reuse clean environments; `false` creates each scenario's
+    /// containers when it starts and removes them after (to measure what the pool buys).
+    pub warm: bool,
+}
+
+/// A claim on the next environment of a key.
+pub struct Claim {
+    slot: Arc<Slot>,
+}
+
+impl Claim {
+    /// Waits for the claimed environment.
+    pub async fn ready(self) -> Result<Env, PoolError> {
+        let got = self.slot.rx.lock().await.recv().await;
+        let mut c = lock(&self.slot.counts);
+        c.waiting -= 1;
+        c.supply = c.supply.saturating_sub(1);
+        got.unwrap_or(Err(PoolError::Stopped))
+    }
 }
 
 /// The pool of warm environments of one run.
@@ -151,15 +186,14 @@ pub fn agent_shell(cmd: &[String], entrypoint: &[String]) -> Option<String> {
 }
 
 impl<E: ContainerEngine> Pool<E> {
-    /// A pool that may hold `max_containers` containers and prepares `parallel` at once.
+    /// A pool for one run.
     pub fn new(
         engine: Arc<E>,
         owner: RunOwner,
         agent_shells: HashMap<String, Option<String>>,
-        max_containers: usize,
-        parallel: usize,
+        config: PoolConfig,
     ) -> Self {
-        let max_containers = max_containers.max(1);
+        let max_containers = config.max_containers.max(1);
         Self {
             inner: Arc::new(Inner {
                 engine,
@@ -168,7 +202,9 @@ impl<E: ContainerEngine> Pool<E> {
                 slots: Mutex::new(HashMap::new()),
                 containers: Arc::new(Semaphore::new(max_containers)),
                 max_containers,
-                preparing: Semaphore::new(parallel.max(1)),
+                preparing: Semaphore::new(config.parallel.max(1)),
+                warm: config.warm,
+                urgent: AtomicUsize::new(0),
                 live: Mutex::new(HashSet::new()),
                 networks: Mutex::new(HashSet::new()),
                 seq: AtomicU64::new(0),
@@ -193,41 +229,89 @@ impl<E: ContainerEngine> Pool<E> {
             .clone()
     }
 
-    /// A ready environment for `spec`; waits for one to be prepared if none is.
-    pub async fn acquire(&self, spec: &Arc<EnvSpec>) -> Result<Env, PoolError> {
+    /// Claims the next ready environment for `spec`, starting its preparation if none is
+    /// on its way; [`Claim::ready`] waits for it. Claiming first, then prewarming for
+    /// later scenarios, keeps the preparations in dispatch order.
+    pub fn claim(&self, spec: &Arc<EnvSpec>) -> Claim {
         let slot = self.slot(&spec.key);
         {
             let mut c = lock(&slot.counts);
             c.waiting += 1;
             if c.supply < c.waiting {
                 c.supply += 1;
-                self.spawn_prepare(spec.clone(), slot.clone());
+                self.spawn_prepare(spec.clone(), slot.clone(), true);
             }
         }
-        let got = slot.rx.lock().await.recv().await;
-        let mut c = lock(&slot.counts);
-        c.waiting -= 1;
-        c.supply = c.supply.saturating_sub(1);
-        got.unwrap_or(Err(PoolError::Stopped))
+        Claim { slot }
+    }
+
+    /// Removes ready environments that no claim waits for (the queue is empty).
+    pub fn trim(&self) {
+        let slots: Vec<Arc<Slot>> = lock(&self.inner.slots).values().cloned().collect();
+        for slot in slots {
+            let mut c = lock(&slot.counts);
+            let Ok(mut rx) = slot.rx.try_lock() else {
+                continue;
+            };
+            while c.supply > c.waiting {
+                match rx.try_recv() {
+                    Ok(Ok(env)) => {
+                        c.supply -= 1;
+                        let pool = self.clone();
+                        self.inner
+                            .tracker
+                            .spawn(async move { pool.destroy(env).await });
+                    }
+                    _ => break,
+                }
+            }
+        }
     }
 
     /// Makes sure `count` environments for `spec` beyond those already claimed are on their way.
     pub fn prewarm(&self, spec: &Arc<EnvSpec>, count: usize) {
-        if self.inner.stop.is_cancelled() {
+        if self.inner.stop.is_cancelled() || !self.inner.warm {
             return;
         }
         let slot = self.slot(&spec.key);
-        let mut c = lock(&slot.counts);
-        while c.supply < c.waiting + count {
-            c.supply += 1;
-            self.spawn_prepare(spec.clone(), slot.clone());
+        {
+            let mut c = lock(&slot.counts);
+            c.ahead = count;
+            c.spec = Some(spec.clone());
+        }
+        self.pump();
+    }
+
+    /// Starts the ahead-of-time preparations, but only while no scenario waits for an
+    /// environment being prepared: they must not slow down one that is needed now.
+    fn pump(&self) {
+        if self.inner.urgent.load(Ordering::SeqCst) > 0 || self.inner.stop.is_cancelled() {
+            return;
+        }
+        let slots: Vec<Arc<Slot>> = lock(&self.inner.slots).values().cloned().collect();
+        for slot in slots {
+            let mut c = lock(&slot.counts);
+            let Some(spec) = c.spec.clone() else { continue };
+            while c.supply < c.waiting + c.ahead {
+                c.supply += 1;
+                self.spawn_prepare(spec.clone(), slot.clone(), false);
+            }
         }
     }
 
     /// Gives an environment back after a scenario. `reusable` says the scenario ended
     /// normally; the environment is still checked before anyone else gets it.
-    pub fn release(&self, env: Env, reusable: bool) {
+    /// `queued` is how many scenarios not yet dispatched need this environment's key: an
+    /// environment the ones on their way already cover is removed at once.
+    pub fn release(&self, env: Env, reusable: bool, queued: usize) {
+        let covered = {
+            let slot = self.slot(&env.spec.key);
+            let c = lock(&slot.counts);
+            c.supply.saturating_sub(c.waiting) >= queued
+        };
         let recyclable = reusable
+            && !covered
+            && self.inner.warm
             && !self.inner.stop.is_cancelled()
             && env.members.iter().all(|m| m.agent.is_some());
         if !recyclable {
@@ -250,7 +334,7 @@ impl<E: ContainerEngine> Pool<E> {
             pool.destroy(env).await;
             let mut c = lock(&slot.counts);
             if c.supply <= c.waiting {
-                pool.spawn_prepare(spec, slot.clone());
+                pool.spawn_prepare(spec, slot.clone(), true);
             } else {
                 c.supply -= 1;
             }
@@ -271,11 +355,18 @@ impl<E: ContainerEngine> Pool<E> {
         }
     }
 
-    fn spawn_prepare(&self, spec: Arc<EnvSpec>, slot: Arc<Slot>) {
+    /// Prepares an environment in the background; `urgent` when a scenario waits for it.
+    fn spawn_prepare(&self, spec: Arc<EnvSpec>, slot: Arc<Slot>, urgent: bool) {
         let pool = self.clone();
+        if urgent {
+            self.inner.urgent.fetch_add(1, Ordering::SeqCst);
+        }
         self.inner.tracker.spawn(async move {
             let result = pool.prepare(spec).await;
             let _ = slot.tx.send(result);
+            if urgent && pool.inner.urgent.fetch_sub(1, Ordering::SeqCst) == 1 {
+                pool.pump();
+            }
         });
     }
 
