@@ -792,3 +792,44 @@ fn filter_partition_and_per_file_report_paths() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid --partition \"3/2\""));
 }
+
+fn intervals(run: &Run) -> Vec<(u64, u64)> {
+    let mut v: Vec<(u64, u64)> = run.json["scenarios"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            let start = s["start_ms"].as_u64().unwrap_or(0);
+            (start, start + s["duration_ms"].as_u64().unwrap_or(0))
+        })
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+fn disjoint(v: &[(u64, u64)]) -> bool {
+    v.windows(2).all(|w| w[0].1 <= w[1].0)
+}
+
+#[test]
+fn scenarios_that_are_not_concurrent_never_overlap() {
+    let body = "[[scenario]]\nname = \"a\"\nconcurrent = false\nrun = \"sleep 0.5\"\n\n[[scenario]]\nname = \"b\"\nconcurrent = false\nrun = \"sleep 0.5\"\n\n[[scenario]]\nname = \"c\"\nconcurrent = false\nrun = \"sleep 0.5\"\n";
+    let dir = project(&[("tests/serial.clnrm.toml", &file(body))]);
+    let run = run_json(dir.path(), &["--workers", "3"]);
+    assert_eq!(run.code, Some(0), "{:#}", run.json);
+    assert!(disjoint(&intervals(&run)), "{:?}", intervals(&run));
+}
+
+#[test]
+fn max_concurrent_containers_bounds_the_run_without_deadlock() {
+    let mut body = String::new();
+    for i in 0..3 {
+        body.push_str(&format!("[[scenario]]\nname = \"s{i}\"\nrun = \"sleep 0.5\"\n\n"));
+    }
+    let dir = project(&[("tests/bound.clnrm.toml", &file(&body))]);
+    std::fs::write(dir.path().join(".clnrm/config.toml"), "[executor]\nmax_concurrent_containers = 1\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let run = run_json(dir.path(), &["--workers", "3"]);
+    assert_eq!(run.code, Some(0), "{:#}\n{}", run.json, run.stderr);
+    assert!(disjoint(&intervals(&run)), "one container at a time: {:?}", intervals(&run));
+}
