@@ -824,12 +824,101 @@ fn scenarios_that_are_not_concurrent_never_overlap() {
 fn max_concurrent_containers_bounds_the_run_without_deadlock() {
     let mut body = String::new();
     for i in 0..3 {
-        body.push_str(&format!("[[scenario]]\nname = \"s{i}\"\nrun = \"sleep 0.5\"\n\n"));
+        body.push_str(&format!(
+            "[[scenario]]\nname = \"s{i}\"\nrun = \"sleep 0.5\"\n\n"
+        ));
     }
     let dir = project(&[("tests/bound.clnrm.toml", &file(&body))]);
-    std::fs::write(dir.path().join(".clnrm/config.toml"), "[executor]\nmax_concurrent_containers = 1\n")
-        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.path().join(".clnrm/config.toml"),
+        "[executor]\nmax_concurrent_containers = 1\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let run = run_json(dir.path(), &["--workers", "3"]);
     assert_eq!(run.code, Some(0), "{:#}\n{}", run.json, run.stderr);
-    assert!(disjoint(&intervals(&run)), "one container at a time: {:?}", intervals(&run));
+    assert!(
+        disjoint(&intervals(&run)),
+        "one container at a time: {:?}",
+        intervals(&run)
+    );
+}
+
+const OTLP_LINE: &str = r#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"shop"}}]},"scopeSpans":[{"scope":{"name":"shop"},"spans":[{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"b7ad6b7169203331","name":"checkout","kind":2,"startTimeUnixNano":"1000000000","endTimeUnixNano":"1100000000","attributes":[{"key":"http.status_code","value":{"intValue":"200"}}],"status":{"code":1}}]}]}]}"#;
+const FLAT_LINE: &str = r#"{"name":"db.query","trace_id":"0af7651916cd43dd8448eb211c80319c","span_id":"00f067aa0ba902b7","parent_span_id":"b7ad6b7169203331","kind":"client","start_time_unix_nano":1010000000,"end_time_unix_nano":1050000000,"attributes":{"db.system":"postgresql"},"status":"OK"}"#;
+
+/// A scenario printing both span shapes to stdout, plus `expectations`.
+fn stdout_spans_file(expectations: &str) -> String {
+    let printer = format!("printf '%s\\n%s\\n%s\\n' 'plain log line' '{OTLP_LINE}' '{FLAT_LINE}'");
+    format!(
+        "[meta]\nname = \"spans\"\nversion = \"1\"\n\n[otel]\nexporter = \"stdout\"\n\n[service.app]\nimage = \"{IMAGE}\"\n\n[[scenario]]\nname = \"emit\"\n\n[[scenario.steps]]\nname = \"print\"\ncommand = [\"sh\", \"-c\", {}]\n\n{expectations}",
+        toml_string(&printer)
+    )
+}
+
+fn toml_string(s: &str) -> String {
+    format!("'''{s}'''")
+}
+
+#[test]
+fn spans_printed_to_stdout_in_both_shapes_are_checked_and_saved() {
+    let dir = project(&[(
+        "tests/spans.clnrm.toml",
+        &stdout_spans_file(
+            "[[expect.span]]\nname = \"checkout\"\nkind = \"server\"\nattrs.all = { \"http.status_code\" = \"200\" }\n\n[[expect.span]]\nname = \"db.query\"\nparent = \"checkout\"\nkind = \"client\"\n\n[expect.counts]\nspans_total = { eq = 2 }\n\n[[expect.window]]\nouter = \"checkout\"\ncontains = [\"db.query\"]\n\n[expect.status]\nall = \"OK\"\n",
+        ),
+    )]);
+    let run = run_json(dir.path(), &[]);
+    assert_eq!(run.code, Some(0), "{:#}", run.json);
+    let s = scenario(&run, "emit");
+    assert_eq!(s["spans"], 2);
+    let artifacts: Vec<_> = std::fs::read_dir(dir.path().join(".clnrm/artifacts"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .flatten()
+        .collect();
+    assert_eq!(artifacts.len(), 1);
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(artifacts[0].path()).unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(saved["scenario"], "tests/spans.clnrm.toml::emit");
+    assert_eq!(saved["spans"].as_array().map(Vec::len), Some(2));
+}
+
+#[test]
+fn an_unmet_expectation_fails_the_scenario_with_position_expected_and_found() {
+    let dir = project(&[(
+        "tests/spans.clnrm.toml",
+        &stdout_spans_file(
+            "[[expect.span]]\nname = \"checkout\"\nattrs.all = { \"http.status_code\" = 500 }\n",
+        ),
+    )]);
+    let run = run_json(dir.path(), &[]);
+    assert_eq!(run.code, Some(1));
+    let s = scenario(&run, "emit");
+    assert_eq!(s["reason"], "expectation");
+    let m = s["message"].as_str().unwrap_or("");
+    assert!(
+        m.contains("[[expect.span]] \"checkout\" (tests/spans.clnrm.toml:18:1)"),
+        "{m}"
+    );
+    assert!(m.contains("http.status_code is 200"), "{m}");
+}
+
+#[test]
+fn expectations_without_any_spans_fail() {
+    let dir = project(&[(
+        "tests/quiet.clnrm.toml",
+        &file(
+            "[[scenario]]\nname = \"quiet\"\nrun = \"echo no spans here\"\n\n[[expect.span]]\nname = \"anything\"\n",
+        ),
+    )]);
+    let run = run_json(dir.path(), &[]);
+    assert_eq!(run.code, Some(1));
+    let s = scenario(&run, "quiet");
+    assert!(
+        s["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no spans at all"),
+        "{s:#}"
+    );
 }

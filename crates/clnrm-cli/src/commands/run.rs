@@ -65,6 +65,7 @@ pub fn run(args: RunArgs) -> i32 {
         max_containers: executor.max_concurrent_containers as usize,
         owner: RunOwner::current(),
         warm_pool: !args.no_pool,
+        artifacts: Some(prepared.project.root.join(".clnrm").join("artifacts")),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

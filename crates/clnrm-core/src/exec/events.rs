@@ -57,6 +57,8 @@ pub enum Reason {
     FailFast,
     /// An earlier step failed.
     EarlierStep,
+    /// The spans do not meet an `[[expect.*]]`.
+    Expectation,
 }
 
 impl Reason {
@@ -74,6 +76,7 @@ impl Reason {
             Reason::Filtered => "filtered",
             Reason::FailFast => "fail_fast",
             Reason::EarlierStep => "earlier_step",
+            Reason::Expectation => "expectation",
         }
     }
 }
@@ -128,6 +131,10 @@ pub struct ScenarioResult {
     pub duration: Duration,
     /// Steps, in order.
     pub steps: Vec<StepResult>,
+    /// Spans collected.
+    pub spans: usize,
+    /// Unmet expectations, one sentence each.
+    pub unmet: Vec<String>,
 }
 
 /// Events of a run, in the order they happen.

@@ -9,6 +9,7 @@ pub mod events;
 pub mod pool;
 pub mod reaper;
 mod scenario;
+mod spans;
 
 pub use events::{Event, Reason, ScenarioResult, Status, StepResult};
 pub use reaper::{RUN_LABEL, RunOwner, reap};
@@ -37,6 +38,8 @@ pub struct RunOptions {
     pub owner: RunOwner,
     /// Keep warm environments (off: a cold container per scenario, on its critical path).
     pub warm_pool: bool,
+    /// Where collected spans are saved (`.clnrm/artifacts`).
+    pub artifacts: Option<std::path::PathBuf>,
 }
 
 /// What a run did.
@@ -63,6 +66,8 @@ struct Shared<E> {
     image_errors: HashMap<String, String>,
     lookahead: usize,
     started: Instant,
+    artifacts: Option<std::path::PathBuf>,
+    run_id: String,
 }
 
 /// Runs the selected scenarios of `plan`.
@@ -113,6 +118,8 @@ pub async fn execute<E: ContainerEngine>(
         image_errors,
         lookahead: workers,
         started,
+        artifacts: opts.artifacts.clone(),
+        run_id: opts.owner.run_id.clone(),
     });
     for sc in shared
         .plan
@@ -208,6 +215,8 @@ fn skipped(sc: &PlannedScenario, plan: &Plan, reason: Reason, message: &str) -> 
         start: Duration::ZERO,
         duration: Duration::ZERO,
         steps: Vec::new(),
+        spans: 0,
+        unmet: Vec::new(),
     }
 }
 
@@ -344,6 +353,13 @@ async fn run_one<E: ContainerEngine>(shared: &Shared<E>, i: usize) -> ScenarioRe
     )
     .await;
     ran.result.start = ran_start.saturating_duration_since(shared.started);
+    spans::conclude(
+        sc,
+        &mut ran.result,
+        &ran.stdout_spans,
+        shared.artifacts.as_deref(),
+        &shared.run_id,
+    );
     // An environment nobody will need again is removed now, not at the end of the run.
     let queued = lock(&shared.queue)
         .iter()

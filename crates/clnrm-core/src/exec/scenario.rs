@@ -5,7 +5,8 @@ use super::agent::quote;
 use super::events::{Event, Reason, ScenarioResult, Status, StepResult};
 use super::pool::{Env, Pool, oom_kills, run_in};
 use crate::backend::{ContainerEngine, ExecOutput};
-use crate::plan::{PlannedScenario, PlannedStep};
+use crate::otel::{SpanRecord, spans_in_output};
+use crate::plan::{Intake, PlannedScenario, PlannedStep};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
@@ -19,6 +20,8 @@ pub struct Ran {
     pub result: ScenarioResult,
     /// Whether the environment may be checked for reuse.
     pub reusable: bool,
+    /// Spans found in the steps' stdout (`exporter = "stdout"`).
+    pub stdout_spans: Vec<SpanRecord>,
 }
 
 enum StepEnd {
@@ -42,12 +45,14 @@ pub async fn run_scenario<E: ContainerEngine>(
     let mut steps = Vec::new();
     let mut failure: Option<(Reason, String)> = None;
     let mut reusable = true;
+    let mut stdout_spans = Vec::new();
     for step in &sc.steps {
         if failure.is_some() {
             steps.push(not_run(sc, step));
             continue;
         }
-        let (result, end_reusable) = run_step(pool, env, sc, step, deadline, cancel).await;
+        let (result, end_reusable) =
+            run_step(pool, env, sc, step, deadline, cancel, &mut stdout_spans).await;
         reusable &= end_reusable;
         if result.status != Status::Passed && !result.tolerated {
             let reason = result.reason.unwrap_or(Reason::ExitCode);
@@ -82,8 +87,11 @@ pub async fn run_scenario<E: ContainerEngine>(
             start: Duration::ZERO,
             duration: started.elapsed(),
             steps,
+            spans: 0,
+            unmet: Vec::new(),
         },
         reusable: reusable && status == Status::Passed,
+        stdout_spans,
     }
 }
 
@@ -115,6 +123,7 @@ async fn run_step<E: ContainerEngine>(
     step: &PlannedStep,
     scenario_deadline: Option<Instant>,
     cancel: &CancellationToken,
+    spans: &mut Vec<SpanRecord>,
 ) -> (StepResult, bool) {
     let started = Instant::now();
     let step_deadline = step.timeout.map(|t| started + t);
@@ -169,6 +178,9 @@ async fn run_step<E: ContainerEngine>(
     let mask = |b: &[u8]| sc.masker.mask(&String::from_utf8_lossy(b));
     let reusable = match end {
         StepEnd::Done(out) => {
+            if sc.intake == Intake::Stdout {
+                spans.extend(spans_in_output(&String::from_utf8_lossy(&out.stdout)));
+            }
             result.stdout = mask(&out.stdout);
             result.stderr = mask(&out.stderr);
             result.exit_code = Some(out.exit_code);

@@ -316,7 +316,7 @@ impl Expect {
 }
 
 /// OpenTelemetry span kind.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, JsonSchema, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SpanKind {
     /// Internal operation.
@@ -477,7 +477,7 @@ pub struct OrderExpect {
 }
 
 /// Span status code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, JsonSchema, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum StatusCode {
     /// OK.

@@ -7,6 +7,7 @@ mod secrets;
 pub use secrets::{MASK, Masker, is_secret_key};
 
 use crate::backend::Mount;
+use crate::expect::ExpectSet;
 use crate::model::shell::split_words;
 use crate::model::{Exporter, Scenario, Service, TestFile};
 use crate::project::ExecutorConfig;
@@ -164,6 +165,28 @@ pub struct PlannedScenario {
     pub masker: Arc<Masker>,
     /// `Some` when it will not run.
     pub not_selected: Option<NotSelected>,
+    /// The file's expectations, when it has any.
+    pub expect: Option<Arc<ExpectSet>>,
+    /// Where its spans come from.
+    pub intake: Intake,
+    /// `OTEL_*` variables from `[otel]` for the system under test.
+    pub otel_env: Vec<(String, String)>,
+    /// `[otel].resources`, added to `OTEL_RESOURCE_ATTRIBUTES`.
+    pub resources: Vec<(String, String)>,
+}
+
+/// Where a scenario's spans come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Intake {
+    /// JSON span lines in the steps' stdout.
+    Stdout,
+    /// clnrm's OTLP receiver (HTTP, or gRPC).
+    Otlp {
+        /// The exporter speaks gRPC.
+        grpc: bool,
+    },
+    /// No spans.
+    None,
 }
 
 /// A file whose scenarios are planned.
@@ -213,19 +236,18 @@ pub fn plan(checked: &[CheckedFile], opts: &PlanOptions) -> Plan {
             report_junit: resolve(&report.junit),
             report_digest: resolve(&report.digest),
         });
-        let index = out.files.len() - 1;
-        let masker = Arc::new(file_masker(file));
+        let cx = FileCx {
+            file,
+            display: &cf.display,
+            index: out.files.len() - 1,
+            masker: Arc::new(file_masker(file)),
+            expect: expect_set(cf, file),
+            intake: intake(file),
+            otel_env: otel_env(file),
+        };
         for sc in &file.scenarios {
             let order = out.scenarios.len();
-            out.scenarios.push(plan_scenario(
-                file,
-                sc,
-                &cf.display,
-                index,
-                order,
-                &masker,
-                opts,
-            ));
+            out.scenarios.push(plan_scenario(&cx, sc, order, opts));
         }
     }
     select(&mut out.scenarios, opts);
@@ -266,15 +288,77 @@ fn file_masker(file: &TestFile) -> Masker {
     Masker::from_env(service_env.chain(step_env))
 }
 
+/// What the scenarios of one file share.
+struct FileCx<'a> {
+    file: &'a TestFile,
+    display: &'a str,
+    index: usize,
+    masker: Arc<Masker>,
+    expect: Option<Arc<ExpectSet>>,
+    intake: Intake,
+    otel_env: Vec<(String, String)>,
+}
+
+fn expect_set(cf: &CheckedFile, file: &TestFile) -> Option<Arc<ExpectSet>> {
+    if file.expect.is_empty() {
+        return None;
+    }
+    Some(Arc::new(ExpectSet {
+        expect: file.expect.clone(),
+        source: cf.rendered.clone()?,
+        display: cf.display.clone(),
+    }))
+}
+
+fn intake(file: &TestFile) -> Intake {
+    match file
+        .otel
+        .as_ref()
+        .and_then(|o| o.exporter.as_ref())
+        .map(|e| e.value)
+    {
+        None | Some(Exporter::Stdout) => Intake::Stdout,
+        Some(Exporter::None) => Intake::None,
+        Some(Exporter::Otlp | Exporter::OtlpHttp) => Intake::Otlp { grpc: false },
+        Some(Exporter::OtlpGrpc) => Intake::Otlp { grpc: true },
+    }
+}
+
+/// `[otel]` settings passed to the system under test as standard SDK variables.
+fn otel_env(file: &TestFile) -> Vec<(String, String)> {
+    let Some(otel) = &file.otel else {
+        return Vec::new();
+    };
+    let mut env = Vec::new();
+    if let Some(r) = &otel.sample_ratio {
+        env.push((
+            "OTEL_TRACES_SAMPLER".to_owned(),
+            "parentbased_traceidratio".to_owned(),
+        ));
+        env.push(("OTEL_TRACES_SAMPLER_ARG".to_owned(), r.value.to_string()));
+    }
+    if let Some(p) = &otel.propagators {
+        let words: Vec<&str> = p.use_.iter().map(|w| w.value.as_str()).collect();
+        env.push(("OTEL_PROPAGATORS".to_owned(), words.join(",")));
+    }
+    if !otel.headers.is_empty() {
+        let pairs: Vec<String> = otel
+            .headers
+            .iter()
+            .map(|(k, v)| format!("{}={}", k.value, v.value))
+            .collect();
+        env.push(("OTEL_EXPORTER_OTLP_HEADERS".to_owned(), pairs.join(",")));
+    }
+    env
+}
+
 fn plan_scenario(
-    file: &TestFile,
+    cx: &FileCx<'_>,
     sc: &Scenario,
-    display: &str,
-    file_index: usize,
     order: usize,
-    masker: &Arc<Masker>,
     opts: &PlanOptions,
 ) -> PlannedScenario {
+    let (file, display, file_index) = (cx.file, cx.display, cx.index);
     let only_service = (file.services.len() == 1).then(|| file.services.entries[0].0.value.clone());
     let default_service = sc
         .service
@@ -351,8 +435,24 @@ fn plan_scenario(
             .as_ref()
             .map(|t| Duration::from_millis(t.value)),
         exclusive,
-        masker: masker.clone(),
+        masker: cx.masker.clone(),
         not_selected: None,
+        expect: cx.expect.clone(),
+        intake: cx.intake,
+        otel_env: cx.otel_env.clone(),
+        resources: file.otel.as_ref().map_or_else(Vec::new, |o| {
+            o.resources
+                .iter()
+                .map(|(k, v)| (k.value.clone(), scalar_text(&v.value)))
+                .collect()
+        }),
+    }
+}
+
+fn scalar_text(s: &crate::model::Scalar) -> String {
+    match s {
+        crate::model::Scalar::String(v) => v.clone(),
+        other => other.to_string(),
     }
 }
 

@@ -179,6 +179,11 @@ impl<W: Write> HumanReporter<W> {
         if let Some(m) = &r.message {
             let _ = writeln!(self.out, "  {m}");
         }
+        if r.unmet.len() > 1 {
+            for u in &r.unmet {
+                let _ = writeln!(self.out, "  - {u}");
+            }
+        }
         for step in r
             .steps
             .iter()

@@ -124,6 +124,9 @@ fn testcase(xml: &mut String, r: &ScenarioResult) {
 
 fn details(r: &ScenarioResult) -> String {
     let mut text = r.message.clone().unwrap_or_default();
+    for u in r.unmet.iter().skip(usize::from(r.unmet.len() == 1)) {
+        let _ = write!(text, "\n- {u}");
+    }
     if let Some(step) = r
         .steps
         .iter()

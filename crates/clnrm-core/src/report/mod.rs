@@ -149,6 +149,8 @@ fn scenario_json(r: &ScenarioResult) -> Value {
         "start_ms": millis(r.start),
         "duration_ms": millis(r.duration),
         "message": r.message,
+        "spans": r.spans,
+        "unmet": r.unmet,
         "steps": steps,
     })
 }
@@ -201,6 +203,8 @@ pub(crate) mod tests {
             start: Duration::ZERO,
             duration: Duration::from_millis(30),
             steps,
+            spans: 0,
+            unmet: Vec::new(),
         };
         RunReport {
             run_id: "abc123".into(),

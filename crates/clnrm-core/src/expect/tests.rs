@@ -1,0 +1,324 @@
+//! Every expectation kind, passing and failing, and properties of the matchers.
+
+use super::*;
+use crate::diag::Source;
+use crate::model::parse_test_file;
+use crate::otel::{SpanRecord, parse_line};
+use proptest::prelude::*;
+
+const HEAD: &str =
+    "[meta]\nname = \"t\"\nversion = \"1\"\n\n[[scenario]]\nname = \"s\"\nrun = \"true\"\n\n";
+
+fn set(expectations: &str) -> ExpectSet {
+    let src = Source::file("t.clnrm.toml", format!("{HEAD}{expectations}"));
+    let (file, diags) = parse_test_file(&src);
+    assert!(!diags.has_errors(), "{diags:?}");
+    ExpectSet {
+        expect: file.expect("parsed").expect,
+        source: src,
+        display: "t.clnrm.toml".into(),
+    }
+}
+
+/// A span: `(name, id, parent, start ms, end ms, extra JSON fields)`.
+fn span(name: &str, id: &str, parent: &str, start: u64, end: u64, extra: &str) -> SpanRecord {
+    let sep = if extra.is_empty() { "" } else { "," };
+    let line = format!(
+        r#"{{"name":"{name}","trace_id":"t","span_id":"{id}","parent_span_id":"{parent}","start_time_unix_nano":{},"end_time_unix_nano":{}{sep}{extra}}}"#,
+        start * 1_000_000,
+        end * 1_000_000
+    );
+    parse_line(&line).expect("span line").remove(0)
+}
+
+/// root(0..100) → auth(10..20), charge(30..60) → db(35..50)
+fn trace() -> Vec<SpanRecord> {
+    vec![
+        span(
+            "root",
+            "r",
+            "",
+            0,
+            100,
+            r#""kind":"server","status":"OK","attributes":{"http.status_code":200,"route":"/pay"},"resource":{"service.name":"pay"}"#,
+        ),
+        span(
+            "auth",
+            "a",
+            "r",
+            10,
+            20,
+            r#""status":"OK","events":[{"name":"token.checked","time_unix_nano":15}],"resource":{"service.name":"pay"}"#,
+        ),
+        span(
+            "charge",
+            "c",
+            "r",
+            30,
+            60,
+            r#""kind":"client","status":"OK","attributes":{"amount":"1299"},"resource":{"service.name":"pay"}"#,
+        ),
+        span(
+            "db.query",
+            "d",
+            "c",
+            35,
+            50,
+            r#""kind":"client","status":"ERROR","attributes":{"db.system":"postgresql"},"resource":{"service.name":"pay"}"#,
+        ),
+    ]
+}
+
+fn unmet(e: &str) -> Vec<Unmet> {
+    check(&set(e), &trace())
+}
+
+fn one(e: &str) -> String {
+    let u = unmet(e);
+    assert_eq!(u.len(), 1, "{u:#?}");
+    u[0].to_string()
+}
+
+#[test]
+fn span_expectations_pass_on_a_match() {
+    let u = unmet(
+        "[[expect.span]]\nname = \"ro*\"\nkind = \"server\"\nattrs.all = { \"http.status_code\" = \"200\" }\nattrs.any = { route = \"/pay\", other = 1 }\nduration_ms = { min = 50, max = 150 }\n\n[[expect.span]]\nname = \"auth\"\nparent = \"root\"\nevents.all = [\"token.checked\"]\n\n[[expect.span]]\nname = \"charge\"\nattrs.all = { amount = 1299 }\n",
+    );
+    assert!(u.is_empty(), "{u:#?}");
+}
+
+#[test]
+fn a_span_expectation_failure_names_position_and_the_nearest_span() {
+    let m = one(
+        "[[expect.span]]\nname = \"charge\"\nparent = \"auth\"\nkind = \"server\"\nattrs.all = { amount = 5 }\n",
+    );
+    assert!(
+        m.starts_with("[[expect.span]] \"charge\" (t.clnrm.toml:9:1)"),
+        "{m}"
+    );
+    assert!(
+        m.contains(
+            "expected a span \"charge\" with parent \"auth\" of kind server with attrs amount=5"
+        ),
+        "{m}"
+    );
+    assert!(m.contains("its parent is \"root\""), "{m}");
+    assert!(m.contains("its kind is client"), "{m}");
+    assert!(m.contains("amount is \"1299\""), "{m}");
+}
+
+#[test]
+fn a_missing_span_lists_the_names_seen() {
+    let m = one("[[expect.span]]\nname = \"refund\"\n");
+    assert!(
+        m.contains(
+            "no span named \"refund\"; spans seen: \"auth\", \"charge\", \"db.query\", \"root\""
+        ),
+        "{m}"
+    );
+}
+
+#[test]
+fn events_and_durations_are_checked() {
+    let m = one(
+        "[[expect.span]]\nname = \"auth\"\nevents.all = [\"token.checked\", \"token.refreshed\"]\nduration_ms = { max = 5 }\n",
+    );
+    assert!(m.contains("event \"token.refreshed\" is missing"), "{m}");
+    assert!(m.contains("it lasted 10.0 ms"), "{m}");
+    assert!(
+        unmet("[[expect.span]]\nname = \"auth\"\nevents.any = [\"nope\", \"token.checked\"]\n")
+            .is_empty()
+    );
+}
+
+#[test]
+fn graph_expectations() {
+    assert!(unmet("[expect.graph]\nmust_include = [[\"root\", \"charge\"], [\"charge\", \"db.*\"]]\nmust_not_cross = [[\"auth\", \"db.query\"]]\nacyclic = true\n").is_empty());
+    let m = one("[expect.graph]\nmust_include = [[\"auth\", \"db.query\"]]\n");
+    assert!(
+        m.contains(
+            "expected an edge \"auth\" → \"db.query\"; found \"db.query\" has parent \"charge\""
+        ),
+        "{m}"
+    );
+    let m = one("[expect.graph]\nmust_not_cross = [[\"charge\", \"db.query\"]]\n");
+    assert!(m.contains("under \"charge\""), "{m}");
+}
+
+#[test]
+fn a_cycle_is_found() {
+    let spans = vec![span("a", "1", "2", 0, 1, ""), span("b", "2", "1", 0, 1, "")];
+    let u = check(&set("[expect.graph]\nacyclic = true\n"), &spans);
+    assert_eq!(u.len(), 1);
+    assert!(u[0].found.contains("a cycle through"), "{:?}", u[0]);
+}
+
+#[test]
+fn count_expectations() {
+    assert!(unmet("[expect.counts]\nspans_total = { eq = 4 }\nevents_total = { gte = 1, lte = 1 }\nerrors_total = { eq = 1 }\nby_name = { \"db.*\" = { eq = 1 } }\n").is_empty());
+    let m = one("[expect.counts]\nspans_total = { gte = 5, lte = 3 }\n");
+    assert!(
+        m.contains("expected spans_total >= 5 and spans_total <= 3; found 4"),
+        "{m}"
+    );
+    let m = one("[expect.counts]\nby_name = { charge = { eq = 2 } }\n");
+    assert!(m.contains("by_name \"charge\""), "{m}");
+}
+
+#[test]
+fn window_expectations() {
+    assert!(
+        unmet(
+            "[[expect.window]]\nouter = \"root\"\ncontains = [\"auth\", \"charge\", \"db.query\"]\n"
+        )
+        .is_empty()
+    );
+    let m = one("[[expect.window]]\nouter = \"charge\"\ncontains = [\"db.query\", \"auth\"]\n");
+    assert!(m.contains("\"auth\" runs -20.0..-10.0 ms"), "{m}");
+    let m = one("[[expect.window]]\nouter = \"nope\"\ncontains = [\"auth\"]\n");
+    assert!(m.contains("no span named \"nope\""), "{m}");
+}
+
+#[test]
+fn order_expectations() {
+    assert!(unmet("[expect.order]\nmust_precede = [[\"auth\", \"charge\"]]\nmust_follow = [[\"charge\", \"auth\"]]\n").is_empty());
+    let m = one("[expect.order]\nmust_precede = [[\"charge\", \"auth\"]]\n");
+    assert!(
+        m.contains("expected \"charge\" to end before \"auth\" starts"),
+        "{m}"
+    );
+    let m = one("[expect.order]\nmust_follow = [[\"auth\", \"charge\"]]\n");
+    assert!(
+        m.contains("\"auth\" starts 50.0 ms before \"charge\" ends"),
+        "{m}"
+    );
+}
+
+#[test]
+fn status_expectations() {
+    assert!(
+        unmet("[expect.status]\nby_name = { \"db.*\" = \"error\", auth = \"OK\" }\n").is_empty()
+    );
+    let m = one("[expect.status]\nall = \"OK\"\n");
+    assert!(m.contains("\"db.query\" is ERROR"), "{m}");
+    let m = one("[expect.status]\nby_name = { \"cache.*\" = \"OK\" }\n");
+    assert!(m.contains("no span named \"cache.*\""), "{m}");
+}
+
+#[test]
+fn hermeticity_expectations() {
+    assert!(unmet("[expect.hermeticity]\nno_external_services = true\nresource_attrs.must_match = { \"service.name\" = \"pay\" }\nspan_attrs.forbid_keys = [\"card.*\"]\n").is_empty());
+    let mut spans = trace();
+    spans[2].attributes.insert(
+        "net.peer.name".into(),
+        crate::otel::AttrValue::Str("stripe.com".into()),
+    );
+    let u = check(
+        &set("[expect.hermeticity]\nno_external_services = true\n"),
+        &spans,
+    );
+    assert!(u[0].found.contains("net.peer.name=\"stripe.com\""), "{u:?}");
+    let m =
+        one("[expect.hermeticity]\nresource_attrs.must_match = { \"service.name\" = \"other\" }\n");
+    assert!(m.contains("has resource service.name \"pay\""), "{m}");
+    let m = one("[expect.hermeticity]\nspan_attrs.forbid_keys = [\"db.*\"]\n");
+    assert!(m.contains("\"db.query\" carries db.system"), "{m}");
+}
+
+#[test]
+fn no_spans_where_expectations_exist_fails() {
+    let u = check(&set("[expect.counts]\nspans_total = { gte = 0 }\n"), &[]);
+    assert_eq!(u.len(), 1);
+    assert!(u[0].found.contains("no spans at all"), "{u:?}");
+    assert!(
+        check(&set(""), &[]).is_empty(),
+        "no expectations, nothing to meet"
+    );
+}
+
+/// A random tree: span i > 0 has a parent among 0..i; spans are sequential in time.
+fn tree() -> impl Strategy<Value = Vec<SpanRecord>> {
+    prop::collection::vec((0usize..1000, 0usize..5), 1..30).prop_map(|nodes| {
+        nodes
+            .iter()
+            .enumerate()
+            .map(|(i, (p, name))| {
+                let parent = if i == 0 {
+                    String::new()
+                } else {
+                    format!("s{}", p % i)
+                };
+                let start = i as u64 * 10;
+                span(
+                    &format!("n{name}"),
+                    &format!("s{i}"),
+                    &parent,
+                    start,
+                    start + 5,
+                    "",
+                )
+            })
+            .collect()
+    })
+}
+
+fn derived_expectations(spans: &[SpanRecord]) -> String {
+    let mut text = format!(
+        "[expect.counts]\nspans_total = {{ eq = {} }}\n\n",
+        spans.len()
+    );
+    let mut include = Vec::new();
+    for s in spans {
+        if let Some(p) = &s.parent_span_id
+            && let Some(parent) = spans.iter().find(|x| &x.span_id == p)
+        {
+            include.push(format!("[\"{}\", \"{}\"]", parent.name, s.name));
+            text.push_str(&format!(
+                "[[expect.span]]\nname = \"{}\"\nparent = \"{}\"\n\n",
+                s.name, parent.name
+            ));
+        }
+    }
+    if spans.len() > 1 {
+        text.push_str(&format!(
+            "[expect.order]\nmust_precede = [[\"{}\", \"{}\"]]\n\n",
+            spans[0].name,
+            spans[spans.len() - 1].name
+        ));
+    }
+    text.push_str(&format!(
+        "[expect.graph]\nacyclic = true\nmust_include = [{}]\n",
+        include.join(", ")
+    ));
+    text
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn a_tree_meets_the_expectations_derived_from_it(spans in tree()) {
+        // Order between equal names is about their first spans; keep it well defined.
+        let first_last_distinct = spans.len() < 2 || spans[0].name != spans[spans.len() - 1].name;
+        prop_assume!(first_last_distinct);
+        let u = check(&set(&derived_expectations(&spans)), &spans);
+        prop_assert!(u.is_empty(), "{:#?}", u);
+    }
+
+    #[test]
+    fn dropping_a_span_breaks_the_count(spans in tree(), drop in 0usize..1000) {
+        let e = set(&format!("[expect.counts]\nspans_total = {{ eq = {} }}\n", spans.len()));
+        let mut fewer = spans.clone();
+        fewer.remove(drop % spans.len());
+        let u = check(&e, &fewer);
+        prop_assert_eq!(u.len(), 1);
+    }
+
+    #[test]
+    fn matchers_never_panic_on_arbitrary_spans(spans in tree(), shuffle in any::<u64>()) {
+        let mut spans = spans;
+        if let Some(s) = spans.first_mut() { s.parent_span_id = Some(format!("s{}", shuffle % 40)); }
+        let all = "[[expect.span]]\nname = \"n*\"\nparent = \"n1\"\nduration_ms = { min = 1 }\n\n[expect.graph]\nacyclic = true\nmust_not_cross = [[\"n1\", \"n2\"]]\n\n[[expect.window]]\nouter = \"n0\"\ncontains = [\"n3\"]\n\n[expect.order]\nmust_follow = [[\"n1\", \"n2\"]]\n\n[expect.status]\nall = \"UNSET\"\n";
+        let _ = check(&set(all), &spans);
+    }
+}

@@ -1,0 +1,109 @@
+//! The spans of a scenario's latest run, saved under `.clnrm/artifacts/` for later
+//! stages (`clnrm diff`). One file per scenario, `<sanitised id>-<hash>.spans.json`:
+//!
+//! ```json
+//! { "format": "clnrm.spans.v1", "scenario": "tests/a.clnrm.toml::smoke",
+//!   "run_id": "5527fdcef48d", "spans": [ { "trace_id": "…", "span_id": "…",
+//!   "parent_span_id": "…", "name": "…", "kind": "server", "start_time_unix_nano": 1,
+//!   "end_time_unix_nano": 2, "attributes": {…}, "events": […], "status": "OK",
+//!   "resource": {…}, "scope": "…" } ] }
+//! ```
+//!
+//! Written through a temporary file and a rename, so a reader never sees half a file.
+
+use super::span::SpanRecord;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// The value of `format` in every artifact.
+pub const FORMAT: &str = "clnrm.spans.v1";
+
+/// A saved artifact.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SpansArtifact {
+    /// [`FORMAT`].
+    pub format: String,
+    /// Scenario id.
+    pub scenario: String,
+    /// The run that collected them.
+    pub run_id: String,
+    /// The spans, in arrival order.
+    pub spans: Vec<SpanRecord>,
+}
+
+/// Where the artifact of `scenario` lives under `dir`.
+pub fn artifact_path(dir: &Path, scenario: &str) -> PathBuf {
+    let safe: String = scenario
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(80)
+        .collect();
+    let hash: String = Sha256::digest(scenario.as_bytes())[..4]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    dir.join(format!("{safe}-{hash}.spans.json"))
+}
+
+/// Saves the spans of `scenario`.
+pub fn save(
+    dir: &Path,
+    scenario: &str,
+    run_id: &str,
+    spans: &[SpanRecord],
+) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let path = artifact_path(dir, scenario);
+    let doc = SpansArtifact {
+        format: FORMAT.into(),
+        scenario: scenario.into(),
+        run_id: run_id.into(),
+        spans: spans.to_vec(),
+    };
+    let text = serde_json::to_string_pretty(&doc).map_err(std::io::Error::other)?;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
+}
+
+/// Loads the artifact of `scenario`, if there is one.
+pub fn load(dir: &Path, scenario: &str) -> std::io::Result<Option<SpansArtifact>> {
+    match std::fs::read_to_string(artifact_path(dir, scenario)) {
+        Ok(text) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(std::io::Error::other),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::otel::parse_line;
+
+    #[test]
+    fn save_then_load_round_trips() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spans = parse_line(r#"{"name":"a","trace_id":"t","span_id":"s","attributes":{"n":1,"x":"y"},"status":"OK","kind":"server"}"#)
+            .expect("span");
+        let id = "tests/a b.clnrm.toml::smoke/1";
+        let path = save(dir.path(), id, "run1", &spans).expect("save");
+        assert!(path.file_name().is_some_and(|n| {
+            n.to_string_lossy()
+                .starts_with("tests_a_b.clnrm.toml__smoke_1-")
+        }));
+        let back = load(dir.path(), id).expect("load").expect("present");
+        assert_eq!(back.spans, spans);
+        assert_eq!(back.format, FORMAT);
+        assert!(load(dir.path(), "other").expect("load").is_none());
+    }
+}

@@ -1,0 +1,142 @@
+//! One span model for every intake: OTLP protobuf, OTLP-JSON and flat span objects
+//! all become [`SpanRecord`]s. Saved as JSON under `.clnrm/artifacts/` (the format
+//! the diff stage reads).
+
+use crate::model::{Scalar, SpanKind, StatusCode};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A typed attribute value.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AttrValue {
+    /// A boolean.
+    Bool(bool),
+    /// An integer.
+    Int(i64),
+    /// A float.
+    Double(f64),
+    /// A string (bytes values are kept as hex strings).
+    Str(String),
+    /// A list.
+    Array(Vec<AttrValue>),
+}
+
+impl std::fmt::Display for AttrValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AttrValue::Bool(b) => write!(f, "{b}"),
+            AttrValue::Int(i) => write!(f, "{i}"),
+            AttrValue::Double(x) => write!(f, "{x}"),
+            AttrValue::Str(s) => write!(f, "{s:?}"),
+            AttrValue::Array(v) => {
+                let parts: Vec<String> = v.iter().map(ToString::to_string).collect();
+                write!(f, "[{}]", parts.join(", "))
+            }
+        }
+    }
+}
+
+impl AttrValue {
+    /// Whether this value matches an expected scalar, sensibly across types: `"200"`
+    /// matches 200, `200` matches `200.0`, `"true"` matches `true`.
+    pub fn matches(&self, want: &Scalar) -> bool {
+        match (self, want) {
+            (AttrValue::Str(a), Scalar::String(b)) => a == b,
+            (AttrValue::Int(a), Scalar::Int(b)) => a == b,
+            (AttrValue::Bool(a), Scalar::Bool(b)) => a == b,
+            (AttrValue::Double(a), Scalar::Float(b)) => a == b,
+            (AttrValue::Int(a), Scalar::Float(b)) => (*a as f64) == *b,
+            (AttrValue::Double(a), Scalar::Int(b)) => *a == (*b as f64),
+            (AttrValue::Str(a), Scalar::Int(b)) => a.trim().parse::<i64>().is_ok_and(|v| v == *b),
+            (AttrValue::Str(a), Scalar::Float(b)) => a.trim().parse::<f64>().is_ok_and(|v| v == *b),
+            (AttrValue::Str(a), Scalar::Bool(b)) => a.trim().parse::<bool>().is_ok_and(|v| v == *b),
+            (AttrValue::Int(a), Scalar::String(b)) => {
+                b.trim().parse::<i64>().is_ok_and(|v| v == *a)
+            }
+            (AttrValue::Double(a), Scalar::String(b)) => {
+                b.trim().parse::<f64>().is_ok_and(|v| v == *a)
+            }
+            (AttrValue::Bool(a), Scalar::String(b)) => {
+                b.trim().parse::<bool>().is_ok_and(|v| v == *a)
+            }
+            (AttrValue::Array(items), w) => items.iter().any(|i| i.matches(w)),
+            _ => false,
+        }
+    }
+}
+
+/// A span event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SpanEvent {
+    /// Event name.
+    pub name: String,
+    /// Time in nanoseconds since the epoch.
+    pub time_unix_nano: u64,
+    /// Attributes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, AttrValue>,
+}
+
+/// A span, whatever its intake.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SpanRecord {
+    /// 32 hex digits.
+    pub trace_id: String,
+    /// 16 hex digits.
+    pub span_id: String,
+    /// The parent's span id, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_span_id: Option<String>,
+    /// Span name.
+    pub name: String,
+    /// Kind (unspecified counts as internal).
+    pub kind: SpanKind,
+    /// Start, nanoseconds since the epoch.
+    pub start_time_unix_nano: u64,
+    /// End, nanoseconds since the epoch.
+    pub end_time_unix_nano: u64,
+    /// Attributes.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, AttrValue>,
+    /// Events.
+    #[serde(default)]
+    pub events: Vec<SpanEvent>,
+    /// Status code.
+    pub status: StatusCode,
+    /// Status message.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub status_message: String,
+    /// Resource attributes.
+    #[serde(default)]
+    pub resource: BTreeMap<String, AttrValue>,
+    /// Instrumentation scope name.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub scope: String,
+}
+
+impl SpanRecord {
+    /// Duration in milliseconds.
+    pub fn duration_ms(&self) -> f64 {
+        self.end_time_unix_nano
+            .saturating_sub(self.start_time_unix_nano) as f64
+            / 1e6
+    }
+
+    /// A short description: name, kind, status, attributes.
+    pub fn describe(&self) -> String {
+        let attrs: Vec<String> = self
+            .attributes
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        format!(
+            "span \"{}\" (kind {}, status {}, {:.1} ms, attrs {{{}}})",
+            self.name,
+            self.kind.as_str(),
+            self.status.as_str(),
+            self.duration_ms(),
+            attrs.join(", ")
+        )
+    }
+}
