@@ -14,7 +14,7 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     AttachContainerOptions, CreateContainerOptions, CreateImageOptions, ListContainersOptions,
-    ListNetworksOptions, RemoveContainerOptions,
+    ListNetworksOptions, LogsOptions, RemoveContainerOptions,
 };
 use futures_util::StreamExt;
 use std::collections::HashMap;
@@ -308,6 +308,35 @@ impl ContainerEngine for Docker {
             exit_code: state.exit_code,
             oom_killed: state.oom_killed.unwrap_or(false),
         })
+    }
+
+    async fn stdout_log(&self, id: &str) -> Result<Vec<u8>, EngineError> {
+        let options = LogsOptions {
+            stdout: true,
+            tail: "all".into(),
+            ..Default::default()
+        };
+        let mut stream = self.client.logs(id, Some(options));
+        let mut out = Vec::new();
+        while let Some(item) = stream.next().await {
+            if let Some(Ok(Chunk::Stdout(b))) = chunk(item) {
+                out.extend_from_slice(&b);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn ip_addresses(&self, id: &str) -> Result<Vec<std::net::IpAddr>, EngineError> {
+        let found = self.client.inspect_container(id, None).await.map_err(api)?;
+        let networks = found
+            .network_settings
+            .and_then(|n| n.networks)
+            .unwrap_or_default();
+        Ok(networks
+            .values()
+            .filter_map(|n| n.ip_address.as_deref())
+            .filter_map(|ip| ip.parse().ok())
+            .collect())
     }
 
     async fn changes(&self, id: &str) -> Result<usize, EngineError> {

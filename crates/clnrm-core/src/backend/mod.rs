@@ -207,6 +207,13 @@ pub trait ContainerEngine: Send + Sync + 'static {
     /// The container's state.
     fn inspect(&self, id: &str)
     -> impl Future<Output = Result<ContainerState, EngineError>> + Send;
+    /// What the container's main process wrote to stdout so far.
+    fn stdout_log(&self, id: &str) -> impl Future<Output = Result<Vec<u8>, EngineError>> + Send;
+    /// The container's addresses on its networks.
+    fn ip_addresses(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Vec<std::net::IpAddr>, EngineError>> + Send;
     /// How many paths of the container's filesystem differ from its image.
     fn changes(&self, id: &str) -> impl Future<Output = Result<usize, EngineError>> + Send;
     /// Kills and removes a container with its anonymous volumes; gone already is fine.

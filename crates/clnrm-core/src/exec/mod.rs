@@ -15,6 +15,7 @@ pub use events::{Event, Reason, ScenarioResult, Status, StepResult};
 pub use reaper::{RUN_LABEL, RunOwner, reap};
 
 use crate::backend::{ContainerEngine, EngineError};
+use crate::otel::Receiver;
 use crate::plan::{NotSelected, Plan, PlannedScenario};
 use pool::{Pool, PoolConfig, agent_shell};
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -24,6 +25,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::RwLock;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
+
+/// After a scenario's commands end, its spans are in once none arrived for this long…
+pub const SPAN_QUIET: Duration = Duration::from_millis(300);
+/// …or this long has passed (without `wait_for_span`).
+pub const SPAN_WAIT_MAX: Duration = Duration::from_secs(5);
 
 /// How to run.
 #[derive(Clone, Debug)]
@@ -63,7 +69,9 @@ struct Shared<E> {
     events: UnboundedSender<Event>,
     cancel: CancellationToken,
     results: Mutex<Vec<Option<ScenarioResult>>>,
+    /// Why scenarios using an image (or, under [`OTLP_KEY`], exporting over OTLP) cannot run.
     image_errors: HashMap<String, String>,
+    receiver: Option<Arc<Receiver>>,
     lookahead: usize,
     started: Instant,
     artifacts: Option<std::path::PathBuf>,
@@ -95,12 +103,15 @@ pub async fn execute<E: ContainerEngine>(
         });
     }
     let (shells, image_errors) = resolve_images(&*engine, &plan).await;
+    let image_errors: HashMap<String, String> = image_errors;
     let config = PoolConfig {
         max_containers: opts.max_containers,
         parallel: workers.max(2),
         warm: opts.warm_pool,
     };
-    let pool = Pool::new(engine, opts.owner.clone(), shells, config);
+    let (receiver, mut setup_errors) = start_receiver(&plan).await;
+    setup_errors.extend(image_errors);
+    let pool = Pool::new(engine, opts.owner.clone(), shells, config, receiver.clone());
     let mut order: Vec<usize> = plan.selected().map(|s| s.order).collect();
     order.sort_by_key(|&i| (std::cmp::Reverse(plan.scenarios[i].priority), i));
     let shared = Arc::new(Shared {
@@ -115,7 +126,8 @@ pub async fn execute<E: ContainerEngine>(
         fail_fast: opts.fail_fast,
         events,
         cancel,
-        image_errors,
+        image_errors: setup_errors,
+        receiver,
         lookahead: workers,
         started,
         artifacts: opts.artifacts.clone(),
@@ -161,6 +173,23 @@ pub async fn execute<E: ContainerEngine>(
         results,
         interrupted,
         duration,
+    }
+}
+
+/// Key of [`Shared::image_errors`] for "the OTLP receiver could not start".
+const OTLP_KEY: &str = "\0otlp";
+
+/// Starts the OTLP receiver when a selected scenario exports over OTLP.
+async fn start_receiver(plan: &Plan) -> (Option<Arc<Receiver>>, HashMap<String, String>) {
+    if !plan.selected().any(|s| s.env.otlp.is_some()) {
+        return (None, HashMap::new());
+    }
+    match Receiver::start(std::net::Ipv4Addr::UNSPECIFIED.into()).await {
+        Ok(r) => (Some(Arc::new(r)), HashMap::new()),
+        Err(e) => {
+            let why = format!("could not start the OTLP receiver: {e}");
+            (None, HashMap::from([(OTLP_KEY.to_owned(), why)]))
+        }
     }
 }
 
@@ -296,6 +325,9 @@ async fn run_one<E: ContainerEngine>(shared: &Shared<E>, i: usize) -> ScenarioRe
     {
         return error(Reason::Image, e.clone());
     }
+    if let (Some(e), Some(_)) = (shared.image_errors.get(OTLP_KEY), &sc.env.otlp) {
+        return error(Reason::Engine, e.clone());
+    }
     let file_lock = shared.file_locks[sc.file].clone();
     let _guard = if sc.exclusive {
         Guard::Write(file_lock.write_owned().await)
@@ -343,6 +375,11 @@ async fn run_one<E: ContainerEngine>(shared: &Shared<E>, i: usize) -> ScenarioRe
         .events
         .send(Event::ScenarioStarted { id: sc.id.clone() });
     let ran_start = Instant::now();
+    let otlp = shared.receiver.as_ref().filter(|_| sc.env.otlp.is_some());
+    let ips = env.ips();
+    if let Some(r) = otlp {
+        r.assign(&ips, &sc.id.0);
+    }
     let mut ran = scenario::run_scenario(
         &shared.pool,
         &mut env,
@@ -353,10 +390,27 @@ async fn run_one<E: ContainerEngine>(shared: &Shared<E>, i: usize) -> ScenarioRe
     )
     .await;
     ran.result.start = ran_start.saturating_duration_since(shared.started);
+    let mut collected = std::mem::take(&mut ran.stdout_spans);
+    if let Some(r) = otlp {
+        let settle_start = Instant::now();
+        let wait_for = sc
+            .env
+            .services
+            .iter()
+            .find_map(|s| s.wait_for_span.as_ref());
+        let wait_for = wait_for.map(|(name, t)| (name.as_str(), *t));
+        tokio::select! {
+            () = r.settle(&sc.id.0, wait_for, SPAN_QUIET, SPAN_WAIT_MAX) => {}
+            () = shared.cancel.cancelled() => {}
+        }
+        ran.result.duration += settle_start.elapsed();
+        collected.extend(r.take(&sc.id.0));
+        r.unassign(&ips);
+    }
     spans::conclude(
         sc,
         &mut ran.result,
-        &ran.stdout_spans,
+        &collected,
         shared.artifacts.as_deref(),
         &shared.run_id,
     );

@@ -12,7 +12,10 @@
 use super::agent::Agent;
 use super::reaper::RunOwner;
 use crate::backend::{ContainerEngine, ContainerSpec, EngineError, ExecSpec, NetworkMode};
-use crate::plan::{EnvSpec, HealthSpec, NetworkNeed, ServiceSpec};
+use crate::otel::Receiver;
+use crate::plan::{
+    EnvSpec, HealthSpec, NetworkNeed, OtlpSettings, ServiceSpec, resource_attributes,
+};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -61,6 +64,26 @@ pub struct Member {
     pub container: String,
     /// The agent, when the container's main process is clnrm's shell.
     pub agent: Option<Agent>,
+    /// Its addresses (for attributing the spans it sends).
+    pub ips: Vec<std::net::IpAddr>,
+}
+
+/// What waiting on a member needs (a [`Member`] itself cannot cross an await: its
+/// agent's connection is not `Sync`).
+struct MemberRef {
+    container: String,
+    ips: Vec<std::net::IpAddr>,
+    agent: bool,
+}
+
+impl MemberRef {
+    fn of(m: &Member) -> Self {
+        Self {
+            container: m.container.clone(),
+            ips: m.ips.clone(),
+            agent: m.agent.is_some(),
+        }
+    }
 }
 
 /// Started, healthy containers for one scenario at a time.
@@ -76,6 +99,14 @@ pub struct Env {
 }
 
 impl Env {
+    /// Every address of every container.
+    pub fn ips(&self) -> Vec<std::net::IpAddr> {
+        self.members
+            .iter()
+            .flat_map(|m| m.ips.iter().copied())
+            .collect()
+    }
+
     /// The member running `service`.
     pub fn member(&mut self, service: &str) -> Option<&mut Member> {
         self.members.iter_mut().find(|m| m.service == service)
@@ -122,6 +153,7 @@ struct Inner<E> {
     tracker: TaskTracker,
     stop: CancellationToken,
     warm: bool,
+    receiver: Option<Arc<Receiver>>,
     /// Preparations a claim waits for.
     urgent: AtomicUsize,
 }
@@ -136,6 +168,49 @@ pub struct PoolConfig {
     /// Prepare ahead and reuse clean environments; `false` creates each scenario's
     /// containers when it starts and removes them after (to measure what the pool buys).
     pub warm: bool,
+}
+
+/// The `OTEL_*` variables of a container of an environment that exports over OTLP;
+/// `scenario` is added to the resource attributes of a step's commands.
+pub fn otel_env(
+    settings: &OtlpSettings,
+    receiver: &Receiver,
+    service: &str,
+    scenario: Option<&str>,
+) -> Vec<(String, String)> {
+    let port = if settings.grpc() {
+        receiver.grpc_port()
+    } else {
+        receiver.http_port()
+    };
+    let mut resources = Vec::new();
+    if let Some(id) = scenario {
+        resources.push((
+            crate::otel::receiver::SCENARIO_ATTR.to_owned(),
+            id.to_owned(),
+        ));
+    }
+    resources.push(("clnrm.service".to_owned(), service.to_owned()));
+    resources.extend(settings.resources.iter().cloned());
+    let mut env = vec![
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(),
+            format!("http://host.docker.internal:{port}"),
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_PROTOCOL".to_owned(),
+            settings.protocol.clone(),
+        ),
+        (
+            "OTEL_RESOURCE_ATTRIBUTES".to_owned(),
+            resource_attributes(&resources),
+        ),
+    ];
+    if !settings.resources.iter().any(|(k, _)| k == "service.name") {
+        env.push(("OTEL_SERVICE_NAME".to_owned(), service.to_owned()));
+    }
+    env.extend(settings.env.iter().cloned());
+    env
 }
 
 /// A claim on the next environment of a key.
@@ -192,6 +267,7 @@ impl<E: ContainerEngine> Pool<E> {
         owner: RunOwner,
         agent_shells: HashMap<String, Option<String>>,
         config: PoolConfig,
+        receiver: Option<Arc<Receiver>>,
     ) -> Self {
         let max_containers = config.max_containers.max(1);
         Self {
@@ -204,6 +280,7 @@ impl<E: ContainerEngine> Pool<E> {
                 max_containers,
                 preparing: Semaphore::new(config.parallel.max(1)),
                 warm: config.warm,
+                receiver,
                 urgent: AtomicUsize::new(0),
                 live: Mutex::new(HashSet::new()),
                 networks: Mutex::new(HashSet::new()),
@@ -467,7 +544,7 @@ impl<E: ContainerEngine> Pool<E> {
             }
             let network = env.network_name.clone();
             let member = self
-                .start_member(svc, network, spec.network, seq, &labels)
+                .start_member(svc, network, spec.network, spec.otlp.as_ref(), seq, &labels)
                 .await?;
             env.members.push(member);
         }
@@ -475,8 +552,56 @@ impl<E: ContainerEngine> Pool<E> {
             if let Some(health) = &svc.health {
                 self.wait_healthy(svc, health, member).await?;
             }
+            if let Some((name, timeout)) = &svc.wait_for_span {
+                let otlp = spec.otlp.as_ref().and(self.inner.receiver.as_ref());
+                let target = MemberRef::of(member);
+                let seen = tokio::select! {
+                    seen = self.wait_span(otlp, &target, name, *timeout) => seen,
+                    () = self.inner.stop.cancelled() => return Err(PoolError::Stopped),
+                };
+                if !seen {
+                    return Err(PoolError::Unhealthy {
+                        service: svc.id.clone(),
+                        command: format!("wait_for_span \"{name}\""),
+                        tries: 1,
+                        last: format!("; no such span within {} s", timeout.as_secs()),
+                    });
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Waits for a span named `name` from the member: through the receiver when the
+    /// file exports over OTLP, else in its main process's stdout. A member whose main
+    /// process is the agent runs no service of its own, so there is nothing to wait for.
+    async fn wait_span(
+        &self,
+        otlp: Option<&Arc<Receiver>>,
+        member: &MemberRef,
+        name: &str,
+        timeout: Duration,
+    ) -> bool {
+        if let Some(r) = otlp {
+            return r.wait_span_from(&member.ips, name, timeout).await;
+        }
+        if member.agent {
+            return true;
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Ok(log) = self.inner.engine.stdout_log(&member.container).await
+                && crate::otel::spans_in_output(&String::from_utf8_lossy(&log))
+                    .iter()
+                    .any(|s| s.name == name)
+            {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     async fn start_member(
@@ -484,6 +609,7 @@ impl<E: ContainerEngine> Pool<E> {
         svc: &ServiceSpec,
         network: Option<String>,
         need: NetworkNeed,
+        otlp: Option<&OtlpSettings>,
         seq: u64,
         labels: &crate::backend::Labels,
     ) -> Result<Member, PoolError> {
@@ -503,11 +629,16 @@ impl<E: ContainerEngine> Pool<E> {
         };
         let mut labels = labels.clone();
         labels.insert("clnrm.service".into(), svc.id.clone());
+        let mut env: Vec<String> = svc.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        if let (Some(settings), Some(receiver)) = (otlp, &inner.receiver) {
+            let vars = otel_env(settings, receiver, &svc.id, None);
+            env.extend(vars.into_iter().map(|(k, v)| format!("{k}={v}")));
+        }
         let spec = ContainerSpec {
             name: format!("clnrm-{}-{seq}-{}", inner.owner.run_id, svc.id),
             image: svc.image.clone(),
             cmd: shell.clone().map_or_else(|| svc.args.clone(), |s| vec![s]),
-            env: svc.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            env,
             ports: svc.ports.clone(),
             mounts: svc.mounts.clone(),
             memory_bytes: Some(svc.memory_bytes),
@@ -531,8 +662,12 @@ impl<E: ContainerEngine> Pool<E> {
             service: svc.id.clone(),
             container: id.clone(),
             agent: attached.map(Agent::new),
+            ips: Vec::new(),
         };
         inner.engine.start(&id).await?;
+        if otlp.is_some() {
+            member.ips = inner.engine.ip_addresses(&id).await?;
+        }
         if let Some(agent) = &mut member.agent {
             agent.script(":").await.map_err(|e| {
                 EngineError::Api(format!(
@@ -628,6 +763,11 @@ impl<E: ContainerEngine> Pool<E> {
     pub async fn kill(&self, container: &str) {
         let _ = self.inner.engine.remove(container).await;
         lock(&self.inner.live).remove(container);
+    }
+
+    /// The OTLP receiver, when the run has one.
+    pub fn receiver(&self) -> Option<&Receiver> {
+        self.inner.receiver.as_deref()
     }
 
     /// The engine.

@@ -3,7 +3,7 @@
 
 use super::agent::quote;
 use super::events::{Event, Reason, ScenarioResult, Status, StepResult};
-use super::pool::{Env, Pool, oom_kills, run_in};
+use super::pool::{Env, Pool, oom_kills, otel_env, run_in};
 use crate::backend::{ContainerEngine, ExecOutput};
 use crate::otel::{SpanRecord, spans_in_output};
 use crate::plan::{Intake, PlannedScenario, PlannedStep};
@@ -151,12 +151,23 @@ async fn run_step<E: ContainerEngine>(
         return (result, false);
     };
     let container = member.container.clone();
+    let mut step_env = step.env.clone();
+    if let (Some(settings), Some(receiver)) = (&sc.env.otlp, pool.receiver()) {
+        let vars = otel_env(settings, receiver, &step.service, Some(&sc.id.0));
+        // The step's own `env` wins.
+        let own: Vec<(String, String)> = std::mem::take(&mut step_env);
+        step_env = vars
+            .into_iter()
+            .filter(|(k, _)| !own.iter().any(|(o, _)| o == k))
+            .collect();
+        step_env.extend(own);
+    }
     let end = {
         let run = run_in(
             pool.engine(),
             member,
             &step.argv,
-            &step.env,
+            &step_env,
             step.workdir.as_deref(),
         );
         let limit = async {

@@ -1,9 +1,14 @@
 //! OpenTelemetry intake: the span model, reading spans from a scenario's stdout
-//! (OTLP-JSON and flat span objects), and the saved span artifacts.
+//! (OTLP-JSON and flat span objects), the OTLP receiver (HTTP and gRPC), and the
+//! saved span artifacts.
 
 pub mod artifacts;
 mod intake;
+mod proto;
+pub mod receiver;
 mod span;
 
 pub use intake::{flat_span, from_otlp_json, parse_line, spans_in_output};
+pub use proto::from_proto;
+pub use receiver::Receiver;
 pub use span::{AttrValue, SpanEvent, SpanRecord};

@@ -9,7 +9,7 @@ pub use secrets::{MASK, Masker, is_secret_key};
 use crate::backend::Mount;
 use crate::expect::ExpectSet;
 use crate::model::shell::split_words;
-use crate::model::{Exporter, Scenario, Service, TestFile};
+use crate::model::{Exporter, Protocol, Scenario, Service, TestFile};
 use crate::project::ExecutorConfig;
 use crate::template::DEFAULT_IMAGE;
 use crate::validate::CheckedFile;
@@ -83,6 +83,8 @@ pub struct ServiceSpec {
     pub memory_bytes: i64,
     /// CPU limit in billionths of a core.
     pub nano_cpus: i64,
+    /// A span the service must emit before it counts as ready, and how long to wait.
+    pub wait_for_span: Option<(String, Duration)>,
 }
 
 /// How the containers of an environment are connected.
@@ -106,6 +108,49 @@ pub struct EnvSpec {
     pub services: Vec<ServiceSpec>,
     /// Network.
     pub network: NetworkNeed,
+    /// OTLP export settings given to every container, when the file exports over OTLP.
+    pub otlp: Option<OtlpSettings>,
+}
+
+/// How the system under test exports to clnrm's receiver.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct OtlpSettings {
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL`: `http/protobuf`, `http/json` or `grpc`.
+    pub protocol: String,
+    /// Other `OTEL_*` variables from `[otel]` (sampler, propagators, headers).
+    pub env: Vec<(String, String)>,
+    /// `[otel].resources` as `key=value` pairs.
+    pub resources: Vec<(String, String)>,
+}
+
+impl OtlpSettings {
+    /// Whether the exporter speaks gRPC.
+    pub fn grpc(&self) -> bool {
+        self.protocol == "grpc"
+    }
+}
+
+/// Percent-encodes what `OTEL_RESOURCE_ATTRIBUTES` (W3C baggage syntax) does not allow.
+pub fn baggage_escape(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        let ok = matches!(b, 0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C | 0x3E..=0x5B | 0x5D..=0x7E);
+        if ok {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The value of `OTEL_RESOURCE_ATTRIBUTES` for these pairs.
+pub fn resource_attributes(pairs: &[(String, String)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", baggage_escape(k), baggage_escape(v)))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// One command of a scenario.
@@ -169,10 +214,6 @@ pub struct PlannedScenario {
     pub expect: Option<Arc<ExpectSet>>,
     /// Where its spans come from.
     pub intake: Intake,
-    /// `OTEL_*` variables from `[otel]` for the system under test.
-    pub otel_env: Vec<(String, String)>,
-    /// `[otel].resources`, added to `OTEL_RESOURCE_ATTRIBUTES`.
-    pub resources: Vec<(String, String)>,
 }
 
 /// Where a scenario's spans come from.
@@ -243,7 +284,6 @@ pub fn plan(checked: &[CheckedFile], opts: &PlanOptions) -> Plan {
             masker: Arc::new(file_masker(file)),
             expect: expect_set(cf, file),
             intake: intake(file),
-            otel_env: otel_env(file),
         };
         for sc in &file.scenarios {
             let order = out.scenarios.len();
@@ -296,7 +336,6 @@ struct FileCx<'a> {
     masker: Arc<Masker>,
     expect: Option<Arc<ExpectSet>>,
     intake: Intake,
-    otel_env: Vec<(String, String)>,
 }
 
 fn expect_set(cf: &CheckedFile, file: &TestFile) -> Option<Arc<ExpectSet>> {
@@ -439,13 +478,6 @@ fn plan_scenario(
         not_selected: None,
         expect: cx.expect.clone(),
         intake: cx.intake,
-        otel_env: cx.otel_env.clone(),
-        resources: file.otel.as_ref().map_or_else(Vec::new, |o| {
-            o.resources
-                .iter()
-                .map(|(k, v)| (k.value.clone(), scalar_text(&v.value)))
-                .collect()
-        }),
     }
 }
 
@@ -479,6 +511,7 @@ fn service_spec(file: &TestFile, id: &str, opts: &PlanOptions) -> ServiceSpec {
             health: None,
             memory_bytes,
             nano_cpus,
+            wait_for_span: None,
         };
     };
     from_service(id, svc, memory_bytes, nano_cpus)
@@ -513,6 +546,13 @@ fn from_service(id: &str, svc: &Service, memory_bytes: i64, nano_cpus: i64) -> S
         health,
         memory_bytes,
         nano_cpus,
+        wait_for_span: svc.wait_for_span.as_ref().map(|w| {
+            let secs = svc
+                .wait_for_span_timeout_secs
+                .as_ref()
+                .map_or(30, |t| t.value);
+            (w.value.clone(), Duration::from_secs(secs))
+        }),
     }
 }
 
@@ -534,13 +574,39 @@ fn env_spec(file: &TestFile, services: Vec<ServiceSpec>) -> EnvSpec {
     } else {
         NetworkNeed::None
     };
+    let otlp = exports_otlp.then(|| otlp_settings(file));
     let mut hasher = Sha256::new();
-    hasher.update(format!("{network:?}{services:?}").as_bytes());
+    hasher.update(format!("{network:?}{services:?}{otlp:?}").as_bytes());
     let key = hex(&hasher.finalize()[..8]);
     EnvSpec {
         key,
         services,
         network,
+        otlp,
+    }
+}
+
+fn otlp_settings(file: &TestFile) -> OtlpSettings {
+    let otel = file.otel.as_ref();
+    let grpc = otel
+        .and_then(|o| o.exporter.as_ref())
+        .is_some_and(|e| e.value == Exporter::OtlpGrpc);
+    let protocol = match otel.and_then(|o| o.protocol.as_ref()).map(|p| p.value) {
+        Some(Protocol::Grpc) => "grpc",
+        Some(Protocol::HttpJson) => "http/json",
+        Some(Protocol::HttpProtobuf) => "http/protobuf",
+        None if grpc => "grpc",
+        None => "http/protobuf",
+    };
+    OtlpSettings {
+        protocol: protocol.to_owned(),
+        env: otel_env(file),
+        resources: otel.map_or_else(Vec::new, |o| {
+            o.resources
+                .iter()
+                .map(|(k, v)| (k.value.clone(), scalar_text(&v.value)))
+                .collect()
+        }),
     }
 }
 
