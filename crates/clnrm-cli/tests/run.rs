@@ -922,3 +922,122 @@ fn expectations_without_any_spans_fail() {
         "{s:#}"
     );
 }
+
+/// A file whose one scenario POSTs one OTLP-JSON span named `span` from its container
+/// with busybox `wget` (no SDK, so no `clnrm.scenario` resource: attribution is by the
+/// container's address), and expects exactly that span.
+fn otlp_wget_file(name: &str, span: &str) -> String {
+    let body = format!(
+        r#"{{"resourceSpans":[{{"resource":{{"attributes":[]}},"scopeSpans":[{{"spans":[{{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"b7ad6b7169203331","name":"{span}","kind":2,"startTimeUnixNano":"1","endTimeUnixNano":"2"}}]}}]}}]}}"#
+    );
+    let script = format!(
+        "sleep 0.3; wget -q -O /dev/null --header 'Content-Type: application/json' --post-data '{body}' \"$OTEL_EXPORTER_OTLP_ENDPOINT/v1/traces\""
+    );
+    format!(
+        "[meta]\nname = \"{name}\"\nversion = \"1\"\n\n[otel]\nexporter = \"otlp-http\"\nprotocol = \"http/json\"\n\n[service.app]\nimage = \"{IMAGE}\"\n\n[[scenario]]\nname = \"{name}\"\n\n[[scenario.steps]]\nname = \"post\"\ncommand = [\"sh\", \"-c\", {}]\n\n[expect.counts]\nspans_total = {{ eq = 1 }}\nby_name = {{ \"{span}\" = {{ eq = 1 }} }}\n",
+        toml_string(&script)
+    )
+}
+
+#[test]
+fn otlp_spans_posted_from_containers_reach_only_their_own_scenario() {
+    let dir = project(&[
+        ("tests/a.clnrm.toml", &otlp_wget_file("alpha", "span.alpha")),
+        ("tests/b.clnrm.toml", &otlp_wget_file("beta", "span.beta")),
+        ("tests/c.clnrm.toml", &otlp_wget_file("gamma", "span.gamma")),
+    ]);
+    let run = run_json(dir.path(), &["--workers", "3"]);
+    assert_eq!(run.code, Some(0), "{:#}\n{}", run.json, run.stderr);
+    for name in ["alpha", "beta", "gamma"] {
+        assert_eq!(scenario(&run, name)["spans"], 1, "{:#}", run.json);
+    }
+}
+
+/// Runs clnrm with its own telemetry going to a receiver of this test.
+fn own_spans(protocol: &str) -> Vec<clnrm_core::otel::SpanRecord> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let local: std::net::IpAddr = std::net::Ipv4Addr::LOCALHOST.into();
+    let receiver = rt
+        .block_on(clnrm_core::otel::Receiver::start(local))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let port = if protocol == "grpc" {
+        receiver.grpc_port()
+    } else {
+        receiver.http_port()
+    };
+    let dir = project(&[(
+        "tests/t.clnrm.toml",
+        &file(
+            "[[scenario]]\nname = \"one\"\n\n[[scenario.steps]]\nname = \"hello\"\ncommand = [\"echo\", \"hi\"]\n",
+        ),
+    )]);
+    let out = clnrm(dir.path())
+        .env(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{port}"),
+        )
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+        .arg("run")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    receiver.take_from(local)
+}
+
+#[test]
+fn clnrm_exports_its_own_run_scenario_and_step_spans_over_http_and_grpc() {
+    for protocol in ["http/protobuf", "grpc"] {
+        let spans = own_spans(protocol);
+        let find = |name: &str| {
+            spans
+                .iter()
+                .find(|s| s.name == name)
+                .unwrap_or_else(|| panic!("{protocol}: no {name} in {spans:#?}"))
+        };
+        let (run, scenario, step) = (
+            find("clnrm.run"),
+            find("clnrm.scenario"),
+            find("clnrm.step"),
+        );
+        assert_eq!(
+            scenario.parent_span_id.as_deref(),
+            Some(run.span_id.as_str())
+        );
+        assert_eq!(
+            step.parent_span_id.as_deref(),
+            Some(scenario.span_id.as_str())
+        );
+        let attr = |s: &clnrm_core::otel::SpanRecord, k: &str| {
+            s.attributes.get(k).map(ToString::to_string)
+        };
+        assert_eq!(
+            attr(scenario, "clnrm.scenario.id").as_deref(),
+            Some("\"tests/t.clnrm.toml::one\"")
+        );
+        assert_eq!(
+            attr(scenario, "clnrm.scenario.status").as_deref(),
+            Some("\"passed\"")
+        );
+        assert!(
+            attr(step, "container.id").is_some_and(|c| c.len() == 14),
+            "{step:#?}"
+        );
+        assert_eq!(
+            scenario
+                .resource
+                .get("service.name")
+                .map(ToString::to_string)
+                .as_deref(),
+            Some("\"clnrm\"")
+        );
+    }
+}

@@ -6,6 +6,7 @@ use super::prepare;
 use crate::cli::{DiagFormat, RunArgs, RunFormat};
 use crate::exit;
 use crate::output::{plural, print_diagnostics};
+use crate::telemetry::{self, Telemetry};
 use clnrm_core::backend::{Docker, EngineError};
 use clnrm_core::exec::{Event, Reason, RunOptions, RunOwner, Status, execute};
 use clnrm_core::plan::{PlanOptions, plan};
@@ -144,10 +145,14 @@ async fn run_async(args: RunArgs, plan: clnrm_core::plan::Plan, opts: RunOptions
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let reporter = tokio::task::spawn_blocking(move || {
         let mut sink = Sink::new(human, no_color);
+        let mut telemetry = telemetry::wanted().then(Telemetry::new);
         while let Some(event) = rx.blocking_recv() {
             sink.event(&event);
+            if let Some(t) = &mut telemetry {
+                t.event(&event);
+            }
         }
-        sink
+        (sink, telemetry)
     });
     let run_id = opts.owner.run_id.clone();
     let files = plan.files.clone();
@@ -158,8 +163,13 @@ async fn run_async(args: RunArgs, plan: clnrm_core::plan::Plan, opts: RunOptions
         duration: outcome.duration,
         interrupted: outcome.interrupted,
     };
-    if let Ok(mut sink) = reporter.await {
+    if let Ok((mut sink, telemetry)) = reporter.await {
         sink.finish(&report);
+        if let Some(t) = telemetry
+            && let Err(e) = t.export().await
+        {
+            eprintln!("warning: could not export clnrm's own spans: {e}");
+        }
     }
     match args.format {
         RunFormat::Human => {}

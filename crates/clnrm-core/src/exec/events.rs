@@ -106,6 +106,8 @@ pub struct StepResult {
     pub stderr: String,
     /// It failed but `continue_on_failure` let the scenario go on.
     pub tolerated: bool,
+    /// The container it ran in (short id).
+    pub container: String,
 }
 
 /// One scenario's outcome.

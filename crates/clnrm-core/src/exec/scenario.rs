@@ -108,6 +108,7 @@ fn not_run(sc: &PlannedScenario, step: &PlannedStep) -> StepResult {
         stdout: String::new(),
         stderr: String::new(),
         tolerated: false,
+        container: String::new(),
     }
 }
 
@@ -143,6 +144,7 @@ async fn run_step<E: ContainerEngine>(
         stdout: String::new(),
         stderr: String::new(),
         tolerated: false,
+        container: String::new(),
     };
     let Some(member) = env.member(&step.service) else {
         result.status = Status::Error;
@@ -151,6 +153,7 @@ async fn run_step<E: ContainerEngine>(
         return (result, false);
     };
     let container = member.container.clone();
+    result.container = container.chars().take(12).collect();
     let mut step_env = step.env.clone();
     if let (Some(settings), Some(receiver)) = (&sc.env.otlp, pool.receiver()) {
         let vars = otel_env(settings, receiver, &step.service, Some(&sc.id.0));

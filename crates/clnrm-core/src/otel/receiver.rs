@@ -161,6 +161,11 @@ impl Receiver {
         }
     }
 
+    /// Removes and returns the spans that came from `ip` and belong to no scenario.
+    pub fn take_from(&self, ip: IpAddr) -> Vec<SpanRecord> {
+        self.state.lock().by_ip.remove(&ip).unwrap_or_default()
+    }
+
     /// Removes and returns the spans of `scenario`.
     pub fn take(&self, scenario: &str) -> Vec<SpanRecord> {
         let mut inner = self.state.lock();

@@ -135,6 +135,7 @@ fn scenario_json(r: &ScenarioResult) -> Value {
                 "duration_ms": millis(s.duration),
                 "message": s.message,
                 "tolerated": s.tolerated,
+                "container": s.container,
                 "stdout": tail(&s.stdout, TAIL_BYTES),
                 "stderr": tail(&s.stderr, TAIL_BYTES),
             })
@@ -190,6 +191,7 @@ pub(crate) mod tests {
             stdout: out.into(),
             stderr: String::new(),
             tolerated: false,
+            container: String::new(),
         };
         let scenario = |file_index, file: &str, name: &str, status, steps| ScenarioResult {
             id: ScenarioId(format!("{file}::{name}")),
