@@ -8,6 +8,7 @@
 
 pub mod backend;
 pub mod diag;
+pub mod diff;
 pub mod discover;
 pub mod exec;
 pub mod expect;
