@@ -17,6 +17,8 @@ pub struct Cli {
 pub enum Command {
     /// Run scenarios in containers: render, validate, execute, report.
     Run(RunArgs),
+    /// Diff the span tree of each scenario's latest run against the baseline.
+    Diff(DiffArgs),
     /// Render templates and validate test definitions without running anything.
     Validate(ValidateArgs),
     /// Print the TOML a test definition renders to.
@@ -94,11 +96,49 @@ pub struct RunArgs {
     /// (slower; shows what the pool buys).
     #[arg(long)]
     pub no_pool: bool,
+    /// Record the span trees of the scenarios that pass as their baseline (instead of
+    /// comparing with it).
+    #[arg(long)]
+    pub update_baseline: bool,
     /// Also write report.json, junit.xml and report.md into this directory.
     #[arg(long, value_name = "DIR")]
     pub report_dir: Option<PathBuf>,
     #[command(flatten)]
     pub vars: VarArgs,
+}
+
+/// `clnrm diff`.
+#[derive(Debug, clap::Args)]
+pub struct DiffArgs {
+    /// Files or directories [default: tests/].
+    pub paths: Vec<PathBuf>,
+    /// Record the latest trees as the baseline of these scenarios.
+    #[arg(long)]
+    pub update_baseline: bool,
+    /// Print only spans on the way to a difference.
+    #[arg(long)]
+    pub only_diffs: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = DiffFormat::Tree)]
+    pub format: DiffFormat,
+    /// Only scenario ids (`file::name`) matching this glob.
+    #[arg(long, value_name = "GLOB")]
+    pub filter: Option<String>,
+    /// Also report durations that moved by more than PCT percent (needs
+    /// diff.ignore_timestamps = false when the baseline was recorded).
+    #[arg(long, value_name = "PCT", value_parser = clap::value_parser!(f64))]
+    pub durations: Option<f64>,
+    #[command(flatten)]
+    pub vars: VarArgs,
+}
+
+/// Diff output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DiffFormat {
+    /// ✓ same, ✏️ changed, ➕ extra, ❌ missing, as an indented tree.
+    Tree,
+    /// One JSON document.
+    Json,
 }
 
 /// Run report formats.

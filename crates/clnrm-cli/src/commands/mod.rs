@@ -1,5 +1,7 @@
 //! One module per command; each returns the process exit code.
 
+mod baseline;
+mod diff;
 mod init;
 mod list;
 mod render;
@@ -22,6 +24,7 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::List(args) => list::run(args),
         Command::Init(args) => init::run(args),
         Command::Run(args) => run::run(args),
+        Command::Diff(args) => diff::run(args),
     }
 }
 

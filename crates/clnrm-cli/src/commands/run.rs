@@ -2,17 +2,18 @@
 //! containers, report. Ctrl-C or SIGTERM stops the run, removes its containers,
 //! writes the partial report and exits 130; a second one exits at once.
 
-use super::prepare;
+use super::{baseline, prepare};
 use crate::cli::{DiagFormat, RunArgs, RunFormat};
 use crate::exit;
 use crate::output::{plural, print_diagnostics};
 use crate::telemetry::{self, Telemetry};
 use clnrm_core::backend::{Docker, EngineError};
 use clnrm_core::exec::{Event, Reason, RunOptions, RunOwner, Status, execute};
-use clnrm_core::plan::{PlanOptions, plan};
+use clnrm_core::plan::{Plan, PlanOptions, plan};
+use clnrm_core::project::Project;
 use clnrm_core::report::{HumanReporter, RunReport, to_digest, to_json, to_junit, to_markdown};
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -60,25 +61,46 @@ pub fn run(args: RunArgs) -> i32 {
         .workers
         .or(executor.worker_count)
         .map_or_else(num_cpus::get, |w| w as usize);
-    let run_opts = RunOptions {
+    let mut run_opts = RunOptions {
         workers,
         fail_fast: args.fail_fast,
         max_containers: executor.max_concurrent_containers as usize,
         owner: RunOwner::current(),
         warm_pool: !args.no_pool,
-        artifacts: Some(prepared.project.root.join(".clnrm").join("artifacts")),
+        artifacts: Some(artifacts_dir(&prepared.project)),
+        baseline: None,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let project = prepared.project.clone();
+    if !args.update_baseline {
+        match baseline::check(&project, None) {
+            Ok(b) => run_opts.baseline = Some(Arc::new(b)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::INVALID_INPUT;
+            }
+        }
+    }
+    let runtime = match runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    runtime.block_on(run_async(&args, plan, run_opts, &project))
+}
+
+/// Where collected spans are saved.
+pub fn artifacts_dir(project: &Project) -> PathBuf {
+    project.root.join(".clnrm").join("artifacts")
+}
+
+/// A runtime for the engine and the run.
+pub fn runtime() -> Result<tokio::runtime::Runtime, i32> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
+        .map_err(|e| {
             eprintln!("error: cannot start the async runtime: {e}");
-            return exit::ENVIRONMENT;
-        }
-    };
-    runtime.block_on(run_async(args, plan, run_opts))
+            exit::ENVIRONMENT
+        })
 }
 
 fn plan_options(
@@ -124,7 +146,68 @@ fn parse_partition(text: &str) -> Result<(u64, u64), String> {
     Ok((k, n))
 }
 
-async fn run_async(args: RunArgs, plan: clnrm_core::plan::Plan, opts: RunOptions) -> i32 {
+async fn run_async(args: &RunArgs, plan: Plan, opts: RunOptions, project: &Project) -> i32 {
+    let files = plan.files.clone();
+    let human = args.format == RunFormat::Human;
+    let report = match execute_plan(
+        plan,
+        opts,
+        if human {
+            Output::Human
+        } else {
+            Output::Progress
+        },
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    match args.format {
+        RunFormat::Human => {}
+        RunFormat::Json => println!("{:#}", to_json(&report)),
+        RunFormat::Junit => print!("{}", to_junit(&report)),
+        RunFormat::Markdown => print!("{}", to_markdown(&report)),
+    }
+    let mut code = exit_code(&report);
+    if let Err(e) = write_reports(args, &report, &files) {
+        eprintln!("error: {e}");
+        code = code.max(exit::ENVIRONMENT);
+    }
+    if args.update_baseline && !report.interrupted {
+        let passed: Vec<String> = report
+            .results
+            .iter()
+            .filter(|r| r.status == Status::Passed)
+            .map(|r| r.id.0.clone())
+            .collect();
+        match baseline::record(project, &passed) {
+            Ok(n) => eprintln!(
+                "recorded the span trees of {} in {}",
+                plural(n, "scenario"),
+                baseline::path(project).display()
+            ),
+            Err(e) => {
+                eprintln!("error: {e}");
+                code = code.max(exit::ENVIRONMENT);
+            }
+        }
+    }
+    code
+}
+
+/// Where a run's events go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// The human report on stdout.
+    Human,
+    /// Progress on stderr when it is a terminal (a machine format follows on stdout).
+    Progress,
+}
+
+/// Connects to the engine and executes `plan`; `Err` holds the exit code when no
+/// engine answers. Handles Ctrl-C and SIGTERM, and exports clnrm's own spans.
+pub async fn execute_plan(plan: Plan, opts: RunOptions, output: Output) -> Result<RunReport, i32> {
     let engine = match Docker::connect().await {
         Ok(d) => Arc::new(d),
         Err(e) => {
@@ -135,16 +218,15 @@ async fn run_async(args: RunArgs, plan: clnrm_core::plan::Plan, opts: RunOptions
                      or set DOCKER_HOST to a running engine (a Podman socket works too)"
                 );
             }
-            return exit::ENVIRONMENT;
+            return Err(exit::ENVIRONMENT);
         }
     };
     let cancel = CancellationToken::new();
     tokio::spawn(watch_signals(cancel.clone()));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
-    let human = args.format == RunFormat::Human;
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let reporter = tokio::task::spawn_blocking(move || {
-        let mut sink = Sink::new(human, no_color);
+        let mut sink = Sink::new(output == Output::Human, no_color);
         let mut telemetry = telemetry::wanted().then(Telemetry::new);
         while let Some(event) = rx.blocking_recv() {
             sink.event(&event);
@@ -155,7 +237,6 @@ async fn run_async(args: RunArgs, plan: clnrm_core::plan::Plan, opts: RunOptions
         (sink, telemetry)
     });
     let run_id = opts.owner.run_id.clone();
-    let files = plan.files.clone();
     let outcome = execute(engine, plan, &opts, tx, cancel.clone()).await;
     let report = RunReport {
         run_id,
@@ -171,18 +252,7 @@ async fn run_async(args: RunArgs, plan: clnrm_core::plan::Plan, opts: RunOptions
             eprintln!("warning: could not export clnrm's own spans: {e}");
         }
     }
-    match args.format {
-        RunFormat::Human => {}
-        RunFormat::Json => println!("{:#}", to_json(&report)),
-        RunFormat::Junit => print!("{}", to_junit(&report)),
-        RunFormat::Markdown => print!("{}", to_markdown(&report)),
-    }
-    let mut code = exit_code(&report);
-    if let Err(e) = write_reports(&args, &report, &files) {
-        eprintln!("error: {e}");
-        code = code.max(exit::ENVIRONMENT);
-    }
-    code
+    Ok(report)
 }
 
 /// Where events go: the human report on stdout, or (for machine formats, whose
@@ -218,7 +288,8 @@ impl Sink {
     }
 }
 
-fn exit_code(report: &RunReport) -> i32 {
+/// The exit code of a run's report.
+pub fn exit_code(report: &RunReport) -> i32 {
     if report.interrupted {
         return exit::INTERRUPTED;
     }

@@ -31,7 +31,9 @@ pub enum BaselineError {
         source: std::io::Error,
     },
     /// Not a baseline.
-    #[error("{path}: not a clnrm baseline ({reason}); fix it or record a new one with --update-baseline")]
+    #[error(
+        "{path}: not a clnrm baseline ({reason}); fix it or record a new one with --update-baseline"
+    )]
     Corrupt {
         /// The file.
         path: String,
@@ -64,7 +66,10 @@ impl Baseline {
         };
         let mut b: Baseline = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
         if b.format != FORMAT {
-            return Err(corrupt(format!("format is \"{}\", expected \"{FORMAT}\"", b.format)));
+            return Err(corrupt(format!(
+                "format is \"{}\", expected \"{FORMAT}\"",
+                b.format
+            )));
         }
         for tree in b.scenarios.values_mut() {
             tree.canonicalize();
@@ -81,7 +86,8 @@ impl Baseline {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(io)?;
         }
-        let mut text = serde_json::to_string_pretty(self).map_err(|e| io(std::io::Error::other(e)))?;
+        let mut text =
+            serde_json::to_string_pretty(self).map_err(|e| io(std::io::Error::other(e)))?;
         text.push('\n');
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
         std::fs::write(&tmp, text).map_err(io)?;

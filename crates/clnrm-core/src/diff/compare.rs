@@ -143,7 +143,7 @@ fn whole(n: &Node, mark: Mark) -> DiffNode {
     }
 }
 
-fn similarity(a: &Node, b: &Node) -> i64 {
+fn similarity(a: &Node, b: &Node, b_children: &HashSet<[u8; 16]>) -> i64 {
     let mut s = 0i64;
     for (k, v) in &a.attributes {
         match b.attributes.get(k) {
@@ -152,11 +152,88 @@ fn similarity(a: &Node, b: &Node) -> i64 {
             None => s -= 1,
         }
     }
-    s -= b.attributes.keys().filter(|k| !a.attributes.contains_key(*k)).count() as i64;
+    s -= b
+        .attributes
+        .keys()
+        .filter(|k| !a.attributes.contains_key(*k))
+        .count() as i64;
     s += i64::from(a.status == b.status) + i64::from(a.events == b.events);
-    let theirs: HashSet<[u8; 16]> = b.children.iter().map(|c| c.hash).collect();
-    s += a.children.iter().filter(|c| theirs.contains(&c.hash)).count() as i64;
+    s += a
+        .children
+        .iter()
+        .filter(|c| b_children.contains(&c.hash))
+        .count() as i64;
     s
+}
+
+/// Greedy best-similarity pairing of `ais` with `bjs`.
+fn pair_greedy(
+    a: &[Node],
+    b: &[Node],
+    ais: &[usize],
+    bjs: &[usize],
+    same_kind: bool,
+    pair_of_a: &mut [Option<usize>],
+    used_b: &mut [bool],
+) {
+    if let ([i], [j]) = (ais, bjs)
+        && (!same_kind || a[*i].kind == b[*j].kind)
+    {
+        pair_of_a[*i] = Some(*j);
+        used_b[*j] = true;
+        return;
+    }
+    let sets: HashMap<usize, HashSet<[u8; 16]>> = bjs
+        .iter()
+        .map(|&j| (j, b[j].children.iter().map(|c| c.hash).collect()))
+        .collect();
+    let mut scored: Vec<(i64, usize, usize)> = Vec::new();
+    for &i in ais {
+        for &j in bjs {
+            if !same_kind || a[i].kind == b[j].kind {
+                scored.push((similarity(&a[i], &b[j], &sets[&j]), i, j));
+            }
+        }
+    }
+    scored.sort_by(|x, y| y.0.cmp(&x.0).then(x.1.cmp(&y.1)).then(x.2.cmp(&y.2)));
+    for (_, i, j) in scored {
+        if pair_of_a[i].is_none() && !used_b[j] {
+            pair_of_a[i] = Some(j);
+            used_b[j] = true;
+        }
+    }
+}
+
+/// Groups the unpaired spans of both sides by `key` and pairs each group.
+fn pair_by<K: std::hash::Hash + Eq + Ord + Clone>(
+    a: &[Node],
+    b: &[Node],
+    key: impl Fn(&Node) -> K,
+    same_kind: bool,
+    pair_of_a: &mut [Option<usize>],
+    used_b: &mut [bool],
+) {
+    let mut groups: HashMap<K, (Vec<usize>, Vec<usize>)> = HashMap::new();
+    for (i, n) in a
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| pair_of_a[*i].is_none())
+    {
+        groups.entry(key(n)).or_default().0.push(i);
+    }
+    for (j, n) in b.iter().enumerate().filter(|(j, _)| !used_b[*j]) {
+        if let Some(g) = groups.get_mut(&key(n)) {
+            g.1.push(j);
+        }
+    }
+    let mut keys: Vec<K> = groups.keys().cloned().collect();
+    keys.sort();
+    for k in keys {
+        let (ais, bjs) = &groups[&k];
+        if !ais.is_empty() && !bjs.is_empty() {
+            pair_greedy(a, b, ais, bjs, same_kind, pair_of_a, used_b);
+        }
+    }
 }
 
 fn diff_lists(a: &[Node], b: &[Node], opts: Compare) -> Vec<DiffNode> {
@@ -173,38 +250,18 @@ fn diff_lists(a: &[Node], b: &[Node], opts: Compare) -> Vec<DiffNode> {
             used_b[j] = true;
         }
     }
-    // 2. Same name and kind, best similarity first; 3. same name, another kind.
-    for same_kind in [true, false] {
-        let mut groups: HashMap<&str, (Vec<usize>, Vec<usize>)> = HashMap::new();
-        for (i, n) in a.iter().enumerate().filter(|(i, _)| pair_of_a[*i].is_none()) {
-            groups.entry(n.name.as_str()).or_default().0.push(i);
-        }
-        for (j, n) in b.iter().enumerate().filter(|(j, _)| !used_b[*j]) {
-            if let Some(g) = groups.get_mut(n.name.as_str()) {
-                g.1.push(j);
-            }
-        }
-        let mut names: Vec<&&str> = groups.keys().collect();
-        names.sort();
-        for name in names {
-            let (ais, bjs) = &groups[*name];
-            let mut scored: Vec<(i64, usize, usize)> = Vec::new();
-            for &i in ais {
-                for &j in bjs {
-                    if !same_kind || a[i].kind == b[j].kind {
-                        scored.push((similarity(&a[i], &b[j]), i, j));
-                    }
-                }
-            }
-            scored.sort_by(|x, y| y.0.cmp(&x.0).then(x.1.cmp(&y.1)).then(x.2.cmp(&y.2)));
-            for (_, i, j) in scored {
-                if pair_of_a[i].is_none() && !used_b[j] {
-                    pair_of_a[i] = Some(j);
-                    used_b[j] = true;
-                }
-            }
-        }
-    }
+    // 2. Spans whose own fields are equal (a change below them), then same name and
+    //    kind by similarity, then same name with another kind.
+    pair_by(
+        a,
+        b,
+        |n| (n.name.clone(), n.own_hash),
+        true,
+        &mut pair_of_a,
+        &mut used_b,
+    );
+    pair_by(a, b, |n| n.name.clone(), true, &mut pair_of_a, &mut used_b);
+    pair_by(a, b, |n| n.name.clone(), false, &mut pair_of_a, &mut used_b);
     let mut out = Vec::with_capacity(a.len().max(b.len()));
     for (i, n) in a.iter().enumerate() {
         match pair_of_a[i] {

@@ -31,7 +31,11 @@ fn node(out: &mut String, n: &DiffNode, depth: usize, opts: Display) {
     }
     let indent = "  ".repeat(depth);
     if depth > opts.max_depth {
-        let _ = writeln!(out, "{indent}… (deeper levels not shown; diff.max_display_depth = {})", opts.max_depth);
+        let _ = writeln!(
+            out,
+            "{indent}… (deeper levels not shown; diff.max_display_depth = {})",
+            opts.max_depth
+        );
         return;
     }
     let icon = match n.mark {
@@ -43,7 +47,9 @@ fn node(out: &mut String, n: &DiffNode, depth: usize, opts: Display) {
     let _ = write!(out, "{indent}{icon} {} ({})", n.name, n.kind.as_str());
     let mut details = Vec::new();
     for a in &n.attrs {
-        let show = |v: &Option<crate::otel::AttrValue>| v.as_ref().map_or("∅".to_owned(), ToString::to_string);
+        let show = |v: &Option<crate::otel::AttrValue>| {
+            v.as_ref().map_or("∅".to_owned(), ToString::to_string)
+        };
         details.push(format!("{}: {} → {}", a.key, show(&a.old), show(&a.new)));
     }
     if let Some((o, w)) = n.kind_change {
@@ -65,7 +71,11 @@ fn node(out: &mut String, n: &DiffNode, depth: usize, opts: Display) {
     if matches!(n.mark, Mark::Missing | Mark::Extra) && opts.only_diffs {
         let size: usize = n.children.iter().map(count).sum();
         if size > 0 {
-            let _ = writeln!(out, "{indent}  (and {size} span{} under it)", if size == 1 { "" } else { "s" });
+            let _ = writeln!(
+                out,
+                "{indent}  (and {size} span{} under it)",
+                if size == 1 { "" } else { "s" }
+            );
         }
         return;
     }

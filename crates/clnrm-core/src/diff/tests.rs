@@ -48,11 +48,28 @@ fn sample() -> Vec<SpanRecord> {
 #[test]
 fn one_changed_attribute_among_same_named_siblings_is_one_change() {
     let mut b = sample();
-    b[2].attributes.insert("code".into(), AttrValue::Str("500".into()));
+    b[2].attributes
+        .insert("code".into(), AttrValue::Str("500".into()));
     let d = diff(&tree(&sample()), &tree(&b), Compare::default());
-    assert_eq!(d.counts(), Counts { changed: 1, missing: 0, extra: 0 });
-    let text = render_tree(&d, Display { only_diffs: true, max_depth: 10 });
-    assert_eq!(text, "  ✓ root (internal)\n    ✏️ http (internal)  code: \"200\" → \"500\"\n");
+    assert_eq!(
+        d.counts(),
+        Counts {
+            changed: 1,
+            missing: 0,
+            extra: 0
+        }
+    );
+    let text = render_tree(
+        &d,
+        Display {
+            only_diffs: true,
+            max_depth: 10,
+        },
+    );
+    assert_eq!(
+        text,
+        "  ✓ root (internal)\n    ✏️ http (internal)  code: \"200\" → \"500\"\n"
+    );
 }
 
 #[test]
@@ -61,8 +78,21 @@ fn missing_and_extra_subtrees_are_reported_once_each() {
     b.remove(3);
     b.push(span(9, Some(2), "cache", &[]));
     let d = diff(&tree(&sample()), &tree(&b), Compare::default());
-    assert_eq!(d.counts(), Counts { changed: 0, missing: 1, extra: 1 });
-    let text = render_tree(&d, Display { only_diffs: false, max_depth: 10 });
+    assert_eq!(
+        d.counts(),
+        Counts {
+            changed: 0,
+            missing: 1,
+            extra: 1
+        }
+    );
+    let text = render_tree(
+        &d,
+        Display {
+            only_diffs: false,
+            max_depth: 10,
+        },
+    );
     assert!(text.contains("❌ db (internal)"), "{text}");
     assert!(text.contains("➕ cache (internal)"), "{text}");
     assert!(text.contains("✓ root"), "{text}");
@@ -74,8 +104,21 @@ fn kind_and_status_changes_pair_by_name() {
     b[3].kind = SpanKind::Client;
     b[1].status = StatusCode::Error;
     let d = diff(&tree(&sample()), &tree(&b), Compare::default());
-    assert_eq!(d.counts(), Counts { changed: 2, missing: 0, extra: 0 });
-    let text = render_tree(&d, Display { only_diffs: true, max_depth: 10 });
+    assert_eq!(
+        d.counts(),
+        Counts {
+            changed: 2,
+            missing: 0,
+            extra: 0
+        }
+    );
+    let text = render_tree(
+        &d,
+        Display {
+            only_diffs: true,
+            max_depth: 10,
+        },
+    );
     assert!(text.contains("kind: internal → client"), "{text}");
     assert!(text.contains("status: OK → ERROR"), "{text}");
 }
@@ -83,13 +126,18 @@ fn kind_and_status_changes_pair_by_name() {
 #[test]
 fn ignored_attributes_and_timestamps_do_not_count() {
     let mut b = sample();
-    b[1].attributes.insert("request.id".into(), AttrValue::Str("x-123".into()));
+    b[1].attributes
+        .insert("request.id".into(), AttrValue::Str("x-123".into()));
     for s in &mut b {
         s.start_time_unix_nano += 77;
         s.end_time_unix_nano += 999_999;
     }
     let n = Normalize::new(true, &["request.*".to_owned()]);
-    let d = diff(&SpanTree::from_spans(&sample(), &n), &SpanTree::from_spans(&b, &n), Compare::default());
+    let d = diff(
+        &SpanTree::from_spans(&sample(), &n),
+        &SpanTree::from_spans(&b, &n),
+        Compare::default(),
+    );
     assert!(d.is_empty(), "{d:#?}");
 }
 
@@ -99,10 +147,26 @@ fn durations_are_compared_only_when_asked_and_beyond_the_threshold() {
     let mut b = sample();
     b[3].end_time_unix_nano += 5_000_000; // 0.5 ms → 5.5 ms
     b[1].end_time_unix_nano += 100; // a little
-    let (ta, tb) = (SpanTree::from_spans(&sample(), &n), SpanTree::from_spans(&b, &n));
+    let (ta, tb) = (
+        SpanTree::from_spans(&sample(), &n),
+        SpanTree::from_spans(&b, &n),
+    );
     assert!(diff(&ta, &tb, Compare::default()).is_empty());
-    let d = diff(&ta, &tb, Compare { durations: Some(0.5) });
-    assert_eq!(d.counts(), Counts { changed: 1, missing: 0, extra: 0 });
+    let d = diff(
+        &ta,
+        &tb,
+        Compare {
+            durations: Some(0.5),
+        },
+    );
+    assert_eq!(
+        d.counts(),
+        Counts {
+            changed: 1,
+            missing: 0,
+            extra: 0
+        }
+    );
 }
 
 #[test]
@@ -116,7 +180,11 @@ fn baselines_round_trip_as_stable_json() {
     let back = Baseline::load(&path).expect("load");
     assert_eq!(back, b);
     back.save(&path).expect("save again");
-    assert_eq!(std::fs::read_to_string(&path).expect("read"), first, "stable bytes");
+    assert_eq!(
+        std::fs::read_to_string(&path).expect("read"),
+        first,
+        "stable bytes"
+    );
     std::fs::write(&path, "{\"format\": \"other\", \"scenarios\": {}}").expect("write");
     assert!(Baseline::load(&path).is_err());
     std::fs::write(&path, "not json").expect("write");
@@ -125,17 +193,19 @@ fn baselines_round_trip_as_stable_json() {
 
 /// A random tree: span i > 0 has a parent among 0..i; names and attributes from small sets.
 fn random_spans() -> impl Strategy<Value = Vec<SpanRecord>> {
-    prop::collection::vec((0usize..1000, 0usize..4, 0usize..3, 0usize..3), 1..40).prop_map(|nodes| {
-        nodes
-            .iter()
-            .enumerate()
-            .map(|(i, (p, name, a, b))| {
-                let parent = (i > 0).then(|| p % i);
-                let attrs = [("a", ["x", "y", "z"][*a]), ("b", ["1", "2", "3"][*b])];
-                span(i, parent, &format!("n{name}"), &attrs)
-            })
-            .collect()
-    })
+    prop::collection::vec((0usize..1000, 0usize..4, 0usize..3, 0usize..3), 1..40).prop_map(
+        |nodes| {
+            nodes
+                .iter()
+                .enumerate()
+                .map(|(i, (p, name, a, b))| {
+                    let parent = (i > 0).then(|| p % i);
+                    let attrs = [("a", ["x", "y", "z"][*a]), ("b", ["1", "2", "3"][*b])];
+                    span(i, parent, &format!("n{name}"), &attrs)
+                })
+                .collect()
+        },
+    )
 }
 
 fn descendants(spans: &[SpanRecord], root: usize) -> Vec<usize> {

@@ -32,6 +32,9 @@ pub struct Node {
     /// Hash of everything above but the duration (not saved).
     #[serde(skip)]
     pub hash: [u8; 16],
+    /// Hash of the span's own fields, without its children (not saved).
+    #[serde(skip)]
+    pub own_hash: [u8; 16],
 }
 
 /// A normalised forest: the spans of one scenario.
@@ -82,6 +85,7 @@ impl Node {
             h.update(e.as_bytes());
             h.update([3]);
         }
+        self.own_hash.copy_from_slice(&h.clone().finalize()[..16]);
         for c in &self.children {
             h.update(c.hash);
         }
@@ -98,7 +102,8 @@ impl Node {
         for c in &mut self.children {
             c.canonicalize();
         }
-        self.children.sort_by(|a, b| a.name.cmp(&b.name).then(a.hash.cmp(&b.hash)));
+        self.children
+            .sort_by(|a, b| a.name.cmp(&b.name).then(a.hash.cmp(&b.hash)));
         self.rehash();
     }
 }
@@ -128,7 +133,10 @@ impl SpanTree {
         // Spans in a parent cycle are reachable from no root: make them roots.
         let mut seen = vec![false; spans.len()];
         let mut tree = SpanTree {
-            roots: roots.iter().map(|&r| build(r, spans, &children, opts, &mut seen)).collect(),
+            roots: roots
+                .iter()
+                .map(|&r| build(r, spans, &children, opts, &mut seen))
+                .collect(),
         };
         for i in 0..spans.len() {
             if !seen[i] {
@@ -144,7 +152,8 @@ impl SpanTree {
         for r in &mut self.roots {
             r.canonicalize();
         }
-        self.roots.sort_by(|a, b| a.name.cmp(&b.name).then(a.hash.cmp(&b.hash)));
+        self.roots
+            .sort_by(|a, b| a.name.cmp(&b.name).then(a.hash.cmp(&b.hash)));
     }
 
     /// Spans in the tree.
@@ -162,7 +171,11 @@ fn build(
 ) -> Node {
     seen[i] = true;
     let s = &spans[i];
-    let mut events: Vec<(u64, &str)> = s.events.iter().map(|e| (e.time_unix_nano, e.name.as_str())).collect();
+    let mut events: Vec<(u64, &str)> = s
+        .events
+        .iter()
+        .map(|e| (e.time_unix_nano, e.name.as_str()))
+        .collect();
     events.sort();
     let kids: Vec<usize> = children
         .get(&i)
@@ -175,13 +188,19 @@ fn build(
         attributes: s
             .attributes
             .iter()
-            .filter(|(k, _)| !opts.ignore_attributes.as_ref().is_some_and(|g| g.is_match(k.as_str())))
+            .filter(|(k, _)| {
+                !opts
+                    .ignore_attributes
+                    .as_ref()
+                    .is_some_and(|g| g.is_match(k.as_str()))
+            })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         events: events.into_iter().map(|(_, n)| n.to_owned()).collect(),
         duration_ms: (!opts.ignore_timestamps).then(|| s.duration_ms()),
         children: Vec::new(),
         hash: [0; 16],
+        own_hash: [0; 16],
     };
     for c in kids {
         if !seen[c] {

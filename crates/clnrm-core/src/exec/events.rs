@@ -59,6 +59,8 @@ pub enum Reason {
     EarlierStep,
     /// The spans do not meet an `[[expect.*]]`.
     Expectation,
+    /// The span tree differs from the baseline.
+    Diff,
 }
 
 impl Reason {
@@ -77,6 +79,7 @@ impl Reason {
             Reason::FailFast => "fail_fast",
             Reason::EarlierStep => "earlier_step",
             Reason::Expectation => "expectation",
+            Reason::Diff => "diff",
         }
     }
 }
@@ -137,6 +140,8 @@ pub struct ScenarioResult {
     pub spans: usize,
     /// Unmet expectations, one sentence each.
     pub unmet: Vec<String>,
+    /// The span-tree diff against the baseline, as printed, when it differs.
+    pub diff: Option<String>,
 }
 
 /// Events of a run, in the order they happen.

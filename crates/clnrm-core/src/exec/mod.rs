@@ -11,6 +11,8 @@ pub mod reaper;
 mod scenario;
 mod spans;
 
+pub use spans::BaselineCheck;
+
 pub use events::{Event, Reason, ScenarioResult, Status, StepResult};
 pub use reaper::{RUN_LABEL, RunOwner, reap};
 
@@ -46,6 +48,8 @@ pub struct RunOptions {
     pub warm_pool: bool,
     /// Where collected spans are saved (`.clnrm/artifacts`).
     pub artifacts: Option<std::path::PathBuf>,
+    /// Compare each scenario that has a baseline entry with it.
+    pub baseline: Option<Arc<BaselineCheck>>,
 }
 
 /// What a run did.
@@ -75,6 +79,7 @@ struct Shared<E> {
     lookahead: usize,
     started: Instant,
     artifacts: Option<std::path::PathBuf>,
+    baseline: Option<Arc<BaselineCheck>>,
     run_id: String,
 }
 
@@ -131,6 +136,7 @@ pub async fn execute<E: ContainerEngine>(
         lookahead: workers,
         started,
         artifacts: opts.artifacts.clone(),
+        baseline: opts.baseline.clone(),
         run_id: opts.owner.run_id.clone(),
     });
     for sc in shared
@@ -246,6 +252,7 @@ fn skipped(sc: &PlannedScenario, plan: &Plan, reason: Reason, message: &str) -> 
         steps: Vec::new(),
         spans: 0,
         unmet: Vec::new(),
+        diff: None,
     }
 }
 
@@ -413,6 +420,7 @@ async fn run_one<E: ContainerEngine>(shared: &Shared<E>, i: usize) -> ScenarioRe
         &collected,
         shared.artifacts.as_deref(),
         &shared.run_id,
+        shared.baseline.as_deref(),
     );
     // An environment nobody will need again is removed now, not at the end of the run.
     let queued = lock(&shared.queue)

@@ -89,6 +89,7 @@ pub async fn run_scenario<E: ContainerEngine>(
             steps,
             spans: 0,
             unmet: Vec::new(),
+            diff: None,
         },
         reusable: reusable && status == Status::Passed,
         stdout_spans,

@@ -2,19 +2,34 @@
 //! the spans as an artifact.
 
 use super::events::{Reason, ScenarioResult, Status};
+use crate::diff::{Baseline, Compare, Display, Normalize, SpanTree, diff, render_tree};
 use crate::expect::check;
 use crate::otel::{SpanRecord, artifacts};
 use crate::plan::PlannedScenario;
 use std::path::Path;
 
-/// Checks `spans` against the scenario's expectations and saves them; a passing
-/// scenario with unmet expectations becomes failed.
+/// The baseline a run compares against, and how.
+#[derive(Clone, Debug)]
+pub struct BaselineCheck {
+    /// The recorded trees.
+    pub baseline: Baseline,
+    /// `diff.ignore_timestamps`, `diff.ignore_attributes`.
+    pub normalize: Normalize,
+    /// Durations threshold.
+    pub compare: Compare,
+    /// `diff.max_display_depth`.
+    pub max_depth: usize,
+}
+
+/// Checks `spans` against the scenario's expectations and its baseline, and saves
+/// them; a passing scenario with unmet expectations or a different tree fails.
 pub fn conclude(
     sc: &PlannedScenario,
     result: &mut ScenarioResult,
     spans: &[SpanRecord],
     artifacts_dir: Option<&Path>,
     run_id: &str,
+    baseline: Option<&BaselineCheck>,
 ) {
     result.spans = spans.len();
     if let Some(dir) = artifacts_dir
@@ -25,6 +40,10 @@ pub fn conclude(
             .unmet
             .push(format!("could not save spans under {}: {e}", dir.display()));
     }
+    if result.status != Status::Passed {
+        return;
+    }
+    check_baseline(sc, result, spans, baseline);
     if result.status != Status::Passed {
         return;
     }
@@ -48,4 +67,36 @@ pub fn conclude(
             result.unmet[0]
         )
     });
+}
+
+fn check_baseline(
+    sc: &PlannedScenario,
+    result: &mut ScenarioResult,
+    spans: &[SpanRecord],
+    baseline: Option<&BaselineCheck>,
+) {
+    let Some(b) = baseline else { return };
+    let Some(recorded) = b.baseline.scenarios.get(&sc.id.0) else {
+        return;
+    };
+    let current = SpanTree::from_spans(spans, &b.normalize);
+    let d = diff(recorded, &current, b.compare);
+    let c = d.counts();
+    if c.is_empty() {
+        return;
+    }
+    result.status = Status::Failed;
+    result.reason = Some(Reason::Diff);
+    result.message = Some(format!(
+        "span tree differs from the baseline: {} changed, {} missing, {} extra",
+        c.changed, c.missing, c.extra
+    ));
+    let shown = render_tree(
+        &d,
+        Display {
+            only_diffs: true,
+            max_depth: b.max_depth,
+        },
+    );
+    result.diff = Some(sc.masker.mask(&shown));
 }

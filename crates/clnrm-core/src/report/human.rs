@@ -184,6 +184,9 @@ impl<W: Write> HumanReporter<W> {
                 let _ = writeln!(self.out, "  - {u}");
             }
         }
+        if let Some(d) = &r.diff {
+            let _ = write!(self.out, "{d}");
+        }
         for step in r
             .steps
             .iter()

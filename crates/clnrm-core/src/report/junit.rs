@@ -127,6 +127,9 @@ fn details(r: &ScenarioResult) -> String {
     for u in r.unmet.iter().skip(usize::from(r.unmet.len() == 1)) {
         let _ = write!(text, "\n- {u}");
     }
+    if let Some(d) = &r.diff {
+        let _ = write!(text, "\n{d}");
+    }
     if let Some(step) = r
         .steps
         .iter()

@@ -152,6 +152,7 @@ fn scenario_json(r: &ScenarioResult) -> Value {
         "message": r.message,
         "spans": r.spans,
         "unmet": r.unmet,
+        "diff": r.diff,
         "steps": steps,
     })
 }
@@ -207,6 +208,7 @@ pub(crate) mod tests {
             steps,
             spans: 0,
             unmet: Vec::new(),
+            diff: None,
         };
         RunReport {
             run_id: "abc123".into(),
