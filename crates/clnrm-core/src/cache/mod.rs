@@ -1,0 +1,333 @@
+//! Change detection per scenario: `.clnrm/cache/hashes.json` maps each scenario id to
+//! the key of its last run (a SHA-256 over everything that decides its outcome), whether
+//! that run passed, and how long it took. A scenario whose key equals that of its last
+//! *passing* run is not run again. The file is written atomically (temporary file and
+//! rename) under a lock, merged with what concurrent runs wrote; a corrupt or
+//! foreign-version file is replaced with a warning; `cache.max_entries` evicts the
+//! least recently used entries.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+/// The value of `format` in the cache file.
+pub const FORMAT: &str = "clnrm.cache.v1";
+
+/// The clnrm version, part of every key.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// One scenario's last run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Its key.
+    pub key: String,
+    /// Whether it passed.
+    pub passed: bool,
+    /// How long it took, in milliseconds.
+    pub duration_ms: u64,
+    /// When it was last used (run or hit), milliseconds since the epoch.
+    pub last_used_ms: u64,
+}
+
+/// Hits and misses of the last run that wrote the file.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Scenarios not run because unchanged.
+    pub hits: u64,
+    /// Scenarios run.
+    pub misses: u64,
+}
+
+/// The file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheFile {
+    /// [`FORMAT`].
+    pub format: String,
+    /// The clnrm version that wrote it.
+    pub clnrm_version: String,
+    /// Scenario id → entry.
+    pub entries: BTreeMap<String, Entry>,
+    /// The last run's stats.
+    #[serde(default)]
+    pub last_run: Stats,
+}
+
+impl Default for CacheFile {
+    fn default() -> Self {
+        Self {
+            format: FORMAT.into(),
+            clnrm_version: VERSION.into(),
+            entries: BTreeMap::new(),
+            last_run: Stats::default(),
+        }
+    }
+}
+
+/// A lookup's answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// Unchanged since its last passing run.
+    Hit,
+    /// Must run.
+    Miss,
+}
+
+/// The cache of one project, as loaded at the start of a run, plus this run's updates.
+#[derive(Debug)]
+pub struct Cache {
+    dir: PathBuf,
+    file: CacheFile,
+    updates: BTreeMap<String, Entry>,
+    stats: Stats,
+    /// Why the file on disk was not usable, if it was not.
+    pub warning: Option<String>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Reads the cache file; `Err` says why it is unusable (corrupt, another version).
+fn read(path: &Path) -> Result<CacheFile, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(CacheFile::default()),
+        Err(e) => return Err(e.to_string()),
+    };
+    let file: CacheFile = serde_json::from_str(&text).map_err(|e| format!("corrupt ({e})"))?;
+    if file.format != FORMAT || file.clnrm_version != VERSION {
+        return Err(format!(
+            "written by another clnrm ({} {})",
+            file.format, file.clnrm_version
+        ));
+    }
+    Ok(file)
+}
+
+/// The cache file under `dir` (`.clnrm/cache`).
+pub fn file_path(dir: &Path) -> PathBuf {
+    dir.join("hashes.json")
+}
+
+/// A key: SHA-256 over the parts, each length-prefixed.
+pub fn key<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p.as_bytes());
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Cache {
+    /// Loads the cache of `dir`; an unusable file is set aside with a warning.
+    pub fn open(dir: &Path) -> Self {
+        let (file, warning) = match read(&file_path(dir)) {
+            Ok(f) => (f, None),
+            Err(why) => (
+                CacheFile::default(),
+                Some(format!(
+                    "{}: {why}; starting an empty cache",
+                    file_path(dir).display()
+                )),
+            ),
+        };
+        Self {
+            dir: dir.to_path_buf(),
+            file,
+            updates: BTreeMap::new(),
+            stats: Stats::default(),
+            warning,
+        }
+    }
+
+    /// Whether `id` with `key` may be skipped. Counts a hit or a miss.
+    pub fn lookup(&mut self, id: &str, key: &str) -> Lookup {
+        match self.file.entries.get(id) {
+            Some(e) if e.passed && e.key == key => {
+                self.stats.hits += 1;
+                let mut e = e.clone();
+                e.last_used_ms = now_ms();
+                self.updates.insert(id.to_owned(), e);
+                Lookup::Hit
+            }
+            _ => {
+                self.stats.misses += 1;
+                Lookup::Miss
+            }
+        }
+    }
+
+    /// How long `id` took last time.
+    pub fn last_duration(&self, id: &str) -> Option<Duration> {
+        self.file
+            .entries
+            .get(id)
+            .map(|e| Duration::from_millis(e.duration_ms))
+    }
+
+    /// Records a run of `id`; only a passing run can make a later lookup hit.
+    pub fn record(&mut self, id: &str, key: &str, passed: bool, duration: Duration) {
+        self.updates.insert(
+            id.to_owned(),
+            Entry {
+                key: key.to_owned(),
+                passed,
+                duration_ms: duration.as_millis() as u64,
+                last_used_ms: now_ms(),
+            },
+        );
+    }
+
+    /// This run's hits and misses.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Writes this run's updates: under the lock, re-reads the file (another run may
+    /// have written it), applies the updates, evicts the least recently used entries
+    /// beyond `max_entries`, writes a temporary file and renames it over.
+    pub fn save(&self, max_entries: usize) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        let lock = File::create(self.dir.join("lock"))?;
+        lock.lock()?;
+        let path = file_path(&self.dir);
+        let mut file = read(&path).unwrap_or_default();
+        file.entries
+            .extend(self.updates.iter().map(|(k, v)| (k.clone(), v.clone())));
+        evict(&mut file.entries, max_entries);
+        file.last_run = self.stats.clone();
+        let text = serde_json::to_string_pretty(&file).map_err(std::io::Error::other)?;
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, &path)?;
+        lock.unlock()
+    }
+}
+
+fn evict(entries: &mut BTreeMap<String, Entry>, max: usize) {
+    if entries.len() <= max {
+        return;
+    }
+    let mut by_age: Vec<(u64, String)> = entries
+        .iter()
+        .map(|(k, e)| (e.last_used_ms, k.clone()))
+        .collect();
+    by_age.sort();
+    for (_, k) in by_age.into_iter().take(entries.len() - max) {
+        entries.remove(&k);
+    }
+}
+
+/// What `clnrm cache stats` shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Summary {
+    /// Entries.
+    pub entries: usize,
+    /// Size of the file in bytes.
+    pub bytes: u64,
+    /// The last run's hits and misses.
+    pub last_run: Stats,
+    /// Why the file is unusable, if it is.
+    pub problem: Option<String>,
+}
+
+/// Reads the summary of the cache under `dir`.
+pub fn summary(dir: &Path) -> Summary {
+    let path = file_path(dir);
+    let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
+    match read(&path) {
+        Ok(f) => Summary {
+            entries: f.entries.len(),
+            bytes,
+            last_run: f.last_run,
+            problem: None,
+        },
+        Err(why) => Summary {
+            entries: 0,
+            bytes,
+            last_run: Stats::default(),
+            problem: Some(why),
+        },
+    }
+}
+
+/// Empties the cache under `dir`.
+pub fn clear(dir: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(file_path(dir)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_passing_run_with_the_same_key_hits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = Cache::open(dir.path());
+        assert_eq!(c.lookup("a", "k1"), Lookup::Miss);
+        c.record("a", "k1", true, Duration::from_millis(40));
+        c.record("b", "k2", false, Duration::from_millis(50));
+        c.save(100).expect("save");
+        let mut c = Cache::open(dir.path());
+        assert_eq!(c.lookup("a", "k1"), Lookup::Hit);
+        assert_eq!(c.lookup("a", "other"), Lookup::Miss);
+        assert_eq!(c.lookup("b", "k2"), Lookup::Miss, "failures are never cached");
+        assert_eq!(c.last_duration("b"), Some(Duration::from_millis(50)));
+        assert_eq!(c.stats(), &Stats { hits: 1, misses: 2 });
+    }
+
+    #[test]
+    fn a_corrupt_or_foreign_file_is_replaced_with_a_warning() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(file_path(dir.path()), "{ not json").expect("write");
+        let mut c = Cache::open(dir.path());
+        assert!(c.warning.as_deref().is_some_and(|w| w.contains("corrupt")), "{:?}", c.warning);
+        c.record("a", "k", true, Duration::ZERO);
+        c.save(10).expect("save");
+        assert!(Cache::open(dir.path()).warning.is_none());
+        let foreign = serde_json::json!({"format": FORMAT, "clnrm_version": "0.0.0-other", "entries": {}});
+        std::fs::write(file_path(dir.path()), foreign.to_string()).expect("write");
+        assert!(Cache::open(dir.path()).warning.is_some_and(|w| w.contains("another clnrm")));
+    }
+
+    #[test]
+    fn the_least_recently_used_entries_are_evicted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = Cache::open(dir.path());
+        for i in 0..5 {
+            c.record(&format!("s{i}"), "k", true, Duration::ZERO);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        c.save(3).expect("save");
+        let kept: Vec<String> = read(&file_path(dir.path())).expect("read").entries.into_keys().collect();
+        assert_eq!(kept, vec!["s2", "s3", "s4"]);
+    }
+
+    #[test]
+    fn concurrent_savers_merge_instead_of_overwriting() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let d = dir.path().to_path_buf();
+                std::thread::spawn(move || {
+                    let mut c = Cache::open(&d);
+                    c.record(&format!("s{i}"), "k", true, Duration::ZERO);
+                    c.save(100).expect("save");
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().expect("thread");
+        }
+        assert_eq!(read(&file_path(dir.path())).expect("read").entries.len(), 8);
+    }
+}
