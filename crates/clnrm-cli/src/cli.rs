@@ -19,6 +19,8 @@ pub enum Command {
     Run(RunArgs),
     /// Diff the span tree of each scenario's latest run against the baseline.
     Diff(DiffArgs),
+    /// Show or empty the per-scenario change-detection cache.
+    Cache(CacheArgs),
     /// Render templates and validate test definitions without running anything.
     Validate(ValidateArgs),
     /// Print the TOML a test definition renders to.
@@ -96,6 +98,9 @@ pub struct RunArgs {
     /// (slower; shows what the pool buys).
     #[arg(long)]
     pub no_pool: bool,
+    /// Run every scenario, even those unchanged since their last passing run.
+    #[arg(long)]
+    pub force: bool,
     /// Record the span trees of the scenarios that pass as their baseline (instead of
     /// comparing with it).
     #[arg(long)]
@@ -105,6 +110,23 @@ pub struct RunArgs {
     pub report_dir: Option<PathBuf>,
     #[command(flatten)]
     pub vars: VarArgs,
+}
+
+/// `clnrm cache`.
+#[derive(Debug, clap::Args)]
+pub struct CacheArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: CacheAction,
+}
+
+/// `clnrm cache` actions.
+#[derive(Debug, Subcommand)]
+pub enum CacheAction {
+    /// Entries, size, and the hits and misses of the last run.
+    Stats,
+    /// Empty the cache.
+    Clear,
 }
 
 /// `clnrm diff`.

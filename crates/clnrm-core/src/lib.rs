@@ -7,6 +7,7 @@
 //! the process; that is the CLI's job.
 
 pub mod backend;
+pub mod cache;
 pub mod diag;
 pub mod diff;
 pub mod discover;

@@ -77,6 +77,8 @@ pub fn run(args: DiffArgs) -> i32 {
             warm_pool: true,
             artifacts: Some(dir.clone()),
             baseline: None,
+            cache: None,
+            force: true,
         };
         let rt = match runtime() {
             Ok(r) => r,

@@ -1,6 +1,7 @@
 //! One module per command; each returns the process exit code.
 
 mod baseline;
+mod cache;
 mod diff;
 mod init;
 mod list;
@@ -25,6 +26,7 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Init(args) => init::run(args),
         Command::Run(args) => run::run(args),
         Command::Diff(args) => diff::run(args),
+        Command::Cache(args) => cache::run(args),
     }
 }
 
@@ -34,6 +36,8 @@ pub struct Prepared {
     pub files: Vec<CheckedFile>,
     pub general: Vec<Diagnostic>,
     pub project: Project,
+    /// The outside template variables, canonical (for cache keys).
+    pub context: String,
 }
 
 /// Finds the project, reads its config and validates every test file under `paths`.
@@ -48,6 +52,7 @@ pub fn prepare(paths: &[PathBuf], vars: &VarArgs) -> Prepared {
                 files: Vec::new(),
                 general,
                 project,
+                context: String::new(),
             };
         }
     };
@@ -65,6 +70,7 @@ pub fn prepare(paths: &[PathBuf], vars: &VarArgs) -> Prepared {
                 .help("test definitions are named *.clnrm.toml or *.clnrm.toml.tera; `clnrm init` creates an example"),
         );
     }
+    let context = format!("{layers:?}");
     let opts = ValidateOptions {
         vars: layers,
         threads: 0,
@@ -74,6 +80,7 @@ pub fn prepare(paths: &[PathBuf], vars: &VarArgs) -> Prepared {
         files,
         general,
         project,
+        context,
     }
 }
 

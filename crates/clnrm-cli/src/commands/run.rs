@@ -8,6 +8,7 @@ use crate::exit;
 use crate::output::{plural, print_diagnostics};
 use crate::telemetry::{self, Telemetry};
 use clnrm_core::backend::{Docker, EngineError};
+use clnrm_core::cache::Cache;
 use clnrm_core::exec::{Event, Reason, RunOptions, RunOwner, Status, execute};
 use clnrm_core::plan::{Plan, PlanOptions, plan};
 use clnrm_core::project::Project;
@@ -49,7 +50,7 @@ pub fn run(args: RunArgs) -> i32 {
         );
     }
     let executor = prepared.project.config.executor.clone();
-    let opts = match plan_options(&args, executor.clone()) {
+    let opts = match plan_options(&args, executor.clone(), prepared.context.clone()) {
         Ok(o) => o,
         Err(message) => {
             eprintln!("error: {message}");
@@ -69,7 +70,16 @@ pub fn run(args: RunArgs) -> i32 {
         warm_pool: !args.no_pool,
         artifacts: Some(artifacts_dir(&prepared.project)),
         baseline: None,
+        cache: None,
+        force: args.force,
     };
+    if prepared.project.config.cache.enabled {
+        let cache = Cache::open(&cache_dir(&prepared.project));
+        if let Some(w) = &cache.warning {
+            eprintln!("warning: {w}");
+        }
+        run_opts.cache = Some(Arc::new(std::sync::Mutex::new(cache)));
+    }
     let project = prepared.project.clone();
     if !args.update_baseline {
         match baseline::check(&project, None) {
@@ -85,6 +95,11 @@ pub fn run(args: RunArgs) -> i32 {
         Err(code) => return code,
     };
     runtime.block_on(run_async(&args, plan, run_opts, &project))
+}
+
+/// The change-detection cache's directory.
+pub fn cache_dir(project: &Project) -> PathBuf {
+    project.root.join(".clnrm").join("cache")
 }
 
 /// Where collected spans are saved.
@@ -106,6 +121,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, i32> {
 fn plan_options(
     args: &RunArgs,
     executor: clnrm_core::project::ExecutorConfig,
+    context: String,
 ) -> Result<PlanOptions, String> {
     let filter = match &args.filter {
         Some(g) => Some(
@@ -132,6 +148,7 @@ fn plan_options(
         filter,
         partition,
         executor,
+        context,
     })
 }
 
@@ -148,6 +165,7 @@ fn parse_partition(text: &str) -> Result<(u64, u64), String> {
 
 async fn run_async(args: &RunArgs, plan: Plan, opts: RunOptions, project: &Project) -> i32 {
     let files = plan.files.clone();
+    let cache = opts.cache.clone();
     let human = args.format == RunFormat::Human;
     let report = match execute_plan(
         plan,
@@ -170,6 +188,19 @@ async fn run_async(args: &RunArgs, plan: Plan, opts: RunOptions, project: &Proje
         RunFormat::Markdown => print!("{}", to_markdown(&report)),
     }
     let mut code = exit_code(&report);
+    if let Some(cache) = cache {
+        let max = project.config.cache.max_entries as usize;
+        let saved = cache
+            .lock()
+            .map_err(|_| "poisoned".to_owned())
+            .and_then(|c| c.save(max).map_err(|e| e.to_string()));
+        if let Err(e) = saved {
+            eprintln!(
+                "warning: could not save the cache in {}: {e}",
+                cache_dir(project).display()
+            );
+        }
+    }
     if let Err(e) = write_reports(args, &report, &files) {
         eprintln!("error: {e}");
         code = code.max(exit::ENVIRONMENT);

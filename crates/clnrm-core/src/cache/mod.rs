@@ -163,6 +163,11 @@ impl Cache {
         }
     }
 
+    /// Counts a scenario run without a lookup (`--force`).
+    pub fn forced(&mut self) {
+        self.stats.misses += 1;
+    }
+
     /// How long `id` took last time.
     pub fn last_duration(&self, id: &str) -> Option<Duration> {
         self.file
@@ -280,7 +285,11 @@ mod tests {
         let mut c = Cache::open(dir.path());
         assert_eq!(c.lookup("a", "k1"), Lookup::Hit);
         assert_eq!(c.lookup("a", "other"), Lookup::Miss);
-        assert_eq!(c.lookup("b", "k2"), Lookup::Miss, "failures are never cached");
+        assert_eq!(
+            c.lookup("b", "k2"),
+            Lookup::Miss,
+            "failures are never cached"
+        );
         assert_eq!(c.last_duration("b"), Some(Duration::from_millis(50)));
         assert_eq!(c.stats(), &Stats { hits: 1, misses: 2 });
     }
@@ -290,13 +299,22 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(file_path(dir.path()), "{ not json").expect("write");
         let mut c = Cache::open(dir.path());
-        assert!(c.warning.as_deref().is_some_and(|w| w.contains("corrupt")), "{:?}", c.warning);
+        assert!(
+            c.warning.as_deref().is_some_and(|w| w.contains("corrupt")),
+            "{:?}",
+            c.warning
+        );
         c.record("a", "k", true, Duration::ZERO);
         c.save(10).expect("save");
         assert!(Cache::open(dir.path()).warning.is_none());
-        let foreign = serde_json::json!({"format": FORMAT, "clnrm_version": "0.0.0-other", "entries": {}});
+        let foreign =
+            serde_json::json!({"format": FORMAT, "clnrm_version": "0.0.0-other", "entries": {}});
         std::fs::write(file_path(dir.path()), foreign.to_string()).expect("write");
-        assert!(Cache::open(dir.path()).warning.is_some_and(|w| w.contains("another clnrm")));
+        assert!(
+            Cache::open(dir.path())
+                .warning
+                .is_some_and(|w| w.contains("another clnrm"))
+        );
     }
 
     #[test]
@@ -308,7 +326,11 @@ mod tests {
             std::thread::sleep(Duration::from_millis(2));
         }
         c.save(3).expect("save");
-        let kept: Vec<String> = read(&file_path(dir.path())).expect("read").entries.into_keys().collect();
+        let kept: Vec<String> = read(&file_path(dir.path()))
+            .expect("read")
+            .entries
+            .into_keys()
+            .collect();
         assert_eq!(kept, vec!["s2", "s3", "s4"]);
     }
 

@@ -61,6 +61,8 @@ pub enum Reason {
     Expectation,
     /// The span tree differs from the baseline.
     Diff,
+    /// Unchanged since its last passing run.
+    Cached,
 }
 
 impl Reason {
@@ -80,6 +82,7 @@ impl Reason {
             Reason::EarlierStep => "earlier_step",
             Reason::Expectation => "expectation",
             Reason::Diff => "diff",
+            Reason::Cached => "cached",
         }
     }
 }

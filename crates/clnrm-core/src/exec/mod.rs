@@ -17,6 +17,7 @@ pub use events::{Event, Reason, ScenarioResult, Status, StepResult};
 pub use reaper::{RUN_LABEL, RunOwner, reap};
 
 use crate::backend::{ContainerEngine, EngineError};
+use crate::cache::{Cache, Lookup};
 use crate::otel::Receiver;
 use crate::plan::{NotSelected, Plan, PlannedScenario};
 use pool::{Pool, PoolConfig, agent_shell};
@@ -50,6 +51,10 @@ pub struct RunOptions {
     pub artifacts: Option<std::path::PathBuf>,
     /// Compare each scenario that has a baseline entry with it.
     pub baseline: Option<Arc<BaselineCheck>>,
+    /// Skip scenarios unchanged since their last passing run, and record this run.
+    pub cache: Option<Arc<Mutex<Cache>>>,
+    /// Run everything, whatever the cache says (it is still updated).
+    pub force: bool,
 }
 
 /// What a run did.
@@ -80,6 +85,9 @@ struct Shared<E> {
     started: Instant,
     artifacts: Option<std::path::PathBuf>,
     baseline: Option<Arc<BaselineCheck>>,
+    cache: Option<Arc<Mutex<Cache>>>,
+    /// Cache key of each scenario of the plan.
+    keys: Vec<String>,
     run_id: String,
 }
 
@@ -107,8 +115,12 @@ pub async fn execute<E: ContainerEngine>(
             networks,
         });
     }
-    let (shells, image_errors) = resolve_images(&*engine, &plan).await;
-    let image_errors: HashMap<String, String> = image_errors;
+    let Images {
+        shells,
+        errors: image_errors,
+        ids: image_ids,
+    } = resolve_images(&*engine, &plan).await;
+    let keys = cache_keys(&plan, &image_ids, opts.baseline.as_deref());
     let config = PoolConfig {
         max_containers: opts.max_containers,
         parallel: workers.max(2),
@@ -117,8 +129,7 @@ pub async fn execute<E: ContainerEngine>(
     let (receiver, mut setup_errors) = start_receiver(&plan).await;
     setup_errors.extend(image_errors);
     let pool = Pool::new(engine, opts.owner.clone(), shells, config, receiver.clone());
-    let mut order: Vec<usize> = plan.selected().map(|s| s.order).collect();
-    order.sort_by_key(|&i| (std::cmp::Reverse(plan.scenarios[i].priority), i));
+    let (order, hits) = queue_order(&plan, &keys, opts);
     let shared = Arc::new(Shared {
         file_locks: (0..plan.files.len())
             .map(|_| Arc::new(RwLock::new(())))
@@ -137,8 +148,21 @@ pub async fn execute<E: ContainerEngine>(
         started,
         artifacts: opts.artifacts.clone(),
         baseline: opts.baseline.clone(),
+        cache: opts.cache.clone(),
+        keys,
         run_id: opts.owner.run_id.clone(),
     });
+    for &i in &hits {
+        let sc = &shared.plan.scenarios[i];
+        let mut r = skipped(
+            sc,
+            &shared.plan,
+            Reason::Cached,
+            "unchanged since its last passing run",
+        );
+        r.status = Status::Cached;
+        shared.finish(r);
+    }
     for sc in shared
         .plan
         .scenarios
@@ -182,6 +206,63 @@ pub async fn execute<E: ContainerEngine>(
     }
 }
 
+/// Each scenario's cache key: its fingerprint, the ids of its images, its baseline.
+fn cache_keys(
+    plan: &Plan,
+    image_ids: &HashMap<String, String>,
+    baseline: Option<&BaselineCheck>,
+) -> Vec<String> {
+    plan.scenarios
+        .iter()
+        .map(|sc| {
+            let mut parts = vec![sc.fingerprint.clone()];
+            parts.extend(
+                sc.env
+                    .services
+                    .iter()
+                    .map(|s| image_ids.get(&s.image).cloned().unwrap_or_default()),
+            );
+            let recorded = baseline
+                .and_then(|b| b.baseline.scenarios.get(&sc.id.0))
+                .and_then(|t| serde_json::to_string(t).ok())
+                .unwrap_or_default();
+            parts.push(recorded);
+            crate::cache::key(parts.iter().map(String::as_str))
+        })
+        .collect()
+}
+
+/// The dispatch order (priority, then the longest last duration, then file order)
+/// and the scenarios the cache lets skip.
+fn queue_order(plan: &Plan, keys: &[String], opts: &RunOptions) -> (Vec<usize>, Vec<usize>) {
+    let mut order = Vec::new();
+    let mut hits = Vec::new();
+    let mut durations = HashMap::new();
+    for sc in plan.selected() {
+        let i = sc.order;
+        if let Some(cache) = &opts.cache {
+            let mut c = lock(cache);
+            if opts.force {
+                c.forced();
+            } else if c.lookup(&sc.id.0, &keys[i]) == Lookup::Hit {
+                hits.push(i);
+                continue;
+            }
+            durations.insert(i, c.last_duration(&sc.id.0).unwrap_or_default());
+        }
+        order.push(i);
+    }
+    order.sort_by_key(|&i| {
+        let d = durations.get(&i).copied().unwrap_or_default();
+        (
+            std::cmp::Reverse(plan.scenarios[i].priority),
+            std::cmp::Reverse(d),
+            i,
+        )
+    });
+    (order, hits)
+}
+
 /// Key of [`Shared::image_errors`] for "the OTLP receiver could not start".
 const OTLP_KEY: &str = "\0otlp";
 
@@ -201,16 +282,14 @@ async fn start_receiver(plan: &Plan) -> (Option<Arc<Receiver>>, HashMap<String, 
 
 /// Inspects every image once; pulls what is missing. Returns the agent shell of each
 /// image and, for images that cannot be had, why.
-async fn resolve_images<E: ContainerEngine>(
-    engine: &E,
-    plan: &Plan,
-) -> (HashMap<String, Option<String>>, HashMap<String, String>) {
+async fn resolve_images<E: ContainerEngine>(engine: &E, plan: &Plan) -> Images {
     let images: BTreeSet<String> = plan
         .selected()
         .flat_map(|s| s.env.services.iter().map(|v| v.image.clone()))
         .collect();
     let mut shells = HashMap::new();
     let mut errors = HashMap::new();
+    let mut ids = HashMap::new();
     for image in images {
         let mut found = engine.image(&image).await;
         if matches!(found, Ok(None)) {
@@ -221,7 +300,8 @@ async fn resolve_images<E: ContainerEngine>(
         }
         match found {
             Ok(Some(info)) => {
-                shells.insert(image, agent_shell(&info.cmd, &info.entrypoint));
+                shells.insert(image.clone(), agent_shell(&info.cmd, &info.entrypoint));
+                ids.insert(image, info.id);
             }
             Ok(None) => {
                 let e = EngineError::ImageMissing {
@@ -235,7 +315,21 @@ async fn resolve_images<E: ContainerEngine>(
             }
         }
     }
-    (shells, errors)
+    Images {
+        shells,
+        errors,
+        ids,
+    }
+}
+
+/// What the run knows about its images.
+struct Images {
+    /// Image → the shell to use as agent.
+    shells: HashMap<String, Option<String>>,
+    /// Image → why it cannot be had.
+    errors: HashMap<String, String>,
+    /// Image → its id.
+    ids: HashMap<String, String>,
 }
 
 fn skipped(sc: &PlannedScenario, plan: &Plan, reason: Reason, message: &str) -> ScenarioResult {
@@ -310,6 +404,15 @@ async fn worker<E: ContainerEngine>(shared: Arc<Shared<E>>) {
         let result = run_one(&shared, i).await;
         if matches!(result.status, Status::Failed | Status::Error) {
             shared.failed.store(true, Ordering::SeqCst);
+        }
+        if let Some(cache) = &shared.cache
+            && matches!(
+                result.status,
+                Status::Passed | Status::Failed | Status::Error
+            )
+        {
+            let passed = result.status == Status::Passed;
+            lock(cache).record(&result.id.0, &shared.keys[i], passed, result.duration);
         }
         shared.finish(result);
     }

@@ -47,6 +47,9 @@ pub struct PlanOptions {
     pub partition: Option<(u64, u64)>,
     /// `[executor]` of the config.
     pub executor: ExecutorConfig,
+    /// The template variables given from outside the files (`--var`, `CLNRM_VAR_*`,
+    /// config), canonical; part of every scenario's cache key.
+    pub context: String,
 }
 
 /// A `health_check`.
@@ -214,6 +217,9 @@ pub struct PlannedScenario {
     pub expect: Option<Arc<ExpectSet>>,
     /// Where its spans come from.
     pub intake: Intake,
+    /// Hash of everything in the files and options that decides its outcome (the
+    /// cache key adds the image ids and its baseline).
+    pub fingerprint: String,
 }
 
 /// Where a scenario's spans come from.
@@ -285,13 +291,52 @@ pub fn plan(checked: &[CheckedFile], opts: &PlanOptions) -> Plan {
             expect: expect_set(cf, file),
             intake: intake(file),
         };
-        for sc in &file.scenarios {
+        let doc = cf
+            .rendered
+            .as_ref()
+            .and_then(|r| r.text().parse::<toml::Table>().ok())
+            .unwrap_or_default();
+        for (i, sc) in file.scenarios.iter().enumerate() {
             let order = out.scenarios.len();
-            out.scenarios.push(plan_scenario(&cx, sc, order, opts));
+            let mut planned = plan_scenario(&cx, sc, order, opts);
+            planned.fingerprint = fingerprint(&doc, i, &planned, opts);
+            out.scenarios.push(planned);
         }
     }
     select(&mut out.scenarios, opts);
     out
+}
+
+/// Everything in the rendered file and the options that decides scenario `index`'s
+/// outcome: its own table, the file's services, limits, otel and expectations, the
+/// resolved environment and steps, the outside variables and the clnrm version. Other
+/// scenarios' tables, comments and formatting do not count.
+fn fingerprint(
+    doc: &toml::Table,
+    index: usize,
+    sc: &PlannedScenario,
+    opts: &PlanOptions,
+) -> String {
+    let part = |key: &str| doc.get(key).map_or(String::new(), ToString::to_string);
+    let own = match doc.get("scenario").and_then(toml::Value::as_array) {
+        Some(list) => list.get(index).map_or(String::new(), ToString::to_string),
+        // A legacy file is one scenario: all of it counts.
+        None => doc.to_string(),
+    };
+    let steps = format!("{:?}", sc.steps);
+    let env = format!("{:?} {:?}", sc.env, sc.timeout);
+    let parts = [
+        crate::cache::VERSION.to_owned(),
+        own,
+        part("service"),
+        part("limits"),
+        part("otel"),
+        part("expect"),
+        steps,
+        env,
+        opts.context.clone(),
+    ];
+    crate::cache::key(parts.iter().map(String::as_str))
 }
 
 fn select(scenarios: &mut [PlannedScenario], opts: &PlanOptions) {
@@ -478,6 +523,7 @@ fn plan_scenario(
         not_selected: None,
         expect: cx.expect.clone(),
         intake: cx.intake,
+        fingerprint: String::new(),
     }
 }
 
