@@ -21,3 +21,9 @@ pub mod report;
 pub mod schema;
 pub mod template;
 pub mod validate;
+
+/// The number of CPUs this process may use, read once (reading it parses cgroup files).
+pub fn cpus() -> usize {
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CPUS.get_or_init(num_cpus::get)
+}

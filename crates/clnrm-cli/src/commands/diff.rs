@@ -70,7 +70,7 @@ pub fn run(args: DiffArgs) -> i32 {
         let run_opts = RunOptions {
             workers: executor
                 .worker_count
-                .map_or_else(num_cpus::get, |w| w as usize),
+                .map_or_else(clnrm_core::cpus, |w| w as usize),
             fail_fast: false,
             max_containers: executor.max_concurrent_containers as usize,
             owner: RunOwner::current(),

@@ -61,7 +61,7 @@ pub fn run(args: RunArgs) -> i32 {
     let workers = args
         .workers
         .or(executor.worker_count)
-        .map_or_else(num_cpus::get, |w| w as usize);
+        .map_or_else(clnrm_core::cpus, |w| w as usize);
     let mut run_opts = RunOptions {
         workers,
         fail_fast: args.fail_fast,
@@ -110,6 +110,7 @@ pub fn artifacts_dir(project: &Project) -> PathBuf {
 /// A runtime for the engine and the run.
 pub fn runtime() -> Result<tokio::runtime::Runtime, i32> {
     tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(clnrm_core::cpus().clamp(2, 8))
         .enable_all()
         .build()
         .map_err(|e| {

@@ -107,14 +107,6 @@ pub async fn execute<E: ContainerEngine>(
         total,
         workers,
     });
-    if let Ok((containers, networks)) = reap(&*engine, &opts.owner).await
-        && containers + networks > 0
-    {
-        let _ = events.send(Event::Reaped {
-            containers,
-            networks,
-        });
-    }
     let Images {
         shells,
         errors: image_errors,
@@ -128,8 +120,25 @@ pub async fn execute<E: ContainerEngine>(
     };
     let (receiver, mut setup_errors) = start_receiver(&plan).await;
     setup_errors.extend(image_errors);
-    let pool = Pool::new(engine, opts.owner.clone(), shells, config, receiver.clone());
+    let pool = Pool::new(
+        engine.clone(),
+        opts.owner.clone(),
+        shells,
+        config,
+        receiver.clone(),
+    );
     let (order, hits) = queue_order(&plan, &keys, opts);
+    // What dead runs left is removed before this run starts containers (a run that
+    // starts none, all cached, does not wait for it).
+    if !order.is_empty()
+        && let Ok((containers, networks)) = reap(&*engine, &opts.owner).await
+        && containers + networks > 0
+    {
+        let _ = events.send(Event::Reaped {
+            containers,
+            networks,
+        });
+    }
     let shared = Arc::new(Shared {
         file_locks: (0..plan.files.len())
             .map(|_| Arc::new(RwLock::new(())))

@@ -107,7 +107,7 @@ pub fn check_file(
 /// Validates `paths` in parallel; results are in the order of `paths`.
 pub fn check_files(paths: &[PathBuf], root: &Path, opts: &ValidateOptions) -> Vec<CheckedFile> {
     let threads = if opts.threads == 0 {
-        num_cpus::get()
+        crate::cpus()
     } else {
         opts.threads
     }
