@@ -91,7 +91,7 @@ struct Shared<E> {
     run_id: String,
 }
 
-/// Runs the selected scenarios of `plan`.
+/// Runs the selected scenarios of `plan` in a session of their own.
 pub async fn execute<E: ContainerEngine>(
     engine: Arc<E>,
     plan: Plan,
@@ -99,119 +99,180 @@ pub async fn execute<E: ContainerEngine>(
     events: UnboundedSender<Event>,
     cancel: CancellationToken,
 ) -> RunOutcome {
-    let started = Instant::now();
-    let workers = opts.workers.max(1);
-    let total = plan.selected().count();
-    let _ = events.send(Event::RunStarted {
-        run_id: opts.owner.run_id.clone(),
-        total,
-        workers,
-    });
-    let Images {
-        shells,
-        errors: image_errors,
-        ids: image_ids,
-    } = resolve_images(&*engine, &plan).await;
-    let keys = cache_keys(&plan, &image_ids, opts.baseline.as_deref());
-    let config = PoolConfig {
-        max_containers: opts.max_containers,
-        parallel: workers.max(2),
-        warm: opts.warm_pool,
-    };
-    let (receiver, mut setup_errors) = start_receiver(&plan).await;
-    setup_errors.extend(image_errors);
-    let pool = Pool::new(
-        engine.clone(),
-        opts.owner.clone(),
-        shells,
-        config,
-        receiver.clone(),
-    );
-    let (order, hits) = queue_order(&plan, &keys, opts);
-    // What dead runs left is removed before this run starts containers (a run that
-    // starts none, all cached, does not wait for it).
-    if !order.is_empty()
-        && let Ok((containers, networks)) = reap(&*engine, &opts.owner).await
-        && containers + networks > 0
-    {
-        let _ = events.send(Event::Reaped {
-            containers,
-            networks,
-        });
-    }
-    let shared = Arc::new(Shared {
-        file_locks: (0..plan.files.len())
-            .map(|_| Arc::new(RwLock::new(())))
-            .collect(),
-        results: Mutex::new(vec![None; plan.scenarios.len()]),
-        plan,
-        pool: pool.clone(),
-        queue: Mutex::new(order.into()),
-        failed: AtomicBool::new(false),
-        fail_fast: opts.fail_fast,
-        events,
-        cancel,
-        image_errors: setup_errors,
-        receiver,
-        lookahead: workers,
-        started,
-        artifacts: opts.artifacts.clone(),
-        baseline: opts.baseline.clone(),
-        cache: opts.cache.clone(),
-        keys,
-        run_id: opts.owner.run_id.clone(),
-    });
-    for &i in &hits {
-        let sc = &shared.plan.scenarios[i];
-        let mut r = skipped(
-            sc,
-            &shared.plan,
-            Reason::Cached,
-            "unchanged since its last passing run",
-        );
-        r.status = Status::Cached;
-        shared.finish(r);
-    }
-    for sc in shared
-        .plan
-        .scenarios
-        .iter()
-        .filter(|s| s.not_selected.is_some())
-    {
-        let reason = match sc.not_selected {
-            Some(NotSelected::OtherPartition) => "not run: in another partition",
-            _ => "not run: filtered out",
-        };
-        shared.finish(skipped(sc, &shared.plan, Reason::Filtered, reason));
-    }
-    let handles: Vec<_> = (0..workers)
-        .map(|_| tokio::spawn(worker(shared.clone())))
-        .collect();
-    for h in handles {
-        let _ = h.await;
-    }
-    let interrupted = shared.cancel.is_cancelled();
-    let leftover: Vec<usize> = lock(&shared.queue).drain(..).collect();
-    for i in leftover {
-        let sc = &shared.plan.scenarios[i];
-        let (reason, text) = if interrupted {
-            (Reason::Interrupted, "not run: interrupted")
+    let otlp = plan.selected().any(|s| s.env.otlp.is_some());
+    let session = Session::start(engine, opts, otlp, false).await;
+    let outcome = session.run(plan, opts, events, cancel).await;
+    session.shutdown().await;
+    outcome
+}
+
+/// The pool and the OTLP receiver, which may outlive one run: `watch` keeps one
+/// session for all its cycles, so that a warm container waits for the next save.
+pub struct Session<E> {
+    engine: Arc<E>,
+    pool: Pool<E>,
+    receiver: Option<Arc<Receiver>>,
+    receiver_error: HashMap<String, String>,
+}
+
+impl<E: ContainerEngine> Session<E> {
+    /// Starts the receiver (when `otlp`) and an empty pool; `keep_warm` keeps one clean
+    /// environment per key between runs.
+    pub async fn start(engine: Arc<E>, opts: &RunOptions, otlp: bool, keep_warm: bool) -> Self {
+        let (receiver, receiver_error) = if otlp {
+            start_receiver().await
         } else {
-            (Reason::FailFast, "not run: --fail-fast after a failure")
+            (None, HashMap::new())
         };
-        shared.finish(skipped(sc, &shared.plan, reason, text));
+        let config = PoolConfig {
+            max_containers: opts.max_containers,
+            parallel: opts.workers.max(2),
+            warm: opts.warm_pool,
+            keep_warm,
+        };
+        let pool = Pool::new(
+            engine.clone(),
+            opts.owner.clone(),
+            HashMap::new(),
+            config,
+            receiver.clone(),
+        );
+        Self {
+            engine,
+            pool,
+            receiver,
+            receiver_error,
+        }
     }
-    pool.shutdown().await;
-    let duration = started.elapsed();
-    let _ = shared.events.send(Event::RunFinished {
-        duration,
-        interrupted,
-    });
-    let results = lock(&shared.results).iter().flatten().cloned().collect();
-    RunOutcome {
-        results,
-        interrupted,
-        duration,
+
+    /// Whether the session can collect OTLP spans.
+    pub fn has_receiver(&self) -> bool {
+        self.receiver.is_some()
+    }
+
+    /// Kills and removes every container and network of the session.
+    pub async fn shutdown(&self) {
+        self.pool.shutdown().await;
+    }
+
+    /// Runs the selected scenarios of `plan`.
+    pub async fn run(
+        &self,
+        plan: Plan,
+        opts: &RunOptions,
+        events: UnboundedSender<Event>,
+        cancel: CancellationToken,
+    ) -> RunOutcome {
+        let engine = &self.engine;
+        let started = Instant::now();
+        let workers = opts.workers.max(1);
+        let total = plan.selected().count();
+        let _ = events.send(Event::RunStarted {
+            run_id: opts.owner.run_id.clone(),
+            total,
+            workers,
+        });
+        let Images {
+            shells,
+            errors: image_errors,
+            ids: image_ids,
+        } = resolve_images(&**engine, &plan).await;
+        self.pool.set_agent_shells(shells);
+        let keys = cache_keys(&plan, &image_ids, opts.baseline.as_deref());
+        let mut setup_errors = self.receiver_error.clone();
+        if self.receiver.is_none() && setup_errors.is_empty() {
+            let why = "this session has no OTLP receiver (the file began exporting over OTLP after it started)";
+            setup_errors.insert(OTLP_KEY.to_owned(), why.to_owned());
+        }
+        setup_errors.extend(image_errors);
+        let receiver = self.receiver.clone();
+        let pool = self.pool.clone();
+        let (order, hits) = queue_order(&plan, &keys, opts);
+        // What dead runs left is removed before this run starts containers (a run that
+        // starts none, all cached, does not wait for it).
+        if !order.is_empty()
+            && let Ok((containers, networks)) = reap(&**engine, &opts.owner).await
+            && containers + networks > 0
+        {
+            let _ = events.send(Event::Reaped {
+                containers,
+                networks,
+            });
+        }
+        let shared = Arc::new(Shared {
+            file_locks: (0..plan.files.len())
+                .map(|_| Arc::new(RwLock::new(())))
+                .collect(),
+            results: Mutex::new(vec![None; plan.scenarios.len()]),
+            plan,
+            pool: pool.clone(),
+            queue: Mutex::new(order.into()),
+            failed: AtomicBool::new(false),
+            fail_fast: opts.fail_fast,
+            events,
+            cancel,
+            image_errors: setup_errors,
+            receiver,
+            lookahead: workers,
+            started,
+            artifacts: opts.artifacts.clone(),
+            baseline: opts.baseline.clone(),
+            cache: opts.cache.clone(),
+            keys,
+            run_id: opts.owner.run_id.clone(),
+        });
+        for &i in &hits {
+            let sc = &shared.plan.scenarios[i];
+            let mut r = skipped(
+                sc,
+                &shared.plan,
+                Reason::Cached,
+                "unchanged since its last passing run",
+            );
+            r.status = Status::Cached;
+            shared.finish(r);
+        }
+        for sc in shared
+            .plan
+            .scenarios
+            .iter()
+            .filter(|s| s.not_selected.is_some())
+        {
+            let reason = match sc.not_selected {
+                Some(NotSelected::OtherPartition) => "not run: in another partition",
+                _ => "not run: filtered out",
+            };
+            shared.finish(skipped(sc, &shared.plan, Reason::Filtered, reason));
+        }
+        let handles: Vec<_> = (0..workers)
+            .map(|_| tokio::spawn(worker(shared.clone())))
+            .collect();
+        for h in handles {
+            let _ = h.await;
+        }
+        let interrupted = shared.cancel.is_cancelled();
+        let leftover: Vec<usize> = lock(&shared.queue).drain(..).collect();
+        for i in leftover {
+            let sc = &shared.plan.scenarios[i];
+            let (reason, text) = if interrupted {
+                (Reason::Interrupted, "not run: interrupted")
+            } else {
+                (Reason::FailFast, "not run: --fail-fast after a failure")
+            };
+            shared.finish(skipped(sc, &shared.plan, reason, text));
+        }
+        pool.shutdown().await;
+        let duration = started.elapsed();
+        let _ = shared.events.send(Event::RunFinished {
+            duration,
+            interrupted,
+        });
+        let results = lock(&shared.results).iter().flatten().cloned().collect();
+        RunOutcome {
+            results,
+            interrupted,
+            duration,
+        }
     }
 }
 
@@ -275,11 +336,8 @@ fn queue_order(plan: &Plan, keys: &[String], opts: &RunOptions) -> (Vec<usize>, 
 /// Key of [`Shared::image_errors`] for "the OTLP receiver could not start".
 const OTLP_KEY: &str = "\0otlp";
 
-/// Starts the OTLP receiver when a selected scenario exports over OTLP.
-async fn start_receiver(plan: &Plan) -> (Option<Arc<Receiver>>, HashMap<String, String>) {
-    if !plan.selected().any(|s| s.env.otlp.is_some()) {
-        return (None, HashMap::new());
-    }
+/// Starts the OTLP receiver.
+async fn start_receiver() -> (Option<Arc<Receiver>>, HashMap<String, String>) {
     match Receiver::start(std::net::Ipv4Addr::UNSPECIFIED.into()).await {
         Ok(r) => (Some(Arc::new(r)), HashMap::new()),
         Err(e) => {

@@ -142,7 +142,8 @@ struct Inner<E> {
     engine: Arc<E>,
     owner: RunOwner,
     /// Image → the shell to use as agent when the service sets no `args`.
-    agent_shells: HashMap<String, Option<String>>,
+    agent_shells: Mutex<HashMap<String, Option<String>>>,
+    keep_warm: bool,
     slots: Mutex<HashMap<String, Arc<Slot>>>,
     containers: Arc<Semaphore>,
     max_containers: usize,
@@ -168,6 +169,8 @@ pub struct PoolConfig {
     /// Prepare ahead and reuse clean environments; `false` creates each scenario's
     /// containers when it starts and removes them after (to measure what the pool buys).
     pub warm: bool,
+    /// Keep one clean environment per key when no scenario needs it (`watch`).
+    pub keep_warm: bool,
 }
 
 /// The `OTEL_*` variables of a container of an environment that exports over OTLP;
@@ -274,7 +277,8 @@ impl<E: ContainerEngine> Pool<E> {
             inner: Arc::new(Inner {
                 engine,
                 owner,
-                agent_shells,
+                agent_shells: Mutex::new(agent_shells),
+                keep_warm: config.keep_warm,
                 slots: Mutex::new(HashMap::new()),
                 containers: Arc::new(Semaphore::new(max_containers)),
                 max_containers,
@@ -384,7 +388,7 @@ impl<E: ContainerEngine> Pool<E> {
         let covered = {
             let slot = self.slot(&env.spec.key);
             let c = lock(&slot.counts);
-            c.supply.saturating_sub(c.waiting) >= queued
+            c.supply.saturating_sub(c.waiting) >= queued.max(usize::from(self.inner.keep_warm))
         };
         let recyclable = reusable
             && !covered
@@ -615,7 +619,7 @@ impl<E: ContainerEngine> Pool<E> {
     ) -> Result<Member, PoolError> {
         let inner = &self.inner;
         let shell = if svc.args.is_empty() {
-            inner.agent_shells.get(&svc.image).cloned().flatten()
+            lock(&inner.agent_shells).get(&svc.image).cloned().flatten()
         } else {
             None
         };
@@ -763,6 +767,11 @@ impl<E: ContainerEngine> Pool<E> {
     pub async fn kill(&self, container: &str) {
         let _ = self.inner.engine.remove(container).await;
         lock(&self.inner.live).remove(container);
+    }
+
+    /// Sets which shell of each image serves as agent (images may change between runs).
+    pub fn set_agent_shells(&self, shells: HashMap<String, Option<String>>) {
+        lock(&self.inner.agent_shells).extend(shells);
     }
 
     /// The OTLP receiver, when the run has one.
