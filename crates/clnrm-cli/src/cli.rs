@@ -21,6 +21,8 @@ pub enum Command {
     Diff(DiffArgs),
     /// Show or empty the per-scenario change-detection cache.
     Cache(CacheArgs),
+    /// Run once, then re-run the affected scenarios on every save.
+    Watch(WatchArgs),
     /// Render templates and validate test definitions without running anything.
     Validate(ValidateArgs),
     /// Print the TOML a test definition renders to.
@@ -110,6 +112,16 @@ pub struct RunArgs {
     pub report_dir: Option<PathBuf>,
     #[command(flatten)]
     pub vars: VarArgs,
+}
+
+/// `clnrm watch`.
+#[derive(Debug, clap::Args)]
+pub struct WatchArgs {
+    /// Quiet time after a save before a cycle starts, in ms [default: watch.debounce_ms, 300].
+    #[arg(long, value_name = "MS")]
+    pub debounce: Option<u64>,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 /// `clnrm cache`.

@@ -21,6 +21,7 @@ pub mod report;
 pub mod schema;
 pub mod template;
 pub mod validate;
+pub mod watch;
 
 /// The number of CPUs this process may use, read once (reading it parses cgroup files).
 pub fn cpus() -> usize {

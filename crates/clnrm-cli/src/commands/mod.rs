@@ -8,6 +8,7 @@ mod list;
 mod render;
 mod run;
 mod validate;
+mod watch;
 
 use crate::cli::{Cli, Command, VarArgs};
 use crate::exit;
@@ -27,6 +28,7 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Run(args) => run::run(args),
         Command::Diff(args) => diff::run(args),
         Command::Cache(args) => cache::run(args),
+        Command::Watch(args) => watch::run(args),
     }
 }
 

@@ -9,7 +9,7 @@ use crate::output::{plural, print_diagnostics};
 use crate::telemetry::{self, Telemetry};
 use clnrm_core::backend::{Docker, EngineError};
 use clnrm_core::cache::Cache;
-use clnrm_core::exec::{Event, Reason, RunOptions, RunOwner, Status, execute};
+use clnrm_core::exec::{Event, Reason, RunOptions, RunOwner, Session, Status};
 use clnrm_core::plan::{Plan, PlanOptions, plan};
 use clnrm_core::project::Project;
 use clnrm_core::report::{HumanReporter, RunReport, to_digest, to_json, to_junit, to_markdown};
@@ -119,7 +119,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, i32> {
         })
 }
 
-fn plan_options(
+pub fn plan_options(
     args: &RunArgs,
     executor: clnrm_core::project::ExecutorConfig,
     context: String,
@@ -240,8 +240,20 @@ pub enum Output {
 /// Connects to the engine and executes `plan`; `Err` holds the exit code when no
 /// engine answers. Handles Ctrl-C and SIGTERM, and exports clnrm's own spans.
 pub async fn execute_plan(plan: Plan, opts: RunOptions, output: Output) -> Result<RunReport, i32> {
-    let engine = match Docker::connect().await {
-        Ok(d) => Arc::new(d),
+    let engine = connect_engine().await?;
+    let cancel = CancellationToken::new();
+    tokio::spawn(watch_signals(cancel.clone(), true));
+    let otlp = plan.selected().any(|s| s.env.otlp.is_some());
+    let session = Session::start(engine, &opts, otlp, false).await;
+    let report = run_in_session(&session, plan, &opts, output, cancel).await;
+    session.shutdown().await;
+    Ok(report)
+}
+
+/// The Docker engine, or the exit code after saying why there is none.
+pub async fn connect_engine() -> Result<Arc<Docker>, i32> {
+    match Docker::connect().await {
+        Ok(d) => Ok(Arc::new(d)),
         Err(e) => {
             eprintln!("error: {e}");
             if matches!(e, EngineError::Unreachable { .. }) {
@@ -250,11 +262,19 @@ pub async fn execute_plan(plan: Plan, opts: RunOptions, output: Output) -> Resul
                      or set DOCKER_HOST to a running engine (a Podman socket works too)"
                 );
             }
-            return Err(exit::ENVIRONMENT);
+            Err(exit::ENVIRONMENT)
         }
-    };
-    let cancel = CancellationToken::new();
-    tokio::spawn(watch_signals(cancel.clone()));
+    }
+}
+
+/// Runs `plan` in `session`, reporting as it goes.
+pub async fn run_in_session(
+    session: &Session<Docker>,
+    plan: Plan,
+    opts: &RunOptions,
+    output: Output,
+    cancel: CancellationToken,
+) -> RunReport {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let reporter = tokio::task::spawn_blocking(move || {
@@ -269,7 +289,7 @@ pub async fn execute_plan(plan: Plan, opts: RunOptions, output: Output) -> Resul
         (sink, telemetry)
     });
     let run_id = opts.owner.run_id.clone();
-    let outcome = execute(engine, plan, &opts, tx, cancel.clone()).await;
+    let outcome = session.run(plan, opts, tx, cancel).await;
     let report = RunReport {
         run_id,
         results: outcome.results,
@@ -284,7 +304,7 @@ pub async fn execute_plan(plan: Plan, opts: RunOptions, output: Output) -> Resul
             eprintln!("warning: could not export clnrm's own spans: {e}");
         }
     }
-    Ok(report)
+    report
 }
 
 /// Where events go: the human report on stdout, or (for machine formats, whose
@@ -341,7 +361,7 @@ pub fn exit_code(report: &RunReport) -> i32 {
     }
 }
 
-fn write_reports(
+pub fn write_reports(
     args: &RunArgs,
     report: &RunReport,
     files: &[clnrm_core::plan::PlannedFile],
@@ -386,14 +406,17 @@ fn write(path: &Path, text: &str) -> Result<(), String> {
         })
 }
 
-async fn watch_signals(cancel: CancellationToken) {
+/// Cancels on the first Ctrl-C or SIGTERM; with `second_exits`, a second one exits at once.
+pub async fn watch_signals(cancel: CancellationToken, second_exits: bool) {
     use tokio::signal::unix::{Signal, SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).ok();
     next_signal(term.as_mut()).await;
     eprintln!("\ninterrupted: stopping, removing this run's containers (again to exit at once)");
     cancel.cancel();
-    next_signal(term.as_mut()).await;
-    std::process::exit(exit::INTERRUPTED);
+    if second_exits {
+        next_signal(term.as_mut()).await;
+        std::process::exit(exit::INTERRUPTED);
+    }
 
     async fn next_signal(term: Option<&mut Signal>) {
         match term {

@@ -261,7 +261,6 @@ impl<E: ContainerEngine> Session<E> {
             };
             shared.finish(skipped(sc, &shared.plan, reason, text));
         }
-        pool.shutdown().await;
         let duration = started.elapsed();
         let _ = shared.events.send(Event::RunFinished {
             duration,

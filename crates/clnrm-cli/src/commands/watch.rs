@@ -1,0 +1,281 @@
+//! `clnrm watch`: run once, then on every batch of saves re-render and re-validate the
+//! files they affect (following `{% include/import/extends %}`, so editing a shared
+//! partial re-runs every template that uses it) and run their scenarios; the cache
+//! makes unchanged ones free. One session of warm containers serves every cycle. A save
+//! that does not validate prints its diagnostics and the watch goes on. Saves during a
+//! cycle are queued into one follow-up cycle. Ctrl-C ends it with no container left.
+
+use super::run::{
+    Output, cache_dir, connect_engine, plan_options, run_in_session, runtime, watch_signals,
+    write_reports,
+};
+use super::{Prepared, prepare};
+use crate::cli::{DiagFormat, WatchArgs};
+use crate::exit;
+use crate::output::{plural, print_diagnostics};
+use clnrm_core::backend::Docker;
+use clnrm_core::cache::Cache;
+use clnrm_core::discover::is_test_file_name;
+use clnrm_core::exec::{RunOptions, RunOwner, Session};
+use clnrm_core::plan::plan;
+use clnrm_core::project::Project;
+use clnrm_core::watch::{Filter, Source};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Runs the command.
+pub fn run(args: WatchArgs) -> i32 {
+    match runtime() {
+        Ok(rt) => rt.block_on(watch(args)),
+        Err(code) => code,
+    }
+}
+
+fn canonical(p: &Path) -> PathBuf {
+    p.canonicalize().unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// Test file → the templates it imports, includes or extends.
+fn dependency_map(prepared: &Prepared) -> BTreeMap<PathBuf, Vec<PathBuf>> {
+    prepared
+        .files
+        .iter()
+        .map(|f| {
+            (
+                canonical(&f.path),
+                f.dependencies.iter().map(|d| canonical(d)).collect(),
+            )
+        })
+        .collect()
+}
+
+/// The test files a batch of changed paths affects; `None` means all of them.
+fn affected(
+    batch: &BTreeSet<PathBuf>,
+    deps: &BTreeMap<PathBuf, Vec<PathBuf>>,
+) -> Option<BTreeSet<PathBuf>> {
+    let mut out = BTreeSet::new();
+    for p in batch {
+        let p = canonical(p);
+        if p.ends_with(".clnrm/config.toml") {
+            return None;
+        }
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if is_test_file_name(&name) && p.exists() {
+            out.insert(p.clone());
+        }
+        for (file, uses) in deps {
+            if uses.contains(&p) {
+                out.insert(file.clone());
+            }
+        }
+    }
+    Some(out)
+}
+
+struct Watch {
+    args: WatchArgs,
+    session: Session<Docker>,
+    owner: RunOwner,
+    cancel: CancellationToken,
+    deps: BTreeMap<PathBuf, Vec<PathBuf>>,
+}
+
+async fn watch(args: WatchArgs) -> i32 {
+    let cancel = CancellationToken::new();
+    tokio::spawn(watch_signals(cancel.clone(), false));
+    let engine = match connect_engine().await {
+        Ok(e) => e,
+        Err(code) => return code,
+    };
+    let paths = if args.run.paths.is_empty() {
+        vec![PathBuf::from("tests")]
+    } else {
+        args.run.paths.clone()
+    };
+    let first = prepare(&paths, &args.run.vars);
+    let project = first.project.clone();
+    let executor = project.config.executor.clone();
+    let owner = RunOwner::current();
+    let opts = RunOptions {
+        workers: args
+            .run
+            .workers
+            .or(executor.worker_count)
+            .map_or_else(clnrm_core::cpus, |w| w as usize),
+        fail_fast: args.run.fail_fast,
+        max_containers: executor.max_concurrent_containers as usize,
+        owner: owner.clone(),
+        warm_pool: !args.run.no_pool,
+        artifacts: None,
+        baseline: None,
+        cache: None,
+        force: false,
+    };
+    let otlp = first.files.iter().filter_map(|f| f.file.as_ref()).any(|f| {
+        f.otel
+            .as_ref()
+            .and_then(|o| o.exporter.as_ref())
+            .is_some_and(|e| {
+                !matches!(
+                    e.value,
+                    clnrm_core::model::Exporter::Stdout | clnrm_core::model::Exporter::None
+                )
+            })
+    });
+    let session = Session::start(engine, &opts, otlp, true).await;
+    let debounce = Duration::from_millis(args.debounce.unwrap_or(project.config.watch.debounce_ms));
+    let source = match start_source(&project, &paths) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "error: cannot watch {}: {e}",
+                paths
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            session.shutdown().await;
+            return exit::ENVIRONMENT;
+        }
+    };
+    let mut w = Watch {
+        args,
+        session,
+        owner,
+        cancel: cancel.clone(),
+        deps: dependency_map(&first),
+    };
+    w.cycle(first, &project).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let stop = cancel.clone();
+    std::thread::spawn(move || {
+        while let Some(batch) = source.next_batch(debounce, &|| stop.is_cancelled()) {
+            if tx.send(batch).is_err() {
+                return;
+            }
+        }
+    });
+    loop {
+        eprintln!("watching for changes (Ctrl-C to stop)");
+        let mut batch = tokio::select! {
+            b = rx.recv() => match b { Some(b) => b, None => break },
+            () = cancel.cancelled() => break,
+        };
+        // Saves that arrived during the last cycle make one follow-up cycle.
+        while let Ok(more) = rx.try_recv() {
+            batch.extend(more);
+        }
+        let targets = match affected(&batch, &w.deps) {
+            None => paths.clone(),
+            Some(files) if files.is_empty() => continue,
+            Some(files) => files.into_iter().collect(),
+        };
+        let prepared = prepare(&targets, &w.args.run.vars);
+        w.deps.extend(dependency_map(&prepared));
+        w.cycle(prepared, &project).await;
+        if cancel.is_cancelled() {
+            break;
+        }
+    }
+    w.session.shutdown().await;
+    exit::INTERRUPTED
+}
+
+fn start_source(project: &Project, paths: &[PathBuf]) -> notify::Result<Source> {
+    let root = canonical(&project.root);
+    let cfg = &project.config.watch;
+    let filter = Filter::new(&root, &cfg.patterns, &cfg.ignore_patterns, &[]);
+    let mut watched: Vec<PathBuf> = paths.iter().map(|p| canonical(p)).collect();
+    let templates = root.join(".clnrm").join("templates");
+    if templates.is_dir() {
+        watched.push(templates);
+    }
+    let config = root.join(".clnrm");
+    if config.is_dir() {
+        watched.push(config);
+    }
+    Source::new(&watched, filter)
+}
+
+impl Watch {
+    async fn cycle(&mut self, prepared: Prepared, project: &Project) {
+        let diags: Vec<_> = prepared
+            .general
+            .iter()
+            .chain(prepared.files.iter().flat_map(|f| &f.diagnostics))
+            .cloned()
+            .collect();
+        let invalid = prepared
+            .files
+            .iter()
+            .filter(|f| f.is_invalid(false))
+            .count();
+        if invalid > 0 || diags.iter().any(|d| d.is_error()) {
+            let summary = format!(
+                "error: {} invalid; waiting for the next save",
+                plural(invalid, "file")
+            );
+            print_diagnostics(&diags, DiagFormat::Human, prepared.files.len(), &summary);
+            return;
+        }
+        let executor = project.config.executor.clone();
+        let plan_opts =
+            match plan_options(&self.args.run, executor.clone(), prepared.context.clone()) {
+                Ok(o) => o,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return;
+                }
+            };
+        let plan = plan(&prepared.files, &plan_opts);
+        let cache = project.config.cache.enabled.then(|| {
+            let c = Cache::open(&cache_dir(project));
+            if let Some(w) = &c.warning {
+                eprintln!("warning: {w}");
+            }
+            Arc::new(std::sync::Mutex::new(c))
+        });
+        let opts = RunOptions {
+            workers: self
+                .args
+                .run
+                .workers
+                .or(executor.worker_count)
+                .map_or_else(clnrm_core::cpus, |w| w as usize),
+            fail_fast: self.args.run.fail_fast,
+            max_containers: executor.max_concurrent_containers as usize,
+            owner: self.owner.clone(),
+            warm_pool: !self.args.run.no_pool,
+            artifacts: Some(super::run::artifacts_dir(project)),
+            baseline: super::baseline::check(project, None).ok().map(Arc::new),
+            cache: cache.clone(),
+            force: self.args.run.force,
+        };
+        let files = plan.files.clone();
+        let report = run_in_session(
+            &self.session,
+            plan,
+            &opts,
+            Output::Human,
+            self.cancel.clone(),
+        )
+        .await;
+        if let Some(cache) = cache
+            && let Ok(c) = cache.lock()
+            && let Err(e) = c.save(project.config.cache.max_entries as usize)
+        {
+            eprintln!("warning: could not save the cache: {e}");
+        }
+        if let Err(e) = write_reports(&self.args.run, &report, &files) {
+            eprintln!("error: {e}");
+        }
+    }
+}
