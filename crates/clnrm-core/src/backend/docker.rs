@@ -353,9 +353,15 @@ impl ContainerEngine for Docker {
             .collect())
     }
 
-    async fn changes(&self, id: &str) -> Result<usize, EngineError> {
+    async fn changes(&self, id: &str) -> Result<Vec<String>, EngineError> {
         let changes = self.client.container_changes(id).await.map_err(api)?;
-        Ok(changes.map_or(0, |c| c.len()))
+        let mut paths: Vec<String> = changes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| format!("{:?} {}", c.kind, c.path))
+            .collect();
+        paths.sort();
+        Ok(paths)
     }
 
     async fn remove(&self, id: &str) -> Result<(), EngineError> {

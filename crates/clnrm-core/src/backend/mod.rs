@@ -214,8 +214,8 @@ pub trait ContainerEngine: Send + Sync + 'static {
         &self,
         id: &str,
     ) -> impl Future<Output = Result<Vec<std::net::IpAddr>, EngineError>> + Send;
-    /// How many paths of the container's filesystem differ from its image.
-    fn changes(&self, id: &str) -> impl Future<Output = Result<usize, EngineError>> + Send;
+    /// The paths of the container's filesystem that differ from its image, sorted.
+    fn changes(&self, id: &str) -> impl Future<Output = Result<Vec<String>, EngineError>> + Send;
     /// Kills and removes a container with its anonymous volumes; gone already is fine.
     fn remove(&self, id: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
     /// Containers (running or not) that carry label `key`.

@@ -66,6 +66,9 @@ pub struct Member {
     pub agent: Option<Agent>,
     /// Its addresses (for attributing the spans it sends).
     pub ips: Vec<std::net::IpAddr>,
+    /// The filesystem changes the engine reports right after start (mount points it
+    /// created); a clean container reports exactly these.
+    pub baseline: Vec<String>,
 }
 
 /// What waiting on a member needs (a [`Member`] itself cannot cross an await: its
@@ -667,10 +670,14 @@ impl<E: ContainerEngine> Pool<E> {
             container: id.clone(),
             agent: attached.map(Agent::new),
             ips: Vec::new(),
+            baseline: Vec::new(),
         };
         inner.engine.start(&id).await?;
         if otlp.is_some() {
             member.ips = inner.engine.ip_addresses(&id).await?;
+        }
+        if member.agent.is_some() && self.inner.warm {
+            member.baseline = inner.engine.changes(&id).await?;
         }
         if let Some(agent) = &mut member.agent {
             agent.script(":").await.map_err(|e| {
@@ -738,7 +745,7 @@ impl<E: ContainerEngine> Pool<E> {
             if String::from_utf8_lossy(&out.stdout).trim() != "1 0 0" {
                 return false;
             }
-            if !matches!(self.inner.engine.changes(&m.container).await, Ok(0)) {
+            if self.inner.engine.changes(&m.container).await.ok().as_ref() != Some(&m.baseline) {
                 return false;
             }
         }
