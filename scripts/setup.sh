@@ -31,6 +31,10 @@ build_image() {
         for lib in $(ldd "$rootfs/bin/busybox" | awk '$2 == "=>" { print $3 } $1 ~ /^\// { print $1 }'); do
             cp -L --parents "$lib" "$rootfs/"
         done
+        # Also what a Rust program built on this host needs (the tests run one in it).
+        for lib in $(ldd "$(command -v cargo)" | awk '$2 == "=>" { print $3 }' | grep -E 'libgcc_s|libm\.so'); do
+            cp -L --parents "$lib" "$rootfs/"
+        done
     else
         echo "setup: apt-get download busybox failed; using busybox-static (no DNS in the image)"
         if ! [[ -x /bin/busybox ]] || ! file -L /bin/busybox 2>/dev/null | grep -q "statically linked"; then

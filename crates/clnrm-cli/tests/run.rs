@@ -1396,3 +1396,102 @@ fn watch_reruns_edited_scenarios_follows_includes_survives_broken_saves_and_clea
     assert_eq!(wait_exit(&mut w.child, Duration::from_secs(30)), Some(130));
     assert_eq!(containers(&label), Vec::<String>::new());
 }
+
+/// Not a test by itself: run inside a container by the test below (with
+/// `CLNRM_TEST_EXPORT` set), this test binary is an instrumented service that exports
+/// through opentelemetry-otlp to whatever `OTEL_EXPORTER_OTLP_*` clnrm injected.
+#[test]
+fn otlp_exporter_entry() {
+    use opentelemetry::KeyValue;
+    use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer, TracerProvider as _};
+    if std::env::var_os("CLNRM_TEST_EXPORT").is_none() {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let _guard = rt.enter();
+    let grpc = std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL").is_ok_and(|p| p == "grpc");
+    let exporter = if grpc {
+        opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .build()
+    } else {
+        opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .build()
+    }
+    .unwrap_or_else(|e| panic!("{e}"));
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_simple_exporter(exporter)
+        .build();
+    let tracer = provider.tracer("shop");
+    tracer.in_span("checkout", |cx| {
+        cx.span()
+            .set_attribute(KeyValue::new("http.status_code", 200));
+        cx.span().set_status(Status::Ok);
+        let _child = tracer
+            .span_builder("db.query")
+            .with_kind(SpanKind::Client)
+            .start_with_context(&tracer, &cx);
+    });
+    provider.shutdown().unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn an_sdk_in_a_container_exports_protobuf_and_grpc_to_clnrm() {
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
+    let file = |exporter: &str| {
+        format!(
+            r#"[meta]
+name = "{exporter}"
+version = "1"
+
+[otel]
+exporter = "{exporter}"
+
+[service.app]
+image = "{IMAGE}"
+volumes = [{{ host_path = "{}", container_path = "/exporter", read_only = true }}]
+
+[[scenario]]
+name = "{exporter}"
+
+[[scenario.steps]]
+name = "export"
+command = ["/exporter", "otlp_exporter_entry", "--exact", "--test-threads=1"]
+env = {{ CLNRM_TEST_EXPORT = "1" }}
+
+[[expect.span]]
+name = "checkout"
+attrs.all = {{ "http.status_code" = 200 }}
+
+[[expect.span]]
+name = "db.query"
+parent = "checkout"
+kind = "client"
+
+[expect.counts]
+spans_total = {{ eq = 2 }}
+
+[expect.status]
+by_name = {{ checkout = "OK" }}
+
+[expect.hermeticity]
+resource_attrs.must_match = {{ "service.name" = "app", "clnrm.scenario" = "tests/{exporter}.clnrm.toml::{exporter}" }}
+"#,
+            exe.display()
+        )
+    };
+    let dir = project(&[
+        ("tests/otlp-http.clnrm.toml", &file("otlp-http")),
+        ("tests/otlp-grpc.clnrm.toml", &file("otlp-grpc")),
+    ]);
+    let run = run_json(dir.path(), &["--workers", "2"]);
+    assert_eq!(run.code, Some(0), "{:#}\n{}", run.json, run.stderr);
+    for name in ["otlp-http", "otlp-grpc"] {
+        assert_eq!(scenario(&run, name)["spans"], 2, "{:#}", run.json);
+    }
+}

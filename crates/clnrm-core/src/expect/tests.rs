@@ -315,6 +315,54 @@ proptest! {
     }
 
     #[test]
+    fn removing_a_span_breaks_exactly_the_expectations_that_name_it(parents in prop::collection::vec(0usize..1000, 1..25), pick in any::<usize>()) {
+        // Unique names u0..un: one [[expect.span]] per span and one must_include per edge.
+        let spans: Vec<SpanRecord> = parents
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let parent = if i == 0 { String::new() } else { format!("s{}", p % i) };
+                span(&format!("u{i}"), &format!("s{i}"), &parent, i as u64, i as u64 + 1, "")
+            })
+            .collect();
+        let mut text = String::new();
+        let mut edges = Vec::new();
+        for s in &spans {
+            text.push_str(&format!("[[expect.span]]\nname = \"{}\"\n\n", s.name));
+            if let Some(p) = &s.parent_span_id {
+                edges.push((format!("u{}", &p[1..]), s.name.clone()));
+            }
+        }
+        if !edges.is_empty() {
+            let list: Vec<String> = edges.iter().map(|(a, b)| format!("[\"{a}\", \"{b}\"]")).collect();
+            text.push_str(&format!("[expect.graph]\nmust_include = [{}]\n", list.join(", ")));
+        }
+        let e = set(&text);
+        prop_assert!(check(&e, &spans).is_empty());
+        let gone = pick % spans.len();
+        let name = format!("u{gone}");
+        let mut fewer = spans.clone();
+        fewer.remove(gone);
+        if fewer.is_empty() {
+            return Ok(());
+        }
+        let mut broken: Vec<String> = check(&e, &fewer)
+            .iter()
+            .map(|u| if u.what.starts_with("[[expect.span]]") { u.what.clone() } else { u.expected.clone() })
+            .collect();
+        broken.sort();
+        let mut expected = vec![format!("[[expect.span]] \"{name}\"")];
+        expected.extend(
+            edges
+                .iter()
+                .filter(|(a, b)| *a == name || *b == name)
+                .map(|(a, b)| format!("an edge \"{a}\" → \"{b}\"")),
+        );
+        expected.sort();
+        prop_assert_eq!(broken, expected);
+    }
+
+    #[test]
     fn matchers_never_panic_on_arbitrary_spans(spans in tree(), shuffle in any::<u64>()) {
         let mut spans = spans;
         if let Some(s) = spans.first_mut() { s.parent_span_id = Some(format!("s{}", shuffle % 40)); }
