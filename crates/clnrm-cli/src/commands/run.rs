@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 /// Runs the command.
 pub fn run(args: RunArgs) -> i32 {
+    let started = std::time::Instant::now();
     let prepared = prepare(&args.paths, &args.vars);
     let diags: Vec<_> = prepared
         .general
@@ -90,11 +91,65 @@ pub fn run(args: RunArgs) -> i32 {
             }
         }
     }
+    if !args.update_baseline
+        && !telemetry::wanted()
+        && let Some(code) = fully_cached(&args, &plan, &run_opts, &project, started)
+    {
+        return code;
+    }
     let runtime = match runtime() {
         Ok(r) => r,
         Err(code) => return code,
     };
     runtime.block_on(run_async(&args, plan, run_opts, &project))
+}
+
+/// The fast path of a run where every scenario is unchanged since its last passing
+/// run: the image ids are read with plain requests, nothing else touches the engine, no
+/// async runtime starts. `None` when something must run (or the fast path cannot tell).
+fn fully_cached(
+    args: &RunArgs,
+    plan: &Plan,
+    opts: &RunOptions,
+    project: &Project,
+    started: std::time::Instant,
+) -> Option<i32> {
+    let images: std::collections::BTreeSet<String> = plan
+        .selected()
+        .flat_map(|s| s.env.services.iter().map(|v| v.image.clone()))
+        .collect();
+    let images: Vec<String> = images.into_iter().collect();
+    let ids = clnrm_core::backend::image_ids_now(&images)?;
+    let results = clnrm_core::exec::all_cached(plan, &ids, opts)?;
+    let report = RunReport {
+        run_id: opts.owner.run_id.clone(),
+        results,
+        duration: started.elapsed(),
+        interrupted: false,
+    };
+    if args.format == RunFormat::Human {
+        // Nothing is live here: one buffered write instead of a write per line.
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let tty = std::io::stdout().is_terminal();
+        let out = std::io::BufWriter::new(std::io::stdout().lock());
+        let mut h = HumanReporter::new(out, tty && !no_color, false);
+        h.event(&Event::RunStarted {
+            run_id: report.run_id.clone(),
+            total: plan.selected().count(),
+            workers: opts.workers,
+        });
+        for r in &report.results {
+            h.event(&Event::ScenarioFinished(r.clone()));
+        }
+        h.finish(&report);
+    }
+    Some(conclude(
+        args,
+        &report,
+        &plan.files,
+        opts.cache.clone(),
+        project,
+    ))
 }
 
 /// The change-detection cache's directory.
@@ -182,30 +237,7 @@ async fn run_async(args: &RunArgs, plan: Plan, opts: RunOptions, project: &Proje
         Ok(r) => r,
         Err(code) => return code,
     };
-    match args.format {
-        RunFormat::Human => {}
-        RunFormat::Json => println!("{:#}", to_json(&report)),
-        RunFormat::Junit => print!("{}", to_junit(&report)),
-        RunFormat::Markdown => print!("{}", to_markdown(&report)),
-    }
-    let mut code = exit_code(&report);
-    if let Some(cache) = cache {
-        let max = project.config.cache.max_entries as usize;
-        let saved = cache
-            .lock()
-            .map_err(|_| "poisoned".to_owned())
-            .and_then(|c| c.save(max).map_err(|e| e.to_string()));
-        if let Err(e) = saved {
-            eprintln!(
-                "warning: could not save the cache in {}: {e}",
-                cache_dir(project).display()
-            );
-        }
-    }
-    if let Err(e) = write_reports(args, &report, &files) {
-        eprintln!("error: {e}");
-        code = code.max(exit::ENVIRONMENT);
-    }
+    let mut code = conclude(args, &report, &files, cache, project);
     if args.update_baseline && !report.interrupted {
         let passed: Vec<String> = report
             .results
@@ -224,6 +256,41 @@ async fn run_async(args: &RunArgs, plan: Plan, opts: RunOptions, project: &Proje
                 code = code.max(exit::ENVIRONMENT);
             }
         }
+    }
+    code
+}
+
+/// Prints the machine formats, saves the cache, writes the report files; the exit code.
+fn conclude(
+    args: &RunArgs,
+    report: &RunReport,
+    files: &[clnrm_core::plan::PlannedFile],
+    cache: Option<Arc<std::sync::Mutex<Cache>>>,
+    project: &Project,
+) -> i32 {
+    match args.format {
+        RunFormat::Human => {}
+        RunFormat::Json => println!("{:#}", to_json(report)),
+        RunFormat::Junit => print!("{}", to_junit(report)),
+        RunFormat::Markdown => print!("{}", to_markdown(report)),
+    }
+    let mut code = exit_code(report);
+    if let Some(cache) = cache {
+        let max = project.config.cache.max_entries as usize;
+        let saved = cache
+            .lock()
+            .map_err(|_| "poisoned".to_owned())
+            .and_then(|c| c.save(max).map_err(|e| e.to_string()));
+        if let Err(e) = saved {
+            eprintln!(
+                "warning: could not save the cache in {}: {e}",
+                cache_dir(project).display()
+            );
+        }
+    }
+    if let Err(e) = write_reports(args, report, files) {
+        eprintln!("error: {e}");
+        code = code.max(exit::ENVIRONMENT);
     }
     code
 }

@@ -5,7 +5,7 @@
 
 mod docker;
 
-pub use docker::Docker;
+pub use docker::{Docker, image_ids_now};
 
 use bytes::Bytes;
 use futures_util::stream::BoxStream;

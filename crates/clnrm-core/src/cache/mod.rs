@@ -146,6 +146,14 @@ impl Cache {
         }
     }
 
+    /// Whether `id` with `key` would be skipped, without counting anything.
+    pub fn peek(&self, id: &str, key: &str) -> Lookup {
+        match self.file.entries.get(id) {
+            Some(e) if e.passed && e.key == key => Lookup::Hit,
+            _ => Lookup::Miss,
+        }
+    }
+
     /// Whether `id` with `key` may be skipped. Counts a hit or a miss.
     pub fn lookup(&mut self, id: &str, key: &str) -> Lookup {
         match self.file.entries.get(id) {
@@ -198,6 +206,9 @@ impl Cache {
     /// have written it), applies the updates, evicts the least recently used entries
     /// beyond `max_entries`, writes a temporary file and renames it over.
     pub fn save(&self, max_entries: usize) -> std::io::Result<()> {
+        if self.unchanged() {
+            return Ok(());
+        }
         std::fs::create_dir_all(&self.dir)?;
         let lock = File::create(self.dir.join("lock"))?;
         lock.lock()?;
@@ -212,6 +223,26 @@ impl Cache {
         std::fs::write(&tmp, text)?;
         std::fs::rename(&tmp, &path)?;
         lock.unlock()
+    }
+}
+
+/// Recency kept in the file is this coarse: a hit refreshes an entry's `last_used_ms`
+/// on disk only when the stored one is older (so repeated cached runs write nothing).
+const RECENCY: u64 = 60 * 60 * 1000;
+
+impl Cache {
+    /// Whether saving would only refresh recent `last_used_ms` values and repeat the
+    /// stats already on disk.
+    fn unchanged(&self) -> bool {
+        self.file.last_run == self.stats
+            && self.updates.iter().all(|(id, new)| {
+                self.file.entries.get(id).is_some_and(|old| {
+                    old.key == new.key
+                        && old.passed == new.passed
+                        && old.duration_ms == new.duration_ms
+                        && new.last_used_ms.saturating_sub(old.last_used_ms) < RECENCY
+                })
+            })
     }
 }
 

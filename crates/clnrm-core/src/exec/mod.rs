@@ -398,6 +398,52 @@ struct Images {
     ids: HashMap<String, String>,
 }
 
+/// When every selected scenario of `plan` is unchanged since its last passing run (a
+/// fully cached run), their results, without touching the engine beyond the image ids
+/// the caller read; `None` when anything must run.
+pub fn all_cached(
+    plan: &Plan,
+    image_ids: &HashMap<String, String>,
+    opts: &RunOptions,
+) -> Option<Vec<ScenarioResult>> {
+    let cache = opts.cache.as_ref()?;
+    if opts.force {
+        return None;
+    }
+    let keys = cache_keys(plan, image_ids, opts.baseline.as_deref());
+    let mut c = lock(cache);
+    if plan
+        .selected()
+        .any(|s| c.peek(&s.id.0, &keys[s.order]) == Lookup::Miss)
+    {
+        return None;
+    }
+    let results = plan
+        .scenarios
+        .iter()
+        .map(|sc| match sc.not_selected {
+            None => {
+                c.lookup(&sc.id.0, &keys[sc.order]);
+                let mut r = skipped(
+                    sc,
+                    plan,
+                    Reason::Cached,
+                    "unchanged since its last passing run",
+                );
+                r.status = Status::Cached;
+                r
+            }
+            Some(NotSelected::OtherPartition) => {
+                skipped(sc, plan, Reason::Filtered, "not run: in another partition")
+            }
+            Some(NotSelected::Filtered) => {
+                skipped(sc, plan, Reason::Filtered, "not run: filtered out")
+            }
+        })
+        .collect();
+    Some(results)
+}
+
 fn skipped(sc: &PlannedScenario, plan: &Plan, reason: Reason, message: &str) -> ScenarioResult {
     ScenarioResult {
         id: sc.id.clone(),
