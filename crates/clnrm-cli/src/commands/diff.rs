@@ -17,12 +17,7 @@ use serde_json::json;
 /// Runs the command.
 pub fn run(args: DiffArgs) -> i32 {
     let prepared = prepare(&args.paths, &args.vars);
-    let diags: Vec<_> = prepared
-        .general
-        .iter()
-        .chain(prepared.files.iter().flat_map(|f| &f.diagnostics))
-        .cloned()
-        .collect();
+    let diags = prepared.diagnostics();
     if diags.iter().any(|d| d.is_error()) {
         print_diagnostics(
             &diags,

@@ -42,6 +42,22 @@ pub struct Prepared {
     pub context: String,
 }
 
+impl Prepared {
+    /// Every diagnostic: the general ones, then each file's.
+    pub fn diagnostics(&self) -> Vec<Diagnostic> {
+        self.general
+            .iter()
+            .chain(self.files.iter().flat_map(|f| &f.diagnostics))
+            .cloned()
+            .collect()
+    }
+
+    /// How many files have an error.
+    pub fn invalid_files(&self) -> usize {
+        self.files.iter().filter(|f| f.is_invalid(false)).count()
+    }
+}
+
 /// Finds the project, reads its config and validates every test file under `paths`.
 pub fn prepare(paths: &[PathBuf], vars: &VarArgs) -> Prepared {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));

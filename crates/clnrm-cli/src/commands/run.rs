@@ -22,17 +22,8 @@ use tokio_util::sync::CancellationToken;
 pub fn run(args: RunArgs) -> i32 {
     let started = std::time::Instant::now();
     let prepared = prepare(&args.paths, &args.vars);
-    let diags: Vec<_> = prepared
-        .general
-        .iter()
-        .chain(prepared.files.iter().flat_map(|f| &f.diagnostics))
-        .cloned()
-        .collect();
-    let invalid = prepared
-        .files
-        .iter()
-        .filter(|f| f.is_invalid(false))
-        .count();
+    let diags = prepared.diagnostics();
+    let invalid = prepared.invalid_files();
     if invalid > 0 || diags.iter().any(|d| d.is_error()) {
         let summary = format!(
             "error: {} of {} invalid; nothing was run",

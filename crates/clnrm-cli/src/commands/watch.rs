@@ -207,17 +207,8 @@ fn start_source(project: &Project, paths: &[PathBuf]) -> notify::Result<Source> 
 
 impl Watch {
     async fn cycle(&mut self, prepared: Prepared, project: &Project) {
-        let diags: Vec<_> = prepared
-            .general
-            .iter()
-            .chain(prepared.files.iter().flat_map(|f| &f.diagnostics))
-            .cloned()
-            .collect();
-        let invalid = prepared
-            .files
-            .iter()
-            .filter(|f| f.is_invalid(false))
-            .count();
+        let diags = prepared.diagnostics();
+        let invalid = prepared.invalid_files();
         if invalid > 0 || diags.iter().any(|d| d.is_error()) {
             let summary = format!(
                 "error: {} invalid; waiting for the next save",
