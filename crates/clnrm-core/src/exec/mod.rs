@@ -71,15 +71,17 @@ pub struct RunOutcome {
 struct Shared<E> {
     plan: Plan,
     pool: Pool<E>,
-    queue: Mutex<VecDeque<usize>>,
+    queue: Mutex<Queue>,
     file_locks: Vec<Arc<RwLock<()>>>,
     failed: AtomicBool,
     fail_fast: bool,
     events: UnboundedSender<Event>,
     cancel: CancellationToken,
     results: Mutex<Vec<Option<ScenarioResult>>>,
-    /// Why scenarios using an image (or, under [`OTLP_KEY`], exporting over OTLP) cannot run.
+    /// Why scenarios using an image cannot run.
     image_errors: HashMap<String, String>,
+    /// Why scenarios exporting over OTLP cannot run (no receiver), if they cannot.
+    otlp_error: Option<String>,
     receiver: Option<Arc<Receiver>>,
     lookahead: usize,
     started: Instant,
@@ -112,7 +114,8 @@ pub struct Session<E> {
     engine: Arc<E>,
     pool: Pool<E>,
     receiver: Option<Arc<Receiver>>,
-    receiver_error: HashMap<String, String>,
+    /// Why there is no receiver, when one was asked for.
+    receiver_error: Option<String>,
 }
 
 impl<E: ContainerEngine> Session<E> {
@@ -122,7 +125,7 @@ impl<E: ContainerEngine> Session<E> {
         let (receiver, receiver_error) = if otlp {
             start_receiver().await
         } else {
-            (None, HashMap::new())
+            (None, None)
         };
         let config = PoolConfig {
             max_containers: opts.max_containers,
@@ -130,24 +133,13 @@ impl<E: ContainerEngine> Session<E> {
             warm: opts.warm_pool,
             keep_warm,
         };
-        let pool = Pool::new(
-            engine.clone(),
-            opts.owner.clone(),
-            HashMap::new(),
-            config,
-            receiver.clone(),
-        );
+        let pool = Pool::new(engine.clone(), opts.owner.clone(), config, receiver.clone());
         Self {
             engine,
             pool,
             receiver,
             receiver_error,
         }
-    }
-
-    /// Whether the session can collect OTLP spans.
-    pub fn has_receiver(&self) -> bool {
-        self.receiver.is_some()
     }
 
     /// Kills and removes every container and network of the session.
@@ -179,12 +171,13 @@ impl<E: ContainerEngine> Session<E> {
         } = resolve_images(&**engine, &plan).await;
         self.pool.set_agent_shells(shells);
         let keys = cache_keys(&plan, &image_ids, opts.baseline.as_deref());
-        let mut setup_errors = self.receiver_error.clone();
-        if self.receiver.is_none() && setup_errors.is_empty() {
-            let why = "this session has no OTLP receiver (the file began exporting over OTLP after it started)";
-            setup_errors.insert(OTLP_KEY.to_owned(), why.to_owned());
-        }
-        setup_errors.extend(image_errors);
+        let otlp_error = match (&self.receiver, &self.receiver_error) {
+            (Some(_), _) => None,
+            (None, Some(why)) => Some(why.clone()),
+            (None, None) => Some(
+                "this session has no OTLP receiver (the file began exporting over OTLP after it started)".to_owned(),
+            ),
+        };
         let receiver = self.receiver.clone();
         let pool = self.pool.clone();
         let (order, hits) = queue_order(&plan, &keys, opts);
@@ -199,6 +192,7 @@ impl<E: ContainerEngine> Session<E> {
                 networks,
             });
         }
+        let plan_keys: Vec<String> = plan.scenarios.iter().map(|s| s.env.key.clone()).collect();
         let shared = Arc::new(Shared {
             file_locks: (0..plan.files.len())
                 .map(|_| Arc::new(RwLock::new(())))
@@ -206,12 +200,13 @@ impl<E: ContainerEngine> Session<E> {
             results: Mutex::new(vec![None; plan.scenarios.len()]),
             plan,
             pool: pool.clone(),
-            queue: Mutex::new(order.into()),
+            queue: Mutex::new(Queue::new(order, &plan_keys)),
             failed: AtomicBool::new(false),
             fail_fast: opts.fail_fast,
             events,
             cancel,
-            image_errors: setup_errors,
+            image_errors,
+            otlp_error,
             receiver,
             lookahead: workers,
             started,
@@ -230,19 +225,20 @@ impl<E: ContainerEngine> Session<E> {
                 "unchanged since its last passing run",
             );
             r.status = Status::Cached;
-            shared.finish(r);
+            shared.finish(i, r);
         }
-        for sc in shared
+        for (i, sc) in shared
             .plan
             .scenarios
             .iter()
-            .filter(|s| s.not_selected.is_some())
+            .enumerate()
+            .filter(|(_, s)| s.not_selected.is_some())
         {
             let reason = match sc.not_selected {
                 Some(NotSelected::OtherPartition) => "not run: in another partition",
                 _ => "not run: filtered out",
             };
-            shared.finish(skipped(sc, &shared.plan, Reason::Filtered, reason));
+            shared.finish(i, skipped(sc, &shared.plan, Reason::Filtered, reason));
         }
         let handles: Vec<_> = (0..workers)
             .map(|_| tokio::spawn(worker(shared.clone())))
@@ -251,7 +247,7 @@ impl<E: ContainerEngine> Session<E> {
             let _ = h.await;
         }
         let interrupted = shared.cancel.is_cancelled();
-        let leftover: Vec<usize> = lock(&shared.queue).drain(..).collect();
+        let leftover: Vec<usize> = lock(&shared.queue).drain();
         for i in leftover {
             let sc = &shared.plan.scenarios[i];
             let (reason, text) = if interrupted {
@@ -259,7 +255,7 @@ impl<E: ContainerEngine> Session<E> {
             } else {
                 (Reason::FailFast, "not run: --fail-fast after a failure")
             };
-            shared.finish(skipped(sc, &shared.plan, reason, text));
+            shared.finish(i, skipped(sc, &shared.plan, reason, text));
         }
         let duration = started.elapsed();
         let _ = shared.events.send(Event::RunFinished {
@@ -332,17 +328,14 @@ fn queue_order(plan: &Plan, keys: &[String], opts: &RunOptions) -> (Vec<usize>, 
     (order, hits)
 }
 
-/// Key of [`Shared::image_errors`] for "the OTLP receiver could not start".
-const OTLP_KEY: &str = "\0otlp";
-
-/// Starts the OTLP receiver.
-async fn start_receiver() -> (Option<Arc<Receiver>>, HashMap<String, String>) {
+/// Starts the OTLP receiver, or says why it could not.
+async fn start_receiver() -> (Option<Arc<Receiver>>, Option<String>) {
     match Receiver::start(std::net::Ipv4Addr::UNSPECIFIED.into()).await {
-        Ok(r) => (Some(Arc::new(r)), HashMap::new()),
-        Err(e) => {
-            let why = format!("could not start the OTLP receiver: {e}");
-            (None, HashMap::from([(OTLP_KEY.to_owned(), why)]))
-        }
+        Ok(r) => (Some(Arc::new(r)), None),
+        Err(e) => (
+            None,
+            Some(format!("could not start the OTLP receiver: {e}")),
+        ),
     }
 }
 
@@ -463,16 +456,10 @@ fn skipped(sc: &PlannedScenario, plan: &Plan, reason: Reason, message: &str) -> 
 }
 
 impl<E: ContainerEngine> Shared<E> {
-    fn finish(&self, result: ScenarioResult) {
-        let order = self
-            .plan
-            .scenarios
-            .iter()
-            .position(|s| s.id == result.id && s.file == result.file_index);
+    /// Reports the result of scenario `i` of the plan.
+    fn finish(&self, i: usize, result: ScenarioResult) {
         let _ = self.events.send(Event::ScenarioFinished(result.clone()));
-        if let Some(i) = order {
-            lock(&self.results)[i] = Some(result);
-        }
+        lock(&self.results)[i] = Some(result);
     }
 
     fn stopped(&self) -> bool {
@@ -483,12 +470,12 @@ impl<E: ContainerEngine> Shared<E> {
     /// queue is empty, lets it drop the ready ones nobody will claim.
     fn prewarm(&self) {
         let queue = lock(&self.queue);
-        if queue.is_empty() {
+        if queue.order.is_empty() {
             self.pool.trim();
             return;
         }
         let mut want: HashMap<&str, (usize, &Arc<crate::plan::EnvSpec>)> = HashMap::new();
-        for &i in queue.iter().take(self.lookahead) {
+        for &i in queue.order.iter().take(self.lookahead) {
             let env = &self.plan.scenarios[i].env;
             if env
                 .services
@@ -510,7 +497,7 @@ async fn worker<E: ContainerEngine>(shared: Arc<Shared<E>>) {
         if shared.stopped() {
             return;
         }
-        let Some(i) = lock(&shared.queue).pop_front() else {
+        let Some(i) = lock(&shared.queue).pop() else {
             return;
         };
         let result = run_one(&shared, i).await;
@@ -526,7 +513,7 @@ async fn worker<E: ContainerEngine>(shared: Arc<Shared<E>>) {
             let passed = result.status == Status::Passed;
             lock(cache).record(&result.id.0, &shared.keys[i], passed, result.duration);
         }
-        shared.finish(result);
+        shared.finish(i, result);
     }
 }
 
@@ -547,7 +534,7 @@ async fn run_one<E: ContainerEngine>(shared: &Shared<E>, i: usize) -> ScenarioRe
     {
         return error(Reason::Image, e.clone());
     }
-    if let (Some(e), Some(_)) = (shared.image_errors.get(OTLP_KEY), &sc.env.otlp) {
+    if let (Some(e), Some(_)) = (&shared.otlp_error, &sc.env.otlp) {
         return error(Reason::Engine, e.clone());
     }
     let file_lock = shared.file_locks[sc.file].clone();
@@ -566,18 +553,7 @@ async fn run_one<E: ContainerEngine>(shared: &Shared<E>, i: usize) -> ScenarioRe
     };
     let mut env = match acquired {
         Ok(env) => env,
-        Err(pool::PoolError::Unhealthy {
-            service,
-            command,
-            tries,
-            last,
-        }) => {
-            let e = pool::PoolError::Unhealthy {
-                service,
-                command,
-                tries,
-                last,
-            };
+        Err(e @ (pool::PoolError::Unhealthy { .. } | pool::PoolError::NoReadySpan { .. })) => {
             return ScenarioResult {
                 status: Status::Failed,
                 ..error(Reason::Unhealthy, e.to_string())
@@ -638,12 +614,47 @@ async fn run_one<E: ContainerEngine>(shared: &Shared<E>, i: usize) -> ScenarioRe
         shared.baseline.as_deref(),
     );
     // An environment nobody will need again is removed now, not at the end of the run.
-    let queued = lock(&shared.queue)
-        .iter()
-        .filter(|&&j| shared.plan.scenarios[j].env.key == sc.env.key)
-        .count();
+    let queued = lock(&shared.queue).queued(&sc.env.key);
     shared.pool.release(env, ran.reusable, queued);
     ran.result
+}
+
+/// The scenarios not yet dispatched, in order, with how many need each environment key.
+struct Queue {
+    order: VecDeque<usize>,
+    keys: Vec<String>,
+    per_key: HashMap<String, usize>,
+}
+
+impl Queue {
+    fn new(order: Vec<usize>, keys: &[String]) -> Self {
+        let mut per_key = HashMap::new();
+        for &i in &order {
+            *per_key.entry(keys[i].clone()).or_insert(0) += 1;
+        }
+        Self {
+            order: order.into(),
+            keys: keys.to_vec(),
+            per_key,
+        }
+    }
+
+    fn pop(&mut self) -> Option<usize> {
+        let i = self.order.pop_front()?;
+        if let Some(n) = self.per_key.get_mut(&self.keys[i]) {
+            *n -= 1;
+        }
+        Some(i)
+    }
+
+    fn drain(&mut self) -> Vec<usize> {
+        self.per_key.clear();
+        self.order.drain(..).collect()
+    }
+
+    fn queued(&self, key: &str) -> usize {
+        self.per_key.get(key).copied().unwrap_or(0)
+    }
 }
 
 enum Guard {

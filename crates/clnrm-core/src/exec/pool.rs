@@ -42,6 +42,16 @@ pub enum PoolError {
         /// What the last try printed, prefixed for display.
         last: String,
     },
+    /// A service's `wait_for_span` never arrived.
+    #[error("service \"{service}\" did not emit its ready span \"{span}\" within {} s", timeout.as_secs())]
+    NoReadySpan {
+        /// Service id.
+        service: String,
+        /// The span it must emit.
+        span: String,
+        /// How long clnrm waited.
+        timeout: Duration,
+    },
     /// The scenario needs more containers than may exist at once.
     #[error("needs {need} containers but executor.max_concurrent_containers is {max}")]
     TooBig {
@@ -271,7 +281,6 @@ impl<E: ContainerEngine> Pool<E> {
     pub fn new(
         engine: Arc<E>,
         owner: RunOwner,
-        agent_shells: HashMap<String, Option<String>>,
         config: PoolConfig,
         receiver: Option<Arc<Receiver>>,
     ) -> Self {
@@ -280,7 +289,7 @@ impl<E: ContainerEngine> Pool<E> {
             inner: Arc::new(Inner {
                 engine,
                 owner,
-                agent_shells: Mutex::new(agent_shells),
+                agent_shells: Mutex::new(HashMap::new()),
                 keep_warm: config.keep_warm,
                 slots: Mutex::new(HashMap::new()),
                 containers: Arc::new(Semaphore::new(max_containers)),
@@ -567,11 +576,10 @@ impl<E: ContainerEngine> Pool<E> {
                     () = self.inner.stop.cancelled() => return Err(PoolError::Stopped),
                 };
                 if !seen {
-                    return Err(PoolError::Unhealthy {
+                    return Err(PoolError::NoReadySpan {
                         service: svc.id.clone(),
-                        command: format!("wait_for_span \"{name}\""),
-                        tries: 1,
-                        last: format!("; no such span within {} s", timeout.as_secs()),
+                        span: name.clone(),
+                        timeout: *timeout,
                     });
                 }
             }
