@@ -4,7 +4,7 @@
 
 use super::baseline;
 use super::prepare;
-use super::run::{Output, artifacts_dir, execute_plan, runtime};
+use super::run::{Output, artifacts_dir, base_options, execute_plan, runtime};
 use crate::cli::{DiagFormat, DiffArgs, DiffFormat};
 use crate::exit;
 use crate::output::{plural, print_diagnostics};
@@ -63,17 +63,8 @@ pub fn run(args: DiffArgs) -> i32 {
             }
         }
         let run_opts = RunOptions {
-            workers: executor
-                .worker_count
-                .map_or_else(clnrm_core::cpus, |w| w as usize),
-            fail_fast: false,
-            max_containers: executor.max_concurrent_containers as usize,
-            owner: RunOwner::current(),
-            warm_pool: true,
-            artifacts: Some(dir.clone()),
-            baseline: None,
-            cache: None,
             force: true,
+            ..base_options(&project, RunOwner::current())
         };
         let rt = match runtime() {
             Ok(r) => r,

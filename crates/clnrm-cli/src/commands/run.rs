@@ -50,29 +50,9 @@ pub fn run(args: RunArgs) -> i32 {
         }
     };
     let plan = plan(&prepared.files, &opts);
-    let workers = args
-        .workers
-        .or(executor.worker_count)
-        .map_or_else(clnrm_core::cpus, |w| w as usize);
-    let mut run_opts = RunOptions {
-        workers,
-        fail_fast: args.fail_fast,
-        max_containers: executor.max_concurrent_containers as usize,
-        owner: RunOwner::current(),
-        warm_pool: !args.no_pool,
-        artifacts: Some(artifacts_dir(&prepared.project)),
-        baseline: None,
-        cache: None,
-        force: args.force,
-    };
-    if prepared.project.config.cache.enabled {
-        let cache = Cache::open(&cache_dir(&prepared.project));
-        if let Some(w) = &cache.warning {
-            eprintln!("warning: {w}");
-        }
-        run_opts.cache = Some(Arc::new(std::sync::Mutex::new(cache)));
-    }
     let project = prepared.project.clone();
+    let mut run_opts = run_options(&args, &project, RunOwner::current());
+    run_opts.cache = open_cache(&project);
     if !args.update_baseline {
         match baseline::check(&project, None) {
             Ok(b) => run_opts.baseline = Some(Arc::new(b)),
@@ -141,6 +121,47 @@ fn fully_cached(
         opts.cache.clone(),
         project,
     ))
+}
+
+/// Options from the project config alone: its workers, no cache, no baseline.
+pub fn base_options(project: &Project, owner: RunOwner) -> RunOptions {
+    let executor = &project.config.executor;
+    RunOptions {
+        workers: executor
+            .worker_count
+            .map_or_else(clnrm_core::cpus, |w| w as usize),
+        fail_fast: false,
+        max_containers: executor.max_concurrent_containers as usize,
+        owner,
+        warm_pool: true,
+        artifacts: Some(artifacts_dir(project)),
+        baseline: None,
+        cache: None,
+        force: false,
+    }
+}
+
+/// Options from `run`'s flags over the project config (no cache, no baseline yet).
+pub fn run_options(args: &RunArgs, project: &Project, owner: RunOwner) -> RunOptions {
+    let base = base_options(project, owner);
+    RunOptions {
+        workers: args.workers.map_or(base.workers, |w| w as usize),
+        fail_fast: args.fail_fast,
+        warm_pool: !args.no_pool,
+        force: args.force,
+        ..base
+    }
+}
+
+/// The project's cache when `cache.enabled`, its warning (if the file was unusable) printed.
+pub fn open_cache(project: &Project) -> Option<Arc<std::sync::Mutex<Cache>>> {
+    project.config.cache.enabled.then(|| {
+        let cache = Cache::open(&cache_dir(project));
+        if let Some(w) = &cache.warning {
+            eprintln!("warning: {w}");
+        }
+        Arc::new(std::sync::Mutex::new(cache))
+    })
 }
 
 /// The change-detection cache's directory.

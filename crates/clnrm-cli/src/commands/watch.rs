@@ -6,18 +6,17 @@
 //! cycle are queued into one follow-up cycle. Ctrl-C ends it with no container left.
 
 use super::run::{
-    Output, cache_dir, connect_engine, plan_options, run_in_session, runtime, watch_signals,
-    write_reports,
+    Output, connect_engine, open_cache, plan_options, run_in_session, run_options, runtime,
+    watch_signals, write_reports,
 };
 use super::{Prepared, prepare};
 use crate::cli::{DiagFormat, WatchArgs};
 use crate::exit;
 use crate::output::{plural, print_diagnostics};
 use clnrm_core::backend::Docker;
-use clnrm_core::cache::Cache;
 use clnrm_core::discover::is_test_file_name;
 use clnrm_core::exec::{RunOptions, RunOwner, Session};
-use clnrm_core::plan::plan;
+use clnrm_core::plan::{Intake, intake, plan};
 use clnrm_core::project::Project;
 use clnrm_core::watch::{Filter, Source};
 use std::collections::{BTreeMap, BTreeSet};
@@ -101,34 +100,13 @@ async fn watch(args: WatchArgs) -> i32 {
     };
     let first = prepare(&paths, &args.run.vars);
     let project = first.project.clone();
-    let executor = project.config.executor.clone();
     let owner = RunOwner::current();
-    let opts = RunOptions {
-        workers: args
-            .run
-            .workers
-            .or(executor.worker_count)
-            .map_or_else(clnrm_core::cpus, |w| w as usize),
-        fail_fast: args.run.fail_fast,
-        max_containers: executor.max_concurrent_containers as usize,
-        owner: owner.clone(),
-        warm_pool: !args.run.no_pool,
-        artifacts: None,
-        baseline: None,
-        cache: None,
-        force: false,
-    };
-    let otlp = first.files.iter().filter_map(|f| f.file.as_ref()).any(|f| {
-        f.otel
-            .as_ref()
-            .and_then(|o| o.exporter.as_ref())
-            .is_some_and(|e| {
-                !matches!(
-                    e.value,
-                    clnrm_core::model::Exporter::Stdout | clnrm_core::model::Exporter::None
-                )
-            })
-    });
+    let opts = run_options(&args.run, &project, owner.clone());
+    let otlp = first
+        .files
+        .iter()
+        .filter_map(|f| f.file.as_ref())
+        .any(|f| matches!(intake(f), Intake::Otlp { .. }));
     let session = Session::start(engine, &opts, otlp, true).await;
     let debounce = Duration::from_millis(args.debounce.unwrap_or(project.config.watch.debounce_ms));
     let source = match start_source(&project, &paths) {
@@ -227,28 +205,18 @@ impl Watch {
                 }
             };
         let plan = plan(&prepared.files, &plan_opts);
-        let cache = project.config.cache.enabled.then(|| {
-            let c = Cache::open(&cache_dir(project));
-            if let Some(w) = &c.warning {
-                eprintln!("warning: {w}");
+        let cache = open_cache(project);
+        let baseline = match super::baseline::check(project, None) {
+            Ok(b) => Some(Arc::new(b)),
+            Err(e) => {
+                eprintln!("error: {e}; waiting for the next save");
+                return;
             }
-            Arc::new(std::sync::Mutex::new(c))
-        });
+        };
         let opts = RunOptions {
-            workers: self
-                .args
-                .run
-                .workers
-                .or(executor.worker_count)
-                .map_or_else(clnrm_core::cpus, |w| w as usize),
-            fail_fast: self.args.run.fail_fast,
-            max_containers: executor.max_concurrent_containers as usize,
-            owner: self.owner.clone(),
-            warm_pool: !self.args.run.no_pool,
-            artifacts: Some(super::run::artifacts_dir(project)),
-            baseline: super::baseline::check(project, None).ok().map(Arc::new),
+            baseline,
             cache: cache.clone(),
-            force: self.args.run.force,
+            ..run_options(&self.args.run, project, self.owner.clone())
         };
         let files = plan.files.clone();
         let report = run_in_session(

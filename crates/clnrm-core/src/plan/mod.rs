@@ -394,7 +394,8 @@ fn expect_set(cf: &CheckedFile, file: &TestFile) -> Option<Arc<ExpectSet>> {
     }))
 }
 
-fn intake(file: &TestFile) -> Intake {
+/// Where a file's spans come from (`[otel].exporter`).
+pub fn intake(file: &TestFile) -> Intake {
     match file
         .otel
         .as_ref()
