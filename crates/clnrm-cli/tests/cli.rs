@@ -1,6 +1,9 @@
 //! The `clnrm` binary end to end: commands, formats, exit codes, bad input.
 
-use assert_cmd::Command;
+mod common;
+
+use common::{clnrm, project};
+
 use std::path::{Path, PathBuf};
 
 const VALID: &str = r#"[meta]
@@ -21,24 +24,6 @@ fn repo_root() -> PathBuf {
         .join("../..")
         .canonicalize()
         .unwrap_or_else(|e| panic!("repo root: {e}"))
-}
-
-fn clnrm(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("clnrm").unwrap_or_else(|e| panic!("binary: {e}"));
-    cmd.current_dir(dir).env("NO_COLOR", "1");
-    cmd
-}
-
-fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-    std::fs::create_dir_all(dir.path().join(".clnrm")).unwrap_or_else(|e| panic!("{e}"));
-    for (name, text) in files {
-        let path = dir.path().join(name);
-        std::fs::create_dir_all(path.parent().unwrap_or(dir.path()))
-            .unwrap_or_else(|e| panic!("{e}"));
-        std::fs::write(path, text).unwrap_or_else(|e| panic!("{e}"));
-    }
-    dir
 }
 
 fn stderr_of(out: &std::process::Output) -> String {

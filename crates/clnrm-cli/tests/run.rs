@@ -2,7 +2,10 @@
 //! `clnrm/busybox:latest` (built by `scripts/setup.sh`). Every test checks that its
 //! run left no container behind.
 
-use assert_cmd::Command;
+mod common;
+
+use common::{clnrm, project};
+
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -10,27 +13,9 @@ use std::time::{Duration, Instant};
 
 const IMAGE: &str = "clnrm/busybox:latest";
 
-fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-    std::fs::create_dir_all(dir.path().join(".clnrm")).unwrap_or_else(|e| panic!("{e}"));
-    for (name, text) in files {
-        let path = dir.path().join(name);
-        std::fs::create_dir_all(path.parent().unwrap_or(dir.path()))
-            .unwrap_or_else(|e| panic!("{e}"));
-        std::fs::write(path, text).unwrap_or_else(|e| panic!("{e}"));
-    }
-    dir
-}
-
 /// A test file with one busybox service `app` (agent mode) and the given scenarios.
 fn file(body: &str) -> String {
     format!("[meta]\nname = \"t\"\nversion = \"1\"\n\n[service.app]\nimage = \"{IMAGE}\"\n\n{body}")
-}
-
-fn clnrm(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("clnrm").unwrap_or_else(|e| panic!("binary: {e}"));
-    cmd.current_dir(dir).env("NO_COLOR", "1");
-    cmd
 }
 
 struct Run {
@@ -476,15 +461,7 @@ fn scenarios_run_in_parallel_on_several_workers() {
     let dir = project(&[("tests/par.clnrm.toml", &file(&body))]);
     let run = run_json(dir.path(), &["--parallel", "--workers", "4"]);
     assert_eq!(run.code, Some(0), "{:#}", run.json);
-    let spans: Vec<(u64, u64)> = run.json["scenarios"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|s| {
-            let start = s["start_ms"].as_u64().unwrap_or(0);
-            (start, start + s["duration_ms"].as_u64().unwrap_or(0))
-        })
-        .collect();
+    let spans = intervals(&run);
     let latest_start = spans.iter().map(|s| s.0).max().unwrap_or(0);
     let earliest_end = spans.iter().map(|s| s.1).min().unwrap_or(0);
     assert!(
@@ -1401,6 +1378,7 @@ fn watch_reruns_edited_scenarios_follows_includes_survives_broken_saves_and_clea
 /// `CLNRM_TEST_EXPORT` set), this test binary is an instrumented service that exports
 /// through opentelemetry-otlp to whatever `OTEL_EXPORTER_OTLP_*` clnrm injected.
 #[test]
+#[ignore = "the system under test of an_sdk_in_a_container_exports_protobuf_and_grpc_to_clnrm, which runs it"]
 fn otlp_exporter_entry() {
     use opentelemetry::KeyValue;
     use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer, TracerProvider as _};
@@ -1461,7 +1439,7 @@ name = "{exporter}"
 
 [[scenario.steps]]
 name = "export"
-command = ["/exporter", "otlp_exporter_entry", "--exact", "--test-threads=1"]
+command = ["/exporter", "otlp_exporter_entry", "--exact", "--ignored", "--test-threads=1"]
 env = {{ CLNRM_TEST_EXPORT = "1" }}
 
 [[expect.span]]
