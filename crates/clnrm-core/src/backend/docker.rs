@@ -70,11 +70,6 @@ impl Docker {
             Ok(Err(e)) => Err(unreachable(root_cause(&e))),
         }
     }
-
-    /// Where the engine was reached.
-    pub fn address(&self) -> &str {
-        &self.address
-    }
 }
 
 /// The innermost message of an error chain ("Connection refused", not "error trying to connect").

@@ -92,11 +92,6 @@ impl Node {
         self.hash.copy_from_slice(&h.finalize()[..16]);
     }
 
-    /// Spans in this subtree.
-    pub fn size(&self) -> usize {
-        1 + self.children.iter().map(Node::size).sum::<usize>()
-    }
-
     /// Sorts children canonically and rehashes, bottom-up.
     pub fn canonicalize(&mut self) {
         for c in &mut self.children {
@@ -154,11 +149,6 @@ impl SpanTree {
         }
         self.roots
             .sort_by(|a, b| a.name.cmp(&b.name).then(a.hash.cmp(&b.hash)));
-    }
-
-    /// Spans in the tree.
-    pub fn size(&self) -> usize {
-        self.roots.iter().map(Node::size).sum()
     }
 }
 
