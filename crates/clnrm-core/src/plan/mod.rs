@@ -296,10 +296,11 @@ pub fn plan(checked: &[CheckedFile], opts: &PlanOptions) -> Plan {
             .as_ref()
             .and_then(|r| r.text().parse::<toml::Table>().ok())
             .unwrap_or_default();
+        let shared = file_fingerprint(&doc, opts);
         for (i, sc) in file.scenarios.iter().enumerate() {
             let order = out.scenarios.len();
             let mut planned = plan_scenario(&cx, sc, order, opts);
-            planned.fingerprint = fingerprint(&doc, i, &planned, opts);
+            planned.fingerprint = fingerprint(&shared, &doc, i, &planned);
             out.scenarios.push(planned);
         }
     }
@@ -307,17 +308,26 @@ pub fn plan(checked: &[CheckedFile], opts: &PlanOptions) -> Plan {
     out
 }
 
-/// Everything in the rendered file and the options that decides scenario `index`'s
-/// outcome: its own table, the file's services, limits, otel and expectations, the
-/// resolved environment and steps, the outside variables and the clnrm version. Other
-/// scenarios' tables, comments and formatting do not count.
-fn fingerprint(
-    doc: &toml::Table,
-    index: usize,
-    sc: &PlannedScenario,
-    opts: &PlanOptions,
-) -> String {
+/// What every scenario of a file shares in its fingerprint: the file's services,
+/// limits, otel and expectations as rendered, the outside variables and the clnrm
+/// version. Computed once per file.
+fn file_fingerprint(doc: &toml::Table, opts: &PlanOptions) -> String {
     let part = |key: &str| doc.get(key).map_or(String::new(), ToString::to_string);
+    let parts = [
+        crate::cache::VERSION.to_owned(),
+        part("service"),
+        part("limits"),
+        part("otel"),
+        part("expect"),
+        opts.context.clone(),
+    ];
+    crate::cache::key(parts.iter().map(String::as_str))
+}
+
+/// Everything that decides scenario `index`'s outcome: the file's shared part, its own
+/// table as rendered, and its resolved environment and steps. Other scenarios' tables,
+/// comments and formatting do not count.
+fn fingerprint(shared: &str, doc: &toml::Table, index: usize, sc: &PlannedScenario) -> String {
     let own = match doc.get("scenario").and_then(toml::Value::as_array) {
         Some(list) => list.get(index).map_or(String::new(), ToString::to_string),
         // A legacy file is one scenario: all of it counts.
@@ -325,18 +335,7 @@ fn fingerprint(
     };
     let steps = format!("{:?}", sc.steps);
     let env = format!("{:?} {:?}", sc.env, sc.timeout);
-    let parts = [
-        crate::cache::VERSION.to_owned(),
-        own,
-        part("service"),
-        part("limits"),
-        part("otel"),
-        part("expect"),
-        steps,
-        env,
-        opts.context.clone(),
-    ];
-    crate::cache::key(parts.iter().map(String::as_str))
+    crate::cache::key([shared, own.as_str(), steps.as_str(), env.as_str()])
 }
 
 fn select(scenarios: &mut [PlannedScenario], opts: &PlanOptions) {
