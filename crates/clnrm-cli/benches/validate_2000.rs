@@ -1,6 +1,10 @@
 //! Whole-process `clnrm validate` of 2000 files (1000 plain, 1000 templates) against
 //! Python's `tomllib` merely parsing the 1000 plain ones. Prints both medians and the
 //! ratio (target: clnrm ≤ 0.5× Python). Run with `cargo bench -p clnrm-cli --bench validate_2000`.
+//!
+//! The templates differ in their literal text, so they share one compiled shape. A
+//! second set, whose every template has tags of its own (nothing to share), shows the
+//! cost when each file must be compiled.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -71,6 +75,15 @@ all = "OK"
 }
 
 fn template(i: usize) -> String {
+    template_with(i, "region")
+}
+
+/// A template whose `uuid` seed is a string literal of its own: a shape per file.
+fn unique_template(i: usize) -> String {
+    template_with(i, &format!("\"r{i}\""))
+}
+
+fn template_with(i: usize, seed: &str) -> String {
     format!(
         r#"{{% import "_macros.toml.tera" as m %}}
 # generated benchmark template {i}
@@ -105,7 +118,7 @@ env = {{ TOKEN = "{{{{ sha256(s=svc) }}}}" }}
 [[scenario]]
 name = "smoke"
 service = "api"
-run = "echo {{{{ uuid(seed=region) }}}}"
+run = "echo {{{{ uuid(seed={seed}) }}}}"
 
 {{% for n in range(end=replicas) %}}
 [[scenario]]
@@ -171,12 +184,27 @@ fn main() {
         )
         .unwrap_or_else(|e| panic!("{e}"));
     }
+    let unique_dir = root.join("unique");
+    std::fs::create_dir_all(unique_dir.join("templates")).unwrap_or_else(|e| panic!("{e}"));
+    for i in 0..1000 {
+        std::fs::write(
+            unique_dir.join(format!("templates/u{i:04}.clnrm.toml.tera")),
+            unique_template(i),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
     let lines = plain(0).lines().count();
     let tpl_lines = template(0).lines().count();
     let clnrm = env!("CARGO_BIN_EXE_clnrm");
     let ours = time_runs(|| {
         let mut c = Command::new(clnrm);
         c.current_dir(root).args(["validate", "tests"]);
+        c
+    });
+    let unique = time_runs(|| {
+        let mut c = Command::new(clnrm);
+        c.current_dir(root)
+            .args(["validate", "tests/plain", "unique/templates"]);
         c
     });
     let script = "import sys, tomllib, pathlib\nfor p in sorted(pathlib.Path(sys.argv[1]).glob('*.clnrm.toml')):\n    tomllib.loads(p.read_text())\n";
@@ -199,6 +227,11 @@ fn main() {
         python.as_secs_f64() * 1e3
     );
     println!("ratio clnrm / python: {ratio:.2} (target <= 0.50)");
+    println!(
+        "same, every template a shape of its own:  {:>8.1} ms, ratio {:.2}",
+        unique.as_secs_f64() * 1e3,
+        unique.as_secs_f64() / python.as_secs_f64()
+    );
 }
 
 fn num_cpus() -> usize {

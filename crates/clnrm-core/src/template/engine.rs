@@ -3,9 +3,12 @@
 //!
 //! Compiling a template is the expensive part of rendering; creating a `Tera` and
 //! registering functions per file would double it, so an engine is reused for every
-//! file a worker handles.
+//! file a worker handles. Once a second file has the same folded shape (see
+//! [`super::fold`]), the engine compiles the shape and keeps it, so templates that
+//! differ only in their literal text stop costing a compile each.
 
 use super::context::{VarLayers, plain_table, tera_context, toml_to_value};
+use super::fold::{self, LITERALS};
 use super::functions::{self, RenderState, SharedState};
 use super::origin::locate_in_tags;
 use crate::diag::{Code, Diagnostic, Source, Span};
@@ -41,6 +44,20 @@ enum Origin {
     Builtin,
 }
 
+/// Compiled shapes an engine keeps before it starts over (a watch session sees many).
+const MAX_SHAPES: usize = 128;
+
+/// What an engine knows of a folded shape.
+enum Shape {
+    /// Seen once. A shape's lookups cost more to parse than the text they stand for,
+    /// so it is compiled only when a second file has it.
+    Seen,
+    /// Compiled under this name.
+    Compiled(String),
+    /// Did not compile: files of this shape are compiled as written.
+    Failed,
+}
+
 /// A reusable renderer.
 pub struct TemplateEngine {
     tera: Tera,
@@ -48,6 +65,9 @@ pub struct TemplateEngine {
     root: PathBuf,
     project_templates: PathBuf,
     loaded: HashMap<String, (Origin, String)>,
+    shapes: HashMap<String, Shape>,
+    shapes_compiled: usize,
+    folding: bool,
 }
 
 impl TemplateEngine {
@@ -62,7 +82,23 @@ impl TemplateEngine {
             root: root.to_path_buf(),
             project_templates: root.join(".clnrm").join("templates"),
             loaded: HashMap::new(),
+            shapes: HashMap::new(),
+            shapes_compiled: 0,
+            folding: true,
         }
+    }
+
+    /// Compiles every template as written (the reference that folding is tested against).
+    #[cfg(test)]
+    pub(crate) fn without_folding(mut self) -> Self {
+        self.folding = false;
+        self
+    }
+
+    /// How many shapes this engine has compiled.
+    #[cfg(test)]
+    pub(crate) fn shapes_compiled(&self) -> usize {
+        self.shapes_compiled
     }
 
     /// Renders `template` (read from `path`) with `layers` plus the file's own `[vars]`.
@@ -89,10 +125,13 @@ impl TemplateEngine {
             toml::Value::String(s) => s.clone(),
             other => other.to_string(),
         });
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .reset(seed, frozen);
+        let reset = |state: &SharedState| {
+            state
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .reset(seed, frozen.clone());
+        };
+        reset(&self.state);
 
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let mut dependencies = Vec::new();
@@ -101,8 +140,16 @@ impl TemplateEngine {
         if !diags.is_empty() {
             return Err(diags);
         }
+        let mut ctx = tera_context(&layers.merged(&file_vars));
+        if let Some(out) = self.render_folded(text, &mut ctx) {
+            return Ok(Rendered {
+                source: Source::rendered(template, out),
+                dependencies,
+            });
+        }
+        // As written: also how every error is reported, against the user's own text.
+        reset(&self.state);
         let name = template.name().to_owned();
-        let ctx = tera_context(&layers.merged(&file_vars));
         let result = self
             .tera
             .add_raw_template(&name, text)
@@ -120,6 +167,51 @@ impl TemplateEngine {
             }),
             Err((code, e)) => Err(vec![self.tera_diagnostic(code, &e, template)]),
         }
+    }
+
+    /// Renders `text` through its folded shape if another file had that shape before;
+    /// `None` when it has not, cannot be folded, or its shape fails to compile or render.
+    fn render_folded(&mut self, text: &str, ctx: &mut tera::Context) -> Option<String> {
+        if !self.folding {
+            return None;
+        }
+        let folded = fold::fold(text)?;
+        let name = match self.shapes.get(&folded.shape) {
+            Some(Shape::Compiled(name)) => name.clone(),
+            Some(Shape::Failed) => return None,
+            Some(Shape::Seen) => {
+                self.shapes_compiled += 1;
+                let name = format!("<shape {}>.toml.tera", self.shapes_compiled);
+                let shape = match self.tera.add_raw_template(&name, &folded.shape) {
+                    Ok(()) => Shape::Compiled(name.clone()),
+                    Err(_) => {
+                        self.tera.templates.remove(&name);
+                        Shape::Failed
+                    }
+                };
+                let compiled = matches!(shape, Shape::Compiled(_));
+                self.shapes.insert(folded.shape, shape);
+                if !compiled {
+                    return None;
+                }
+                name
+            }
+            None => {
+                if self.shapes.len() >= MAX_SHAPES {
+                    for (_, shape) in self.shapes.drain() {
+                        if let Shape::Compiled(name) = shape {
+                            self.tera.templates.remove(&name);
+                        }
+                    }
+                }
+                self.shapes.insert(folded.shape, Shape::Seen);
+                return None;
+            }
+        };
+        ctx.insert(LITERALS, &folded.literals);
+        let out = self.tera.render(&name, ctx).ok();
+        ctx.remove(LITERALS);
+        out
     }
 
     /// Finds, reads and registers every template `src` refers to, depth first.
@@ -238,7 +330,12 @@ impl TemplateEngine {
         let chain = error_chain(e);
         let innermost = chain.last().cloned().unwrap_or_default();
         if let Some((line, col, expected)) = pest_position(&innermost) {
-            let start = (src.line_start(line) + col.saturating_sub(1)).min(src.text().len());
+            // pest counts columns in characters.
+            let line_start = src.line_start(line);
+            let start = src.text()[line_start..]
+                .char_indices()
+                .nth(col.saturating_sub(1))
+                .map_or(src.text().len(), |(i, _)| line_start + i);
             let end = src.text()[start..]
                 .chars()
                 .next()

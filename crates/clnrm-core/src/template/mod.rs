@@ -7,6 +7,7 @@
 
 mod context;
 mod engine;
+mod fold;
 mod functions;
 mod origin;
 

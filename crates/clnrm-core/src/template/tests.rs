@@ -194,3 +194,164 @@ proptest! {
         prop_assert_eq!(render(&text).ok(), render(&text).ok());
     }
 }
+
+/// Renders `text` with folding and as written, in engines that have already rendered
+/// `warm` (so a shape compiled for another file is reused).
+fn folded_and_reference(
+    warm: &str,
+    text: &str,
+) -> (Result<String, String>, Result<String, String>) {
+    let root = Path::new("/nonexistent");
+    let path = root.join("t.clnrm.toml.tera");
+    let layers = VarLayers::default();
+    let run = |mut engine: TemplateEngine| {
+        let _ = engine.render(&Source::file("w.clnrm.toml.tera", warm), &path, &layers);
+        engine
+            .render(&Source::file("t.clnrm.toml.tera", text), &path, &layers)
+            .map(|r| r.source.text().to_owned())
+            .map_err(|d| {
+                d.iter()
+                    .map(|d| crate::diag::render_human(d, crate::diag::Style::Plain))
+                    .collect()
+            })
+    };
+    (
+        run(TemplateEngine::new(root)),
+        run(TemplateEngine::new(root).without_folding()),
+    )
+}
+
+#[test]
+fn templates_that_differ_only_in_literal_text_compile_once() {
+    let root = Path::new("/nonexistent");
+    let path = root.join("t.clnrm.toml.tera");
+    let mut engine = TemplateEngine::new(root);
+    for i in 0..5 {
+        let text = format!("name = \"n{i}\" # {i}\nsvc = \"{{{{ svc }}}}-{i}\"\n");
+        let out = engine
+            .render(
+                &Source::file("t.clnrm.toml.tera", &text),
+                &path,
+                &VarLayers::default(),
+            )
+            .map(|r| r.source.text().to_owned());
+        assert_eq!(
+            out.ok(),
+            Some(format!("name = \"n{i}\" # {i}\nsvc = \"clnrm-{i}\"\n"))
+        );
+    }
+    assert_eq!(engine.shapes_compiled(), 1);
+}
+
+#[test]
+fn folding_keeps_whitespace_control_imports_and_errors_exact() {
+    for text in [
+        "{% import \"_macros.toml.tera\" as m %}\n\n  a = 1\n",
+        "a = 1  \n  {%- if true -%}  \n b \n {%- endif %}\n c",
+        "{% for i in [1, 2] -%}\n  x{{ i }} \n{%- endfor %}\nend",
+        "{% filter upper %}abc {{ svc }} def{% endfilter %}",
+        "a {#- note -#} b {# keep #} c",
+        "x {{- svc -}} y",
+        " \u{a0}nbsp\u{a0} {%- set q = 1 -%} \u{a0}z",
+        "bad {{ nope }} here",
+        "a\nb {% if %} c",
+        "{{ \"}}\" }} {{ '%}' }}",
+    ] {
+        let (folded, reference) = folded_and_reference("", text);
+        assert_eq!(folded, reference, "{text:?}");
+    }
+}
+
+/// One piece of a generated template: nested well-formed blocks, with every
+/// whitespace-control variant, literal text full of braces and whitespace, and errors.
+fn template_piece() -> impl Strategy<Value = String> {
+    let dash = || prop_oneof![Just(""), Just("-")];
+    let leaf = prop_oneof![
+        prop::sample::select(vec![
+            "a = 1\n",
+            "  ",
+            "\n",
+            "t = { x = 1 }",
+            "}}",
+            "%}",
+            "#}",
+            "{",
+            " \u{a0}x\u{a0} ",
+            "\t\n  b \n",
+            "name = \"q\"",
+            "é",
+        ])
+        .prop_map(str::to_owned),
+        (
+            dash(),
+            dash(),
+            prop::sample::select(vec![
+                "svc",
+                "vars.env",
+                "svc | upper",
+                "\"}}\"",
+                "nope",
+                "1 +"
+            ])
+        )
+            .prop_map(|(l, r, e)| format!("{{{{{l} {e} {r}}}}}")),
+        (
+            dash(),
+            dash(),
+            prop::sample::select(vec![" c ", "", "-", "x#"])
+        )
+            .prop_map(|(l, r, t)| format!("{{#{l}{t}{r}#}}")),
+        (dash(), dash()).prop_map(|(l, r)| format!("{{%{l} set q = \"v\" {r}%}}")),
+    ];
+    leaf.prop_recursive(3, 24, 4, move |inner| {
+        let body = prop::collection::vec(inner, 0..4).prop_map(|v| v.concat());
+        let ws = || {
+            (
+                prop_oneof![Just(""), Just("-")],
+                prop_oneof![Just(""), Just("-")],
+            )
+        };
+        prop_oneof![
+            (ws(), body.clone(), ws(), body.clone(), ws()).prop_map(
+                |((a, b), x, (c, d), y, (e, f))| {
+                    format!("{{%{a} if svc {b}%}}{x}{{%{c} else {d}%}}{y}{{%{e} endif {f}%}}")
+                }
+            ),
+            (ws(), body.clone(), ws()).prop_map(|((a, b), x, (c, d))| {
+                format!("{{%{a} for i in [1, 2] {b}%}}{x}{{{{ i }}}}{{%{c} endfor {d}%}}")
+            }),
+            (ws(), body.clone(), ws()).prop_map(|((a, b), x, (c, d))| {
+                format!("{{%{a} filter upper {b}%}}{x}{{%{c} endfilter {d}%}}")
+            }),
+            (ws(), body, ws()).prop_map(|((a, b), x, (c, d))| {
+                format!("{{%{a} raw {b}%}}{x}{{%{c} endraw {d}%}}")
+            }),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn folded_rendering_equals_rendering_as_written(
+        pieces in prop::collection::vec(template_piece(), 0..8),
+        import in any::<bool>(),
+    ) {
+        let head = if import { "{% import \"_macros.toml.tera\" as m %}\n" } else { "" };
+        let text = format!("{head}{}", pieces.concat());
+        // The warm-up file has the same shape with other literal text.
+        let warm = text.replace("a = 1", "zz = 22").replace("name", "other");
+        let (folded, reference) = folded_and_reference(&warm, &text);
+        prop_assert_eq!(folded, reference, "{:?}", text);
+    }
+}
+
+#[test]
+fn syntax_error_after_multibyte_text_points_at_the_right_character() {
+    let errs = render("a = \"é\u{a0}\" {% if %}\n")
+        .err()
+        .unwrap_or_default();
+    let shown = crate::diag::render_human(&errs[0], crate::diag::Style::Plain);
+    assert!(shown.contains("t.clnrm.toml.tera:1:16"), "{shown}");
+}
