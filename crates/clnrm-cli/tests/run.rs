@@ -418,6 +418,11 @@ run = "sh -c 'echo x > /tmp/leak; echo y > /dev/shm/leak; chmod 700 /tmp'"
 name = "pollute-processes"
 priority = 9
 run = "sh -c 'sleep 300 >/dev/null 2>&1 &'"
+
+[[scenario]]
+name = "pollute-bind-mounted-files"
+priority = 8
+run = "sh -c 'echo 10.9.9.9 leak >> /etc/hosts; echo nameserver 10.9.9.9 >> /etc/resolv.conf'"
 "#,
     );
     for i in 0..6 {
@@ -429,7 +434,7 @@ priority = 1
 
 [[scenario.steps]]
 name = "clean"
-command = ["sh", "-c", "test ! -e /tmp/leak && test ! -e /dev/shm/leak && test \"$(stat -c %a /tmp)\" = 1777 && test -z \"$(pgrep sleep)\" && hostname"]
+command = ["sh", "-c", "test ! -e /tmp/leak && test ! -e /dev/shm/leak && test \"$(stat -c %a /tmp)\" = 1777 && test -z \"$(pgrep sleep)\" && ! grep -q 10.9.9.9 /etc/hosts /etc/resolv.conf && hostname"]
 "#
         ));
     }

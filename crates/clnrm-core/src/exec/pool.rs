@@ -78,7 +78,9 @@ pub struct Member {
     pub ips: Vec<std::net::IpAddr>,
     /// The filesystem changes the engine reports right after start (mount points it
     /// created); a clean container reports exactly these.
-    pub baseline: Vec<String>,
+    pub baseline: Arc<Vec<String>>,
+    /// What [`BIND_MOUNTED`] printed right after start.
+    etc: String,
 }
 
 /// What waiting on a member needs (a [`Member`] itself cannot cross an await: its
@@ -133,6 +135,13 @@ o=0; for f in /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.eve
 [ -r \"$f\" ] && while read -r k v; do [ \"$k\" = oom_kill ] && o=$((o+v)); done < \"$f\"; done; \
 echo \"$p $n $o\"";
 
+/// Shell snippet printing the files the engine bind-mounts into a container. They are
+/// not in its filesystem layer, so the engine's diff does not see a scenario change
+/// them; a clean container prints what it printed right after start. Builtins only.
+const BIND_MOUNTED: &str = "for f in /etc/hosts /etc/resolv.conf /etc/hostname; do \
+printf '== %s\\n' \"$f\"; [ -r \"$f\" ] && while IFS= read -r l || [ -n \"$l\" ]; do \
+printf '%s\\n' \"$l\"; done < \"$f\"; done";
+
 #[derive(Default)]
 struct Counts {
     /// Environments that will arrive on the channel (ready, preparing or being checked).
@@ -141,14 +150,37 @@ struct Counts {
     waiting: usize,
     /// Environments wanted beyond the waiting scenarios (for scenarios soon to come).
     ahead: usize,
+    /// Environments of this key that scenarios hold now.
+    in_use: usize,
     /// What to prepare them from.
     spec: Option<Arc<EnvSpec>>,
 }
+
+impl Counts {
+    /// Environments to have on their way. Those in use come back when their scenarios
+    /// end and a check (tens of ms) is cheaper than a start, so they count against the
+    /// ones wanted ahead; one spare stays on its way while any are wanted, so a short
+    /// scenario's successor does not wait for that check.
+    fn target(&self) -> usize {
+        let spare = self
+            .ahead
+            .saturating_sub(self.in_use)
+            .max(usize::from(self.ahead > 0));
+        self.waiting + spare
+    }
+}
+
+/// Filesystem changes of a fresh container, per service. They depend only on what the
+/// container is made from (image, mounts, network mode), which the key fixes, so the
+/// first container of a key measures them and the others reuse the figure instead of
+/// each paying for the engine's diff (a walk of the whole filesystem) while starting.
+type Baselines = Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Arc<Vec<String>>>>>>;
 
 struct Slot {
     tx: mpsc::UnboundedSender<Result<Env, PoolError>>,
     rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Result<Env, PoolError>>>,
     counts: Mutex<Counts>,
+    baselines: Baselines,
 }
 
 struct Inner<E> {
@@ -241,6 +273,9 @@ impl Claim {
         let mut c = lock(&self.slot.counts);
         c.waiting -= 1;
         c.supply = c.supply.saturating_sub(1);
+        if let Some(Ok(_)) = &got {
+            c.in_use += 1;
+        }
         got.unwrap_or(Err(PoolError::Stopped))
     }
 }
@@ -317,6 +352,7 @@ impl<E: ContainerEngine> Pool<E> {
                     tx,
                     rx: tokio::sync::Mutex::new(rx),
                     counts: Mutex::new(Counts::default()),
+                    baselines: Mutex::new(HashMap::new()),
                 })
             })
             .clone()
@@ -385,7 +421,7 @@ impl<E: ContainerEngine> Pool<E> {
         for slot in slots {
             let mut c = lock(&slot.counts);
             let Some(spec) = c.spec.clone() else { continue };
-            while c.supply < c.waiting + c.ahead {
+            while c.supply < c.target() {
                 c.supply += 1;
                 self.spawn_prepare(spec.clone(), slot.clone(), false);
             }
@@ -399,7 +435,8 @@ impl<E: ContainerEngine> Pool<E> {
     pub fn release(&self, env: Env, reusable: bool, queued: usize) {
         let covered = {
             let slot = self.slot(&env.spec.key);
-            let c = lock(&slot.counts);
+            let mut c = lock(&slot.counts);
+            c.in_use = c.in_use.saturating_sub(1);
             c.supply.saturating_sub(c.waiting) >= queued.max(usize::from(self.inner.keep_warm))
         };
         let recyclable = reusable
@@ -559,9 +596,7 @@ impl<E: ContainerEngine> Pool<E> {
                 return Err(PoolError::Stopped);
             }
             let network = env.network_name.clone();
-            let member = self
-                .start_member(svc, network, spec.network, spec.otlp.as_ref(), seq, &labels)
-                .await?;
+            let member = self.start_member(svc, network, &spec, seq, &labels).await?;
             env.members.push(member);
         }
         for (svc, member) in spec.services.iter().zip(env.members.iter_mut()) {
@@ -623,12 +658,12 @@ impl<E: ContainerEngine> Pool<E> {
         &self,
         svc: &ServiceSpec,
         network: Option<String>,
-        need: NetworkNeed,
-        otlp: Option<&OtlpSettings>,
+        of: &EnvSpec,
         seq: u64,
         labels: &crate::backend::Labels,
     ) -> Result<Member, PoolError> {
         let inner = &self.inner;
+        let (need, otlp) = (of.network, of.otlp.as_ref());
         let shell = if svc.args.is_empty() {
             lock(&inner.agent_shells).get(&svc.image).cloned().flatten()
         } else {
@@ -678,22 +713,31 @@ impl<E: ContainerEngine> Pool<E> {
             container: id.clone(),
             agent: attached.map(Agent::new),
             ips: Vec::new(),
-            baseline: Vec::new(),
+            baseline: Arc::default(),
+            etc: String::new(),
         };
         inner.engine.start(&id).await?;
         if otlp.is_some() {
             member.ips = inner.engine.ip_addresses(&id).await?;
         }
         if member.agent.is_some() && self.inner.warm {
-            member.baseline = inner.engine.changes(&id).await?;
+            let baseline = lock(&self.slot(&of.key).baselines)
+                .entry(svc.id.clone())
+                .or_default()
+                .clone();
+            member.baseline = baseline
+                .get_or_try_init(|| async { inner.engine.changes(&id).await.map(Arc::new) })
+                .await?
+                .clone();
         }
         if let Some(agent) = &mut member.agent {
-            agent.script(":").await.map_err(|e| {
+            let out = agent.script(BIND_MOUNTED).await.map_err(|e| {
                 EngineError::Api(format!(
                     "the shell of service \"{}\" did not answer: {e}",
                     svc.id
                 ))
             })?;
+            member.etc = String::from_utf8_lossy(&out.stdout).into_owned();
         }
         Ok(member)
     }
@@ -747,13 +791,15 @@ impl<E: ContainerEngine> Pool<E> {
             let Some(agent) = &mut m.agent else {
                 return false;
             };
-            let Ok(out) = agent.script(CHECK).await else {
+            let Ok(out) = agent.script(&format!("{CHECK}\n{BIND_MOUNTED}")).await else {
                 return false;
             };
-            if String::from_utf8_lossy(&out.stdout).trim() != "1 0 0" {
+            let out = String::from_utf8_lossy(&out.stdout);
+            let (state, etc) = out.split_once('\n').unwrap_or((&out, ""));
+            if state.trim() != "1 0 0" || etc != m.etc {
                 return false;
             }
-            if self.inner.engine.changes(&m.container).await.ok().as_ref() != Some(&m.baseline) {
+            if self.inner.engine.changes(&m.container).await.ok().as_ref() != Some(&*m.baseline) {
                 return false;
             }
         }
@@ -881,5 +927,24 @@ mod tests {
         assert_eq!(agent_shell(&v(&["postgres"]), &[]), None);
         assert_eq!(agent_shell(&v(&["sh"]), &v(&["/entry.sh"])), None);
         assert_eq!(agent_shell(&v(&["sh", "-c", "serve"]), &[]), None);
+    }
+
+    #[test]
+    fn environments_in_use_count_against_those_wanted_ahead_but_one_spare_stays() {
+        let counts = |waiting, ahead, in_use| Counts {
+            waiting,
+            ahead,
+            in_use,
+            ..Counts::default()
+        };
+        // 8 workers busy, 8 queued: their own environments come back; one spare.
+        assert_eq!(counts(0, 8, 8).target(), 1);
+        // 8 claims waiting at the start, nothing in use yet: 8 plus 8 ahead.
+        assert_eq!(counts(8, 8, 0).target(), 16);
+        // One worker on short scenarios: the next one's environment is ready.
+        assert_eq!(counts(0, 1, 1).target(), 1);
+        // Nothing queued: nothing ahead.
+        assert_eq!(counts(2, 0, 3).target(), 2);
+        assert_eq!(counts(0, 5, 2).target(), 3);
     }
 }
