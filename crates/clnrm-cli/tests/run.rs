@@ -456,6 +456,32 @@ command = ["sh", "-c", "test ! -e /tmp/leak && test ! -e /dev/shm/leak && test \
 }
 
 #[test]
+fn a_scenario_without_network_has_loopback_and_localhost_only() {
+    // One service, no ports, no OTLP: the container is started without the engine's
+    // network set-up, and the agent writes the localhost names.
+    let dir = project(&[(
+        "tests/lo.clnrm.toml",
+        &file(
+            r#"[[scenario]]
+name = "loopback"
+
+[[scenario.steps]]
+name = "interfaces"
+command = ["sh", "-c", "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '"]
+expected_output_regex = "^lo\n?$"
+
+[[scenario.steps]]
+name = "localhost"
+command = ["sh", "-c", "(nc -l -p 7777 -e echo pong &) ; sleep 0.2; nc localhost 7777 </dev/null"]
+expected_output_regex = "pong"
+"#,
+        ),
+    )]);
+    let run = run_json(dir.path(), &[]);
+    assert_eq!(run.code, Some(0), "{:#}", run.json);
+}
+
+#[test]
 fn scenarios_run_in_parallel_on_several_workers() {
     let mut body = String::new();
     for i in 0..4 {

@@ -124,7 +124,7 @@ fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         })
         .collect::<Vec<_>>();
     let (network_mode, networking_config) = match &spec.network {
-        NetworkMode::None => (Some("none".to_owned()), None),
+        NetworkMode::None | NetworkMode::Disabled => (Some("none".to_owned()), None),
         NetworkMode::Bridge => (Some("bridge".to_owned()), None),
         NetworkMode::Named { id, aliases } => {
             let endpoint = EndpointSettings {
@@ -160,6 +160,7 @@ fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         stdin_once: Some(false),
         tty: Some(false),
         host_config: Some(host_config),
+        network_disabled: (spec.network == NetworkMode::Disabled).then_some(true),
         networking_config,
         ..Default::default()
     }
@@ -196,6 +197,7 @@ impl ContainerEngine for Docker {
                     id: found.id.unwrap_or_default(),
                     cmd: cfg.cmd.unwrap_or_default(),
                     entrypoint: cfg.entrypoint.unwrap_or_default(),
+                    user: cfg.user.unwrap_or_default(),
                 }))
             }
             Err(e) => match api(e) {

@@ -53,6 +53,8 @@ pub struct ImageInfo {
     pub cmd: Vec<String>,
     /// Its `ENTRYPOINT`.
     pub entrypoint: Vec<String>,
+    /// Its `USER` (empty: root).
+    pub user: String,
 }
 
 /// A bind mount.
@@ -71,6 +73,10 @@ pub struct Mount {
 pub enum NetworkMode {
     /// No network but loopback.
     None,
+    /// No network but loopback, and none of the engine's network set-up (Docker runs a
+    /// hook per container for it, a quarter of a start's CPU time): `/etc/hosts` is
+    /// then left empty, for whoever starts the container to fill in.
+    Disabled,
     /// The engine's default bridge.
     Bridge,
     /// A network of this run, reachable by these aliases.

@@ -20,7 +20,7 @@ use crate::backend::{ContainerEngine, EngineError};
 use crate::cache::{Cache, Lookup};
 use crate::otel::Receiver;
 use crate::plan::{NotSelected, Plan, PlannedScenario};
-use pool::{Pool, PoolConfig, agent_shell};
+use pool::{AgentShell, Pool, PoolConfig, agent_shell};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -359,7 +359,11 @@ async fn resolve_images<E: ContainerEngine>(engine: &E, plan: &Plan) -> Images {
         }
         match found {
             Ok(Some(info)) => {
-                shells.insert(image.clone(), agent_shell(&info.cmd, &info.entrypoint));
+                let shell = agent_shell(&info.cmd, &info.entrypoint).map(|program| AgentShell {
+                    program,
+                    as_root: matches!(info.user.split(':').next(), None | Some("" | "root" | "0")),
+                });
+                shells.insert(image.clone(), shell);
                 ids.insert(image, info.id);
             }
             Ok(None) => {
@@ -384,7 +388,7 @@ async fn resolve_images<E: ContainerEngine>(engine: &E, plan: &Plan) -> Images {
 /// What the run knows about its images.
 struct Images {
     /// Image → the shell to use as agent.
-    shells: HashMap<String, Option<String>>,
+    shells: HashMap<String, Option<AgentShell>>,
     /// Image → why it cannot be had.
     errors: HashMap<String, String>,
     /// Image → its id.

@@ -142,6 +142,11 @@ const BIND_MOUNTED: &str = "for f in /etc/hosts /etc/resolv.conf /etc/hostname; 
 printf '== %s\\n' \"$f\"; [ -r \"$f\" ] && while IFS= read -r l || [ -n \"$l\" ]; do \
 printf '%s\\n' \"$l\"; done < \"$f\"; done";
 
+/// Shell snippet giving a container started with [`NetworkMode::Disabled`] the
+/// `localhost` names the engine would have written.
+const LOCALHOST: &str = "[ -s /etc/hosts ] || \
+printf '127.0.0.1\\tlocalhost\\n::1\\tlocalhost ip6-localhost ip6-loopback\\n' > /etc/hosts; ";
+
 #[derive(Default)]
 struct Counts {
     /// Environments that will arrive on the channel (ready, preparing or being checked).
@@ -187,7 +192,7 @@ struct Inner<E> {
     engine: Arc<E>,
     owner: RunOwner,
     /// Image → the shell to use as agent when the service sets no `args`.
-    agent_shells: Mutex<HashMap<String, Option<String>>>,
+    agent_shells: Mutex<HashMap<String, Option<AgentShell>>>,
     keep_warm: bool,
     slots: Mutex<HashMap<String, Arc<Slot>>>,
     containers: Arc<Semaphore>,
@@ -291,6 +296,15 @@ impl<E> Clone for Pool<E> {
             inner: self.inner.clone(),
         }
     }
+}
+
+/// The shell of an image that serves as agent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentShell {
+    /// The shell to run.
+    pub program: String,
+    /// The image runs as root (so the agent can write `/etc/hosts`).
+    pub as_root: bool,
 }
 
 /// Which shell of an image can serve as agent: the image must not have an entrypoint,
@@ -674,8 +688,17 @@ impl<E: ContainerEngine> Pool<E> {
                 id,
                 aliases: vec![svc.id.clone()],
             },
+            // The agent fills in /etc/hosts, which it can only do as root.
+            (None, NetworkNeed::None) if shell.as_ref().is_some_and(|s| s.as_root) => {
+                NetworkMode::Disabled
+            }
             (None, NetworkNeed::None) => NetworkMode::None,
             (None, _) => NetworkMode::Bridge,
+        };
+        let setup = if network == NetworkMode::Disabled {
+            LOCALHOST
+        } else {
+            ""
         };
         let mut labels = labels.clone();
         labels.insert("clnrm.service".into(), svc.id.clone());
@@ -687,14 +710,16 @@ impl<E: ContainerEngine> Pool<E> {
         let spec = ContainerSpec {
             name: format!("clnrm-{}-{seq}-{}", inner.owner.run_id, svc.id),
             image: svc.image.clone(),
-            cmd: shell.clone().map_or_else(|| svc.args.clone(), |s| vec![s]),
+            cmd: shell
+                .as_ref()
+                .map_or_else(|| svc.args.clone(), |s| vec![s.program.clone()]),
             env,
             ports: svc.ports.clone(),
             mounts: svc.mounts.clone(),
             memory_bytes: Some(svc.memory_bytes),
             nano_cpus: Some(svc.nano_cpus),
             open_stdin: shell.is_some(),
-            extra_hosts: if network == NetworkMode::None {
+            extra_hosts: if matches!(network, NetworkMode::None | NetworkMode::Disabled) {
                 Vec::new()
             } else {
                 vec!["host.docker.internal:host-gateway".into()]
@@ -720,6 +745,18 @@ impl<E: ContainerEngine> Pool<E> {
         if otlp.is_some() {
             member.ips = inner.engine.ip_addresses(&id).await?;
         }
+        if let Some(agent) = &mut member.agent {
+            let out = agent
+                .script(&format!("{setup}{BIND_MOUNTED}"))
+                .await
+                .map_err(|e| {
+                    EngineError::Api(format!(
+                        "the shell of service \"{}\" did not answer: {e}",
+                        svc.id
+                    ))
+                })?;
+            member.etc = String::from_utf8_lossy(&out.stdout).into_owned();
+        }
         if member.agent.is_some() && self.inner.warm {
             let baseline = lock(&self.slot(&of.key).baselines)
                 .entry(svc.id.clone())
@@ -729,15 +766,6 @@ impl<E: ContainerEngine> Pool<E> {
                 .get_or_try_init(|| async { inner.engine.changes(&id).await.map(Arc::new) })
                 .await?
                 .clone();
-        }
-        if let Some(agent) = &mut member.agent {
-            let out = agent.script(BIND_MOUNTED).await.map_err(|e| {
-                EngineError::Api(format!(
-                    "the shell of service \"{}\" did not answer: {e}",
-                    svc.id
-                ))
-            })?;
-            member.etc = String::from_utf8_lossy(&out.stdout).into_owned();
         }
         Ok(member)
     }
@@ -831,7 +859,7 @@ impl<E: ContainerEngine> Pool<E> {
     }
 
     /// Sets which shell of each image serves as agent (images may change between runs).
-    pub fn set_agent_shells(&self, shells: HashMap<String, Option<String>>) {
+    pub fn set_agent_shells(&self, shells: HashMap<String, Option<AgentShell>>) {
         lock(&self.inner.agent_shells).extend(shells);
     }
 
