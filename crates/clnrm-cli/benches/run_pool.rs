@@ -48,7 +48,8 @@ fn median(mut f: impl FnMut() -> Duration) -> Duration {
 
 fn clnrm(dir: &Path, args: &[&str]) -> Duration {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_clnrm"));
-    cmd.current_dir(dir).arg("run").args(args);
+    // --force: every round runs every scenario (else the cache skips the unchanged).
+    cmd.current_dir(dir).args(["run", "--force"]).args(args);
     time(cmd)
 }
 
