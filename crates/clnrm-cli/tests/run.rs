@@ -51,6 +51,13 @@ fn run_json(dir: &Path, args: &[&str]) -> Run {
     }
 }
 
+impl Run {
+    /// Asserts exit code 0, showing the report and stderr otherwise.
+    fn assert_passed(&self) {
+        assert_eq!(self.code, Some(0), "{:#}\n{}", self.json, self.stderr);
+    }
+}
+
 fn scenario<'a>(run: &'a Run, name: &str) -> &'a Value {
     run.json["scenarios"]
         .as_array()
@@ -139,7 +146,7 @@ expected_output_regex = "hi there"
         ),
     )]);
     let run = run_json(dir.path(), &[]);
-    assert_eq!(run.code, Some(0), "{:#}\n{}", run.json, run.stderr);
+    run.assert_passed();
     assert_eq!(run.json["summary"]["passed"], 2);
     let hello = scenario(&run, "hello");
     assert_eq!(hello["id"], "tests/ok.clnrm.toml::hello");
@@ -376,7 +383,7 @@ expected_output_regex = "^50000 100000$"
         ),
     )]);
     let run = run_json(dir.path(), &["--memory", "64", "--cpu", "0.5"]);
-    assert_eq!(run.code, Some(0), "{:#}", run.json);
+    run.assert_passed();
     // [limits] in the file applies when no flag overrides it.
     let dir = project(&[(
         "tests/limits.clnrm.toml",
@@ -401,7 +408,7 @@ expected_output_regex = "^25000 100000$"
         ),
     )]);
     let run = run_json(dir.path(), &[]);
-    assert_eq!(run.code, Some(0), "{:#}", run.json);
+    run.assert_passed();
 }
 
 #[test]
@@ -440,7 +447,7 @@ command = ["sh", "-c", "test ! -e /tmp/leak && test ! -e /dev/shm/leak && test \
     }
     let dir = project(&[("tests/iso.clnrm.toml", &file(&body))]);
     let run = run_json(dir.path(), &["--workers", "1"]);
-    assert_eq!(run.code, Some(0), "{:#}", run.json);
+    run.assert_passed();
     let hosts: std::collections::BTreeSet<String> = (0..6)
         .map(|i| {
             scenario(&run, &format!("check-{i}"))["steps"][0]["stdout"]
@@ -478,7 +485,7 @@ expected_output_regex = "pong"
         ),
     )]);
     let run = run_json(dir.path(), &[]);
-    assert_eq!(run.code, Some(0), "{:#}", run.json);
+    run.assert_passed();
 }
 
 #[test]
@@ -491,7 +498,7 @@ fn scenarios_run_in_parallel_on_several_workers() {
     }
     let dir = project(&[("tests/par.clnrm.toml", &file(&body))]);
     let run = run_json(dir.path(), &["--parallel", "--workers", "4"]);
-    assert_eq!(run.code, Some(0), "{:#}", run.json);
+    run.assert_passed();
     let spans = intervals(&run);
     let latest_start = spans.iter().map(|s| s.0).max().unwrap_or(0);
     let earliest_end = spans.iter().map(|s| s.1).min().unwrap_or(0);
@@ -567,7 +574,7 @@ fn the_containers_of_a_kill_9ed_run_are_reaped_by_the_next_run() {
         &file("[[scenario]]\nname = \"ok\"\nrun = \"true\"\n"),
     )]);
     let run = run_json(other.path(), &[]);
-    assert_eq!(run.code, Some(0));
+    run.assert_passed();
     assert_eq!(
         containers(&label),
         Vec::<String>::new(),
@@ -741,7 +748,7 @@ expected_output_regex = "hello-from-web"
         ),
     )]);
     let run = run_json(dir.path(), &[]);
-    assert_eq!(run.code, Some(0), "{:#}\n{}", run.json, run.stderr);
+    run.assert_passed();
 }
 
 #[test]
@@ -783,7 +790,7 @@ fn filter_partition_and_per_file_report_paths() {
     let body = "[report]\njson = \"out/r.json\"\njunit = \"out/r.xml\"\ndigest = \"out/r.sha256\"\n\n[[scenario]]\nname = \"alpha\"\nrun = \"true\"\n\n[[scenario]]\nname = \"beta\"\nrun = \"true\"\n\n[[scenario]]\nname = \"gamma\"\nrun = \"true\"\n";
     let dir = project(&[("tests/f.clnrm.toml", &file(body))]);
     let run = run_json(dir.path(), &["--filter", "*::?a*"]);
-    assert_eq!(run.code, Some(0));
+    run.assert_passed();
     assert_eq!(scenario(&run, "gamma")["status"], "passed");
     assert_eq!(scenario(&run, "alpha")["reason"], "filtered");
     assert_eq!(scenario(&run, "beta")["status"], "skipped");
@@ -827,7 +834,7 @@ fn scenarios_that_are_not_concurrent_never_overlap() {
     let body = "[[scenario]]\nname = \"a\"\nconcurrent = false\nrun = \"sleep 0.5\"\n\n[[scenario]]\nname = \"b\"\nconcurrent = false\nrun = \"sleep 0.5\"\n\n[[scenario]]\nname = \"c\"\nconcurrent = false\nrun = \"sleep 0.5\"\n";
     let dir = project(&[("tests/serial.clnrm.toml", &file(body))]);
     let run = run_json(dir.path(), &["--workers", "3"]);
-    assert_eq!(run.code, Some(0), "{:#}", run.json);
+    run.assert_passed();
     assert!(disjoint(&intervals(&run)), "{:?}", intervals(&run));
 }
 
@@ -846,7 +853,7 @@ fn max_concurrent_containers_bounds_the_run_without_deadlock() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let run = run_json(dir.path(), &["--workers", "3"]);
-    assert_eq!(run.code, Some(0), "{:#}\n{}", run.json, run.stderr);
+    run.assert_passed();
     assert!(
         disjoint(&intervals(&run)),
         "one container at a time: {:?}",
@@ -879,7 +886,7 @@ fn spans_printed_to_stdout_in_both_shapes_are_checked_and_saved() {
         ),
     )]);
     let run = run_json(dir.path(), &[]);
-    assert_eq!(run.code, Some(0), "{:#}", run.json);
+    run.assert_passed();
     let s = scenario(&run, "emit");
     assert_eq!(s["spans"], 2);
     let artifacts: Vec<_> = std::fs::read_dir(dir.path().join(".clnrm/artifacts"))
@@ -958,7 +965,7 @@ fn otlp_spans_posted_from_containers_reach_only_their_own_scenario() {
         ("tests/c.clnrm.toml", &otlp_wget_file("gamma", "span.gamma")),
     ]);
     let run = run_json(dir.path(), &["--workers", "3"]);
-    assert_eq!(run.code, Some(0), "{:#}\n{}", run.json, run.stderr);
+    run.assert_passed();
     for name in ["alpha", "beta", "gamma"] {
         assert_eq!(scenario(&run, name)["spans"], 1, "{:#}", run.json);
     }
@@ -1068,7 +1075,7 @@ fn tree_file(child: &str) -> String {
 fn a_baselined_tree_passes_with_new_ids_and_fails_with_a_changed_shape() {
     let dir = project(&[("tests/tree.clnrm.toml", &tree_file("db.query"))]);
     let run = run_json(dir.path(), &["--update-baseline"]);
-    assert_eq!(run.code, Some(0), "{:#}\n{}", run.json, run.stderr);
+    run.assert_passed();
     let baseline = std::fs::read_to_string(dir.path().join(".clnrm/trace.json"))
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(
@@ -1248,7 +1255,7 @@ fn a_corrupt_cache_is_replaced_with_a_warning() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let run = run_json(dir.path(), &[]);
-    assert_eq!(run.code, Some(0));
+    run.assert_passed();
     assert!(
         run.stderr.contains("hashes.json: corrupt"),
         "{}",
@@ -1499,7 +1506,7 @@ resource_attrs.must_match = {{ "service.name" = "app", "clnrm.scenario" = "tests
         ("tests/otlp-grpc.clnrm.toml", &file("otlp-grpc")),
     ]);
     let run = run_json(dir.path(), &["--workers", "2"]);
-    assert_eq!(run.code, Some(0), "{:#}\n{}", run.json, run.stderr);
+    run.assert_passed();
     for name in ["otlp-http", "otlp-grpc"] {
         assert_eq!(scenario(&run, name)["spans"], 2, "{:#}", run.json);
     }
