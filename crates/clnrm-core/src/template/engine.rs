@@ -182,21 +182,20 @@ impl TemplateEngine {
             Some(Shape::Seen) => {
                 self.shapes_compiled += 1;
                 let name = format!("<shape {}>.toml.tera", self.shapes_compiled);
-                let shape = match self.tera.add_raw_template(&name, &folded.shape) {
-                    Ok(()) => Shape::Compiled(name.clone()),
-                    Err(_) => {
-                        self.tera.templates.remove(&name);
-                        Shape::Failed
-                    }
-                };
-                let compiled = matches!(shape, Shape::Compiled(_));
-                self.shapes.insert(folded.shape, shape);
-                if !compiled {
+                if self.tera.add_raw_template(&name, &folded.shape).is_err() {
+                    self.tera.templates.remove(&name);
+                    self.shapes.insert(folded.shape, Shape::Failed);
                     return None;
                 }
+                self.shapes
+                    .insert(folded.shape, Shape::Compiled(name.clone()));
                 name
             }
             None => {
+                if self.shapes.len() >= MAX_SHAPES {
+                    // Shapes seen once go first; compiled ones only if they fill it.
+                    self.shapes.retain(|_, shape| !matches!(shape, Shape::Seen));
+                }
                 if self.shapes.len() >= MAX_SHAPES {
                     for (_, shape) in self.shapes.drain() {
                         if let Shape::Compiled(name) = shape {

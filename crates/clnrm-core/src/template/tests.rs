@@ -355,3 +355,33 @@ fn syntax_error_after_multibyte_text_points_at_the_right_character() {
     let shown = crate::diag::render_human(&errs[0], crate::diag::Style::Plain);
     assert!(shown.contains("t.clnrm.toml.tera:1:16"), "{shown}");
 }
+
+#[test]
+fn a_compiled_shape_outlives_many_shapes_seen_once() {
+    let root = Path::new("/nonexistent");
+    let path = root.join("t.clnrm.toml.tera");
+    let mut engine = TemplateEngine::new(root);
+    let mut render = |text: String| {
+        engine
+            .render(
+                &Source::file("t.clnrm.toml.tera", &text),
+                &path,
+                &VarLayers::default(),
+            )
+            .map(|r| r.source.text().to_owned())
+            .ok()
+    };
+    for i in 0..2 {
+        assert_eq!(
+            render(format!("a{i} {{{{ svc }}}}")),
+            Some(format!("a{i} clnrm"))
+        );
+    }
+    for i in 0..300 {
+        assert_eq!(render(format!("{{{{ \"u{i}\" }}}}")), Some(format!("u{i}")));
+    }
+    // Had the compiled shape been dropped, these two would compile it again.
+    assert_eq!(render("y {{ svc }}".into()), Some("y clnrm".into()));
+    assert_eq!(render("z {{ svc }}".into()), Some("z clnrm".into()));
+    assert_eq!(engine.shapes_compiled(), 1);
+}
