@@ -33,6 +33,7 @@ codes! {
     EmptyFile = "0003", "E", "the file is empty";
     TooLarge = "0004", "E", "the file is larger than clnrm accepts";
     NotATestFile = "0005", "E", "a path named on the command line is not a test definition";
+    Internal = "0006", "E", "clnrm itself failed on the file (a bug)";
     TomlSyntax = "0010", "E", "the TOML does not parse";
     TemplateSyntax = "0020", "E", "the Tera template does not parse";
     TemplateRender = "0021", "E", "the Tera template fails while rendering (undefined variable, failing function)";

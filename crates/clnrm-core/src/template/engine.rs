@@ -10,6 +10,7 @@
 use super::context::{VarLayers, plain_table, tera_context, toml_to_value};
 use super::fold::{self, LITERALS};
 use super::functions::{self, RenderState, SharedState};
+use super::guard;
 use super::origin::locate_in_tags;
 use crate::diag::{Code, Diagnostic, Source, Span};
 use regex::Regex;
@@ -24,7 +25,7 @@ pub const MACROS_NAME: &str = "_macros.toml.tera";
 pub const MACROS: &str = include_str!("../../templates/_macros.toml.tera");
 
 static REFERENCE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"\{%-?\s*(?:import|include|extends)\s+["']([^"']+)["']"#)
+    Regex::new(r#"\{%-?\s*(import|include|extends)\s+["']([^"']+)["']"#)
         .unwrap_or_else(|e| panic!("static regex: {e}"))
 });
 
@@ -136,7 +137,11 @@ impl TemplateEngine {
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let mut dependencies = Vec::new();
         let mut diags = Vec::new();
-        self.load_references(template, &dir, &mut dependencies, &mut diags, 0);
+        if let Some(d) = too_nested(template) {
+            return Err(vec![d]);
+        }
+        let mut chain = vec![canonical(path)];
+        self.load_references(template, &dir, &mut dependencies, &mut diags, &mut chain);
         if !diags.is_empty() {
             return Err(diags);
         }
@@ -151,8 +156,7 @@ impl TemplateEngine {
         reset(&self.state);
         let name = template.name().to_owned();
         let result = self
-            .tera
-            .add_raw_template(&name, text)
+            .compile(&name, text)
             .map_err(|e| (Code::TemplateSyntax, e))
             .and_then(|()| {
                 self.tera
@@ -182,7 +186,7 @@ impl TemplateEngine {
             Some(Shape::Seen) => {
                 self.shapes_compiled += 1;
                 let name = format!("<shape {}>.toml.tera", self.shapes_compiled);
-                if self.tera.add_raw_template(&name, &folded.shape).is_err() {
+                if self.compile(&name, &folded.shape).is_err() {
                     self.tera.templates.remove(&name);
                     self.shapes.insert(folded.shape, Shape::Failed);
                     return None;
@@ -213,26 +217,41 @@ impl TemplateEngine {
         out
     }
 
-    /// Finds, reads and registers every template `src` refers to, depth first.
+    /// Compiles `text` as template `name`, with the recursion bound of [`guard`].
+    fn compile(&mut self, name: &str, text: &str) -> Result<(), tera::Error> {
+        self.tera.add_raw_template(name, text)?;
+        if let Some(t) = self.tera.templates.get_mut(name) {
+            guard::instrument(t);
+        }
+        Ok(())
+    }
+
+    /// Finds, reads and registers every template `src` refers to, depth first. `chain`
+    /// holds the files being loaded, the rendered one first: an import of one of them
+    /// is a cycle, which Tera would follow without end.
     fn load_references(
         &mut self,
         src: &Arc<Source>,
         dir: &Path,
         deps: &mut Vec<PathBuf>,
         diags: &mut Vec<Diagnostic>,
-        depth: usize,
+        chain: &mut Vec<PathBuf>,
     ) {
-        if depth > 16 {
+        if chain.len() > guard::MAX_DEPTH {
             return;
         }
-        let refs: Vec<(String, Span)> = REFERENCE
+        let refs: Vec<(String, String, Span)> = REFERENCE
             .captures_iter(src.text())
             .filter_map(|c| {
-                c.get(1)
-                    .map(|m| (m.as_str().to_owned(), Span::new(m.start(), m.end())))
+                let (kind, m) = (c.get(1)?, c.get(2)?);
+                Some((
+                    kind.as_str().to_owned(),
+                    m.as_str().to_owned(),
+                    Span::new(m.start(), m.end()),
+                ))
             })
             .collect();
-        for (name, span) in refs {
+        for (kind, name, span) in refs {
             let Some(origin) = self.resolve(&name, dir) else {
                 diags.push(
                     Diagnostic::error(
@@ -265,6 +284,10 @@ impl TemplateEngine {
                 },
             };
             if let Origin::File(p) = &origin {
+                if kind == "import" && chain.contains(&canonical(p)) {
+                    diags.push(self.import_cycle(src, span, &name, chain, p));
+                    continue;
+                }
                 if deps.contains(p) {
                     continue;
                 }
@@ -280,11 +303,25 @@ impl TemplateEngine {
                 continue;
             }
             let include_src = Source::file(self.origin_name(&origin, &name), content.clone());
+            if let Some(d) = too_nested(&include_src) {
+                diags.push(d);
+                continue;
+            }
             let child_dir = match &origin {
                 Origin::File(p) => p.parent().map(Path::to_path_buf).unwrap_or_default(),
-                Origin::Builtin => dir.to_path_buf(),
+                Origin::Builtin => PathBuf::new(),
             };
-            self.load_references(&include_src, &child_dir, deps, diags, depth + 1);
+            let before = diags.len();
+            if let Origin::File(p) = &origin {
+                // (The shipped library refers to nothing: only its doc comment names itself.)
+                chain.push(canonical(p));
+                self.load_references(&include_src, &child_dir, deps, diags, chain);
+                chain.pop();
+            }
+            if diags.len() > before {
+                // Compiling it would only repeat what is wrong with its references.
+                continue;
+            }
             if self
                 .loaded
                 .get(&name)
@@ -292,7 +329,7 @@ impl TemplateEngine {
             {
                 continue;
             }
-            if let Err(e) = self.tera.add_raw_template(&name, &content) {
+            if let Err(e) = self.compile(&name, &content) {
                 self.tera.templates.remove(&name);
                 self.loaded.remove(&name);
                 diags.push(self.tera_diagnostic(Code::TemplateSyntax, &e, &include_src));
@@ -300,6 +337,30 @@ impl TemplateEngine {
             }
             self.loaded.insert(name, (origin, content));
         }
+    }
+
+    /// The diagnostic of an import that closes a cycle.
+    fn import_cycle(
+        &self,
+        src: &Arc<Source>,
+        span: Span,
+        name: &str,
+        chain: &[PathBuf],
+        target: &Path,
+    ) -> Diagnostic {
+        let target = canonical(target);
+        let from = chain.iter().position(|p| *p == target).unwrap_or(0);
+        let mut path: Vec<String> = chain[from..].iter().map(|p| self.display(p)).collect();
+        path.push(self.display(&target));
+        Diagnostic::error(
+            Code::TemplateRender,
+            format!("template \"{name}\" is imported in a cycle, which never ends"),
+        )
+        .at(src, span, "imports a template that imports this one")
+        .help(format!(
+            "the cycle: {}; move the shared macros to a file that imports neither",
+            path.join(" → ")
+        ))
     }
 
     fn resolve(&self, name: &str, dir: &Path) -> Option<Origin> {
@@ -356,8 +417,12 @@ impl TemplateEngine {
             code
         };
         let mut d = Diagnostic::error(code, format!("template error: {message}"));
-        let located = backticked(&innermost)
+        let too_deep = message.contains(" nests ") && message.contains("itself without end");
+        let located = too_deep
+            .then(|| after(&innermost, "\"", '"'))
+            .flatten()
             .into_iter()
+            .chain(backticked(&innermost))
             .chain(after(&innermost, "Filter '", '\''))
             .chain(after(&innermost, "Test '", '\''))
             .chain(quoted_function(&chain))
@@ -366,11 +431,49 @@ impl TemplateEngine {
             Some(span) => d.at(src, span, "while rendering this"),
             None => d.at(src, Span::new(0, 0), "while rendering this template"),
         };
+        if too_deep {
+            d = d.help(format!(
+                "recursion through macros and includes stops at {} levels; give it a condition that ends it",
+                guard::MAX_DEPTH
+            ));
+        }
         if message.starts_with("Variable") {
             d = d.help("define it with `--var name=value`, `CLNRM_VAR_name`, [vars] in the file or in .clnrm/config.toml");
         }
         d
     }
+}
+
+/// The diagnostic of a template nested deeper than Tera's parser can take safely.
+fn too_nested(src: &Arc<Source>) -> Option<Diagnostic> {
+    let (span, what) = guard::check_nesting(src.text())?;
+    Some(
+        Diagnostic::error(
+            Code::TemplateSyntax,
+            if what == "operators" {
+                format!(
+                    "a template tag has more than {} operators",
+                    guard::MAX_OPERATORS
+                )
+            } else {
+                format!(
+                    "template {what} nest deeper than {} levels",
+                    guard::MAX_NESTING
+                )
+            },
+        )
+        .at(src, span, "one level too deep")
+        .help(if what == "operators" {
+            "split the expression with {% set %}"
+        } else {
+            "split the template into macros or includes"
+        }),
+    )
+}
+
+/// `p` with symlinks and `..` resolved, so one file has one name (itself when it cannot be).
+fn canonical(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
 fn first8(bytes: &[u8]) -> [u8; 8] {

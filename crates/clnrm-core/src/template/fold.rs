@@ -80,7 +80,7 @@ pub(crate) fn fold(src: &str) -> Option<Folded<'_>> {
 }
 
 /// The index of the next `{{`, `{%` or `{#` at or after `from`, or the end.
-fn next_block_start(b: &[u8], from: usize) -> usize {
+pub(crate) fn next_block_start(b: &[u8], from: usize) -> usize {
     let mut i = from;
     while let Some(off) = b[i..].iter().position(|&c| c == b'{') {
         let at = i + off;
@@ -106,7 +106,7 @@ fn push_literal<'a>(run: &'a str, shape: &mut String, literals: &mut Vec<&'a str
 
 /// The end (exclusive) of a tag whose body starts at `from` and that closes with
 /// `close`, skipping Tera's three kinds of string literal (which have no escapes).
-fn tag_end(b: &[u8], from: usize, close: &[u8; 2]) -> Option<usize> {
+pub(crate) fn tag_end(b: &[u8], from: usize, close: &[u8; 2]) -> Option<usize> {
     let mut i = from;
     while i < b.len() {
         match b[i] {
@@ -123,7 +123,7 @@ fn tag_end(b: &[u8], from: usize, close: &[u8; 2]) -> Option<usize> {
 /// A comment starting at `start`, as pest parses it: whether it opens with `{#-`,
 /// whether it closes with `-#}`, and its end. Like pest, an opening `{#-` is never
 /// reconsidered as `{#`, and the text between needs one character.
-fn comment(b: &[u8], start: usize) -> Option<(bool, bool, usize)> {
+pub(crate) fn comment(b: &[u8], start: usize) -> Option<(bool, bool, usize)> {
     let close_len = |i: usize| {
         if b[i..].starts_with(b"-#}") {
             Some(3)
@@ -147,7 +147,7 @@ fn comment(b: &[u8], start: usize) -> Option<(bool, bool, usize)> {
 }
 
 /// The first word of a tag body, after its whitespace-control dash.
-fn first_word(body: &str) -> &str {
+pub(crate) fn first_word(body: &str) -> &str {
     let body = body.strip_prefix('-').unwrap_or(body).trim_start();
     let end = body
         .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))

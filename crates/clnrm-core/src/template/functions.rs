@@ -5,6 +5,7 @@
 //! rendering is pure even without one) and the frozen clock. The engine resets that
 //! state before each file, so output depends only on the input and the context.
 
+use super::guard;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -15,6 +16,8 @@ use tera::{Error, Result, Tera, Value};
 pub struct RenderState {
     rng: u64,
     frozen_clock: Option<String>,
+    /// Macro calls and includes entered and not yet left (see [`super::guard`]).
+    depth: usize,
 }
 
 impl RenderState {
@@ -22,6 +25,7 @@ impl RenderState {
     pub fn reset(&mut self, seed: u64, frozen: Option<String>) {
         self.rng = seed;
         self.frozen_clock = frozen;
+        self.depth = 0;
     }
 
     /// splitmix64: tiny, fast, and the same on every platform.
@@ -265,6 +269,29 @@ pub fn register(tera: &mut Tera, state: &SharedState) {
         Ok(Value::String(format_uuid(bytes)))
     });
     register_fakes(tera, state);
+    register_guard(tera, state);
+}
+
+/// The depth counter of [`super::guard`].
+fn register_guard(tera: &mut Tera, state: &SharedState) {
+    let s = state.clone();
+    tera.register_function(guard::ENTER, move |args: &HashMap<String, Value>| {
+        let mut st = lock(&s);
+        st.depth += 1;
+        if st.depth <= guard::MAX_DEPTH && guard::stack_left() {
+            return Ok(Value::String(String::new()));
+        }
+        let (kind, name) = args.iter().next().map_or(("template", ""), |(k, v)| {
+            (k.as_str(), v.as_str().unwrap_or(""))
+        });
+        Err(Error::msg(guard::too_deep(kind, name, st.depth)))
+    });
+    let s = state.clone();
+    tera.register_function(guard::LEAVE, move |_: &HashMap<String, Value>| {
+        let mut st = lock(&s);
+        st.depth = st.depth.saturating_sub(1);
+        Ok(Value::String(String::new()))
+    });
 }
 
 fn register_fakes(tera: &mut Tera, state: &SharedState) {

@@ -9,6 +9,7 @@ mod context;
 mod engine;
 mod fold;
 mod functions;
+mod guard;
 mod origin;
 
 pub use context::{
@@ -17,6 +18,7 @@ pub use context::{
 };
 pub use engine::{MACROS, MACROS_NAME, Rendered, TemplateEngine};
 pub use functions::{sha256_hex, toml_encode};
+pub use guard::MAX_DEPTH;
 pub use origin::{attach_template_origin, line_origins, locate_in_tags};
 
 /// Whether a path names a template (`*.clnrm.toml.tera`) rather than plain TOML.

@@ -385,3 +385,141 @@ fn a_compiled_shape_outlives_many_shapes_seen_once() {
     assert_eq!(render("z {{ svc }}".into()), Some("z clnrm".into()));
     assert_eq!(engine.shapes_compiled(), 1);
 }
+
+/// Renders `files` (name, text) written into a temporary project; the first is rendered.
+fn render_files(files: &[(&str, &str)]) -> Result<String, Vec<crate::diag::Diagnostic>> {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let (name, text) = files[0];
+    render_in(dir.path(), name, text, &VarLayers::default())
+}
+
+fn first_error(result: Result<String, Vec<crate::diag::Diagnostic>>) -> crate::diag::Diagnostic {
+    match result {
+        Ok(out) => panic!("rendered: {out:?}"),
+        Err(mut d) => d.remove(0),
+    }
+}
+
+#[test]
+fn a_template_that_includes_itself_is_e0021_not_a_stack_overflow() {
+    let d = first_error(render_files(&[(
+        "self.clnrm.toml.tera",
+        "x = 1\n{% include \"self.clnrm.toml.tera\" %}",
+    )]));
+    assert_eq!(d.code, Code::TemplateRender, "{d:?}");
+    assert!(d.message.contains("nests deeper than 64 levels"), "{d:?}");
+    assert!(d.message.contains("includes itself"), "{d:?}");
+}
+
+#[test]
+fn a_macro_that_calls_itself_without_end_is_e0021_at_the_macro() {
+    let text = "{% macro m(n) %}{{ self::m(n=n+1) }}{% endmacro m %}\n{{ self::m(n=0) }}";
+    let d = first_error(render_files(&[("m.clnrm.toml.tera", text)]));
+    assert_eq!(d.code, Code::TemplateRender, "{d:?}");
+    assert!(d.message.contains("macro \"m\""), "{d:?}");
+    let label = d.primary.as_ref().map(|l| l.span.start);
+    assert_eq!(label, Some(text.find("m(n)").unwrap_or(0)), "{d:?}");
+}
+
+#[test]
+fn import_cycles_are_e0021_naming_the_cycle() {
+    let d = first_error(render_files(&[
+        ("t.clnrm.toml.tera", "{% import \"a.tera\" as a %}\nx = 1\n"),
+        (
+            "a.tera",
+            "{% import \"b.tera\" as b %}{% macro fa() %}a{% endmacro fa %}",
+        ),
+        (
+            "b.tera",
+            "{% import \"a.tera\" as a %}{% macro fb() %}b{% endmacro fb %}",
+        ),
+    ]));
+    assert_eq!(d.code, Code::TemplateRender, "{d:?}");
+    assert!(d.message.contains("imported in a cycle"), "{d:?}");
+    assert!(
+        d.help
+            .as_deref()
+            .is_some_and(|h| h.contains("a.tera → ") && h.contains("b.tera")),
+        "{d:?}"
+    );
+    let own = first_error(render_files(&[(
+        "me.clnrm.toml.tera",
+        "{% import \"me.clnrm.toml.tera\" as me %}\nx = 1\n",
+    )]));
+    assert!(own.message.contains("imported in a cycle"), "{own:?}");
+}
+
+/// Runs `f` on a thread with the stack validation gives a render.
+fn on_render_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::Builder::new()
+        .stack_size(crate::validate::RENDER_STACK)
+        .spawn(f)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .join()
+        .unwrap_or_else(|_| panic!("the render panicked"))
+}
+
+#[test]
+fn recursion_that_ends_within_the_bound_renders() {
+    on_render_stack(recursion_within_the_bound);
+}
+
+fn recursion_within_the_bound() {
+    let depth = MAX_DEPTH - 1;
+    let text = format!(
+        "{{% macro m(n) %}}{{% if n > 0 %}}x{{{{ self::m(n=n-1) }}}}{{% endif %}}{{% endmacro m %}}\nx = \"{{{{ self::m(n={}) }}}}\"\n",
+        depth - 1
+    );
+    let out = render_files(&[("deep.clnrm.toml.tera", &text)]).unwrap_or_else(|d| panic!("{d:?}"));
+    assert_eq!(out, format!("\nx = \"{}\"\n", "x".repeat(depth - 1)));
+    // An include that counts its own depth ends, and is allowed.
+    let out = render_files(&[
+        (
+            "inc.clnrm.toml.tera",
+            "{% set d = 0 %}{% include \"x.tera\" %}",
+        ),
+        (
+            "x.tera",
+            "{% set d = d + 1 %}{% if d < 4 %}{{ d }}{% include \"x.tera\" %}{% endif %}",
+        ),
+    ]);
+    assert_eq!(out.ok().as_deref(), Some("123"));
+}
+
+#[test]
+fn unbounded_recursion_on_a_small_stack_fails_cleanly() {
+    // A thread of Rust's default size, far smaller than a validation thread's.
+    let handle = std::thread::Builder::new()
+        .stack_size(2 * 1024 * 1024)
+        .spawn(|| {
+            let text = "{% macro m(n) %}{% for i in [1] %}{% if n > 0 %}{% filter upper %}{{ self::m(n=n-1) }}{% endfilter %}{% endif %}{% endfor %}{% endmacro m %}\n{{ self::m(n=200) }}";
+            render_files(&[("s.clnrm.toml.tera", text)]).map_err(|d| d[0].message.clone())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    let result = handle
+        .join()
+        .unwrap_or_else(|_| panic!("the render panicked"));
+    assert!(
+        result
+            .as_ref()
+            .is_err_and(|m| m.contains("too deep for the stack")),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn the_recursion_bound_leaves_output_byte_for_byte() {
+    for text in [
+        "{% macro m(n) -%}\n  a {{ n }}\n{%- endmacro m %}\n[{{ self::m(n=1) }}]\n",
+        "{% macro m() %}  a  {% endmacro m %}\n<{{ self::m() }}>\n  {%- if true -%} y {% endif %}",
+        "{% macro m(n) -%} {% if n > 0 %}{{ n }},{{ self::m(n=n-1) }}{% endif %} {%- endmacro m %}{{ self::m(n=3) }}",
+        "{%- macro m() %}\n\n{% endmacro m -%}\n\n{{ self::m() }} end",
+    ] {
+        let plain = tera::Tera::one_off(text, &tera::Context::new(), false)
+            .unwrap_or_else(|e| panic!("{text:?}: {e}"));
+        assert_eq!(render(text).ok(), Some(plain), "{text:?}");
+    }
+}

@@ -104,6 +104,34 @@ pub fn check_file(
     out
 }
 
+/// Stack of a validation thread. Rendering and parsing recurse natively; their depth
+/// is bounded (see `template::MAX_DEPTH`), and this leaves a wide margin (only the
+/// pages used are ever committed).
+pub const RENDER_STACK: usize = 16 * 1024 * 1024;
+
+/// The result of a file whose check panicked.
+fn crashed(path: &Path, display: &str, panic: &(dyn std::any::Any + Send)) -> CheckedFile {
+    let why = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_owned());
+    let d = Diagnostic::error(
+        crate::diag::Code::Internal,
+        format!("clnrm failed while checking this file (a bug; please report it): {why}"),
+    )
+    .in_file(display);
+    CheckedFile {
+        path: path.to_path_buf(),
+        display: display.to_owned(),
+        source: None,
+        rendered: None,
+        file: None,
+        diagnostics: vec![d],
+        dependencies: Vec::new(),
+    }
+}
+
 /// Validates `paths` in parallel; results are in the order of `paths`.
 pub fn check_files(paths: &[PathBuf], root: &Path, opts: &ValidateOptions) -> Vec<CheckedFile> {
     let threads = if opts.threads == 0 {
@@ -118,23 +146,41 @@ pub fn check_files(paths: &[PathBuf], root: &Path, opts: &ValidateOptions) -> Ve
         rel.strip_prefix(".").unwrap_or(rel).display().to_string()
     };
     let mut results: Vec<(usize, CheckedFile)> = std::thread::scope(|scope| {
+        let work = || {
+            let mut engine = TemplateEngine::new(root);
+            let mut done = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(path) = paths.get(i) else { break };
+                let shown = display(path);
+                let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    check_file(&mut engine, path, &shown, &opts.vars)
+                }));
+                done.push((
+                    i,
+                    checked.unwrap_or_else(|panic| {
+                        // A bug, but the file must not vanish from the run: it is invalid.
+                        engine = TemplateEngine::new(root);
+                        crashed(path, &shown, panic.as_ref())
+                    }),
+                ));
+            }
+            done
+        };
         let handles: Vec<_> = (0..threads)
             .map(|_| {
-                scope.spawn(|| {
-                    let mut engine = TemplateEngine::new(root);
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(path) = paths.get(i) else { break };
-                        done.push((i, check_file(&mut engine, path, &display(path), &opts.vars)));
-                    }
-                    done
-                })
+                std::thread::Builder::new()
+                    .stack_size(RENDER_STACK)
+                    .spawn_scoped(scope, work)
             })
             .collect();
         handles
             .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
+            .flat_map(|h| match h {
+                Ok(h) => h.join().unwrap_or_default(),
+                // No thread: this thread does the work itself.
+                Err(_) => work(),
+            })
             .collect()
     });
     results.sort_by_key(|(i, _)| *i);
