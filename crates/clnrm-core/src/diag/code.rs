@@ -62,6 +62,7 @@ codes! {
     UnknownKey = "0001", "W", "a key is not part of the format (probably a typo)";
     Legacy = "0002", "W", "the file uses the legacy format";
     UnknownWord = "0003", "W", "a value is not one clnrm knows and will be ignored";
+    DangerousMount = "0004", "W", "a bind mount hands the container the engine socket, a system directory or a parent of the project";
 }
 
 impl fmt::Display for Code {

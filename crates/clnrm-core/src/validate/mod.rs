@@ -2,9 +2,11 @@
 //! once on a bounded pool of threads (files are independent). No containers, no
 //! async: this stage is pure CPU and file reads.
 
+mod host;
 mod load;
 mod rules;
 
+pub use host::HostPaths;
 pub use load::{MAX_FILE_BYTES, load};
 pub use rules::check;
 
@@ -58,6 +60,7 @@ pub fn check_file(
     path: &Path,
     display: &str,
     vars: &VarLayers,
+    host: &HostPaths,
 ) -> CheckedFile {
     let mut out = CheckedFile {
         path: path.to_path_buf(),
@@ -92,7 +95,7 @@ pub fn check_file(
     };
     let (file, mut diags) = parse_test_file(&rendered);
     if let Some(f) = &file {
-        check(f, &rendered, &mut diags);
+        check(f, &rendered, host, &mut diags);
     }
     let mut origins = None;
     out.diagnostics = diags.into_sorted();
@@ -141,6 +144,7 @@ pub fn check_files(paths: &[PathBuf], root: &Path, opts: &ValidateOptions) -> Ve
     }
     .clamp(1, paths.len().max(1));
     let next = AtomicUsize::new(0);
+    let host = HostPaths::new(root);
     let display = |p: &Path| {
         let rel = p.strip_prefix(root).unwrap_or(p);
         rel.strip_prefix(".").unwrap_or(rel).display().to_string()
@@ -154,7 +158,7 @@ pub fn check_files(paths: &[PathBuf], root: &Path, opts: &ValidateOptions) -> Ve
                 let Some(path) = paths.get(i) else { break };
                 let shown = display(path);
                 let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    check_file(&mut engine, path, &shown, &opts.vars)
+                    check_file(&mut engine, path, &shown, &opts.vars, &host)
                 }));
                 done.push((
                     i,
@@ -196,7 +200,7 @@ mod tests {
         let src = Source::file("p.clnrm.toml", text);
         let (file, mut diags) = parse_test_file(&src);
         if let Some(f) = &file {
-            check(f, &src, &mut diags);
+            check(f, &src, &HostPaths::default(), &mut diags);
         }
         diags.into_sorted()
     }

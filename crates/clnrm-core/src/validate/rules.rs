@@ -1,5 +1,6 @@
 //! The semantic rules of SPEC §1.2 that types alone do not catch.
 
+use super::HostPaths;
 use crate::diag::{Code, Diagnostic, Diagnostics, Source, Span};
 use crate::model::shell::split_words;
 use crate::model::{Count, Pair, Sp, SpanExpect, TestFile};
@@ -21,6 +22,7 @@ const PROPAGATORS: &[&str] = &[
 struct Ctx<'a> {
     src: &'a Arc<Source>,
     diags: &'a mut Diagnostics,
+    host: &'a HostPaths,
 }
 
 impl Ctx<'_> {
@@ -36,9 +38,10 @@ impl Ctx<'_> {
     }
 }
 
-/// Checks every rule on `file`, recording each violation.
-pub fn check(file: &TestFile, src: &Arc<Source>, diags: &mut Diagnostics) {
-    let mut cx = Ctx { src, diags };
+/// Checks every rule on `file`, recording each violation; `host` says which host
+/// paths a mount must not expose.
+pub fn check(file: &TestFile, src: &Arc<Source>, host: &HostPaths, diags: &mut Diagnostics) {
+    let mut cx = Ctx { src, diags, host };
     check_scenarios(file, &mut cx);
     check_services(file, &mut cx);
     check_determinism(file, &mut cx);
@@ -348,6 +351,25 @@ fn check_services(file: &TestFile, cx: &mut Ctx<'_>) {
             }
         }
         for v in &svc.volumes {
+            let read_only = v.read_only.as_ref().is_some_and(|r| r.value);
+            if let Some(why) = cx.host.danger(&v.host_path.value, read_only) {
+                let d = Diagnostic::warning(
+                    Code::DangerousMount,
+                    format!(
+                        "service \"{}\" bind-mounts \"{}\"{}: {why}",
+                        id.value,
+                        v.host_path.value,
+                        if read_only { "" } else { " writable" }
+                    ),
+                )
+                .at(cx.src, v.host_path.span, "a test container gets this host path")
+                .help(if why.contains("socket") {
+                    "a test that needs the engine should get its own, not the host's; read_only does not protect a socket"
+                } else {
+                    "mount a narrower directory, or add `read_only = true`"
+                });
+                cx.diags.push(d);
+            }
             for (p, on_host) in [(&v.host_path, true), (&v.container_path, false)] {
                 let help = if on_host {
                     "bind mounts need absolute host paths; in a template, build one from {{ env(name=\"PWD\") }}"
