@@ -88,7 +88,7 @@ pub fn run(args: DiffArgs) -> i32 {
             }
             Err(e) => {
                 eprintln!("error: {e}");
-                exit::INVALID_INPUT
+                baseline::exit_code(&e)
             }
         };
     }
@@ -100,7 +100,7 @@ fn compare(args: &DiffArgs, project: &clnrm_core::project::Project, ids: &[Strin
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
-            return exit::INVALID_INPUT;
+            return baseline::exit_code(&e);
         }
     };
     let display = Display {
@@ -114,7 +114,7 @@ fn compare(args: &DiffArgs, project: &clnrm_core::project::Project, ids: &[Strin
             Ok(t) => t,
             Err(e) => {
                 eprintln!("error: {e}");
-                return exit::ENVIRONMENT;
+                return baseline::exit_code(&e);
             }
         };
         let recorded = check.baseline.scenarios.get(id);

@@ -58,7 +58,7 @@ pub fn run(args: RunArgs) -> i32 {
             Ok(b) => run_opts.baseline = Some(Arc::new(b)),
             Err(e) => {
                 eprintln!("error: {e}");
-                return exit::INVALID_INPUT;
+                return baseline::exit_code(&e);
             }
         }
     }
@@ -265,7 +265,7 @@ async fn run_async(args: &RunArgs, plan: Plan, opts: RunOptions, project: &Proje
             ),
             Err(e) => {
                 eprintln!("error: {e}");
-                code = code.max(exit::ENVIRONMENT);
+                code = code.max(baseline::exit_code(&e));
             }
         }
     }

@@ -42,6 +42,15 @@ pub enum BaselineError {
     },
 }
 
+/// A corrupt baseline file that [`Baseline::load_for_update`] set aside.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Replaced {
+    /// Where the old file was kept.
+    pub backup: std::path::PathBuf,
+    /// What was wrong with it.
+    pub reason: String,
+}
+
 impl Baseline {
     /// Reads `path`; a missing file is an empty baseline.
     pub fn load(path: &Path) -> Result<Self, BaselineError> {
@@ -77,6 +86,28 @@ impl Baseline {
         Ok(b)
     }
 
+    /// Reads `path` to record into it: a file that is not a baseline is copied to
+    /// `<path>.bak` and an empty baseline takes its place (the caller says so).
+    pub fn load_for_update(path: &Path) -> Result<(Self, Option<Replaced>), BaselineError> {
+        match Self::load(path) {
+            Err(BaselineError::Corrupt { reason, .. }) => {
+                let mut name = path.file_name().unwrap_or_default().to_os_string();
+                name.push(".bak");
+                let backup = path.with_file_name(name);
+                std::fs::copy(path, &backup).map_err(|source| BaselineError::Io {
+                    path: backup.display().to_string(),
+                    source,
+                })?;
+                let empty = Self {
+                    format: FORMAT.into(),
+                    scenarios: BTreeMap::new(),
+                };
+                Ok((empty, Some(Replaced { backup, reason })))
+            }
+            other => other.map(|b| (b, None)),
+        }
+    }
+
     /// Writes `path` through a temporary file and a rename.
     pub fn save(&self, path: &Path) -> Result<(), BaselineError> {
         let io = |source| BaselineError::Io {
@@ -95,5 +126,35 @@ impl Baseline {
             let _ = std::fs::remove_file(&tmp);
             io(e)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_corrupt_file_is_kept_as_bak_and_replaced_by_an_empty_baseline() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("trace.json");
+        std::fs::write(&path, "{ not json").unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(
+            Baseline::load(&path),
+            Err(BaselineError::Corrupt { .. })
+        ));
+        let (b, replaced) = Baseline::load_for_update(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert!(b.scenarios.is_empty());
+        let replaced = replaced.unwrap_or_else(|| panic!("not replaced"));
+        assert_eq!(replaced.backup, dir.path().join("trace.json.bak"));
+        assert_eq!(
+            std::fs::read_to_string(&replaced.backup).ok().as_deref(),
+            Some("{ not json")
+        );
+        // A good file is read as it is.
+        b.save(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            Baseline::load_for_update(&path).ok().map(|(_, r)| r),
+            Some(None)
+        );
     }
 }

@@ -7,7 +7,7 @@ mod compare;
 mod render;
 mod tree;
 
-pub use baseline::{Baseline, BaselineError, FORMAT};
+pub use baseline::{Baseline, BaselineError, FORMAT, Replaced};
 pub use compare::{AttrChange, Compare, Counts, DiffNode, Mark, TreeDiff, diff};
 pub use render::{Display, render_tree};
 pub use tree::{Node, Normalize, SpanTree};
