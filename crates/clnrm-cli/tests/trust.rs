@@ -65,3 +65,96 @@ fn update_baseline_replaces_a_corrupt_baseline_and_keeps_it_as_bak() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// A file whose service holds `API_TOKEN = secret` and whose step prints a span
+/// carrying the secret in an attribute, a resource attribute and an event.
+fn secret_file(secret: &str) -> String {
+    let span = format!(
+        r#"{{"name":"call","trace_id":"t1","span_id":"s1","kind":"client","attributes":{{"auth":"Bearer {secret}","n":1}},"resource":{{"token":"{secret}"}},"events":[{{"name":"sent {secret}","time_unix_nano":1}}]}}"#
+    );
+    format!(
+        "[meta]\nname = \"s\"\nversion = \"1\"\n\n[otel]\nexporter = \"stdout\"\n\n[service.app]\nimage = \"clnrm/busybox:latest\"\nenv = {{ API_TOKEN = \"{secret}\" }}\n\n[report]\njson = \"out/file.json\"\njunit = \"out/file.xml\"\ndigest = \"out/file.digest\"\n\n[[scenario]]\nname = \"leak\"\n\n[[scenario.steps]]\nname = \"print\"\ncommand = [\"sh\", \"-c\", '''echo '{span}'; echo \"token is $API_TOKEN\" >&2''']\n\n[[expect.span]]\nname = \"call\"\nattrs.all = {{ auth = \"Bearer {secret}\" }}\n"
+    )
+}
+
+/// Runs clnrm in `dir` with `args`; returns the exit code and everything it printed.
+fn run_all(dir: &std::path::Path, args: &[&str]) -> (Option<i32>, String) {
+    let out = clnrm(dir)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+#[test]
+fn secrets_reach_no_file_report_baseline_or_diff() {
+    let dir = project(&[("tests/s.clnrm.toml", &secret_file("s3cr3t-one"))]);
+    let mut printed = String::new();
+    for args in [
+        &["run", "--report-dir", "reports", "--update-baseline"][..],
+        &["run", "--force", "--format", "json"],
+        &["run", "--force", "--format", "junit"],
+        &["run", "--force", "--format", "markdown"],
+        &["diff"],
+        &["diff", "--format", "json"],
+    ] {
+        let (code, text) = run_all(dir.path(), args);
+        assert_eq!(code, Some(0), "{args:?}: {text}");
+        printed.push_str(&text);
+    }
+    // The secret changes: the masked baseline still matches, and nothing prints either value.
+    std::fs::write(
+        dir.path().join("tests/s.clnrm.toml"),
+        secret_file("s3cr3t-two"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    for args in [&["run", "--report-dir", "reports"][..], &["diff"]] {
+        let (code, text) = run_all(dir.path(), args);
+        assert_eq!(code, Some(0), "{args:?}: {text}");
+        printed.push_str(&text);
+    }
+    assert!(
+        printed.contains("***"),
+        "masked values are shown as ***: {printed}"
+    );
+    let mut scanned = 0;
+    for path in files_under(dir.path()) {
+        if path.to_string_lossy().ends_with(".clnrm.toml") {
+            continue;
+        }
+        let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap_or_default()).into_owned();
+        assert!(
+            !text.contains("s3cr3t"),
+            "{} holds a secret:\n{text}",
+            path.display()
+        );
+        scanned += 1;
+    }
+    assert!(!printed.contains("s3cr3t"), "printed a secret:\n{printed}");
+    let trace = std::fs::read_to_string(dir.path().join(".clnrm/trace.json")).unwrap_or_default();
+    assert!(trace.contains("Bearer ***"), "{trace}");
+    // trace.json, an artifact, the cache, three report files and three per-file ones.
+    assert!(scanned >= 9, "scanned only {scanned} files");
+}

@@ -23,6 +23,9 @@ pub struct BaselineCheck {
 
 /// Checks `spans` against the scenario's expectations and its baseline, and saves
 /// them; a passing scenario with unmet expectations or a different tree fails.
+/// Expectations see the spans as sent (a file may expect a value it also hands over
+/// as a secret); the artifact and the baseline comparison see them with secrets
+/// masked, so that no secret reaches a file and a changed secret is no difference.
 pub fn conclude(
     sc: &PlannedScenario,
     result: &mut ScenarioResult,
@@ -32,9 +35,11 @@ pub fn conclude(
     baseline: Option<&BaselineCheck>,
 ) {
     result.spans = spans.len();
+    let masked = masked(sc, spans);
+    let shown = masked.as_deref().unwrap_or(spans);
     if let Some(dir) = artifacts_dir
         && !spans.is_empty()
-        && let Err(e) = artifacts::save(dir, &sc.id.0, run_id, spans)
+        && let Err(e) = artifacts::save(dir, &sc.id.0, run_id, shown)
     {
         result
             .unmet
@@ -43,7 +48,7 @@ pub fn conclude(
     if result.status != Status::Passed {
         return;
     }
-    check_baseline(sc, result, spans, baseline);
+    check_baseline(sc, result, shown, baseline);
     if result.status != Status::Passed {
         return;
     }
@@ -67,6 +72,18 @@ pub fn conclude(
             result.unmet[0]
         )
     });
+}
+
+/// `spans` with the scenario's secrets masked, or `None` when none holds one.
+fn masked(sc: &PlannedScenario, spans: &[SpanRecord]) -> Option<Vec<SpanRecord>> {
+    if sc.masker.is_empty() {
+        return None;
+    }
+    let mut out = spans.to_vec();
+    for s in &mut out {
+        s.map_strings(&|t: &str| sc.masker.mask_if_needed(t));
+    }
+    Some(out)
 }
 
 fn check_baseline(

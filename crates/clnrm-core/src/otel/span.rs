@@ -115,7 +115,48 @@ pub struct SpanRecord {
     pub scope: String,
 }
 
+impl AttrValue {
+    fn map_strings(&mut self, f: &impl Fn(&str) -> Option<String>) {
+        match self {
+            AttrValue::Str(s) => {
+                if let Some(new) = f(s) {
+                    *s = new;
+                }
+            }
+            AttrValue::Array(items) => items.iter_mut().for_each(|i| i.map_strings(f)),
+            AttrValue::Bool(_) | AttrValue::Int(_) | AttrValue::Double(_) => {}
+        }
+    }
+}
+
+fn map_attributes(attrs: &mut BTreeMap<String, AttrValue>, f: &impl Fn(&str) -> Option<String>) {
+    let old = std::mem::take(attrs);
+    for (k, mut v) in old {
+        v.map_strings(f);
+        attrs.insert(f(&k).unwrap_or(k), v);
+    }
+}
+
 impl SpanRecord {
+    /// Replaces every text of the span (names, keys, string values, status message,
+    /// scope, resource) for which `f` gives a replacement: for secret masking.
+    pub fn map_strings(&mut self, f: &impl Fn(&str) -> Option<String>) {
+        let one = |s: &mut String| {
+            if let Some(new) = f(s) {
+                *s = new;
+            }
+        };
+        one(&mut self.name);
+        one(&mut self.status_message);
+        one(&mut self.scope);
+        map_attributes(&mut self.attributes, f);
+        map_attributes(&mut self.resource, f);
+        for e in &mut self.events {
+            one(&mut e.name);
+            map_attributes(&mut e.attributes, f);
+        }
+    }
+
     /// Duration in milliseconds.
     pub fn duration_ms(&self) -> f64 {
         self.end_time_unix_nano

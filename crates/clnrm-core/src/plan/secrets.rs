@@ -49,6 +49,14 @@ impl Masker {
         out
     }
 
+    /// `text` with every secret value masked, or `None` when it holds none.
+    pub fn mask_if_needed(&self, text: &str) -> Option<String> {
+        self.values
+            .iter()
+            .any(|v| text.contains(v.as_str()))
+            .then(|| self.mask(text))
+    }
+
     /// Masks the value of `KEY=VALUE` when the key looks secret, and any secret inside.
     pub fn mask_assignment(&self, key: &str, value: &str) -> String {
         if is_secret_key(key) && !value.is_empty() {
