@@ -941,6 +941,10 @@ fn expectations_without_any_spans_fail() {
     );
 }
 
+/// Shell that sets `$token` to the run's token from `OTEL_EXPORTER_OTLP_HEADERS`
+/// (busybox `wget` does not read that variable; SDKs do).
+const TOKEN_HEADER_SH: &str = "t=${OTEL_EXPORTER_OTLP_HEADERS%%,*}; token=${t#x-clnrm-token=};";
+
 /// A file whose one scenario POSTs one OTLP-JSON span named `span` from its container
 /// with busybox `wget` (no SDK, so no `clnrm.scenario` resource: attribution is by the
 /// container's address), and expects exactly that span.
@@ -949,7 +953,7 @@ fn otlp_wget_file(name: &str, span: &str) -> String {
         r#"{{"resourceSpans":[{{"resource":{{"attributes":[]}},"scopeSpans":[{{"spans":[{{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"b7ad6b7169203331","name":"{span}","kind":2,"startTimeUnixNano":"1","endTimeUnixNano":"2"}}]}}]}}]}}"#
     );
     let script = format!(
-        "sleep 0.3; wget -q -O /dev/null --header 'Content-Type: application/json' --post-data '{body}' \"$OTEL_EXPORTER_OTLP_ENDPOINT/v1/traces\""
+        "sleep 0.3; {TOKEN_HEADER_SH} wget -q -O /dev/null --header 'Content-Type: application/json' --header \"x-clnrm-token: $token\" --post-data '{body}' \"$OTEL_EXPORTER_OTLP_ENDPOINT/v1/traces\""
     );
     format!(
         "[meta]\nname = \"{name}\"\nversion = \"1\"\n\n[otel]\nexporter = \"otlp-http\"\nprotocol = \"http/json\"\n\n[service.app]\nimage = \"{IMAGE}\"\n\n[[scenario]]\nname = \"{name}\"\n\n[[scenario.steps]]\nname = \"post\"\ncommand = [\"sh\", \"-c\", {}]\n\n[expect.counts]\nspans_total = {{ eq = 1 }}\nby_name = {{ \"{span}\" = {{ eq = 1 }} }}\n",
@@ -980,7 +984,9 @@ fn own_spans(protocol: &str) -> Vec<clnrm_core::otel::SpanRecord> {
         .unwrap_or_else(|e| panic!("{e}"));
     let local: std::net::IpAddr = std::net::Ipv4Addr::LOCALHOST.into();
     let receiver = rt
-        .block_on(clnrm_core::otel::Receiver::start(local))
+        .block_on(clnrm_core::otel::Receiver::start(
+            clnrm_core::otel::ReceiverConfig::loopback(),
+        ))
         .unwrap_or_else(|e| panic!("{e}"));
     let port = if protocol == "grpc" {
         receiver.grpc_port()

@@ -1,19 +1,21 @@
 //! Span figures of README's performance table: the OTLP receiver's throughput for
-//! OTLP/HTTP protobuf batches of 512 spans on loopback (target ≥ 200,000 spans/s), and
-//! checking expectations of every kind against a 10,000-span trace.
+//! OTLP/HTTP protobuf batches of 512 spans on loopback with the run token checked
+//! (target ≥ 500,000 spans/s), the receiver's peak memory under a 1 GB flood of valid
+//! spans at one scenario (target ≤ 256 MB of resident memory), and checking
+//! expectations of every kind against a 10,000-span trace.
 //! Run with `cargo bench -p clnrm-core --bench otel`.
 
 use clnrm_core::diag::Source;
 use clnrm_core::expect::{ExpectSet, check};
 use clnrm_core::model::parse_test_file;
-use clnrm_core::otel::{Receiver, parse_line};
+use clnrm_core::otel::{Receiver, ReceiverConfig, SpanLimits, parse_line};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 use prost::Message;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, TcpStream};
 use std::time::{Duration, Instant};
 
 const BATCH: usize = 512;
@@ -28,8 +30,16 @@ fn kv(k: &str, v: Value) -> KeyValue {
     }
 }
 
+const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
 fn batch() -> Vec<u8> {
-    let spans = (0..BATCH)
+    batch_of(BATCH, 0)
+}
+
+/// A request of `n` spans, each with `pad` bytes of attribute text.
+fn batch_of(n: usize, pad: usize) -> Vec<u8> {
+    let filler = "x".repeat(pad);
+    let spans = (0..n)
         .map(|i| Span {
             trace_id: vec![7; 16],
             span_id: (i as u64 + 1).to_be_bytes().to_vec(),
@@ -45,6 +55,7 @@ fn batch() -> Vec<u8> {
             attributes: vec![
                 kv("http.route", Value::StringValue(format!("/items/{i}"))),
                 kv("http.status_code", Value::IntValue(200)),
+                kv("pad", Value::StringValue(filler.clone())),
             ],
             status: Some(Status {
                 code: 1,
@@ -76,7 +87,7 @@ fn client(port: u16, body: &[u8], n: usize) {
     let mut reader = BufReader::new(stream.try_clone().expect("clone"));
     let mut writer = stream;
     let head = format!(
-        "POST /v1/traces HTTP/1.1\r\nHost: bench\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\n\r\n",
+        "POST /v1/traces HTTP/1.1\r\nHost: bench\r\nContent-Type: application/x-protobuf\r\nx-clnrm-token: {TOKEN}\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     for _ in 0..n {
@@ -101,21 +112,38 @@ fn client(port: u16, body: &[u8], n: usize) {
     }
 }
 
-fn throughput() {
+const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// A receiver that requires [`TOKEN`], on loopback, in its own runtime.
+fn receiver() -> (tokio::runtime::Runtime, Receiver) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
-    let receiver = rt
-        .block_on(Receiver::start(Ipv4Addr::LOCALHOST.into()))
-        .expect("receiver");
+    let config = ReceiverConfig {
+        listen: vec![LOCAL],
+        token: Some(TOKEN.into()),
+        advertise: None,
+    };
+    let receiver = rt.block_on(Receiver::start(config)).expect("receiver");
+    (rt, receiver)
+}
+
+fn throughput() {
+    let (_rt, receiver) = receiver();
     let port = receiver.http_port();
     let body = batch();
+    let unbounded = SpanLimits {
+        max_spans: usize::MAX,
+        max_bytes: usize::MAX,
+    };
+    receiver.open("bench", &[LOCAL], unbounded);
     client(port, &body, 10); // warm-up
-    let _ = receiver.take_from(Ipv4Addr::LOCALHOST.into());
+    let _ = receiver.close("bench", &[LOCAL]);
     let mut rates = Vec::new();
     for _ in 0..3 {
+        receiver.open("bench", &[LOCAL], unbounded);
         let start = Instant::now();
         std::thread::scope(|s| {
             for _ in 0..CLIENTS {
@@ -123,14 +151,56 @@ fn throughput() {
             }
         });
         let elapsed = start.elapsed();
-        let got = receiver.take_from(Ipv4Addr::LOCALHOST.into()).len();
+        let got = receiver.close("bench", &[LOCAL]).spans.len();
         assert_eq!(got, CLIENTS * REQUESTS_PER_CLIENT * BATCH);
         rates.push(got as f64 / elapsed.as_secs_f64());
     }
     rates.sort_by(f64::total_cmp);
     println!(
-        "OTLP/HTTP protobuf, batches of {BATCH} spans, {CLIENTS} keep-alive clients: {:.0} spans/s (median of 3; target >= 200000)",
+        "OTLP/HTTP protobuf with the run token, batches of {BATCH} spans, {CLIENTS} keep-alive clients: {:.0} spans/s (median of 3; target >= 500000)",
         rates[1]
+    );
+}
+
+/// This process's resident memory, current and peak, in MiB (from /proc).
+fn rss_mib() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// 1 GiB of valid spans, in 8 MiB requests from 8 clients at once, at one open
+/// scenario with the default limits; prints the peak resident memory.
+fn flood() {
+    let (_rt, receiver) = receiver();
+    let port = receiver.http_port();
+    let body = batch_of(8_000, 1_000);
+    let requests = (1usize << 30) / body.len();
+    let before = rss_mib().0;
+    receiver.open("flooded", &[LOCAL], SpanLimits::default());
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for c in 0..8 {
+            let body = &body;
+            s.spawn(move || client(port, body, requests / 8 + usize::from(c < requests % 8)));
+        }
+    });
+    let elapsed = start.elapsed();
+    let collected = receiver.close("flooded", &[LOCAL]);
+    let (_, peak) = rss_mib();
+    println!(
+        "1 GiB flood ({requests} requests of {:.1} MiB) at one scenario in {:.1} s: kept {} spans, dropped {}; peak RSS {peak:.0} MiB (before: {before:.0} MiB; target <= 256)",
+        body.len() as f64 / (1 << 20) as f64,
+        elapsed.as_secs_f64(),
+        collected.spans.len(),
+        collected.overflow.map_or(0, |o| o.dropped),
     );
 }
 
@@ -185,5 +255,6 @@ fn main() {
         return;
     }
     throughput();
+    flood();
     expectations();
 }

@@ -1,10 +1,12 @@
 //! The OTLP receiver against real clients: opentelemetry-otlp exporting over HTTP
-//! protobuf and gRPC, OTLP-JSON over plain HTTP, and hostile requests.
+//! protobuf and gRPC, OTLP-JSON over plain HTTP, and hostile requests: no token, a
+//! wrong token, spans for another scenario, floods past the limits, gzip bombs.
 
-use clnrm_core::otel::Receiver;
+use clnrm_core::otel::receiver::{MAX_BODY, TOKEN_HEADER};
+use clnrm_core::otel::{Receiver, ReceiverConfig, SpanLimits};
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer, TracerProvider as _};
-use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use std::io::{Read, Write};
@@ -12,6 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, TcpStream};
 use std::time::Duration;
 
 const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+const TOKEN: &str = "5ec2e7";
 
 /// Sends spans the way an instrumented service would: `checkout` with a `db.query`
 /// child, resource `clnrm.scenario = scenario`.
@@ -39,7 +42,7 @@ fn export_with_sdk(exporter: opentelemetry_otlp::SpanExporter, scenario: &str) {
 }
 
 fn assert_shop_spans(receiver: &Receiver, scenario: &str) {
-    let spans = receiver.take(scenario);
+    let spans = receiver.close(scenario, &[]).spans;
     assert_eq!(spans.len(), 2, "{spans:#?}");
     let parent = spans
         .iter()
@@ -72,7 +75,12 @@ fn with_receiver(test: impl FnOnce(&Receiver, &tokio::runtime::Runtime)) {
         .enable_all()
         .build()
         .expect("runtime");
-    let receiver = rt.block_on(Receiver::start(LOCAL)).expect("start");
+    let config = ReceiverConfig {
+        listen: vec![LOCAL],
+        token: Some(TOKEN.into()),
+        advertise: None,
+    };
+    let receiver = rt.block_on(Receiver::start(config)).expect("start");
     test(&receiver, &rt);
 }
 
@@ -82,12 +90,14 @@ fn opentelemetry_otlp_over_http_protobuf_is_received_and_attributed() {
         // The HTTP client needs the runtime's reactor; the simple processor exports
         // from this thread.
         let _guard = rt.enter();
+        receiver.open("t::http", &[], SpanLimits::default());
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .with_endpoint(format!(
                 "http://127.0.0.1:{}/v1/traces",
                 receiver.http_port()
             ))
+            .with_headers([(TOKEN_HEADER.to_owned(), TOKEN.to_owned())].into())
             .build()
             .expect("exporter");
         export_with_sdk(exporter, "t::http");
@@ -99,17 +109,38 @@ fn opentelemetry_otlp_over_http_protobuf_is_received_and_attributed() {
 fn opentelemetry_otlp_over_grpc_is_received_and_attributed() {
     with_receiver(|receiver, rt| {
         let _guard = rt.enter();
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(format!("http://127.0.0.1:{}", receiver.grpc_port()))
-            .build()
-            .expect("exporter");
+        receiver.open("t::grpc", &[], SpanLimits::default());
+        let exporter = grpc_exporter(receiver, Some(TOKEN));
         export_with_sdk(exporter, "t::grpc");
         assert_shop_spans(receiver, "t::grpc");
     });
 }
 
+fn grpc_exporter(receiver: &Receiver, token: Option<&str>) -> opentelemetry_otlp::SpanExporter {
+    use opentelemetry_otlp::WithTonicConfig;
+    let mut metadata = tonic::metadata::MetadataMap::new();
+    if let Some(t) = token {
+        metadata.insert(TOKEN_HEADER, t.parse().expect("metadata value"));
+    }
+    opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(format!("http://127.0.0.1:{}", receiver.grpc_port()))
+        .with_metadata(metadata)
+        .build()
+        .expect("exporter")
+}
+
+/// POSTs with the receiver's token.
 fn post(port: u16, content_type: &str, extra_headers: &str, body: &[u8]) -> u16 {
+    post_raw(
+        port,
+        content_type,
+        &format!("{TOKEN_HEADER}: {TOKEN}\r\n{extra_headers}"),
+        body,
+    )
+}
+
+fn post_raw(port: u16, content_type: &str, extra_headers: &str, body: &[u8]) -> u16 {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
@@ -132,7 +163,7 @@ const JSON: &str = r#"{"resourceSpans":[{"resource":{"attributes":[]},"scopeSpan
 #[test]
 fn json_without_a_scenario_attribute_is_attributed_by_sender_address() {
     with_receiver(|receiver, _| {
-        receiver.assign(&[LOCAL], "t::by-ip");
+        receiver.open("t::by-ip", &[LOCAL], SpanLimits::default());
         assert_eq!(
             post(
                 receiver.http_port(),
@@ -142,10 +173,9 @@ fn json_without_a_scenario_attribute_is_attributed_by_sender_address() {
             ),
             200
         );
-        let spans = receiver.take("t::by-ip");
+        let spans = receiver.close("t::by-ip", &[LOCAL]).spans;
         assert_eq!(spans.len(), 1);
         assert_eq!(spans[0].name, "by-address");
-        receiver.unassign(&[LOCAL]);
         assert_eq!(
             post(
                 receiver.http_port(),
@@ -156,9 +186,10 @@ fn json_without_a_scenario_attribute_is_attributed_by_sender_address() {
             200
         );
         assert!(
-            receiver.take("t::by-ip").is_empty(),
+            receiver.close("t::by-ip", &[]).spans.is_empty(),
             "no longer that scenario's"
         );
+        // Kept for whichever scenario that sender turns out to belong to.
         assert_eq!(receiver.take_from(LOCAL).len(), 1);
     });
 }
@@ -185,7 +216,7 @@ fn gzip_bodies_are_accepted() {
 fn hostile_requests_get_4xx_and_the_receiver_keeps_serving() {
     with_receiver(|receiver, _| {
         let port = receiver.http_port();
-        let big = vec![b'{'; clnrm_core::otel::receiver::MAX_BODY + 1];
+        let big = vec![b'{'; MAX_BODY + 1];
         let codes = vec![
             post(port, "application/json", "", b"{not json"),
             post(port, "application/json", "", br#"{"resourceSpans": 3}"#),
@@ -206,5 +237,134 @@ fn hostile_requests_get_4xx_and_the_receiver_keeps_serving() {
             post(port, "application/json", "", JSON.as_bytes()),
         ];
         assert_eq!(codes, vec![400, 400, 400, 415, 413, 400, 200]);
+    });
+}
+
+#[test]
+fn requests_without_the_run_token_get_401_or_unauthenticated_and_change_nothing() {
+    with_receiver(|receiver, rt| {
+        receiver.open("t::victim", &[LOCAL], SpanLimits::default());
+        let port = receiver.http_port();
+        let json = JSON.as_bytes();
+        assert_eq!(post_raw(port, "application/json", "", json), 401);
+        let wrong = format!("{TOKEN_HEADER}: {TOKEN}0\r\n");
+        assert_eq!(post_raw(port, "application/json", &wrong, json), 401);
+        let short = format!("{TOKEN_HEADER}: 5ec\r\n");
+        assert_eq!(post_raw(port, "application/x-protobuf", &short, b""), 401);
+        let _guard = rt.enter();
+        for token in [None, Some("nope")] {
+            let exporter = grpc_exporter(receiver, token);
+            let resource = Resource::builder()
+                .with_attribute(KeyValue::new("clnrm.scenario", "t::victim"))
+                .build();
+            let provider = SdkTracerProvider::builder()
+                .with_simple_exporter(exporter)
+                .with_resource(resource)
+                .build();
+            let tracer = provider.tracer("evil");
+            tracer.in_span("injected", |_| {});
+            let _ = provider.shutdown();
+        }
+        assert!(receiver.close("t::victim", &[LOCAL]).spans.is_empty());
+        assert!(receiver.take_from(LOCAL).is_empty());
+    });
+}
+
+#[test]
+fn spans_naming_a_scenario_that_is_not_open_are_dropped_and_a_sender_cannot_speak_for_another() {
+    with_receiver(|receiver, _| {
+        let port = receiver.http_port();
+        let for_other = JSON.replace(
+            r#""attributes":[]"#,
+            r#""attributes":[{"key":"clnrm.scenario","value":{"stringValue":"t::other"}}]"#,
+        );
+        // No scenario open by that name: from an unknown sender it waits (bounded)
+        // for the sender's scenario, but it is never given to "t::other".
+        assert_eq!(
+            post(port, "application/json", "", for_other.as_bytes()),
+            200
+        );
+        receiver.open("t::other", &[], SpanLimits::default());
+        // This sender belongs to "t::mine": naming "t::other" does not move its spans.
+        receiver.open("t::mine", &[LOCAL], SpanLimits::default());
+        assert_eq!(
+            post(port, "application/json", "", for_other.as_bytes()),
+            200
+        );
+        assert!(receiver.close("t::other", &[]).spans.is_empty());
+        assert_eq!(receiver.close("t::mine", &[LOCAL]).spans.len(), 2);
+    });
+}
+
+/// An OTLP-JSON request of `n` spans naming scenario `id`.
+fn spans_json(n: usize, id: &str) -> String {
+    let spans: Vec<String> = (0..n)
+        .map(|i| format!(r#"{{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"{i:016x}","name":"s{i}","kind":1}}"#))
+        .collect();
+    format!(
+        r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"clnrm.scenario","value":{{"stringValue":"{id}"}}}}]}},"scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
+        spans.join(",")
+    )
+}
+
+#[test]
+fn a_flood_past_the_limits_keeps_the_limits_and_says_so() {
+    with_receiver(|receiver, _| {
+        let port = receiver.http_port();
+        let limits = SpanLimits {
+            max_spans: 250,
+            max_bytes: 64 * 1024 * 1024,
+        };
+        receiver.open("t::flood", &[], limits);
+        let body = spans_json(100, "t::flood");
+        for _ in 0..5 {
+            assert_eq!(post(port, "application/json", "", body.as_bytes()), 200);
+        }
+        let got = receiver.close("t::flood", &[]);
+        assert_eq!(got.spans.len(), 250);
+        let over = got.overflow.expect("overflow");
+        assert_eq!((over.kept, over.dropped), (250, 250));
+        assert!(over.to_string().contains("max_spans = 250"), "{over}");
+        // The byte bound: spans far larger than it allows.
+        let small = SpanLimits {
+            max_spans: 1_000_000,
+            max_bytes: 64 * 1024,
+        };
+        receiver.open("t::bytes", &[], small);
+        let big = spans_json(1_000, "t::bytes");
+        assert_eq!(post(port, "application/json", "", big.as_bytes()), 200);
+        let got = receiver.close("t::bytes", &[]);
+        let kept: usize = got.spans.iter().map(|s| s.approx_bytes()).sum();
+        assert!(kept <= 64 * 1024 && got.overflow.is_some(), "{kept}");
+    });
+}
+
+#[test]
+fn a_gzip_bomb_is_refused_without_inflating_it_whole() {
+    use flate2::write::GzEncoder;
+    with_receiver(|receiver, _| {
+        let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..(MAX_BODY >> 20) + 8 {
+            gz.write_all(&zeros).expect("gzip");
+        }
+        let body = gz.finish().expect("gzip");
+        assert!(body.len() < MAX_BODY / 100);
+        let code = post(
+            receiver.http_port(),
+            "application/x-protobuf",
+            "Content-Encoding: gzip\r\n",
+            &body,
+        );
+        assert_eq!(code, 413);
+    });
+}
+
+#[test]
+fn it_listens_only_where_it_is_told() {
+    with_receiver(|receiver, _| {
+        let addrs = receiver.addresses();
+        assert_eq!(addrs.len(), 2, "{addrs:?}");
+        assert!(addrs.iter().all(|a| a.ip() == LOCAL), "{addrs:?}");
     });
 }

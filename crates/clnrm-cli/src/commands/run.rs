@@ -324,6 +324,9 @@ pub async fn execute_plan(plan: Plan, opts: RunOptions, output: Output) -> Resul
     tokio::spawn(watch_signals(cancel.clone(), true));
     let otlp = plan.selected().any(|s| s.env.otlp.is_some());
     let session = Session::start(engine, &opts, otlp, false).await;
+    for w in session.warnings() {
+        eprintln!("warning: {w}");
+    }
     let report = run_in_session(&session, plan, &opts, output, cancel).await;
     session.shutdown().await;
     Ok(report)

@@ -108,6 +108,9 @@ async fn watch(args: WatchArgs) -> i32 {
         .filter_map(|f| f.file.as_ref())
         .any(|f| matches!(intake(f), Intake::Otlp { .. }));
     let session = Session::start(engine, &opts, otlp, true).await;
+    for w in session.warnings() {
+        eprintln!("warning: {w}");
+    }
     let debounce = Duration::from_millis(args.debounce.unwrap_or(project.config.watch.debounce_ms));
     let source = match start_source(&project, &paths) {
         Ok(s) => s,

@@ -13,8 +13,8 @@ use bollard::models::{
     PortBinding,
 };
 use bollard::query_parameters::{
-    AttachContainerOptions, CreateContainerOptions, CreateImageOptions, ListContainersOptions,
-    ListNetworksOptions, LogsOptions, RemoveContainerOptions,
+    AttachContainerOptions, CreateContainerOptions, CreateImageOptions, InspectNetworkOptions,
+    ListContainersOptions, ListNetworksOptions, LogsOptions, RemoveContainerOptions,
 };
 use futures_util::StreamExt;
 use std::collections::HashMap;
@@ -231,6 +231,28 @@ impl ContainerEngine for Docker {
         };
         let created = self.client.create_network(request).await.map_err(api)?;
         Ok(created.id)
+    }
+
+    async fn bridge_gateway(&self) -> Result<Option<std::net::IpAddr>, EngineError> {
+        let network = self
+            .client
+            .inspect_network("bridge", None::<InspectNetworkOptions>)
+            .await
+            .map_err(api)?;
+        let configs = network.ipam.and_then(|i| i.config).unwrap_or_default();
+        let from_config = configs
+            .iter()
+            .find_map(|c| c.gateway.as_deref().and_then(|g| g.parse().ok()));
+        // Docker leaves the default bridge's gateway out of its answer at times; it is
+        // the subnet's first address.
+        let first_of_subnet = || {
+            configs.iter().find_map(|c| {
+                let (net, _) = c.subnet.as_deref()?.split_once('/')?;
+                let net: std::net::Ipv4Addr = net.parse().ok()?;
+                Some(std::net::IpAddr::V4((u32::from(net) + 1).into()))
+            })
+        };
+        Ok(from_config.or_else(first_of_subnet))
     }
 
     async fn remove_network(&self, id: &str) -> Result<(), EngineError> {

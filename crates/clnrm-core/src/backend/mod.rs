@@ -193,6 +193,11 @@ pub trait ContainerEngine: Send + Sync + 'static {
         name: &str,
         labels: &Labels,
     ) -> impl Future<Output = Result<String, EngineError>> + Send;
+    /// The gateway address of the engine's default bridge network: where its
+    /// containers reach the engine's host (`None` when the engine does not say).
+    fn bridge_gateway(
+        &self,
+    ) -> impl Future<Output = Result<Option<std::net::IpAddr>, EngineError>> + Send;
     /// Removes a network.
     fn remove_network(&self, id: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
     /// Creates a container; returns its id.

@@ -63,6 +63,8 @@ pub enum Reason {
     Diff,
     /// Unchanged since its last passing run.
     Cached,
+    /// It sent more spans than it may collect (`[otel] max_spans`, 64 MiB).
+    SpanLimit,
 }
 
 impl Reason {
@@ -83,6 +85,7 @@ impl Reason {
             Reason::Expectation => "expectation",
             Reason::Diff => "diff",
             Reason::Cached => "cached",
+            Reason::SpanLimit => "span_limit",
         }
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod events;
+mod otel_env;
 pub mod pool;
 pub mod reaper;
 mod scenario;
@@ -18,7 +19,7 @@ pub use reaper::{RUN_LABEL, RunOwner, reap};
 
 use crate::backend::{ContainerEngine, EngineError};
 use crate::cache::{Cache, Lookup};
-use crate::otel::Receiver;
+use crate::otel::{Receiver, ReceiverConfig, SpanBudget};
 use crate::plan::{NotSelected, Plan, PlannedScenario};
 use pool::{AgentShell, Pool, PoolConfig, agent_shell};
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -116,17 +117,23 @@ pub struct Session<E> {
     receiver: Option<Arc<Receiver>>,
     /// Why there is no receiver, when one was asked for.
     receiver_error: Option<String>,
+    warnings: Vec<String>,
 }
 
 impl<E: ContainerEngine> Session<E> {
     /// Starts the receiver (when `otlp`) and an empty pool; `keep_warm` keeps one clean
     /// environment per key between runs.
     pub async fn start(engine: Arc<E>, opts: &RunOptions, otlp: bool, keep_warm: bool) -> Self {
-        let (receiver, receiver_error) = if otlp {
-            start_receiver().await
-        } else {
-            (None, None)
-        };
+        let (mut receiver, mut receiver_error, mut warnings) = (None, None, Vec::new());
+        if otlp {
+            match start_receiver(&*engine).await {
+                Ok(started) => {
+                    receiver = Some(started.receiver);
+                    warnings.extend(started.warning);
+                }
+                Err(e) => receiver_error = Some(e),
+            }
+        }
         let config = PoolConfig {
             max_containers: opts.max_containers,
             parallel: opts.workers.max(2),
@@ -139,7 +146,13 @@ impl<E: ContainerEngine> Session<E> {
             pool,
             receiver,
             receiver_error,
+            warnings,
         }
+    }
+
+    /// What the user should know about how the session was set up.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// Kills and removes every container and network of the session.
@@ -328,15 +341,52 @@ fn queue_order(plan: &Plan, keys: &[String], opts: &RunOptions) -> (Vec<usize>, 
     (order, hits)
 }
 
-/// Starts the OTLP receiver, or says why it could not.
-async fn start_receiver() -> (Option<Arc<Receiver>>, Option<String>) {
-    match Receiver::start(std::net::Ipv4Addr::UNSPECIFIED.into()).await {
-        Ok(r) => (Some(Arc::new(r)), None),
-        Err(e) => (
-            None,
-            Some(format!("could not start the OTLP receiver: {e}")),
-        ),
+/// A started receiver and what the user should know about it.
+struct Started {
+    receiver: Arc<Receiver>,
+    warning: Option<String>,
+}
+
+/// Starts the OTLP receiver with a fresh token on loopback and the engine's bridge
+/// gateway (where containers reach this host). When that gateway is no address of this
+/// host (a remote or rootless engine), it listens on every interface, still behind
+/// the token, and says so.
+async fn start_receiver<E: ContainerEngine>(engine: &E) -> Result<Started, String> {
+    let token = ReceiverConfig::random_token()
+        .map_err(|e| format!("no random source for the run token: {e}"))?;
+    let local: std::net::IpAddr = std::net::Ipv4Addr::LOCALHOST.into();
+    let gateway = engine.bridge_gateway().await.ok().flatten();
+    let mut why = "the engine did not name its bridge gateway".to_owned();
+    if let Some(gw) = gateway {
+        let config = ReceiverConfig {
+            listen: vec![local, gw],
+            token: Some(token.clone()),
+            advertise: Some(gw),
+        };
+        match Receiver::start(config).await {
+            Ok(r) => {
+                return Ok(Started {
+                    receiver: Arc::new(r),
+                    warning: None,
+                });
+            }
+            Err(e) => why = format!("cannot listen on its bridge gateway {gw} ({e})"),
+        }
     }
+    let config = ReceiverConfig {
+        listen: vec![std::net::Ipv4Addr::UNSPECIFIED.into()],
+        token: Some(token),
+        advertise: None,
+    };
+    let receiver = Receiver::start(config)
+        .await
+        .map_err(|e| format!("could not start the OTLP receiver: {e}"))?;
+    Ok(Started {
+        receiver: Arc::new(receiver),
+        warning: Some(format!(
+            "the OTLP receiver listens on every interface, behind the run's token: {why} (a remote or rootless engine?)"
+        )),
+    })
 }
 
 /// Inspects every image once; pulls what is missing. Returns the agent shell of each
@@ -580,7 +630,7 @@ async fn run_one<E: ContainerEngine>(shared: &Shared<E>, i: usize) -> ScenarioRe
     let otlp = shared.receiver.as_ref().filter(|_| sc.env.otlp.is_some());
     let ips = env.ips();
     if let Some(r) = otlp {
-        r.assign(&ips, &sc.id.0);
+        r.open(&sc.id.0, &ips, sc.span_limits);
     }
     let mut ran = scenario::run_scenario(
         &shared.pool,
@@ -592,7 +642,10 @@ async fn run_one<E: ContainerEngine>(shared: &Shared<E>, i: usize) -> ScenarioRe
     )
     .await;
     ran.result.start = ran_start.saturating_duration_since(shared.started);
-    let mut collected = std::mem::take(&mut ran.stdout_spans);
+    let mut collected = SpanBudget::new(sc.span_limits);
+    collected.extend(std::mem::take(&mut ran.stdout_spans));
+    let mut settled = true;
+    let mut dropped_by_receiver = 0;
     if let Some(r) = otlp {
         let settle_start = Instant::now();
         let wait_for = sc
@@ -601,18 +654,42 @@ async fn run_one<E: ContainerEngine>(shared: &Shared<E>, i: usize) -> ScenarioRe
             .iter()
             .find_map(|s| s.wait_for_span.as_ref());
         let wait_for = wait_for.map(|(name, t)| (name.as_str(), *t));
-        tokio::select! {
-            () = r.settle(&sc.id.0, wait_for, SPAN_QUIET, SPAN_WAIT_MAX) => {}
-            () = shared.cancel.cancelled() => {}
-        }
+        settled = tokio::select! {
+            () = r.settle(&sc.id.0, wait_for, SPAN_QUIET, SPAN_WAIT_MAX) => true,
+            () = shared.cancel.cancelled() => false,
+        };
         ran.result.duration += settle_start.elapsed();
-        collected.extend(r.take(&sc.id.0));
-        r.unassign(&ips);
+        let received = r.close(&sc.id.0, &ips);
+        dropped_by_receiver = received.overflow.map_or(0, |o| o.dropped);
+        collected.extend(received.spans);
+    }
+    if !settled && ran.result.status == Status::Passed {
+        // Cut short while its spans were coming in: no verdict on part of them.
+        ran.result.status = Status::Skipped;
+        ran.result.reason = Some(Reason::Interrupted);
+        ran.result.message = Some("interrupted while waiting for its spans".into());
+        ran.reusable = false;
+    }
+    if ran.result.status == Status::Skipped {
+        let queued = lock(&shared.queue).queued(&sc.env.key);
+        shared.pool.release(env, false, queued);
+        return ran.result;
+    }
+    let (collected, mut overflow) = collected.into_parts();
+    if dropped_by_receiver > 0 {
+        let mut o = overflow.unwrap_or(crate::otel::Overflow {
+            kept: collected.len(),
+            dropped: 0,
+            limits: sc.span_limits,
+        });
+        o.dropped += dropped_by_receiver;
+        overflow = Some(o);
     }
     spans::conclude(
         sc,
         &mut ran.result,
         &collected,
+        overflow,
         shared.artifacts.as_deref(),
         &shared.run_id,
         shared.baseline.as_deref(),

@@ -10,12 +10,11 @@
 //! Anything else is removed and a fresh environment takes its place.
 
 use super::agent::Agent;
+use super::otel_env::{otel_env, with_token};
 use super::reaper::RunOwner;
 use crate::backend::{ContainerEngine, ContainerSpec, EngineError, ExecSpec, NetworkMode};
 use crate::otel::Receiver;
-use crate::plan::{
-    EnvSpec, HealthSpec, NetworkNeed, OtlpSettings, ServiceSpec, resource_attributes,
-};
+use crate::plan::{EnvSpec, HealthSpec, NetworkNeed, ServiceSpec};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -221,49 +220,6 @@ pub struct PoolConfig {
     pub warm: bool,
     /// Keep one clean environment per key when no scenario needs it (`watch`).
     pub keep_warm: bool,
-}
-
-/// The `OTEL_*` variables of a container of an environment that exports over OTLP;
-/// `scenario` is added to the resource attributes of a step's commands.
-pub fn otel_env(
-    settings: &OtlpSettings,
-    receiver: &Receiver,
-    service: &str,
-    scenario: Option<&str>,
-) -> Vec<(String, String)> {
-    let port = if settings.grpc() {
-        receiver.grpc_port()
-    } else {
-        receiver.http_port()
-    };
-    let mut resources = Vec::new();
-    if let Some(id) = scenario {
-        resources.push((
-            crate::otel::receiver::SCENARIO_ATTR.to_owned(),
-            id.to_owned(),
-        ));
-    }
-    resources.push(("clnrm.service".to_owned(), service.to_owned()));
-    resources.extend(settings.resources.iter().cloned());
-    let mut env = vec![
-        (
-            "OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(),
-            format!("http://host.docker.internal:{port}"),
-        ),
-        (
-            "OTEL_EXPORTER_OTLP_PROTOCOL".to_owned(),
-            settings.protocol.clone(),
-        ),
-        (
-            "OTEL_RESOURCE_ATTRIBUTES".to_owned(),
-            resource_attributes(&resources),
-        ),
-    ];
-    if !settings.resources.iter().any(|(k, _)| k == "service.name") {
-        env.push(("OTEL_SERVICE_NAME".to_owned(), service.to_owned()));
-    }
-    env.extend(settings.env.iter().cloned());
-    env
 }
 
 /// A claim on the next environment of a key.
@@ -702,11 +658,12 @@ impl<E: ContainerEngine> Pool<E> {
         };
         let mut labels = labels.clone();
         labels.insert("clnrm.service".into(), svc.id.clone());
-        let mut env: Vec<String> = svc.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut env = svc.env.clone();
         if let (Some(settings), Some(receiver)) = (otlp, &inner.receiver) {
-            let vars = otel_env(settings, receiver, &svc.id, None);
-            env.extend(vars.into_iter().map(|(k, v)| format!("{k}={v}")));
+            env.extend(otel_env(settings, receiver, &svc.id, None));
+            with_token(&mut env, receiver);
         }
+        let env = env.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
         let spec = ContainerSpec {
             name: format!("clnrm-{}-{seq}-{}", inner.owner.run_id, svc.id),
             image: svc.image.clone(),
@@ -722,7 +679,11 @@ impl<E: ContainerEngine> Pool<E> {
             extra_hosts: if matches!(network, NetworkMode::None | NetworkMode::Disabled) {
                 Vec::new()
             } else {
-                vec!["host.docker.internal:host-gateway".into()]
+                let host = inner
+                    .receiver
+                    .as_ref()
+                    .map_or_else(|| "host-gateway".to_owned(), |r| r.container_host());
+                vec![format!("host.docker.internal:{host}")]
             },
             network,
             labels,
@@ -837,6 +798,9 @@ impl<E: ContainerEngine> Pool<E> {
     /// Kills and removes an environment's containers and network.
     pub async fn destroy(&self, env: Env) {
         let inner = &self.inner;
+        if let Some(r) = &inner.receiver {
+            r.forget(&env.ips());
+        }
         let ids: Vec<String> = env.members.iter().map(|m| m.container.clone()).collect();
         drop(env.members);
         futures_util::future::join_all(ids.iter().map(|id| inner.engine.remove(id))).await;

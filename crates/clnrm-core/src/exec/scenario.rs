@@ -3,7 +3,8 @@
 
 use super::agent::quote;
 use super::events::{Event, Reason, ScenarioResult, Status, StepResult};
-use super::pool::{Env, Pool, oom_kills, otel_env, run_in};
+use super::otel_env::{otel_env, with_token};
+use super::pool::{Env, Pool, oom_kills, run_in};
 use crate::backend::{ContainerEngine, ExecOutput};
 use crate::otel::{SpanRecord, spans_in_output};
 use crate::plan::{Intake, PlannedScenario, PlannedStep};
@@ -165,6 +166,7 @@ async fn run_step<E: ContainerEngine>(
             .filter(|(k, _)| !own.iter().any(|(o, _)| o == k))
             .collect();
         step_env.extend(own);
+        with_token(&mut step_env, receiver);
     }
     let end = {
         let run = run_in(

@@ -4,7 +4,7 @@
 use super::events::{Reason, ScenarioResult, Status};
 use crate::diff::{Baseline, Compare, Display, Normalize, SpanTree, diff, render_tree};
 use crate::expect::check;
-use crate::otel::{SpanRecord, artifacts};
+use crate::otel::{Overflow, SpanRecord, artifacts};
 use crate::plan::PlannedScenario;
 use std::path::Path;
 
@@ -30,6 +30,7 @@ pub fn conclude(
     sc: &PlannedScenario,
     result: &mut ScenarioResult,
     spans: &[SpanRecord],
+    overflow: Option<Overflow>,
     artifacts_dir: Option<&Path>,
     run_id: &str,
     baseline: Option<&BaselineCheck>,
@@ -46,6 +47,13 @@ pub fn conclude(
             .push(format!("could not save spans under {}: {e}", dir.display()));
     }
     if result.status != Status::Passed {
+        return;
+    }
+    if let Some(over) = overflow {
+        // The set is incomplete: no expectation or diff can be judged on it.
+        result.status = Status::Failed;
+        result.reason = Some(Reason::SpanLimit);
+        result.message = Some(over.to_string());
         return;
     }
     check_baseline(sc, result, shown, baseline);

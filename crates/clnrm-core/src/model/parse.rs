@@ -180,6 +180,7 @@ fn read_otel(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Otel {
             p.finish(r);
             out
         }),
+        max_spans: t.get(r, "max_spans"),
     };
     t.finish(r);
     otel

@@ -84,6 +84,9 @@ pub struct Otel {
     pub headers: SpMap<Sp<String>>,
     /// Context propagators.
     pub propagators: Option<Propagators>,
+    /// Spans one scenario may collect (default 100000); past it, it fails with `span_limit`.
+    #[schemars(range(min = 1))]
+    pub max_spans: Option<Sp<u64>>,
 }
 
 /// `[otel.propagators]`.

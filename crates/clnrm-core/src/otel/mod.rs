@@ -4,11 +4,13 @@
 
 pub mod artifacts;
 mod intake;
+pub mod limits;
 mod proto;
 pub mod receiver;
 mod span;
 
 pub use intake::{flat_span, from_otlp_json, parse_line, spans_in_output};
+pub use limits::{Overflow, SpanBudget, SpanLimits};
 pub use proto::from_proto;
-pub use receiver::Receiver;
+pub use receiver::{Collected, Receiver, ReceiverConfig};
 pub use span::{AttrValue, SpanEvent, SpanRecord};

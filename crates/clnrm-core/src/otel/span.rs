@@ -137,7 +137,49 @@ fn map_attributes(attrs: &mut BTreeMap<String, AttrValue>, f: &impl Fn(&str) -> 
     }
 }
 
+impl AttrValue {
+    /// Bytes this value holds in memory, roughly.
+    fn approx_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + match self {
+                AttrValue::Str(s) => s.len(),
+                AttrValue::Array(items) => items.iter().map(AttrValue::approx_bytes).sum(),
+                AttrValue::Bool(_) | AttrValue::Int(_) | AttrValue::Double(_) => 0,
+            }
+    }
+}
+
+/// Bytes a map of attributes holds in memory, roughly (with a B-tree node's share).
+fn attributes_bytes(attrs: &BTreeMap<String, AttrValue>) -> usize {
+    attrs
+        .iter()
+        .map(|(k, v)| 16 + std::mem::size_of::<String>() + k.len() + v.approx_bytes())
+        .sum()
+}
+
 impl SpanRecord {
+    /// Bytes this span holds in memory, roughly: what the span limits count.
+    pub fn approx_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.trace_id.len()
+            + self.span_id.len()
+            + self.parent_span_id.as_ref().map_or(0, String::len)
+            + self.name.len()
+            + self.status_message.len()
+            + self.scope.len()
+            + attributes_bytes(&self.attributes)
+            + attributes_bytes(&self.resource)
+            + self
+                .events
+                .iter()
+                .map(|e| {
+                    std::mem::size_of::<SpanEvent>()
+                        + e.name.len()
+                        + attributes_bytes(&e.attributes)
+                })
+                .sum::<usize>()
+    }
+
     /// Replaces every text of the span (names, keys, string values, status message,
     /// scope, resource) for which `f` gives a replacement: for secret masking.
     pub fn map_strings(&mut self, f: &impl Fn(&str) -> Option<String>) {

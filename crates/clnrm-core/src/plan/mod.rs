@@ -10,6 +10,7 @@ use crate::backend::Mount;
 use crate::expect::ExpectSet;
 use crate::model::shell::split_words;
 use crate::model::{Exporter, Protocol, Scenario, Service, TestFile};
+use crate::otel::SpanLimits;
 use crate::project::ExecutorConfig;
 use crate::template::DEFAULT_IMAGE;
 use crate::validate::CheckedFile;
@@ -217,6 +218,8 @@ pub struct PlannedScenario {
     pub expect: Option<Arc<ExpectSet>>,
     /// Where its spans come from.
     pub intake: Intake,
+    /// How many spans it may collect.
+    pub span_limits: SpanLimits,
     /// Hash of everything in the files and options that decides its outcome (the
     /// cache key adds the image ids and its baseline).
     pub fingerprint: String,
@@ -369,7 +372,18 @@ fn file_masker(file: &TestFile) -> Masker {
                 .map(|(k, v)| (k.value.as_str(), v.value.as_str()))
         })
     });
-    Masker::from_env(service_env.chain(step_env))
+    // OTLP headers that carry credentials (`authorization`, `x-api-key`, cookies).
+    let headers = file.otel.iter().flat_map(|o| {
+        o.headers
+            .iter()
+            .map(|(k, v)| (k.value.as_str(), v.value.as_str()))
+            .filter(|(k, _)| {
+                let k = k.to_ascii_lowercase();
+                is_secret_key(&k) || k.contains("auth") || k.contains("cookie")
+            })
+            .map(|(_, v)| ("SECRET", v))
+    });
+    Masker::from_env(service_env.chain(step_env).chain(headers))
 }
 
 /// What the scenarios of one file share.
@@ -406,6 +420,15 @@ pub fn intake(file: &TestFile) -> Intake {
         Some(Exporter::Otlp | Exporter::OtlpHttp) => Intake::Otlp { grpc: false },
         Some(Exporter::OtlpGrpc) => Intake::Otlp { grpc: true },
     }
+}
+
+/// The file's span limits: `[otel] max_spans` over the default.
+fn span_limits(file: &TestFile) -> SpanLimits {
+    let mut limits = SpanLimits::default();
+    if let Some(m) = file.otel.as_ref().and_then(|o| o.max_spans.as_ref()) {
+        limits.max_spans = usize::try_from(m.value).unwrap_or(usize::MAX);
+    }
+    limits
 }
 
 /// `[otel]` settings passed to the system under test as standard SDK variables.
@@ -523,6 +546,7 @@ fn plan_scenario(
         not_selected: None,
         expect: cx.expect.clone(),
         intake: cx.intake,
+        span_limits: span_limits(file),
         fingerprint: String::new(),
     }
 }

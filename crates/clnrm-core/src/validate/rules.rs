@@ -435,6 +435,16 @@ fn check_otel(file: &TestFile, cx: &mut Ctx<'_>) {
             "expected 0.0 to 1.0",
         );
     }
+    if let Some(m) = &otel.max_spans
+        && m.value == 0
+    {
+        cx.error(
+            Code::OutOfRange,
+            m.span,
+            "`max_spans` 0 would refuse every span".into(),
+            "expected 1 or more",
+        );
+    }
     if let Some(e) = &otel.endpoint {
         let ok = ["http://", "https://"]
             .iter()
