@@ -6,12 +6,15 @@ mod common;
 
 use common::{clnrm, project};
 
+#[path = "common/engine.rs"]
+mod engine;
+
+use engine::{IMAGE, containers, signal, spawn_run, wait_exit, wait_until};
+
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-
-const IMAGE: &str = "clnrm/busybox:latest";
 
 /// A test file with one busybox service `app` (agent mode) and the given scenarios.
 fn file(body: &str) -> String {
@@ -63,59 +66,6 @@ fn scenario<'a>(run: &'a Run, name: &str) -> &'a Value {
         .as_array()
         .and_then(|a| a.iter().find(|s| s["name"] == name))
         .unwrap_or_else(|| panic!("no scenario {name} in {:#}", run.json))
-}
-
-fn containers(label: &str) -> Vec<String> {
-    let out = std::process::Command::new("docker")
-        .args(["ps", "-aq", "--filter", &format!("label={label}")])
-        .output()
-        .unwrap_or_else(|e| panic!("docker ps: {e}"));
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect()
-}
-
-fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn wait_exit(child: &mut Child, limit: Duration) -> Option<i32> {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap_or_else(|e| panic!("{e}")) {
-            return status.code();
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            panic!("clnrm did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn spawn_run(dir: &Path, args: &[&str]) -> Child {
-    std::process::Command::new(assert_cmd::cargo::cargo_bin("clnrm"))
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .arg("run")
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn: {e}"))
-}
-
-fn signal(pid: u32, sig: &str) {
-    let ok = std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "kill {sig} {pid}");
 }
 
 #[test]

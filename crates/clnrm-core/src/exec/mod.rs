@@ -645,7 +645,12 @@ async fn run_one<E: ContainerEngine>(shared: &Shared<E>, i: usize) -> ScenarioRe
     let mut collected = SpanBudget::new(sc.span_limits);
     collected.extend(std::mem::take(&mut ran.stdout_spans));
     let mut settled = true;
-    let mut dropped_by_receiver = 0;
+    let mut dropped_by_receiver = crate::otel::Overflow {
+        kept: 0,
+        dropped: 0,
+        unread: 0,
+        limits: sc.span_limits,
+    };
     if let Some(r) = otlp {
         let settle_start = Instant::now();
         let wait_for = sc
@@ -660,7 +665,9 @@ async fn run_one<E: ContainerEngine>(shared: &Shared<E>, i: usize) -> ScenarioRe
         };
         ran.result.duration += settle_start.elapsed();
         let received = r.close(&sc.id.0, &ips);
-        dropped_by_receiver = received.overflow.map_or(0, |o| o.dropped);
+        if let Some(o) = received.overflow {
+            dropped_by_receiver = o;
+        }
         collected.extend(received.spans);
     }
     if !settled && ran.result.status == Status::Passed {
@@ -676,13 +683,15 @@ async fn run_one<E: ContainerEngine>(shared: &Shared<E>, i: usize) -> ScenarioRe
         return ran.result;
     }
     let (collected, mut overflow) = collected.into_parts();
-    if dropped_by_receiver > 0 {
+    if dropped_by_receiver.dropped + dropped_by_receiver.unread > 0 {
         let mut o = overflow.unwrap_or(crate::otel::Overflow {
             kept: collected.len(),
             dropped: 0,
+            unread: 0,
             limits: sc.span_limits,
         });
-        o.dropped += dropped_by_receiver;
+        o.dropped += dropped_by_receiver.dropped;
+        o.unread += dropped_by_receiver.unread;
         overflow = Some(o);
     }
     spans::conclude(

@@ -32,6 +32,15 @@ pub struct SpansArtifact {
     pub spans: Vec<SpanRecord>,
 }
 
+/// A [`SpansArtifact`] to write, borrowing its spans.
+#[derive(Serialize)]
+struct SpansArtifactRef<'a> {
+    format: &'a str,
+    scenario: &'a str,
+    run_id: &'a str,
+    spans: &'a [SpanRecord],
+}
+
 /// Where the artifact of `scenario` lives under `dir`.
 pub fn artifact_path(dir: &Path, scenario: &str) -> PathBuf {
     let safe: String = scenario
@@ -61,16 +70,23 @@ pub fn save(
 ) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let path = artifact_path(dir, scenario);
-    let doc = SpansArtifact {
-        format: FORMAT.into(),
-        scenario: scenario.into(),
-        run_id: run_id.into(),
-        spans: spans.to_vec(),
+    let doc = SpansArtifactRef {
+        format: FORMAT,
+        scenario,
+        run_id,
+        spans,
     };
-    let text = serde_json::to_string_pretty(&doc).map_err(std::io::Error::other)?;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, &path)?;
+    // Streamed to the file: a large set of spans is never a second time in memory as text.
+    let written = std::fs::File::create(&tmp).and_then(|f| {
+        let mut w = std::io::BufWriter::new(f);
+        serde_json::to_writer_pretty(&mut w, &doc).map_err(std::io::Error::other)?;
+        std::io::Write::flush(&mut w)
+    });
+    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, &path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     Ok(path)
 }
 

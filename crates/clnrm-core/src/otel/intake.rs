@@ -61,18 +61,14 @@ pub fn from_otlp_json(value: &Value) -> Result<Vec<SpanRecord>, String> {
             .ok_or("a `resourceSpans` item is not an object")?;
         let resource = rs
             .get("resource")
-            .and_then(Value::as_object)
-            .and_then(|r| r.get("attributes"))
-            .map(attributes)
+            .map(resource_attributes)
             .unwrap_or_default();
         let scopes = get(
             rs,
             &["scopeSpans", "scope_spans", "instrumentationLibrarySpans"],
         )
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-        for ss in &scopes {
+        .and_then(Value::as_array);
+        for ss in scopes.into_iter().flatten() {
             let ss = ss
                 .as_object()
                 .ok_or("a `scopeSpans` item is not an object")?;
@@ -95,6 +91,15 @@ pub fn from_otlp_json(value: &Value) -> Result<Vec<SpanRecord>, String> {
         }
     }
     Ok(out)
+}
+
+/// The attributes of an OTLP `resource` object.
+pub(crate) fn resource_attributes(resource: &Value) -> BTreeMap<String, AttrValue> {
+    resource
+        .as_object()
+        .and_then(|r| r.get("attributes"))
+        .map(attributes)
+        .unwrap_or_default()
 }
 
 /// A span object; keys in camelCase or snake_case. `None` when it has no name or id.

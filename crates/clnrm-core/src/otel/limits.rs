@@ -37,6 +37,8 @@ pub struct Overflow {
     pub kept: usize,
     /// Spans dropped.
     pub dropped: usize,
+    /// Requests dropped unread once the limits were reached.
+    pub unread: usize,
     /// The limits that were hit.
     pub limits: SpanLimits,
 }
@@ -50,7 +52,11 @@ impl fmt::Display for Overflow {
             self.limits.max_bytes / (1024 * 1024),
             self.kept,
             self.dropped
-        )
+        )?;
+        if self.unread > 0 {
+            write!(f, " and {} requests unread", self.unread)?;
+        }
+        Ok(())
     }
 }
 
@@ -60,6 +66,7 @@ pub struct SpanBudget {
     spans: Vec<SpanRecord>,
     bytes: usize,
     dropped: usize,
+    unread: usize,
     limits: SpanLimits,
 }
 
@@ -93,6 +100,16 @@ impl SpanBudget {
         spans.into_iter().map(|s| usize::from(!self.push(s))).sum()
     }
 
+    /// Whether a span has been dropped: nothing more will be kept.
+    pub fn is_full(&self) -> bool {
+        self.dropped > 0
+    }
+
+    /// Counts a request dropped unread (the budget was full before it was read).
+    pub fn drop_unread(&mut self) {
+        self.unread += 1;
+    }
+
     /// The spans kept.
     pub fn spans(&self) -> &[SpanRecord] {
         &self.spans
@@ -108,6 +125,7 @@ impl SpanBudget {
         let overflow = (self.dropped > 0).then_some(Overflow {
             kept: self.spans.len(),
             dropped: self.dropped,
+            unread: self.unread,
             limits: self.limits,
         });
         (self.spans, overflow)

@@ -138,23 +138,34 @@ fn map_attributes(attrs: &mut BTreeMap<String, AttrValue>, f: &impl Fn(&str) -> 
 }
 
 impl AttrValue {
-    /// Bytes this value holds in memory, roughly.
-    fn approx_bytes(&self) -> usize {
-        std::mem::size_of::<Self>()
-            + match self {
-                AttrValue::Str(s) => s.len(),
-                AttrValue::Array(items) => items.iter().map(AttrValue::approx_bytes).sum(),
-                AttrValue::Bool(_) | AttrValue::Int(_) | AttrValue::Double(_) => 0,
-            }
+    /// Bytes this value holds on the heap, roughly.
+    fn heap_bytes(&self) -> usize {
+        match self {
+            AttrValue::Str(s) => s.len(),
+            AttrValue::Array(items) => items
+                .iter()
+                .map(|i| std::mem::size_of::<Self>() + i.heap_bytes())
+                .sum(),
+            AttrValue::Bool(_) | AttrValue::Int(_) | AttrValue::Double(_) => 0,
+        }
     }
 }
 
-/// Bytes a map of attributes holds in memory, roughly (with a B-tree node's share).
+/// Bytes a map of attributes holds in memory, at most about: its B-tree's nodes
+/// (each has room for eleven entries and is at least about half full) and the heap
+/// text of its entries.
 fn attributes_bytes(attrs: &BTreeMap<String, AttrValue>) -> usize {
-    attrs
-        .iter()
-        .map(|(k, v)| 16 + std::mem::size_of::<String>() + k.len() + v.approx_bytes())
-        .sum()
+    const NODE: usize =
+        11 * (std::mem::size_of::<String>() + std::mem::size_of::<AttrValue>()) + 16;
+    if attrs.is_empty() {
+        return 0;
+    }
+    let nodes = attrs.len().div_ceil(6);
+    nodes * NODE
+        + attrs
+            .iter()
+            .map(|(k, v)| k.len() + v.heap_bytes())
+            .sum::<usize>()
 }
 
 impl SpanRecord {

@@ -34,13 +34,17 @@ pub(super) async fn serve(listener: TcpListener, state: Arc<State>, stop: Cancel
     let check = state.clone();
     let authorise = move |req: tonic::Request<()>| {
         let token = req.metadata().get(TOKEN_HEADER).map(|v| v.as_bytes());
-        if check.allows(token) {
-            Ok(req)
-        } else {
-            Err(tonic::Status::unauthenticated(format!(
+        if !check.allows(token) {
+            return Err(tonic::Status::unauthenticated(format!(
                 "a missing or wrong {TOKEN_HEADER}: this receiver takes spans from its run's containers only"
-            )))
+            )));
         }
+        if check.full(req.remote_addr().map(|a| a.ip())) {
+            return Err(tonic::Status::resource_exhausted(
+                "the scenario's span limits are reached; spans are dropped",
+            ));
+        }
+        Ok(req)
     };
     let service = TraceServiceServer::new(Grpc {
         state: state.clone(),

@@ -3,7 +3,7 @@
 //! other media types 415.
 
 use super::{MAX_BODY, State, TOKEN_HEADER};
-use crate::otel::{from_otlp_json, proto::from_proto};
+use crate::otel::{from_otlp_json_bytes, proto::from_proto};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Request, Response, StatusCode};
@@ -124,6 +124,19 @@ async fn handle(
             format!("content-encoding {encoding} is not supported\n"),
         );
     }
+    if state.full(Some(peer)) {
+        // Its scenario already failed on its limits: no need to read or decode more.
+        let mut r = reply(
+            StatusCode::OK,
+            "application/json",
+            r#"{"partialSuccess":{"errorMessage":"the scenario's span limits are reached; spans are dropped"}}"#,
+        );
+        r.headers_mut().insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("close"),
+        );
+        return r;
+    }
     // Reading and decoding hold a slot: only so many bodies are in memory at once.
     let Ok(_slot) = state.decode.acquire().await else {
         return reply(StatusCode::SERVICE_UNAVAILABLE, text, "stopping\n");
@@ -162,9 +175,7 @@ async fn handle(
         body
     };
     if json {
-        let parsed = serde_json::from_slice::<serde_json::Value>(&body)
-            .map_err(|e| e.to_string())
-            .and_then(|v| from_otlp_json(&v));
+        let parsed = from_otlp_json_bytes(&body);
         return match parsed {
             Ok(spans) => {
                 let dropped = state.ingest(Some(peer), spans);

@@ -148,6 +148,22 @@ impl State {
         }
     }
 
+    /// Whether everything `peer` sends now would be dropped: it belongs to a scenario
+    /// that is over its limits. Such requests are answered without being decoded.
+    fn full(&self, peer: Option<IpAddr>) -> bool {
+        let mut inner = self.lock();
+        let Some(id) = peer.and_then(|ip| inner.ip_owner.get(&ip).cloned()) else {
+            return false;
+        };
+        match inner.open.get_mut(&id) {
+            Some(open) if open.budget.is_full() => {
+                open.budget.drop_unread();
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Files `spans` sent from `peer`; returns how many were dropped.
     fn ingest(&self, peer: Option<IpAddr>, spans: Vec<SpanRecord>) -> usize {
         let now = Instant::now();

@@ -1,0 +1,107 @@
+//! Helpers for tests that watch a run from outside: its containers through the
+//! `docker` command, its process through signals and `/proc`. Each test binary that
+//! includes it uses a part.
+#![allow(dead_code, reason = "each test binary uses a part")]
+
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// The project's test image (built by `scripts/setup.sh`).
+pub const IMAGE: &str = "clnrm/busybox:latest";
+
+/// Ids of the containers (running or not) carrying `label` (`key=value`).
+pub fn containers(label: &str) -> Vec<String> {
+    let out = std::process::Command::new("docker")
+        .args(["ps", "-aq", "--filter", &format!("label={label}")])
+        .output()
+        .unwrap_or_else(|e| panic!("docker ps: {e}"));
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The environment of container `id`, `KEY=VALUE` each.
+pub fn container_env(id: &str) -> Vec<String> {
+    let out = std::process::Command::new("docker")
+        .args([
+            "inspect",
+            "-f",
+            "{{range .Config.Env}}{{println .}}{{end}}",
+            id,
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("docker inspect: {e}"));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Waits for `cond`, checking every 50 ms; fails the test after `limit`.
+pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits for `child` to exit; kills it and fails the test after `limit`.
+pub fn wait_exit(child: &mut Child, limit: Duration) -> Option<i32> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap_or_else(|e| panic!("{e}")) {
+            return status.code();
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("clnrm did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Starts `clnrm run ARGS` in `dir`, its output discarded.
+pub fn spawn_run(dir: &Path, args: &[&str]) -> Child {
+    spawn_run_with(dir, args, &[])
+}
+
+/// Starts `clnrm run ARGS` in `dir` with extra environment, its output discarded.
+pub fn spawn_run_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("clnrm"))
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
+        .arg("run")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn: {e}"))
+}
+
+/// Sends `sig` (`-INT`, `-TERM`, `-KILL`) to `pid`.
+pub fn signal(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill {sig} {pid}");
+}
+
+/// The peak resident memory of process `pid` so far, in MiB (`VmHWM`), if it lives.
+pub fn peak_rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
