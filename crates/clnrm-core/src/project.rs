@@ -64,6 +64,10 @@ pub struct ExecutorConfig {
     pub container_memory_mb: u64,
     /// CPU limit per container in cores.
     pub container_cpu_limit: f64,
+    /// Deadline of one engine call, in milliseconds.
+    pub engine_timeout_ms: u64,
+    /// Deadline of one image pull, in milliseconds.
+    pub pull_timeout_ms: u64,
 }
 
 impl Default for ExecutorConfig {
@@ -73,7 +77,21 @@ impl Default for ExecutorConfig {
             max_concurrent_containers: 20,
             container_memory_mb: 512,
             container_cpu_limit: 1.0,
+            engine_timeout_ms: crate::backend::DEFAULT_CALL.as_millis() as u64,
+            pull_timeout_ms: crate::backend::DEFAULT_PULL.as_millis() as u64,
         }
+    }
+}
+
+impl ExecutorConfig {
+    /// The deadline of one engine call.
+    pub fn engine_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.engine_timeout_ms)
+    }
+
+    /// The deadline of one image pull.
+    pub fn pull_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.pull_timeout_ms)
     }
 }
 
@@ -210,6 +228,22 @@ fn read_config(r: &mut Reader<'_>, root: &mut Table<'_, '_>, c: &mut Config) {
             &mut c.executor.max_concurrent_containers,
             t.get(r, "max_concurrent_containers"),
         );
+        for (key, slot) in [
+            ("engine_timeout_ms", &mut c.executor.engine_timeout_ms),
+            ("pull_timeout_ms", &mut c.executor.pull_timeout_ms),
+        ] {
+            match t.get::<Sp<u64>>(r, key) {
+                Some(v) if v.value == 0 => r.diags.push(
+                    Diagnostic::error(
+                        crate::diag::Code::OutOfRange,
+                        format!("`{key}` 0 would fail every call at once"),
+                    )
+                    .at(r.src, v.span, "expected 1 or more (milliseconds)"),
+                ),
+                Some(v) => *slot = v.value,
+                None => {}
+            }
+        }
         if let Some(mut l) = t.table(r, "limits") {
             set(
                 &mut c.executor.container_memory_mb,
@@ -258,6 +292,19 @@ mod tests {
         assert_eq!(config.vars["region"], "eu");
         assert_eq!(diags.len(), 1);
         assert_eq!(diags[0].help.as_deref(), Some("did you mean `enabled`?"));
+    }
+
+    #[test]
+    fn engine_deadlines_are_read_and_zero_is_refused() {
+        let src = Source::file(
+            ".clnrm/config.toml",
+            "[executor]\nengine_timeout_ms = 2000\npull_timeout_ms = 0\n",
+        );
+        let (config, diags) = parse_config(&src);
+        assert_eq!(config.executor.engine_timeout_ms, 2000);
+        assert_eq!(config.executor.pull_timeout_ms, 600_000);
+        assert_eq!(diags.len(), 1);
+        assert!(diags[0].message.contains("pull_timeout_ms"), "{diags:?}");
     }
 
     #[test]

@@ -70,7 +70,12 @@ pub fn run(args: DiffArgs) -> i32 {
             Ok(r) => r,
             Err(code) => return code,
         };
-        match rt.block_on(execute_plan(plan, run_opts, Output::Progress)) {
+        match rt.block_on(execute_plan(
+            plan,
+            run_opts,
+            Output::Progress,
+            &project.config.executor,
+        )) {
             Ok(report) if report.interrupted => return exit::INTERRUPTED,
             Ok(_) => {}
             Err(code) => return code,

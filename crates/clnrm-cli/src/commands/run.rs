@@ -7,16 +7,15 @@ use crate::cli::{DiagFormat, RunArgs, RunFormat};
 use crate::exit;
 use crate::output::{plural, print_diagnostics};
 use crate::telemetry::{self, Telemetry};
-use clnrm_core::backend::{Docker, EngineError};
+use clnrm_core::backend::{Deadlines, Docker, Engine, EngineError};
 use clnrm_core::cache::Cache;
-use clnrm_core::exec::{Event, Reason, RunOptions, RunOwner, Session, Status};
+use clnrm_core::exec::{Event, Reason, RunOptions, RunOwner, Session, Status, Stop};
 use clnrm_core::plan::{Plan, PlanOptions, plan};
-use clnrm_core::project::Project;
+use clnrm_core::project::{ExecutorConfig, Project};
 use clnrm_core::report::{HumanReporter, RunReport, to_digest, to_json, to_junit, to_markdown};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
 
 /// Runs the command.
 pub fn run(args: RunArgs) -> i32 {
@@ -243,6 +242,7 @@ async fn run_async(args: &RunArgs, plan: Plan, opts: RunOptions, project: &Proje
         } else {
             Output::Progress
         },
+        &project.config.executor,
     )
     .await
     {
@@ -318,23 +318,51 @@ pub enum Output {
 
 /// Connects to the engine and executes `plan`; `Err` holds the exit code when no
 /// engine answers. Handles Ctrl-C and SIGTERM, and exports clnrm's own spans.
-pub async fn execute_plan(plan: Plan, opts: RunOptions, output: Output) -> Result<RunReport, i32> {
-    let engine = connect_engine().await?;
-    let cancel = CancellationToken::new();
-    tokio::spawn(watch_signals(cancel.clone(), true));
+pub async fn execute_plan(
+    plan: Plan,
+    opts: RunOptions,
+    output: Output,
+    executor: &ExecutorConfig,
+) -> Result<RunReport, i32> {
+    let engine = connect_engine(executor).await?;
+    let stop = Stop::default();
+    tokio::spawn(watch_signals(stop.clone()));
     let otlp = plan.selected().any(|s| s.env.otlp.is_some());
     let session = Session::start(engine, &opts, otlp, false).await;
     for w in session.warnings() {
         eprintln!("warning: {w}");
     }
-    let report = run_in_session(&session, plan, &opts, output, cancel).await;
-    session.shutdown().await;
+    let report = run_in_session(&session, plan, &opts, output, stop.clone()).await;
+    end_session(&session, &stop).await;
     Ok(report)
 }
 
-/// The Docker engine, or the exit code after saying why there is none.
-pub async fn connect_engine() -> Result<Arc<Docker>, i32> {
-    match Docker::connect().await {
+/// Removes what the session started; after a second interrupt, does not wait for
+/// that. Says what is left for the next run to remove.
+pub async fn end_session(session: &Session<Engine>, stop: &Stop) {
+    let left = tokio::select! {
+        left = session.shutdown() => left,
+        () = stop.force.cancelled() => {
+            eprintln!("stopped without removing this run's containers; the next run removes them");
+            return;
+        }
+    };
+    if !left.is_empty() {
+        eprintln!(
+            "warning: {} and {} could not be removed (the engine did not answer); the next run removes them",
+            plural(left.containers, "container"),
+            plural(left.networks, "network")
+        );
+    }
+}
+
+/// The container engine with the project's deadlines, or the exit code after saying
+/// why there is none.
+pub async fn connect_engine(executor: &ExecutorConfig) -> Result<Arc<Engine>, i32> {
+    let connected = Docker::connect()
+        .await
+        .map(|d| Deadlines::new(d, executor.engine_timeout(), executor.pull_timeout()));
+    match connected {
         Ok(d) => Ok(Arc::new(d)),
         Err(e) => {
             eprintln!("error: {e}");
@@ -351,11 +379,11 @@ pub async fn connect_engine() -> Result<Arc<Docker>, i32> {
 
 /// Runs `plan` in `session`, reporting as it goes.
 pub async fn run_in_session(
-    session: &Session<Docker>,
+    session: &Session<Engine>,
     plan: Plan,
     opts: &RunOptions,
     output: Output,
-    cancel: CancellationToken,
+    stop: Stop,
 ) -> RunReport {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
@@ -371,7 +399,7 @@ pub async fn run_in_session(
         (sink, telemetry)
     });
     let run_id = opts.owner.run_id.clone();
-    let outcome = session.run(plan, opts, tx, cancel).await;
+    let outcome = session.run(plan, opts, tx, stop).await;
     let report = RunReport {
         run_id,
         results: outcome.results,
@@ -488,17 +516,17 @@ fn write(path: &Path, text: &str) -> Result<(), String> {
         })
 }
 
-/// Cancels on the first Ctrl-C or SIGTERM; with `second_exits`, a second one exits at once.
-pub async fn watch_signals(cancel: CancellationToken, second_exits: bool) {
+/// The first Ctrl-C or SIGTERM stops the run gracefully (`stop.interrupt`); a second
+/// one stops it now (`stop.force`): the report is still written.
+pub async fn watch_signals(stop: Stop) {
     use tokio::signal::unix::{Signal, SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).ok();
     next_signal(term.as_mut()).await;
-    eprintln!("\ninterrupted: stopping, removing this run's containers (again to exit at once)");
-    cancel.cancel();
-    if second_exits {
-        next_signal(term.as_mut()).await;
-        std::process::exit(exit::INTERRUPTED);
-    }
+    eprintln!("\ninterrupted: stopping, removing this run's containers (again to stop at once)");
+    stop.interrupt.cancel();
+    next_signal(term.as_mut()).await;
+    eprintln!("interrupted again: stopping now");
+    stop.force.cancel();
 
     async fn next_signal(term: Option<&mut Signal>) {
         match term {

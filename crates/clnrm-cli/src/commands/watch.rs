@@ -6,16 +6,16 @@
 //! cycle are queued into one follow-up cycle. Ctrl-C ends it with no container left.
 
 use super::run::{
-    Output, connect_engine, open_cache, plan_options, run_in_session, run_options, runtime,
-    watch_signals, write_reports,
+    Output, connect_engine, end_session, open_cache, plan_options, run_in_session, run_options,
+    runtime, watch_signals, write_reports,
 };
 use super::{Prepared, prepare};
 use crate::cli::{DiagFormat, WatchArgs};
 use crate::exit;
 use crate::output::{plural, print_diagnostics};
-use clnrm_core::backend::Docker;
+use clnrm_core::backend::Engine;
 use clnrm_core::discover::is_test_file_name;
-use clnrm_core::exec::{RunOptions, RunOwner, Session};
+use clnrm_core::exec::{RunOptions, RunOwner, Session, Stop};
 use clnrm_core::plan::{Intake, intake, plan};
 use clnrm_core::project::Project;
 use clnrm_core::watch::{Filter, Source};
@@ -23,7 +23,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 /// Runs the command.
 pub fn run(args: WatchArgs) -> i32 {
@@ -80,19 +79,16 @@ fn affected(
 
 struct Watch {
     args: WatchArgs,
-    session: Session<Docker>,
+    session: Session<Engine>,
     owner: RunOwner,
-    cancel: CancellationToken,
+    stop: Stop,
     deps: BTreeMap<PathBuf, Vec<PathBuf>>,
 }
 
 async fn watch(args: WatchArgs) -> i32 {
-    let cancel = CancellationToken::new();
-    tokio::spawn(watch_signals(cancel.clone(), false));
-    let engine = match connect_engine().await {
-        Ok(e) => e,
-        Err(code) => return code,
-    };
+    let stop = Stop::default();
+    let cancel = stop.interrupt.clone();
+    tokio::spawn(watch_signals(stop.clone()));
     let paths = if args.run.paths.is_empty() {
         vec![PathBuf::from("tests")]
     } else {
@@ -100,6 +96,10 @@ async fn watch(args: WatchArgs) -> i32 {
     };
     let first = prepare(&paths, &args.run.vars);
     let project = first.project.clone();
+    let engine = match connect_engine(&project.config.executor).await {
+        Ok(e) => e,
+        Err(code) => return code,
+    };
     let owner = RunOwner::current();
     let opts = run_options(&args.run, &project, owner.clone());
     let otlp = first
@@ -123,7 +123,7 @@ async fn watch(args: WatchArgs) -> i32 {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
-            session.shutdown().await;
+            end_session(&session, &stop).await;
             return exit::ENVIRONMENT;
         }
     };
@@ -131,14 +131,14 @@ async fn watch(args: WatchArgs) -> i32 {
         args,
         session,
         owner,
-        cancel: cancel.clone(),
+        stop: stop.clone(),
         deps: dependency_map(&first),
     };
     w.cycle(first, &project).await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let stop = cancel.clone();
+    let stopping = cancel.clone();
     std::thread::spawn(move || {
-        while let Some(batch) = source.next_batch(debounce, &|| stop.is_cancelled()) {
+        while let Some(batch) = source.next_batch(debounce, &|| stopping.is_cancelled()) {
             if tx.send(batch).is_err() {
                 return;
             }
@@ -166,7 +166,7 @@ async fn watch(args: WatchArgs) -> i32 {
             break;
         }
     }
-    w.session.shutdown().await;
+    end_session(&w.session, &stop).await;
     exit::INTERRUPTED
 }
 
@@ -222,14 +222,8 @@ impl Watch {
             ..run_options(&self.args.run, project, self.owner.clone())
         };
         let files = plan.files.clone();
-        let report = run_in_session(
-            &self.session,
-            plan,
-            &opts,
-            Output::Human,
-            self.cancel.clone(),
-        )
-        .await;
+        let report =
+            run_in_session(&self.session, plan, &opts, Output::Human, self.stop.clone()).await;
         if let Some(cache) = cache
             && let Ok(c) = cache.lock()
             && let Err(e) = c.save(project.config.cache.max_entries as usize)

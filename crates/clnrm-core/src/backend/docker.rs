@@ -3,8 +3,8 @@
 //! so Docker 20.10 (API 1.41) and newer engines answer alike.
 
 use super::{
-    Attached, Chunk, ContainerEngine, ContainerSpec, ContainerState, EngineError, ExecOutput,
-    ExecSpec, ImageInfo, Labels, Listed, NetworkMode,
+    Attached, Chunk, ContainerEngine, ContainerSpec, ContainerState, EngineError, ExecSpec,
+    Execution, ImageInfo, Labels, Listed, NetworkMode,
 };
 use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
@@ -302,7 +302,7 @@ impl ContainerEngine for Docker {
         self.client.start_container(id, None).await.map_err(api)
     }
 
-    async fn exec(&self, id: &str, spec: &ExecSpec) -> Result<ExecOutput, EngineError> {
+    async fn exec_start(&self, id: &str, spec: &ExecSpec) -> Result<Execution, EngineError> {
         let options = CreateExecOptions {
             cmd: Some(spec.argv.clone()),
             env: (!spec.env.is_empty()).then(|| spec.env.clone()),
@@ -317,20 +317,21 @@ impl ContainerEngine for Docker {
             .start_exec(&exec.id, Some(StartExecOptions::default()))
             .await
             .map_err(api)?;
-        let mut out = ExecOutput::default();
-        if let StartExecResults::Attached { mut output, .. } = started {
-            while let Some(item) = output.next().await {
-                match chunk(item) {
-                    Some(Ok(Chunk::Stdout(b))) => out.stdout.extend_from_slice(&b),
-                    Some(Ok(Chunk::Stderr(b))) => out.stderr.extend_from_slice(&b),
-                    Some(Err(e)) => return Err(e),
-                    None => {}
-                }
-            }
-        }
-        let inspected = self.client.inspect_exec(&exec.id).await.map_err(api)?;
-        out.exit_code = inspected.exit_code.unwrap_or(-1);
-        Ok(out)
+        let output = match started {
+            StartExecResults::Attached { output, .. } => output
+                .filter_map(|item| std::future::ready(chunk(item)))
+                .boxed(),
+            StartExecResults::Detached => futures_util::stream::empty().boxed(),
+        };
+        Ok(Execution {
+            id: exec.id,
+            output,
+        })
+    }
+
+    async fn exec_exit_code(&self, exec: &str) -> Result<i64, EngineError> {
+        let inspected = self.client.inspect_exec(exec).await.map_err(api)?;
+        Ok(inspected.exit_code.unwrap_or(-1))
     }
 
     async fn inspect(&self, id: &str) -> Result<ContainerState, EngineError> {

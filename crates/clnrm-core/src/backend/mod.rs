@@ -3,8 +3,13 @@
 //! implementation ([`Docker`]); the executor only talks to [`ContainerEngine`]. This
 //! module knows nothing about scenarios or steps.
 
+mod deadline;
 mod docker;
 
+pub use deadline::{DEFAULT_CALL, DEFAULT_PULL, Deadlines};
+
+/// The engine clnrm runs against: Docker (or Podman) with a deadline on every call.
+pub type Engine = Deadlines<Docker>;
 pub use docker::{Docker, image_ids_now};
 
 use bytes::Bytes;
@@ -36,9 +41,37 @@ pub enum EngineError {
     /// A container or exec is gone (removed, or its process exited).
     #[error("container {0} is gone")]
     Gone(String),
+    /// A call got no answer within its deadline.
+    #[error("the container engine did not answer `{call}` within {}", seconds(*after))]
+    Timeout {
+        /// What was asked.
+        call: String,
+        /// The deadline.
+        after: std::time::Duration,
+    },
+    /// An earlier call timed out and the engine has not answered since.
+    #[error("the container engine stopped answering ({first}); `{call}` was not tried")]
+    Stalled {
+        /// What would have been asked.
+        call: String,
+        /// The call that timed out first, and its deadline.
+        first: String,
+    },
     /// Any other answer from the engine.
     #[error("{0}")]
     Api(String),
+}
+
+/// A duration as people read it in a message: `30 s`, `2.5 s`, `250 ms`.
+pub fn seconds(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms.is_multiple_of(1000) {
+        format!("{} s", ms / 1000)
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
 }
 
 /// Labels on a container or network.
@@ -156,6 +189,47 @@ pub struct ExecOutput {
     pub stderr: Vec<u8>,
 }
 
+/// A command running in a container.
+pub struct Execution {
+    /// The engine's id of the command.
+    pub id: String,
+    /// Its stdout and stderr, as they come; ends when the command does.
+    pub output: BoxStream<'static, Result<Chunk, EngineError>>,
+}
+
+/// Output kept per stream and command; beyond it, the oldest bytes are dropped.
+pub const OUTPUT_CAP: usize = 8 * 1024 * 1024;
+
+/// Appends `bytes` to `buf`, dropping the oldest bytes beyond [`OUTPUT_CAP`].
+pub fn push_capped(buf: &mut Vec<u8>, bytes: &[u8]) {
+    buf.extend_from_slice(bytes);
+    if buf.len() > OUTPUT_CAP {
+        let cut = buf.len() - OUTPUT_CAP / 2;
+        buf.drain(..cut);
+    }
+}
+
+/// Runs a command in a running container and waits for it, keeping at most
+/// [`OUTPUT_CAP`] bytes of each stream. Its duration is the command's: the caller
+/// bounds it (a step timeout), not the engine's call deadline.
+pub async fn exec<E: ContainerEngine>(
+    engine: &E,
+    id: &str,
+    spec: &ExecSpec,
+) -> Result<ExecOutput, EngineError> {
+    use futures_util::StreamExt;
+    let mut running = engine.exec_start(id, spec).await?;
+    let mut out = ExecOutput::default();
+    while let Some(chunk) = running.output.next().await {
+        match chunk? {
+            Chunk::Stdout(b) => push_capped(&mut out.stdout, &b),
+            Chunk::Stderr(b) => push_capped(&mut out.stderr, &b),
+        }
+    }
+    out.exit_code = engine.exec_exit_code(&running.id).await?;
+    Ok(out)
+}
+
 /// A container's state.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ContainerState {
@@ -178,6 +252,16 @@ pub struct Listed {
 
 /// Engine operations, each one API call or close to it.
 pub trait ContainerEngine: Send + Sync + 'static {
+    /// How long one call may take ([`Deadlines`] enforces it); clnrm's own checks
+    /// inside containers are bounded by it too.
+    fn deadline(&self) -> std::time::Duration {
+        DEFAULT_CALL
+    }
+    /// Returns (only) when the engine has stopped answering, with the error that says
+    /// so; for whoever waits on a stream meanwhile. Never, unless [`Deadlines`] watches.
+    fn stalled(&self) -> impl Future<Output = EngineError> + Send {
+        std::future::pending()
+    }
     /// Fails with [`EngineError::Unreachable`] when nothing answers.
     fn ping(&self) -> impl Future<Output = Result<(), EngineError>> + Send;
     /// The image, if present locally.
@@ -209,12 +293,15 @@ pub trait ContainerEngine: Send + Sync + 'static {
     fn attach(&self, id: &str) -> impl Future<Output = Result<Attached, EngineError>> + Send;
     /// Starts a created container.
     fn start(&self, id: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
-    /// Runs a command in a running container and waits for it.
-    fn exec(
+    /// Starts a command in a running container; its output streams until it ends.
+    fn exec_start(
         &self,
         id: &str,
         spec: &ExecSpec,
-    ) -> impl Future<Output = Result<ExecOutput, EngineError>> + Send;
+    ) -> impl Future<Output = Result<Execution, EngineError>> + Send;
+    /// The exit code of a command started by [`ContainerEngine::exec_start`], once
+    /// its output has ended.
+    fn exec_exit_code(&self, exec: &str) -> impl Future<Output = Result<i64, EngineError>> + Send;
     /// The container's state.
     fn inspect(&self, id: &str)
     -> impl Future<Output = Result<ContainerState, EngineError>> + Send;

@@ -12,9 +12,6 @@ use futures_util::StreamExt;
 use std::hash::{BuildHasher, RandomState};
 use tokio::io::AsyncWriteExt;
 
-/// Output kept per stream and step; beyond it, the oldest bytes are dropped.
-pub const OUTPUT_CAP: usize = 8 * 1024 * 1024;
-
 /// Why the agent could not run a command.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -27,6 +24,9 @@ pub enum AgentError {
     /// The engine stream failed.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// A check of clnrm's did not finish in time (a stopped shell, a stalled engine).
+    #[error("the shell did not answer within {}", crate::backend::seconds(*.0))]
+    Timeout(std::time::Duration),
 }
 
 /// A shell in a container, driven over its attached stdin and stdout.
@@ -115,6 +115,18 @@ impl Agent {
         self.collect(&mark).await
     }
 
+    /// Runs one of clnrm's own checks, which must answer within `limit`. After a
+    /// timeout the connection is out of step: the agent must not be used again.
+    pub async fn check(
+        &mut self,
+        snippet: &str,
+        limit: std::time::Duration,
+    ) -> Result<ExecOutput, AgentError> {
+        tokio::time::timeout(limit, self.script(snippet))
+            .await
+            .unwrap_or(Err(AgentError::Timeout(limit)))
+    }
+
     async fn collect(&mut self, mark: &str) -> Result<ExecOutput, AgentError> {
         let out_end = format!("\n{mark} ");
         let err_end = format!("\n{mark}\n");
@@ -158,11 +170,7 @@ struct Capture {
 
 impl Capture {
     fn push(&mut self, b: &[u8]) {
-        self.bytes.extend_from_slice(b);
-        if self.bytes.len() > OUTPUT_CAP {
-            let cut = self.bytes.len() - OUTPUT_CAP / 2;
-            self.bytes.drain(..cut);
-        }
+        crate::backend::push_capped(&mut self.bytes, b);
     }
 
     /// If the buffer ends with `<end><code>\n`, removes that and returns the code.

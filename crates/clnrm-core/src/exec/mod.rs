@@ -58,6 +58,17 @@ pub struct RunOptions {
     pub force: bool,
 }
 
+/// How a run is stopped: `interrupt` (the first Ctrl-C or SIGTERM) stops dispatching
+/// and interrupts running scenarios, which are then cleaned up; `force` (the second)
+/// stops waiting for anything.
+#[derive(Clone, Debug, Default)]
+pub struct Stop {
+    /// Graceful stop.
+    pub interrupt: CancellationToken,
+    /// Stop now.
+    pub force: CancellationToken,
+}
+
 /// What a run did.
 #[derive(Clone, Debug, Default)]
 pub struct RunOutcome {
@@ -104,7 +115,11 @@ pub async fn execute<E: ContainerEngine>(
 ) -> RunOutcome {
     let otlp = plan.selected().any(|s| s.env.otlp.is_some());
     let session = Session::start(engine, opts, otlp, false).await;
-    let outcome = session.run(plan, opts, events, cancel).await;
+    let stop = Stop {
+        interrupt: cancel,
+        force: CancellationToken::new(),
+    };
+    let outcome = session.run(plan, opts, events, stop).await;
     session.shutdown().await;
     outcome
 }
@@ -155,19 +170,23 @@ impl<E: ContainerEngine> Session<E> {
         &self.warnings
     }
 
-    /// Kills and removes every container and network of the session.
-    pub async fn shutdown(&self) {
-        self.pool.shutdown().await;
+    /// Kills and removes every container and network of the session; returns what
+    /// could not be removed (the next run reaps it).
+    pub async fn shutdown(&self) -> pool::Leftovers {
+        self.pool.shutdown().await
     }
 
-    /// Runs the selected scenarios of `plan`.
+    /// Runs the selected scenarios of `plan`. `stop.interrupt` stops dispatching and
+    /// interrupts running scenarios; `stop.force` (a second interrupt) stops waiting
+    /// for them at all.
     pub async fn run(
         &self,
         plan: Plan,
         opts: &RunOptions,
         events: UnboundedSender<Event>,
-        cancel: CancellationToken,
+        stop: Stop,
     ) -> RunOutcome {
+        let cancel = stop.interrupt;
         let engine = &self.engine;
         let started = Instant::now();
         let workers = opts.workers.max(1);
@@ -256,10 +275,15 @@ impl<E: ContainerEngine> Session<E> {
         let handles: Vec<_> = (0..workers)
             .map(|_| tokio::spawn(worker(shared.clone())))
             .collect();
-        for h in handles {
-            let _ = h.await;
-        }
-        let interrupted = shared.cancel.is_cancelled();
+        let aborts: Vec<_> = handles.iter().map(|h| h.abort_handle()).collect();
+        let forced = tokio::select! {
+            _ = futures_util::future::join_all(handles) => false,
+            () = stop.force.cancelled() => {
+                aborts.iter().for_each(tokio::task::AbortHandle::abort);
+                true
+            }
+        };
+        let interrupted = shared.cancel.is_cancelled() || forced;
         let leftover: Vec<usize> = lock(&shared.queue).drain();
         for i in leftover {
             let sc = &shared.plan.scenarios[i];
@@ -269,6 +293,36 @@ impl<E: ContainerEngine> Session<E> {
                 (Reason::FailFast, "not run: --fail-fast after a failure")
             };
             shared.finish(i, skipped(sc, &shared.plan, reason, text));
+        }
+        // Scenarios dispatched but without a result: cut short by a second interrupt,
+        // or their worker failed (a bug). Every scenario of the plan is reported.
+        let missing: Vec<usize> = lock(&shared.results)
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.is_none())
+            .map(|(i, _)| i)
+            .collect();
+        for i in missing {
+            let sc = &shared.plan.scenarios[i];
+            let r = if forced {
+                skipped(
+                    sc,
+                    &shared.plan,
+                    Reason::Interrupted,
+                    "cut short by a second interrupt",
+                )
+            } else {
+                ScenarioResult {
+                    status: Status::Error,
+                    ..skipped(
+                        sc,
+                        &shared.plan,
+                        Reason::Engine,
+                        "clnrm failed while running it (a bug; please report it)",
+                    )
+                }
+            };
+            shared.finish(i, r);
         }
         let duration = started.elapsed();
         let _ = shared.events.send(Event::RunFinished {

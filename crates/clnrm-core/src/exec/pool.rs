@@ -64,6 +64,22 @@ pub enum PoolError {
     Stopped,
 }
 
+/// What a session could not remove when it ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Leftovers {
+    /// Containers.
+    pub containers: usize,
+    /// Networks.
+    pub networks: usize,
+}
+
+impl Leftovers {
+    /// Whether everything was removed.
+    pub fn is_empty(&self) -> bool {
+        self.containers + self.networks == 0
+    }
+}
+
 /// One service's container in an environment.
 #[derive(Debug)]
 pub struct Member {
@@ -441,18 +457,27 @@ impl<E: ContainerEngine> Pool<E> {
         });
     }
 
-    /// Stops preparing, then kills and removes every container and network of the run.
-    pub async fn shutdown(&self) {
+    /// Stops preparing, then kills and removes every container and network of the run;
+    /// returns what could not be removed (a stalled engine), which the next run reaps.
+    pub async fn shutdown(&self) -> Leftovers {
         self.inner.stop.cancel();
         self.inner.tracker.close();
-        let _ = tokio::time::timeout(Duration::from_secs(30), self.inner.tracker.wait()).await;
+        // What is in flight is a chain of engine calls, each bounded.
+        let settle = self.inner.engine.deadline() * 2;
+        let _ = tokio::time::timeout(settle, self.inner.tracker.wait()).await;
         let containers: Vec<String> = lock(&self.inner.live).drain().collect();
         let engine = &self.inner.engine;
-        futures_util::future::join_all(containers.iter().map(|id| engine.remove(id))).await;
+        let removed =
+            futures_util::future::join_all(containers.iter().map(|id| engine.remove(id))).await;
         let networks: Vec<String> = lock(&self.inner.networks).drain().collect();
+        let mut left = Leftovers {
+            containers: removed.iter().filter(|r| r.is_err()).count(),
+            networks: 0,
+        };
         for n in &networks {
-            let _ = engine.remove_network(n).await;
+            left.networks += usize::from(engine.remove_network(n).await.is_err());
         }
+        left
     }
 
     /// Prepares an environment in the background; `urgent` when a scenario waits for it.
@@ -708,7 +733,7 @@ impl<E: ContainerEngine> Pool<E> {
         }
         if let Some(agent) = &mut member.agent {
             let out = agent
-                .script(&format!("{setup}{BIND_MOUNTED}"))
+                .check(&format!("{setup}{BIND_MOUNTED}"), inner.engine.deadline())
                 .await
                 .map_err(|e| {
                     EngineError::Api(format!(
@@ -780,7 +805,8 @@ impl<E: ContainerEngine> Pool<E> {
             let Some(agent) = &mut m.agent else {
                 return false;
             };
-            let Ok(out) = agent.script(&format!("{CHECK}\n{BIND_MOUNTED}")).await else {
+            let check = format!("{CHECK}\n{BIND_MOUNTED}");
+            let Ok(out) = agent.check(&check, self.inner.engine.deadline()).await else {
                 return false;
             };
             let out = String::from_utf8_lossy(&out.stdout);
@@ -817,9 +843,10 @@ impl<E: ContainerEngine> Pool<E> {
     }
 
     /// Kills one container at once (a timeout); the environment is then useless.
-    pub async fn kill(&self, container: &str) {
-        let _ = self.inner.engine.remove(container).await;
+    pub async fn kill(&self, container: &str) -> Result<(), EngineError> {
+        self.inner.engine.remove(container).await?;
         lock(&self.inner.live).remove(container);
+        Ok(())
     }
 
     /// Sets which shell of each image serves as agent (images may change between runs).
@@ -857,8 +884,7 @@ pub async fn run_in<E: ContainerEngine>(
                 env: env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
                 workdir: workdir.map(str::to_owned),
             };
-            engine
-                .exec(&member.container, &spec)
+            crate::backend::exec(engine, &member.container, &spec)
                 .await
                 .map_err(|e| e.to_string())
         }
@@ -869,7 +895,7 @@ pub async fn run_in<E: ContainerEngine>(
 pub async fn oom_kills<E: ContainerEngine>(engine: &E, member: &mut Member) -> Option<u64> {
     let text = match &mut member.agent {
         Some(agent) => {
-            let out = agent.script(CHECK).await.ok()?;
+            let out = agent.check(CHECK, engine.deadline()).await.ok()?;
             let line = String::from_utf8_lossy(&out.stdout).to_string();
             return line.split_whitespace().nth(2)?.parse().ok();
         }
@@ -883,7 +909,7 @@ pub async fn oom_kills<E: ContainerEngine>(engine: &E, member: &mut Member) -> O
                     argv: vec!["cat".into(), path.into()],
                     ..Default::default()
                 };
-                if let Ok(out) = engine.exec(&member.container, &spec).await {
+                if let Ok(out) = crate::backend::exec(engine, &member.container, &spec).await {
                     text.push_str(&String::from_utf8_lossy(&out.stdout));
                 }
             }

@@ -30,6 +30,8 @@ enum StepEnd {
     Timeout(Duration),
     Interrupted,
     Broken(String),
+    /// The engine stopped answering while the command ran.
+    Stalled(String),
 }
 
 /// Runs `sc` in `env`, sending a `StepFinished` event per step.
@@ -189,6 +191,7 @@ async fn run_step<E: ContainerEngine>(
             },
             () = limit => StepEnd::Timeout(deadline.map_or(Duration::ZERO, |d| d - started)),
             () = cancel.cancelled() => StepEnd::Interrupted,
+            e = pool.engine().stalled() => StepEnd::Stalled(e.to_string()),
         }
     };
     result.duration = started.elapsed();
@@ -205,12 +208,27 @@ async fn run_step<E: ContainerEngine>(
             true
         }
         StepEnd::Timeout(after) => {
-            pool.kill(&container).await;
-            fail(
-                &mut result,
-                Reason::Timeout,
-                format!("timed out after {} ms; container killed", after.as_millis()),
-            );
+            match pool.kill(&container).await {
+                Ok(()) => fail(
+                    &mut result,
+                    Reason::Timeout,
+                    format!("timed out after {} ms; container killed", after.as_millis()),
+                ),
+                Err(e) => {
+                    result.status = Status::Error;
+                    result.reason = Some(Reason::Engine);
+                    result.message = Some(format!(
+                        "timed out after {} ms, and the container could not be killed: {e}",
+                        after.as_millis()
+                    ));
+                }
+            }
+            false
+        }
+        StepEnd::Stalled(e) => {
+            result.status = Status::Error;
+            result.reason = Some(Reason::Engine);
+            result.message = Some(e);
             false
         }
         StepEnd::Interrupted => {

@@ -6,33 +6,40 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 use std::collections::BTreeMap;
 
+/// Lower-case hex of `bytes` (ids: hot, so no formatting machinery).
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    out
 }
 
-fn value(v: &AnyValue) -> Option<AttrValue> {
-    Some(match v.value.as_ref()? {
-        Value::StringValue(s) => AttrValue::Str(s.clone()),
-        Value::BoolValue(b) => AttrValue::Bool(*b),
-        Value::IntValue(i) => AttrValue::Int(*i),
-        Value::DoubleValue(d) => AttrValue::Double(*d),
-        Value::ArrayValue(a) => AttrValue::Array(a.values.iter().filter_map(value).collect()),
+fn value(v: AnyValue) -> Option<AttrValue> {
+    Some(match v.value? {
+        Value::StringValue(s) => AttrValue::Str(s),
+        Value::BoolValue(b) => AttrValue::Bool(b),
+        Value::IntValue(i) => AttrValue::Int(i),
+        Value::DoubleValue(d) => AttrValue::Double(d),
+        Value::ArrayValue(a) => AttrValue::Array(a.values.into_iter().filter_map(value).collect()),
         Value::KvlistValue(kv) => {
-            let parts: Vec<String> = attributes(&kv.values)
+            let parts: Vec<String> = attributes(kv.values)
                 .iter()
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();
             AttrValue::Str(format!("{{{}}}", parts.join(", ")))
         }
-        Value::BytesValue(b) => AttrValue::Str(hex(b)),
+        Value::BytesValue(b) => AttrValue::Str(hex(&b)),
         #[allow(unreachable_patterns, reason = "newer OTLP versions add value kinds")]
         _ => return None,
     })
 }
 
-fn attributes(kvs: &[KeyValue]) -> BTreeMap<String, AttrValue> {
-    kvs.iter()
-        .filter_map(|kv| Some((kv.key.clone(), value(kv.value.as_ref()?)?)))
+fn attributes(kvs: Vec<KeyValue>) -> BTreeMap<String, AttrValue> {
+    kvs.into_iter()
+        .filter_map(|kv| Some((kv.key, value(kv.value?)?)))
         .collect()
 }
 
@@ -46,49 +53,52 @@ fn kind(k: i32) -> SpanKind {
     }
 }
 
-/// Every span of a request, with its resource and scope.
-pub fn from_proto(req: &ExportTraceServiceRequest) -> Vec<SpanRecord> {
-    let mut out = Vec::new();
-    for rs in &req.resource_spans {
+/// Every span of a request, with its resource and scope (taken apart, not copied).
+pub fn from_proto(req: ExportTraceServiceRequest) -> Vec<SpanRecord> {
+    let total = req
+        .resource_spans
+        .iter()
+        .flat_map(|rs| &rs.scope_spans)
+        .map(|ss| ss.spans.len())
+        .sum();
+    let mut out = Vec::with_capacity(total);
+    for rs in req.resource_spans {
         let resource = rs
             .resource
-            .as_ref()
-            .map(|r| attributes(&r.attributes))
+            .map(|r| attributes(r.attributes))
             .unwrap_or_default();
-        for ss in &rs.scope_spans {
-            let scope = ss
-                .scope
-                .as_ref()
-                .map(|s| s.name.clone())
-                .unwrap_or_default();
-            for s in &ss.spans {
-                let status = s.status.as_ref();
+        for ss in rs.scope_spans {
+            let scope = ss.scope.map(|s| s.name).unwrap_or_default();
+            for s in ss.spans {
+                let status = s.status.unwrap_or_default();
                 out.push(SpanRecord {
                     trace_id: hex(&s.trace_id),
                     span_id: hex(&s.span_id),
-                    parent_span_id: (!s.parent_span_id.is_empty()
-                        && s.parent_span_id.iter().any(|b| *b != 0))
-                    .then(|| hex(&s.parent_span_id)),
-                    name: s.name.clone(),
+                    parent_span_id: s
+                        .parent_span_id
+                        .iter()
+                        .any(|b| *b != 0)
+                        .then(|| hex(&s.parent_span_id)),
+                    name: s.name,
                     kind: kind(s.kind),
                     start_time_unix_nano: s.start_time_unix_nano,
                     end_time_unix_nano: s.end_time_unix_nano,
-                    attributes: attributes(&s.attributes),
+                    attributes: attributes(s.attributes),
                     events: s
                         .events
-                        .iter()
+                        .into_iter()
                         .map(|e| SpanEvent {
-                            name: e.name.clone(),
+                            name: e.name,
                             time_unix_nano: e.time_unix_nano,
-                            attributes: attributes(&e.attributes),
+                            attributes: attributes(e.attributes),
                         })
                         .collect(),
-                    status: match status.map_or(0, |st| st.code) {
+                    status: match status.code {
                         1 => StatusCode::Ok,
                         2 => StatusCode::Error,
                         _ => StatusCode::Unset,
                     },
-                    status_message: status.map(|st| st.message.clone()).unwrap_or_default(),
+                    status_message: status.message,
                     resource: resource.clone(),
                     scope: scope.clone(),
                 });
@@ -96,4 +106,13 @@ pub fn from_proto(req: &ExportTraceServiceRequest) -> Vec<SpanRecord> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hex_is_lower_case_two_digits_a_byte() {
+        assert_eq!(super::hex(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
+        assert_eq!(super::hex(&[]), "");
+    }
 }

@@ -24,7 +24,7 @@ impl TraceService for Grpc {
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
         let peer = request.remote_addr().map(|a| a.ip());
-        let dropped = self.state.ingest(peer, from_proto(request.get_ref()));
+        let dropped = self.state.ingest(peer, from_proto(request.into_inner()));
         Ok(tonic::Response::new(super::http::response(dropped)))
     }
 }

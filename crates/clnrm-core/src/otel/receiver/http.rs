@@ -199,7 +199,7 @@ async fn handle(
     }
     match ExportTraceServiceRequest::decode(body) {
         Ok(request) => {
-            let dropped = state.ingest(Some(peer), from_proto(&request));
+            let dropped = state.ingest(Some(peer), from_proto(request));
             reply(
                 StatusCode::OK,
                 "application/x-protobuf",
