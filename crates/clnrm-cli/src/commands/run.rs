@@ -332,16 +332,28 @@ pub async fn execute_plan(
     for w in session.warnings() {
         eprintln!("warning: {w}");
     }
-    let report = run_in_session(&session, plan, &opts, output, stop.clone()).await;
+    let mut report = run_in_session(&session, plan, &opts, output, stop.clone()).await;
     end_session(&session, &stop).await;
+    // Ctrl-C during the teardown interrupts the run too (the results stand).
+    report.interrupted |= stop.interrupt.is_cancelled();
     Ok(report)
 }
 
-/// Removes what the session started; after a second interrupt, does not wait for
-/// that. Says what is left for the next run to remove.
+/// How long removing a run's containers may take after Ctrl-C.
+const TEARDOWN_AFTER_INTERRUPT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Removes what the session started (after an interrupt, for at most
+/// [`TEARDOWN_AFTER_INTERRUPT`]; after a second one, not at all). Says what is left
+/// for the next run to remove.
 pub async fn end_session(session: &Session<Engine>, stop: &Stop) {
+    // The time left starts when an interrupt comes, during the teardown too.
+    let out_of_time = async {
+        stop.interrupt.cancelled().await;
+        tokio::time::sleep(TEARDOWN_AFTER_INTERRUPT).await;
+    };
     let left = tokio::select! {
         left = session.shutdown() => left,
+        () = out_of_time => session.leftovers(),
         () = stop.force.cancelled() => {
             eprintln!("stopped without removing this run's containers; the next run removes them");
             return;
@@ -517,26 +529,27 @@ fn write(path: &Path, text: &str) -> Result<(), String> {
 }
 
 /// The first Ctrl-C or SIGTERM stops the run gracefully (`stop.interrupt`); a second
-/// one stops it now (`stop.force`): the report is still written.
+/// one stops it now (`stop.force`): the report is still written. The signal streams
+/// are made once, so that a second signal arriving at once is not missed.
 pub async fn watch_signals(stop: Stop) {
-    use tokio::signal::unix::{Signal, SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).ok();
-    next_signal(term.as_mut()).await;
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        eprintln!("warning: cannot watch for Ctrl-C; it will end clnrm without cleaning up");
+        return;
+    };
+    let mut next = async || {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+    };
+    next().await;
     eprintln!("\ninterrupted: stopping, removing this run's containers (again to stop at once)");
     stop.interrupt.cancel();
-    next_signal(term.as_mut()).await;
+    next().await;
     eprintln!("interrupted again: stopping now");
     stop.force.cancel();
-
-    async fn next_signal(term: Option<&mut Signal>) {
-        match term {
-            Some(t) => tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = t.recv() => {}
-            },
-            None => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
 }

@@ -78,7 +78,10 @@ pub fn spawn_run_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Child 
         .arg("run")
         .args(args)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(
+            std::fs::File::create(dir.join("clnrm.stderr"))
+                .map_or_else(|_| Stdio::null(), Stdio::from),
+        )
         .spawn()
         .unwrap_or_else(|e| panic!("spawn: {e}"))
 }
@@ -104,4 +107,14 @@ pub fn peak_rss_mib(pid: u32) -> Option<f64> {
         .parse()
         .ok()?;
     Some(kb / 1024.0)
+}
+
+/// Whether `pid` has a signal pending that it has not handled yet.
+pub fn signal_pending(pid: u32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .filter(|l| l.starts_with("ShdPnd:") || l.starts_with("SigPnd:"))
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .any(|mask| u64::from_str_radix(mask, 16).is_ok_and(|m| m != 0))
 }

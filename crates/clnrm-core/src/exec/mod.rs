@@ -176,6 +176,11 @@ impl<E: ContainerEngine> Session<E> {
         self.pool.shutdown().await
     }
 
+    /// What the session has not removed (yet).
+    pub fn leftovers(&self) -> pool::Leftovers {
+        self.pool.leftovers()
+    }
+
     /// Runs the selected scenarios of `plan`. `stop.interrupt` stops dispatching and
     /// interrupts running scenarios; `stop.force` (a second interrupt) stops waiting
     /// for them at all.
@@ -200,7 +205,11 @@ impl<E: ContainerEngine> Session<E> {
             shells,
             errors: image_errors,
             ids: image_ids,
-        } = resolve_images(&**engine, &plan).await;
+        } = tokio::select! {
+            images = resolve_images(&**engine, &plan) => images,
+            // Interrupted while the engine is asked (a slow pull, a stalled engine).
+            () = cancel.cancelled() => Images::default(),
+        };
         self.pool.set_agent_shells(shells);
         let keys = cache_keys(&plan, &image_ids, opts.baseline.as_deref());
         let otlp_error = match (&self.receiver, &self.receiver_error) {
@@ -215,8 +224,16 @@ impl<E: ContainerEngine> Session<E> {
         let (order, hits) = queue_order(&plan, &keys, opts);
         // What dead runs left is removed before this run starts containers (a run that
         // starts none, all cached, does not wait for it).
-        if !order.is_empty()
-            && let Ok((containers, networks)) = reap(&**engine, &opts.owner).await
+        let reaped = async {
+            if order.is_empty() {
+                return None;
+            }
+            tokio::select! {
+                r = reap(&**engine, &opts.owner) => r.ok(),
+                () = cancel.cancelled() => None,
+            }
+        };
+        if let Some((containers, networks)) = reaped.await
             && containers + networks > 0
         {
             let _ = events.send(Event::Reaped {
@@ -490,6 +507,7 @@ async fn resolve_images<E: ContainerEngine>(engine: &E, plan: &Plan) -> Images {
 }
 
 /// What the run knows about its images.
+#[derive(Default)]
 struct Images {
     /// Image → the shell to use as agent.
     shells: HashMap<String, Option<AgentShell>>,

@@ -459,25 +459,36 @@ impl<E: ContainerEngine> Pool<E> {
 
     /// Stops preparing, then kills and removes every container and network of the run;
     /// returns what could not be removed (a stalled engine), which the next run reaps.
+    /// Dropped midway (no time left), [`Pool::leftovers`] says what is left.
     pub async fn shutdown(&self) -> Leftovers {
         self.inner.stop.cancel();
         self.inner.tracker.close();
         // What is in flight is a chain of engine calls, each bounded.
         let settle = self.inner.engine.deadline() * 2;
         let _ = tokio::time::timeout(settle, self.inner.tracker.wait()).await;
-        let containers: Vec<String> = lock(&self.inner.live).drain().collect();
+        let containers: Vec<String> = lock(&self.inner.live).iter().cloned().collect();
         let engine = &self.inner.engine;
-        let removed =
-            futures_util::future::join_all(containers.iter().map(|id| engine.remove(id))).await;
-        let networks: Vec<String> = lock(&self.inner.networks).drain().collect();
-        let mut left = Leftovers {
-            containers: removed.iter().filter(|r| r.is_err()).count(),
-            networks: 0,
-        };
+        let removals = containers.iter().map(|id| async move {
+            if engine.remove(id).await.is_ok() {
+                lock(&self.inner.live).remove(id);
+            }
+        });
+        futures_util::future::join_all(removals).await;
+        let networks: Vec<String> = lock(&self.inner.networks).iter().cloned().collect();
         for n in &networks {
-            left.networks += usize::from(engine.remove_network(n).await.is_err());
+            if engine.remove_network(n).await.is_ok() {
+                lock(&self.inner.networks).remove(n);
+            }
         }
-        left
+        self.leftovers()
+    }
+
+    /// The containers and networks of the run not removed (yet).
+    pub fn leftovers(&self) -> Leftovers {
+        Leftovers {
+            containers: lock(&self.inner.live).len(),
+            networks: lock(&self.inner.networks).len(),
+        }
     }
 
     /// Prepares an environment in the background; `urgent` when a scenario waits for it.
