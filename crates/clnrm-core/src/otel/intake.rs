@@ -181,7 +181,7 @@ fn plain_value(v: &Value) -> Option<AttrValue> {
         },
         Value::String(s) => AttrValue::Str(s.clone()),
         Value::Array(items) => AttrValue::Array(items.iter().filter_map(plain_value).collect()),
-        Value::Object(o) => any_value(&Value::Object(o.clone()))?,
+        Value::Object(_) => any_value(v)?,
         Value::Null => return None,
     })
 }
@@ -223,7 +223,8 @@ fn any_value(v: &Value) -> Option<AttrValue> {
         let text: Vec<String> = values.iter().map(|(k, v)| format!("{k}={v}")).collect();
         return Some(AttrValue::Str(format!("{{{}}}", text.join(", "))));
     }
-    plain_value(v).filter(|_| obj.is_empty())
+    // Empty, or a kind of value this version does not know: no value.
+    None
 }
 
 /// `kind` as an OTLP enum number or name, or a plain word.
@@ -316,6 +317,18 @@ mod tests {
         assert_eq!(a[0].kind, SpanKind::Client);
         assert_eq!(a[0].status, StatusCode::Error);
         assert_eq!(a[0].parent_span_id.as_deref(), Some("s1"));
+    }
+
+    #[test]
+    fn an_unknown_kind_of_value_is_left_out_not_a_crash() {
+        // Found by the otlp_json fuzz target: an object value with an unknown key
+        // recursed without end.
+        let line = r#"{"name":"a","span_id":"s","attributes":[{"key":"k","value":{"futureValue":true}},{"key":"ok","value":{"boolValue":true}},{"key":"nested","value":{"arrayValue":{"values":[{"newValue":1}]}}}]}"#;
+        let spans = parse_line(line).expect("a span");
+        assert_eq!(spans[0].attributes.len(), 2, "{:?}", spans[0].attributes);
+        assert_eq!(spans[0].attributes["ok"], AttrValue::Bool(true));
+        let plain = r#"{"name":"a","span_id":"s","attributes":{"o":{"x":1},"e":{}}}"#;
+        assert!(parse_line(plain).expect("a span")[0].attributes.is_empty());
     }
 
     #[test]

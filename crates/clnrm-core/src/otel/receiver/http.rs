@@ -3,7 +3,7 @@
 //! other media types 415.
 
 use super::{MAX_BODY, State, TOKEN_HEADER};
-use crate::otel::{from_otlp_json_bytes, proto::from_proto};
+use crate::otel::{SpanRecord, from_otlp_json_bytes, proto::from_proto};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Request, Response, StatusCode};
@@ -166,19 +166,10 @@ async fn handle(
         }
         Err(_) => return reply(StatusCode::BAD_REQUEST, text, "could not read the body\n"),
     };
-    let body = if encoding == "gzip" {
-        match gunzip(&body) {
-            Ok(b) => b,
-            Err(status) => return reply(status, text, "bad gzip body or over the limit\n"),
-        }
-    } else {
-        body
-    };
-    if json {
-        let parsed = from_otlp_json_bytes(&body);
-        return match parsed {
-            Ok(spans) => {
-                let dropped = state.ingest(Some(peer), spans);
+    match decode_body(json, encoding == "gzip", &body) {
+        Ok(spans) => {
+            let dropped = state.ingest(Some(peer), spans);
+            if json {
                 let answer = if dropped == 0 {
                     "{}".to_owned()
                 } else {
@@ -189,29 +180,49 @@ async fn handle(
                     .to_string()
                 };
                 reply(StatusCode::OK, "application/json", answer)
+            } else {
+                reply(
+                    StatusCode::OK,
+                    "application/x-protobuf",
+                    response(dropped).encode_to_vec(),
+                )
             }
-            Err(e) => reply(
-                StatusCode::BAD_REQUEST,
-                text,
-                format!("not an OTLP-JSON trace request: {e}\n"),
-            ),
-        };
-    }
-    match ExportTraceServiceRequest::decode(body) {
-        Ok(request) => {
-            let dropped = state.ingest(Some(peer), from_proto(request));
-            reply(
-                StatusCode::OK,
-                "application/x-protobuf",
-                response(dropped).encode_to_vec(),
-            )
         }
-        Err(e) => reply(
-            StatusCode::BAD_REQUEST,
+        Err(BadBody::TooLarge) => reply(
+            StatusCode::PAYLOAD_TOO_LARGE,
             text,
-            format!("not an OTLP protobuf trace request: {e}\n"),
+            format!("body over {MAX_BODY} bytes once inflated\n"),
         ),
+        Err(BadBody::Invalid(why)) => reply(StatusCode::BAD_REQUEST, text, format!("{why}\n")),
     }
+}
+
+/// Why a body holds no spans.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BadBody {
+    /// Over [`MAX_BODY`] once inflated.
+    TooLarge,
+    /// Not gzip, or not an export request of its media type.
+    Invalid(String),
+}
+
+/// The spans of a request body: OTLP-JSON when `json`, else protobuf; inflated first
+/// when `gzip`. Pure, for the fuzzers as much as for the receiver.
+pub fn decode_body(json: bool, gzip: bool, body: &[u8]) -> Result<Vec<SpanRecord>, BadBody> {
+    let inflated;
+    let body = if gzip {
+        inflated = gunzip(body)?;
+        &inflated[..]
+    } else {
+        body
+    };
+    if json {
+        return from_otlp_json_bytes(body)
+            .map_err(|e| BadBody::Invalid(format!("not an OTLP-JSON trace request: {e}")));
+    }
+    ExportTraceServiceRequest::decode(body)
+        .map(from_proto)
+        .map_err(|e| BadBody::Invalid(format!("not an OTLP protobuf trace request: {e}")))
 }
 
 /// The export response: a partial success when spans were dropped.
@@ -224,14 +235,51 @@ pub(super) fn response(dropped: usize) -> ExportTraceServiceResponse {
     }
 }
 
-fn gunzip(body: &[u8]) -> Result<Bytes, StatusCode> {
+fn gunzip(body: &[u8]) -> Result<Vec<u8>, BadBody> {
     let mut out = Vec::new();
     let mut reader = flate2::read::GzDecoder::new(body).take(MAX_BODY as u64 + 1);
     reader
         .read_to_end(&mut out)
-        .map_err(|_| StatusCode::BAD_REQUEST)?;
+        .map_err(|e| BadBody::Invalid(format!("bad gzip body: {e}")))?;
     if out.len() > MAX_BODY {
-        return Err(StatusCode::PAYLOAD_TOO_LARGE);
+        return Err(BadBody::TooLarge);
     }
-    Ok(out.into())
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn a_body_is_inflated_then_decoded_by_its_media_type() {
+        let json =
+            br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"name":"a","spanId":"01"}]}]}]}"#;
+        assert_eq!(decode_body(true, false, json).map(|s| s.len()), Ok(1));
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, json).unwrap_or_else(|e| panic!("{e}"));
+        let gz = gz.finish().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(decode_body(true, true, &gz).map(|s| s.len()), Ok(1));
+        assert!(matches!(
+            decode_body(true, true, json),
+            Err(BadBody::Invalid(_))
+        ));
+        assert!(matches!(
+            decode_body(false, false, json),
+            Err(BadBody::Invalid(_))
+        ));
+        assert_eq!(decode_body(false, false, b"").map(|s| s.len()), Ok(0));
+    }
+
+    proptest! {
+        #[test]
+        fn no_body_makes_decoding_panic(
+            body in prop::collection::vec(any::<u8>(), 0..2048),
+            json in any::<bool>(),
+            gzip in any::<bool>(),
+        ) {
+            let _ = decode_body(json, gzip, &body);
+        }
+    }
 }

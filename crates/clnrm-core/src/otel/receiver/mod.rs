@@ -23,6 +23,8 @@
 mod grpc;
 mod http;
 
+pub use http::{BadBody, decode_body};
+
 use super::limits::{Overflow, SpanBudget, SpanLimits};
 use super::span::SpanRecord;
 use std::collections::HashMap;
