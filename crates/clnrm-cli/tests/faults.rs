@@ -87,19 +87,52 @@ fn assert_reaped(dir: &Path, pid: u32) {
 
 const STARTED: &str = "touch /gate/started";
 
-#[test]
-fn a_stalled_engine_ends_the_run_with_exit_3_naming_the_call_and_the_next_run_reaps() {
+/// A run whose engine stalls while its step runs.
+struct Stalled {
+    _gate: tempfile::TempDir,
+    dir: tempfile::TempDir,
+    proxy: EngineProxy,
+    child: Child,
+}
+
+/// Starts a run with `engine_ms` call deadlines through a proxy, and stalls the
+/// proxy once the step runs.
+fn stall_mid_step(engine_ms: u64) -> Stalled {
     let gate = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let dir = gated(gate.path(), 2000, &format!("{STARTED}; sleep 30"));
+    let dir = gated(gate.path(), engine_ms, &format!("{STARTED}; sleep 30"));
     let proxy = EngineProxy::start();
-    let mut child = run_through(&proxy, dir.path(), &[]);
+    let child = run_through(&proxy, dir.path(), &[]);
     wait_until("the step", Duration::from_secs(60), || {
         gate.path().join("started").exists()
     });
     proxy.set(Mode::Stall);
-    let stalled = Instant::now();
-    let code = wait_exit(&mut child, Duration::from_secs(90));
-    let report = report(dir.path());
+    Stalled {
+        _gate: gate,
+        dir,
+        proxy,
+        child,
+    }
+}
+
+impl Stalled {
+    /// Waits (at most `limit`) for the run to end; its exit code and report.
+    fn end(&mut self, limit: Duration) -> (Option<i32>, Value) {
+        let code = wait_exit(&mut self.child, limit);
+        (code, report(self.dir.path()))
+    }
+
+    /// Lets the engine answer again, and checks that the next run reaps the rest.
+    fn recover(self) {
+        self.proxy.set(Mode::Pass);
+        drop(self.proxy);
+        assert_reaped(self.dir.path(), self.child.id());
+    }
+}
+
+#[test]
+fn a_stalled_engine_ends_the_run_with_exit_3_naming_the_call_and_the_next_run_reaps() {
+    let mut run = stall_mid_step(2000);
+    let (code, report) = run.end(Duration::from_secs(90));
     assert_eq!(code, Some(3), "{report:#}");
     let w = work(&report);
     assert_eq!(w["status"], "error", "{report:#}");
@@ -109,69 +142,42 @@ fn a_stalled_engine_ends_the_run_with_exit_3_naming_the_call_and_the_next_run_re
         message.contains("did not answer `"),
         "names the call: {message}"
     );
-    eprintln!("ended {:?} after the stall: {message}", stalled.elapsed());
-    proxy.set(Mode::Pass);
-    drop(proxy);
-    assert_reaped(dir.path(), child.id());
+    run.recover();
 }
 
 #[test]
 fn ctrl_c_is_honoured_during_a_stall_and_the_report_is_written() {
-    let gate = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let dir = gated(gate.path(), 30_000, &format!("{STARTED}; sleep 30"));
-    let proxy = EngineProxy::start();
-    let mut child = run_through(&proxy, dir.path(), &[]);
-    wait_until("the step", Duration::from_secs(60), || {
-        gate.path().join("started").exists()
-    });
-    proxy.set(Mode::Stall);
-    signal(child.id(), "-INT");
+    let mut run = stall_mid_step(30_000);
+    signal(run.child.id(), "-INT");
     let sent = Instant::now();
-    assert_eq!(wait_exit(&mut child, Duration::from_secs(60)), Some(130));
-    assert!(
-        sent.elapsed() < Duration::from_secs(15),
-        "took {:?}",
-        sent.elapsed()
-    );
-    let report = report(dir.path());
+    let (code, report) = run.end(Duration::from_secs(60));
+    assert_eq!(code, Some(130), "{report:#}");
+    let took = sent.elapsed();
+    assert!(took < Duration::from_secs(15), "took {took:?}");
     assert_eq!(report["interrupted"], true, "{report:#}");
     assert_eq!(work(&report)["status"], "skipped", "{report:#}");
     assert_eq!(work(&report)["reason"], "interrupted", "{report:#}");
-    proxy.set(Mode::Pass);
-    drop(proxy);
-    assert_reaped(dir.path(), child.id());
+    run.recover();
 }
 
 #[test]
 fn a_second_ctrl_c_stops_at_once_and_still_writes_the_report() {
-    let gate = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let dir = gated(gate.path(), 30_000, &format!("{STARTED}; sleep 30"));
-    let proxy = EngineProxy::start();
-    let mut child = run_through(&proxy, dir.path(), &[]);
-    wait_until("the step", Duration::from_secs(60), || {
-        gate.path().join("started").exists()
-    });
-    proxy.set(Mode::Stall);
-    signal(child.id(), "-INT");
+    let mut run = stall_mid_step(30_000);
+    let pid = run.child.id();
+    signal(pid, "-INT");
     // Two signals of one kind that are both pending are one.
     wait_until("the first signal handled", Duration::from_secs(10), || {
-        !signal_pending(child.id())
+        !signal_pending(pid)
     });
-    signal(child.id(), "-INT");
+    signal(pid, "-INT");
     let sent = Instant::now();
-    assert_eq!(wait_exit(&mut child, Duration::from_secs(30)), Some(130));
-    let stderr = std::fs::read_to_string(dir.path().join("clnrm.stderr")).unwrap_or_default();
-    assert!(
-        sent.elapsed() < Duration::from_secs(10),
-        "took {:?}: {stderr}",
-        sent.elapsed()
-    );
-    let report = report(dir.path());
+    let (code, report) = run.end(Duration::from_secs(30));
+    assert_eq!(code, Some(130), "{report:#}");
+    let took = sent.elapsed();
+    assert!(took < Duration::from_secs(10), "took {took:?}");
     assert_eq!(report["interrupted"], true, "{report:#}");
     assert_ne!(work(&report)["status"], "passed", "{report:#}");
-    proxy.set(Mode::Pass);
-    drop(proxy);
-    assert_reaped(dir.path(), child.id());
+    run.recover();
 }
 
 #[test]
