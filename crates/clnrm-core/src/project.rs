@@ -113,7 +113,7 @@ pub struct DiffConfig {
 impl Default for DiffConfig {
     fn default() -> Self {
         Self {
-            baseline_path: ".clnrm/trace.json".into(),
+            baseline_path: Layout::BASELINE.into(),
             ignore_timestamps: true,
             show_only_diffs: false,
             max_display_depth: 10,
@@ -137,6 +137,71 @@ pub struct Config {
     pub vars: BTreeMap<String, tera::Value>,
 }
 
+/// Where clnrm keeps its files in a project: every `.clnrm/` path, in one place.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    root: PathBuf,
+    baseline: PathBuf,
+}
+
+impl Layout {
+    /// The directory that marks a project root.
+    pub const DIR: &'static str = ".clnrm";
+    /// The configuration, relative to the root.
+    pub const CONFIG: &'static str = ".clnrm/config.toml";
+    /// User templates (includes, macros), relative to the root.
+    pub const TEMPLATES: &'static str = ".clnrm/templates";
+    /// The change-detection cache, relative to the root.
+    pub const CACHE: &'static str = ".clnrm/cache";
+    /// The spans of each scenario's latest run, relative to the root.
+    pub const ARTIFACTS: &'static str = ".clnrm/artifacts";
+    /// The baseline when `diff.baseline_path` is not set.
+    pub const BASELINE: &'static str = ".clnrm/trace.json";
+
+    /// The layout of the project at `root` whose baseline is `baseline` (relative to it).
+    pub fn new(root: &Path, baseline: &str) -> Self {
+        Self {
+            root: root.to_path_buf(),
+            baseline: root.join(baseline),
+        }
+    }
+
+    /// The project root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `.clnrm/`.
+    pub fn dir(&self) -> PathBuf {
+        self.root.join(Self::DIR)
+    }
+
+    /// `.clnrm/config.toml`.
+    pub fn config(&self) -> PathBuf {
+        self.root.join(Self::CONFIG)
+    }
+
+    /// `.clnrm/templates/`.
+    pub fn templates(&self) -> PathBuf {
+        self.root.join(Self::TEMPLATES)
+    }
+
+    /// `.clnrm/cache/`.
+    pub fn cache(&self) -> PathBuf {
+        self.root.join(Self::CACHE)
+    }
+
+    /// `.clnrm/artifacts/`.
+    pub fn artifacts(&self) -> PathBuf {
+        self.root.join(Self::ARTIFACTS)
+    }
+
+    /// The baseline file (`diff.baseline_path`).
+    pub fn baseline(&self) -> &Path {
+        &self.baseline
+    }
+}
+
 /// A project root and its configuration.
 #[derive(Clone, Debug)]
 pub struct Project {
@@ -151,26 +216,32 @@ impl Project {
     pub fn discover(start: &Path) -> (Self, Vec<Diagnostic>) {
         let root = start
             .ancestors()
-            .find(|d| d.join(".clnrm").is_dir())
+            .find(|d| d.join(Layout::DIR).is_dir())
             .unwrap_or(start)
             .to_path_buf();
-        let path = root.join(".clnrm").join("config.toml");
+        let path = root.join(Layout::CONFIG);
         let (config, diags) = match std::fs::read_to_string(&path) {
-            Ok(text) => parse_config(&Source::file(".clnrm/config.toml", text)),
+            Ok(text) => parse_config(&Source::file(Layout::CONFIG, text)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Config::default(), Vec::new()),
             Err(e) => {
                 let d = Diagnostic::error(
                     crate::diag::Code::Io,
                     format!(
-                        "cannot read .clnrm/config.toml: {}",
+                        "cannot read {}: {}",
+                        Layout::CONFIG,
                         crate::discover::io_reason(&e)
                     ),
                 )
-                .in_file(".clnrm/config.toml");
+                .in_file(Layout::CONFIG);
                 (Config::default(), vec![d])
             }
         };
         (Self { root, config }, diags)
+    }
+
+    /// Where clnrm keeps its files in this project.
+    pub fn layout(&self) -> Layout {
+        Layout::new(&self.root, &self.config.diff.baseline_path)
     }
 
     /// `path` relative to the root when it lies inside, as shown to users.

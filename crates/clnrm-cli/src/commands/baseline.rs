@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 /// The baseline file.
 pub fn path(project: &Project) -> PathBuf {
-    project.root.join(&project.config.diff.baseline_path)
+    project.layout().baseline().to_path_buf()
 }
 
 /// The exit code of a baseline failure, the same in every command: a file that is not

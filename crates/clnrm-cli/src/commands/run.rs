@@ -165,12 +165,12 @@ pub fn open_cache(project: &Project) -> Option<Arc<std::sync::Mutex<Cache>>> {
 
 /// The change-detection cache's directory.
 pub fn cache_dir(project: &Project) -> PathBuf {
-    project.root.join(".clnrm").join("cache")
+    project.layout().cache()
 }
 
 /// Where collected spans are saved.
 pub fn artifacts_dir(project: &Project) -> PathBuf {
-    project.root.join(".clnrm").join("artifacts")
+    project.layout().artifacts()
 }
 
 /// A runtime for the engine and the run.

@@ -17,7 +17,7 @@ use clnrm_core::backend::Engine;
 use clnrm_core::discover::is_test_file_name;
 use clnrm_core::exec::{RunOptions, RunOwner, Session, Stop};
 use clnrm_core::plan::{Intake, intake, plan};
-use clnrm_core::project::Project;
+use clnrm_core::project::{Layout, Project};
 use clnrm_core::watch::{Filter, Source};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -58,7 +58,7 @@ fn affected(
     let mut out = BTreeSet::new();
     for p in batch {
         let p = canonical(p);
-        if p.ends_with(".clnrm/config.toml") {
+        if p.ends_with(Layout::CONFIG) {
             return None;
         }
         let name = p
@@ -175,13 +175,11 @@ fn start_source(project: &Project, paths: &[PathBuf]) -> notify::Result<Source> 
     let cfg = &project.config.watch;
     let filter = Filter::new(&root, &cfg.patterns, &cfg.ignore_patterns, &[]);
     let mut watched: Vec<PathBuf> = paths.iter().map(|p| canonical(p)).collect();
-    let templates = root.join(".clnrm").join("templates");
-    if templates.is_dir() {
-        watched.push(templates);
-    }
-    let config = root.join(".clnrm");
-    if config.is_dir() {
-        watched.push(config);
+    let layout = Layout::new(&root, &project.config.diff.baseline_path);
+    for dir in [layout.templates(), layout.dir()] {
+        if dir.is_dir() {
+            watched.push(dir);
+        }
     }
     Source::new(&watched, filter)
 }

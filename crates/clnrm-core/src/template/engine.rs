@@ -81,7 +81,7 @@ impl TemplateEngine {
             tera,
             state,
             root: root.to_path_buf(),
-            project_templates: root.join(".clnrm").join("templates"),
+            project_templates: root.join(crate::project::Layout::TEMPLATES),
             loaded: HashMap::new(),
             shapes: HashMap::new(),
             shapes_compiled: 0,

@@ -3,6 +3,7 @@
 //! ignore patterns, `.gitignore`, and clnrm's own outputs such as `.clnrm/` and report
 //! files never count). The loop around the pipeline lives with the CLI.
 
+use crate::project::Layout;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use notify::{RecursiveMode, Watcher as _};
@@ -12,7 +13,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Directories whose contents never trigger a cycle.
-const NEVER: &[&str] = &[".clnrm", ".git", "target", "node_modules"];
+const NEVER: &[&str] = &[Layout::DIR, ".git", "target", "node_modules"];
 
 /// Which paths count.
 #[derive(Debug)]
@@ -57,8 +58,7 @@ impl Filter {
         let Ok(rel) = path.strip_prefix(&self.root) else {
             return false;
         };
-        let user_input =
-            rel.starts_with(".clnrm/templates") || rel == Path::new(".clnrm/config.toml");
+        let user_input = rel.starts_with(Layout::TEMPLATES) || rel == Path::new(Layout::CONFIG);
         if !user_input
             && rel
                 .components()
