@@ -407,8 +407,13 @@ fn spans_sent_from_outside_the_run_change_no_verdict() {
             assert_eq!(got, None, "{addr}:{port} answered");
         }
     }
-    // gRPC from an SDK, without the token and with a wrong one.
+    // gRPC from an SDK, without the token and with a wrong one; with the right one,
+    // the host's other addresses do not even take the connection.
     let grpc_port = given.grpc.unwrap_or_default();
+    for addr in outside_addresses() {
+        let reached = std::net::TcpStream::connect((addr.as_str(), grpc_port)).is_ok();
+        assert!(!reached, "{addr}:{grpc_port} accepted a connection");
+    }
     for t in [None, Some(wrong.as_str())] {
         for id in [
             "tests/clean.clnrm.toml::clean",
