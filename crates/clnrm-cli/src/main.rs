@@ -4,6 +4,7 @@ mod cli;
 mod commands;
 mod exit;
 mod output;
+mod sink;
 mod telemetry;
 
 use clap::Parser;

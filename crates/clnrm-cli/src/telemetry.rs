@@ -188,6 +188,12 @@ impl Telemetry {
     }
 
     /// Exports the recorded spans; an error says why (the run's outcome is unaffected).
+    /// [`Telemetry::export`] from a blocking thread of the runtime.
+    pub fn export_blocking(self) -> Result<usize, String> {
+        tokio::runtime::Handle::current().block_on(self.export())
+    }
+
+    /// Exports the recorded spans; how many.
     pub async fn export(self) -> Result<usize, String> {
         let grpc = std::env::var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
             .or_else(|_| std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL"))

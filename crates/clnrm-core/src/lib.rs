@@ -2,12 +2,15 @@
 //!
 //! The pipeline runs in one direction, one module per stage:
 //! [`discover`] → [`template`] → [`model`] → [`validate`] → [`plan`] → [`exec`] (over
-//! the container [`backend`]) → [`report`]; [`project`] holds the project root and its
-//! `.clnrm/config.toml`. Nothing here parses arguments or exits
-//! the process; that is the CLI's job.
+//! the container [`backend`]) → [`otel`] → [`expect`] → [`diff`] → [`report`];
+//! [`project`] holds the project root, its layout and its `.clnrm/config.toml`,
+//! [`config`] resolves how a run runs, and [`pipeline`] is the one entry point that
+//! strings the stages together. Nothing here parses arguments or exits the process;
+//! that is the CLI's job.
 
 pub mod backend;
 pub mod cache;
+pub mod config;
 pub mod diag;
 pub mod diff;
 pub mod discover;
@@ -15,6 +18,7 @@ pub mod exec;
 pub mod expect;
 pub mod model;
 pub mod otel;
+pub mod pipeline;
 pub mod plan;
 pub mod project;
 pub mod report;

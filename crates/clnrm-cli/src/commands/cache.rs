@@ -1,6 +1,5 @@
 //! `clnrm cache stats` and `clnrm cache clear`.
 
-use super::run::cache_dir;
 use crate::cli::{CacheAction, CacheArgs};
 use crate::exit;
 use clnrm_core::cache::{clear, summary};
@@ -19,7 +18,7 @@ pub fn run(args: CacheArgs) -> i32 {
         }
         return exit::INVALID_INPUT;
     }
-    let dir = cache_dir(&project);
+    let dir = project.layout().cache();
     match args.action {
         CacheAction::Stats => {
             let s = summary(&dir);

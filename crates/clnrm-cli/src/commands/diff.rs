@@ -1,112 +1,97 @@
 //! `clnrm diff`: the span tree of each scenario's latest run against the baseline
-//! (running the scenarios that have no saved spans first); `--update-baseline`
-//! records them instead.
+//! (running the scenarios that have no saved spans first, through the run pipeline);
+//! `--update-baseline` records them instead.
 
-use super::baseline;
-use super::prepare;
-use super::run::{Output, artifacts_dir, base_options, execute_plan, runtime};
-use crate::cli::{DiagFormat, DiffArgs, DiffFormat};
+use super::run::{execute, pipeline_error, say_recorded};
+use super::{Output, print_prepared, runtime};
+use crate::cli::{DiffArgs, DiffFormat};
 use crate::exit;
-use crate::output::{plural, print_diagnostics};
+use crate::output::plural;
+use clnrm_core::config::{RunConfig, RunFlags};
+use clnrm_core::diff::store;
 use clnrm_core::diff::{Display, diff, render_tree};
-use clnrm_core::exec::{RunOptions, RunOwner};
+use clnrm_core::exec::RunOwner;
 use clnrm_core::otel::artifacts;
-use clnrm_core::plan::{NotSelected, PlanOptions, plan};
+use clnrm_core::pipeline::{self, PipelineError, Prepared};
+use clnrm_core::plan::NotSelected;
+use clnrm_core::project::Project;
 use serde_json::json;
 
 /// Runs the command.
 pub fn run(args: DiffArgs) -> i32 {
-    let prepared = prepare(&args.paths, &args.vars);
-    let diags = prepared.diagnostics();
-    if diags.iter().any(|d| d.is_error()) {
-        print_diagnostics(
-            &diags,
-            DiagFormat::Human,
-            prepared.files.len(),
-            "error: invalid input; nothing was compared",
-        );
-        return exit::INVALID_INPUT;
+    let prepared = super::prepare(&args.paths, &args.vars);
+    if let Err(code) = print_prepared(&prepared, "nothing was compared") {
+        return code;
     }
-    let filter = match &args.filter {
-        Some(g) => match globset::Glob::new(g) {
-            Ok(g) => Some(g.compile_matcher()),
-            Err(e) => {
-                eprintln!("error: invalid --filter \"{g}\": {e}");
-                return exit::INVALID_INPUT;
+    // Scenarios without saved spans run first, whatever the cache says; their run
+    // compares with no baseline (this command does, after).
+    let flags = RunFlags {
+        filter: args.filter.clone(),
+        force: true,
+        update_baseline: true,
+        ..RunFlags::default()
+    };
+    let config = match RunConfig::resolve(&flags, &prepared.project) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::INVALID_INPUT;
+        }
+    };
+    let ids = match run_missing(&prepared, &config) {
+        Ok(ids) => ids,
+        Err(code) => return code,
+    };
+    let project = &prepared.project;
+    if args.update_baseline {
+        return match store::record(&project.layout(), &project.config.diff, &ids) {
+            Ok(r) => {
+                say_recorded(project, &r);
+                exit::SUCCESS
             }
-        },
-        None => None,
-    };
-    let project = prepared.project.clone();
-    let executor = project.config.executor.clone();
-    let opts = PlanOptions {
-        filter,
-        executor: executor.clone(),
-        ..PlanOptions::default()
-    };
-    let mut plan = plan(&prepared.files, &opts);
-    let ids: Vec<String> = plan.selected().map(|s| s.id.0.clone()).collect();
-    let dir = artifacts_dir(&project);
+            Err(e) => pipeline_error(&PipelineError::from(e)),
+        };
+    }
+    compare(&args, project, &ids)
+}
+
+/// Runs the selected scenarios that have no saved spans; the ids of all selected.
+fn run_missing(prepared: &Prepared, config: &RunConfig) -> Result<Vec<String>, i32> {
+    let mut planned = pipeline::plan_run(prepared, config, RunOwner::current())
+        .map_err(|e| pipeline_error(&e))?;
+    let ids: Vec<String> = planned.plan.selected().map(|s| s.id.0.clone()).collect();
+    let dir = prepared.project.layout().artifacts();
     let lacking: Vec<String> = ids
         .iter()
         .filter(|id| !matches!(artifacts::load(&dir, id), Ok(Some(_))))
         .cloned()
         .collect();
-    if !lacking.is_empty() {
-        eprintln!(
-            "running {} without saved spans first",
-            plural(lacking.len(), "scenario")
-        );
-        for s in &mut plan.scenarios {
-            if !lacking.contains(&s.id.0) {
-                s.not_selected = Some(NotSelected::Filtered);
-            }
-        }
-        let run_opts = RunOptions {
-            force: true,
-            ..base_options(&project, RunOwner::current())
-        };
-        let rt = match runtime() {
-            Ok(r) => r,
-            Err(code) => return code,
-        };
-        match rt.block_on(execute_plan(
-            plan,
-            run_opts,
-            Output::Progress,
-            &project.config.executor,
-        )) {
-            Ok(report) if report.interrupted => return exit::INTERRUPTED,
-            Ok(_) => {}
-            Err(code) => return code,
+    if lacking.is_empty() {
+        return Ok(ids);
+    }
+    eprintln!(
+        "running {} without saved spans first",
+        plural(lacking.len(), "scenario")
+    );
+    for s in &mut planned.plan.scenarios {
+        if !lacking.contains(&s.id.0) {
+            s.not_selected = Some(NotSelected::Filtered);
         }
     }
-    if args.update_baseline {
-        return match baseline::record(&project, &ids) {
-            Ok(n) => {
-                eprintln!(
-                    "recorded the span trees of {} in {}",
-                    plural(n, "scenario"),
-                    baseline::path(&project).display()
-                );
-                exit::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                baseline::exit_code(&e)
-            }
-        };
+    let rt = runtime()?;
+    let report = rt.block_on(execute(prepared, &planned, Output::Progress))?;
+    if report.interrupted {
+        return Err(exit::INTERRUPTED);
     }
-    compare(&args, &project, &ids)
+    Ok(ids)
 }
 
-fn compare(args: &DiffArgs, project: &clnrm_core::project::Project, ids: &[String]) -> i32 {
-    let check = match baseline::check(project, args.durations.map(|p| p / 100.0)) {
+fn compare(args: &DiffArgs, project: &Project, ids: &[String]) -> i32 {
+    let layout = project.layout();
+    let durations = args.durations.map(|p| p / 100.0);
+    let check = match store::check(&layout, &project.config.diff, durations) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return baseline::exit_code(&e);
-        }
+        Err(e) => return pipeline_error(&PipelineError::from(e)),
     };
     let display = Display {
         only_diffs: args.only_diffs || project.config.diff.show_only_diffs,
@@ -115,12 +100,9 @@ fn compare(args: &DiffArgs, project: &clnrm_core::project::Project, ids: &[Strin
     let mut differing = 0;
     let mut docs = Vec::new();
     for id in ids {
-        let current = match baseline::current_tree(project, id) {
+        let current = match store::current_tree(&layout, &project.config.diff, id) {
             Ok(t) => t,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return baseline::exit_code(&e);
-            }
+            Err(e) => return pipeline_error(&PipelineError::from(e)),
         };
         let recorded = check.baseline.scenarios.get(id);
         let (state, d) = match (recorded, &current) {

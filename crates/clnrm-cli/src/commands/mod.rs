@@ -1,6 +1,5 @@
 //! One module per command; each returns the process exit code.
 
-mod baseline;
 mod cache;
 mod diff;
 mod init;
@@ -10,13 +9,18 @@ mod run;
 mod validate;
 mod watch;
 
-use crate::cli::{Cli, Command, VarArgs};
+pub use crate::sink::Output;
+
+use crate::cli::{Cli, Command, DiagFormat, VarArgs};
 use crate::exit;
-use clnrm_core::diag::{Code, Diagnostic};
-use clnrm_core::project::Project;
-use clnrm_core::template::VarLayers;
-use clnrm_core::validate::{CheckedFile, ValidateOptions, check_files};
+use crate::output::{plural, print_diagnostics};
+use clnrm_core::backend::{Deadlines, Docker, Engine, EngineError};
+use clnrm_core::diag::Diagnostic;
+use clnrm_core::exec::{Session, Stop};
+use clnrm_core::pipeline::{self, Prepared};
+use clnrm_core::project::ExecutorConfig;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Runs the chosen command.
 pub fn dispatch(cli: Cli) -> i32 {
@@ -32,89 +36,124 @@ pub fn dispatch(cli: Cli) -> i32 {
     }
 }
 
-/// The validated files and any diagnostic that is
-/// not about one file (config, paths, `--var`).
-pub struct Prepared {
-    pub files: Vec<CheckedFile>,
-    pub general: Vec<Diagnostic>,
-    pub project: Project,
-    /// The outside template variables, canonical (for cache keys).
-    pub context: String,
-}
-
-impl Prepared {
-    /// Every diagnostic: the general ones, then each file's.
-    pub fn diagnostics(&self) -> Vec<Diagnostic> {
-        self.general
-            .iter()
-            .chain(self.files.iter().flat_map(|f| &f.diagnostics))
-            .cloned()
-            .collect()
-    }
-
-    /// How many files have an error.
-    pub fn invalid_files(&self) -> usize {
-        self.files.iter().filter(|f| f.is_invalid(false)).count()
-    }
-}
-
-/// Finds the project, reads its config and validates every test file under `paths`.
+/// Validates every test file under `paths` of the project around the current
+/// directory, with `vars` applied.
 pub fn prepare(paths: &[PathBuf], vars: &VarArgs) -> Prepared {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let (project, mut general) = Project::discover(&cwd);
-    let layers = match var_layers(&vars.vars, &project) {
-        Ok(l) => l,
-        Err(d) => {
-            general.push(*d);
-            return Prepared {
-                files: Vec::new(),
-                general,
-                project,
-                context: String::new(),
-            };
-        }
-    };
-    let paths = if paths.is_empty() {
-        vec![PathBuf::from("tests")]
-    } else {
-        paths.to_vec()
-    };
-    let (found, diags) = clnrm_core::discover::discover(&paths);
-    general.extend(diags);
-    if found.is_empty() && general.iter().all(|d| !d.is_error()) {
-        let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-        general.push(
-            Diagnostic::error(Code::NotATestFile, format!("no test definitions found in {}", shown.join(", ")))
-                .help("test definitions are named *.clnrm.toml or *.clnrm.toml.tera; `clnrm init` creates an example"),
+    pipeline::prepare(&cwd, paths, &vars.vars)
+}
+
+/// Prints the diagnostics of a run's files: all of them, and `Err` with the exit
+/// code, when anything is an error (then nothing runs: `what_not`); warnings only,
+/// when there are some.
+pub fn print_prepared(prepared: &Prepared, what_not: &str) -> Result<(), i32> {
+    let diags = prepared.diagnostics();
+    let files = prepared.files.len();
+    if prepared.has_errors() {
+        let summary = format!(
+            "error: {} of {files} invalid; {what_not}",
+            plural(prepared.invalid_files(), "file")
+        );
+        print_diagnostics(&diags, DiagFormat::Human, files, &summary);
+        return Err(exit::INVALID_INPUT);
+    }
+    if !diags.is_empty() {
+        print_diagnostics(
+            &diags,
+            DiagFormat::Human,
+            files,
+            &plural(diags.len(), "warning"),
         );
     }
-    let context = format!("{layers:?}");
-    let opts = ValidateOptions {
-        vars: layers,
-        threads: 0,
-    };
-    let files = check_files(&found, &project.root, &opts);
-    Prepared {
-        files,
-        general,
-        project,
-        context,
+    Ok(())
+}
+
+/// A runtime for the engine and the run.
+pub fn runtime() -> Result<tokio::runtime::Runtime, i32> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(clnrm_core::cpus().clamp(2, 8))
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the async runtime: {e}");
+            exit::ENVIRONMENT
+        })
+}
+
+/// The container engine with the project's deadlines, or the exit code after saying
+/// why there is none.
+pub async fn connect_engine(executor: &ExecutorConfig) -> Result<Arc<Engine>, i32> {
+    let connected = Docker::connect()
+        .await
+        .map(|d| Deadlines::new(d, executor.engine_timeout(), executor.pull_timeout()));
+    match connected {
+        Ok(d) => Ok(Arc::new(d)),
+        Err(e) => {
+            eprintln!("error: {e}");
+            if matches!(e, EngineError::Unreachable { .. }) {
+                eprintln!(
+                    "  = help: start Docker (`sudo systemctl start docker`, or `sudo dockerd &`), \
+                     or set DOCKER_HOST to a running engine (a Podman socket works too)"
+                );
+            }
+            Err(exit::ENVIRONMENT)
+        }
     }
 }
 
-/// Builds the variable layers from `--var`, the environment and the config.
-pub fn var_layers(assignments: &[String], project: &Project) -> Result<VarLayers, Box<Diagnostic>> {
-    let cli = VarLayers::parse_cli(assignments).map_err(|bad| {
-        Box::new(
-            Diagnostic::error(Code::BadVar, format!("invalid --var \"{bad}\""))
-                .help("write --var NAME=VALUE, where NAME is letters, digits and `_`"),
-        )
-    })?;
-    Ok(VarLayers {
-        cli,
-        env: VarLayers::from_env(),
-        config: project.config.vars.clone(),
-    })
+/// How long removing a run's containers may take after Ctrl-C.
+const TEARDOWN_AFTER_INTERRUPT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Removes what the session started (after an interrupt, for at most
+/// [`TEARDOWN_AFTER_INTERRUPT`]; after a second one, not at all). Says what is left
+/// for the next run to remove.
+pub async fn end_session(session: &Session<Engine>, stop: &Stop) {
+    // The time left starts when an interrupt comes, during the teardown too.
+    let out_of_time = async {
+        stop.interrupt.cancelled().await;
+        tokio::time::sleep(TEARDOWN_AFTER_INTERRUPT).await;
+    };
+    let left = tokio::select! {
+        left = session.shutdown() => left,
+        () = out_of_time => session.leftovers(),
+        () = stop.force.cancelled() => {
+            eprintln!("stopped without removing this run's containers; the next run removes them");
+            return;
+        }
+    };
+    if !left.is_empty() {
+        eprintln!(
+            "warning: {} and {} could not be removed (the engine did not answer); the next run removes them",
+            plural(left.containers, "container"),
+            plural(left.networks, "network")
+        );
+    }
+}
+
+/// The first Ctrl-C or SIGTERM stops the run gracefully (`stop.interrupt`); a second
+/// one stops it now (`stop.force`): the report is still written. The signal streams
+/// are made once, so that a second signal arriving at once is not missed.
+pub async fn watch_signals(stop: Stop) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        eprintln!("warning: cannot watch for Ctrl-C; it will end clnrm without cleaning up");
+        return;
+    };
+    let mut next = async || {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+    };
+    next().await;
+    eprintln!("\ninterrupted: stopping, removing this run's containers (again to stop at once)");
+    stop.interrupt.cancel();
+    next().await;
+    eprintln!("interrupted again: stopping now");
+    stop.force.cancel();
 }
 
 /// Exit code for a set of diagnostics.

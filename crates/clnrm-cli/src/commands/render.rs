@@ -1,10 +1,10 @@
 //! `clnrm render FILE`: print the TOML a test definition renders to.
 
-use super::var_layers;
 use crate::cli::{DiagFormat, RenderArgs};
 use crate::exit;
 use crate::output::print_diagnostics;
 use clnrm_core::diag::{Code, Diagnostic};
+use clnrm_core::pipeline::var_layers;
 use clnrm_core::project::Project;
 use clnrm_core::template::{TemplateEngine, is_template};
 use clnrm_core::validate::load;

@@ -5,23 +5,21 @@
 //! that does not validate prints its diagnostics and the watch goes on. Saves during a
 //! cycle are queued into one follow-up cycle. Ctrl-C ends it with no container left.
 
-use super::run::{
-    Output, connect_engine, end_session, open_cache, plan_options, run_in_session, run_options,
-    runtime, watch_signals, write_reports,
-};
-use super::{Prepared, prepare};
-use crate::cli::{DiagFormat, WatchArgs};
+use super::run::{finish, flags, pipeline_error};
+use super::{Output, connect_engine, end_session, prepare, print_prepared, runtime, watch_signals};
+use crate::cli::{RunFormat, WatchArgs};
 use crate::exit;
-use crate::output::{plural, print_diagnostics};
+use crate::sink::CliSink;
 use clnrm_core::backend::Engine;
+use clnrm_core::config::RunConfig;
 use clnrm_core::discover::is_test_file_name;
-use clnrm_core::exec::{RunOptions, RunOwner, Session, Stop};
-use clnrm_core::plan::{Intake, intake, plan};
+use clnrm_core::exec::{RunOwner, Session, Stop};
+use clnrm_core::pipeline::{self, Prepared};
+use clnrm_core::plan::{Intake, intake};
 use clnrm_core::project::{Layout, Project};
 use clnrm_core::watch::{Filter, Source};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Runs the command.
@@ -101,7 +99,14 @@ async fn watch(args: WatchArgs) -> i32 {
         Err(code) => return code,
     };
     let owner = RunOwner::current();
-    let opts = run_options(&args.run, &project, owner.clone());
+    let config = match RunConfig::resolve(&flags(&args.run), &project) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::INVALID_INPUT;
+        }
+    };
+    let opts = pipeline::session_options(&config, owner.clone());
     let otlp = first
         .files
         .iter()
@@ -134,7 +139,7 @@ async fn watch(args: WatchArgs) -> i32 {
         stop: stop.clone(),
         deps: dependency_map(&first),
     };
-    w.cycle(first, &project).await;
+    w.cycle(first).await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let stopping = cancel.clone();
     std::thread::spawn(move || {
@@ -161,7 +166,7 @@ async fn watch(args: WatchArgs) -> i32 {
         };
         let prepared = prepare(&targets, &w.args.run.vars);
         w.deps.extend(dependency_map(&prepared));
-        w.cycle(prepared, &project).await;
+        w.cycle(prepared).await;
         if cancel.is_cancelled() {
             break;
         }
@@ -185,51 +190,43 @@ fn start_source(project: &Project, paths: &[PathBuf]) -> notify::Result<Source> 
 }
 
 impl Watch {
-    async fn cycle(&mut self, prepared: Prepared, project: &Project) {
-        let diags = prepared.diagnostics();
-        let invalid = prepared.invalid_files();
-        if invalid > 0 || diags.iter().any(|d| d.is_error()) {
-            let summary = format!(
-                "error: {} invalid; waiting for the next save",
-                plural(invalid, "file")
-            );
-            print_diagnostics(&diags, DiagFormat::Human, prepared.files.len(), &summary);
+    /// One cycle: the run pipeline over `prepared`, in the watch's session, with
+    /// every flag of `run` honoured.
+    async fn cycle(&mut self, prepared: Prepared) {
+        if print_prepared(&prepared, "waiting for the next save").is_err() {
             return;
         }
-        let executor = project.config.executor.clone();
-        let plan_opts =
-            match plan_options(&self.args.run, executor.clone(), prepared.context.clone()) {
-                Ok(o) => o,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return;
-                }
-            };
-        let plan = plan(&prepared.files, &plan_opts);
-        let cache = open_cache(project);
-        let baseline = match super::baseline::check(project, None) {
-            Ok(b) => Some(Arc::new(b)),
+        let config = match RunConfig::resolve(&flags(&self.args.run), &prepared.project) {
+            Ok(c) => c,
             Err(e) => {
-                eprintln!("error: {e}; waiting for the next save");
+                eprintln!("error: {e}");
                 return;
             }
         };
-        let opts = RunOptions {
-            baseline,
-            cache: cache.clone(),
-            ..run_options(&self.args.run, project, self.owner.clone())
+        let planned = match pipeline::plan_run(&prepared, &config, self.owner.clone()) {
+            Ok(p) => p,
+            Err(e) => {
+                pipeline_error(&e);
+                eprintln!("waiting for the next save");
+                return;
+            }
         };
-        let files = plan.files.clone();
-        let report =
-            run_in_session(&self.session, plan, &opts, Output::Human, self.stop.clone()).await;
-        if let Some(cache) = cache
-            && let Ok(c) = cache.lock()
-            && let Err(e) = c.save(project.config.cache.max_entries as usize)
-        {
-            eprintln!("warning: could not save the cache: {e}");
+        for w in &planned.warnings {
+            eprintln!("warning: {w}");
         }
-        if let Err(e) = write_reports(&self.args.run, &report, &files) {
-            eprintln!("error: {e}");
-        }
+        let format = self.args.run.format;
+        let output = if format == RunFormat::Human {
+            Output::Human
+        } else {
+            Output::Progress
+        };
+        let report = pipeline::execute(
+            &self.session,
+            &planned,
+            CliSink::new(output),
+            self.stop.clone(),
+        )
+        .await;
+        finish(format, &prepared, &config, &planned, &report);
     }
 }

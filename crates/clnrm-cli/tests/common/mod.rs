@@ -1,4 +1,6 @@
-//! Helpers shared by the integration tests of the `clnrm` binary.
+//! Helpers shared by the integration tests of the `clnrm` binary; each test binary
+//! uses a part.
+#![allow(dead_code, reason = "each test binary uses a part")]
 
 use assert_cmd::Command;
 use std::path::Path;

@@ -12,13 +12,12 @@ pub mod reaper;
 mod scenario;
 mod spans;
 
-pub use spans::BaselineCheck;
-
 pub use events::{Event, Reason, ScenarioResult, Status, StepResult};
 pub use reaper::{RUN_LABEL, RunOwner, reap};
 
 use crate::backend::{ContainerEngine, EngineError};
 use crate::cache::{Cache, Lookup};
+use crate::diff::BaselineCheck;
 use crate::otel::{Receiver, ReceiverConfig, SpanBudget};
 use crate::plan::{NotSelected, Plan, PlannedScenario};
 use pool::{AgentShell, Pool, PoolConfig, agent_shell};
@@ -69,6 +68,32 @@ pub struct Stop {
     pub force: CancellationToken,
 }
 
+/// What a session is made with: how many scenarios it runs at once, how many
+/// containers may live at once, who owns them, whether environments are kept warm.
+#[derive(Clone, Debug)]
+pub struct SessionOptions {
+    /// Scenarios at once.
+    pub workers: usize,
+    /// Containers alive at once, at most.
+    pub max_containers: usize,
+    /// Who owns the session's containers.
+    pub owner: RunOwner,
+    /// Keep warm environments.
+    pub warm_pool: bool,
+}
+
+impl RunOptions {
+    /// The options of a session for this run.
+    pub fn session(&self) -> SessionOptions {
+        SessionOptions {
+            workers: self.workers,
+            max_containers: self.max_containers,
+            owner: self.owner.clone(),
+            warm_pool: self.warm_pool,
+        }
+    }
+}
+
 /// What a run did.
 #[derive(Clone, Debug, Default)]
 pub struct RunOutcome {
@@ -114,7 +139,7 @@ pub async fn execute<E: ContainerEngine>(
     cancel: CancellationToken,
 ) -> RunOutcome {
     let otlp = plan.selected().any(|s| s.env.otlp.is_some());
-    let session = Session::start(engine, opts, otlp, false).await;
+    let session = Session::start(engine, &opts.session(), otlp, false).await;
     let stop = Stop {
         interrupt: cancel,
         force: CancellationToken::new(),
@@ -138,7 +163,7 @@ pub struct Session<E> {
 impl<E: ContainerEngine> Session<E> {
     /// Starts the receiver (when `otlp`) and an empty pool; `keep_warm` keeps one clean
     /// environment per key between runs.
-    pub async fn start(engine: Arc<E>, opts: &RunOptions, otlp: bool, keep_warm: bool) -> Self {
+    pub async fn start(engine: Arc<E>, opts: &SessionOptions, otlp: bool, keep_warm: bool) -> Self {
         let (mut receiver, mut receiver_error, mut warnings) = (None, None, Vec::new());
         if otlp {
             match start_receiver(&*engine).await {

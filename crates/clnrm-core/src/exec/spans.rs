@@ -2,24 +2,11 @@
 //! the spans as an artifact.
 
 use super::events::{Reason, ScenarioResult, Status};
-use crate::diff::{Baseline, Compare, Display, Normalize, SpanTree, diff, render_tree};
+use crate::diff::{BaselineCheck, Display, SpanTree, diff, render_tree};
 use crate::expect::check;
 use crate::otel::{Overflow, SpanRecord, artifacts};
 use crate::plan::PlannedScenario;
 use std::path::Path;
-
-/// The baseline a run compares against, and how.
-#[derive(Clone, Debug)]
-pub struct BaselineCheck {
-    /// The recorded trees.
-    pub baseline: Baseline,
-    /// `diff.ignore_timestamps`, `diff.ignore_attributes`.
-    pub normalize: Normalize,
-    /// Durations threshold.
-    pub compare: Compare,
-    /// `diff.max_display_depth`.
-    pub max_depth: usize,
-}
 
 /// Checks `spans` against the scenario's expectations and its baseline, and saves
 /// them; a passing scenario with unmet expectations or a different tree fails.

@@ -4,10 +4,12 @@
 //!
 //! [`Event`]: crate::exec::Event
 
+mod files;
 mod human;
 mod junit;
 mod markdown;
 
+pub use files::{WriteError, write, write_reports};
 pub use human::HumanReporter;
 pub use junit::to_junit;
 pub use markdown::to_markdown;

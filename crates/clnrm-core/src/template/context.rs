@@ -38,6 +38,12 @@ pub struct VarLayers {
 }
 
 impl VarLayers {
+    /// A stable text of every layer (sorted JSON), for cache keys: the same variables
+    /// give the same text on every machine and clnrm version.
+    pub fn canonical(&self) -> String {
+        serde_json::json!({"cli": self.cli, "env": self.env, "config": self.config}).to_string()
+    }
+
     /// Reads `CLNRM_VAR_*` from the process environment.
     pub fn from_env() -> BTreeMap<String, Value> {
         std::env::vars()

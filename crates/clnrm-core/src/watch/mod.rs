@@ -97,11 +97,30 @@ pub struct Source {
     _watcher: notify::RecommendedWatcher,
     rx: mpsc::Receiver<PathBuf>,
     filter: Filter,
+    /// Directories watched for some of their files only: those files.
+    only: std::collections::BTreeMap<PathBuf, BTreeSet<PathBuf>>,
 }
 
 impl Source {
-    /// Watches `paths` (recursively).
+    /// Watches `paths`: directories recursively; a file through its directory (an
+    /// editor or `sed -i` saves a new file and renames it over the old one, which a
+    /// watch of the file itself would lose), for that file's events only.
     pub fn new(paths: &[PathBuf], filter: Filter) -> notify::Result<Self> {
+        let mut dirs = Vec::new();
+        let mut only: std::collections::BTreeMap<PathBuf, BTreeSet<PathBuf>> =
+            std::collections::BTreeMap::new();
+        for p in paths {
+            match p.parent().filter(|_| p.is_file()) {
+                Some(parent) => {
+                    only.entry(parent.to_path_buf())
+                        .or_default()
+                        .insert(p.clone());
+                }
+                None => dirs.push(p.clone()),
+            }
+        }
+        // A directory watched whole needs no file list.
+        only.retain(|parent, _| !dirs.iter().any(|d| parent.starts_with(d)));
         let (tx, rx) = mpsc::channel();
         let mut watcher =
             notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
@@ -113,14 +132,28 @@ impl Source {
                     }
                 }
             })?;
-        for p in paths {
-            watcher.watch(p, RecursiveMode::Recursive)?;
+        for d in &dirs {
+            watcher.watch(d, RecursiveMode::Recursive)?;
+        }
+        for parent in only.keys() {
+            watcher.watch(parent, RecursiveMode::NonRecursive)?;
         }
         Ok(Self {
             _watcher: watcher,
             rx,
             filter,
+            only,
         })
+    }
+
+    /// Whether a change of `path` counts: the filter wants it, and when it lies in a
+    /// directory watched for some files only, it is one of them.
+    fn wants(&self, path: &Path) -> bool {
+        let listed = path
+            .parent()
+            .and_then(|parent| self.only.get(parent))
+            .is_none_or(|files| files.contains(path));
+        listed && self.filter.wants(path)
     }
 
     /// Waits for a wanted change, then collects changes until `debounce` passes
@@ -145,7 +178,7 @@ impl Source {
             };
             match self.rx.recv_timeout(wait) {
                 Ok(p) => {
-                    if self.filter.wants(&p) {
+                    if self.wants(&p) {
                         batch.insert(p);
                         quiet_until = Some(Instant::now() + debounce);
                     }

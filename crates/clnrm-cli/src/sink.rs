@@ -1,0 +1,74 @@
+//! Where a run's events go on the command line: the human report on stdout, or (for
+//! machine formats, whose document goes to stdout at the end) progress on stderr when
+//! it is a terminal; and clnrm's own telemetry when `OTEL_EXPORTER_OTLP_ENDPOINT` asks.
+
+use crate::telemetry::{self, Telemetry};
+use clnrm_core::exec::Event;
+use clnrm_core::pipeline::Sink;
+use clnrm_core::report::{HumanReporter, RunReport};
+use std::io::IsTerminal;
+
+/// Where a run's events are shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// The human report on stdout.
+    Human,
+    /// Progress on stderr when it is a terminal (a machine format follows on stdout).
+    Progress,
+}
+
+enum Shown {
+    Human(HumanReporter<std::io::Stdout>),
+    Progress(Option<HumanReporter<std::io::Stderr>>),
+}
+
+/// The command line's sink of events.
+pub struct CliSink {
+    shown: Shown,
+    telemetry: Option<Telemetry>,
+}
+
+impl CliSink {
+    /// Shows events as `output` says, with colour on a terminal unless `NO_COLOR`.
+    pub fn new(output: Output) -> Self {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let shown = match output {
+            Output::Human => {
+                let tty = std::io::stdout().is_terminal();
+                Shown::Human(HumanReporter::new(std::io::stdout(), tty && !no_color, tty))
+            }
+            Output::Progress => {
+                let tty = std::io::stderr().is_terminal();
+                Shown::Progress(tty.then(|| HumanReporter::new(std::io::stderr(), false, true)))
+            }
+        };
+        Self {
+            shown,
+            telemetry: telemetry::wanted().then(Telemetry::new),
+        }
+    }
+}
+
+impl Sink for CliSink {
+    fn event(&mut self, event: &Event) {
+        match &mut self.shown {
+            Shown::Human(h) => h.event(event),
+            Shown::Progress(Some(p)) => p.event(event),
+            Shown::Progress(None) => {}
+        }
+        if let Some(t) = &mut self.telemetry {
+            t.event(event);
+        }
+    }
+
+    fn finish(&mut self, report: &RunReport) {
+        if let Shown::Human(h) = &mut self.shown {
+            h.finish(report);
+        }
+        if let Some(t) = self.telemetry.take()
+            && let Err(e) = t.export_blocking()
+        {
+            eprintln!("warning: could not export clnrm's own spans: {e}");
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! `clnrm watch` end to end against the real engine: edited scenarios re-run,
+//! includes are followed, broken saves are survived, saves that replace a file are
+//! seen, every `run` flag is honoured, and Ctrl-C leaves no container.
+
+mod common;
+
+#[path = "common/engine.rs"]
+mod engine;
+
+use common::project;
+use engine::{IMAGE, containers, signal, wait_exit};
+use std::path::Path;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+/// A test file with one busybox service `app` (agent mode) and the given scenarios.
+fn file(body: &str) -> String {
+    format!("[meta]\nname = \"t\"\nversion = \"1\"\n\n[service.app]\nimage = \"{IMAGE}\"\n\n{body}")
+}
+
+fn three(second: &str) -> String {
+    file(&format!(
+        "[[scenario]]\nname = \"one\"\nrun = \"echo one\"\n\n[[scenario]]\nname = \"two\"\nrun = \"{second}\"\n\n[[scenario]]\nname = \"three\"\nrun = \"echo three\"\n"
+    ))
+}
+
+/// A running `clnrm watch` whose stdout goes to a file.
+struct Watching {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Watching {
+    /// `clnrm watch --debounce 100 ARGS` in `dir`, stdout and stderr to one log.
+    fn start(dir: &Path, args: &[&str]) -> Self {
+        let log = dir.join("watch.log");
+        let out = std::fs::File::create(&log).unwrap_or_else(|e| panic!("{e}"));
+        let err = out.try_clone().unwrap_or_else(|e| panic!("{e}"));
+        let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("clnrm"))
+            .current_dir(dir)
+            .env("NO_COLOR", "1")
+            .args(["watch", "--debounce", "100"])
+            .args(args)
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        Self { child, log }
+    }
+
+    fn text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log holds `n` occurrences of `needle`.
+    fn wait_for(&self, needle: &str, n: usize) {
+        let start = Instant::now();
+        while self.text().matches(needle).count() < n {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "no {n}× {needle:?} in:\n{}",
+                self.text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[test]
+fn watch_reruns_edited_scenarios_follows_includes_survives_broken_saves_and_cleans_up() {
+    let partial = "[[scenario]]\nname = \"from-partial\"\nrun = \"echo v1\"\n";
+    let template = format!(
+        "[meta]\nname = \"tpl\"\nversion = \"1\"\n\n[service.app]\nimage = \"{IMAGE}\"\n\n{{% include \"part.toml.tera\" %}}\n"
+    );
+    let dir = project(&[
+        ("tests/c.clnrm.toml", &three("echo two")),
+        ("tests/t.clnrm.toml.tera", &template),
+        ("tests/part.toml.tera", partial),
+    ]);
+    let mut w = Watching::start(dir.path(), &["tests"]);
+    w.wait_for("watching for changes", 1);
+    assert_eq!(w.text().matches("   PASS [").count(), 4, "{}", w.text());
+    // Its own writes (.clnrm/cache, artifacts) start no cycle.
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(w.text().matches("Running").count(), 1, "{}", w.text());
+
+    // Only the edited scenario runs again.
+    std::fs::write(dir.path().join("tests/c.clnrm.toml"), three("echo TWO"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    w.wait_for("watching for changes", 2);
+    let cycle = w
+        .text()
+        .rsplit("Running")
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        cycle.contains("PASS [") && cycle.contains("c.clnrm.toml::two"),
+        "{cycle}"
+    );
+    assert_eq!(cycle.matches("PASS [").count(), 1, "{cycle}");
+
+    // A broken save prints its diagnostics and the watch goes on.
+    std::fs::write(dir.path().join("tests/c.clnrm.toml"), "[meta\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    w.wait_for("waiting for the next save", 1);
+    std::fs::write(
+        dir.path().join("tests/c.clnrm.toml"),
+        three("echo two again"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    w.wait_for("watching for changes", 4);
+    assert!(w.text().contains("error[E0010]"), "{}", w.text());
+
+    // Editing a partial re-runs the template that includes it.
+    std::fs::write(
+        dir.path().join("tests/part.toml.tera"),
+        partial.replace("v1", "v2"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    w.wait_for("watching for changes", 5);
+    let cycle = w
+        .text()
+        .rsplit("Running")
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        cycle.contains("t.clnrm.toml.tera::from-partial"),
+        "{}",
+        w.text()
+    );
+
+    let label = format!("clnrm.pid={}", w.child.id());
+    signal(w.child.id(), "-INT");
+    assert_eq!(wait_exit(&mut w.child, Duration::from_secs(30)), Some(130));
+    assert_eq!(containers(&label), Vec::<String>::new());
+}
+
+#[test]
+fn watching_a_file_sees_each_of_five_saves_that_replace_it_and_prints_json() {
+    let one = |n: usize| {
+        file(&format!(
+            "[[scenario]]\nname = \"count\"\nrun = \"echo {n}\"\n"
+        ))
+    };
+    let dir = project(&[("tests/w.clnrm.toml", &one(0))]);
+    let mut w = Watching::start(
+        dir.path(),
+        &[
+            "--format",
+            "json",
+            "--report-dir",
+            "out",
+            "tests/w.clnrm.toml",
+        ],
+    );
+    w.wait_for("\"run_id\"", 1);
+    for n in 1..=5 {
+        // `sed -i` writes a new file and renames it over the old one, as editors do.
+        let ok = std::process::Command::new("sed")
+            .args([
+                "-i",
+                &format!("s/echo [0-9]*/echo {n}/"),
+                "tests/w.clnrm.toml",
+            ])
+            .current_dir(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "sed -i");
+        w.wait_for("\"run_id\"", n + 1);
+    }
+    let text = w.text();
+    assert!(text.contains("\"stdout\": \"5\\n\""), "{text}");
+    // --report-dir is honoured too: the last cycle's report.
+    let report = std::fs::read_to_string(dir.path().join("out/report.json")).unwrap_or_default();
+    assert!(report.contains("\"stdout\": \"5\\n\""), "{report}");
+    let label = format!("clnrm.pid={}", w.child.id());
+    signal(w.child.id(), "-INT");
+    assert_eq!(wait_exit(&mut w.child, Duration::from_secs(30)), Some(130));
+    assert_eq!(containers(&label), Vec::<String>::new());
+}

@@ -1,0 +1,191 @@
+//! How a run runs, resolved once: command-line flags over the test file over
+//! `.clnrm/config.toml` over the defaults (which live in [`crate::project`]). Every
+//! later stage reads a [`RunConfig`]; none looks at flags or the config again.
+
+use crate::project::Project;
+use std::path::PathBuf;
+
+/// What the command line says about a run; `None` and `false` mean "not given".
+#[derive(Clone, Debug, Default)]
+pub struct RunFlags {
+    /// `--workers N`.
+    pub workers: Option<u64>,
+    /// `--fail-fast`.
+    pub fail_fast: bool,
+    /// `--force`.
+    pub force: bool,
+    /// `--no-pool`.
+    pub no_pool: bool,
+    /// `--filter GLOB`.
+    pub filter: Option<String>,
+    /// `--partition K/N`.
+    pub partition: Option<String>,
+    /// `--memory MB`.
+    pub memory_mb: Option<u64>,
+    /// `--cpu CORES`.
+    pub cpus: Option<f64>,
+    /// `--update-baseline`.
+    pub update_baseline: bool,
+    /// `--report-dir DIR`.
+    pub report_dir: Option<PathBuf>,
+}
+
+/// A flag with a value that cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct BadFlag(pub String);
+
+/// How to run, resolved.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// Scenarios at once.
+    pub workers: usize,
+    /// Stop dispatching after the first failure.
+    pub fail_fast: bool,
+    /// Run everything, whatever the cache says.
+    pub force: bool,
+    /// Keep warm environments.
+    pub warm_pool: bool,
+    /// Run only scenario ids matching this glob.
+    pub filter: Option<globset::GlobMatcher>,
+    /// The K-th (1-based) of N slices.
+    pub partition: Option<(u64, u64)>,
+    /// Memory limit per container, over the file's and the config's.
+    pub memory_mb: Option<u64>,
+    /// CPU limit per container, over the file's and the config's.
+    pub cpus: Option<f64>,
+    /// Record passing scenarios' trees as their baseline instead of comparing.
+    pub update_baseline: bool,
+    /// Where to write `report.json`, `junit.xml` and `report.md`.
+    pub report_dir: Option<PathBuf>,
+    /// Containers alive at once, at most.
+    pub max_containers: usize,
+    /// Whether passing scenarios are skipped when unchanged.
+    pub cache: bool,
+}
+
+impl RunConfig {
+    /// `flags` over `project`'s configuration over the defaults.
+    pub fn resolve(flags: &RunFlags, project: &Project) -> Result<Self, BadFlag> {
+        let executor = &project.config.executor;
+        let filter = match &flags.filter {
+            Some(g) => Some(
+                globset::Glob::new(g)
+                    .map_err(|e| BadFlag(format!("invalid --filter \"{g}\": {e}")))?
+                    .compile_matcher(),
+            ),
+            None => None,
+        };
+        let partition = flags
+            .partition
+            .as_deref()
+            .map(parse_partition)
+            .transpose()?;
+        if let Some(c) = flags.cpus
+            && !(c > 0.0 && c <= 1024.0)
+        {
+            return Err(BadFlag(format!(
+                "invalid --cpu {c}: expected cores above 0, e.g. 0.5"
+            )));
+        }
+        let workers = flags
+            .workers
+            .or(executor.worker_count)
+            .map_or_else(crate::cpus, |w| w as usize);
+        Ok(Self {
+            workers: workers.max(1),
+            fail_fast: flags.fail_fast,
+            force: flags.force,
+            warm_pool: !flags.no_pool,
+            filter,
+            partition,
+            memory_mb: flags.memory_mb,
+            cpus: flags.cpus,
+            update_baseline: flags.update_baseline,
+            report_dir: flags.report_dir.clone(),
+            max_containers: executor.max_concurrent_containers as usize,
+            cache: project.config.cache.enabled,
+        })
+    }
+}
+
+fn parse_partition(text: &str) -> Result<(u64, u64), BadFlag> {
+    let bad = || {
+        BadFlag(format!(
+            "invalid --partition \"{text}\": expected K/N with 1 <= K <= N, e.g. 1/4"
+        ))
+    };
+    let (k, n) = text.split_once('/').ok_or_else(bad)?;
+    let k: u64 = k.trim().parse().map_err(|_| bad())?;
+    let n: u64 = n.trim().parse().map_err(|_| bad())?;
+    if k == 0 || n == 0 || k > n {
+        return Err(bad());
+    }
+    Ok((k, n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::project::{Config, Project};
+
+    fn project(workers: Option<u64>) -> Project {
+        let mut config = Config::default();
+        config.executor.worker_count = workers;
+        Project {
+            root: PathBuf::from("/p"),
+            config,
+        }
+    }
+
+    #[test]
+    fn flags_win_over_the_config_which_wins_over_the_defaults() {
+        let flags = RunFlags {
+            workers: Some(3),
+            ..RunFlags::default()
+        };
+        assert_eq!(
+            RunConfig::resolve(&flags, &project(Some(7))).map(|c| c.workers),
+            Ok(3)
+        );
+        let none = RunFlags::default();
+        assert_eq!(
+            RunConfig::resolve(&none, &project(Some(7))).map(|c| c.workers),
+            Ok(7)
+        );
+        assert_eq!(
+            RunConfig::resolve(&none, &project(None)).map(|c| c.workers),
+            Ok(crate::cpus())
+        );
+    }
+
+    #[test]
+    fn bad_flags_say_what_is_wrong() {
+        for (flags, says) in [
+            (
+                RunFlags {
+                    partition: Some("3/2".into()),
+                    ..RunFlags::default()
+                },
+                "invalid --partition \"3/2\"",
+            ),
+            (
+                RunFlags {
+                    filter: Some("[".into()),
+                    ..RunFlags::default()
+                },
+                "invalid --filter \"[\"",
+            ),
+            (
+                RunFlags {
+                    cpus: Some(0.0),
+                    ..RunFlags::default()
+                },
+                "invalid --cpu 0",
+            ),
+        ] {
+            let e = RunConfig::resolve(&flags, &project(None)).err();
+            assert!(e.is_some_and(|e| e.0.starts_with(says)), "{says}");
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! The run pipeline after validation: plan the valid files with a [`RunConfig`],
+//! execute the plan in a [`Session`] while a [`Sink`] receives the events, then
+//! conclude: record the cache, the baseline (`--update-baseline`) and the report
+//! files. `clnrm run`, `watch` and `diff` go through it, as will the runs service.
+
+use super::Prepared;
+use crate::cache::Cache;
+use crate::config::{BadFlag, RunConfig};
+use crate::diff::store::{self, Recorded};
+use crate::diff::{BaselineCheck, BaselineError};
+use crate::exec::{Event, RunOptions, RunOwner, Session, SessionOptions, Status, Stop};
+use crate::plan::{Plan, PlanOptions, plan};
+use crate::project::Project;
+use crate::report::{RunReport, WriteError, write_reports};
+use std::sync::{Arc, Mutex};
+
+/// Where a run's events go (the human report, progress, clnrm's own telemetry, a
+/// server's event stream); called on a blocking thread of the runtime, in order, so
+/// it may block (and reach the runtime through `tokio::runtime::Handle::current()`).
+pub trait Sink: Send + 'static {
+    /// One event of the run.
+    fn event(&mut self, event: &Event);
+    /// The run ended; its report.
+    fn finish(&mut self, _report: &RunReport) {}
+}
+
+/// Why a run could not be planned or concluded.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// A flag with a value that cannot be used.
+    #[error(transparent)]
+    Flag(#[from] BadFlag),
+    /// The baseline cannot be read or written.
+    #[error(transparent)]
+    Baseline(#[from] BaselineError),
+    /// A report file cannot be written.
+    #[error(transparent)]
+    Reports(#[from] WriteError),
+}
+
+impl PipelineError {
+    /// Whether the user's input is at fault (else the environment is).
+    pub fn is_invalid_input(&self) -> bool {
+        match self {
+            PipelineError::Flag(_) => true,
+            PipelineError::Baseline(e) => matches!(e, BaselineError::Corrupt { .. }),
+            PipelineError::Reports(_) => false,
+        }
+    }
+}
+
+/// A planned run: what [`execute`] runs and [`conclude`] concludes.
+pub struct Planned {
+    /// The scenarios, their environments and keys.
+    pub plan: Plan,
+    /// How to execute them.
+    pub options: RunOptions,
+    /// What the user should know (an unusable cache file that was replaced).
+    pub warnings: Vec<String>,
+}
+
+/// The options of a session for runs with `config`, owned by `owner`.
+pub fn session_options(config: &RunConfig, owner: RunOwner) -> SessionOptions {
+    SessionOptions {
+        workers: config.workers,
+        max_containers: config.max_containers,
+        owner,
+        warm_pool: config.warm_pool,
+    }
+}
+
+/// Plans the valid files of `prepared` with `config`, for a run owned by `owner`:
+/// opens the cache and (unless recording) the baseline.
+pub fn plan_run(
+    prepared: &Prepared,
+    config: &RunConfig,
+    owner: RunOwner,
+) -> Result<Planned, PipelineError> {
+    let project = &prepared.project;
+    let layout = project.layout();
+    let plan_options = PlanOptions {
+        memory_mb: config.memory_mb,
+        cpus: config.cpus,
+        filter: config.filter.clone(),
+        partition: config.partition,
+        executor: project.config.executor.clone(),
+        context: prepared.context.clone(),
+    };
+    let plan = plan(&prepared.files, &plan_options);
+    let mut warnings = Vec::new();
+    let cache = config.cache.then(|| {
+        let cache = Cache::open(&layout.cache());
+        warnings.extend(cache.warning.clone());
+        Arc::new(Mutex::new(cache))
+    });
+    let baseline: Option<Arc<BaselineCheck>> = if config.update_baseline {
+        None
+    } else {
+        Some(Arc::new(store::check(&layout, &project.config.diff, None)?))
+    };
+    let options = RunOptions {
+        workers: config.workers,
+        fail_fast: config.fail_fast,
+        max_containers: config.max_containers,
+        owner,
+        warm_pool: config.warm_pool,
+        artifacts: Some(layout.artifacts()),
+        baseline,
+        cache,
+        force: config.force,
+    };
+    Ok(Planned {
+        plan,
+        options,
+        warnings,
+    })
+}
+
+/// Executes `planned` in `session`, the events going to `sink` as they happen; the
+/// run's report once it ended (or `stop` stopped it).
+pub async fn execute<E: crate::backend::ContainerEngine>(
+    session: &Session<E>,
+    planned: &Planned,
+    mut sink: impl Sink,
+    stop: Stop,
+) -> RunReport {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
+    let events = tokio::task::spawn_blocking(move || {
+        while let Some(event) = rx.blocking_recv() {
+            sink.event(&event);
+        }
+        sink
+    });
+    let outcome = session
+        .run(planned.plan.clone(), &planned.options, tx, stop)
+        .await;
+    let report = RunReport {
+        run_id: planned.options.owner.run_id.clone(),
+        results: outcome.results,
+        duration: outcome.duration,
+        interrupted: outcome.interrupted,
+    };
+    if let Ok(mut sink) = events.await {
+        // On a blocking thread too: a sink may wait (an export, a file).
+        let shown = report.clone();
+        let _ = tokio::task::spawn_blocking(move || sink.finish(&shown)).await;
+    }
+    report
+}
+
+/// What concluding a run did.
+#[derive(Debug, Default)]
+pub struct Concluded {
+    /// The baseline recorded (`--update-baseline`).
+    pub recorded: Option<Recorded>,
+    /// What the user should know (the cache could not be saved).
+    pub warnings: Vec<String>,
+}
+
+/// Concludes a run: saves the cache, records the trees of the scenarios that passed
+/// when `config` says so (never after an interrupt), and writes the report files.
+pub fn conclude(
+    project: &Project,
+    config: &RunConfig,
+    planned: &Planned,
+    report: &RunReport,
+) -> Result<Concluded, PipelineError> {
+    let layout = project.layout();
+    let mut done = Concluded::default();
+    if let Some(cache) = &planned.options.cache {
+        let max = project.config.cache.max_entries as usize;
+        let saved = cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .save(max);
+        if let Err(e) = saved {
+            done.warnings.push(format!(
+                "could not save the cache in {}: {e}",
+                layout.cache().display()
+            ));
+        }
+    }
+    if config.update_baseline && !report.interrupted {
+        let passed: Vec<String> = report
+            .results
+            .iter()
+            .filter(|r| r.status == Status::Passed)
+            .map(|r| r.id.0.clone())
+            .collect();
+        done.recorded = Some(store::record(&layout, &project.config.diff, &passed)?);
+    }
+    write_reports(report, config.report_dir.as_deref(), &planned.plan.files)?;
+    Ok(done)
+}
+
+/// The report of a run in which every selected scenario is unchanged since its last
+/// passing run, made without an async runtime or any engine call but one plain
+/// request per image id; `None` when something must run or it cannot tell.
+pub fn all_cached(planned: &Planned, started: std::time::Instant) -> Option<RunReport> {
+    let images: std::collections::BTreeSet<String> = planned
+        .plan
+        .selected()
+        .flat_map(|s| s.env.services.iter().map(|v| v.image.clone()))
+        .collect();
+    let images: Vec<String> = images.into_iter().collect();
+    let ids = crate::backend::image_ids_now(&images)?;
+    let results = crate::exec::all_cached(&planned.plan, &ids, &planned.options)?;
+    Some(RunReport {
+        run_id: planned.options.owner.run_id.clone(),
+        results,
+        duration: started.elapsed(),
+        interrupted: false,
+    })
+}
