@@ -380,6 +380,16 @@ run = "sh -c 'sleep 300 >/dev/null 2>&1 &'"
 name = "pollute-bind-mounted-files"
 priority = 8
 run = "sh -c 'echo 10.9.9.9 leak >> /etc/hosts; echo nameserver 10.9.9.9 >> /etc/resolv.conf'"
+
+[[scenario]]
+name = "pollute-by-deleting-an-image-file"
+priority = 7
+run = "rm /lib/x86_64-linux-gnu/libgcc_s.so.1"
+
+[[scenario]]
+name = "pollute-and-tidy-up"
+priority = 6
+run = "sh -c 'echo x > /tmp/gone; rm /tmp/gone'"
 "#,
     );
     for i in 0..6 {
@@ -391,7 +401,7 @@ priority = 1
 
 [[scenario.steps]]
 name = "clean"
-command = ["sh", "-c", "test ! -e /tmp/leak && test ! -e /dev/shm/leak && test \"$(stat -c %a /tmp)\" = 1777 && test -z \"$(pgrep sleep)\" && ! grep -q 10.9.9.9 /etc/hosts /etc/resolv.conf && hostname"]
+command = ["sh", "-c", "test ! -e /tmp/leak && test ! -e /dev/shm/leak && test \"$(stat -c %a /tmp)\" = 1777 && test -z \"$(pgrep sleep)\" && ! grep -q 10.9.9.9 /etc/hosts /etc/resolv.conf && test -e /lib/x86_64-linux-gnu/libgcc_s.so.1 && hostname"]
 "#
         ));
     }

@@ -13,8 +13,8 @@
 //! waits on one notice a stall meanwhile.
 
 use super::{
-    Attached, ContainerEngine, ContainerSpec, ContainerState, EngineError, ExecSpec, Execution,
-    ImageInfo, Labels, Listed,
+    Attached, ContainerEngine, ContainerSpec, ContainerState, Details, EngineError, ExecSpec,
+    Execution, ImageInfo, Labels, Listed,
 };
 use std::future::Future;
 use std::net::IpAddr;
@@ -208,8 +208,8 @@ impl<E: ContainerEngine> ContainerEngine for Deadlines<E> {
             .await
     }
 
-    async fn ip_addresses(&self, id: &str) -> Result<Vec<IpAddr>, EngineError> {
-        self.within("inspect container", self.call, self.inner.ip_addresses(id))
+    async fn details(&self, id: &str) -> Result<Details, EngineError> {
+        self.within("inspect container", self.call, self.inner.details(id))
             .await
     }
 

@@ -3,8 +3,8 @@
 //! so Docker 20.10 (API 1.41) and newer engines answer alike.
 
 use super::{
-    Attached, Chunk, ContainerEngine, ContainerSpec, ContainerState, EngineError, ExecSpec,
-    Execution, ImageInfo, Labels, Listed, NetworkMode,
+    Attached, Chunk, ContainerEngine, ContainerSpec, ContainerState, Details, EngineError,
+    ExecSpec, Execution, ImageInfo, Labels, Listed, NetworkMode,
 };
 use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
@@ -360,17 +360,23 @@ impl ContainerEngine for Docker {
         Ok(out)
     }
 
-    async fn ip_addresses(&self, id: &str) -> Result<Vec<std::net::IpAddr>, EngineError> {
+    async fn details(&self, id: &str) -> Result<Details, EngineError> {
         let found = self.client.inspect_container(id, None).await.map_err(api)?;
         let networks = found
             .network_settings
             .and_then(|n| n.networks)
             .unwrap_or_default();
-        Ok(networks
+        let ips = networks
             .values()
             .filter_map(|n| n.ip_address.as_deref())
             .filter_map(|ip| ip.parse().ok())
-            .collect())
+            .collect();
+        let upper_dir = found
+            .graph_driver
+            .and_then(|g| g.data.get("UpperDir").cloned())
+            .filter(|d| !d.is_empty())
+            .map(std::path::PathBuf::from);
+        Ok(Details { ips, upper_dir })
     }
 
     async fn changes(&self, id: &str) -> Result<Vec<String>, EngineError> {

@@ -5,6 +5,7 @@
 
 mod deadline;
 mod docker;
+pub mod layer;
 
 pub use deadline::{DEFAULT_CALL, DEFAULT_PULL, Deadlines};
 
@@ -241,6 +242,16 @@ pub struct ContainerState {
     pub oom_killed: bool,
 }
 
+/// What a started container is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Details {
+    /// Its addresses on its networks.
+    pub ips: Vec<std::net::IpAddr>,
+    /// The upper directory of its writable layer on the engine's host, when the
+    /// storage driver is an overlay and the engine says where.
+    pub upper_dir: Option<std::path::PathBuf>,
+}
+
 /// A container or network found by label.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Listed {
@@ -307,11 +318,8 @@ pub trait ContainerEngine: Send + Sync + 'static {
     -> impl Future<Output = Result<ContainerState, EngineError>> + Send;
     /// What the container's main process wrote to stdout so far.
     fn stdout_log(&self, id: &str) -> impl Future<Output = Result<Vec<u8>, EngineError>> + Send;
-    /// The container's addresses on its networks.
-    fn ip_addresses(
-        &self,
-        id: &str,
-    ) -> impl Future<Output = Result<Vec<std::net::IpAddr>, EngineError>> + Send;
+    /// What the container is once started: its addresses, its writable layer.
+    fn details(&self, id: &str) -> impl Future<Output = Result<Details, EngineError>> + Send;
     /// The paths of the container's filesystem that differ from its image, sorted.
     fn changes(&self, id: &str) -> impl Future<Output = Result<Vec<String>, EngineError>> + Send;
     /// Kills and removes a container with its anonymous volumes; gone already is fine.

@@ -5,14 +5,16 @@
 //!
 //! No state leaks between scenarios: an environment goes back to the pool only when
 //! every container in it is an agent container (its main process is clnrm's shell)
-//! and, after the scenario, the engine reports no filesystem change against the image,
-//! no process but the shell is alive, `/dev/shm` is empty and no OOM kill happened.
+//! and, after the scenario, its writable layer is as it was right after start (read
+//! from the host when clnrm can, see [`crate::backend::layer`], else the engine's
+//! diff), no process but the shell is alive, `/dev/shm` is empty and no OOM kill
+//! happened.
 //! Anything else is removed and a fresh environment takes its place.
 
 use super::agent::Agent;
 use super::otel_env::{otel_env, with_token};
 use super::reaper::RunOwner;
-use crate::backend::{ContainerEngine, ContainerSpec, EngineError, ExecSpec, NetworkMode};
+use crate::backend::{ContainerEngine, ContainerSpec, EngineError, ExecSpec, NetworkMode, layer};
 use crate::otel::Receiver;
 use crate::plan::{EnvSpec, HealthSpec, NetworkNeed, ServiceSpec};
 use std::collections::{HashMap, HashSet};
@@ -96,6 +98,9 @@ pub struct Member {
     pub baseline: Arc<Vec<String>>,
     /// What [`BIND_MOUNTED`] printed right after start.
     etc: String,
+    /// The upper directory of its writable layer, and that layer's listing right
+    /// after start, when this process can read it (else `baseline` is used).
+    layer: Option<(std::path::PathBuf, Arc<Vec<String>>)>,
 }
 
 /// What waiting on a member needs (a [`Member`] itself cannot cross an await: its
@@ -737,10 +742,15 @@ impl<E: ContainerEngine> Pool<E> {
             ips: Vec::new(),
             baseline: Arc::default(),
             etc: String::new(),
+            layer: None,
         };
         inner.engine.start(&id).await?;
-        if otlp.is_some() {
-            member.ips = inner.engine.ip_addresses(&id).await?;
+        let reusable = member.agent.is_some() && self.inner.warm;
+        let mut upper = None;
+        if otlp.is_some() || reusable {
+            let details = inner.engine.details(&id).await?;
+            member.ips = details.ips;
+            upper = details.upper_dir;
         }
         if let Some(agent) = &mut member.agent {
             let out = agent
@@ -754,16 +764,25 @@ impl<E: ContainerEngine> Pool<E> {
                 })?;
             member.etc = String::from_utf8_lossy(&out.stdout).into_owned();
         }
-        if member.agent.is_some() && self.inner.warm {
-            let baseline = lock(&self.slot(&of.key).baselines)
-                .entry(svc.id.clone())
-                .or_default()
-                .clone();
-            member.baseline = baseline
-                .get_or_try_init(|| async { inner.engine.changes(&id).await.map(Arc::new) })
-                .await?
-                .clone();
+        if !reusable {
+            return Ok(member);
         }
+        // The writable layer as it is now, read from the host when this process can;
+        // else the engine's diff, measured once per key (it is the same for all).
+        if let Some(dir) = upper
+            && let Some(at_start) = read_layer(dir.clone(), layer::MAX_ENTRIES).await
+        {
+            member.layer = Some((dir, Arc::new(at_start)));
+            return Ok(member);
+        }
+        let baseline = lock(&self.slot(&of.key).baselines)
+            .entry(svc.id.clone())
+            .or_default()
+            .clone();
+        member.baseline = baseline
+            .get_or_try_init(|| async { inner.engine.changes(&id).await.map(Arc::new) })
+            .await?
+            .clone();
         Ok(member)
     }
 
@@ -825,7 +844,17 @@ impl<E: ContainerEngine> Pool<E> {
             if state.trim() != "1 0 0" || etc != m.etc {
                 return false;
             }
-            if self.inner.engine.changes(&m.container).await.ok().as_ref() != Some(&*m.baseline) {
+            let unchanged = match &m.layer {
+                // One more entry than at start is enough to know.
+                Some((dir, at_start)) => read_layer(dir.clone(), at_start.len() + 1)
+                    .await
+                    .is_some_and(|now| now == **at_start),
+                None => {
+                    self.inner.engine.changes(&m.container).await.ok().as_ref()
+                        == Some(&*m.baseline)
+                }
+            };
+            if !unchanged {
                 return false;
             }
         }
@@ -874,6 +903,15 @@ impl<E: ContainerEngine> Pool<E> {
     pub fn engine(&self) -> &E {
         &self.inner.engine
     }
+}
+
+/// The listing of the writable layer at `dir` (at most `limit` entries read), off
+/// the async threads; `None` when it cannot be read.
+async fn read_layer(dir: std::path::PathBuf, limit: usize) -> Option<Vec<String>> {
+    tokio::task::spawn_blocking(move || layer::listing(&dir, limit).ok())
+        .await
+        .ok()
+        .flatten()
 }
 
 /// Runs a command in a member: through its agent, else by an engine exec.
