@@ -3,7 +3,10 @@
 //! 1. 20 one-line echo scenarios on 1 worker, pooled and `--no-pool`, against 20 plain
 //!    `docker run --rm` of the same image (target: pooled ≤ 0.25×);
 //! 2. 16 scenarios of `sleep 1` on 8 workers against 1 worker, pooled and `--no-pool`
-//!    (target: ≥ 6.5×).
+//!    (target: ≥ 6.5×);
+//! 3. 200 one-step echo scenarios on 1 worker against 200 plain `docker run --rm`
+//!    (target ≤ 0.02×), with a 1-scenario run for the fixed cost of a run, so that
+//!    the cost of one more scenario shows.
 //!
 //! Run with `cargo bench -p clnrm-cli --bench run_pool`. Medians of `ROUNDS` rounds.
 
@@ -90,6 +93,29 @@ fn main() {
         "  clnrm --no-pool           {:>7.0} ms  = {:.2}x docker run",
         cold.as_secs_f64() * 1e3,
         cold.as_secs_f64() / docker.as_secs_f64()
+    );
+
+    let many = dir.path().join("many");
+    let single = dir.path().join("single");
+    write_project(&many, "many", 200, "echo {i}");
+    write_project(&single, "single", 1, "echo 0");
+    let docker200 = docker_runs(200);
+    let clnrm200 = median(|| clnrm(&many, &["--workers", "1"]));
+    let clnrm1 = median(|| clnrm(&single, &["--workers", "1"]));
+    println!("200 echo scenarios, 1 worker:");
+    println!(
+        "  200 x docker run --rm     {:>7.0} ms",
+        docker200.as_secs_f64() * 1e3
+    );
+    println!(
+        "  clnrm (pooled)            {:>7.0} ms  = {:.3}x docker run (target <= 0.02x)",
+        clnrm200.as_secs_f64() * 1e3,
+        clnrm200.as_secs_f64() / docker200.as_secs_f64()
+    );
+    println!(
+        "  of which a run's fixed cost (1 scenario) {:.0} ms; each more scenario {:.1} ms",
+        clnrm1.as_secs_f64() * 1e3,
+        (clnrm200.as_secs_f64() - clnrm1.as_secs_f64()) * 1e3 / 199.0
     );
 
     let one = clnrm(&sleep, &["--workers", "1"]);
