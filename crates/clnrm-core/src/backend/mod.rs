@@ -92,7 +92,7 @@ pub struct ImageInfo {
 }
 
 /// A bind mount.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct Mount {
     /// Absolute path on the engine's host.
     pub host_path: String,

@@ -5,6 +5,14 @@
 //! rename) under a lock, merged with what concurrent runs wrote; a corrupt or
 //! foreign-version file is replaced with a warning; `cache.max_entries` evicts the
 //! least recently used entries.
+//!
+//! The key encoding: SHA-256 over length-prefixed parts ([`key`]): the clnrm version;
+//! the file's `service`, `limits`, `otel` and `expect` tables as rendered, each as JSON
+//! (sorted keys); the outside variables as JSON (sorted keys); the scenario's own
+//! table as JSON; its planned steps and environment as JSON (fields in declaration
+//! order, durations in milliseconds, regexes as their pattern); the ids of its images;
+//! its baseline entry as JSON. No part is a `Debug` rendering, so a key changes only
+//! when something that decides the outcome does.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

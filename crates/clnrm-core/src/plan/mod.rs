@@ -15,6 +15,7 @@ use crate::project::ExecutorConfig;
 use crate::template::DEFAULT_IMAGE;
 use crate::validate::CheckedFile;
 use regex::{Regex, RegexBuilder};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::fmt;
@@ -54,20 +55,22 @@ pub struct PlanOptions {
 }
 
 /// A `health_check`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct HealthSpec {
     /// Command run in the container until it exits 0.
     pub argv: Vec<String>,
     /// Pause between tries.
+    #[serde(serialize_with = "millis")]
     pub interval: Duration,
     /// Bound on one try.
+    #[serde(serialize_with = "millis")]
     pub timeout: Duration,
     /// Tries before the service counts as unhealthy.
     pub retries: u64,
 }
 
 /// A service as the engine needs it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct ServiceSpec {
     /// Its id (`[service.<id>]`), also its name on the scenario's network.
     pub id: String,
@@ -88,11 +91,13 @@ pub struct ServiceSpec {
     /// CPU limit in billionths of a core.
     pub nano_cpus: i64,
     /// A span the service must emit before it counts as ready, and how long to wait.
+    #[serde(serialize_with = "span_wait")]
     pub wait_for_span: Option<(String, Duration)>,
 }
 
 /// How the containers of an environment are connected.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum NetworkNeed {
     /// Loopback only: one service, no ports, no OTLP export.
     None,
@@ -104,9 +109,10 @@ pub enum NetworkNeed {
 
 /// The containers a scenario runs in. Scenarios with equal keys can share warm
 /// containers (one at a time).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct EnvSpec {
     /// Hash of everything below.
+    #[serde(skip)]
     pub key: String,
     /// Services, sorted by id.
     pub services: Vec<ServiceSpec>,
@@ -117,7 +123,7 @@ pub struct EnvSpec {
 }
 
 /// How the system under test exports to clnrm's receiver.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct OtlpSettings {
     /// `OTEL_EXPORTER_OTLP_PROTOCOL`: `http/protobuf`, `http/json` or `grpc`.
     pub protocol: String,
@@ -158,7 +164,7 @@ pub fn resource_attributes(pairs: &[(String, String)]) -> String {
 }
 
 /// One command of a scenario.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize)]
 pub struct PlannedStep {
     /// Step name (`run` for a scenario's `run`).
     pub name: String,
@@ -169,6 +175,7 @@ pub struct PlannedStep {
     /// Exit code that counts as success.
     pub expected_exit_code: i64,
     /// Regex stdout or stderr must match; `^` and `$` match at line ends, as in grep.
+    #[serde(serialize_with = "pattern")]
     pub expected_output_regex: Option<Regex>,
     /// Working directory.
     pub workdir: Option<String>,
@@ -177,6 +184,7 @@ pub struct PlannedStep {
     /// Go on after a failure.
     pub continue_on_failure: bool,
     /// Step timeout.
+    #[serde(serialize_with = "optional_millis")]
     pub timeout: Option<Duration>,
 }
 
@@ -315,7 +323,7 @@ pub fn plan(checked: &[CheckedFile], opts: &PlanOptions) -> Plan {
 /// limits, otel and expectations as rendered, the outside variables and the clnrm
 /// version. Computed once per file.
 fn file_fingerprint(doc: &toml::Table, opts: &PlanOptions) -> String {
-    let part = |key: &str| doc.get(key).map_or(String::new(), ToString::to_string);
+    let part = |key: &str| doc.get(key).map_or(String::new(), encode);
     let parts = [
         crate::cache::VERSION.to_owned(),
         part("service"),
@@ -332,12 +340,12 @@ fn file_fingerprint(doc: &toml::Table, opts: &PlanOptions) -> String {
 /// comments and formatting do not count.
 fn fingerprint(shared: &str, doc: &toml::Table, index: usize, sc: &PlannedScenario) -> String {
     let own = match doc.get("scenario").and_then(toml::Value::as_array) {
-        Some(list) => list.get(index).map_or(String::new(), ToString::to_string),
+        Some(list) => list.get(index).map_or(String::new(), encode),
         // A legacy file is one scenario: all of it counts.
-        None => doc.to_string(),
+        None => encode(doc),
     };
-    let steps = format!("{:?}", sc.steps);
-    let env = format!("{:?} {:?}", sc.env, sc.timeout);
+    let steps = encode(&sc.steps);
+    let env = encode(&(&*sc.env, sc.timeout.map(|t| t.as_millis() as u64)));
     crate::cache::key([shared, own.as_str(), steps.as_str(), env.as_str()])
 }
 
@@ -646,7 +654,7 @@ fn env_spec(file: &TestFile, services: Vec<ServiceSpec>) -> EnvSpec {
     };
     let otlp = exports_otlp.then(|| otlp_settings(file));
     let mut hasher = Sha256::new();
-    hasher.update(format!("{network:?}{services:?}{otlp:?}").as_bytes());
+    hasher.update(encode(&(network, &services, &otlp)).as_bytes());
     let key = hex(&hasher.finalize()[..8]);
     EnvSpec {
         key,
@@ -680,6 +688,88 @@ fn otlp_settings(file: &TestFile) -> OtlpSettings {
     }
 }
 
+fn pattern<S: serde::Serializer>(re: &Option<Regex>, s: S) -> Result<S::Ok, S::Error> {
+    re.as_ref().map(Regex::as_str).serialize(s)
+}
+
+fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    (d.as_millis() as u64).serialize(s)
+}
+
+fn optional_millis<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    d.map(|d| d.as_millis() as u64).serialize(s)
+}
+
+fn span_wait<S: serde::Serializer>(
+    w: &Option<(String, Duration)>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    w.as_ref()
+        .map(|(name, d)| (name, d.as_millis() as u64))
+        .serialize(s)
+}
+
+/// The stable text of a planned structure in a cache key: its JSON, fields in the
+/// order they are declared (see `cache`'s key encoding).
+fn encode(value: &impl Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diag::Source;
+
+    fn planned(text: &str) -> Plan {
+        let src = Source::file("t.clnrm.toml", text);
+        let (file, diags) = crate::model::parse_test_file(&src);
+        assert!(diags.into_sorted().iter().all(|d| !d.is_error()));
+        let checked = CheckedFile {
+            path: PathBuf::from("t.clnrm.toml"),
+            display: "t.clnrm.toml".into(),
+            source: Some(src.clone()),
+            rendered: Some(src),
+            file,
+            diagnostics: Vec::new(),
+            dependencies: Vec::new(),
+        };
+        plan(&[checked], &PlanOptions::default())
+    }
+
+    const FILE: &str = "[meta]\nname = \"k\"\nversion = \"1\"\n\n[service.app]\nimage = \"img\"\nenv = { A = \"1\" }\nhealth_check = { cmd = [\"true\"] }\n\n[[scenario]]\nname = \"s\"\ntimeout_ms = 1000\n\n[[scenario.steps]]\nname = \"x\"\ncommand = [\"echo\", \"hi\"]\nexpected_output_regex = \"^hi$\"\n";
+
+    #[test]
+    fn a_scenario_key_is_a_pinned_encoding_not_debug_output() {
+        // Pinned: this changes only when the key encoding or the clnrm version does
+        // (both documented in `cache`), which makes every cache entry miss once.
+        let p = planned(FILE);
+        assert_eq!(
+            p.scenarios[0].fingerprint,
+            "c664695890a71653545a20a05505bbac8017baa8d5d97770c56486f13c08583c"
+        );
+        assert_eq!(p.scenarios[0].env.key, "2d247aa40eb200d4");
+    }
+
+    #[test]
+    fn only_what_decides_the_outcome_changes_a_key() {
+        let base = planned(FILE).scenarios[0].fingerprint.clone();
+        let comment = FILE.replace("[[scenario]]", "# a comment\n[[scenario]]");
+        assert_eq!(planned(&comment).scenarios[0].fingerprint, base);
+        for changed in [
+            FILE.replace("\"hi\"]", "\"ho\"]"),
+            FILE.replace("^hi$", "^h"),
+            FILE.replace("1000", "1001"),
+            FILE.replace("A = \"1\"", "A = \"2\""),
+        ] {
+            assert_ne!(
+                planned(&changed).scenarios[0].fingerprint,
+                base,
+                "{changed}"
+            );
+        }
+    }
 }
