@@ -887,6 +887,22 @@ fn an_unmet_expectation_fails_the_scenario_with_position_expected_and_found() {
         "{m}"
     );
     assert!(m.contains("http.status_code is 200"), "{m}");
+    // The JSON report gives the unmet expectation as data.
+    let u = &s["unmet"][0];
+    assert_eq!(u["kind"], "span", "{s:#}");
+    assert_eq!(u["file"], "tests/spans.clnrm.toml", "{s:#}");
+    assert_eq!(
+        (u["line"].as_u64(), u["col"].as_u64()),
+        (Some(18), Some(1)),
+        "{s:#}"
+    );
+    assert!(
+        u["found"]
+            .as_str()
+            .unwrap_or("")
+            .contains("http.status_code is 200"),
+        "{s:#}"
+    );
 }
 
 #[test]
@@ -1084,6 +1100,14 @@ fn a_baselined_tree_passes_with_new_ids_and_fails_with_a_changed_shape() {
             .unwrap_or("")
             .contains("0 changed, 1 missing, 1 extra"),
         "{s:#}"
+    );
+    // The diff is data in the JSON report: counts and the tree of marks.
+    assert_eq!(s["diff"]["counts"]["missing"], 1, "{s:#}");
+    assert_eq!(s["diff"]["counts"]["extra"], 1, "{s:#}");
+    let tree = s["diff"]["tree"].to_string();
+    assert!(
+        tree.contains("\"mark\":\"missing\"") && tree.contains("\"name\":\"db.query\""),
+        "{tree}"
     );
 
     let out = clnrm(dir.path())

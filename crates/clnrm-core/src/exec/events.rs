@@ -1,7 +1,10 @@
 //! What a run reports as it goes: typed events, and the result types they carry.
 //! Reporters consume these; they never drive execution.
 
+use crate::diff::{Counts, Display, TreeDiff, render_tree};
+use crate::expect::Unmet;
 use crate::plan::ScenarioId;
+use serde::Serialize;
 use std::time::Duration;
 
 /// A scenario's or step's outcome.
@@ -144,10 +147,35 @@ pub struct ScenarioResult {
     pub steps: Vec<StepResult>,
     /// Spans collected.
     pub spans: usize,
-    /// Unmet expectations, one sentence each.
-    pub unmet: Vec<String>,
-    /// The span-tree diff against the baseline, as printed, when it differs.
-    pub diff: Option<String>,
+    /// Unmet expectations (texts masked).
+    pub unmet: Vec<Unmet>,
+    /// The span-tree diff against the baseline, when it differs.
+    pub diff: Option<ScenarioDiff>,
+}
+
+/// How a scenario's span tree differs from its baseline.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ScenarioDiff {
+    /// How many of each difference.
+    pub counts: Counts,
+    /// The tree of differences (spans are masked before they are compared).
+    pub tree: TreeDiff,
+    /// `diff.max_display_depth`, for printing.
+    #[serde(skip)]
+    pub max_depth: usize,
+}
+
+impl ScenarioDiff {
+    /// The spans on the way to a difference, as `clnrm diff --only-diffs` prints them.
+    pub fn render(&self) -> String {
+        render_tree(
+            &self.tree,
+            Display {
+                only_diffs: true,
+                max_depth: self.max_depth,
+            },
+        )
+    }
 }
 
 /// Events of a run, in the order they happen.

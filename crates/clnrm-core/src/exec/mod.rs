@@ -12,7 +12,7 @@ pub mod reaper;
 mod scenario;
 mod spans;
 
-pub use events::{Event, Reason, ScenarioResult, Status, StepResult};
+pub use events::{Event, Reason, ScenarioDiff, ScenarioResult, Status, StepResult};
 pub use reaper::{RUN_LABEL, RunOwner, reap};
 
 use crate::backend::{ContainerEngine, EngineError};

@@ -1,8 +1,8 @@
 //! After a scenario's steps: gather its spans, check the file's expectations, save
 //! the spans as an artifact.
 
-use super::events::{Reason, ScenarioResult, Status};
-use crate::diff::{BaselineCheck, Display, SpanTree, diff, render_tree};
+use super::events::{Reason, ScenarioDiff, ScenarioResult, Status};
+use crate::diff::{BaselineCheck, SpanTree, diff};
 use crate::expect::check;
 use crate::otel::{Overflow, SpanRecord, artifacts};
 use crate::plan::PlannedScenario;
@@ -29,9 +29,11 @@ pub fn conclude(
         && !spans.is_empty()
         && let Err(e) = artifacts::save(dir, &sc.id.0, run_id, shown)
     {
-        result
-            .unmet
-            .push(format!("could not save spans under {}: {e}", dir.display()));
+        let note = format!("could not save its spans under {}: {e}", dir.display());
+        result.message = Some(match result.message.take() {
+            Some(m) => format!("{m}; {note}"),
+            None => note,
+        });
     }
     if result.status != Status::Passed {
         return;
@@ -55,15 +57,15 @@ pub fn conclude(
     result.status = Status::Failed;
     result.reason = Some(Reason::Expectation);
     result.unmet = unmet
-        .iter()
-        .map(|u| sc.masker.mask(&u.to_string()))
+        .into_iter()
+        .map(|u| u.map_text(|t| sc.masker.mask(t)))
         .collect();
-    result.message = Some(if unmet.len() == 1 {
-        result.unmet[0].clone()
+    result.message = Some(if result.unmet.len() == 1 {
+        result.unmet[0].to_string()
     } else {
         format!(
             "{} expectations unmet; first: {}",
-            unmet.len(),
+            result.unmet.len(),
             result.unmet[0]
         )
     });
@@ -103,12 +105,9 @@ fn check_baseline(
         "span tree differs from the baseline: {} changed, {} missing, {} extra",
         c.changed, c.missing, c.extra
     ));
-    let shown = render_tree(
-        &d,
-        Display {
-            only_diffs: true,
-            max_depth: b.max_depth,
-        },
-    );
-    result.diff = Some(sc.masker.mask(&shown));
+    result.diff = Some(ScenarioDiff {
+        counts: c,
+        tree: d,
+        max_depth: b.max_depth,
+    });
 }

@@ -1,6 +1,6 @@
 //! One function per expectation kind; each returns what is unmet.
 
-use super::{ExpectSet, Unmet};
+use super::{ExpectKind, ExpectSet, Unmet};
 use crate::model::{
     Count, CountsExpect, GraphExpect, HermeticityExpect, OrderExpect, SpanExpect, StatusExpect,
     WindowExpect,
@@ -77,6 +77,7 @@ fn index(spans: &[SpanRecord]) -> HashMap<(&str, &str), &SpanRecord> {
 /// `[[expect.span]]`: some span matches every criterion.
 pub fn span(set: &ExpectSet, e: &SpanExpect, spans: &[SpanRecord]) -> Option<Unmet> {
     let unmet = |expected: String, found: String| Unmet {
+        kind: ExpectKind::Span,
         what: format!("[[expect.span]] \"{}\"", e.name.value),
         at: set.at(e.span),
         expected,
@@ -237,6 +238,7 @@ pub fn graph(set: &ExpectSet, g: &GraphExpect, spans: &[SpanRecord]) -> Vec<Unme
                 format!("\"{c}\" has parent {}", parents.join(", "))
             };
             out.push(Unmet {
+                kind: ExpectKind::Graph,
                 what: "[expect.graph] must_include".into(),
                 at: set.at(pair.span),
                 expected: format!("an edge \"{p}\" → \"{c}\""),
@@ -251,6 +253,7 @@ pub fn graph(set: &ExpectSet, g: &GraphExpect, spans: &[SpanRecord]) -> Vec<Unme
         });
         if let Some(ch) = crossing {
             out.push(Unmet {
+                kind: ExpectKind::Graph,
                 what: "[expect.graph] must_not_cross".into(),
                 at: set.at(pair.span),
                 expected: format!("no edge \"{a}\" → \"{b}\""),
@@ -263,6 +266,7 @@ pub fn graph(set: &ExpectSet, g: &GraphExpect, spans: &[SpanRecord]) -> Vec<Unme
         && let Some(cycle) = find_cycle(spans, &by_id)
     {
         out.push(Unmet {
+            kind: ExpectKind::Graph,
             what: "[expect.graph] acyclic".into(),
             at: set.at(acyclic.span),
             expected: "parent links without a cycle".into(),
@@ -335,6 +339,7 @@ fn count_unmet(set: &ExpectSet, what: &str, c: &Count, actual: u64) -> Option<Un
         .map(|(v, op)| format!("{what} {op} {}", v.value))
         .collect();
     Some(Unmet {
+        kind: ExpectKind::Counts,
         what: format!("[expect.counts] {what}"),
         at: set.at(first.span),
         expected: expected.join(" and "),
@@ -378,6 +383,7 @@ pub fn window(set: &ExpectSet, w: &WindowExpect, spans: &[SpanRecord]) -> Vec<Un
     let outers = named(spans, &w.outer.value);
     if outers.is_empty() {
         return vec![Unmet {
+            kind: ExpectKind::Window,
             what,
             at: set.at(w.span),
             expected: format!("an outer span \"{}\"", w.outer.value),
@@ -405,6 +411,7 @@ pub fn window(set: &ExpectSet, w: &WindowExpect, spans: &[SpanRecord]) -> Vec<Un
         };
         if let Some(found) = found {
             out.push(Unmet {
+                kind: ExpectKind::Window,
                 what: what.clone(),
                 at: set.at(c.span),
                 expected: format!("\"{}\" within \"{}\"", c.value, w.outer.value),
@@ -472,6 +479,7 @@ pub fn order(set: &ExpectSet, o: &OrderExpect, spans: &[SpanRecord]) -> Vec<Unme
             };
             if let Some(found) = found {
                 out.push(Unmet {
+                    kind: ExpectKind::Order,
                     what: format!("[expect.order] {verb}"),
                     at: set.at(pair.span),
                     expected,
@@ -507,6 +515,7 @@ pub fn status(set: &ExpectSet, st: &StatusExpect, spans: &[SpanRecord]) -> Vec<U
         let bad = offenders(&every, all.value);
         if !bad.is_empty() {
             out.push(Unmet {
+                kind: ExpectKind::Status,
                 what: "[expect.status] all".into(),
                 at: set.at(all.span),
                 expected: format!("every span {}", all.value.as_str()),
@@ -524,6 +533,7 @@ pub fn status(set: &ExpectSet, st: &StatusExpect, spans: &[SpanRecord]) -> Vec<U
         };
         if let Some(found) = found {
             out.push(Unmet {
+                kind: ExpectKind::Status,
                 what: format!("[expect.status] by_name \"{}\"", pattern.value),
                 at: set.at(pattern.span),
                 expected: format!("\"{}\" spans {}", pattern.value, want.value.as_str()),
@@ -549,6 +559,7 @@ pub fn hermeticity(set: &ExpectSet, h: &HermeticityExpect, spans: &[SpanRecord])
         });
         if let Some(found) = hit {
             out.push(Unmet {
+                kind: ExpectKind::Hermeticity,
                 what: "[expect.hermeticity] no_external_services".into(),
                 at: set.at(flag.span),
                 expected: "no span naming a network peer".into(),
@@ -569,6 +580,7 @@ pub fn hermeticity(set: &ExpectSet, h: &HermeticityExpect, spans: &[SpanRecord])
                     .get(&k.value)
                     .map_or("missing".to_owned(), |x| x.to_string());
                 out.push(Unmet {
+                    kind: ExpectKind::Hermeticity,
                     what: "[expect.hermeticity] resource_attrs.must_match".into(),
                     at: set.at(k.span),
                     expected: format!("resource {}={} on every span", k.value, v.value),
@@ -591,6 +603,7 @@ pub fn hermeticity(set: &ExpectSet, h: &HermeticityExpect, spans: &[SpanRecord])
             });
             if let Some(found) = hit {
                 out.push(Unmet {
+                    kind: ExpectKind::Hermeticity,
                     what: "[expect.hermeticity] span_attrs.forbid_keys".into(),
                     at: set.at(key.span),
                     expected: format!("no span attribute \"{}\"", key.value),

@@ -9,6 +9,7 @@ mod matchers;
 use crate::diag::{Source, Span};
 use crate::model::Expect;
 use crate::otel::SpanRecord;
+use serde::Serialize;
 use std::fmt;
 use std::sync::Arc;
 
@@ -24,24 +25,88 @@ pub struct ExpectSet {
 }
 
 impl ExpectSet {
-    /// `file:line:col` of a span in the source.
-    pub fn at(&self, span: Span) -> String {
+    /// Where a span of the source is.
+    pub fn at(&self, span: Span) -> Position {
         let lc = self.source.line_col(span.start);
-        format!("{}:{}:{}", self.display, lc.line, lc.col)
+        Position {
+            file: self.display.clone(),
+            line: Some(lc.line),
+            col: Some(lc.col),
+        }
     }
 }
 
-/// An expectation that the spans do not meet.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Where an expectation is written.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Position {
+    /// The file, as shown to users.
+    pub file: String,
+    /// 1-based line, when the expectation has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    /// 1-based column (in characters).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub col: Option<usize>,
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.file)?;
+        if let (Some(line), Some(col)) = (self.line, self.col) {
+            write!(f, ":{line}:{col}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Which kind of expectation is unmet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExpectKind {
+    /// The file has expectations and the scenario sent no span at all.
+    NoSpans,
+    /// `[[expect.span]]`.
+    Span,
+    /// `[expect.graph]`.
+    Graph,
+    /// `[expect.counts]`.
+    Counts,
+    /// `[[expect.window]]`.
+    Window,
+    /// `[expect.order]`.
+    Order,
+    /// `[expect.status]`.
+    Status,
+    /// `[expect.hermeticity]`.
+    Hermeticity,
+}
+
+/// An expectation that the spans do not meet, as data: reports render it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Unmet {
+    /// Its kind.
+    pub kind: ExpectKind,
     /// Which expectation, e.g. `[[expect.span]] "payment.authorize"`.
     pub what: String,
-    /// Where it is written: `file:line:col`.
-    pub at: String,
+    /// Where it is written.
+    #[serde(flatten)]
+    pub at: Position,
     /// What it asks for.
     pub expected: String,
     /// What was found nearest.
     pub found: String,
+}
+
+impl Unmet {
+    /// The same with every text passed through `f` (secret masking).
+    pub fn map_text(self, f: impl Fn(&str) -> String) -> Self {
+        Self {
+            what: f(&self.what),
+            expected: f(&self.expected),
+            found: f(&self.found),
+            ..self
+        }
+    }
 }
 
 impl fmt::Display for Unmet {
@@ -62,8 +127,13 @@ pub fn check(set: &ExpectSet, spans: &[SpanRecord]) -> Vec<Unmet> {
     }
     if spans.is_empty() {
         return vec![Unmet {
+            kind: ExpectKind::NoSpans,
             what: "expectations".into(),
-            at: set.display.clone(),
+            at: Position {
+                file: set.display.clone(),
+                line: None,
+                col: None,
+            },
             expected: "spans from the system under test".into(),
             found: "no spans at all (check [otel].exporter and that the system exports)".into(),
         }];

@@ -185,7 +185,7 @@ impl<W: Write> HumanReporter<W> {
             }
         }
         if let Some(d) = &r.diff {
-            let _ = write!(self.out, "{d}");
+            let _ = write!(self.out, "{}", d.render());
         }
         for step in r
             .steps

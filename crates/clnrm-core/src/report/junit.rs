@@ -128,7 +128,7 @@ fn details(r: &ScenarioResult) -> String {
         let _ = write!(text, "\n- {u}");
     }
     if let Some(d) = &r.diff {
-        let _ = write!(text, "\n{d}");
+        let _ = write!(text, "\n{}", d.render());
     }
     if let Some(step) = r
         .steps
