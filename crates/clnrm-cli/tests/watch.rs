@@ -6,23 +6,15 @@ mod common;
 
 #[path = "common/engine.rs"]
 mod engine;
+#[path = "common/run.rs"]
+mod runs;
 
 use common::project;
 use engine::{IMAGE, containers, signal, wait_exit};
+use runs::{file, three};
 use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
-
-/// A test file with one busybox service `app` (agent mode) and the given scenarios.
-fn file(body: &str) -> String {
-    format!("[meta]\nname = \"t\"\nversion = \"1\"\n\n[service.app]\nimage = \"{IMAGE}\"\n\n{body}")
-}
-
-fn three(second: &str) -> String {
-    file(&format!(
-        "[[scenario]]\nname = \"one\"\nrun = \"echo one\"\n\n[[scenario]]\nname = \"two\"\nrun = \"{second}\"\n\n[[scenario]]\nname = \"three\"\nrun = \"echo three\"\n"
-    ))
-}
 
 /// A running `clnrm watch` whose stdout goes to a file.
 struct Watching {

@@ -1,0 +1,330 @@
+//! Spans end to end: stdout intake in both shapes, expectations and their failures,
+//! OTLP from containers (busybox `wget`, and an SDK inside a container over protobuf
+//! and gRPC), and clnrm's own telemetry.
+mod common;
+
+#[path = "common/engine.rs"]
+mod engine;
+#[path = "common/run.rs"]
+mod runs;
+
+use common::{clnrm, project};
+use engine::IMAGE;
+use runs::{file, run_json, scenario, toml_string};
+use serde_json::Value;
+const OTLP_LINE: &str = r#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"shop"}}]},"scopeSpans":[{"scope":{"name":"shop"},"spans":[{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"b7ad6b7169203331","name":"checkout","kind":2,"startTimeUnixNano":"1000000000","endTimeUnixNano":"1100000000","attributes":[{"key":"http.status_code","value":{"intValue":"200"}}],"status":{"code":1}}]}]}]}"#;
+const FLAT_LINE: &str = r#"{"name":"db.query","trace_id":"0af7651916cd43dd8448eb211c80319c","span_id":"00f067aa0ba902b7","parent_span_id":"b7ad6b7169203331","kind":"client","start_time_unix_nano":1010000000,"end_time_unix_nano":1050000000,"attributes":{"db.system":"postgresql"},"status":"OK"}"#;
+
+/// A scenario printing both span shapes to stdout, plus `expectations`.
+fn stdout_spans_file(expectations: &str) -> String {
+    let printer = format!("printf '%s\\n%s\\n%s\\n' 'plain log line' '{OTLP_LINE}' '{FLAT_LINE}'");
+    format!(
+        "[meta]\nname = \"spans\"\nversion = \"1\"\n\n[otel]\nexporter = \"stdout\"\n\n[service.app]\nimage = \"{IMAGE}\"\n\n[[scenario]]\nname = \"emit\"\n\n[[scenario.steps]]\nname = \"print\"\ncommand = [\"sh\", \"-c\", {}]\n\n{expectations}",
+        toml_string(&printer)
+    )
+}
+
+#[test]
+fn spans_printed_to_stdout_in_both_shapes_are_checked_and_saved() {
+    let dir = project(&[(
+        "tests/spans.clnrm.toml",
+        &stdout_spans_file(
+            "[[expect.span]]\nname = \"checkout\"\nkind = \"server\"\nattrs.all = { \"http.status_code\" = \"200\" }\n\n[[expect.span]]\nname = \"db.query\"\nparent = \"checkout\"\nkind = \"client\"\n\n[expect.counts]\nspans_total = { eq = 2 }\n\n[[expect.window]]\nouter = \"checkout\"\ncontains = [\"db.query\"]\n\n[expect.status]\nall = \"OK\"\n",
+        ),
+    )]);
+    let run = run_json(dir.path(), &[]);
+    run.assert_passed();
+    let s = scenario(&run, "emit");
+    assert_eq!(s["spans"], 2);
+    let artifacts: Vec<_> = std::fs::read_dir(dir.path().join(".clnrm/artifacts"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .flatten()
+        .collect();
+    assert_eq!(artifacts.len(), 1);
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(artifacts[0].path()).unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(saved["scenario"], "tests/spans.clnrm.toml::emit");
+    assert_eq!(saved["spans"].as_array().map(Vec::len), Some(2));
+}
+
+#[test]
+fn an_unmet_expectation_fails_the_scenario_with_position_expected_and_found() {
+    let dir = project(&[(
+        "tests/spans.clnrm.toml",
+        &stdout_spans_file(
+            "[[expect.span]]\nname = \"checkout\"\nattrs.all = { \"http.status_code\" = 500 }\n",
+        ),
+    )]);
+    let run = run_json(dir.path(), &[]);
+    assert_eq!(run.code, Some(1));
+    let s = scenario(&run, "emit");
+    assert_eq!(s["reason"], "expectation");
+    let m = s["message"].as_str().unwrap_or("");
+    assert!(
+        m.contains("[[expect.span]] \"checkout\" (tests/spans.clnrm.toml:18:1)"),
+        "{m}"
+    );
+    assert!(m.contains("http.status_code is 200"), "{m}");
+    // The JSON report gives the unmet expectation as data.
+    let u = &s["unmet"][0];
+    assert_eq!(u["kind"], "span", "{s:#}");
+    assert_eq!(u["file"], "tests/spans.clnrm.toml", "{s:#}");
+    assert_eq!(
+        (u["line"].as_u64(), u["col"].as_u64()),
+        (Some(18), Some(1)),
+        "{s:#}"
+    );
+    assert!(
+        u["found"]
+            .as_str()
+            .unwrap_or("")
+            .contains("http.status_code is 200"),
+        "{s:#}"
+    );
+}
+
+#[test]
+fn expectations_without_any_spans_fail() {
+    let dir = project(&[(
+        "tests/quiet.clnrm.toml",
+        &file(
+            "[[scenario]]\nname = \"quiet\"\nrun = \"echo no spans here\"\n\n[[expect.span]]\nname = \"anything\"\n",
+        ),
+    )]);
+    let run = run_json(dir.path(), &[]);
+    assert_eq!(run.code, Some(1));
+    let s = scenario(&run, "quiet");
+    assert!(
+        s["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no spans at all"),
+        "{s:#}"
+    );
+}
+
+/// Shell that sets `$token` to the run's token from `OTEL_EXPORTER_OTLP_HEADERS`
+/// (busybox `wget` does not read that variable; SDKs do).
+const TOKEN_HEADER_SH: &str = "t=${OTEL_EXPORTER_OTLP_HEADERS%%,*}; token=${t#x-clnrm-token=};";
+
+/// A file whose one scenario POSTs one OTLP-JSON span named `span` from its container
+/// with busybox `wget` (no SDK, so no `clnrm.scenario` resource: attribution is by the
+/// container's address), and expects exactly that span.
+fn otlp_wget_file(name: &str, span: &str) -> String {
+    let body = format!(
+        r#"{{"resourceSpans":[{{"resource":{{"attributes":[]}},"scopeSpans":[{{"spans":[{{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"b7ad6b7169203331","name":"{span}","kind":2,"startTimeUnixNano":"1","endTimeUnixNano":"2"}}]}}]}}]}}"#
+    );
+    let script = format!(
+        "sleep 0.3; {TOKEN_HEADER_SH} wget -q -O /dev/null --header 'Content-Type: application/json' --header \"x-clnrm-token: $token\" --post-data '{body}' \"$OTEL_EXPORTER_OTLP_ENDPOINT/v1/traces\""
+    );
+    format!(
+        "[meta]\nname = \"{name}\"\nversion = \"1\"\n\n[otel]\nexporter = \"otlp-http\"\nprotocol = \"http/json\"\n\n[service.app]\nimage = \"{IMAGE}\"\n\n[[scenario]]\nname = \"{name}\"\n\n[[scenario.steps]]\nname = \"post\"\ncommand = [\"sh\", \"-c\", {}]\n\n[expect.counts]\nspans_total = {{ eq = 1 }}\nby_name = {{ \"{span}\" = {{ eq = 1 }} }}\n",
+        toml_string(&script)
+    )
+}
+
+#[test]
+fn otlp_spans_posted_from_containers_reach_only_their_own_scenario() {
+    let dir = project(&[
+        ("tests/a.clnrm.toml", &otlp_wget_file("alpha", "span.alpha")),
+        ("tests/b.clnrm.toml", &otlp_wget_file("beta", "span.beta")),
+        ("tests/c.clnrm.toml", &otlp_wget_file("gamma", "span.gamma")),
+    ]);
+    let run = run_json(dir.path(), &["--workers", "3"]);
+    run.assert_passed();
+    for name in ["alpha", "beta", "gamma"] {
+        assert_eq!(scenario(&run, name)["spans"], 1, "{:#}", run.json);
+    }
+}
+
+/// Runs clnrm with its own telemetry going to a receiver of this test.
+fn own_spans(protocol: &str) -> Vec<clnrm_core::otel::SpanRecord> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let local: std::net::IpAddr = std::net::Ipv4Addr::LOCALHOST.into();
+    let receiver = rt
+        .block_on(clnrm_core::otel::Receiver::start(
+            clnrm_core::otel::ReceiverConfig::loopback(),
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let port = if protocol == "grpc" {
+        receiver.grpc_port()
+    } else {
+        receiver.http_port()
+    };
+    let dir = project(&[(
+        "tests/t.clnrm.toml",
+        &file(
+            "[[scenario]]\nname = \"one\"\n\n[[scenario.steps]]\nname = \"hello\"\ncommand = [\"echo\", \"hi\"]\n",
+        ),
+    )]);
+    let out = clnrm(dir.path())
+        .env(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{port}"),
+        )
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+        .arg("run")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    receiver.take_from(local)
+}
+
+#[test]
+fn clnrm_exports_its_own_run_scenario_and_step_spans_over_http_and_grpc() {
+    for protocol in ["http/protobuf", "grpc"] {
+        let spans = own_spans(protocol);
+        let find = |name: &str| {
+            spans
+                .iter()
+                .find(|s| s.name == name)
+                .unwrap_or_else(|| panic!("{protocol}: no {name} in {spans:#?}"))
+        };
+        let (run, scenario, step) = (
+            find("clnrm.run"),
+            find("clnrm.scenario"),
+            find("clnrm.step"),
+        );
+        assert_eq!(
+            scenario.parent_span_id.as_deref(),
+            Some(run.span_id.as_str())
+        );
+        assert_eq!(
+            step.parent_span_id.as_deref(),
+            Some(scenario.span_id.as_str())
+        );
+        let attr = |s: &clnrm_core::otel::SpanRecord, k: &str| {
+            s.attributes.get(k).map(ToString::to_string)
+        };
+        assert_eq!(
+            attr(scenario, "clnrm.scenario.id").as_deref(),
+            Some("\"tests/t.clnrm.toml::one\"")
+        );
+        assert_eq!(
+            attr(scenario, "clnrm.scenario.status").as_deref(),
+            Some("\"passed\"")
+        );
+        assert!(
+            attr(step, "container.id").is_some_and(|c| c.len() == 14),
+            "{step:#?}"
+        );
+        assert_eq!(
+            scenario
+                .resource
+                .get("service.name")
+                .map(ToString::to_string)
+                .as_deref(),
+            Some("\"clnrm\"")
+        );
+    }
+}
+
+/// Not a test by itself: run inside a container by the test below (with
+/// `CLNRM_TEST_EXPORT` set), this test binary is an instrumented service that exports
+/// through opentelemetry-otlp to whatever `OTEL_EXPORTER_OTLP_*` clnrm injected.
+#[test]
+#[ignore = "the system under test of an_sdk_in_a_container_exports_protobuf_and_grpc_to_clnrm, which runs it"]
+fn otlp_exporter_entry() {
+    use opentelemetry::KeyValue;
+    use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer, TracerProvider as _};
+    if std::env::var_os("CLNRM_TEST_EXPORT").is_none() {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let _guard = rt.enter();
+    let grpc = std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL").is_ok_and(|p| p == "grpc");
+    let exporter = if grpc {
+        opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .build()
+    } else {
+        opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .build()
+    }
+    .unwrap_or_else(|e| panic!("{e}"));
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_simple_exporter(exporter)
+        .build();
+    let tracer = provider.tracer("shop");
+    tracer.in_span("checkout", |cx| {
+        cx.span()
+            .set_attribute(KeyValue::new("http.status_code", 200));
+        cx.span().set_status(Status::Ok);
+        let _child = tracer
+            .span_builder("db.query")
+            .with_kind(SpanKind::Client)
+            .start_with_context(&tracer, &cx);
+    });
+    provider.shutdown().unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn an_sdk_in_a_container_exports_protobuf_and_grpc_to_clnrm() {
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
+    let file = |exporter: &str| {
+        format!(
+            r#"[meta]
+name = "{exporter}"
+version = "1"
+
+[otel]
+exporter = "{exporter}"
+
+[service.app]
+image = "{IMAGE}"
+volumes = [{{ host_path = "{}", container_path = "/exporter", read_only = true }}]
+
+[[scenario]]
+name = "{exporter}"
+
+[[scenario.steps]]
+name = "export"
+command = ["/exporter", "otlp_exporter_entry", "--exact", "--ignored", "--test-threads=1"]
+env = {{ CLNRM_TEST_EXPORT = "1" }}
+
+[[expect.span]]
+name = "checkout"
+attrs.all = {{ "http.status_code" = 200 }}
+
+[[expect.span]]
+name = "db.query"
+parent = "checkout"
+kind = "client"
+
+[expect.counts]
+spans_total = {{ eq = 2 }}
+
+[expect.status]
+by_name = {{ checkout = "OK" }}
+
+[expect.hermeticity]
+resource_attrs.must_match = {{ "service.name" = "app", "clnrm.scenario" = "tests/{exporter}.clnrm.toml::{exporter}" }}
+"#,
+            exe.display()
+        )
+    };
+    let dir = project(&[
+        ("tests/otlp-http.clnrm.toml", &file("otlp-http")),
+        ("tests/otlp-grpc.clnrm.toml", &file("otlp-grpc")),
+    ]);
+    let run = run_json(dir.path(), &["--workers", "2"]);
+    run.assert_passed();
+    for name in ["otlp-http", "otlp-grpc"] {
+        assert_eq!(scenario(&run, name)["spans"], 2, "{:#}", run.json);
+    }
+}
