@@ -427,7 +427,6 @@ fn ctrl_c_mid_run_removes_every_container_writes_the_report_and_exits_130() {
     wait_until("the run's containers", Duration::from_secs(60), || {
         containers(&label).len() >= 2
     });
-    std::thread::sleep(Duration::from_millis(300));
     let sent = Instant::now();
     signal(child.id(), "-INT");
     let code = wait_exit(&mut child, Duration::from_secs(30));
@@ -472,7 +471,6 @@ fn the_containers_of_a_kill_9ed_run_are_reaped_by_the_next_run() {
     wait_until("the run's containers", Duration::from_secs(60), || {
         containers(&label).len() >= 4
     });
-    std::thread::sleep(Duration::from_millis(300));
     signal(child.id(), "-KILL");
     let _ = wait_exit(&mut child, Duration::from_secs(10));
     let other = project(&[(

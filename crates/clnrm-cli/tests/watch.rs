@@ -72,7 +72,8 @@ fn watch_reruns_edited_scenarios_follows_includes_survives_broken_saves_and_clea
     let mut w = Watching::start(dir.path(), &["tests"]);
     w.wait_for("watching for changes", 1);
     assert_eq!(w.text().matches("   PASS [").count(), 4, "{}", w.text());
-    // Its own writes (.clnrm/cache, artifacts) start no cycle.
+    // Its own writes (.clnrm/cache, artifacts) start no cycle: an absence, so this
+    // waits out a window of eight debounce periods instead of a condition.
     std::thread::sleep(Duration::from_millis(800));
     assert_eq!(w.text().matches("Running").count(), 1, "{}", w.text());
 
