@@ -178,6 +178,33 @@ impl ScenarioDiff {
     }
 }
 
+impl ScenarioResult {
+    /// The result of a scenario that did not run (or did not finish): `skipped` for
+    /// `reason`, saying `message`.
+    pub fn not_run(
+        sc: &crate::plan::PlannedScenario,
+        plan: &crate::plan::Plan,
+        reason: Reason,
+        message: &str,
+    ) -> Self {
+        Self {
+            id: sc.id.clone(),
+            file_index: sc.file,
+            file: plan.files[sc.file].display.clone(),
+            name: sc.name.clone(),
+            status: Status::Skipped,
+            reason: Some(reason),
+            message: Some(message.to_owned()),
+            start: Duration::ZERO,
+            duration: Duration::ZERO,
+            steps: Vec::new(),
+            spans: 0,
+            unmet: Vec::new(),
+            diff: None,
+        }
+    }
+}
+
 /// Events of a run, in the order they happen.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {

@@ -2,14 +2,13 @@
 //! engine exec), with its timeout, exit-code and output checks, and OOM detection.
 
 use super::agent::quote;
-use super::events::{Event, Reason, ScenarioResult, Status, StepResult};
+use super::events::{Reason, ScenarioResult, Status, StepResult};
 use super::otel_env::{otel_env, with_token};
 use super::pool::{Env, Pool, oom_kills, run_in};
 use crate::backend::{ContainerEngine, ExecOutput};
 use crate::otel::{SpanRecord, spans_in_output};
 use crate::plan::{Intake, PlannedScenario, PlannedStep};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
 /// Exit code of a process killed by SIGKILL.
@@ -34,13 +33,13 @@ enum StepEnd {
     Stalled(String),
 }
 
-/// Runs `sc` in `env`, sending a `StepFinished` event per step.
+/// Runs `sc` in `env`, telling `on_step` of each step as it ends.
 pub async fn run_scenario<E: ContainerEngine>(
     pool: &Pool<E>,
     env: &mut Env,
     sc: &PlannedScenario,
     file: &str,
-    events: &UnboundedSender<Event>,
+    on_step: &(dyn Fn(&StepResult) + Sync),
     cancel: &CancellationToken,
 ) -> Ran {
     let started = Instant::now();
@@ -66,10 +65,7 @@ pub async fn run_scenario<E: ContainerEngine>(
             );
             failure = Some((reason, message));
         }
-        let _ = events.send(Event::StepFinished {
-            id: sc.id.clone(),
-            step: result.clone(),
-        });
+        on_step(&result);
         steps.push(result);
     }
     let (status, reason, message) = match failure {

@@ -1,0 +1,261 @@
+//! The dispatcher: the one task that owns a run's state. It alone holds the queue,
+//! the results, the cache records and the reason the run stops; workers run one
+//! scenario each and talk to it through messages. One `select!` merges what the
+//! workers say, the scenarios they finish, and the stop signals.
+//!
+//! Stopping is ordered ([`CancelReason`]): a failure under `--fail-fast` stops
+//! dispatching and lets running scenarios finish; an interrupt also interrupts them
+//! (their steps and span waits), then lets them clean up; a second interrupt stops
+//! waiting for them at all. A reason only ever rises.
+
+use super::events::{Event, Reason, ScenarioResult, Status};
+use super::queue::Queue;
+use super::worker::{Ctx, Done, Note, run_one};
+use super::{RunOutcome, Stop, lock};
+use crate::backend::ContainerEngine;
+use crate::cache::Cache;
+use crate::plan::{EnvSpec, NotSelected};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc::{self, UnboundedSender};
+use tokio::task::{Id, JoinSet};
+use tokio_util::sync::CancellationToken;
+
+/// Why a run stops dispatching, from the mildest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CancelReason {
+    /// It does not.
+    None,
+    /// A scenario failed under `--fail-fast`: nothing new starts.
+    TestFailure,
+    /// Ctrl-C or SIGTERM: nothing new starts, running scenarios are interrupted.
+    Interrupt,
+    /// A second one: nothing is waited for.
+    ForceInterrupt,
+}
+
+/// The state of one run, owned by the dispatcher.
+pub(super) struct Dispatcher<E> {
+    pub ctx: Arc<Ctx<E>>,
+    pub queue: Queue,
+    pub results: Vec<Option<ScenarioResult>>,
+    /// Cache key of each scenario of the plan.
+    pub keys: Vec<String>,
+    pub cache: Option<Arc<Mutex<Cache>>>,
+    pub events: UnboundedSender<Event>,
+    pub workers: usize,
+    pub fail_fast: bool,
+    pub reason: CancelReason,
+}
+
+impl<E: ContainerEngine> Dispatcher<E> {
+    /// Reports the result of scenario `i`.
+    pub fn finish(&mut self, i: usize, result: ScenarioResult) {
+        let _ = self.events.send(Event::ScenarioFinished(result.clone()));
+        self.results[i] = Some(result);
+    }
+
+    /// Runs the queue to its end (or until stopped); every scenario of the plan gets
+    /// a result.
+    pub async fn run(mut self, stop: Stop) -> RunOutcome {
+        let interrupt = CancellationToken::new();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Note>();
+        let mut running: JoinSet<Done> = JoinSet::new();
+        let mut tasks: HashMap<Id, usize> = HashMap::new();
+        if stop.interrupt.is_cancelled() {
+            self.raise(CancelReason::Interrupt, &interrupt);
+        }
+        loop {
+            while running.len() < self.workers && self.reason == CancelReason::None {
+                let Some(i) = self.queue.pop() else { break };
+                let task =
+                    running.spawn(run_one(self.ctx.clone(), i, tx.clone(), interrupt.clone()));
+                tasks.insert(task.id(), i);
+            }
+            if running.is_empty() {
+                break;
+            }
+            tokio::select! {
+                () = stop.force.cancelled(), if self.reason < CancelReason::ForceInterrupt => {
+                    self.raise(CancelReason::ForceInterrupt, &interrupt);
+                    running.abort_all();
+                }
+                () = stop.interrupt.cancelled(), if self.reason < CancelReason::Interrupt => {
+                    self.raise(CancelReason::Interrupt, &interrupt);
+                }
+                Some(note) = rx.recv() => self.hear(note),
+                Some(joined) = running.join_next_with_id() => {
+                    // What the worker said before it ended comes first.
+                    while let Ok(note) = rx.try_recv() {
+                        self.hear(note);
+                    }
+                    match joined {
+                        Ok((id, done)) => {
+                            tasks.remove(&id);
+                            self.collect(done);
+                        }
+                        Err(e) => {
+                            // Aborted (a second interrupt) or panicked (a bug): the
+                            // scenario is reported below with the others left over.
+                            tasks.remove(&e.id());
+                        }
+                    }
+                }
+            }
+        }
+        while let Ok(note) = rx.try_recv() {
+            self.hear(note);
+        }
+        self.conclude()
+    }
+
+    /// Raises the stop reason (never lowers it); an interrupt reaches the workers.
+    fn raise(&mut self, reason: CancelReason, interrupt: &CancellationToken) {
+        self.reason = self.reason.max(reason);
+        if self.reason >= CancelReason::Interrupt {
+            interrupt.cancel();
+        }
+    }
+
+    /// What a worker says while it works.
+    fn hear(&mut self, note: Note) {
+        match note {
+            Note::Claimed => self.prewarm(),
+            Note::Started(i) => {
+                let id = self.ctx.plan.scenarios[i].id.clone();
+                let _ = self.events.send(Event::ScenarioStarted { id });
+            }
+            Note::Step(i, step) => {
+                let id = self.ctx.plan.scenarios[i].id.clone();
+                let _ = self.events.send(Event::StepFinished { id, step: *step });
+            }
+        }
+    }
+
+    /// A finished scenario: its environment back to the pool, its result recorded.
+    fn collect(&mut self, done: Done) {
+        let Done {
+            index: i,
+            result,
+            env,
+        } = done;
+        if let Some((env, reusable)) = env {
+            // An environment nobody will need again is removed now, not at the end.
+            let queued = self.queue.queued(&env.spec.key);
+            self.ctx.pool.release(env, reusable, queued);
+        }
+        if self.queue.is_empty() {
+            self.ctx.pool.trim();
+        }
+        let failed = matches!(result.status, Status::Failed | Status::Error);
+        if failed && self.fail_fast {
+            self.reason = self.reason.max(CancelReason::TestFailure);
+        }
+        if let Some(cache) = &self.cache
+            && matches!(
+                result.status,
+                Status::Passed | Status::Failed | Status::Error
+            )
+        {
+            let passed = result.status == Status::Passed;
+            lock(cache).record(&result.id.0, &self.keys[i], passed, result.duration);
+        }
+        self.finish(i, result);
+    }
+
+    /// Asks the pool for environments for the next scenarios in the queue; once the
+    /// queue is empty, lets it drop the ready ones nobody will claim.
+    fn prewarm(&self) {
+        if self.queue.is_empty() {
+            self.ctx.pool.trim();
+            return;
+        }
+        let mut want: HashMap<&str, (usize, &Arc<EnvSpec>)> = HashMap::new();
+        for i in self.queue.next(self.workers) {
+            let env = &self.ctx.plan.scenarios[i].env;
+            if env
+                .services
+                .iter()
+                .any(|s| self.ctx.image_errors.contains_key(&s.image))
+            {
+                continue;
+            }
+            want.entry(env.key.as_str()).or_insert((0, env)).0 += 1;
+        }
+        for (count, env) in want.values() {
+            self.ctx.pool.prewarm(env, *count);
+        }
+    }
+
+    /// Every scenario without a result gets one; the run's outcome.
+    fn conclude(mut self) -> RunOutcome {
+        let interrupted = self.reason >= CancelReason::Interrupt;
+        let plan = self.ctx.plan.clone();
+        for i in self.queue.drain() {
+            let (reason, text) = if interrupted {
+                (Reason::Interrupted, "not run: interrupted")
+            } else {
+                (Reason::FailFast, "not run: --fail-fast after a failure")
+            };
+            self.finish(
+                i,
+                ScenarioResult::not_run(&plan.scenarios[i], &plan, reason, text),
+            );
+        }
+        // Dispatched without a result: cut short by a second interrupt, or their
+        // worker failed (a bug). Every scenario of the plan is reported.
+        let missing: Vec<usize> = (0..self.results.len())
+            .filter(|&i| self.results[i].is_none())
+            .collect();
+        for i in missing {
+            let sc = &plan.scenarios[i];
+            let r = if self.reason == CancelReason::ForceInterrupt {
+                ScenarioResult::not_run(
+                    sc,
+                    &plan,
+                    Reason::Interrupted,
+                    "cut short by a second interrupt",
+                )
+            } else if sc.not_selected.is_some() {
+                let why = match sc.not_selected {
+                    Some(NotSelected::OtherPartition) => "not run: in another partition",
+                    _ => "not run: filtered out",
+                };
+                ScenarioResult::not_run(sc, &plan, Reason::Filtered, why)
+            } else {
+                ScenarioResult {
+                    status: Status::Error,
+                    ..ScenarioResult::not_run(
+                        sc,
+                        &plan,
+                        Reason::Engine,
+                        "clnrm failed while running it (a bug; please report it)",
+                    )
+                }
+            };
+            self.finish(i, r);
+        }
+        let duration = self.ctx.started.elapsed();
+        let _ = self.events.send(Event::RunFinished {
+            duration,
+            interrupted,
+        });
+        RunOutcome {
+            results: self.results.into_iter().flatten().collect(),
+            interrupted,
+            duration,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CancelReason;
+
+    #[test]
+    fn stop_reasons_are_ordered_from_the_mildest() {
+        assert!(CancelReason::None < CancelReason::TestFailure);
+        assert!(CancelReason::TestFailure < CancelReason::Interrupt);
+        assert!(CancelReason::Interrupt < CancelReason::ForceInterrupt);
+    }
+}

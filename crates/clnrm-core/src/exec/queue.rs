@@ -1,0 +1,139 @@
+//! The dispatch queue of a run: each scenario's cache key, which scenarios the cache
+//! lets skip, the order the rest run in (priority, then the longest last duration,
+//! then file order), and how many queued scenarios need each environment key.
+
+use super::RunOptions;
+use crate::cache::Lookup;
+use crate::diff::BaselineCheck;
+use crate::plan::Plan;
+use std::collections::{HashMap, VecDeque};
+
+/// Each scenario's cache key: its fingerprint, the ids of its images, its baseline.
+pub(super) fn cache_keys(
+    plan: &Plan,
+    image_ids: &HashMap<String, String>,
+    baseline: Option<&BaselineCheck>,
+) -> Vec<String> {
+    plan.scenarios
+        .iter()
+        .map(|sc| {
+            let mut parts = vec![sc.fingerprint.clone()];
+            parts.extend(
+                sc.env
+                    .services
+                    .iter()
+                    .map(|s| image_ids.get(&s.image).cloned().unwrap_or_default()),
+            );
+            let recorded = baseline
+                .and_then(|b| b.baseline.scenarios.get(&sc.id.0))
+                .and_then(|t| serde_json::to_string(t).ok())
+                .unwrap_or_default();
+            parts.push(recorded);
+            crate::cache::key(parts.iter().map(String::as_str))
+        })
+        .collect()
+}
+
+/// The dispatch order and the scenarios the cache lets skip.
+pub(super) fn queue_order(
+    plan: &Plan,
+    keys: &[String],
+    opts: &RunOptions,
+) -> (Vec<usize>, Vec<usize>) {
+    let mut order = Vec::new();
+    let mut hits = Vec::new();
+    let mut durations = HashMap::new();
+    for sc in plan.selected() {
+        let i = sc.order;
+        if let Some(cache) = &opts.cache {
+            let mut c = super::lock(cache);
+            if opts.force {
+                c.forced();
+            } else if c.lookup(&sc.id.0, &keys[i]) == Lookup::Hit {
+                hits.push(i);
+                continue;
+            }
+            durations.insert(i, c.last_duration(&sc.id.0).unwrap_or_default());
+        }
+        order.push(i);
+    }
+    order.sort_by_key(|&i| {
+        let d = durations.get(&i).copied().unwrap_or_default();
+        (
+            std::cmp::Reverse(plan.scenarios[i].priority),
+            std::cmp::Reverse(d),
+            i,
+        )
+    });
+    (order, hits)
+}
+
+/// The scenarios not yet dispatched, in order, with how many need each environment key.
+pub(super) struct Queue {
+    order: VecDeque<usize>,
+    keys: Vec<String>,
+    per_key: HashMap<String, usize>,
+}
+
+impl Queue {
+    /// A queue of `order`, whose scenarios need the environment keys `keys` (by index).
+    pub(super) fn new(order: Vec<usize>, keys: &[String]) -> Self {
+        let mut per_key = HashMap::new();
+        for &i in &order {
+            *per_key.entry(keys[i].clone()).or_insert(0) += 1;
+        }
+        Self {
+            order: order.into(),
+            keys: keys.to_vec(),
+            per_key,
+        }
+    }
+
+    /// The next scenario to run.
+    pub(super) fn pop(&mut self) -> Option<usize> {
+        let i = self.order.pop_front()?;
+        if let Some(n) = self.per_key.get_mut(&self.keys[i]) {
+            *n -= 1;
+        }
+        Some(i)
+    }
+
+    /// Every scenario left, in order; the queue is then empty.
+    pub(super) fn drain(&mut self) -> Vec<usize> {
+        self.per_key.clear();
+        self.order.drain(..).collect()
+    }
+
+    /// How many queued scenarios need environment key `key`.
+    pub(super) fn queued(&self, key: &str) -> usize {
+        self.per_key.get(key).copied().unwrap_or(0)
+    }
+
+    /// The next `n` scenarios, in order.
+    pub(super) fn next(&self, n: usize) -> impl Iterator<Item = usize> + '_ {
+        self.order.iter().take(n).copied()
+    }
+
+    /// Whether nothing is left.
+    pub(super) fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_queue_counts_what_each_environment_key_still_needs() {
+        let keys: Vec<String> = ["a", "b", "a"].iter().map(|s| (*s).to_owned()).collect();
+        let mut q = Queue::new(vec![2, 0, 1], &keys);
+        assert_eq!(q.queued("a"), 2);
+        assert_eq!(q.next(2).collect::<Vec<_>>(), vec![2, 0]);
+        assert_eq!(q.pop(), Some(2));
+        assert_eq!((q.queued("a"), q.queued("b")), (1, 1));
+        assert_eq!(q.drain(), vec![0, 1]);
+        assert!(q.is_empty());
+        assert_eq!(q.queued("a"), 0);
+    }
+}

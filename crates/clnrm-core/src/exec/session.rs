@@ -1,0 +1,231 @@
+//! A session: the pool of warm environments and the OTLP receiver, which may outlive
+//! one run (`watch` keeps one for all its cycles, so that a warm container waits for
+//! the next save). A run in a session is planned here and handed to the dispatcher.
+
+use super::dispatcher::{CancelReason, Dispatcher};
+use super::events::{Event, Reason, ScenarioResult, Status};
+use super::images::{Images, resolve_images};
+use super::pool::{self, Pool, PoolConfig};
+use super::queue::{Queue, cache_keys, queue_order};
+use super::worker::Ctx;
+use super::{RunOptions, RunOutcome, SessionOptions, Stop, reap};
+use crate::backend::ContainerEngine;
+use crate::otel::{Receiver, ReceiverConfig};
+use crate::plan::{NotSelected, Plan};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::RwLock;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// The pool and the OTLP receiver, which may outlive one run: `watch` keeps one
+/// session for all its cycles, so that a warm container waits for the next save.
+pub struct Session<E> {
+    engine: Arc<E>,
+    pool: Pool<E>,
+    receiver: Option<Arc<Receiver>>,
+    /// Why there is no receiver, when one was asked for.
+    receiver_error: Option<String>,
+    warnings: Vec<String>,
+}
+
+impl<E: ContainerEngine> Session<E> {
+    /// Starts the receiver (when `otlp`) and an empty pool; `keep_warm` keeps one clean
+    /// environment per key between runs.
+    pub async fn start(engine: Arc<E>, opts: &SessionOptions, otlp: bool, keep_warm: bool) -> Self {
+        let (mut receiver, mut receiver_error, mut warnings) = (None, None, Vec::new());
+        if otlp {
+            match start_receiver(&*engine).await {
+                Ok(started) => {
+                    receiver = Some(started.receiver);
+                    warnings.extend(started.warning);
+                }
+                Err(e) => receiver_error = Some(e),
+            }
+        }
+        let config = PoolConfig {
+            max_containers: opts.max_containers,
+            parallel: opts.workers.max(2),
+            warm: opts.warm_pool,
+            keep_warm,
+        };
+        let pool = Pool::new(engine.clone(), opts.owner.clone(), config, receiver.clone());
+        Self {
+            engine,
+            pool,
+            receiver,
+            receiver_error,
+            warnings,
+        }
+    }
+
+    /// What the user should know about how the session was set up.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Kills and removes every container and network of the session; returns what
+    /// could not be removed (the next run reaps it).
+    pub async fn shutdown(&self) -> pool::Leftovers {
+        self.pool.shutdown().await
+    }
+
+    /// What the session has not removed (yet).
+    pub fn leftovers(&self) -> pool::Leftovers {
+        self.pool.leftovers()
+    }
+
+    /// Runs the selected scenarios of `plan`. `stop.interrupt` stops dispatching and
+    /// interrupts running scenarios; `stop.force` (a second interrupt) stops waiting
+    /// for them at all.
+    pub async fn run(
+        &self,
+        plan: Plan,
+        opts: &RunOptions,
+        events: UnboundedSender<Event>,
+        stop: Stop,
+    ) -> RunOutcome {
+        let cancel = stop.interrupt.clone();
+        let engine = &self.engine;
+        let started = Instant::now();
+        let workers = opts.workers.max(1);
+        let _ = events.send(Event::RunStarted {
+            run_id: opts.owner.run_id.clone(),
+            total: plan.selected().count(),
+            workers,
+        });
+        let Images {
+            shells,
+            errors: image_errors,
+            ids: image_ids,
+        } = tokio::select! {
+            images = resolve_images(&**engine, &plan) => images,
+            // Interrupted while the engine is asked (a slow pull, a stalled engine).
+            () = cancel.cancelled() => Images::default(),
+        };
+        self.pool.set_agent_shells(shells);
+        let keys = cache_keys(&plan, &image_ids, opts.baseline.as_deref());
+        let otlp_error = match (&self.receiver, &self.receiver_error) {
+            (Some(_), _) => None,
+            (None, Some(why)) => Some(why.clone()),
+            (None, None) => Some(
+                "this session has no OTLP receiver (the file began exporting over OTLP after it started)".to_owned(),
+            ),
+        };
+        let (order, hits) = queue_order(&plan, &keys, opts);
+        // What dead runs left is removed before this run starts containers (a run that
+        // starts none, all cached, does not wait for it).
+        let reaped = async {
+            if order.is_empty() {
+                return None;
+            }
+            tokio::select! {
+                r = reap(&**engine, &opts.owner) => r.ok(),
+                () = cancel.cancelled() => None,
+            }
+        };
+        if let Some((containers, networks)) = reaped.await
+            && containers + networks > 0
+        {
+            let _ = events.send(Event::Reaped {
+                containers,
+                networks,
+            });
+        }
+        let env_keys: Vec<String> = plan.scenarios.iter().map(|s| s.env.key.clone()).collect();
+        let plan = Arc::new(plan);
+        let ctx = Arc::new(Ctx {
+            file_locks: (0..plan.files.len())
+                .map(|_| Arc::new(RwLock::new(())))
+                .collect(),
+            plan: plan.clone(),
+            pool: self.pool.clone(),
+            receiver: self.receiver.clone(),
+            image_errors,
+            otlp_error,
+            artifacts: opts.artifacts.clone(),
+            baseline: opts.baseline.clone(),
+            run_id: opts.owner.run_id.clone(),
+            started,
+        });
+        let mut dispatcher = Dispatcher {
+            ctx,
+            queue: Queue::new(order, &env_keys),
+            results: vec![None; plan.scenarios.len()],
+            keys,
+            cache: opts.cache.clone(),
+            events,
+            workers,
+            fail_fast: opts.fail_fast,
+            reason: CancelReason::None,
+        };
+        for &i in &hits {
+            let mut r = ScenarioResult::not_run(
+                &plan.scenarios[i],
+                &plan,
+                Reason::Cached,
+                "unchanged since its last passing run",
+            );
+            r.status = Status::Cached;
+            dispatcher.finish(i, r);
+        }
+        for sc in plan.scenarios.iter().filter(|s| s.not_selected.is_some()) {
+            let why = match sc.not_selected {
+                Some(NotSelected::OtherPartition) => "not run: in another partition",
+                _ => "not run: filtered out",
+            };
+            dispatcher.finish(
+                sc.order,
+                ScenarioResult::not_run(sc, &plan, Reason::Filtered, why),
+            );
+        }
+        dispatcher.run(stop).await
+    }
+}
+
+/// A started receiver and what the user should know about it.
+struct Started {
+    receiver: Arc<Receiver>,
+    warning: Option<String>,
+}
+
+/// Starts the OTLP receiver with a fresh token on loopback and the engine's bridge
+/// gateway (where containers reach this host). When that gateway is no address of this
+/// host (a remote or rootless engine), it listens on every interface, still behind
+/// the token, and says so.
+async fn start_receiver<E: ContainerEngine>(engine: &E) -> Result<Started, String> {
+    let token = ReceiverConfig::random_token()
+        .map_err(|e| format!("no random source for the run token: {e}"))?;
+    let local: std::net::IpAddr = std::net::Ipv4Addr::LOCALHOST.into();
+    let gateway = engine.bridge_gateway().await.ok().flatten();
+    let mut why = "the engine did not name its bridge gateway".to_owned();
+    if let Some(gw) = gateway {
+        let config = ReceiverConfig {
+            listen: vec![local, gw],
+            token: Some(token.clone()),
+            advertise: Some(gw),
+        };
+        match Receiver::start(config).await {
+            Ok(r) => {
+                return Ok(Started {
+                    receiver: Arc::new(r),
+                    warning: None,
+                });
+            }
+            Err(e) => why = format!("cannot listen on its bridge gateway {gw} ({e})"),
+        }
+    }
+    let config = ReceiverConfig {
+        listen: vec![std::net::Ipv4Addr::UNSPECIFIED.into()],
+        token: Some(token),
+        advertise: None,
+    };
+    let receiver = Receiver::start(config)
+        .await
+        .map_err(|e| format!("could not start the OTLP receiver: {e}"))?;
+    Ok(Started {
+        receiver: Arc::new(receiver),
+        warning: Some(format!(
+            "the OTLP receiver listens on every interface, behind the run's token: {why} (a remote or rootless engine?)"
+        )),
+    })
+}

@@ -1,0 +1,219 @@
+//! One scenario: lease an environment from the pool, run the steps in it, gather the
+//! spans, check them, and hand the result and the environment back to the
+//! dispatcher. A worker owns nothing of the run: it reads the run's context and
+//! talks to the dispatcher through messages.
+
+use super::events::{Reason, ScenarioResult, Status, StepResult};
+use super::pool::{self, Env, Pool};
+use super::{SPAN_QUIET, SPAN_WAIT_MAX, scenario, spans};
+use crate::backend::ContainerEngine;
+use crate::diff::BaselineCheck;
+use crate::otel::{Overflow, Receiver, SpanBudget};
+use crate::plan::{Plan, PlannedScenario};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::RwLock;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio_util::sync::CancellationToken;
+
+/// What every worker of a run reads; nothing in it changes during the run.
+pub(super) struct Ctx<E> {
+    pub plan: Arc<Plan>,
+    pub pool: Pool<E>,
+    pub receiver: Option<Arc<Receiver>>,
+    /// One lock per file: `concurrent = false` scenarios take it exclusively.
+    pub file_locks: Vec<Arc<RwLock<()>>>,
+    /// Image → why scenarios using it cannot run.
+    pub image_errors: HashMap<String, String>,
+    /// Why scenarios exporting over OTLP cannot run (no receiver), if they cannot.
+    pub otlp_error: Option<String>,
+    pub artifacts: Option<std::path::PathBuf>,
+    pub baseline: Option<Arc<BaselineCheck>>,
+    pub run_id: String,
+    pub started: Instant,
+}
+
+/// What a worker tells the dispatcher while it works.
+pub(super) enum Note {
+    /// A scenario claimed its environment: time to prepare for the next ones.
+    Claimed,
+    /// Scenario `0` has its environment and begins.
+    Started(usize),
+    /// A step of scenario `0` ended.
+    Step(usize, Box<StepResult>),
+}
+
+/// What a worker leaves: the result, and the environment to give back (with whether
+/// the scenario ended normally, so that it may be checked for reuse).
+pub(super) struct Done {
+    /// Which scenario of the plan.
+    pub index: usize,
+    pub result: ScenarioResult,
+    pub env: Option<(Env, bool)>,
+}
+
+enum Guard {
+    Read(#[expect(dead_code, reason = "held for its drop")] tokio::sync::OwnedRwLockReadGuard<()>),
+    Write(
+        #[expect(dead_code, reason = "held for its drop")] tokio::sync::OwnedRwLockWriteGuard<()>,
+    ),
+}
+
+/// Runs scenario `i`; `cancel` is the run's interrupt.
+pub(super) async fn run_one<E: ContainerEngine>(
+    ctx: Arc<Ctx<E>>,
+    i: usize,
+    notes: UnboundedSender<Note>,
+    cancel: CancellationToken,
+) -> Done {
+    let sc = &ctx.plan.scenarios[i];
+    let without_env = |result| Done {
+        index: i,
+        result,
+        env: None,
+    };
+    let error = |reason: Reason, message: String| ScenarioResult {
+        status: Status::Error,
+        message: Some(sc.masker.mask(&message)),
+        ..ScenarioResult::not_run(sc, &ctx.plan, reason, "")
+    };
+    let interrupted = || {
+        without_env(ScenarioResult::not_run(
+            sc,
+            &ctx.plan,
+            Reason::Interrupted,
+            "not run: interrupted",
+        ))
+    };
+    if let Some(e) = sc
+        .env
+        .services
+        .iter()
+        .find_map(|s| ctx.image_errors.get(&s.image))
+    {
+        return without_env(error(Reason::Image, e.clone()));
+    }
+    if let (Some(e), Some(_)) = (&ctx.otlp_error, &sc.env.otlp) {
+        return without_env(error(Reason::Engine, e.clone()));
+    }
+    let file_lock = ctx.file_locks[sc.file].clone();
+    let _guard = if sc.exclusive {
+        Guard::Write(file_lock.write_owned().await)
+    } else {
+        Guard::Read(file_lock.read_owned().await)
+    };
+    let claim = ctx.pool.claim(&sc.env);
+    let _ = notes.send(Note::Claimed);
+    let acquired = tokio::select! {
+        e = claim.ready() => e,
+        () = cancel.cancelled() => return interrupted(),
+    };
+    let mut env = match acquired {
+        Ok(env) => env,
+        Err(e @ (pool::PoolError::Unhealthy { .. } | pool::PoolError::NoReadySpan { .. })) => {
+            return without_env(ScenarioResult {
+                status: Status::Failed,
+                ..error(Reason::Unhealthy, e.to_string())
+            });
+        }
+        Err(pool::PoolError::Stopped) => return interrupted(),
+        Err(e) => return without_env(error(Reason::Engine, e.to_string())),
+    };
+    let _ = notes.send(Note::Started(i));
+    let result = in_env(&ctx, sc, &mut env, &notes, &cancel).await;
+    let reusable = result.1;
+    Done {
+        index: i,
+        result: result.0,
+        env: Some((env, reusable)),
+    }
+}
+
+/// Runs `sc` in `env`: its steps, then its spans; the result and whether `env` may be
+/// checked for reuse.
+async fn in_env<E: ContainerEngine>(
+    ctx: &Ctx<E>,
+    sc: &PlannedScenario,
+    env: &mut Env,
+    notes: &UnboundedSender<Note>,
+    cancel: &CancellationToken,
+) -> (ScenarioResult, bool) {
+    let i = sc.order;
+    let file = ctx.plan.files[sc.file].display.clone();
+    let ran_start = Instant::now();
+    let otlp = ctx.receiver.as_ref().filter(|_| sc.env.otlp.is_some());
+    let ips = env.ips();
+    if let Some(r) = otlp {
+        r.open(&sc.id.0, &ips, sc.span_limits);
+    }
+    let on_step = |step: &StepResult| {
+        let _ = notes.send(Note::Step(i, Box::new(step.clone())));
+    };
+    let mut ran = scenario::run_scenario(&ctx.pool, env, sc, &file, &on_step, cancel).await;
+    ran.result.start = ran_start.saturating_duration_since(ctx.started);
+    let mut collected = SpanBudget::new(sc.span_limits);
+    collected.extend(std::mem::take(&mut ran.stdout_spans));
+    let mut settled = true;
+    let mut dropped_by_receiver = None;
+    if let Some(r) = otlp {
+        let settle_start = Instant::now();
+        let wait_for = sc
+            .env
+            .services
+            .iter()
+            .find_map(|s| s.wait_for_span.as_ref())
+            .map(|(name, t)| (name.as_str(), *t));
+        settled = tokio::select! {
+            () = r.settle(&sc.id.0, wait_for, SPAN_QUIET, SPAN_WAIT_MAX) => true,
+            () = cancel.cancelled() => false,
+        };
+        ran.result.duration += settle_start.elapsed();
+        let received = r.close(&sc.id.0, &ips);
+        dropped_by_receiver = received.overflow;
+        collected.extend(received.spans);
+    }
+    if !settled && ran.result.status == Status::Passed {
+        // Cut short while its spans were coming in: no verdict on part of them.
+        ran.result.status = Status::Skipped;
+        ran.result.reason = Some(Reason::Interrupted);
+        ran.result.message = Some("interrupted while waiting for its spans".into());
+        ran.reusable = false;
+    }
+    if ran.result.status == Status::Skipped {
+        return (ran.result, false);
+    }
+    let (collected, overflow) = collected.into_parts();
+    let overflow = merge(overflow, dropped_by_receiver, collected.len(), sc);
+    spans::conclude(
+        sc,
+        &mut ran.result,
+        &collected,
+        overflow,
+        ctx.artifacts.as_deref(),
+        &ctx.run_id,
+        ctx.baseline.as_deref(),
+    );
+    (ran.result, ran.reusable)
+}
+
+/// What did not fit, from both intakes (stdout and the receiver), as one.
+fn merge(
+    kept: Option<Overflow>,
+    received: Option<Overflow>,
+    count: usize,
+    sc: &PlannedScenario,
+) -> Option<Overflow> {
+    let Some(received) = received.filter(|o| o.dropped + o.unread > 0) else {
+        return kept;
+    };
+    let mut o = kept.unwrap_or(Overflow {
+        kept: count,
+        dropped: 0,
+        unread: 0,
+        limits: sc.span_limits,
+    });
+    o.dropped += received.dropped;
+    o.unread += received.unread;
+    Some(o)
+}
