@@ -5,6 +5,8 @@
 
 mod deadline;
 mod docker;
+#[cfg(test)]
+pub mod fake;
 pub mod layer;
 
 pub use deadline::{DEFAULT_CALL, DEFAULT_PULL, Deadlines};

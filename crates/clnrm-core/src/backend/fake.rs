@@ -1,0 +1,308 @@
+//! An in-memory engine for unit tests of scheduling, cancellation and the pool's
+//! accounting: containers, networks and labels are bookkeeping; an attached
+//! container's main process is a tiny stand-in for the agent's shell that answers
+//! clnrm's scripts (`sleep`, `false`, `echo`, the hygiene checks) the way `sh` would.
+//! Every call can be made to hang (`stall`), to try the deadlines. End-to-end tests
+//! use the real engine.
+
+use super::{
+    Attached, Chunk, ContainerEngine, ContainerSpec, ContainerState, Details, EngineError,
+    ExecSpec, Execution, ImageInfo, Labels, Listed,
+};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::AsyncBufReadExt;
+use tokio::sync::mpsc;
+
+/// The in-memory engine; clones share one state.
+#[derive(Clone, Default)]
+pub struct FakeEngine {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    state: Mutex<State>,
+    stall: AtomicBool,
+    created: AtomicUsize,
+    removed: AtomicUsize,
+}
+
+#[derive(Default)]
+struct State {
+    next: u64,
+    containers: BTreeMap<String, Container>,
+    networks: BTreeMap<String, Labels>,
+}
+
+struct Container {
+    labels: Labels,
+    running: bool,
+}
+
+impl FakeEngine {
+    /// A fresh engine with nothing in it.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Containers that exist now.
+    pub fn live(&self) -> usize {
+        self.lock().containers.len()
+    }
+
+    /// Containers created so far.
+    pub fn created(&self) -> usize {
+        self.inner.created.load(Ordering::SeqCst)
+    }
+
+    /// Containers removed so far.
+    pub fn removed(&self) -> usize {
+        self.inner.removed.load(Ordering::SeqCst)
+    }
+
+    /// Makes every call hang (`true`) or answer again.
+    pub fn stall(&self, on: bool) {
+        self.inner.stall.store(on, Ordering::SeqCst);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn gate(&self) {
+        while self.inner.stall.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+/// Answers one script of the agent the way `sh` would, for the commands the tests use.
+async fn answer(script: &str) -> (String, i64) {
+    let mut out = String::new();
+    let mut code = 0;
+    for line in script.lines() {
+        if let Some(rest) = line.split("exec sleep ").nth(1) {
+            let secs: f64 = rest
+                .split([')', ' '])
+                .next()
+                .and_then(|s| s.trim_matches('\'').parse().ok())
+                .unwrap_or(0.0);
+            tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+        }
+        if line.contains("exec false") {
+            code = 1;
+        }
+        if let Some(rest) = line.split("exec echo ").nth(1) {
+            out.push_str(rest.split(')').next().unwrap_or("").trim_matches('\''));
+            out.push('\n');
+        }
+        if line.contains("set -- /proc/[0-9]*") {
+            out.push_str("1 0 0\n");
+        }
+        if line.contains("for f in /etc/hosts /etc/resolv.conf /etc/hostname") {
+            out.push_str("== /etc/hosts\n== /etc/resolv.conf\n== /etc/hostname\n");
+        }
+    }
+    (out, code)
+}
+
+/// The shell behind an attached container: reads scripts from `input`, answers each
+/// on `output` with the markers the agent waits for.
+async fn shell(
+    input: tokio::io::DuplexStream,
+    output: mpsc::UnboundedSender<Result<Chunk, EngineError>>,
+) {
+    let mut lines = tokio::io::BufReader::new(input).lines();
+    let mut script = String::new();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let marker = line
+            .strip_prefix("printf '\\n")
+            .and_then(|rest| rest.split(" %d").next())
+            .map(str::to_owned);
+        let Some(mark) = marker else {
+            script.push_str(&line);
+            script.push('\n');
+            continue;
+        };
+        let (out, code) = answer(&script).await;
+        script.clear();
+        let stdout = format!("{out}\n{mark} {code}\n");
+        let stderr = format!("\n{mark}\n");
+        if output.send(Ok(Chunk::Stdout(Bytes::from(stdout)))).is_err()
+            || output.send(Ok(Chunk::Stderr(Bytes::from(stderr)))).is_err()
+        {
+            return;
+        }
+    }
+}
+
+impl ContainerEngine for FakeEngine {
+    async fn ping(&self) -> Result<(), EngineError> {
+        self.gate().await;
+        Ok(())
+    }
+
+    async fn image(&self, image: &str) -> Result<Option<ImageInfo>, EngineError> {
+        self.gate().await;
+        Ok((!image.contains("missing")).then(|| ImageInfo {
+            id: format!("sha256:{image}"),
+            cmd: vec!["sh".into()],
+            entrypoint: Vec::new(),
+            user: String::new(),
+        }))
+    }
+
+    async fn pull(&self, image: &str) -> Result<(), EngineError> {
+        self.gate().await;
+        Err(EngineError::ImageMissing {
+            image: image.to_owned(),
+            reason: "no registry in a fake".into(),
+        })
+    }
+
+    async fn create_network(&self, name: &str, labels: &Labels) -> Result<String, EngineError> {
+        self.gate().await;
+        self.lock().networks.insert(name.to_owned(), labels.clone());
+        Ok(name.to_owned())
+    }
+
+    async fn bridge_gateway(&self) -> Result<Option<IpAddr>, EngineError> {
+        self.gate().await;
+        Ok(None)
+    }
+
+    async fn remove_network(&self, id: &str) -> Result<(), EngineError> {
+        self.gate().await;
+        self.lock().networks.remove(id);
+        Ok(())
+    }
+
+    async fn create(&self, spec: &ContainerSpec) -> Result<String, EngineError> {
+        self.gate().await;
+        let mut st = self.lock();
+        st.next += 1;
+        let id = format!("fake{:08}", st.next);
+        st.containers.insert(
+            id.clone(),
+            Container {
+                labels: spec.labels.clone(),
+                running: false,
+            },
+        );
+        self.inner.created.fetch_add(1, Ordering::SeqCst);
+        Ok(id)
+    }
+
+    async fn attach(&self, id: &str) -> Result<Attached, EngineError> {
+        self.gate().await;
+        let (ours, theirs) = tokio::io::duplex(64 * 1024);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        if !self.lock().containers.contains_key(id) {
+            return Err(EngineError::Gone(id.to_owned()));
+        }
+        tokio::spawn(shell(theirs, tx));
+        let output = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed();
+        Ok(Attached {
+            input: Box::pin(ours),
+            output,
+        })
+    }
+
+    async fn start(&self, id: &str) -> Result<(), EngineError> {
+        self.gate().await;
+        let mut st = self.lock();
+        let c = st
+            .containers
+            .get_mut(id)
+            .ok_or_else(|| EngineError::Gone(id.to_owned()))?;
+        c.running = true;
+        Ok(())
+    }
+
+    async fn exec_start(&self, _id: &str, _spec: &ExecSpec) -> Result<Execution, EngineError> {
+        self.gate().await;
+        Ok(Execution {
+            id: "exec".into(),
+            output: futures_util::stream::empty().boxed(),
+        })
+    }
+
+    async fn exec_exit_code(&self, _exec: &str) -> Result<i64, EngineError> {
+        self.gate().await;
+        Ok(0)
+    }
+
+    async fn inspect(&self, id: &str) -> Result<ContainerState, EngineError> {
+        self.gate().await;
+        let st = self.lock();
+        let c = st
+            .containers
+            .get(id)
+            .ok_or_else(|| EngineError::Gone(id.to_owned()))?;
+        Ok(ContainerState {
+            running: c.running,
+            exit_code: None,
+            oom_killed: false,
+        })
+    }
+
+    async fn stdout_log(&self, _id: &str) -> Result<Vec<u8>, EngineError> {
+        self.gate().await;
+        Ok(Vec::new())
+    }
+
+    async fn details(&self, _id: &str) -> Result<Details, EngineError> {
+        self.gate().await;
+        Ok(Details::default())
+    }
+
+    async fn changes(&self, _id: &str) -> Result<Vec<String>, EngineError> {
+        self.gate().await;
+        Ok(Vec::new())
+    }
+
+    async fn remove(&self, id: &str) -> Result<(), EngineError> {
+        self.gate().await;
+        if self.lock().containers.remove(id).is_some() {
+            self.inner.removed.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    async fn list(&self, key: &str) -> Result<Vec<Listed>, EngineError> {
+        self.gate().await;
+        Ok(self
+            .lock()
+            .containers
+            .iter()
+            .filter(|(_, c)| c.labels.contains_key(key))
+            .map(|(id, c)| Listed {
+                id: id.clone(),
+                labels: c.labels.clone(),
+            })
+            .collect())
+    }
+
+    async fn list_networks(&self, key: &str) -> Result<Vec<Listed>, EngineError> {
+        self.gate().await;
+        Ok(self
+            .lock()
+            .networks
+            .iter()
+            .filter(|(_, l)| l.contains_key(key))
+            .map(|(id, l)| Listed {
+                id: id.clone(),
+                labels: l.clone(),
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,280 @@
+//! The dispatcher, the pool's accounting and the engine deadlines, against the
+//! in-memory engine: scheduling, fail-fast, interrupts, a second interrupt, reuse
+//! and removal of every container.
+
+use super::*;
+use crate::backend::fake::FakeEngine;
+use crate::backend::{ContainerEngine, Deadlines, EngineError};
+use crate::diag::Source;
+use crate::plan::{PlanOptions, plan};
+use crate::validate::CheckedFile;
+use std::path::PathBuf;
+
+/// A plan of the scenarios `body` adds to a file with one agent service.
+fn plan_of(body: &str) -> Plan {
+    let text = format!(
+        "[meta]\nname = \"t\"\nversion = \"1\"\n\n[service.app]\nimage = \"img\"\n\n{body}"
+    );
+    let src = Source::file("t.clnrm.toml", text);
+    let (file, diags) = crate::model::parse_test_file(&src);
+    assert!(diags.into_sorted().iter().all(|d| !d.is_error()));
+    let checked = CheckedFile {
+        path: PathBuf::from("t.clnrm.toml"),
+        display: "t.clnrm.toml".into(),
+        source: Some(src.clone()),
+        rendered: Some(src),
+        file,
+        diagnostics: Vec::new(),
+        dependencies: Vec::new(),
+    };
+    plan(&[checked], &PlanOptions::default())
+}
+
+/// `n` scenarios `s0`…, each running `run`, priorities falling in file order.
+fn scenarios(n: usize, run: impl Fn(usize) -> String) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                "[[scenario]]\nname = \"s{i}\"\npriority = {}\nrun = \"{}\"\n\n",
+                n - i,
+                run(i)
+            )
+        })
+        .collect()
+}
+
+fn options(workers: usize, fail_fast: bool) -> RunOptions {
+    RunOptions {
+        workers,
+        fail_fast,
+        max_containers: 20,
+        owner: RunOwner::current(),
+        warm_pool: true,
+        artifacts: None,
+        baseline: None,
+        cache: None,
+        force: false,
+    }
+}
+
+/// Runs `plan` in a fresh session of `engine`, stopping as `stop` says (driven by
+/// `during`, which sees the events); the outcome, after the session is shut down.
+async fn run_with<E: crate::backend::ContainerEngine>(
+    engine: Arc<E>,
+    plan: Plan,
+    opts: &RunOptions,
+    stop: Stop,
+    during: impl FnOnce(tokio::sync::mpsc::UnboundedReceiver<Event>) -> tokio::task::JoinHandle<()>,
+) -> RunOutcome {
+    let session = Session::start(engine, &opts.session(), false, false).await;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let watcher = during(rx);
+    let outcome = session.run(plan, opts, tx, stop).await;
+    let _ = watcher.await;
+    session.shutdown().await;
+    outcome
+}
+
+/// Reads the events to their end.
+fn drain(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move { while rx.recv().await.is_some() {} })
+}
+
+/// Cancels `token` once a scenario has started.
+fn on_start(
+    token: CancellationToken,
+) -> impl FnOnce(tokio::sync::mpsc::UnboundedReceiver<Event>) -> tokio::task::JoinHandle<()> {
+    move |mut rx| {
+        tokio::spawn(async move {
+            while let Some(e) = rx.recv().await {
+                if matches!(e, Event::ScenarioStarted { .. }) {
+                    token.cancel();
+                }
+            }
+        })
+    }
+}
+
+fn statuses(outcome: &RunOutcome) -> Vec<(String, Status, Option<Reason>)> {
+    outcome
+        .results
+        .iter()
+        .map(|r| (r.name.clone(), r.status, r.reason))
+        .collect()
+}
+
+#[tokio::test]
+async fn every_scenario_gets_one_result_in_plan_order() {
+    let engine = Arc::new(FakeEngine::new());
+    let plan = plan_of(&scenarios(10, |i| format!("echo {i}")));
+    let outcome = run_with(
+        engine.clone(),
+        plan,
+        &options(3, false),
+        Stop::default(),
+        drain,
+    )
+    .await;
+    let names: Vec<String> = outcome.results.iter().map(|r| r.name.clone()).collect();
+    assert_eq!(names, (0..10).map(|i| format!("s{i}")).collect::<Vec<_>>());
+    assert!(
+        outcome.results.iter().all(|r| r.status == Status::Passed),
+        "{:?}",
+        statuses(&outcome)
+    );
+    assert_eq!(outcome.results[4].steps[0].stdout, "4\n");
+    assert!(!outcome.interrupted);
+}
+
+#[tokio::test]
+async fn environments_are_reused_and_every_container_is_removed_at_the_end() {
+    let engine = Arc::new(FakeEngine::new());
+    let plan = plan_of(&scenarios(12, |i| format!("echo {i}")));
+    let outcome = run_with(
+        engine.clone(),
+        plan,
+        &options(2, false),
+        Stop::default(),
+        drain,
+    )
+    .await;
+    assert!(outcome.results.iter().all(|r| r.status == Status::Passed));
+    let created = engine.created();
+    // Two workers, one spare ahead, and a fresh one while a used one is checked:
+    // far fewer than one container per scenario.
+    assert!(created <= 6, "{created} containers for 12 scenarios");
+    assert_eq!(engine.live(), 0, "the session removed them all");
+    assert_eq!(engine.removed(), created);
+}
+
+#[tokio::test]
+async fn fail_fast_stops_dispatching_and_lets_running_scenarios_finish() {
+    let engine = Arc::new(FakeEngine::new());
+    let plan = plan_of(&scenarios(5, |i| {
+        if i == 0 {
+            "false".into()
+        } else {
+            format!("echo {i}")
+        }
+    }));
+    let outcome = run_with(engine, plan, &options(1, true), Stop::default(), drain).await;
+    let s = statuses(&outcome);
+    assert_eq!(s[0].1, Status::Failed, "{s:?}");
+    assert!(
+        s[1..]
+            .iter()
+            .all(|(_, st, r)| *st == Status::Skipped && *r == Some(Reason::FailFast)),
+        "{s:?}"
+    );
+    assert!(!outcome.interrupted);
+}
+
+#[tokio::test]
+async fn an_interrupt_skips_what_waits_and_interrupts_what_runs() {
+    let engine = Arc::new(FakeEngine::new());
+    let plan = plan_of(&scenarios(6, |_| "sleep 30".into()));
+    let stop = Stop::default();
+    let started = std::time::Instant::now();
+    let outcome = run_with(
+        engine.clone(),
+        plan,
+        &options(2, false),
+        stop.clone(),
+        on_start(stop.interrupt.clone()),
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "steps were interrupted"
+    );
+    assert!(outcome.interrupted);
+    assert!(
+        outcome
+            .results
+            .iter()
+            .all(|r| r.status == Status::Skipped && r.reason == Some(Reason::Interrupted)),
+        "{:?}",
+        statuses(&outcome)
+    );
+    assert_eq!(engine.live(), 0);
+}
+
+#[tokio::test]
+async fn a_second_interrupt_stops_waiting_and_still_reports_every_scenario() {
+    let engine = Arc::new(FakeEngine::new());
+    let plan = plan_of(&scenarios(3, |_| "sleep 30".into()));
+    let stop = Stop::default();
+    let started = std::time::Instant::now();
+    // Force alone: whatever a worker waits for, the dispatcher stops waiting.
+    let outcome = run_with(
+        engine,
+        plan,
+        &options(3, false),
+        stop.clone(),
+        on_start(stop.force.clone()),
+    )
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert!(outcome.interrupted);
+    assert_eq!(outcome.results.len(), 3);
+    assert!(
+        outcome
+            .results
+            .iter()
+            .all(|r| r.status == Status::Skipped && r.reason == Some(Reason::Interrupted)),
+        "{:?}",
+        statuses(&outcome)
+    );
+}
+
+#[tokio::test]
+async fn a_missing_image_is_an_error_for_its_scenarios_only() {
+    let engine = Arc::new(FakeEngine::new());
+    let body = format!(
+        "{}[service.other]\nimage = \"missing-img\"\n\n[[scenario]]\nname = \"needs-missing\"\nservice = \"other\"\nrun = \"echo x\"\n",
+        scenarios(2, |i| format!("echo {i}")).replace("run =", "service = \"app\"\nrun =")
+    );
+    let outcome = run_with(
+        engine,
+        plan_of(&body),
+        &options(2, false),
+        Stop::default(),
+        drain,
+    )
+    .await;
+    let s = statuses(&outcome);
+    // Every service of the file starts for every scenario, so all need the image.
+    assert!(
+        s.iter()
+            .all(|(_, st, r)| *st == Status::Error && *r == Some(Reason::Image)),
+        "{s:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stalled_engine_fails_one_call_at_its_deadline_and_the_next_at_once() {
+    let fake = FakeEngine::new();
+    let engine = Deadlines::new(
+        fake.clone(),
+        Duration::from_secs(30),
+        Duration::from_secs(600),
+    );
+    assert!(engine.ping().await.is_ok());
+    fake.stall(true);
+    let first = engine.list("x").await;
+    assert!(
+        matches!(&first, Err(EngineError::Timeout { call, .. }) if call == "list containers"),
+        "{first:?}"
+    );
+    let at = tokio::time::Instant::now();
+    let second = engine.remove("c").await;
+    assert!(
+        matches!(second, Err(EngineError::Stalled { .. })),
+        "{second:?}"
+    );
+    assert_eq!(at.elapsed(), Duration::ZERO, "no second wait");
+    // The engine answers again: the probe notices within a second or two.
+    fake.stall(false);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(engine.ping().await.is_ok());
+}
