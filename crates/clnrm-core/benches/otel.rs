@@ -247,11 +247,7 @@ fn expectations() {
         [expect.hermeticity]\nno_external_services = true\nspan_attrs.forbid_keys = [\"secret.*\"]\n";
     let src = Source::file("b.clnrm.toml", text);
     let (file, _) = parse_test_file(&src);
-    let set = ExpectSet {
-        expect: file.expect("parses").expect,
-        source: src,
-        display: "b.clnrm.toml".into(),
-    };
+    let set = ExpectSet::new(file.expect("parses").expect, src, "b.clnrm.toml".into());
     let mut times: Vec<Duration> = (0..5)
         .map(|_| {
             let t = Instant::now();

@@ -22,19 +22,6 @@ pub const NETWORK_PEER_KEYS: &[&str] = &[
     "peer.service",
 ];
 
-fn glob(pattern: &str) -> Option<globset::GlobMatcher> {
-    globset::Glob::new(pattern)
-        .ok()
-        .map(|g| g.compile_matcher())
-}
-
-fn named<'a>(spans: &'a [SpanRecord], pattern: &str) -> Vec<&'a SpanRecord> {
-    match glob(pattern) {
-        Some(g) => spans.iter().filter(|s| g.is_match(&s.name)).collect(),
-        None => spans.iter().filter(|s| s.name == pattern).collect(),
-    }
-}
-
 fn names_seen(spans: &[SpanRecord]) -> String {
     let mut names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
     names.sort_unstable();
@@ -83,7 +70,7 @@ pub fn span(set: &ExpectSet, e: &SpanExpect, spans: &[SpanRecord]) -> Option<Unm
         expected,
         found,
     };
-    let candidates = named(spans, &e.name.value);
+    let candidates = set.named(spans, &e.name.value);
     let expected = describe_span_expect(e);
     if candidates.is_empty() {
         return Some(unmet(expected, no_span_named(&e.name.value, spans)));
@@ -91,7 +78,7 @@ pub fn span(set: &ExpectSet, e: &SpanExpect, spans: &[SpanRecord]) -> Option<Unm
     let by_id = index(spans);
     let mut best: Option<(&SpanRecord, Vec<String>)> = None;
     for c in candidates {
-        let misses = span_misses(e, c, &by_id);
+        let misses = span_misses(set, e, c, &by_id);
         if misses.is_empty() {
             return None;
         }
@@ -157,6 +144,7 @@ fn describe_span_expect(e: &SpanExpect) -> String {
 }
 
 fn span_misses(
+    set: &ExpectSet,
     e: &SpanExpect,
     s: &SpanRecord,
     by_id: &HashMap<(&str, &str), &SpanRecord>,
@@ -164,7 +152,7 @@ fn span_misses(
     let mut misses = Vec::new();
     if let Some(p) = &e.parent {
         match parent_of(s, by_id) {
-            Some(parent) if named(std::slice::from_ref(parent), &p.value).len() == 1 => {}
+            Some(parent) if set.named(std::slice::from_ref(parent), &p.value).len() == 1 => {}
             Some(parent) => misses.push(format!("its parent is \"{}\"", parent.name)),
             None => misses.push("it has no parent among the collected spans".into()),
         }
@@ -220,9 +208,10 @@ pub fn graph(set: &ExpectSet, g: &GraphExpect, spans: &[SpanRecord]) -> Vec<Unme
     let mut out = Vec::new();
     for pair in &g.must_include {
         let (p, c) = (&pair.value.a().value, &pair.value.b().value);
-        let children = named(spans, c);
+        let children = set.named(spans, c);
         let ok = children.iter().any(|ch| {
-            parent_of(ch, &by_id).is_some_and(|par| named(std::slice::from_ref(par), p).len() == 1)
+            parent_of(ch, &by_id)
+                .is_some_and(|par| set.named(std::slice::from_ref(par), p).len() == 1)
         });
         if !ok {
             let found = if children.is_empty() {
@@ -248,8 +237,9 @@ pub fn graph(set: &ExpectSet, g: &GraphExpect, spans: &[SpanRecord]) -> Vec<Unme
     }
     for pair in &g.must_not_cross {
         let (a, b) = (&pair.value.a().value, &pair.value.b().value);
-        let crossing = named(spans, b).into_iter().find(|ch| {
-            parent_of(ch, &by_id).is_some_and(|par| named(std::slice::from_ref(par), a).len() == 1)
+        let crossing = set.named(spans, b).into_iter().find(|ch| {
+            parent_of(ch, &by_id)
+                .is_some_and(|par| set.named(std::slice::from_ref(par), a).len() == 1)
         });
         if let Some(ch) = crossing {
             out.push(Unmet {
@@ -366,7 +356,7 @@ pub fn counts(set: &ExpectSet, c: &CountsExpect, spans: &[SpanRecord]) -> Vec<Un
         }
     }
     for (name, count) in c.by_name.iter() {
-        let actual = named(spans, &name.value).len() as u64;
+        let actual = set.named(spans, &name.value).len() as u64;
         out.extend(count_unmet(
             set,
             &format!("by_name \"{}\"", name.value),
@@ -380,7 +370,7 @@ pub fn counts(set: &ExpectSet, c: &CountsExpect, spans: &[SpanRecord]) -> Vec<Un
 /// `[[expect.window]]`: every span of each `contains` name starts and ends inside an `outer` span.
 pub fn window(set: &ExpectSet, w: &WindowExpect, spans: &[SpanRecord]) -> Vec<Unmet> {
     let what = format!("[[expect.window]] \"{}\"", w.outer.value);
-    let outers = named(spans, &w.outer.value);
+    let outers = set.named(spans, &w.outer.value);
     if outers.is_empty() {
         return vec![Unmet {
             kind: ExpectKind::Window,
@@ -392,7 +382,7 @@ pub fn window(set: &ExpectSet, w: &WindowExpect, spans: &[SpanRecord]) -> Vec<Un
     }
     let mut out = Vec::new();
     for c in &w.contains {
-        let inner = named(spans, &c.value);
+        let inner = set.named(spans, &c.value);
         let outside = inner.iter().find(|s| {
             !outers.iter().any(|o| {
                 s.start_time_unix_nano >= o.start_time_unix_nano
@@ -433,8 +423,8 @@ fn relative(s: &SpanRecord, outers: &[&SpanRecord]) -> String {
     )
 }
 
-fn first<'a>(spans: &'a [SpanRecord], pattern: &str) -> Option<&'a SpanRecord> {
-    named(spans, pattern)
+fn first<'a>(set: &ExpectSet, spans: &'a [SpanRecord], pattern: &str) -> Option<&'a SpanRecord> {
+    set.named(spans, pattern)
         .into_iter()
         .min_by_key(|s| s.start_time_unix_nano)
 }
@@ -453,7 +443,7 @@ pub fn order(set: &ExpectSet, o: &OrderExpect, spans: &[SpanRecord]) -> Vec<Unme
             } else {
                 format!("\"{a}\" to start after \"{b}\" ends")
             };
-            let found = match (first(spans, a), first(spans, b)) {
+            let found = match (first(set, spans, a), first(set, spans, b)) {
                 (None, _) => Some(no_span_named(a, spans)),
                 (_, None) => Some(no_span_named(b, spans)),
                 (Some(x), Some(y)) => {
@@ -524,7 +514,7 @@ pub fn status(set: &ExpectSet, st: &StatusExpect, spans: &[SpanRecord]) -> Vec<U
         }
     }
     for (pattern, want) in st.by_name.iter() {
-        let matching = named(spans, &pattern.value);
+        let matching = set.named(spans, &pattern.value);
         let found = if matching.is_empty() {
             Some(no_span_named(&pattern.value, spans))
         } else {
@@ -591,7 +581,7 @@ pub fn hermeticity(set: &ExpectSet, h: &HermeticityExpect, spans: &[SpanRecord])
     }
     if let Some(a) = &h.span_attrs {
         for key in &a.forbid_keys {
-            let g = glob(&key.value);
+            let g = set.glob(&key.value);
             let hit = spans.iter().find_map(|s| {
                 s.attributes
                     .keys()

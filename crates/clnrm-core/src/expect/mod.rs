@@ -10,11 +10,12 @@ use crate::diag::{Source, Span};
 use crate::model::Expect;
 use crate::otel::SpanRecord;
 use serde::Serialize;
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// A file's expectations with the source they were read from (for positions).
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct ExpectSet {
     /// The expectations.
     pub expect: Expect,
@@ -22,9 +23,56 @@ pub struct ExpectSet {
     pub source: Arc<Source>,
     /// The file as shown to users.
     pub display: String,
+    /// Name patterns, compiled once each (checks match many spans against them).
+    globs: Mutex<HashMap<String, Option<Arc<globset::GlobMatcher>>>>,
+}
+
+impl Clone for ExpectSet {
+    fn clone(&self) -> Self {
+        Self::new(
+            self.expect.clone(),
+            self.source.clone(),
+            self.display.clone(),
+        )
+    }
 }
 
 impl ExpectSet {
+    /// `expect`, read from `source`, of the file shown as `display`.
+    pub fn new(expect: Expect, source: Arc<Source>, display: String) -> Self {
+        Self {
+            expect,
+            source,
+            display,
+            globs: Mutex::default(),
+        }
+    }
+
+    /// The compiled glob of `pattern`, compiled on first use; `None` when it is not a
+    /// glob (then names compare literally).
+    pub(crate) fn glob(&self, pattern: &str) -> Option<Arc<globset::GlobMatcher>> {
+        let mut globs = self
+            .globs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        globs
+            .entry(pattern.to_owned())
+            .or_insert_with(|| {
+                globset::Glob::new(pattern)
+                    .ok()
+                    .map(|g| Arc::new(g.compile_matcher()))
+            })
+            .clone()
+    }
+
+    /// The spans whose name matches `pattern`.
+    pub(crate) fn named<'a>(&self, spans: &'a [SpanRecord], pattern: &str) -> Vec<&'a SpanRecord> {
+        match self.glob(pattern) {
+            Some(g) => spans.iter().filter(|s| g.is_match(&s.name)).collect(),
+            None => spans.iter().filter(|s| s.name == pattern).collect(),
+        }
+    }
+
     /// Where a span of the source is.
     pub fn at(&self, span: Span) -> Position {
         let lc = self.source.line_col(span.start);

@@ -13,11 +13,7 @@ fn set(expectations: &str) -> ExpectSet {
     let src = Source::file("t.clnrm.toml", format!("{HEAD}{expectations}"));
     let (file, diags) = parse_test_file(&src);
     assert!(!diags.has_errors(), "{diags:?}");
-    ExpectSet {
-        expect: file.expect("parsed").expect,
-        source: src,
-        display: "t.clnrm.toml".into(),
-    }
+    ExpectSet::new(file.expect("parsed").expect, src, "t.clnrm.toml".into())
 }
 
 /// A span: `(name, id, parent, start ms, end ms, extra JSON fields)`.

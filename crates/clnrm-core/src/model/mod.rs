@@ -4,6 +4,7 @@
 //! reported), then a typed read of the spanned tree that records every type error and
 //! unknown key. Semantic rules live in [`crate::validate`], not here.
 
+pub mod defaults;
 mod keywords;
 mod parse;
 pub mod reader;

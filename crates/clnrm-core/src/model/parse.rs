@@ -246,7 +246,7 @@ fn read_service(
         out
     });
     let service = Service {
-        plugin: plugin.unwrap_or_else(|| Sp::new("generic_container".to_owned(), span)),
+        plugin: plugin.unwrap_or_else(|| Sp::new(super::defaults::PLUGIN.to_owned(), span)),
         image: image?,
         args: t.get(r, "args").unwrap_or_default(),
         env: t.map(r, "env", FromToml::from_toml),

@@ -186,7 +186,7 @@ pub struct Service {
 }
 
 fn default_plugin() -> Sp<String> {
-    Sp::new("generic_container".to_owned(), Span::default())
+    Sp::new(super::defaults::PLUGIN.to_owned(), Span::default())
 }
 
 /// One bind mount.

@@ -8,6 +8,7 @@ pub use secrets::{MASK, Masker, is_secret_key};
 
 use crate::backend::Mount;
 use crate::expect::ExpectSet;
+use crate::model::defaults;
 use crate::model::shell::split_words;
 use crate::model::{Exporter, Protocol, Scenario, Service, TestFile};
 use crate::otel::SpanLimits;
@@ -408,11 +409,11 @@ fn expect_set(cf: &CheckedFile, file: &TestFile) -> Option<Arc<ExpectSet>> {
     if file.expect.is_empty() {
         return None;
     }
-    Some(Arc::new(ExpectSet {
-        expect: file.expect.clone(),
-        source: cf.rendered.clone()?,
-        display: cf.display.clone(),
-    }))
+    Some(Arc::new(ExpectSet::new(
+        file.expect.clone(),
+        cf.rendered.clone()?,
+        cf.display.clone(),
+    )))
 }
 
 /// Where a file's spans come from (`[otel].exporter`).
@@ -598,9 +599,20 @@ fn service_spec(file: &TestFile, id: &str, opts: &PlanOptions) -> ServiceSpec {
 fn from_service(id: &str, svc: &Service, memory_bytes: i64, nano_cpus: i64) -> ServiceSpec {
     let health = svc.health_check.as_ref().map(|h| HealthSpec {
         argv: h.cmd.iter().map(|a| a.value.clone()).collect(),
-        interval: Duration::from_millis(h.interval_ms.as_ref().map_or(500, |v| v.value)),
-        timeout: Duration::from_millis(h.timeout_ms.as_ref().map_or(5_000, |v| v.value)),
-        retries: h.retries.as_ref().map_or(30, |v| v.value),
+        interval: Duration::from_millis(
+            h.interval_ms
+                .as_ref()
+                .map_or(defaults::HEALTH_INTERVAL_MS, |v| v.value),
+        ),
+        timeout: Duration::from_millis(
+            h.timeout_ms
+                .as_ref()
+                .map_or(defaults::HEALTH_TIMEOUT_MS, |v| v.value),
+        ),
+        retries: h
+            .retries
+            .as_ref()
+            .map_or(defaults::HEALTH_RETRIES, |v| v.value),
     });
     ServiceSpec {
         id: id.to_owned(),
@@ -628,7 +640,7 @@ fn from_service(id: &str, svc: &Service, memory_bytes: i64, nano_cpus: i64) -> S
             let secs = svc
                 .wait_for_span_timeout_secs
                 .as_ref()
-                .map_or(30, |t| t.value);
+                .map_or(defaults::WAIT_FOR_SPAN_TIMEOUT_SECS, |t| t.value);
             (w.value.clone(), Duration::from_secs(secs))
         }),
     }

@@ -310,7 +310,7 @@ fn check_services(file: &TestFile, cx: &mut Ctx<'_>) {
                 "expected an image reference",
             );
         }
-        if svc.plugin.value != "generic_container" {
+        if svc.plugin.value != crate::model::defaults::PLUGIN {
             let d = Diagnostic::warning(
                 Code::UnknownWord,
                 format!(

@@ -1,0 +1,14 @@
+//! What the file format means where a file is silent: the one place these values are
+//! spelled (the planner applies them; the README and the schema's descriptions say
+//! them).
+
+/// `[service.<id>] plugin`.
+pub const PLUGIN: &str = "generic_container";
+/// `health_check.interval_ms`: the pause between tries.
+pub const HEALTH_INTERVAL_MS: u64 = 500;
+/// `health_check.timeout_ms`: the bound on one try.
+pub const HEALTH_TIMEOUT_MS: u64 = 5_000;
+/// `health_check.retries`: tries before the service counts as unhealthy.
+pub const HEALTH_RETRIES: u64 = 30;
+/// `wait_for_span_timeout_secs`.
+pub const WAIT_FOR_SPAN_TIMEOUT_SECS: u64 = 30;
