@@ -1,6 +1,7 @@
 //! One function per expectation kind; each returns what is unmet.
 
 use super::{ExpectKind, ExpectSet, Unmet};
+use crate::model::NamePattern;
 use crate::model::{
     Count, CountsExpect, GraphExpect, HermeticityExpect, OrderExpect, SpanExpect, StatusExpect,
     WindowExpect,
@@ -39,7 +40,7 @@ fn names_seen(spans: &[SpanRecord]) -> String {
     text
 }
 
-fn no_span_named(pattern: &str, spans: &[SpanRecord]) -> String {
+fn no_span_named(pattern: &NamePattern, spans: &[SpanRecord]) -> String {
     format!(
         "no span named \"{pattern}\"; spans seen: {}",
         names_seen(spans)
@@ -423,7 +424,11 @@ fn relative(s: &SpanRecord, outers: &[&SpanRecord]) -> String {
     )
 }
 
-fn first<'a>(set: &ExpectSet, spans: &'a [SpanRecord], pattern: &str) -> Option<&'a SpanRecord> {
+fn first<'a>(
+    set: &ExpectSet,
+    spans: &'a [SpanRecord],
+    pattern: &NamePattern,
+) -> Option<&'a SpanRecord> {
     set.named(spans, pattern)
         .into_iter()
         .min_by_key(|s| s.start_time_unix_nano)
@@ -581,14 +586,10 @@ pub fn hermeticity(set: &ExpectSet, h: &HermeticityExpect, spans: &[SpanRecord])
     }
     if let Some(a) = &h.span_attrs {
         for key in &a.forbid_keys {
-            let g = set.glob(&key.value);
             let hit = spans.iter().find_map(|s| {
                 s.attributes
                     .keys()
-                    .find(|k| {
-                        g.as_ref()
-                            .map_or(**k == key.value, |g| g.is_match(k.as_str()))
-                    })
+                    .find(|k| key.is_match(k))
                     .map(|k| format!("\"{}\" carries {k}", s.name))
             });
             if let Some(found) = hit {

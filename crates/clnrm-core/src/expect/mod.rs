@@ -7,15 +7,14 @@
 mod matchers;
 
 use crate::diag::{Source, Span};
-use crate::model::Expect;
+use crate::model::{Expect, NamePattern};
 use crate::otel::SpanRecord;
 use serde::Serialize;
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// A file's expectations with the source they were read from (for positions).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ExpectSet {
     /// The expectations.
     pub expect: Expect,
@@ -23,18 +22,6 @@ pub struct ExpectSet {
     pub source: Arc<Source>,
     /// The file as shown to users.
     pub display: String,
-    /// Name patterns, compiled once each (checks match many spans against them).
-    globs: Mutex<HashMap<String, Option<Arc<globset::GlobMatcher>>>>,
-}
-
-impl Clone for ExpectSet {
-    fn clone(&self) -> Self {
-        Self::new(
-            self.expect.clone(),
-            self.source.clone(),
-            self.display.clone(),
-        )
-    }
 }
 
 impl ExpectSet {
@@ -44,33 +31,16 @@ impl ExpectSet {
             expect,
             source,
             display,
-            globs: Mutex::default(),
         }
-    }
-
-    /// The compiled glob of `pattern`, compiled on first use; `None` when it is not a
-    /// glob (then names compare literally).
-    pub(crate) fn glob(&self, pattern: &str) -> Option<Arc<globset::GlobMatcher>> {
-        let mut globs = self
-            .globs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        globs
-            .entry(pattern.to_owned())
-            .or_insert_with(|| {
-                globset::Glob::new(pattern)
-                    .ok()
-                    .map(|g| Arc::new(g.compile_matcher()))
-            })
-            .clone()
     }
 
     /// The spans whose name matches `pattern`.
-    pub(crate) fn named<'a>(&self, spans: &'a [SpanRecord], pattern: &str) -> Vec<&'a SpanRecord> {
-        match self.glob(pattern) {
-            Some(g) => spans.iter().filter(|s| g.is_match(&s.name)).collect(),
-            None => spans.iter().filter(|s| s.name == pattern).collect(),
-        }
+    pub(crate) fn named<'a>(
+        &self,
+        spans: &'a [SpanRecord],
+        pattern: &NamePattern,
+    ) -> Vec<&'a SpanRecord> {
+        spans.iter().filter(|s| pattern.is_match(&s.name)).collect()
     }
 
     /// Where a span of the source is.

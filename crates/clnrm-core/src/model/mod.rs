@@ -4,6 +4,7 @@
 //! reported), then a typed read of the spanned tree that records every type error and
 //! unknown key. Semantic rules live in [`crate::validate`], not here.
 
+mod compiled;
 pub mod defaults;
 mod keywords;
 mod parse;
@@ -12,6 +13,7 @@ pub mod shell;
 mod spanned;
 mod types;
 
+pub use compiled::{CommandLine, NamePattern, Pattern};
 pub use parse::{parse_document, parse_test_file};
 pub use spanned::{Sp, SpMap};
 pub use types::*;

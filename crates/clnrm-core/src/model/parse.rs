@@ -316,6 +316,7 @@ fn read_scenario(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Option<Scenario> {
         name: name?,
         service: t.get(r, "service"),
         run: t.get(r, "run"),
+        run_written: t.has("run"),
         steps,
         timeout_ms: t.get(r, "timeout_ms"),
         priority: t.get(r, "priority"),
@@ -381,18 +382,23 @@ fn read_expect(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Expect {
             spans_total: c.table(r, "spans_total").map(|t| read_count(r, t)),
             events_total: c.table(r, "events_total").map(|t| read_count(r, t)),
             errors_total: c.table(r, "errors_total").map(|t| read_count(r, t)),
-            by_name: c.map(r, "by_name", |r, v, p| match v.get_ref() {
-                DeValue::Table(inner) => Some(read_count(r, Table::new(inner, v.span().into(), p))),
-                _ => {
-                    r.error(
-                        Code::WrongType,
-                        v.span().into(),
-                        format!("`{p}` must be a table"),
-                        "expected { eq, gte, lte }",
-                    );
-                    None
-                }
-            }),
+            by_name: {
+                let map = c.map(r, "by_name", |r, v, p| match v.get_ref() {
+                    DeValue::Table(inner) => {
+                        Some(read_count(r, Table::new(inner, v.span().into(), p)))
+                    }
+                    _ => {
+                        r.error(
+                            Code::WrongType,
+                            v.span().into(),
+                            format!("`{p}` must be a table"),
+                            "expected { eq, gte, lte }",
+                        );
+                        None
+                    }
+                });
+                pattern_keys(r, map)
+            },
         };
         c.finish(r);
         out
@@ -408,7 +414,10 @@ fn read_expect(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Expect {
     let status = t.table(r, "status").map(|mut s| {
         let out = StatusExpect {
             all: s.keyword(r, "all"),
-            by_name: s.map(r, "by_name", keyword_value),
+            by_name: {
+                let map = s.map(r, "by_name", keyword_value);
+                pattern_keys(r, map)
+            },
         };
         s.finish(r);
         out
@@ -458,12 +467,26 @@ fn read_count(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Count {
     c
 }
 
+/// The map with its keys compiled as span-name globs; a key that does not compile is
+/// reported and left out.
+fn pattern_keys<V>(r: &mut Reader<'_>, map: SpMap<V>) -> SpMap<V, NamePattern> {
+    let entries = map
+        .entries
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let p = super::compiled::name_pattern(r, &k.value, k.span)?;
+            Some((Sp::new(p, k.span), v))
+        })
+        .collect();
+    SpMap { entries }
+}
+
 fn pairs(r: &mut Reader<'_>, t: &mut Table<'_, '_>, key: &'static str) -> Vec<Sp<Pair>> {
-    let Some(list): Option<Vec<Sp<Vec<Sp<String>>>>> = t.get(r, key) else {
+    let Some(list): Option<Vec<Sp<Vec<Sp<NamePattern>>>>> = t.get(r, key) else {
         return Vec::new();
     };
     list.into_iter()
-        .filter_map(|item| match <[Sp<String>; 2]>::try_from(item.value) {
+        .filter_map(|item| match <[Sp<NamePattern>; 2]>::try_from(item.value) {
             Ok(pair) => Some(Sp::new(Pair(pair), item.span)),
             Err(v) => {
                 r.error(
@@ -607,6 +630,7 @@ fn read_legacy(r: &mut Reader<'_>, mut root: Table<'_, '_>) -> Option<TestFile> 
         name: name.clone(),
         service: None,
         run: None,
+        run_written: false,
         steps,
         timeout_ms: None,
         priority: None,

@@ -50,14 +50,15 @@ impl<T: JsonSchema> JsonSchema for Sp<T> {
     }
 }
 
-/// A TOML table of user-chosen keys, in source order, with spanned keys.
+/// A TOML table of user-chosen keys, in source order, with spanned keys (strings, or
+/// what they compile to).
 #[derive(Clone, Debug, PartialEq)]
-pub struct SpMap<V> {
+pub struct SpMap<V, K = String> {
     /// Key and value pairs in the order written.
-    pub entries: Vec<(Sp<String>, V)>,
+    pub entries: Vec<(Sp<K>, V)>,
 }
 
-impl<V> Default for SpMap<V> {
+impl<V, K> Default for SpMap<V, K> {
     fn default() -> Self {
         Self {
             entries: Vec::new(),
@@ -73,9 +74,11 @@ impl<V> SpMap<V> {
             .find(|(k, _)| k.value == key)
             .map(|(_, v)| v)
     }
+}
 
+impl<V, K> SpMap<V, K> {
     /// Iterates over pairs.
-    pub fn iter(&self) -> impl Iterator<Item = (&Sp<String>, &V)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&Sp<K>, &V)> {
         self.entries.iter().map(|(k, v)| (k, v))
     }
 
@@ -90,7 +93,7 @@ impl<V> SpMap<V> {
     }
 }
 
-impl<V: JsonSchema> JsonSchema for SpMap<V> {
+impl<V: JsonSchema, K> JsonSchema for SpMap<V, K> {
     fn inline_schema() -> bool {
         true
     }

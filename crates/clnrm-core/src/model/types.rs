@@ -4,7 +4,7 @@
 //! a bad service reference) can point back into the file. The JSON Schema in
 //! `schemas/` is generated from these types, so their serde names are the TOML keys.
 
-use super::{Sp, SpMap};
+use super::{CommandLine, NamePattern, Pattern, Sp, SpMap};
 use crate::diag::Span;
 use schemars::JsonSchema;
 
@@ -228,7 +228,11 @@ pub struct Scenario {
     /// Service the scenario runs in.
     pub service: Option<Sp<String>>,
     /// Command line, split like a POSIX shell word list.
-    pub run: Option<Sp<String>>,
+    pub run: Option<Sp<CommandLine>>,
+    /// `run` was written, even where it could not be read (that error is reported
+    /// where it was read).
+    #[serde(skip)]
+    pub run_written: bool,
     /// Steps run in order.
     #[serde(default)]
     pub steps: Vec<Step>,
@@ -268,7 +272,7 @@ pub struct Step {
     /// Exit code that counts as success (default 0).
     pub expected_exit_code: Option<Sp<i64>>,
     /// Regex that stdout or stderr must match.
-    pub expected_output_regex: Option<Sp<String>>,
+    pub expected_output_regex: Option<Sp<Pattern>>,
     /// Working directory in the container.
     pub workdir: Option<Sp<String>>,
     /// Extra environment variables.
@@ -339,9 +343,9 @@ pub enum SpanKind {
 #[schemars(deny_unknown_fields)]
 pub struct SpanExpect {
     /// Span name; a glob.
-    pub name: Sp<String>,
-    /// Name of the parent span.
-    pub parent: Option<Sp<String>>,
+    pub name: Sp<NamePattern>,
+    /// Name of the parent span; a glob.
+    pub parent: Option<Sp<NamePattern>>,
     /// Span kind.
     pub kind: Option<Sp<SpanKind>>,
     /// Attribute expectations.
@@ -400,15 +404,15 @@ pub struct Bounds {
 /// Two span names, as `[a, b]`.
 #[derive(Clone, Debug, JsonSchema)]
 #[schemars(transparent)]
-pub struct Pair(pub [Sp<String>; 2]);
+pub struct Pair(pub [Sp<NamePattern>; 2]);
 
 impl Pair {
     /// The first name.
-    pub fn a(&self) -> &Sp<String> {
+    pub fn a(&self) -> &Sp<NamePattern> {
         &self.0[0]
     }
     /// The second name.
-    pub fn b(&self) -> &Sp<String> {
+    pub fn b(&self) -> &Sp<NamePattern> {
         &self.0[1]
     }
 }
@@ -451,7 +455,7 @@ pub struct CountsExpect {
     pub errors_total: Option<Count>,
     /// Number of spans by name.
     #[serde(default)]
-    pub by_name: SpMap<Count>,
+    pub by_name: SpMap<Count, NamePattern>,
 }
 
 /// `[[expect.window]]`.
@@ -459,9 +463,9 @@ pub struct CountsExpect {
 #[schemars(deny_unknown_fields)]
 pub struct WindowExpect {
     /// The enclosing span.
-    pub outer: Sp<String>,
+    pub outer: Sp<NamePattern>,
     /// Spans that start and end inside `outer`.
-    pub contains: Vec<Sp<String>>,
+    pub contains: Vec<Sp<NamePattern>>,
     /// Where the window's table is.
     #[serde(skip)]
     pub span: Span,
@@ -499,7 +503,7 @@ pub struct StatusExpect {
     pub all: Option<Sp<StatusCode>>,
     /// Status by span-name glob.
     #[serde(default)]
-    pub by_name: SpMap<Sp<StatusCode>>,
+    pub by_name: SpMap<Sp<StatusCode>, NamePattern>,
 }
 
 /// `[expect.hermeticity]`.
@@ -527,9 +531,9 @@ pub struct ResourceAttrs {
 #[derive(Clone, Debug, Default, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct SpanAttrs {
-    /// Forbidden attribute keys.
+    /// Forbidden attribute keys; globs.
     #[serde(default)]
-    pub forbid_keys: Vec<Sp<String>>,
+    pub forbid_keys: Vec<Sp<NamePattern>>,
 }
 
 /// `[limits]`.

@@ -9,13 +9,12 @@ pub use secrets::{MASK, Masker, is_secret_key};
 use crate::backend::Mount;
 use crate::expect::ExpectSet;
 use crate::model::defaults;
-use crate::model::shell::split_words;
 use crate::model::{Exporter, Protocol, Scenario, Service, TestFile};
 use crate::otel::SpanLimits;
 use crate::project::ExecutorConfig;
 use crate::template::DEFAULT_IMAGE;
 use crate::validate::CheckedFile;
-use regex::{Regex, RegexBuilder};
+use regex::Regex;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
@@ -487,8 +486,7 @@ fn plan_scenario(
         steps.push(PlannedStep {
             name: "run".into(),
             service: default_service.clone(),
-            // The validator has checked the quotes; an error here leaves no step.
-            argv: split_words(&run.value).unwrap_or_default(),
+            argv: run.argv.clone(),
             expected_exit_code: 0,
             expected_output_regex: None,
             workdir: None,
@@ -506,10 +504,7 @@ fn plan_scenario(
                 .map_or_else(|| default_service.clone(), |s| s.value.clone()),
             argv: st.command.value.iter().map(|a| a.value.clone()).collect(),
             expected_exit_code: st.expected_exit_code.as_ref().map_or(0, |c| c.value),
-            expected_output_regex: st
-                .expected_output_regex
-                .as_ref()
-                .and_then(|r| RegexBuilder::new(&r.value).multi_line(true).build().ok()),
+            expected_output_regex: st.expected_output_regex.as_ref().map(|r| r.regex().clone()),
             workdir: st.workdir.as_ref().map(|w| w.value.clone()),
             env: st
                 .env

@@ -205,6 +205,49 @@ mod tests {
         diags.into_sorted()
     }
 
+    const HEAD: &str = "[meta]\nname = \"t\"\nversion = \"1\"\n[service.a]\nimage = \"i\"\n[[scenario]]\nname = \"s\"\n";
+
+    /// Each diagnostic's code and the source text its label points at.
+    fn codes(text: &str) -> Vec<(String, String)> {
+        validate_text(text)
+            .iter()
+            .map(|d| {
+                let at = d
+                    .primary
+                    .as_ref()
+                    .map_or("", |l| &text[l.span.start..l.span.end]);
+                (d.code.to_string(), at.to_owned())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_name_pattern_is_compiled_where_it_is_read() {
+        // Each of these was once compared literally when its glob did not compile.
+        for tail in [
+            "[[expect.span]]\nname = \"a\"\nparent = \"p[\"\n",
+            "[expect.order]\nmust_precede = [[\"a\", \"b[\"]]\n",
+            "[expect.graph]\nmust_include = [[\"a[\", \"b\"]]\n",
+            "[[expect.window]]\nouter = \"o[\"\ncontains = [\"a\"]\n",
+            "[expect.status]\nby_name = { \"s[\" = \"OK\" }\n",
+            "[expect.hermeticity.span_attrs]\nforbid_keys = [\"k[\"]\n",
+        ] {
+            let text = format!("{HEAD}run = \"true\"\n{tail}");
+            let found = codes(&text);
+            assert_eq!(found.len(), 1, "{text}: {found:?}");
+            assert_eq!(found[0].0, "E0110", "{text}");
+            assert!(found[0].1.ends_with("[\""), "{text}: {found:?}");
+        }
+    }
+
+    #[test]
+    fn an_unreadable_run_is_one_error_not_also_nothing_to_run() {
+        let found = codes(&format!("{HEAD}run = \"echo 'x\"\n"));
+        assert_eq!(found, vec![("E0111".to_owned(), "'".to_owned())]);
+        let found = codes(&format!("{HEAD}run = \"  \"\n"));
+        assert_eq!(found, vec![("E0116".to_owned(), "\"  \"".to_owned())]);
+    }
+
     /// Lines drawn from the format's own vocabulary, so that generated files reach deep
     /// into the reader and the rules, not only the TOML parser.
     fn line() -> impl Strategy<Value = String> {
