@@ -48,12 +48,41 @@ pub fn parse_test_file(src: &Arc<Source>) -> (Option<TestFile>, Diagnostics) {
         diags: &mut diags,
     };
     let root = Table::new(doc.get_ref(), Span::new(0, 0), "");
-    let file = if is_legacy(doc.get_ref()) {
+    let legacy = is_legacy(doc.get_ref());
+    let file = if legacy {
         read_legacy(&mut r, root)
     } else {
         read_v06(&mut r, root)
     };
+    let file = file.map(|f| TestFile {
+        content: content(doc.get_ref(), legacy),
+        ..f
+    });
     (file, diags)
+}
+
+/// The JSON of the tables that decide outcomes (see [`Content`]).
+fn content(doc: &DeTable<'_>, legacy: bool) -> Content {
+    let json = |v: &toml::Value| serde_json::to_string(v).unwrap_or_else(|e| format!("!{e}"));
+    let part = |key: &str| {
+        doc.get(key)
+            .map_or(String::new(), |v| json(&reader::to_toml_value(v.get_ref())))
+    };
+    let scenarios = if legacy {
+        vec![json(&reader::to_toml_table(doc))]
+    } else {
+        match doc.get("scenario").map(|v| v.get_ref()) {
+            Some(DeValue::Array(items)) => items
+                .iter()
+                .map(|i| json(&reader::to_toml_value(i.get_ref())))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    Content {
+        shared: [part("service"), part("limits"), part("otel"), part("expect")],
+        scenarios,
+    }
 }
 
 fn is_legacy(doc: &DeTable<'_>) -> bool {
@@ -150,6 +179,7 @@ fn read_common(r: &mut Reader<'_>, root: &mut Table<'_, '_>) -> TestFile {
         limits,
         report,
         legacy: false,
+        content: Content::default(),
     }
 }
 

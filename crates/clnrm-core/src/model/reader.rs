@@ -68,12 +68,17 @@ pub fn to_toml_value(v: &DeValue<'_>) -> toml::Value {
         DeValue::Array(a) => {
             toml::Value::Array(a.iter().map(|e| to_toml_value(e.get_ref())).collect())
         }
-        DeValue::Table(t) => toml::Value::Table(
-            t.iter()
-                .map(|(k, v)| (k.get_ref().to_string(), to_toml_value(v.get_ref())))
-                .collect(),
-        ),
+        DeValue::Table(t) => to_toml_table(t),
     }
+}
+
+/// Converts a spanned TOML table to a [`toml::Value`].
+pub fn to_toml_table(t: &DeTable<'_>) -> toml::Value {
+    toml::Value::Table(
+        t.iter()
+            .map(|(k, v)| (k.get_ref().to_string(), to_toml_value(v.get_ref())))
+            .collect(),
+    )
 }
 
 fn parse_int(text: &str, radix: u32) -> Option<i64> {

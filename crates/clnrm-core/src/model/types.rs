@@ -39,6 +39,21 @@ pub struct TestFile {
     /// Whether the file was written in the legacy format.
     #[serde(skip)]
     pub legacy: bool,
+    /// The rendered tables its cache keys hash.
+    #[serde(skip)]
+    pub content: Content,
+}
+
+/// The tables of a file that decide its scenarios' outcomes, each as JSON (sorted
+/// keys), taken while the file is read so that nothing parses it again. They go into
+/// cache keys (see `cache`), so formatting and comments do not count.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Content {
+    /// `service`, `limits`, `otel` and `expect`, in that order; empty when absent.
+    pub shared: [String; 4],
+    /// Each `[[scenario]]` table in order; a legacy file's whole document as its one
+    /// scenario.
+    pub scenarios: Vec<String>,
 }
 
 /// `[meta]`.

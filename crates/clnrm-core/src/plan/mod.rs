@@ -9,7 +9,7 @@ pub use secrets::{MASK, Masker, is_secret_key};
 use crate::backend::Mount;
 use crate::expect::ExpectSet;
 use crate::model::defaults;
-use crate::model::{Exporter, Protocol, Scenario, Service, TestFile};
+use crate::model::{Content, Exporter, Protocol, Scenario, Service, TestFile};
 use crate::otel::SpanLimits;
 use crate::project::ExecutorConfig;
 use crate::template::DEFAULT_IMAGE;
@@ -302,16 +302,11 @@ pub fn plan(checked: &[CheckedFile], opts: &PlanOptions) -> Plan {
             expect: expect_set(cf, file),
             intake: intake(file),
         };
-        let doc = cf
-            .rendered
-            .as_ref()
-            .and_then(|r| r.text().parse::<toml::Table>().ok())
-            .unwrap_or_default();
-        let shared = file_fingerprint(&doc, opts);
-        for (i, sc) in file.scenarios.iter().enumerate() {
+        let shared = file_fingerprint(&file.content, opts);
+        for (sc, own) in file.scenarios.iter().zip(&file.content.scenarios) {
             let order = out.scenarios.len();
             let mut planned = plan_scenario(&cx, sc, order, opts);
-            planned.fingerprint = fingerprint(&shared, &doc, i, &planned);
+            planned.fingerprint = fingerprint(&shared, own, &planned);
             out.scenarios.push(planned);
         }
     }
@@ -322,31 +317,21 @@ pub fn plan(checked: &[CheckedFile], opts: &PlanOptions) -> Plan {
 /// What every scenario of a file shares in its fingerprint: the file's services,
 /// limits, otel and expectations as rendered, the outside variables and the clnrm
 /// version. Computed once per file.
-fn file_fingerprint(doc: &toml::Table, opts: &PlanOptions) -> String {
-    let part = |key: &str| doc.get(key).map_or(String::new(), encode);
-    let parts = [
-        crate::cache::VERSION.to_owned(),
-        part("service"),
-        part("limits"),
-        part("otel"),
-        part("expect"),
-        opts.context.clone(),
-    ];
-    crate::cache::key(parts.iter().map(String::as_str))
+fn file_fingerprint(content: &Content, opts: &PlanOptions) -> String {
+    let parts = [crate::cache::VERSION]
+        .into_iter()
+        .chain(content.shared.iter().map(String::as_str))
+        .chain([opts.context.as_str()]);
+    crate::cache::key(parts)
 }
 
 /// Everything that decides scenario `index`'s outcome: the file's shared part, its own
 /// table as rendered, and its resolved environment and steps. Other scenarios' tables,
 /// comments and formatting do not count.
-fn fingerprint(shared: &str, doc: &toml::Table, index: usize, sc: &PlannedScenario) -> String {
-    let own = match doc.get("scenario").and_then(toml::Value::as_array) {
-        Some(list) => list.get(index).map_or(String::new(), encode),
-        // A legacy file is one scenario: all of it counts.
-        None => encode(doc),
-    };
+fn fingerprint(shared: &str, own: &str, sc: &PlannedScenario) -> String {
     let steps = encode(&sc.steps);
     let env = encode(&(&*sc.env, sc.timeout.map(|t| t.as_millis() as u64)));
-    crate::cache::key([shared, own.as_str(), steps.as_str(), env.as_str()])
+    crate::cache::key([shared, own, steps.as_str(), env.as_str()])
 }
 
 fn select(scenarios: &mut [PlannedScenario], opts: &PlanOptions) {
