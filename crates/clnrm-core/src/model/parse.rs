@@ -80,7 +80,12 @@ fn content(doc: &DeTable<'_>, legacy: bool) -> Content {
         }
     };
     Content {
-        shared: [part("service"), part("limits"), part("otel"), part("expect")],
+        shared: [
+            part("service"),
+            part("limits"),
+            part("otel"),
+            part("expect"),
+        ],
         scenarios,
     }
 }

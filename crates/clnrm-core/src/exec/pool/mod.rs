@@ -1,0 +1,511 @@
+//! Warm environments. An environment is the set of started (and healthy) containers a
+//! scenario runs in, plus its private network when it has several services. The pool
+//! prepares environments ahead of the scenarios that will need them, keyed by
+//! [`EnvSpec::key`], so a scenario does not wait for container create and start.
+//!
+//! No state leaks between scenarios: an environment goes back to the pool only when
+//! every container in it is an agent container (its main process is clnrm's shell)
+//! and, after the scenario, its writable layer is as it was right after start (read
+//! from the host when clnrm can, see [`crate::backend::layer`], else the engine's
+//! diff), no process but the shell is alive, `/dev/shm` is empty and no OOM kill
+//! happened.
+//! Anything else is removed and a fresh environment takes its place.
+//!
+//! Split by job: [`slot`] keeps each key's counts (their one owner), `build` creates
+//! networks and containers, `ready` waits for health checks and ready spans,
+//! `hygiene` decides whether a used environment is clean; this file hands
+//! environments out and takes them back.
+
+mod build;
+mod hygiene;
+mod ready;
+mod slot;
+
+pub use build::{AgentShell, agent_shell, run_in};
+pub use hygiene::oom_kills;
+
+use super::agent::Agent;
+use super::reaper::RunOwner;
+use crate::backend::{ContainerEngine, EngineError};
+use crate::otel::Receiver;
+use crate::plan::EnvSpec;
+use slot::Slot;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Why an environment could not be made ready.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// The engine refused or failed.
+    #[error("{0}")]
+    Engine(#[from] EngineError),
+    /// A health check never passed.
+    #[error("service \"{service}\" is not healthy after {tries} tries of `{command}`{last}")]
+    Unhealthy {
+        /// Service id.
+        service: String,
+        /// The health command.
+        command: String,
+        /// Tries made.
+        tries: u64,
+        /// What the last try printed, prefixed for display.
+        last: String,
+    },
+    /// A service's `wait_for_span` never arrived.
+    #[error("service \"{service}\" did not emit its ready span \"{span}\" within {} s", timeout.as_secs())]
+    NoReadySpan {
+        /// Service id.
+        service: String,
+        /// The span it must emit.
+        span: String,
+        /// How long clnrm waited.
+        timeout: Duration,
+    },
+    /// The scenario needs more containers than may exist at once.
+    #[error("needs {need} containers but executor.max_concurrent_containers is {max}")]
+    TooBig {
+        /// Containers needed.
+        need: usize,
+        /// The bound.
+        max: usize,
+    },
+    /// The run is stopping.
+    #[error("the run is stopping")]
+    Stopped,
+}
+
+/// What a session could not remove when it ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Leftovers {
+    /// Containers.
+    pub containers: usize,
+    /// Networks.
+    pub networks: usize,
+}
+
+impl Leftovers {
+    /// Whether everything was removed.
+    pub fn is_empty(&self) -> bool {
+        self.containers + self.networks == 0
+    }
+}
+
+/// One service's container in an environment.
+#[derive(Debug)]
+pub struct Member {
+    /// Service id.
+    pub service: String,
+    /// Container id.
+    pub container: String,
+    /// The agent, when the container's main process is clnrm's shell.
+    pub agent: Option<Agent>,
+    /// Its addresses (for attributing the spans it sends).
+    pub ips: Vec<std::net::IpAddr>,
+    /// The filesystem changes the engine reports right after start (mount points it
+    /// created); a clean container reports exactly these.
+    pub baseline: Arc<Vec<String>>,
+    /// What [`BIND_MOUNTED`] printed right after start.
+    etc: String,
+    /// The upper directory of its writable layer, and that layer's listing right
+    /// after start, when this process can read it (else `baseline` is used).
+    layer: Option<(std::path::PathBuf, Arc<Vec<String>>)>,
+}
+
+/// What waiting on a member needs (a [`Member`] itself cannot cross an await: its
+/// agent's connection is not `Sync`).
+struct MemberRef {
+    container: String,
+    ips: Vec<std::net::IpAddr>,
+    agent: bool,
+}
+
+impl MemberRef {
+    fn of(m: &Member) -> Self {
+        Self {
+            container: m.container.clone(),
+            ips: m.ips.clone(),
+            agent: m.agent.is_some(),
+        }
+    }
+}
+
+/// Started, healthy containers for one scenario at a time.
+#[derive(Debug)]
+pub struct Env {
+    /// What it was made from.
+    pub spec: Arc<EnvSpec>,
+    /// Its containers, in the order of `spec.services`.
+    pub members: Vec<Member>,
+    network: Option<String>,
+    network_name: Option<String>,
+    _permits: Option<OwnedSemaphorePermit>,
+}
+
+impl Env {
+    /// Every address of every container.
+    pub fn ips(&self) -> Vec<std::net::IpAddr> {
+        self.members
+            .iter()
+            .flat_map(|m| m.ips.iter().copied())
+            .collect()
+    }
+
+    /// The member running `service`.
+    pub fn member(&mut self, service: &str) -> Option<&mut Member> {
+        self.members.iter_mut().find(|m| m.service == service)
+    }
+}
+
+struct Inner<E> {
+    engine: Arc<E>,
+    owner: RunOwner,
+    /// Image → the shell to use as agent when the service sets no `args`.
+    agent_shells: Mutex<HashMap<String, Option<AgentShell>>>,
+    keep_warm: bool,
+    slots: Mutex<HashMap<String, Arc<Slot>>>,
+    containers: Arc<Semaphore>,
+    max_containers: usize,
+    preparing: Semaphore,
+    live: Mutex<HashSet<String>>,
+    networks: Mutex<HashSet<String>>,
+    seq: AtomicU64,
+    tracker: TaskTracker,
+    stop: CancellationToken,
+    warm: bool,
+    receiver: Option<Arc<Receiver>>,
+    /// Preparations a claim waits for.
+    urgent: AtomicUsize,
+}
+
+/// How big and how eager a pool is.
+#[derive(Clone, Copy, Debug)]
+pub struct PoolConfig {
+    /// Containers alive at once, at most.
+    pub max_containers: usize,
+    /// Environments prepared at once, at most.
+    pub parallel: usize,
+    /// Prepare ahead and reuse clean environments; `false` creates each scenario's
+    /// containers when it starts and removes them after (to measure what the pool buys).
+    pub warm: bool,
+    /// Keep one clean environment per key when no scenario needs it (`watch`).
+    pub keep_warm: bool,
+}
+
+/// A claim on the next environment of a key.
+pub struct Claim {
+    slot: Arc<Slot>,
+}
+
+impl Claim {
+    /// Waits for the claimed environment.
+    pub async fn ready(self) -> Result<Env, PoolError> {
+        self.slot.take().await
+    }
+}
+
+/// The pool of warm environments of one run.
+pub struct Pool<E> {
+    inner: Arc<Inner<E>>,
+}
+
+impl<E> Clone for Pool<E> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<E: ContainerEngine> Pool<E> {
+    /// A pool for one run.
+    pub fn new(
+        engine: Arc<E>,
+        owner: RunOwner,
+        config: PoolConfig,
+        receiver: Option<Arc<Receiver>>,
+    ) -> Self {
+        let max_containers = config.max_containers.max(1);
+        Self {
+            inner: Arc::new(Inner {
+                engine,
+                owner,
+                agent_shells: Mutex::new(HashMap::new()),
+                keep_warm: config.keep_warm,
+                slots: Mutex::new(HashMap::new()),
+                containers: Arc::new(Semaphore::new(max_containers)),
+                max_containers,
+                preparing: Semaphore::new(config.parallel.max(1)),
+                warm: config.warm,
+                receiver,
+                urgent: AtomicUsize::new(0),
+                live: Mutex::new(HashSet::new()),
+                networks: Mutex::new(HashSet::new()),
+                seq: AtomicU64::new(0),
+                tracker: TaskTracker::new(),
+                stop: CancellationToken::new(),
+            }),
+        }
+    }
+
+    fn slot(&self, key: &str) -> Arc<Slot> {
+        lock(&self.inner.slots)
+            .entry(key.to_owned())
+            .or_insert_with(|| Arc::new(Slot::new()))
+            .clone()
+    }
+
+    /// Claims the next ready environment for `spec`, starting its preparation if none is
+    /// on its way; [`Claim::ready`] waits for it. Claiming first, then prewarming for
+    /// later scenarios, keeps the preparations in dispatch order.
+    pub fn claim(&self, spec: &Arc<EnvSpec>) -> Claim {
+        let slot = self.slot(&spec.key);
+        if slot.claim() {
+            self.spawn_prepare(spec.clone(), slot.clone(), true);
+        }
+        Claim { slot }
+    }
+
+    /// Removes ready environments that no claim waits for (the queue is empty).
+    pub fn trim(&self) {
+        let slots: Vec<Arc<Slot>> = lock(&self.inner.slots).values().cloned().collect();
+        for slot in slots {
+            while let Some(env) = slot.surplus() {
+                self.destroy_later(env);
+            }
+        }
+    }
+
+    /// Makes sure `count` environments for `spec` beyond those already claimed are on their way.
+    pub fn prewarm(&self, spec: &Arc<EnvSpec>, count: usize) {
+        if self.inner.stop.is_cancelled() || !self.inner.warm {
+            return;
+        }
+        self.slot(&spec.key).want_ahead(spec, count);
+        self.pump();
+    }
+
+    /// Starts the ahead-of-time preparations, but only while no scenario waits for an
+    /// environment being prepared: they must not slow down one that is needed now.
+    fn pump(&self) {
+        if self.inner.urgent.load(Ordering::SeqCst) > 0 || self.inner.stop.is_cancelled() {
+            return;
+        }
+        let slots: Vec<Arc<Slot>> = lock(&self.inner.slots).values().cloned().collect();
+        for slot in slots {
+            let Some((spec, more)) = slot.top_up() else {
+                continue;
+            };
+            for _ in 0..more {
+                self.spawn_prepare(spec.clone(), slot.clone(), false);
+            }
+        }
+    }
+
+    /// Gives an environment back after a scenario. `reusable` says the scenario ended
+    /// normally; the environment is still checked before anyone else gets it.
+    /// `queued` is how many scenarios not yet dispatched need this environment's key: an
+    /// environment the ones on their way already cover is removed at once.
+    pub fn release(&self, env: Env, reusable: bool, queued: usize) {
+        let slot = self.slot(&env.spec.key);
+        let covered = slot.give_back(queued, self.inner.keep_warm);
+        let recyclable = reusable
+            && !covered
+            && self.inner.warm
+            && !self.inner.stop.is_cancelled()
+            && env.members.iter().all(|m| m.agent.is_some());
+        if !recyclable {
+            self.destroy_later(env);
+            return;
+        }
+        slot.checking();
+        let pool = self.clone();
+        self.inner.tracker.spawn(async move {
+            let mut env = env;
+            if pool.is_clean(&mut env).await {
+                slot.deliver(Ok(env));
+                return;
+            }
+            let spec = env.spec.clone();
+            pool.destroy(env).await;
+            if slot.check_failed() {
+                pool.spawn_prepare(spec, slot, true);
+            }
+        });
+    }
+
+    /// Stops preparing, then kills and removes every container and network of the run;
+    /// returns what could not be removed (a stalled engine), which the next run reaps.
+    /// Dropped midway (no time left), [`Pool::leftovers`] says what is left.
+    pub async fn shutdown(&self) -> Leftovers {
+        self.inner.stop.cancel();
+        self.inner.tracker.close();
+        // What is in flight is a chain of engine calls, each bounded.
+        let settle = self.inner.engine.deadline() * 2;
+        let _ = tokio::time::timeout(settle, self.inner.tracker.wait()).await;
+        let containers: Vec<String> = lock(&self.inner.live).iter().cloned().collect();
+        let engine = &self.inner.engine;
+        let removals = containers.iter().map(|id| async move {
+            if engine.remove(id).await.is_ok() {
+                lock(&self.inner.live).remove(id);
+            }
+        });
+        futures_util::future::join_all(removals).await;
+        let networks: Vec<String> = lock(&self.inner.networks).iter().cloned().collect();
+        for n in &networks {
+            if engine.remove_network(n).await.is_ok() {
+                lock(&self.inner.networks).remove(n);
+            }
+        }
+        self.leftovers()
+    }
+
+    /// The containers and networks of the run not removed (yet).
+    pub fn leftovers(&self) -> Leftovers {
+        Leftovers {
+            containers: lock(&self.inner.live).len(),
+            networks: lock(&self.inner.networks).len(),
+        }
+    }
+
+    /// Prepares an environment in the background; `urgent` when a scenario waits for it.
+    fn spawn_prepare(&self, spec: Arc<EnvSpec>, slot: Arc<Slot>, urgent: bool) {
+        let pool = self.clone();
+        if urgent {
+            self.inner.urgent.fetch_add(1, Ordering::SeqCst);
+        }
+        self.inner.tracker.spawn(async move {
+            let result = pool.prepare(spec).await;
+            slot.deliver(result);
+            if urgent && pool.inner.urgent.fetch_sub(1, Ordering::SeqCst) == 1 {
+                pool.pump();
+            }
+        });
+    }
+
+    async fn prepare(&self, spec: Arc<EnvSpec>) -> Result<Env, PoolError> {
+        let need = spec.services.len();
+        if need > self.inner.max_containers {
+            return Err(PoolError::TooBig {
+                need,
+                max: self.inner.max_containers,
+            });
+        }
+        let permits = self.container_permits(&spec.key, need).await?;
+        let _turn = tokio::select! {
+            t = self.inner.preparing.acquire() => t.map_err(|_| PoolError::Stopped)?,
+            () = self.inner.stop.cancelled() => return Err(PoolError::Stopped),
+        };
+        let mut env = Env {
+            spec: spec.clone(),
+            members: Vec::new(),
+            network: None,
+            network_name: None,
+            _permits: Some(permits),
+        };
+        match self.start_env(&mut env).await {
+            Ok(()) => Ok(env),
+            Err(e) => {
+                self.destroy(env).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn container_permits(
+        &self,
+        key: &str,
+        need: usize,
+    ) -> Result<OwnedSemaphorePermit, PoolError> {
+        let sem = self.inner.containers.clone();
+        loop {
+            if let Ok(p) = sem.clone().try_acquire_many_owned(need as u32) {
+                return Ok(p);
+            }
+            if !self.evict_idle(key) {
+                break;
+            }
+        }
+        tokio::select! {
+            p = sem.acquire_many_owned(need as u32) => p.map_err(|_| PoolError::Stopped),
+            () = self.inner.stop.cancelled() => Err(PoolError::Stopped),
+        }
+    }
+
+    /// Removes one ready environment that nobody waits for, of another key.
+    fn evict_idle(&self, except: &str) -> bool {
+        let slots: Vec<(String, Arc<Slot>)> = lock(&self.inner.slots)
+            .iter()
+            .map(|(k, s)| (k.clone(), s.clone()))
+            .collect();
+        for (key, slot) in slots {
+            if key == except {
+                continue;
+            }
+            if let Some(env) = slot.surplus() {
+                self.destroy_later(env);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Removes an environment in the background.
+    fn destroy_later(&self, env: Env) {
+        let pool = self.clone();
+        self.inner
+            .tracker
+            .spawn(async move { pool.destroy(env).await });
+    }
+
+    /// Kills and removes an environment's containers and network.
+    pub async fn destroy(&self, env: Env) {
+        let inner = &self.inner;
+        if let Some(r) = &inner.receiver {
+            r.forget(&env.ips());
+        }
+        let ids: Vec<String> = env.members.iter().map(|m| m.container.clone()).collect();
+        drop(env.members);
+        futures_util::future::join_all(ids.iter().map(|id| inner.engine.remove(id))).await;
+        {
+            let mut live = lock(&inner.live);
+            for id in &ids {
+                live.remove(id);
+            }
+        }
+        if let Some(net) = env.network {
+            let _ = inner.engine.remove_network(&net).await;
+            lock(&inner.networks).remove(&net);
+        }
+    }
+
+    /// Kills one container at once (a timeout); the environment is then useless.
+    pub async fn kill(&self, container: &str) -> Result<(), EngineError> {
+        self.inner.engine.remove(container).await?;
+        lock(&self.inner.live).remove(container);
+        Ok(())
+    }
+
+    /// Sets which shell of each image serves as agent (images may change between runs).
+    pub fn set_agent_shells(&self, shells: HashMap<String, Option<AgentShell>>) {
+        lock(&self.inner.agent_shells).extend(shells);
+    }
+
+    /// The OTLP receiver, when the run has one.
+    pub fn receiver(&self) -> Option<&Receiver> {
+        self.inner.receiver.as_deref()
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &E {
+        &self.inner.engine
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -1,0 +1,88 @@
+//! Readiness: a service's health check, retried at its interval, and its ready span,
+//! through the receiver or in its output.
+
+use super::{Member, MemberRef, Pool, PoolError, run_in};
+use crate::backend::{ContainerEngine, EngineError};
+use crate::otel::Receiver;
+use crate::plan::{HealthSpec, ServiceSpec};
+use std::sync::Arc;
+use std::time::Duration;
+
+impl<E: ContainerEngine> Pool<E> {
+    /// Waits for a span named `name` from the member: through the receiver when the
+    /// file exports over OTLP, else in its main process's stdout. A member whose main
+    /// process is the agent runs no service of its own, so there is nothing to wait for.
+    pub(super) async fn wait_span(
+        &self,
+        otlp: Option<&Arc<Receiver>>,
+        member: &MemberRef,
+        name: &str,
+        timeout: Duration,
+    ) -> bool {
+        if let Some(r) = otlp {
+            return r.wait_span_from(&member.ips, name, timeout).await;
+        }
+        if member.agent {
+            return true;
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Ok(log) = self.inner.engine.stdout_log(&member.container).await
+                && crate::otel::spans_in_output(&String::from_utf8_lossy(&log))
+                    .iter()
+                    .any(|s| s.name == name)
+            {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Runs the health check until it passes or its tries are used up.
+    pub(super) async fn wait_healthy(
+        &self,
+        svc: &ServiceSpec,
+        health: &HealthSpec,
+        member: &mut Member,
+    ) -> Result<(), PoolError> {
+        let mut last = String::new();
+        for _ in 0..health.retries.max(1) {
+            let run = run_in(&*self.inner.engine, member, &health.argv, &[], None);
+            let outcome = tokio::select! {
+                r = tokio::time::timeout(health.timeout, run) => r,
+                () = self.inner.stop.cancelled() => return Err(PoolError::Stopped),
+            };
+            match outcome {
+                Ok(Ok(out)) if out.exit_code == 0 => return Ok(()),
+                Ok(Ok(out)) => {
+                    last = format!(
+                        "exit {}: {}{}",
+                        out.exit_code,
+                        String::from_utf8_lossy(&out.stdout),
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
+                Ok(Err(e)) => return Err(PoolError::Engine(EngineError::Api(e))),
+                Err(_) => last = format!("timed out after {} ms", health.timeout.as_millis()),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(health.interval) => {}
+                () = self.inner.stop.cancelled() => return Err(PoolError::Stopped),
+            }
+        }
+        let last = last.trim();
+        Err(PoolError::Unhealthy {
+            service: svc.id.clone(),
+            command: health.argv.join(" "),
+            tries: health.retries.max(1),
+            last: if last.is_empty() {
+                String::new()
+            } else {
+                format!("; last: {last}")
+            },
+        })
+    }
+}
