@@ -208,6 +208,15 @@ impl<E: ContainerEngine> ContainerEngine for Deadlines<E> {
             .await
     }
 
+    async fn log_tail(&self, id: &str, lines: usize) -> Result<Vec<u8>, EngineError> {
+        self.within(
+            "read container logs",
+            self.call,
+            self.inner.log_tail(id, lines),
+        )
+        .await
+    }
+
     async fn details(&self, id: &str) -> Result<Details, EngineError> {
         self.within("inspect container", self.call, self.inner.details(id))
             .await

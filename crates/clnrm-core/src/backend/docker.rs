@@ -354,8 +354,31 @@ impl ContainerEngine for Docker {
         let mut out = Vec::new();
         while let Some(item) = stream.next().await {
             if let Some(Ok(Chunk::Stdout(b))) = chunk(item) {
-                out.extend_from_slice(&b);
+                super::push_capped(&mut out, &b);
             }
+        }
+        Ok(out)
+    }
+
+    async fn log_tail(&self, id: &str, lines: usize) -> Result<Vec<u8>, EngineError> {
+        let options = LogsOptions {
+            stdout: true,
+            stderr: true,
+            tail: lines.to_string(),
+            ..Default::default()
+        };
+        let mut stream = self.client.logs(id, Some(options));
+        let mut out = Vec::new();
+        while let Some(item) = stream.next().await {
+            if let Some(Ok(Chunk::Stdout(b) | Chunk::Stderr(b))) = chunk(item) {
+                out.extend_from_slice(&b);
+                if out.len() > 2 * super::LOG_TAIL_CAP {
+                    out.drain(..out.len() - super::LOG_TAIL_CAP);
+                }
+            }
+        }
+        if out.len() > super::LOG_TAIL_CAP {
+            out.drain(..out.len() - super::LOG_TAIL_CAP);
         }
         Ok(out)
     }

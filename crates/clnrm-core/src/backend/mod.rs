@@ -203,6 +203,9 @@ pub struct Execution {
 /// Output kept per stream and command; beyond it, the oldest bytes are dropped.
 pub const OUTPUT_CAP: usize = 8 * 1024 * 1024;
 
+/// The most of a container's log a tail holds, in bytes.
+pub const LOG_TAIL_CAP: usize = 64 * 1024;
+
 /// Appends `bytes` to `buf`, dropping the oldest bytes beyond [`OUTPUT_CAP`].
 pub fn push_capped(buf: &mut Vec<u8>, bytes: &[u8]) {
     buf.extend_from_slice(bytes);
@@ -320,6 +323,13 @@ pub trait ContainerEngine: Send + Sync + 'static {
     -> impl Future<Output = Result<ContainerState, EngineError>> + Send;
     /// What the container's main process wrote to stdout so far.
     fn stdout_log(&self, id: &str) -> impl Future<Output = Result<Vec<u8>, EngineError>> + Send;
+    /// The last `lines` lines the container's main process wrote, stdout and stderr
+    /// interleaved, at most [`LOG_TAIL_CAP`] bytes (the newest kept).
+    fn log_tail(
+        &self,
+        id: &str,
+        lines: usize,
+    ) -> impl Future<Output = Result<Vec<u8>, EngineError>> + Send;
     /// What the container is once started: its addresses, its writable layer.
     fn details(&self, id: &str) -> impl Future<Output = Result<Details, EngineError>> + Send;
     /// The paths of the container's filesystem that differ from its image, sorted.

@@ -68,6 +68,9 @@ pub enum Reason {
     Cached,
     /// It sent more spans than it may collect (`[otel] max_spans`, 64 MiB).
     SpanLimit,
+    /// A service's main process exited while the scenario needed it (or a one-shot
+    /// failed).
+    ServiceExited,
 }
 
 impl Reason {
@@ -89,6 +92,7 @@ impl Reason {
             Reason::Diff => "diff",
             Reason::Cached => "cached",
             Reason::SpanLimit => "span_limit",
+            Reason::ServiceExited => "service_exited",
         }
     }
 }

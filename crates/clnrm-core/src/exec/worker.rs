@@ -117,6 +117,12 @@ pub(super) async fn run_one<E: ContainerEngine>(
                 ..error(Reason::Unhealthy, e.to_string())
             });
         }
+        Err(e @ (pool::PoolError::ServiceExited { .. } | pool::PoolError::NotCompleted { .. })) => {
+            return without_env(ScenarioResult {
+                status: Status::Failed,
+                ..error(Reason::ServiceExited, e.to_string())
+            });
+        }
         Err(pool::PoolError::Stopped) => return interrupted(),
         Err(e) => return without_env(error(Reason::Engine, e.to_string())),
     };

@@ -12,3 +12,7 @@ pub const HEALTH_TIMEOUT_MS: u64 = 5_000;
 pub const HEALTH_RETRIES: u64 = 30;
 /// `wait_for_span_timeout_secs`.
 pub const WAIT_FOR_SPAN_TIMEOUT_SECS: u64 = 30;
+/// How long a one-shot service (a `depends_on` target with `completed`) may run.
+pub const ONE_SHOT_TIMEOUT_SECS: u64 = 300;
+/// Lines of a service's log shown where it failed.
+pub const LOG_TAIL_LINES: usize = 20;

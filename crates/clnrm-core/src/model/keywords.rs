@@ -1,7 +1,7 @@
 //! The word sets of enum-valued keys.
 
 use super::reader::Keyword;
-use super::{Exporter, Protocol, SpanKind, StatusCode};
+use super::{Condition, Exporter, Protocol, SpanKind, StatusCode};
 
 impl Keyword for Exporter {
     const WORDS: &'static [(&'static str, Self)] = &[
@@ -19,6 +19,24 @@ impl Keyword for Protocol {
         ("http/json", Protocol::HttpJson),
         ("grpc", Protocol::Grpc),
     ];
+}
+
+impl Keyword for Condition {
+    const WORDS: &'static [(&'static str, Self)] = &[
+        ("started", Condition::Started),
+        ("healthy", Condition::Healthy),
+        ("completed", Condition::Completed),
+    ];
+}
+
+impl Condition {
+    /// The word.
+    pub fn as_str(self) -> &'static str {
+        Self::WORDS
+            .iter()
+            .find(|(_, k)| *k == self)
+            .map_or("started", |(w, _)| w)
+    }
 }
 
 impl Keyword for SpanKind {

@@ -290,9 +290,48 @@ fn read_service(
         health_check,
         wait_for_span: t.get(r, "wait_for_span"),
         wait_for_span_timeout_secs: t.get(r, "wait_for_span_timeout_secs"),
+        depends_on: match t.entry("depends_on") {
+            Some((_, v)) => read_depends_on(r, v, &format!("{}.depends_on", t.path())),
+            None => Vec::new(),
+        },
         span,
     };
     Some(service)
+}
+
+/// `depends_on`: a list of ids, or a map of id to condition.
+fn read_depends_on(r: &mut Reader<'_>, v: &Spanned<DeValue<'_>>, path: &str) -> Vec<Dependency> {
+    match v.get_ref() {
+        DeValue::Array(_) => {
+            let ids: Vec<Sp<String>> = FromToml::from_toml(r, v, path).unwrap_or_default();
+            ids.into_iter()
+                .map(|service| Dependency {
+                    service,
+                    condition: None,
+                })
+                .collect()
+        }
+        DeValue::Table(inner) => {
+            let mut t = Table::new(inner, v.span().into(), path);
+            let map = t.map_entries(r, keyword_value::<Condition>);
+            map.entries
+                .into_iter()
+                .map(|(service, condition)| Dependency {
+                    service,
+                    condition: Some(condition),
+                })
+                .collect()
+        }
+        _ => {
+            r.error(
+                Code::WrongType,
+                v.span().into(),
+                format!("`{path}` must be a list of service ids or a table of conditions"),
+                "expected [\"db\"] or { db = \"healthy\" }",
+            );
+            Vec::new()
+        }
+    }
 }
 
 fn read_volumes(r: &mut Reader<'_>, v: &Spanned<DeValue<'_>>, path: &str) -> Vec<Volume> {
@@ -350,6 +389,7 @@ fn read_scenario(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Option<Scenario> {
     let scenario = Scenario {
         name: name?,
         service: t.get(r, "service"),
+        services: t.get(r, "services"),
         run: t.get(r, "run"),
         run_written: t.has("run"),
         steps,
@@ -664,6 +704,7 @@ fn read_legacy(r: &mut Reader<'_>, mut root: Table<'_, '_>) -> Option<TestFile> 
     let scenario = Scenario {
         name: name.clone(),
         service: None,
+        services: None,
         run: None,
         run_written: false,
         steps,

@@ -195,9 +195,48 @@ pub struct Service {
     pub wait_for_span: Option<Sp<String>>,
     /// How long to wait for `wait_for_span`, in seconds (default 30).
     pub wait_for_span_timeout_secs: Option<Sp<u64>>,
+    /// Services that must be started, healthy or completed before this one starts:
+    /// a list of ids, or a map of id to condition.
+    #[serde(default)]
+    #[schemars(schema_with = "depends_on_schema")]
+    pub depends_on: Vec<Dependency>,
     /// Where the service table is in the file (its key).
     #[serde(skip)]
     pub span: Span,
+}
+
+fn depends_on_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let condition = generator.subschema_for::<Condition>();
+    schemars::json_schema!({
+        "anyOf": [
+            { "type": "array", "items": { "type": "string" }, "uniqueItems": true },
+            { "type": "object", "additionalProperties": condition }
+        ]
+    })
+}
+
+/// One entry of `depends_on`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dependency {
+    /// The service depended on.
+    pub service: Sp<String>,
+    /// What it must have reached; `None` in the list form (then `healthy` when it has
+    /// a health check or a ready span, else `started`).
+    pub condition: Option<Sp<Condition>>,
+}
+
+/// How far a dependency must have come before its dependent starts.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Condition {
+    /// Its container started.
+    Started,
+    /// Its health check passed and its ready span, if any, arrived.
+    Healthy,
+    /// A one-shot: its main process exited 0.
+    Completed,
 }
 
 fn default_plugin() -> Sp<String> {
@@ -242,6 +281,9 @@ pub struct Scenario {
     pub name: Sp<String>,
     /// Service the scenario runs in.
     pub service: Option<Sp<String>>,
+    /// The services this scenario starts (their dependencies come along); every
+    /// service of the file when absent.
+    pub services: Option<Sp<Vec<Sp<String>>>>,
     /// Command line, split like a POSIX shell word list.
     pub run: Option<Sp<CommandLine>>,
     /// `run` was written, even where it could not be read (that error is reported

@@ -9,7 +9,7 @@ pub use secrets::{MASK, Masker, is_secret_key};
 use crate::backend::Mount;
 use crate::expect::ExpectSet;
 use crate::model::defaults;
-use crate::model::{Content, Exporter, Protocol, Scenario, Service, TestFile};
+use crate::model::{Condition, Content, Exporter, Protocol, Scenario, Service, TestFile};
 use crate::otel::SpanLimits;
 use crate::project::ExecutorConfig;
 use crate::template::DEFAULT_IMAGE;
@@ -93,6 +93,17 @@ pub struct ServiceSpec {
     /// A span the service must emit before it counts as ready, and how long to wait.
     #[serde(serialize_with = "span_wait")]
     pub wait_for_span: Option<(String, Duration)>,
+    /// Services of the environment that must reach a condition before this one
+    /// starts, with the condition resolved (the list form's default applied).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<(String, Condition)>,
+}
+
+impl ServiceSpec {
+    /// Whether something tells when the service is ready (a health check or a span).
+    pub fn has_probe(&self) -> bool {
+        self.health.is_some() || self.wait_for_span.is_some()
+    }
 }
 
 /// How the containers of an environment are connected.
@@ -503,13 +514,16 @@ fn plan_scenario(
                 .map(|t| Duration::from_millis(t.value)),
         });
     }
-    // Every service of the file is started, as `docker compose up` would: a scenario
-    // may talk over the network to a service it runs no step in.
-    let mut ids: BTreeSet<&str> = file
-        .services
-        .iter()
-        .map(|(k, _)| k.value.as_str())
-        .collect();
+    // Without `services`, every service of the file is started, as `docker compose
+    // up` would: a scenario may talk over the network to a service it runs no step in.
+    let mut ids: BTreeSet<&str> = match &sc.services {
+        Some(list) => with_dependencies(file, list.value.iter().map(|s| s.as_str())),
+        None => file
+            .services
+            .iter()
+            .map(|(k, _)| k.value.as_str())
+            .collect(),
+    };
     ids.extend(steps.iter().map(|s| s.service.as_str()));
     let services: Vec<ServiceSpec> = ids.iter().map(|id| service_spec(file, id, opts)).collect();
     let exclusive = sc.concurrent.as_ref().is_some_and(|c| !c.value)
@@ -538,6 +552,23 @@ fn plan_scenario(
         span_limits: span_limits(file),
         fingerprint: String::new(),
     }
+}
+
+/// `ids` and every service they depend on, directly or not.
+fn with_dependencies<'a>(
+    file: &'a TestFile,
+    ids: impl Iterator<Item = &'a str>,
+) -> BTreeSet<&'a str> {
+    let mut out = BTreeSet::new();
+    let mut todo: Vec<&str> = ids.collect();
+    while let Some(id) = todo.pop() {
+        if out.insert(id)
+            && let Some(svc) = file.services.get(id)
+        {
+            todo.extend(svc.depends_on.iter().map(|d| d.service.as_str()));
+        }
+    }
+    out
 }
 
 fn scalar_text(s: &crate::model::Scalar) -> String {
@@ -571,9 +602,29 @@ fn service_spec(file: &TestFile, id: &str, opts: &PlanOptions) -> ServiceSpec {
             memory_bytes,
             nano_cpus,
             wait_for_span: None,
+            depends_on: Vec::new(),
         };
     };
-    from_service(id, svc, memory_bytes, nano_cpus)
+    let mut spec = from_service(id, svc, memory_bytes, nano_cpus);
+    spec.depends_on = svc
+        .depends_on
+        .iter()
+        .map(|d| {
+            let condition = d.condition.as_ref().map(|c| c.value).unwrap_or_else(|| {
+                let probed = file
+                    .services
+                    .get(&d.service)
+                    .is_some_and(|t| t.health_check.is_some() || t.wait_for_span.is_some());
+                if probed {
+                    Condition::Healthy
+                } else {
+                    Condition::Started
+                }
+            });
+            (d.service.value.clone(), condition)
+        })
+        .collect();
+    spec
 }
 
 fn from_service(id: &str, svc: &Service, memory_bytes: i64, nano_cpus: i64) -> ServiceSpec {
@@ -623,6 +674,7 @@ fn from_service(id: &str, svc: &Service, memory_bytes: i64, nano_cpus: i64) -> S
                 .map_or(defaults::WAIT_FOR_SPAN_TIMEOUT_SECS, |t| t.value);
             (w.value.clone(), Duration::from_secs(secs))
         }),
+        depends_on: Vec::new(),
     }
 }
 

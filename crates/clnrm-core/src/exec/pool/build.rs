@@ -7,6 +7,7 @@ use super::{Env, Member, MemberRef, Pool, PoolError, lock};
 use crate::backend::{ContainerEngine, ContainerSpec, EngineError, ExecSpec, NetworkMode, layer};
 use crate::exec::agent::Agent;
 use crate::exec::otel_env::{otel_env, with_token};
+use crate::model::Condition;
 use crate::plan::{EnvSpec, NetworkNeed, ServiceSpec};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -57,32 +58,86 @@ impl<E: ContainerEngine> Pool<E> {
             env.network = Some(id);
             env.network_name = Some(name);
         }
-        for svc in &spec.services {
+        // Dependency order (SPEC §7.1): a wave starts once every service it depends on
+        // has reached its condition; the services of a wave start concurrently.
+        let services = &spec.services;
+        let needed = needed_conditions(services);
+        let mut settled = vec![false; services.len()];
+        for wave in start_waves(services) {
             if inner.stop.is_cancelled() {
                 return Err(PoolError::Stopped);
             }
             let network = env.network_name.clone();
-            let member = self.start_member(svc, network, &spec, seq, &labels).await?;
-            env.members.push(member);
-        }
-        for (svc, member) in spec.services.iter().zip(env.members.iter_mut()) {
-            if let Some(health) = &svc.health {
-                self.wait_healthy(svc, health, member).await?;
-            }
-            if let Some((name, timeout)) = &svc.wait_for_span {
-                let otlp = spec.otlp.as_ref().and(self.inner.receiver.as_ref());
-                let target = MemberRef::of(member);
-                let seen = tokio::select! {
-                    seen = self.wait_span(otlp, &target, name, *timeout) => seen,
-                    () = self.inner.stop.cancelled() => return Err(PoolError::Stopped),
-                };
-                if !seen {
-                    return Err(PoolError::NoReadySpan {
-                        service: svc.id.clone(),
-                        span: name.clone(),
-                        timeout: *timeout,
-                    });
+            let starts = wave
+                .iter()
+                .map(|&i| self.start_member(&services[i], network.clone(), &spec, seq, &labels));
+            let mut failed = None;
+            for result in futures_util::future::join_all(starts).await {
+                match result {
+                    Ok(member) => env.members.push(member),
+                    Err(e) => failed = failed.or(Some(e)),
                 }
+            }
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            // What the next waves wait for.
+            let waits = env.members.iter_mut().filter_map(|m| {
+                let i = index_of(services, &m.service);
+                let svc = &services[i];
+                match needed[i] {
+                    Some(Condition::Healthy) if wave.contains(&i) => {
+                        settled[i] = true;
+                        Some(futures_util::future::Either::Left(
+                            self.ready(svc, m, &spec),
+                        ))
+                    }
+                    Some(Condition::Completed) if wave.contains(&i) => {
+                        settled[i] = true;
+                        let container = m.container.clone();
+                        Some(futures_util::future::Either::Right(async move {
+                            self.wait_completed(svc, &container).await
+                        }))
+                    }
+                    _ => None,
+                }
+            });
+            futures_util::future::try_join_all(waits).await?;
+        }
+        // Every other service with a probe is ready before the scenario runs.
+        let rest = env.members.iter_mut().filter_map(|m| {
+            let i = index_of(services, &m.service);
+            (!settled[i] && services[i].has_probe()).then(|| self.ready(&services[i], m, &spec))
+        });
+        futures_util::future::try_join_all(rest).await?;
+        env.members.sort_by_key(|m| index_of(services, &m.service));
+        Ok(())
+    }
+
+    /// Waits until `member` is ready: its health check passed and its ready span, if
+    /// any, arrived.
+    async fn ready(
+        &self,
+        svc: &ServiceSpec,
+        member: &mut Member,
+        spec: &EnvSpec,
+    ) -> Result<(), PoolError> {
+        if let Some(health) = &svc.health {
+            self.wait_healthy(svc, health, member).await?;
+        }
+        if let Some((name, timeout)) = &svc.wait_for_span {
+            let otlp = spec.otlp.as_ref().and(self.inner.receiver.as_ref());
+            let target = MemberRef::of(member);
+            let seen = tokio::select! {
+                seen = self.wait_span(otlp, &target, name, *timeout) => seen,
+                () = self.inner.stop.cancelled() => return Err(PoolError::Stopped),
+            };
+            if !seen {
+                return Err(PoolError::NoReadySpan {
+                    service: svc.id.clone(),
+                    span: name.clone(),
+                    timeout: *timeout,
+                });
             }
         }
         Ok(())
@@ -207,6 +262,66 @@ impl<E: ContainerEngine> Pool<E> {
     }
 }
 
+/// Where service `id` is in `services` (the last place when it is not there).
+fn index_of(services: &[ServiceSpec], id: &str) -> usize {
+    services
+        .iter()
+        .position(|s| s.id == id)
+        .unwrap_or(services.len().saturating_sub(1))
+}
+
+/// For each service, the strongest condition a dependent waits for
+/// (`completed` > `healthy` > `started`), if any.
+fn needed_conditions(services: &[ServiceSpec]) -> Vec<Option<Condition>> {
+    let rank = |c: Condition| match c {
+        Condition::Started => 0,
+        Condition::Healthy => 1,
+        Condition::Completed => 2,
+    };
+    let mut needed: Vec<Option<Condition>> = vec![None; services.len()];
+    for svc in services {
+        for (dep, condition) in &svc.depends_on {
+            if let Some(i) = services.iter().position(|s| &s.id == dep) {
+                let stronger = needed[i].is_none_or(|have| rank(*condition) > rank(have));
+                if stronger {
+                    needed[i] = Some(*condition);
+                }
+            }
+        }
+    }
+    needed
+}
+
+/// The services in start order, as waves: each wave depends only on earlier ones.
+/// Services left in a cycle (the validator refuses those) form a last wave.
+fn start_waves(services: &[ServiceSpec]) -> Vec<Vec<usize>> {
+    let deps: Vec<Vec<usize>> = services
+        .iter()
+        .map(|s| {
+            s.depends_on
+                .iter()
+                .filter_map(|(d, _)| services.iter().position(|t| &t.id == d))
+                .collect()
+        })
+        .collect();
+    let mut placed = vec![false; services.len()];
+    let mut waves = Vec::new();
+    while placed.iter().any(|p| !p) {
+        let wave: Vec<usize> = (0..services.len())
+            .filter(|&i| !placed[i] && deps[i].iter().all(|&d| placed[d]))
+            .collect();
+        if wave.is_empty() {
+            waves.push((0..services.len()).filter(|&i| !placed[i]).collect());
+            break;
+        }
+        for &i in &wave {
+            placed[i] = true;
+        }
+        waves.push(wave);
+    }
+    waves
+}
+
 /// Runs a command in a member: through its agent, else by an engine exec.
 pub async fn run_in<E: ContainerEngine>(
     engine: &E,
@@ -239,6 +354,43 @@ mod tests {
 
     fn v(words: &[&str]) -> Vec<String> {
         words.iter().map(|w| (*w).to_owned()).collect()
+    }
+
+    fn svc(id: &str, deps: &[(&str, Condition)]) -> ServiceSpec {
+        ServiceSpec {
+            id: id.into(),
+            image: "i".into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            ports: Vec::new(),
+            mounts: Vec::new(),
+            health: None,
+            memory_bytes: 0,
+            nano_cpus: 0,
+            wait_for_span: None,
+            depends_on: deps.iter().map(|(d, c)| ((*d).to_owned(), *c)).collect(),
+        }
+    }
+
+    #[test]
+    fn services_start_in_waves_of_their_dependencies() {
+        use Condition::*;
+        // Sorted by id, as plans give them: app needs db healthy and migrate
+        // completed; migrate needs db started; cache needs nothing.
+        let services = [
+            svc("app", &[("db", Healthy), ("migrate", Completed)]),
+            svc("cache", &[]),
+            svc("db", &[]),
+            svc("migrate", &[("db", Started)]),
+        ];
+        assert_eq!(start_waves(&services), vec![vec![1, 2], vec![3], vec![0]]);
+        assert_eq!(
+            needed_conditions(&services),
+            vec![None, None, Some(Healthy), Some(Completed)]
+        );
+        // A cycle (refused by the validator) still starts everything, last.
+        let cyclic = [svc("a", &[("b", Started)]), svc("b", &[("a", Started)])];
+        assert_eq!(start_waves(&cyclic), vec![vec![0, 1]]);
     }
 
     #[test]

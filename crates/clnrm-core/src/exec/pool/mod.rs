@@ -45,7 +45,7 @@ pub enum PoolError {
     #[error("{0}")]
     Engine(#[from] EngineError),
     /// A health check never passed.
-    #[error("service \"{service}\" is not healthy after {tries} tries of `{command}`{last}")]
+    #[error("service \"{service}\" is not healthy after {tries} tries of `{command}`{last}{}", log_suffix(.log))]
     Unhealthy {
         /// Service id.
         service: String,
@@ -55,6 +55,8 @@ pub enum PoolError {
         tries: u64,
         /// What the last try printed, prefixed for display.
         last: String,
+        /// The tail of the service's log.
+        log: String,
     },
     /// A service's `wait_for_span` never arrived.
     #[error("service \"{service}\" did not emit its ready span \"{span}\" within {} s", timeout.as_secs())]
@@ -65,6 +67,29 @@ pub enum PoolError {
         span: String,
         /// How long clnrm waited.
         timeout: Duration,
+    },
+    /// A service's main process exited: a one-shot with a non-zero code, or a
+    /// service that was to keep running.
+    #[error("service \"{service}\" exited with code {code} {when}{}", log_suffix(.log))]
+    ServiceExited {
+        /// Service id.
+        service: String,
+        /// Its exit code (137: killed).
+        code: i64,
+        /// What it was doing, for the message.
+        when: &'static str,
+        /// The tail of its log.
+        log: String,
+    },
+    /// A one-shot did not finish in time.
+    #[error("one-shot service \"{service}\" did not exit within {} s{}", timeout.as_secs(), log_suffix(.log))]
+    NotCompleted {
+        /// Service id.
+        service: String,
+        /// How long clnrm waited.
+        timeout: Duration,
+        /// The tail of its log.
+        log: String,
     },
     /// The scenario needs more containers than may exist at once.
     #[error("needs {need} containers but executor.max_concurrent_containers is {max}")]
@@ -77,6 +102,32 @@ pub enum PoolError {
     /// The run is stopping.
     #[error("the run is stopping")]
     Stopped,
+}
+
+/// A log tail for an error message: indented under it, or nothing.
+fn log_suffix(log: &str) -> String {
+    let log = log.trim_end();
+    if log.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("; its log ends:");
+    for line in log.lines() {
+        out.push_str("\n    ");
+        out.push_str(line);
+    }
+    out
+}
+
+impl PoolError {
+    /// The tail of the failing service's log, when the error has one.
+    pub fn log(&self) -> Option<&str> {
+        match self {
+            PoolError::ServiceExited { log, .. }
+            | PoolError::NotCompleted { log, .. }
+            | PoolError::Unhealthy { log, .. } => Some(log),
+            _ => None,
+        }
+    }
 }
 
 /// What a session could not remove when it ended.

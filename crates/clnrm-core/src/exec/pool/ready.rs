@@ -3,6 +3,7 @@
 
 use super::{Member, MemberRef, Pool, PoolError, run_in};
 use crate::backend::{ContainerEngine, EngineError};
+use crate::model::defaults;
 use crate::otel::Receiver;
 use crate::plan::{HealthSpec, ServiceSpec};
 use std::sync::Arc;
@@ -65,8 +66,17 @@ impl<E: ContainerEngine> Pool<E> {
                         String::from_utf8_lossy(&out.stderr)
                     );
                 }
-                Ok(Err(e)) => return Err(PoolError::Engine(EngineError::Api(e))),
+                Ok(Err(e)) => {
+                    if let Some(exited) = self.exited(svc, &member.container).await {
+                        return Err(exited);
+                    }
+                    return Err(PoolError::Engine(EngineError::Api(e)));
+                }
                 Err(_) => last = format!("timed out after {} ms", health.timeout.as_millis()),
+            }
+            // A service that crashed will never get healthy: say so at once.
+            if let Some(exited) = self.exited(svc, &member.container).await {
+                return Err(exited);
             }
             tokio::select! {
                 () = tokio::time::sleep(health.interval) => {}
@@ -74,7 +84,9 @@ impl<E: ContainerEngine> Pool<E> {
             }
         }
         let last = last.trim();
+        let log = self.log_of(&member.container).await;
         Err(PoolError::Unhealthy {
+            log,
             service: svc.id.clone(),
             command: health.argv.join(" "),
             tries: health.retries.max(1),
@@ -84,5 +96,65 @@ impl<E: ContainerEngine> Pool<E> {
                 format!("; last: {last}")
             },
         })
+    }
+
+    /// The tail of a container's log, for messages; empty when it cannot be read.
+    pub(super) async fn log_of(&self, container: &str) -> String {
+        self.inner
+            .engine
+            .log_tail(container, defaults::LOG_TAIL_LINES)
+            .await
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// [`PoolError::ServiceExited`] when the service's main process has ended before
+    /// it was ready.
+    async fn exited(&self, svc: &ServiceSpec, container: &str) -> Option<PoolError> {
+        let state = self.inner.engine.inspect(container).await.ok()?;
+        if state.running {
+            return None;
+        }
+        Some(PoolError::ServiceExited {
+            service: svc.id.clone(),
+            code: state.exit_code.unwrap_or(-1),
+            when: "before it was healthy",
+            log: self.log_of(container).await,
+        })
+    }
+
+    /// Waits for a one-shot's main process to exit 0.
+    pub(super) async fn wait_completed(
+        &self,
+        svc: &ServiceSpec,
+        container: &str,
+    ) -> Result<(), PoolError> {
+        let timeout = Duration::from_secs(defaults::ONE_SHOT_TIMEOUT_SECS);
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let state = self.inner.engine.inspect(container).await?;
+            if !state.running {
+                return match state.exit_code {
+                    Some(0) => Ok(()),
+                    code => Err(PoolError::ServiceExited {
+                        service: svc.id.clone(),
+                        code: code.unwrap_or(-1),
+                        when: "(a one-shot that others depend on as \"completed\")",
+                        log: self.log_of(container).await,
+                    }),
+                };
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(PoolError::NotCompleted {
+                    service: svc.id.clone(),
+                    timeout,
+                    log: self.log_of(container).await,
+                });
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(50)) => {}
+                () = self.inner.stop.cancelled() => return Err(PoolError::Stopped),
+            }
+        }
     }
 }

@@ -1,0 +1,203 @@
+//! Services of real systems end to end against the real engine (SPEC §7.1): start
+//! order under each `depends_on` condition, one-shots, a scenario's own `services`,
+//! and a service that crashes reported with its exit code and log. The services
+//! write what they do into a bind-mounted directory, which the test reads after the
+//! run.
+mod common;
+
+#[path = "common/engine.rs"]
+mod engine;
+#[path = "common/run.rs"]
+mod runs;
+
+use common::project;
+use engine::IMAGE;
+use runs::{run_json, scenario};
+use std::path::Path;
+
+/// A file whose services mount `shared` at `/shared`; `services` holds their tables
+/// without `image` and `volumes`, keyed `[service.<id>]`.
+fn with_shared(shared: &Path, services: &[(&str, &str)], scenarios: &str) -> String {
+    let mut out = String::from("[meta]\nname = \"t\"\nversion = \"1\"\n\n");
+    for (id, body) in services {
+        out.push_str(&format!(
+            "[service.{id}]\nimage = \"{IMAGE}\"\nvolumes = [{{ host_path = \"{}\", container_path = \"/shared\" }}]\n{body}\n\n",
+            shared.display()
+        ));
+    }
+    out.push_str(scenarios);
+    out
+}
+
+/// A service command: append `what` to the shared log, then do `then`.
+fn logs(what: &str, then: &str) -> String {
+    format!("args = [\"sh\", \"-c\", \"echo {what} >> /shared/log; {then}\"]")
+}
+
+fn shared_log(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("shared/log"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn position(log: &[String], what: &str) -> usize {
+    log.iter()
+        .position(|l| l == what)
+        .unwrap_or_else(|| panic!("{what} not in {log:?}"))
+}
+
+#[test]
+fn services_start_in_dependency_order_under_each_condition() {
+    let dir = project(&[]);
+    let shared = dir.path().join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    let db = format!(
+        "{}\nhealth_check = {{ cmd = [\"test\", \"-f\", \"/shared/db-ready\"], interval_ms = 100 }}",
+        logs(
+            "db-start",
+            "sleep 1; echo db-healthy >> /shared/log; touch /shared/db-ready; exec sleep 3600"
+        )
+    );
+    let migrate = format!(
+        "{}\ndepends_on = {{ db = \\\"healthy\\\" }}",
+        logs("migrate-start", "sleep 1; echo migrate-done >> /shared/log")
+    )
+    .replace("\\\"", "\"");
+    let app = format!(
+        "{}\ndepends_on = {{ migrate = \"completed\", db = \"healthy\" }}",
+        logs("app", "exec sleep 3600")
+    );
+    // The list form: `healthy`, since db has a health check.
+    let side = format!("{}\ndepends_on = [\"db\"]", logs("side", "exec sleep 3600"));
+    let last = format!(
+        "{}\ndepends_on = {{ app = \"started\" }}",
+        logs("last", "exec sleep 3600")
+    );
+    let text = with_shared(
+        &shared,
+        &[
+            ("db", &db),
+            ("migrate", &migrate),
+            ("app", &app),
+            ("side", &side),
+            ("last", &last),
+        ],
+        "[[scenario]]\nname = \"ordered\"\nservice = \"app\"\nrun = \"cat /shared/log\"\n",
+    );
+    std::fs::create_dir_all(dir.path().join("tests")).unwrap();
+    std::fs::write(dir.path().join("tests/order.clnrm.toml"), text).unwrap();
+    let run = run_json(dir.path(), &[]);
+    run.assert_passed();
+    let log = shared_log(dir.path());
+    let at = |what| position(&log, what);
+    assert!(at("db-start") < at("db-healthy"), "{log:?}");
+    // healthy: nothing waiting on db starts before its health check passed.
+    assert!(at("db-healthy") < at("migrate-start"), "{log:?}");
+    assert!(at("db-healthy") < at("side"), "{log:?}");
+    // completed: app waits for the one-shot to exit.
+    assert!(at("migrate-done") < at("app"), "{log:?}");
+    // started: last comes after app started.
+    assert!(at("app") < at("last"), "{log:?}");
+    // The step saw the services' log as it was when the scenario ran.
+    let seen = scenario(&run, "ordered")["steps"][0]["stdout"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(seen.contains("migrate-done\n"), "{seen}");
+}
+
+#[test]
+fn a_failing_one_shot_fails_the_scenario_with_its_code_and_log_and_its_dependents_never_start() {
+    let dir = project(&[]);
+    let shared = dir.path().join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    let migrate = logs(
+        "migrate-start",
+        "echo 'migration 0042 failed: relation orders does not exist'; exit 3",
+    );
+    let app = format!(
+        "{}\ndepends_on = {{ migrate = \"completed\" }}",
+        logs("app", "exec sleep 3600")
+    );
+    let text = with_shared(
+        &shared,
+        &[("migrate", &migrate), ("app", &app)],
+        "[[scenario]]\nname = \"migrated\"\nservice = \"app\"\nrun = \"true\"\n",
+    );
+    std::fs::create_dir_all(dir.path().join("tests")).unwrap();
+    std::fs::write(dir.path().join("tests/oneshot.clnrm.toml"), text).unwrap();
+    let run = run_json(dir.path(), &[]);
+    assert_eq!(run.code, Some(1), "{:#}\n{}", run.json, run.stderr);
+    let sc = scenario(&run, "migrated");
+    assert_eq!(sc["status"], "failed");
+    assert_eq!(sc["reason"], "service_exited");
+    let message = sc["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("service \"migrate\" exited with code 3"),
+        "{message}"
+    );
+    assert!(
+        message.contains("migration 0042 failed: relation orders does not exist"),
+        "{message}"
+    );
+    assert_eq!(shared_log(dir.path()), vec!["migrate-start".to_owned()]);
+}
+
+#[test]
+fn a_service_that_crashes_at_boot_is_reported_with_its_exit_code_and_log() {
+    let dir = project(&[]);
+    let shared = dir.path().join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    let app = format!(
+        "{}\nhealth_check = {{ cmd = [\"true\"], interval_ms = 100 }}",
+        logs(
+            "app",
+            "echo 'FATAL: could not connect to db:5432' >&2; exit 2"
+        )
+    );
+    let text = with_shared(
+        &shared,
+        &[("app", &app)],
+        "[[scenario]]\nname = \"boot\"\nservice = \"app\"\nrun = \"true\"\n",
+    );
+    std::fs::create_dir_all(dir.path().join("tests")).unwrap();
+    std::fs::write(dir.path().join("tests/crash.clnrm.toml"), text).unwrap();
+    let run = run_json(dir.path(), &[]);
+    assert_eq!(run.code, Some(1), "{:#}\n{}", run.json, run.stderr);
+    let sc = scenario(&run, "boot");
+    assert_eq!(sc["reason"], "service_exited");
+    let message = sc["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("service \"app\" exited with code 2 before it was healthy"),
+        "{message}"
+    );
+    assert!(
+        message.contains("FATAL: could not connect to db:5432"),
+        "{message}"
+    );
+    assert!(!message.contains("is not running"), "{message}");
+}
+
+#[test]
+fn a_scenario_starts_only_its_services_and_their_dependencies() {
+    let dir = project(&[]);
+    let shared = dir.path().join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    let a = logs("a", "exec sleep 3600");
+    let b = format!("{}\ndepends_on = [\"c\"]", logs("b", "exec sleep 3600"));
+    let c = logs("c", "exec sleep 3600");
+    let text = with_shared(
+        &shared,
+        &[("a", &a), ("b", &b), ("c", &c)],
+        "[[scenario]]\nname = \"only-b\"\nservices = [\"b\"]\nservice = \"b\"\nrun = \"true\"\n",
+    );
+    std::fs::create_dir_all(dir.path().join("tests")).unwrap();
+    std::fs::write(dir.path().join("tests/own.clnrm.toml"), text).unwrap();
+    let run = run_json(dir.path(), &[]);
+    run.assert_passed();
+    let mut log = shared_log(dir.path());
+    log.sort();
+    assert_eq!(log, vec!["b".to_owned(), "c".to_owned()]);
+}
