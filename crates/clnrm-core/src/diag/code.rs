@@ -48,7 +48,7 @@ codes! {
     RelativeVolumePath = "0107", "E", "a volume path is not absolute";
     BadTimestamp = "0108", "E", "a timestamp is not RFC 3339";
     BadRegex = "0109", "E", "a regular expression does not compile";
-    BadGlob = "0110", "E", "a glob does not compile";
+    BadGlob = "0110", "E", "a glob does not compile (no longer given: span-name patterns always compile)";
     UnbalancedQuotes = "0111", "E", "a `run` command has an unbalanced quote or trailing backslash";
     BadBounds = "0112", "E", "a lower bound is above its upper bound";
     OrderCycle = "0113", "E", "ordering constraints form a cycle";

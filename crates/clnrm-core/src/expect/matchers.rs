@@ -1,11 +1,11 @@
 //! One function per expectation kind; each returns what is unmet.
 
 use super::{ExpectKind, ExpectSet, Unmet};
-use crate::model::NamePattern;
 use crate::model::{
     Count, CountsExpect, GraphExpect, HermeticityExpect, OrderExpect, SpanExpect, StatusExpect,
     WindowExpect,
 };
+use crate::model::{NamePattern, StatusCode};
 use crate::otel::SpanRecord;
 use std::collections::{HashMap, HashSet};
 
@@ -489,10 +489,10 @@ pub fn order(set: &ExpectSet, o: &OrderExpect, spans: &[SpanRecord]) -> Vec<Unme
 /// `[expect.status]`.
 pub fn status(set: &ExpectSet, st: &StatusExpect, spans: &[SpanRecord]) -> Vec<Unmet> {
     let mut out = Vec::new();
-    let offenders = |list: &[&SpanRecord], want| {
+    let offenders = |list: &[&SpanRecord], allowed: &[StatusCode]| {
         let bad: Vec<String> = list
             .iter()
-            .filter(|s| s.status != want)
+            .filter(|s| !allowed.contains(&s.status))
             .take(5)
             .map(|s| {
                 let msg = if s.status_message.is_empty() {
@@ -507,13 +507,15 @@ pub fn status(set: &ExpectSet, st: &StatusExpect, spans: &[SpanRecord]) -> Vec<U
     };
     if let Some(all) = &st.all {
         let every: Vec<&SpanRecord> = spans.iter().collect();
-        let bad = offenders(&every, all.value);
+        let allowed: Vec<StatusCode> = all.value.iter().map(|c| c.value).collect();
+        let bad = offenders(&every, &allowed);
         if !bad.is_empty() {
+            let words: Vec<&str> = allowed.iter().map(|c| c.as_str()).collect();
             out.push(Unmet {
                 kind: ExpectKind::Status,
                 what: "[expect.status] all".into(),
                 at: set.at(all.span),
-                expected: format!("every span {}", all.value.as_str()),
+                expected: format!("every span {}", words.join(" or ")),
                 found: bad.join(", "),
             });
         }
@@ -523,7 +525,7 @@ pub fn status(set: &ExpectSet, st: &StatusExpect, spans: &[SpanRecord]) -> Vec<U
         let found = if matching.is_empty() {
             Some(no_span_named(&pattern.value, spans))
         } else {
-            let bad = offenders(&matching, want.value);
+            let bad = offenders(&matching, &[want.value]);
             (!bad.is_empty()).then(|| bad.join(", "))
         };
         if let Some(found) = found {

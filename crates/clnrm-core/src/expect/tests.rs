@@ -199,6 +199,21 @@ fn status_expectations() {
     assert!(m.contains("\"db.query\" is ERROR"), "{m}");
     let m = one("[expect.status]\nby_name = { \"cache.*\" = \"OK\" }\n");
     assert!(m.contains("no span named \"cache.*\""), "{m}");
+    // A list: any of its statuses will do.
+    assert!(unmet("[expect.status]\nall = [\"OK\", \"ERROR\"]\n").is_empty());
+    let m = one("[expect.status]\nall = [\"OK\", \"UNSET\"]\n");
+    assert!(m.contains("every span OK or UNSET"), "{m}");
+    assert!(m.contains("\"db.query\" is ERROR"), "{m}");
+}
+
+#[test]
+fn route_names_with_braces_match_themselves() {
+    let spans = vec![span("GET /orders/{id}", "g", "", 0, 10, r#""status":"OK""#)];
+    let s = set(
+        "[[expect.span]]\nname = \"GET /orders/{id}\"\n\n[expect.counts]\nby_name = { \"GET /orders/*\" = { eq = 1 } }\n",
+    );
+    let found = check(&s, &spans);
+    assert!(found.is_empty(), "{found:?}");
 }
 
 #[test]

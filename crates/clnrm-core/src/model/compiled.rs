@@ -1,4 +1,4 @@
-//! Values compiled while the file is read: span-name globs, regular expressions and
+//! Values compiled while the file is read: span-name patterns, regular expressions and
 //! `run` command lines. A value that does not compile is reported at its position and
 //! left out of the model, as a value of the wrong type is; later stages use what is
 //! here as it is and never parse it again.
@@ -14,22 +14,24 @@ use std::fmt;
 use toml::Spanned;
 use toml::de::DeValue;
 
-/// A span-name glob (`http.*`, `db.[rw]`); a name without glob characters matches
-/// only itself.
-#[derive(Clone, Debug)]
+/// A span-name pattern (SPEC §7.5): `*` matches any run of characters, `?` any one;
+/// every other character stands for itself, so route names such as
+/// `GET /orders/{id}` or `db.[shard]` match as written.
+#[derive(Clone, Debug, PartialEq)]
 pub struct NamePattern {
     text: String,
-    matcher: globset::GlobMatcher,
+    /// The pattern's characters, when it has a wildcard.
+    wild: Option<Vec<char>>,
 }
 
 impl NamePattern {
-    /// Compiles `text`.
-    pub fn new(text: &str) -> Result<Self, globset::Error> {
-        let glob = globset::Glob::new(text)?;
-        Ok(Self {
+    /// The pattern `text`.
+    pub fn new(text: &str) -> Self {
+        let wild = text.contains(['*', '?']).then(|| text.chars().collect());
+        Self {
             text: text.to_owned(),
-            matcher: glob.compile_matcher(),
-        })
+            wild,
+        }
     }
 
     /// The pattern as written.
@@ -39,14 +41,41 @@ impl NamePattern {
 
     /// Whether `name` matches.
     pub fn is_match(&self, name: &str) -> bool {
-        self.matcher.is_match(name)
+        match &self.wild {
+            None => self.text == name,
+            Some(p) => wildcard_match(p, name),
+        }
     }
 }
 
-impl PartialEq for NamePattern {
-    fn eq(&self, other: &Self) -> bool {
-        self.text == other.text
+/// `*`/`?` matching by the classic two-pointer walk: on a mismatch, go back to the
+/// last `*` and let it swallow one more character. Linear in practice, never
+/// worse than the product of the lengths, with no recursion.
+fn wildcard_match(p: &[char], name: &str) -> bool {
+    let n: Vec<char> = name.chars().collect();
+    let (mut i, mut j) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while j < n.len() {
+        match p.get(i) {
+            Some('*') => {
+                star = Some((i, j));
+                i += 1;
+            }
+            Some(&c) if c == '?' || c == n[j] => {
+                i += 1;
+                j += 1;
+            }
+            _ => match star {
+                Some((si, sj)) => {
+                    i = si + 1;
+                    j = sj + 1;
+                    star = Some((si, sj + 1));
+                }
+                None => return false,
+            },
+        }
     }
+    p[i..].iter().all(|&c| c == '*')
 }
 
 impl fmt::Display for NamePattern {
@@ -57,24 +86,7 @@ impl fmt::Display for NamePattern {
 
 impl FromToml for NamePattern {
     fn from_toml(r: &mut Reader<'_>, v: &Spanned<DeValue<'_>>, path: &str) -> Option<Self> {
-        let text = String::from_toml(r, v, path)?;
-        name_pattern(r, &text, v.span().into())
-    }
-}
-
-/// Compiles a pattern read at `span`, or reports why it does not compile.
-pub(crate) fn name_pattern(r: &mut Reader<'_>, text: &str, span: Span) -> Option<NamePattern> {
-    match NamePattern::new(text) {
-        Ok(p) => Some(p),
-        Err(e) => {
-            r.error(
-                Code::BadGlob,
-                span,
-                format!("glob \"{text}\" does not compile"),
-                e.kind().to_string(),
-            );
-            None
-        }
+        String::from_toml(r, v, path).map(|text| NamePattern::new(&text))
     }
 }
 
@@ -218,12 +230,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_name_without_glob_characters_matches_only_itself() {
-        let p = NamePattern::new("db.query").unwrap();
-        assert!(p.is_match("db.query"));
-        assert!(!p.is_match("db.query2"));
-        let g = NamePattern::new("db.*").unwrap();
-        assert!(g.is_match("db.query") && !g.is_match("http"));
+    fn only_star_and_question_mark_are_wildcards() {
+        let p = NamePattern::new("db.query");
+        assert!(p.is_match("db.query") && !p.is_match("db.query2"));
+        let g = NamePattern::new("db.*");
+        assert!(g.is_match("db.query") && g.is_match("db.") && !g.is_match("http"));
+        // Braces and brackets are literal: route names match themselves.
+        let route = NamePattern::new("GET /orders/{id}");
+        assert!(route.is_match("GET /orders/{id}"));
+        assert!(!route.is_match("GET /orders/id"));
+        assert!(NamePattern::new("db.[rw]").is_match("db.[rw]"));
+        assert!(!NamePattern::new("db.[rw]").is_match("db.r"));
+        let q = NamePattern::new("GET /orders/?*");
+        assert!(q.is_match("GET /orders/7") && !q.is_match("GET /orders/"));
+        assert!(NamePattern::new("*a*b*").is_match("xxaxxbxx"));
+        assert!(!NamePattern::new("*a*b").is_match("xxaxxbxx"));
+        assert!(NamePattern::new("é?").is_match("éü"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn wildcards_agree_with_an_anchored_regex(
+            pattern in "[ab*?{}\\[\\]]{0,8}",
+            name in "[ab{}\\[\\]]{0,10}",
+        ) {
+            let mut re = String::from("^");
+            for c in pattern.chars() {
+                match c {
+                    '*' => re.push_str(".*"),
+                    '?' => re.push('.'),
+                    c => re.push_str(&regex::escape(&c.to_string())),
+                }
+            }
+            re.push('$');
+            let want = regex::Regex::new(&re).unwrap().is_match(&name);
+            proptest::prop_assert_eq!(NamePattern::new(&pattern).is_match(&name), want);
+        }
     }
 
     #[test]

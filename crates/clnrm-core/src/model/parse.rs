@@ -299,6 +299,46 @@ fn read_service(
     Some(service)
 }
 
+/// A status, or a non-empty list of statuses.
+fn read_statuses(
+    r: &mut Reader<'_>,
+    v: &Spanned<DeValue<'_>>,
+    path: &str,
+) -> Option<Sp<Vec<Sp<StatusCode>>>> {
+    let span: Span = v.span().into();
+    match v.get_ref() {
+        DeValue::String(_) => keyword_value(r, v, path).map(|k| Sp::new(vec![k], span)),
+        DeValue::Array(items) if items.is_empty() => {
+            r.error(
+                Code::BadValue,
+                span,
+                format!("`{path}` lists no status"),
+                "expected at least one of \"OK\", \"ERROR\", \"UNSET\"",
+            );
+            None
+        }
+        DeValue::Array(items) => {
+            let read: Vec<Option<Sp<StatusCode>>> = items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| keyword_value(r, item, &format!("{path}[{i}]")))
+                .collect();
+            read.into_iter()
+                .collect::<Option<Vec<_>>>()
+                .map(|all| Sp::new(all, span))
+        }
+        _ => {
+            r.error(
+                Code::WrongType,
+                span,
+                format!("`{path}` must be a status or a list of statuses"),
+                "expected \"OK\" or [\"OK\", \"UNSET\"]",
+            );
+            None
+        }
+    }
+}
+
 /// `depends_on`: a list of ids, or a map of id to condition.
 fn read_depends_on(r: &mut Reader<'_>, v: &Spanned<DeValue<'_>>, path: &str) -> Vec<Dependency> {
     match v.get_ref() {
@@ -472,7 +512,7 @@ fn read_expect(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Expect {
                         None
                     }
                 });
-                pattern_keys(r, map)
+                pattern_keys(map)
             },
         };
         c.finish(r);
@@ -488,10 +528,13 @@ fn read_expect(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Expect {
     });
     let status = t.table(r, "status").map(|mut s| {
         let out = StatusExpect {
-            all: s.keyword(r, "all"),
+            all: {
+                let path = format!("{}.all", s.path());
+                s.entry("all").and_then(|(_, v)| read_statuses(r, v, &path))
+            },
             by_name: {
                 let map = s.map(r, "by_name", keyword_value);
-                pattern_keys(r, map)
+                pattern_keys(map)
             },
         };
         s.finish(r);
@@ -542,16 +585,12 @@ fn read_count(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Count {
     c
 }
 
-/// The map with its keys compiled as span-name globs; a key that does not compile is
-/// reported and left out.
-fn pattern_keys<V>(r: &mut Reader<'_>, map: SpMap<V>) -> SpMap<V, NamePattern> {
+/// The map with its keys read as span-name patterns.
+fn pattern_keys<V>(map: SpMap<V>) -> SpMap<V, NamePattern> {
     let entries = map
         .entries
         .into_iter()
-        .filter_map(|(k, v)| {
-            let p = super::compiled::name_pattern(r, &k.value, k.span)?;
-            Some((Sp::new(p, k.span), v))
-        })
+        .map(|(k, v)| (Sp::new(NamePattern::new(&k.value), k.span), v))
         .collect();
     SpMap { entries }
 }

@@ -556,8 +556,9 @@ pub enum StatusCode {
 #[derive(Clone, Debug, Default, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct StatusExpect {
-    /// Status every span must have.
-    pub all: Option<Sp<StatusCode>>,
+    /// Status every span must have: one, or a list of those allowed.
+    #[schemars(schema_with = "status_all_schema")]
+    pub all: Option<Sp<Vec<Sp<StatusCode>>>>,
     /// Status by span-name glob.
     #[serde(default)]
     pub by_name: SpMap<Sp<StatusCode>, NamePattern>,
@@ -613,4 +614,11 @@ pub struct ReportPaths {
     pub junit: Option<Sp<String>>,
     /// Digest path, relative to the file.
     pub digest: Option<Sp<String>>,
+}
+
+fn status_all_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let code = generator.subschema_for::<StatusCode>();
+    schemars::json_schema!({
+        "anyOf": [code, { "type": "array", "items": code, "minItems": 1 }]
+    })
 }

@@ -222,21 +222,15 @@ mod tests {
     }
 
     #[test]
-    fn every_name_pattern_is_compiled_where_it_is_read() {
-        // Each of these was once compared literally when its glob did not compile.
+    fn braces_and_brackets_in_span_names_are_literal_not_errors() {
         for tail in [
-            "[[expect.span]]\nname = \"a\"\nparent = \"p[\"\n",
+            "[[expect.span]]\nname = \"GET /orders/{id}\"\nparent = \"p[\"\n",
             "[expect.order]\nmust_precede = [[\"a\", \"b[\"]]\n",
-            "[expect.graph]\nmust_include = [[\"a[\", \"b\"]]\n",
-            "[[expect.window]]\nouter = \"o[\"\ncontains = [\"a\"]\n",
             "[expect.status]\nby_name = { \"s[\" = \"OK\" }\n",
             "[expect.hermeticity.span_attrs]\nforbid_keys = [\"k[\"]\n",
         ] {
             let text = format!("{HEAD}run = \"true\"\n{tail}");
-            let found = codes(&text);
-            assert_eq!(found.len(), 1, "{text}: {found:?}");
-            assert_eq!(found[0].0, "E0110", "{text}");
-            assert!(found[0].1.ends_with("[\""), "{text}: {found:?}");
+            assert_eq!(codes(&text), Vec::new(), "{text}");
         }
     }
 
