@@ -328,3 +328,96 @@ resource_attrs.must_match = {{ "service.name" = "app", "clnrm.scenario" = "tests
         assert_eq!(scenario(&run, name)["spans"], 2, "{:#}", run.json);
     }
 }
+
+/// Not a test by itself: run as a service's main process by the test below (with
+/// `CLNRM_TEST_SERVICE` set), this test binary is a long-running instrumented service
+/// with the SDK's default batch processor: on each `/shared/go-N` file it handles
+/// "request N" and emits a span, and it never shuts down (so nothing flushes early).
+#[test]
+#[ignore = "the system under test of spans_of_a_service_with_the_sdks_default_batch_settings_arrive, which runs it"]
+fn batch_service_entry() {
+    use opentelemetry::trace::{Tracer, TracerProvider as _};
+    if std::env::var_os("CLNRM_TEST_SERVICE").is_none() {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let _guard = rt.enter();
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The SDK's batch processor with its defaults: a 5 s schedule delay unless
+    // OTEL_BSP_SCHEDULE_DELAY says otherwise.
+    let processor =
+        opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor::builder(
+            exporter,
+            opentelemetry_sdk::runtime::Tokio,
+        )
+        .build();
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_span_processor(processor)
+        .build();
+    let tracer = provider.tracer("orders");
+    let mut handled = 0;
+    loop {
+        let next = std::path::PathBuf::from(format!("/shared/go-{}", handled + 1));
+        if next.exists() {
+            handled += 1;
+            tracer.in_span(format!("request {handled}"), |_| {});
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn spans_of_a_service_with_the_sdks_default_batch_settings_arrive() {
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
+    let dir = project(&[]);
+    let shared = dir.path().join("shared");
+    std::fs::create_dir_all(&shared).unwrap_or_else(|e| panic!("{e}"));
+    let text = format!(
+        r#"[meta]
+name = "batch"
+version = "1"
+
+[otel]
+exporter = "otlp"
+
+[service.orders]
+image = "{IMAGE}"
+args = ["/exporter", "batch_service_entry", "--exact", "--ignored", "--test-threads=1"]
+env = {{ CLNRM_TEST_SERVICE = "1", OTEL_SERVICE_NAME = "orders-api" }}
+volumes = [
+  {{ host_path = "{exe}", container_path = "/exporter", read_only = true }},
+  {{ host_path = "{shared}", container_path = "/shared" }},
+]
+
+[service.client]
+image = "{IMAGE}"
+volumes = [{{ host_path = "{shared}", container_path = "/shared" }}]
+
+[[scenario]]
+name = "first"
+service = "client"
+run = "touch /shared/go-1"
+
+[[expect.span]]
+name = "request ?"
+
+[expect.hermeticity]
+resource_attrs.must_match = {{ "service.name" = "orders-api" }}
+"#,
+        exe = exe.display(),
+        shared = shared.display()
+    );
+    std::fs::create_dir_all(dir.path().join("tests")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("tests/batch.clnrm.toml"), text)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let run = run_json(dir.path(), &[]);
+    run.assert_passed();
+    assert_eq!(scenario(&run, "first")["spans"], 1, "{:#}", run.json);
+}

@@ -32,11 +32,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// After a scenario's commands end, its spans are in once none arrived for this long…
-pub const SPAN_QUIET: Duration = Duration::from_millis(300);
-/// …or this long has passed (without `wait_for_span`).
-pub const SPAN_WAIT_MAX: Duration = Duration::from_secs(5);
-
 /// How to run.
 #[derive(Clone, Debug)]
 pub struct RunOptions {

@@ -3,7 +3,7 @@
 
 use super::agent::quote;
 use super::events::{Reason, ScenarioResult, Status, StepResult};
-use super::otel_env::{otel_env, with_token};
+use super::otel_env::{merged, otel_env, with_token};
 use super::pool::{Env, Pool, oom_kills, run_in};
 use crate::backend::{ContainerEngine, ExecOutput};
 use crate::otel::{SpanRecord, spans_in_output};
@@ -157,13 +157,17 @@ async fn run_step<E: ContainerEngine>(
     let mut step_env = step.env.clone();
     if let (Some(settings), Some(receiver)) = (&sc.env.otlp, pool.receiver()) {
         let vars = otel_env(settings, receiver, &step.service, Some(&sc.id.0));
-        // The step's own `env` wins.
-        let own: Vec<(String, String)> = std::mem::take(&mut step_env);
-        step_env = vars
-            .into_iter()
-            .filter(|(k, _)| !own.iter().any(|(o, _)| o == k))
-            .collect();
-        step_env.extend(own);
+        // What the service's and the step's own `env` set wins (the process would
+        // otherwise get clnrm's values over its container's).
+        let mut own: Vec<(String, String)> = sc
+            .env
+            .services
+            .iter()
+            .find(|s| s.id == step.service)
+            .map(|s| s.env.clone())
+            .unwrap_or_default();
+        own.append(&mut step_env);
+        step_env = merged(&own, vars, true);
         with_token(&mut step_env, receiver);
     }
     let end = {

@@ -60,15 +60,16 @@ pub fn conclude(
         .into_iter()
         .map(|u| u.map_text(|t| sc.masker.mask(t)))
         .collect();
-    result.message = Some(if result.unmet.len() == 1 {
-        result.unmet[0].to_string()
-    } else {
-        format!(
-            "{} expectations unmet; first: {}",
-            result.unmet.len(),
-            result.unmet[0]
-        )
-    });
+    result.message = Some(unmet_message(&result.unmet));
+}
+
+/// A failed scenario's message for its unmet expectations (at least one).
+pub fn unmet_message(unmet: &[crate::expect::Unmet]) -> String {
+    match unmet {
+        [one] => one.to_string(),
+        [first, ..] => format!("{} expectations unmet; first: {first}", unmet.len()),
+        [] => String::new(),
+    }
 }
 
 /// `spans` with the scenario's secrets masked, or `None` when none holds one.

@@ -5,11 +5,12 @@
 
 use super::events::{Reason, ScenarioResult, Status, StepResult};
 use super::pool::{self, Env, Pool};
-use super::{SPAN_QUIET, SPAN_WAIT_MAX, scenario, spans};
+use super::{scenario, spans};
 use crate::backend::ContainerEngine;
 use crate::diff::BaselineCheck;
+use crate::expect::ExpectKind;
 use crate::otel::{Overflow, Receiver, SpanBudget};
-use crate::plan::{Plan, PlannedScenario};
+use crate::plan::{Intake, Plan, PlannedScenario};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -171,7 +172,7 @@ async fn in_env<E: ContainerEngine>(
             .find_map(|s| s.wait_for_span.as_ref())
             .map(|(name, t)| (name.as_str(), *t));
         settled = tokio::select! {
-            () = r.settle(&sc.id.0, wait_for, SPAN_QUIET, SPAN_WAIT_MAX) => true,
+            () = r.settle(&sc.id.0, wait_for, sc.span_wait.settle, sc.span_wait.max) => true,
             () = cancel.cancelled() => false,
         };
         ran.result.duration += settle_start.elapsed();
@@ -200,7 +201,45 @@ async fn in_env<E: ContainerEngine>(
         &ctx.run_id,
         ctx.baseline.as_deref(),
     );
+    explain_no_spans(&mut ran.result, sc, otlp.map(|r| &**r));
     (ran.result, ran.reusable)
+}
+
+/// Says where "no spans at all" looked: the exporter, the endpoint the containers
+/// were given and the wait used (SPAN §7.5).
+fn explain_no_spans(result: &mut ScenarioResult, sc: &PlannedScenario, otlp: Option<&Receiver>) {
+    let Some(first) = result.unmet.first_mut() else {
+        return;
+    };
+    if first.kind != ExpectKind::NoSpans {
+        return;
+    }
+    let wait = format!(
+        "clnrm waited after the last step until none arrived for {} ms, at most {} ms ([otel] settle_ms, max_wait_ms)",
+        sc.span_wait.settle.as_millis(),
+        sc.span_wait.max.as_millis()
+    );
+    first.found = match (sc.intake, otlp, &sc.env.otlp) {
+        (Intake::Otlp { grpc }, Some(r), Some(settings)) => {
+            let port = if grpc { r.grpc_port() } else { r.http_port() };
+            format!(
+                "no spans at all: the containers were told to export OTLP ({}) to \
+                 OTEL_EXPORTER_OTLP_ENDPOINT=http://host.docker.internal:{port}; {wait}; \
+                 check that the system under test uses an OpenTelemetry SDK with an OTLP exporter \
+                 and reads the OTEL_* variables",
+                settings.protocol
+            )
+        }
+        (Intake::Stdout, ..) => "no spans at all: [otel] exporter is \"stdout\" (the default), so \
+             spans are read as OTLP-JSON lines from the steps' stdout; none was printed \
+             (set exporter = \"otlp\" for a system that exports over OTLP)"
+            .to_owned(),
+        (Intake::None, ..) => {
+            "no spans at all: [otel] exporter is \"none\", so nothing is collected".to_owned()
+        }
+        _ => format!("{}; {wait}", first.found),
+    };
+    result.message = Some(spans::unmet_message(&result.unmet));
 }
 
 /// What did not fit, from both intakes (stdout and the receiver), as one.

@@ -16,3 +16,8 @@ pub const WAIT_FOR_SPAN_TIMEOUT_SECS: u64 = 30;
 pub const ONE_SHOT_TIMEOUT_SECS: u64 = 300;
 /// Lines of a service's log shown where it failed.
 pub const LOG_TAIL_LINES: usize = 20;
+/// `[otel] settle_ms`: after a scenario's last step, its spans are in once none
+/// arrived for this long...
+pub const SPAN_SETTLE_MS: u64 = 300;
+/// `[otel] max_wait_ms`: ...or this long has passed (without `wait_for_span`).
+pub const SPAN_MAX_WAIT_MS: u64 = 5_000;

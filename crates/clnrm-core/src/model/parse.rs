@@ -216,6 +216,8 @@ fn read_otel(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Otel {
             out
         }),
         max_spans: t.get(r, "max_spans"),
+        settle_ms: t.get(r, "settle_ms"),
+        max_wait_ms: t.get(r, "max_wait_ms"),
     };
     t.finish(r);
     otel

@@ -102,6 +102,13 @@ pub struct Otel {
     /// Spans one scenario may collect (default 100000); past it, it fails with `span_limit`.
     #[schemars(range(min = 1))]
     pub max_spans: Option<Sp<u64>>,
+    /// After the last step, spans are in once none arrived for this many
+    /// milliseconds (default 300)...
+    #[schemars(range(min = 1))]
+    pub settle_ms: Option<Sp<u64>>,
+    /// ...or this many have passed (default 5000).
+    #[schemars(range(min = 1))]
+    pub max_wait_ms: Option<Sp<u64>>,
 }
 
 /// `[otel.propagators]`.

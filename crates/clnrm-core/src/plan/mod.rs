@@ -239,9 +239,41 @@ pub struct PlannedScenario {
     pub intake: Intake,
     /// How many spans it may collect.
     pub span_limits: SpanLimits,
+    /// How long to wait for its spans after its last step.
+    pub span_wait: SpanWait,
     /// Hash of everything in the files and options that decides its outcome (the
     /// cache key adds the image ids and its baseline).
     pub fingerprint: String,
+}
+
+/// How long a scenario waits for its spans after its last step (`[otel] settle_ms`
+/// and `max_wait_ms`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpanWait {
+    /// Spans are in once none arrived for this long...
+    pub settle: Duration,
+    /// ...or this long has passed.
+    pub max: Duration,
+}
+
+impl SpanWait {
+    /// The wait `file` asks for.
+    pub fn of(file: &TestFile) -> Self {
+        let otel = file.otel.as_ref();
+        let ms = |v: Option<&crate::model::Sp<u64>>, default| {
+            Duration::from_millis(v.map_or(default, |v| v.value))
+        };
+        Self {
+            settle: ms(
+                otel.and_then(|o| o.settle_ms.as_ref()),
+                defaults::SPAN_SETTLE_MS,
+            ),
+            max: ms(
+                otel.and_then(|o| o.max_wait_ms.as_ref()),
+                defaults::SPAN_MAX_WAIT_MS,
+            ),
+        }
+    }
 }
 
 /// Where a scenario's spans come from.
@@ -550,6 +582,7 @@ fn plan_scenario(
         expect: cx.expect.clone(),
         intake: cx.intake,
         span_limits: span_limits(file),
+        span_wait: SpanWait::of(file),
         fingerprint: String::new(),
     }
 }

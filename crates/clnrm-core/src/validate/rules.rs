@@ -362,6 +362,34 @@ fn check_otel(file: &TestFile, cx: &mut Ctx<'_>) {
             "expected 1 or more",
         );
     }
+    for (name, v) in [
+        ("settle_ms", &otel.settle_ms),
+        ("max_wait_ms", &otel.max_wait_ms),
+    ] {
+        if let Some(v) = v
+            && v.value == 0
+        {
+            cx.error(
+                Code::OutOfRange,
+                v.span,
+                format!("`{name}` must be above 0"),
+                "expected 1 or more",
+            );
+        }
+    }
+    if let (Some(settle), Some(max)) = (&otel.settle_ms, &otel.max_wait_ms)
+        && settle.value > max.value
+    {
+        bounds_error(
+            cx,
+            settle.span,
+            max.span,
+            "settle_ms",
+            "max_wait_ms",
+            &settle.value,
+            &max.value,
+        );
+    }
     if let Some(e) = &otel.endpoint {
         let ok = ["http://", "https://"]
             .iter()

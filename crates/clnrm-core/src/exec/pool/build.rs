@@ -6,7 +6,7 @@ use super::hygiene::{BIND_MOUNTED, read_layer};
 use super::{Env, Member, MemberRef, Pool, PoolError, lock};
 use crate::backend::{ContainerEngine, ContainerSpec, EngineError, ExecSpec, NetworkMode, layer};
 use crate::exec::agent::Agent;
-use crate::exec::otel_env::{otel_env, with_token};
+use crate::exec::otel_env::{merged, otel_env, with_token};
 use crate::model::Condition;
 use crate::plan::{EnvSpec, NetworkNeed, ServiceSpec};
 use std::sync::Arc;
@@ -179,7 +179,7 @@ impl<E: ContainerEngine> Pool<E> {
         labels.insert("clnrm.service".into(), svc.id.clone());
         let mut env = svc.env.clone();
         if let (Some(settings), Some(receiver)) = (otlp, &inner.receiver) {
-            env.extend(otel_env(settings, receiver, &svc.id, None));
+            env = merged(&env, otel_env(settings, receiver, &svc.id, None), false);
             with_token(&mut env, receiver);
         }
         let env = env.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
