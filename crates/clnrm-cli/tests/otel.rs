@@ -421,3 +421,53 @@ resource_attrs.must_match = {{ "service.name" = "orders-api" }}
     run.assert_passed();
     assert_eq!(scenario(&run, "first")["spans"], 1, "{:#}", run.json);
 }
+
+/// A file whose scenario `peers` prints a server span (with its own `http.host`) and
+/// a client span calling `peer` (a shell word: `$(hostname)` is the container's own
+/// host name), with `[expect.hermeticity]` holding `rules`.
+fn peers_file(peer: &str, rules: &str) -> String {
+    let server = r#"{"name":"GET /orders/{id}","trace_id":"t1","span_id":"s1","kind":"server","start_time_unix_nano":1,"end_time_unix_nano":9,"attributes":{"http.host":"orders.example:8080"}}"#;
+    let client = format!(
+        r#"{{"name":"call","trace_id":"t1","span_id":"c1","parent_span_id":"s1","kind":"client","start_time_unix_nano":2,"end_time_unix_nano":8,"attributes":{{"net.peer.name":"'"{peer}"'","db.connection_string":"postgresql://app@db:5432/orders"}}}}"#
+    );
+    let printer = format!("printf '%s\\n%s\\n' '{server}' '{client}'");
+    format!(
+        "[meta]\nname = \"peers\"\nversion = \"1\"\n\n[otel]\nexporter = \"stdout\"\n\n[service.app]\nimage = \"{IMAGE}\"\n\n[service.db]\nimage = \"{IMAGE}\"\nargs = [\"sleep\", \"3600\"]\n\n[[scenario]]\nname = \"peers\"\nservice = \"app\"\n\n[[scenario.steps]]\nname = \"print\"\ncommand = [\"sh\", \"-c\", {}]\n\n[[expect.span]]\nname = \"GET /orders/{{id}}\"\n\n[expect.hermeticity]\nno_external_services = true\n{rules}",
+        toml_string(&printer)
+    )
+}
+
+#[test]
+fn hermeticity_counts_the_scenarios_own_services_loopback_and_allowed_hosts_as_internal() {
+    let dir = project(&[
+        // Its database by service id, its own container by host name, loopback.
+        ("tests/own.clnrm.toml", &peers_file("db", "")),
+        ("tests/self.clnrm.toml", &peers_file("$(hostname)", "")),
+        ("tests/loop.clnrm.toml", &peers_file("localhost", "")),
+        ("tests/outside.clnrm.toml", &peers_file("api.stripe.com", "")),
+        (
+            "tests/allowed.clnrm.toml",
+            &peers_file("api.stripe.com", "allow_hosts = [\"api.stripe.com\"]\n"),
+        ),
+    ]);
+    let run = run_json(dir.path(), &["--workers", "2"]);
+    assert_eq!(run.code, Some(1), "{:#}\n{}", run.json, run.stderr);
+    let by_file = |file: &str| {
+        run.json["scenarios"]
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["file"] == file))
+            .unwrap_or_else(|| panic!("no scenario of {file} in {:#}", run.json))
+            .clone()
+    };
+    for file in ["own", "self", "loop", "allowed"] {
+        let s = by_file(&format!("tests/{file}.clnrm.toml"));
+        assert_eq!(s["status"], "passed", "{file}: {s:#}");
+    }
+    let outside = by_file("tests/outside.clnrm.toml");
+    assert_eq!(outside["status"], "failed", "{outside:#}");
+    let message = outside["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("net.peer.name=\"api.stripe.com\""),
+        "{message}"
+    );
+}

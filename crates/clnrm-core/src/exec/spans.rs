@@ -3,10 +3,24 @@
 
 use super::events::{Reason, ScenarioDiff, ScenarioResult, Status};
 use crate::diff::{BaselineCheck, SpanTree, diff};
-use crate::expect::check;
+use crate::expect::check_in;
 use crate::otel::{Overflow, SpanRecord, artifacts};
 use crate::plan::PlannedScenario;
 use std::path::Path;
+
+/// Where a scenario's spans are judged: its run's artifacts directory, id and
+/// baseline, and the hosts that are the scenario's own.
+#[derive(Clone, Copy)]
+pub struct RunPlace<'a> {
+    /// `.clnrm/artifacts`, when spans are saved.
+    pub artifacts_dir: Option<&'a Path>,
+    /// The run's id.
+    pub run_id: &'a str,
+    /// The baseline to compare with.
+    pub baseline: Option<&'a BaselineCheck>,
+    /// The scenario's services by id, container host name and address.
+    pub own_hosts: &'a [String],
+}
 
 /// Checks `spans` against the scenario's expectations and its baseline, and saves
 /// them; a passing scenario with unmet expectations or a different tree fails.
@@ -18,10 +32,14 @@ pub fn conclude(
     result: &mut ScenarioResult,
     spans: &[SpanRecord],
     overflow: Option<Overflow>,
-    artifacts_dir: Option<&Path>,
-    run_id: &str,
-    baseline: Option<&BaselineCheck>,
+    run: &RunPlace<'_>,
 ) {
+    let RunPlace {
+        artifacts_dir,
+        run_id,
+        baseline,
+        own_hosts,
+    } = *run;
     result.spans = spans.len();
     let masked = masked(sc, spans);
     let shown = masked.as_deref().unwrap_or(spans);
@@ -50,7 +68,7 @@ pub fn conclude(
         return;
     }
     let Some(set) = &sc.expect else { return };
-    let unmet = check(set, spans);
+    let unmet = check_in(set, spans, own_hosts);
     if unmet.is_empty() {
         return;
     }

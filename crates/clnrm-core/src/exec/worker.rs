@@ -151,6 +151,12 @@ async fn in_env<E: ContainerEngine>(
     let ran_start = Instant::now();
     let otlp = ctx.receiver.as_ref().filter(|_| sc.env.otlp.is_some());
     let ips = env.ips();
+    // A container's host name is its short id.
+    let own_containers: Vec<String> = env
+        .members
+        .iter()
+        .map(|m| m.container.chars().take(12).collect())
+        .collect();
     if let Some(r) = otlp {
         r.open(&sc.id.0, &ips, sc.span_limits);
     }
@@ -192,14 +198,25 @@ async fn in_env<E: ContainerEngine>(
     }
     let (collected, overflow) = collected.into_parts();
     let overflow = merge(overflow, dropped_by_receiver, collected.len(), sc);
+    let own_hosts: Vec<String> = sc
+        .env
+        .services
+        .iter()
+        .map(|s| s.id.clone())
+        .chain(own_containers)
+        .chain(ips.iter().map(ToString::to_string))
+        .collect();
     spans::conclude(
         sc,
         &mut ran.result,
         &collected,
         overflow,
-        ctx.artifacts.as_deref(),
-        &ctx.run_id,
-        ctx.baseline.as_deref(),
+        &spans::RunPlace {
+            artifacts_dir: ctx.artifacts.as_deref(),
+            run_id: &ctx.run_id,
+            baseline: ctx.baseline.as_deref(),
+            own_hosts: &own_hosts,
+        },
     );
     explain_no_spans(&mut ran.result, sc, otlp.map(|r| &**r));
     (ran.result, ran.reusable)

@@ -23,6 +23,37 @@ pub const NETWORK_PEER_KEYS: &[&str] = &[
     "peer.service",
 ];
 
+/// Attributes that, on a SERVER span, give the server's own address.
+const SERVER_OWN_KEYS: &[&str] = &["http.host", "server.address"];
+
+/// The host in a peer attribute's value: a URL's host, `host:port`'s host, an
+/// address, or a name.
+fn peer_host(value: &str) -> &str {
+    let rest = value.split_once("://").map_or(value, |(_, r)| r);
+    // Credentials, path, query.
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    let rest = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    if let Some(inner) = rest.strip_prefix('[') {
+        // [v6]:port
+        return inner.split(']').next().unwrap_or(inner);
+    }
+    match rest.rsplit_once(':') {
+        // One colon: host:port; more: a bare IPv6 address.
+        Some((host, port)) if !host.contains(':') && port.chars().all(|c| c.is_ascii_digit()) => {
+            host
+        }
+        _ => rest,
+    }
+}
+
+/// Whether `host` is this machine: `localhost` or a loopback address.
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 fn names_seen(spans: &[SpanRecord]) -> String {
     let mut names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
     names.sort_unstable();
@@ -542,16 +573,34 @@ pub fn status(set: &ExpectSet, st: &StatusExpect, spans: &[SpanRecord]) -> Vec<U
 }
 
 /// `[expect.hermeticity]`.
-pub fn hermeticity(set: &ExpectSet, h: &HermeticityExpect, spans: &[SpanRecord]) -> Vec<Unmet> {
+pub fn hermeticity(
+    set: &ExpectSet,
+    h: &HermeticityExpect,
+    spans: &[SpanRecord],
+    own_hosts: &[String],
+) -> Vec<Unmet> {
     let mut out = Vec::new();
     if let Some(flag) = &h.no_external_services
         && flag.value
     {
+        let internal = |host: &str| {
+            is_loopback(host)
+                || own_hosts.iter().any(|o| o.eq_ignore_ascii_case(host))
+                || h.allow_hosts
+                    .iter()
+                    .any(|a| a.value.eq_ignore_ascii_case(host))
+        };
         let hit = spans.iter().find_map(|s| {
             NETWORK_PEER_KEYS.iter().find_map(|k| {
-                s.attributes
-                    .get(*k)
-                    .map(|v| format!("{} has {k}={v}", s.describe()))
+                // A server span's own address names itself, not a peer.
+                if s.kind == crate::model::SpanKind::Server && SERVER_OWN_KEYS.contains(k) {
+                    return None;
+                }
+                let v = s.attributes.get(*k)?;
+                let text = v.to_string();
+                let text = text.trim_matches('"');
+                let host = peer_host(text);
+                (!internal(host)).then(|| format!("{} has {k}={v}", s.describe()))
             })
         });
         if let Some(found) = hit {
@@ -606,4 +655,27 @@ pub fn hermeticity(set: &ExpectSet, h: &HermeticityExpect, spans: &[SpanRecord])
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_attribute_gives_its_host() {
+        for (value, host) in [
+            ("db", "db"),
+            ("db:5432", "db"),
+            ("postgresql://app:secret@db:5432/orders?sslmode=off", "db"),
+            ("http://api.stripe.com/v1/charges", "api.stripe.com"),
+            ("http://[::1]:8080/x", "::1"),
+            ("fe80::1", "fe80::1"),
+            ("10.1.2.3", "10.1.2.3"),
+            ("10.1.2.3:80", "10.1.2.3"),
+        ] {
+            assert_eq!(peer_host(value), host, "{value}");
+        }
+        assert!(is_loopback("localhost") && is_loopback("127.0.0.9") && is_loopback("::1"));
+        assert!(!is_loopback("db"));
+    }
 }

@@ -137,8 +137,16 @@ impl fmt::Display for Unmet {
     }
 }
 
-/// Every unmet expectation of `set` for `spans`.
+/// Every unmet expectation of `set` for `spans`, with no host known as the
+/// scenario's own (see [`check_in`]).
 pub fn check(set: &ExpectSet, spans: &[SpanRecord]) -> Vec<Unmet> {
+    check_in(set, spans, &[])
+}
+
+/// Every unmet expectation of `set` for `spans` of a scenario whose own hosts
+/// (service ids, container host names, addresses) are `own_hosts`: a peer among them
+/// is no external service.
+pub fn check_in(set: &ExpectSet, spans: &[SpanRecord], own_hosts: &[String]) -> Vec<Unmet> {
     let e = &set.expect;
     if e.is_empty() {
         return Vec::new();
@@ -176,7 +184,7 @@ pub fn check(set: &ExpectSet, spans: &[SpanRecord]) -> Vec<Unmet> {
         out.extend(matchers::status(set, s, spans));
     }
     if let Some(h) = &e.hermeticity {
-        out.extend(matchers::hermeticity(set, h, spans));
+        out.extend(matchers::hermeticity(set, h, spans, own_hosts));
     }
     out
 }

@@ -237,6 +237,64 @@ fn hermeticity_expectations() {
 }
 
 #[test]
+fn the_scenarios_own_services_loopback_allowed_hosts_and_a_servers_own_address_are_internal() {
+    let with = |attrs: &[(&str, &str)], kind: &str| {
+        let mut spans = trace();
+        spans[2].kind = match kind {
+            "server" => crate::model::SpanKind::Server,
+            _ => crate::model::SpanKind::Client,
+        };
+        for (k, v) in attrs {
+            spans[2]
+                .attributes
+                .insert((*k).into(), crate::otel::AttrValue::Str((*v).into()));
+        }
+        spans
+    };
+    let own = vec![
+        "db".to_owned(),
+        "4f2a9c1e0b7d".to_owned(),
+        "172.18.0.3".to_owned(),
+    ];
+    let strict = set("[expect.hermeticity]\nno_external_services = true\n");
+    for attrs in [
+        vec![
+            ("net.peer.name", "db"),
+            ("db.connection_string", "postgresql://app@db:5432/x"),
+        ],
+        vec![("network.peer.address", "172.18.0.3")],
+        vec![("net.peer.name", "4f2a9c1e0b7d")],
+        vec![
+            ("http.url", "http://localhost:8080/health"),
+            ("net.peer.ip", "127.0.0.1"),
+        ],
+    ] {
+        let u = check_in(&strict, &with(&attrs, "client"), &own);
+        assert!(u.is_empty(), "{attrs:?}: {u:?}");
+    }
+    // A server span's own address names itself.
+    let server = with(
+        &[
+            ("http.host", "orders.example:8080"),
+            ("server.address", "orders.example"),
+        ],
+        "server",
+    );
+    assert!(check_in(&strict, &server, &own).is_empty());
+    // The same on a client span is a peer.
+    let client = with(&[("server.address", "orders.example")], "client");
+    assert_eq!(check_in(&strict, &client, &own).len(), 1);
+    // Unless allowed.
+    let allowing = set(
+        "[expect.hermeticity]\nno_external_services = true\nallow_hosts = [\"orders.example\"]\n",
+    );
+    assert!(check_in(&allowing, &client, &own).is_empty());
+    // Without the scenario's hosts, its database is external.
+    let db = with(&[("net.peer.name", "db")], "client");
+    assert_eq!(check(&strict, &db).len(), 1);
+}
+
+#[test]
 fn no_spans_where_expectations_exist_fails() {
     let u = check(&set("[expect.counts]\nspans_total = { gte = 0 }\n"), &[]);
     assert_eq!(u.len(), 1);

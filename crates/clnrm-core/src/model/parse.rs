@@ -561,6 +561,7 @@ fn read_expect(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Expect {
             no_external_services: h.get(r, "no_external_services"),
             resource_attrs,
             span_attrs,
+            allow_hosts: h.get(r, "allow_hosts").unwrap_or_default(),
         };
         h.finish(r);
         out

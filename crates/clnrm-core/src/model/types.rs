@@ -575,12 +575,17 @@ pub struct StatusExpect {
 #[derive(Clone, Debug, Default, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct HermeticityExpect {
-    /// No span carries a network-peer attribute.
+    /// No span names a network peer outside the scenario (its own services,
+    /// loopback and `allow_hosts` are inside).
     pub no_external_services: Option<Sp<bool>>,
     /// Resource attributes that must have these values.
     pub resource_attrs: Option<ResourceAttrs>,
     /// Attribute keys no span may carry.
     pub span_attrs: Option<SpanAttrs>,
+    /// Hosts that count as internal for `no_external_services`, besides the
+    /// scenario's own services and loopback.
+    #[serde(default)]
+    pub allow_hosts: Vec<Sp<String>>,
 }
 
 /// `resource_attrs`.
