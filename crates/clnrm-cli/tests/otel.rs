@@ -444,7 +444,10 @@ fn hermeticity_counts_the_scenarios_own_services_loopback_and_allowed_hosts_as_i
         ("tests/own.clnrm.toml", &peers_file("db", "")),
         ("tests/self.clnrm.toml", &peers_file("$(hostname)", "")),
         ("tests/loop.clnrm.toml", &peers_file("localhost", "")),
-        ("tests/outside.clnrm.toml", &peers_file("api.stripe.com", "")),
+        (
+            "tests/outside.clnrm.toml",
+            &peers_file("api.stripe.com", ""),
+        ),
         (
             "tests/allowed.clnrm.toml",
             &peers_file("api.stripe.com", "allow_hosts = [\"api.stripe.com\"]\n"),
@@ -470,4 +473,78 @@ fn hermeticity_counts_the_scenarios_own_services_loopback_and_allowed_hosts_as_i
         message.contains("net.peer.name=\"api.stripe.com\""),
         "{message}"
     );
+}
+
+#[test]
+fn a_scenarios_own_expectations_apply_to_it_alone_beside_the_files() {
+    let span = |name: &str, code: u16| {
+        format!(
+            r#"{{"name":"{name}","trace_id":"t","span_id":"s","kind":"server","start_time_unix_nano":1,"end_time_unix_nano":9,"attributes":{{"http.status_code":{code}}}}}"#
+        )
+    };
+    let step = |line: &str| {
+        format!(
+            "[[scenario.steps]]\nname = \"request\"\ncommand = [\"sh\", \"-c\", {}]\n",
+            toml_string(&format!("printf '%s\\n' '{line}'"))
+        )
+    };
+    let text = format!(
+        r#"[meta]
+name = "orders"
+version = "1"
+
+[otel]
+exporter = "stdout"
+
+[service.app]
+image = "{IMAGE}"
+
+[[expect.span]]
+name = "* /orders*"
+
+[[scenario]]
+name = "create"
+{create}
+[[scenario.expect.span]]
+name = "POST /orders"
+attrs.all = {{ "http.status_code" = 201 }}
+
+[[scenario]]
+name = "not-found"
+{missing}
+[[scenario.expect.span]]
+name = "GET /orders/{{id}}"
+attrs.all = {{ "http.status_code" = 404 }}
+
+[[scenario]]
+name = "wrong"
+{wrong}
+[scenario.expect.counts]
+by_name = {{ "GET /orders/{{id}}" = {{ eq = 1 }} }}
+"#,
+        create = step(&span("POST /orders", 201)),
+        missing = step(&span("GET /orders/{id}", 404)),
+        wrong = step(&span("POST /orders", 201)),
+    );
+    let dir = project(&[("tests/orders.clnrm.toml", &text)]);
+    let run = run_json(dir.path(), &[]);
+    assert_eq!(run.code, Some(1), "{:#}\n{}", run.json, run.stderr);
+    assert_eq!(
+        scenario(&run, "create")["status"],
+        "passed",
+        "{:#}",
+        run.json
+    );
+    assert_eq!(
+        scenario(&run, "not-found")["status"],
+        "passed",
+        "{:#}",
+        run.json
+    );
+    let wrong = scenario(&run, "wrong");
+    assert_eq!(wrong["status"], "failed");
+    let unmet = &wrong["unmet"][0];
+    assert_eq!(unmet["kind"], "counts", "{wrong:#}");
+    // The position is the scenario's own table in the file.
+    assert_eq!(unmet["line"], 41, "{wrong:#}");
 }

@@ -3,7 +3,7 @@
 
 use super::events::{Reason, ScenarioDiff, ScenarioResult, Status};
 use crate::diff::{BaselineCheck, SpanTree, diff};
-use crate::expect::check_in;
+use crate::expect::{ExpectKind, Unmet, check_in};
 use crate::otel::{Overflow, SpanRecord, artifacts};
 use crate::plan::PlannedScenario;
 use std::path::Path;
@@ -67,8 +67,16 @@ pub fn conclude(
     if result.status != Status::Passed {
         return;
     }
-    let Some(set) = &sc.expect else { return };
-    let unmet = check_in(set, spans, own_hosts);
+    let mut unmet: Vec<Unmet> = Vec::new();
+    for set in &sc.expect {
+        for u in check_in(set, spans, own_hosts) {
+            // "No spans at all" once, whichever sets expect them.
+            if u.kind == ExpectKind::NoSpans && unmet.iter().any(|x| x.kind == u.kind) {
+                continue;
+            }
+            unmet.push(u);
+        }
+    }
     if unmet.is_empty() {
         return;
     }
@@ -82,7 +90,7 @@ pub fn conclude(
 }
 
 /// A failed scenario's message for its unmet expectations (at least one).
-pub fn unmet_message(unmet: &[crate::expect::Unmet]) -> String {
+pub fn unmet_message(unmet: &[Unmet]) -> String {
     match unmet {
         [one] => one.to_string(),
         [first, ..] => format!("{} expectations unmet; first: {first}", unmet.len()),

@@ -428,6 +428,10 @@ fn read_scenario(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Option<Scenario> {
         a.finish(r);
         out
     });
+    let expect = t
+        .table(r, "expect")
+        .map(|e| read_expect(r, e))
+        .unwrap_or_default();
     let scenario = Scenario {
         name: name?,
         service: t.get(r, "service"),
@@ -439,6 +443,7 @@ fn read_scenario(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Option<Scenario> {
         priority: t.get(r, "priority"),
         concurrent: t.get(r, "concurrent"),
         artifacts,
+        expect,
         span: t.anchor(),
     };
     t.finish(r);
@@ -754,6 +759,7 @@ fn read_legacy(r: &mut Reader<'_>, mut root: Table<'_, '_>) -> Option<TestFile> 
         priority: None,
         concurrent: None,
         artifacts: None,
+        expect: Expect::default(),
         span: name.span,
     };
     let meta = Meta {

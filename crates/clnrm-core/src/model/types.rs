@@ -308,6 +308,9 @@ pub struct Scenario {
     pub concurrent: Option<Sp<bool>>,
     /// What to keep after the run.
     pub artifacts: Option<Artifacts>,
+    /// Span expectations for this scenario only, in addition to the file's.
+    #[serde(default)]
+    pub expect: Expect,
     /// Where the scenario's table is.
     #[serde(skip)]
     pub span: Span,

@@ -9,7 +9,7 @@ pub use secrets::{MASK, Masker, is_secret_key};
 use crate::backend::Mount;
 use crate::expect::ExpectSet;
 use crate::model::defaults;
-use crate::model::{Condition, Content, Exporter, Protocol, Scenario, Service, TestFile};
+use crate::model::{Condition, Content, Expect, Exporter, Protocol, Scenario, Service, TestFile};
 use crate::otel::SpanLimits;
 use crate::project::ExecutorConfig;
 use crate::template::DEFAULT_IMAGE;
@@ -234,7 +234,7 @@ pub struct PlannedScenario {
     /// `Some` when it will not run.
     pub not_selected: Option<NotSelected>,
     /// The file's expectations, when it has any.
-    pub expect: Option<Arc<ExpectSet>>,
+    pub expect: Vec<Arc<ExpectSet>>,
     /// Where its spans come from.
     pub intake: Intake,
     /// How many spans it may collect.
@@ -339,10 +339,11 @@ pub fn plan(checked: &[CheckedFile], opts: &PlanOptions) -> Plan {
         });
         let cx = FileCx {
             file,
+            checked: cf,
             display: &cf.display,
             index: out.files.len() - 1,
             masker: Arc::new(file_masker(file)),
-            expect: expect_set(cf, file),
+            expect: expect_set(cf, &file.expect),
             intake: intake(file),
         };
         let shared = file_fingerprint(&file.content, opts);
@@ -425,6 +426,7 @@ fn file_masker(file: &TestFile) -> Masker {
 /// What the scenarios of one file share.
 struct FileCx<'a> {
     file: &'a TestFile,
+    checked: &'a CheckedFile,
     display: &'a str,
     index: usize,
     masker: Arc<Masker>,
@@ -432,12 +434,12 @@ struct FileCx<'a> {
     intake: Intake,
 }
 
-fn expect_set(cf: &CheckedFile, file: &TestFile) -> Option<Arc<ExpectSet>> {
-    if file.expect.is_empty() {
+fn expect_set(cf: &CheckedFile, expect: &Expect) -> Option<Arc<ExpectSet>> {
+    if expect.is_empty() {
         return None;
     }
     Some(Arc::new(ExpectSet::new(
-        file.expect.clone(),
+        expect.clone(),
         cf.rendered.clone()?,
         cf.display.clone(),
     )))
@@ -579,7 +581,13 @@ fn plan_scenario(
         exclusive,
         masker: cx.masker.clone(),
         not_selected: None,
-        expect: cx.expect.clone(),
+        // The file's expectations, then the scenario's own.
+        expect: cx
+            .expect
+            .iter()
+            .cloned()
+            .chain(expect_set(cx.checked, &sc.expect))
+            .collect(),
         intake: cx.intake,
         span_limits: span_limits(file),
         span_wait: SpanWait::of(file),

@@ -235,6 +235,15 @@ mod tests {
     }
 
     #[test]
+    fn a_scenarios_own_expectations_are_validated_like_the_files() {
+        let text = format!(
+            "{HEAD}run = \"true\"\n[scenario.expect.counts]\nspans_total = {{ gte = 3, lte = 1 }}\n[scenario.expect.order]\nmust_precede = [[\"a\", \"b\"], [\"b\", \"a\"]]\n"
+        );
+        let found: Vec<String> = codes(&text).into_iter().map(|(c, _)| c).collect();
+        assert_eq!(found, vec!["E0112", "E0113"], "{text}");
+    }
+
+    #[test]
     fn an_unreadable_run_is_one_error_not_also_nothing_to_run() {
         let found = codes(&format!("{HEAD}run = \"echo 'x\"\n"));
         assert_eq!(found, vec![("E0111".to_owned(), "'".to_owned())]);

@@ -2,7 +2,7 @@
 
 use super::HostPaths;
 use crate::diag::{Code, Diagnostic, Diagnostics, Source, Span};
-use crate::model::{Condition, Count, Pair, Sp, SpanExpect, TestFile};
+use crate::model::{Condition, Count, Expect, Pair, Sp, SpanExpect, TestFile};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -419,7 +419,13 @@ fn check_otel(file: &TestFile, cx: &mut Ctx<'_>) {
 }
 
 fn check_expectations(file: &TestFile, cx: &mut Ctx<'_>) {
-    let e = &file.expect;
+    check_expect(&file.expect, cx);
+    for sc in &file.scenarios {
+        check_expect(&sc.expect, cx);
+    }
+}
+
+fn check_expect(e: &Expect, cx: &mut Ctx<'_>) {
     for s in &e.spans {
         check_span_expect(cx, s);
     }
@@ -436,7 +442,7 @@ fn check_expectations(file: &TestFile, cx: &mut Ctx<'_>) {
             check_count(cx, c);
         }
     }
-    check_order(file, cx);
+    check_order(e, cx);
 }
 
 fn check_span_expect(cx: &mut Ctx<'_>, s: &SpanExpect) {
@@ -516,8 +522,8 @@ fn check_count(cx: &mut Ctx<'_>, c: &Count) {
 
 /// `must_precede` and `must_follow` as edges "a ends before b starts", acyclic and
 /// consistent with windows (a span inside a window cannot precede or follow its outer span).
-fn check_order(file: &TestFile, cx: &mut Ctx<'_>) {
-    let Some(order) = &file.expect.order else {
+fn check_order(e: &Expect, cx: &mut Ctx<'_>) {
+    let Some(order) = &e.order else {
         return;
     };
     let edges: Vec<(&str, &str, &Sp<Pair>)> = order
@@ -554,7 +560,7 @@ fn check_order(file: &TestFile, cx: &mut Ctx<'_>) {
                 .into(),
         );
     }
-    for w in &file.expect.windows {
+    for w in &e.windows {
         let inside: HashSet<&str> = w.contains.iter().map(|c| c.as_str()).collect();
         for (a, b, p) in &edges {
             let contradicts = (*a == w.outer.as_str() && inside.contains(b))
