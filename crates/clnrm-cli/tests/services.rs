@@ -201,3 +201,120 @@ fn a_scenario_starts_only_its_services_and_their_dependencies() {
     log.sort();
     assert_eq!(log, vec!["b".to_owned(), "c".to_owned()]);
 }
+
+/// A file with service `app` running `script` (its log) and an agent service
+/// `client` where the scenario's steps run.
+fn app_and_client(script: &str, scenario: &str) -> String {
+    format!(
+        "[meta]\nname = \"t\"\nversion = \"1\"\n\n[service.app]\nimage = \"{IMAGE}\"\nargs = [\"sh\", \"-c\", {}]\n\n[service.client]\nimage = \"{IMAGE}\"\n\n{scenario}",
+        runs::toml_string(script)
+    )
+}
+
+#[test]
+fn a_service_that_exits_during_the_steps_fails_the_scenario_as_service_exited() {
+    let text = app_and_client(
+        "echo serving; sleep 1; echo 'panic: assignment to entry in nil map' >&2; exit 1",
+        "[[scenario]]\nname = \"crash\"\nservice = \"client\"\n\n[[scenario.steps]]\nname = \"wait\"\ncommand = [\"sleep\", \"3\"]\n",
+    );
+    let dir = project(&[("tests/crash.clnrm.toml", &text)]);
+    let run = run_json(dir.path(), &[]);
+    assert_eq!(run.code, Some(1), "{:#}\n{}", run.json, run.stderr);
+    let sc = scenario(&run, "crash");
+    assert_eq!(sc["status"], "failed");
+    assert_eq!(sc["reason"], "service_exited");
+    let message = sc["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("service \"app\" exited with code 1 while step \"wait\" was running"),
+        "{message}"
+    );
+    assert!(
+        message.contains("panic: assignment to entry in nil map"),
+        "{message}"
+    );
+    let app = &sc["services"][0];
+    assert_eq!(app["id"], "app");
+    assert_eq!(app["exit_code"], 1);
+    assert_eq!(app["oom_killed"], false);
+}
+
+#[test]
+fn log_tails_appear_in_human_and_json_reports_and_whole_logs_are_saved() {
+    // 30 lines: the tail holds the last 20, the artifact all of them.
+    let text = app_and_client(
+        "i=1; while [ $i -le 30 ]; do echo \"app line $i\"; i=$((i+1)); done; exec sleep 3600",
+        "[[scenario]]\nname = \"fails\"\nservice = \"client\"\n\n[[scenario.steps]]\nname = \"settle\"\ncommand = [\"sleep\", \"1\"]\n\n[[scenario.steps]]\nname = \"boom\"\ncommand = [\"sh\", \"-c\", \"exit 4\"]\n",
+    );
+    let dir = project(&[("tests/logs.clnrm.toml", &text)]);
+    let run = run_json(dir.path(), &[]);
+    assert_eq!(run.code, Some(1), "{:#}\n{}", run.json, run.stderr);
+    let sc = scenario(&run, "fails");
+    let tail = sc["services"][0]["log_tail"].as_str().unwrap_or_default();
+    let lines: Vec<&str> = tail.lines().collect();
+    assert_eq!(lines.len(), 20, "{tail}");
+    assert!(lines[0].ends_with(" app line 11"), "{tail}");
+    assert!(lines[19].ends_with(" app line 30"), "{tail}");
+    // Each line carries its time.
+    assert!(
+        lines[0].starts_with("20") && lines[0].contains('T'),
+        "{tail}"
+    );
+    let saved: Vec<_> = std::fs::read_dir(dir.path().join(".clnrm/artifacts"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".app.log"))
+        .collect();
+    assert_eq!(saved.len(), 1);
+    let whole = std::fs::read_to_string(saved[0].path()).unwrap_or_default();
+    assert_eq!(whole.lines().count(), 30, "{whole}");
+    // The human report shows the tail under the failure.
+    let out = common::clnrm(dir.path())
+        .args(["run", "--force"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let human = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        human.contains("service app (clnrm/busybox:latest, container "),
+        "{human}"
+    );
+    assert!(human.contains("app line 30"), "{human}");
+}
+
+#[test]
+fn log_expectations_hold_both_ways() {
+    let script = "echo 'listening on :8080'; echo 'migrated 3 tables'; exec sleep 3600";
+    let scenario_text = |name: &str, expectations: &str| {
+        format!(
+            "[[scenario]]\nname = \"{name}\"\nservice = \"client\"\n\n[[scenario.steps]]\nname = \"settle\"\ncommand = [\"sleep\", \"1\"]\n\n{expectations}\n"
+        )
+    };
+    let body = [
+        scenario_text(
+            "met",
+            "[[scenario.expect.log]]\nservice = \"app\"\ncontains = \"listening on :8080\"\n\n[[scenario.expect.log]]\nservice = \"app\"\nregex = '^migrated \\d+ tables$'\n\n[[scenario.expect.log]]\nservice = \"app\"\ncontains = \"ERROR\"\nabsent = true\n",
+        ),
+        scenario_text(
+            "missing",
+            "[[scenario.expect.log]]\nservice = \"app\"\ncontains = \"connected to db\"\n",
+        ),
+        scenario_text(
+            "present",
+            "[[scenario.expect.log]]\nservice = \"app\"\nregex = 'listening'\nabsent = true\n",
+        ),
+    ]
+    .join("\n");
+    let dir = project(&[("tests/logs.clnrm.toml", &app_and_client(script, &body))]);
+    let run = run_json(dir.path(), &[]);
+    assert_eq!(run.code, Some(1), "{:#}\n{}", run.json, run.stderr);
+    assert_eq!(scenario(&run, "met")["status"], "passed", "{:#}", run.json);
+    let missing = scenario(&run, "missing");
+    assert_eq!(missing["unmet"][0]["kind"], "log", "{missing:#}");
+    let found = missing["unmet"][0]["found"].as_str().unwrap_or_default();
+    assert!(
+        found.contains("not in its log; it ends: migrated 3 tables"),
+        "{found}"
+    );
+    let present = scenario(&run, "present");
+    let found = present["unmet"][0]["found"].as_str().unwrap_or_default();
+    assert!(found.contains("the line: listening on :8080"), "{found}");
+}

@@ -208,6 +208,11 @@ impl<E: ContainerEngine> ContainerEngine for Deadlines<E> {
             .await
     }
 
+    async fn log(&self, id: &str, cap: usize) -> Result<Vec<u8>, EngineError> {
+        self.within("read container logs", self.call, self.inner.log(id, cap))
+            .await
+    }
+
     async fn log_tail(&self, id: &str, lines: usize) -> Result<Vec<u8>, EngineError> {
         self.within(
             "read container logs",

@@ -177,6 +177,45 @@ fn chunk(item: Result<LogOutput, bollard::errors::Error>) -> Option<Result<Chunk
     }
 }
 
+impl Docker {
+    /// A container's log (stdout and stderr interleaved), the newest `cap` bytes of
+    /// its last `tail` lines.
+    async fn read_log(
+        &self,
+        id: &str,
+        tail: String,
+        timestamps: bool,
+        cap: usize,
+    ) -> Result<Vec<u8>, EngineError> {
+        let options = LogsOptions {
+            stdout: true,
+            stderr: true,
+            timestamps,
+            tail,
+            ..Default::default()
+        };
+        let mut stream = self.client.logs(id, Some(options));
+        let mut out = Vec::new();
+        while let Some(item) = stream.next().await {
+            match chunk(item) {
+                Some(Ok(Chunk::Stdout(b) | Chunk::Stderr(b))) => {
+                    out.extend_from_slice(&b);
+                    // Drop the oldest in large steps, not on every chunk.
+                    if out.len() > 2 * cap {
+                        out.drain(..out.len() - cap);
+                    }
+                }
+                Some(Err(e)) => return Err(e),
+                None => {}
+            }
+        }
+        if out.len() > cap {
+            out.drain(..out.len() - cap);
+        }
+        Ok(out)
+    }
+}
+
 impl ContainerEngine for Docker {
     async fn ping(&self) -> Result<(), EngineError> {
         self.client
@@ -361,26 +400,12 @@ impl ContainerEngine for Docker {
     }
 
     async fn log_tail(&self, id: &str, lines: usize) -> Result<Vec<u8>, EngineError> {
-        let options = LogsOptions {
-            stdout: true,
-            stderr: true,
-            tail: lines.to_string(),
-            ..Default::default()
-        };
-        let mut stream = self.client.logs(id, Some(options));
-        let mut out = Vec::new();
-        while let Some(item) = stream.next().await {
-            if let Some(Ok(Chunk::Stdout(b) | Chunk::Stderr(b))) = chunk(item) {
-                out.extend_from_slice(&b);
-                if out.len() > 2 * super::LOG_TAIL_CAP {
-                    out.drain(..out.len() - super::LOG_TAIL_CAP);
-                }
-            }
-        }
-        if out.len() > super::LOG_TAIL_CAP {
-            out.drain(..out.len() - super::LOG_TAIL_CAP);
-        }
-        Ok(out)
+        self.read_log(id, lines.to_string(), false, super::LOG_TAIL_CAP)
+            .await
+    }
+
+    async fn log(&self, id: &str, cap: usize) -> Result<Vec<u8>, EngineError> {
+        self.read_log(id, "all".into(), true, cap).await
     }
 
     async fn details(&self, id: &str) -> Result<Details, EngineError> {

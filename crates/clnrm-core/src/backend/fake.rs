@@ -260,6 +260,11 @@ impl ContainerEngine for FakeEngine {
         Ok(Vec::new())
     }
 
+    async fn log(&self, _id: &str, _cap: usize) -> Result<Vec<u8>, EngineError> {
+        self.gate().await;
+        Ok(Vec::new())
+    }
+
     async fn log_tail(&self, _id: &str, _lines: usize) -> Result<Vec<u8>, EngineError> {
         self.gate().await;
         Ok(Vec::new())

@@ -323,6 +323,13 @@ pub trait ContainerEngine: Send + Sync + 'static {
     -> impl Future<Output = Result<ContainerState, EngineError>> + Send;
     /// What the container's main process wrote to stdout so far.
     fn stdout_log(&self, id: &str) -> impl Future<Output = Result<Vec<u8>, EngineError>> + Send;
+    /// Everything the container's main process wrote, stdout and stderr interleaved,
+    /// each line prefixed with its RFC 3339 time; at most `cap` bytes (the newest).
+    fn log(
+        &self,
+        id: &str,
+        cap: usize,
+    ) -> impl Future<Output = Result<Vec<u8>, EngineError>> + Send;
     /// The last `lines` lines the container's main process wrote, stdout and stderr
     /// interleaved, at most [`LOG_TAIL_CAP`] bytes (the newest kept).
     fn log_tail(

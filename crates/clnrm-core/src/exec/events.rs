@@ -155,6 +155,25 @@ pub struct ScenarioResult {
     pub unmet: Vec<Unmet>,
     /// The span-tree diff against the baseline, when it differs.
     pub diff: Option<ScenarioDiff>,
+    /// What its services' containers did (those running their own command).
+    pub services: Vec<ServiceReport>,
+}
+
+/// What one service's container did during a scenario (SPEC §7.2). Texts masked.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ServiceReport {
+    /// Service id.
+    pub id: String,
+    /// Its image.
+    pub image: String,
+    /// Its container (short id).
+    pub container: String,
+    /// Its main process's exit code, when it has ended.
+    pub exit_code: Option<i64>,
+    /// The kernel killed it for lack of memory.
+    pub oom_killed: bool,
+    /// The last lines of its log (stdout and stderr, timestamped).
+    pub log_tail: String,
 }
 
 /// How a scenario's span tree differs from its baseline.
@@ -205,6 +224,7 @@ impl ScenarioResult {
             spans: 0,
             unmet: Vec::new(),
             diff: None,
+            services: Vec::new(),
         }
     }
 }

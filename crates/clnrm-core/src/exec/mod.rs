@@ -15,12 +15,13 @@ pub mod pool;
 mod queue;
 pub mod reaper;
 mod scenario;
+mod services;
 mod session;
 mod spans;
 mod worker;
 
 pub use dispatcher::CancelReason;
-pub use events::{Event, Reason, ScenarioDiff, ScenarioResult, Status, StepResult};
+pub use events::{Event, Reason, ScenarioDiff, ScenarioResult, ServiceReport, Status, StepResult};
 pub use reaper::{RUN_LABEL, RunOwner, reap};
 pub use session::Session;
 

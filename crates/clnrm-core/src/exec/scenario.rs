@@ -68,6 +68,19 @@ pub async fn run_scenario<E: ContainerEngine>(
         on_step(&result);
         steps.push(result);
     }
+    // A service that was to keep running and exited is why the scenario failed,
+    // whatever its steps saw (an engine error, exit 137).
+    if !matches!(failure, Some((Reason::Interrupted, _))) {
+        let step = steps
+            .iter()
+            .find(|s| matches!(s.status, Status::Failed | Status::Error))
+            .or(steps.iter().rfind(|s| s.status != Status::Skipped))
+            .map(|s| s.name.as_str());
+        if let Some(why) = super::services::exited(pool, &mut *env, step).await {
+            failure = Some((Reason::ServiceExited, sc.masker.mask(&why)));
+            reusable = false;
+        }
+    }
     let (status, reason, message) = match failure {
         None => (Status::Passed, None, None),
         Some((Reason::Interrupted, m)) => (Status::Skipped, Some(Reason::Interrupted), Some(m)),
@@ -89,6 +102,7 @@ pub async fn run_scenario<E: ContainerEngine>(
             spans: 0,
             unmet: Vec::new(),
             diff: None,
+            services: Vec::new(),
         },
         reusable: reusable && status == Status::Passed,
         stdout_spans,

@@ -5,6 +5,7 @@
 
 use super::events::{Reason, ScenarioResult, Status, StepResult};
 use super::pool::{self, Env, Pool};
+use super::services::ServiceLog;
 use super::{scenario, spans};
 use crate::backend::ContainerEngine;
 use crate::diff::BaselineCheck;
@@ -219,6 +220,10 @@ async fn in_env<E: ContainerEngine>(
         },
     );
     explain_no_spans(&mut ran.result, sc, otlp.map(|r| &**r));
+    let (reports, logs) =
+        super::services::report(&ctx.pool, &mut *env, sc, ctx.artifacts.as_deref()).await;
+    ran.result.services = reports;
+    check_logs(&mut ran.result, sc, &logs);
     (ran.result, ran.reusable)
 }
 
@@ -256,6 +261,31 @@ fn explain_no_spans(result: &mut ScenarioResult, sc: &PlannedScenario, otlp: Opt
         }
         _ => format!("{}; {wait}", first.found),
     };
+    result.message = Some(spans::unmet_message(&result.unmet));
+}
+
+/// Checks the scenario's `[[expect.log]]` against its services' logs (already
+/// masked); a scenario that passed so far, or failed only on expectations, gets the
+/// unmet ones.
+fn check_logs(result: &mut ScenarioResult, sc: &PlannedScenario, logs: &[ServiceLog]) {
+    if !(result.status == Status::Passed || result.reason == Some(Reason::Expectation)) {
+        return;
+    }
+    let logs: Vec<(&str, &str)> = logs
+        .iter()
+        .map(|l| (l.service.as_str(), l.text.as_str()))
+        .collect();
+    let unmet: Vec<_> = sc
+        .expect
+        .iter()
+        .flat_map(|set| crate::expect::check_logs(set, &logs))
+        .collect();
+    if unmet.is_empty() {
+        return;
+    }
+    result.status = Status::Failed;
+    result.reason = Some(Reason::Expectation);
+    result.unmet.extend(unmet);
     result.message = Some(spans::unmet_message(&result.unmet));
 }
 

@@ -97,6 +97,8 @@ pub enum ExpectKind {
     Status,
     /// `[expect.hermeticity]`.
     Hermeticity,
+    /// `[[expect.log]]`.
+    Log,
 }
 
 /// An expectation that the spans do not meet, as data: reports render it.
@@ -137,6 +139,56 @@ impl fmt::Display for Unmet {
     }
 }
 
+/// The unmet `[[expect.log]]` of `set`, given each service's log (`(service, text)`;
+/// a service without one counts as an empty log).
+pub fn check_logs(set: &ExpectSet, logs: &[(&str, &str)]) -> Vec<Unmet> {
+    let mut out = Vec::new();
+    for l in &set.expect.logs {
+        let text = logs
+            .iter()
+            .find(|(s, _)| *s == l.service.value)
+            .map_or("", |(_, t)| *t);
+        let absent = l.absent.as_ref().is_some_and(|a| a.value);
+        let (what, hit) = match (&l.contains, &l.regex) {
+            (Some(c), _) => (
+                format!("\"{}\"", c.value),
+                text.lines().find(|line| line.contains(&c.value)),
+            ),
+            (None, Some(re)) => (
+                format!("/{}/", re.as_str()),
+                text.lines().find(|line| re.regex().is_match(line)),
+            ),
+            (None, None) => continue,
+        };
+        let found = match (absent, hit) {
+            (false, None) => Some(match last_line(text) {
+                Some(last) => format!("not in its log; it ends: {last}"),
+                None => "its log is empty".to_owned(),
+            }),
+            (true, Some(line)) => Some(format!("the line: {line}")),
+            _ => None,
+        };
+        if let Some(found) = found {
+            out.push(Unmet {
+                kind: ExpectKind::Log,
+                what: format!("[[expect.log]] service \"{}\"", l.service.value),
+                at: set.at(l.span),
+                expected: format!(
+                    "the log of \"{}\" {} {what}",
+                    l.service.value,
+                    if absent { "never shows" } else { "shows" }
+                ),
+                found,
+            });
+        }
+    }
+    out
+}
+
+fn last_line(text: &str) -> Option<&str> {
+    text.lines().rev().find(|l| !l.trim().is_empty())
+}
+
 /// Every unmet expectation of `set` for `spans`, with no host known as the
 /// scenario's own (see [`check_in`]).
 pub fn check(set: &ExpectSet, spans: &[SpanRecord]) -> Vec<Unmet> {
@@ -148,7 +200,7 @@ pub fn check(set: &ExpectSet, spans: &[SpanRecord]) -> Vec<Unmet> {
 /// is no external service.
 pub fn check_in(set: &ExpectSet, spans: &[SpanRecord], own_hosts: &[String]) -> Vec<Unmet> {
     let e = &set.expect;
-    if e.is_empty() {
+    if !e.expects_spans() {
         return Vec::new();
     }
     if spans.is_empty() {

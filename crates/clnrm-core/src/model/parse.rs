@@ -470,6 +470,22 @@ fn read_step(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Option<Step> {
 }
 
 fn read_expect(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Expect {
+    let logs = t
+        .tables(r, "log")
+        .into_iter()
+        .filter_map(|mut l| {
+            let service = l.req(r, "service", "\"app\"");
+            let out = LogExpect {
+                service: service?,
+                contains: l.get(r, "contains"),
+                regex: l.get(r, "regex"),
+                absent: l.get(r, "absent"),
+                span: l.anchor(),
+            };
+            l.finish(r);
+            Some(out)
+        })
+        .collect();
     let spans = t
         .tables(r, "span")
         .into_iter()
@@ -580,6 +596,7 @@ fn read_expect(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Expect {
         order,
         status,
         hermeticity,
+        logs,
     }
 }
 

@@ -374,12 +374,44 @@ pub struct Expect {
     pub status: Option<StatusExpect>,
     /// `[expect.hermeticity]`.
     pub hermeticity: Option<HermeticityExpect>,
+    /// `[[expect.log]]`: what a service's log holds, or must not.
+    #[serde(rename = "log", default)]
+    pub logs: Vec<LogExpect>,
+}
+
+/// `[[expect.log]]`: checked against a service's log after the steps.
+#[derive(Clone, Debug, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct LogExpect {
+    /// The service whose log is read.
+    pub service: Sp<String>,
+    /// Text the log holds (or, with `absent`, must not).
+    pub contains: Option<Sp<String>>,
+    /// A regular expression a line of the log matches (or, with `absent`, none does).
+    pub regex: Option<Sp<Pattern>>,
+    /// `true`: the text must not appear.
+    pub absent: Option<Sp<bool>>,
+    /// Where the expectation's table is.
+    #[serde(skip)]
+    pub span: Span,
 }
 
 impl Expect {
+    /// Whether any span expectation is set (log expectations need no spans).
+    pub fn expects_spans(&self) -> bool {
+        !(self.spans.is_empty()
+            && self.graph.is_none()
+            && self.counts.is_none()
+            && self.windows.is_empty()
+            && self.order.is_none()
+            && self.status.is_none()
+            && self.hermeticity.is_none())
+    }
+
     /// Whether any expectation is set.
     pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
+        self.logs.is_empty()
+            && self.spans.is_empty()
             && self.graph.is_none()
             && self.counts.is_none()
             && self.windows.is_empty()

@@ -43,8 +43,29 @@ struct SpansArtifactRef<'a> {
 
 /// Where the artifact of `scenario` lives under `dir`.
 pub fn artifact_path(dir: &Path, scenario: &str) -> PathBuf {
-    let safe: String = scenario
-        .chars()
+    dir.join(format!("{}.spans.json", artifact_stem(scenario)))
+}
+
+/// Where the log of `service` in `scenario` is saved under `dir`.
+pub fn log_path(dir: &Path, scenario: &str, service: &str) -> PathBuf {
+    dir.join(format!(
+        "{}.{}.log",
+        artifact_stem(scenario),
+        sanitised(service, 60)
+    ))
+}
+
+/// `scenario`'s id made a file name: sanitised, shortened, and kept unique by a hash.
+fn artifact_stem(scenario: &str) -> String {
+    let hash: String = Sha256::digest(scenario.as_bytes())[..4]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{}-{hash}", sanitised(scenario, 80))
+}
+
+fn sanitised(text: &str, max: usize) -> String {
+    text.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || "._-".contains(c) {
                 c
@@ -52,13 +73,21 @@ pub fn artifact_path(dir: &Path, scenario: &str) -> PathBuf {
                 '_'
             }
         })
-        .take(80)
-        .collect();
-    let hash: String = Sha256::digest(scenario.as_bytes())[..4]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    dir.join(format!("{safe}-{hash}.spans.json"))
+        .take(max)
+        .collect()
+}
+
+/// Writes `bytes` to `path` atomically (a temporary file, then a rename).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    if let Err(e) = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(())
 }
 
 /// Saves the spans of `scenario`.

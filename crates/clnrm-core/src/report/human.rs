@@ -218,6 +218,24 @@ impl<W: Write> HumanReporter<W> {
                 }
             }
         }
+        for svc in &r.services {
+            if svc.log_tail.trim().is_empty() {
+                continue;
+            }
+            let state = match (svc.oom_killed, svc.exit_code) {
+                (true, _) => ", killed for lack of memory".to_owned(),
+                (false, Some(code)) => format!(", exited {code}"),
+                (false, None) => String::new(),
+            };
+            let _ = writeln!(
+                self.out,
+                "  service {} ({}, container {}{state}), last lines of its log:",
+                svc.id, svc.image, svc.container
+            );
+            for l in svc.log_tail.lines() {
+                let _ = writeln!(self.out, "    | {l}");
+            }
+        }
     }
 }
 

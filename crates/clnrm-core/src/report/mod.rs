@@ -156,6 +156,7 @@ fn scenario_json(r: &ScenarioResult) -> Value {
         "unmet": r.unmet,
         "diff": r.diff,
         "steps": steps,
+        "services": r.services,
     })
 }
 
@@ -211,6 +212,7 @@ pub(crate) mod tests {
             spans: 0,
             unmet: Vec::new(),
             diff: None,
+            services: Vec::new(),
         };
         RunReport {
             run_id: "abc123".into(),

@@ -419,9 +419,28 @@ fn check_otel(file: &TestFile, cx: &mut Ctx<'_>) {
 }
 
 fn check_expectations(file: &TestFile, cx: &mut Ctx<'_>) {
-    check_expect(&file.expect, cx);
-    for sc in &file.scenarios {
-        check_expect(&sc.expect, cx);
+    let defined: Vec<&str> = file
+        .services
+        .iter()
+        .map(|(k, _)| k.value.as_str())
+        .collect();
+    for e in std::iter::once(&file.expect).chain(file.scenarios.iter().map(|s| &s.expect)) {
+        check_expect(e, cx);
+        for l in &e.logs {
+            check_reference(cx, &l.service, &defined, "[[expect.log]]");
+            if l.contains.is_some() == l.regex.is_some() {
+                cx.error(
+                    Code::BadValue,
+                    l.span,
+                    "[[expect.log]] needs exactly one of `contains` and `regex`".into(),
+                    if l.contains.is_some() {
+                        "both given"
+                    } else {
+                        "neither given"
+                    },
+                );
+            }
+        }
     }
 }
 
