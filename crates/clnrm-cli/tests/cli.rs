@@ -163,8 +163,33 @@ fn missing_path_and_non_test_file_exit_2() {
         .args(["validate", "Cargo.toml"])
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
+    // Named explicitly, it is read as a test definition whatever its name.
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr_of(&out).contains("Cargo.toml is not a test definition"));
+    assert!(
+        stderr_of(&out).contains("missing required table [meta]"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+#[test]
+fn a_file_named_explicitly_is_read_whatever_its_name_but_directories_keep_the_rule() {
+    let dir = project(&[
+        ("validation_tests/minimal.toml", VALID),
+        ("validation_tests/a.clnrm.toml", VALID),
+    ]);
+    let out = clnrm(dir.path())
+        .args(["validate", "validation_tests/minimal.toml"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let out = clnrm(dir.path())
+        .args(["list", "validation_tests"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let listed = stdout_of(&out);
+    assert!(listed.contains("a.clnrm.toml"), "{listed}");
+    assert!(!listed.contains("minimal.toml"), "{listed}");
 }
 
 #[test]
@@ -334,6 +359,15 @@ fn init_scaffolds_a_project_that_validates() {
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(stdout_of(&again).contains("exists"));
+    let elsewhere = clnrm(dir.path())
+        .args(["init", "my project"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        stdout_of(&elsewhere).contains("next: cd 'my project' && clnrm validate tests/"),
+        "{}",
+        stdout_of(&elsewhere)
+    );
 }
 
 #[test]

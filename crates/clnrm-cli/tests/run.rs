@@ -772,3 +772,26 @@ fn max_concurrent_containers_bounds_the_run_without_deadlock() {
         intervals(&run)
     );
 }
+
+#[test]
+fn a_scenario_with_both_run_and_steps_runs_run_first_then_the_steps_with_a_warning() {
+    let dir = project(&[(
+        "tests/both.clnrm.toml",
+        &file(
+            "[[scenario]]\nname = \"both\"\nrun = \"touch /tmp/first\"\n\n[[scenario.steps]]\nname = \"after\"\ncommand = [\"test\", \"-f\", \"/tmp/first\"]\n",
+        ),
+    )]);
+    let out = clnrm(dir.path())
+        .args(["validate"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("warning[W0005]"), "{stderr}");
+    let run = run_json(dir.path(), &[]);
+    run.assert_passed();
+    let steps = &scenario(&run, "both")["steps"];
+    assert_eq!(steps[0]["name"], "run");
+    assert_eq!(steps[1]["name"], "after");
+    assert_eq!(steps[1]["status"], "passed");
+}

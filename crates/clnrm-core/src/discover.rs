@@ -13,8 +13,9 @@ pub fn is_test_file_name(name: &str) -> bool {
     name.ends_with(".clnrm.toml") || name.ends_with(".clnrm.toml.tera")
 }
 
-/// Test definitions under `paths`, sorted and without duplicates. A named path that
-/// does not exist, or a named file that is not a test definition, is a diagnostic.
+/// Test definitions under `paths`, sorted and without duplicates: each named file,
+/// whatever its name, and the files of each named directory that follow the naming
+/// rule. A named path that does not exist is a diagnostic.
 pub fn discover(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<Diagnostic>) {
     let mut files = Vec::new();
     let mut diags = Vec::new();
@@ -33,22 +34,10 @@ pub fn discover(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<Diagnostic>) {
             }
         };
         if !meta.is_dir() {
-            let name = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default();
-            if is_test_file_name(name) {
-                files.push(path.clone());
-            } else {
-                diags.push(
-                    Diagnostic::error(
-                        Code::NotATestFile,
-                        format!("{} is not a test definition", path.display()),
-                    )
-                    .in_file(path.display().to_string())
-                    .help("test definitions are named *.clnrm.toml or *.clnrm.toml.tera"),
-                );
-            }
+            // A file named explicitly is read as a test definition whatever its
+            // name, as pytest collects a file it is given; only directories are
+            // searched by the naming rule.
+            files.push(path.clone());
             continue;
         }
         files.extend(walk(path));
@@ -131,8 +120,9 @@ mod tests {
     }
 
     #[test]
-    fn a_named_non_test_file_is_an_error() {
-        let (_, diags) = discover(&[PathBuf::from("Cargo.toml")]);
-        assert_eq!(diags.len(), 1);
+    fn a_named_file_is_taken_whatever_its_name() {
+        let (files, diags) = discover(&[PathBuf::from("Cargo.toml")]);
+        assert_eq!(files, vec![PathBuf::from("Cargo.toml")]);
+        assert!(diags.is_empty());
     }
 }

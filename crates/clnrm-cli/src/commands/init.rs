@@ -2,7 +2,7 @@
 
 use crate::cli::InitArgs;
 use crate::exit;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 const CONFIG: &str = r#"# clnrm project configuration; every key is optional.
 [executor]
@@ -84,6 +84,11 @@ pub fn run(args: InitArgs) -> i32 {
         }
         println!("  created {}", path.display());
     }
-    println!("next: clnrm validate tests/");
+    if dir == Path::new(".") {
+        println!("next: clnrm validate tests/");
+    } else {
+        let shown = clnrm_core::exec::agent::quote(&dir.display().to_string());
+        println!("next: cd {shown} && clnrm validate tests/");
+    }
     exit::SUCCESS
 }

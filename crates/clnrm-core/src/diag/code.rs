@@ -32,7 +32,7 @@ codes! {
     NotUtf8 = "0002", "E", "the file is not valid UTF-8";
     EmptyFile = "0003", "E", "the file is empty";
     TooLarge = "0004", "E", "the file is larger than clnrm accepts";
-    NotATestFile = "0005", "E", "a path named on the command line is not a test definition";
+    NotATestFile = "0005", "E", "the paths named on the command line hold no test definition";
     Internal = "0006", "E", "clnrm itself failed on the file (a bug)";
     TomlSyntax = "0010", "E", "the TOML does not parse";
     TemplateSyntax = "0020", "E", "the Tera template does not parse";
@@ -56,13 +56,14 @@ codes! {
     NoScenario = "0115", "E", "the file defines no scenario";
     EmptyCommand = "0116", "E", "a command list is empty";
     OutOfRange = "0117", "E", "a number is outside its allowed range";
-    NothingToRun = "0118", "E", "a scenario has neither `run` nor `steps`, or both";
+    NothingToRun = "0118", "E", "a scenario has neither `run` nor `steps`";
     AmbiguousService = "0119", "E", "a step or scenario does not say which service to run in";
     BadValue = "0120", "E", "a value is malformed (URL, artifact, pair)";
     DependencyCycle = "0121", "E", "services' `depends_on` form a cycle";
     UnknownKey = "0001", "W", "a key is not part of the format (probably a typo)";
     Legacy = "0002", "W", "the file uses the legacy format";
     UnknownWord = "0003", "W", "a value is not one clnrm knows and will be ignored";
+    RunAndSteps = "0005", "W", "a scenario has both `run` and `steps` (`run` runs first)";
     DangerousMount = "0004", "W", "a bind mount hands the container the engine socket, a system directory or a parent of the project";
 }
 

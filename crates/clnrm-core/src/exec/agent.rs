@@ -54,6 +54,29 @@ pub fn quote(word: &str) -> String {
     format!("'{}'", word.replace('\'', r"'\''"))
 }
 
+/// `word` as a reader should see it in a report: [`quote`]d, except that control
+/// characters (a newline in a `sh -c` script) are written as `$'...'` escapes, so a
+/// command stays on one line.
+pub fn quote_for_display(word: &str) -> String {
+    if !word.chars().any(char::is_control) {
+        return quote(word);
+    }
+    let mut out = String::from("$'");
+    for c in word.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", u32::from(c) & 0xff)),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
 /// The shell line that runs `argv` with `env` in `workdir`.
 pub fn command_line(argv: &[String], env: &[(String, String)], workdir: Option<&str>) -> String {
     let mut line = String::from("(");
@@ -197,6 +220,16 @@ fn find_last(hay: &[u8], needle: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_displayed_command_stays_on_one_line() {
+        assert_eq!(quote_for_display("echo"), "echo");
+        assert_eq!(quote_for_display("a b"), "'a b'");
+        assert_eq!(
+            quote_for_display("set -e\necho 'hi'\n"),
+            "$'set -e\\necho \\'hi\\'\\n'"
+        );
+    }
     use bytes::Bytes;
     use futures_util::stream;
 

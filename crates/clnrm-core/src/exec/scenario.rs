@@ -1,7 +1,7 @@
 //! Runs one scenario's steps in a ready environment: each step by the agent (or an
 //! engine exec), with its timeout, exit-code and output checks, and OOM detection.
 
-use super::agent::quote;
+use super::agent::quote_for_display;
 use super::events::{Reason, ScenarioResult, Status, StepResult};
 use super::otel_env::{merged, otel_env, with_token};
 use super::pool::{Env, Pool, oom_kills, run_in};
@@ -127,7 +127,7 @@ fn not_run(sc: &PlannedScenario, step: &PlannedStep) -> StepResult {
 }
 
 fn display_command(sc: &PlannedScenario, step: &PlannedStep) -> String {
-    let words: Vec<String> = step.argv.iter().map(|a| quote(a)).collect();
+    let words: Vec<String> = step.argv.iter().map(|a| quote_for_display(a)).collect();
     sc.masker.mask(&words.join(" "))
 }
 

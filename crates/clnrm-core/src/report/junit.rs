@@ -98,12 +98,12 @@ fn testcase(xml: &mut String, r: &ScenarioResult) {
     let output: String = r
         .steps
         .iter()
-        .map(|s| format!("$ {}\n{}", s.command, tail(&s.stdout, TAIL_BYTES)))
+        .map(|s| format!("$ {}\n{}", s.command, ended(tail(&s.stdout, TAIL_BYTES))))
         .collect();
     let errors: String = r
         .steps
         .iter()
-        .map(|s| tail(&s.stderr, TAIL_BYTES))
+        .map(|s| ended(tail(&s.stderr, TAIL_BYTES)))
         .collect();
     if body.is_none() && output.is_empty() {
         xml.push_str("/>\n");
@@ -139,6 +139,16 @@ fn details(r: &ScenarioResult) -> String {
         if let Some(code) = step.exit_code {
             let _ = write!(text, "\nexit code: {code}");
         }
+    }
+    text
+}
+
+/// `text` ending in a line break (unless empty), so the next step's output starts on
+/// a line of its own.
+fn ended(text: impl Into<String>) -> String {
+    let mut text = text.into();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
     }
     text
 }

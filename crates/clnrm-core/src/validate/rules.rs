@@ -94,13 +94,15 @@ fn check_scenarios(file: &TestFile, cx: &mut Ctx<'_>) {
                     Some("add `run = \"command args\"` or one or more [[scenario.steps]]".into());
             }
             (Some(run), false) => {
-                cx.error(
-                    Code::NothingToRun,
-                    run.span,
+                // Accepted, as the original clnrm did (it ran `run` and ignored the
+                // steps); here both run, `run` first.
+                let d = Diagnostic::warning(
+                    Code::RunAndSteps,
                     format!("scenario \"{}\" has both `run` and `steps`", sc.name.value),
-                    "remove `run` or the steps",
                 )
-                .help = Some("a scenario runs either `run` or its steps".into());
+                .at(cx.src, run.span, "this runs first, then the steps")
+                .help("keep one of them to make the order explicit");
+                cx.diags.push(d);
             }
             _ => {}
         }
