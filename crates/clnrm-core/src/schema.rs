@@ -3,6 +3,7 @@
 //! when it is stale (regenerate with `CLNRM_BLESS=1 cargo nextest run`).
 
 use crate::model::TestFile;
+use serde_json::Value;
 
 /// The schema as pretty JSON with a trailing newline.
 pub fn test_file_schema() -> String {
@@ -11,6 +12,179 @@ pub fn test_file_schema() -> String {
     let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
     text.push('\n');
     text
+}
+
+/// The key reference (`docs/keys.md`): every table of the format with its keys, their
+/// types and descriptions, generated from the schema so that it cannot drift.
+pub fn key_reference() -> String {
+    let schema: Value = serde_json::from_str(&test_file_schema()).unwrap_or_default();
+    let mut out = String::from(
+        "# Keys of a test definition\n\nGenerated from `schemas/clnrm.schema.json` (itself generated from the model); \
+         a test fails when this page is stale. `<id>` is a name you choose. Types: \
+         `string`, `integer`, `number`, `boolean`, a word from a list, `[T]` an array, \
+         `{ <key> = T }` a table of your keys.\n",
+    );
+    let mut tables = Vec::new();
+    collect_tables(&schema, &schema, "", false, &mut tables);
+    // The order a file is usually written in, not the alphabet.
+    const ORDER: [&str; 9] = [
+        "meta",
+        "service",
+        "scenario",
+        "otel",
+        "expect",
+        "limits",
+        "report",
+        "determinism",
+        "vars",
+    ];
+    tables.sort_by_key(|(header, _)| {
+        let first = header
+            .trim_start_matches('[')
+            .split(['.', ']'])
+            .next()
+            .unwrap_or_default();
+        ORDER
+            .iter()
+            .position(|o| *o == first)
+            .unwrap_or(ORDER.len())
+    });
+    for (header, rows) in tables {
+        out.push_str(&format!(
+            "\n## `{header}`\n\n| key | type | |\n|---|---|---|\n"
+        ));
+        for (key, ty, required, doc) in rows {
+            let req = if required { " (required)" } else { "" };
+            out.push_str(&format!(
+                "| `{key}`{req} | {ty} | {} |\n",
+                doc.replace('\n', " ").replace('|', "\\|")
+            ));
+        }
+    }
+    out
+}
+
+type Row = (String, String, bool, String);
+
+fn resolve<'a>(root: &'a Value, v: &'a Value) -> &'a Value {
+    match v.get("$ref").and_then(Value::as_str) {
+        Some(r) => r
+            .strip_prefix("#/$defs/")
+            .and_then(|name| root.get("$defs")?.get(name))
+            .unwrap_or(v),
+        None => v,
+    }
+}
+
+/// A table's rows, then the tables under it. `path` is the dotted path of `v`;
+/// `many` says it is an array of tables.
+fn collect_tables(
+    root: &Value,
+    v: &Value,
+    path: &str,
+    many: bool,
+    out: &mut Vec<(String, Vec<Row>)>,
+) {
+    let v = resolve(root, v);
+    let Some(props) = v.get("properties").and_then(Value::as_object) else {
+        return;
+    };
+    let required: Vec<&str> = v
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let header = match (path.is_empty(), many) {
+        (true, _) => "(top level)".to_owned(),
+        (false, true) => format!("[[{path}]]"),
+        (false, false) => format!("[{path}]"),
+    };
+    let mut rows = Vec::new();
+    let mut nested = Vec::new();
+    for (key, p) in props {
+        let child = if path.is_empty() {
+            key.clone()
+        } else {
+            format!("{path}.{key}")
+        };
+        let doc = p
+            .get("description")
+            .or_else(|| resolve(root, p).get("description"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let target = resolve(root, p);
+        if target.get("properties").is_some() {
+            nested.push((child, p, false));
+            continue;
+        }
+        if let Some(items) = p
+            .get("items")
+            .filter(|i| resolve(root, i).get("properties").is_some())
+        {
+            nested.push((child, items, true));
+            continue;
+        }
+        if let Some(values) = p
+            .get("additionalProperties")
+            .filter(|a| resolve(root, a).get("properties").is_some())
+        {
+            nested.push((format!("{child}.<id>"), values, false));
+            continue;
+        }
+        rows.push((
+            key.clone(),
+            type_of(root, p),
+            required.contains(&key.as_str()),
+            doc,
+        ));
+    }
+    if !rows.is_empty() {
+        out.push((header, rows));
+    }
+    for (child, p, many) in nested {
+        collect_tables(root, p, &child, many, out);
+    }
+}
+
+/// A value's type in the reference's words.
+fn type_of(root: &Value, v: &Value) -> String {
+    let v = resolve(root, v);
+    if let Some(alts) = v
+        .get("oneOf")
+        .or_else(|| v.get("enum"))
+        .and_then(Value::as_array)
+    {
+        let words: Vec<String> = alts
+            .iter()
+            .filter_map(|a| a.get("const").or(Some(a)).and_then(Value::as_str))
+            .map(|w| format!("`\"{w}\"`"))
+            .collect();
+        if !words.is_empty() {
+            return format!("one of {}", words.join(", "));
+        }
+    }
+    if let Some(alts) = v.get("anyOf").and_then(Value::as_array) {
+        let kinds: Vec<String> = alts.iter().map(|a| type_of(root, a)).collect();
+        return kinds.join(" or ");
+    }
+    match v.get("type").and_then(Value::as_str) {
+        Some("array") => format!(
+            "[{}]",
+            v.get("items")
+                .map_or("any".to_owned(), |i| type_of(root, i))
+        ),
+        Some("object") => match v.get("additionalProperties") {
+            Some(a) if a.is_object() => format!("{{ <key> = {} }}", type_of(root, a)),
+            _ => "table".to_owned(),
+        },
+        Some("integer") => match v.get("minimum").and_then(Value::as_f64) {
+            Some(m) if m > 0.0 => format!("integer ≥ {m}"),
+            _ => "integer".to_owned(),
+        },
+        Some(t) => t.to_owned(),
+        None => "any".to_owned(),
+    }
 }
 
 /// TOML has no null (an absent key is how a value is left out), so the
@@ -65,6 +239,33 @@ mod tests {
             stored == fresh,
             "schemas/clnrm.schema.json is stale; run `CLNRM_BLESS=1 cargo nextest run -p clnrm-core schema`"
         );
+    }
+
+    #[test]
+    fn checked_in_key_reference_is_up_to_date() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/keys.md");
+        let fresh = key_reference();
+        if std::env::var_os("CLNRM_BLESS").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap_or(&path))
+                .unwrap_or_else(|e| panic!("{e}"));
+            std::fs::write(&path, &fresh)
+                .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        }
+        let stored = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            stored == fresh,
+            "docs/keys.md is stale; run `CLNRM_BLESS=1 cargo nextest run -p clnrm-core schema`"
+        );
+        for heading in [
+            "## `[meta]`",
+            "## `[service.<id>]`",
+            "## `[[scenario]]`",
+            "## `[[expect.log]]`",
+            "## `[[scenario.expect.span]]`",
+        ] {
+            assert!(fresh.contains(heading), "{heading} missing");
+        }
+        assert!(fresh.contains("| `depends_on` |"));
     }
 
     #[test]
