@@ -548,3 +548,24 @@ by_name = {{ "GET /orders/{{id}}" = {{ eq = 1 }} }}
     // The position is the scenario's own table in the file.
     assert_eq!(unmet["line"], 41, "{wrong:#}");
 }
+
+#[test]
+fn a_run_time_failure_in_a_template_points_at_the_template_line() {
+    let text = format!(
+        "[meta]\nname = \"t\"\nversion = \"1\"\n\n[otel]\nexporter = \"stdout\"\n\n[service.app]\nimage = \"{IMAGE}\"\n{{% for i in range(end=20) %}}\n# filler {{{{ i }}}}\n{{% endfor %}}\n[[scenario]]\nname = \"s\"\nrun = \"RUN\"\n\n[[expect.span]]\nname = \"checkout\"\n"
+    );
+    // The expectation is rendered 40 lines further down than it is written.
+    let dir = project(&[(
+        "tests/t.clnrm.toml.tera",
+        &text.replace(
+            "run = \"RUN\"",
+            &format!("run = {}", toml_string(&format!("echo '{FLAT_LINE}'"))),
+        ),
+    )]);
+    let run = run_json(dir.path(), &[]);
+    assert_eq!(run.code, Some(1), "{:#}\n{}", run.json, run.stderr);
+    let unmet = &scenario(&run, "s")["unmet"][0];
+    assert_eq!(unmet["file"], "tests/t.clnrm.toml.tera", "{unmet:#}");
+    assert_eq!(unmet["line"], 17, "{unmet:#}");
+    assert!(unmet.get("rendered").is_none(), "{unmet:#}");
+}

@@ -6,7 +6,7 @@
 
 mod matchers;
 
-use crate::diag::{Source, Span};
+use crate::diag::{Source, SourceKind, Span};
 use crate::model::{Expect, NamePattern};
 use crate::otel::SpanRecord;
 use serde::Serialize;
@@ -22,6 +22,9 @@ pub struct ExpectSet {
     pub source: Arc<Source>,
     /// The file as shown to users.
     pub display: String,
+    /// For a template: the template line of each rendered line, worked out on the
+    /// first failure.
+    origins: std::sync::OnceLock<Vec<Option<usize>>>,
 }
 
 impl ExpectSet {
@@ -31,6 +34,7 @@ impl ExpectSet {
             expect,
             source,
             display,
+            origins: std::sync::OnceLock::new(),
         }
     }
 
@@ -43,14 +47,27 @@ impl ExpectSet {
         spans.iter().filter(|s| pattern.is_match(&s.name)).collect()
     }
 
-    /// Where a span of the source is.
+    /// Where a span of the source is. For a template, that is the template line the
+    /// expectation is literal text on; where it is not (a tag wrote it), the rendered
+    /// line, marked as such.
     pub fn at(&self, span: Span) -> Position {
         let lc = self.source.line_col(span.start);
-        Position {
+        let mut at = Position {
             file: self.display.clone(),
             line: Some(lc.line),
             col: Some(lc.col),
+            rendered: false,
+        };
+        if let SourceKind::Rendered { template } = self.source.kind() {
+            let origins = self
+                .origins
+                .get_or_init(|| crate::template::line_origins(template, &self.source));
+            match origins.get(lc.line - 1).copied().flatten() {
+                Some(line) => at.line = Some(line),
+                None => at.rendered = true,
+            }
         }
+        at
     }
 }
 
@@ -65,6 +82,10 @@ pub struct Position {
     /// 1-based column (in characters).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub col: Option<usize>,
+    /// The position is in the rendered text of a template (a tag wrote the
+    /// expectation, so no template line holds it).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub rendered: bool,
 }
 
 impl fmt::Display for Position {
@@ -72,6 +93,9 @@ impl fmt::Display for Position {
         f.write_str(&self.file)?;
         if let (Some(line), Some(col)) = (self.line, self.col) {
             write!(f, ":{line}:{col}")?;
+        }
+        if self.rendered {
+            f.write_str(" (rendered)")?;
         }
         Ok(())
     }
@@ -211,6 +235,7 @@ pub fn check_in(set: &ExpectSet, spans: &[SpanRecord], own_hosts: &[String]) -> 
                 file: set.display.clone(),
                 line: None,
                 col: None,
+                rendered: false,
             },
             expected: "spans from the system under test".into(),
             found: "no spans at all (check [otel].exporter and that the system exports)".into(),

@@ -439,3 +439,28 @@ proptest! {
         let _ = check(&set(all), &spans);
     }
 }
+
+#[test]
+fn a_failure_in_a_template_points_at_the_template_line_or_says_rendered() {
+    let template = Source::file(
+        "t.clnrm.toml.tera",
+        "[meta]\nname = \"t\"\nversion = \"1\"\n{% for i in [1, 2, 3] %}\n# generated {{ i }}\n{% endfor %}\n[[scenario]]\nname = \"s\"\nrun = \"true\"\n\n[[expect.span]]\nname = \"missing\"\n\n{{ '[[ expect.span ]]' }}\nname = \"also-missing\"\n",
+    );
+    let rendered_text = "[meta]\nname = \"t\"\nversion = \"1\"\n\n# generated 1\n\n# generated 2\n\n# generated 3\n\n[[scenario]]\nname = \"s\"\nrun = \"true\"\n\n[[expect.span]]\nname = \"missing\"\n\n[[ expect.span ]]\nname = \"also-missing\"\n";
+    let rendered = Source::rendered(&template, rendered_text.to_owned());
+    let (file, diags) = parse_test_file(&rendered);
+    assert!(!diags.has_errors(), "{diags:?}");
+    let set = ExpectSet::new(
+        file.expect("parsed").expect,
+        rendered,
+        "t.clnrm.toml.tera".into(),
+    );
+    let u = check(&set, &trace());
+    assert_eq!(u.len(), 2, "{u:?}");
+    // Literal in the template: its template line (11), not the rendered one (15).
+    assert_eq!((u[0].at.line, u[0].at.rendered), (Some(11), false));
+    assert_eq!(u[0].at.to_string(), "t.clnrm.toml.tera:11:1");
+    // Written by a tag: the rendered line, marked.
+    assert!(u[1].at.rendered, "{:?}", u[1].at);
+    assert!(u[1].at.to_string().ends_with("(rendered)"), "{}", u[1].at);
+}
