@@ -229,6 +229,15 @@ fn clnrm_exports_its_own_run_scenario_and_step_spans_over_http_and_grpc() {
     }
 }
 
+/// The runtime of a system under test that this binary plays.
+fn sut_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// Not a test by itself: run inside a container by the test below (with
 /// `CLNRM_TEST_EXPORT` set), this test binary is an instrumented service that exports
 /// through opentelemetry-otlp to whatever `OTEL_EXPORTER_OTLP_*` clnrm injected.
@@ -240,11 +249,7 @@ fn otlp_exporter_entry() {
     if std::env::var_os("CLNRM_TEST_EXPORT").is_none() {
         return;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let rt = sut_runtime();
     let _guard = rt.enter();
     let grpc = std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL").is_ok_and(|p| p == "grpc");
     let exporter = if grpc {
@@ -340,11 +345,7 @@ fn batch_service_entry() {
     if std::env::var_os("CLNRM_TEST_SERVICE").is_none() {
         return;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let rt = sut_runtime();
     let _guard = rt.enter();
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()

@@ -225,37 +225,34 @@ fn drop_null_alternatives(v: &mut serde_json::Value) {
 mod tests {
     use super::*;
 
+    /// Asserts the checked-in `path` holds `fresh`; with `CLNRM_BLESS` set, writes it.
+    fn assert_fresh(path: &std::path::Path, fresh: &str) {
+        if std::env::var_os("CLNRM_BLESS").is_some() {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{e}"));
+            }
+            std::fs::write(path, fresh).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        }
+        let stored = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            stored == fresh,
+            "{} is stale; run `CLNRM_BLESS=1 cargo nextest run -p clnrm-core schema`",
+            path.display()
+        );
+    }
+
     #[test]
     fn checked_in_schema_is_up_to_date() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../schemas/clnrm.schema.json");
-        let fresh = test_file_schema();
-        if std::env::var_os("CLNRM_BLESS").is_some() {
-            std::fs::write(&path, &fresh)
-                .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-        }
-        let stored = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(
-            stored == fresh,
-            "schemas/clnrm.schema.json is stale; run `CLNRM_BLESS=1 cargo nextest run -p clnrm-core schema`"
-        );
+        assert_fresh(&path, &test_file_schema());
     }
 
     #[test]
     fn checked_in_key_reference_is_up_to_date() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/keys.md");
         let fresh = key_reference();
-        if std::env::var_os("CLNRM_BLESS").is_some() {
-            std::fs::create_dir_all(path.parent().unwrap_or(&path))
-                .unwrap_or_else(|e| panic!("{e}"));
-            std::fs::write(&path, &fresh)
-                .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-        }
-        let stored = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(
-            stored == fresh,
-            "docs/keys.md is stale; run `CLNRM_BLESS=1 cargo nextest run -p clnrm-core schema`"
-        );
+        assert_fresh(&path, &fresh);
         for heading in [
             "## `[meta]`",
             "## `[service.<id>]`",

@@ -410,14 +410,7 @@ impl Expect {
 
     /// Whether any expectation is set.
     pub fn is_empty(&self) -> bool {
-        self.logs.is_empty()
-            && self.spans.is_empty()
-            && self.graph.is_none()
-            && self.counts.is_none()
-            && self.windows.is_empty()
-            && self.order.is_none()
-            && self.status.is_none()
-            && self.hermeticity.is_none()
+        self.logs.is_empty() && !self.expects_spans()
     }
 }
 

@@ -50,11 +50,7 @@ pub fn check(file: &TestFile, src: &Arc<Source>, host: &HostPaths, diags: &mut D
 }
 
 fn check_scenarios(file: &TestFile, cx: &mut Ctx<'_>) {
-    let defined: Vec<&str> = file
-        .services
-        .iter()
-        .map(|(k, _)| k.value.as_str())
-        .collect();
+    let defined = service_ids(file);
     let mut seen: HashMap<&str, Span> = HashMap::new();
     for sc in &file.scenarios {
         if let Some(first) = seen.get(sc.name.as_str()) {
@@ -189,6 +185,14 @@ fn check_scenarios(file: &TestFile, cx: &mut Ctx<'_>) {
             }
         }
     }
+}
+
+/// The ids of the file's services, in the order written.
+fn service_ids(file: &TestFile) -> Vec<&str> {
+    file.services
+        .iter()
+        .map(|(k, _)| k.value.as_str())
+        .collect()
 }
 
 fn check_reference(cx: &mut Ctx<'_>, service: &Sp<String>, defined: &[&str], who: &str) {
@@ -421,11 +425,7 @@ fn check_otel(file: &TestFile, cx: &mut Ctx<'_>) {
 }
 
 fn check_expectations(file: &TestFile, cx: &mut Ctx<'_>) {
-    let defined: Vec<&str> = file
-        .services
-        .iter()
-        .map(|(k, _)| k.value.as_str())
-        .collect();
+    let defined = service_ids(file);
     for e in std::iter::once(&file.expect).chain(file.scenarios.iter().map(|s| &s.expect)) {
         check_expect(e, cx);
         for l in &e.logs {
@@ -605,11 +605,7 @@ fn check_order(e: &Expect, cx: &mut Ctx<'_>) {
 /// probe, no steps in a one-shot; a scenario's `services` known and covering the
 /// services its steps run in.
 fn check_dependencies(file: &TestFile, cx: &mut Ctx<'_>) {
-    let defined: Vec<&str> = file
-        .services
-        .iter()
-        .map(|(k, _)| k.value.as_str())
-        .collect();
+    let defined = service_ids(file);
     let mut edges: Vec<(&str, &str, Span)> = Vec::new();
     for (id, svc) in file.services.iter() {
         let mut seen: HashSet<&str> = HashSet::new();
