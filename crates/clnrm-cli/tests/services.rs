@@ -143,6 +143,10 @@ fn a_failing_one_shot_fails_the_scenario_with_its_code_and_log_and_its_dependent
         "{message}"
     );
     assert_eq!(shared_log(dir.path()), vec!["migrate-start".to_owned()]);
+    // The time the start-up took is the scenario's, not 0.
+    assert_eq!(sc["duration_ms"], sc["setup_ms"], "{sc:#}");
+    // (Starting a container never takes 0 ms: this is a presence check, not a bound.)
+    assert_ne!(sc["setup_ms"], 0, "{sc:#}");
 }
 
 #[test]

@@ -145,8 +145,12 @@ pub struct ScenarioResult {
     pub message: Option<String>,
     /// When it began, counted from the start of the run.
     pub start: Duration,
-    /// Wall time on its critical path (steps and checks, not container start).
+    /// Wall time on its critical path (steps and checks, not container start; when
+    /// its environment could not start, the time that took).
     pub duration: Duration,
+    /// How long it waited for its environment (containers started, healthy, their
+    /// dependencies met; near 0 when the pool had one ready).
+    pub setup: Duration,
     /// Steps, in order.
     pub steps: Vec<StepResult>,
     /// Spans collected.
@@ -220,6 +224,7 @@ impl ScenarioResult {
             message: Some(message.to_owned()),
             start: Duration::ZERO,
             duration: Duration::ZERO,
+            setup: Duration::ZERO,
             steps: Vec::new(),
             spans: 0,
             unmet: Vec::new(),

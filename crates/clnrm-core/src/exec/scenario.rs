@@ -98,6 +98,7 @@ pub async fn run_scenario<E: ContainerEngine>(
             message,
             start: Duration::ZERO,
             duration: started.elapsed(),
+            setup: Duration::ZERO,
             steps,
             spans: 0,
             unmet: Vec::new(),

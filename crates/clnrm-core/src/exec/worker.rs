@@ -105,35 +105,40 @@ pub(super) async fn run_one<E: ContainerEngine>(
     } else {
         Guard::Read(file_lock.read_owned().await)
     };
+    let claimed = Instant::now();
     let claim = ctx.pool.claim(&sc.env);
     let _ = notes.send(Note::Claimed);
     let acquired = tokio::select! {
         e = claim.ready() => e,
         () = cancel.cancelled() => return interrupted(),
     };
+    let setup = claimed.elapsed();
+    // A start-up failure took its time too.
+    let failed_setup = |status: Status, reason: Reason, message: String| {
+        without_env(ScenarioResult {
+            status,
+            setup,
+            duration: setup,
+            ..error(reason, message)
+        })
+    };
     let mut env = match acquired {
         Ok(env) => env,
         Err(e @ (pool::PoolError::Unhealthy { .. } | pool::PoolError::NoReadySpan { .. })) => {
-            return without_env(ScenarioResult {
-                status: Status::Failed,
-                ..error(Reason::Unhealthy, e.to_string())
-            });
+            return failed_setup(Status::Failed, Reason::Unhealthy, e.to_string());
         }
         Err(e @ (pool::PoolError::ServiceExited { .. } | pool::PoolError::NotCompleted { .. })) => {
-            return without_env(ScenarioResult {
-                status: Status::Failed,
-                ..error(Reason::ServiceExited, e.to_string())
-            });
+            return failed_setup(Status::Failed, Reason::ServiceExited, e.to_string());
         }
         Err(pool::PoolError::Stopped) => return interrupted(),
-        Err(e) => return without_env(error(Reason::Engine, e.to_string())),
+        Err(e) => return failed_setup(Status::Error, Reason::Engine, e.to_string()),
     };
     let _ = notes.send(Note::Started(i));
-    let result = in_env(&ctx, sc, &mut env, &notes, &cancel).await;
-    let reusable = result.1;
+    let (mut result, reusable) = in_env(&ctx, sc, &mut env, &notes, &cancel).await;
+    result.setup = setup;
     Done {
         index: i,
-        result: result.0,
+        result,
         env: Some((env, reusable)),
     }
 }
