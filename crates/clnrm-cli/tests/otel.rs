@@ -444,6 +444,8 @@ fn hermeticity_counts_the_scenarios_own_services_loopback_and_allowed_hosts_as_i
         // Its database by service id, its own container by host name, loopback.
         ("tests/own.clnrm.toml", &peers_file("db", "")),
         ("tests/self.clnrm.toml", &peers_file("$(hostname)", "")),
+        // Its own container by address.
+        ("tests/ip.clnrm.toml", &peers_file("$(hostname -i)", "")),
         ("tests/loop.clnrm.toml", &peers_file("localhost", "")),
         (
             "tests/outside.clnrm.toml",
@@ -463,7 +465,7 @@ fn hermeticity_counts_the_scenarios_own_services_loopback_and_allowed_hosts_as_i
             .unwrap_or_else(|| panic!("no scenario of {file} in {:#}", run.json))
             .clone()
     };
-    for file in ["own", "self", "loop", "allowed"] {
+    for file in ["own", "self", "ip", "loop", "allowed"] {
         let s = by_file(&format!("tests/{file}.clnrm.toml"));
         assert_eq!(s["status"], "passed", "{file}: {s:#}");
     }
