@@ -51,37 +51,13 @@ pub async fn exited<E: ContainerEngine>(
         if ended.contains(service.as_str()) {
             continue;
         }
-        let Ok(state) = pool.engine().inspect(&container).await else {
-            continue;
-        };
-        if state.running {
-            continue;
-        }
-        let code = state.exit_code.unwrap_or(-1);
-        let how = if state.oom_killed {
-            format!("was killed for lack of memory (exit code {code})")
-        } else {
-            format!("exited with code {code}")
-        };
         let when = step.map_or_else(
             || "before any step ran".to_owned(),
             |s| format!("while step \"{s}\" was running"),
         );
-        let tail = pool
-            .engine()
-            .log_tail(&container, LOG_TAIL_LINES)
-            .await
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default();
-        let mut message = format!("service \"{service}\" {how} {when}");
-        if !tail.trim().is_empty() {
-            message.push_str("; its log ends:");
-            for line in tail.trim_end().lines() {
-                message.push_str("\n    ");
-                message.push_str(line);
-            }
+        if let Some(e) = pool.exited(&service, &container, when).await {
+            return Some(e.to_string());
         }
-        return Some(message);
     }
     None
 }

@@ -3,7 +3,7 @@
 
 use super::events::{Reason, ScenarioDiff, ScenarioResult, Status};
 use crate::diff::{BaselineCheck, SpanTree, diff};
-use crate::expect::{ExpectKind, Unmet, check_in};
+use crate::expect::{ExpectKind, Scope, Unmet, check_in};
 use crate::otel::{Overflow, SpanRecord, artifacts};
 use crate::plan::PlannedScenario;
 use std::path::Path;
@@ -18,8 +18,8 @@ pub struct RunPlace<'a> {
     pub run_id: &'a str,
     /// The baseline to compare with.
     pub baseline: Option<&'a BaselineCheck>,
-    /// The scenario's services by id, container host name and address.
-    pub own_hosts: &'a [String],
+    /// What the checks know of the scenario.
+    pub scope: Scope<'a>,
 }
 
 /// Checks `spans` against the scenario's expectations and its baseline, and saves
@@ -38,7 +38,7 @@ pub fn conclude(
         artifacts_dir,
         run_id,
         baseline,
-        own_hosts,
+        scope,
     } = *run;
     result.spans = spans.len();
     let masked = masked(sc, spans);
@@ -69,7 +69,7 @@ pub fn conclude(
     }
     let mut unmet: Vec<Unmet> = Vec::new();
     for set in &sc.expect {
-        for u in check_in(set, spans, own_hosts) {
+        for u in check_in(set, spans, &scope) {
             // "No spans at all" once, whichever sets expect them.
             if u.kind == ExpectKind::NoSpans && unmet.iter().any(|x| x.kind == u.kind) {
                 continue;

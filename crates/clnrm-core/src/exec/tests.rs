@@ -5,29 +5,13 @@
 use super::*;
 use crate::backend::fake::FakeEngine;
 use crate::backend::{ContainerEngine, Deadlines, EngineError};
-use crate::diag::Source;
-use crate::plan::{PlanOptions, plan};
-use crate::validate::CheckedFile;
-use std::path::PathBuf;
 
 /// A plan of the scenarios `body` adds to a file with one agent service.
 fn plan_of(body: &str) -> Plan {
     let text = format!(
         "[meta]\nname = \"t\"\nversion = \"1\"\n\n[service.app]\nimage = \"img\"\n\n{body}"
     );
-    let src = Source::file("t.clnrm.toml", text);
-    let (file, diags) = crate::model::parse_test_file(&src);
-    assert!(diags.into_sorted().iter().all(|d| !d.is_error()));
-    let checked = CheckedFile {
-        path: PathBuf::from("t.clnrm.toml"),
-        display: "t.clnrm.toml".into(),
-        source: Some(src.clone()),
-        rendered: Some(src),
-        file,
-        diagnostics: Vec::new(),
-        dependencies: Vec::new(),
-    };
-    plan(&[checked], &PlanOptions::default())
+    crate::plan::tests_support::planned(&text)
 }
 
 /// `n` scenarios `s0`…, each running `run`, priorities falling in file order.

@@ -9,7 +9,6 @@ use super::services::ServiceLog;
 use super::{scenario, spans};
 use crate::backend::ContainerEngine;
 use crate::diff::BaselineCheck;
-use crate::expect::ExpectKind;
 use crate::otel::{Overflow, Receiver, SpanBudget};
 use crate::plan::{Intake, Plan, PlannedScenario};
 use std::collections::HashMap;
@@ -221,10 +220,12 @@ async fn in_env<E: ContainerEngine>(
             artifacts_dir: ctx.artifacts.as_deref(),
             run_id: &ctx.run_id,
             baseline: ctx.baseline.as_deref(),
-            own_hosts: &own_hosts,
+            scope: crate::expect::Scope {
+                own_hosts: &own_hosts,
+                collected: &where_spans_were_sought(sc, otlp.map(|r| &**r)),
+            },
         },
     );
-    explain_no_spans(&mut ran.result, sc, otlp.map(|r| &**r));
     let (reports, logs) =
         super::services::report(&ctx.pool, &mut *env, sc, ctx.artifacts.as_deref()).await;
     ran.result.services = reports;
@@ -232,41 +233,29 @@ async fn in_env<E: ContainerEngine>(
     (ran.result, ran.reusable)
 }
 
-/// Says where "no spans at all" looked: the exporter, the endpoint the containers
-/// were given and the wait used (SPAN §7.5).
-fn explain_no_spans(result: &mut ScenarioResult, sc: &PlannedScenario, otlp: Option<&Receiver>) {
-    let Some(first) = result.unmet.first_mut() else {
-        return;
-    };
-    if first.kind != ExpectKind::NoSpans {
-        return;
-    }
-    let wait = format!(
-        "clnrm waited after the last step until none arrived for {} ms, at most {} ms ([otel] settle_ms, max_wait_ms)",
-        sc.span_wait.settle.as_millis(),
-        sc.span_wait.max.as_millis()
-    );
-    first.found = match (sc.intake, otlp, &sc.env.otlp) {
+/// Where a scenario's spans were looked for and how long, for "no spans at all"
+/// (SPEC §7.5): the exporter, the endpoint the containers were given, the wait.
+fn where_spans_were_sought(sc: &PlannedScenario, otlp: Option<&Receiver>) -> String {
+    match (sc.intake, otlp, &sc.env.otlp) {
         (Intake::Otlp { grpc }, Some(r), Some(settings)) => {
             let port = if grpc { r.grpc_port() } else { r.http_port() };
             format!(
-                "no spans at all: the containers were told to export OTLP ({}) to \
-                 OTEL_EXPORTER_OTLP_ENDPOINT=http://host.docker.internal:{port}; {wait}; \
-                 check that the system under test uses an OpenTelemetry SDK with an OTLP exporter \
-                 and reads the OTEL_* variables",
-                settings.protocol
+                "the containers were told to export OTLP ({}) to \
+                 OTEL_EXPORTER_OTLP_ENDPOINT=http://host.docker.internal:{port}; clnrm waited \
+                 after the last step until none arrived for {} ms, at most {} ms ([otel] \
+                 settle_ms, max_wait_ms); check that the system under test uses an \
+                 OpenTelemetry SDK with an OTLP exporter and reads the OTEL_* variables",
+                settings.protocol,
+                sc.span_wait.settle.as_millis(),
+                sc.span_wait.max.as_millis()
             )
         }
-        (Intake::Stdout, ..) => "no spans at all: [otel] exporter is \"stdout\" (the default), so \
-             spans are read as OTLP-JSON lines from the steps' stdout; none was printed \
-             (set exporter = \"otlp\" for a system that exports over OTLP)"
+        (Intake::None, ..) => "[otel] exporter is \"none\", so nothing is collected".to_owned(),
+        _ => "[otel] exporter is \"stdout\" (the default), so spans are read as OTLP-JSON \
+              lines from the steps' stdout; none was printed (set exporter = \"otlp\" for a \
+              system that exports over OTLP)"
             .to_owned(),
-        (Intake::None, ..) => {
-            "no spans at all: [otel] exporter is \"none\", so nothing is collected".to_owned()
-        }
-        _ => format!("{}; {wait}", first.found),
-    };
-    result.message = Some(spans::unmet_message(&result.unmet));
+    }
 }
 
 /// Checks the scenario's `[[expect.log]]` against its services' logs (already

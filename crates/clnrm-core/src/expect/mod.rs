@@ -213,16 +213,24 @@ fn last_line(text: &str) -> Option<&str> {
     text.lines().rev().find(|l| !l.trim().is_empty())
 }
 
-/// Every unmet expectation of `set` for `spans`, with no host known as the
-/// scenario's own (see [`check_in`]).
+/// Every unmet expectation of `set` for `spans`, with nothing known of the scenario
+/// they came from (see [`check_in`]).
 pub fn check(set: &ExpectSet, spans: &[SpanRecord]) -> Vec<Unmet> {
-    check_in(set, spans, &[])
+    check_in(set, spans, &Scope::default())
 }
 
-/// Every unmet expectation of `set` for `spans` of a scenario whose own hosts
-/// (service ids, container host names, addresses) are `own_hosts`: a peer among them
-/// is no external service.
-pub fn check_in(set: &ExpectSet, spans: &[SpanRecord], own_hosts: &[String]) -> Vec<Unmet> {
+/// What the checks know of the scenario the spans came from.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Scope<'a> {
+    /// Its own hosts (service ids, container host names, addresses): a peer among
+    /// them is no external service.
+    pub own_hosts: &'a [String],
+    /// Where its spans were looked for and how long, said when there were none.
+    pub collected: &'a str,
+}
+
+/// Every unmet expectation of `set` for `spans` of the scenario `scope` describes.
+pub fn check_in(set: &ExpectSet, spans: &[SpanRecord], scope: &Scope<'_>) -> Vec<Unmet> {
     let e = &set.expect;
     if !e.expects_spans() {
         return Vec::new();
@@ -238,7 +246,11 @@ pub fn check_in(set: &ExpectSet, spans: &[SpanRecord], own_hosts: &[String]) -> 
                 rendered: false,
             },
             expected: "spans from the system under test".into(),
-            found: "no spans at all (check [otel].exporter and that the system exports)".into(),
+            found: if scope.collected.is_empty() {
+                "no spans at all (check [otel].exporter and that the system exports)".into()
+            } else {
+                format!("no spans at all: {}", scope.collected)
+            },
         }];
     }
     let mut out = Vec::new();
@@ -261,7 +273,7 @@ pub fn check_in(set: &ExpectSet, spans: &[SpanRecord], own_hosts: &[String]) -> 
         out.extend(matchers::status(set, s, spans));
     }
     if let Some(h) = &e.hermeticity {
-        out.extend(matchers::hermeticity(set, h, spans, own_hosts));
+        out.extend(matchers::hermeticity(set, h, spans, scope.own_hosts));
     }
     out
 }

@@ -256,6 +256,10 @@ fn the_scenarios_own_services_loopback_allowed_hosts_and_a_servers_own_address_a
         "4f2a9c1e0b7d".to_owned(),
         "172.18.0.3".to_owned(),
     ];
+    let scope = Scope {
+        own_hosts: &own,
+        ..Scope::default()
+    };
     let strict = set("[expect.hermeticity]\nno_external_services = true\n");
     for attrs in [
         vec![
@@ -269,7 +273,7 @@ fn the_scenarios_own_services_loopback_allowed_hosts_and_a_servers_own_address_a
             ("net.peer.ip", "127.0.0.1"),
         ],
     ] {
-        let u = check_in(&strict, &with(&attrs, "client"), &own);
+        let u = check_in(&strict, &with(&attrs, "client"), &scope);
         assert!(u.is_empty(), "{attrs:?}: {u:?}");
     }
     // A server span's own address names itself.
@@ -280,15 +284,15 @@ fn the_scenarios_own_services_loopback_allowed_hosts_and_a_servers_own_address_a
         ],
         "server",
     );
-    assert!(check_in(&strict, &server, &own).is_empty());
+    assert!(check_in(&strict, &server, &scope).is_empty());
     // The same on a client span is a peer.
     let client = with(&[("server.address", "orders.example")], "client");
-    assert_eq!(check_in(&strict, &client, &own).len(), 1);
+    assert_eq!(check_in(&strict, &client, &scope).len(), 1);
     // Unless allowed.
     let allowing = set(
         "[expect.hermeticity]\nno_external_services = true\nallow_hosts = [\"orders.example\"]\n",
     );
-    assert!(check_in(&allowing, &client, &own).is_empty());
+    assert!(check_in(&allowing, &client, &scope).is_empty());
     // Without the scenario's hosts, its database is external.
     let db = with(&[("net.peer.name", "db")], "client");
     assert_eq!(check(&strict, &db).len(), 1);

@@ -50,26 +50,29 @@ impl NamePattern {
 
 /// `*`/`?` matching by the classic two-pointer walk: on a mismatch, go back to the
 /// last `*` and let it swallow one more character. Linear in practice, never
-/// worse than the product of the lengths, with no recursion.
+/// worse than the product of the lengths, with no recursion and no allocation (it
+/// runs for every span a pattern is checked against).
 fn wildcard_match(p: &[char], name: &str) -> bool {
-    let n: Vec<char> = name.chars().collect();
+    // `j` is a byte offset into `name`, always at a character boundary.
     let (mut i, mut j) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
-    while j < n.len() {
+    while let Some(c) = name[j..].chars().next() {
         match p.get(i) {
             Some('*') => {
                 star = Some((i, j));
                 i += 1;
             }
-            Some(&c) if c == '?' || c == n[j] => {
+            Some(&pc) if pc == '?' || pc == c => {
                 i += 1;
-                j += 1;
+                j += c.len_utf8();
             }
             _ => match star {
                 Some((si, sj)) => {
+                    // The star takes one more character of the name.
+                    let skipped = name[sj..].chars().next().map_or(1, char::len_utf8);
                     i = si + 1;
-                    j = sj + 1;
-                    star = Some((si, sj + 1));
+                    j = sj + skipped;
+                    star = Some((si, j));
                 }
                 None => return false,
             },

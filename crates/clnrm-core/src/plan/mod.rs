@@ -804,12 +804,14 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Planning a file's text, for unit tests here and in `exec`.
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests_support {
     use super::*;
     use crate::diag::Source;
 
-    fn planned(text: &str) -> Plan {
+    /// The plan of `text`, read as `t.clnrm.toml` (which must be valid).
+    pub(crate) fn planned(text: &str) -> Plan {
         let src = Source::file("t.clnrm.toml", text);
         let (file, diags) = crate::model::parse_test_file(&src);
         assert!(diags.into_sorted().iter().all(|d| !d.is_error()));
@@ -824,6 +826,11 @@ mod tests {
         };
         plan(&[checked], &PlanOptions::default())
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::planned;
 
     const FILE: &str = "[meta]\nname = \"k\"\nversion = \"1\"\n\n[service.app]\nimage = \"img\"\nenv = { A = \"1\" }\nhealth_check = { cmd = [\"true\"] }\n\n[[scenario]]\nname = \"s\"\ntimeout_ms = 1000\n\n[[scenario.steps]]\nname = \"x\"\ncommand = [\"echo\", \"hi\"]\nexpected_output_regex = \"^hi$\"\n";
 

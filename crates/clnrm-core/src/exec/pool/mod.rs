@@ -70,14 +70,16 @@ pub enum PoolError {
     },
     /// A service's main process exited: a one-shot with a non-zero code, or a
     /// service that was to keep running.
-    #[error("service \"{service}\" exited with code {code} {when}{}", log_suffix(.log))]
+    #[error("service \"{service}\" {} {when}{}", exit_words(*.code, *.oom_killed), log_suffix(.log))]
     ServiceExited {
         /// Service id.
         service: String,
         /// Its exit code (137: killed).
         code: i64,
+        /// The kernel killed it for lack of memory.
+        oom_killed: bool,
         /// What it was doing, for the message.
-        when: &'static str,
+        when: String,
         /// The tail of its log.
         log: String,
     },
@@ -102,6 +104,15 @@ pub enum PoolError {
     /// The run is stopping.
     #[error("the run is stopping")]
     Stopped,
+}
+
+/// How a main process ended, for a message.
+fn exit_words(code: i64, oom_killed: bool) -> String {
+    if oom_killed {
+        format!("was killed for lack of memory (exit code {code})")
+    } else {
+        format!("exited with code {code}")
+    }
 }
 
 /// A log tail for an error message: indented under it, or nothing.

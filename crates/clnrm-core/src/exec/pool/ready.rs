@@ -9,6 +9,9 @@ use crate::plan::{HealthSpec, ServiceSpec};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// What a service was doing when it died before its health check passed.
+const BEFORE_HEALTHY: &str = "before it was healthy";
+
 impl<E: ContainerEngine> Pool<E> {
     /// Waits for a span named `name` from the member: through the receiver when the
     /// file exports over OTLP, else in its main process's stdout. A member whose main
@@ -67,7 +70,10 @@ impl<E: ContainerEngine> Pool<E> {
                     );
                 }
                 Ok(Err(e)) => {
-                    if let Some(exited) = self.exited(svc, &member.container).await {
+                    if let Some(exited) = self
+                        .exited(&svc.id, &member.container, BEFORE_HEALTHY.into())
+                        .await
+                    {
                         return Err(exited);
                     }
                     return Err(PoolError::Engine(EngineError::Api(e)));
@@ -75,7 +81,10 @@ impl<E: ContainerEngine> Pool<E> {
                 Err(_) => last = format!("timed out after {} ms", health.timeout.as_millis()),
             }
             // A service that crashed will never get healthy: say so at once.
-            if let Some(exited) = self.exited(svc, &member.container).await {
+            if let Some(exited) = self
+                .exited(&svc.id, &member.container, BEFORE_HEALTHY.into())
+                .await
+            {
                 return Err(exited);
             }
             tokio::select! {
@@ -99,7 +108,7 @@ impl<E: ContainerEngine> Pool<E> {
     }
 
     /// The tail of a container's log, for messages; empty when it cannot be read.
-    pub(super) async fn log_of(&self, container: &str) -> String {
+    pub(crate) async fn log_of(&self, container: &str) -> String {
         self.inner
             .engine
             .log_tail(container, defaults::LOG_TAIL_LINES)
@@ -108,17 +117,23 @@ impl<E: ContainerEngine> Pool<E> {
             .unwrap_or_default()
     }
 
-    /// [`PoolError::ServiceExited`] when the service's main process has ended before
-    /// it was ready.
-    async fn exited(&self, svc: &ServiceSpec, container: &str) -> Option<PoolError> {
+    /// [`PoolError::ServiceExited`] when the main process of `service`'s `container`
+    /// has ended; `when` says what was going on, for the message.
+    pub(crate) async fn exited(
+        &self,
+        service: &str,
+        container: &str,
+        when: String,
+    ) -> Option<PoolError> {
         let state = self.inner.engine.inspect(container).await.ok()?;
         if state.running {
             return None;
         }
         Some(PoolError::ServiceExited {
-            service: svc.id.clone(),
+            service: service.to_owned(),
             code: state.exit_code.unwrap_or(-1),
-            when: "before it was healthy",
+            oom_killed: state.oom_killed,
+            when,
             log: self.log_of(container).await,
         })
     }
@@ -139,7 +154,8 @@ impl<E: ContainerEngine> Pool<E> {
                     code => Err(PoolError::ServiceExited {
                         service: svc.id.clone(),
                         code: code.unwrap_or(-1),
-                        when: "(a one-shot that others depend on as \"completed\")",
+                        oom_killed: state.oom_killed,
+                        when: "(a one-shot that others depend on as \"completed\")".into(),
                         log: self.log_of(container).await,
                     }),
                 };
