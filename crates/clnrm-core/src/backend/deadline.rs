@@ -14,7 +14,7 @@
 
 use super::{
     Attached, ContainerEngine, ContainerSpec, ContainerState, Details, EngineError, ExecSpec,
-    Execution, ImageInfo, Labels, Listed,
+    Execution, ImageInfo, Labels, Listed, ListedImage,
 };
 use std::future::Future;
 use std::net::IpAddr;
@@ -229,6 +229,37 @@ impl<E: ContainerEngine> ContainerEngine for Deadlines<E> {
 
     async fn changes(&self, id: &str) -> Result<Vec<String>, EngineError> {
         self.within("diff container", self.call, self.inner.changes(id))
+            .await
+    }
+
+    async fn stop(&self, id: &str, grace: Duration) -> Result<(), EngineError> {
+        self.within(
+            "stop container",
+            self.call + grace,
+            self.inner.stop(id, grace),
+        )
+        .await
+    }
+
+    async fn snapshot(
+        &self,
+        id: &str,
+        tag: &str,
+        volumes: &[String],
+        labels: &Labels,
+    ) -> Result<String, EngineError> {
+        // A commit and a build copy the container's data: as long as a pull may take.
+        let made = self.inner.snapshot(id, tag, volumes, labels);
+        self.within("snapshot container", self.pull, made).await
+    }
+
+    async fn images(&self, key: &str) -> Result<Vec<ListedImage>, EngineError> {
+        self.within("list images", self.call, self.inner.images(key))
+            .await
+    }
+
+    async fn remove_image(&self, id: &str) -> Result<(), EngineError> {
+        self.within("remove image", self.call, self.inner.remove_image(id))
             .await
     }
 

@@ -4,7 +4,7 @@
 
 use super::{
     Attached, Chunk, ContainerEngine, ContainerSpec, ContainerState, Details, EngineError,
-    ExecSpec, Execution, ImageInfo, Labels, Listed, NetworkMode,
+    ExecSpec, Execution, ImageInfo, Labels, Listed, ListedImage, NetworkMode,
 };
 use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
@@ -14,7 +14,8 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     AttachContainerOptions, CreateContainerOptions, CreateImageOptions, InspectNetworkOptions,
-    ListContainersOptions, ListNetworksOptions, LogsOptions, RemoveContainerOptions,
+    ListContainersOptions, ListImagesOptions, ListNetworksOptions, LogsOptions,
+    RemoveContainerOptions, StopContainerOptions,
 };
 use futures_util::StreamExt;
 use std::collections::HashMap;
@@ -26,7 +27,7 @@ pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 /// The Docker engine, reached through `DOCKER_HOST` or the default socket.
 #[derive(Clone, Debug)]
 pub struct Docker {
-    client: bollard::Docker,
+    pub(super) client: bollard::Docker,
     address: String,
 }
 
@@ -81,7 +82,7 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     cur.to_string()
 }
 
-fn api(e: bollard::errors::Error) -> EngineError {
+pub(super) fn api(e: bollard::errors::Error) -> EngineError {
     match e {
         bollard::errors::Error::DockerResponseServerError {
             status_code: 404,
@@ -98,7 +99,7 @@ fn label_filter(key: &str) -> HashMap<String, Vec<String>> {
     HashMap::from([("label".to_owned(), vec![key.to_owned()])])
 }
 
-fn to_hash(labels: &Labels) -> HashMap<String, String> {
+pub(super) fn to_hash(labels: &Labels) -> HashMap<String, String> {
     labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
@@ -237,6 +238,12 @@ impl ContainerEngine for Docker {
                     cmd: cfg.cmd.unwrap_or_default(),
                     entrypoint: cfg.entrypoint.unwrap_or_default(),
                     user: cfg.user.unwrap_or_default(),
+                    volumes: {
+                        let mut v: Vec<String> = cfg.volumes.unwrap_or_default();
+                        v.sort();
+                        v
+                    },
+                    size: found.size.unwrap_or_default().max(0) as u64,
                 }))
             }
             Err(e) => match api(e) {
@@ -436,6 +443,49 @@ impl ContainerEngine for Docker {
             .collect();
         paths.sort();
         Ok(paths)
+    }
+
+    async fn stop(&self, id: &str, grace: Duration) -> Result<(), EngineError> {
+        let options = StopContainerOptions {
+            t: Some(grace.as_secs().min(3600) as i32),
+            ..Default::default()
+        };
+        self.client
+            .stop_container(id, Some(options))
+            .await
+            .map_err(api)
+    }
+
+    async fn snapshot(
+        &self,
+        id: &str,
+        tag: &str,
+        volumes: &[String],
+        labels: &Labels,
+    ) -> Result<String, EngineError> {
+        self.make_snapshot(id, tag, volumes, labels).await
+    }
+
+    async fn images(&self, key: &str) -> Result<Vec<ListedImage>, EngineError> {
+        let options = ListImagesOptions {
+            filters: Some(label_filter(key)),
+            ..Default::default()
+        };
+        let found = self.client.list_images(Some(options)).await.map_err(api)?;
+        Ok(found
+            .into_iter()
+            .map(|i| ListedImage {
+                id: i.id,
+                tags: i.repo_tags,
+                labels: i.labels.into_iter().collect(),
+                size: i.size.max(0) as u64,
+                created: i.created,
+            })
+            .collect())
+    }
+
+    async fn remove_image(&self, id: &str) -> Result<(), EngineError> {
+        self.remove_image_quietly(id).await
     }
 
     async fn remove(&self, id: &str) -> Result<(), EngineError> {

@@ -7,7 +7,7 @@
 
 use super::{
     Attached, Chunk, ContainerEngine, ContainerSpec, ContainerState, Details, EngineError,
-    ExecSpec, Execution, ImageInfo, Labels, Listed,
+    ExecSpec, Execution, ImageInfo, Labels, Listed, ListedImage,
 };
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -158,6 +158,8 @@ impl ContainerEngine for FakeEngine {
             cmd: vec!["sh".into()],
             entrypoint: Vec::new(),
             user: String::new(),
+            volumes: Vec::new(),
+            size: 0,
         }))
     }
 
@@ -278,6 +280,35 @@ impl ContainerEngine for FakeEngine {
     async fn changes(&self, _id: &str) -> Result<Vec<String>, EngineError> {
         self.gate().await;
         Ok(Vec::new())
+    }
+
+    async fn stop(&self, id: &str, _grace: std::time::Duration) -> Result<(), EngineError> {
+        self.gate().await;
+        if let Some(c) = self.lock().containers.get_mut(id) {
+            c.running = false;
+        }
+        Ok(())
+    }
+
+    async fn snapshot(
+        &self,
+        _id: &str,
+        tag: &str,
+        _volumes: &[String],
+        _labels: &Labels,
+    ) -> Result<String, EngineError> {
+        self.gate().await;
+        Ok(format!("sha256:{tag}"))
+    }
+
+    async fn images(&self, _key: &str) -> Result<Vec<ListedImage>, EngineError> {
+        self.gate().await;
+        Ok(Vec::new())
+    }
+
+    async fn remove_image(&self, _id: &str) -> Result<(), EngineError> {
+        self.gate().await;
+        Ok(())
     }
 
     async fn remove(&self, id: &str) -> Result<(), EngineError> {

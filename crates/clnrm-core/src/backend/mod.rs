@@ -8,6 +8,7 @@ mod docker;
 #[cfg(test)]
 pub mod fake;
 pub mod layer;
+mod snapshot;
 
 pub use deadline::{DEFAULT_CALL, DEFAULT_PULL, Deadlines};
 
@@ -91,7 +92,30 @@ pub struct ImageInfo {
     pub entrypoint: Vec<String>,
     /// Its `USER` (empty: root).
     pub user: String,
+    /// The paths it declares as volumes (`VOLUME`), sorted.
+    pub volumes: Vec<String>,
+    /// Its size in bytes, layers it shares with other images included.
+    pub size: u64,
 }
+
+/// An image found by label.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListedImage {
+    /// Its id (`sha256:...`).
+    pub id: String,
+    /// Its `repository:tag` names.
+    pub tags: Vec<String>,
+    /// Its labels.
+    pub labels: Labels,
+    /// Its size in bytes, layers it shares with other images included.
+    pub size: u64,
+    /// When it was made, in seconds since the Unix epoch.
+    pub created: i64,
+}
+
+/// The most a snapshot may take from a container's volumes, in bytes: a bound on what
+/// clnrm copies from the engine through its temporary directory.
+pub const SNAPSHOT_VOLUMES_CAP: u64 = 8 * 1024 * 1024 * 1024;
 
 /// A bind mount.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
@@ -341,6 +365,29 @@ pub trait ContainerEngine: Send + Sync + 'static {
     fn details(&self, id: &str) -> impl Future<Output = Result<Details, EngineError>> + Send;
     /// The paths of the container's filesystem that differ from its image, sorted.
     fn changes(&self, id: &str) -> impl Future<Output = Result<Vec<String>, EngineError>> + Send;
+    /// Stops a container's main process: SIGTERM, then SIGKILL after `grace`.
+    fn stop(
+        &self,
+        id: &str,
+        grace: std::time::Duration,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// Makes image `tag` (`repository:tag`) of a stopped container: its filesystem,
+    /// plus what is in `volumes` (paths its image declares as volumes, which a commit
+    /// leaves out), labelled `labels`. Returns the image id.
+    fn snapshot(
+        &self,
+        id: &str,
+        tag: &str,
+        volumes: &[String],
+        labels: &Labels,
+    ) -> impl Future<Output = Result<String, EngineError>> + Send;
+    /// Images that carry label `key`.
+    fn images(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Vec<ListedImage>, EngineError>> + Send;
+    /// Removes an image (and the untagged images it was made from); gone already is fine.
+    fn remove_image(&self, id: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
     /// Kills and removes a container with its anonymous volumes; gone already is fine.
     fn remove(&self, id: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
     /// Containers (running or not) that carry label `key`.

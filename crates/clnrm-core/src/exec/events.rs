@@ -71,6 +71,8 @@ pub enum Reason {
     /// A service's main process exited while the scenario needed it (or a one-shot
     /// failed).
     ServiceExited,
+    /// A service's set-up (`[[service.<id>.setup]]`) failed.
+    Setup,
 }
 
 impl Reason {
@@ -93,6 +95,7 @@ impl Reason {
             Reason::Cached => "cached",
             Reason::SpanLimit => "span_limit",
             Reason::ServiceExited => "service_exited",
+            Reason::Setup => "setup_failed",
         }
     }
 }

@@ -129,6 +129,9 @@ pub(super) async fn run_one<E: ContainerEngine>(
         Err(e @ (pool::PoolError::ServiceExited { .. } | pool::PoolError::NotCompleted { .. })) => {
             return failed_setup(Status::Failed, Reason::ServiceExited, e.to_string());
         }
+        Err(e @ pool::PoolError::Setup { .. }) => {
+            return failed_setup(Status::Failed, Reason::Setup, e.to_string());
+        }
         Err(pool::PoolError::Stopped) => return interrupted(),
         Err(e) => return failed_setup(Status::Error, Reason::Engine, e.to_string()),
     };

@@ -21,3 +21,9 @@ pub const LOG_TAIL_LINES: usize = 20;
 pub const SPAN_SETTLE_MS: u64 = 300;
 /// `[otel] max_wait_ms`: ...or this long has passed (without `wait_for_span`).
 pub const SPAN_MAX_WAIT_MS: u64 = 5_000;
+
+/// How long a service's set-up steps (`[[service.<id>.setup]]`) may take in all, in seconds.
+pub const SETUP_TIMEOUT_SECS: u64 = 600;
+
+/// How long a service stopped for its snapshot may take to exit after SIGTERM, in seconds.
+pub const SETUP_STOP_GRACE_SECS: u64 = 10;

@@ -296,6 +296,11 @@ fn read_service(
             Some((_, v)) => read_depends_on(r, v, &format!("{}.depends_on", t.path())),
             None => Vec::new(),
         },
+        setup: t
+            .tables(r, "setup")
+            .into_iter()
+            .filter_map(|s| read_step(r, s))
+            .collect(),
         span,
     };
     Some(service)

@@ -207,6 +207,10 @@ pub struct Service {
     #[serde(default)]
     #[schemars(schema_with = "depends_on_schema")]
     pub depends_on: Vec<Dependency>,
+    /// `[[service.<id>.setup]]`: steps run once in the service, alone, after it is
+    /// ready; the result is kept as a snapshot image every scenario starts from.
+    #[serde(default)]
+    pub setup: Vec<Step>,
     /// Where the service table is in the file (its key).
     #[serde(skip)]
     pub span: Span,

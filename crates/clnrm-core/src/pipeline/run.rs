@@ -85,6 +85,7 @@ pub fn plan_run(
         partition: config.partition,
         executor: project.config.executor.clone(),
         context: prepared.context.clone(),
+        project: project.root.display().to_string(),
     };
     let plan = plan(&prepared.files, &plan_options);
     let mut warnings = Vec::new();

@@ -52,6 +52,8 @@ pub struct PlanOptions {
     /// The template variables given from outside the files (`--var`, `CLNRM_VAR_*`,
     /// config), canonical; part of every scenario's cache key.
     pub context: String,
+    /// The project's root: whose fixture snapshots a run makes and `clnrm cache` removes.
+    pub project: String,
 }
 
 /// A `health_check`.
@@ -97,6 +99,43 @@ pub struct ServiceSpec {
     /// starts, with the condition resolved (the list form's default applied).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<(String, Condition)>,
+    /// `[[service.<id>.setup]]`: what its fixture snapshot is made by (SPEC §7.3).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "setup_steps"
+    )]
+    pub setup: Option<Arc<Setup>>,
+}
+
+/// The set-up steps of a service, run once to make the snapshot its scenarios start
+/// from. Two set-ups are the same when their steps are (their [`Setup::key`]).
+#[derive(Clone, Debug, Serialize)]
+pub struct Setup {
+    /// Hash of the steps.
+    #[serde(skip)]
+    pub key: String,
+    /// The steps, in order; each runs in the service.
+    pub steps: Vec<PlannedStep>,
+    /// Secret values to mask in their output.
+    #[serde(skip)]
+    pub masker: Arc<Masker>,
+    /// The project's root (its snapshots are its own).
+    #[serde(skip)]
+    pub project: String,
+}
+
+impl PartialEq for Setup {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for Setup {}
+
+impl std::hash::Hash for Setup {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.key.hash(state);
+    }
 }
 
 impl ServiceSpec {
@@ -525,29 +564,7 @@ fn plan_scenario(
             timeout: None,
         });
     }
-    for st in &sc.steps {
-        steps.push(PlannedStep {
-            name: st.name.value.clone(),
-            service: st
-                .service
-                .as_ref()
-                .map_or_else(|| default_service.clone(), |s| s.value.clone()),
-            argv: st.command.value.iter().map(|a| a.value.clone()).collect(),
-            expected_exit_code: st.expected_exit_code.as_ref().map_or(0, |c| c.value),
-            expected_output_regex: st.expected_output_regex.as_ref().map(|r| r.regex().clone()),
-            workdir: st.workdir.as_ref().map(|w| w.value.clone()),
-            env: st
-                .env
-                .iter()
-                .map(|(k, v)| (k.value.clone(), v.value.clone()))
-                .collect(),
-            continue_on_failure: st.continue_on_failure.as_ref().is_some_and(|c| c.value),
-            timeout: st
-                .timeout_ms
-                .as_ref()
-                .map(|t| Duration::from_millis(t.value)),
-        });
-    }
+    steps.extend(sc.steps.iter().map(|st| planned_step(st, &default_service)));
     // Without `services`, every service of the file is started, as `docker compose
     // up` would: a scenario may talk over the network to a service it runs no step in.
     let mut ids: BTreeSet<&str> = match &sc.services {
@@ -559,7 +576,10 @@ fn plan_scenario(
             .collect(),
     };
     ids.extend(steps.iter().map(|s| s.service.as_str()));
-    let services: Vec<ServiceSpec> = ids.iter().map(|id| service_spec(file, id, opts)).collect();
+    let services: Vec<ServiceSpec> = ids
+        .iter()
+        .map(|id| service_spec(file, id, opts, &cx.masker))
+        .collect();
     let exclusive = sc.concurrent.as_ref().is_some_and(|c| !c.value)
         || services
             .iter()
@@ -619,7 +639,62 @@ fn scalar_text(s: &crate::model::Scalar) -> String {
     }
 }
 
-fn service_spec(file: &TestFile, id: &str, opts: &PlanOptions) -> ServiceSpec {
+/// A step as the executor runs it; `service` when the step names none.
+fn planned_step(st: &crate::model::Step, service: &str) -> PlannedStep {
+    PlannedStep {
+        name: st.name.value.clone(),
+        service: st
+            .service
+            .as_ref()
+            .map_or_else(|| service.to_owned(), |s| s.value.clone()),
+        argv: st.command.value.iter().map(|a| a.value.clone()).collect(),
+        expected_exit_code: st.expected_exit_code.as_ref().map_or(0, |c| c.value),
+        expected_output_regex: st.expected_output_regex.as_ref().map(|r| r.regex().clone()),
+        workdir: st.workdir.as_ref().map(|w| w.value.clone()),
+        env: st
+            .env
+            .iter()
+            .map(|(k, v)| (k.value.clone(), v.value.clone()))
+            .collect(),
+        continue_on_failure: st.continue_on_failure.as_ref().is_some_and(|c| c.value),
+        timeout: st
+            .timeout_ms
+            .as_ref()
+            .map(|t| Duration::from_millis(t.value)),
+    }
+}
+
+/// A service's set-up steps, if it has any.
+fn setup_of(id: &str, svc: &Service, masker: &Arc<Masker>, project: &str) -> Option<Arc<Setup>> {
+    if svc.setup.is_empty() {
+        return None;
+    }
+    // A set-up step runs in its own service, whatever it says (the validator refuses
+    // another service).
+    let steps: Vec<PlannedStep> = svc
+        .setup
+        .iter()
+        .map(|st| PlannedStep {
+            service: id.to_owned(),
+            ..planned_step(st, id)
+        })
+        .collect();
+    let mut hasher = Sha256::new();
+    hasher.update(encode(&steps).as_bytes());
+    Some(Arc::new(Setup {
+        key: hex(&hasher.finalize()[..8]),
+        steps,
+        masker: masker.clone(),
+        project: project.to_owned(),
+    }))
+}
+
+fn service_spec(
+    file: &TestFile,
+    id: &str,
+    opts: &PlanOptions,
+    masker: &Arc<Masker>,
+) -> ServiceSpec {
     let limits = file.limits.clone().unwrap_or_default();
     let memory_mb = opts
         .memory_mb
@@ -644,9 +719,11 @@ fn service_spec(file: &TestFile, id: &str, opts: &PlanOptions) -> ServiceSpec {
             nano_cpus,
             wait_for_span: None,
             depends_on: Vec::new(),
+            setup: None,
         };
     };
     let mut spec = from_service(id, svc, memory_bytes, nano_cpus);
+    spec.setup = setup_of(id, svc, masker, &opts.project);
     spec.depends_on = svc
         .depends_on
         .iter()
@@ -716,6 +793,7 @@ fn from_service(id: &str, svc: &Service, memory_bytes: i64, nano_cpus: i64) -> S
             (w.value.clone(), Duration::from_secs(secs))
         }),
         depends_on: Vec::new(),
+        setup: None,
     }
 }
 
@@ -783,6 +861,10 @@ fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 
 fn optional_millis<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
     d.map(|d| d.as_millis() as u64).serialize(s)
+}
+
+fn setup_steps<S: serde::Serializer>(setup: &Option<Arc<Setup>>, s: S) -> Result<S::Ok, S::Error> {
+    setup.as_ref().map(|set| &set.steps).serialize(s)
 }
 
 fn span_wait<S: serde::Serializer>(

@@ -320,6 +320,40 @@ fn check_services(file: &TestFile, cx: &mut Ctx<'_>) {
                 "expected a program and its arguments",
             );
         }
+        check_setup(id, svc, cx);
+    }
+}
+
+/// `[[service.<id>.setup]]` (SPEC §7.3): steps run in that service, so a `service`
+/// on one may only name it.
+fn check_setup(id: &Sp<String>, svc: &crate::model::Service, cx: &mut Ctx<'_>) {
+    for step in &svc.setup {
+        if let Some(other) = &step.service
+            && other.value != id.value
+        {
+            cx.error(
+                Code::BadValue,
+                other.span,
+                format!(
+                    "set-up step \"{}\" of service \"{}\" names service \"{}\"",
+                    step.name.value, id.value, other.value
+                ),
+                "set-up steps run in their own service",
+            )
+            .help = Some(format!(
+                "remove `service`, or move the step to [[service.{}.setup]]",
+                other.value
+            ));
+        }
+        if step.command.value.is_empty() {
+            cx.error(
+                Code::EmptyCommand,
+                step.command.span,
+                format!("set-up step \"{}\" has an empty command", step.name.value),
+                "expected a program and its arguments",
+            );
+        }
+        check_timeout(cx, step.timeout_ms.as_ref());
     }
 }
 

@@ -183,9 +183,14 @@ impl<E: ContainerEngine> Pool<E> {
             with_token(&mut env, receiver);
         }
         let env = env.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let image = match &svc.setup {
+            // Boxed: making a snapshot starts an environment of its own.
+            Some(setup) => Box::pin(self.snapshot_image(svc, setup)).await?,
+            None => svc.image.clone(),
+        };
         let spec = ContainerSpec {
             name: format!("clnrm-{}-{seq}-{}", inner.owner.run_id, svc.id),
-            image: svc.image.clone(),
+            image,
             cmd: shell
                 .as_ref()
                 .map_or_else(|| svc.args.clone(), |s| vec![s.program.clone()]),
@@ -369,6 +374,7 @@ mod tests {
             nano_cpus: 0,
             wait_for_span: None,
             depends_on: deps.iter().map(|(d, c)| ((*d).to_owned(), *c)).collect(),
+            setup: None,
         }
     }
 

@@ -20,9 +20,14 @@ mod build;
 mod hygiene;
 mod ready;
 mod slot;
+mod snapshot;
 
 pub use build::{AgentShell, agent_shell, run_in};
 pub use hygiene::oom_kills;
+pub use snapshot::{
+    SNAPSHOT_IMAGE_LABEL, SNAPSHOT_LABEL, SNAPSHOT_REPO, SNAPSHOT_SERVICE_LABEL, SnapshotInfo,
+    remove_snapshots, snapshot_key, snapshots,
+};
 
 use super::agent::Agent;
 use super::reaper::RunOwner;
@@ -100,6 +105,14 @@ pub enum PoolError {
         need: usize,
         /// The bound.
         max: usize,
+    },
+    /// A service's set-up steps failed, or its snapshot could not be made.
+    #[error("set-up of service \"{service}\" failed: {message}")]
+    Setup {
+        /// Service id.
+        service: String,
+        /// What failed, with the failed step's output.
+        message: String,
     },
     /// The run is stopping.
     #[error("the run is stopping")]
@@ -242,6 +255,8 @@ struct Inner<E> {
     receiver: Option<Arc<Receiver>>,
     /// Preparations a claim waits for.
     urgent: AtomicUsize,
+    /// Snapshot key → its image, once made (or why it could not be).
+    snapshots: Mutex<HashMap<String, snapshot::Made>>,
 }
 
 /// How big and how eager a pool is.
@@ -305,6 +320,7 @@ impl<E: ContainerEngine> Pool<E> {
                 warm: config.warm,
                 receiver,
                 urgent: AtomicUsize::new(0),
+                snapshots: Mutex::new(HashMap::new()),
                 live: Mutex::new(HashSet::new()),
                 networks: Mutex::new(HashSet::new()),
                 seq: AtomicU64::new(0),

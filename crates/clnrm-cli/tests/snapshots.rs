@@ -1,0 +1,189 @@
+//! Fixture snapshots end to end against the real engine (SPEC §7.3): set-up runs once
+//! per key, every scenario starts from its result (the data in a declared `VOLUME`
+//! included), later runs reuse it, a changed set-up makes a new one, `clnrm cache`
+//! lists and removes them, and a failed set-up fails the scenarios that need it.
+mod common;
+
+#[path = "common/engine.rs"]
+mod engine;
+#[path = "common/run.rs"]
+mod runs;
+
+use common::{clnrm, project};
+use engine::IMAGE;
+use runs::{run_json, scenario};
+use std::path::Path;
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// An image like the official database images: its data directory is a `VOLUME`.
+fn volume_image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    const TAG: &str = "clnrm-test/volume:latest";
+    BUILT.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            format!("FROM {IMAGE}\nRUN [\"mkdir\", \"-p\", \"/data\"]\nVOLUME /data\n"),
+        )
+        .unwrap();
+        let out = Command::new("docker")
+            .args(["build", "-q", "-t", TAG])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "docker build: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    TAG
+}
+
+/// A file whose service `db` (image with a `VOLUME /data`, `shared` mounted at
+/// `/shared`) is set up by `setup` (a shell script), with `count` scenarios that
+/// each print the data and then change it.
+fn seeded(shared: &Path, setup: &str, count: usize) -> String {
+    let mut out = format!(
+        "[meta]\nname = \"t\"\nversion = \"1\"\n\n[service.db]\nimage = \"{}\"\nvolumes = [{{ host_path = \"{}\", container_path = \"/shared\" }}]\n\n[[service.db.setup]]\nname = \"seed\"\ncommand = [\"sh\", \"-c\", \"echo setup >> /shared/setups; {setup}\"]\n\n",
+        volume_image(),
+        shared.display()
+    );
+    for i in 0..count {
+        out.push_str(&format!(
+            "[[scenario]]\nname = \"reader {i}\"\nrun = \"sh -c 'cat /data/seed /etc/seeded; echo changed > /data/seed; rm /etc/seeded'\"\n\n"
+        ));
+    }
+    out
+}
+
+fn setups(shared: &Path) -> usize {
+    std::fs::read_to_string(shared.join("setups"))
+        .unwrap_or_default()
+        .lines()
+        .count()
+}
+
+/// `clnrm cache stats` in `dir`: its stdout.
+fn stats(dir: &Path) -> String {
+    let out = clnrm(dir).args(["cache", "stats"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The project's snapshot images, as the engine lists them.
+fn snapshot_images(dir: &Path) -> Vec<String> {
+    let root = std::fs::canonicalize(dir).unwrap();
+    let out = Command::new("docker")
+        .args(["images", "-q", "--filter"])
+        .arg(format!("label=clnrm.snapshot.project={}", root.display()))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_snapshot_with_volume_data_is_made_once_and_every_scenario_starts_from_it() {
+    let dir = project(&[]);
+    let shared = dir.path().join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::create_dir_all(dir.path().join("tests")).unwrap();
+    let token = format!("seed-{}", std::process::id());
+    let setup = format!("echo data-{token} > /data/seed; echo layer-{token} > /etc/seeded");
+    std::fs::write(
+        dir.path().join("tests/db.clnrm.toml"),
+        seeded(&shared, &setup, 4),
+    )
+    .unwrap();
+
+    // Each scenario changes the data; the next still starts from the snapshot's.
+    let run = run_json(dir.path(), &["--workers", "2", "--force"]);
+    run.assert_passed();
+    for i in 0..4 {
+        let stdout = scenario(&run, &format!("reader {i}"))["steps"][0]["stdout"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            stdout.contains(&format!("data-{token}")) && stdout.contains(&format!("layer-{token}")),
+            "reader {i} did not see the seeded data: {stdout:?}"
+        );
+    }
+    assert_eq!(setups(&shared), 1, "the set-up ran once for four scenarios");
+    assert_eq!(snapshot_images(dir.path()).len(), 1);
+    let listed = stats(dir.path());
+    assert!(
+        listed.contains("snapshots:  1") && listed.contains("service \"db\""),
+        "{listed}"
+    );
+
+    // A second run reuses it.
+    run_json(dir.path(), &["--force"]).assert_passed();
+    assert_eq!(setups(&shared), 1, "the second run made the set-up again");
+
+    // A changed set-up is another key: a new snapshot.
+    let token2 = format!("{token}-b");
+    let setup2 = format!("echo data-{token2} > /data/seed; echo layer-{token2} > /etc/seeded");
+    std::fs::write(
+        dir.path().join("tests/db.clnrm.toml"),
+        seeded(&shared, &setup2, 1),
+    )
+    .unwrap();
+    let run = run_json(dir.path(), &["--force"]);
+    run.assert_passed();
+    let stdout = scenario(&run, "reader 0")["steps"][0]["stdout"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(stdout.contains(&format!("data-{token2}")), "{stdout:?}");
+    assert_eq!(setups(&shared), 2);
+    assert_eq!(snapshot_images(dir.path()).len(), 2);
+
+    let out = clnrm(dir.path()).args(["cache", "clear"]).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("removed 2 snapshots"), "{said}");
+    assert_eq!(snapshot_images(dir.path()), Vec::<String>::new());
+    assert!(stats(dir.path()).contains("snapshots:  0"));
+}
+
+#[test]
+fn a_failed_setup_fails_each_scenario_that_needs_it_with_the_step_output() {
+    let dir = project(&[]);
+    let shared = dir.path().join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::create_dir_all(dir.path().join("tests")).unwrap();
+    let setup = format!(
+        "echo seeding-{} >&2; echo no such table >&2; exit 3",
+        std::process::id()
+    );
+    std::fs::write(
+        dir.path().join("tests/db.clnrm.toml"),
+        seeded(&shared, &setup, 2),
+    )
+    .unwrap();
+    let run = run_json(dir.path(), &["--workers", "2"]);
+    assert_eq!(run.code, Some(1), "{:#}", run.json);
+    for i in 0..2 {
+        let sc = scenario(&run, &format!("reader {i}"));
+        assert_eq!(sc["status"], "failed", "{sc:#}");
+        assert_eq!(sc["reason"], "setup_failed", "{sc:#}");
+        let message = sc["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("set-up of service \"db\" failed")
+                && message.contains("step \"seed\": exit code 3, expected 0")
+                && message.contains("no such table"),
+            "{message}"
+        );
+    }
+    assert_eq!(
+        setups(&shared),
+        1,
+        "a failed set-up is not retried per scenario"
+    );
+    assert_eq!(snapshot_images(dir.path()), Vec::<String>::new());
+}

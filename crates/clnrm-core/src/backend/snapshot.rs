@@ -1,0 +1,276 @@
+//! Snapshots of stopped containers through the Docker API (SPEC §7.3).
+//!
+//! A commit keeps a container's filesystem but not what is in the volumes its image
+//! declares (a database's data directory). So, when the image declares volumes, each
+//! volume's content is read from the stopped container as a tar archive and added on
+//! top of the commit by a build (`FROM <commit>` + `ADD vN.tar <parent>/`, which
+//! unpacks it with owners and modes kept). A container created from the result gets
+//! fresh anonymous volumes that the engine fills from the image: the snapshot's data.
+
+use super::docker::{Docker, api, to_hash};
+use super::{EngineError, Labels, SNAPSHOT_VOLUMES_CAP};
+use bollard::models::ContainerConfig;
+use bollard::query_parameters::{
+    BuildImageOptions, BuilderVersion, CommitContainerOptions, DownloadFromContainerOptions,
+    RemoveImageOptions,
+};
+use futures_util::StreamExt;
+use std::path::{Path, PathBuf};
+use tokio::io::AsyncWriteExt;
+
+impl Docker {
+    pub(super) async fn make_snapshot(
+        &self,
+        id: &str,
+        tag: &str,
+        volumes: &[String],
+        labels: &Labels,
+    ) -> Result<String, EngineError> {
+        let config = ContainerConfig {
+            labels: Some(to_hash(labels)),
+            ..Default::default()
+        };
+        let (repo, version) = tag.rsplit_once(':').unwrap_or((tag, "latest"));
+        if volumes.is_empty() {
+            let options = CommitContainerOptions {
+                container: Some(id.to_owned()),
+                repo: Some(repo.to_owned()),
+                tag: Some(version.to_owned()),
+                pause: false,
+                ..Default::default()
+            };
+            let made = self
+                .client
+                .commit_container(options, config)
+                .await
+                .map_err(api)?;
+            return Ok(made.id);
+        }
+        let options = CommitContainerOptions {
+            container: Some(id.to_owned()),
+            pause: false,
+            ..Default::default()
+        };
+        let base = self
+            .client
+            .commit_container(options, config)
+            .await
+            .map_err(api)?
+            .id;
+        let dir = Scratch::new()?;
+        let built = self.add_volumes(id, &base, tag, volumes, &dir.0).await;
+        if built.is_err() {
+            // The commit is of no use without its volumes.
+            let _ = self.remove_image_quietly(&base).await;
+        }
+        built
+    }
+
+    /// Builds `tag` from image `base` plus the content of `volumes` in container `id`.
+    async fn add_volumes(
+        &self,
+        id: &str,
+        base: &str,
+        tag: &str,
+        volumes: &[String],
+        dir: &Path,
+    ) -> Result<String, EngineError> {
+        let io = |what: &str, e: std::io::Error| {
+            EngineError::Api(format!("snapshot: {what} in {}: {e}", dir.display()))
+        };
+        let context = dir.join("context.tar");
+        let mut out = tokio::fs::File::create(&context)
+            .await
+            .map_err(|e| io("creating the build context", e))?;
+        let mut dockerfile = format!("FROM {base}\n");
+        let mut total = 0u64;
+        for (i, volume) in volumes.iter().enumerate() {
+            let name = format!("v{i}.tar");
+            let part = dir.join(&name);
+            let size = self.download(id, volume, &part, total).await?;
+            total += size;
+            append_header(&mut out, &name, size)
+                .await
+                .map_err(|e| io("writing the build context", e))?;
+            let mut file = tokio::fs::File::open(&part)
+                .await
+                .map_err(|e| io("reading a volume's archive", e))?;
+            tokio::io::copy(&mut file, &mut out)
+                .await
+                .map_err(|e| io("writing the build context", e))?;
+            pad(&mut out, size)
+                .await
+                .map_err(|e| io("writing the build context", e))?;
+            let _ = tokio::fs::remove_file(&part).await;
+            // The archive holds the volume's directory by its last name: unpacked in
+            // its parent, it lands where it was.
+            let parent = Path::new(volume)
+                .parent()
+                .map_or_else(|| "/".to_owned(), |p| p.display().to_string());
+            let parent = format!("{}/", parent.trim_end_matches('/'));
+            let add = serde_json::to_string(&[name.as_str(), parent.as_str()]).unwrap_or_default();
+            dockerfile.push_str(&format!("ADD {add}\n"));
+        }
+        append_header(&mut out, "Dockerfile", dockerfile.len() as u64)
+            .await
+            .and(out.write_all(dockerfile.as_bytes()).await)
+            .and(pad(&mut out, dockerfile.len() as u64).await)
+            .and(out.write_all(&[0u8; 1024]).await)
+            .and(out.flush().await)
+            .map_err(|e| io("writing the build context", e))?;
+        drop(out);
+        let file = tokio::fs::File::open(&context)
+            .await
+            .map_err(|e| io("reading the build context", e))?;
+        let body = bollard::body_try_stream(tokio_util::io::ReaderStream::new(file));
+        let options = BuildImageOptions {
+            dockerfile: "Dockerfile".into(),
+            t: Some(tag.to_owned()),
+            q: true,
+            rm: true,
+            forcerm: true,
+            // The labels come with the commit it starts from.
+            version: BuilderVersion::BuilderV1,
+            ..Default::default()
+        };
+        let mut progress = self.client.build_image(options, None, Some(body));
+        while let Some(item) = progress.next().await {
+            item.map_err(|e| EngineError::Api(format!("snapshot build: {}", api(e))))?;
+        }
+        match self.client.inspect_image(tag).await {
+            Ok(found) => Ok(found.id.unwrap_or_default()),
+            Err(e) => Err(api(e)),
+        }
+    }
+
+    /// Saves the archive of `path` in container `id` to `to`; returns its size.
+    /// `before` bytes of other volumes count towards [`SNAPSHOT_VOLUMES_CAP`].
+    async fn download(
+        &self,
+        id: &str,
+        path: &str,
+        to: &Path,
+        before: u64,
+    ) -> Result<u64, EngineError> {
+        let options = DownloadFromContainerOptions {
+            path: path.to_owned(),
+        };
+        let mut stream = self.client.download_from_container(id, Some(options));
+        let mut file = tokio::fs::File::create(to)
+            .await
+            .map_err(|e| EngineError::Api(format!("snapshot: {}: {e}", to.display())))?;
+        let mut size = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let bytes = chunk.map_err(api)?;
+            size += bytes.len() as u64;
+            if before + size > SNAPSHOT_VOLUMES_CAP {
+                return Err(EngineError::Api(format!(
+                    "snapshot: the volumes hold more than {} GiB (at volume {path})",
+                    SNAPSHOT_VOLUMES_CAP >> 30
+                )));
+            }
+            file.write_all(&bytes)
+                .await
+                .map_err(|e| EngineError::Api(format!("snapshot: {}: {e}", to.display())))?;
+        }
+        file.flush()
+            .await
+            .map_err(|e| EngineError::Api(format!("snapshot: {}: {e}", to.display())))?;
+        Ok(size)
+    }
+
+    pub(super) async fn remove_image_quietly(&self, id: &str) -> Result<(), EngineError> {
+        let options = RemoveImageOptions {
+            force: true,
+            noprune: false,
+            ..Default::default()
+        };
+        match self.client.remove_image(id, Some(options), None).await {
+            Ok(_) => Ok(()),
+            Err(e) => match api(e) {
+                EngineError::Gone(_) => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+}
+
+/// A temporary directory, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Result<Self, EngineError> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir =
+            std::env::temp_dir().join(format!("clnrm-snapshot-{}-{nanos}", std::process::id()));
+        std::fs::create_dir(&dir)
+            .map_err(|e| EngineError::Api(format!("snapshot: creating {}: {e}", dir.display())))?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The ustar header of a regular file `name` (< 100 bytes) of `size` bytes.
+fn header(name: &str, size: u64) -> [u8; 512] {
+    let mut h = [0u8; 512];
+    h[..name.len()].copy_from_slice(name.as_bytes());
+    let octal = |field: &mut [u8], value: u64| {
+        let text = format!("{value:0width$o}", width = field.len() - 1);
+        field[..text.len()].copy_from_slice(text.as_bytes());
+    };
+    octal(&mut h[100..108], 0o644);
+    octal(&mut h[108..116], 0);
+    octal(&mut h[116..124], 0);
+    if size < 0o777_7777_7777 {
+        octal(&mut h[124..136], size);
+    } else {
+        // Larger than 8 GiB: the base-256 form.
+        h[124] = 0x80;
+        h[128..136].copy_from_slice(&size.to_be_bytes());
+    }
+    octal(&mut h[136..148], 0);
+    h[156] = b'0';
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    h[148..156].fill(b' ');
+    let sum: u64 = h.iter().map(|&b| u64::from(b)).sum();
+    let text = format!("{sum:06o}\0 ");
+    h[148..156].copy_from_slice(text.as_bytes());
+    h
+}
+
+async fn append_header(out: &mut tokio::fs::File, name: &str, size: u64) -> std::io::Result<()> {
+    out.write_all(&header(name, size)).await
+}
+
+/// Zeros up to the next 512-byte block after `size` bytes of content.
+async fn pad(out: &mut tokio::fs::File, size: u64) -> std::io::Result<()> {
+    let rest = (512 - size % 512) % 512;
+    out.write_all(&vec![0u8; rest as usize]).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::header;
+
+    #[test]
+    fn a_tar_header_is_what_tar_reads() {
+        let h = header("Dockerfile", 1234);
+        assert_eq!(&h[..10], b"Dockerfile");
+        assert_eq!(&h[124..136], b"00000002322\0");
+        assert_eq!(&h[257..262], b"ustar");
+        // The checksum counts the checksum field as spaces.
+        let mut copy = h;
+        copy[148..156].fill(b' ');
+        let sum: u64 = copy.iter().map(|&b| u64::from(b)).sum();
+        let field = std::str::from_utf8(&h[148..154]).unwrap();
+        assert_eq!(u64::from_str_radix(field, 8).unwrap(), sum);
+    }
+}

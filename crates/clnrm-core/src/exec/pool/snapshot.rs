@@ -1,0 +1,289 @@
+//! Fixture snapshots (SPEC §7.3): a service with `[[service.<id>.setup]]` is started
+//! once, alone on a network of its own, its set-up steps run in it, and the stopped
+//! container becomes an image (its declared volumes included) that every scenario's
+//! container of that service starts from. The image is named by a hash of the
+//! service's image id, its table and its set-up steps, and kept by the engine across
+//! runs; `clnrm cache` lists and removes them.
+
+use super::{Env, Pool, PoolError, lock};
+use crate::backend::{ContainerEngine, EngineError, ImageInfo, Labels};
+use crate::exec::events::Status;
+use crate::exec::scenario::run_scenario;
+use crate::model::defaults;
+use crate::plan::{
+    EnvSpec, Intake, NetworkNeed, PlannedScenario, ScenarioId, ServiceSpec, Setup, SpanWait,
+};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The repository of snapshot images; the tag is the snapshot's key.
+pub const SNAPSHOT_REPO: &str = "clnrm-snapshot";
+
+/// The label every snapshot image carries: its key.
+pub const SNAPSHOT_LABEL: &str = "clnrm.snapshot";
+/// The label naming the service a snapshot is of.
+pub const SNAPSHOT_SERVICE_LABEL: &str = "clnrm.snapshot.service";
+/// The label naming the image a snapshot was made from.
+pub const SNAPSHOT_IMAGE_LABEL: &str = "clnrm.snapshot.image";
+/// The label naming the project (its root) a snapshot belongs to.
+pub const SNAPSHOT_PROJECT_LABEL: &str = "clnrm.snapshot.project";
+
+/// What a run remembers of each snapshot it asked for: its image, or why there is none.
+pub(super) type Made = Arc<tokio::sync::OnceCell<Result<String, String>>>;
+
+/// The key of `svc`'s snapshot when its image is `image_id`: a hash of that id, the
+/// service's table and set-up steps, and the project they are in.
+pub fn snapshot_key(image_id: &str, svc: &ServiceSpec) -> String {
+    let table = serde_json::to_string(svc).unwrap_or_default();
+    let project = svc.setup.as_ref().map_or("", |s| s.project.as_str());
+    let mut hasher = Sha256::new();
+    hasher.update(project.as_bytes());
+    hasher.update([0]);
+    hasher.update(image_id.as_bytes());
+    hasher.update([0]);
+    hasher.update(table.as_bytes());
+    hasher.finalize()[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl<E: ContainerEngine> Pool<E> {
+    /// The image `svc`'s containers start from: its snapshot, made by the first
+    /// scenario of the run that needs it (the others wait for it) unless an earlier run
+    /// left it. A failed set-up fails every scenario that needs it, without retrying.
+    pub(super) async fn snapshot_image(
+        &self,
+        svc: &ServiceSpec,
+        setup: &Arc<Setup>,
+    ) -> Result<String, PoolError> {
+        let engine = &self.inner.engine;
+        let info = engine
+            .image(&svc.image)
+            .await?
+            .ok_or_else(|| EngineError::ImageMissing {
+                image: svc.image.clone(),
+                reason: "it is not present locally".into(),
+            })?;
+        let key = snapshot_key(&info.id, svc);
+        let cell = lock(&self.inner.snapshots)
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let made = cell
+            .get_or_try_init(|| async {
+                match self.make_snapshot(svc, setup, &info, &key).await {
+                    Err(PoolError::Stopped) => Err(PoolError::Stopped),
+                    other => Ok(other.map_err(|e| e.to_string())),
+                }
+            })
+            .await?;
+        made.clone().map_err(|message| PoolError::Setup {
+            service: svc.id.clone(),
+            message,
+        })
+    }
+
+    async fn make_snapshot(
+        &self,
+        svc: &ServiceSpec,
+        setup: &Arc<Setup>,
+        info: &ImageInfo,
+        key: &str,
+    ) -> Result<String, PoolError> {
+        let engine = &self.inner.engine;
+        let tag = format!("{SNAPSHOT_REPO}:{key}");
+        if engine.image(&tag).await?.is_some() {
+            return Ok(tag);
+        }
+        // The service alone, on a network of its own so that it answers to its name;
+        // ready when its health check passes (no span receiver here).
+        let alone = ServiceSpec {
+            depends_on: Vec::new(),
+            wait_for_span: None,
+            setup: None,
+            ..svc.clone()
+        };
+        let spec = Arc::new(EnvSpec {
+            key: format!("snapshot-{key}"),
+            services: vec![alone],
+            network: NetworkNeed::Private,
+            otlp: None,
+        });
+        let mut env = Env {
+            spec: spec.clone(),
+            members: Vec::new(),
+            network: None,
+            network_name: None,
+            _permits: None,
+        };
+        let made = self.set_up(&mut env, svc, setup, info, &tag, key).await;
+        self.destroy(env).await;
+        made
+    }
+
+    /// Starts `env`, runs the set-up in it and snapshots the stopped container.
+    async fn set_up(
+        &self,
+        env: &mut Env,
+        svc: &ServiceSpec,
+        setup: &Arc<Setup>,
+        info: &ImageInfo,
+        tag: &str,
+        key: &str,
+    ) -> Result<String, PoolError> {
+        self.start_env(env).await.map_err(|e| match e {
+            PoolError::Stopped => PoolError::Stopped,
+            e => PoolError::Setup {
+                service: svc.id.clone(),
+                message: format!("the service did not start: {e}"),
+            },
+        })?;
+        let scenario = PlannedScenario {
+            id: ScenarioId(format!("setup of service \"{}\"", svc.id)),
+            file: 0,
+            name: format!("setup of service \"{}\"", svc.id),
+            priority: 0,
+            order: 0,
+            env: env.spec.clone(),
+            steps: setup.steps.clone(),
+            timeout: Some(Duration::from_secs(defaults::SETUP_TIMEOUT_SECS)),
+            exclusive: false,
+            masker: setup.masker.clone(),
+            not_selected: None,
+            expect: Vec::new(),
+            intake: Intake::None,
+            span_limits: Default::default(),
+            span_wait: SpanWait {
+                settle: Duration::ZERO,
+                max: Duration::ZERO,
+            },
+            fingerprint: String::new(),
+        };
+        let stop = self.inner.stop.clone();
+        let ran = run_scenario(self, env, &scenario, "", &|_| {}, &stop).await;
+        if stop.is_cancelled() {
+            return Err(PoolError::Stopped);
+        }
+        if ran.result.status != Status::Passed {
+            return Err(PoolError::Setup {
+                service: svc.id.clone(),
+                message: setup_failure(&ran.result),
+            });
+        }
+        let (container, agent) = (
+            env.members[0].container.clone(),
+            env.members[0].agent.is_some(),
+        );
+        // clnrm's shell ignores SIGTERM as a container's first process: nothing to wait for.
+        let grace = if agent {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(defaults::SETUP_STOP_GRACE_SECS)
+        };
+        let engine = &self.inner.engine;
+        engine.stop(&container, grace).await?;
+        let labels = Labels::from([
+            (SNAPSHOT_LABEL.to_owned(), key.to_owned()),
+            (SNAPSHOT_SERVICE_LABEL.to_owned(), svc.id.clone()),
+            (SNAPSHOT_IMAGE_LABEL.to_owned(), svc.image.clone()),
+            (SNAPSHOT_PROJECT_LABEL.to_owned(), setup.project.clone()),
+        ]);
+        engine
+            .snapshot(&container, tag, &info.volumes, &labels)
+            .await
+            .map_err(|e| PoolError::Setup {
+                service: svc.id.clone(),
+                message: format!("its snapshot could not be made: {e}"),
+            })?;
+        Ok(tag.to_owned())
+    }
+}
+
+/// Why a set-up failed: its failed step, with the end of what the step printed.
+fn setup_failure(result: &crate::exec::events::ScenarioResult) -> String {
+    let mut message = result
+        .message
+        .clone()
+        .unwrap_or_else(|| "it failed".to_owned());
+    if let Some(step) = result
+        .steps
+        .iter()
+        .find(|s| matches!(s.status, Status::Failed | Status::Error))
+    {
+        for (name, text) in [("stdout", &step.stdout), ("stderr", &step.stderr)] {
+            let lines: Vec<&str> = text.trim_end().lines().collect();
+            if lines.is_empty() {
+                continue;
+            }
+            message.push_str(&format!("; its {name} ends:"));
+            for line in &lines[lines.len().saturating_sub(20)..] {
+                message.push_str("\n    ");
+                message.push_str(line);
+            }
+        }
+    }
+    message
+}
+
+/// A snapshot image the engine keeps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    /// Its image id.
+    pub id: String,
+    /// Its key (the tag in [`SNAPSHOT_REPO`]).
+    pub key: String,
+    /// The service it is of.
+    pub service: String,
+    /// The image it was made from.
+    pub image: String,
+    /// Its size in bytes, the image it was made from included.
+    pub size: u64,
+    /// What it adds to the image it was made from, in bytes (when that is present).
+    pub added: Option<u64>,
+    /// When it was made, in seconds since the Unix epoch.
+    pub created: i64,
+}
+
+/// The snapshots the engine keeps for the project at `root`, oldest first.
+pub async fn snapshots<E: ContainerEngine>(
+    engine: &E,
+    root: &str,
+) -> Result<Vec<SnapshotInfo>, EngineError> {
+    let mut out = Vec::new();
+    let project = format!("{SNAPSHOT_PROJECT_LABEL}={root}");
+    for found in engine.images(&project).await? {
+        let label = |k: &str| found.labels.get(k).cloned().unwrap_or_default();
+        let image = label(SNAPSHOT_IMAGE_LABEL);
+        let base = engine.image(&image).await.ok().flatten();
+        out.push(SnapshotInfo {
+            key: label(SNAPSHOT_LABEL),
+            service: label(SNAPSHOT_SERVICE_LABEL),
+            added: base.map(|b| found.size.saturating_sub(b.size)),
+            image,
+            id: found.id,
+            size: found.size,
+            created: found.created,
+        });
+    }
+    out.sort_by(|a, b| (a.created, &a.key).cmp(&(b.created, &b.key)));
+    Ok(out)
+}
+
+/// Removes the project's snapshots; returns how many went, and why each other one did not (one
+/// a container still uses, say).
+pub async fn remove_snapshots<E: ContainerEngine>(
+    engine: &E,
+    root: &str,
+) -> Result<(usize, Vec<String>), EngineError> {
+    let mut removed = 0;
+    let mut kept = Vec::new();
+    for snap in snapshots(engine, root).await? {
+        match engine.remove_image(&snap.id).await {
+            Ok(()) => removed += 1,
+            Err(e) => kept.push(format!("{SNAPSHOT_REPO}:{}: {e}", snap.key)),
+        }
+    }
+    Ok((removed, kept))
+}
