@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-command set-up: tools, a Docker engine (started if none answers), the project's
 # own test image `clnrm/busybox:latest` (FROM scratch + Debian's busybox; no registry
-# can be pulled from), and the release binary.
+# can be pulled from), the example images (scripts/example-images.sh), and the release
+# binary.
 #   scripts/setup.sh        set up for local use
 #   scripts/setup.sh --ci   what .ci/run needs (no release build)
 set -euo pipefail
@@ -68,6 +69,10 @@ start_engine() {
 docker info >/dev/null 2>&1 || start_engine
 command -v file >/dev/null || { apt-get update -qq && apt-get install -y -qq file >/dev/null; }
 build_image
+# The images of the app-plus-database example (PostgreSQL, a Python app with the
+# OpenTelemetry SDK), from Debian's packages and PyPI; cached by a recipe label, so
+# only the first set-up pays (about 2.5 minutes).
+scripts/example-images.sh
 
 if ! $ci; then
     cargo build --release --locked
