@@ -163,15 +163,7 @@ fn check_scenarios(file: &TestFile, cx: &mut Ctx<'_>) {
                     defined.join(", ")
                 ));
             }
-            if step.command.value.is_empty() {
-                cx.error(
-                    Code::EmptyCommand,
-                    step.command.span,
-                    format!("step \"{}\" has an empty command", step.name.value),
-                    "expected a program and its arguments",
-                );
-            }
-            check_timeout(cx, step.timeout_ms.as_ref());
+            check_step(cx, step, "step");
         }
         check_timeout(cx, sc.timeout_ms.as_ref());
         for item in sc.artifacts.iter().flat_map(|a| &a.collect) {
@@ -345,16 +337,21 @@ fn check_setup(id: &Sp<String>, svc: &crate::model::Service, cx: &mut Ctx<'_>) {
                 other.value
             ));
         }
-        if step.command.value.is_empty() {
-            cx.error(
-                Code::EmptyCommand,
-                step.command.span,
-                format!("set-up step \"{}\" has an empty command", step.name.value),
-                "expected a program and its arguments",
-            );
-        }
-        check_timeout(cx, step.timeout_ms.as_ref());
+        check_step(cx, step, "set-up step");
     }
+}
+
+/// What every step needs, wherever it is: a command, a sane timeout.
+fn check_step(cx: &mut Ctx<'_>, step: &crate::model::Step, what: &str) {
+    if step.command.value.is_empty() {
+        cx.error(
+            Code::EmptyCommand,
+            step.command.span,
+            format!("{what} \"{}\" has an empty command", step.name.value),
+            "expected a program and its arguments",
+        );
+    }
+    check_timeout(cx, step.timeout_ms.as_ref());
 }
 
 fn check_determinism(file: &TestFile, cx: &mut Ctx<'_>) {
