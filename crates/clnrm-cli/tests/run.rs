@@ -145,6 +145,80 @@ expected_output_regex = "still"
 }
 
 #[test]
+fn retry_runs_a_failing_step_again_until_it_passes_or_the_attempts_are_used_up() {
+    // Each run counts itself in a file of the container: the step passes on its third.
+    let count =
+        "n=$(cat /tmp/runs 2>/dev/null || echo 0); n=$((n+1)); echo $n > /tmp/runs; echo run $n";
+    let dir = project(&[(
+        "tests/retry.clnrm.toml",
+        &file(&format!(
+            r#"[[scenario]]
+name = "third time lucky"
+
+[[scenario.steps]]
+name = "eventually"
+command = ["sh", "-c", '{count}']
+expected_output_regex = "^run 3$"
+retry = {{ attempts = 5, interval_ms = 50 }}
+
+[[scenario.steps]]
+name = "once"
+command = ["sh", "-c", '{count}']
+expected_output_regex = "^run 4$"
+
+[[scenario]]
+name = "exhausted"
+
+[[scenario.steps]]
+name = "never"
+command = ["sh", "-c", '{count}; exit 7']
+retry = {{ attempts = 2, interval_ms = 50 }}
+
+[[scenario]]
+name = "no retry after a timeout"
+
+[[scenario.steps]]
+name = "slow"
+command = ["sleep", "5"]
+timeout_ms = 300
+retry = {{ attempts = 3, interval_ms = 50 }}
+"#
+        )),
+    )]);
+    let run = run_json(dir.path(), &["--workers", "2"]);
+    assert_eq!(run.code, Some(1), "{:#}", run.json);
+    let lucky = scenario(&run, "third time lucky");
+    assert_eq!(lucky["status"], "passed", "{lucky:#}");
+    assert_eq!(lucky["steps"][0]["attempts"], 3, "{lucky:#}");
+    assert_eq!(lucky["steps"][1]["attempts"], 1, "{lucky:#}");
+    let tired = scenario(&run, "exhausted");
+    assert_eq!(tired["reason"], "exit_code", "{tired:#}");
+    assert_eq!(tired["steps"][0]["attempts"], 2, "{tired:#}");
+    let message = tired["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("exit code 7, expected 0 (after 2 attempts)"),
+        "{message}"
+    );
+    assert!(
+        tired["steps"][0]["stdout"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("run 2")
+    );
+    let slow = scenario(&run, "no retry after a timeout");
+    assert_eq!(slow["reason"], "timeout", "{slow:#}");
+    assert_eq!(slow["steps"][0]["attempts"], 1, "{slow:#}");
+
+    // The human report says how many runs a failed step took.
+    let out = clnrm(dir.path())
+        .args(["run", "--force", "--filter", "*exhausted"])
+        .output()
+        .unwrap();
+    let human = String::from_utf8_lossy(&out.stdout);
+    assert!(human.contains("runs:    2 (retry)"), "{human}");
+}
+
+#[test]
 fn step_and_scenario_timeouts_kill_and_report_timeout() {
     let dir = project(&[(
         "tests/slow.clnrm.toml",

@@ -127,6 +127,8 @@ pub struct StepResult {
     pub tolerated: bool,
     /// The container it ran in (short id).
     pub container: String,
+    /// Runs it took (more than 1 under `retry`; 0 when it did not run).
+    pub attempts: u32,
 }
 
 /// One scenario's outcome.

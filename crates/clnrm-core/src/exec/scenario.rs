@@ -54,7 +54,7 @@ pub async fn run_scenario<E: ContainerEngine>(
             continue;
         }
         let (result, end_reusable) =
-            run_step(pool, env, sc, step, deadline, cancel, &mut stdout_spans).await;
+            run_retried(pool, env, sc, step, deadline, cancel, &mut stdout_spans).await;
         reusable &= end_reusable;
         if result.status != Status::Passed && !result.tolerated {
             let reason = result.reason.unwrap_or(Reason::ExitCode);
@@ -124,6 +124,56 @@ fn not_run(sc: &PlannedScenario, step: &PlannedStep) -> StepResult {
         stderr: String::new(),
         tolerated: false,
         container: String::new(),
+        attempts: 0,
+    }
+}
+
+/// Runs `step`, and again while it fails and its `retry` allows: only a command that
+/// ended with the wrong exit code or output is run again (a timeout, an OOM kill or an
+/// engine error leaves nothing to retry in). Its `timeout_ms` bounds each run; the
+/// scenario's timeout bounds them all.
+async fn run_retried<E: ContainerEngine>(
+    pool: &Pool<E>,
+    env: &mut Env,
+    sc: &PlannedScenario,
+    step: &PlannedStep,
+    deadline: Option<Instant>,
+    cancel: &CancellationToken,
+    spans: &mut Vec<SpanRecord>,
+) -> (StepResult, bool) {
+    let started = Instant::now();
+    let mut attempts = 1;
+    loop {
+        let (mut result, mut reusable) =
+            run_step(pool, env, sc, step, deadline, cancel, spans).await;
+        let again = step.retry.filter(|r| {
+            attempts < r.attempts
+                && reusable
+                && result.status == Status::Failed
+                && matches!(result.reason, Some(Reason::ExitCode | Reason::Regex))
+                && deadline.is_none_or(|d| Instant::now() + r.interval < d)
+        });
+        if let Some(retry) = again {
+            tokio::select! {
+                () = tokio::time::sleep(retry.interval) => {
+                    attempts += 1;
+                    continue;
+                }
+                () = cancel.cancelled() => {
+                    fail(&mut result, Reason::Interrupted, "interrupted".into());
+                    reusable = false;
+                }
+            }
+        }
+        result.attempts = attempts;
+        result.duration = started.elapsed();
+        if attempts > 1
+            && result.status != Status::Passed
+            && let Some(message) = &mut result.message
+        {
+            message.push_str(&format!(" (after {attempts} attempts)"));
+        }
+        return (result, reusable);
     }
 }
 
@@ -160,6 +210,7 @@ async fn run_step<E: ContainerEngine>(
         stderr: String::new(),
         tolerated: false,
         container: String::new(),
+        attempts: 1,
     };
     let Some(member) = env.member(&step.service) else {
         result.status = Status::Error;

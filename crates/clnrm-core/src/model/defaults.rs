@@ -27,3 +27,10 @@ pub const SETUP_TIMEOUT_SECS: u64 = 600;
 
 /// How long a service stopped for its snapshot may take to exit after SIGTERM, in seconds.
 pub const SETUP_STOP_GRACE_SECS: u64 = 10;
+
+/// Pause between a step's runs under `retry`, in milliseconds.
+pub const RETRY_INTERVAL_MS: u64 = 500;
+/// The most runs `retry.attempts` may ask for.
+pub const RETRY_MAX_ATTEMPTS: u64 = 1000;
+/// The longest pause `retry.interval_ms` may ask for, in milliseconds.
+pub const RETRY_MAX_INTERVAL_MS: u64 = 600_000;

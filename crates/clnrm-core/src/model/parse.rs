@@ -468,6 +468,15 @@ fn read_step(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Option<Step> {
         env: t.map(r, "env", FromToml::from_toml),
         continue_on_failure: t.get(r, "continue_on_failure"),
         timeout_ms: t.get(r, "timeout_ms"),
+        retry: t.table(r, "retry").and_then(|mut rt| {
+            let attempts = rt.req(r, "attempts", "3");
+            let interval_ms = rt.get(r, "interval_ms");
+            rt.finish(r);
+            Some(Retry {
+                attempts: attempts?,
+                interval_ms,
+            })
+        }),
         span: t.anchor(),
     };
     t.finish(r);

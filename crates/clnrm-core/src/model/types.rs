@@ -284,6 +284,16 @@ pub struct HealthCheck {
     pub cmd_span: Span,
 }
 
+/// A step's `retry`: for eventual consistency and readiness.
+#[derive(Clone, Debug, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Retry {
+    /// Runs in all, the first included (1 to 1000).
+    pub attempts: Sp<u64>,
+    /// Pause between runs in milliseconds (default 500).
+    pub interval_ms: Option<Sp<u64>>,
+}
+
 /// `[[scenario]]`.
 #[derive(Clone, Debug, JsonSchema)]
 #[schemars(deny_unknown_fields)]
@@ -353,6 +363,8 @@ pub struct Step {
     pub continue_on_failure: Option<Sp<bool>>,
     /// Kill the step's container and fail with `timeout` after this many milliseconds.
     pub timeout_ms: Option<Sp<u64>>,
+    /// Run a failing step again, up to `attempts` times in all.
+    pub retry: Option<Retry>,
     /// Where the step's table is.
     #[serde(skip)]
     pub span: Span,

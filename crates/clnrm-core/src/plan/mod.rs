@@ -236,6 +236,19 @@ pub struct PlannedStep {
     /// Step timeout.
     #[serde(serialize_with = "optional_millis")]
     pub timeout: Option<Duration>,
+    /// Runs in all while it fails, and the pause between them (`retry`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetrySpec>,
+}
+
+/// A step's `retry`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct RetrySpec {
+    /// Runs in all, the first included.
+    pub attempts: u32,
+    /// Pause between runs.
+    #[serde(serialize_with = "millis")]
+    pub interval: Duration,
 }
 
 /// Why a scenario is not run.
@@ -562,6 +575,7 @@ fn plan_scenario(
             env: Vec::new(),
             continue_on_failure: false,
             timeout: None,
+            retry: None,
         });
     }
     steps.extend(sc.steps.iter().map(|st| planned_step(st, &default_service)));
@@ -661,6 +675,14 @@ fn planned_step(st: &crate::model::Step, service: &str) -> PlannedStep {
             .timeout_ms
             .as_ref()
             .map(|t| Duration::from_millis(t.value)),
+        retry: st.retry.as_ref().map(|r| RetrySpec {
+            attempts: r.attempts.value.clamp(1, defaults::RETRY_MAX_ATTEMPTS) as u32,
+            interval: Duration::from_millis(
+                r.interval_ms
+                    .as_ref()
+                    .map_or(defaults::RETRY_INTERVAL_MS, |i| i.value),
+            ),
+        }),
     }
 }
 

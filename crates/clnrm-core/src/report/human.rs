@@ -201,6 +201,9 @@ impl<W: Write> HumanReporter<W> {
             if let Some(code) = step.exit_code {
                 let _ = writeln!(self.out, "  exit:    {code}");
             }
+            if step.attempts > 1 {
+                let _ = writeln!(self.out, "  runs:    {} (retry)", step.attempts);
+            }
             for (label, text) in [("stdout", &step.stdout), ("stderr", &step.stderr)] {
                 if text.trim().is_empty() {
                     continue;

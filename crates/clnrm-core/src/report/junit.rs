@@ -98,7 +98,17 @@ fn testcase(xml: &mut String, r: &ScenarioResult) {
     let output: String = r
         .steps
         .iter()
-        .map(|s| format!("$ {}\n{}", s.command, ended(tail(&s.stdout, TAIL_BYTES))))
+        .map(|s| {
+            let runs = match s.attempts {
+                0 | 1 => String::new(),
+                n => format!("  # {n} runs (retry)"),
+            };
+            format!(
+                "$ {}{runs}\n{}",
+                s.command,
+                ended(tail(&s.stdout, TAIL_BYTES))
+            )
+        })
         .collect();
     let errors: String = r
         .steps

@@ -61,7 +61,15 @@ pub fn to_markdown(report: &RunReport) -> String {
             .iter()
             .filter(|s| matches!(s.status, Status::Failed | Status::Error))
         {
-            let _ = write!(md, "\n`$ {}` → exit {:?}\n", step.command, step.exit_code);
+            let runs = match step.attempts {
+                0 | 1 => String::new(),
+                n => format!(" after {n} runs"),
+            };
+            let _ = write!(
+                md,
+                "\n`$ {}` → exit {:?}{runs}\n",
+                step.command, step.exit_code
+            );
             for (label, text) in [("stdout", &step.stdout), ("stderr", &step.stderr)] {
                 if !text.is_empty() {
                     let _ = write!(

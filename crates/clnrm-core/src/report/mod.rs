@@ -137,6 +137,7 @@ fn scenario_json(r: &ScenarioResult) -> Value {
                 "duration_ms": millis(s.duration),
                 "message": s.message,
                 "tolerated": s.tolerated,
+                "attempts": s.attempts,
                 "container": s.container,
                 "stdout": tail(&s.stdout, TAIL_BYTES),
                 "stderr": tail(&s.stderr, TAIL_BYTES),
@@ -197,6 +198,7 @@ pub(crate) mod tests {
             stderr: String::new(),
             tolerated: false,
             container: String::new(),
+            attempts: 1,
         };
         let scenario = |file_index, file: &str, name: &str, status, steps| ScenarioResult {
             id: ScenarioId(format!("{file}::{name}")),

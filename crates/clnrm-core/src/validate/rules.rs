@@ -352,6 +352,28 @@ fn check_step(cx: &mut Ctx<'_>, step: &crate::model::Step, what: &str) {
         );
     }
     check_timeout(cx, step.timeout_ms.as_ref());
+    if let Some(retry) = &step.retry {
+        let (max, a) = (crate::model::defaults::RETRY_MAX_ATTEMPTS, &retry.attempts);
+        if a.value == 0 || a.value > max {
+            cx.error(
+                Code::OutOfRange,
+                a.span,
+                format!("`retry.attempts` is {}", a.value),
+                format!("expected 1 to {max} (runs in all, the first included)"),
+            );
+        }
+        let max = crate::model::defaults::RETRY_MAX_INTERVAL_MS;
+        if let Some(i) = &retry.interval_ms
+            && i.value > max
+        {
+            cx.error(
+                Code::OutOfRange,
+                i.span,
+                format!("`retry.interval_ms` is {}", i.value),
+                format!("expected at most {max} (10 minutes)"),
+            );
+        }
+    }
 }
 
 fn check_determinism(file: &TestFile, cx: &mut Ctx<'_>) {
