@@ -219,6 +219,66 @@ retry = {{ attempts = 3, interval_ms = 50 }}
 }
 
 #[test]
+fn captures_pass_values_to_later_steps_and_secret_ones_are_masked() {
+    let dir = project(&[(
+        "tests/capture.clnrm.toml",
+        &file(
+            r#"[[scenario]]
+name = "create then use"
+
+[[scenario.steps]]
+name = "create"
+command = ["sh", "-c", "echo '{\"order\": {\"id\": 42, \"token\": \"tok-9f8e7d\"}}'; echo 'made id=42' >&2"]
+capture = { id = { json = "$.order.id" }, api_token = { json = "$.order.token" }, sid = { regex = 'id=(\d+)', from = "stderr" } }
+
+[[scenario.steps]]
+name = "use"
+command = ["sh", "-c", "echo got ${id} and ${sid} and ${api_token} in $PWD as $ORDER; echo '$${literal}'"]
+env = { ORDER = "order-${id}" }
+workdir = "/tmp"
+expected_output_regex = '^got 42 and 42 and tok-9f8e7d in /tmp as order-42$'
+
+[[scenario]]
+name = "nothing to capture"
+
+[[scenario.steps]]
+name = "look"
+command = ["echo", "no number here"]
+capture = { n = { regex = 'n=(\d+)' } }
+
+[[scenario.steps]]
+name = "after"
+command = ["echo", "${n}"]
+"#,
+        ),
+    )]);
+    let run = run_json(dir.path(), &["--workers", "2"]);
+    assert_eq!(run.code, Some(1), "{:#}", run.json);
+    let used = scenario(&run, "create then use");
+    assert_eq!(used["status"], "passed", "{used:#}");
+    let stdout = used["steps"][1]["stdout"].as_str().unwrap_or_default();
+    // The secret capture is masked wherever it shows, its own step's output included.
+    assert!(
+        stdout.contains("got 42 and 42 and *** in /tmp as order-42")
+            && stdout.contains("${literal}"),
+        "{stdout}"
+    );
+    assert!(
+        !run.json.to_string().contains("tok-9f8e7d"),
+        "{:#}",
+        run.json
+    );
+    let missing = scenario(&run, "nothing to capture");
+    assert_eq!(missing["reason"], "capture", "{missing:#}");
+    let message = missing["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(r#"capture "n": /n=(\d+)/ matched nothing in stdout"#),
+        "{message}"
+    );
+    assert_eq!(missing["steps"][1]["status"], "skipped");
+}
+
+#[test]
 fn step_and_scenario_timeouts_kill_and_report_timeout() {
     let dir = project(&[(
         "tests/slow.clnrm.toml",

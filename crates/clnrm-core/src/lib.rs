@@ -23,6 +23,7 @@ pub mod plan;
 pub mod project;
 pub mod report;
 pub mod schema;
+pub mod subst;
 pub mod template;
 pub mod validate;
 pub mod watch;

@@ -60,6 +60,7 @@ codes! {
     AmbiguousService = "0119", "E", "a step or scenario does not say which service to run in";
     BadValue = "0120", "E", "a value is malformed (URL, artifact, pair)";
     DependencyCycle = "0121", "E", "services' `depends_on` form a cycle";
+    UnknownCapture = "0122", "E", "a `${name}` that no earlier step of the scenario captures";
     UnknownKey = "0001", "W", "a key is not part of the format (probably a typo)";
     Legacy = "0002", "W", "the file uses the legacy format";
     UnknownWord = "0003", "W", "a value is not one clnrm knows and will be ignored";

@@ -73,6 +73,8 @@ pub enum Reason {
     ServiceExited,
     /// A service's set-up (`[[service.<id>.setup]]`) failed.
     Setup,
+    /// A step's `capture` found nothing.
+    Capture,
 }
 
 impl Reason {
@@ -96,6 +98,7 @@ impl Reason {
             Reason::SpanLimit => "span_limit",
             Reason::ServiceExited => "service_exited",
             Reason::Setup => "setup_failed",
+            Reason::Capture => "capture",
         }
     }
 }

@@ -7,6 +7,7 @@
 //! `--fail-fast` only stops dispatching.
 
 pub mod agent;
+mod captures;
 mod dispatcher;
 pub mod events;
 mod images;

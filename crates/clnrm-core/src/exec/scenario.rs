@@ -2,12 +2,13 @@
 //! engine exec), with its timeout, exit-code and output checks, and OOM detection.
 
 use super::agent::quote_for_display;
+use super::captures::Captured;
 use super::events::{Reason, ScenarioResult, Status, StepResult};
 use super::otel_env::{merged, otel_env, with_token};
 use super::pool::{Env, Pool, oom_kills, run_in};
 use crate::backend::{ContainerEngine, ExecOutput};
 use crate::otel::{SpanRecord, spans_in_output};
-use crate::plan::{Intake, PlannedScenario, PlannedStep};
+use crate::plan::{Intake, Masker, PlannedScenario, PlannedStep};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -48,13 +49,41 @@ pub async fn run_scenario<E: ContainerEngine>(
     let mut failure: Option<(Reason, String)> = None;
     let mut reusable = true;
     let mut stdout_spans = Vec::new();
-    for step in &sc.steps {
+    let mut captured = Captured::new(&sc.masker);
+    for planned in &sc.steps {
         if failure.is_some() {
-            steps.push(not_run(sc, step));
+            steps.push(not_run(&captured.masker, planned));
             continue;
         }
-        let (result, end_reusable) =
-            run_retried(pool, env, sc, step, deadline, cancel, &mut stdout_spans).await;
+        let step = match captured.resolve(planned) {
+            Ok(step) => step,
+            Err(why) => {
+                let mut result = not_run(&captured.masker, planned);
+                fail(&mut result, Reason::Capture, why);
+                failure = Some((
+                    Reason::Capture,
+                    format!(
+                        "step \"{}\": {}",
+                        planned.name,
+                        result.message.clone().unwrap_or_default()
+                    ),
+                ));
+                on_step(&result);
+                steps.push(result);
+                continue;
+            }
+        };
+        let (result, end_reusable) = run_retried(
+            pool,
+            env,
+            sc,
+            &step,
+            deadline,
+            cancel,
+            &mut stdout_spans,
+            &mut captured,
+        )
+        .await;
         reusable &= end_reusable;
         if result.status != Status::Passed && !result.tolerated {
             let reason = result.reason.unwrap_or(Reason::ExitCode);
@@ -77,7 +106,7 @@ pub async fn run_scenario<E: ContainerEngine>(
             .or(steps.iter().rfind(|s| s.status != Status::Skipped))
             .map(|s| s.name.as_str());
         if let Some(why) = super::services::exited(pool, &mut *env, step).await {
-            failure = Some((Reason::ServiceExited, sc.masker.mask(&why)));
+            failure = Some((Reason::ServiceExited, captured.masker.mask(&why)));
             reusable = false;
         }
     }
@@ -110,11 +139,11 @@ pub async fn run_scenario<E: ContainerEngine>(
     }
 }
 
-fn not_run(sc: &PlannedScenario, step: &PlannedStep) -> StepResult {
+fn not_run(masker: &Masker, step: &PlannedStep) -> StepResult {
     StepResult {
         name: step.name.clone(),
         service: step.service.clone(),
-        command: display_command(sc, step),
+        command: display_command(masker, step),
         exit_code: None,
         status: Status::Skipped,
         reason: Some(Reason::EarlierStep),
@@ -132,6 +161,7 @@ fn not_run(sc: &PlannedScenario, step: &PlannedStep) -> StepResult {
 /// ended with the wrong exit code or output is run again (a timeout, an OOM kill or an
 /// engine error leaves nothing to retry in). Its `timeout_ms` bounds each run; the
 /// scenario's timeout bounds them all.
+#[allow(clippy::too_many_arguments, reason = "a step's whole context")]
 async fn run_retried<E: ContainerEngine>(
     pool: &Pool<E>,
     env: &mut Env,
@@ -140,17 +170,21 @@ async fn run_retried<E: ContainerEngine>(
     deadline: Option<Instant>,
     cancel: &CancellationToken,
     spans: &mut Vec<SpanRecord>,
+    captured: &mut Captured,
 ) -> (StepResult, bool) {
     let started = Instant::now();
     let mut attempts = 1;
     loop {
         let (mut result, mut reusable) =
-            run_step(pool, env, sc, step, deadline, cancel, spans).await;
+            run_step(pool, env, sc, step, deadline, cancel, spans, captured).await;
         let again = step.retry.filter(|r| {
             attempts < r.attempts
                 && reusable
                 && result.status == Status::Failed
-                && matches!(result.reason, Some(Reason::ExitCode | Reason::Regex))
+                && matches!(
+                    result.reason,
+                    Some(Reason::ExitCode | Reason::Regex | Reason::Capture)
+                )
                 && deadline.is_none_or(|d| Instant::now() + r.interval < d)
         });
         if let Some(retry) = again {
@@ -177,11 +211,12 @@ async fn run_retried<E: ContainerEngine>(
     }
 }
 
-fn display_command(sc: &PlannedScenario, step: &PlannedStep) -> String {
+fn display_command(masker: &Masker, step: &PlannedStep) -> String {
     let words: Vec<String> = step.argv.iter().map(|a| quote_for_display(a)).collect();
-    sc.masker.mask(&words.join(" "))
+    masker.mask(&words.join(" "))
 }
 
+#[allow(clippy::too_many_arguments, reason = "a step's whole context")]
 async fn run_step<E: ContainerEngine>(
     pool: &Pool<E>,
     env: &mut Env,
@@ -190,6 +225,7 @@ async fn run_step<E: ContainerEngine>(
     scenario_deadline: Option<Instant>,
     cancel: &CancellationToken,
     spans: &mut Vec<SpanRecord>,
+    captured: &mut Captured,
 ) -> (StepResult, bool) {
     let started = Instant::now();
     let step_deadline = step.timeout.map(|t| started + t);
@@ -200,7 +236,7 @@ async fn run_step<E: ContainerEngine>(
     let mut result = StepResult {
         name: step.name.clone(),
         service: step.service.clone(),
-        command: display_command(sc, step),
+        command: display_command(&captured.masker, step),
         exit_code: None,
         status: Status::Passed,
         reason: None,
@@ -261,16 +297,23 @@ async fn run_step<E: ContainerEngine>(
         }
     };
     result.duration = started.elapsed();
-    let mask = |b: &[u8]| sc.masker.mask(&String::from_utf8_lossy(b));
     let reusable = match end {
         StepEnd::Done(out) => {
             if sc.intake == Intake::Stdout {
                 spans.extend(spans_in_output(&String::from_utf8_lossy(&out.stdout)));
             }
-            result.stdout = mask(&out.stdout);
-            result.stderr = mask(&out.stderr);
             result.exit_code = Some(out.exit_code);
             judge(pool, env, step, &out, &mut result).await;
+            if result.status == Status::Passed
+                && let Err(why) = captured.take(step, &out)
+            {
+                fail(&mut result, Reason::Capture, why);
+            }
+            // Masked after the captures: a secret one is hidden in its own output too.
+            let mask = |b: &[u8]| captured.masker.mask(&String::from_utf8_lossy(b));
+            result.stdout = mask(&out.stdout);
+            result.stderr = mask(&out.stderr);
+            result.command = captured.masker.mask(&result.command);
             true
         }
         StepEnd::Timeout(after) => {
@@ -312,7 +355,7 @@ async fn run_step<E: ContainerEngine>(
             } else {
                 result.status = Status::Error;
                 result.reason = Some(Reason::Engine);
-                result.message = Some(sc.masker.mask(&e));
+                result.message = Some(captured.masker.mask(&e));
             }
             false
         }

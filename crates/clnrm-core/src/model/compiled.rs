@@ -169,6 +169,49 @@ impl FromToml for Pattern {
     }
 }
 
+/// A JSONPath query (RFC 9535), parsed.
+#[derive(Clone, Debug)]
+pub struct JsonPathQuery {
+    text: String,
+    path: serde_json_path::JsonPath,
+}
+
+impl JsonPathQuery {
+    /// The query as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The values it selects in `doc`, in document order.
+    pub fn select<'v>(&self, doc: &'v serde_json::Value) -> Vec<&'v serde_json::Value> {
+        self.path.query(doc).all()
+    }
+}
+
+impl PartialEq for JsonPathQuery {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl FromToml for JsonPathQuery {
+    fn from_toml(r: &mut Reader<'_>, v: &Spanned<DeValue<'_>>, path: &str) -> Option<Self> {
+        let text = String::from_toml(r, v, path)?;
+        match serde_json_path::JsonPath::parse(&text) {
+            Ok(path) => Some(Self { text, path }),
+            Err(e) => {
+                r.error(
+                    Code::BadValue,
+                    v.span().into(),
+                    "JSONPath query does not parse (RFC 9535)",
+                    e.to_string(),
+                );
+                None
+            }
+        }
+    }
+}
+
 /// A `run` line and the words it splits into, like a POSIX shell word list.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CommandLine {
@@ -226,7 +269,7 @@ macro_rules! schema_as_string {
         }
     )*};
 }
-schema_as_string!(NamePattern, Pattern, CommandLine);
+schema_as_string!(NamePattern, Pattern, CommandLine, JsonPathQuery);
 
 #[cfg(test)]
 mod tests {

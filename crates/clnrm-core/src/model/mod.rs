@@ -13,7 +13,7 @@ pub mod shell;
 mod spanned;
 mod types;
 
-pub use compiled::{CommandLine, NamePattern, Pattern};
+pub use compiled::{CommandLine, JsonPathQuery, NamePattern, Pattern};
 pub use parse::{parse_document, parse_test_file};
 pub use spanned::{Sp, SpMap};
 pub use types::*;

@@ -468,6 +468,7 @@ fn read_step(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Option<Step> {
         env: t.map(r, "env", FromToml::from_toml),
         continue_on_failure: t.get(r, "continue_on_failure"),
         timeout_ms: t.get(r, "timeout_ms"),
+        capture: t.map(r, "capture", read_capture),
         retry: t.table(r, "retry").and_then(|mut rt| {
             let attempts = rt.req(r, "attempts", "3");
             let interval_ms = rt.get(r, "interval_ms");
@@ -481,6 +482,31 @@ fn read_step(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Option<Step> {
     };
     t.finish(r);
     Some(step)
+}
+
+/// One entry of a step's `capture`: `{ json = "$.id" }` or `{ regex = "...", from = "stderr" }`.
+fn read_capture(r: &mut Reader<'_>, v: &Spanned<DeValue<'_>>, path: &str) -> Option<Capture> {
+    let span: Span = v.span().into();
+    let DeValue::Table(inner) = v.get_ref() else {
+        r.error(
+            Code::WrongType,
+            span,
+            format!("`{path}` must be a table"),
+            "expected { json = \"$.id\" } or { regex = \"id=(\\\\d+)\" }",
+        );
+        return None;
+    };
+    let mut t = Table::new(inner, span, path);
+    let says = t.entry("json").is_some() || t.entry("regex").is_some();
+    let out = Capture {
+        json: t.get(r, "json"),
+        regex: t.get(r, "regex"),
+        from: t.get(r, "from"),
+        says,
+        span,
+    };
+    t.finish(r);
+    Some(out)
 }
 
 fn read_expect(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Expect {

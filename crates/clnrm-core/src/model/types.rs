@@ -4,7 +4,7 @@
 //! a bad service reference) can point back into the file. The JSON Schema in
 //! `schemas/` is generated from these types, so their serde names are the TOML keys.
 
-use super::{CommandLine, NamePattern, Pattern, Sp, SpMap};
+use super::{CommandLine, JsonPathQuery, NamePattern, Pattern, Sp, SpMap};
 use crate::diag::Span;
 use schemars::JsonSchema;
 
@@ -284,6 +284,24 @@ pub struct HealthCheck {
     pub cmd_span: Span,
 }
 
+/// One `capture` of a step: a JSONPath query or a regex over one of its outputs.
+#[derive(Clone, Debug, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Capture {
+    /// JSONPath (RFC 9535) into the output parsed as JSON; the first value selected.
+    pub json: Option<Sp<JsonPathQuery>>,
+    /// Regex over the output; its first group (or the whole match, without groups).
+    pub regex: Option<Sp<Pattern>>,
+    /// Which output: `stdout` (default) or `stderr`.
+    pub from: Option<Sp<String>>,
+    /// `json` or `regex` is written (even if it did not compile).
+    #[serde(skip)]
+    pub says: bool,
+    /// Where the capture's table is.
+    #[serde(skip)]
+    pub span: Span,
+}
+
 /// A step's `retry`: for eventual consistency and readiness.
 #[derive(Clone, Debug, JsonSchema)]
 #[schemars(deny_unknown_fields)]
@@ -365,6 +383,9 @@ pub struct Step {
     pub timeout_ms: Option<Sp<u64>>,
     /// Run a failing step again, up to `attempts` times in all.
     pub retry: Option<Retry>,
+    /// Values taken from what the step printed, for `${name}` in later steps.
+    #[serde(default)]
+    pub capture: SpMap<Capture>,
     /// Where the step's table is.
     #[serde(skip)]
     pub span: Span,

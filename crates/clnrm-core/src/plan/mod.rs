@@ -239,6 +239,41 @@ pub struct PlannedStep {
     /// Runs in all while it fails, and the pause between them (`retry`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetrySpec>,
+    /// What it captures for later steps, in the order written.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub captures: Vec<CaptureSpec>,
+}
+
+/// One capture of a step.
+#[derive(Clone, Debug, Serialize)]
+pub struct CaptureSpec {
+    /// The name later steps use as `${name}`.
+    pub name: String,
+    /// `stdout` or `stderr`.
+    pub from: String,
+    /// How the value is found.
+    pub how: CaptureHow,
+}
+
+/// How a capture finds its value.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaptureHow {
+    /// The first value a JSONPath query selects in the output parsed as JSON.
+    Json(#[serde(serialize_with = "query_text")] crate::model::JsonPathQuery),
+    /// The first group of the first match (the whole match without groups).
+    Regex(#[serde(serialize_with = "regex_text")] Regex),
+}
+
+fn query_text<S: serde::Serializer>(
+    q: &crate::model::JsonPathQuery,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    q.as_str().serialize(s)
+}
+
+fn regex_text<S: serde::Serializer>(re: &Regex, s: S) -> Result<S::Ok, S::Error> {
+    re.as_str().serialize(s)
 }
 
 /// A step's `retry`.
@@ -576,6 +611,7 @@ fn plan_scenario(
             continue_on_failure: false,
             timeout: None,
             retry: None,
+            captures: Vec::new(),
         });
     }
     steps.extend(sc.steps.iter().map(|st| planned_step(st, &default_service)));
@@ -675,6 +711,25 @@ fn planned_step(st: &crate::model::Step, service: &str) -> PlannedStep {
             .timeout_ms
             .as_ref()
             .map(|t| Duration::from_millis(t.value)),
+        captures: st
+            .capture
+            .iter()
+            .filter_map(|(name, c)| {
+                let how = match (&c.json, &c.regex) {
+                    (Some(q), _) => CaptureHow::Json(q.value.clone()),
+                    (None, Some(r)) => CaptureHow::Regex(r.value.regex().clone()),
+                    (None, None) => return None,
+                };
+                Some(CaptureSpec {
+                    name: name.value.clone(),
+                    from: c
+                        .from
+                        .as_ref()
+                        .map_or_else(|| "stdout".to_owned(), |f| f.value.clone()),
+                    how,
+                })
+            })
+            .collect(),
         retry: st.retry.as_ref().map(|r| RetrySpec {
             attempts: r.attempts.value.clamp(1, defaults::RETRY_MAX_ATTEMPTS) as u32,
             interval: Duration::from_millis(

@@ -33,6 +33,15 @@ impl Masker {
         Self { values }
     }
 
+    /// This masker, also masking `value`.
+    pub fn with(&self, value: &str) -> Self {
+        let mut values = self.values.clone();
+        values.push(value.to_owned());
+        values.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        values.dedup();
+        Self { values }
+    }
+
     /// Whether there is nothing to mask.
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()

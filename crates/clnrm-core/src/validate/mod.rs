@@ -2,6 +2,7 @@
 //! once on a bounded pool of threads (files are independent). No containers, no
 //! async: this stage is pure CPU and file reads.
 
+mod captures;
 mod host;
 mod load;
 mod rules;

@@ -18,14 +18,14 @@ const PROPAGATORS: &[&str] = &[
     "none",
 ];
 
-struct Ctx<'a> {
-    src: &'a Arc<Source>,
+pub(super) struct Ctx<'a> {
+    pub(super) src: &'a Arc<Source>,
     diags: &'a mut Diagnostics,
     host: &'a HostPaths,
 }
 
 impl Ctx<'_> {
-    fn error(
+    pub(super) fn error(
         &mut self,
         code: Code,
         span: Span,
@@ -47,6 +47,7 @@ pub fn check(file: &TestFile, src: &Arc<Source>, host: &HostPaths, diags: &mut D
     check_determinism(file, &mut cx);
     check_otel(file, &mut cx);
     check_expectations(file, &mut cx);
+    super::captures::check(file, &mut cx);
 }
 
 fn check_scenarios(file: &TestFile, cx: &mut Ctx<'_>) {

@@ -1,0 +1,141 @@
+//! Captures and `${name}` (SPEC §7.4): each capture is a JSONPath query or a regex
+//! over stdout or stderr, and every `${name}` in a step's command, env values or
+//! workdir names what an earlier step of the same scenario (or set-up) captures.
+
+use super::rules::Ctx;
+use crate::diag::{Code, Span};
+use crate::model::{Capture, CommandLine, Sp, Step, TestFile};
+use crate::subst::references;
+use std::collections::BTreeSet;
+
+/// Where a capture may read from (HTTP steps will add `body` and `header:<name>`).
+pub const SOURCES: [&str; 2] = ["stdout", "stderr"];
+
+pub(super) fn check(file: &TestFile, cx: &mut Ctx<'_>) {
+    for sc in &file.scenarios {
+        let mut known = BTreeSet::new();
+        if let Some(run) = &sc.run {
+            check_run(cx, run, &known);
+        }
+        walk(cx, &sc.steps, &mut known);
+    }
+    for (_, svc) in file.services.iter() {
+        walk(cx, &svc.setup, &mut BTreeSet::new());
+    }
+}
+
+/// The steps in order: each may use what the ones before it capture.
+fn walk(cx: &mut Ctx<'_>, steps: &[Step], known: &mut BTreeSet<String>) {
+    for step in steps {
+        for item in &step.command.value {
+            check_text(cx, item, known);
+        }
+        for (_, value) in step.env.iter() {
+            check_text(cx, value, known);
+        }
+        if let Some(w) = &step.workdir {
+            check_text(cx, w, known);
+        }
+        for (name, capture) in step.capture.iter() {
+            check_capture(cx, name, capture);
+            known.insert(name.value.clone());
+        }
+    }
+}
+
+fn check_run(cx: &mut Ctx<'_>, run: &Sp<CommandLine>, known: &BTreeSet<String>) {
+    let text = Sp::new(run.value.text.clone(), run.span);
+    check_text(cx, &text, known);
+}
+
+fn check_text(cx: &mut Ctx<'_>, text: &Sp<String>, known: &BTreeSet<String>) {
+    for r in references(&text.value) {
+        if known.contains(r.name) {
+            continue;
+        }
+        let span = narrow(cx, text.span, &text.value[r.start..r.end]);
+        let d = cx.error(
+            Code::UnknownCapture,
+            span,
+            format!(
+                "`${{{}}}`: no earlier step of the scenario captures \"{}\"",
+                r.name, r.name
+            ),
+            "not captured before this step",
+        );
+        d.help = Some(if known.is_empty() {
+            format!(
+                "capture it in an earlier step (`capture = {{ {} = {{ regex = \"...\" }} }}`), or write `$${{{}}}` for a literal `${{`",
+                r.name, r.name
+            )
+        } else {
+            let names: Vec<&str> = known.iter().map(String::as_str).collect();
+            format!(
+                "captured so far: {}; write `$${{{}}}` for a literal `${{`",
+                names.join(", "),
+                r.name
+            )
+        });
+    }
+}
+
+/// The position of `needle` inside the value written at `span`, when the source holds
+/// it literally (no escapes before it); else the whole value.
+fn narrow(cx: &Ctx<'_>, span: Span, needle: &str) -> Span {
+    cx.src
+        .text()
+        .get(span.start..span.end)
+        .and_then(|raw| raw.find(needle))
+        .map_or(span, |at| {
+            Span::new(span.start + at, span.start + at + needle.len())
+        })
+}
+
+fn check_capture(cx: &mut Ctx<'_>, name: &Sp<String>, c: &Capture) {
+    if !crate::subst::is_name(&name.value) {
+        cx.error(
+            Code::BadValue,
+            name.span,
+            format!(
+                "capture name \"{}\" cannot be used as `${{{}}}`",
+                name.value, name.value
+            ),
+            "expected a letter or `_`, then letters, digits or `_`",
+        );
+    }
+    match (&c.json, &c.regex) {
+        (Some(_), Some(r)) => {
+            cx.error(
+                Code::BadValue,
+                r.span,
+                format!("capture \"{}\" has both `json` and `regex`", name.value),
+                "keep one",
+            );
+        }
+        (None, None) if !c.says => {
+            cx.error(
+                Code::BadValue,
+                c.span,
+                format!("capture \"{}\" says nothing to capture", name.value),
+                "add `json = \"$.id\"` or `regex = \"id=(\\\\d+)\"`",
+            );
+        }
+        _ => {}
+    }
+    if let Some(from) = &c.from
+        && !SOURCES.contains(&from.value.as_str())
+    {
+        let why = if from.value == "body" || from.value.starts_with("header:") {
+            "`body` and `header:<name>` need an `http` step, which clnrm does not have yet"
+                .to_owned()
+        } else {
+            format!("expected one of: {}", SOURCES.join(", "))
+        };
+        cx.error(
+            Code::BadValue,
+            from.span,
+            format!("capture \"{}\" reads from \"{}\"", name.value, from.value),
+            why,
+        );
+    }
+}
