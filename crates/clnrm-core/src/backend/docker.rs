@@ -417,10 +417,21 @@ impl ContainerEngine for Docker {
 
     async fn details(&self, id: &str) -> Result<Details, EngineError> {
         let found = self.client.inspect_container(id, None).await.map_err(api)?;
-        let networks = found
-            .network_settings
-            .and_then(|n| n.networks)
-            .unwrap_or_default();
+        let settings = found.network_settings.unwrap_or_default();
+        let mut ports: Vec<(u16, u16)> = settings
+            .ports
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(key, bindings)| {
+                let inside = key.strip_suffix("/tcp")?.parse().ok()?;
+                let outside = bindings?
+                    .iter()
+                    .find_map(|b| b.host_port.as_deref()?.parse().ok())?;
+                Some((inside, outside))
+            })
+            .collect();
+        ports.sort_unstable();
+        let networks = settings.networks.unwrap_or_default();
         let ips = networks
             .values()
             .filter_map(|n| n.ip_address.as_deref())
@@ -431,7 +442,11 @@ impl ContainerEngine for Docker {
             .and_then(|g| g.data.get("UpperDir").cloned())
             .filter(|d| !d.is_empty())
             .map(std::path::PathBuf::from);
-        Ok(Details { ips, upper_dir })
+        Ok(Details {
+            ips,
+            ports,
+            upper_dir,
+        })
     }
 
     async fn changes(&self, id: &str) -> Result<Vec<String>, EngineError> {

@@ -276,6 +276,8 @@ pub struct ContainerState {
 pub struct Details {
     /// Its addresses on its networks.
     pub ips: Vec<std::net::IpAddr>,
+    /// Its published ports: (container port, port on the engine host's loopback).
+    pub ports: Vec<(u16, u16)>,
     /// The upper directory of its writable layer on the engine's host, when the
     /// storage driver is an overlay and the engine says where.
     pub upper_dir: Option<std::path::PathBuf>,

@@ -1,7 +1,8 @@
 //! What a scenario's steps capture (SPEC §7.4), and `${name}` in the steps after them.
 
+use super::http::Answer;
 use crate::backend::ExecOutput;
-use crate::plan::{CaptureHow, Masker, PlannedStep, is_secret_key};
+use crate::plan::{CaptureHow, HttpBody, Masker, PlannedStep, is_secret_key};
 use crate::subst::substitute;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -31,7 +32,8 @@ impl Captured {
         let has = |t: &str| t.contains('$');
         let any = step.argv.iter().any(|a| has(a))
             || step.env.iter().any(|(_, v)| has(v))
-            || step.workdir.as_deref().is_some_and(has);
+            || step.workdir.as_deref().is_some_and(has)
+            || step.http.is_some();
         if !any {
             return Ok(Cow::Borrowed(step));
         }
@@ -51,18 +53,54 @@ impl Captured {
         if let Some(w) = &mut owned.workdir {
             *w = one(w)?;
         }
+        if let Some(h) = &mut owned.http {
+            h.url = one(&h.url)?;
+            for (_, v) in &mut h.headers {
+                *v = one(v)?;
+            }
+            match &mut h.body {
+                Some(HttpBody::Text(t)) => *t = one(t)?,
+                Some(HttpBody::Json(j)) => resolve_json(j, &one)?,
+                None => {}
+            }
+        }
         Ok(Cow::Owned(owned))
     }
 
-    /// Takes `step`'s captures from what it printed; the error says which capture
-    /// found nothing, and where it looked.
+    /// Takes `step`'s captures from what a command printed.
     pub fn take(&mut self, step: &PlannedStep, out: &ExecOutput) -> Result<(), String> {
-        for c in &step.captures {
-            let text = String::from_utf8_lossy(if c.from == "stderr" {
+        self.take_from(step, |from| {
+            let bytes = if from == "stderr" {
                 &out.stderr
             } else {
                 &out.stdout
-            });
+            };
+            Some(String::from_utf8_lossy(bytes).into_owned())
+        })
+    }
+
+    /// Takes `step`'s captures from an HTTP answer: its `body` or a `header:<name>`.
+    pub fn take_http(&mut self, step: &PlannedStep, answer: &Answer) -> Result<(), String> {
+        self.take_from(step, |from| match from.strip_prefix("header:") {
+            Some(name) => answer.header(name).map(str::to_owned),
+            None => Some(String::from_utf8_lossy(&answer.body).into_owned()),
+        })
+    }
+
+    /// Takes `step`'s captures from the texts `source` gives by name; the error says
+    /// which capture found nothing, and where it looked.
+    fn take_from(
+        &mut self,
+        step: &PlannedStep,
+        source: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), String> {
+        for c in &step.captures {
+            let Some(text) = source(&c.from) else {
+                return Err(format!(
+                    "capture \"{}\": the answer has no {}",
+                    c.name, c.from
+                ));
+            };
             let value = match &c.how {
                 CaptureHow::Regex(re) => re
                     .captures(&text)
@@ -92,4 +130,26 @@ impl Captured {
         }
         Ok(())
     }
+}
+
+/// `${name}` resolved in every string of a JSON body.
+fn resolve_json(
+    v: &mut serde_json::Value,
+    one: &impl Fn(&str) -> Result<String, String>,
+) -> Result<(), String> {
+    match v {
+        serde_json::Value::String(s) => *s = one(s)?,
+        serde_json::Value::Array(items) => {
+            for i in items {
+                resolve_json(i, one)?;
+            }
+        }
+        serde_json::Value::Object(map) => {
+            for i in map.values_mut() {
+                resolve_json(i, one)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }

@@ -75,6 +75,10 @@ pub enum Reason {
     Setup,
     /// A step's `capture` found nothing.
     Capture,
+    /// An `http` step got another status (or no answer at all).
+    Status,
+    /// An `http` step's `expected_json` did not hold.
+    Json,
 }
 
 impl Reason {
@@ -99,6 +103,8 @@ impl Reason {
             Reason::ServiceExited => "service_exited",
             Reason::Setup => "setup_failed",
             Reason::Capture => "capture",
+            Reason::Status => "status",
+            Reason::Json => "json",
         }
     }
 }
@@ -132,6 +138,8 @@ pub struct StepResult {
     pub container: String,
     /// Runs it took (more than 1 under `retry`; 0 when it did not run).
     pub attempts: u32,
+    /// The status code an `http` step got.
+    pub http_status: Option<u16>,
 }
 
 /// One scenario's outcome.

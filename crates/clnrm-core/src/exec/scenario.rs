@@ -8,7 +8,7 @@ use super::otel_env::{merged, otel_env, with_token};
 use super::pool::{Env, Pool, oom_kills, run_in};
 use crate::backend::{ContainerEngine, ExecOutput};
 use crate::otel::{SpanRecord, spans_in_output};
-use crate::plan::{Intake, Masker, PlannedScenario, PlannedStep};
+use crate::plan::{HttpSpec, Intake, Masker, PlannedScenario, PlannedStep, url_target};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -154,6 +154,7 @@ fn not_run(masker: &Masker, step: &PlannedStep) -> StepResult {
         tolerated: false,
         container: String::new(),
         attempts: 0,
+        http_status: None,
     }
 }
 
@@ -183,7 +184,13 @@ async fn run_retried<E: ContainerEngine>(
                 && result.status == Status::Failed
                 && matches!(
                     result.reason,
-                    Some(Reason::ExitCode | Reason::Regex | Reason::Capture)
+                    Some(
+                        Reason::ExitCode
+                            | Reason::Regex
+                            | Reason::Capture
+                            | Reason::Status
+                            | Reason::Json
+                    )
                 )
                 && deadline.is_none_or(|d| Instant::now() + r.interval < d)
         });
@@ -247,7 +254,11 @@ async fn run_step<E: ContainerEngine>(
         tolerated: false,
         container: String::new(),
         attempts: 1,
+        http_status: None,
     };
+    if let Some(http) = &step.http {
+        return run_http(env, step, http, deadline, started, cancel, captured, result).await;
+    }
     let Some(member) = env.member(&step.service) else {
         result.status = Status::Error;
         result.reason = Some(Reason::Engine);
@@ -364,6 +375,90 @@ async fn run_step<E: ContainerEngine>(
         result.tolerated = true;
     }
     (result, reusable)
+}
+
+/// Sends an `http` step's request to the loopback port published for the container
+/// port its URL names, within the step's deadline, and checks the answer.
+#[allow(clippy::too_many_arguments, reason = "a step's whole context")]
+async fn run_http(
+    env: &mut Env,
+    step: &PlannedStep,
+    http: &HttpSpec,
+    deadline: Option<Instant>,
+    started: Instant,
+    cancel: &CancellationToken,
+    captured: &mut Captured,
+    mut result: StepResult,
+) -> (StepResult, bool) {
+    result.command = captured
+        .masker
+        .mask(&format!("{} {}", http.method, http.url));
+    let target = match url_target(&http.url) {
+        Ok(t) => t,
+        Err(why) => {
+            fail(
+                &mut result,
+                Reason::Status,
+                format!("URL \"{}\": {why}", http.url),
+            );
+            return (result, true);
+        }
+    };
+    let published = env.member(&target.host).and_then(|m| {
+        result.container = m.container.chars().take(12).collect();
+        m.ports
+            .iter()
+            .find(|(inside, _)| *inside == target.port)
+            .copied()
+    });
+    let Some((_, outside)) = published else {
+        result.status = Status::Error;
+        result.reason = Some(Reason::Engine);
+        result.message = Some(format!(
+            "port {} of service \"{}\" is not published (is \"{}\" a service of this scenario?)",
+            target.port, target.host, target.host
+        ));
+        return (result, false);
+    };
+    let limit = started + http.timeout;
+    let deadline = deadline.map_or(limit, |d| d.min(limit));
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], outside));
+    let answer = tokio::select! {
+        a = super::http::send(addr, http) => a,
+        () = tokio::time::sleep_until(deadline.into()) => {
+            result.duration = started.elapsed();
+            fail(&mut result, Reason::Timeout, format!(
+                "no answer within {} ms", (deadline - started).as_millis()
+            ));
+            return (result, false);
+        }
+        () = cancel.cancelled() => {
+            fail(&mut result, Reason::Interrupted, "interrupted".into());
+            return (result, false);
+        }
+    };
+    result.duration = started.elapsed();
+    let answer = match answer {
+        Ok(a) => a,
+        Err(why) => {
+            fail(&mut result, Reason::Status, captured.masker.mask(&why));
+            return (result, true);
+        }
+    };
+    result.http_status = Some(answer.status);
+    if let Some((check, why)) = super::http::judge(http, &answer) {
+        let reason = match check {
+            super::http::Check::Status => Reason::Status,
+            super::http::Check::Body => Reason::Regex,
+            super::http::Check::Json => Reason::Json,
+        };
+        fail(&mut result, reason, why);
+    } else if let Err(why) = captured.take_http(step, &answer) {
+        fail(&mut result, Reason::Capture, why);
+    }
+    result.stdout = captured.masker.mask(&String::from_utf8_lossy(&answer.body));
+    result.command = captured.masker.mask(&result.command);
+    (result, true)
 }
 
 fn fail(result: &mut StepResult, reason: Reason, message: String) {

@@ -177,6 +177,16 @@ pub struct JsonPathQuery {
 }
 
 impl JsonPathQuery {
+    /// Parses `text`; the error is the parser's.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        serde_json_path::JsonPath::parse(text)
+            .map(|path| Self {
+                text: text.to_owned(),
+                path,
+            })
+            .map_err(|e| e.to_string())
+    }
+
     /// The query as written.
     pub fn as_str(&self) -> &str {
         &self.text

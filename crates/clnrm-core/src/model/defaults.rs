@@ -34,3 +34,6 @@ pub const RETRY_INTERVAL_MS: u64 = 500;
 pub const RETRY_MAX_ATTEMPTS: u64 = 1000;
 /// The longest pause `retry.interval_ms` may ask for, in milliseconds.
 pub const RETRY_MAX_INTERVAL_MS: u64 = 600_000;
+
+/// Time an `http` step's request may take, in milliseconds.
+pub const HTTP_TIMEOUT_MS: u64 = 30_000;

@@ -457,10 +457,28 @@ fn read_scenario(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Option<Scenario> {
 
 fn read_step(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Option<Step> {
     let name = t.req(r, "name", "\"step\"");
-    let command: Option<Sp<Vec<Sp<String>>>> = t.req(r, "command", "[\"echo\", \"hi\"]");
+    // A step runs a `command` or sends an `http` request; one of them is required.
+    let http = match t.has("http") {
+        true => Some(read_http(r, &mut t)?),
+        false => None,
+    };
+    let command: Option<Sp<Vec<Sp<String>>>> = match (t.has("command"), &http) {
+        (true, _) => Some(t.get(r, "command")?),
+        (false, Some(_)) => None,
+        (false, None) => Some(t.req(r, "command", "[\"echo\", \"hi\"]")?),
+    };
     let step = Step {
         name: name?,
-        command: command?,
+        command,
+        http,
+        expected_status: match t.entry("expected_status") {
+            Some((_, v)) => read_status_codes(r, v, &format!("{}.expected_status", t.path())),
+            None => None,
+        },
+        expected_body_regex: t.get(r, "expected_body_regex"),
+        expected_json: t.map(r, "expected_json", |_, v, _| {
+            Some(reader::to_toml_value(v.get_ref()))
+        }),
         service: t.get(r, "service"),
         expected_exit_code: t.get(r, "expected_exit_code"),
         expected_output_regex: t.get(r, "expected_output_regex"),
@@ -482,6 +500,61 @@ fn read_step(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Option<Step> {
     };
     t.finish(r);
     Some(step)
+}
+
+/// A step's `http` table.
+fn read_http(r: &mut Reader<'_>, step: &mut Table<'_, '_>) -> Option<HttpRequest> {
+    let mut h = step.table(r, "http")?;
+    let json = h
+        .entry("json")
+        .map(|(_, v)| Sp::new(reader::to_toml_value(v.get_ref()), v.span().into()));
+    let url = h.req(r, "url", "\"http://app:8080/\"");
+    let out = HttpRequest {
+        method: h.get(r, "method"),
+        url: url?,
+        headers: h.map(r, "headers", FromToml::from_toml),
+        body: h.get(r, "body"),
+        json,
+        timeout_ms: h.get(r, "timeout_ms"),
+        span: h.anchor(),
+    };
+    h.finish(r);
+    Some(out)
+}
+
+/// `expected_status`: a status code or a non-empty list of them.
+fn read_status_codes(
+    r: &mut Reader<'_>,
+    v: &Spanned<DeValue<'_>>,
+    path: &str,
+) -> Option<Sp<Vec<Sp<u16>>>> {
+    let span: Span = v.span().into();
+    let one = |r: &mut Reader<'_>, v: &Spanned<DeValue<'_>>, path: &str| {
+        u16::from_toml(r, v, path).map(|c| Sp::new(c, v.span().into()))
+    };
+    match v.get_ref() {
+        DeValue::Array(items) if !items.is_empty() => {
+            let codes: Vec<Option<Sp<u16>>> = items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| one(r, item, &format!("{path}[{i}]")))
+                .collect();
+            codes
+                .into_iter()
+                .collect::<Option<Vec<_>>>()
+                .map(|c| Sp::new(c, span))
+        }
+        DeValue::Array(_) => {
+            r.error(
+                Code::BadValue,
+                span,
+                format!("`{path}` lists no status code"),
+                "expected a code such as 201, or a list such as [200, 204]",
+            );
+            None
+        }
+        _ => one(r, v, path).map(|c| Sp::new(vec![c], span)),
+    }
 }
 
 /// One entry of a step's `capture`: `{ json = "$.id" }` or `{ regex = "...", from = "stderr" }`.

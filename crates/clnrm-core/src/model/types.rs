@@ -284,6 +284,36 @@ pub struct HealthCheck {
     pub cmd_span: Span,
 }
 
+/// A step's `http`: a request clnrm sends to a service of the scenario.
+#[derive(Clone, Debug, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct HttpRequest {
+    /// `GET`, `POST`, `PUT`, `PATCH`, `DELETE`, `HEAD` or `OPTIONS` (default `GET`).
+    pub method: Option<Sp<String>>,
+    /// `http://<service id>:<container port>/path?query`.
+    pub url: Sp<String>,
+    /// Request headers.
+    #[serde(default)]
+    pub headers: SpMap<Sp<String>>,
+    /// The request body as text.
+    pub body: Option<Sp<String>>,
+    /// The request body as JSON (sets `Content-Type: application/json`).
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub json: Option<Sp<toml::Value>>,
+    /// Time the request may take in milliseconds (default 30000).
+    pub timeout_ms: Option<Sp<u64>>,
+    /// Where the `http` table is.
+    #[serde(skip)]
+    pub span: Span,
+}
+
+fn status_codes_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let code = generator.subschema_for::<u16>();
+    schemars::json_schema!({
+        "anyOf": [code, { "type": "array", "items": code, "minItems": 1 }]
+    })
+}
+
 /// One `capture` of a step: a JSONPath query or a regex over one of its outputs.
 #[derive(Clone, Debug, JsonSchema)]
 #[schemars(deny_unknown_fields)]
@@ -292,7 +322,8 @@ pub struct Capture {
     pub json: Option<Sp<JsonPathQuery>>,
     /// Regex over the output; its first group (or the whole match, without groups).
     pub regex: Option<Sp<Pattern>>,
-    /// Which output: `stdout` (default) or `stderr`.
+    /// Which output: `stdout` (default for commands), `stderr`, `body` (default for
+    /// `http`) or `header:<name>`.
     pub from: Option<Sp<String>>,
     /// `json` or `regex` is written (even if it did not compile).
     #[serde(skip)]
@@ -363,9 +394,20 @@ pub struct Artifacts {
 pub struct Step {
     /// The step's name.
     pub name: Sp<String>,
-    /// Program and arguments, not run through a shell.
+    /// Program and arguments, not run through a shell (or `http`).
     #[schemars(length(min = 1))]
-    pub command: Sp<Vec<Sp<String>>>,
+    pub command: Option<Sp<Vec<Sp<String>>>>,
+    /// An HTTP request clnrm makes itself (or `command`).
+    pub http: Option<HttpRequest>,
+    /// HTTP status codes that count as success (default: any 2xx).
+    #[schemars(schema_with = "status_codes_schema")]
+    pub expected_status: Option<Sp<Vec<Sp<u16>>>>,
+    /// Regex the HTTP response body must match.
+    pub expected_body_regex: Option<Sp<Pattern>>,
+    /// JSONPath (RFC 9535) → the value it must select first in the response body.
+    #[serde(default)]
+    #[schemars(with = "SpMap<serde_json::Value>")]
+    pub expected_json: SpMap<toml::Value>,
     /// Service to run in (defaults to the scenario's).
     pub service: Option<Sp<String>>,
     /// Exit code that counts as success (default 0).

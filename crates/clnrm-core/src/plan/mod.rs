@@ -242,6 +242,99 @@ pub struct PlannedStep {
     /// What it captures for later steps, in the order written.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub captures: Vec<CaptureSpec>,
+    /// The request clnrm sends instead of running a command (`argv` is empty then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<Box<HttpSpec>>,
+}
+
+/// An `http` step's request and checks.
+#[derive(Clone, Debug, Serialize)]
+pub struct HttpSpec {
+    /// The method, upper case.
+    pub method: String,
+    /// The URL as written (`${name}` resolved before it is sent).
+    pub url: String,
+    /// Request headers.
+    pub headers: Vec<(String, String)>,
+    /// The body: text as written, or JSON.
+    pub body: Option<HttpBody>,
+    /// Time the request may take.
+    #[serde(serialize_with = "millis")]
+    pub timeout: Duration,
+    /// Status codes that count as success; empty: any 2xx.
+    pub expected_status: Vec<u16>,
+    /// Regex the body must match.
+    #[serde(serialize_with = "pattern")]
+    pub expected_body_regex: Option<Regex>,
+    /// JSONPath → the value it must select first in the body.
+    #[serde(serialize_with = "json_checks")]
+    pub expected_json: Vec<(crate::model::JsonPathQuery, serde_json::Value)>,
+}
+
+/// An `http` step's body.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HttpBody {
+    /// `body`: sent as it is.
+    Text(String),
+    /// `json`: sent as JSON, with `Content-Type: application/json` unless set.
+    Json(serde_json::Value),
+}
+
+fn json_checks<S: serde::Serializer>(
+    checks: &[(crate::model::JsonPathQuery, serde_json::Value)],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    checks
+        .iter()
+        .map(|(q, v)| (q.as_str(), v))
+        .collect::<Vec<_>>()
+        .serialize(s)
+}
+
+/// Where an `http` step's URL points: `http://<host>:<port><path>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UrlTarget {
+    /// The host: a service id of the scenario.
+    pub host: String,
+    /// The port (80 when none is written).
+    pub port: u16,
+    /// The path and query (`/` when none is written).
+    pub path: String,
+}
+
+/// Splits an `http://` URL; the error says what is wrong with it.
+pub fn url_target(url: &str) -> Result<UrlTarget, String> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| "expected a URL starting with http://".to_owned())?;
+    let (authority, path) = match rest.find(['/', '?']) {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => (
+            h,
+            p.parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| format!("port \"{p}\" is not a port (1 to 65535)"))?,
+        ),
+        None => (authority, 80),
+    };
+    if host.is_empty() || host.contains('@') {
+        return Err("expected http://<service id>:<port>/path".into());
+    }
+    let path = if path.starts_with('?') {
+        format!("/{path}")
+    } else {
+        path.to_owned()
+    };
+    Ok(UrlTarget {
+        host: host.to_owned(),
+        port,
+        path,
+    })
 }
 
 /// One capture of a step.
@@ -612,6 +705,7 @@ fn plan_scenario(
             timeout: None,
             retry: None,
             captures: Vec::new(),
+            http: None,
         });
     }
     steps.extend(sc.steps.iter().map(|st| planned_step(st, &default_service)));
@@ -626,10 +720,22 @@ fn plan_scenario(
             .collect(),
     };
     ids.extend(steps.iter().map(|s| s.service.as_str()));
-    let services: Vec<ServiceSpec> = ids
+    let mut services: Vec<ServiceSpec> = ids
         .iter()
         .map(|id| service_spec(file, id, opts, &cx.masker))
         .collect();
+    // clnrm publishes on loopback every container port an `http` step reaches.
+    for target in steps
+        .iter()
+        .filter_map(|s| s.http.as_ref())
+        .filter_map(|h| url_target(&h.url).ok())
+    {
+        if let Some(svc) = services.iter_mut().find(|s| s.id == target.host)
+            && !svc.ports.contains(&target.port)
+        {
+            svc.ports.push(target.port);
+        }
+    }
     let exclusive = sc.concurrent.as_ref().is_some_and(|c| !c.value)
         || services
             .iter()
@@ -689,15 +795,23 @@ fn scalar_text(s: &crate::model::Scalar) -> String {
     }
 }
 
-/// A step as the executor runs it; `service` when the step names none.
+/// A step as the executor runs it; `service` when the step names none (an `http`
+/// step runs in the service its URL names, when it names one).
 fn planned_step(st: &crate::model::Step, service: &str) -> PlannedStep {
+    let http = st.http.as_ref().map(|h| Box::new(http_spec(st, h)));
+    let target = http.as_ref().and_then(|h| url_target(&h.url).ok());
     PlannedStep {
         name: st.name.value.clone(),
-        service: st
-            .service
-            .as_ref()
-            .map_or_else(|| service.to_owned(), |s| s.value.clone()),
-        argv: st.command.value.iter().map(|a| a.value.clone()).collect(),
+        service: st.service.as_ref().map_or_else(
+            || target.map_or_else(|| service.to_owned(), |t| t.host),
+            |s| s.value.clone(),
+        ),
+        argv: st
+            .command
+            .iter()
+            .flat_map(|c| c.value.iter().map(|a| a.value.clone()))
+            .collect(),
+        http,
         expected_exit_code: st.expected_exit_code.as_ref().map_or(0, |c| c.value),
         expected_output_regex: st.expected_output_regex.as_ref().map(|r| r.regex().clone()),
         workdir: st.workdir.as_ref().map(|w| w.value.clone()),
@@ -722,10 +836,10 @@ fn planned_step(st: &crate::model::Step, service: &str) -> PlannedStep {
                 };
                 Some(CaptureSpec {
                     name: name.value.clone(),
-                    from: c
-                        .from
-                        .as_ref()
-                        .map_or_else(|| "stdout".to_owned(), |f| f.value.clone()),
+                    from: c.from.as_ref().map_or_else(
+                        || if st.http.is_some() { "body" } else { "stdout" }.to_owned(),
+                        |f| f.value.clone(),
+                    ),
                     how,
                 })
             })
@@ -738,6 +852,46 @@ fn planned_step(st: &crate::model::Step, service: &str) -> PlannedStep {
                     .map_or(defaults::RETRY_INTERVAL_MS, |i| i.value),
             ),
         }),
+    }
+}
+
+fn http_spec(st: &crate::model::Step, h: &crate::model::HttpRequest) -> HttpSpec {
+    let json = |v: &toml::Value| serde_json::to_value(v).unwrap_or(serde_json::Value::Null);
+    HttpSpec {
+        method: h
+            .method
+            .as_ref()
+            .map_or_else(|| "GET".to_owned(), |m| m.value.to_ascii_uppercase()),
+        url: h.url.value.clone(),
+        headers: h
+            .headers
+            .iter()
+            .map(|(k, v)| (k.value.clone(), v.value.clone()))
+            .collect(),
+        body: match (&h.json, &h.body) {
+            (Some(j), _) => Some(HttpBody::Json(json(&j.value))),
+            (None, Some(b)) => Some(HttpBody::Text(b.value.clone())),
+            (None, None) => None,
+        },
+        timeout: Duration::from_millis(
+            h.timeout_ms
+                .as_ref()
+                .map_or(defaults::HTTP_TIMEOUT_MS, |t| t.value),
+        ),
+        expected_status: st
+            .expected_status
+            .as_ref()
+            .map(|s| s.value.iter().map(|c| c.value).collect())
+            .unwrap_or_default(),
+        expected_body_regex: st.expected_body_regex.as_ref().map(|r| r.regex().clone()),
+        expected_json: st
+            .expected_json
+            .iter()
+            .filter_map(|(path, v)| {
+                let query = crate::model::JsonPathQuery::parse(&path.value).ok()?;
+                Some((query, json(v)))
+            })
+            .collect(),
     }
 }
 

@@ -201,10 +201,18 @@ impl<W: Write> HumanReporter<W> {
             if let Some(code) = step.exit_code {
                 let _ = writeln!(self.out, "  exit:    {code}");
             }
+            if let Some(status) = step.http_status {
+                let _ = writeln!(self.out, "  status:  {status}");
+            }
             if step.attempts > 1 {
                 let _ = writeln!(self.out, "  runs:    {} (retry)", step.attempts);
             }
-            for (label, text) in [("stdout", &step.stdout), ("stderr", &step.stderr)] {
+            let out_label = if step.http_status.is_some() {
+                "body"
+            } else {
+                "stdout"
+            };
+            for (label, text) in [(out_label, &step.stdout), ("stderr", &step.stderr)] {
                 if text.trim().is_empty() {
                     continue;
                 }

@@ -138,6 +138,7 @@ fn scenario_json(r: &ScenarioResult) -> Value {
                 "message": s.message,
                 "tolerated": s.tolerated,
                 "attempts": s.attempts,
+                "http_status": s.http_status,
                 "container": s.container,
                 "stdout": tail(&s.stdout, TAIL_BYTES),
                 "stderr": tail(&s.stderr, TAIL_BYTES),
@@ -199,6 +200,7 @@ pub(crate) mod tests {
             tolerated: false,
             container: String::new(),
             attempts: 1,
+            http_status: None,
         };
         let scenario = |file_index, file: &str, name: &str, status, steps| ScenarioResult {
             id: ScenarioId(format!("{file}::{name}")),

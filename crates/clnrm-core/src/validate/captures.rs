@@ -27,8 +27,24 @@ pub(super) fn check(file: &TestFile, cx: &mut Ctx<'_>) {
 /// The steps in order: each may use what the ones before it capture.
 fn walk(cx: &mut Ctx<'_>, steps: &[Step], known: &mut BTreeSet<String>) {
     for step in steps {
-        for item in &step.command.value {
+        for item in step.command.iter().flat_map(|c| &c.value) {
             check_text(cx, item, known);
+        }
+        if let Some(h) = &step.http {
+            check_text(cx, &h.url, known);
+            for (_, v) in h.headers.iter() {
+                check_text(cx, v, known);
+            }
+            if let Some(b) = &h.body {
+                check_text(cx, b, known);
+            }
+            if let Some(j) = &h.json {
+                let mut strings = Vec::new();
+                toml_strings(&j.value, &mut strings);
+                for s in strings {
+                    check_text(cx, &Sp::new(s, j.span), known);
+                }
+            }
         }
         for (_, value) in step.env.iter() {
             check_text(cx, value, known);
@@ -37,7 +53,7 @@ fn walk(cx: &mut Ctx<'_>, steps: &[Step], known: &mut BTreeSet<String>) {
             check_text(cx, w, known);
         }
         for (name, capture) in step.capture.iter() {
-            check_capture(cx, name, capture);
+            check_capture(cx, name, capture, step.http.is_some());
             known.insert(name.value.clone());
         }
     }
@@ -91,7 +107,17 @@ fn narrow(cx: &Ctx<'_>, span: Span, needle: &str) -> Span {
         })
 }
 
-fn check_capture(cx: &mut Ctx<'_>, name: &Sp<String>, c: &Capture) {
+/// The strings in a TOML value (where `${name}` may be).
+fn toml_strings(v: &toml::Value, out: &mut Vec<String>) {
+    match v {
+        toml::Value::String(s) => out.push(s.clone()),
+        toml::Value::Array(items) => items.iter().for_each(|i| toml_strings(i, out)),
+        toml::Value::Table(t) => t.values().for_each(|i| toml_strings(i, out)),
+        _ => {}
+    }
+}
+
+fn check_capture(cx: &mut Ctx<'_>, name: &Sp<String>, c: &Capture, http: bool) {
     if !crate::subst::is_name(&name.value) {
         cx.error(
             Code::BadValue,
@@ -122,14 +148,18 @@ fn check_capture(cx: &mut Ctx<'_>, name: &Sp<String>, c: &Capture) {
         }
         _ => {}
     }
+    let of_http = |f: &str| f == "body" || f.strip_prefix("header:").is_some_and(|h| !h.is_empty());
     if let Some(from) = &c.from
-        && !SOURCES.contains(&from.value.as_str())
-    {
-        let why = if from.value == "body" || from.value.starts_with("header:") {
-            "`body` and `header:<name>` need an `http` step, which clnrm does not have yet"
-                .to_owned()
+        && !(if http {
+            of_http(&from.value)
         } else {
-            format!("expected one of: {}", SOURCES.join(", "))
+            SOURCES.contains(&from.value.as_str())
+        })
+    {
+        let why = match (http, of_http(&from.value)) {
+            (false, true) => "`body` and `header:<name>` are an `http` step's".to_owned(),
+            (true, false) => "expected \"body\" or \"header:<name>\" for an `http` step".to_owned(),
+            _ => format!("expected one of: {}", SOURCES.join(", ")),
         };
         cx.error(
             Code::BadValue,

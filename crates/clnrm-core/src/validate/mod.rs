@@ -4,6 +4,7 @@
 
 mod captures;
 mod host;
+mod http;
 mod load;
 mod rules;
 

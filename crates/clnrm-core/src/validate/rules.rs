@@ -149,7 +149,7 @@ fn check_scenarios(file: &TestFile, cx: &mut Ctx<'_>) {
                     &defined,
                     &format!("step \"{}\"", step.name.value),
                 );
-            } else if sc.service.is_none() && file.services.len() > 1 {
+            } else if step.http.is_none() && sc.service.is_none() && file.services.len() > 1 {
                 cx.error(
                     Code::AmbiguousService,
                     step.name.span,
@@ -165,6 +165,7 @@ fn check_scenarios(file: &TestFile, cx: &mut Ctx<'_>) {
                 ));
             }
             check_step(cx, step, "step");
+            super::http::check(cx, step, &defined);
         }
         check_timeout(cx, sc.timeout_ms.as_ref());
         for item in sc.artifacts.iter().flat_map(|a| &a.collect) {
@@ -188,7 +189,7 @@ fn service_ids(file: &TestFile) -> Vec<&str> {
         .collect()
 }
 
-fn check_reference(cx: &mut Ctx<'_>, service: &Sp<String>, defined: &[&str], who: &str) {
+pub(super) fn check_reference(cx: &mut Ctx<'_>, service: &Sp<String>, defined: &[&str], who: &str) {
     if defined.contains(&service.as_str()) {
         return;
     }
@@ -339,15 +340,25 @@ fn check_setup(id: &Sp<String>, svc: &crate::model::Service, cx: &mut Ctx<'_>) {
             ));
         }
         check_step(cx, step, "set-up step");
+        if let Some(h) = &step.http {
+            cx.error(
+                Code::BadValue,
+                h.span,
+                format!("set-up step \"{}\" sends an HTTP request", step.name.value),
+                "set-up steps run commands in their service",
+            );
+        }
     }
 }
 
 /// What every step needs, wherever it is: a command, a sane timeout.
 fn check_step(cx: &mut Ctx<'_>, step: &crate::model::Step, what: &str) {
-    if step.command.value.is_empty() {
+    if let Some(command) = &step.command
+        && command.value.is_empty()
+    {
         cx.error(
             Code::EmptyCommand,
-            step.command.span,
+            command.span,
             format!("{what} \"{}\" has an empty command", step.name.value),
             "expected a program and its arguments",
         );

@@ -223,6 +223,7 @@ impl<E: ContainerEngine> Pool<E> {
             container: id.clone(),
             agent: attached.map(Agent::new),
             ips: Vec::new(),
+            ports: Vec::new(),
             baseline: Arc::default(),
             etc: String::new(),
             layer: None,
@@ -230,9 +231,10 @@ impl<E: ContainerEngine> Pool<E> {
         inner.engine.start(&id).await?;
         let reusable = member.agent.is_some() && self.inner.warm;
         let mut upper = None;
-        if otlp.is_some() || reusable {
+        if otlp.is_some() || reusable || !svc.ports.is_empty() {
             let details = inner.engine.details(&id).await?;
             member.ips = details.ips;
+            member.ports = details.ports;
             upper = details.upper_dir;
         }
         if let Some(agent) = &mut member.agent {

@@ -181,6 +181,8 @@ pub struct Member {
     pub agent: Option<Agent>,
     /// Its addresses (for attributing the spans it sends).
     pub ips: Vec<std::net::IpAddr>,
+    /// Its published ports: (container port, loopback port on the engine's host).
+    pub ports: Vec<(u16, u16)>,
     /// The filesystem changes the engine reports right after start (mount points it
     /// created); a clean container reports exactly these.
     pub baseline: Arc<Vec<String>>,

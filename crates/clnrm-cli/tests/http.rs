@@ -1,0 +1,154 @@
+//! `http` steps end to end against the real engine (SPEC §7.4): an image made of one
+//! static binary (`FROM scratch`: no shell, no HTTP client) tested by HTTP steps alone,
+//! with JSONPath and header captures passed on by `${name}`, and each check failing
+//! the way it should.
+mod common;
+
+#[path = "common/engine.rs"]
+mod engine;
+#[path = "common/run.rs"]
+mod runs;
+
+use common::{clnrm, project};
+use runs::{run_json, scenario};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// `clnrm-test/tiny-http`: `tests/fixtures/tiny-http.c` built static, alone in a
+/// `FROM scratch` image.
+fn tiny_http() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    const TAG: &str = "clnrm-test/tiny-http:latest";
+    BUILT.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let source =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-http.c");
+        let cc = Command::new("cc")
+            .args(["-static", "-O2", "-o"])
+            .arg(dir.path().join("tiny-http"))
+            .arg(&source)
+            .output()
+            .unwrap_or_else(|e| panic!("cc: {e}"));
+        assert!(
+            cc.status.success(),
+            "cc: {}",
+            String::from_utf8_lossy(&cc.stderr)
+        );
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            "FROM scratch\nCOPY tiny-http /tiny-http\nCMD [\"/tiny-http\"]\n",
+        )
+        .unwrap();
+        let out = Command::new("docker")
+            .args(["build", "-q", "-t", TAG])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "docker build: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    TAG
+}
+
+#[test]
+fn an_image_without_a_shell_is_tested_by_http_steps_with_captures() {
+    let text = format!(
+        r#"[meta]
+name = "http"
+version = "1"
+
+[service.web]
+image = "{}"
+
+[[scenario]]
+name = "hello, echo"
+
+[[scenario.steps]]
+name = "hello"
+http = {{ url = "http://web:8080/hello" }}
+expected_json = {{ "$.hello" = "world", "$.n" = 3 }}
+capture = {{ greeting = {{ json = "$.hello" }} }}
+retry = {{ attempts = 50, interval_ms = 100 }}
+
+[[scenario.steps]]
+name = "post json"
+http = {{ method = "POST", url = "http://web:8080/echo", json = {{ said = "${{greeting}}", n = 1 }} }}
+expected_status = 201
+capture = {{ where = {{ from = "header:Location", regex = ".+" }}, said = {{ json = "$.said" }} }}
+
+[[scenario.steps]]
+name = "post text"
+http = {{ method = "POST", url = "http://web:8080/echo", body = "${{where}} ${{said}}", headers = {{ "X-Said" = "${{said}}" }} }}
+expected_status = [200, 201]
+expected_body_regex = '^/echo/1 world$'
+
+[[scenario]]
+name = "not found"
+
+[[scenario.steps]]
+name = "missing"
+http = {{ url = "http://web:8080/nope" }}
+expected_status = 200
+retry = {{ attempts = 50, interval_ms = 100 }}
+
+[[scenario]]
+name = "wrong value"
+
+[[scenario.steps]]
+name = "hello"
+http = {{ url = "http://web:8080/hello" }}
+expected_json = {{ "$.n" = 4 }}
+retry = {{ attempts = 3, interval_ms = 100 }}
+"#,
+        tiny_http()
+    );
+    let dir = project(&[("tests/http.clnrm.toml", &text)]);
+    let run = run_json(dir.path(), &["--workers", "2"]);
+    assert_eq!(run.code, Some(1), "{:#}", run.json);
+
+    let ok = scenario(&run, "hello, echo");
+    assert_eq!(ok["status"], "passed", "{ok:#}");
+    let steps = ok["steps"].as_array().unwrap();
+    assert_eq!(steps[0]["command"], "GET http://web:8080/hello");
+    assert_eq!(steps[0]["http_status"], 200);
+    assert_eq!(steps[1]["http_status"], 201);
+    assert_eq!(steps[2]["command"], "POST http://web:8080/echo");
+    assert_eq!(
+        steps[2]["stdout"], "/echo/1 world",
+        "the body, as the report shows it"
+    );
+
+    let missing = scenario(&run, "not found");
+    assert_eq!(missing["reason"], "status", "{missing:#}");
+    assert!(
+        missing["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("status 404, expected 200"),
+        "{missing:#}"
+    );
+    let wrong = scenario(&run, "wrong value");
+    assert_eq!(wrong["reason"], "json", "{wrong:#}");
+    assert_eq!(wrong["steps"][0]["attempts"], 3, "{wrong:#}");
+    assert!(
+        wrong["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("$.n is 3, expected 4"),
+        "{wrong:#}"
+    );
+
+    // The human report names the request and its status under the failure.
+    let out = clnrm(dir.path())
+        .args(["run", "--force", "--filter", "*not found"])
+        .output()
+        .unwrap();
+    let human = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        human.contains("command: GET http://web:8080/nope") && human.contains("status:  404"),
+        "{human}"
+    );
+}

@@ -1,0 +1,260 @@
+//! `http` steps (SPEC §7.4): clnrm sends the request itself, to the loopback port the
+//! engine published for the service's container port, so images without a shell or
+//! an HTTP client can be tested; then it checks the answer.
+
+use crate::plan::{HttpBody, HttpSpec, url_target};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use std::net::SocketAddr;
+
+/// The most of a response body clnrm reads.
+pub const BODY_CAP: usize = 8 * 1024 * 1024;
+
+/// What came back.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Answer {
+    /// Status code.
+    pub status: u16,
+    /// Response headers, names lower case, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body (at most [`BODY_CAP`] bytes).
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// The first value of header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends `spec` (its `${name}` already resolved) to `addr`, the published port of the
+/// container its URL names; the `Host` header is the URL's, as the service would see
+/// it from a peer. The caller bounds the time.
+pub async fn send(addr: SocketAddr, spec: &HttpSpec) -> Result<Answer, String> {
+    let target = url_target(&spec.url)?;
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("cannot connect to {}:{} ({e})", target.host, target.port))?;
+    let _ = stream.set_nodelay(true);
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| format!("HTTP handshake with {}:{}: {e}", target.host, target.port))?;
+    let driver = tokio::spawn(connection);
+    let mut request = hyper::Request::builder()
+        .method(spec.method.as_str())
+        .uri(target.path.as_str())
+        .header(
+            hyper::header::HOST,
+            format!("{}:{}", target.host, target.port),
+        );
+    let mut has_type = false;
+    for (k, v) in &spec.headers {
+        has_type |= k.eq_ignore_ascii_case("content-type");
+        request = request.header(k.as_str(), v.as_str());
+    }
+    let body = match &spec.body {
+        None => Bytes::new(),
+        Some(HttpBody::Text(t)) => Bytes::from(t.clone()),
+        Some(HttpBody::Json(j)) => {
+            if !has_type {
+                request = request.header(hyper::header::CONTENT_TYPE, "application/json");
+            }
+            Bytes::from(serde_json::to_vec(j).unwrap_or_default())
+        }
+    };
+    let request = request
+        .body(Full::new(body))
+        .map_err(|e| format!("the request cannot be made: {e}"))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("{} {}: {e}", spec.method, spec.url))?;
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let body = Limited::new(response.into_body(), BODY_CAP)
+        .collect()
+        .await
+        .map_err(|e| format!("reading the body of {} {}: {e}", spec.method, spec.url))?
+        .to_bytes()
+        .to_vec();
+    driver.abort();
+    Ok(Answer {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// Why `answer` does not pass `spec`'s checks, if it does not: the kind and the message.
+pub fn judge(spec: &HttpSpec, answer: &Answer) -> Option<(Check, String)> {
+    let ok = if spec.expected_status.is_empty() {
+        (200..300).contains(&answer.status)
+    } else {
+        spec.expected_status.contains(&answer.status)
+    };
+    if !ok {
+        let wanted = match spec.expected_status.as_slice() {
+            [] => "2xx".to_owned(),
+            [one] => one.to_string(),
+            many => many
+                .iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(" or "),
+        };
+        return Some((
+            Check::Status,
+            format!("status {}, expected {wanted}", answer.status),
+        ));
+    }
+    let text = String::from_utf8_lossy(&answer.body);
+    if let Some(re) = &spec.expected_body_regex
+        && !re.is_match(&text)
+    {
+        return Some((
+            Check::Body,
+            format!("body does not match /{}/", re.as_str()),
+        ));
+    }
+    if spec.expected_json.is_empty() {
+        return None;
+    }
+    let doc: serde_json::Value = match serde_json::from_str(text.trim()) {
+        Ok(doc) => doc,
+        Err(e) => return Some((Check::Json, format!("body is not JSON ({e})"))),
+    };
+    for (query, want) in &spec.expected_json {
+        match query.select(&doc).first() {
+            None => {
+                return Some((
+                    Check::Json,
+                    format!("{} selected nothing, expected {want}", query.as_str()),
+                ));
+            }
+            Some(got) if !same(got, want) => {
+                return Some((
+                    Check::Json,
+                    format!("{} is {got}, expected {want}", query.as_str()),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    None
+}
+
+/// Which check failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Check {
+    /// `expected_status`.
+    Status,
+    /// `expected_body_regex`.
+    Body,
+    /// `expected_json`.
+    Json,
+}
+
+/// JSON equality with numbers compared by value (`2` and `2.0` are the same).
+fn same(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
+            (Some(i), Some(j)) => i == j,
+            _ => x.as_f64() == y.as_f64(),
+        },
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec(status: &[u16], json: &[(&str, serde_json::Value)]) -> HttpSpec {
+        HttpSpec {
+            method: "GET".into(),
+            url: "http://app:8080/".into(),
+            headers: Vec::new(),
+            body: None,
+            timeout: std::time::Duration::from_secs(1),
+            expected_status: status.to_vec(),
+            expected_body_regex: None,
+            expected_json: json
+                .iter()
+                .map(|(q, v)| (crate::model::JsonPathQuery::parse(q).unwrap(), v.clone()))
+                .collect(),
+        }
+    }
+
+    fn answer(status: u16, body: &str) -> Answer {
+        Answer {
+            status,
+            headers: vec![("location".into(), "/orders/7".into())],
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn status_defaults_to_any_2xx_and_lists_are_alternatives() {
+        assert_eq!(judge(&spec(&[], &[]), &answer(204, "")), None);
+        let (kind, msg) = judge(&spec(&[], &[]), &answer(404, "")).unwrap();
+        assert_eq!(
+            (kind, msg.as_str()),
+            (Check::Status, "status 404, expected 2xx")
+        );
+        assert_eq!(judge(&spec(&[200, 404], &[]), &answer(404, "")), None);
+        let (_, msg) = judge(&spec(&[200, 201], &[]), &answer(500, "")).unwrap();
+        assert_eq!(msg, "status 500, expected 200 or 201");
+    }
+
+    #[test]
+    fn json_checks_compare_the_first_selected_value() {
+        let body = r#"{"id": 7, "total": 2400.0, "tags": ["a"], "name": "x"}"#;
+        let ok = spec(
+            &[],
+            &[
+                ("$.id", json!(7)),
+                ("$.total", json!(2400)),
+                ("$.tags", json!(["a"])),
+            ],
+        );
+        assert_eq!(judge(&ok, &answer(200, body)), None);
+        let (kind, msg) = judge(&spec(&[], &[("$.name", json!("y"))]), &answer(200, body)).unwrap();
+        assert_eq!(
+            (kind, msg.as_str()),
+            (Check::Json, r#"$.name is "x", expected "y""#)
+        );
+        let (_, msg) = judge(&spec(&[], &[("$.nope", json!(1))]), &answer(200, body)).unwrap();
+        assert_eq!(msg, "$.nope selected nothing, expected 1");
+        let (_, msg) = judge(&spec(&[], &[("$.id", json!(1))]), &answer(200, "<html>")).unwrap();
+        assert!(msg.starts_with("body is not JSON"), "{msg}");
+    }
+
+    #[test]
+    fn headers_are_found_in_any_case() {
+        assert_eq!(answer(201, "").header("Location"), Some("/orders/7"));
+        assert_eq!(answer(201, "").header("etag"), None);
+    }
+}
