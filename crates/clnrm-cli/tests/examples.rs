@@ -1,9 +1,11 @@
 //! The app-plus-database example (`examples/orders-postgres.clnrm.toml`) end to end,
 //! as a user runs it: the real PostgreSQL image, the Python app traced by the official
 //! OpenTelemetry SDK with its default batch settings, the migration one-shot, the
-//! fixture snapshot of the seeded database and the baseline committed in
-//! `.clnrm/trace.json` (images from `scripts/example-images.sh`, which the set-up
-//! command runs).
+//! fixture snapshot of the seeded database, HTTP steps (create → the id captured by
+//! JSONPath → fetch by id → `${order_id}` in a query in the database container), the
+//! app's spans joined to clnrm's by `traceparent` (its expectations say
+//! `parent = "clnrm.http create"`), and the baseline committed in `.clnrm/trace.json`
+//! (images from `scripts/example-images.sh`, which the set-up command runs).
 mod common;
 
 #[path = "common/engine.rs"]

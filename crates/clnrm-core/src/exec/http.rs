@@ -35,7 +35,11 @@ impl Answer {
 /// Sends `spec` (its `${name}` already resolved) to `addr`, the published port of the
 /// container its URL names; the `Host` header is the URL's, as the service would see
 /// it from a peer. The caller bounds the time.
-pub async fn send(addr: SocketAddr, spec: &HttpSpec) -> Result<Answer, String> {
+pub async fn send(
+    addr: SocketAddr,
+    spec: &HttpSpec,
+    extra: &[(String, String)],
+) -> Result<Answer, String> {
     let target = url_target(&spec.url)?;
     let stream = tokio::net::TcpStream::connect(addr)
         .await
@@ -54,7 +58,7 @@ pub async fn send(addr: SocketAddr, spec: &HttpSpec) -> Result<Answer, String> {
             format!("{}:{}", target.host, target.port),
         );
     let mut has_type = false;
-    for (k, v) in &spec.headers {
+    for (k, v) in spec.headers.iter().chain(extra) {
         has_type |= k.eq_ignore_ascii_case("content-type");
         request = request.header(k.as_str(), v.as_str());
     }
@@ -156,6 +160,43 @@ pub fn judge(spec: &HttpSpec, answer: &Answer) -> Option<(Check, String)> {
         }
     }
     None
+}
+
+/// The W3C trace context of one request: clnrm's client span, whose ids go out in
+/// `traceparent` so that the server's spans join its trace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceContext {
+    /// 32 hex digits.
+    pub trace_id: String,
+    /// 16 hex digits.
+    pub span_id: String,
+}
+
+impl TraceContext {
+    /// Fresh ids, unique per request (a hash of the scenario, the step, the time and a
+    /// counter of this process).
+    pub fn new(scenario: &str, step: &str) -> Self {
+        use sha2::{Digest, Sha256};
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let digest = Sha256::digest(
+            format!("{scenario}\0{step}\0{nanos}\0{n}\0{}", std::process::id()).as_bytes(),
+        );
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        Self {
+            trace_id: hex(&digest[..16]),
+            span_id: hex(&digest[16..24]),
+        }
+    }
+
+    /// The `traceparent` header value (sampled).
+    pub fn traceparent(&self) -> String {
+        format!("00-{}-{}-01", self.trace_id, self.span_id)
+    }
 }
 
 /// Which check failed.

@@ -257,7 +257,13 @@ async fn run_step<E: ContainerEngine>(
         http_status: None,
     };
     if let Some(http) = &step.http {
-        return run_http(env, step, http, deadline, started, cancel, captured, result).await;
+        let ctx = HttpCtx {
+            scenario: &sc.id.0,
+            deadline,
+            started,
+            cancel,
+        };
+        return run_http(env, step, http, &ctx, captured, spans, result).await;
     }
     let Some(member) = env.member(&step.service) else {
         result.status = Status::Error;
@@ -379,17 +385,26 @@ async fn run_step<E: ContainerEngine>(
 
 /// Sends an `http` step's request to the loopback port published for the container
 /// port its URL names, within the step's deadline, and checks the answer.
-#[allow(clippy::too_many_arguments, reason = "a step's whole context")]
+struct HttpCtx<'a> {
+    scenario: &'a str,
+    deadline: Option<Instant>,
+    started: Instant,
+    cancel: &'a CancellationToken,
+}
+
+/// The request goes out with a `traceparent` (unless the step sets one) naming a
+/// client span clnrm adds to the scenario's spans: `clnrm.http <step name>`, so the
+/// server's spans are its children.
 async fn run_http(
     env: &mut Env,
     step: &PlannedStep,
     http: &HttpSpec,
-    deadline: Option<Instant>,
-    started: Instant,
-    cancel: &CancellationToken,
+    ctx: &HttpCtx<'_>,
     captured: &mut Captured,
+    spans: &mut Vec<SpanRecord>,
     mut result: StepResult,
 ) -> (StepResult, bool) {
+    let (started, cancel) = (ctx.started, ctx.cancel);
     result.command = captured
         .masker
         .mask(&format!("{} {}", http.method, http.url));
@@ -421,10 +436,21 @@ async fn run_http(
         return (result, false);
     };
     let limit = started + http.timeout;
-    let deadline = deadline.map_or(limit, |d| d.min(limit));
+    let deadline = ctx.deadline.map_or(limit, |d| d.min(limit));
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], outside));
+    let trace = super::http::TraceContext::new(ctx.scenario, &step.name);
+    let own = http
+        .headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("traceparent"));
+    let extra = if own {
+        Vec::new()
+    } else {
+        vec![("traceparent".to_owned(), trace.traceparent())]
+    };
+    let sent_at = std::time::SystemTime::now();
     let answer = tokio::select! {
-        a = super::http::send(addr, http) => a,
+        a = super::http::send(addr, http, &extra) => a,
         () = tokio::time::sleep_until(deadline.into()) => {
             result.duration = started.elapsed();
             fail(&mut result, Reason::Timeout, format!(
@@ -458,7 +484,76 @@ async fn run_http(
     }
     result.stdout = captured.masker.mask(&String::from_utf8_lossy(&answer.body));
     result.command = captured.masker.mask(&result.command);
+    if !own {
+        let path = captured.masker.mask(&target.path);
+        spans.push(client_span(step, &target, &trace, &result, sent_at, &path));
+    }
     (result, true)
+}
+
+/// clnrm's span of one `http` step (SPEC §7.4).
+fn client_span(
+    step: &PlannedStep,
+    target: &crate::plan::UrlTarget,
+    trace: &super::http::TraceContext,
+    result: &StepResult,
+    sent_at: std::time::SystemTime,
+    path: &str,
+) -> SpanRecord {
+    use crate::model::{SpanKind, StatusCode};
+    use crate::otel::AttrValue;
+    let nanos = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+    };
+    let mut attributes = std::collections::BTreeMap::from([
+        ("clnrm.step".to_owned(), AttrValue::Str(step.name.clone())),
+        (
+            "http.request.method".to_owned(),
+            AttrValue::Str(
+                step.http
+                    .as_ref()
+                    .map_or_else(String::new, |h| h.method.clone()),
+            ),
+        ),
+        (
+            "server.address".to_owned(),
+            AttrValue::Str(target.host.clone()),
+        ),
+        (
+            "server.port".to_owned(),
+            AttrValue::Int(i64::from(target.port)),
+        ),
+        ("url.path".to_owned(), AttrValue::Str(path.to_owned())),
+    ]);
+    if let Some(status) = result.http_status {
+        attributes.insert(
+            "http.response.status_code".to_owned(),
+            AttrValue::Int(i64::from(status)),
+        );
+    }
+    SpanRecord {
+        trace_id: trace.trace_id.clone(),
+        span_id: trace.span_id.clone(),
+        parent_span_id: None,
+        name: format!("clnrm.http {}", step.name),
+        kind: SpanKind::Client,
+        start_time_unix_nano: nanos(sent_at),
+        end_time_unix_nano: nanos(sent_at + result.duration),
+        attributes,
+        events: Vec::new(),
+        status: if result.http_status.is_none_or(|s| s >= 500) {
+            StatusCode::Error
+        } else {
+            StatusCode::Unset
+        },
+        status_message: String::new(),
+        resource: std::collections::BTreeMap::from([(
+            "service.name".to_owned(),
+            AttrValue::Str("clnrm".to_owned()),
+        )]),
+        scope: "clnrm".to_owned(),
+    }
 }
 
 fn fail(result: &mut StepResult, reason: Reason, message: String) {
