@@ -142,13 +142,26 @@ retry = {{ attempts = 3, interval_ms = 100 }}
     );
 
     // The human report names the request and its status under the failure.
+    let reports = dir.path().join("reports");
     let out = clnrm(dir.path())
-        .args(["run", "--force", "--filter", "*not found"])
+        .args(["run", "--force", "--filter", "*not found", "--report-dir"])
+        .arg(&reports)
         .output()
         .unwrap();
     let human = String::from_utf8_lossy(&out.stdout);
     assert!(
         human.contains("command: GET http://web:8080/nope") && human.contains("status:  404"),
         "{human}"
+    );
+    // JUnit and Markdown carry the request and its status too.
+    let junit = std::fs::read_to_string(reports.join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("$ GET http://web:8080/nope  # status 404") && junit.contains("status: 404"),
+        "{junit}"
+    );
+    let md = std::fs::read_to_string(reports.join("report.md")).unwrap();
+    assert!(
+        md.contains("`$ GET http://web:8080/nope` → status 404"),
+        "{md}"
     );
 }

@@ -99,10 +99,13 @@ fn testcase(xml: &mut String, r: &ScenarioResult) {
         .steps
         .iter()
         .map(|s| {
-            let runs = match s.attempts {
+            let mut runs = match s.attempts {
                 0 | 1 => String::new(),
                 n => format!("  # {n} runs (retry)"),
             };
+            if let Some(status) = s.http_status {
+                runs = format!("  # status {status}{runs}");
+            }
             format!(
                 "$ {}{runs}\n{}",
                 s.command,
@@ -148,6 +151,9 @@ fn details(r: &ScenarioResult) -> String {
         let _ = write!(text, "\ncommand: {}", step.command);
         if let Some(code) = step.exit_code {
             let _ = write!(text, "\nexit code: {code}");
+        }
+        if let Some(status) = step.http_status {
+            let _ = write!(text, "\nstatus: {status}");
         }
     }
     text

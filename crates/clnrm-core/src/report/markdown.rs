@@ -65,11 +65,12 @@ pub fn to_markdown(report: &RunReport) -> String {
                 0 | 1 => String::new(),
                 n => format!(" after {n} runs"),
             };
-            let _ = write!(
-                md,
-                "\n`$ {}` → exit {:?}{runs}\n",
-                step.command, step.exit_code
-            );
+            let ended = match (step.http_status, step.exit_code) {
+                (Some(status), _) => format!("status {status}"),
+                (None, Some(code)) => format!("exit {code}"),
+                (None, None) => "no exit code".to_owned(),
+            };
+            let _ = write!(md, "\n`$ {}` → {ended}{runs}\n", step.command);
             for (label, text) in [("stdout", &step.stdout), ("stderr", &step.stderr)] {
                 if !text.is_empty() {
                     let _ = write!(
