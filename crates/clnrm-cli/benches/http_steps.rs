@@ -1,0 +1,163 @@
+//! What an `http` step costs clnrm over the request itself (SPEC §7.4; target ≤ 2 ms),
+//! against the real engine and `tests/fixtures/tiny-http.c` built static into a
+//! `FROM scratch` image:
+//! - clnrm: whole-process `clnrm run` of one scenario with 1 + 1000 `GET /hello`
+//!   steps against the same with 1 + 1 step; the difference over 999 is what one more
+//!   step costs (request, checks, its span, its part of the report);
+//! - the request itself: 1000 sequential requests by a plain client in this process
+//!   (a fresh connection each, as clnrm makes) to the same container's published port.
+//!
+//! Run with `cargo bench -p clnrm-cli --bench http_steps`. Medians of `ROUNDS` rounds.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const ROUNDS: usize = 3;
+const STEPS: usize = 1000;
+const TAG: &str = "clnrm-test/tiny-http:latest";
+
+fn build_image() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-http.c");
+    let cc = Command::new("cc")
+        .args(["-static", "-O2", "-o"])
+        .arg(dir.path().join("tiny-http"))
+        .arg(source)
+        .status()
+        .expect("cc");
+    assert!(cc.success(), "cc failed");
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM scratch\nCOPY tiny-http /tiny-http\nCMD [\"/tiny-http\"]\n",
+    )
+    .expect("Dockerfile");
+    let built = Command::new("docker")
+        .args(["build", "-q", "-t", TAG])
+        .arg(dir.path())
+        .output()
+        .expect("docker build");
+    assert!(built.status.success(), "docker build failed");
+}
+
+fn project(dir: &Path, steps: usize) {
+    let mut text = format!(
+        "[meta]\nname = \"h\"\nversion = \"1\"\n\n[service.web]\nimage = \"{TAG}\"\n\n[[scenario]]\nname = \"s\"\n\n[[scenario.steps]]\nname = \"ready\"\nhttp = {{ url = \"http://web:8080/hello\" }}\nretry = {{ attempts = 100, interval_ms = 50 }}\n"
+    );
+    for i in 0..steps {
+        text.push_str(&format!(
+            "\n[[scenario.steps]]\nname = \"get {i}\"\nhttp = {{ url = \"http://web:8080/hello\" }}\nexpected_json = {{ \"$.n\" = 3 }}\n"
+        ));
+    }
+    std::fs::create_dir_all(dir.join(".clnrm")).expect("project");
+    std::fs::create_dir_all(dir.join("tests")).expect("tests");
+    std::fs::write(dir.join("tests/h.clnrm.toml"), text).expect("file");
+}
+
+fn clnrm(dir: &Path) -> Duration {
+    let start = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_clnrm"))
+        .current_dir(dir)
+        .args(["run", "--force", "--format", "json"])
+        .output()
+        .expect("clnrm");
+    let took = start.elapsed();
+    assert!(
+        out.status.success(),
+        "clnrm run failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    took
+}
+
+/// One request the way a minimal client makes it: connect, send, read to the end.
+fn request(port: u16) -> Duration {
+    let start = Instant::now();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_nodelay(true).ok();
+    s.write_all(b"GET /hello HTTP/1.1\r\nHost: web:8080\r\n\r\n")
+        .expect("send");
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).expect("read");
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "bad answer");
+    start.elapsed()
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    build_image();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (one, many) = (dir.path().join("one"), dir.path().join("many"));
+    project(&one, 1);
+    project(&many, STEPS);
+
+    // The request itself, against a container of the same image.
+    let id = String::from_utf8(
+        Command::new("docker")
+            .args(["run", "-d", "--rm", "-p", "127.0.0.1::8080", TAG])
+            .output()
+            .expect("docker run")
+            .stdout,
+    )
+    .expect("id");
+    let id = id.trim().to_owned();
+    let port_line = String::from_utf8(
+        Command::new("docker")
+            .args(["port", &id, "8080/tcp"])
+            .output()
+            .expect("docker port")
+            .stdout,
+    )
+    .expect("port");
+    let port: u16 = port_line
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit(':').next())
+        .and_then(|p| p.trim().parse().ok())
+        .expect("a published port");
+    let ready = Instant::now();
+    while std::panic::catch_unwind(|| request(port)).is_err() {
+        assert!(
+            ready.elapsed() < Duration::from_secs(10),
+            "server not ready"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut bare_rounds = Vec::new();
+    let mut bare_medians = Vec::new();
+    for _ in 0..ROUNDS {
+        let times: Vec<Duration> = (0..STEPS).map(|_| request(port)).collect();
+        bare_rounds.push(times.iter().sum::<Duration>() / STEPS as u32);
+        bare_medians.push(median(times));
+    }
+    let _ = Command::new("docker").args(["rm", "-f", &id]).output();
+    let bare_mean = median(bare_rounds);
+    let bare_median = median(bare_medians);
+
+    let t1 = median((0..ROUNDS).map(|_| clnrm(&one)).collect());
+    let tn = median((0..ROUNDS).map(|_| clnrm(&many)).collect());
+    let per_step = tn.saturating_sub(t1) / (STEPS as u32 - 1);
+    println!(
+        "the request alone: mean {:.3} ms, median {:.3} ms ({STEPS} sequential requests, fresh connection each)",
+        bare_mean.as_secs_f64() * 1e3,
+        bare_median.as_secs_f64() * 1e3
+    );
+    println!(
+        "clnrm run: 1 step {} ms, {STEPS} steps {} ms: {:.3} ms per step",
+        t1.as_millis(),
+        tn.as_millis(),
+        per_step.as_secs_f64() * 1e3
+    );
+    println!(
+        "clnrm's overhead per http step: {:.3} ms (target <= 2 ms)",
+        (per_step.as_secs_f64() - bare_mean.as_secs_f64()) * 1e3
+    );
+}
