@@ -39,16 +39,7 @@ fn tiny_http() -> &'static str {
             "FROM scratch\nCOPY tiny-http /tiny-http\nCMD [\"/tiny-http\"]\n",
         )
         .unwrap();
-        let out = Command::new("docker")
-            .args(["build", "-q", "-t", TAG])
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "docker build: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        engine::docker_build(TAG, dir.path());
     });
     TAG
 }

@@ -27,16 +27,7 @@ fn volume_image() -> &'static str {
             format!("FROM {IMAGE}\nRUN [\"mkdir\", \"-p\", \"/data\"]\nVOLUME /data\n"),
         )
         .unwrap();
-        let out = Command::new("docker")
-            .args(["build", "-q", "-t", TAG])
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "docker build: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        engine::docker_build(TAG, dir.path());
     });
     TAG
 }

@@ -118,3 +118,18 @@ pub fn signal_pending(pid: u32) -> bool {
         .filter_map(|l| l.split_whitespace().nth(1))
         .any(|mask| u64::from_str_radix(mask, 16).is_ok_and(|m| m != 0))
 }
+
+/// `docker build -t tag dir` (the Dockerfile and what it copies are in `dir`); panics
+/// with the builder's message when it fails.
+pub fn docker_build(tag: &str, dir: &Path) {
+    let out = std::process::Command::new("docker")
+        .args(["build", "-q", "-t", tag])
+        .arg(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("docker build: {e}"));
+    assert!(
+        out.status.success(),
+        "docker build {tag}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -21,8 +21,10 @@ pub struct Ran {
     pub result: ScenarioResult,
     /// Whether the environment may be checked for reuse.
     pub reusable: bool,
-    /// Spans found in the steps' stdout (`exporter = "stdout"`).
+    /// Spans found in the steps' stdout (`exporter = "stdout"`), and clnrm's own.
     pub stdout_spans: Vec<SpanRecord>,
+    /// The file's masker plus the secrets the steps captured, when there were any.
+    pub masker: Option<Masker>,
 }
 
 enum StepEnd {
@@ -136,6 +138,7 @@ pub async fn run_scenario<E: ContainerEngine>(
         },
         reusable: reusable && status == Status::Passed,
         stdout_spans,
+        masker: (captured.masker != *sc.masker).then_some(captured.masker),
     }
 }
 

@@ -173,6 +173,18 @@ async fn in_env<E: ContainerEngine>(
     };
     let mut ran = scenario::run_scenario(&ctx.pool, env, sc, &file, &on_step, cancel).await;
     ran.result.start = ran_start.saturating_duration_since(ctx.started);
+    // Secrets a step captured are masked in the spans and service logs too.
+    let with_captured;
+    let sc = match ran.masker.take() {
+        Some(masker) => {
+            with_captured = PlannedScenario {
+                masker: std::sync::Arc::new(masker),
+                ..sc.clone()
+            };
+            &with_captured
+        }
+        None => sc,
+    };
     let mut collected = SpanBudget::new(sc.span_limits);
     collected.extend(std::mem::take(&mut ran.stdout_spans));
     let mut settled = true;
