@@ -173,3 +173,51 @@ fn watching_a_file_sees_each_of_five_saves_that_replace_it_and_prints_json() {
     assert_eq!(wait_exit(&mut w.child, Duration::from_secs(30)), Some(130));
     assert_eq!(containers(&label), Vec::<String>::new());
 }
+
+#[test]
+fn a_service_that_cannot_be_reused_is_started_again_before_the_next_save() {
+    // A service running its own command (a database, say) is never reused; watch
+    // starts a fresh one as soon as a cycle ends, so a save does not wait for it.
+    let dir = project(&[]);
+    let shared = dir.path().join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::create_dir_all(dir.path().join("tests")).unwrap();
+    let text = |word: &str| {
+        format!(
+            "[meta]\nname = \"t\"\nversion = \"1\"\n\n[service.app]\nimage = \"{IMAGE}\"\nargs = [\"sh\", \"-c\", \"echo started >> /shared/starts; exec sleep 3600\"]\nvolumes = [{{ host_path = \"{}\", container_path = \"/shared\" }}]\n\n[[scenario]]\nname = \"s\"\nrun = \"echo {word}\"\n",
+            shared.display()
+        )
+    };
+    let starts = || {
+        std::fs::read_to_string(shared.join("starts"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let wait_starts = |n: usize| {
+        let start = Instant::now();
+        while starts() < n {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "{} starts, not {n}",
+                starts()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    std::fs::write(dir.path().join("tests/a.clnrm.toml"), text("one")).unwrap();
+    let mut w = Watching::start(dir.path(), &[]);
+    w.wait_for("1 passed", 1);
+    // No save yet: the next environment is already starting.
+    wait_starts(2);
+    std::fs::write(dir.path().join("tests/a.clnrm.toml"), text("two")).unwrap();
+    w.wait_for("1 passed", 2);
+    wait_starts(3);
+    // The save used the one made ahead: one more start, not two.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(starts(), 3, "{}", w.text());
+    let label = format!("clnrm.pid={}", w.child.id());
+    signal(w.child.id(), "-INT");
+    assert_eq!(wait_exit(&mut w.child, Duration::from_secs(30)), Some(130));
+    assert_eq!(containers(&label), Vec::<String>::new());
+}

@@ -350,11 +350,13 @@ impl<E: ContainerEngine> Pool<E> {
         Claim { slot }
     }
 
-    /// Removes ready environments that no claim waits for (the queue is empty).
+    /// Removes ready environments that no claim waits for (the queue is empty), but
+    /// the one per key kept warm (`watch`).
     pub fn trim(&self) {
+        let keep = usize::from(self.inner.keep_warm);
         let slots: Vec<Arc<Slot>> = lock(&self.inner.slots).values().cloned().collect();
         for slot in slots {
-            while let Some(env) = slot.surplus() {
+            while let Some(env) = slot.surplus(keep) {
                 self.destroy_later(env);
             }
         }
@@ -399,7 +401,18 @@ impl<E: ContainerEngine> Pool<E> {
             && !self.inner.stop.is_cancelled()
             && env.members.iter().all(|m| m.agent.is_some());
         if !recyclable {
+            // Kept warm (`watch`) but not reusable (a database, say): a fresh one is
+            // prepared now, so that the next save does not wait for its start.
+            let replace = !covered
+                && self.inner.keep_warm
+                && self.inner.warm
+                && !self.inner.stop.is_cancelled();
+            let spec = env.spec.clone();
             self.destroy_later(env);
+            if replace {
+                slot.checking();
+                self.spawn_prepare(spec, slot, false);
+            }
             return;
         }
         slot.checking();
@@ -526,7 +539,7 @@ impl<E: ContainerEngine> Pool<E> {
             if key == except {
                 continue;
             }
-            if let Some(env) = slot.surplus() {
+            if let Some(env) = slot.surplus(0) {
                 self.destroy_later(env);
                 return true;
             }

@@ -89,12 +89,12 @@ impl Slot {
         got.unwrap_or(Err(PoolError::Stopped))
     }
 
-    /// A ready environment that no claim waits for, taken off the channel; failed
-    /// preparations nobody waits for are dropped on the way.
-    pub(super) fn surplus(&self) -> Option<Env> {
+    /// A ready environment that no claim waits for, beyond `keep` of them, taken off
+    /// the channel; failed preparations nobody waits for are dropped on the way.
+    pub(super) fn surplus(&self, keep: usize) -> Option<Env> {
         let mut c = lock(&self.counts);
         let mut rx = self.rx.try_lock().ok()?;
-        while c.supply > c.waiting {
+        while c.supply > c.waiting + keep {
             match rx.try_recv() {
                 Ok(Ok(env)) => {
                     c.supply -= 1;
@@ -201,7 +201,7 @@ mod tests {
         assert!(slot.check_failed());
         // A second claim finds nothing on its way.
         assert!(slot.claim());
-        assert!(slot.surplus().is_none());
+        assert!(slot.surplus(0).is_none());
         // Nothing is wanted ahead and there is no spec: nothing to top up.
         assert!(slot.top_up().is_none());
         // With nothing still to come, a given-back environment is not needed.
