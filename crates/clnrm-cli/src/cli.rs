@@ -87,6 +87,8 @@ pub struct RunArgs {
     /// Run the K-th of N slices of the scenarios (for CI sharding), e.g. 2/4.
     #[arg(long, value_name = "K/N")]
     pub partition: Option<String>,
+    #[command(flatten)]
+    pub tags: TagArgs,
     /// Memory limit per container in MiB (overrides [limits] and the config).
     #[arg(long, value_name = "MB", value_parser = clap::value_parser!(u64).range(4..))]
     pub memory: Option<u64>,
@@ -206,7 +208,20 @@ pub struct ListArgs {
     /// Files or directories [default: tests/].
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
+    pub tags: TagArgs,
+    #[command(flatten)]
     pub vars: VarArgs,
+}
+
+/// Selection by the scenarios' `tags`.
+#[derive(Debug, Default, clap::Args)]
+pub struct TagArgs {
+    /// Only scenarios with this tag (repeatable: any of them).
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Leave out scenarios with this tag (repeatable).
+    #[arg(long = "skip-tag", value_name = "TAG")]
+    pub skip_tags: Vec<String>,
 }
 
 /// `clnrm init`.

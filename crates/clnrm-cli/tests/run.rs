@@ -279,6 +279,109 @@ command = ["echo", "${n}"]
 }
 
 #[test]
+fn tags_select_scenarios_across_files_and_show_in_every_report() {
+    let tagged = |names: &[(&str, &str)]| {
+        let mut body = String::new();
+        for (name, tags) in names {
+            body.push_str(&format!(
+                "[[scenario]]\nname = \"{name}\"\ntags = [{tags}]\nrun = \"echo {name}\"\n\n"
+            ));
+        }
+        file(&body)
+    };
+    let dir = project(&[
+        (
+            "tests/a.clnrm.toml",
+            &tagged(&[
+                ("a-smoke", "\"smoke\""),
+                ("a-slow", "\"smoke\", \"slow\""),
+                ("a-none", ""),
+            ]),
+        ),
+        (
+            "tests/b.clnrm.toml",
+            &tagged(&[("b-db", "\"db\""), ("b-smoke-db", "\"smoke\", \"db\"")]),
+        ),
+    ]);
+    let statuses = |run: &Run| -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = run.json["scenarios"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["name"].as_str().unwrap().to_owned(),
+                    s["status"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    // Any of the --tag ones, none of the --skip-tag ones, across both files.
+    let run = run_json(
+        dir.path(),
+        &[
+            "--tag",
+            "smoke",
+            "--tag",
+            "db",
+            "--skip-tag",
+            "slow",
+            "--report-dir",
+            "reports",
+        ],
+    );
+    run.assert_passed();
+    let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter()
+            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+            .collect()
+    };
+    assert_eq!(
+        statuses(&run),
+        pairs(&[
+            ("a-none", "skipped"),
+            ("a-slow", "skipped"),
+            ("a-smoke", "passed"),
+            ("b-db", "passed"),
+            ("b-smoke-db", "passed"),
+        ])
+    );
+    let both = scenario(&run, "b-smoke-db");
+    assert_eq!(both["tags"], serde_json::json!(["smoke", "db"]));
+    let junit = std::fs::read_to_string(dir.path().join("reports/junit.xml")).unwrap();
+    assert!(
+        junit.contains(r#"<property name="tag" value="db"/>"#),
+        "{junit}"
+    );
+    let md = std::fs::read_to_string(dir.path().join("reports/report.md")).unwrap();
+    assert!(md.contains("| smoke, db |"), "{md}");
+
+    // `list` selects the same way; the human report shows the tags.
+    let out = clnrm(dir.path())
+        .args(["list", "--tag", "db"])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        listed.lines().collect::<Vec<_>>(),
+        ["tests/b.clnrm.toml::b-db", "tests/b.clnrm.toml::b-smoke-db"]
+    );
+    let out = clnrm(dir.path())
+        .args(["run", "--force", "--tag", "db"])
+        .output()
+        .unwrap();
+    let human = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        human.contains("::b-db [db]")
+            && human.contains("::b-smoke-db [smoke, db]")
+            && human.contains("(3 filtered out)"),
+        "{human}"
+    );
+}
+
+#[test]
 fn step_and_scenario_timeouts_kill_and_report_timeout() {
     let dir = project(&[(
         "tests/slow.clnrm.toml",

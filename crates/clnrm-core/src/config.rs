@@ -20,6 +20,10 @@ pub struct RunFlags {
     pub filter: Option<String>,
     /// `--partition K/N`.
     pub partition: Option<String>,
+    /// `--tag TAG` (repeatable).
+    pub tags: Vec<String>,
+    /// `--skip-tag TAG` (repeatable).
+    pub skip_tags: Vec<String>,
     /// `--memory MB`.
     pub memory_mb: Option<u64>,
     /// `--cpu CORES`.
@@ -50,6 +54,10 @@ pub struct RunConfig {
     pub filter: Option<globset::GlobMatcher>,
     /// The K-th (1-based) of N slices.
     pub partition: Option<(u64, u64)>,
+    /// `--tag`.
+    pub tags: Vec<String>,
+    /// `--skip-tag`.
+    pub skip_tags: Vec<String>,
     /// Memory limit per container, over the file's and the config's.
     pub memory_mb: Option<u64>,
     /// CPU limit per container, over the file's and the config's.
@@ -99,6 +107,8 @@ impl RunConfig {
             warm_pool: !flags.no_pool,
             filter,
             partition,
+            tags: flags.tags.clone(),
+            skip_tags: flags.skip_tags.clone(),
             memory_mb: flags.memory_mb,
             cpus: flags.cpus,
             update_baseline: flags.update_baseline,

@@ -4,6 +4,7 @@ use super::{exit_code_for, prepare};
 use crate::cli::{DiagFormat, ListArgs};
 use crate::exit;
 use crate::output::print_diagnostics;
+use clnrm_core::plan::tags_select;
 
 /// Runs the command.
 pub fn run(args: ListArgs) -> i32 {
@@ -33,7 +34,10 @@ pub fn run(args: ListArgs) -> i32 {
     }
     for f in &prepared.files {
         for sc in f.file.iter().flat_map(|t| &t.scenarios) {
-            println!("{}::{}", f.display, sc.name.value);
+            let tags: Vec<String> = sc.tags.iter().map(|t| t.value.clone()).collect();
+            if tags_select(&tags, &args.tags.tags, &args.tags.skip_tags) {
+                println!("{}::{}", f.display, sc.name.value);
+            }
         }
     }
     exit::SUCCESS

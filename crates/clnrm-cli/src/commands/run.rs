@@ -24,6 +24,8 @@ pub fn flags(args: &RunArgs) -> RunFlags {
         no_pool: args.no_pool,
         filter: args.filter.clone(),
         partition: args.partition.clone(),
+        tags: args.tags.tags.clone(),
+        skip_tags: args.tags.skip_tags.clone(),
         memory_mb: args.memory,
         cpus: args.cpu,
         update_baseline: args.update_baseline,

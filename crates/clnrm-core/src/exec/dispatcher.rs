@@ -50,7 +50,8 @@ pub(super) struct Dispatcher<E> {
 
 impl<E: ContainerEngine> Dispatcher<E> {
     /// Reports the result of scenario `i`.
-    pub fn finish(&mut self, i: usize, result: ScenarioResult) {
+    pub fn finish(&mut self, i: usize, mut result: ScenarioResult) {
+        result.tags.clone_from(&self.ctx.plan.scenarios[i].tags);
         let _ = self.events.send(Event::ScenarioFinished(result.clone()));
         self.results[i] = Some(result);
     }

@@ -153,6 +153,8 @@ pub struct ScenarioResult {
     pub file: String,
     /// Its name.
     pub name: String,
+    /// Its `tags`.
+    pub tags: Vec<String>,
     /// Outcome.
     pub status: Status,
     /// Why it did not pass.
@@ -235,6 +237,7 @@ impl ScenarioResult {
             file_index: sc.file,
             file: plan.files[sc.file].display.clone(),
             name: sc.name.clone(),
+            tags: sc.tags.clone(),
             status: Status::Skipped,
             reason: Some(reason),
             message: Some(message.to_owned()),

@@ -124,6 +124,7 @@ pub async fn run_scenario<E: ContainerEngine>(
             file_index: sc.file,
             file: file.to_owned(),
             name: sc.name.clone(),
+            tags: sc.tags.clone(),
             status,
             reason,
             message,

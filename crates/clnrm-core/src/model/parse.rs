@@ -439,6 +439,7 @@ fn read_scenario(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Option<Scenario> {
         .unwrap_or_default();
     let scenario = Scenario {
         name: name?,
+        tags: t.get(r, "tags").unwrap_or_default(),
         service: t.get(r, "service"),
         services: t.get(r, "services"),
         run: t.get(r, "run"),
@@ -880,6 +881,7 @@ fn read_legacy(r: &mut Reader<'_>, mut root: Table<'_, '_>) -> Option<TestFile> 
     }
     let scenario = Scenario {
         name: name.clone(),
+        tags: Vec::new(),
         service: None,
         services: None,
         run: None,

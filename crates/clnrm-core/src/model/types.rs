@@ -349,6 +349,9 @@ pub struct Retry {
 pub struct Scenario {
     /// Unique within the file.
     pub name: Sp<String>,
+    /// Labels for selecting scenarios (`--tag`, `--skip-tag`).
+    #[serde(default)]
+    pub tags: Vec<Sp<String>>,
     /// Service the scenario runs in.
     pub service: Option<Sp<String>>,
     /// The services this scenario starts (their dependencies come along); every

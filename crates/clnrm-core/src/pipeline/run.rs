@@ -82,6 +82,8 @@ pub fn plan_run(
         memory_mb: config.memory_mb,
         cpus: config.cpus,
         filter: config.filter.clone(),
+        tags: config.tags.clone(),
+        skip_tags: config.skip_tags.clone(),
         partition: config.partition,
         executor: project.config.executor.clone(),
         context: prepared.context.clone(),

@@ -47,6 +47,10 @@ pub struct PlanOptions {
     pub filter: Option<globset::GlobMatcher>,
     /// `--partition K/N` (1-based K).
     pub partition: Option<(u64, u64)>,
+    /// `--tag`: only scenarios with any of these tags (none given: every scenario).
+    pub tags: Vec<String>,
+    /// `--skip-tag`: no scenario with any of these tags.
+    pub skip_tags: Vec<String>,
     /// `[executor]` of the config.
     pub executor: ExecutorConfig,
     /// The template variables given from outside the files (`--var`, `CLNRM_VAR_*`,
@@ -397,6 +401,8 @@ pub struct PlannedScenario {
     pub file: usize,
     /// Scenario name.
     pub name: String,
+    /// Its `tags`.
+    pub tags: Vec<String>,
     /// Higher runs first.
     pub priority: i64,
     /// Position in the files as given (the last tie-breaker).
@@ -558,12 +564,24 @@ fn fingerprint(shared: &str, own: &str, sc: &PlannedScenario) -> String {
     crate::cache::key([shared, own, steps.as_str(), env.as_str()])
 }
 
+/// Whether a scenario tagged `tags` is selected by `--tag wanted` (any of them; none
+/// given: all) and `--skip-tag skipped` (none of them).
+pub fn tags_select(tags: &[String], wanted: &[String], skipped: &[String]) -> bool {
+    (wanted.is_empty() || tags.iter().any(|t| wanted.contains(t)))
+        && !tags.iter().any(|t| skipped.contains(t))
+}
+
 fn select(scenarios: &mut [PlannedScenario], opts: &PlanOptions) {
     if let Some(filter) = &opts.filter {
         for s in scenarios.iter_mut() {
             if !filter.is_match(&s.id.0) {
                 s.not_selected = Some(NotSelected::Filtered);
             }
+        }
+    }
+    for s in scenarios.iter_mut() {
+        if !tags_select(&s.tags, &opts.tags, &opts.skip_tags) {
+            s.not_selected = Some(NotSelected::Filtered);
         }
     }
     if let Some((k, n)) = opts.partition {
@@ -746,6 +764,7 @@ fn plan_scenario(
         id: ScenarioId(format!("{display}::{}", sc.name.value)),
         file: file_index,
         name: sc.name.value.clone(),
+        tags: sc.tags.iter().map(|t| t.value.clone()).collect(),
         priority: sc.priority.as_ref().map_or(0, |p| p.value),
         order,
         env,

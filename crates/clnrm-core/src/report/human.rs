@@ -119,6 +119,9 @@ impl<W: Write> HumanReporter<W> {
             r.duration.as_secs_f64(),
             r.id
         );
+        if !r.tags.is_empty() {
+            line.push_str(&format!(" [{}]", r.tags.join(", ")));
+        }
         if let (Status::Skipped | Status::Error | Status::Failed, Some(m)) = (r.status, &r.message)
         {
             line.push_str(&format!(" ({m})"));

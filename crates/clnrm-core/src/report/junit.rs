@@ -118,11 +118,19 @@ fn testcase(xml: &mut String, r: &ScenarioResult) {
         .iter()
         .map(|s| ended(tail(&s.stderr, TAIL_BYTES)))
         .collect();
-    if body.is_none() && output.is_empty() {
+    if body.is_none() && output.is_empty() && r.tags.is_empty() {
         xml.push_str("/>\n");
         return;
     }
     xml.push_str(">\n");
+    // Tags as properties of the case, as pytest writes its markers.
+    if !r.tags.is_empty() {
+        xml.push_str("      <properties>\n");
+        for t in &r.tags {
+            let _ = writeln!(xml, "        <property name=\"tag\" value=\"{}\"/>", esc(t));
+        }
+        xml.push_str("      </properties>\n");
+    }
     if let Some(b) = body {
         xml.push_str(&b);
     }

@@ -27,7 +27,7 @@ pub fn to_markdown(report: &RunReport) -> String {
             ""
         }
     );
-    md.push_str("| scenario | status | duration | message |\n|---|---|---:|---|\n");
+    md.push_str("| scenario | tags | status | duration | message |\n|---|---|---|---:|---|\n");
     for r in &report.results {
         let icon = match r.status {
             Status::Passed => "✅",
@@ -38,8 +38,9 @@ pub fn to_markdown(report: &RunReport) -> String {
         };
         let _ = writeln!(
             md,
-            "| `{}` | {icon} {} | {} ms | {} |",
+            "| `{}` | {} | {icon} {} | {} ms | {} |",
             cell(&r.id.0),
+            cell(&r.tags.join(", ")),
             r.status.as_str(),
             r.duration.as_millis(),
             cell(r.message.as_deref().unwrap_or(""))

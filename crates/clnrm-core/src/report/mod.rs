@@ -149,6 +149,7 @@ fn scenario_json(r: &ScenarioResult) -> Value {
         "id": r.id.0,
         "file": r.file,
         "name": r.name,
+        "tags": r.tags,
         "status": r.status.as_str(),
         "reason": r.reason.map(|x| x.as_str()),
         "start_ms": millis(r.start),
@@ -207,6 +208,7 @@ pub(crate) mod tests {
             file_index,
             file: file.into(),
             name: name.into(),
+            tags: Vec::new(),
             status,
             reason: (status == Status::Failed).then_some(Reason::ExitCode),
             message: (status == Status::Failed)

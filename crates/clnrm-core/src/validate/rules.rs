@@ -168,6 +168,7 @@ fn check_scenarios(file: &TestFile, cx: &mut Ctx<'_>) {
             super::http::check(cx, step, &defined);
         }
         check_timeout(cx, sc.timeout_ms.as_ref());
+        check_tags(cx, &sc.tags);
         for item in sc.artifacts.iter().flat_map(|a| &a.collect) {
             if !item.value.starts_with("spans:") || item.value.len() == "spans:".len() {
                 cx.error(
@@ -177,6 +178,36 @@ fn check_scenarios(file: &TestFile, cx: &mut Ctx<'_>) {
                     "expected \"spans:<name>\"",
                 );
             }
+        }
+    }
+}
+
+/// `tags`: words that `--tag` can name (letters, digits, `_ . : -`), each once.
+fn check_tags(cx: &mut Ctx<'_>, tags: &[Sp<String>]) {
+    let mut seen: HashSet<&str> = HashSet::new();
+    for t in tags {
+        let word = t
+            .value
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+            && t.value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.:-".contains(c));
+        if !word {
+            cx.error(
+                Code::BadValue,
+                t.span,
+                format!("tag \"{}\" is not a word", t.value),
+                "expected a letter or digit, then letters, digits, `_`, `.`, `:` or `-`",
+            );
+        } else if !seen.insert(&t.value) {
+            cx.error(
+                Code::BadValue,
+                t.span,
+                format!("tag \"{}\" is listed twice", t.value),
+                "listed again here",
+            );
         }
     }
 }

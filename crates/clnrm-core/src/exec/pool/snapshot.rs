@@ -144,6 +144,7 @@ impl<E: ContainerEngine> Pool<E> {
             id: ScenarioId(format!("setup of service \"{}\"", svc.id)),
             file: 0,
             name: format!("setup of service \"{}\"", svc.id),
+            tags: Vec::new(),
             priority: 0,
             order: 0,
             env: env.spec.clone(),
