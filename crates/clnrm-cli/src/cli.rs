@@ -84,9 +84,13 @@ pub struct RunArgs {
     /// Run only scenarios whose id (`file::name`) matches this glob.
     #[arg(long, value_name = "GLOB")]
     pub filter: Option<String>,
-    /// Run the K-th of N slices of the scenarios (for CI sharding), e.g. 2/4.
-    #[arg(long, value_name = "K/N")]
+    /// Run the K-th of N slices of the scenarios (for CI sharding): K/N round-robin,
+    /// hash:K/N by id, duration:K/N balanced by .clnrm/timings.json, e.g. duration:2/4.
+    #[arg(long, value_name = "[MODE:]K/N")]
     pub partition: Option<String>,
+    /// Record the durations of the scenarios that ran in .clnrm/timings.json.
+    #[arg(long)]
+    pub save_timings: bool,
     #[command(flatten)]
     pub tags: TagArgs,
     /// Memory limit per container in MiB (overrides [limits] and the config).

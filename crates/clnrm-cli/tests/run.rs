@@ -382,6 +382,91 @@ fn tags_select_scenarios_across_files_and_show_in_every_report() {
 }
 
 #[test]
+fn duration_shards_balance_recorded_times_and_hash_shards_stay_put() {
+    // Two slow scenarios where round-robin puts both in the first of two shards.
+    let suite = |extra: &str| {
+        file(&format!(
+            "[[scenario]]\nname = \"slow-1\"\nrun = \"sleep 1\"\n\n[[scenario]]\nname = \"fast-1\"\nrun = \"true\"\n\n[[scenario]]\nname = \"slow-2\"\nrun = \"sleep 1\"\n\n[[scenario]]\nname = \"fast-2\"\nrun = \"true\"\n\n[[scenario]]\nname = \"fast-3\"\nrun = \"true\"\n\n[[scenario]]\nname = \"fast-4\"\nrun = \"true\"\n{extra}"
+        ))
+    };
+    let dir = project(&[("tests/s.clnrm.toml", &suite(""))]);
+    run_json(dir.path(), &["--save-timings"]).assert_passed();
+    let saved = std::fs::read_to_string(dir.path().join(".clnrm/timings.json")).unwrap();
+    let timings: Value = serde_json::from_str(&saved).unwrap();
+    assert_eq!(timings["format"], "clnrm.timings.v1");
+    assert!(
+        timings["scenarios"]["tests/s.clnrm.toml::slow-1"]
+            .as_u64()
+            .unwrap()
+            >= 1000
+    );
+    let ran = |args: &[&str]| -> Vec<String> {
+        let run = run_json(dir.path(), &[&["--force"], args].concat());
+        run.assert_passed();
+        let mut names: Vec<String> = run.json["scenarios"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["status"] == "passed")
+            .map(|s| s["name"].as_str().unwrap().to_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let slow = |names: &[String]| names.iter().filter(|n| n.starts_with("slow")).count();
+    let rr = ran(&["--partition", "1/2"]);
+    assert_eq!(
+        slow(&rr),
+        2,
+        "round-robin puts both slow ones first: {rr:?}"
+    );
+    let (d1, d2) = (
+        ran(&["--partition", "duration:1/2"]),
+        ran(&["--partition", "duration:2/2"]),
+    );
+    assert_eq!((slow(&d1), slow(&d2)), (1, 1), "{d1:?} {d2:?}");
+    let mut all: Vec<String> = d1.iter().chain(&d2).cloned().collect();
+    all.sort();
+    assert_eq!(
+        all.len(),
+        6,
+        "every scenario in exactly one shard: {d1:?} {d2:?}"
+    );
+    all.dedup();
+    assert_eq!(all.len(), 6);
+
+    // hash:K/N: adding scenarios moves none of the others.
+    let shard_of =
+        |name: &str, runs: &[Vec<String>]| runs.iter().position(|r| r.iter().any(|n| n == name));
+    let before: Vec<Vec<String>> = (1..=3)
+        .map(|k| ran(&["--partition", &format!("hash:{k}/3")]))
+        .collect();
+    std::fs::write(
+        dir.path().join("tests/s.clnrm.toml"),
+        suite("\n[[scenario]]\nname = \"new-1\"\nrun = \"true\"\n\n[[scenario]]\nname = \"new-2\"\nrun = \"true\"\n"),
+    )
+    .unwrap();
+    let after: Vec<Vec<String>> = (1..=3)
+        .map(|k| ran(&["--partition", &format!("hash:{k}/3")]))
+        .collect();
+    for name in ["slow-1", "slow-2", "fast-1", "fast-2", "fast-3", "fast-4"] {
+        assert_eq!(
+            shard_of(name, &before),
+            shard_of(name, &after),
+            "{name} moved"
+        );
+    }
+    assert_eq!(after.iter().map(Vec::len).sum::<usize>(), 8);
+
+    let out = clnrm(dir.path())
+        .args(["run", "--partition", "size:1/2"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown mode \"size\""));
+}
+
+#[test]
 fn step_and_scenario_timeouts_kill_and_report_timeout() {
     let dir = project(&[(
         "tests/slow.clnrm.toml",

@@ -24,6 +24,8 @@ pub struct RunFlags {
     pub tags: Vec<String>,
     /// `--skip-tag TAG` (repeatable).
     pub skip_tags: Vec<String>,
+    /// `--save-timings`.
+    pub save_timings: bool,
     /// `--memory MB`.
     pub memory_mb: Option<u64>,
     /// `--cpu CORES`.
@@ -53,7 +55,9 @@ pub struct RunConfig {
     /// Run only scenario ids matching this glob.
     pub filter: Option<globset::GlobMatcher>,
     /// The K-th (1-based) of N slices.
-    pub partition: Option<(u64, u64)>,
+    pub partition: Option<Partition>,
+    /// `--save-timings`: record the durations in `.clnrm/timings.json`.
+    pub save_timings: bool,
     /// `--tag`.
     pub tags: Vec<String>,
     /// `--skip-tag`.
@@ -87,7 +91,7 @@ impl RunConfig {
         let partition = flags
             .partition
             .as_deref()
-            .map(parse_partition)
+            .map(parse_partition_flag)
             .transpose()?;
         if let Some(c) = flags.cpus
             && !(c > 0.0 && c <= 1024.0)
@@ -109,6 +113,7 @@ impl RunConfig {
             partition,
             tags: flags.tags.clone(),
             skip_tags: flags.skip_tags.clone(),
+            save_timings: flags.save_timings,
             memory_mb: flags.memory_mb,
             cpus: flags.cpus,
             update_baseline: flags.update_baseline,
@@ -116,6 +121,49 @@ impl RunConfig {
             max_containers: executor.max_concurrent_containers as usize,
             cache: project.config.cache.enabled,
         })
+    }
+}
+
+/// How `--partition` slices the selected scenarios.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Partition {
+    /// `K/N`: round-robin in plan order.
+    RoundRobin(u64, u64),
+    /// `hash:K/N`: by a hash of the scenario id (stable when files are added).
+    Hash(u64, u64),
+    /// `duration:K/N`: longest first onto the least loaded shard, from
+    /// `.clnrm/timings.json`.
+    Duration(u64, u64),
+}
+
+impl Partition {
+    /// K (1-based) and N.
+    pub fn slice(self) -> (u64, u64) {
+        match self {
+            Partition::RoundRobin(k, n) | Partition::Hash(k, n) | Partition::Duration(k, n) => {
+                (k, n)
+            }
+        }
+    }
+}
+
+fn parse_partition_flag(text: &str) -> Result<Partition, BadFlag> {
+    let (mode, rest) = match text.split_once(':') {
+        Some((m, r)) => (Some(m), r),
+        None => (None, text),
+    };
+    let (k, n) = parse_partition(rest).map_err(|_| {
+        BadFlag(format!(
+            "invalid --partition \"{text}\": expected K/N, hash:K/N or duration:K/N with 1 <= K <= N, e.g. duration:1/4"
+        ))
+    })?;
+    match mode {
+        None => Ok(Partition::RoundRobin(k, n)),
+        Some("hash") => Ok(Partition::Hash(k, n)),
+        Some("duration") => Ok(Partition::Duration(k, n)),
+        Some(other) => Err(BadFlag(format!(
+            "invalid --partition \"{text}\": unknown mode \"{other}\" (expected hash or duration)"
+        ))),
     }
 }
 

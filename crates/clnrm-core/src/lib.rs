@@ -25,6 +25,7 @@ pub mod report;
 pub mod schema;
 pub mod subst;
 pub mod template;
+pub mod timings;
 pub mod validate;
 pub mod watch;
 

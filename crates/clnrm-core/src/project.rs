@@ -157,6 +157,8 @@ impl Layout {
     pub const ARTIFACTS: &'static str = ".clnrm/artifacts";
     /// The baseline when `diff.baseline_path` is not set.
     pub const BASELINE: &'static str = ".clnrm/trace.json";
+    /// Recorded scenario durations, relative to the root (SPEC §8; commit it).
+    pub const TIMINGS: &'static str = ".clnrm/timings.json";
 
     /// The layout of the project at `root` whose baseline is `baseline` (relative to it).
     pub fn new(root: &Path, baseline: &str) -> Self {
@@ -189,6 +191,11 @@ impl Layout {
     /// `.clnrm/cache/`.
     pub fn cache(&self) -> PathBuf {
         self.root.join(Self::CACHE)
+    }
+
+    /// `.clnrm/timings.json`.
+    pub fn timings(&self) -> PathBuf {
+        self.root.join(Self::TIMINGS)
     }
 
     /// `.clnrm/artifacts/`.

@@ -24,6 +24,7 @@ pub fn flags(args: &RunArgs) -> RunFlags {
         no_pool: args.no_pool,
         filter: args.filter.clone(),
         partition: args.partition.clone(),
+        save_timings: args.save_timings,
         tags: args.tags.tags.clone(),
         skip_tags: args.tags.skip_tags.clone(),
         memory_mb: args.memory,

@@ -78,19 +78,35 @@ pub fn plan_run(
 ) -> Result<Planned, PipelineError> {
     let project = &prepared.project;
     let layout = project.layout();
+    let mut warnings = Vec::new();
+    let timings = match config.partition {
+        Some(crate::config::Partition::Duration(..)) => {
+            match crate::timings::Timings::load(&layout.timings()) {
+                Ok(t) => t.scenarios,
+                Err(e) => {
+                    warnings.push(format!(
+                        "recorded durations unusable ({e}); shards are balanced as if all took the same time"
+                    ));
+                    Default::default()
+                }
+            }
+        }
+        _ => Default::default(),
+    };
     let plan_options = PlanOptions {
         memory_mb: config.memory_mb,
         cpus: config.cpus,
         filter: config.filter.clone(),
         tags: config.tags.clone(),
         skip_tags: config.skip_tags.clone(),
+        timings,
         partition: config.partition,
         executor: project.config.executor.clone(),
         context: prepared.context.clone(),
         project: project.root.display().to_string(),
     };
     let plan = plan(&prepared.files, &plan_options);
-    let mut warnings = Vec::new();
+
     let cache = config.cache.then(|| {
         let cache = Cache::open(&layout.cache());
         warnings.extend(cache.warning.clone());
@@ -191,6 +207,22 @@ pub fn conclude(
             .map(|r| r.id.0.clone())
             .collect();
         done.recorded = Some(store::record(&layout, &project.config.diff, &passed)?);
+    }
+    if config.save_timings && !report.interrupted {
+        let path = layout.timings();
+        let ran = report
+            .results
+            .iter()
+            .filter(|r| matches!(r.status, Status::Passed | Status::Failed | Status::Error));
+        let saved = crate::timings::Timings::load(&path).and_then(|mut t| {
+            t.update(ran.map(|r| (r.id.0.clone(), r.duration.as_millis() as u64)));
+            t.save(&path)
+                .map_err(|e| format!("{}: {e}", path.display()))
+        });
+        if let Err(e) = saved {
+            done.warnings
+                .push(format!("could not save the timings: {e}"));
+        }
     }
     write_reports(report, config.report_dir.as_deref(), &planned.plan.files)?;
     Ok(done)

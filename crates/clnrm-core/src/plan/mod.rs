@@ -45,8 +45,10 @@ pub struct PlanOptions {
     pub cpus: Option<f64>,
     /// `--filter GLOB` on scenario ids.
     pub filter: Option<globset::GlobMatcher>,
-    /// `--partition K/N` (1-based K).
-    pub partition: Option<(u64, u64)>,
+    /// `--partition [hash:|duration:]K/N` (1-based K).
+    pub partition: Option<crate::config::Partition>,
+    /// Recorded durations by scenario id, in ms (for `duration:K/N`).
+    pub timings: std::collections::BTreeMap<String, u64>,
     /// `--tag`: only scenarios with any of these tags (none given: every scenario).
     pub tags: Vec<String>,
     /// `--skip-tag`: no scenario with any of these tags.
@@ -584,12 +586,28 @@ fn select(scenarios: &mut [PlannedScenario], opts: &PlanOptions) {
             s.not_selected = Some(NotSelected::Filtered);
         }
     }
-    if let Some((k, n)) = opts.partition {
-        let chosen = scenarios.iter_mut().filter(|s| s.not_selected.is_none());
-        for (i, s) in chosen.enumerate() {
-            if (i as u64) % n != k - 1 {
-                s.not_selected = Some(NotSelected::OtherPartition);
-            }
+    use crate::config::Partition;
+    let Some(partition) = opts.partition else {
+        return;
+    };
+    let (k, n) = partition.slice();
+    let chosen: Vec<usize> = (0..scenarios.len())
+        .filter(|&i| scenarios[i].not_selected.is_none())
+        .collect();
+    let shards: Vec<u64> = match partition {
+        Partition::RoundRobin(..) => (0..chosen.len() as u64).map(|i| i % n).collect(),
+        Partition::Hash(..) => chosen
+            .iter()
+            .map(|&i| crate::timings::by_hash(&scenarios[i].id.0, n))
+            .collect(),
+        Partition::Duration(..) => {
+            let ids: Vec<&str> = chosen.iter().map(|&i| scenarios[i].id.0.as_str()).collect();
+            crate::timings::by_duration(&ids, &opts.timings, n)
+        }
+    };
+    for (&i, shard) in chosen.iter().zip(shards) {
+        if shard != k - 1 {
+            scenarios[i].not_selected = Some(NotSelected::OtherPartition);
         }
     }
 }
