@@ -411,7 +411,8 @@ pub struct Step {
     #[serde(default)]
     #[schemars(with = "SpMap<serde_json::Value>")]
     pub expected_json: SpMap<toml::Value>,
-    /// Service to run in (defaults to the scenario's).
+    /// Service to run in (defaults to the scenario's; for an `http` step, the service
+    /// its URL names; in a set-up, the service itself).
     pub service: Option<Sp<String>>,
     /// Exit code that counts as success (default 0).
     pub expected_exit_code: Option<Sp<i64>>,
