@@ -22,6 +22,28 @@ struct Watching {
     log: std::path::PathBuf,
 }
 
+/// A test that fails midway still stops its watch (Ctrl-C, so that it removes its
+/// containers), instead of leaving it running after the test process.
+impl Drop for Watching {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            // Not `signal`: nothing here may panic while a failed test unwinds.
+            let _ = std::process::Command::new("kill")
+                .args(["-INT", &self.child.id().to_string()])
+                .status();
+            let start = Instant::now();
+            while matches!(self.child.try_wait(), Ok(None)) {
+                if start.elapsed() > Duration::from_secs(15) {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
 impl Watching {
     /// `clnrm watch --debounce 100 ARGS` in `dir`, stdout and stderr to one log.
     fn start(dir: &Path, args: &[&str]) -> Self {
