@@ -9,6 +9,9 @@
 //!
 //! Run with `cargo bench -p clnrm-cli --bench http_steps`. Medians of `ROUNDS` rounds.
 
+#[path = "../tests/common/engine.rs"]
+mod engine;
+
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::Command;
@@ -16,34 +19,10 @@ use std::time::{Duration, Instant};
 
 const ROUNDS: usize = 3;
 const STEPS: usize = 1000;
-const TAG: &str = "clnrm-test/tiny-http:latest";
 
-fn build_image() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-http.c");
-    let cc = Command::new("cc")
-        .args(["-static", "-O2", "-o"])
-        .arg(dir.path().join("tiny-http"))
-        .arg(source)
-        .status()
-        .expect("cc");
-    assert!(cc.success(), "cc failed");
-    std::fs::write(
-        dir.path().join("Dockerfile"),
-        "FROM scratch\nCOPY tiny-http /tiny-http\nCMD [\"/tiny-http\"]\n",
-    )
-    .expect("Dockerfile");
-    let built = Command::new("docker")
-        .args(["build", "-q", "-t", TAG])
-        .arg(dir.path())
-        .output()
-        .expect("docker build");
-    assert!(built.status.success(), "docker build failed");
-}
-
-fn project(dir: &Path, steps: usize) {
+fn project(dir: &Path, tag: &str, steps: usize) {
     let mut text = format!(
-        "[meta]\nname = \"h\"\nversion = \"1\"\n\n[service.web]\nimage = \"{TAG}\"\n\n[[scenario]]\nname = \"s\"\n\n[[scenario.steps]]\nname = \"ready\"\nhttp = {{ url = \"http://web:8080/hello\" }}\nretry = {{ attempts = 100, interval_ms = 50 }}\n"
+        "[meta]\nname = \"h\"\nversion = \"1\"\n\n[service.web]\nimage = \"{tag}\"\n\n[[scenario]]\nname = \"s\"\n\n[[scenario.steps]]\nname = \"ready\"\nhttp = {{ url = \"http://web:8080/hello\" }}\nretry = {{ attempts = 100, interval_ms = 50 }}\n"
     );
     for i in 0..steps {
         text.push_str(&format!(
@@ -93,16 +72,16 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    build_image();
+    let tag = engine::tiny_http_image();
     let dir = tempfile::tempdir().expect("tempdir");
     let (one, many) = (dir.path().join("one"), dir.path().join("many"));
-    project(&one, 1);
-    project(&many, STEPS);
+    project(&one, tag, 1);
+    project(&many, tag, STEPS);
 
     // The request itself, against a container of the same image.
     let id = String::from_utf8(
         Command::new("docker")
-            .args(["run", "-d", "--rm", "-p", "127.0.0.1::8080", TAG])
+            .args(["run", "-d", "--rm", "-p", "127.0.0.1::8080", tag])
             .output()
             .expect("docker run")
             .stdout,

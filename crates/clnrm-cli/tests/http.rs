@@ -11,38 +11,6 @@ mod runs;
 
 use common::{clnrm, project};
 use runs::{run_json, scenario};
-use std::process::Command;
-use std::sync::OnceLock;
-
-/// `clnrm-test/tiny-http`: `tests/fixtures/tiny-http.c` built static, alone in a
-/// `FROM scratch` image.
-fn tiny_http() -> &'static str {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    const TAG: &str = "clnrm-test/tiny-http:latest";
-    BUILT.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let source =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-http.c");
-        let cc = Command::new("cc")
-            .args(["-static", "-O2", "-o"])
-            .arg(dir.path().join("tiny-http"))
-            .arg(&source)
-            .output()
-            .unwrap_or_else(|e| panic!("cc: {e}"));
-        assert!(
-            cc.status.success(),
-            "cc: {}",
-            String::from_utf8_lossy(&cc.stderr)
-        );
-        std::fs::write(
-            dir.path().join("Dockerfile"),
-            "FROM scratch\nCOPY tiny-http /tiny-http\nCMD [\"/tiny-http\"]\n",
-        )
-        .unwrap();
-        engine::docker_build(TAG, dir.path());
-    });
-    TAG
-}
 
 #[test]
 fn an_image_without_a_shell_is_tested_by_http_steps_with_captures() {
@@ -94,7 +62,7 @@ http = {{ url = "http://web:8080/hello" }}
 expected_json = {{ "$.n" = 4 }}
 retry = {{ attempts = 3, interval_ms = 100 }}
 "#,
-        tiny_http()
+        engine::tiny_http_image()
     );
     let dir = project(&[("tests/http.clnrm.toml", &text)]);
     let run = run_json(dir.path(), &["--workers", "2"]);

@@ -133,3 +133,32 @@ pub fn docker_build(tag: &str, dir: &Path) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `clnrm-test/tiny-http`: `tests/fixtures/tiny-http.c` built static, alone in a
+/// `FROM scratch` image (no shell, no HTTP client); built once per process.
+pub fn tiny_http_image() -> &'static str {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    const TAG: &str = "clnrm-test/tiny-http:latest";
+    BUILT.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-http.c");
+        let cc = std::process::Command::new("cc")
+            .args(["-static", "-O2", "-o"])
+            .arg(dir.path().join("tiny-http"))
+            .arg(&source)
+            .output()
+            .unwrap_or_else(|e| panic!("cc: {e}"));
+        assert!(
+            cc.status.success(),
+            "cc: {}",
+            String::from_utf8_lossy(&cc.stderr)
+        );
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            "FROM scratch\nCOPY tiny-http /tiny-http\nCMD [\"/tiny-http\"]\n",
+        )
+        .unwrap_or_else(|e| panic!("Dockerfile: {e}"));
+        docker_build(TAG, dir.path());
+    });
+    TAG
+}

@@ -33,7 +33,16 @@ impl Captured {
         let any = step.argv.iter().any(|a| has(a))
             || step.env.iter().any(|(_, v)| has(v))
             || step.workdir.as_deref().is_some_and(has)
-            || step.http.is_some();
+            || step.http.as_ref().is_some_and(|h| {
+                has(&h.url)
+                    || h.headers.iter().any(|(_, v)| has(v))
+                    || match &h.body {
+                        Some(HttpBody::Text(t)) => has(t),
+                        // A JSON body's strings, escaped or not, keep their `$`.
+                        Some(HttpBody::Json(j)) => has(&j.to_string()),
+                        None => false,
+                    }
+            });
         if !any {
             return Ok(Cow::Borrowed(step));
         }

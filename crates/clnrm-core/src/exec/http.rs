@@ -1,11 +1,20 @@
 //! `http` steps (SPEC §7.4): clnrm sends the request itself, to the loopback port the
 //! engine published for the service's container port, so images without a shell or
-//! an HTTP client can be tested; then it checks the answer.
+//! an HTTP client can be tested; then it checks the answer. Each request carries a
+//! `traceparent` naming a client span clnrm adds to the scenario's spans, so the
+//! server's spans join clnrm's trace.
 
-use crate::plan::{HttpBody, HttpSpec, url_target};
+use super::captures::Captured;
+use super::events::{Reason, Status, StepResult};
+use super::pool::Env;
+use super::scenario::fail;
+use crate::otel::SpanRecord;
+use crate::plan::{HttpBody, HttpSpec, PlannedStep, UrlTarget, url_target};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use std::net::SocketAddr;
+use std::time::{Instant, SystemTime};
+use tokio_util::sync::CancellationToken;
 
 /// The most of a response body clnrm reads.
 pub const BODY_CAP: usize = 8 * 1024 * 1024;
@@ -32,15 +41,15 @@ impl Answer {
     }
 }
 
-/// Sends `spec` (its `${name}` already resolved) to `addr`, the published port of the
-/// container its URL names; the `Host` header is the URL's, as the service would see
-/// it from a peer. The caller bounds the time.
+/// Sends `spec` (its `${name}` already resolved) to `addr`, the published port of
+/// `target`, the container its URL names; the `Host` header is the URL's, as the
+/// service would see it from a peer. The caller bounds the time.
 pub async fn send(
     addr: SocketAddr,
+    target: &UrlTarget,
     spec: &HttpSpec,
     extra: &[(String, String)],
 ) -> Result<Answer, String> {
-    let target = url_target(&spec.url)?;
     let stream = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| format!("cannot connect to {}:{} ({e})", target.host, target.port))?;
@@ -104,8 +113,9 @@ pub async fn send(
     })
 }
 
-/// Why `answer` does not pass `spec`'s checks, if it does not: the kind and the message.
-pub fn judge(spec: &HttpSpec, answer: &Answer) -> Option<(Check, String)> {
+/// Why `answer` does not pass `spec`'s checks, if it does not: the reason
+/// (`status`, `regex` for the body, `json`) and the message.
+pub fn judge(spec: &HttpSpec, answer: &Answer) -> Option<(Reason, String)> {
     let ok = if spec.expected_status.is_empty() {
         (200..300).contains(&answer.status)
     } else {
@@ -122,7 +132,7 @@ pub fn judge(spec: &HttpSpec, answer: &Answer) -> Option<(Check, String)> {
                 .join(" or "),
         };
         return Some((
-            Check::Status,
+            Reason::Status,
             format!("status {}, expected {wanted}", answer.status),
         ));
     }
@@ -131,7 +141,7 @@ pub fn judge(spec: &HttpSpec, answer: &Answer) -> Option<(Check, String)> {
         && !re.is_match(&text)
     {
         return Some((
-            Check::Body,
+            Reason::Regex,
             format!("body does not match /{}/", re.as_str()),
         ));
     }
@@ -140,19 +150,19 @@ pub fn judge(spec: &HttpSpec, answer: &Answer) -> Option<(Check, String)> {
     }
     let doc: serde_json::Value = match serde_json::from_str(text.trim()) {
         Ok(doc) => doc,
-        Err(e) => return Some((Check::Json, format!("body is not JSON ({e})"))),
+        Err(e) => return Some((Reason::Json, format!("body is not JSON ({e})"))),
     };
     for (query, want) in &spec.expected_json {
         match query.select(&doc).first() {
             None => {
                 return Some((
-                    Check::Json,
+                    Reason::Json,
                     format!("{} selected nothing, expected {want}", query.as_str()),
                 ));
             }
             Some(got) if !same(got, want) => {
                 return Some((
-                    Check::Json,
+                    Reason::Json,
                     format!("{} is {got}, expected {want}", query.as_str()),
                 ));
             }
@@ -199,17 +209,6 @@ impl TraceContext {
     }
 }
 
-/// Which check failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Check {
-    /// `expected_status`.
-    Status,
-    /// `expected_body_regex`.
-    Body,
-    /// `expected_json`.
-    Json,
-}
-
 /// JSON equality with numbers compared by value (`2` and `2.0` are the same).
 fn same(a: &serde_json::Value, b: &serde_json::Value) -> bool {
     use serde_json::Value;
@@ -225,6 +224,169 @@ fn same(a: &serde_json::Value, b: &serde_json::Value) -> bool {
             x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
         }
         _ => a == b,
+    }
+}
+
+/// What an `http` step needs of its scenario.
+pub(super) struct HttpCtx<'a> {
+    /// The scenario's id (part of the trace ids).
+    pub scenario: &'a str,
+    /// The scenario's deadline.
+    pub deadline: Option<Instant>,
+    /// When the step started.
+    pub started: Instant,
+    /// The run's interrupt.
+    pub cancel: &'a CancellationToken,
+}
+
+/// Runs an `http` step: sends its request to the loopback port published for the
+/// container port its URL names, within the step's deadline, checks the answer and
+/// takes its captures. The request goes out with a `traceparent` (unless the step
+/// sets one) naming a client span clnrm adds to `spans`: `clnrm.http <step name>`.
+pub(super) async fn run(
+    env: &mut Env,
+    step: &PlannedStep,
+    http: &HttpSpec,
+    ctx: &HttpCtx<'_>,
+    captured: &mut Captured,
+    spans: &mut Vec<SpanRecord>,
+    mut result: StepResult,
+) -> (StepResult, bool) {
+    let (started, cancel) = (ctx.started, ctx.cancel);
+    result.command = captured
+        .masker
+        .mask(&format!("{} {}", http.method, http.url));
+    let target = match url_target(&http.url) {
+        Ok(t) => t,
+        Err(why) => {
+            fail(
+                &mut result,
+                Reason::Status,
+                format!("URL \"{}\": {why}", http.url),
+            );
+            return (result, true);
+        }
+    };
+    let published = env.member(&target.host).and_then(|m| {
+        result.container = m.container.chars().take(12).collect();
+        m.ports
+            .iter()
+            .find(|(inside, _)| *inside == target.port)
+            .copied()
+    });
+    let Some((_, outside)) = published else {
+        result.status = Status::Error;
+        result.reason = Some(Reason::Engine);
+        result.message = Some(format!(
+            "port {} of service \"{}\" is not published (is \"{}\" a service of this scenario?)",
+            target.port, target.host, target.host
+        ));
+        return (result, false);
+    };
+    let limit = started + http.timeout;
+    let deadline = ctx.deadline.map_or(limit, |d| d.min(limit));
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], outside));
+    let trace = TraceContext::new(ctx.scenario, &step.name);
+    let own = http
+        .headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("traceparent"));
+    let extra = if own {
+        Vec::new()
+    } else {
+        vec![("traceparent".to_owned(), trace.traceparent())]
+    };
+    let sent_at = SystemTime::now();
+    let answer = tokio::select! {
+        a = send(addr, &target, http, &extra) => a,
+        () = tokio::time::sleep_until(deadline.into()) => {
+            result.duration = started.elapsed();
+            fail(&mut result, Reason::Timeout, format!(
+                "no answer within {} ms", (deadline - started).as_millis()
+            ));
+            return (result, false);
+        }
+        () = cancel.cancelled() => {
+            fail(&mut result, Reason::Interrupted, "interrupted".into());
+            return (result, false);
+        }
+    };
+    result.duration = started.elapsed();
+    let answer = match answer {
+        Ok(a) => a,
+        Err(why) => {
+            fail(&mut result, Reason::Status, captured.masker.mask(&why));
+            return (result, true);
+        }
+    };
+    result.http_status = Some(answer.status);
+    if let Some((reason, why)) = judge(http, &answer) {
+        fail(&mut result, reason, why);
+    } else if let Err(why) = captured.take_http(step, &answer) {
+        fail(&mut result, Reason::Capture, why);
+    }
+    result.stdout = captured.masker.mask(&String::from_utf8_lossy(&answer.body));
+    result.command = captured.masker.mask(&result.command);
+    if !own {
+        let path = captured.masker.mask(&target.path);
+        let when = (sent_at, result.duration);
+        spans.push(client_span(
+            step, http, &target, &trace, &answer, path, when,
+        ));
+    }
+    (result, true)
+}
+
+/// clnrm's span of one `http` step that got `answer` (SPEC §7.4): the parent of
+/// the server's spans; `path` is the URL's path, masked.
+fn client_span(
+    step: &PlannedStep,
+    http: &HttpSpec,
+    target: &UrlTarget,
+    trace: &TraceContext,
+    answer: &Answer,
+    path: String,
+    (sent_at, took): (SystemTime, std::time::Duration),
+) -> SpanRecord {
+    use crate::model::{SpanKind, StatusCode};
+    use crate::otel::AttrValue;
+    let nanos = |t: SystemTime| {
+        t.duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+    };
+    let text = |v: &str| AttrValue::Str(v.to_owned());
+    let attributes = [
+        ("clnrm.step", text(&step.name)),
+        ("http.request.method", text(&http.method)),
+        ("server.address", text(&target.host)),
+        ("server.port", AttrValue::Int(i64::from(target.port))),
+        ("url.path", AttrValue::Str(path)),
+        (
+            "http.response.status_code",
+            AttrValue::Int(i64::from(answer.status)),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    SpanRecord {
+        trace_id: trace.trace_id.clone(),
+        span_id: trace.span_id.clone(),
+        parent_span_id: None,
+        name: format!("clnrm.http {}", step.name),
+        kind: SpanKind::Client,
+        start_time_unix_nano: nanos(sent_at),
+        end_time_unix_nano: nanos(sent_at + took),
+        attributes,
+        events: Vec::new(),
+        status: if answer.status >= 500 {
+            StatusCode::Error
+        } else {
+            StatusCode::Unset
+        },
+        status_message: String::new(),
+        resource: [("service.name".to_owned(), text("clnrm"))].into(),
+        scope: "clnrm".to_owned(),
     }
 }
 
@@ -263,7 +425,7 @@ mod tests {
         let (kind, msg) = judge(&spec(&[], &[]), &answer(404, "")).unwrap();
         assert_eq!(
             (kind, msg.as_str()),
-            (Check::Status, "status 404, expected 2xx")
+            (Reason::Status, "status 404, expected 2xx")
         );
         assert_eq!(judge(&spec(&[200, 404], &[]), &answer(404, "")), None);
         let (_, msg) = judge(&spec(&[200, 201], &[]), &answer(500, "")).unwrap();
@@ -285,7 +447,7 @@ mod tests {
         let (kind, msg) = judge(&spec(&[], &[("$.name", json!("y"))]), &answer(200, body)).unwrap();
         assert_eq!(
             (kind, msg.as_str()),
-            (Check::Json, r#"$.name is "x", expected "y""#)
+            (Reason::Json, r#"$.name is "x", expected "y""#)
         );
         let (_, msg) = judge(&spec(&[], &[("$.nope", json!(1))]), &answer(200, body)).unwrap();
         assert_eq!(msg, "$.nope selected nothing, expected 1");

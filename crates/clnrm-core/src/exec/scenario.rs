@@ -8,7 +8,7 @@ use super::otel_env::{merged, otel_env, with_token};
 use super::pool::{Env, Pool, oom_kills, run_in};
 use crate::backend::{ContainerEngine, ExecOutput};
 use crate::otel::{SpanRecord, spans_in_output};
-use crate::plan::{HttpSpec, Intake, Masker, PlannedScenario, PlannedStep, url_target};
+use crate::plan::{Intake, Masker, PlannedScenario, PlannedStep};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -261,13 +261,13 @@ async fn run_step<E: ContainerEngine>(
         http_status: None,
     };
     if let Some(http) = &step.http {
-        let ctx = HttpCtx {
+        let ctx = super::http::HttpCtx {
             scenario: &sc.id.0,
             deadline,
             started,
             cancel,
         };
-        return run_http(env, step, http, &ctx, captured, spans, result).await;
+        return super::http::run(env, step, http, &ctx, captured, spans, result).await;
     }
     let Some(member) = env.member(&step.service) else {
         result.status = Status::Error;
@@ -387,180 +387,7 @@ async fn run_step<E: ContainerEngine>(
     (result, reusable)
 }
 
-/// Sends an `http` step's request to the loopback port published for the container
-/// port its URL names, within the step's deadline, and checks the answer.
-struct HttpCtx<'a> {
-    scenario: &'a str,
-    deadline: Option<Instant>,
-    started: Instant,
-    cancel: &'a CancellationToken,
-}
-
-/// The request goes out with a `traceparent` (unless the step sets one) naming a
-/// client span clnrm adds to the scenario's spans: `clnrm.http <step name>`, so the
-/// server's spans are its children.
-async fn run_http(
-    env: &mut Env,
-    step: &PlannedStep,
-    http: &HttpSpec,
-    ctx: &HttpCtx<'_>,
-    captured: &mut Captured,
-    spans: &mut Vec<SpanRecord>,
-    mut result: StepResult,
-) -> (StepResult, bool) {
-    let (started, cancel) = (ctx.started, ctx.cancel);
-    result.command = captured
-        .masker
-        .mask(&format!("{} {}", http.method, http.url));
-    let target = match url_target(&http.url) {
-        Ok(t) => t,
-        Err(why) => {
-            fail(
-                &mut result,
-                Reason::Status,
-                format!("URL \"{}\": {why}", http.url),
-            );
-            return (result, true);
-        }
-    };
-    let published = env.member(&target.host).and_then(|m| {
-        result.container = m.container.chars().take(12).collect();
-        m.ports
-            .iter()
-            .find(|(inside, _)| *inside == target.port)
-            .copied()
-    });
-    let Some((_, outside)) = published else {
-        result.status = Status::Error;
-        result.reason = Some(Reason::Engine);
-        result.message = Some(format!(
-            "port {} of service \"{}\" is not published (is \"{}\" a service of this scenario?)",
-            target.port, target.host, target.host
-        ));
-        return (result, false);
-    };
-    let limit = started + http.timeout;
-    let deadline = ctx.deadline.map_or(limit, |d| d.min(limit));
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], outside));
-    let trace = super::http::TraceContext::new(ctx.scenario, &step.name);
-    let own = http
-        .headers
-        .iter()
-        .any(|(k, _)| k.eq_ignore_ascii_case("traceparent"));
-    let extra = if own {
-        Vec::new()
-    } else {
-        vec![("traceparent".to_owned(), trace.traceparent())]
-    };
-    let sent_at = std::time::SystemTime::now();
-    let answer = tokio::select! {
-        a = super::http::send(addr, http, &extra) => a,
-        () = tokio::time::sleep_until(deadline.into()) => {
-            result.duration = started.elapsed();
-            fail(&mut result, Reason::Timeout, format!(
-                "no answer within {} ms", (deadline - started).as_millis()
-            ));
-            return (result, false);
-        }
-        () = cancel.cancelled() => {
-            fail(&mut result, Reason::Interrupted, "interrupted".into());
-            return (result, false);
-        }
-    };
-    result.duration = started.elapsed();
-    let answer = match answer {
-        Ok(a) => a,
-        Err(why) => {
-            fail(&mut result, Reason::Status, captured.masker.mask(&why));
-            return (result, true);
-        }
-    };
-    result.http_status = Some(answer.status);
-    if let Some((check, why)) = super::http::judge(http, &answer) {
-        let reason = match check {
-            super::http::Check::Status => Reason::Status,
-            super::http::Check::Body => Reason::Regex,
-            super::http::Check::Json => Reason::Json,
-        };
-        fail(&mut result, reason, why);
-    } else if let Err(why) = captured.take_http(step, &answer) {
-        fail(&mut result, Reason::Capture, why);
-    }
-    result.stdout = captured.masker.mask(&String::from_utf8_lossy(&answer.body));
-    result.command = captured.masker.mask(&result.command);
-    if !own {
-        let path = captured.masker.mask(&target.path);
-        spans.push(client_span(step, &target, &trace, &result, sent_at, &path));
-    }
-    (result, true)
-}
-
-/// clnrm's span of one `http` step (SPEC §7.4).
-fn client_span(
-    step: &PlannedStep,
-    target: &crate::plan::UrlTarget,
-    trace: &super::http::TraceContext,
-    result: &StepResult,
-    sent_at: std::time::SystemTime,
-    path: &str,
-) -> SpanRecord {
-    use crate::model::{SpanKind, StatusCode};
-    use crate::otel::AttrValue;
-    let nanos = |t: std::time::SystemTime| {
-        t.duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64)
-    };
-    let mut attributes = std::collections::BTreeMap::from([
-        ("clnrm.step".to_owned(), AttrValue::Str(step.name.clone())),
-        (
-            "http.request.method".to_owned(),
-            AttrValue::Str(
-                step.http
-                    .as_ref()
-                    .map_or_else(String::new, |h| h.method.clone()),
-            ),
-        ),
-        (
-            "server.address".to_owned(),
-            AttrValue::Str(target.host.clone()),
-        ),
-        (
-            "server.port".to_owned(),
-            AttrValue::Int(i64::from(target.port)),
-        ),
-        ("url.path".to_owned(), AttrValue::Str(path.to_owned())),
-    ]);
-    if let Some(status) = result.http_status {
-        attributes.insert(
-            "http.response.status_code".to_owned(),
-            AttrValue::Int(i64::from(status)),
-        );
-    }
-    SpanRecord {
-        trace_id: trace.trace_id.clone(),
-        span_id: trace.span_id.clone(),
-        parent_span_id: None,
-        name: format!("clnrm.http {}", step.name),
-        kind: SpanKind::Client,
-        start_time_unix_nano: nanos(sent_at),
-        end_time_unix_nano: nanos(sent_at + result.duration),
-        attributes,
-        events: Vec::new(),
-        status: if result.http_status.is_none_or(|s| s >= 500) {
-            StatusCode::Error
-        } else {
-            StatusCode::Unset
-        },
-        status_message: String::new(),
-        resource: std::collections::BTreeMap::from([(
-            "service.name".to_owned(),
-            AttrValue::Str("clnrm".to_owned()),
-        )]),
-        scope: "clnrm".to_owned(),
-    }
-}
-
-fn fail(result: &mut StepResult, reason: Reason, message: String) {
+pub(super) fn fail(result: &mut StepResult, reason: Reason, message: String) {
     result.status = Status::Failed;
     result.reason = Some(reason);
     result.message = Some(message);

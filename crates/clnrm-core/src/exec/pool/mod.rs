@@ -130,12 +130,18 @@ fn exit_words(code: i64, oom_killed: bool) -> String {
 
 /// A log tail for an error message: indented under it, or nothing.
 fn log_suffix(log: &str) -> String {
-    let log = log.trim_end();
-    if log.is_empty() {
+    ends("log", log, usize::MAX)
+}
+
+/// The last `lines` lines of `text` for an error message, indented under it after
+/// "; its `what` ends:", or nothing when `text` is blank.
+fn ends(what: &str, text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.trim_end().lines().collect();
+    if all.is_empty() {
         return String::new();
     }
-    let mut out = String::from("; its log ends:");
-    for line in log.lines() {
+    let mut out = format!("; its {what} ends:");
+    for line in &all[all.len().saturating_sub(lines)..] {
         out.push_str("\n    ");
         out.push_str(line);
     }

@@ -112,7 +112,7 @@ impl<E: ContainerEngine> Pool<E> {
             otlp: None,
         });
         let mut env = Env {
-            spec: spec.clone(),
+            spec,
             members: Vec::new(),
             network: None,
             network_name: None,
@@ -214,15 +214,7 @@ fn setup_failure(result: &crate::exec::events::ScenarioResult) -> String {
         .find(|s| matches!(s.status, Status::Failed | Status::Error))
     {
         for (name, text) in [("stdout", &step.stdout), ("stderr", &step.stderr)] {
-            let lines: Vec<&str> = text.trim_end().lines().collect();
-            if lines.is_empty() {
-                continue;
-            }
-            message.push_str(&format!("; its {name} ends:"));
-            for line in &lines[lines.len().saturating_sub(20)..] {
-                message.push_str("\n    ");
-                message.push_str(line);
-            }
+            message.push_str(&super::ends(name, text, defaults::LOG_TAIL_LINES));
         }
     }
     message
