@@ -91,6 +91,14 @@ pub struct RunArgs {
     /// Record the durations of the scenarios that ran in .clnrm/timings.json.
     #[arg(long)]
     pub save_timings: bool,
+    /// Run a failed scenario again, on a fresh environment, up to N more times; one
+    /// that passes later is FLAKY [default: executor.retries, else 0; a scenario's
+    /// own `retries` wins].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(0..=100))]
+    pub retries: Option<u64>,
+    /// A FLAKY scenario fails the run (exit 1) instead of counting as passed.
+    #[arg(long)]
+    pub flaky_fails: bool,
     #[command(flatten)]
     pub tags: TagArgs,
     /// Memory limit per container in MiB (overrides [limits] and the config).

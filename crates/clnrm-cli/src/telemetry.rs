@@ -85,7 +85,7 @@ impl Telemetry {
                 self.scenario_spans.insert(id.clone(), (span, now));
             }
             Event::StepFinished { id, step } => self.step(id, step, now),
-            Event::ScenarioFinished(r) => self.scenario(r, now),
+            Event::ScenarioFinished(r) | Event::Retrying(r) => self.scenario(r, now),
             Event::RunFinished { interrupted, .. } => {
                 let mut attrs = self.run_attrs.clone();
                 attrs.push(KeyValue::new("clnrm.run.interrupted", *interrupted));

@@ -1117,3 +1117,112 @@ fn a_scenario_with_both_run_and_steps_runs_run_first_then_the_steps_with_a_warni
     assert_eq!(steps[1]["name"], "after");
     assert_eq!(steps[1]["status"], "passed");
 }
+
+#[test]
+fn a_scenario_that_fails_once_then_passes_is_flaky_and_never_cached_as_passing() {
+    // The count of attempts lives in a host directory: the first attempt fails, the
+    // second passes. Each attempt also notes the container it ran in.
+    let state = tempfile::tempdir().unwrap();
+    let script = "n=$(cat /state/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /state/n; \
+                  hostname >> /state/hosts; echo attempt $n; test $n -ge 2 || { echo not yet >&2; exit 4; }";
+    let body = format!(
+        r#"[meta]
+name = "f"
+version = "1"
+
+[service.app]
+image = "{IMAGE}"
+volumes = [{{ host_path = "{}", container_path = "/state" }}]
+
+[[scenario]]
+name = "flaky"
+retries = 2
+
+[[scenario.steps]]
+name = "second time"
+command = ["sh", "-c", '{script}']
+
+[[scenario]]
+name = "broken"
+
+[[scenario.steps]]
+name = "never"
+command = ["sh", "-c", "echo no; exit 9"]
+"#,
+        state.path().display()
+    );
+    let dir = project(&[("tests/flaky.clnrm.toml", &body)]);
+    let reports = dir.path().join("out");
+    let reports_arg = reports.display().to_string();
+    let run = run_json(
+        dir.path(),
+        &["--filter", "*::flaky", "--report-dir", &reports_arg],
+    );
+    run.assert_passed();
+    let flaky = scenario(&run, "flaky");
+    assert_eq!(flaky["status"], "flaky", "{flaky:#}");
+    assert_eq!(run.json["summary"]["flaky"], 1);
+    let attempts = flaky["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{flaky:#}");
+    assert_eq!(attempts[0]["status"], "failed");
+    assert_eq!(attempts[0]["reason"], "exit_code");
+    assert_eq!(attempts[0]["steps"][0]["exit_code"], 4);
+    assert_eq!(attempts[0]["steps"][0]["stderr"], "not yet\n");
+    assert_eq!(attempts[1]["status"], "passed");
+    assert_eq!(flaky["steps"][0]["stdout"], "attempt 2\n");
+    let hosts = std::fs::read_to_string(state.path().join("hosts")).unwrap();
+    let hosts: Vec<&str> = hosts.lines().collect();
+    assert_eq!(hosts.len(), 2);
+    assert_ne!(hosts[0], hosts[1], "the retry ran in the same container");
+
+    let junit = std::fs::read_to_string(reports.join("junit.xml")).unwrap();
+    let doc = roxmltree::Document::parse(&junit).unwrap();
+    let case = doc
+        .descendants()
+        .find(|n| n.has_tag_name("testcase") && n.attribute("name") == Some("flaky"))
+        .unwrap();
+    let failures: Vec<_> = case
+        .children()
+        .filter(|n| n.has_tag_name("flakyFailure"))
+        .collect();
+    assert_eq!(failures.len(), 1, "{junit}");
+    assert_eq!(failures[0].attribute("type"), Some("exit_code"));
+    assert!(
+        !case.children().any(|n| n.has_tag_name("failure")),
+        "{junit}"
+    );
+
+    // Not cached as passing: the next run runs it again, and --flaky-fails fails it.
+    std::fs::remove_file(state.path().join("n")).unwrap();
+    let run = run_json(dir.path(), &["--filter", "*::flaky", "--flaky-fails"]);
+    assert_eq!(run.code, Some(1), "{:#}", run.json);
+    assert_eq!(scenario(&run, "flaky")["status"], "flaky");
+
+    // --retries for scenarios without their own: all attempts fail; the human report
+    // shows each retry and the verdict, JUnit a rerunFailure per earlier attempt.
+    let out = clnrm(dir.path())
+        .args(["run", "--filter", "*::broken", "--retries", "2"])
+        .args(["--report-dir", &reports_arg])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let human = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(human.matches("RETRY").count(), 2, "{human}");
+    assert!(human.contains("all 3 attempts failed"), "{human}");
+    let junit = std::fs::read_to_string(reports.join("junit.xml")).unwrap();
+    assert_eq!(junit.matches("<rerunFailure ").count(), 2, "{junit}");
+    assert_eq!(junit.matches("<failure ").count(), 1, "{junit}");
+
+    // The human report of a flaky scenario shows the failed attempt.
+    std::fs::remove_file(state.path().join("n")).unwrap();
+    let out = clnrm(dir.path())
+        .args(["run", "--filter", "*::flaky"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let human = String::from_utf8_lossy(&out.stdout);
+    assert!(human.contains("FLAKY"), "{human}");
+    assert!(human.contains("(flaky: attempt 1 of 2)"), "{human}");
+    assert!(human.contains("    | not yet"), "{human}");
+    assert!(human.contains("1 flaky"), "{human}");
+}

@@ -26,6 +26,10 @@ pub struct RunFlags {
     pub skip_tags: Vec<String>,
     /// `--save-timings`.
     pub save_timings: bool,
+    /// `--retries N`.
+    pub retries: Option<u64>,
+    /// `--flaky-fails`.
+    pub flaky_fails: bool,
     /// `--memory MB`.
     pub memory_mb: Option<u64>,
     /// `--cpu CORES`.
@@ -62,6 +66,10 @@ pub struct RunConfig {
     pub tags: Vec<String>,
     /// `--skip-tag`.
     pub skip_tags: Vec<String>,
+    /// Runs after a failure, for scenarios without their own `retries`.
+    pub retries: u32,
+    /// A `flaky` scenario fails the run.
+    pub flaky_fails: bool,
     /// Memory limit per container, over the file's and the config's.
     pub memory_mb: Option<u64>,
     /// CPU limit per container, over the file's and the config's.
@@ -100,6 +108,13 @@ impl RunConfig {
                 "invalid --cpu {c}: expected cores above 0, e.g. 0.5"
             )));
         }
+        let retries = flags.retries.unwrap_or(executor.retries);
+        if retries > crate::validate::MAX_RETRIES {
+            return Err(BadFlag(format!(
+                "invalid --retries {retries}: expected 0 to {}",
+                crate::validate::MAX_RETRIES
+            )));
+        }
         let workers = flags
             .workers
             .or(executor.worker_count)
@@ -113,6 +128,8 @@ impl RunConfig {
             partition,
             tags: flags.tags.clone(),
             skip_tags: flags.skip_tags.clone(),
+            retries: retries as u32,
+            flaky_fails: flags.flaky_fails || executor.flaky_fails,
             save_timings: flags.save_timings,
             memory_mb: flags.memory_mb,
             cpus: flags.cpus,

@@ -68,6 +68,10 @@ pub struct ExecutorConfig {
     pub engine_timeout_ms: u64,
     /// Deadline of one image pull, in milliseconds.
     pub pull_timeout_ms: u64,
+    /// Runs after a failure, for scenarios without their own `retries`.
+    pub retries: u64,
+    /// A `flaky` scenario fails the run.
+    pub flaky_fails: bool,
 }
 
 impl Default for ExecutorConfig {
@@ -79,6 +83,8 @@ impl Default for ExecutorConfig {
             container_cpu_limit: 1.0,
             engine_timeout_ms: crate::backend::DEFAULT_CALL.as_millis() as u64,
             pull_timeout_ms: crate::backend::DEFAULT_PULL.as_millis() as u64,
+            retries: 0,
+            flaky_fails: false,
         }
     }
 }
@@ -322,6 +328,22 @@ fn read_config(r: &mut Reader<'_>, root: &mut Table<'_, '_>, c: &mut Config) {
                 None => {}
             }
         }
+        match t.get::<Sp<u64>>(r, "retries") {
+            Some(v) if v.value > crate::validate::MAX_RETRIES => r.diags.push(
+                Diagnostic::error(
+                    crate::diag::Code::OutOfRange,
+                    format!(
+                        "`retries` {} is more than {}",
+                        v.value,
+                        crate::validate::MAX_RETRIES
+                    ),
+                )
+                .at(r.src, v.span, "expected 0 to 100 (runs after the first)"),
+            ),
+            Some(v) => c.executor.retries = v.value,
+            None => {}
+        }
+        set(&mut c.executor.flaky_fails, t.get(r, "flaky_fails"));
         if let Some(mut l) = t.table(r, "limits") {
             set(
                 &mut c.executor.container_memory_mb,

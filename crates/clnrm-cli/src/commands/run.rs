@@ -25,6 +25,8 @@ pub fn flags(args: &RunArgs) -> RunFlags {
         filter: args.filter.clone(),
         partition: args.partition.clone(),
         save_timings: args.save_timings,
+        retries: args.retries,
+        flaky_fails: args.flaky_fails,
         tags: args.tags.tags.clone(),
         skip_tags: args.tags.skip_tags.clone(),
         memory_mb: args.memory,
@@ -131,7 +133,7 @@ pub fn finish(
     report: &RunReport,
 ) -> i32 {
     print_report(format, report);
-    let mut code = exit_code(report);
+    let mut code = exit_code(report, config.flaky_fails);
     match pipeline::conclude(&prepared.project, config, planned, report) {
         Ok(Concluded { recorded, warnings }) => {
             for w in warnings {
@@ -184,8 +186,8 @@ pub fn pipeline_error(e: &PipelineError) -> i32 {
     }
 }
 
-/// The exit code of a run's report.
-pub fn exit_code(report: &RunReport) -> i32 {
+/// The exit code of a run's report; `flaky_fails`: a flaky scenario fails it.
+pub fn exit_code(report: &RunReport, flaky_fails: bool) -> i32 {
     if report.interrupted {
         return exit::INTERRUPTED;
     }
@@ -194,11 +196,10 @@ pub fn exit_code(report: &RunReport) -> i32 {
     });
     if environment {
         exit::ENVIRONMENT
-    } else if report
-        .results
-        .iter()
-        .any(|r| matches!(r.status, Status::Failed | Status::Error))
-    {
+    } else if report.results.iter().any(|r| {
+        matches!(r.status, Status::Failed | Status::Error)
+            || (flaky_fails && r.status == Status::Flaky)
+    }) {
         exit::TEST_FAILURE
     } else {
         exit::SUCCESS

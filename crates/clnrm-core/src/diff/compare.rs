@@ -7,11 +7,11 @@
 use super::tree::{Node, SpanTree};
 use crate::model::{SpanKind, StatusCode};
 use crate::otel::AttrValue;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
 /// What happened to a span.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mark {
     /// Equal (its children may still differ).
@@ -25,7 +25,7 @@ pub enum Mark {
 }
 
 /// One attribute that differs.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AttrChange {
     /// Key.
     pub key: String,
@@ -36,7 +36,7 @@ pub struct AttrChange {
 }
 
 /// A span in the diff.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DiffNode {
     /// Span name.
     pub name: String,
@@ -45,34 +45,34 @@ pub struct DiffNode {
     /// What happened.
     pub mark: Mark,
     /// Attributes that differ.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attrs: Vec<AttrChange>,
     /// Kind, old → new.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind_change: Option<(SpanKind, SpanKind)>,
     /// Status, old → new.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_change: Option<(StatusCode, StatusCode)>,
     /// Event names, old → new.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub events_change: Option<(Vec<String>, Vec<String>)>,
     /// Duration in ms, old → new (with `--durations`, beyond the threshold).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_change: Option<(f64, f64)>,
     /// Children.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<DiffNode>,
 }
 
 /// The diff of two trees.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct TreeDiff {
     /// Roots.
     pub roots: Vec<DiffNode>,
 }
 
 /// How many of each difference (a missing or extra subtree counts once).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     /// Spans with changes of their own.
     pub changed: usize,

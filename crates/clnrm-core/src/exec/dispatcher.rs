@@ -14,7 +14,7 @@ use super::worker::{Ctx, Done, Note, run_one};
 use super::{RunOutcome, Stop, lock};
 use crate::backend::ContainerEngine;
 use crate::cache::Cache;
-use crate::plan::{EnvSpec, NotSelected};
+use crate::plan::EnvSpec;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc::{self, UnboundedSender};
@@ -45,6 +45,10 @@ pub(super) struct Dispatcher<E> {
     pub events: UnboundedSender<Event>,
     pub workers: usize,
     pub fail_fast: bool,
+    /// Runs after a failure, for scenarios without their own `retries`.
+    pub retries: u32,
+    /// The failed attempts of each scenario so far.
+    pub earlier: Vec<Vec<ScenarioResult>>,
     pub reason: CancelReason,
 }
 
@@ -133,17 +137,48 @@ impl<E: ContainerEngine> Dispatcher<E> {
         }
     }
 
-    /// A finished scenario: its environment back to the pool, its result recorded.
+    /// Whether scenario `i`, which ended with `result`, runs again: it failed (a
+    /// timeout too), may retry, and the run is not stopping. A failed set-up or an
+    /// environment that could not start is not retried: they would fail the same way.
+    fn retries(&self, i: usize, result: &ScenarioResult) -> bool {
+        let allowed = self.ctx.plan.scenarios[i].retries.unwrap_or(self.retries);
+        result.status == Status::Failed
+            && !matches!(result.reason, Some(Reason::Setup | Reason::Interrupted))
+            && self.reason == CancelReason::None
+            && self.earlier[i].len() < allowed as usize
+    }
+
+    /// A finished scenario: its environment back to the pool, its result recorded;
+    /// or, when it failed and may retry, queued again first, to run on a fresh
+    /// environment.
     fn collect(&mut self, done: Done) {
         let Done {
             index: i,
-            result,
+            mut result,
             env,
         } = done;
+        let retry = self.retries(i, &result);
+        if retry {
+            self.queue.push_front(i);
+        } else if !self.earlier[i].is_empty() {
+            result.earlier = std::mem::take(&mut self.earlier[i]);
+            if result.status == Status::Passed {
+                result.status = Status::Flaky;
+            }
+        }
         if let Some((env, reusable)) = env {
             // An environment nobody will need again is removed now, not at the end.
+            // The environment a failed attempt ran in is never the next one's.
             let queued = self.queue.queued(&env.spec.key);
-            self.ctx.pool.release(env, reusable, queued);
+            self.ctx.pool.release(env, reusable && !retry, queued);
+        }
+        if retry {
+            result.tags.clone_from(&self.ctx.plan.scenarios[i].tags);
+            result.earlier.clone_from(&self.earlier[i]);
+            let _ = self.events.send(Event::Retrying(result.clone()));
+            result.earlier.clear();
+            self.earlier[i].push(result);
+            return;
         }
         if self.queue.is_empty() {
             self.ctx.pool.trim();
@@ -155,9 +190,10 @@ impl<E: ContainerEngine> Dispatcher<E> {
         if let Some(cache) = &self.cache
             && matches!(
                 result.status,
-                Status::Passed | Status::Failed | Status::Error
+                Status::Passed | Status::Flaky | Status::Failed | Status::Error
             )
         {
+            // A flaky scenario is recorded as failing: it runs again next time.
             let passed = result.status == Status::Passed;
             lock(cache).record(&result.id.0, &self.keys[i], passed, result.duration);
         }
@@ -218,11 +254,7 @@ impl<E: ContainerEngine> Dispatcher<E> {
                     "cut short by a second interrupt",
                 )
             } else if sc.not_selected.is_some() {
-                let why = match sc.not_selected {
-                    Some(NotSelected::OtherPartition) => "not run: in another partition",
-                    _ => "not run: filtered out",
-                };
-                ScenarioResult::not_run(sc, &plan, Reason::Filtered, why)
+                ScenarioResult::not_selected(sc, &plan)
             } else {
                 ScenarioResult {
                     status: Status::Error,

@@ -4,14 +4,18 @@
 use crate::diff::{Counts, Display, TreeDiff, render_tree};
 use crate::expect::Unmet;
 use crate::plan::ScenarioId;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// A scenario's or step's outcome.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Everything as expected.
     Passed,
+    /// Failed, then passed when it ran again (`retries`); counted as passed unless
+    /// `--flaky-fails`.
+    Flaky,
     /// Ran, and something was not as expected.
     Failed,
     /// Could not run (image missing, engine down, container would not start).
@@ -27,6 +31,7 @@ impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Passed => "passed",
+            Status::Flaky => "flaky",
             Status::Failed => "failed",
             Status::Error => "error",
             Status::Cached => "cached",
@@ -36,7 +41,8 @@ impl Status {
 }
 
 /// Why a step or scenario did not pass.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// The exit code was not the expected one.
     ExitCode,
@@ -54,8 +60,10 @@ pub enum Reason {
     Engine,
     /// Ctrl-C or SIGTERM.
     Interrupted,
-    /// `--filter` or `--partition` left it out.
+    /// `--filter`, `--tag` or `--skip-tag` left it out.
     Filtered,
+    /// `--partition` gave it to another shard.
+    Partition,
     /// An earlier failure stopped the run (`--fail-fast`).
     FailFast,
     /// An earlier step failed.
@@ -72,6 +80,7 @@ pub enum Reason {
     /// failed).
     ServiceExited,
     /// A service's set-up (`[[service.<id>.setup]]`) failed.
+    #[serde(rename = "setup_failed")]
     Setup,
     /// A step's `capture` found nothing.
     Capture,
@@ -94,6 +103,7 @@ impl Reason {
             Reason::Engine => "engine",
             Reason::Interrupted => "interrupted",
             Reason::Filtered => "filtered",
+            Reason::Partition => "partition",
             Reason::FailFast => "fail_fast",
             Reason::EarlierStep => "earlier_step",
             Reason::Expectation => "expectation",
@@ -110,7 +120,7 @@ impl Reason {
 }
 
 /// One step's outcome. Every string is already masked.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepResult {
     /// Step name.
     pub name: String,
@@ -127,10 +137,13 @@ pub struct StepResult {
     /// What went wrong, in a sentence.
     pub message: Option<String>,
     /// Wall time.
+    #[serde(rename = "duration_ms", with = "millis")]
     pub duration: Duration,
-    /// Standard output.
+    /// Standard output (reports keep its last [`TAIL_BYTES`](crate::report::TAIL_BYTES)).
+    #[serde(serialize_with = "tail")]
     pub stdout: String,
-    /// Standard error.
+    /// Standard error (reports keep its tail too).
+    #[serde(serialize_with = "tail")]
     pub stderr: String,
     /// It failed but `continue_on_failure` let the scenario go on.
     pub tolerated: bool,
@@ -142,12 +155,14 @@ pub struct StepResult {
     pub http_status: Option<u16>,
 }
 
-/// One scenario's outcome.
-#[derive(Clone, Debug, PartialEq)]
+/// One scenario's outcome. In reports (and read back by `clnrm report merge`) as
+/// the JSON object of SPEC §4.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ScenarioResult {
     /// Its id.
     pub id: ScenarioId,
     /// Index of its file in the plan.
+    #[serde(skip)]
     pub file_index: usize,
     /// Its file, as shown to users.
     pub file: String,
@@ -162,12 +177,15 @@ pub struct ScenarioResult {
     /// What went wrong, in a sentence.
     pub message: Option<String>,
     /// When it began, counted from the start of the run.
+    #[serde(rename = "start_ms", with = "millis")]
     pub start: Duration,
     /// Wall time on its critical path (steps and checks, not container start; when
     /// its environment could not start, the time that took).
+    #[serde(rename = "duration_ms", with = "millis")]
     pub duration: Duration,
     /// How long it waited for its environment (containers started, healthy, their
     /// dependencies met; near 0 when the pool had one ready).
+    #[serde(rename = "setup_ms", with = "millis")]
     pub setup: Duration,
     /// Steps, in order.
     pub steps: Vec<StepResult>,
@@ -179,10 +197,33 @@ pub struct ScenarioResult {
     pub diff: Option<ScenarioDiff>,
     /// What its services' containers did (those running their own command).
     pub services: Vec<ServiceReport>,
+    /// The attempts before this one, which failed (`retries`), oldest first; each
+    /// with its own steps, expectations and diff. Reports write every attempt
+    /// (these and this one) under `attempts`.
+    #[serde(skip)]
+    pub earlier: Vec<ScenarioResult>,
+}
+
+/// Durations as whole milliseconds.
+mod millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis().try_into().unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+fn tail<S: serde::Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(crate::report::tail(text, crate::report::TAIL_BYTES))
 }
 
 /// What one service's container did during a scenario (SPEC §7.2). Texts masked.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServiceReport {
     /// Service id.
     pub id: String,
@@ -199,15 +240,19 @@ pub struct ServiceReport {
 }
 
 /// How a scenario's span tree differs from its baseline.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ScenarioDiff {
     /// How many of each difference.
     pub counts: Counts,
     /// The tree of differences (spans are masked before they are compared).
     pub tree: TreeDiff,
-    /// `diff.max_display_depth`, for printing.
-    #[serde(skip)]
+    /// `diff.max_display_depth`, for printing (read back: the default).
+    #[serde(skip, default = "default_depth")]
     pub max_depth: usize,
+}
+
+fn default_depth() -> usize {
+    crate::project::DiffConfig::default().max_display_depth as usize
 }
 
 impl ScenarioDiff {
@@ -249,6 +294,33 @@ impl ScenarioResult {
             unmet: Vec::new(),
             diff: None,
             services: Vec::new(),
+            earlier: Vec::new(),
+        }
+    }
+
+    /// The result of a scenario the selection left out (`--filter`, tags,
+    /// `--partition`).
+    pub fn not_selected(sc: &crate::plan::PlannedScenario, plan: &crate::plan::Plan) -> Self {
+        match sc.not_selected {
+            Some(crate::plan::NotSelected::OtherPartition) => {
+                Self::not_run(sc, plan, Reason::Partition, "not run: in another partition")
+            }
+            _ => Self::not_run(sc, plan, Reason::Filtered, "not run: filtered out"),
+        }
+    }
+
+    /// Whether the selection left it out (filters, tags, another shard).
+    pub fn is_unselected(&self) -> bool {
+        self.status == Status::Skipped
+            && matches!(self.reason, Some(Reason::Filtered | Reason::Partition))
+    }
+
+    /// Runs it took: 1 and its earlier attempts; 0 when it did not run.
+    pub fn attempts(&self) -> usize {
+        if matches!(self.status, Status::Skipped | Status::Cached) {
+            0
+        } else {
+            1 + self.earlier.len()
         }
     }
 }
@@ -284,6 +356,9 @@ pub enum Event {
         /// The outcome.
         step: StepResult,
     },
+    /// An attempt of a scenario failed and it runs again (`retries`); its final
+    /// result comes later, with this attempt among its `earlier` ones.
+    Retrying(ScenarioResult),
     /// A scenario ended (or was skipped).
     ScenarioFinished(ScenarioResult),
     /// The run ended.

@@ -29,7 +29,7 @@ pub use session::Session;
 
 use crate::cache::{Cache, Lookup};
 use crate::diff::BaselineCheck;
-use crate::plan::{NotSelected, Plan};
+use crate::plan::Plan;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -56,6 +56,8 @@ pub struct RunOptions {
     pub cache: Option<Arc<Mutex<Cache>>>,
     /// Run everything, whatever the cache says (it is still updated).
     pub force: bool,
+    /// Runs after a failure, for scenarios without their own `retries`.
+    pub retries: u32,
 }
 
 /// How a run is stopped: `interrupt` (the first Ctrl-C or SIGTERM) stops dispatching
@@ -141,12 +143,7 @@ pub fn all_cached(
                 r.status = Status::Cached;
                 r
             }
-            Some(NotSelected::OtherPartition) => {
-                ScenarioResult::not_run(sc, plan, Reason::Filtered, "not run: in another partition")
-            }
-            Some(NotSelected::Filtered) => {
-                ScenarioResult::not_run(sc, plan, Reason::Filtered, "not run: filtered out")
-            }
+            Some(_) => ScenarioResult::not_selected(sc, plan),
         })
         .collect();
     Some(results)

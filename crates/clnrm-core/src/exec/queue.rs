@@ -98,6 +98,12 @@ impl Queue {
         Some(i)
     }
 
+    /// Puts scenario `i` back at the head of the queue (to run again).
+    pub(super) fn push_front(&mut self, i: usize) {
+        *self.per_key.entry(self.keys[i].clone()).or_insert(0) += 1;
+        self.order.push_front(i);
+    }
+
     /// Every scenario left, in order; the queue is then empty.
     pub(super) fn drain(&mut self) -> Vec<usize> {
         self.per_key.clear();
@@ -132,7 +138,10 @@ mod tests {
         assert_eq!(q.next(2).collect::<Vec<_>>(), vec![2, 0]);
         assert_eq!(q.pop(), Some(2));
         assert_eq!((q.queued("a"), q.queued("b")), (1, 1));
-        assert_eq!(q.drain(), vec![0, 1]);
+        q.push_front(2);
+        assert_eq!(q.queued("a"), 2);
+        assert_eq!(q.next(1).collect::<Vec<_>>(), vec![2]);
+        assert_eq!(q.drain(), vec![2, 0, 1]);
         assert!(q.is_empty());
         assert_eq!(q.queued("a"), 0);
     }

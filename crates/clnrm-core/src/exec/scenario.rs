@@ -136,6 +136,7 @@ pub async fn run_scenario<E: ContainerEngine>(
             unmet: Vec::new(),
             diff: None,
             services: Vec::new(),
+            earlier: Vec::new(),
         },
         reusable: reusable && status == Status::Passed,
         stdout_spans,

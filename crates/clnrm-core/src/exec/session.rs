@@ -11,7 +11,7 @@ use super::worker::Ctx;
 use super::{RunOptions, RunOutcome, SessionOptions, Stop, reap};
 use crate::backend::ContainerEngine;
 use crate::otel::{Receiver, ReceiverConfig};
-use crate::plan::{NotSelected, Plan};
+use crate::plan::Plan;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::RwLock;
@@ -156,6 +156,8 @@ impl<E: ContainerEngine> Session<E> {
             events,
             workers,
             fail_fast: opts.fail_fast,
+            retries: opts.retries,
+            earlier: vec![Vec::new(); plan.scenarios.len()],
             reason: CancelReason::None,
         };
         for &i in &hits {
@@ -169,14 +171,7 @@ impl<E: ContainerEngine> Session<E> {
             dispatcher.finish(i, r);
         }
         for sc in plan.scenarios.iter().filter(|s| s.not_selected.is_some()) {
-            let why = match sc.not_selected {
-                Some(NotSelected::OtherPartition) => "not run: in another partition",
-                _ => "not run: filtered out",
-            };
-            dispatcher.finish(
-                sc.order,
-                ScenarioResult::not_run(sc, &plan, Reason::Filtered, why),
-            );
+            dispatcher.finish(sc.order, ScenarioResult::not_selected(sc, &plan));
         }
         dispatcher.run(stop).await
     }

@@ -38,6 +38,7 @@ fn options(workers: usize, fail_fast: bool) -> RunOptions {
         baseline: None,
         cache: None,
         force: false,
+        retries: 0,
     }
 }
 

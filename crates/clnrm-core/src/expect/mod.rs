@@ -9,7 +9,7 @@ mod matchers;
 use crate::diag::{Source, SourceKind, Span};
 use crate::model::{Expect, NamePattern};
 use crate::otel::SpanRecord;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::sync::Arc;
 
@@ -72,19 +72,19 @@ impl ExpectSet {
 }
 
 /// Where an expectation is written.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Position {
     /// The file, as shown to users.
     pub file: String,
     /// 1-based line, when the expectation has one.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line: Option<usize>,
     /// 1-based column (in characters).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub col: Option<usize>,
     /// The position is in the rendered text of a template (a tag wrote the
     /// expectation, so no template line holds it).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rendered: bool,
 }
 
@@ -102,7 +102,7 @@ impl fmt::Display for Position {
 }
 
 /// Which kind of expectation is unmet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ExpectKind {
     /// The file has expectations and the scenario sent no span at all.
@@ -126,7 +126,7 @@ pub enum ExpectKind {
 }
 
 /// An expectation that the spans do not meet, as data: reports render it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Unmet {
     /// Its kind.
     pub kind: ExpectKind,

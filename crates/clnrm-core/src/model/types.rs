@@ -372,6 +372,10 @@ pub struct Scenario {
     pub priority: Option<Sp<i64>>,
     /// May run alongside the file's other scenarios.
     pub concurrent: Option<Sp<bool>>,
+    /// Runs again after a failure, each time on a fresh environment, up to this many
+    /// more times (0 to 100; over `--retries` and `[executor] retries`). Passing
+    /// later makes it `flaky`.
+    pub retries: Option<Sp<u64>>,
     /// What to keep after the run.
     pub artifacts: Option<Artifacts>,
     /// Span expectations for this scenario only, in addition to the file's.

@@ -127,6 +127,7 @@ pub fn plan_run(
         baseline,
         cache,
         force: config.force,
+        retries: config.retries,
     };
     Ok(Planned {
         plan,

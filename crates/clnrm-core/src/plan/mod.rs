@@ -24,7 +24,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// `<path relative to the project root>::<scenario name>`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct ScenarioId(pub String);
 
 impl fmt::Display for ScenarioId {
@@ -417,6 +420,8 @@ pub struct PlannedScenario {
     pub timeout: Option<Duration>,
     /// Never runs beside another scenario of its file.
     pub exclusive: bool,
+    /// Its own `retries`, over the run's.
+    pub retries: Option<u32>,
     /// Secret values to mask.
     pub masker: Arc<Masker>,
     /// `Some` when it will not run.
@@ -792,6 +797,10 @@ fn plan_scenario(
             .as_ref()
             .map(|t| Duration::from_millis(t.value)),
         exclusive,
+        retries: sc
+            .retries
+            .as_ref()
+            .map(|r| r.value.try_into().unwrap_or(u32::MAX)),
         masker: cx.masker.clone(),
         not_selected: None,
         // The file's expectations, then the scenario's own.

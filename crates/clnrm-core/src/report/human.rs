@@ -3,7 +3,7 @@
 //! (step, command, exit code, the tail of its output) and a summary.
 
 use super::{RunReport, Summary};
-use crate::exec::{Event, Reason, ScenarioResult, Status};
+use crate::exec::{Event, ScenarioResult, Status};
 use std::io::Write;
 
 /// Lines of each stream shown for a failed step.
@@ -92,6 +92,19 @@ impl<W: Write> HumanReporter<W> {
             Event::ScenarioStarted { id } => {
                 self.running.insert(id.clone());
             }
+            Event::Retrying(r) => {
+                self.running.remove(&r.id);
+                self.clear_line();
+                let line = format!(
+                    "{:>7} [{:>7.3}s] {} (attempt {} failed: {})",
+                    self.paint("33", "RETRY"),
+                    r.duration.as_secs_f64(),
+                    r.id,
+                    r.earlier.len() + 1,
+                    r.message.as_deref().unwrap_or("")
+                );
+                let _ = writeln!(self.out, "{line}");
+            }
             Event::StepFinished { .. } => {}
             Event::ScenarioFinished(r) => self.finished(r),
             Event::RunFinished { .. } => self.clear_line(),
@@ -100,13 +113,14 @@ impl<W: Write> HumanReporter<W> {
     }
 
     fn finished(&mut self, r: &ScenarioResult) {
-        if r.reason == Some(Reason::Filtered) {
+        if r.is_unselected() {
             return;
         }
         self.running.remove(&r.id);
         self.done += 1;
         let (word, code) = match r.status {
             Status::Passed => ("PASS", "32"),
+            Status::Flaky => ("FLAKY", "1;33"),
             Status::Failed => ("FAIL", "1;31"),
             Status::Error => ("ERROR", "1;31"),
             Status::Cached => ("CACHED", "36"),
@@ -122,12 +136,18 @@ impl<W: Write> HumanReporter<W> {
         if !r.tags.is_empty() {
             line.push_str(&format!(" [{}]", r.tags.join(", ")));
         }
-        if let (Status::Skipped | Status::Error | Status::Failed, Some(m)) = (r.status, &r.message)
+        if r.status == Status::Flaky {
+            line.push_str(&format!(" (passed on attempt {})", r.attempts()));
+        } else if let (Status::Skipped | Status::Error | Status::Failed, Some(m)) =
+            (r.status, &r.message)
         {
             line.push_str(&format!(" ({m})"));
+            if r.attempts() > 1 {
+                line.push_str(&format!(" — all {} attempts failed", r.attempts()));
+            }
         }
         let _ = writeln!(self.out, "{line}");
-        if matches!(r.status, Status::Failed | Status::Error) {
+        if matches!(r.status, Status::Failed | Status::Error | Status::Flaky) {
             self.failed.push(r.clone());
         }
     }
@@ -137,26 +157,30 @@ impl<W: Write> HumanReporter<W> {
         self.clear_line();
         let failed = std::mem::take(&mut self.failed);
         for r in &failed {
-            self.detail(r);
+            if r.status == Status::Flaky {
+                // What the failed attempts did: the reason it is flaky.
+                for (n, attempt) in r.earlier.iter().enumerate() {
+                    let title = format!("{} (flaky: attempt {} of {})", r.id, n + 1, r.attempts());
+                    self.detail(attempt, &title);
+                }
+            } else {
+                self.detail(r, &r.id.0);
+            }
         }
-        let s = Summary::of(
-            report
-                .results
-                .iter()
-                .filter(|r| r.reason != Some(Reason::Filtered)),
-        );
-        let filtered = report
-            .results
-            .iter()
-            .filter(|r| r.reason == Some(Reason::Filtered))
-            .count();
+        let s = Summary::of(report.results.iter().filter(|r| !r.is_unselected()));
+        let filtered = report.results.iter().filter(|r| r.is_unselected()).count();
         let head = if s.failed + s.errors > 0 || report.interrupted {
             self.paint("1;31", "Summary")
         } else {
             self.paint("1;32", "Summary")
         };
+        let flaky = if s.flaky > 0 {
+            format!("{} flaky, ", s.flaky)
+        } else {
+            String::new()
+        };
         let mut line = format!(
-            "{head} [{:.3}s] {} scenario{}: {} passed, {} failed, {} errors, {} cached, {} skipped",
+            "{head} [{:.3}s] {} scenario{}: {} passed, {flaky}{} failed, {} errors, {} cached, {} skipped",
             report.duration.as_secs_f64(),
             s.total(),
             if s.total() == 1 { "" } else { "s" },
@@ -176,8 +200,8 @@ impl<W: Write> HumanReporter<W> {
         let _ = self.out.flush();
     }
 
-    fn detail(&mut self, r: &ScenarioResult) {
-        let title = self.paint("1", &format!("--- {} ---", r.id));
+    fn detail(&mut self, r: &ScenarioResult, title: &str) {
+        let title = self.paint("1", &format!("--- {title} ---"));
         let _ = writeln!(self.out, "\n{title}");
         if let Some(m) = &r.message {
             let _ = writeln!(self.out, "  {m}");

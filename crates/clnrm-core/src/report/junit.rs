@@ -1,7 +1,9 @@
 //! JUnit XML: one `<testsuite>` per file, one `<testcase>` per scenario; `<failure>`
 //! for a failed scenario, `<error>` for one that could not run, `<skipped>` for a
-//! cache hit or a scenario not run. Written by hand: the format is small and the
-//! escaping is the only subtle part.
+//! cache hit or a scenario not run. Attempts before the last (`retries`) in the Maven
+//! Surefire form CI servers read: a `<flakyFailure>` each inside a passing case, a
+//! `<rerunFailure>` each beside the `<failure>` of one that never passed. Written by
+//! hand: the format is small and the escaping is the only subtle part.
 
 use super::{RunReport, Summary, TAIL_BYTES, tail};
 use crate::exec::{ScenarioResult, Status};
@@ -82,8 +84,8 @@ fn testcase(xml: &mut String, r: &ScenarioResult) {
     );
     let message = esc(r.message.as_deref().unwrap_or(""));
     let kind = r.reason.map_or("", |x| x.as_str());
-    let body = match r.status {
-        Status::Passed => None,
+    let mut body = match r.status {
+        Status::Passed | Status::Flaky => None,
         Status::Cached => Some("      <skipped message=\"cached\"/>\n".to_owned()),
         Status::Skipped => Some(format!("      <skipped message=\"{message}\"/>\n")),
         Status::Failed => Some(format!(
@@ -95,29 +97,30 @@ fn testcase(xml: &mut String, r: &ScenarioResult) {
             esc(&details(r))
         )),
     };
-    let output: String = r
-        .steps
-        .iter()
-        .map(|s| {
-            let mut runs = match s.attempts {
-                0 | 1 => String::new(),
-                n => format!("  # {n} runs (retry)"),
-            };
-            if let Some(status) = s.http_status {
-                runs = format!("  # status {status}{runs}");
-            }
-            format!(
-                "$ {}{runs}\n{}",
-                s.command,
-                ended(tail(&s.stdout, TAIL_BYTES))
-            )
-        })
-        .collect();
-    let errors: String = r
-        .steps
-        .iter()
-        .map(|s| ended(tail(&s.stderr, TAIL_BYTES)))
-        .collect();
+    let (output, errors) = outputs(r);
+    let again = if r.status == Status::Flaky {
+        "flakyFailure"
+    } else {
+        "rerunFailure"
+    };
+    for a in &r.earlier {
+        let b = body.get_or_insert_with(String::new);
+        let _ = writeln!(
+            b,
+            "      <{again} message=\"{}\" type=\"{}\">",
+            esc(a.message.as_deref().unwrap_or("")),
+            a.reason.map_or("", |x| x.as_str())
+        );
+        let _ = writeln!(b, "        <stackTrace>{}</stackTrace>", esc(&details(a)));
+        let (out, err) = outputs(a);
+        if !out.is_empty() {
+            let _ = writeln!(b, "        <system-out>{}</system-out>", esc(&out));
+        }
+        if !err.is_empty() {
+            let _ = writeln!(b, "        <system-err>{}</system-err>", esc(&err));
+        }
+        let _ = writeln!(b, "      </{again}>");
+    }
     if body.is_none() && output.is_empty() && r.tags.is_empty() {
         xml.push_str("/>\n");
         return;
@@ -141,6 +144,34 @@ fn testcase(xml: &mut String, r: &ScenarioResult) {
         let _ = writeln!(xml, "      <system-err>{}</system-err>", esc(&errors));
     }
     xml.push_str("    </testcase>\n");
+}
+
+/// The steps' commands with their standard output, and their standard error.
+fn outputs(r: &ScenarioResult) -> (String, String) {
+    let output: String = r
+        .steps
+        .iter()
+        .map(|s| {
+            let mut runs = match s.attempts {
+                0 | 1 => String::new(),
+                n => format!("  # {n} runs (retry)"),
+            };
+            if let Some(status) = s.http_status {
+                runs = format!("  # status {status}{runs}");
+            }
+            format!(
+                "$ {}{runs}\n{}",
+                s.command,
+                ended(tail(&s.stdout, TAIL_BYTES))
+            )
+        })
+        .collect();
+    let errors: String = r
+        .steps
+        .iter()
+        .map(|s| ended(tail(&s.stderr, TAIL_BYTES)))
+        .collect();
+    (output, errors)
 }
 
 fn details(r: &ScenarioResult) -> String {
@@ -215,6 +246,44 @@ mod tests {
             .find(|n| n.has_tag_name("skipped"))
             .expect("skipped");
         assert_eq!(skipped.attribute("message"), Some("cached"));
+    }
+
+    #[test]
+    fn earlier_attempts_are_flaky_or_rerun_failures() {
+        let mut report = sample();
+        let failed = report.results[1].clone();
+        report.results[0].status = Status::Flaky;
+        report.results[0].earlier = vec![failed.clone()];
+        report.results[1].earlier = vec![failed.clone(), failed];
+        let xml = to_junit(&report);
+        let doc = roxmltree::Document::parse(&xml).expect("well-formed XML");
+        let case = |name| {
+            doc.descendants()
+                .find(|n| n.has_tag_name("testcase") && n.attribute("name") == Some(name))
+                .expect("case")
+        };
+        let kids = |name, tag| {
+            case(name)
+                .children()
+                .filter(|n| n.has_tag_name(tag))
+                .collect::<Vec<_>>()
+        };
+        let flaky = kids("ok", "flakyFailure");
+        assert_eq!(flaky.len(), 1);
+        assert!(kids("ok", "failure").is_empty(), "a flaky case passed");
+        assert_eq!(flaky[0].attribute("type"), Some("exit_code"));
+        let trace = flaky[0]
+            .children()
+            .find(|n| n.has_tag_name("stackTrace"))
+            .and_then(|n| n.text())
+            .unwrap_or("");
+        assert!(trace.contains("exit code: 3"), "{trace}");
+        let out = flaky[0].children().find(|n| n.has_tag_name("system-out"));
+        assert!(out.and_then(|n| n.text()).unwrap_or("").contains("oops"));
+        assert_eq!(kids("bad <&>", "failure").len(), 1);
+        assert_eq!(kids("bad <&>", "rerunFailure").len(), 2);
+        // A flaky case is not a failure of the suite.
+        assert_eq!(doc.root_element().attribute("failures"), Some("1"));
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub fn to_markdown(report: &RunReport) -> String {
     for r in &report.results {
         let icon = match r.status {
             Status::Passed => "✅",
+            Status::Flaky => "🔁",
             Status::Failed => "❌",
             Status::Error => "⚠️",
             Status::Cached => "💾",

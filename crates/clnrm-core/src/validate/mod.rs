@@ -10,7 +10,7 @@ mod rules;
 
 pub use host::HostPaths;
 pub use load::{MAX_FILE_BYTES, load};
-pub use rules::check;
+pub use rules::{MAX_RETRIES, check};
 
 use crate::diag::{Diagnostic, Severity, Source};
 use crate::model::{TestFile, parse_test_file};

@@ -169,6 +169,16 @@ fn check_scenarios(file: &TestFile, cx: &mut Ctx<'_>) {
         }
         check_timeout(cx, sc.timeout_ms.as_ref());
         check_tags(cx, &sc.tags);
+        if let Some(n) = &sc.retries
+            && n.value > MAX_RETRIES
+        {
+            cx.error(
+                Code::OutOfRange,
+                n.span,
+                format!("`retries` {} is more than {MAX_RETRIES}", n.value),
+                "expected 0 to 100 (runs after the first)",
+            );
+        }
         for item in sc.artifacts.iter().flat_map(|a| &a.collect) {
             if !item.value.starts_with("spans:") || item.value.len() == "spans:".len() {
                 cx.error(
@@ -181,6 +191,9 @@ fn check_scenarios(file: &TestFile, cx: &mut Ctx<'_>) {
         }
     }
 }
+
+/// The most runs after the first a scenario may have.
+pub const MAX_RETRIES: u64 = 100;
 
 /// `tags`: words that `--tag` can name (letters, digits, `_ . : -`), each once.
 fn check_tags(cx: &mut Ctx<'_>, tags: &[Sp<String>]) {

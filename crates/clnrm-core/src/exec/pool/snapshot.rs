@@ -151,6 +151,7 @@ impl<E: ContainerEngine> Pool<E> {
             steps: setup.steps.clone(),
             timeout: Some(Duration::from_secs(defaults::SETUP_TIMEOUT_SECS)),
             exclusive: false,
+            retries: Some(0),
             masker: setup.masker.clone(),
             not_selected: None,
             expect: Vec::new(),
