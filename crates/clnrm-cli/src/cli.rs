@@ -31,6 +31,73 @@ pub enum Command {
     List(ListArgs),
     /// Scaffold tests/, an example and .clnrm/config.toml.
     Init(InitArgs),
+    /// Work with report files: merge the reports of a run's shards.
+    Report(ReportArgs),
+    /// Review pending output snapshots (.snap.new): list them with their diff,
+    /// accept or reject them.
+    Snapshots(SnapshotsArgs),
+}
+
+/// `clnrm snapshots`.
+#[derive(Debug, clap::Args)]
+pub struct SnapshotsArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: SnapshotsAction,
+}
+
+/// `clnrm snapshots` actions.
+#[derive(Debug, Subcommand)]
+pub enum SnapshotsAction {
+    /// List the pending snapshots with a diff each; --accept or --reject them.
+    Review(ReviewArgs),
+}
+
+/// `clnrm snapshots review`.
+#[derive(Debug, clap::Args)]
+pub struct ReviewArgs {
+    /// Make every listed pending snapshot the snapshot.
+    #[arg(long, conflicts_with = "reject")]
+    pub accept: bool,
+    /// Drop every listed pending snapshot.
+    #[arg(long)]
+    pub reject: bool,
+    /// Only the snapshots of scenarios whose id matches this glob.
+    #[arg(long, value_name = "GLOB")]
+    pub filter: Option<String>,
+}
+
+/// `clnrm report`.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: ReportAction,
+}
+
+/// `clnrm report` actions.
+#[derive(Debug, Subcommand)]
+pub enum ReportAction {
+    /// Merge the JSON reports of shards (`--partition`) into one report.json,
+    /// junit.xml and report.md, and record the durations in .clnrm/timings.json.
+    Merge(MergeArgs),
+}
+
+/// `clnrm report merge`.
+#[derive(Debug, clap::Args)]
+pub struct MergeArgs {
+    /// The shards' report.json files (from `run --report-dir` or `--format json`).
+    #[arg(required = true, value_name = "REPORT.json")]
+    pub reports: Vec<PathBuf>,
+    /// Directory to write report.json, junit.xml and report.md in.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Leave .clnrm/timings.json as it is.
+    #[arg(long)]
+    pub no_timings: bool,
+    /// A FLAKY scenario makes the exit code 1.
+    #[arg(long)]
+    pub flaky_fails: bool,
 }
 
 /// Template variables given on the command line.
@@ -99,6 +166,10 @@ pub struct RunArgs {
     /// A FLAKY scenario fails the run (exit 1) instead of counting as passed.
     #[arg(long)]
     pub flaky_fails: bool,
+    /// Write the output of `snapshot = true` steps as their snapshots (new or
+    /// changed) instead of failing them.
+    #[arg(long)]
+    pub update_snapshots: bool,
     #[command(flatten)]
     pub tags: TagArgs,
     /// Memory limit per container in MiB (overrides [limits] and the config).

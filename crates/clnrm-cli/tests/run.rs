@@ -1226,3 +1226,213 @@ command = ["sh", "-c", "echo no; exit 9"]
     assert!(human.contains("    | not yet"), "{human}");
     assert!(human.contains("1 flaky"), "{human}");
 }
+
+#[test]
+fn merged_shard_reports_equal_an_unsharded_run() {
+    // Skewed durations, one failure: three duration shards, merged, say what one run says.
+    let mut body = String::new();
+    for (i, ms) in [900, 400, 200, 100, 50, 20, 10, 0, 0, 0, 0]
+        .iter()
+        .enumerate()
+    {
+        body.push_str(&format!(
+            "[[scenario]]\nname = \"s{i:02}\"\nrun = \"sleep {}\"\n\n",
+            *ms as f64 / 1000.0
+        ));
+    }
+    body.push_str("[[scenario]]\nname = \"broken\"\nrun = \"sh -c 'exit 3'\"\n");
+    let dir = project(&[("tests/skew.clnrm.toml", &file(&body))]);
+    let whole = run_json(dir.path(), &["--save-timings"]);
+    assert_eq!(whole.code, Some(1));
+    let verdicts = |v: &Value| -> Vec<(String, String)> {
+        v["scenarios"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["id"].as_str().unwrap().to_owned(),
+                    s["status"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let mut shard_reports = Vec::new();
+    for k in 1..=3 {
+        let out = dir.path().join(format!("shard-{k}"));
+        let run = run_json(
+            dir.path(),
+            &[
+                "--force",
+                "--partition",
+                &format!("duration:{k}/3"),
+                "--report-dir",
+                out.to_str().unwrap(),
+            ],
+        );
+        assert!(run.code == Some(0) || run.code == Some(1), "{}", run.stderr);
+        shard_reports.push(out.join("report.json"));
+    }
+    std::fs::remove_file(dir.path().join(".clnrm/timings.json")).unwrap();
+    let merged_dir = dir.path().join("merged");
+    let out = clnrm(dir.path())
+        .args(["report", "merge", "--out", merged_dir.to_str().unwrap()])
+        .args(&shard_reports)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        !stderr.contains("warning"),
+        "each scenario in exactly one shard: {stderr}"
+    );
+    assert!(stderr.contains("12 scenarios, 11 passed"), "{stderr}");
+    let merged: Value =
+        serde_json::from_str(&std::fs::read_to_string(merged_dir.join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(verdicts(&merged), verdicts(&whole.json));
+    let junit = std::fs::read_to_string(merged_dir.join("junit.xml")).unwrap();
+    let doc = roxmltree::Document::parse(&junit).unwrap();
+    assert_eq!(doc.root_element().attribute("tests"), Some("12"));
+    assert_eq!(doc.root_element().attribute("failures"), Some("1"));
+    let md = std::fs::read_to_string(merged_dir.join("report.md")).unwrap();
+    assert!(md.contains("`tests/skew.clnrm.toml::broken`"), "{md}");
+    let timings: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join(".clnrm/timings.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(timings["scenarios"].as_object().unwrap().len(), 12);
+    assert!(
+        timings["scenarios"]["tests/skew.clnrm.toml::s00"]
+            .as_u64()
+            .unwrap()
+            >= 900
+    );
+
+    // What is not a report is refused, naming the file.
+    std::fs::write(dir.path().join("junk.json"), "{\"run_id\": 3}").unwrap();
+    let out = clnrm(dir.path())
+        .args(["report", "merge", "--out", "x", "junk.json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("junk.json: \"run_id\" is not a string"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn output_snapshots_go_new_then_accepted_then_matched_then_changed_with_a_diff() {
+    let state = tempfile::tempdir().unwrap();
+    std::fs::write(state.path().join("text"), "alpha\nbeta\ngamma\n").unwrap();
+    let body = format!(
+        r#"[meta]
+name = "s"
+version = "1"
+
+[service.app]
+image = "{IMAGE}"
+volumes = [{{ host_path = "{}", container_path = "/state", read_only = true }}]
+
+[snapshot]
+redact = {{ "id=[0-9]+" = "id=[id]" }}
+
+[[scenario]]
+name = "list orders"
+
+[[scenario.steps]]
+name = "list"
+command = ["sh", "-c", "echo order id=$$; cat /state/text"]
+snapshot = true
+"#,
+        state.path().display()
+    );
+    let dir = project(&[("tests/snap.clnrm.toml", &body)]);
+    let snap = dir
+        .path()
+        .join(".clnrm/snapshots/tests_snap.clnrm.toml__list_orders/list.snap");
+    let pending = dir.path().join(format!("{}.new", snap.display()));
+    let step = |run: &Run| scenario(run, "list orders")["steps"][0].clone();
+
+    // New: the step fails and the output waits in .snap.new.
+    let run = run_json(dir.path(), &[]);
+    assert_eq!(run.code, Some(1), "{:#}", run.json);
+    assert_eq!(step(&run)["reason"], "snapshot");
+    assert_eq!(step(&run)["snapshot"]["outcome"], "new");
+    assert!(pending.exists() && !snap.exists());
+
+    // Review lists it with its content, then accepts it.
+    let out = clnrm(dir.path())
+        .args(["snapshots", "review"])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listed.contains("new: .clnrm/snapshots/tests_snap.clnrm.toml__list_orders/list.snap"),
+        "{listed}"
+    );
+    assert!(listed.contains("+order id=[id]"), "{listed}");
+    let out = clnrm(dir.path())
+        .args(["snapshots", "review", "--accept"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(snap.exists() && !pending.exists());
+    let saved = std::fs::read_to_string(&snap).unwrap();
+    assert!(
+        saved.ends_with("order id=[id]\nalpha\nbeta\ngamma\n"),
+        "{saved}"
+    );
+
+    // Matched (another process id, redacted), then cached while nothing changed.
+    let run = run_json(dir.path(), &["--force"]);
+    run.assert_passed();
+    assert_eq!(step(&run)["snapshot"]["outcome"], "matched");
+    let run = run_json(dir.path(), &[]);
+    assert_eq!(scenario(&run, "list orders")["status"], "cached");
+
+    // Changed: fails with a unified diff, in JSON and in the human report.
+    std::fs::write(state.path().join("text"), "alpha\nBETA\ngamma\n").unwrap();
+    let run = run_json(dir.path(), &["--force"]);
+    assert_eq!(run.code, Some(1));
+    let s = step(&run);
+    assert_eq!(s["snapshot"]["outcome"], "changed", "{s:#}");
+    let diff = s["snapshot"]["diff"].as_str().unwrap();
+    assert!(diff.contains("-beta\n+BETA\n"), "{diff}");
+    assert!(pending.exists());
+    let out = clnrm(dir.path()).args(["run", "--force"]).output().unwrap();
+    let human = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        human.contains("snapshot diff:") && human.contains("    +BETA"),
+        "{human}"
+    );
+
+    // Rejected: the old snapshot stays and still fails the new output.
+    clnrm(dir.path())
+        .args(["snapshots", "review", "--reject"])
+        .output()
+        .unwrap();
+    assert!(!pending.exists());
+    assert_eq!(std::fs::read_to_string(&snap).unwrap(), saved);
+
+    // --update-snapshots writes it; the snapshot file is part of the cache key.
+    run_json(dir.path(), &["--force", "--update-snapshots"]).assert_passed();
+    assert!(
+        std::fs::read_to_string(&snap)
+            .unwrap()
+            .ends_with("BETA\ngamma\n")
+    );
+    assert_eq!(
+        scenario(&run_json(dir.path(), &[]), "list orders")["status"],
+        "cached"
+    );
+    std::fs::write(&snap, saved).unwrap();
+    let run = run_json(dir.path(), &[]);
+    assert_eq!(
+        scenario(&run, "list orders")["status"],
+        "failed",
+        "an edited snapshot is seen"
+    );
+}

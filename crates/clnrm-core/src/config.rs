@@ -30,6 +30,8 @@ pub struct RunFlags {
     pub retries: Option<u64>,
     /// `--flaky-fails`.
     pub flaky_fails: bool,
+    /// `--update-snapshots`.
+    pub update_snapshots: bool,
     /// `--memory MB`.
     pub memory_mb: Option<u64>,
     /// `--cpu CORES`.
@@ -70,6 +72,8 @@ pub struct RunConfig {
     pub retries: u32,
     /// A `flaky` scenario fails the run.
     pub flaky_fails: bool,
+    /// Steps write their output snapshots instead of failing.
+    pub update_snapshots: bool,
     /// Memory limit per container, over the file's and the config's.
     pub memory_mb: Option<u64>,
     /// CPU limit per container, over the file's and the config's.
@@ -130,6 +134,7 @@ impl RunConfig {
             skip_tags: flags.skip_tags.clone(),
             retries: retries as u32,
             flaky_fails: flags.flaky_fails || executor.flaky_fails,
+            update_snapshots: flags.update_snapshots,
             save_timings: flags.save_timings,
             memory_mb: flags.memory_mb,
             cpus: flags.cpus,

@@ -23,6 +23,7 @@ pub mod plan;
 pub mod project;
 pub mod report;
 pub mod schema;
+pub mod snapshots;
 pub mod subst;
 pub mod template;
 pub mod timings;

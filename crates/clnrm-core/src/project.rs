@@ -139,6 +139,8 @@ pub struct Config {
     pub executor: ExecutorConfig,
     /// `[diff]`.
     pub diff: DiffConfig,
+    /// `[snapshot] redact`: regex → replacement, before every file's own.
+    pub snapshot_redact: Vec<(String, String)>,
     /// `[vars]`: template variables for every file.
     pub vars: BTreeMap<String, tera::Value>,
 }
@@ -165,6 +167,8 @@ impl Layout {
     pub const BASELINE: &'static str = ".clnrm/trace.json";
     /// Recorded scenario durations, relative to the root (SPEC §8; commit it).
     pub const TIMINGS: &'static str = ".clnrm/timings.json";
+    /// Output snapshots, relative to the root.
+    pub const SNAPSHOTS: &'static str = ".clnrm/snapshots";
 
     /// The layout of the project at `root` whose baseline is `baseline` (relative to it).
     pub fn new(root: &Path, baseline: &str) -> Self {
@@ -199,7 +203,12 @@ impl Layout {
         self.root.join(Self::CACHE)
     }
 
-    /// `.clnrm/timings.json`.
+    /// `.clnrm/snapshots/`.
+    pub fn snapshots(&self) -> PathBuf {
+        self.root.join(Self::SNAPSHOTS)
+    }
+
+    /// The recorded durations (`.clnrm/timings.json`).
     pub fn timings(&self) -> PathBuf {
         self.root.join(Self::TIMINGS)
     }
@@ -364,6 +373,15 @@ fn read_config(r: &mut Reader<'_>, root: &mut Table<'_, '_>, c: &mut Config) {
         set(&mut c.diff.max_display_depth, t.get(r, "max_display_depth"));
         set_list(&mut c.diff.ignore_attributes, t.get(r, "ignore_attributes"));
         t.finish(r);
+    }
+    if let Some(t) = root.table(r, "snapshot") {
+        let table = crate::model::read_snapshot_table(r, t);
+        c.snapshot_redact = table
+            .redact
+            .entries
+            .into_iter()
+            .map(|(k, v)| (k.value, v.value))
+            .collect();
     }
     let vars = root.map(r, "vars", |_, v, _| {
         Some(crate::model::reader::to_toml_value(v.get_ref()))

@@ -73,6 +73,21 @@ impl Timings {
     }
 }
 
+/// Records the durations of the scenarios of `report` that ran (passed, flaky,
+/// failed or error) in the timings file at `path`, over what it holds.
+pub fn record(path: &Path, report: &crate::report::RunReport) -> Result<(), String> {
+    use crate::exec::Status;
+    let ran = report.results.iter().filter(|r| {
+        matches!(
+            r.status,
+            Status::Passed | Status::Flaky | Status::Failed | Status::Error
+        )
+    });
+    let mut t = Timings::load(path)?;
+    t.update(ran.map(|r| (r.id.0.clone(), r.duration.as_millis() as u64)));
+    t.save(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
 /// The shard (0-based, of `n`) of each of `ids`, longest first by `known` durations
 /// (an unknown one takes the median of the known ones, 1 ms when none is known) onto
 /// the shard with the least time so far (the lowest index on a tie); ties between

@@ -5,7 +5,9 @@ mod diff;
 mod init;
 mod list;
 mod render;
+mod report;
 mod run;
+mod snapshots;
 mod validate;
 mod watch;
 
@@ -33,6 +35,8 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Diff(args) => diff::run(args),
         Command::Cache(args) => cache::run(args),
         Command::Watch(args) => watch::run(args),
+        Command::Report(args) => report::run(args),
+        Command::Snapshots(args) => snapshots::run(args),
     }
 }
 

@@ -27,6 +27,7 @@ pub fn flags(args: &RunArgs) -> RunFlags {
         save_timings: args.save_timings,
         retries: args.retries,
         flaky_fails: args.flaky_fails,
+        update_snapshots: args.update_snapshots,
         tags: args.tags.tags.clone(),
         skip_tags: args.tags.skip_tags.clone(),
         memory_mb: args.memory,

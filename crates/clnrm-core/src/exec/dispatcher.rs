@@ -195,7 +195,8 @@ impl<E: ContainerEngine> Dispatcher<E> {
         {
             // A flaky scenario is recorded as failing: it runs again next time.
             let passed = result.status == Status::Passed;
-            lock(cache).record(&result.id.0, &self.keys[i], passed, result.duration);
+            let key = super::queue::with_snapshots(&self.keys[i], &self.ctx.plan.scenarios[i]);
+            lock(cache).record(&result.id.0, &key, passed, result.duration);
         }
         self.finish(i, result);
     }

@@ -88,6 +88,8 @@ pub enum Reason {
     Status,
     /// An `http` step's `expected_json` did not hold.
     Json,
+    /// A step's output is not its snapshot (or it has none yet).
+    Snapshot,
 }
 
 impl Reason {
@@ -115,6 +117,7 @@ impl Reason {
             Reason::Capture => "capture",
             Reason::Status => "status",
             Reason::Json => "json",
+            Reason::Snapshot => "snapshot",
         }
     }
 }
@@ -153,6 +156,8 @@ pub struct StepResult {
     pub attempts: u32,
     /// The status code an `http` step got.
     pub http_status: Option<u16>,
+    /// How its output compared with its snapshot (`snapshot = true`).
+    pub snapshot: Option<crate::snapshots::Outcome>,
 }
 
 /// One scenario's outcome. In reports (and read back by `clnrm report merge`) as

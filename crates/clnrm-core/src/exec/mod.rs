@@ -124,7 +124,7 @@ pub fn all_cached(
     let mut c = lock(cache);
     if plan
         .selected()
-        .any(|s| c.peek(&s.id.0, &keys[s.order]) == Lookup::Miss)
+        .any(|s| c.peek(&s.id.0, &queue::with_snapshots(&keys[s.order], s)) == Lookup::Miss)
     {
         return None;
     }
@@ -133,7 +133,7 @@ pub fn all_cached(
         .iter()
         .map(|sc| match sc.not_selected {
             None => {
-                c.lookup(&sc.id.0, &keys[sc.order]);
+                c.lookup(&sc.id.0, &queue::with_snapshots(&keys[sc.order], sc));
                 let mut r = ScenarioResult::not_run(
                     sc,
                     plan,

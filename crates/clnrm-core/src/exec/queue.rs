@@ -8,7 +8,8 @@ use crate::diff::BaselineCheck;
 use crate::plan::Plan;
 use std::collections::{HashMap, VecDeque};
 
-/// Each scenario's cache key: its fingerprint, the ids of its images, its baseline.
+/// Each scenario's cache key: its fingerprint, the ids of its images, its baseline
+/// ([`with_snapshots`] adds its output snapshots when the key is used).
 pub(super) fn cache_keys(
     plan: &Plan,
     image_ids: &HashMap<String, String>,
@@ -34,6 +35,26 @@ pub(super) fn cache_keys(
         .collect()
 }
 
+/// `key` with the output snapshots of `sc`'s steps (their redactions and the hash of
+/// each file, read now): a run that writes one (`--update-snapshots`) records the key
+/// of what it wrote.
+pub(super) fn with_snapshots(key: &str, sc: &crate::plan::PlannedScenario) -> String {
+    let mut specs = sc
+        .steps
+        .iter()
+        .filter_map(|s| s.snapshot.as_deref())
+        .peekable();
+    if specs.peek().is_none() {
+        return key.to_owned();
+    }
+    let mut parts = vec![key.to_owned()];
+    for spec in specs {
+        parts.push(serde_json::to_string(&*spec.redact).unwrap_or_default());
+        parts.push(crate::snapshots::hash_of(&spec.path));
+    }
+    crate::cache::key(parts.iter().map(String::as_str))
+}
+
 /// The dispatch order and the scenarios the cache lets skip.
 pub(super) fn queue_order(
     plan: &Plan,
@@ -49,7 +70,7 @@ pub(super) fn queue_order(
             let mut c = super::lock(cache);
             if opts.force {
                 c.forced();
-            } else if c.lookup(&sc.id.0, &keys[i]) == Lookup::Hit {
+            } else if c.lookup(&sc.id.0, &with_snapshots(&keys[i], sc)) == Lookup::Hit {
                 hits.push(i);
                 continue;
             }

@@ -86,6 +86,12 @@ pub async fn run_scenario<E: ContainerEngine>(
             &mut captured,
         )
         .await;
+        let mut result = result;
+        if let Some(spec) = &planned.snapshot
+            && result.status == Status::Passed
+        {
+            compare_snapshot(spec, &mut result);
+        }
         reusable &= end_reusable;
         if result.status != Status::Passed && !result.tolerated {
             let reason = result.reason.unwrap_or(Reason::ExitCode);
@@ -160,6 +166,7 @@ fn not_run(masker: &Masker, step: &PlannedStep) -> StepResult {
         container: String::new(),
         attempts: 0,
         http_status: None,
+        snapshot: None,
     }
 }
 
@@ -260,6 +267,7 @@ async fn run_step<E: ContainerEngine>(
         container: String::new(),
         attempts: 1,
         http_status: None,
+        snapshot: None,
     };
     if let Some(http) = &step.http {
         let ctx = super::http::HttpCtx {
@@ -386,6 +394,31 @@ async fn run_step<E: ContainerEngine>(
         result.tolerated = true;
     }
     (result, reusable)
+}
+
+/// Compares a passing step's output with its snapshot; a missing or different one
+/// fails the step.
+fn compare_snapshot(spec: &crate::snapshots::SnapshotSpec, result: &mut StepResult) {
+    use crate::snapshots::Outcome;
+    match spec.check(&result.stdout) {
+        Ok(outcome) => {
+            let message = match &outcome {
+                Outcome::Matched | Outcome::Written => None,
+                Outcome::New { pending } => Some(format!(
+                    "no snapshot yet; the output is in {pending} (accept it with `clnrm snapshots review --accept`, or run with --update-snapshots)"
+                )),
+                Outcome::Changed { pending, .. } => Some(format!(
+                    "output differs from its snapshot {}; the new output is in {pending} (see the diff; `clnrm snapshots review`)",
+                    spec.display
+                )),
+            };
+            if let Some(m) = message {
+                fail(result, Reason::Snapshot, m);
+            }
+            result.snapshot = Some(outcome);
+        }
+        Err(e) => fail(result, Reason::Snapshot, format!("snapshot: {e}")),
+    }
 }
 
 pub(super) fn fail(result: &mut StepResult, reason: Reason, message: String) {

@@ -124,7 +124,7 @@ thread_local! {
 }
 
 /// Compiles `pattern`, or gives the compiler's reason (its last line).
-fn compile(pattern: &str) -> Result<Regex, String> {
+pub(crate) fn compile(pattern: &str) -> Result<Regex, String> {
     REGEXES.with(|cache| {
         if let Some(v) = cache.borrow().get(pattern) {
             return v.clone();

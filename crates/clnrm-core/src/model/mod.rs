@@ -13,7 +13,9 @@ pub mod shell;
 mod spanned;
 mod types;
 
+pub(crate) use compiled::compile as compile_regex;
 pub use compiled::{CommandLine, JsonPathQuery, NamePattern, Pattern};
+pub(crate) use parse::read_snapshot_table;
 pub use parse::{parse_document, parse_test_file};
 pub use spanned::{Sp, SpMap};
 pub use types::*;

@@ -169,6 +169,7 @@ fn read_common(r: &mut Reader<'_>, root: &mut Table<'_, '_>) -> TestFile {
         t.finish(r);
         p
     });
+    let snapshot = root.table(r, "snapshot").map(|t| read_snapshot_table(r, t));
     TestFile {
         meta: Meta {
             name: Sp::new(String::new(), Span::default()),
@@ -183,9 +184,31 @@ fn read_common(r: &mut Reader<'_>, root: &mut Table<'_, '_>) -> TestFile {
         expect,
         limits,
         report,
+        snapshot,
         legacy: false,
         content: Content::default(),
     }
+}
+
+/// `[snapshot]`, in a test file or the config.
+pub(crate) fn read_snapshot_table(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> SnapshotTable {
+    let mut redact: SpMap<Sp<String>> = t.map(r, "redact", FromToml::from_toml);
+    redact
+        .entries
+        .retain(|(k, _)| match super::compiled::compile(&k.value) {
+            Ok(_) => true,
+            Err(reason) => {
+                r.error(
+                    Code::BadRegex,
+                    k.span,
+                    "regular expression does not compile",
+                    reason,
+                );
+                false
+            }
+        });
+    t.finish(r);
+    SnapshotTable { redact }
 }
 
 fn read_meta(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Option<Meta> {
@@ -489,6 +512,7 @@ fn read_step(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Option<Step> {
         continue_on_failure: t.get(r, "continue_on_failure"),
         timeout_ms: t.get(r, "timeout_ms"),
         capture: t.map(r, "capture", read_capture),
+        snapshot: t.get(r, "snapshot"),
         retry: t.table(r, "retry").and_then(|mut rt| {
             let attempts = rt.req(r, "attempts", "3");
             let interval_ms = rt.get(r, "interval_ms");

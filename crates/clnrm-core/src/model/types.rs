@@ -36,6 +36,8 @@ pub struct TestFile {
     pub limits: Option<Limits>,
     /// Where to write this file's results.
     pub report: Option<ReportPaths>,
+    /// How steps' output snapshots are compared.
+    pub snapshot: Option<SnapshotTable>,
     /// Whether the file was written in the legacy format.
     #[serde(skip)]
     pub legacy: bool,
@@ -433,6 +435,9 @@ pub struct Step {
     pub timeout_ms: Option<Sp<u64>>,
     /// Run a failing step again, up to `attempts` times in all.
     pub retry: Option<Retry>,
+    /// Compare the step's output (an `http` step's body) with its snapshot in
+    /// `.clnrm/snapshots/` (after `[snapshot] redact`).
+    pub snapshot: Option<Sp<bool>>,
     /// Values taken from what the step printed, for `${name}` in later steps.
     #[serde(default)]
     pub capture: SpMap<Capture>,
@@ -729,6 +734,16 @@ pub struct Limits {
     pub cpu_millicores: Option<Sp<u64>>,
     /// Memory in MiB.
     pub memory_mb: Option<Sp<u64>>,
+}
+
+/// `[snapshot]` (in a test file or the config).
+#[derive(Clone, Debug, Default, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct SnapshotTable {
+    /// Regex → replacement, applied in order to a step's output before it is
+    /// compared with its snapshot (`$1` names a group), e.g. `"id=\\d+" = "id=[id]"`.
+    #[serde(default)]
+    pub redact: SpMap<Sp<String>>,
 }
 
 /// `[report]`.

@@ -104,6 +104,8 @@ pub fn plan_run(
         executor: project.config.executor.clone(),
         context: prepared.context.clone(),
         project: project.root.display().to_string(),
+        update_snapshots: config.update_snapshots,
+        snapshot_redact: project.config.snapshot_redact.clone(),
     };
     let plan = plan(&prepared.files, &plan_options);
 
@@ -209,21 +211,12 @@ pub fn conclude(
             .collect();
         done.recorded = Some(store::record(&layout, &project.config.diff, &passed)?);
     }
-    if config.save_timings && !report.interrupted {
-        let path = layout.timings();
-        let ran = report
-            .results
-            .iter()
-            .filter(|r| matches!(r.status, Status::Passed | Status::Failed | Status::Error));
-        let saved = crate::timings::Timings::load(&path).and_then(|mut t| {
-            t.update(ran.map(|r| (r.id.0.clone(), r.duration.as_millis() as u64)));
-            t.save(&path)
-                .map_err(|e| format!("{}: {e}", path.display()))
-        });
-        if let Err(e) = saved {
-            done.warnings
-                .push(format!("could not save the timings: {e}"));
-        }
+    if config.save_timings
+        && !report.interrupted
+        && let Err(e) = crate::timings::record(&layout.timings(), report)
+    {
+        done.warnings
+            .push(format!("could not save the timings: {e}"));
     }
     write_reports(report, config.report_dir.as_deref(), &planned.plan.files)?;
     Ok(done)

@@ -19,7 +19,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -63,6 +63,10 @@ pub struct PlanOptions {
     pub context: String,
     /// The project's root: whose fixture snapshots a run makes and `clnrm cache` removes.
     pub project: String,
+    /// `--update-snapshots`: steps write their output snapshots instead of failing.
+    pub update_snapshots: bool,
+    /// The config's `[snapshot] redact`.
+    pub snapshot_redact: Vec<(String, String)>,
 }
 
 /// A `health_check`.
@@ -254,6 +258,10 @@ pub struct PlannedStep {
     /// The request clnrm sends instead of running a command (`argv` is empty then).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http: Option<Box<HttpSpec>>,
+    /// Where its output snapshot is and how it is compared (`snapshot = true`;
+    /// cache keys add it themselves).
+    #[serde(skip)]
+    pub snapshot: Option<Arc<crate::snapshots::SnapshotSpec>>,
 }
 
 /// An `http` step's request and checks.
@@ -747,9 +755,32 @@ fn plan_scenario(
             retry: None,
             captures: Vec::new(),
             http: None,
+            snapshot: None,
         });
     }
-    steps.extend(sc.steps.iter().map(|st| planned_step(st, &default_service)));
+    let id = format!("{display}::{}", sc.name.value);
+    let redact = snapshot_redactions(file, opts);
+    steps.extend(sc.steps.iter().map(|st| {
+        let mut step = planned_step(st, &default_service);
+        if st.snapshot.as_ref().is_some_and(|s| s.value) {
+            let dir = Path::new(&opts.project).join(crate::project::Layout::SNAPSHOTS);
+            let path = crate::snapshots::path_for(&dir, &id, &step.name);
+            let display = path
+                .strip_prefix(&opts.project)
+                .unwrap_or(&path)
+                .display()
+                .to_string();
+            step.snapshot = Some(Arc::new(crate::snapshots::SnapshotSpec {
+                path,
+                display,
+                scenario: id.clone(),
+                step: step.name.clone(),
+                redact: redact.clone(),
+                update: opts.update_snapshots,
+            }));
+        }
+        step
+    }));
     // Without `services`, every service of the file is started, as `docker compose
     // up` would: a scenario may talk over the network to a service it runs no step in.
     let mut ids: BTreeSet<&str> = match &sc.services {
@@ -841,6 +872,26 @@ fn scalar_text(s: &crate::model::Scalar) -> String {
     }
 }
 
+/// The config's redactions, then the file's (valid: the validator and the config
+/// reader dropped those that do not compile).
+fn snapshot_redactions(file: &TestFile, opts: &PlanOptions) -> Arc<crate::snapshots::Redactions> {
+    let file_own = file
+        .snapshot
+        .iter()
+        .flat_map(|s| s.redact.iter())
+        .map(|(k, v)| (k.value.clone(), v.value.clone()));
+    let pairs = opts
+        .snapshot_redact
+        .iter()
+        .cloned()
+        .chain(file_own)
+        .filter_map(|(k, v): (String, String)| {
+            crate::model::compile_regex(&k).ok().map(|re| (re, v))
+        })
+        .collect();
+    Arc::new(crate::snapshots::Redactions(pairs))
+}
+
 /// A step as the executor runs it; `service` when the step names none (an `http`
 /// step runs in the service its URL names, when it names one).
 fn planned_step(st: &crate::model::Step, service: &str) -> PlannedStep {
@@ -858,6 +909,7 @@ fn planned_step(st: &crate::model::Step, service: &str) -> PlannedStep {
             .flat_map(|c| c.value.iter().map(|a| a.value.clone()))
             .collect(),
         http,
+        snapshot: None,
         expected_exit_code: st.expected_exit_code.as_ref().map_or(0, |c| c.value),
         expected_output_regex: st.expected_output_regex.as_ref().map(|r| r.regex().clone()),
         workdir: st.workdir.as_ref().map(|w| w.value.clone()),

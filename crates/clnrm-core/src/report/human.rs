@@ -234,6 +234,12 @@ impl<W: Write> HumanReporter<W> {
             if step.attempts > 1 {
                 let _ = writeln!(self.out, "  runs:    {} (retry)", step.attempts);
             }
+            if let Some(crate::snapshots::Outcome::Changed { diff, .. }) = &step.snapshot {
+                let _ = writeln!(self.out, "  snapshot diff:");
+                for l in diff.lines() {
+                    let _ = writeln!(self.out, "    {l}");
+                }
+            }
             let out_label = if step.http_status.is_some() {
                 "body"
             } else {

@@ -194,6 +194,9 @@ fn details(r: &ScenarioResult) -> String {
         if let Some(status) = step.http_status {
             let _ = write!(text, "\nstatus: {status}");
         }
+        if let Some(crate::snapshots::Outcome::Changed { diff, .. }) = &step.snapshot {
+            let _ = write!(text, "\n{diff}");
+        }
     }
     text
 }

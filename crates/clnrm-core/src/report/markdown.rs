@@ -13,9 +13,14 @@ fn cell(text: &str) -> String {
 pub fn to_markdown(report: &RunReport) -> String {
     let s = Summary::of(&report.results);
     let mut md = format!(
-        "## clnrm run `{}`\n\n{} passed, {} failed, {} errors, {} cached, {} skipped in {:.2}s{}\n\n",
+        "## clnrm run `{}`\n\n{} passed, {}{} failed, {} errors, {} cached, {} skipped in {:.2}s{}\n\n",
         report.run_id,
         s.passed,
+        if s.flaky > 0 {
+            format!("{} flaky, ", s.flaky)
+        } else {
+            String::new()
+        },
         s.failed,
         s.errors,
         s.cached,
@@ -73,6 +78,9 @@ pub fn to_markdown(report: &RunReport) -> String {
                 (None, None) => "no exit code".to_owned(),
             };
             let _ = write!(md, "\n`$ {}` → {ended}{runs}\n", step.command);
+            if let Some(crate::snapshots::Outcome::Changed { diff, .. }) = &step.snapshot {
+                let _ = write!(md, "\n```diff\n{}\n```\n", diff.trim_end());
+            }
             for (label, text) in [("stdout", &step.stdout), ("stderr", &step.stderr)] {
                 if !text.is_empty() {
                     let _ = write!(

@@ -9,12 +9,14 @@ mod human;
 mod json;
 mod junit;
 mod markdown;
+mod merge;
 
 pub use files::{WriteError, write, write_reports};
 pub use human::HumanReporter;
 pub use json::{from_json, to_json};
 pub use junit::to_junit;
 pub use markdown::to_markdown;
+pub use merge::merge;
 
 use crate::exec::{ScenarioResult, Status};
 use sha2::{Digest, Sha256};
@@ -141,6 +143,7 @@ pub(crate) mod tests {
             container: String::new(),
             attempts: 1,
             http_status: None,
+            snapshot: None,
         };
         let scenario = |file_index, file: &str, name: &str, status, steps| ScenarioResult {
             id: ScenarioId(format!("{file}::{name}")),

@@ -1,0 +1,73 @@
+//! `clnrm report merge`: the JSON reports of a run's shards as one run's reports,
+//! and their durations recorded for the next `--partition duration:K/N`.
+
+use crate::cli::{MergeArgs, ReportAction, ReportArgs};
+use crate::exit;
+use clnrm_core::project::Project;
+use clnrm_core::report::{self, RunReport, Summary};
+
+/// The most a report file may hold, in bytes (it is read whole).
+const MAX_REPORT_BYTES: u64 = 1 << 30;
+
+/// Runs the command.
+pub fn run(args: ReportArgs) -> i32 {
+    match args.action {
+        ReportAction::Merge(m) => merge(&m),
+    }
+}
+
+fn merge(args: &MergeArgs) -> i32 {
+    let mut reports = Vec::with_capacity(args.reports.len());
+    for path in &args.reports {
+        match read(path) {
+            Ok(r) => reports.push(r),
+            Err(e) => {
+                eprintln!("error: {}: {e}", path.display());
+                return exit::INVALID_INPUT;
+            }
+        }
+    }
+    let (merged, warnings) = report::merge(&reports);
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+    if let Err(e) = report::write_reports(&merged, Some(&args.out), &[]) {
+        eprintln!("error: {e}");
+        return exit::ENVIRONMENT;
+    }
+    if !args.no_timings && !merged.interrupted {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
+        let (project, _) = Project::discover(&cwd);
+        if let Err(e) = clnrm_core::timings::record(&project.layout().timings(), &merged) {
+            eprintln!("warning: could not save the timings: {e}");
+        }
+    }
+    let s = Summary::of(merged.results.iter().filter(|r| !r.is_unselected()));
+    eprintln!(
+        "merged {} report{} into {}: {} scenarios, {} passed, {} flaky, {} failed, {} errors, {} cached, {} skipped",
+        reports.len(),
+        if reports.len() == 1 { "" } else { "s" },
+        args.out.display(),
+        s.total(),
+        s.passed,
+        s.flaky,
+        s.failed,
+        s.errors,
+        s.cached,
+        s.skipped
+    );
+    super::run::exit_code(&merged, args.flaky_fails)
+}
+
+fn read(path: &std::path::Path) -> Result<RunReport, String> {
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if meta.len() > MAX_REPORT_BYTES {
+        return Err(format!(
+            "{} bytes, more than the {} MiB a report may hold",
+            meta.len(),
+            MAX_REPORT_BYTES >> 20
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    report::from_json(&text)
+}
