@@ -31,6 +31,9 @@ pub enum Command {
     List(ListArgs),
     /// Scaffold tests/, an example and .clnrm/config.toml.
     Init(InitArgs),
+    /// Time scenarios: warm-up rounds, then measured rounds on the warm pool, with
+    /// min, median, p95, mean and standard deviation per scenario and per step.
+    Bench(BenchArgs),
     /// Work with report files: merge the reports of a run's shards.
     Report(ReportArgs),
     /// Review pending output snapshots (.snap.new): list them with their diff,
@@ -65,6 +68,53 @@ pub struct ReviewArgs {
     /// Only the snapshots of scenarios whose id matches this glob.
     #[arg(long, value_name = "GLOB")]
     pub filter: Option<String>,
+}
+
+/// `clnrm bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Files or directories [default: tests/].
+    pub paths: Vec<PathBuf>,
+    /// Rounds run first and not measured.
+    #[arg(long, value_name = "W", default_value_t = 1, value_parser = clap::value_parser!(u64).range(0..=1000))]
+    pub warmup: u64,
+    /// Rounds measured.
+    #[arg(long, value_name = "R", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=10000))]
+    pub rounds: u64,
+    /// Scenarios at once [default: 1, so that they do not slow each other].
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub workers: u64,
+    /// Keep the results in .clnrm/bench/NAME.json.
+    #[arg(long, value_name = "NAME")]
+    pub save: Option<String>,
+    /// Put the results beside .clnrm/bench/NAME.json; exit 1 when a scenario's
+    /// median got slower by more than --threshold.
+    #[arg(long, value_name = "NAME")]
+    pub compare: Option<String>,
+    /// Percent a scenario's median may grow before --compare calls it a regression.
+    #[arg(long, value_name = "PCT", default_value_t = 10.0)]
+    pub threshold: f64,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = BenchFormat::Human)]
+    pub format: BenchFormat,
+    /// Only scenario ids matching this glob.
+    #[arg(long, value_name = "GLOB")]
+    pub filter: Option<String>,
+    #[command(flatten)]
+    pub tags: TagArgs,
+    #[command(flatten)]
+    pub vars: VarArgs,
+}
+
+/// `clnrm bench --format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BenchFormat {
+    /// A table on stdout.
+    Human,
+    /// One JSON document (the saved form, plus the comparison).
+    Json,
+    /// Markdown tables.
+    Markdown,
 }
 
 /// `clnrm report`.

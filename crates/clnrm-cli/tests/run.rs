@@ -1436,3 +1436,93 @@ snapshot = true
         "an edited snapshot is seen"
     );
 }
+
+#[test]
+fn bench_times_rounds_per_scenario_and_step_and_compares_with_a_saved_run() {
+    let timed = file(
+        "[[scenario]]\nname = \"timed\"\ntags = [\"bench\"]\n\n[[scenario.steps]]\nname = \"wait\"\ncommand = [\"sleep\", \"0.3\"]\n\n[[scenario.steps]]\nname = \"quick\"\ncommand = [\"true\"]\n",
+    );
+    let other = file(
+        "[[scenario]]\nname = \"other\"\nrun = \"true\"\n\n[[scenario]]\nname = \"broken\"\ntags = [\"broken\"]\nrun = \"sh -c 'exit 2'\"\n",
+    );
+    let dir = project(&[
+        ("tests/t.clnrm.toml", &timed),
+        ("tests/o.clnrm.toml", &other),
+    ]);
+    let bench = |args: &[&str]| clnrm(dir.path()).arg("bench").args(args).output().unwrap();
+    let out = bench(&[
+        "--tag", "bench", "--warmup", "1", "--rounds", "3", "--format", "json", "--save", "base",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v["warmup"].as_u64(), v["rounds"].as_u64()),
+        (Some(1), Some(3))
+    );
+    let scenarios = v["scenarios"].as_array().unwrap();
+    assert_eq!(scenarios.len(), 1, "--tag selects across files: {v:#}");
+    let s = &scenarios[0];
+    assert_eq!(s["id"], "tests/t.clnrm.toml::timed");
+    assert_eq!(s["stats"]["n"], 3);
+    assert_eq!(s["failed"], 0);
+    let stat = |v: &Value, k: &str| v[k].as_f64().unwrap();
+    // A scenario of known duration: each run sleeps 300 ms.
+    assert!(stat(&s["stats"], "min") >= 300.0, "{s:#}");
+    let wait = &s["steps"][0];
+    assert_eq!(wait["name"], "wait");
+    assert!(stat(&wait["stats"], "median") >= 300.0, "{s:#}");
+    assert!(stat(&wait["stats"], "min") <= stat(&wait["stats"], "median"));
+    assert!(stat(&wait["stats"], "median") <= stat(&wait["stats"], "p95"));
+    assert!(stat(&s["steps"][1]["stats"], "median") < 300.0);
+    let saved = dir.path().join(".clnrm/bench/base.json");
+    assert!(saved.exists());
+
+    // A saved run twice as fast makes this one a regression; a loose threshold not.
+    let mut base: Value = serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+    let median = stat(&base["scenarios"][0]["stats"], "median");
+    base["scenarios"][0]["stats"]["median"] = serde_json::json!(median / 2.0);
+    std::fs::write(&saved, base.to_string()).unwrap();
+    let out = bench(&[
+        "--tag",
+        "bench",
+        "--warmup",
+        "0",
+        "--rounds",
+        "1",
+        "--compare",
+        "base",
+    ]);
+    let human = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{human}");
+    assert!(human.contains("REGRESSION"), "{human}");
+    let out = bench(&[
+        "--tag",
+        "bench",
+        "--warmup",
+        "0",
+        "--rounds",
+        "1",
+        "--compare",
+        "base",
+        "--threshold",
+        "500",
+        "--format",
+        "markdown",
+    ]);
+    let md = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{md}");
+    assert!(md.contains("| `tests/t.clnrm.toml::timed` |"), "{md}");
+
+    // A scenario that fails is reported and fails the bench.
+    let out = bench(&["--tag", "broken", "--warmup", "0", "--rounds", "2"]);
+    let human = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{human}");
+    assert!(human.contains("FAILED in 2 of 2 rounds"), "{human}");
+    let out = bench(&["--compare", "no-such"]);
+    assert_eq!(out.status.code(), Some(2));
+}

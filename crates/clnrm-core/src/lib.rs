@@ -9,6 +9,7 @@
 //! that is the CLI's job.
 
 pub mod backend;
+pub mod bench;
 pub mod cache;
 pub mod config;
 pub mod diag;

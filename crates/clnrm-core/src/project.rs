@@ -169,6 +169,8 @@ impl Layout {
     pub const TIMINGS: &'static str = ".clnrm/timings.json";
     /// Output snapshots, relative to the root.
     pub const SNAPSHOTS: &'static str = ".clnrm/snapshots";
+    /// Saved bench results, relative to the root.
+    pub const BENCH: &'static str = ".clnrm/bench";
 
     /// The layout of the project at `root` whose baseline is `baseline` (relative to it).
     pub fn new(root: &Path, baseline: &str) -> Self {
@@ -201,6 +203,11 @@ impl Layout {
     /// `.clnrm/cache/`.
     pub fn cache(&self) -> PathBuf {
         self.root.join(Self::CACHE)
+    }
+
+    /// `.clnrm/bench/NAME.json`.
+    pub fn bench(&self, name: &str) -> PathBuf {
+        self.root.join(Self::BENCH).join(format!("{name}.json"))
     }
 
     /// `.clnrm/snapshots/`.

@@ -1,5 +1,6 @@
 //! One module per command; each returns the process exit code.
 
+mod bench;
 mod cache;
 mod diff;
 mod init;
@@ -36,6 +37,7 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Cache(args) => cache::run(args),
         Command::Watch(args) => watch::run(args),
         Command::Report(args) => report::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Snapshots(args) => snapshots::run(args),
     }
 }
