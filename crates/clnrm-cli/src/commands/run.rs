@@ -10,9 +10,9 @@ use crate::output::plural;
 use crate::sink::CliSink;
 use crate::telemetry;
 use clnrm_core::config::{RunConfig, RunFlags};
-use clnrm_core::exec::{Event, Reason, RunOwner, Session, Status, Stop};
+use clnrm_core::exec::{Event, RunOwner, Session, Stop};
 use clnrm_core::pipeline::{self, Concluded, PipelineError, Planned, Prepared};
-use clnrm_core::report::{HumanReporter, RunReport, to_json, to_junit, to_markdown};
+use clnrm_core::report::{HumanReporter, RunReport, Verdict, to_json, to_junit, to_markdown};
 use std::io::IsTerminal;
 
 /// The flags of `run` (and `watch`) as the pipeline reads them.
@@ -189,20 +189,10 @@ pub fn pipeline_error(e: &PipelineError) -> i32 {
 
 /// The exit code of a run's report; `flaky_fails`: a flaky scenario fails it.
 pub fn exit_code(report: &RunReport, flaky_fails: bool) -> i32 {
-    if report.interrupted {
-        return exit::INTERRUPTED;
-    }
-    let environment = report.results.iter().any(|r| {
-        r.status == Status::Error && matches!(r.reason, Some(Reason::Image | Reason::Engine))
-    });
-    if environment {
-        exit::ENVIRONMENT
-    } else if report.results.iter().any(|r| {
-        matches!(r.status, Status::Failed | Status::Error)
-            || (flaky_fails && r.status == Status::Flaky)
-    }) {
-        exit::TEST_FAILURE
-    } else {
-        exit::SUCCESS
+    match report.verdict(flaky_fails) {
+        Verdict::Passed => exit::SUCCESS,
+        Verdict::Failed => exit::TEST_FAILURE,
+        Verdict::Environment => exit::ENVIRONMENT,
+        Verdict::Interrupted => exit::INTERRUPTED,
     }
 }

@@ -330,8 +330,10 @@ impl ScenarioResult {
     }
 }
 
-/// Events of a run, in the order they happen.
-#[derive(Clone, Debug, PartialEq)]
+/// Events of a run, in the order they happen. As data (`{"event": "scenario_finished",
+/// ...}`) for the runs service's event stream and the clients that replay it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// The run began.
     RunStarted {
@@ -369,6 +371,7 @@ pub enum Event {
     /// The run ended.
     RunFinished {
         /// Wall time.
+        #[serde(rename = "duration_ms", with = "millis")]
         duration: Duration,
         /// Ctrl-C or SIGTERM stopped it.
         interrupted: bool,

@@ -78,7 +78,45 @@ impl Summary {
     }
 }
 
+/// What a run comes to (the CLI's exit code, the runs service's run status).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Everything passed, was cached or skipped (flaky ones too, unless they fail it).
+    Passed,
+    /// A scenario failed (or could not run for a reason of its own).
+    Failed,
+    /// The environment is not usable: no engine, an image missing.
+    Environment,
+    /// Ctrl-C, SIGTERM or a cancel stopped it.
+    Interrupted,
+}
+
 impl RunReport {
+    /// What the run comes to; `flaky_fails`: a flaky scenario fails it.
+    pub fn verdict(&self, flaky_fails: bool) -> Verdict {
+        if self.interrupted {
+            return Verdict::Interrupted;
+        }
+        let environment = self.results.iter().any(|r| {
+            r.status == Status::Error
+                && matches!(
+                    r.reason,
+                    Some(crate::exec::Reason::Image | crate::exec::Reason::Engine)
+                )
+        });
+        let failed = self.results.iter().any(|r| {
+            matches!(r.status, Status::Failed | Status::Error)
+                || (flaky_fails && r.status == Status::Flaky)
+        });
+        if environment {
+            Verdict::Environment
+        } else if failed {
+            Verdict::Failed
+        } else {
+            Verdict::Passed
+        }
+    }
+
     /// The results of one file.
     pub fn of_file(&self, file_index: usize) -> Self {
         Self {
