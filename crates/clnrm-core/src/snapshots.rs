@@ -135,10 +135,22 @@ pub fn pending_path(snap: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// `.clnrm/snapshots/<scenario>/<step>.snap` under `dir` (`.clnrm/snapshots`).
+/// `.clnrm/snapshots/<scenario>/<step>.snap` under `dir` (`.clnrm/snapshots`), each
+/// name [`file_name`]d.
 pub fn path_for(dir: &Path, scenario_id: &str, step: &str) -> PathBuf {
-    dir.join(sanitise(scenario_id))
-        .join(format!("{}.snap", sanitise(step)))
+    dir.join(file_name(scenario_id))
+        .join(format!("{}.snap", file_name(step)))
+}
+
+/// A name as a file name: itself when [`sanitise`] keeps it whole, else sanitised
+/// with 8 hex digits of its hash, so that two names never share a file.
+pub fn file_name(name: &str) -> String {
+    let clean = sanitise(name);
+    if clean == name {
+        return clean;
+    }
+    let short: String = clean.chars().take(180).collect();
+    format!("{short}-{}", &sha256(name.as_bytes())[..8])
 }
 
 /// A file name from any text: letters, digits, `.`, `-` and `_` kept, everything else
@@ -352,10 +364,15 @@ mod tests {
     fn new_then_accepted_then_matched_then_changed() {
         let dir = tempfile::tempdir().unwrap();
         let s = spec(dir.path(), false);
-        assert_eq!(
-            s.path,
-            dir.path()
-                .join("tests_a.clnrm.toml__list_all/get__items.snap")
+        let name = s
+            .path
+            .strip_prefix(dir.path())
+            .unwrap()
+            .display()
+            .to_string();
+        assert!(
+            name.starts_with("tests_a.clnrm.toml__list_all-") && name.contains("/get__items-"),
+            "{name}"
         );
         let first = s.check("a\nid=17\nb\n").unwrap();
         assert!(matches!(first, Outcome::New { .. }), "{first:?}");
@@ -407,6 +424,24 @@ mod tests {
         assert_eq!(sanitise(""), "_");
         assert_eq!(sanitise("é/x"), "__x");
         assert_eq!(sanitise(&"a".repeat(300)).len(), 200);
+    }
+
+    #[test]
+    fn different_names_never_share_a_file() {
+        let d = Path::new("/s");
+        assert_ne!(
+            path_for(d, "s", "get /items"),
+            path_for(d, "s", "get_/items")
+        );
+        assert_ne!(path_for(d, "s", "é"), path_for(d, "s", "è"));
+        assert_ne!(
+            path_for(d, "s", &"a".repeat(300)),
+            path_for(d, "s", &"a".repeat(301))
+        );
+        assert_eq!(
+            path_for(d, "plain", "step-1.x"),
+            Path::new("/s/plain/step-1.x.snap")
+        );
     }
 
     #[test]

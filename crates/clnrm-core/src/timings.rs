@@ -113,7 +113,7 @@ pub fn by_duration(ids: &[&str], known: &BTreeMap<String, u64>, n: u64) -> Vec<u
             .enumerate()
             .min_by_key(|(k, l)| (**l, *k))
             .unwrap_or((0, &0));
-        load[best] += ms.max(1);
+        load[best] = load[best].saturating_add(ms.max(1));
         shard[i] = best as u64;
     }
     shard

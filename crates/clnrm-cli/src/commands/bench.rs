@@ -72,6 +72,11 @@ pub fn run(args: BenchArgs) -> i32 {
     };
     planned.options.baseline = None;
     planned.options.artifacts = None;
+    // A round measures one run of each scenario: no retry hides a failure or adds time.
+    planned.options.retries = 0;
+    for sc in &mut planned.plan.scenarios {
+        sc.retries = Some(0);
+    }
     if planned.plan.selected().next().is_none() {
         eprintln!("error: no scenario selected");
         return exit::INVALID_INPUT;

@@ -56,6 +56,10 @@ impl<E: ContainerEngine> Dispatcher<E> {
     /// Reports the result of scenario `i`.
     pub fn finish(&mut self, i: usize, mut result: ScenarioResult) {
         result.tags.clone_from(&self.ctx.plan.scenarios[i].tags);
+        // Whatever ended it (a last attempt, an interrupt), its failed attempts stay.
+        if result.earlier.is_empty() {
+            result.earlier = std::mem::take(&mut self.earlier[i]);
+        }
         let _ = self.events.send(Event::ScenarioFinished(result.clone()));
         self.results[i] = Some(result);
     }
@@ -138,12 +142,16 @@ impl<E: ContainerEngine> Dispatcher<E> {
     }
 
     /// Whether scenario `i`, which ended with `result`, runs again: it failed (a
-    /// timeout too), may retry, and the run is not stopping. A failed set-up or an
-    /// environment that could not start is not retried: they would fail the same way.
+    /// timeout too), may retry, and the run is not stopping. A failed fixture set-up
+    /// (made once per run) and a snapshot mismatch (the same output again) would fail
+    /// the same way, so they are not retried.
     fn retries(&self, i: usize, result: &ScenarioResult) -> bool {
         let allowed = self.ctx.plan.scenarios[i].retries.unwrap_or(self.retries);
         result.status == Status::Failed
-            && !matches!(result.reason, Some(Reason::Setup | Reason::Interrupted))
+            && !matches!(
+                result.reason,
+                Some(Reason::Setup | Reason::Interrupted | Reason::Snapshot)
+            )
             && self.reason == CancelReason::None
             && self.earlier[i].len() < allowed as usize
     }
@@ -160,11 +168,8 @@ impl<E: ContainerEngine> Dispatcher<E> {
         let retry = self.retries(i, &result);
         if retry {
             self.queue.push_front(i);
-        } else if !self.earlier[i].is_empty() {
-            result.earlier = std::mem::take(&mut self.earlier[i]);
-            if result.status == Status::Passed {
-                result.status = Status::Flaky;
-            }
+        } else if !self.earlier[i].is_empty() && result.status == Status::Passed {
+            result.status = Status::Flaky;
         }
         if let Some((env, reusable)) = env {
             // An environment nobody will need again is removed now, not at the end.

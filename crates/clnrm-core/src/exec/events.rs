@@ -320,13 +320,10 @@ impl ScenarioResult {
             && matches!(self.reason, Some(Reason::Filtered | Reason::Partition))
     }
 
-    /// Runs it took: 1 and its earlier attempts; 0 when it did not run.
+    /// Runs it took: its earlier attempts, and the last unless that did not run.
     pub fn attempts(&self) -> usize {
-        if matches!(self.status, Status::Skipped | Status::Cached) {
-            0
-        } else {
-            1 + self.earlier.len()
-        }
+        let last = !matches!(self.status, Status::Skipped | Status::Cached);
+        self.earlier.len() + usize::from(last)
     }
 }
 

@@ -7,6 +7,10 @@ use crate::exec::ScenarioResult;
 use serde_json::{Value, json};
 use std::time::Duration;
 
+/// The longest duration a report read back may hold (a year): sums of them stay far
+/// from overflowing.
+const MAX_DURATION: Duration = Duration::from_secs(366 * 86_400);
+
 fn millis(d: Duration) -> u64 {
     d.as_millis().try_into().unwrap_or(u64::MAX)
 }
@@ -43,7 +47,10 @@ fn scenario_json(r: &ScenarioResult) -> Value {
             a
         })
         .collect();
-    if r.attempts() > 0 {
+    if !matches!(
+        r.status,
+        crate::exec::Status::Skipped | crate::exec::Status::Cached
+    ) {
         // The last run: its detail is the scenario's own.
         let status = if r.status == crate::exec::Status::Flaky {
             "passed"
@@ -87,11 +94,25 @@ pub fn from_json(text: &str) -> Result<RunReport, String> {
         let at = |e: serde_json::Error| format!("scenarios[{n}]: {e}");
         let mut r = ScenarioResult::deserialize_from(s).map_err(at)?;
         if let Some(Value::Array(attempts)) = s.get("attempts") {
-            let earlier = attempts.len().saturating_sub(1);
-            for a in &attempts[..earlier] {
+            // Earlier attempts are written in full (with an id); the last in brief.
+            for a in attempts.iter().filter(|a| a.get("id").is_some()) {
                 r.earlier
                     .push(ScenarioResult::deserialize_from(a).map_err(at)?);
             }
+        }
+        let too_long = std::iter::once(&r)
+            .chain(&r.earlier)
+            .flat_map(|x| {
+                [x.duration, x.start, x.setup]
+                    .into_iter()
+                    .chain(x.steps.iter().map(|s| s.duration))
+            })
+            .any(|d| d > MAX_DURATION);
+        if too_long {
+            return Err(format!(
+                "scenarios[{n}]: a duration of more than {} days",
+                MAX_DURATION.as_secs() / 86_400
+            ));
         }
         r.file_index = match files.iter().position(|f| *f == r.file) {
             Some(i) => i,
@@ -178,6 +199,13 @@ mod tests {
     fn what_is_not_a_report_says_why() {
         assert!(from_json("{").unwrap_err().starts_with("not JSON"));
         assert!(from_json("{}").unwrap_err().contains("run_id"));
+        let mut long = to_json(&sample());
+        long["scenarios"][0]["duration_ms"] = serde_json::json!(u64::MAX);
+        assert!(
+            from_json(&long.to_string())
+                .unwrap_err()
+                .contains("more than 366 days")
+        );
         let bad = r#"{"run_id":"x","summary":{"duration_ms":1},"scenarios":[{"id":1}]}"#;
         assert!(
             from_json(bad).unwrap_err().starts_with("scenarios[0]"),

@@ -54,7 +54,9 @@ pub fn to_junit(report: &RunReport) -> String {
         let cases: Vec<&ScenarioResult> =
             report.results.iter().filter(|r| r.file == file).collect();
         let fs = Summary::of(cases.iter().copied());
-        let time: std::time::Duration = cases.iter().map(|c| c.duration).sum();
+        let time = cases.iter().fold(std::time::Duration::ZERO, |t, c| {
+            t.saturating_add(c.duration)
+        });
         let _ = writeln!(
             xml,
             "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{}\">",
@@ -84,18 +86,31 @@ fn testcase(xml: &mut String, r: &ScenarioResult) {
     );
     let message = esc(r.message.as_deref().unwrap_or(""));
     let kind = r.reason.map_or("", |x| x.as_str());
-    let mut body = match r.status {
-        Status::Passed | Status::Flaky => None,
-        Status::Cached => Some("      <skipped message=\"cached\"/>\n".to_owned()),
-        Status::Skipped => Some(format!("      <skipped message=\"{message}\"/>\n")),
-        Status::Failed => Some(format!(
-            "      <failure message=\"{message}\" type=\"{kind}\">{}</failure>\n",
-            esc(&details(r))
-        )),
-        Status::Error => Some(format!(
-            "      <error message=\"{message}\" type=\"{kind}\">{}</error>\n",
-            esc(&details(r))
-        )),
+    // Surefire's order: failure, rerunFailure*, flakyFailure*, skipped, error.
+    let (mut body, last) = match r.status {
+        Status::Passed | Status::Flaky => (None, None),
+        Status::Cached => (
+            None,
+            Some("      <skipped message=\"cached\"/>\n".to_owned()),
+        ),
+        Status::Skipped => (
+            None,
+            Some(format!("      <skipped message=\"{message}\"/>\n")),
+        ),
+        Status::Failed => (
+            Some(format!(
+                "      <failure message=\"{message}\" type=\"{kind}\">{}</failure>\n",
+                esc(&details(r))
+            )),
+            None,
+        ),
+        Status::Error => (
+            None,
+            Some(format!(
+                "      <error message=\"{message}\" type=\"{kind}\">{}</error>\n",
+                esc(&details(r))
+            )),
+        ),
     };
     let (output, errors) = outputs(r);
     let again = if r.status == Status::Flaky {
@@ -120,6 +135,9 @@ fn testcase(xml: &mut String, r: &ScenarioResult) {
             let _ = writeln!(b, "        <system-err>{}</system-err>", esc(&err));
         }
         let _ = writeln!(b, "      </{again}>");
+    }
+    if let Some(l) = last {
+        body.get_or_insert_with(String::new).push_str(&l);
     }
     if body.is_none() && output.is_empty() && r.tags.is_empty() {
         xml.push_str("/>\n");
@@ -287,6 +305,31 @@ mod tests {
         assert_eq!(kids("bad <&>", "rerunFailure").len(), 2);
         // A flaky case is not a failure of the suite.
         assert_eq!(doc.root_element().attribute("failures"), Some("1"));
+    }
+
+    #[test]
+    fn reruns_come_before_a_last_error_or_skip_as_surefire_orders_them() {
+        let mut report = sample();
+        let failed = report.results[1].clone();
+        for i in [0, 2] {
+            report.results[i].earlier = vec![failed.clone()];
+        }
+        report.results[0].status = Status::Error;
+        let xml = to_junit(&report);
+        let doc = roxmltree::Document::parse(&xml).expect("well-formed XML");
+        for name in ["ok", "later"] {
+            let tags: Vec<&str> = doc
+                .descendants()
+                .find(|n| n.has_tag_name("testcase") && n.attribute("name") == Some(name))
+                .expect("case")
+                .children()
+                .filter(|n| n.is_element())
+                .map(|n| n.tag_name().name())
+                .collect();
+            let last = if name == "ok" { "error" } else { "skipped" };
+            assert_eq!(tags[0], "rerunFailure", "{name}: {tags:?}");
+            assert_eq!(tags[1], last, "{name}: {tags:?}");
+        }
     }
 
     #[test]

@@ -43,7 +43,9 @@ pub fn merge(reports: &[RunReport]) -> (RunReport, Vec<String>) {
         .map(|r| {
             let mut r = r.clone();
             if r.reason == Some(Reason::Partition) {
+                // A lost shard must not pass: the scenario counts as an error.
                 warnings.push(format!("no report ran \"{}\"", r.id));
+                r.status = crate::exec::Status::Error;
                 r.message = Some("not run: no shard's report ran it".into());
             }
             r.file_index = seen.iter().position(|f| *f == r.file).unwrap_or_else(|| {
@@ -68,9 +70,9 @@ pub fn merge(reports: &[RunReport]) -> (RunReport, Vec<String>) {
     (merged, warnings)
 }
 
-/// Whether this report's shard ran it (anything but "in another partition").
+/// Whether this report's shard ran it (not another shard's, not filtered out).
 fn ran_here(r: &ScenarioResult) -> bool {
-    r.reason != Some(Reason::Partition)
+    !r.is_unselected()
 }
 
 #[cfg(test)]
@@ -105,6 +107,26 @@ mod tests {
         assert_eq!(merged.results, sample().results);
         assert_eq!(merged.run_id, "b+a");
         assert_eq!(merged.duration, b.duration);
+    }
+
+    #[test]
+    fn filtered_scenarios_are_in_every_shard_without_a_warning() {
+        let (mut a, mut b) = shards();
+        for r in [&mut a, &mut b] {
+            r.results[3].status = Status::Skipped;
+            r.results[3].reason = Some(Reason::Filtered);
+        }
+        let (merged, warnings) = merge(&[a, b]);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(merged.results[3].reason, Some(Reason::Filtered));
+    }
+
+    #[test]
+    fn a_scenario_no_shard_ran_fails_the_merged_run() {
+        let (a, _) = shards();
+        let (merged, _) = merge(&[a]);
+        assert_eq!(merged.results[1].status, Status::Error);
+        assert_eq!(merged.verdict(false), crate::report::Verdict::Failed);
     }
 
     #[test]

@@ -169,6 +169,7 @@ fn check_scenarios(file: &TestFile, cx: &mut Ctx<'_>) {
         }
         check_timeout(cx, sc.timeout_ms.as_ref());
         check_tags(cx, &sc.tags);
+        check_snapshot_names(cx, &sc.steps);
         if let Some(n) = &sc.retries
             && n.value > MAX_RETRIES
         {
@@ -188,6 +189,28 @@ fn check_scenarios(file: &TestFile, cx: &mut Ctx<'_>) {
                     "expected \"spans:<name>\"",
                 );
             }
+        }
+    }
+}
+
+/// Steps with `snapshot = true` keep their output under their name: two steps of one
+/// scenario named the same would share it.
+fn check_snapshot_names(cx: &mut Ctx<'_>, steps: &[crate::model::Step]) {
+    for (i, st) in steps.iter().enumerate() {
+        let snapshots = |s: &crate::model::Step| s.snapshot.as_ref().is_some_and(|v| v.value);
+        let twin = steps[..i]
+            .iter()
+            .find(|o| o.name.value == st.name.value && (snapshots(o) || snapshots(st)));
+        if twin.is_some() {
+            cx.error(
+                Code::BadValue,
+                st.name.span,
+                format!(
+                    "step \"{}\" is named twice in its scenario, and a step of that name keeps an output snapshot",
+                    st.name.value
+                ),
+                "rename one: the snapshot file is named after the step",
+            );
         }
     }
 }
