@@ -36,6 +36,11 @@ pub enum Command {
     Bench(BenchArgs),
     /// Work with report files: merge the reports of a run's shards.
     Report(ReportArgs),
+    /// The runs service: an HTTP API where clients submit runs, with workers that
+    /// run them (`serve token create` makes tokens).
+    Serve(ServeArgs),
+    /// Workers only: take runs from the service's database and run them here.
+    Worker(WorkerArgs),
     /// Review pending output snapshots (.snap.new): list them with their diff,
     /// accept or reject them.
     Snapshots(SnapshotsArgs),
@@ -115,6 +120,93 @@ pub enum BenchFormat {
     Json,
     /// Markdown tables.
     Markdown,
+}
+
+/// `clnrm serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Token management.
+    #[command(subcommand)]
+    pub action: Option<ServeAction>,
+    /// Address to listen on (port 0: any free port; the one taken is printed).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7878")]
+    pub listen: std::net::SocketAddr,
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    /// Workers in this process.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub workers: u64,
+    /// No worker in this process: the API only (workers run elsewhere).
+    #[arg(long)]
+    pub no_worker: bool,
+    /// The most a submitted project may hold, in MiB (compressed and unpacked).
+    #[arg(long, value_name = "MB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub max_upload_mb: u64,
+    /// Let uploaded test files bind-mount host paths.
+    #[arg(long)]
+    pub allow_host_volumes: bool,
+    #[command(flatten)]
+    pub lease: LeaseArgs,
+}
+
+/// The database of the runs service.
+#[derive(Debug, clap::Args)]
+pub struct DatabaseArgs {
+    /// The database: sqlite://PATH [default: sqlite://.clnrm/server.db in the project].
+    #[arg(long, value_name = "URL")]
+    pub database: Option<String>,
+}
+
+/// How long a worker's claim on a run lasts without renewal.
+#[derive(Debug, clap::Args)]
+pub struct LeaseArgs {
+    /// Seconds a claimed run stays a worker's without a renewal (renewed every fifth
+    /// of it); a worker that dies loses its runs after this long.
+    #[arg(long, value_name = "SECS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub lease_secs: u64,
+}
+
+/// `clnrm serve` actions.
+#[derive(Debug, Subcommand)]
+pub enum ServeAction {
+    /// Manage API tokens.
+    Token(TokenArgs),
+}
+
+/// `clnrm serve token`.
+#[derive(Debug, clap::Args)]
+pub struct TokenArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: TokenAction,
+}
+
+/// `clnrm serve token` actions.
+#[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// Make a token and print it (once: only its hash is kept).
+    Create {
+        /// What it may do: read (GET), run (also submit and cancel), admin.
+        #[arg(long, value_parser = ["read", "run", "admin"])]
+        scope: String,
+        /// A name to recognise it by.
+        #[arg(long, default_value = "token")]
+        name: String,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+}
+
+/// `clnrm worker`.
+#[derive(Debug, clap::Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    /// Workers in this process.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub workers: u64,
+    #[command(flatten)]
+    pub lease: LeaseArgs,
 }
 
 /// `clnrm report`.

@@ -8,6 +8,7 @@ mod list;
 mod render;
 mod report;
 mod run;
+mod serve;
 mod snapshots;
 mod validate;
 mod watch;
@@ -38,6 +39,8 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Watch(args) => watch::run(args),
         Command::Report(args) => report::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Serve(args) => serve::serve(args),
+        Command::Worker(args) => serve::worker(args),
         Command::Snapshots(args) => snapshots::run(args),
     }
 }

@@ -1,0 +1,164 @@
+//! `clnrm serve`, `clnrm serve token create` and `clnrm worker`: the runs service of
+//! `clnrm-server`, started with the project's database.
+
+use crate::cli::{DatabaseArgs, ServeAction, ServeArgs, TokenAction, WorkerArgs};
+use crate::exit;
+use clnrm_server::sqlite::Sqlite;
+use clnrm_server::store::Scope;
+use clnrm_server::{App, Options};
+use tokio_util::sync::CancellationToken;
+
+/// The database URL: the flag, else `sqlite://.clnrm/server.db` in the project.
+fn database(db: &DatabaseArgs) -> Result<String, i32> {
+    let url = match &db.database {
+        Some(u) => u.clone(),
+        None => {
+            let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
+            let (project, _) = clnrm_core::project::Project::discover(&cwd);
+            format!(
+                "sqlite://{}",
+                project.layout().dir().join("server.db").display()
+            )
+        }
+    };
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        eprintln!("error: --database {url}: PostgreSQL is not supported yet; use sqlite://PATH");
+        return Err(exit::INVALID_INPUT);
+    }
+    if !url.starts_with("sqlite://") {
+        eprintln!("error: --database {url}: expected sqlite://PATH");
+        return Err(exit::INVALID_INPUT);
+    }
+    Ok(url)
+}
+
+async fn open(url: &str) -> Result<Sqlite, i32> {
+    Sqlite::open(url).await.map_err(|e| {
+        eprintln!("error: {url}: {e}");
+        exit::ENVIRONMENT
+    })
+}
+
+/// The first Ctrl-C or SIGTERM stops taking work (what runs finishes); a second ends
+/// the process at once (its runs go back to the queue when their leases run out).
+fn on_signals(stop: CancellationToken) {
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
+        let mut next = async || {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        };
+        next().await;
+        eprintln!(
+            "stopping: no new runs are taken; the ones running finish (again to stop at once)"
+        );
+        stop.cancel();
+        next().await;
+        std::process::exit(exit::INTERRUPTED);
+    });
+}
+
+/// `clnrm serve`.
+pub fn serve(args: ServeArgs) -> i32 {
+    let rt = match super::runtime() {
+        Ok(r) => r,
+        Err(c) => return c,
+    };
+    if let Some(ServeAction::Token(t)) = &args.action {
+        let TokenAction::Create { scope, name, db } = &t.action;
+        return rt
+            .block_on(async {
+                let url = database(db)?;
+                let store = open(&url).await?;
+                let scope = Scope::parse(scope).unwrap_or(Scope::Read);
+                match clnrm_server::auth::create(&store, name, scope).await {
+                    Ok(token) => {
+                        println!("{token}");
+                        eprintln!(
+                            "token \"{name}\" ({}) made; it is shown this once",
+                            scope.as_str()
+                        );
+                        Ok(exit::SUCCESS)
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        Err(exit::ENVIRONMENT)
+                    }
+                }
+            })
+            .unwrap_or_else(|c| c);
+    }
+    rt.block_on(async {
+        let url = database(&args.db)?;
+        let store = open(&url).await?;
+        let options = Options {
+            listen: args.listen,
+            workers: if args.no_worker {
+                0
+            } else {
+                args.workers as usize
+            },
+            max_upload: (args.max_upload_mb as usize) << 20,
+            allow_host_volumes: args.allow_host_volumes,
+            lease: std::time::Duration::from_secs(args.lease.lease_secs),
+            ..Options::default()
+        };
+        let listener = tokio::net::TcpListener::bind(options.listen)
+            .await
+            .map_err(|e| {
+                eprintln!("error: cannot listen on {}: {e}", options.listen);
+                exit::ENVIRONMENT
+            })?;
+        let addr = listener.local_addr().map_err(|_| exit::ENVIRONMENT)?;
+        eprintln!(
+            "clnrm serve: listening on http://{addr} (database {url}, {} worker{})",
+            options.workers,
+            if options.workers == 1 { "" } else { "s" }
+        );
+        let stop = CancellationToken::new();
+        on_signals(stop.clone());
+        let app = App::new(store, options);
+        clnrm_server::serve(app, listener, stop)
+            .await
+            .map_err(|e| {
+                eprintln!("error: {e}");
+                exit::ENVIRONMENT
+            })?;
+        Ok(exit::SUCCESS)
+    })
+    .unwrap_or_else(|c| c)
+}
+
+/// `clnrm worker`.
+pub fn worker(args: WorkerArgs) -> i32 {
+    let rt = match super::runtime() {
+        Ok(r) => r,
+        Err(c) => return c,
+    };
+    rt.block_on(async {
+        let url = database(&args.db)?;
+        let store = open(&url).await?;
+        let options = Options {
+            workers: args.workers as usize,
+            lease: std::time::Duration::from_secs(args.lease.lease_secs),
+            ..Options::default()
+        };
+        eprintln!("clnrm worker: {} worker(s) on {url}", options.workers);
+        let stop = CancellationToken::new();
+        on_signals(stop.clone());
+        let app = App::new(store, options);
+        for w in clnrm_server::worker::spawn_all(app, stop) {
+            let _ = w.await;
+        }
+        Ok(exit::SUCCESS)
+    })
+    .unwrap_or_else(|c| c)
+}

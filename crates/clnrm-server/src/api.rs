@@ -1,0 +1,450 @@
+//! The HTTP API (SPEC §9), under `/api/v1`: thin handlers that authorise, parse and
+//! call the store. A submitted project is checked (paths, size, validation, host
+//! mounts) and stored before the 201; running it is a worker's job.
+
+use crate::problem::Problem;
+use crate::store::{Scope, Store, is_final};
+use crate::upload::{Bundle, Refused};
+use crate::{App, auth};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// The routes, over `app`.
+pub fn router<S: Store>(app: Arc<App<S>>) -> Router {
+    // JSON escapes text: room for twice the project, the bound is checked on the files.
+    let limit = app
+        .options
+        .max_upload
+        .saturating_mul(2)
+        .saturating_add(1 << 20);
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics::<S>))
+        .route("/api/v1/runs", post(submit::<S>).get(list::<S>))
+        .route("/api/v1/runs/{id}", get(run::<S>))
+        .route("/api/v1/runs/{id}/scenarios", get(scenarios::<S>))
+        .route("/api/v1/runs/{id}/scenarios/{sid}", get(scenario::<S>))
+        .route("/api/v1/runs/{id}/events", get(crate::sse::events::<S>))
+        .route("/api/v1/runs/{id}/report", get(report::<S>))
+        .route("/api/v1/runs/{id}/cancel", post(cancel::<S>))
+        .route("/api/v1/scenarios/{sid}/history", get(history::<S>))
+        .fallback(|| async { Problem::not_found("no such endpoint") })
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(app)
+}
+
+type Api<S> = State<Arc<App<S>>>;
+
+/// Run options a client may give (SPEC §9).
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunOptions {
+    /// Scenarios at once.
+    pub workers: Option<u64>,
+    /// Scenario-id glob.
+    pub filter: Option<String>,
+    /// Only scenarios with any of these tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Template variables.
+    #[serde(default)]
+    pub vars: std::collections::BTreeMap<String, String>,
+    /// Run everything.
+    #[serde(default)]
+    pub force: bool,
+    /// Runs after a failure.
+    pub retries: Option<u64>,
+    /// Record baselines.
+    #[serde(default)]
+    pub update_baseline: bool,
+}
+
+impl RunOptions {
+    fn check(&self) -> Result<(), Problem> {
+        if self.workers.is_some_and(|w| !(1..=1024).contains(&w)) {
+            return Err(Problem::bad_request("options.workers: expected 1 to 1024"));
+        }
+        if self
+            .retries
+            .is_some_and(|r| r > clnrm_core::validate::MAX_RETRIES)
+        {
+            return Err(Problem::bad_request("options.retries: expected 0 to 100"));
+        }
+        if let Some(f) = &self.filter {
+            globset::Glob::new(f)
+                .map_err(|e| Problem::bad_request(format!("options.filter: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// `--var` assignments.
+    pub fn assignments(&self) -> Vec<String> {
+        self.vars.iter().map(|(k, v)| format!("{k}={v}")).collect()
+    }
+}
+
+/// Query of `POST /runs` with a `.tar.gz` body: the options as parameters.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TarQuery {
+    workers: Option<u64>,
+    filter: Option<String>,
+    tag: Option<String>,
+    force: Option<bool>,
+    retries: Option<u64>,
+    update_baseline: Option<bool>,
+}
+
+async fn submit<S: Store>(
+    State(app): Api<S>,
+    headers: HeaderMap,
+    query: Query<Value>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    auth::authorize(&app.store, &headers, Scope::Run).await?;
+    let max = app.options.max_upload;
+    let kind = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let refused = |e: Refused| match e {
+        Refused::Bad(m) => Problem::bad_request(m),
+        Refused::TooLarge(m) => Problem::new(StatusCode::PAYLOAD_TOO_LARGE, m),
+    };
+    let (bundle, options) = match kind.as_str() {
+        "application/gzip" | "application/x-gzip" => {
+            if body.len() > max {
+                return Err(refused(Refused::TooLarge(format!(
+                    "the archive is larger than {} MiB (--max-upload-mb)",
+                    max >> 20
+                ))));
+            }
+            let q: TarQuery = serde_json::from_value(query.0)
+                .map_err(|e| Problem::bad_request(format!("query: {e}")))?;
+            let options = RunOptions {
+                workers: q.workers,
+                filter: q.filter,
+                tags: q.tag.into_iter().collect(),
+                force: q.force.unwrap_or(false),
+                retries: q.retries,
+                update_baseline: q.update_baseline.unwrap_or(false),
+                ..RunOptions::default()
+            };
+            (Bundle::from_tar_gz(&body, max).map_err(refused)?, options)
+        }
+        "application/json" => {
+            #[derive(Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Submit {
+                files: serde_json::Map<String, Value>,
+                #[serde(default)]
+                options: RunOptions,
+            }
+            let s: Submit = serde_json::from_slice(&body)
+                .map_err(|e| Problem::bad_request(format!("body: {e}")))?;
+            (
+                Bundle::from_json(&s.files, max).map_err(refused)?,
+                s.options,
+            )
+        }
+        other => {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "Content-Type \"{other}\": send application/gzip (a .tar.gz of the project) or application/json"
+                ),
+            ));
+        }
+    };
+    options.check()?;
+    let allow = app.options.allow_host_volumes;
+    let checked = {
+        let bundle = bundle.clone();
+        let vars = options.assignments();
+        tokio::task::spawn_blocking(move || check_project(&bundle, &vars, allow))
+            .await
+            .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    };
+    checked?;
+    let id = crate::random_hex(8);
+    let options = serde_json::to_value(&options).unwrap_or_default();
+    app.store.insert_run(&id, &options, &bundle.pack()).await?;
+    app.queued.notify_waiters();
+    let location = format!("/api/v1/runs/{id}");
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        axum::Json(json!({"id": id, "status": "queued"})),
+    )
+        .into_response())
+}
+
+/// Validates the project as `clnrm validate` would, and refuses host bind mounts
+/// unless they are allowed.
+fn check_project(
+    bundle: &Bundle,
+    vars: &[String],
+    allow_host_volumes: bool,
+) -> Result<(), Problem> {
+    let dir = tempfile::tempdir()
+        .map_err(|e| Problem::new(StatusCode::INSUFFICIENT_STORAGE, e.to_string()))?;
+    bundle
+        .write_to(dir.path())
+        .map_err(|e| Problem::new(StatusCode::INSUFFICIENT_STORAGE, e.to_string()))?;
+    let prepared =
+        clnrm_core::pipeline::prepare(dir.path(), &crate::worker::paths(dir.path()), vars);
+    let style = clnrm_core::diag::Style::Plain;
+    if prepared.has_errors() {
+        let text: Vec<String> = prepared
+            .diagnostics()
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| clnrm_core::diag::render_human(d, style))
+            .collect();
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("the project does not validate:\n{}", text.join("\n")),
+        ));
+    }
+    if !allow_host_volumes {
+        for f in &prepared.files {
+            let Some(file) = &f.file else { continue };
+            for (id, svc) in file.services.iter() {
+                if let Some(v) = svc.volumes.first() {
+                    let at = f
+                        .rendered
+                        .as_ref()
+                        .map(|s| s.line_col(v.host_path.span.start))
+                        .map(|p| format!(":{}:{}", p.line, p.col))
+                        .unwrap_or_default();
+                    return Err(Problem::new(
+                        StatusCode::FORBIDDEN,
+                        format!(
+                            "{}{at}: service \"{}\" bind-mounts the host path \"{}\"; this server refuses host mounts in uploaded files (start it with --allow-host-volumes to allow them)",
+                            f.display, id.value, v.host_path.value
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+async fn list<S: Store>(
+    State(app): Api<S>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, Problem> {
+    auth::authorize(&app.store, &headers, Scope::Read).await?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(Problem::bad_request("limit: expected 1 to 500"));
+    }
+    let cursor = match q.cursor.as_deref() {
+        Some(c) => Some(
+            c.parse::<i64>()
+                .map_err(|_| Problem::bad_request("cursor: not a cursor this server gave"))?,
+        ),
+        None => None,
+    };
+    let runs = app.store.runs(q.status.as_deref(), limit, cursor).await?;
+    let next = (runs.len() as i64 == limit)
+        .then(|| runs.last().map(|r| r.seq.to_string()))
+        .flatten();
+    Ok(axum::Json(json!({"runs": runs, "next_cursor": next})).into_response())
+}
+
+async fn run<S: Store>(
+    State(app): Api<S>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    auth::authorize(&app.store, &headers, Scope::Read).await?;
+    let run = app
+        .store
+        .run(&id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no run \"{id}\"")))?;
+    Ok(axum::Json(run).into_response())
+}
+
+/// The latest result of each scenario of a run, from its events (during the run too).
+async fn results<S: Store>(app: &App<S>, id: &str) -> Result<Vec<Value>, Problem> {
+    if app.store.run(id).await?.is_none() {
+        return Err(Problem::not_found(format!("no run \"{id}\"")));
+    }
+    let mut out: Vec<Value> = Vec::new();
+    let mut after = 0;
+    loop {
+        let batch = app.store.events(id, after, 1000).await?;
+        let Some(last) = batch.last() else { break };
+        after = last.0;
+        for (_, data) in batch {
+            let Ok(mut v) = serde_json::from_str::<Value>(&data) else {
+                continue;
+            };
+            if v["event"] != "scenario_finished" {
+                continue;
+            }
+            if let Some(o) = v.as_object_mut() {
+                o.remove("event");
+            }
+            match out.iter().position(|x| x["id"] == v["id"]) {
+                Some(i) => out[i] = v,
+                None => out.push(v),
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn scenarios<S: Store>(
+    State(app): Api<S>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    auth::authorize(&app.store, &headers, Scope::Read).await?;
+    let brief: Vec<Value> = results(&app, &id)
+        .await?
+        .iter()
+        .map(|s| json!({"id": s["id"], "name": s["name"], "file": s["file"], "status": s["status"], "reason": s["reason"], "duration_ms": s["duration_ms"], "tags": s["tags"]}))
+        .collect();
+    Ok(axum::Json(json!({"scenarios": brief})).into_response())
+}
+
+async fn scenario<S: Store>(
+    State(app): Api<S>,
+    headers: HeaderMap,
+    Path((id, sid)): Path<(String, String)>,
+) -> Result<Response, Problem> {
+    auth::authorize(&app.store, &headers, Scope::Read).await?;
+    let found = results(&app, &id)
+        .await?
+        .into_iter()
+        .find(|s| s["id"] == sid.as_str());
+    match found {
+        Some(s) => Ok(axum::Json(s).into_response()),
+        None => Err(Problem::not_found(format!(
+            "run \"{id}\" has no result for scenario \"{sid}\""
+        ))),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ReportQuery {
+    format: Option<String>,
+}
+
+async fn report<S: Store>(
+    State(app): Api<S>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<ReportQuery>,
+) -> Result<Response, Problem> {
+    auth::authorize(&app.store, &headers, Scope::Read).await?;
+    let run = app
+        .store
+        .run(&id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no run \"{id}\"")))?;
+    let Some(text) = app.store.report(&id).await? else {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            format!(
+                "run \"{id}\" is {}: it has no report yet (follow /api/v1/runs/{id}/events)",
+                run.status
+            ),
+        ));
+    };
+    let parsed = || {
+        clnrm_core::report::from_json(&text)
+            .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e))
+    };
+    let (kind, body) = match q.format.as_deref().unwrap_or("json") {
+        "json" => ("application/json", text.clone()),
+        "junit" => ("application/xml", clnrm_core::report::to_junit(&parsed()?)),
+        "markdown" => (
+            "text/markdown; charset=utf-8",
+            clnrm_core::report::to_markdown(&parsed()?),
+        ),
+        other => {
+            return Err(Problem::bad_request(format!(
+                "format \"{other}\": expected json, junit or markdown"
+            )));
+        }
+    };
+    Ok(([(header::CONTENT_TYPE, kind)], body).into_response())
+}
+
+async fn cancel<S: Store>(
+    State(app): Api<S>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    auth::authorize(&app.store, &headers, Scope::Run).await?;
+    let status = app
+        .store
+        .cancel(&id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no run \"{id}\"")))?;
+    // A queued run ends now: its event streams learn it.
+    let _ = app.appended.send(id.clone());
+    let code = if is_final(&status) {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((code, axum::Json(json!({"id": id, "status": status}))).into_response())
+}
+
+async fn history<S: Store>(
+    State(app): Api<S>,
+    headers: HeaderMap,
+    Path(sid): Path<String>,
+) -> Result<Response, Problem> {
+    auth::authorize(&app.store, &headers, Scope::Read).await?;
+    let runs = app.store.history(&sid, 100).await?;
+    let flaky = runs.iter().filter(|r| r.status == "flaky").count();
+    let rate = if runs.is_empty() {
+        0.0
+    } else {
+        flaky as f64 / runs.len() as f64
+    };
+    Ok(axum::Json(json!({"scenario": sid, "runs": runs, "flaky_rate": rate})).into_response())
+}
+
+async fn metrics<S: Store>(State(app): Api<S>, headers: HeaderMap) -> Result<Response, Problem> {
+    auth::authorize(&app.store, &headers, Scope::Read).await?;
+    let mut text = String::from("# HELP clnrm_runs Runs by status.\n# TYPE clnrm_runs gauge\n");
+    let mut queued = 0;
+    for (status, n) in app.store.counts().await? {
+        if status == "queued" {
+            queued = n;
+        }
+        text.push_str(&format!("clnrm_runs{{status=\"{status}\"}} {n}\n"));
+    }
+    text.push_str(&format!(
+        "# HELP clnrm_queue_depth Runs waiting for a worker.\n# TYPE clnrm_queue_depth gauge\nclnrm_queue_depth {queued}\n"
+    ));
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}

@@ -1,0 +1,111 @@
+//! The runs service (SPEC §9): `clnrm serve` (an HTTP API over a store, plus workers)
+//! and `clnrm worker` (workers only). Clients submit a project and options; the run is
+//! stored and queued before the answer; a worker claims it with a lease, runs it on
+//! the clnrm pipeline (the same code as `clnrm run`), stores every event as it
+//! happens and the report at the end. Handlers parse, authorise and call the store;
+//! no run logic lives here.
+
+pub mod api;
+pub mod auth;
+mod problem;
+pub mod sqlite;
+mod sse;
+pub mod store;
+pub mod upload;
+pub mod worker;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use store::Store;
+
+/// How `serve` and `worker` run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Where the API listens.
+    pub listen: SocketAddr,
+    /// Workers in this process (0: the API only).
+    pub workers: usize,
+    /// The most a submitted project may hold, in bytes (compressed and unpacked).
+    pub max_upload: usize,
+    /// Uploaded test files may bind-mount host paths.
+    pub allow_host_volumes: bool,
+    /// How long a claimed run is a worker's without a renewal.
+    pub lease: Duration,
+    /// This process's name in the runs it claims.
+    pub name: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7878)),
+            workers: 1,
+            max_upload: 64 << 20,
+            allow_host_volumes: false,
+            lease: Duration::from_secs(15),
+            name: worker::default_name(),
+        }
+    }
+}
+
+/// What the handlers and workers of one process share.
+pub struct App<S> {
+    /// The database.
+    pub store: S,
+    /// The options.
+    pub options: Options,
+    /// Says that an event was stored (run id): wakes the event streams of this process.
+    pub appended: tokio::sync::broadcast::Sender<String>,
+    /// Says that a run was queued: wakes this process's idle workers.
+    pub queued: tokio::sync::Notify,
+}
+
+impl<S: Store> App<S> {
+    /// An app over `store`.
+    pub fn new(store: S, options: Options) -> Arc<Self> {
+        let (appended, _) = tokio::sync::broadcast::channel(1024);
+        Arc::new(Self {
+            store,
+            options,
+            appended,
+            queued: tokio::sync::Notify::new(),
+        })
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A random identifier of `bytes` random bytes, as hex.
+pub fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    // The OS's generator; failing to read it is not survivable for tokens.
+    getrandom::fill(&mut buf).expect("the operating system's random generator");
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Serves the API on `listener` with `options.workers` workers beside it until
+/// `stop` is cancelled; then the workers finish or give back what they hold.
+pub async fn serve<S: Store>(
+    app: Arc<App<S>>,
+    listener: tokio::net::TcpListener,
+    stop: tokio_util::sync::CancellationToken,
+) -> std::io::Result<()> {
+    let workers = worker::spawn_all(app.clone(), stop.clone());
+    let router = api::router(app.clone());
+    let shutdown = stop.clone();
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await;
+    stop.cancel();
+    for w in workers {
+        let _ = w.await;
+    }
+    served
+}

@@ -1,0 +1,56 @@
+//! Errors of the API as RFC 9457 problem documents (`application/problem+json`).
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// An error answer: its status and what went wrong.
+#[derive(Debug)]
+pub struct Problem {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// What went wrong, for people.
+    pub detail: String,
+}
+
+impl Problem {
+    /// A problem with `status` saying `detail`.
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            detail: detail.into(),
+        }
+    }
+
+    /// 400: the request is malformed.
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, detail)
+    }
+
+    /// 404.
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, what)
+    }
+}
+
+impl From<crate::store::StoreError> for Problem {
+    fn from(e: crate::store::StoreError) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "type": "about:blank",
+            "title": self.status.canonical_reason().unwrap_or("error"),
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+        });
+        (
+            self.status,
+            [(header::CONTENT_TYPE, "application/problem+json")],
+            body.to_string(),
+        )
+            .into_response()
+    }
+}

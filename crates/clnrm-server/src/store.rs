@@ -1,0 +1,219 @@
+//! The store behind the service: tokens, runs (each also its queue entry, claimed
+//! with a lease), their events and their scenarios' history. One trait; SQLite is
+//! [`crate::sqlite`].
+
+use serde::Serialize;
+use std::future::Future;
+
+/// What a store call failed with.
+#[derive(Debug, thiserror::Error)]
+#[error("database: {0}")]
+pub struct StoreError(pub String);
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        Self(e.to_string())
+    }
+}
+
+/// A store result.
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// What a token may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// GET anything.
+    Read,
+    /// Also submit and cancel runs.
+    Run,
+    /// Also manage tokens.
+    Admin,
+}
+
+impl Scope {
+    /// The word stored and given on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Run => "run",
+            Scope::Admin => "admin",
+        }
+    }
+
+    /// The scope a word names.
+    pub fn parse(word: &str) -> Option<Self> {
+        match word {
+            "read" => Some(Scope::Read),
+            "run" => Some(Scope::Run),
+            "admin" => Some(Scope::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// A run as stored (without its project).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RunRow {
+    /// Its id.
+    pub id: String,
+    /// `queued`, `running`, `passed`, `failed`, `error` or `cancelled`.
+    pub status: String,
+    /// When it was submitted (ms since the epoch).
+    pub created_ms: i64,
+    /// When a worker first claimed it.
+    pub started_ms: Option<i64>,
+    /// When it ended.
+    pub finished_ms: Option<i64>,
+    /// The worker that holds (or held) it.
+    pub worker: Option<String>,
+    /// Claims so far (more than 1: a worker lost it and another took it over).
+    pub attempts: i64,
+    /// A cancel was asked for while it ran.
+    pub cancel_requested: bool,
+    /// The options it was submitted with.
+    pub options: serde_json::Value,
+    /// Counts by status and the duration, once it ended.
+    pub summary: Option<serde_json::Value>,
+    /// Position in the list (the keyset cursor).
+    #[serde(skip)]
+    pub seq: i64,
+}
+
+/// A run a worker claimed.
+#[derive(Clone, Debug)]
+pub struct Claimed {
+    /// Its id.
+    pub id: String,
+    /// Its options (JSON).
+    pub options: serde_json::Value,
+    /// Its project, as a tar archive.
+    pub bundle: Vec<u8>,
+    /// The next event number (events of an earlier attempt are kept).
+    pub next_event: i64,
+    /// Which claim this is.
+    pub attempt: i64,
+}
+
+/// What renewing a lease found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Renewal {
+    /// Still ours; whether a cancel was asked for.
+    Held {
+        /// Cancel asked for.
+        cancel: bool,
+    },
+    /// Another worker took it over, or it ended: stop working on it.
+    Lost,
+}
+
+/// One scenario's outcome in a run, for its history.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ScenarioOutcome {
+    /// Scenario id.
+    pub scenario_id: String,
+    /// Run id.
+    pub run_id: String,
+    /// Its status.
+    pub status: String,
+    /// Its duration.
+    pub duration_ms: i64,
+    /// When its run ended.
+    pub finished_ms: i64,
+}
+
+/// How a run ended, as its worker stores it.
+#[derive(Clone, Debug)]
+pub struct Finished {
+    /// `passed`, `failed`, `error` or `cancelled`.
+    pub status: String,
+    /// Counts and duration.
+    pub summary: serde_json::Value,
+    /// The JSON report.
+    pub report: String,
+    /// Its scenarios that ran.
+    pub scenarios: Vec<ScenarioOutcome>,
+}
+
+/// The service's database.
+pub trait Store: Send + Sync + 'static {
+    /// Stores a token's hash with its scope.
+    fn create_token(
+        &self,
+        name: &str,
+        scope: Scope,
+        hash: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// The scope of the token with this hash.
+    fn token_scope(&self, hash: &str) -> impl Future<Output = Result<Option<Scope>>> + Send;
+    /// Stores a queued run.
+    fn insert_run(
+        &self,
+        id: &str,
+        options: &serde_json::Value,
+        bundle: &[u8],
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// A run.
+    fn run(&self, id: &str) -> impl Future<Output = Result<Option<RunRow>>> + Send;
+    /// Runs newest first, before `cursor` (a `seq`), of `status` when given.
+    fn runs(
+        &self,
+        status: Option<&str>,
+        limit: i64,
+        cursor: Option<i64>,
+    ) -> impl Future<Output = Result<Vec<RunRow>>> + Send;
+    /// The stored report of a run that ended.
+    fn report(&self, id: &str) -> impl Future<Output = Result<Option<String>>> + Send;
+    /// Claims the oldest queued run (or one whose lease ran out) for `worker`.
+    fn claim(
+        &self,
+        worker: &str,
+        lease_ms: i64,
+    ) -> impl Future<Output = Result<Option<Claimed>>> + Send;
+    /// Extends `worker`'s lease on run `id`.
+    fn renew(
+        &self,
+        id: &str,
+        worker: &str,
+        lease_ms: i64,
+    ) -> impl Future<Output = Result<Renewal>> + Send;
+    /// Gives a run back to the queue (a worker stopping before it ended).
+    fn release(&self, id: &str, worker: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Stores event `seq` of run `id`.
+    fn append_event(
+        &self,
+        id: &str,
+        seq: i64,
+        data: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// The events of run `id` after `after`, in order (at most `limit`).
+    fn events(
+        &self,
+        id: &str,
+        after: i64,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<(i64, String)>>> + Send;
+    /// Ends run `id` if `worker` still holds it; whether it did.
+    fn finish(
+        &self,
+        id: &str,
+        worker: &str,
+        f: &Finished,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    /// Cancels a queued run at once, or asks its worker to stop a running one; the
+    /// status after (none: no such run).
+    fn cancel(&self, id: &str) -> impl Future<Output = Result<Option<String>>> + Send;
+    /// The last `limit` outcomes of a scenario, newest first.
+    fn history(
+        &self,
+        scenario_id: &str,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<ScenarioOutcome>>> + Send;
+    /// How many runs are in each status.
+    fn counts(&self) -> impl Future<Output = Result<Vec<(String, i64)>>> + Send;
+}
+
+/// Whether a run in this status has ended.
+pub fn is_final(status: &str) -> bool {
+    matches!(status, "passed" | "failed" | "error" | "cancelled")
+}

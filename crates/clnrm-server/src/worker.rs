@@ -1,0 +1,289 @@
+//! Workers: each claims the oldest queued run with a lease, renews the lease while it
+//! runs the run through the clnrm pipeline (in a session of its own, kept between
+//! runs so that its warm environments serve the next run too), stores each event as
+//! it happens, and stores the report, only while it still holds the lease, so that a
+//! run another worker took over is never completed twice. A cancel reaches the run at
+//! the next renewal; losing the lease stops it at once.
+
+use crate::store::{Claimed, Finished, Renewal, ScenarioOutcome, Store};
+use crate::upload::Bundle;
+use crate::{App, api::RunOptions};
+use clnrm_core::backend::{Deadlines, Docker, Engine};
+use clnrm_core::config::{RunConfig, RunFlags};
+use clnrm_core::exec::{Event, RunOwner, Session, SessionOptions, Status, Stop};
+use clnrm_core::pipeline::{self, Sink};
+use clnrm_core::report::{RunReport, Summary, Verdict};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// This machine's name and this process's id.
+pub fn default_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "host".into());
+    format!("{host}:{}", std::process::id())
+}
+
+/// The paths a run runs: `tests/` when the project has it, else the whole project.
+pub fn paths(dir: &Path) -> Vec<PathBuf> {
+    if dir.join("tests").is_dir() {
+        Vec::new()
+    } else {
+        vec![dir.to_path_buf()]
+    }
+}
+
+/// Starts `app.options.workers` workers; they stop claiming when `stop` is cancelled
+/// and end after the run they hold.
+pub fn spawn_all<S: Store>(app: Arc<App<S>>, stop: CancellationToken) -> Vec<JoinHandle<()>> {
+    (0..app.options.workers)
+        .map(|n| tokio::spawn(work(app.clone(), n, stop.clone())))
+        .collect()
+}
+
+async fn work<S: Store>(app: Arc<App<S>>, n: usize, stop: CancellationToken) {
+    let name = format!("{}#{n}", app.options.name);
+    let mut session: Option<Session<Engine>> = None;
+    while !stop.is_cancelled() {
+        let claimed = match app.store.claim(&name, lease_ms(&app)).await {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("worker {name}: {e}");
+                None
+            }
+        };
+        let Some(run) = claimed else {
+            tokio::select! {
+                () = app.queued.notified() => {}
+                () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                () = stop.cancelled() => {}
+            }
+            continue;
+        };
+        if session.is_none() {
+            session = start_session().await;
+        }
+        match &session {
+            Some(s) => execute(&app, &name, s, run).await,
+            None => {
+                // No engine: give the run back for a worker that has one.
+                let _ = app.store.release(&run.id, &name).await;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    }
+    if let Some(s) = session {
+        s.shutdown().await;
+    }
+}
+
+fn lease_ms<S>(app: &App<S>) -> i64 {
+    app.options.lease.as_millis() as i64
+}
+
+async fn start_session() -> Option<Session<Engine>> {
+    let executor = clnrm_core::project::ExecutorConfig::default();
+    let engine = match Docker::connect().await {
+        Ok(d) => Arc::new(Deadlines::new(
+            d,
+            executor.engine_timeout(),
+            executor.pull_timeout(),
+        )),
+        Err(e) => {
+            eprintln!("worker: no container engine: {e}");
+            return None;
+        }
+    };
+    let opts = SessionOptions {
+        workers: clnrm_core::cpus().max(1),
+        max_containers: executor.max_concurrent_containers as usize,
+        owner: RunOwner::current(),
+        warm_pool: true,
+    };
+    Some(Session::start(engine, &opts, true, true).await)
+}
+
+/// Stores a run's events as they happen and wakes the streams that follow it.
+struct StoreSink<S> {
+    app: Arc<App<S>>,
+    id: String,
+    seq: i64,
+    handle: tokio::runtime::Handle,
+}
+
+impl<S: Store> Sink for StoreSink<S> {
+    fn event(&mut self, event: &Event) {
+        let Ok(data) = serde_json::to_string(event) else {
+            return;
+        };
+        let stored = self
+            .handle
+            .block_on(self.app.store.append_event(&self.id, self.seq, &data));
+        match stored {
+            Ok(()) => {
+                self.seq += 1;
+                let _ = self.app.appended.send(self.id.clone());
+            }
+            Err(e) => eprintln!("run {}: an event was not stored: {e}", self.id),
+        }
+    }
+}
+
+async fn execute<S: Store>(
+    app: &Arc<App<S>>,
+    worker: &str,
+    session: &Session<Engine>,
+    run: Claimed,
+) {
+    let id = run.id.clone();
+    let dir = match tempfile::tempdir() {
+        Ok(d) => d,
+        Err(e) => return fail(app, worker, &id, &format!("no temporary directory: {e}")).await,
+    };
+    let options: RunOptions = serde_json::from_value(run.options.clone()).unwrap_or_default();
+    let written = Bundle::unpack(&run.bundle)
+        .map_err(|e| e.to_string())
+        .and_then(|b| b.write_to(dir.path()).map_err(|e| e.to_string()));
+    if let Err(e) = written {
+        return fail(
+            app,
+            worker,
+            &id,
+            &format!("the project could not be unpacked: {e}"),
+        )
+        .await;
+    }
+    let root = dir.path().to_path_buf();
+    let vars = options.assignments();
+    let prepared =
+        match tokio::task::spawn_blocking(move || pipeline::prepare(&root, &paths(&root), &vars))
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => return fail(app, worker, &id, &e.to_string()).await,
+        };
+    if prepared.has_errors() {
+        return fail(app, worker, &id, "the project does not validate").await;
+    }
+    let flags = RunFlags {
+        workers: options.workers,
+        force: options.force,
+        filter: options.filter.clone(),
+        tags: options.tags.clone(),
+        retries: options.retries,
+        update_baseline: options.update_baseline,
+        ..RunFlags::default()
+    };
+    let planned = match RunConfig::resolve(&flags, &prepared.project)
+        .map_err(|e| e.to_string())
+        .and_then(|c| {
+            pipeline::plan_run(&prepared, &c, RunOwner::current()).map_err(|e| e.to_string())
+        }) {
+        Ok(p) => p,
+        Err(e) => return fail(app, worker, &id, &e).await,
+    };
+    let stop = Stop::default();
+    let lost = CancellationToken::new();
+    let renewing = tokio::spawn(renew(
+        app.clone(),
+        id.clone(),
+        worker.to_owned(),
+        stop.clone(),
+        lost.clone(),
+    ));
+    let sink = StoreSink {
+        app: app.clone(),
+        id: id.clone(),
+        seq: run.next_event,
+        handle: tokio::runtime::Handle::current(),
+    };
+    let report = pipeline::execute(session, &planned, sink, stop.clone()).await;
+    renewing.abort();
+    if lost.is_cancelled() {
+        eprintln!("run {id}: another worker took it over; this attempt's result is dropped");
+        return;
+    }
+    let cancelled = stop.interrupt.is_cancelled();
+    let status = match report.verdict(false) {
+        Verdict::Passed => "passed",
+        Verdict::Failed => "failed",
+        Verdict::Environment => "error",
+        Verdict::Interrupted if cancelled => "cancelled",
+        Verdict::Interrupted => "error",
+    };
+    let finished = finished(status, &report);
+    match app.store.finish(&id, worker, &finished).await {
+        Ok(true) => {}
+        Ok(false) => eprintln!("run {id}: lost before it was stored; another worker runs it"),
+        Err(e) => eprintln!("run {id}: not stored ({e}); it will run again"),
+    }
+    let _ = app.appended.send(id);
+}
+
+fn finished(status: &str, report: &RunReport) -> Finished {
+    let s = Summary::of(&report.results);
+    Finished {
+        status: status.to_owned(),
+        summary: serde_json::json!({
+            "passed": s.passed, "flaky": s.flaky, "failed": s.failed, "errors": s.errors,
+            "cached": s.cached, "skipped": s.skipped,
+            "duration_ms": report.duration.as_millis() as u64,
+        }),
+        report: format!("{:#}", clnrm_core::report::to_json(report)),
+        scenarios: report
+            .results
+            .iter()
+            .filter(|r| !matches!(r.status, Status::Skipped | Status::Cached))
+            .map(|r| ScenarioOutcome {
+                scenario_id: r.id.0.clone(),
+                run_id: String::new(),
+                status: r.status.as_str().to_owned(),
+                duration_ms: r.duration.as_millis() as i64,
+                finished_ms: 0,
+            })
+            .collect(),
+    }
+}
+
+/// Ends a run that could not run, as `error`, saying why.
+async fn fail<S: Store>(app: &Arc<App<S>>, worker: &str, id: &str, why: &str) {
+    let f = Finished {
+        status: "error".into(),
+        summary: serde_json::json!({"message": why}),
+        report: serde_json::json!({"run_id": id, "error": why, "scenarios": []}).to_string(),
+        scenarios: Vec::new(),
+    };
+    if let Err(e) = app.store.finish(id, worker, &f).await {
+        eprintln!("run {id}: {e}");
+    }
+    let _ = app.appended.send(id.to_owned());
+}
+
+/// Renews the lease on run `id` until aborted: a cancel interrupts the run, a lost
+/// lease stops it at once.
+async fn renew<S: Store>(
+    app: Arc<App<S>>,
+    id: String,
+    worker: String,
+    stop: Stop,
+    lost: CancellationToken,
+) {
+    let every = (app.options.lease / 5).max(Duration::from_millis(200));
+    loop {
+        tokio::time::sleep(every).await;
+        match app.store.renew(&id, &worker, lease_ms(&app)).await {
+            Ok(Renewal::Held { cancel: true }) => stop.interrupt.cancel(),
+            Ok(Renewal::Held { cancel: false }) => {}
+            Ok(Renewal::Lost) => {
+                lost.cancel();
+                stop.interrupt.cancel();
+                stop.force.cancel();
+                return;
+            }
+            Err(e) => eprintln!("run {id}: lease not renewed: {e}"),
+        }
+    }
+}
