@@ -27,10 +27,12 @@ pub fn default_name() -> String {
     format!("{host}:{}", std::process::id())
 }
 
-/// The paths a run runs: `tests/` when the project has it, else the whole project.
+/// The paths a run runs (absolute): `tests/` when the project has it, else the
+/// whole project.
 pub fn paths(dir: &Path) -> Vec<PathBuf> {
-    if dir.join("tests").is_dir() {
-        Vec::new()
+    let tests = dir.join("tests");
+    if tests.is_dir() {
+        vec![tests]
     } else {
         vec![dir.to_path_buf()]
     }

@@ -1,0 +1,381 @@
+//! `clnrm serve` and `clnrm worker` end to end (SPEC §9): real processes, a real
+//! SQLite database, the real container engine with `clnrm/busybox:latest`; clients
+//! speak plain HTTP/1.1 to them.
+mod common;
+
+#[path = "common/engine.rs"]
+mod engine;
+#[path = "common/server.rs"]
+mod server;
+
+use engine::IMAGE;
+use serde_json::{Value, json};
+use server::{Answer, events, get, post_json, request, serve, tar_gz, token, until, worker};
+use std::time::Duration;
+
+fn file(body: &str) -> String {
+    format!("[meta]\nname = \"t\"\nversion = \"1\"\n\n[service.app]\nimage = \"{IMAGE}\"\n\n{body}")
+}
+
+fn submit(addr: &str, token: &str, files: Value, options: Value) -> Answer {
+    post_json(
+        addr,
+        "/api/v1/runs",
+        token,
+        &json!({"files": files, "options": options}),
+    )
+}
+
+fn status_of(addr: &str, token: &str, id: &str) -> String {
+    get(addr, &format!("/api/v1/runs/{id}"), token).json()["status"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn a_submitted_run_streams_its_events_and_reports_like_a_local_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = serve(dir.path(), &[]);
+    let run_token = token(dir.path(), "run");
+    let files = json!({
+        "tests/a.clnrm.toml": file("[[scenario]]\nname = \"ok\"\ntags = [\"smoke\"]\nrun = \"echo hello\"\n\n[[scenario]]\nname = \"bad\"\nrun = \"sh -c 'echo oops; exit 3'\"\n"),
+    });
+    let a = submit(&srv.addr, &run_token, files, json!({"workers": 2}));
+    assert_eq!(a.status, 201, "{}", a.body);
+    let id = a.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(a.json()["status"], "queued");
+    assert_eq!(
+        a.header("location"),
+        Some(format!("/api/v1/runs/{id}").as_str())
+    );
+
+    // Followed from the start: every event, ending with run.finished.
+    let path = format!("/api/v1/runs/{id}/events");
+    let live = events(&srv.addr, &path, &run_token, None);
+    let names: Vec<&str> = live.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(names.first(), Some(&"run.started"), "{names:?}");
+    assert_eq!(names.last(), Some(&"run.finished"), "{names:?}");
+    assert_eq!(
+        names.iter().filter(|n| **n == "scenario.finished").count(),
+        2
+    );
+    assert_eq!(names.iter().filter(|n| **n == "step.finished").count(), 2);
+    // A client that connects late sees the same; Last-Event-ID resumes after it.
+    let late = events(&srv.addr, &path, &run_token, None);
+    assert_eq!(late, live);
+    let resumed = events(&srv.addr, &path, &run_token, live[1].id.as_deref());
+    assert_eq!(resumed, live[2..].to_vec());
+
+    let run = get(&srv.addr, &format!("/api/v1/runs/{id}"), &run_token).json();
+    assert_eq!(run["status"], "failed", "{run:#}");
+    assert_eq!(run["summary"]["passed"], 1);
+    assert_eq!(run["summary"]["failed"], 1);
+    assert_eq!(run["attempts"], 1);
+
+    let report = get(&srv.addr, &format!("/api/v1/runs/{id}/report"), &run_token).json();
+    let bad = report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "bad")
+        .unwrap()
+        .clone();
+    assert_eq!(bad["steps"][0]["exit_code"], 3);
+    assert_eq!(bad["steps"][0]["stdout"], "oops\n");
+    let junit = get(
+        &srv.addr,
+        &format!("/api/v1/runs/{id}/report?format=junit"),
+        &run_token,
+    );
+    assert_eq!(junit.header("content-type"), Some("application/xml"));
+    assert!(
+        junit
+            .body
+            .contains("<failure message=\"step &quot;run&quot;: exit code 3, expected 0\""),
+        "{}",
+        junit.body
+    );
+    let md = get(
+        &srv.addr,
+        &format!("/api/v1/runs/{id}/report?format=markdown"),
+        &run_token,
+    );
+    assert!(md.body.contains("1 passed, 1 failed"), "{}", md.body);
+
+    let list = get(
+        &srv.addr,
+        &format!("/api/v1/runs/{id}/scenarios"),
+        &run_token,
+    )
+    .json();
+    assert_eq!(list["scenarios"].as_array().unwrap().len(), 2);
+    let sid = "tests%2Fa.clnrm.toml%3A%3Aok";
+    let one = get(
+        &srv.addr,
+        &format!("/api/v1/runs/{id}/scenarios/{sid}"),
+        &run_token,
+    )
+    .json();
+    assert_eq!(one["tags"], json!(["smoke"]));
+    assert_eq!(one["steps"][0]["stdout"], "hello\n");
+    let history = get(
+        &srv.addr,
+        &format!("/api/v1/scenarios/{sid}/history"),
+        &run_token,
+    )
+    .json();
+    assert_eq!(history["runs"].as_array().unwrap().len(), 1, "{history:#}");
+    assert_eq!(history["flaky_rate"], 0.0);
+
+    // Newest first, keyset pagination.
+    let second = submit(
+        &srv.addr,
+        &run_token,
+        json!({"tests/b.clnrm.toml": file("[[scenario]]\nname = \"b\"\nrun = \"true\"\n")}),
+        json!({}),
+    );
+    let second = second.json()["id"].as_str().unwrap().to_owned();
+    let page = get(&srv.addr, "/api/v1/runs?limit=1", &run_token).json();
+    assert_eq!(page["runs"][0]["id"], second.as_str());
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let next = get(
+        &srv.addr,
+        &format!("/api/v1/runs?limit=1&cursor={cursor}"),
+        &run_token,
+    )
+    .json();
+    assert_eq!(next["runs"][0]["id"], id.as_str());
+    until("the second run", Duration::from_secs(60), || {
+        status_of(&srv.addr, &run_token, &second) == "passed"
+    });
+    let metrics = get(&srv.addr, "/metrics", &run_token);
+    assert!(
+        metrics.body.contains("clnrm_runs{status=\"passed\"} 1"),
+        "{}",
+        metrics.body
+    );
+    assert!(
+        metrics.body.contains("clnrm_queue_depth 0"),
+        "{}",
+        metrics.body
+    );
+}
+
+#[test]
+fn tokens_are_required_and_scoped() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = serve(dir.path(), &["--no-worker"]);
+    let read = token(dir.path(), "read");
+    let run = token(dir.path(), "run");
+    let files = json!({"tests/a.clnrm.toml": file("[[scenario]]\nname = \"s\"\nrun = \"true\"\n")});
+    let body = json!({"files": files});
+    assert_eq!(request(&srv.addr, "GET", "/healthz", &[], b"").status, 200);
+    let none = request(&srv.addr, "GET", "/api/v1/runs", &[], b"");
+    assert_eq!(none.status, 401);
+    assert_eq!(
+        none.header("content-type"),
+        Some("application/problem+json")
+    );
+    assert_eq!(get(&srv.addr, "/api/v1/runs", "clnrm_wrong").status, 401);
+    assert_eq!(request(&srv.addr, "GET", "/metrics", &[], b"").status, 401);
+    assert_eq!(get(&srv.addr, "/api/v1/runs", &read).status, 200);
+    let refused = post_json(&srv.addr, "/api/v1/runs", &read, &body);
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(
+        refused.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("scope is read")
+    );
+    let made = post_json(&srv.addr, "/api/v1/runs", &run, &body);
+    assert_eq!(made.status, 201, "{}", made.body);
+    let id = made.json()["id"].as_str().unwrap().to_owned();
+    let cancel = format!("/api/v1/runs/{id}/cancel");
+    assert_eq!(post_json(&srv.addr, &cancel, &read, &json!({})).status, 403);
+    // Queued (no worker): cancelled at once, and its stream ends.
+    let c = post_json(&srv.addr, &cancel, &run, &json!({}));
+    assert_eq!(
+        (c.status, c.json()["status"].as_str()),
+        (200, Some("cancelled"))
+    );
+    let ev = events(&srv.addr, &format!("/api/v1/runs/{id}/events"), &read, None);
+    assert_eq!(ev.last().map(|e| e.event.as_str()), Some("run.finished"));
+    assert_eq!(get(&srv.addr, "/api/v1/runs/nope", &read).status, 404);
+    // The database keeps hashes only.
+    let db = std::fs::read(dir.path().join("server.db")).unwrap_or_default();
+    let wal = std::fs::read(dir.path().join("server.db-wal")).unwrap_or_default();
+    for t in [&read, &run] {
+        assert!(!String::from_utf8_lossy(&db).contains(t.as_str()));
+        assert!(!String::from_utf8_lossy(&wal).contains(t.as_str()));
+    }
+}
+
+#[test]
+fn uploads_that_escape_link_out_mount_the_host_or_are_too_large_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = serve(dir.path(), &["--no-worker", "--max-upload-mb", "1"]);
+    let t = token(dir.path(), "run");
+    let auth = format!("Bearer {t}");
+    let ok = file("[[scenario]]\nname = \"s\"\nrun = \"true\"\n");
+    let detail = |a: &Answer| a.json()["detail"].as_str().unwrap_or_default().to_owned();
+    for path in ["../escape.clnrm.toml", "/etc/x.clnrm.toml", "tests/../../x"] {
+        let a = submit(&srv.addr, &t, json!({ path: ok }), json!({}));
+        assert_eq!(a.status, 400, "{path}: {}", a.body);
+        assert!(detail(&a).contains("path"), "{}", a.body);
+    }
+    let gz = |bytes: Vec<u8>| {
+        request(
+            &srv.addr,
+            "POST",
+            "/api/v1/runs",
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/gzip"),
+            ],
+            &bytes,
+        )
+    };
+    let a = gz(tar_gz(&[("tests/a.clnrm.toml", ok.as_bytes())], None));
+    assert_eq!(a.status, 201, "{}", a.body);
+    let a = gz(tar_gz(&[("../../evil.clnrm.toml", ok.as_bytes())], None));
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert!(detail(&a).contains("escapes the project"), "{}", a.body);
+    let a = gz(tar_gz(
+        &[("tests/a.clnrm.toml", ok.as_bytes())],
+        Some(("tests/b.clnrm.toml", "/etc/passwd")),
+    ));
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert!(detail(&a).contains("link"), "{}", a.body);
+    // A gzip bomb: 4 MiB of zeros in a few KiB.
+    let a = gz(tar_gz(&[("tests/big.txt", &vec![0u8; 4 << 20])], None));
+    assert_eq!(a.status, 413, "{}", a.body);
+    let a = submit(
+        &srv.addr,
+        &t,
+        json!({"tests/big.txt": "x".repeat(1100 << 10)}),
+        json!({}),
+    );
+    assert_eq!(a.status, 413, "{}", a.body);
+    let mount = file("[[scenario]]\nname = \"s\"\nrun = \"true\"\n").replace(
+        "image = \"clnrm/busybox:latest\"\n",
+        "image = \"clnrm/busybox:latest\"\nvolumes = [{ host_path = \"/etc\", container_path = \"/x\", read_only = true }]\n",
+    );
+    let a = submit(
+        &srv.addr,
+        &t,
+        json!({"tests/m.clnrm.toml": mount}),
+        json!({}),
+    );
+    assert_eq!(a.status, 403, "{}", a.body);
+    assert!(detail(&a).contains("tests/m.clnrm.toml:7:"), "{}", a.body);
+    assert!(detail(&a).contains("--allow-host-volumes"), "{}", a.body);
+    let a = submit(
+        &srv.addr,
+        &t,
+        json!({"tests/bad.clnrm.toml": "[meta]\nname = 1\n"}),
+        json!({}),
+    );
+    assert_eq!(a.status, 422, "{}", a.body);
+    assert!(detail(&a).contains("error[E"), "{}", a.body);
+    let a = submit(
+        &srv.addr,
+        &t,
+        json!({"tests/a.clnrm.toml": ok}),
+        json!({"colour": "red"}),
+    );
+    assert_eq!(a.status, 400, "{}", a.body);
+    let a = request(
+        &srv.addr,
+        "POST",
+        "/api/v1/runs",
+        &[("Authorization", &auth), ("Content-Type", "text/plain")],
+        b"x",
+    );
+    assert_eq!(a.status, 415, "{}", a.body);
+}
+
+#[test]
+fn a_running_run_is_cancelled_and_its_containers_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = serve(dir.path(), &["--lease-secs", "2"]);
+    let t = token(dir.path(), "run");
+    let a = submit(
+        &srv.addr,
+        &t,
+        json!({"tests/a.clnrm.toml": file("[[scenario]]\nname = \"slow\"\nrun = \"sleep 60\"\n")}),
+        json!({}),
+    );
+    let id = a.json()["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/runs/{id}/events");
+    until("a worker to take it", Duration::from_secs(60), || {
+        status_of(&srv.addr, &t, &id) == "running"
+    });
+    // Its step is under way (a cancel before it starts is a cancel too, but this is
+    // the case to test).
+    std::thread::sleep(Duration::from_millis(1500));
+    let c = post_json(
+        &srv.addr,
+        &format!("/api/v1/runs/{id}/cancel"),
+        &t,
+        &json!({}),
+    );
+    assert_eq!(c.status, 202, "{}", c.body);
+    let ev = events(&srv.addr, &path, &t, None);
+    assert_eq!(ev.last().map(|e| e.event.as_str()), Some("run.finished"));
+    assert_eq!(ev.last().unwrap().data["interrupted"], true);
+    let done = ev
+        .iter()
+        .find(|e| e.event == "scenario.finished")
+        .expect("its scenario ended");
+    assert_eq!(done.data["status"], "skipped", "{:#}", done.data);
+    assert_eq!(done.data["reason"], "interrupted");
+    until("cancelled", Duration::from_secs(30), || {
+        status_of(&srv.addr, &t, &id) == "cancelled"
+    });
+    let run_id = ev[0].data["run_id"].as_str().unwrap().to_owned();
+    until("its containers removed", Duration::from_secs(30), || {
+        engine::containers(&format!("clnrm.run={run_id}")).is_empty()
+    });
+}
+
+#[test]
+fn a_run_whose_worker_is_killed_is_finished_by_another_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = serve(dir.path(), &["--no-worker", "--lease-secs", "2"]);
+    let t = token(dir.path(), "run");
+    let mut first = worker(dir.path(), &["--lease-secs", "2"]);
+    let scenario = "[[scenario]]\nname = \"steady\"\n\n[[scenario.steps]]\nname = \"wait\"\ncommand = [\"sleep\", \"3\"]\n";
+    let a = submit(
+        &srv.addr,
+        &t,
+        json!({"tests/a.clnrm.toml": file(scenario)}),
+        json!({}),
+    );
+    let id = a.json()["id"].as_str().unwrap().to_owned();
+    let run = |k: &str| get(&srv.addr, &format!("/api/v1/runs/{id}"), &t).json()[k].clone();
+    until(
+        "the first worker to take it",
+        Duration::from_secs(60),
+        || run("status") == "running",
+    );
+    let holder = run("worker");
+    std::thread::sleep(Duration::from_millis(500));
+    first.child.kill().unwrap(); // SIGKILL
+    first.child.wait().unwrap();
+    let _second = worker(dir.path(), &["--lease-secs", "2"]);
+    until(
+        "another worker to finish it",
+        Duration::from_secs(90),
+        || run("status") == "passed",
+    );
+    assert_eq!(run("attempts"), 2);
+    assert_ne!(run("worker"), holder);
+    let sid = "tests%2Fa.clnrm.toml%3A%3Asteady";
+    let history = get(&srv.addr, &format!("/api/v1/scenarios/{sid}/history"), &t).json();
+    assert_eq!(
+        history["runs"].as_array().unwrap().len(),
+        1,
+        "run to completion once: {history:#}"
+    );
+}
