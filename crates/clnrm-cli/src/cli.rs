@@ -337,6 +337,13 @@ pub struct RunArgs {
     /// Also write report.json, junit.xml and report.md into this directory.
     #[arg(long, value_name = "DIR")]
     pub report_dir: Option<PathBuf>,
+    /// Run on a runs service (`clnrm serve`) instead of here: the project is packed
+    /// and submitted, its events printed as they come, the exit code the same.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// The service's token (with scope run) [default: $CLNRM_TOKEN].
+    #[arg(long, value_name = "TOKEN", requires = "server")]
+    pub token: Option<String>,
     #[command(flatten)]
     pub vars: VarArgs,
 }

@@ -379,3 +379,109 @@ fn a_run_whose_worker_is_killed_is_finished_by_another_once() {
         "run to completion once: {history:#}"
     );
 }
+
+/// Output with timings and run ids made the same.
+fn normalised(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        let mut l = String::new();
+        let mut rest = line;
+        // "[  0.012s]" → "[T]"
+        while let Some(start) = rest.find('[') {
+            let (head, tail) = rest.split_at(start);
+            l.push_str(head);
+            match tail.find("s]") {
+                Some(end) if tail[1..end].trim().parse::<f64>().is_ok() => {
+                    l.push_str("[T]");
+                    rest = &tail[end + 2..];
+                }
+                _ => {
+                    l.push('[');
+                    rest = &tail[1..];
+                }
+            }
+        }
+        l.push_str(rest);
+        if let Some(i) = l.find("(run ") {
+            l.truncate(i);
+        }
+        out.push_str(&l);
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn run_with_server_prints_the_run_as_a_local_run_does_and_exits_the_same() {
+    let db = tempfile::tempdir().unwrap();
+    let srv = serve(db.path(), &[]);
+    let t = token(db.path(), "run");
+    let suite = file(
+        "[[scenario]]\nname = \"ok\"\nrun = \"echo hello\"\n\n[[scenario]]\nname = \"bad\"\nrun = \"sh -c 'echo oops; exit 3'\"\n",
+    );
+    let project = common::project(&[
+        ("tests/a.clnrm.toml", &suite),
+        (".gitignore", "scratch/\n"),
+        ("scratch/huge.bin", "not sent"),
+    ]);
+    let url = format!("http://{}", srv.addr);
+    let remote = common::clnrm(project.path())
+        .args(["run", "--workers", "1", "--server", &url, "--token", &t])
+        .output()
+        .unwrap();
+    let local = common::clnrm(project.path())
+        .args(["run", "--workers", "1", "--force"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        remote.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&remote.stderr)
+    );
+    assert_eq!(remote.status.code(), local.status.code());
+    let (r, l) = (
+        String::from_utf8_lossy(&remote.stdout),
+        String::from_utf8_lossy(&local.stdout),
+    );
+    assert!(r.contains("--- tests/a.clnrm.toml::bad ---"), "{r}");
+    assert_eq!(normalised(&r), normalised(&l), "remote:\n{r}\nlocal:\n{l}");
+
+    // JSON as a local run gives it; the .gitignored file was not sent.
+    let out = common::clnrm(project.path())
+        .args([
+            "run", "--format", "json", "--filter", "*::ok", "--server", &url,
+        ])
+        .env("CLNRM_TOKEN", &t)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["summary"]["passed"], 1);
+    assert_eq!(v["summary"]["skipped"], 1);
+    let runs = get(&srv.addr, "/api/v1/runs?limit=1", &t).json();
+    assert_eq!(runs["runs"][0]["options"]["filter"], "*::ok");
+
+    let out = common::clnrm(project.path())
+        .args(["run", "--server", &url])
+        .env_remove("CLNRM_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = common::clnrm(project.path())
+        .args(["run", "--server", &url, "--token", "clnrm_wrong"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown token"));
+}

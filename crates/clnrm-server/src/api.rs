@@ -105,7 +105,7 @@ struct TarQuery {
 async fn submit<S: Store>(
     State(app): Api<S>,
     headers: HeaderMap,
-    query: Query<Value>,
+    query: Result<Query<TarQuery>, axum::extract::rejection::QueryRejection>,
     body: Bytes,
 ) -> Result<Response, Problem> {
     auth::authorize(&app.store, &headers, Scope::Run).await?;
@@ -131,9 +131,21 @@ async fn submit<S: Store>(
                     max >> 20
                 ))));
             }
-            let q: TarQuery = serde_json::from_value(query.0)
-                .map_err(|e| Problem::bad_request(format!("query: {e}")))?;
-            let options = RunOptions {
+            let q = query
+                .map_err(|e| Problem::bad_request(format!("query: {}", e.body_text())))?
+                .0;
+            let in_header = headers
+                .get("x-clnrm-options")
+                .map(|v| {
+                    v.to_str()
+                        .map_err(|_| Problem::bad_request("X-Clnrm-Options: not text"))
+                        .and_then(|t| {
+                            serde_json::from_str::<RunOptions>(t)
+                                .map_err(|e| Problem::bad_request(format!("X-Clnrm-Options: {e}")))
+                        })
+                })
+                .transpose()?;
+            let options = in_header.unwrap_or(RunOptions {
                 workers: q.workers,
                 filter: q.filter,
                 tags: q.tag.into_iter().collect(),
@@ -141,7 +153,7 @@ async fn submit<S: Store>(
                 retries: q.retries,
                 update_baseline: q.update_baseline.unwrap_or(false),
                 ..RunOptions::default()
-            };
+            });
             (Bundle::from_tar_gz(&body, max).map_err(refused)?, options)
         }
         "application/json" => {

@@ -5,6 +5,7 @@ mod cache;
 mod diff;
 mod init;
 mod list;
+mod remote;
 mod render;
 mod report;
 mod run;

@@ -39,6 +39,9 @@ pub fn flags(args: &RunArgs) -> RunFlags {
 
 /// Runs the command.
 pub fn run(args: RunArgs) -> i32 {
+    if args.server.is_some() {
+        return super::remote::run(&args);
+    }
     let started = std::time::Instant::now();
     let prepared = super::prepare(&args.paths, &args.vars);
     if let Err(code) = print_prepared(&prepared, "nothing was run") {

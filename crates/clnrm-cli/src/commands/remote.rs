@@ -1,0 +1,394 @@
+//! `clnrm run --server URL`: the project packed as a `.tar.gz` (what `.gitignore` and
+//! clnrm's own outputs leave out excluded), submitted to a runs service, its events
+//! followed over Server-Sent Events and shown by the same reporter as a local run;
+//! the report and exit code are made from them as a local run makes its own. Ctrl-C
+//! cancels the remote run.
+
+use super::run::{exit_code, print_report};
+use crate::cli::{RunArgs, RunFormat};
+use crate::exit;
+use crate::sink::{CliSink, Output};
+use bytes::Bytes;
+use clnrm_core::exec::{Event, ScenarioResult};
+use clnrm_core::pipeline::Sink;
+use clnrm_core::project::Project;
+use clnrm_core::report::RunReport;
+use http_body_util::{BodyExt, Full};
+use std::path::{Path, PathBuf};
+
+/// The most a packed project may hold (the service's default bound).
+const MAX_PACKED: u64 = 64 << 20;
+
+/// Runs the command remotely.
+pub fn run(args: &RunArgs) -> i32 {
+    let url = args.server.as_deref().unwrap_or_default();
+    let Some(base) = Base::parse(url) else {
+        eprintln!(
+            "error: --server {url}: expected http://HOST:PORT (https: put the service behind a proxy you reach over http, or tunnel)"
+        );
+        return exit::INVALID_INPUT;
+    };
+    let token = args
+        .token
+        .clone()
+        .or_else(|| std::env::var("CLNRM_TOKEN").ok())
+        .unwrap_or_default();
+    if token.is_empty() {
+        eprintln!("error: --server needs a token: --token T or CLNRM_TOKEN");
+        return exit::INVALID_INPUT;
+    }
+    let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
+    let (project, _) = Project::discover(&cwd);
+    let packed = match pack(&project.root, &args.paths, &cwd) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: cannot pack the project: {e}");
+            return exit::INVALID_INPUT;
+        }
+    };
+    let rt = match super::runtime() {
+        Ok(r) => r,
+        Err(c) => return c,
+    };
+    rt.block_on(remote(args, &base, &token, packed))
+        .unwrap_or_else(|c| c)
+}
+
+/// `http://host:port` and a path prefix.
+struct Base {
+    addr: String,
+    prefix: String,
+}
+
+impl Base {
+    fn parse(url: &str) -> Option<Self> {
+        let rest = url.strip_prefix("http://")?;
+        let (addr, prefix) = match rest.split_once('/') {
+            Some((a, p)) => (a, format!("/{}", p.trim_end_matches('/'))),
+            None => (rest, String::new()),
+        };
+        let prefix = if prefix == "/" { String::new() } else { prefix };
+        (!addr.is_empty()).then(|| Self {
+            addr: addr.to_owned(),
+            prefix,
+        })
+    }
+}
+
+fn options(args: &RunArgs) -> serde_json::Value {
+    let vars: serde_json::Map<String, serde_json::Value> = args
+        .vars
+        .vars
+        .iter()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v.to_owned())))
+        .collect();
+    serde_json::json!({
+        "workers": args.workers,
+        "filter": args.filter,
+        "tags": args.tags.tags,
+        "vars": vars,
+        "force": args.force,
+        "retries": args.retries,
+        "update_baseline": args.update_baseline,
+    })
+}
+
+/// A request to the service; the status and body (read whole unless `stream`).
+async fn send(
+    base: &Base,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: Bytes,
+) -> Result<hyper::Response<hyper::body::Incoming>, String> {
+    let stream = tokio::net::TcpStream::connect(&base.addr)
+        .await
+        .map_err(|e| format!("cannot reach {}: {e}", base.addr))?;
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| format!("{}: {e}", base.addr))?;
+    tokio::spawn(conn);
+    let mut req = hyper::Request::builder()
+        .method(method)
+        .uri(format!("{}{path}", base.prefix))
+        .header(hyper::header::HOST, base.addr.as_str());
+    for (k, v) in headers {
+        req = req.header(*k, v.as_str());
+    }
+    let req = req.body(Full::new(body)).map_err(|e| e.to_string())?;
+    sender
+        .send_request(req)
+        .await
+        .map_err(|e| format!("{method} {path}: {e}"))
+}
+
+async fn text(resp: hyper::Response<hyper::body::Incoming>) -> (u16, String) {
+    let status = resp.status().as_u16();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The `detail` of a problem answer, or the body.
+fn detail(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["detail"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| body.to_owned())
+}
+
+async fn remote(args: &RunArgs, base: &Base, token: &str, packed: Vec<u8>) -> Result<i32, i32> {
+    let auth = format!("Bearer {token}");
+    let headers = [
+        ("authorization", auth.clone()),
+        ("content-type", "application/gzip".to_owned()),
+        ("x-clnrm-options", options(args).to_string()),
+    ];
+    let fail = |e: String| {
+        eprintln!("error: {e}");
+        exit::ENVIRONMENT
+    };
+    let resp = send(base, "POST", "/api/v1/runs", &headers, Bytes::from(packed))
+        .await
+        .map_err(fail)?;
+    let (status, body) = text(resp).await;
+    if status != 201 {
+        eprintln!(
+            "error: the service refused the run ({status}): {}",
+            detail(&body)
+        );
+        return Err(match status {
+            400 | 403 | 413 | 415 | 422 => exit::INVALID_INPUT,
+            _ => exit::ENVIRONMENT,
+        });
+    }
+    let id = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["id"].as_str().map(str::to_owned))
+        .ok_or_else(|| fail(format!("the service's answer has no run id: {body}")))?;
+    eprintln!(
+        "submitted run {id} to {}",
+        args.server.as_deref().unwrap_or_default()
+    );
+
+    // Ctrl-C cancels the remote run; the stream then ends as the run does.
+    let stop = clnrm_core::exec::Stop::default();
+    tokio::spawn(super::watch_signals(stop.clone()));
+    let cancel_base = Base {
+        addr: base.addr.clone(),
+        prefix: base.prefix.clone(),
+    };
+    let cancel_auth = auth.clone();
+    let cancel_id = id.clone();
+    let interrupt = stop.interrupt.clone();
+    tokio::spawn(async move {
+        interrupt.cancelled().await;
+        let path = format!("/api/v1/runs/{cancel_id}/cancel");
+        let _ = send(
+            &cancel_base,
+            "POST",
+            &path,
+            &[("authorization", cancel_auth)],
+            Bytes::new(),
+        )
+        .await;
+    });
+
+    let path = format!("/api/v1/runs/{id}/events");
+    let resp = send(
+        base,
+        "GET",
+        &path,
+        &[
+            ("authorization", auth),
+            ("accept", "text/event-stream".into()),
+        ],
+        Bytes::new(),
+    )
+    .await
+    .map_err(fail)?;
+    if resp.status() != 200 {
+        let (status, body) = text(resp).await;
+        return Err(fail(format!("events ({status}): {}", detail(&body))));
+    }
+    let output = if args.format == RunFormat::Human {
+        Output::Human
+    } else {
+        Output::Progress
+    };
+    let mut sink = CliSink::new(output);
+    let mut collected = Collected::default();
+    let mut body = resp.into_body();
+    let mut buf = String::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { break };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        buf.push_str(&String::from_utf8_lossy(&data));
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            // What the worker's machine cleaned up is not this run's news.
+            if let Some(event) = parse_block(&block).filter(|e| !matches!(e, Event::Reaped { .. }))
+            {
+                sink.event(&event);
+                collected.take(event);
+            }
+        }
+    }
+    let report = collected.report(&id);
+    sink.finish(&report);
+    print_report(args.format, &report);
+    if let Some(dir) = &args.report_dir
+        && let Err(e) = clnrm_core::report::write_reports(&report, Some(dir), &[])
+    {
+        eprintln!("error: {e}");
+        return Ok(exit::ENVIRONMENT);
+    }
+    let flaky_fails = args.flaky_fails;
+    Ok(exit_code(&report, flaky_fails))
+}
+
+/// One SSE block's event, when it is one of a run's.
+fn parse_block(block: &str) -> Option<Event> {
+    let data: String = block
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(|d| d.strip_prefix(' ').unwrap_or(d))
+        .collect::<Vec<_>>()
+        .join("\n");
+    serde_json::from_str(&data).ok()
+}
+
+/// What the events say about the run, as a local run's report would.
+#[derive(Default)]
+struct Collected {
+    run_id: Option<String>,
+    results: Vec<ScenarioResult>,
+    duration: std::time::Duration,
+    interrupted: bool,
+}
+
+impl Collected {
+    fn take(&mut self, event: Event) {
+        match event {
+            Event::RunStarted { run_id, .. } => self.run_id = Some(run_id),
+            Event::ScenarioFinished(r) => match self.results.iter().position(|x| x.id == r.id) {
+                Some(i) => self.results[i] = r,
+                None => self.results.push(r),
+            },
+            Event::RunFinished {
+                duration,
+                interrupted,
+            } => {
+                self.duration = duration;
+                self.interrupted = interrupted;
+            }
+            _ => {}
+        }
+    }
+
+    fn report(self, id: &str) -> RunReport {
+        let mut files: Vec<String> = Vec::new();
+        let results = self
+            .results
+            .into_iter()
+            .map(|mut r| {
+                r.file_index = files.iter().position(|f| *f == r.file).unwrap_or_else(|| {
+                    files.push(r.file.clone());
+                    files.len() - 1
+                });
+                r
+            })
+            .collect();
+        RunReport {
+            run_id: self.run_id.unwrap_or_else(|| id.to_owned()),
+            results,
+            duration: self.duration,
+            interrupted: self.interrupted,
+        }
+    }
+}
+
+/// What is never sent: version control, build output, clnrm's own outputs.
+const SKIP: &[&str] = &[
+    ".git",
+    "target",
+    ".clnrm/cache",
+    ".clnrm/artifacts",
+    ".clnrm/bench",
+];
+
+fn skipped(rel: &str) -> bool {
+    SKIP.contains(&rel) || rel.starts_with(".clnrm/server.db")
+}
+
+/// `path` relative to `root`, with `/` separators ("" for the root itself).
+fn relative(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .replace('\\', "/")
+}
+
+/// The project as a `.tar.gz`: `paths` (default: everything) and `.clnrm/` (config,
+/// templates, baselines, snapshots), without what `.gitignore` ignores, `.git`, and
+/// clnrm's own outputs.
+fn pack(root: &Path, paths: &[PathBuf], cwd: &Path) -> Result<Vec<u8>, String> {
+    let mut roots: Vec<PathBuf> = if paths.is_empty() {
+        vec![root.to_path_buf()]
+    } else {
+        paths.iter().map(|p| cwd.join(p)).collect()
+    };
+    if !paths.is_empty() && root.join(".clnrm").is_dir() {
+        roots.push(root.join(".clnrm"));
+    }
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::default(),
+    ));
+    let mut total = 0u64;
+    let mut seen = std::collections::BTreeSet::new();
+    for start in roots {
+        let base = root.to_path_buf();
+        let walk = ignore::WalkBuilder::new(&start)
+            .hidden(false)
+            .require_git(false)
+            .filter_entry(move |e| !skipped(&relative(&base, e.path())))
+            .build();
+        for entry in walk {
+            let entry = entry.map_err(|e| e.to_string())?;
+            let path = entry.path();
+            if !path.starts_with(root) {
+                return Err(format!(
+                    "{} is outside the project {}",
+                    path.display(),
+                    root.display()
+                ));
+            }
+            let rel_text = relative(root, path);
+            if skipped(&rel_text)
+                || !entry.file_type().is_some_and(|t| t.is_file())
+                || !seen.insert(rel_text.clone())
+            {
+                continue;
+            }
+            let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            total += meta.len();
+            if total > MAX_PACKED {
+                return Err(format!("more than {} MiB to send", MAX_PACKED >> 20));
+            }
+            tar.append_path_with_name(path, &rel_text)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
+    tar.into_inner()
+        .and_then(|gz| gz.finish())
+        .map_err(|e| e.to_string())
+}
