@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One-command set-up: tools, a Docker engine (started if none answers), the project's
 # own test image `clnrm/busybox:latest` (FROM scratch + Debian's busybox; no registry
-# can be pulled from), the example images (scripts/example-images.sh), and the release
-# binary.
+# can be pulled from), the example images (scripts/example-images.sh), a PostgreSQL
+# server for the runs service's tests (scripts/postgres.sh), and the release binary.
 #   scripts/setup.sh        set up for local use
 #   scripts/setup.sh --ci   what .ci/run needs (no release build)
 set -euo pipefail
@@ -73,6 +73,8 @@ build_image
 # OpenTelemetry SDK), from Debian's packages and PyPI; cached by a recipe label, so
 # only the first set-up pays (about 2.5 minutes).
 scripts/example-images.sh
+# PostgreSQL for the runs service's tests (Debian's package; one server for all tests).
+scripts/postgres.sh >/dev/null
 
 if ! $ci; then
     cargo build --release --locked

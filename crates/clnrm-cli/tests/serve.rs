@@ -10,7 +10,7 @@ mod server;
 
 use engine::IMAGE;
 use serde_json::{Value, json};
-use server::{Answer, events, get, post_json, request, serve, tar_gz, token, until, worker};
+use server::{Answer, events, get, post_json, request, serve, tar_gz, token, until};
 use std::time::Duration;
 
 fn file(body: &str) -> String {
@@ -36,8 +36,19 @@ fn status_of(addr: &str, token: &str, id: &str) -> String {
 #[test]
 fn a_submitted_run_streams_its_events_and_reports_like_a_local_run() {
     let dir = tempfile::tempdir().unwrap();
-    let srv = serve(dir.path(), &[]);
-    let run_token = token(dir.path(), "run");
+    submitted_run(dir.path(), &server::database(dir.path()));
+}
+
+#[test]
+fn on_postgresql_a_submitted_run_streams_its_events_and_reports_like_a_local_run() {
+    let dir = tempfile::tempdir().unwrap();
+    submitted_run(dir.path(), &server::postgres());
+}
+
+/// Submit, follow, replay, resume, then every view of the run, on the database at `url`.
+fn submitted_run(dir: &std::path::Path, url: &str) {
+    let srv = server::serve_on(dir, url, &[]);
+    let run_token = server::token_on(dir, url, "run");
     let files = json!({
         "tests/a.clnrm.toml": file("[[scenario]]\nname = \"ok\"\ntags = [\"smoke\"]\nrun = \"echo hello\"\n\n[[scenario]]\nname = \"bad\"\nrun = \"sh -c 'echo oops; exit 3'\"\n"),
     });
@@ -342,9 +353,21 @@ fn a_running_run_is_cancelled_and_its_containers_removed() {
 #[test]
 fn a_run_whose_worker_is_killed_is_finished_by_another_once() {
     let dir = tempfile::tempdir().unwrap();
-    let srv = serve(dir.path(), &["--no-worker", "--lease-secs", "2"]);
-    let t = token(dir.path(), "run");
-    let mut first = worker(dir.path(), &["--lease-secs", "2"]);
+    killed_worker(dir.path(), &server::database(dir.path()));
+}
+
+#[test]
+fn on_postgresql_a_run_whose_worker_is_killed_is_finished_by_another_once() {
+    let dir = tempfile::tempdir().unwrap();
+    killed_worker(dir.path(), &server::postgres());
+}
+
+/// The API and two worker processes on one database; the first worker is killed with
+/// -9 while it runs the run.
+fn killed_worker(dir: &std::path::Path, url: &str) {
+    let srv = server::serve_on(dir, url, &["--no-worker", "--lease-secs", "2"]);
+    let t = server::token_on(dir, url, "run");
+    let mut first = server::worker_on(dir, url, &["--lease-secs", "2"]);
     let scenario = "[[scenario]]\nname = \"steady\"\n\n[[scenario.steps]]\nname = \"wait\"\ncommand = [\"sleep\", \"3\"]\n";
     let a = submit(
         &srv.addr,
@@ -363,7 +386,7 @@ fn a_run_whose_worker_is_killed_is_finished_by_another_once() {
     std::thread::sleep(Duration::from_millis(500));
     first.child.kill().unwrap(); // SIGKILL
     first.child.wait().unwrap();
-    let _second = worker(dir.path(), &["--lease-secs", "2"]);
+    let _second = server::worker_on(dir, url, &["--lease-secs", "2"]);
     until(
         "another worker to finish it",
         Duration::from_secs(90),

@@ -1,5 +1,5 @@
 //! The runs service (SPEC §9): `clnrm serve` (an HTTP API over a store, plus workers)
-//! and `clnrm worker` (workers only). Clients submit a project and options; the run is
+//! and `clnrm worker` (workers only), over SQLite or PostgreSQL ([`sql`]). Clients submit a project and options; the run is
 //! stored and queued before the answer; a worker claims it with a lease, runs it on
 //! the clnrm pipeline (the same code as `clnrm run`), stores every event as it
 //! happens and the report at the end. Handlers parse, authorise and call the store;
@@ -8,7 +8,7 @@
 pub mod api;
 pub mod auth;
 mod problem;
-pub mod sqlite;
+pub mod sql;
 mod sse;
 pub mod store;
 pub mod upload;

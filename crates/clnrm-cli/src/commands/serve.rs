@@ -3,7 +3,7 @@
 
 use crate::cli::{DatabaseArgs, ServeAction, ServeArgs, TokenAction, WorkerArgs};
 use crate::exit;
-use clnrm_server::sqlite::Sqlite;
+use clnrm_server::sql::{Backend, Sql};
 use clnrm_server::store::Scope;
 use clnrm_server::{App, Options};
 use tokio_util::sync::CancellationToken;
@@ -21,20 +21,24 @@ fn database(db: &DatabaseArgs) -> Result<String, i32> {
             )
         }
     };
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        eprintln!("error: --database {url}: PostgreSQL is not supported yet; use sqlite://PATH");
-        return Err(exit::INVALID_INPUT);
-    }
-    if !url.starts_with("sqlite://") {
-        eprintln!("error: --database {url}: expected sqlite://PATH");
+    if Backend::of(&url).is_none() {
+        eprintln!(
+            "error: --database {url}: expected sqlite://PATH or postgres://USER@HOST:PORT/DB"
+        );
         return Err(exit::INVALID_INPUT);
     }
     Ok(url)
 }
 
-async fn open(url: &str) -> Result<Sqlite, i32> {
-    Sqlite::open(url).await.map_err(|e| {
-        eprintln!("error: {url}: {e}");
+async fn open(url: &str) -> Result<Sql, i32> {
+    Sql::open(url).await.map_err(|e| {
+        // The URL may hold a password: say the database's kind only.
+        let kind = if url.starts_with("sqlite") {
+            url
+        } else {
+            "the PostgreSQL database"
+        };
+        eprintln!("error: {kind}: {e}");
         exit::ENVIRONMENT
     })
 }

@@ -28,17 +28,44 @@ pub fn database(dir: &Path) -> String {
     format!("sqlite://{}", dir.join("server.db").display())
 }
 
+/// A new, empty database on the PostgreSQL server of the tests (`scripts/postgres.sh`).
+pub fn postgres() -> String {
+    use sqlx::{Connection, Executor};
+    let base = std::env::var("CLNRM_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:55432/postgres".into());
+    let name = format!("clnrm_cli_{}", std::process::id());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        sqlx::any::install_default_drivers();
+        let mut c = sqlx::AnyConnection::connect(&base)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "PostgreSQL at {base} does not answer ({e}); start it with scripts/postgres.sh"
+                )
+            });
+        let drop = format!("DROP DATABASE IF EXISTS {name}");
+        c.execute(drop.as_str()).await.expect("drop");
+        let create = format!("CREATE DATABASE {name}");
+        c.execute(create.as_str()).await.expect("create");
+    });
+    let (server, _) = base.rsplit_once('/').expect("a database URL");
+    format!("{server}/{name}")
+}
+
 /// `clnrm serve --listen 127.0.0.1:0 --database <dir>/server.db ARGS`, once it listens.
 pub fn serve(dir: &Path, args: &[&str]) -> Proc {
+    serve_on(dir, &database(dir), args)
+}
+
+/// `clnrm serve --listen 127.0.0.1:0 --database URL ARGS` in `dir`, once it listens.
+pub fn serve_on(dir: &Path, url: &str, args: &[&str]) -> Proc {
     let mut child = Command::new(env!("CARGO_BIN_EXE_clnrm"))
         .current_dir(dir)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--database",
-            &database(dir),
-        ])
+        .args(["serve", "--listen", "127.0.0.1:0", "--database", url])
         .args(args)
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
@@ -60,9 +87,14 @@ pub fn serve(dir: &Path, args: &[&str]) -> Proc {
 
 /// `clnrm worker --database <dir>/server.db ARGS`.
 pub fn worker(dir: &Path, args: &[&str]) -> Proc {
+    worker_on(dir, &database(dir), args)
+}
+
+/// `clnrm worker --database URL ARGS` in `dir`.
+pub fn worker_on(dir: &Path, url: &str, args: &[&str]) -> Proc {
     let child = Command::new(env!("CARGO_BIN_EXE_clnrm"))
         .current_dir(dir)
-        .args(["worker", "--database", &database(dir)])
+        .args(["worker", "--database", url])
         .args(args)
         .stderr(Stdio::null())
         .stdout(Stdio::null())
@@ -76,6 +108,11 @@ pub fn worker(dir: &Path, args: &[&str]) -> Proc {
 
 /// A token of `scope` in `dir`'s database.
 pub fn token(dir: &Path, scope: &str) -> String {
+    token_on(dir, &database(dir), scope)
+}
+
+/// A token of `scope` in the database at `url`.
+pub fn token_on(dir: &Path, url: &str, scope: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_clnrm"))
         .current_dir(dir)
         .args([
@@ -85,7 +122,7 @@ pub fn token(dir: &Path, scope: &str) -> String {
             "--scope",
             scope,
             "--database",
-            &database(dir),
+            url,
         ])
         .output()
         .expect("token create");

@@ -35,6 +35,7 @@ CREATE TABLE events (
 );
 
 CREATE TABLE scenario_runs (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
     scenario_id TEXT    NOT NULL,
     run_id      TEXT    NOT NULL,
     status      TEXT    NOT NULL,

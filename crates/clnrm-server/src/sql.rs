@@ -1,68 +1,119 @@
-//! The store in SQLite (the default: embedded, nothing to install): WAL, a busy
-//! timeout so that several processes on one file wait instead of failing, the
-//! migrations of `migrations/sqlite/` applied at start. A claim is one `UPDATE …
-//! RETURNING`, which SQLite runs under its single writer lock, so two workers never
-//! take the same run.
+//! The store in SQL, one implementation for both databases through sqlx's `Any`
+//! driver: SQLite (the default: embedded, nothing to install; WAL and a busy timeout so
+//! that several processes can share one file) and PostgreSQL (for workers on several
+//! machines). Queries use `$N` parameters, which both understand; what differs (the
+//! schema's types, how a claim locks) is chosen by [`Backend`]. Migrations of
+//! `migrations/<backend>/` are applied at start.
 
 use crate::now_ms;
 use crate::store::{
     Claimed, Finished, Renewal, Result, RunRow, ScenarioOutcome, Scope, Store, StoreError,
 };
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
-use sqlx::{Row, SqlitePool};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
 use std::str::FromStr;
-use std::time::Duration;
 
-/// The migrations, in order: (version, SQL).
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
-
-/// A SQLite database.
-#[derive(Clone, Debug)]
-pub struct Sqlite {
-    pool: SqlitePool,
+/// Which database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// `sqlite://PATH`.
+    Sqlite,
+    /// `postgres://…`.
+    Postgres,
 }
 
-impl Sqlite {
-    /// Opens (creating it and its directory when missing) the database at `url`
-    /// (`sqlite://path`), and brings its schema up to date.
-    pub async fn open(url: &str) -> Result<Self> {
-        let path = url.strip_prefix("sqlite://").unwrap_or(url);
-        if let Some(dir) = std::path::Path::new(path).parent()
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError(format!("{}: {e}", dir.display())))?;
+/// The migrations of each backend, in order: (version, SQL).
+const SQLITE: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
+const POSTGRES: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres/0001_init.sql"))];
+
+/// A database.
+#[derive(Clone, Debug)]
+pub struct Sql {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Backend {
+    /// The backend of a URL, if it names one this store knows.
+    pub fn of(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite://") {
+            Some(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Backend::Postgres)
+        } else {
+            None
         }
-        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
+    }
+}
+
+impl Sql {
+    /// Opens the database at `url` (an SQLite file and its directory are made when
+    /// missing) and brings its schema up to date.
+    pub async fn open(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of(url)
+            .ok_or_else(|| StoreError(format!("{url}: expected sqlite://PATH or postgres://…")))?;
+        let url = match backend {
+            Backend::Sqlite => {
+                let path = url.trim_start_matches("sqlite://");
+                if let Some(dir) = std::path::Path::new(path).parent()
+                    && !dir.as_os_str().is_empty()
+                {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| StoreError(format!("{}: {e}", dir.display())))?;
+                }
+                format!("sqlite://{path}?mode=rwc")
+            }
+            Backend::Postgres => url.to_owned(),
+        };
+        let opts = AnyConnectOptions::from_str(&url)?;
+        let pool = AnyPoolOptions::new()
             .max_connections(8)
+            .acquire_timeout(std::time::Duration::from_secs(30))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL")
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect_with(opts)
             .await?;
-        let db = Self { pool };
+        let db = Self { pool, backend };
         db.migrate().await?;
         Ok(db)
     }
 
+    /// Which database it is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
     async fn migrate(&self) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL)",
+        if self.backend == Backend::Postgres {
+            // One process migrates at a time; the others wait, then find it done.
+            tx.execute("SELECT pg_advisory_xact_lock(7878)").await?;
+        }
+        tx.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_ms BIGINT NOT NULL)",
         )
-        .execute(&mut *tx)
         .await?;
         let done: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations")
             .fetch_all(&mut *tx)
             .await?;
-        for (version, sql) in MIGRATIONS {
+        let all = match self.backend {
+            Backend::Sqlite => SQLITE,
+            Backend::Postgres => POSTGRES,
+        };
+        for (version, sql) in all {
             if done.contains(version) {
                 continue;
             }
-            sqlx::raw_sql(sql).execute(&mut *tx).await?;
-            sqlx::query("INSERT INTO schema_migrations (version, applied_ms) VALUES (?, ?)")
+            tx.execute(*sql).await?;
+            sqlx::query("INSERT INTO schema_migrations (version, applied_ms) VALUES ($1, $2)")
                 .bind(version)
                 .bind(now_ms())
                 .execute(&mut *tx)
@@ -75,7 +126,7 @@ impl Sqlite {
 
 const RUN_COLUMNS: &str = "seq, id, status, created_ms, started_ms, finished_ms, worker, attempts, cancel_requested, options, summary";
 
-fn run_row(r: &sqlx::sqlite::SqliteRow) -> Result<RunRow> {
+fn run_row(r: &AnyRow) -> Result<RunRow> {
     let json = |s: Option<String>| s.and_then(|t| serde_json::from_str(&t).ok());
     Ok(RunRow {
         seq: r.try_get("seq")?,
@@ -92,9 +143,9 @@ fn run_row(r: &sqlx::sqlite::SqliteRow) -> Result<RunRow> {
     })
 }
 
-impl Store for Sqlite {
+impl Store for Sql {
     async fn create_token(&self, name: &str, scope: Scope, hash: &str) -> Result<()> {
-        sqlx::query("INSERT INTO tokens (name, scope, hash, created_ms) VALUES (?, ?, ?, ?)")
+        sqlx::query("INSERT INTO tokens (name, scope, hash, created_ms) VALUES ($1, $2, $3, $4)")
             .bind(name)
             .bind(scope.as_str())
             .bind(hash)
@@ -105,7 +156,7 @@ impl Store for Sqlite {
     }
 
     async fn token_scope(&self, hash: &str) -> Result<Option<Scope>> {
-        let scope: Option<String> = sqlx::query_scalar("SELECT scope FROM tokens WHERE hash = ?")
+        let scope: Option<String> = sqlx::query_scalar("SELECT scope FROM tokens WHERE hash = $1")
             .bind(hash)
             .fetch_optional(&self.pool)
             .await?;
@@ -114,19 +165,19 @@ impl Store for Sqlite {
 
     async fn insert_run(&self, id: &str, options: &serde_json::Value, bundle: &[u8]) -> Result<()> {
         sqlx::query(
-            "INSERT INTO runs (id, status, created_ms, options, bundle) VALUES (?, 'queued', ?, ?, ?)",
+            "INSERT INTO runs (id, status, created_ms, options, bundle) VALUES ($1, 'queued', $2, $3, $4)",
         )
         .bind(id)
         .bind(now_ms())
         .bind(options.to_string())
-        .bind(bundle)
+        .bind(bundle.to_vec())
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
     async fn run(&self, id: &str) -> Result<Option<RunRow>> {
-        let row = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?"))
+        let row = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -139,41 +190,56 @@ impl Store for Sqlite {
         limit: i64,
         cursor: Option<i64>,
     ) -> Result<Vec<RunRow>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR status = ?1) AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
-        ))
-        .bind(status)
-        .bind(cursor.unwrap_or(i64::MAX))
-        .bind(limit)
+        let cursor = cursor.unwrap_or(i64::MAX);
+        let by_status = format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE status = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3"
+        );
+        let all =
+            format!("SELECT {RUN_COLUMNS} FROM runs WHERE seq < $1 ORDER BY seq DESC LIMIT $2");
+        let rows = match status {
+            Some(s) => sqlx::query(&by_status)
+                .bind(s.to_owned())
+                .bind(cursor)
+                .bind(limit),
+            None => sqlx::query(&all).bind(cursor).bind(limit),
+        }
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(run_row).collect()
     }
 
     async fn report(&self, id: &str) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT report FROM runs WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .flatten())
+        Ok(
+            sqlx::query_scalar::<_, Option<String>>("SELECT report FROM runs WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+                .flatten(),
+        )
     }
 
     async fn claim(&self, worker: &str, lease_ms: i64) -> Result<Option<Claimed>> {
         let now = now_ms();
         // A run whose worker was asked to cancel it and then vanished is cancelled.
         sqlx::query(
-            "UPDATE runs SET status = 'cancelled', finished_ms = ?1 WHERE status = 'running' AND cancel_requested = 1 AND lease_until_ms < ?1",
+            "UPDATE runs SET status = 'cancelled', finished_ms = $1 WHERE status = 'running' AND cancel_requested = 1 AND lease_until_ms < $1",
         )
         .bind(now)
         .execute(&self.pool)
         .await?;
-        let row = sqlx::query(
-            "UPDATE runs SET status = 'running', worker = ?1, lease_until_ms = ?2, \
-             started_ms = COALESCE(started_ms, ?3), attempts = attempts + 1 \
+        // SQLite runs the statement under its one writer lock; PostgreSQL skips the
+        // rows other claims hold.
+        let lock = match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        };
+        let row = sqlx::query(&format!(
+            "UPDATE runs SET status = 'running', worker = $1, lease_until_ms = $2, \
+             started_ms = COALESCE(started_ms, $3), attempts = attempts + 1 \
              WHERE seq = (SELECT seq FROM runs WHERE status = 'queued' \
-                          OR (status = 'running' AND lease_until_ms < ?3) ORDER BY seq LIMIT 1) \
-             RETURNING id, options, bundle, attempts",
-        )
+                          OR (status = 'running' AND lease_until_ms < $3) ORDER BY seq LIMIT 1{lock}) \
+             RETURNING id, options, bundle, attempts"
+        ))
         .bind(worker)
         .bind(now + lease_ms)
         .bind(now)
@@ -181,24 +247,23 @@ impl Store for Sqlite {
         .await?;
         let Some(row) = row else { return Ok(None) };
         let id: String = row.try_get("id")?;
-        let next: i64 =
-            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE run_id = ?")
-                .bind(&id)
-                .fetch_one(&self.pool)
-                .await?;
+        let last: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM events WHERE run_id = $1")
+            .bind(&id)
+            .fetch_one(&self.pool)
+            .await?;
         let options: String = row.try_get("options")?;
         Ok(Some(Claimed {
             id,
             options: serde_json::from_str(&options).unwrap_or_default(),
             bundle: row.try_get("bundle")?,
-            next_event: next,
+            next_event: last.unwrap_or(0) + 1,
             attempt: row.try_get("attempts")?,
         }))
     }
 
     async fn renew(&self, id: &str, worker: &str, lease_ms: i64) -> Result<Renewal> {
         let cancel: Option<i64> = sqlx::query_scalar(
-            "UPDATE runs SET lease_until_ms = ? WHERE id = ? AND worker = ? AND status = 'running' RETURNING cancel_requested",
+            "UPDATE runs SET lease_until_ms = $1 WHERE id = $2 AND worker = $3 AND status = 'running' RETURNING cancel_requested",
         )
         .bind(now_ms() + lease_ms)
         .bind(id)
@@ -213,7 +278,7 @@ impl Store for Sqlite {
 
     async fn release(&self, id: &str, worker: &str) -> Result<()> {
         sqlx::query(
-            "UPDATE runs SET status = 'queued', worker = NULL, lease_until_ms = NULL WHERE id = ? AND worker = ? AND status = 'running'",
+            "UPDATE runs SET status = 'queued', worker = NULL, lease_until_ms = NULL WHERE id = $1 AND worker = $2 AND status = 'running'",
         )
         .bind(id)
         .bind(worker)
@@ -223,7 +288,7 @@ impl Store for Sqlite {
     }
 
     async fn append_event(&self, id: &str, seq: i64, data: &str) -> Result<()> {
-        sqlx::query("INSERT INTO events (run_id, seq, data) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO events (run_id, seq, data) VALUES ($1, $2, $3)")
             .bind(id)
             .bind(seq)
             .bind(data)
@@ -234,7 +299,7 @@ impl Store for Sqlite {
 
     async fn events(&self, id: &str, after: i64, limit: i64) -> Result<Vec<(i64, String)>> {
         let rows = sqlx::query(
-            "SELECT seq, data FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            "SELECT seq, data FROM events WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
         )
         .bind(id)
         .bind(after)
@@ -250,8 +315,8 @@ impl Store for Sqlite {
         let mut tx = self.pool.begin().await?;
         let now = now_ms();
         let done = sqlx::query(
-            "UPDATE runs SET status = ?, summary = ?, report = ?, finished_ms = ?, lease_until_ms = NULL \
-             WHERE id = ? AND worker = ? AND status = 'running'",
+            "UPDATE runs SET status = $1, summary = $2, report = $3, finished_ms = $4, lease_until_ms = NULL \
+             WHERE id = $5 AND worker = $6 AND status = 'running'",
         )
         .bind(&f.status)
         .bind(f.summary.to_string())
@@ -266,7 +331,7 @@ impl Store for Sqlite {
         if done {
             for s in &f.scenarios {
                 sqlx::query(
-                    "INSERT INTO scenario_runs (scenario_id, run_id, status, duration_ms, finished_ms) VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO scenario_runs (scenario_id, run_id, status, duration_ms, finished_ms) VALUES ($1, $2, $3, $4, $5)",
                 )
                 .bind(&s.scenario_id)
                 .bind(id)
@@ -282,17 +347,16 @@ impl Store for Sqlite {
     }
 
     async fn cancel(&self, id: &str) -> Result<Option<String>> {
-        let now = now_ms();
-        sqlx::query("UPDATE runs SET status = 'cancelled', finished_ms = ? WHERE id = ? AND status = 'queued'")
-            .bind(now)
+        sqlx::query("UPDATE runs SET status = 'cancelled', finished_ms = $1 WHERE id = $2 AND status = 'queued'")
+            .bind(now_ms())
             .bind(id)
             .execute(&self.pool)
             .await?;
-        sqlx::query("UPDATE runs SET cancel_requested = 1 WHERE id = ? AND status = 'running'")
+        sqlx::query("UPDATE runs SET cancel_requested = 1 WHERE id = $1 AND status = 'running'")
             .bind(id)
             .execute(&self.pool)
             .await?;
-        Ok(sqlx::query_scalar("SELECT status FROM runs WHERE id = ?")
+        Ok(sqlx::query_scalar("SELECT status FROM runs WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?)
@@ -301,7 +365,7 @@ impl Store for Sqlite {
     async fn history(&self, scenario_id: &str, limit: i64) -> Result<Vec<ScenarioOutcome>> {
         let rows = sqlx::query(
             "SELECT scenario_id, run_id, status, duration_ms, finished_ms FROM scenario_runs \
-             WHERE scenario_id = ? ORDER BY finished_ms DESC, rowid DESC LIMIT ?",
+             WHERE scenario_id = $1 ORDER BY finished_ms DESC, id DESC LIMIT $2",
         )
         .bind(scenario_id)
         .bind(limit)

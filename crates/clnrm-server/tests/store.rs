@@ -1,0 +1,199 @@
+//! The store's behaviour, the same suite against real SQLite (a temporary file) and a
+//! real PostgreSQL server (`scripts/postgres.sh`, started by `scripts/setup.sh`; each
+//! test makes a database of its own): tokens, the queue with its leases, cancels,
+//! events, history, counts and pages.
+
+use clnrm_server::sql::Sql;
+use clnrm_server::store::{Finished, Renewal, ScenarioOutcome, Scope, Store};
+use sqlx::{Connection, Executor};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// A new, empty PostgreSQL database on the test server.
+async fn postgres() -> String {
+    let base = std::env::var("CLNRM_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:55432/postgres".into());
+    sqlx::any::install_default_drivers();
+    let mut c = sqlx::AnyConnection::connect(&base)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("PostgreSQL at {base} does not answer ({e}); start it with scripts/postgres.sh")
+        });
+    let name = format!("clnrm_test_{}", clnrm_server::random_hex(6));
+    c.execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .unwrap();
+    let (server, _) = base.rsplit_once('/').unwrap();
+    format!("{server}/{name}")
+}
+
+async fn sqlite(dir: &tempfile::TempDir) -> Sql {
+    Sql::open(&format!("sqlite://{}", dir.path().join("s.db").display()))
+        .await
+        .unwrap()
+}
+
+fn finished(status: &str, scenario: &str) -> Finished {
+    Finished {
+        status: status.into(),
+        summary: serde_json::json!({"passed": 1}),
+        report: "{}".into(),
+        scenarios: vec![ScenarioOutcome {
+            scenario_id: scenario.into(),
+            run_id: String::new(),
+            status: "flaky".into(),
+            duration_ms: 12,
+            finished_ms: 0,
+        }],
+    }
+}
+
+async fn tokens_and_queue(db: Sql) {
+    db.create_token("t", Scope::Run, "h1").await.unwrap();
+    assert_eq!(db.token_scope("h1").await.unwrap(), Some(Scope::Run));
+    assert_eq!(db.token_scope("h2").await.unwrap(), None);
+
+    let opts = serde_json::json!({"workers": 2});
+    for id in ["r1", "r2", "r3"] {
+        db.insert_run(id, &opts, b"bundle").await.unwrap();
+    }
+    // Oldest first, one worker each.
+    let a = db.claim("w1", 60_000).await.unwrap().unwrap();
+    assert_eq!((a.id.as_str(), a.attempt, a.next_event), ("r1", 1, 1));
+    assert_eq!(a.bundle, b"bundle");
+    assert_eq!(a.options, opts);
+    let held = |cancel| Renewal::Held { cancel };
+    assert_eq!(db.renew("r1", "w1", 60_000).await.unwrap(), held(false));
+    assert_eq!(db.renew("r1", "w2", 60_000).await.unwrap(), Renewal::Lost);
+    let b = db.claim("w2", 1).await.unwrap().unwrap();
+    assert_eq!(b.id, "r2");
+    db.append_event("r2", b.next_event, "{\"event\":\"run_started\"}")
+        .await
+        .unwrap();
+    // A queued run cancels at once; a running one is asked to stop.
+    assert_eq!(db.cancel("r3").await.unwrap().as_deref(), Some("cancelled"));
+    assert_eq!(db.cancel("r1").await.unwrap().as_deref(), Some("running"));
+    assert_eq!(db.renew("r1", "w1", 60_000).await.unwrap(), held(true));
+    assert_eq!(db.cancel("nope").await.unwrap(), None);
+    // r2's lease ran out: another worker takes it over, events continue after the
+    // first attempt's, and the first worker can neither renew nor finish it.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let c = db.claim("w3", 60_000).await.unwrap().unwrap();
+    assert_eq!((c.id.as_str(), c.attempt, c.next_event), ("r2", 2, 2));
+    assert_eq!(db.renew("r2", "w2", 60_000).await.unwrap(), Renewal::Lost);
+    assert!(
+        !db.finish("r2", "w2", &finished("passed", "s"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        db.finish("r2", "w3", &finished("passed", "s"))
+            .await
+            .unwrap()
+    );
+    let again = db
+        .finish("r2", "w3", &finished("failed", "s"))
+        .await
+        .unwrap();
+    assert!(!again, "a run is finished once");
+    assert!(
+        db.claim("w4", 60_000).await.unwrap().is_none(),
+        "r1 is held, r3 cancelled"
+    );
+    let r2 = db.run("r2").await.unwrap().unwrap();
+    assert_eq!(
+        (r2.status.as_str(), r2.attempts, r2.worker.as_deref()),
+        ("passed", 2, Some("w3"))
+    );
+    assert_eq!(db.report("r2").await.unwrap().as_deref(), Some("{}"));
+    assert_eq!(db.report("r1").await.unwrap(), None);
+    let h = db.history("s", 10).await.unwrap();
+    assert_eq!(h.len(), 1);
+    assert_eq!(
+        (h[0].run_id.as_str(), h[0].status.as_str()),
+        ("r2", "flaky")
+    );
+    let ev = db.events("r2", 0, 10).await.unwrap();
+    assert_eq!(ev, vec![(1, "{\"event\":\"run_started\"}".to_owned())]);
+    // A released run goes back to the queue.
+    db.release("r1", "w1").await.unwrap();
+    assert_eq!(db.claim("w5", 60_000).await.unwrap().unwrap().id, "r1");
+    let counts = db.counts().await.unwrap();
+    let want: Vec<(String, i64)> = vec![
+        ("cancelled".into(), 1),
+        ("passed".into(), 1),
+        ("running".into(), 1),
+    ];
+    assert_eq!(counts, want);
+    // Newest first, by pages.
+    let page = db.runs(None, 2, None).await.unwrap();
+    let ids: Vec<&str> = page.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["r3", "r2"]);
+    let next = db.runs(None, 2, Some(page[1].seq)).await.unwrap();
+    let ids: Vec<&str> = next.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["r1"]);
+    assert_eq!(db.runs(Some("passed"), 10, None).await.unwrap().len(), 1);
+}
+
+/// Many workers claiming at once: every run once, none twice.
+async fn claims_race(db: Sql) {
+    let db = Arc::new(db);
+    for i in 0..40 {
+        db.insert_run(&format!("run{i:02}"), &serde_json::json!({}), b"x")
+            .await
+            .unwrap();
+    }
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            while let Some(c) = db.claim(&format!("w{w}"), 60_000).await.unwrap() {
+                mine.push(c.id);
+            }
+            mine
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let distinct: BTreeSet<&String> = all.iter().collect();
+    assert_eq!(all.len(), 40, "{all:?}");
+    assert_eq!(distinct.len(), 40);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_tokens_and_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    tokens_and_queue(sqlite(&dir).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_tokens_and_queue() {
+    tokens_and_queue(Sql::open(&postgres().await).await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_claims_race() {
+    let dir = tempfile::tempdir().unwrap();
+    claims_race(sqlite(&dir).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_claims_race() {
+    claims_race(Sql::open(&postgres().await).await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_postgres_database_is_migrated_once_by_processes_opening_it_at_once() {
+    let url = postgres().await;
+    let (a, b) = tokio::join!(Sql::open(&url), Sql::open(&url));
+    a.unwrap()
+        .create_token("x", Scope::Admin, "h")
+        .await
+        .unwrap();
+    b.unwrap();
+    let again = Sql::open(&url).await.unwrap();
+    assert_eq!(again.token_scope("h").await.unwrap(), Some(Scope::Admin));
+}
