@@ -75,6 +75,13 @@ build_image
 scripts/example-images.sh
 # PostgreSQL for the runs service's tests (Debian's package; one server for all tests).
 scripts/postgres.sh >/dev/null
+# Schemathesis (from PyPI) checks the runs service's OpenAPI document against the
+# running server in the tests; a virtualenv of its own under target/tools/.
+st=target/tools/schemathesis
+if ! [[ -x "$st/bin/schemathesis" ]]; then
+    echo "setup: installing schemathesis into $st"
+    python3 -m venv "$st" && "$st/bin/pip" install -q 'schemathesis>=4,<5'
+fi
 
 if ! $ci; then
     cargo build --release --locked

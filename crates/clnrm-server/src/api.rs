@@ -2,12 +2,13 @@
 //! call the store. A submitted project is checked (paths, size, validation, host
 //! mounts) and stored before the 201; running it is a worker's job.
 
-use crate::problem::Problem;
+use crate::problem::{Problem, ProblemDoc};
 use crate::store::{Scope, Store, is_final};
 use crate::upload::{Bundle, Refused};
 use crate::{App, auth};
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -25,7 +26,8 @@ pub fn router<S: Store>(app: Arc<App<S>>) -> Router {
         .saturating_mul(2)
         .saturating_add(1 << 20);
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
+        .route("/api/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics::<S>))
         .route("/api/v1/runs", post(submit::<S>).get(list::<S>))
         .route("/api/v1/runs/{id}", get(run::<S>))
@@ -42,11 +44,33 @@ pub fn router<S: Store>(app: Arc<App<S>>) -> Router {
 
 type Api<S> = State<Arc<App<S>>>;
 
+/// A query string, or the problem it has (as a problem document, like every error).
+fn parsed<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, Problem> {
+    q.map(|Query(v)| v)
+        .map_err(|e| Problem::bad_request(format!("query: {}", e.body_text())))
+}
+
+/// Whether the service answers (no token needed).
+#[utoipa::path(get, path = "/healthz", tag = "service", responses((status = 200, description = "ok", body = String, content_type = "text/plain")))]
+pub(crate) async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// This document (no token needed).
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::openapi::document(),
+    )
+        .into_response()
+}
+
 /// Run options a client may give (SPEC §9).
-#[derive(Clone, Debug, Default, Deserialize, serde::Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunOptions {
     /// Scenarios at once.
+    #[schema(minimum = 1, maximum = 1024)]
     pub workers: Option<u64>,
     /// Scenario-id glob.
     pub filter: Option<String>,
@@ -60,6 +84,7 @@ pub struct RunOptions {
     #[serde(default)]
     pub force: bool,
     /// Runs after a failure.
+    #[schema(maximum = 100)]
     pub retries: Option<u64>,
     /// Record baselines.
     #[serde(default)]
@@ -90,22 +115,103 @@ impl RunOptions {
     }
 }
 
-/// Query of `POST /runs` with a `.tar.gz` body: the options as parameters.
-#[derive(Debug, Default, Deserialize)]
+/// `POST /runs` with a JSON body: the project's files and the options.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct TarQuery {
+pub struct Submit {
+    /// Path (relative to the project root) → the file's text; at least one.
+    #[schema(value_type = std::collections::HashMap<String, String>)]
+    files: serde_json::Map<String, Value>,
+    /// How to run.
+    #[serde(default)]
+    options: RunOptions,
+}
+
+/// The answer to a submission.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Created {
+    /// The run's id.
+    id: String,
+    /// `queued`.
+    status: String,
+}
+
+/// A page of runs.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct RunsPage {
+    /// Newest first.
+    runs: Vec<crate::store::RunRow>,
+    /// Pass it as `cursor` for the next page; none on the last.
+    next_cursor: Option<String>,
+}
+
+/// A run's scenarios in brief.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Scenarios {
+    /// `{id, name, file, status, reason, duration_ms, tags}` each.
+    #[schema(value_type = Vec<Object>)]
+    scenarios: Vec<Value>,
+}
+
+/// What a cancel did.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Cancelled {
+    /// The run's id.
+    id: String,
+    /// Its status after the cancel.
+    status: String,
+}
+
+/// A scenario's last outcomes.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct History {
+    /// Its id.
+    scenario: String,
+    /// Newest first, at most 100.
+    runs: Vec<crate::store::ScenarioOutcome>,
+    /// Share of them that were `flaky`.
+    flaky_rate: f64,
+}
+
+/// Query of `POST /runs` with a `.tar.gz` body: the options as parameters.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct TarQuery {
+    /// Scenarios at once.
+    #[param(minimum = 1, maximum = 1024)]
     workers: Option<u64>,
+    /// Scenario-id glob.
     filter: Option<String>,
+    /// Only scenarios with this tag.
     tag: Option<String>,
+    /// Run everything.
     force: Option<bool>,
+    /// Runs after a failure.
+    #[param(maximum = 100)]
     retries: Option<u64>,
+    /// Record baselines.
     update_baseline: Option<bool>,
 }
 
-async fn submit<S: Store>(
+/// Submits a run: a project (`.tar.gz`, or JSON files) and options; stored and queued
+/// before the answer.
+#[utoipa::path(post, path = "/api/v1/runs", tag = "runs",
+    params(TarQuery, ("X-Clnrm-Options" = Option<String>, Header, description = "the options as JSON, with a .tar.gz body")),
+    request_body(content((Submit = "application/json"), (Vec<u8> = "application/gzip")), description = "the project"),
+    responses(
+        (status = 201, description = "stored and queued", body = Created),
+        (status = 400, description = "a malformed body or option, a path that escapes, a link", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "no or an unknown token", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "too small a scope, or a host mount", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 413, description = "over --max-upload-mb", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, description = "another content type", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "the project does not validate", body = ProblemDoc, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn submit<S: Store>(
     State(app): Api<S>,
     headers: HeaderMap,
-    query: Result<Query<TarQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<TarQuery>, QueryRejection>,
     body: Bytes,
 ) -> Result<Response, Problem> {
     auth::authorize(&app.store, &headers, Scope::Run).await?;
@@ -131,9 +237,7 @@ async fn submit<S: Store>(
                     max >> 20
                 ))));
             }
-            let q = query
-                .map_err(|e| Problem::bad_request(format!("query: {}", e.body_text())))?
-                .0;
+            let q = parsed(query)?;
             let in_header = headers
                 .get("x-clnrm-options")
                 .map(|v| {
@@ -157,13 +261,6 @@ async fn submit<S: Store>(
             (Bundle::from_tar_gz(&body, max).map_err(refused)?, options)
         }
         "application/json" => {
-            #[derive(Deserialize)]
-            #[serde(deny_unknown_fields)]
-            struct Submit {
-                files: serde_json::Map<String, Value>,
-                #[serde(default)]
-                options: RunOptions,
-            }
             let s: Submit = serde_json::from_slice(&body)
                 .map_err(|e| Problem::bad_request(format!("body: {e}")))?;
             (
@@ -198,7 +295,10 @@ async fn submit<S: Store>(
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
-        axum::Json(json!({"id": id, "status": "queued"})),
+        axum::Json(Created {
+            id,
+            status: "queued".into(),
+        }),
     )
         .into_response())
 }
@@ -255,18 +355,29 @@ fn check_project(
     Ok(())
 }
 
-#[derive(Debug, Deserialize)]
-struct ListQuery {
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListQuery {
+    /// Only runs in this status.
     status: Option<String>,
+    /// Runs on a page (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
+    /// `next_cursor` of the page before.
+    #[param(pattern = "^[0-9]{1,18}$")]
     cursor: Option<String>,
 }
 
-async fn list<S: Store>(
+/// Runs, newest first, a page at a time.
+#[utoipa::path(get, path = "/api/v1/runs", tag = "runs", params(ListQuery),
+    responses((status = 200, body = RunsPage), (status = 400, body = ProblemDoc, content_type = "application/problem+json"), (status = 401, body = ProblemDoc, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn list<S: Store>(
     State(app): Api<S>,
     headers: HeaderMap,
-    Query(q): Query<ListQuery>,
+    q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {
+    let q = parsed(q)?;
     auth::authorize(&app.store, &headers, Scope::Read).await?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
@@ -283,10 +394,18 @@ async fn list<S: Store>(
     let next = (runs.len() as i64 == limit)
         .then(|| runs.last().map(|r| r.seq.to_string()))
         .flatten();
-    Ok(axum::Json(json!({"runs": runs, "next_cursor": next})).into_response())
+    Ok(axum::Json(RunsPage {
+        runs,
+        next_cursor: next,
+    })
+    .into_response())
 }
 
-async fn run<S: Store>(
+/// One run.
+#[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "runs", params(("id" = String, Path, description = "run id")),
+    responses((status = 200, body = crate::store::RunRow), (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 404, body = ProblemDoc, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn run<S: Store>(
     State(app): Api<S>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -330,7 +449,11 @@ async fn results<S: Store>(app: &App<S>, id: &str) -> Result<Vec<Value>, Problem
     Ok(out)
 }
 
-async fn scenarios<S: Store>(
+/// The latest result of each scenario of a run, in brief (also while it runs).
+#[utoipa::path(get, path = "/api/v1/runs/{id}/scenarios", tag = "runs", params(("id" = String, Path, description = "run id")),
+    responses((status = 200, body = Scenarios), (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 404, body = ProblemDoc, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn scenarios<S: Store>(
     State(app): Api<S>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -341,10 +464,15 @@ async fn scenarios<S: Store>(
         .iter()
         .map(|s| json!({"id": s["id"], "name": s["name"], "file": s["file"], "status": s["status"], "reason": s["reason"], "duration_ms": s["duration_ms"], "tags": s["tags"]}))
         .collect();
-    Ok(axum::Json(json!({"scenarios": brief})).into_response())
+    Ok(axum::Json(Scenarios { scenarios: brief }).into_response())
 }
 
-async fn scenario<S: Store>(
+/// One scenario's latest result in full, as in the JSON report.
+#[utoipa::path(get, path = "/api/v1/runs/{id}/scenarios/{sid}", tag = "runs",
+    params(("id" = String, Path, description = "run id"), ("sid" = String, Path, description = "scenario id")),
+    responses((status = 200, body = Object), (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 404, body = ProblemDoc, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn scenario<S: Store>(
     State(app): Api<S>,
     headers: HeaderMap,
     Path((id, sid)): Path<(String, String)>,
@@ -362,17 +490,25 @@ async fn scenario<S: Store>(
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct ReportQuery {
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ReportQuery {
     format: Option<String>,
 }
 
-async fn report<S: Store>(
+/// The report of a run that ended.
+#[utoipa::path(get, path = "/api/v1/runs/{id}/report", tag = "runs",
+    params(("id" = String, Path, description = "run id"), ReportQuery),
+    responses((status = 200, description = "the report", content((Object = "application/json"), (String = "application/xml"), (String = "text/markdown"))),
+        (status = 400, body = ProblemDoc, content_type = "application/problem+json"), (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 404, body = ProblemDoc, content_type = "application/problem+json"), (status = 409, description = "not ended yet", body = ProblemDoc, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn report<S: Store>(
     State(app): Api<S>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Query(q): Query<ReportQuery>,
+    q: Result<Query<ReportQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {
+    let q = parsed(q)?;
     auth::authorize(&app.store, &headers, Scope::Read).await?;
     let run = app
         .store
@@ -408,7 +544,12 @@ async fn report<S: Store>(
     Ok(([(header::CONTENT_TYPE, kind)], body).into_response())
 }
 
-async fn cancel<S: Store>(
+/// Cancels a run: a queued one at once, a running one at its worker's next renewal.
+#[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", tag = "runs", params(("id" = String, Path, description = "run id")),
+    responses((status = 200, description = "cancelled (or already ended)", body = Cancelled), (status = 202, description = "its worker will stop it", body = Cancelled),
+        (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json"), (status = 404, body = ProblemDoc, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn cancel<S: Store>(
     State(app): Api<S>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -426,10 +567,14 @@ async fn cancel<S: Store>(
     } else {
         StatusCode::ACCEPTED
     };
-    Ok((code, axum::Json(json!({"id": id, "status": status}))).into_response())
+    Ok((code, axum::Json(Cancelled { id, status })).into_response())
 }
 
-async fn history<S: Store>(
+/// A scenario's last outcomes and its flaky rate.
+#[utoipa::path(get, path = "/api/v1/scenarios/{sid}/history", tag = "scenarios", params(("sid" = String, Path, description = "scenario id")),
+    responses((status = 200, body = History), (status = 401, body = ProblemDoc, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn history<S: Store>(
     State(app): Api<S>,
     headers: HeaderMap,
     Path(sid): Path<String>,
@@ -442,10 +587,22 @@ async fn history<S: Store>(
     } else {
         flaky as f64 / runs.len() as f64
     };
-    Ok(axum::Json(json!({"scenario": sid, "runs": runs, "flaky_rate": rate})).into_response())
+    Ok(axum::Json(History {
+        scenario: sid,
+        runs,
+        flaky_rate: rate,
+    })
+    .into_response())
 }
 
-async fn metrics<S: Store>(State(app): Api<S>, headers: HeaderMap) -> Result<Response, Problem> {
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "service",
+    responses((status = 200, description = "Prometheus text", body = String, content_type = "text/plain"), (status = 401, body = ProblemDoc, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn metrics<S: Store>(
+    State(app): Api<S>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
     auth::authorize(&app.store, &headers, Scope::Read).await?;
     let mut text = String::from("# HELP clnrm_runs Runs by status.\n# TYPE clnrm_runs gauge\n");
     let mut queued = 0;

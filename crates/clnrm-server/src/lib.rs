@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod openapi;
 mod problem;
 pub mod sql;
 mod sse;

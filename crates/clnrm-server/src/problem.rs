@@ -3,6 +3,20 @@
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+/// An error document as the API writes it (RFC 9457).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ProblemDoc {
+    /// `about:blank`.
+    #[serde(rename = "type")]
+    kind: String,
+    /// The status's reason phrase.
+    title: String,
+    /// The HTTP status.
+    status: u16,
+    /// What went wrong, for people.
+    detail: String,
+}
+
 /// An error answer: its status and what went wrong.
 #[derive(Debug)]
 pub struct Problem {
@@ -40,17 +54,24 @@ impl From<crate::store::StoreError> for Problem {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({
-            "type": "about:blank",
-            "title": self.status.canonical_reason().unwrap_or("error"),
-            "status": self.status.as_u16(),
-            "detail": self.detail,
-        });
-        (
+        let body = ProblemDoc {
+            kind: "about:blank".into(),
+            title: self.status.canonical_reason().unwrap_or("error").into(),
+            status: self.status.as_u16(),
+            detail: self.detail,
+        };
+        let mut response = (
             self.status,
             [(header::CONTENT_TYPE, "application/problem+json")],
-            body.to_string(),
+            serde_json::to_string(&body).unwrap_or_default(),
         )
-            .into_response()
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"clnrm\""),
+            );
+        }
+        response
     }
 }

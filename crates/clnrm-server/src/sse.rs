@@ -39,6 +39,11 @@ struct Follow<S> {
 }
 
 /// The handler.
+#[utoipa::path(get, path = "/api/v1/runs/{id}/events", tag = "runs",
+    params(("id" = String, Path, description = "run id"), ("Last-Event-ID" = Option<String>, Header, description = "resume after this event")),
+    responses((status = 200, description = "Server-Sent Events: run.started, scenario.started, step.finished, scenario.retrying, scenario.finished, run.finished; data: the event as JSON", body = String, content_type = "text/event-stream"),
+        (status = 401, body = crate::problem::ProblemDoc, content_type = "application/problem+json"), (status = 404, body = crate::problem::ProblemDoc, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
 pub async fn events<S: Store>(
     State(app): State<Arc<App<S>>>,
     headers: HeaderMap,

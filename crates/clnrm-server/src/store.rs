@@ -53,7 +53,7 @@ impl Scope {
 }
 
 /// A run as stored (without its project).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RunRow {
     /// Its id.
     pub id: String,
@@ -72,8 +72,10 @@ pub struct RunRow {
     /// A cancel was asked for while it ran.
     pub cancel_requested: bool,
     /// The options it was submitted with.
+    #[schema(value_type = Object)]
     pub options: serde_json::Value,
     /// Counts by status and the duration, once it ended.
+    #[schema(value_type = Option<Object>)]
     pub summary: Option<serde_json::Value>,
     /// Position in the list (the keyset cursor).
     #[serde(skip)]
@@ -108,7 +110,7 @@ pub enum Renewal {
 }
 
 /// One scenario's outcome in a run, for its history.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ScenarioOutcome {
     /// Scenario id.
     pub scenario_id: String,
