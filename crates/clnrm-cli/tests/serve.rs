@@ -569,3 +569,108 @@ fn the_openapi_document_holds_under_schemathesis() {
     );
     assert!(report.contains("passed"), "{report}");
 }
+
+/// A webhook receiver: records each request (headers, body); answers 500 to the first
+/// and 200 to the rest.
+fn receiver() -> (
+    String,
+    std::sync::mpsc::Receiver<(Vec<(String, String)>, String)>,
+) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut headers = Vec::new();
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            loop {
+                line.clear();
+                if reader.read_line(&mut line).unwrap() == 0 || line.trim().is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = line.split_once(':') {
+                    headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+                }
+            }
+            let len: usize = headers
+                .iter()
+                .find(|(k, _)| k == "content-length")
+                .map_or(0, |(_, v)| v.parse().unwrap());
+            let mut body = vec![0; len];
+            reader.read_exact(&mut body).unwrap();
+            let status = if n == 0 {
+                "500 Internal Server Error"
+            } else {
+                "200 OK"
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let _ = tx.send((headers, String::from_utf8(body).unwrap()));
+        }
+    });
+    (addr, rx)
+}
+
+#[test]
+fn a_finished_run_is_posted_to_its_webhook_signed_and_retried() {
+    let (hook, received) = receiver();
+    let dir = common::project(&[(
+        ".clnrm/config.toml",
+        &format!(
+            "[server]\nwebhooks = [{{ url = \"http://{hook}/clnrm\", events = [\"run.finished\"], secret = \"s3cret\" }}]\n"
+        ),
+    )]);
+    let srv = serve(dir.path(), &[]);
+    let t = token(dir.path(), "run");
+    let a = submit(
+        &srv.addr,
+        &t,
+        json!({"tests/a.clnrm.toml": file("[[scenario]]\nname = \"s\"\nrun = \"true\"\n")}),
+        json!({}),
+    );
+    let id = a.json()["id"].as_str().unwrap().to_owned();
+    let wait = Duration::from_secs(60);
+    let (_, first) = received.recv_timeout(wait).expect("a first delivery");
+    let (headers, body) = received.recv_timeout(wait).expect("a retry after the 500");
+    assert_eq!(first, body, "the retry sends the same body");
+    let header = |k: &str| {
+        headers
+            .iter()
+            .find(|(h, _)| h == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(header("x-clnrm-event"), "run.finished");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["event"], "run.finished");
+    assert_eq!(v["run"]["id"], id.as_str());
+    assert_eq!(v["run"]["status"], "passed");
+    assert_eq!(v["run"]["summary"]["passed"], 1);
+    // The signature, checked by Python's own HMAC.
+    let py = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import hashlib, hmac, sys; print('sha256=' + hmac.new(b's3cret', sys.stdin.buffer.read(), hashlib.sha256).hexdigest())",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(body.as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert_eq!(
+        header("x-clnrm-signature"),
+        String::from_utf8_lossy(&py.stdout).trim()
+    );
+    // Delivered: no third try.
+    assert!(received.recv_timeout(Duration::from_millis(1500)).is_err());
+}

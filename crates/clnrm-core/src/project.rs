@@ -128,6 +128,21 @@ impl Default for DiffConfig {
     }
 }
 
+/// One `[server] webhooks` entry: a POST to `url` for each of `events`, signed with
+/// HMAC-SHA256 of `secret`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Webhook {
+    /// `http://HOST[:PORT]/PATH`.
+    pub url: String,
+    /// Which events (`run.finished`).
+    pub events: Vec<String>,
+    /// The signing key.
+    pub secret: String,
+}
+
+/// The events a webhook may ask for.
+pub const WEBHOOK_EVENTS: &[&str] = &["run.finished"];
+
 /// `.clnrm/config.toml`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Config {
@@ -141,6 +156,8 @@ pub struct Config {
     pub diff: DiffConfig,
     /// `[snapshot] redact`: regex → replacement, before every file's own.
     pub snapshot_redact: Vec<(String, String)>,
+    /// `[server] webhooks`: where the runs service posts what happens to runs.
+    pub webhooks: Vec<Webhook>,
     /// `[vars]`: template variables for every file.
     pub vars: BTreeMap<String, tera::Value>,
 }
@@ -390,6 +407,53 @@ fn read_config(r: &mut Reader<'_>, root: &mut Table<'_, '_>, c: &mut Config) {
             .map(|(k, v)| (k.value, v.value))
             .collect();
     }
+    if let Some(mut t) = root.table(r, "server") {
+        for mut w in t.tables(r, "webhooks") {
+            let url: Option<Sp<String>> = w.req(r, "url", "\"http://hooks.internal:8080/clnrm\"");
+            let events: Vec<Sp<String>> = w.get(r, "events").unwrap_or_default();
+            let secret: Option<Sp<String>> = w.req(r, "secret", "\"a long random string\"");
+            w.finish(r);
+            let (Some(url), Some(secret)) = (url, secret) else {
+                continue;
+            };
+            let mut ok = true;
+            if !url.value.starts_with("http://") {
+                ok = false;
+                r.diags.push(
+                    Diagnostic::error(
+                        crate::diag::Code::BadValue,
+                        format!("webhook URL \"{}\" is not http://", url.value),
+                    )
+                    .at(r.src, url.span, "expected http://HOST[:PORT]/PATH (https is not supported yet: put a proxy in between)"),
+                );
+            }
+            for e in &events {
+                if !WEBHOOK_EVENTS.contains(&e.value.as_str()) {
+                    ok = false;
+                    r.diags.push(
+                        Diagnostic::error(
+                            crate::diag::Code::BadValue,
+                            format!("unknown webhook event \"{}\"", e.value),
+                        )
+                        .at(r.src, e.span, "expected \"run.finished\""),
+                    );
+                }
+            }
+            if ok {
+                let events = if events.is_empty() {
+                    vec!["run.finished".to_owned()]
+                } else {
+                    events.into_iter().map(|e| e.value).collect()
+                };
+                c.webhooks.push(Webhook {
+                    url: url.value,
+                    events,
+                    secret: secret.value,
+                });
+            }
+        }
+        t.finish(r);
+    }
     let vars = root.map(r, "vars", |_, v, _| {
         Some(crate::model::reader::to_toml_value(v.get_ref()))
     });
@@ -430,6 +494,34 @@ mod tests {
         assert_eq!(config.executor.pull_timeout_ms, 600_000);
         assert_eq!(diags.len(), 1);
         assert!(diags[0].message.contains("pull_timeout_ms"), "{diags:?}");
+    }
+
+    #[test]
+    fn webhooks_are_read_and_bad_ones_said_where() {
+        let src = Source::file(
+            ".clnrm/config.toml",
+            "[server]\nwebhooks = [\n  { url = \"http://h:1/x\", secret = \"s\" },\n  { url = \"https://h/y\", secret = \"s\", events = [\"run.lost\"] },\n  { url = \"http://h:2/z\", events = [\"run.finished\"] },\n]\n",
+        );
+        let (config, diags) = parse_config(&src);
+        assert_eq!(
+            config.webhooks,
+            vec![Webhook {
+                url: "http://h:1/x".into(),
+                events: vec!["run.finished".into()],
+                secret: "s".into(),
+            }]
+        );
+        let messages: Vec<&str> = diags.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(diags.len(), 3, "{messages:?}");
+        assert!(messages[0].contains("is not http://"), "{messages:?}");
+        assert!(
+            messages[1].contains("unknown webhook event \"run.lost\""),
+            "{messages:?}"
+        );
+        assert!(
+            messages.iter().any(|m| m.contains("secret")),
+            "{messages:?}"
+        );
     }
 
     #[test]

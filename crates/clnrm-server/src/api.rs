@@ -560,8 +560,11 @@ pub(crate) async fn cancel<S: Store>(
         .cancel(&id)
         .await?
         .ok_or_else(|| Problem::not_found(format!("no run \"{id}\"")))?;
-    // A queued run ends now: its event streams learn it.
+    // A queued run ends now: its event streams and webhooks learn it.
     let _ = app.appended.send(id.clone());
+    if status == "cancelled" {
+        crate::webhook::run_finished(&app, &id);
+    }
     let code = if is_final(&status) {
         StatusCode::OK
     } else {

@@ -13,6 +13,7 @@ pub mod sql;
 mod sse;
 pub mod store;
 pub mod upload;
+pub mod webhook;
 pub mod worker;
 
 use std::net::SocketAddr;
@@ -36,6 +37,8 @@ pub struct Options {
     pub lease: Duration,
     /// This process's name in the runs it claims.
     pub name: String,
+    /// Where to post what happens to runs.
+    pub webhooks: Vec<clnrm_core::project::Webhook>,
 }
 
 impl Default for Options {
@@ -47,6 +50,7 @@ impl Default for Options {
             allow_host_volumes: false,
             lease: Duration::from_secs(15),
             name: worker::default_name(),
+            webhooks: Vec::new(),
         }
     }
 }

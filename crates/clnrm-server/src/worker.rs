@@ -218,7 +218,7 @@ async fn execute<S: Store>(
     };
     let finished = finished(status, &report);
     match app.store.finish(&id, worker, &finished).await {
-        Ok(true) => {}
+        Ok(true) => crate::webhook::run_finished(app, &id),
         Ok(false) => eprintln!("run {id}: lost before it was stored; another worker runs it"),
         Err(e) => eprintln!("run {id}: not stored ({e}); it will run again"),
     }
@@ -258,8 +258,10 @@ async fn fail<S: Store>(app: &Arc<App<S>>, worker: &str, id: &str, why: &str) {
         report: serde_json::json!({"run_id": id, "error": why, "scenarios": []}).to_string(),
         scenarios: Vec::new(),
     };
-    if let Err(e) = app.store.finish(id, worker, &f).await {
-        eprintln!("run {id}: {e}");
+    match app.store.finish(id, worker, &f).await {
+        Ok(true) => crate::webhook::run_finished(app, id),
+        Ok(false) => {}
+        Err(e) => eprintln!("run {id}: {e}"),
     }
     let _ = app.appended.send(id.to_owned());
 }

@@ -103,8 +103,20 @@ pub fn serve(args: ServeArgs) -> i32 {
     rt.block_on(async {
         let url = database(&args.db)?;
         let store = open(&url).await?;
+        let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
+        let (project, diags) = clnrm_core::project::Project::discover(&cwd);
+        if diags.iter().any(|d| d.is_error()) {
+            for d in &diags {
+                eprintln!(
+                    "{}",
+                    clnrm_core::diag::render_human(d, crate::output::stderr_style())
+                );
+            }
+            return Err(exit::INVALID_INPUT);
+        }
         let options = Options {
             listen: args.listen,
+            webhooks: project.config.webhooks.clone(),
             workers: if args.no_worker {
                 0
             } else {
@@ -150,8 +162,11 @@ pub fn worker(args: WorkerArgs) -> i32 {
     rt.block_on(async {
         let url = database(&args.db)?;
         let store = open(&url).await?;
+        let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
+        let (project, _) = clnrm_core::project::Project::discover(&cwd);
         let options = Options {
             workers: args.workers as usize,
+            webhooks: project.config.webhooks.clone(),
             lease: std::time::Duration::from_secs(args.lease.lease_secs),
             ..Options::default()
         };
