@@ -570,12 +570,12 @@ fn the_openapi_document_holds_under_schemathesis() {
     assert!(report.contains("passed"), "{report}");
 }
 
+/// What a webhook receiver got: headers (lower-cased names) and body.
+type Delivery = (Vec<(String, String)>, String);
+
 /// A webhook receiver: records each request (headers, body); answers 500 to the first
 /// and 200 to the rest.
-fn receiver() -> (
-    String,
-    std::sync::mpsc::Receiver<(Vec<(String, String)>, String)>,
-) {
+fn receiver() -> (String, std::sync::mpsc::Receiver<Delivery>) {
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
