@@ -213,6 +213,37 @@ fn tokens_are_required_and_scoped() {
     let ev = events(&srv.addr, &format!("/api/v1/runs/{id}/events"), &read, None);
     assert_eq!(ev.last().map(|e| e.event.as_str()), Some("run.finished"));
     assert_eq!(get(&srv.addr, "/api/v1/runs/nope", &read).status, 404);
+    // Tokens over the API: admin only; a deleted token stops working at once.
+    let admin = token(dir.path(), "admin");
+    let new = json!({"scope": "read", "name": "ci"});
+    assert_eq!(
+        post_json(&srv.addr, "/api/v1/tokens", &run, &new).status,
+        403
+    );
+    let made = post_json(&srv.addr, "/api/v1/tokens", &admin, &new);
+    assert_eq!(made.status, 201, "{}", made.body);
+    let fresh = made.json()["token"].as_str().unwrap().to_owned();
+    assert_eq!(get(&srv.addr, "/api/v1/runs", &fresh).status, 200);
+    let listed = get(&srv.addr, "/api/v1/tokens", &admin).json();
+    let ci = listed["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "ci")
+        .expect("listed")
+        .clone();
+    assert_eq!(ci["scope"], "read");
+    assert!(
+        !listed.to_string().contains(&fresh),
+        "tokens are never listed"
+    );
+    let auth = format!("Bearer {admin}");
+    let path = format!("/api/v1/tokens/{}", ci["id"]);
+    let gone = request(&srv.addr, "DELETE", &path, &[("Authorization", &auth)], b"");
+    assert_eq!(gone.status, 204, "{}", gone.body);
+    assert_eq!(get(&srv.addr, "/api/v1/runs", &fresh).status, 401);
+    let again = request(&srv.addr, "DELETE", &path, &[("Authorization", &auth)], b"");
+    assert_eq!(again.status, 404);
     // The database keeps hashes only.
     let db = std::fs::read(dir.path().join("server.db")).unwrap_or_default();
     let wal = std::fs::read(dir.path().join("server.db-wal")).unwrap_or_default();

@@ -37,6 +37,11 @@ pub fn router<S: Store>(app: Arc<App<S>>) -> Router {
         .route("/api/v1/runs/{id}/report", get(report::<S>))
         .route("/api/v1/runs/{id}/cancel", post(cancel::<S>))
         .route("/api/v1/scenarios/{sid}/history", get(history::<S>))
+        .route("/api/v1/tokens", post(create_token::<S>).get(tokens::<S>))
+        .route(
+            "/api/v1/tokens/{id}",
+            axum::routing::delete(delete_token::<S>),
+        )
         .fallback(|| async { Problem::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(limit))
         .with_state(app)
@@ -619,4 +624,104 @@ pub(crate) async fn metrics<S: Store>(
         "# HELP clnrm_queue_depth Runs waiting for a worker.\n# TYPE clnrm_queue_depth gauge\nclnrm_queue_depth {queued}\n"
     ));
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}
+
+/// A token to make.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    /// What it may do: `read`, `run` or `admin`.
+    scope: String,
+    /// A name to recognise it by.
+    #[serde(default = "default_token_name")]
+    name: String,
+}
+
+fn default_token_name() -> String {
+    "token".into()
+}
+
+/// A token just made: shown this once.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct MadeToken {
+    /// The token (only its hash is kept).
+    token: String,
+    /// Its name.
+    name: String,
+    /// Its scope.
+    scope: String,
+}
+
+/// Every token (not the tokens themselves).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Tokens {
+    /// Oldest first.
+    tokens: Vec<crate::store::TokenRow>,
+}
+
+/// Makes a token (admin).
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = NewToken,
+    responses((status = 201, body = MadeToken), (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn create_token<S: Store>(
+    State(app): Api<S>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    auth::authorize(&app.store, &headers, Scope::Admin).await?;
+    let t: NewToken =
+        serde_json::from_slice(&body).map_err(|e| Problem::bad_request(format!("body: {e}")))?;
+    let scope = Scope::parse(&t.scope)
+        .ok_or_else(|| Problem::bad_request("scope: expected read, run or admin"))?;
+    if t.name.is_empty() || t.name.len() > 200 {
+        return Err(Problem::bad_request("name: 1 to 200 characters"));
+    }
+    let token = auth::create(&app.store, &t.name, scope).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(MadeToken {
+            token,
+            name: t.name,
+            scope: scope.as_str().into(),
+        }),
+    )
+        .into_response())
+}
+
+/// Lists the tokens (admin).
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens",
+    responses((status = 200, body = Tokens), (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn tokens<S: Store>(
+    State(app): Api<S>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    auth::authorize(&app.store, &headers, Scope::Admin).await?;
+    Ok(axum::Json(Tokens {
+        tokens: app.store.tokens().await?,
+    })
+    .into_response())
+}
+
+/// Deletes a token (admin): it stops working at once.
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = i64, Path, description = "token id")),
+    responses((status = 204, description = "deleted"), (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, body = ProblemDoc, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn delete_token<S: Store>(
+    State(app): Api<S>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    auth::authorize(&app.store, &headers, Scope::Admin).await?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| Problem::bad_request("id: not a token id"))?;
+    if app.store.delete_token(id).await? {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(Problem::not_found(format!("no token {id}")))
+    }
 }

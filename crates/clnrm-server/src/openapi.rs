@@ -13,14 +13,16 @@ use utoipa::{Modify, OpenApi};
     info(title = "clnrm runs service", description = "Submit test runs, follow them, read their reports (SPEC §9)."),
     paths(
         api::submit, api::list, api::run, api::scenarios, api::scenario, api::report,
-        api::cancel, api::history, api::metrics, crate::sse::events, api::healthz
+        api::cancel, api::history, api::metrics, crate::sse::events, api::healthz,
+        api::create_token, api::tokens, api::delete_token
     ),
     components(schemas(
         api::Submit, api::RunOptions, api::Created, api::RunsPage, api::Scenarios,
-        api::Cancelled, api::History, RunRow, ScenarioOutcome, ProblemDoc
+        api::Cancelled, api::History, RunRow, ScenarioOutcome, ProblemDoc, api::NewToken,
+        api::MadeToken, api::Tokens, crate::store::TokenRow
     )),
     modifiers(&Bearer),
-    tags((name = "runs"), (name = "scenarios"), (name = "service"))
+    tags((name = "runs"), (name = "scenarios"), (name = "tokens"), (name = "service"))
 )]
 pub struct ApiDoc;
 

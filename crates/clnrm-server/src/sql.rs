@@ -7,7 +7,7 @@
 
 use crate::now_ms;
 use crate::store::{
-    Claimed, Finished, Renewal, Result, RunRow, ScenarioOutcome, Scope, Store, StoreError,
+    Claimed, Finished, Renewal, Result, RunRow, ScenarioOutcome, Scope, Store, StoreError, TokenRow,
 };
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
@@ -31,6 +31,10 @@ const POSTGRES: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres/0001
 pub struct Sql {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite has one writer: this process's writes queue here instead of colliding in
+    /// SQLite's lock, whose busy handler sleeps (other processes still meet the busy
+    /// timeout).
+    writes: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Backend {
@@ -81,9 +85,21 @@ impl Sql {
             })
             .connect_with(opts)
             .await?;
-        let db = Self { pool, backend };
+        let db = Self {
+            pool,
+            backend,
+            writes: Default::default(),
+        };
         db.migrate().await?;
         Ok(db)
+    }
+
+    /// Holds this process's SQLite write turn (PostgreSQL: none needed).
+    async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.backend {
+            Backend::Sqlite => Some(self.writes.lock().await),
+            Backend::Postgres => None,
+        }
     }
 
     /// Which database it is.
@@ -145,6 +161,7 @@ fn run_row(r: &AnyRow) -> Result<RunRow> {
 
 impl Store for Sql {
     async fn create_token(&self, name: &str, scope: Scope, hash: &str) -> Result<()> {
+        let _turn = self.write_turn().await;
         sqlx::query("INSERT INTO tokens (name, scope, hash, created_ms) VALUES ($1, $2, $3, $4)")
             .bind(name)
             .bind(scope.as_str())
@@ -163,7 +180,33 @@ impl Store for Sql {
         Ok(scope.as_deref().and_then(Scope::parse))
     }
 
+    async fn tokens(&self) -> Result<Vec<TokenRow>> {
+        let rows = sqlx::query("SELECT id, name, scope, created_ms FROM tokens ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TokenRow {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    scope: r.try_get("scope")?,
+                    created_ms: r.try_get("created_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn delete_token(&self, id: i64) -> Result<bool> {
+        let _turn = self.write_turn().await;
+        let done = sqlx::query("DELETE FROM tokens WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn insert_run(&self, id: &str, options: &serde_json::Value, bundle: &[u8]) -> Result<()> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO runs (id, status, created_ms, options, bundle) VALUES ($1, 'queued', $2, $3, $4)",
         )
@@ -219,6 +262,7 @@ impl Store for Sql {
     }
 
     async fn claim(&self, worker: &str, lease_ms: i64) -> Result<Option<Claimed>> {
+        let _turn = self.write_turn().await;
         let now = now_ms();
         // A run whose worker was asked to cancel it and then vanished is cancelled.
         sqlx::query(
@@ -262,6 +306,7 @@ impl Store for Sql {
     }
 
     async fn renew(&self, id: &str, worker: &str, lease_ms: i64) -> Result<Renewal> {
+        let _turn = self.write_turn().await;
         let cancel: Option<i64> = sqlx::query_scalar(
             "UPDATE runs SET lease_until_ms = $1 WHERE id = $2 AND worker = $3 AND status = 'running' RETURNING cancel_requested",
         )
@@ -277,6 +322,7 @@ impl Store for Sql {
     }
 
     async fn release(&self, id: &str, worker: &str) -> Result<()> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "UPDATE runs SET status = 'queued', worker = NULL, lease_until_ms = NULL WHERE id = $1 AND worker = $2 AND status = 'running'",
         )
@@ -288,6 +334,7 @@ impl Store for Sql {
     }
 
     async fn append_event(&self, id: &str, seq: i64, data: &str) -> Result<()> {
+        let _turn = self.write_turn().await;
         sqlx::query("INSERT INTO events (run_id, seq, data) VALUES ($1, $2, $3)")
             .bind(id)
             .bind(seq)
@@ -312,6 +359,7 @@ impl Store for Sql {
     }
 
     async fn finish(&self, id: &str, worker: &str, f: &Finished) -> Result<bool> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let now = now_ms();
         let done = sqlx::query(
@@ -347,6 +395,7 @@ impl Store for Sql {
     }
 
     async fn cancel(&self, id: &str) -> Result<Option<String>> {
+        let _turn = self.write_turn().await;
         sqlx::query("UPDATE runs SET status = 'cancelled', finished_ms = $1 WHERE id = $2 AND status = 'queued'")
             .bind(now_ms())
             .bind(id)

@@ -52,6 +52,19 @@ impl Scope {
     }
 }
 
+/// A token as listed (never the token itself: only its hash is kept).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct TokenRow {
+    /// Its id (for deleting it).
+    pub id: i64,
+    /// Its name.
+    pub name: String,
+    /// What it may do.
+    pub scope: String,
+    /// When it was made (ms since the epoch).
+    pub created_ms: i64,
+}
+
 /// A run as stored (without its project).
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RunRow {
@@ -148,6 +161,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<()>> + Send;
     /// The scope of the token with this hash.
     fn token_scope(&self, hash: &str) -> impl Future<Output = Result<Option<Scope>>> + Send;
+    /// Every token, oldest first.
+    fn tokens(&self) -> impl Future<Output = Result<Vec<TokenRow>>> + Send;
+    /// Deletes a token; whether there was one.
+    fn delete_token(&self, id: i64) -> impl Future<Output = Result<bool>> + Send;
     /// Stores a queued run.
     fn insert_run(
         &self,

@@ -118,9 +118,10 @@ struct StoreSink<S> {
 
 impl<S: Store> Sink for StoreSink<S> {
     fn event(&mut self, event: &Event) {
-        let Ok(data) = serde_json::to_string(event) else {
-            return;
-        };
+        // When the run emitted it, for clients that measure how late they learn it.
+        let mut value = serde_json::to_value(event).unwrap_or_default();
+        value["at_ms"] = serde_json::json!(crate::now_ms());
+        let data = value.to_string();
         let stored = self
             .handle
             .block_on(self.app.store.append_event(&self.id, self.seq, &data));
