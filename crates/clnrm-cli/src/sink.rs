@@ -49,6 +49,17 @@ impl CliSink {
     }
 }
 
+impl CliSink {
+    /// Shows nothing; exports clnrm's own spans when the environment asks for them
+    /// (the runs service's runs).
+    pub fn telemetry_only() -> Self {
+        Self {
+            shown: Shown::Progress(None),
+            telemetry: telemetry::wanted().then(Telemetry::new),
+        }
+    }
+}
+
 impl Sink for CliSink {
     fn event(&mut self, event: &Event) {
         match &mut self.shown {

@@ -705,3 +705,56 @@ fn a_finished_run_is_posted_to_its_webhook_signed_and_retried() {
     // Delivered: no third try.
     assert!(received.recv_timeout(Duration::from_millis(1500)).is_err());
 }
+
+#[test]
+fn the_server_exports_its_runs_spans_like_clnrm_run() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let receiver = rt
+        .block_on(clnrm_core::otel::Receiver::start(
+            clnrm_core::otel::ReceiverConfig::loopback(),
+        ))
+        .unwrap();
+    let endpoint = format!("http://127.0.0.1:{}", receiver.http_port());
+    let dir = tempfile::tempdir().unwrap();
+    let url = server::database(dir.path());
+    let srv = server::serve_with(
+        dir.path(),
+        &url,
+        &[],
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)],
+    );
+    let t = token(dir.path(), "run");
+    let a = submit(
+        &srv.addr,
+        &t,
+        json!({"tests/a.clnrm.toml": file("[[scenario]]\nname = \"one\"\nrun = \"true\"\n")}),
+        json!({}),
+    );
+    let id = a.json()["id"].as_str().unwrap().to_owned();
+    until("the run", Duration::from_secs(60), || {
+        status_of(&srv.addr, &t, &id) == "passed"
+    });
+    let local: std::net::IpAddr = std::net::Ipv4Addr::LOCALHOST.into();
+    let mut spans = Vec::new();
+    until("its spans", Duration::from_secs(30), || {
+        spans.extend(receiver.take_from(local));
+        spans.iter().any(|s| s.name == "clnrm.run")
+    });
+    let scenario = spans
+        .iter()
+        .find(|s| s.name == "clnrm.scenario")
+        .expect("a scenario span");
+    assert_eq!(
+        scenario
+            .attributes
+            .get("clnrm.scenario.id")
+            .map(ToString::to_string)
+            .as_deref(),
+        Some("\"tests/a.clnrm.toml::one\"")
+    );
+    assert!(spans.iter().any(|s| s.name == "clnrm.step"));
+}

@@ -25,7 +25,8 @@ pub fn router<S: Store>(app: Arc<App<S>>) -> Router {
         .max_upload
         .saturating_mul(2)
         .saturating_add(1 << 20);
-    Router::new()
+    // Every request but an event stream is bounded in time (a slow body included).
+    let bounded = Router::new()
         .route("/healthz", get(healthz))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics::<S>))
@@ -33,7 +34,6 @@ pub fn router<S: Store>(app: Arc<App<S>>) -> Router {
         .route("/api/v1/runs/{id}", get(run::<S>))
         .route("/api/v1/runs/{id}/scenarios", get(scenarios::<S>))
         .route("/api/v1/runs/{id}/scenarios/{sid}", get(scenario::<S>))
-        .route("/api/v1/runs/{id}/events", get(crate::sse::events::<S>))
         .route("/api/v1/runs/{id}/report", get(report::<S>))
         .route("/api/v1/runs/{id}/cancel", post(cancel::<S>))
         .route("/api/v1/scenarios/{sid}/history", get(history::<S>))
@@ -42,12 +42,30 @@ pub fn router<S: Store>(app: Arc<App<S>>) -> Router {
             "/api/v1/tokens/{id}",
             axum::routing::delete(delete_token::<S>),
         )
+        .route_layer(axum::middleware::from_fn(bounded_time));
+    Router::new()
+        .route("/api/v1/runs/{id}/events", get(crate::sse::events::<S>))
+        .merge(bounded)
         .fallback(|| async { Problem::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(limit))
         .with_state(app)
 }
 
 type Api<S> = State<Arc<App<S>>>;
+
+/// How long a request (but an event stream) may take, its body included.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+async fn bounded_time(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+        Ok(answer) => answer,
+        Err(_) => Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the request took more than {} s", REQUEST_TIMEOUT.as_secs()),
+        )
+        .into_response(),
+    }
+}
 
 /// A query string, or the problem it has (as a problem document, like every error).
 fn parsed<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, Problem> {

@@ -39,6 +39,18 @@ pub struct Options {
     pub name: String,
     /// Where to post what happens to runs.
     pub webhooks: Vec<clnrm_core::project::Webhook>,
+    /// Another sink for each run's events (clnrm's own spans), made per run.
+    pub observer: Option<Observer>,
+}
+
+/// Makes a sink per run that sees its events beside the store (clnrm's own telemetry).
+#[derive(Clone)]
+pub struct Observer(pub Arc<dyn Fn() -> Box<dyn clnrm_core::pipeline::Sink> + Send + Sync>);
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Observer")
+    }
 }
 
 impl Default for Options {
@@ -51,6 +63,7 @@ impl Default for Options {
             lease: Duration::from_secs(15),
             name: worker::default_name(),
             webhooks: Vec::new(),
+            observer: None,
         }
     }
 }

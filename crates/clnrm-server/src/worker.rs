@@ -114,10 +114,21 @@ struct StoreSink<S> {
     id: String,
     seq: i64,
     handle: tokio::runtime::Handle,
+    /// What else sees the run (clnrm's own spans).
+    also: Option<Box<dyn Sink>>,
 }
 
 impl<S: Store> Sink for StoreSink<S> {
+    fn finish(&mut self, report: &RunReport) {
+        if let Some(also) = &mut self.also {
+            also.finish(report);
+        }
+    }
+
     fn event(&mut self, event: &Event) {
+        if let Some(also) = &mut self.also {
+            also.event(event);
+        }
         // When the run emitted it, for clients that measure how late they learn it.
         let mut value = serde_json::to_value(event).unwrap_or_default();
         value["at_ms"] = serde_json::json!(crate::now_ms());
@@ -202,6 +213,7 @@ async fn execute<S: Store>(
         id: id.clone(),
         seq: run.next_event,
         handle: tokio::runtime::Handle::current(),
+        also: app.options.observer.as_ref().map(|o| (o.0)()),
     };
     let report = pipeline::execute(session, &planned, sink, stop.clone()).await;
     renewing.abort();

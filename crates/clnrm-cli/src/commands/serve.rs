@@ -70,6 +70,16 @@ fn on_signals(stop: CancellationToken) {
     });
 }
 
+/// With `OTEL_EXPORTER_OTLP_ENDPOINT` set, each run's own spans are exported as
+/// `clnrm run` exports them.
+fn own_spans() -> Option<clnrm_server::Observer> {
+    crate::telemetry::wanted().then(|| {
+        clnrm_server::Observer(std::sync::Arc::new(|| {
+            Box::new(crate::sink::CliSink::telemetry_only()) as Box<dyn clnrm_core::pipeline::Sink>
+        }))
+    })
+}
+
 /// `clnrm serve`.
 pub fn serve(args: ServeArgs) -> i32 {
     let rt = match super::runtime() {
@@ -117,6 +127,7 @@ pub fn serve(args: ServeArgs) -> i32 {
         let options = Options {
             listen: args.listen,
             webhooks: project.config.webhooks.clone(),
+            observer: own_spans(),
             workers: if args.no_worker {
                 0
             } else {
@@ -167,6 +178,7 @@ pub fn worker(args: WorkerArgs) -> i32 {
         let options = Options {
             workers: args.workers as usize,
             webhooks: project.config.webhooks.clone(),
+            observer: own_spans(),
             lease: std::time::Duration::from_secs(args.lease.lease_secs),
             ..Options::default()
         };

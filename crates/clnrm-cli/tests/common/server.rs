@@ -63,10 +63,16 @@ pub fn serve(dir: &Path, args: &[&str]) -> Proc {
 
 /// `clnrm serve --listen 127.0.0.1:0 --database URL ARGS` in `dir`, once it listens.
 pub fn serve_on(dir: &Path, url: &str, args: &[&str]) -> Proc {
+    serve_with(dir, url, args, &[])
+}
+
+/// `serve_on` with `env` set in the server's environment.
+pub fn serve_with(dir: &Path, url: &str, args: &[&str], env: &[(&str, String)]) -> Proc {
     let mut child = Command::new(env!("CARGO_BIN_EXE_clnrm"))
         .current_dir(dir)
         .args(["serve", "--listen", "127.0.0.1:0", "--database", url])
         .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
