@@ -167,6 +167,18 @@ fn submitted_run(dir: &std::path::Path, url: &str) {
         metrics.body
     );
     assert!(
+        metrics.body.contains("clnrm_workers_alive 1"),
+        "{}",
+        metrics.body
+    );
+    assert!(
+        metrics
+            .body
+            .contains("clnrm_scenario_duration_seconds_bucket{le=\"+Inf\"} 3"),
+        "{}",
+        metrics.body
+    );
+    assert!(
         metrics.body.contains("clnrm_queue_depth 0"),
         "{}",
         metrics.body
@@ -757,4 +769,36 @@ fn the_server_exports_its_runs_spans_like_clnrm_run() {
         Some("\"tests/a.clnrm.toml::one\"")
     );
     assert!(spans.iter().any(|s| s.name == "clnrm.step"));
+}
+
+#[test]
+fn sigterm_stops_taking_runs_and_lets_the_running_one_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut srv = serve(dir.path(), &[]);
+    let t = token(dir.path(), "run");
+    let step = "[[scenario]]\nname = \"s\"\n\n[[scenario.steps]]\nname = \"w\"\ncommand = [\"sleep\", \"2\"]\n";
+    let first = submit(
+        &srv.addr,
+        &t,
+        json!({"tests/a.clnrm.toml": file(step)}),
+        json!({}),
+    );
+    let first = first.json()["id"].as_str().unwrap().to_owned();
+    until("the run to start", Duration::from_secs(60), || {
+        status_of(&srv.addr, &t, &first) == "running"
+    });
+    let second = submit(
+        &srv.addr,
+        &t,
+        json!({"tests/a.clnrm.toml": file(step)}),
+        json!({}),
+    );
+    let second = second.json()["id"].as_str().unwrap().to_owned();
+    engine::signal(srv.child.id(), "-TERM");
+    let code = engine::wait_exit(&mut srv.child, Duration::from_secs(60));
+    assert_eq!(code, Some(0), "serve ends once its run finished");
+    // The database says what happened: the running run finished, the queued one waits.
+    let again = serve(dir.path(), &["--no-worker"]);
+    assert_eq!(status_of(&again.addr, &t, &first), "passed");
+    assert_eq!(status_of(&again.addr, &t, &second), "queued");
 }

@@ -78,6 +78,9 @@ pub struct App<S> {
     pub appended: tokio::sync::broadcast::Sender<String>,
     /// Says that a run was queued: wakes this process's idle workers.
     pub queued: tokio::sync::Notify,
+    /// The process is stopping: event streams end (their clients reconnect elsewhere
+    /// with `Last-Event-ID`).
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 impl<S: Store> App<S> {
@@ -89,6 +92,7 @@ impl<S: Store> App<S> {
             options,
             appended,
             queued: tokio::sync::Notify::new(),
+            stopping: tokio_util::sync::CancellationToken::new(),
         })
     }
 }
@@ -116,6 +120,11 @@ pub async fn serve<S: Store>(
     stop: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
     let workers = worker::spawn_all(app.clone(), stop.clone());
+    let (signal, streams) = (stop.clone(), app.stopping.clone());
+    tokio::spawn(async move {
+        signal.cancelled().await;
+        streams.cancel();
+    });
     let router = api::router(app.clone());
     let shutdown = stop.clone();
     let served = axum::serve(listener, router)

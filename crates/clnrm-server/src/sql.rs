@@ -23,8 +23,14 @@ pub enum Backend {
 }
 
 /// The migrations of each backend, in order: (version, SQL).
-const SQLITE: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
-const POSTGRES: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres/0001_init.sql"))];
+const SQLITE: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_init.sql")),
+    (2, include_str!("../migrations/sqlite/0002_workers.sql")),
+];
+const POSTGRES: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/postgres/0001_init.sql")),
+    (2, include_str!("../migrations/postgres/0002_workers.sql")),
+];
 
 /// A database.
 #[derive(Clone, Debug)]
@@ -431,6 +437,45 @@ impl Store for Sql {
                 })
             })
             .collect()
+    }
+
+    async fn heartbeat(&self, worker: &str) -> Result<()> {
+        let _turn = self.write_turn().await;
+        sqlx::query(
+            "INSERT INTO workers (name, seen_ms) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET seen_ms = excluded.seen_ms",
+        )
+        .bind(worker)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn workers_alive(&self, since_ms: i64) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM workers WHERE seen_ms >= $1")
+                .bind(since_ms)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn durations(&self, bounds_ms: &[i64]) -> Result<(Vec<i64>, i64, i64)> {
+        // PostgreSQL sums to NUMERIC: cast back to what both databases read as i64.
+        let mut sql = String::from(
+            "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(duration_ms), 0) AS BIGINT) AS total",
+        );
+        for (i, b) in bounds_ms.iter().enumerate() {
+            sql.push_str(&format!(
+                ", CAST(COALESCE(SUM(CASE WHEN duration_ms <= {b} THEN 1 ELSE 0 END), 0) AS BIGINT) AS b{i}"
+            ));
+        }
+        sql.push_str(" FROM scenario_runs");
+        let row = sqlx::query(&sql).fetch_one(&self.pool).await?;
+        let buckets = (0..bounds_ms.len())
+            .map(|i| row.try_get::<i64, _>(format!("b{i}").as_str()))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok((buckets, row.try_get("n")?, row.try_get("total")?))
     }
 
     async fn counts(&self) -> Result<Vec<(String, i64)>> {

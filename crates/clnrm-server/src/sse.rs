@@ -149,9 +149,14 @@ async fn next<S: Store>(st: &mut Follow<S>) -> Option<SseEvent> {
                 }
             }
         };
+        let stopping = st.app.stopping.clone();
         tokio::select! {
             () = woken => {}
             () = tokio::time::sleep(POLL) => {}
+            () = stopping.cancelled() => {
+                st.done = true;
+                return None;
+            }
         }
     }
 }

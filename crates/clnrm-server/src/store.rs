@@ -228,6 +228,16 @@ pub trait Store: Send + Sync + 'static {
         scenario_id: &str,
         limit: i64,
     ) -> impl Future<Output = Result<Vec<ScenarioOutcome>>> + Send;
+    /// Says that `worker` is alive now.
+    fn heartbeat(&self, worker: &str) -> impl Future<Output = Result<()>> + Send;
+    /// How many workers said so since `since_ms`.
+    fn workers_alive(&self, since_ms: i64) -> impl Future<Output = Result<i64>> + Send;
+    /// Scenario durations: how many took at most each of `bounds_ms` (cumulative),
+    /// how many in all, and their sum in ms.
+    fn durations(
+        &self,
+        bounds_ms: &[i64],
+    ) -> impl Future<Output = Result<(Vec<i64>, i64, i64)>> + Send;
     /// How many runs are in each status.
     fn counts(&self) -> impl Future<Output = Result<Vec<(String, i64)>>> + Send;
 }

@@ -48,6 +48,7 @@ pub fn spawn_all<S: Store>(app: Arc<App<S>>, stop: CancellationToken) -> Vec<Joi
 
 async fn work<S: Store>(app: Arc<App<S>>, n: usize, stop: CancellationToken) {
     let name = format!("{}#{n}", app.options.name);
+    let beating = tokio::spawn(heartbeat(app.clone(), name.clone()));
     let mut session: Option<Session<Engine>> = None;
     while !stop.is_cancelled() {
         let claimed = match app.store.claim(&name, lease_ms(&app)).await {
@@ -77,8 +78,21 @@ async fn work<S: Store>(app: Arc<App<S>>, n: usize, stop: CancellationToken) {
             }
         }
     }
+    beating.abort();
     if let Some(s) = session {
         s.shutdown().await;
+    }
+}
+
+/// How often a worker says it is alive.
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+
+async fn heartbeat<S: Store>(app: Arc<App<S>>, name: String) {
+    loop {
+        if let Err(e) = app.store.heartbeat(&name).await {
+            eprintln!("worker {name}: {e}");
+        }
+        tokio::time::sleep(HEARTBEAT).await;
     }
 }
 

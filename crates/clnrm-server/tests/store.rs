@@ -133,6 +133,14 @@ async fn tokens_and_queue(db: Sql) {
     let ids: Vec<&str> = next.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids, ["r1"]);
     assert_eq!(db.runs(Some("passed"), 10, None).await.unwrap().len(), 1);
+    // Heartbeats and the duration histogram of /metrics.
+    db.heartbeat("w1").await.unwrap();
+    db.heartbeat("w1").await.unwrap();
+    db.heartbeat("w2").await.unwrap();
+    let now = clnrm_server::now_ms();
+    assert_eq!(db.workers_alive(now - 60_000).await.unwrap(), 2);
+    assert_eq!(db.workers_alive(now + 60_000).await.unwrap(), 0);
+    assert_eq!(db.durations(&[10, 20]).await.unwrap(), (vec![0, 1], 1, 12));
 }
 
 /// Many workers claiming at once: every run once, none twice.
