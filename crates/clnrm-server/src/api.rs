@@ -8,7 +8,7 @@ use crate::upload::{Bundle, Refused};
 use crate::{App, auth};
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -26,9 +26,13 @@ pub fn router<S: Store>(app: Arc<App<S>>) -> Router {
         .saturating_mul(2)
         .saturating_add(1 << 20);
     // Every request but an event stream is bounded in time (a slow body included).
-    let bounded = Router::new()
+    // A request without a valid token is refused before its body is read.
+    let token_first = axum::middleware::from_fn_with_state(app.clone(), token_first::<S>);
+    let open = Router::new()
         .route("/healthz", get(healthz))
         .route("/api/v1/openapi.json", get(openapi))
+        .route_layer(axum::middleware::from_fn(bounded_time));
+    let bounded = Router::new()
         .route("/metrics", get(metrics::<S>))
         .route("/api/v1/runs", post(submit::<S>).get(list::<S>))
         .route("/api/v1/runs/{id}", get(run::<S>))
@@ -42,10 +46,13 @@ pub fn router<S: Store>(app: Arc<App<S>>) -> Router {
             "/api/v1/tokens/{id}",
             axum::routing::delete(delete_token::<S>),
         )
-        .route_layer(axum::middleware::from_fn(bounded_time));
+        .route_layer(axum::middleware::from_fn(bounded_time))
+        .route_layer(token_first.clone());
     Router::new()
         .route("/api/v1/runs/{id}/events", get(crate::sse::events::<S>))
+        .route_layer(token_first)
         .merge(bounded)
+        .merge(open)
         .fallback(|| async { Problem::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(limit))
         .with_state(app)
@@ -56,6 +63,19 @@ type Api<S> = State<Arc<App<S>>>;
 /// How long a request (but an event stream) may take, its body included.
 pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
+/// Refuses a request without a known token (401) before anything reads its body; the
+/// handler then checks the scope it needs.
+async fn token_first<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match auth::authorize(&app.store, req.headers(), Scope::Read).await {
+        Ok(()) => next.run(req).await,
+        Err(p) => p.into_response(),
+    }
+}
+
 async fn bounded_time(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
         Ok(answer) => answer,
@@ -65,6 +85,17 @@ async fn bounded_time(req: axum::extract::Request, next: axum::middleware::Next)
         )
         .into_response(),
     }
+}
+
+/// A body, or the problem it has (too large: 413).
+fn bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Problem> {
+    body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the body is larger than this server takes (--max-upload-mb)",
+        ),
+        status => Problem::new(status, format!("body: {}", e.body_text())),
+    })
 }
 
 /// A query string, or the problem it has (as a problem document, like every error).
@@ -235,8 +266,9 @@ pub(crate) async fn submit<S: Store>(
     State(app): Api<S>,
     headers: HeaderMap,
     query: Result<Query<TarQuery>, QueryRejection>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
+    let body = bytes(body)?;
     auth::authorize(&app.store, &headers, Scope::Run).await?;
     let max = app.options.max_upload;
     let kind = headers
@@ -353,6 +385,7 @@ fn check_project(
             format!("the project does not validate:\n{}", text.join("\n")),
         ));
     }
+    crate::worker::confined(&prepared).map_err(|e| Problem::new(StatusCode::FORBIDDEN, e))?;
     if !allow_host_volumes {
         for f in &prepared.files {
             let Some(file) = &f.file else { continue };
@@ -578,14 +611,14 @@ pub(crate) async fn cancel<S: Store>(
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
     auth::authorize(&app.store, &headers, Scope::Run).await?;
-    let status = app
+    let (status, now_cancelled) = app
         .store
         .cancel(&id)
         .await?
         .ok_or_else(|| Problem::not_found(format!("no run \"{id}\"")))?;
-    // A queued run ends now: its event streams and webhooks learn it.
+    // A queued run ends now: its event streams and webhooks learn it (once).
     let _ = app.appended.send(id.clone());
-    if status == "cancelled" {
+    if now_cancelled {
         crate::webhook::run_finished(&app, &id);
     }
     let code = if is_final(&status) {
@@ -703,8 +736,9 @@ pub struct Tokens {
 pub(crate) async fn create_token<S: Store>(
     State(app): Api<S>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
+    let body = bytes(body)?;
     auth::authorize(&app.store, &headers, Scope::Admin).await?;
     let t: NewToken =
         serde_json::from_slice(&body).map_err(|e| Problem::bad_request(format!("body: {e}")))?;

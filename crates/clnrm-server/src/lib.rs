@@ -86,6 +86,8 @@ pub struct App<S> {
 impl<S: Store> App<S> {
     /// An app over `store`.
     pub fn new(store: S, options: Options) -> Arc<Self> {
+        // Everything a server renders was uploaded to it.
+        clnrm_core::template::set_untrusted();
         let (appended, _) = tokio::sync::broadcast::channel(1024);
         Arc::new(Self {
             store,

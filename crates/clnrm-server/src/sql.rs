@@ -22,6 +22,9 @@ pub enum Backend {
     Postgres,
 }
 
+/// Claims a run may have before it ends as an error.
+pub const MAX_ATTEMPTS: i64 = 3;
+
 /// The migrations of each backend, in order: (version, SQL).
 const SQLITE: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_init.sql")),
@@ -277,6 +280,16 @@ impl Store for Sql {
         .bind(now)
         .execute(&self.pool)
         .await?;
+        // A run whose worker was lost MAX_ATTEMPTS times ends as an error instead of
+        // taking down one more (a project that kills its worker).
+        sqlx::query(&format!(
+            "UPDATE runs SET status = 'error', finished_ms = $1, \
+             summary = '{{\"message\": \"its worker was lost {MAX_ATTEMPTS} times; not run again\"}}' \
+             WHERE status = 'running' AND lease_until_ms < $1 AND attempts >= {MAX_ATTEMPTS}"
+        ))
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
         // SQLite runs the statement under its one writer lock; PostgreSQL skips the
         // rows other claims hold.
         let lock = match self.backend {
@@ -311,14 +324,15 @@ impl Store for Sql {
         }))
     }
 
-    async fn renew(&self, id: &str, worker: &str, lease_ms: i64) -> Result<Renewal> {
+    async fn renew(&self, id: &str, worker: &str, attempt: i64, lease_ms: i64) -> Result<Renewal> {
         let _turn = self.write_turn().await;
         let cancel: Option<i64> = sqlx::query_scalar(
-            "UPDATE runs SET lease_until_ms = $1 WHERE id = $2 AND worker = $3 AND status = 'running' RETURNING cancel_requested",
+            "UPDATE runs SET lease_until_ms = $1 WHERE id = $2 AND worker = $3 AND attempts = $4 AND status = 'running' RETURNING cancel_requested",
         )
         .bind(now_ms() + lease_ms)
         .bind(id)
         .bind(worker)
+        .bind(attempt)
         .fetch_optional(&self.pool)
         .await?;
         Ok(match cancel {
@@ -339,15 +353,28 @@ impl Store for Sql {
         Ok(())
     }
 
-    async fn append_event(&self, id: &str, seq: i64, data: &str) -> Result<()> {
+    async fn append_event(
+        &self,
+        id: &str,
+        holder: (&str, i64),
+        seq: i64,
+        data: &str,
+    ) -> Result<bool> {
         let _turn = self.write_turn().await;
-        sqlx::query("INSERT INTO events (run_id, seq, data) VALUES ($1, $2, $3)")
-            .bind(id)
-            .bind(seq)
-            .bind(data)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        // Only the claim that holds the run writes its events: a worker that lost it
+        // cannot take the numbers of the attempt that took over.
+        let done = sqlx::query(
+            "INSERT INTO events (run_id, seq, data) SELECT $1, $2, $3 \
+             WHERE EXISTS (SELECT 1 FROM runs WHERE id = $1 AND worker = $4 AND attempts = $5 AND status = 'running')",
+        )
+        .bind(id)
+        .bind(seq)
+        .bind(data)
+        .bind(holder.0)
+        .bind(holder.1)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn events(&self, id: &str, after: i64, limit: i64) -> Result<Vec<(i64, String)>> {
@@ -364,13 +391,13 @@ impl Store for Sql {
             .collect()
     }
 
-    async fn finish(&self, id: &str, worker: &str, f: &Finished) -> Result<bool> {
+    async fn finish(&self, id: &str, (worker, attempt): (&str, i64), f: &Finished) -> Result<bool> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let now = now_ms();
         let done = sqlx::query(
             "UPDATE runs SET status = $1, summary = $2, report = $3, finished_ms = $4, lease_until_ms = NULL \
-             WHERE id = $5 AND worker = $6 AND status = 'running'",
+             WHERE id = $5 AND worker = $6 AND attempts = $7 AND status = 'running'",
         )
         .bind(&f.status)
         .bind(f.summary.to_string())
@@ -378,6 +405,7 @@ impl Store for Sql {
         .bind(now)
         .bind(id)
         .bind(worker)
+        .bind(attempt)
         .execute(&mut *tx)
         .await?
         .rows_affected()
@@ -400,21 +428,26 @@ impl Store for Sql {
         Ok(done)
     }
 
-    async fn cancel(&self, id: &str) -> Result<Option<String>> {
+    async fn cancel(&self, id: &str) -> Result<Option<(String, bool)>> {
         let _turn = self.write_turn().await;
-        sqlx::query("UPDATE runs SET status = 'cancelled', finished_ms = $1 WHERE id = $2 AND status = 'queued'")
-            .bind(now_ms())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        let now_cancelled = sqlx::query(
+            "UPDATE runs SET status = 'cancelled', finished_ms = $1 WHERE id = $2 AND status = 'queued'",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            == 1;
         sqlx::query("UPDATE runs SET cancel_requested = 1 WHERE id = $1 AND status = 'running'")
             .bind(id)
             .execute(&self.pool)
             .await?;
-        Ok(sqlx::query_scalar("SELECT status FROM runs WHERE id = $1")
+        let status: Option<String> = sqlx::query_scalar("SELECT status FROM runs WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
-            .await?)
+            .await?;
+        Ok(status.map(|s| (s, now_cancelled)))
     }
 
     async fn history(&self, scenario_id: &str, limit: i64) -> Result<Vec<ScenarioOutcome>> {

@@ -189,22 +189,25 @@ pub trait Store: Send + Sync + 'static {
         worker: &str,
         lease_ms: i64,
     ) -> impl Future<Output = Result<Option<Claimed>>> + Send;
-    /// Extends `worker`'s lease on run `id`.
+    /// Extends the lease of `worker`'s claim `attempt` on run `id`.
     fn renew(
         &self,
         id: &str,
         worker: &str,
+        attempt: i64,
         lease_ms: i64,
     ) -> impl Future<Output = Result<Renewal>> + Send;
     /// Gives a run back to the queue (a worker stopping before it ended).
     fn release(&self, id: &str, worker: &str) -> impl Future<Output = Result<()>> + Send;
-    /// Stores event `seq` of run `id`.
+    /// Stores event `seq` of run `id` if the claim `holder` (worker, attempt) still
+    /// holds it; whether it did.
     fn append_event(
         &self,
         id: &str,
+        holder: (&str, i64),
         seq: i64,
         data: &str,
-    ) -> impl Future<Output = Result<()>> + Send;
+    ) -> impl Future<Output = Result<bool>> + Send;
     /// The events of run `id` after `after`, in order (at most `limit`).
     fn events(
         &self,
@@ -212,16 +215,17 @@ pub trait Store: Send + Sync + 'static {
         after: i64,
         limit: i64,
     ) -> impl Future<Output = Result<Vec<(i64, String)>>> + Send;
-    /// Ends run `id` if `worker` still holds it; whether it did.
+    /// Ends run `id` if the claim `holder` (worker, attempt) still holds it; whether
+    /// it did.
     fn finish(
         &self,
         id: &str,
-        worker: &str,
+        holder: (&str, i64),
         f: &Finished,
     ) -> impl Future<Output = Result<bool>> + Send;
     /// Cancels a queued run at once, or asks its worker to stop a running one; the
-    /// status after (none: no such run).
-    fn cancel(&self, id: &str) -> impl Future<Output = Result<Option<String>>> + Send;
+    /// status after and whether this call cancelled a queued run (none: no such run).
+    fn cancel(&self, id: &str) -> impl Future<Output = Result<Option<(String, bool)>>> + Send;
     /// The last `limit` outcomes of a scenario, newest first.
     fn history(
         &self,

@@ -38,6 +38,58 @@ pub fn paths(dir: &Path) -> Vec<PathBuf> {
     }
 }
 
+/// Whether every path an uploaded project names for clnrm to write or read stays
+/// inside it (`[report]` paths, `diff.baseline_path`); the error names the first that
+/// does not.
+pub fn confined(prepared: &clnrm_core::pipeline::Prepared) -> Result<(), String> {
+    use std::path::Component;
+    let inside = |base: &Path, rel: &str| {
+        let mut depth: i64 = 0;
+        for c in base
+            .join(rel)
+            .strip_prefix(&prepared.project.root)
+            .ok()
+            .into_iter()
+            .flat_map(Path::components)
+        {
+            match c {
+                Component::ParentDir => depth -= 1,
+                Component::Normal(_) => depth += 1,
+                _ => {}
+            }
+            if depth < 0 {
+                return false;
+            }
+        }
+        !Path::new(rel).is_absolute() && base.join(rel).starts_with(&prepared.project.root)
+    };
+    let root = prepared.project.root.clone();
+    let baseline = &prepared.project.config.diff.baseline_path;
+    if !inside(&root, baseline) {
+        return Err(format!(
+            ".clnrm/config.toml: diff.baseline_path \"{baseline}\" is outside the project"
+        ));
+    }
+    for f in &prepared.files {
+        let Some(report) = f.file.as_ref().and_then(|m| m.report.as_ref()) else {
+            continue;
+        };
+        let dir = f.path.parent().unwrap_or(&root);
+        for p in [&report.json, &report.junit, &report.digest]
+            .into_iter()
+            .flatten()
+        {
+            if !inside(dir, &p.value) {
+                return Err(format!(
+                    "{}: [report] path \"{}\" is outside the project",
+                    f.display, p.value
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Starts `app.options.workers` workers; they stop claiming when `stop` is cancelled
 /// and end after the run they hold.
 pub fn spawn_all<S: Store>(app: Arc<App<S>>, stop: CancellationToken) -> Vec<JoinHandle<()>> {
@@ -66,17 +118,28 @@ async fn work<S: Store>(app: Arc<App<S>>, n: usize, stop: CancellationToken) {
             }
             continue;
         };
+        // The lease is renewed from the claim on, while the session starts too.
+        let stop = Stop::default();
+        let lost = CancellationToken::new();
+        let renewing = AbortOnDrop(tokio::spawn(renew(
+            app.clone(),
+            run.id.clone(),
+            (name.clone(), run.attempt),
+            stop.clone(),
+            lost.clone(),
+        )));
         if session.is_none() {
             session = start_session().await;
         }
         match &session {
-            Some(s) => execute(&app, &name, s, run).await,
+            Some(s) => execute(&app, (&name, run.attempt), s, run, stop, lost).await,
             None => {
                 // No engine: give the run back for a worker that has one.
                 let _ = app.store.release(&run.id, &name).await;
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
         }
+        drop(renewing);
     }
     beating.abort();
     if let Some(s) = session {
@@ -122,10 +185,23 @@ async fn start_session() -> Option<Session<Engine>> {
     Some(Session::start(engine, &opts, true, true).await)
 }
 
+/// Aborts a task when dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Stores a run's events as they happen and wakes the streams that follow it.
 struct StoreSink<S> {
     app: Arc<App<S>>,
     id: String,
+    /// The claim that holds the run (worker, attempt).
+    holder: (String, i64),
+    /// The run was lost to another worker: nothing more is stored.
+    lost: bool,
     seq: i64,
     handle: tokio::runtime::Handle,
     /// What else sees the run (clnrm's own spans).
@@ -147,14 +223,21 @@ impl<S: Store> Sink for StoreSink<S> {
         let mut value = serde_json::to_value(event).unwrap_or_default();
         value["at_ms"] = serde_json::json!(crate::now_ms());
         let data = value.to_string();
-        let stored = self
-            .handle
-            .block_on(self.app.store.append_event(&self.id, self.seq, &data));
+        if self.lost {
+            return;
+        }
+        let holder = (self.holder.0.as_str(), self.holder.1);
+        let stored = self.handle.block_on(
+            self.app
+                .store
+                .append_event(&self.id, holder, self.seq, &data),
+        );
         match stored {
-            Ok(()) => {
+            Ok(true) => {
                 self.seq += 1;
                 let _ = self.app.appended.send(self.id.clone());
             }
+            Ok(false) => self.lost = true,
             Err(e) => eprintln!("run {}: an event was not stored: {e}", self.id),
         }
     }
@@ -162,9 +245,11 @@ impl<S: Store> Sink for StoreSink<S> {
 
 async fn execute<S: Store>(
     app: &Arc<App<S>>,
-    worker: &str,
+    worker: (&str, i64),
     session: &Session<Engine>,
     run: Claimed,
+    stop: Stop,
+    lost: CancellationToken,
 ) {
     let id = run.id.clone();
     let dir = match tempfile::tempdir() {
@@ -196,6 +281,9 @@ async fn execute<S: Store>(
     if prepared.has_errors() {
         return fail(app, worker, &id, "the project does not validate").await;
     }
+    if let Err(e) = confined(&prepared) {
+        return fail(app, worker, &id, &e).await;
+    }
     let flags = RunFlags {
         workers: options.workers,
         force: options.force,
@@ -213,24 +301,16 @@ async fn execute<S: Store>(
         Ok(p) => p,
         Err(e) => return fail(app, worker, &id, &e).await,
     };
-    let stop = Stop::default();
-    let lost = CancellationToken::new();
-    let renewing = tokio::spawn(renew(
-        app.clone(),
-        id.clone(),
-        worker.to_owned(),
-        stop.clone(),
-        lost.clone(),
-    ));
     let sink = StoreSink {
         app: app.clone(),
         id: id.clone(),
+        holder: (worker.0.to_owned(), worker.1),
+        lost: false,
         seq: run.next_event,
         handle: tokio::runtime::Handle::current(),
         also: app.options.observer.as_ref().map(|o| (o.0)()),
     };
     let report = pipeline::execute(session, &planned, sink, stop.clone()).await;
-    renewing.abort();
     if lost.is_cancelled() {
         eprintln!("run {id}: another worker took it over; this attempt's result is dropped");
         return;
@@ -278,7 +358,7 @@ fn finished(status: &str, report: &RunReport) -> Finished {
 }
 
 /// Ends a run that could not run, as `error`, saying why.
-async fn fail<S: Store>(app: &Arc<App<S>>, worker: &str, id: &str, why: &str) {
+async fn fail<S: Store>(app: &Arc<App<S>>, worker: (&str, i64), id: &str, why: &str) {
     let f = Finished {
         status: "error".into(),
         summary: serde_json::json!({"message": why}),
@@ -293,28 +373,45 @@ async fn fail<S: Store>(app: &Arc<App<S>>, worker: &str, id: &str, why: &str) {
     let _ = app.appended.send(id.to_owned());
 }
 
-/// Renews the lease on run `id` until aborted: a cancel interrupts the run, a lost
-/// lease stops it at once.
+/// Renews the lease of the claim `holder` (worker, attempt) on run `id` until
+/// aborted: a cancel interrupts the run; a lost lease, or none renewed for a whole
+/// lease (the database out of reach), stops it at once.
 async fn renew<S: Store>(
     app: Arc<App<S>>,
     id: String,
-    worker: String,
+    holder: (String, i64),
     stop: Stop,
     lost: CancellationToken,
 ) {
     let every = (app.options.lease / 5).max(Duration::from_millis(200));
+    let mut renewed = std::time::Instant::now();
     loop {
         tokio::time::sleep(every).await;
-        match app.store.renew(&id, &worker, lease_ms(&app)).await {
-            Ok(Renewal::Held { cancel: true }) => stop.interrupt.cancel(),
-            Ok(Renewal::Held { cancel: false }) => {}
-            Ok(Renewal::Lost) => {
-                lost.cancel();
-                stop.interrupt.cancel();
-                stop.force.cancel();
-                return;
+        let answer = app
+            .store
+            .renew(&id, &holder.0, holder.1, lease_ms(&app))
+            .await;
+        match answer {
+            Ok(Renewal::Held { cancel }) => {
+                renewed = std::time::Instant::now();
+                if cancel {
+                    stop.interrupt.cancel();
+                }
             }
-            Err(e) => eprintln!("run {id}: lease not renewed: {e}"),
+            Ok(Renewal::Lost) => break,
+            Err(e) if renewed.elapsed() < app.options.lease => {
+                eprintln!("run {id}: lease not renewed: {e}");
+            }
+            Err(e) => {
+                eprintln!(
+                    "run {id}: no lease renewed for {:?} ({e}); stopping it",
+                    app.options.lease
+                );
+                break;
+            }
         }
     }
+    lost.cancel();
+    stop.interrupt.cancel();
+    stop.force.cancel();
 }

@@ -63,38 +63,53 @@ async fn tokens_and_queue(db: Sql) {
     assert_eq!(a.bundle, b"bundle");
     assert_eq!(a.options, opts);
     let held = |cancel| Renewal::Held { cancel };
-    assert_eq!(db.renew("r1", "w1", 60_000).await.unwrap(), held(false));
-    assert_eq!(db.renew("r1", "w2", 60_000).await.unwrap(), Renewal::Lost);
+    assert_eq!(db.renew("r1", "w1", 1, 60_000).await.unwrap(), held(false));
+    assert_eq!(
+        db.renew("r1", "w2", 1, 60_000).await.unwrap(),
+        Renewal::Lost
+    );
     let b = db.claim("w2", 1).await.unwrap().unwrap();
     assert_eq!(b.id, "r2");
-    db.append_event("r2", b.next_event, "{\"event\":\"run_started\"}")
+    let first = db
+        .append_event("r2", ("w2", 1), b.next_event, "{\"event\":\"run_started\"}")
         .await
         .unwrap();
+    assert!(first);
     // A queued run cancels at once; a running one is asked to stop.
-    assert_eq!(db.cancel("r3").await.unwrap().as_deref(), Some("cancelled"));
-    assert_eq!(db.cancel("r1").await.unwrap().as_deref(), Some("running"));
-    assert_eq!(db.renew("r1", "w1", 60_000).await.unwrap(), held(true));
+    let cancelled = |s: &str, changed| Some((s.to_owned(), changed));
+    assert_eq!(db.cancel("r3").await.unwrap(), cancelled("cancelled", true));
+    assert_eq!(
+        db.cancel("r3").await.unwrap(),
+        cancelled("cancelled", false)
+    );
+    assert_eq!(db.cancel("r1").await.unwrap(), cancelled("running", false));
+    assert_eq!(db.renew("r1", "w1", 1, 60_000).await.unwrap(), held(true));
     assert_eq!(db.cancel("nope").await.unwrap(), None);
     // r2's lease ran out: another worker takes it over, events continue after the
     // first attempt's, and the first worker can neither renew nor finish it.
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let c = db.claim("w3", 60_000).await.unwrap().unwrap();
     assert_eq!((c.id.as_str(), c.attempt, c.next_event), ("r2", 2, 2));
-    assert_eq!(db.renew("r2", "w2", 60_000).await.unwrap(), Renewal::Lost);
-    assert!(
-        !db.finish("r2", "w2", &finished("passed", "s"))
-            .await
-            .unwrap()
+    assert_eq!(
+        db.renew("r2", "w2", 1, 60_000).await.unwrap(),
+        Renewal::Lost
     );
-    assert!(
-        db.finish("r2", "w3", &finished("passed", "s"))
-            .await
-            .unwrap()
-    );
-    let again = db
-        .finish("r2", "w3", &finished("failed", "s"))
-        .await
-        .unwrap();
+    // The lost claim can store no more events, even with a free number.
+    let late = db.append_event("r2", ("w2", 1), 9, "{}").await.unwrap();
+    assert!(!late, "a lost claim stored an event");
+    // The same worker name with an older attempt is not the holder either.
+    let done = |w: &'static str, a: i64, status: &'static str| {
+        let db = db.clone();
+        async move {
+            db.finish("r2", (w, a), &finished(status, "s"))
+                .await
+                .unwrap()
+        }
+    };
+    assert!(!done("w3", 1, "passed").await);
+    assert!(!done("w2", 1, "passed").await);
+    assert!(done("w3", 2, "passed").await);
+    let again = done("w3", 2, "failed").await;
     assert!(!again, "a run is finished once");
     assert!(
         db.claim("w4", 60_000).await.unwrap().is_none(),
@@ -143,9 +158,10 @@ async fn tokens_and_queue(db: Sql) {
     assert_eq!(db.durations(&[10, 20]).await.unwrap(), (vec![0, 1], 1, 12));
 }
 
-/// Many workers claiming at once: every run once, none twice.
-async fn claims_race(db: Sql) {
-    let db = Arc::new(db);
+/// Many workers claiming at once, each with a connection pool of its own (as separate
+/// processes would be): every run once, none twice.
+async fn claims_race(url: String) {
+    let db = Arc::new(Sql::open(&url).await.unwrap());
     for i in 0..40 {
         db.insert_run(&format!("run{i:02}"), &serde_json::json!({}), b"x")
             .await
@@ -153,7 +169,7 @@ async fn claims_race(db: Sql) {
     }
     let mut tasks = Vec::new();
     for w in 0..8 {
-        let db = db.clone();
+        let db = Sql::open(&url).await.unwrap();
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             while let Some(c) = db.claim(&format!("w{w}"), 60_000).await.unwrap() {
@@ -185,12 +201,12 @@ async fn postgres_tokens_and_queue() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_claims_race() {
     let dir = tempfile::tempdir().unwrap();
-    claims_race(sqlite(&dir).await).await;
+    claims_race(format!("sqlite://{}", dir.path().join("s.db").display())).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_claims_race() {
-    claims_race(Sql::open(&postgres().await).await.unwrap()).await;
+    claims_race(postgres().await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

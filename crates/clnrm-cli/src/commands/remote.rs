@@ -200,23 +200,6 @@ async fn remote(args: &RunArgs, base: &Base, token: &str, packed: Vec<u8>) -> Re
         .await;
     });
 
-    let path = format!("/api/v1/runs/{id}/events");
-    let resp = send(
-        base,
-        "GET",
-        &path,
-        &[
-            ("authorization", auth),
-            ("accept", "text/event-stream".into()),
-        ],
-        Bytes::new(),
-    )
-    .await
-    .map_err(fail)?;
-    if resp.status() != 200 {
-        let (status, body) = text(resp).await;
-        return Err(fail(format!("events ({status}): {}", detail(&body))));
-    }
     let output = if args.format == RunFormat::Human {
         Output::Human
     } else {
@@ -224,24 +207,65 @@ async fn remote(args: &RunArgs, base: &Base, token: &str, packed: Vec<u8>) -> Re
     };
     let mut sink = CliSink::new(output);
     let mut collected = Collected::default();
-    let mut body = resp.into_body();
-    let mut buf = String::new();
-    while let Some(frame) = body.frame().await {
-        let Ok(frame) = frame else { break };
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        buf.push_str(&String::from_utf8_lossy(&data));
-        while let Some(end) = buf.find("\n\n") {
-            let block: String = buf.drain(..end + 2).collect();
-            // What the worker's machine cleaned up is not this run's news.
-            if let Some(event) = parse_block(&block).filter(|e| !matches!(e, Event::Reaped { .. }))
-            {
-                sink.event(&event);
-                collected.take(event);
+    // Followed until the run has ended: a stream cut short (the server stopping, the
+    // network) is resumed after its last event.
+    let mut last_id: Option<String> = None;
+    let status = loop {
+        let path = format!("/api/v1/runs/{id}/events");
+        let mut headers = vec![
+            ("authorization", auth.clone()),
+            ("accept", "text/event-stream".to_owned()),
+        ];
+        if let Some(l) = &last_id {
+            headers.push(("last-event-id", l.clone()));
+        }
+        if let Ok(resp) = send(base, "GET", &path, &headers, Bytes::new()).await {
+            if resp.status() != 200 {
+                let (status, body) = text(resp).await;
+                return Err(fail(format!("events ({status}): {}", detail(&body))));
+            }
+            let mut body = resp.into_body();
+            let mut buf = String::new();
+            while let Some(Ok(frame)) = body.frame().await {
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                buf.push_str(&String::from_utf8_lossy(&data));
+                while let Some(end) = buf.find("\n\n") {
+                    let block: String = buf.drain(..end + 2).collect();
+                    if let Some(seen) = block.lines().find_map(|l| l.strip_prefix("id:")) {
+                        last_id = Some(seen.trim().to_owned());
+                    }
+                    // What the worker's machine cleaned up is not this run's news.
+                    if let Some(event) =
+                        parse_block(&block).filter(|e| !matches!(e, Event::Reaped { .. }))
+                    {
+                        sink.event(&event);
+                        collected.take(event);
+                    }
+                }
             }
         }
-    }
+        let run = send(
+            base,
+            "GET",
+            &format!("/api/v1/runs/{id}"),
+            &[("authorization", auth.clone())],
+            Bytes::new(),
+        )
+        .await;
+        let run = match run {
+            Ok(r) => {
+                serde_json::from_str::<serde_json::Value>(&text(r).await.1).unwrap_or_default()
+            }
+            Err(_) => serde_json::Value::Null,
+        };
+        match run["status"].as_str() {
+            Some(s @ ("passed" | "failed" | "error" | "cancelled")) => break (s.to_owned(), run),
+            _ => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+        }
+    };
+    let (status, run) = status;
     let report = collected.report(&id);
     sink.finish(&report);
     print_report(args.format, &report);
@@ -251,8 +275,19 @@ async fn remote(args: &RunArgs, base: &Base, token: &str, packed: Vec<u8>) -> Re
         eprintln!("error: {e}");
         return Ok(exit::ENVIRONMENT);
     }
-    let flaky_fails = args.flaky_fails;
-    Ok(exit_code(&report, flaky_fails))
+    // A run that could not run at all (its project, its worker lost too often) says
+    // why in its summary; a cancelled one is an interrupted one.
+    if status == "error" && report.results.is_empty() {
+        let why = run["summary"]["message"]
+            .as_str()
+            .unwrap_or("the service could not run it");
+        eprintln!("error: run {id}: {why}");
+        return Ok(exit::ENVIRONMENT);
+    }
+    if status == "cancelled" {
+        return Ok(exit::INTERRUPTED);
+    }
+    Ok(exit_code(&report, args.flaky_fails))
 }
 
 /// One SSE block's event, when it is one of a run's.

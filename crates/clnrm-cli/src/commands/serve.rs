@@ -30,6 +30,14 @@ fn database(db: &DatabaseArgs) -> Result<String, i32> {
     Ok(url)
 }
 
+/// The URL as printed: a user and password are left out.
+fn shown(url: &str) -> String {
+    match (url.split_once("://"), url.rfind('@')) {
+        (Some((scheme, _)), Some(at)) => format!("{scheme}://…@{}", &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
 async fn open(url: &str) -> Result<Sql, i32> {
     Sql::open(url).await.map_err(|e| {
         // The URL may hold a password: say the database's kind only.
@@ -146,7 +154,8 @@ pub fn serve(args: ServeArgs) -> i32 {
             })?;
         let addr = listener.local_addr().map_err(|_| exit::ENVIRONMENT)?;
         eprintln!(
-            "clnrm serve: listening on http://{addr} (database {url}, {} worker{})",
+            "clnrm serve: listening on http://{addr} (database {}, {} worker{})",
+            shown(&url),
             options.workers,
             if options.workers == 1 { "" } else { "s" }
         );
@@ -182,7 +191,11 @@ pub fn worker(args: WorkerArgs) -> i32 {
             lease: std::time::Duration::from_secs(args.lease.lease_secs),
             ..Options::default()
         };
-        eprintln!("clnrm worker: {} worker(s) on {url}", options.workers);
+        eprintln!(
+            "clnrm worker: {} worker(s) on {}",
+            options.workers,
+            shown(&url)
+        );
         let stop = CancellationToken::new();
         on_signals(stop.clone());
         let app = App::new(store, options);

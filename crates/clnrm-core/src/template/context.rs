@@ -44,8 +44,11 @@ impl VarLayers {
         serde_json::json!({"cli": self.cli, "env": self.env, "config": self.config}).to_string()
     }
 
-    /// Reads `CLNRM_VAR_*` from the process environment.
+    /// Reads `CLNRM_VAR_*` from the process environment (none for untrusted projects).
     pub fn from_env() -> BTreeMap<String, Value> {
+        if super::untrusted() {
+            return BTreeMap::new();
+        }
         std::env::vars()
             .filter_map(|(k, v)| {
                 k.strip_prefix("CLNRM_VAR_")

@@ -364,6 +364,18 @@ impl TemplateEngine {
     }
 
     fn resolve(&self, name: &str, dir: &Path) -> Option<Origin> {
+        let leaves = Path::new(name).components().any(|c| {
+            matches!(
+                c,
+                std::path::Component::ParentDir
+                    | std::path::Component::RootDir
+                    | std::path::Component::Prefix(_)
+            )
+        });
+        if leaves && super::untrusted() {
+            // An uploaded template may not reach outside its project.
+            return None;
+        }
         [dir.join(name), self.project_templates.join(name)]
             .into_iter()
             .find(|p| p.is_file())

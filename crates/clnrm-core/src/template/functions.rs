@@ -202,6 +202,11 @@ pub fn register(tera: &mut Tera, state: &SharedState) {
     tera.register_function("env", |args: &HashMap<String, Value>| {
         let name =
             str_arg(args, "env", "name")?.ok_or_else(|| Error::msg("env(): missing `name`"))?;
+        if super::untrusted() {
+            return Err(Error::msg(
+                "env() is not available here: this server runs uploaded projects, which may not read its environment",
+            ));
+        }
         match std::env::var(name) {
             Ok(v) => Ok(Value::String(v)),
             Err(_) => match args.get("default") {

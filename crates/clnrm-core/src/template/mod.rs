@@ -19,6 +19,23 @@ pub use context::{
 pub use engine::{MACROS, MACROS_NAME, Rendered, TemplateEngine};
 pub use functions::{sha256_hex, toml_encode};
 pub use guard::MAX_DEPTH;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static UNTRUSTED: AtomicBool = AtomicBool::new(false);
+
+/// Says that this process renders projects it did not get from its user (the runs
+/// service's uploads): from then on a template may include only files of its own
+/// project (no absolute path, no `..`), `env()` is refused and `CLNRM_VAR_*` is not
+/// read, so that an upload cannot read the host's files or environment.
+pub fn set_untrusted() {
+    UNTRUSTED.store(true, Ordering::SeqCst);
+}
+
+/// Whether [`set_untrusted`] was called.
+pub fn untrusted() -> bool {
+    UNTRUSTED.load(Ordering::SeqCst)
+}
 pub use origin::{attach_template_origin, line_origins, locate_in_tags};
 
 /// Whether a path names a template (`*.clnrm.toml.tera`) rather than plain TOML.
