@@ -332,6 +332,42 @@ fn uploads_that_escape_link_out_mount_the_host_or_are_too_large_are_refused() {
     );
     assert_eq!(a.status, 422, "{}", a.body);
     assert!(detail(&a).contains("error[E"), "{}", a.body);
+    // An upload cannot read the server's files or environment, nor write outside itself.
+    let include = format!("{{% include \"/etc/passwd\" %}}\n{ok}");
+    let a = submit(
+        &srv.addr,
+        &t,
+        json!({"tests/i.clnrm.toml.tera": include}),
+        json!({}),
+    );
+    assert_eq!(a.status, 422, "{}", a.body);
+    assert!(!detail(&a).contains("root:"), "{}", a.body);
+    let up = format!("{{% include \"../../../etc/hostname\" %}}\n{ok}");
+    let a = submit(
+        &srv.addr,
+        &t,
+        json!({"tests/u.clnrm.toml.tera": up}),
+        json!({}),
+    );
+    assert_eq!(a.status, 422, "{}", a.body);
+    let env = ok.replace("name = \"t\"", "name = \"{{ env(name='HOME') }}\"");
+    let a = submit(
+        &srv.addr,
+        &t,
+        json!({"tests/e.clnrm.toml.tera": env}),
+        json!({}),
+    );
+    assert_eq!(a.status, 422, "{}", a.body);
+    assert!(detail(&a).contains("env() is not available"), "{}", a.body);
+    let report = format!("{ok}\n[report]\njson = \"../../../../tmp/clnrm-escape.json\"\n");
+    let a = submit(
+        &srv.addr,
+        &t,
+        json!({"tests/r.clnrm.toml": report}),
+        json!({}),
+    );
+    assert_eq!(a.status, 403, "{}", a.body);
+    assert!(detail(&a).contains("outside the project"), "{}", a.body);
     let a = submit(
         &srv.addr,
         &t,
