@@ -9,7 +9,7 @@ use crate::{App, auth};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -70,8 +70,12 @@ async fn token_first<S: Store>(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    let mut req = req;
     match auth::authorize(&app.store, req.headers(), Scope::Read).await {
-        Ok(()) => next.run(req).await,
+        Ok(granted) => {
+            req.extensions_mut().insert(granted);
+            next.run(req).await
+        }
         Err(p) => p.into_response(),
     }
 }
@@ -264,12 +268,13 @@ pub(crate) struct TarQuery {
     security(("bearer" = [])))]
 pub(crate) async fn submit<S: Store>(
     State(app): Api<S>,
+    Extension(granted): Extension<auth::Granted>,
     headers: HeaderMap,
     query: Result<Query<TarQuery>, QueryRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
     let body = bytes(body)?;
-    auth::authorize(&app.store, &headers, Scope::Run).await?;
+    auth::need(granted, Scope::Run)?;
     let max = app.options.max_upload;
     let kind = headers
         .get(header::CONTENT_TYPE)
@@ -430,11 +435,11 @@ pub(crate) struct ListQuery {
     security(("bearer" = [])))]
 pub(crate) async fn list<S: Store>(
     State(app): Api<S>,
-    headers: HeaderMap,
+    Extension(granted): Extension<auth::Granted>,
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {
     let q = parsed(q)?;
-    auth::authorize(&app.store, &headers, Scope::Read).await?;
+    auth::need(granted, Scope::Read)?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(Problem::bad_request("limit: expected 1 to 500"));
@@ -463,23 +468,24 @@ pub(crate) async fn list<S: Store>(
     security(("bearer" = [])))]
 pub(crate) async fn run<S: Store>(
     State(app): Api<S>,
-    headers: HeaderMap,
+    Extension(granted): Extension<auth::Granted>,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    auth::authorize(&app.store, &headers, Scope::Read).await?;
-    let run = app
-        .store
-        .run(&id)
+    auth::need(granted, Scope::Read)?;
+    Ok(axum::Json(existing(&app, &id).await?).into_response())
+}
+
+/// Run `id`, or 404.
+async fn existing<S: Store>(app: &App<S>, id: &str) -> Result<crate::store::RunRow, Problem> {
+    app.store
+        .run(id)
         .await?
-        .ok_or_else(|| Problem::not_found(format!("no run \"{id}\"")))?;
-    Ok(axum::Json(run).into_response())
+        .ok_or_else(|| Problem::not_found(format!("no run \"{id}\"")))
 }
 
 /// The latest result of each scenario of a run, from its events (during the run too).
 async fn results<S: Store>(app: &App<S>, id: &str) -> Result<Vec<Value>, Problem> {
-    if app.store.run(id).await?.is_none() {
-        return Err(Problem::not_found(format!("no run \"{id}\"")));
-    }
+    existing(app, id).await?;
     let mut out: Vec<Value> = Vec::new();
     let mut after = 0;
     loop {
@@ -511,10 +517,10 @@ async fn results<S: Store>(app: &App<S>, id: &str) -> Result<Vec<Value>, Problem
     security(("bearer" = [])))]
 pub(crate) async fn scenarios<S: Store>(
     State(app): Api<S>,
-    headers: HeaderMap,
+    Extension(granted): Extension<auth::Granted>,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    auth::authorize(&app.store, &headers, Scope::Read).await?;
+    auth::need(granted, Scope::Read)?;
     let brief: Vec<Value> = results(&app, &id)
         .await?
         .iter()
@@ -530,10 +536,10 @@ pub(crate) async fn scenarios<S: Store>(
     security(("bearer" = [])))]
 pub(crate) async fn scenario<S: Store>(
     State(app): Api<S>,
-    headers: HeaderMap,
+    Extension(granted): Extension<auth::Granted>,
     Path((id, sid)): Path<(String, String)>,
 ) -> Result<Response, Problem> {
-    auth::authorize(&app.store, &headers, Scope::Read).await?;
+    auth::need(granted, Scope::Read)?;
     let found = results(&app, &id)
         .await?
         .into_iter()
@@ -560,17 +566,13 @@ pub(crate) struct ReportQuery {
     security(("bearer" = [])))]
 pub(crate) async fn report<S: Store>(
     State(app): Api<S>,
-    headers: HeaderMap,
+    Extension(granted): Extension<auth::Granted>,
     Path(id): Path<String>,
     q: Result<Query<ReportQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {
     let q = parsed(q)?;
-    auth::authorize(&app.store, &headers, Scope::Read).await?;
-    let run = app
-        .store
-        .run(&id)
-        .await?
-        .ok_or_else(|| Problem::not_found(format!("no run \"{id}\"")))?;
+    auth::need(granted, Scope::Read)?;
+    let run = existing(&app, &id).await?;
     let Some(text) = app.store.report(&id).await? else {
         return Err(Problem::new(
             StatusCode::CONFLICT,
@@ -607,10 +609,10 @@ pub(crate) async fn report<S: Store>(
     security(("bearer" = [])))]
 pub(crate) async fn cancel<S: Store>(
     State(app): Api<S>,
-    headers: HeaderMap,
+    Extension(granted): Extension<auth::Granted>,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    auth::authorize(&app.store, &headers, Scope::Run).await?;
+    auth::need(granted, Scope::Run)?;
     let (status, now_cancelled) = app
         .store
         .cancel(&id)
@@ -635,10 +637,10 @@ pub(crate) async fn cancel<S: Store>(
     security(("bearer" = [])))]
 pub(crate) async fn history<S: Store>(
     State(app): Api<S>,
-    headers: HeaderMap,
+    Extension(granted): Extension<auth::Granted>,
     Path(sid): Path<String>,
 ) -> Result<Response, Problem> {
-    auth::authorize(&app.store, &headers, Scope::Read).await?;
+    auth::need(granted, Scope::Read)?;
     let runs = app.store.history(&sid, 100).await?;
     let flaky = runs.iter().filter(|r| r.status == "flaky").count();
     let rate = if runs.is_empty() {
@@ -660,9 +662,9 @@ pub(crate) async fn history<S: Store>(
     security(("bearer" = [])))]
 pub(crate) async fn metrics<S: Store>(
     State(app): Api<S>,
-    headers: HeaderMap,
+    Extension(granted): Extension<auth::Granted>,
 ) -> Result<Response, Problem> {
-    auth::authorize(&app.store, &headers, Scope::Read).await?;
+    auth::need(granted, Scope::Read)?;
     let mut text = String::from("# HELP clnrm_runs Runs by status.\n# TYPE clnrm_runs gauge\n");
     let mut queued = 0;
     for (status, n) in app.store.counts().await? {
@@ -735,11 +737,11 @@ pub struct Tokens {
     security(("bearer" = [])))]
 pub(crate) async fn create_token<S: Store>(
     State(app): Api<S>,
-    headers: HeaderMap,
+    Extension(granted): Extension<auth::Granted>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
     let body = bytes(body)?;
-    auth::authorize(&app.store, &headers, Scope::Admin).await?;
+    auth::need(granted, Scope::Admin)?;
     let t: NewToken =
         serde_json::from_slice(&body).map_err(|e| Problem::bad_request(format!("body: {e}")))?;
     let scope = Scope::parse(&t.scope)
@@ -765,9 +767,9 @@ pub(crate) async fn create_token<S: Store>(
     security(("bearer" = [])))]
 pub(crate) async fn tokens<S: Store>(
     State(app): Api<S>,
-    headers: HeaderMap,
+    Extension(granted): Extension<auth::Granted>,
 ) -> Result<Response, Problem> {
-    auth::authorize(&app.store, &headers, Scope::Admin).await?;
+    auth::need(granted, Scope::Admin)?;
     Ok(axum::Json(Tokens {
         tokens: app.store.tokens().await?,
     })
@@ -782,10 +784,10 @@ pub(crate) async fn tokens<S: Store>(
     security(("bearer" = [])))]
 pub(crate) async fn delete_token<S: Store>(
     State(app): Api<S>,
-    headers: HeaderMap,
+    Extension(granted): Extension<auth::Granted>,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    auth::authorize(&app.store, &headers, Scope::Admin).await?;
+    auth::need(granted, Scope::Admin)?;
     let id: i64 = id
         .parse()
         .map_err(|_| Problem::bad_request("id: not a token id"))?;

@@ -27,12 +27,32 @@ pub async fn create<S: Store>(store: &S, name: &str, scope: Scope) -> crate::sto
     Ok(token)
 }
 
-/// Checks that `headers` carry a token of at least `need`.
+/// The scope of the request's token, found once per request (by the API's first
+/// layer) and then read by the handlers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Granted(pub Scope);
+
+/// Checks that the request's token (found by [`authorize`]) has at least `need`.
+pub fn need(granted: Granted, need: Scope) -> Result<(), Problem> {
+    if granted.0 < need {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "this token's scope is {}; this needs {}",
+                granted.0.as_str(),
+                need.as_str()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that `headers` carry a token of at least `need`; its scope.
 pub async fn authorize<S: Store>(
     store: &S,
     headers: &HeaderMap,
     need: Scope,
-) -> Result<(), Problem> {
+) -> Result<Granted, Problem> {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -47,14 +67,6 @@ pub async fn authorize<S: Store>(
     };
     match store.token_scope(&hash(token)).await? {
         None => Err(Problem::new(StatusCode::UNAUTHORIZED, "unknown token")),
-        Some(scope) if scope < need => Err(Problem::new(
-            StatusCode::FORBIDDEN,
-            format!(
-                "this token's scope is {}; this needs {}",
-                scope.as_str(),
-                need.as_str()
-            ),
-        )),
-        Some(_) => Ok(()),
+        Some(scope) => self::need(Granted(scope), need).map(|()| Granted(scope)),
     }
 }

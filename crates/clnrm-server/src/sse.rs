@@ -46,10 +46,11 @@ struct Follow<S> {
     security(("bearer" = [])))]
 pub async fn events<S: Store>(
     State(app): State<Arc<App<S>>>,
+    axum::extract::Extension(granted): axum::extract::Extension<auth::Granted>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, Problem> {
-    auth::authorize(&app.store, &headers, Scope::Read).await?;
+    auth::need(granted, Scope::Read)?;
     if app.store.run(&id).await?.is_none() {
         return Err(Problem::not_found(format!("no run \"{id}\"")));
     }

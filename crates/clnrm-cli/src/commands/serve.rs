@@ -54,26 +54,12 @@ async fn open(url: &str) -> Result<Sql, i32> {
 /// The first Ctrl-C or SIGTERM stops taking work (what runs finishes); a second ends
 /// the process at once (its runs go back to the queue when their leases run out).
 fn on_signals(stop: CancellationToken) {
+    let signals = clnrm_core::exec::Stop::default();
+    tokio::spawn(super::watch_signals(signals.clone()));
     tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut int), Ok(mut term)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
-            return;
-        };
-        let mut next = async || {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-        };
-        next().await;
-        eprintln!(
-            "stopping: no new runs are taken; the ones running finish (again to stop at once)"
-        );
+        signals.interrupt.cancelled().await;
         stop.cancel();
-        next().await;
+        signals.force.cancelled().await;
         std::process::exit(exit::INTERRUPTED);
     });
 }
