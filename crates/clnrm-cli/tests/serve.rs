@@ -224,6 +224,10 @@ fn tokens_are_required_and_scoped() {
     );
     let ev = events(&srv.addr, &format!("/api/v1/runs/{id}/events"), &read, None);
     assert_eq!(ev.last().map(|e| e.event.as_str()), Some("run.finished"));
+    // It ended: its (empty) report is there.
+    let report = get(&srv.addr, &format!("/api/v1/runs/{id}/report"), &read);
+    assert_eq!(report.status, 200, "{}", report.body);
+    assert_eq!(report.json()["scenarios"], json!([]));
     assert_eq!(get(&srv.addr, "/api/v1/runs/nope", &read).status, 404);
     // Tokens over the API: admin only; a deleted token stops working at once.
     let admin = token(dir.path(), "admin");

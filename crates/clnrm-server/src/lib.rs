@@ -68,6 +68,9 @@ impl Default for Options {
     }
 }
 
+/// The most event streams one process serves at once.
+pub const MAX_STREAMS: usize = 512;
+
 /// What the handlers and workers of one process share.
 pub struct App<S> {
     /// The database.
@@ -78,6 +81,8 @@ pub struct App<S> {
     pub appended: tokio::sync::broadcast::Sender<String>,
     /// Says that a run was queued: wakes this process's idle workers.
     pub queued: tokio::sync::Notify,
+    /// Event streams open at once, at most [`MAX_STREAMS`] (each polls the store).
+    pub streams: Arc<tokio::sync::Semaphore>,
     /// The process is stopping: event streams end (their clients reconnect elsewhere
     /// with `Last-Event-ID`).
     pub stopping: tokio_util::sync::CancellationToken,
@@ -95,6 +100,7 @@ impl<S: Store> App<S> {
             appended,
             queued: tokio::sync::Notify::new(),
             stopping: tokio_util::sync::CancellationToken::new(),
+            streams: Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS)),
         })
     }
 }

@@ -430,11 +430,20 @@ impl Store for Sql {
 
     async fn cancel(&self, id: &str) -> Result<Option<(String, bool)>> {
         let _turn = self.write_turn().await;
+        // A run cancelled before it ran has an empty report: it ended.
+        let report = serde_json::json!({
+            "run_id": id,
+            "interrupted": true,
+            "summary": {"passed": 0, "flaky": 0, "failed": 0, "errors": 0, "cached": 0, "skipped": 0, "duration_ms": 0},
+            "scenarios": [],
+        })
+        .to_string();
         let now_cancelled = sqlx::query(
-            "UPDATE runs SET status = 'cancelled', finished_ms = $1 WHERE id = $2 AND status = 'queued'",
+            "UPDATE runs SET status = 'cancelled', finished_ms = $1, report = $3 WHERE id = $2 AND status = 'queued'",
         )
         .bind(now_ms())
         .bind(id)
+        .bind(report)
         .execute(&self.pool)
         .await?
         .rows_affected()

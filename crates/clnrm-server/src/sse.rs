@@ -30,6 +30,8 @@ pub fn name_of(data: &str) -> String {
 
 struct Follow<S> {
     app: Arc<App<S>>,
+    /// This stream's place among the process's streams (given back when it ends).
+    _slot: tokio::sync::OwnedSemaphorePermit,
     id: String,
     after: i64,
     pending: VecDeque<(i64, String)>,
@@ -42,7 +44,8 @@ struct Follow<S> {
 #[utoipa::path(get, path = "/api/v1/runs/{id}/events", tag = "runs",
     params(("id" = String, Path, description = "run id"), ("Last-Event-ID" = Option<String>, Header, description = "resume after this event")),
     responses((status = 200, description = "Server-Sent Events: run.started, scenario.started, step.finished, scenario.retrying, scenario.finished, run.finished; data: the event as JSON", body = String, content_type = "text/event-stream"),
-        (status = 401, body = crate::problem::ProblemDoc, content_type = "application/problem+json"), (status = 404, body = crate::problem::ProblemDoc, content_type = "application/problem+json")),
+        (status = 401, body = crate::problem::ProblemDoc, content_type = "application/problem+json"), (status = 404, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "too many event streams open", body = crate::problem::ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn events<S: Store>(
     State(app): State<Arc<App<S>>>,
@@ -59,8 +62,18 @@ pub async fn events<S: Store>(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<i64>().ok())
         .unwrap_or(0);
+    let slot = app.streams.clone().try_acquire_owned().map_err(|_| {
+        Problem::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "this server already serves {} event streams; try again later",
+                crate::MAX_STREAMS
+            ),
+        )
+    })?;
     let wake = app.appended.subscribe();
     let state = Follow {
+        _slot: slot,
         app,
         id,
         after,
