@@ -336,6 +336,23 @@ fn uploads_that_escape_link_out_mount_the_host_or_are_too_large_are_refused() {
     );
     assert_eq!(a.status, 422, "{}", a.body);
     assert!(detail(&a).contains("error[E"), "{}", a.body);
+    // Templates that recurse without end or nest too deep are diagnosed on the
+    // server's own threads, never a crash of the server.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/broken");
+    for name in [
+        "macro-recursion.clnrm.toml.tera",
+        "nested-too-deep.clnrm.toml.tera",
+    ] {
+        let text = std::fs::read_to_string(root.join(name)).unwrap();
+        let a = submit(
+            &srv.addr,
+            &t,
+            json!({ format!("tests/{name}"): text }),
+            json!({}),
+        );
+        assert_eq!(a.status, 422, "{name}: {}", a.body);
+    }
+    assert_eq!(request(&srv.addr, "GET", "/healthz", &[], b"").status, 200);
     // An upload cannot read the server's files or environment, nor write outside itself.
     let include = format!("{{% include \"/etc/passwd\" %}}\n{ok}");
     let a = submit(

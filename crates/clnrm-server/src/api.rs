@@ -375,8 +375,13 @@ fn check_project(
     bundle
         .write_to(dir.path())
         .map_err(|e| Problem::new(StatusCode::INSUFFICIENT_STORAGE, e.to_string()))?;
-    let prepared =
-        clnrm_core::pipeline::prepare(dir.path(), &crate::worker::paths(dir.path()), vars);
+    // On this blocking thread, whose stack is large enough (see `runtime`).
+    let prepared = clnrm_core::pipeline::prepare_with(
+        dir.path(),
+        &crate::worker::paths(dir.path()),
+        vars,
+        true,
+    );
     let style = clnrm_core::diag::Style::Plain;
     if prepared.has_errors() {
         let text: Vec<String> = prepared

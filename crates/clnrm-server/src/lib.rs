@@ -105,6 +105,17 @@ impl<S: Store> App<S> {
     }
 }
 
+/// The runtime `serve` and `worker` run on: its threads (the blocking ones too) have
+/// stacks large enough to validate uploads on them
+/// ([`clnrm_core::validate::RENDER_STACK`]), instead of a thread spawned per upload.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(clnrm_core::cpus().clamp(2, 8))
+        .thread_stack_size(clnrm_core::validate::RENDER_STACK)
+        .enable_all()
+        .build()
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

@@ -271,13 +271,14 @@ async fn execute<S: Store>(
     }
     let root = dir.path().to_path_buf();
     let vars = options.assignments();
-    let prepared =
-        match tokio::task::spawn_blocking(move || pipeline::prepare(&root, &paths(&root), &vars))
-            .await
-        {
-            Ok(p) => p,
-            Err(e) => return fail(app, worker, &id, &e.to_string()).await,
-        };
+    let prepared = match tokio::task::spawn_blocking(move || {
+        pipeline::prepare_with(&root, &paths(&root), &vars, true)
+    })
+    .await
+    {
+        Ok(p) => p,
+        Err(e) => return fail(app, worker, &id, &e.to_string()).await,
+    };
     if prepared.has_errors() {
         return fail(app, worker, &id, "the project does not validate").await;
     }

@@ -76,9 +76,12 @@ fn own_spans() -> Option<clnrm_server::Observer> {
 
 /// `clnrm serve`.
 pub fn serve(args: ServeArgs) -> i32 {
-    let rt = match super::runtime() {
+    let rt = match clnrm_server::runtime() {
         Ok(r) => r,
-        Err(c) => return c,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit::ENVIRONMENT;
+        }
     };
     if let Some(ServeAction::Token(t)) = &args.action {
         let TokenAction::Create { scope, name, db } = &t.action;
@@ -161,9 +164,12 @@ pub fn serve(args: ServeArgs) -> i32 {
 
 /// `clnrm worker`.
 pub fn worker(args: WorkerArgs) -> i32 {
-    let rt = match super::runtime() {
+    let rt = match clnrm_server::runtime() {
         Ok(r) => r,
-        Err(c) => return c,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit::ENVIRONMENT;
+        }
     };
     rt.block_on(async {
         let url = database(&args.db)?;

@@ -7,7 +7,7 @@
 mod prepare;
 mod run;
 
-pub use prepare::{DEFAULT_PATH, Prepared, prepare, var_layers};
+pub use prepare::{DEFAULT_PATH, Prepared, prepare, prepare_with, var_layers};
 pub use run::{
     Concluded, PipelineError, Planned, Sink, all_cached, conclude, execute, plan_run,
     session_options,

@@ -48,6 +48,18 @@ impl Prepared {
 /// The project containing `cwd`, with every test file under `paths` (default
 /// `tests/`) validated, `--var` assignments applied.
 pub fn prepare(cwd: &Path, paths: &[PathBuf], assignments: &[String]) -> Prepared {
+    prepare_with(cwd, paths, assignments, false)
+}
+
+/// [`prepare`], validating one file at a time on the calling thread when
+/// `on_caller`; the caller's stack must then be [`crate::validate::RENDER_STACK`]
+/// large (templates render deep).
+pub fn prepare_with(
+    cwd: &Path,
+    paths: &[PathBuf],
+    assignments: &[String],
+    on_caller: bool,
+) -> Prepared {
     let (project, mut general) = Project::discover(cwd);
     let layers = match var_layers(assignments, &project) {
         Ok(l) => l,
@@ -81,7 +93,8 @@ pub fn prepare(cwd: &Path, paths: &[PathBuf], assignments: &[String]) -> Prepare
     let context = layers.canonical();
     let opts = ValidateOptions {
         vars: layers,
-        threads: 0,
+        threads: if on_caller { 1 } else { 0 },
+        on_caller,
     };
     let files = check_files(&found, &project.root, &opts);
     Prepared {

@@ -54,6 +54,10 @@ pub struct ValidateOptions {
     pub vars: VarLayers,
     /// Worker threads; 0 means the number of CPUs.
     pub threads: usize,
+    /// The calling thread has a stack of [`RENDER_STACK`]: one worker runs on it
+    /// instead of on a thread of its own (spawning one costs more than validating a
+    /// small file, which the runs service does for every submission).
+    pub on_caller: bool,
 }
 
 /// Validates one file with a reusable engine.
@@ -173,6 +177,9 @@ pub fn check_files(paths: &[PathBuf], root: &Path, opts: &ValidateOptions) -> Ve
             }
             done
         };
+        if threads == 1 && opts.on_caller {
+            return work();
+        }
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 std::thread::Builder::new()
