@@ -859,3 +859,34 @@ fn sigterm_stops_taking_runs_and_lets_the_running_one_finish() {
     assert_eq!(status_of(&again.addr, &t, &first), "passed");
     assert_eq!(status_of(&again.addr, &t, &second), "queued");
 }
+
+#[test]
+fn a_scenarios_detail_holds_the_spans_it_collected() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = serve(dir.path(), &[]);
+    let t = token(dir.path(), "run");
+    let span = r#"{"name":"db.query","trace_id":"0af7651916cd43dd8448eb211c80319c","span_id":"00f067aa0ba902b7","kind":"client","start_time_unix_nano":1010000000,"end_time_unix_nano":1050000000,"attributes":{"db.system":"postgresql"},"status":"OK"}"#;
+    let body = format!(
+        "[[scenario]]\nname = \"emit\"\n\n[[scenario.steps]]\nname = \"print\"\ncommand = [\"sh\", \"-c\", \"printf '%s\\\\n' '{}'\"]\n",
+        span.replace('"', "\\\"")
+    );
+    let a = submit(
+        &srv.addr,
+        &t,
+        json!({"tests/s.clnrm.toml": file(&body)}),
+        json!({}),
+    );
+    assert_eq!(a.status, 201, "{}", a.body);
+    let id = a.json()["id"].as_str().unwrap().to_owned();
+    until("the run", Duration::from_secs(60), || {
+        status_of(&srv.addr, &t, &id) == "passed"
+    });
+    let sid = "tests%2Fs.clnrm.toml%3A%3Aemit";
+    let one = get(&srv.addr, &format!("/api/v1/runs/{id}/scenarios/{sid}"), &t).json();
+    assert_eq!(one["spans"], 1, "{one:#}");
+    assert_eq!(one["span_list"][0]["name"], "db.query", "{one:#}");
+    assert_eq!(
+        one["span_list"][0]["attributes"]["db.system"], "postgresql",
+        "{one:#}"
+    );
+}

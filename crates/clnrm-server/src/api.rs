@@ -559,10 +559,16 @@ pub(crate) async fn scenario<S: Store>(
     Path((id, sid)): Path<(String, String)>,
 ) -> Result<Response, Problem> {
     auth::need(granted, Scope::Read)?;
-    let found = results(&app, &id)
+    let mut found = results(&app, &id)
         .await?
         .into_iter()
         .find(|s| s["id"] == sid.as_str());
+    // The spans it collected, once its run ended.
+    if let Some(s) = &mut found
+        && let Some(spans) = app.store.spans(&id, &sid).await?
+    {
+        s["span_list"] = serde_json::from_str(&spans).unwrap_or_default();
+    }
     match found {
         Some(s) => Ok(axum::Json(s).into_response()),
         None => Err(Problem::not_found(format!(

@@ -29,10 +29,12 @@ pub const MAX_ATTEMPTS: i64 = 3;
 const SQLITE: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../migrations/sqlite/0002_workers.sql")),
+    (3, include_str!("../migrations/sqlite/0003_spans.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
     (2, include_str!("../migrations/postgres/0002_workers.sql")),
+    (3, include_str!("../migrations/postgres/0003_spans.sql")),
 ];
 
 /// A database.
@@ -423,6 +425,16 @@ impl Store for Sql {
                 .execute(&mut *tx)
                 .await?;
             }
+            for (scenario, spans) in &f.spans {
+                sqlx::query(
+                    "INSERT INTO scenario_spans (run_id, scenario_id, spans) VALUES ($1, $2, $3)",
+                )
+                .bind(id)
+                .bind(scenario)
+                .bind(spans)
+                .execute(&mut *tx)
+                .await?;
+            }
         }
         tx.commit().await?;
         Ok(done)
@@ -479,6 +491,16 @@ impl Store for Sql {
                 })
             })
             .collect()
+    }
+
+    async fn spans(&self, run_id: &str, scenario_id: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT spans FROM scenario_spans WHERE run_id = $1 AND scenario_id = $2",
+        )
+        .bind(run_id)
+        .bind(scenario_id)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     async fn heartbeat(&self, worker: &str) -> Result<()> {

@@ -148,6 +148,8 @@ pub struct Finished {
     pub report: String,
     /// Its scenarios that ran.
     pub scenarios: Vec<ScenarioOutcome>,
+    /// The spans each scenario collected (scenario id, JSON list).
+    pub spans: Vec<(String, String)>,
 }
 
 /// The service's database.
@@ -232,6 +234,12 @@ pub trait Store: Send + Sync + 'static {
         scenario_id: &str,
         limit: i64,
     ) -> impl Future<Output = Result<Vec<ScenarioOutcome>>> + Send;
+    /// The spans scenario `scenario_id` of run `run_id` collected (a JSON list).
+    fn spans(
+        &self,
+        run_id: &str,
+        scenario_id: &str,
+    ) -> impl Future<Output = Result<Option<String>>> + Send;
     /// Says that `worker` is alive now.
     fn heartbeat(&self, worker: &str) -> impl Future<Output = Result<()>> + Send;
     /// How many workers said so since `since_ms`.

@@ -324,7 +324,10 @@ async fn execute<S: Store>(
         Verdict::Interrupted if cancelled => "cancelled",
         Verdict::Interrupted => "error",
     };
-    let finished = finished(status, &report);
+    let mut finished = finished(status, &report);
+    if let Some(dir) = &planned.options.artifacts {
+        finished.spans = collected_spans(dir, &report);
+    }
     match app.store.finish(&id, worker, &finished).await {
         Ok(true) => crate::webhook::run_finished(app, &id),
         Ok(false) => eprintln!("run {id}: lost before it was stored; another worker runs it"),
@@ -355,7 +358,27 @@ fn finished(status: &str, report: &RunReport) -> Finished {
                 finished_ms: 0,
             })
             .collect(),
+        spans: Vec::new(),
     }
+}
+
+/// The most span data kept per scenario for the API (the rest stays with the run's
+/// report: the count).
+const MAX_SPANS_JSON: usize = 8 << 20;
+
+/// The spans each scenario of `report` saved in `dir`, as JSON lists, those within
+/// [`MAX_SPANS_JSON`].
+fn collected_spans(dir: &Path, report: &RunReport) -> Vec<(String, String)> {
+    report
+        .results
+        .iter()
+        .filter(|r| r.spans > 0)
+        .filter_map(|r| {
+            let saved = clnrm_core::otel::artifacts::load(dir, &r.id.0).ok()??;
+            let json = serde_json::to_string(&saved.spans).ok()?;
+            (json.len() <= MAX_SPANS_JSON).then(|| (r.id.0.clone(), json))
+        })
+        .collect()
 }
 
 /// Ends a run that could not run, as `error`, saying why.
@@ -365,6 +388,7 @@ async fn fail<S: Store>(app: &Arc<App<S>>, worker: (&str, i64), id: &str, why: &
         summary: serde_json::json!({"message": why}),
         report: serde_json::json!({"run_id": id, "error": why, "scenarios": []}).to_string(),
         scenarios: Vec::new(),
+        spans: Vec::new(),
     };
     match app.store.finish(id, worker, &f).await {
         Ok(true) => crate::webhook::run_finished(app, id),

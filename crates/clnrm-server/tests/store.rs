@@ -45,6 +45,7 @@ fn finished(status: &str, scenario: &str) -> Finished {
             duration_ms: 12,
             finished_ms: 0,
         }],
+        spans: vec![(scenario.into(), "[{\"name\": \"x\"}]".into())],
     }
 }
 
@@ -128,6 +129,9 @@ async fn tokens_and_queue(db: Sql) {
         (h[0].run_id.as_str(), h[0].status.as_str()),
         ("r2", "flaky")
     );
+    let spans = db.spans("r2", "s").await.unwrap();
+    assert_eq!(spans.as_deref(), Some("[{\"name\": \"x\"}]"));
+    assert_eq!(db.spans("r2", "other").await.unwrap(), None);
     let ev = db.events("r2", 0, 10).await.unwrap();
     assert_eq!(ev, vec![(1, "{\"event\":\"run_started\"}".to_owned())]);
     // A released run goes back to the queue.
