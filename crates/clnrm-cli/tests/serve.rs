@@ -889,4 +889,22 @@ fn a_scenarios_detail_holds_the_spans_it_collected() {
         one["span_list"][0]["attributes"]["db.system"], "postgresql",
         "{one:#}"
     );
+    // A run without update_baseline recorded none; one with it, the tree to commit.
+    let none = get(&srv.addr, &format!("/api/v1/runs/{id}/baseline"), &t);
+    assert_eq!(none.status, 404, "{}", none.body);
+    let b = submit(
+        &srv.addr,
+        &t,
+        json!({"tests/s.clnrm.toml": file(&body)}),
+        json!({"update_baseline": true}),
+    );
+    let bid = b.json()["id"].as_str().unwrap().to_owned();
+    until("the recording run", Duration::from_secs(60), || {
+        status_of(&srv.addr, &t, &bid) == "passed"
+    });
+    let baseline = get(&srv.addr, &format!("/api/v1/runs/{bid}/baseline"), &t);
+    assert_eq!(baseline.status, 200, "{}", baseline.body);
+    let text = baseline.json().to_string();
+    assert!(text.contains("tests/s.clnrm.toml::emit"), "{text}");
+    assert!(text.contains("db.query"), "{text}");
 }

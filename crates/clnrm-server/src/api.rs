@@ -40,6 +40,7 @@ pub fn router<S: Store>(app: Arc<App<S>>) -> Router {
         .route("/api/v1/runs/{id}/scenarios/{sid}", get(scenario::<S>))
         .route("/api/v1/runs/{id}/report", get(report::<S>))
         .route("/api/v1/runs/{id}/cancel", post(cancel::<S>))
+        .route("/api/v1/runs/{id}/baseline", get(baseline::<S>))
         .route("/api/v1/scenarios/{sid}/history", get(history::<S>))
         .route("/api/v1/tokens", post(create_token::<S>).get(tokens::<S>))
         .route(
@@ -820,5 +821,27 @@ pub(crate) async fn delete_token<S: Store>(
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Err(Problem::not_found(format!("no token {id}")))
+    }
+}
+
+/// The span-tree baseline a run recorded (`update_baseline`): the baseline file to
+/// commit as `.clnrm/trace.json`.
+#[utoipa::path(get, path = "/api/v1/runs/{id}/baseline", tag = "runs", params(("id" = String, Path, description = "run id")),
+    responses((status = 200, description = "the baseline file", body = Object),
+        (status = 401, body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "no such run, or it recorded no baseline", body = ProblemDoc, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn baseline<S: Store>(
+    State(app): Api<S>,
+    Extension(granted): Extension<auth::Granted>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    auth::need(granted, Scope::Read)?;
+    existing(&app, &id).await?;
+    match app.store.baseline(&id).await? {
+        Some(text) => Ok(([(header::CONTENT_TYPE, "application/json")], text).into_response()),
+        None => Err(Problem::not_found(format!(
+            "run \"{id}\" recorded no baseline (submit it with update_baseline)"
+        ))),
     }
 }

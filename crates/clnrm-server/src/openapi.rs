@@ -14,7 +14,7 @@ use utoipa::{Modify, OpenApi};
     paths(
         api::submit, api::list, api::run, api::scenarios, api::scenario, api::report,
         api::cancel, api::history, api::metrics, crate::sse::events, api::healthz,
-        api::create_token, api::tokens, api::delete_token
+        api::create_token, api::tokens, api::delete_token, api::baseline
     ),
     components(schemas(
         api::Submit, api::RunOptions, api::Created, api::RunsPage, api::Scenarios,

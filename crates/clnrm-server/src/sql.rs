@@ -30,11 +30,13 @@ const SQLITE: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../migrations/sqlite/0002_workers.sql")),
     (3, include_str!("../migrations/sqlite/0003_spans.sql")),
+    (4, include_str!("../migrations/sqlite/0004_baselines.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
     (2, include_str!("../migrations/postgres/0002_workers.sql")),
     (3, include_str!("../migrations/postgres/0003_spans.sql")),
+    (4, include_str!("../migrations/postgres/0004_baselines.sql")),
 ];
 
 /// A database.
@@ -398,7 +400,7 @@ impl Store for Sql {
         let mut tx = self.pool.begin().await?;
         let now = now_ms();
         let done = sqlx::query(
-            "UPDATE runs SET status = $1, summary = $2, report = $3, finished_ms = $4, lease_until_ms = NULL \
+            "UPDATE runs SET status = $1, summary = $2, report = $3, finished_ms = $4, lease_until_ms = NULL, baseline = $8 \
              WHERE id = $5 AND worker = $6 AND attempts = $7 AND status = 'running'",
         )
         .bind(&f.status)
@@ -408,6 +410,7 @@ impl Store for Sql {
         .bind(id)
         .bind(worker)
         .bind(attempt)
+        .bind(f.baseline.clone())
         .execute(&mut *tx)
         .await?
         .rows_affected()
@@ -491,6 +494,16 @@ impl Store for Sql {
                 })
             })
             .collect()
+    }
+
+    async fn baseline(&self, id: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar::<_, Option<String>>("SELECT baseline FROM runs WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+                .flatten(),
+        )
     }
 
     async fn spans(&self, run_id: &str, scenario_id: &str) -> Result<Option<String>> {

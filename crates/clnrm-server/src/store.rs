@@ -150,6 +150,8 @@ pub struct Finished {
     pub scenarios: Vec<ScenarioOutcome>,
     /// The spans each scenario collected (scenario id, JSON list).
     pub spans: Vec<(String, String)>,
+    /// The baseline it recorded (`update_baseline`): the baseline file's text.
+    pub baseline: Option<String>,
 }
 
 /// The service's database.
@@ -234,6 +236,8 @@ pub trait Store: Send + Sync + 'static {
         scenario_id: &str,
         limit: i64,
     ) -> impl Future<Output = Result<Vec<ScenarioOutcome>>> + Send;
+    /// The baseline run `id` recorded (`update_baseline`).
+    fn baseline(&self, id: &str) -> impl Future<Output = Result<Option<String>>> + Send;
     /// The spans scenario `scenario_id` of run `run_id` collected (a JSON list).
     fn spans(
         &self,

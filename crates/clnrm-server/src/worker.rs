@@ -294,13 +294,13 @@ async fn execute<S: Store>(
         update_baseline: options.update_baseline,
         ..RunFlags::default()
     };
-    let planned = match RunConfig::resolve(&flags, &prepared.project)
-        .map_err(|e| e.to_string())
-        .and_then(|c| {
-            pipeline::plan_run(&prepared, &c, RunOwner::current()).map_err(|e| e.to_string())
-        }) {
+    let config = match RunConfig::resolve(&flags, &prepared.project) {
+        Ok(c) => c,
+        Err(e) => return fail(app, worker, &id, &e.to_string()).await,
+    };
+    let planned = match pipeline::plan_run(&prepared, &config, RunOwner::current()) {
         Ok(p) => p,
-        Err(e) => return fail(app, worker, &id, &e).await,
+        Err(e) => return fail(app, worker, &id, &e.to_string()).await,
     };
     let sink = StoreSink {
         app: app.clone(),
@@ -325,6 +325,14 @@ async fn execute<S: Store>(
         Verdict::Interrupted => "error",
     };
     let mut finished = finished(status, &report);
+    if config.update_baseline && !report.interrupted {
+        // Recorded in the run's copy of the project, then kept to be downloaded.
+        let project = &prepared.project;
+        match pipeline::conclude(project, &config, &planned, &report) {
+            Ok(_) => finished.baseline = std::fs::read_to_string(project.layout().baseline()).ok(),
+            Err(e) => eprintln!("run {id}: the baseline was not recorded: {e}"),
+        }
+    }
     if let Some(dir) = &planned.options.artifacts {
         finished.spans = collected_spans(dir, &report);
     }
@@ -359,6 +367,7 @@ fn finished(status: &str, report: &RunReport) -> Finished {
             })
             .collect(),
         spans: Vec::new(),
+        baseline: None,
     }
 }
 
@@ -389,6 +398,7 @@ async fn fail<S: Store>(app: &Arc<App<S>>, worker: (&str, i64), id: &str, why: &
         report: serde_json::json!({"run_id": id, "error": why, "scenarios": []}).to_string(),
         scenarios: Vec::new(),
         spans: Vec::new(),
+        baseline: None,
     };
     match app.store.finish(id, worker, &f).await {
         Ok(true) => crate::webhook::run_finished(app, id),

@@ -46,6 +46,7 @@ fn finished(status: &str, scenario: &str) -> Finished {
             finished_ms: 0,
         }],
         spans: vec![(scenario.into(), "[{\"name\": \"x\"}]".into())],
+        baseline: Some("{}".into()),
     }
 }
 
@@ -132,6 +133,8 @@ async fn tokens_and_queue(db: Sql) {
     let spans = db.spans("r2", "s").await.unwrap();
     assert_eq!(spans.as_deref(), Some("[{\"name\": \"x\"}]"));
     assert_eq!(db.spans("r2", "other").await.unwrap(), None);
+    assert_eq!(db.baseline("r2").await.unwrap().as_deref(), Some("{}"));
+    assert_eq!(db.baseline("r1").await.unwrap(), None);
     let ev = db.events("r2", 0, 10).await.unwrap();
     assert_eq!(ev, vec![(1, "{\"event\":\"run_started\"}".to_owned())]);
     // A released run goes back to the queue.
