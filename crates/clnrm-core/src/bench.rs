@@ -171,35 +171,15 @@ impl BenchResult {
 
     /// Reads a saved result; the error says why it cannot be used.
     pub fn load(path: &Path) -> Result<Self, String> {
-        let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        if meta.len() > MAX_BYTES {
-            return Err(format!(
-                "{}: more than {} MiB",
-                path.display(),
-                MAX_BYTES >> 20
-            ));
-        }
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let r: Self = serde_json::from_str(&text)
-            .map_err(|e| format!("{}: not a clnrm bench result ({e})", path.display()))?;
-        if r.format != FORMAT {
-            return Err(format!(
-                "{}: format \"{}\", expected \"{FORMAT}\"",
-                path.display(),
-                r.format
-            ));
-        }
-        Ok(r)
+        crate::jsonfile::read(path, MAX_BYTES, "clnrm bench result", FORMAT, |r: &Self| {
+            &r.format
+        })?
+        .ok_or_else(|| format!("{}: no such saved result", path.display()))
     }
 
     /// Writes it atomically as pretty JSON.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        let mut text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
-        text.push('\n');
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        crate::otel::artifacts::write_atomic(path, text.as_bytes())
+        crate::jsonfile::write(path, self)
     }
 }
 

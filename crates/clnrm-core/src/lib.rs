@@ -17,6 +17,7 @@ pub mod diff;
 pub mod discover;
 pub mod exec;
 pub mod expect;
+pub mod jsonfile;
 pub mod model;
 pub mod otel;
 pub mod pipeline;

@@ -26,30 +26,10 @@ impl Timings {
     /// The timings at `path`: none when there is no file; the error says why an
     /// existing one cannot be used.
     pub fn load(path: &Path) -> Result<Self, String> {
-        let meta = match std::fs::metadata(path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
-            Err(e) => return Err(format!("{}: {e}", path.display())),
-        };
-        if meta.len() > MAX_BYTES {
-            return Err(format!(
-                "{}: {} bytes, more than the {} MiB a timings file may hold",
-                path.display(),
-                meta.len(),
-                MAX_BYTES >> 20
-            ));
-        }
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let t: Self = serde_json::from_str(&text)
-            .map_err(|e| format!("{}: not a timings file ({e})", path.display()))?;
-        if t.format != FORMAT {
-            return Err(format!(
-                "{}: format \"{}\", expected \"{FORMAT}\"",
-                path.display(),
-                t.format
-            ));
-        }
-        Ok(t)
+        let read = crate::jsonfile::read(path, MAX_BYTES, "timings file", FORMAT, |t: &Self| {
+            &t.format
+        })?;
+        Ok(read.unwrap_or_default())
     }
 
     /// Records `durations` (id, ms) over what is there.
@@ -60,16 +40,13 @@ impl Timings {
 
     /// Writes the file atomically, as stable pretty JSON (commit it).
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        let mut text = serde_json::to_string_pretty(&Self {
-            format: FORMAT.to_owned(),
-            scenarios: self.scenarios.clone(),
-        })
-        .map_err(std::io::Error::other)?;
-        text.push('\n');
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        crate::otel::artifacts::write_atomic(path, text.as_bytes())
+        crate::jsonfile::write(
+            path,
+            &Self {
+                format: FORMAT.to_owned(),
+                scenarios: self.scenarios.clone(),
+            },
+        )
     }
 }
 
