@@ -231,7 +231,7 @@ pub struct MergeArgs {
     /// The shards' report.json files (from `run --report-dir` or `--format json`).
     #[arg(required = true, value_name = "REPORT.json")]
     pub reports: Vec<PathBuf>,
-    /// Directory to write report.json, junit.xml and report.md in.
+    /// Directory to write report.json, junit.xml, report.md and report.html in.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// Leave .clnrm/timings.json as it is.
@@ -420,6 +420,8 @@ pub enum RunFormat {
     Junit,
     /// A Markdown summary.
     Markdown,
+    /// One self-contained HTML page (the report.html of --report-dir).
+    Html,
 }
 
 /// `clnrm render`.

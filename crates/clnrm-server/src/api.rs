@@ -13,6 +13,8 @@ use axum::extract::{DefaultBodyLimit, Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use clnrm_core::otel::SpanRecord;
+use clnrm_core::report::RunReport;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -31,6 +33,9 @@ pub fn router<S: Store>(app: Arc<App<S>>) -> Router {
     let open = Router::new()
         .route("/healthz", get(healthz))
         .route("/api/v1/openapi.json", get(openapi))
+        .route("/", get(crate::ui::index))
+        .route("/ui/app.js", get(crate::ui::script))
+        .route("/ui/app.css", get(crate::ui::style))
         .route_layer(axum::middleware::from_fn(bounded_time));
     let bounded = Router::new()
         .route("/metrics", get(metrics::<S>))
@@ -581,13 +586,14 @@ pub(crate) async fn scenario<S: Store>(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ReportQuery {
+    /// `json` (the default), `junit`, `markdown` or `html` (a self-contained page).
     format: Option<String>,
 }
 
 /// The report of a run that ended.
 #[utoipa::path(get, path = "/api/v1/runs/{id}/report", tag = "runs",
     params(("id" = String, Path, description = "run id"), ReportQuery),
-    responses((status = 200, description = "the report", content((Object = "application/json"), (String = "application/xml"), (String = "text/markdown"))),
+    responses((status = 200, description = "the report", content((Object = "application/json"), (String = "application/xml"), (String = "text/markdown"), (String = "text/html"))),
         (status = 400, body = ProblemDoc, content_type = "application/problem+json"), (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 404, body = ProblemDoc, content_type = "application/problem+json"), (status = 409, description = "not ended yet", body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn report<S: Store>(
@@ -619,13 +625,30 @@ pub(crate) async fn report<S: Store>(
             "text/markdown; charset=utf-8",
             clnrm_core::report::to_markdown(&parsed()?),
         ),
+        "html" => ("text/html; charset=utf-8", html(&app, &parsed()?).await?),
         other => {
             return Err(Problem::bad_request(format!(
-                "format \"{other}\": expected json, junit or markdown"
+                "format \"{other}\": expected json, junit, markdown or html"
             )));
         }
     };
     Ok(([(header::CONTENT_TYPE, kind)], body).into_response())
+}
+
+/// `report.html` of a run's `report`, with the spans its scenarios collected.
+async fn html<S: Store>(app: &App<S>, report: &RunReport) -> Result<String, Problem> {
+    let mut spans = std::collections::HashMap::new();
+    for r in report.results.iter().filter(|r| r.spans > 0) {
+        if let Some(text) = app.store.spans(&report.run_id, &r.id.0).await?
+            && let Ok(list) = serde_json::from_str::<Vec<SpanRecord>>(&text)
+        {
+            spans.insert(r.id.0.clone(), list);
+        }
+    }
+    let run = report.run_id.clone();
+    Ok(clnrm_core::report::to_html(report, &|r| {
+        spans.get(&r.id.0).map(|l| (run.clone(), l.clone()))
+    }))
 }
 
 /// Cancels a run: a queued one at once, a running one at its worker's next renewal.

@@ -12,6 +12,7 @@ mod problem;
 pub mod sql;
 mod sse;
 pub mod store;
+mod ui;
 pub mod upload;
 pub mod webhook;
 pub mod worker;

@@ -268,12 +268,43 @@ async fn remote(args: &RunArgs, base: &Base, token: &str, packed: Vec<u8>) -> Re
     let (status, run) = status;
     let report = collected.report(&id);
     sink.finish(&report);
-    print_report(args.format, &report);
-    if let Some(dir) = &args.report_dir
-        && let Err(e) = clnrm_core::report::write_reports(&report, Some(dir), &[])
-    {
-        eprintln!("error: {e}");
-        return Ok(exit::ENVIRONMENT);
+    // The HTML report comes from the service, which holds the scenarios' spans.
+    let html = if args.format == RunFormat::Html || args.report_dir.is_some() {
+        match send(
+            base,
+            "GET",
+            &format!("/api/v1/runs/{id}/report?format=html"),
+            &[("authorization", auth.clone())],
+            Bytes::new(),
+        )
+        .await
+        {
+            Ok(r) => match text(r).await {
+                (200, body) => Some(body),
+                _ => None,
+            },
+            Err(_) => None,
+        }
+    } else {
+        None
+    };
+    let spans = |_: &clnrm_core::exec::ScenarioResult| None;
+    match (&html, args.format) {
+        (Some(page), RunFormat::Html) => print!("{page}"),
+        _ => print_report(args.format, &report, &spans),
+    }
+    if let Some(dir) = &args.report_dir {
+        let written =
+            clnrm_core::report::write_reports(&report, Some(dir), &[], &spans).and_then(|()| {
+                match &html {
+                    Some(page) => clnrm_core::report::write(&dir.join("report.html"), page),
+                    None => Ok(()),
+                }
+            });
+        if let Err(e) = written {
+            eprintln!("error: {e}");
+            return Ok(exit::ENVIRONMENT);
+        }
     }
     // A run that could not run at all (its project, its worker lost too often) says
     // why in its summary; a cancelled one is an interrupted one.

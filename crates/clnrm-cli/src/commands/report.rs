@@ -31,16 +31,22 @@ fn merge(args: &MergeArgs) -> i32 {
     for w in warnings {
         eprintln!("warning: {w}");
     }
-    if let Err(e) = report::write_reports(&merged, Some(&args.out), &[]) {
+    // report.html shows the spans the shards' runs left in this project's artifacts
+    // (a CI job that gathers the shards' `.clnrm/artifacts/` has them all).
+    let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
+    let (project, _) = Project::discover(&cwd);
+    let artifacts = project.layout().artifacts();
+    let runs: Vec<String> = reports.iter().map(|r| r.run_id.clone()).collect();
+    let spans = report::html::artifact_spans(&artifacts, &runs);
+    if let Err(e) = report::write_reports(&merged, Some(&args.out), &[], &spans) {
         eprintln!("error: {e}");
         return exit::ENVIRONMENT;
     }
-    if !args.no_timings && !merged.interrupted {
-        let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
-        let (project, _) = Project::discover(&cwd);
-        if let Err(e) = clnrm_core::timings::record(&project.layout().timings(), &merged) {
-            eprintln!("warning: could not save the timings: {e}");
-        }
+    if !args.no_timings
+        && !merged.interrupted
+        && let Err(e) = clnrm_core::timings::record(&project.layout().timings(), &merged)
+    {
+        eprintln!("warning: could not save the timings: {e}");
     }
     let s = Summary::of(merged.results.iter().filter(|r| !r.is_unselected()));
     eprintln!(

@@ -12,7 +12,10 @@ use crate::telemetry;
 use clnrm_core::config::{RunConfig, RunFlags};
 use clnrm_core::exec::{Event, RunOwner, Session, Stop};
 use clnrm_core::pipeline::{self, Concluded, PipelineError, Planned, Prepared};
-use clnrm_core::report::{HumanReporter, RunReport, Verdict, to_json, to_junit, to_markdown};
+use clnrm_core::report::html::SpanSource;
+use clnrm_core::report::{
+    HumanReporter, RunReport, Verdict, to_html, to_json, to_junit, to_markdown,
+};
 use std::io::IsTerminal;
 
 /// The flags of `run` (and `watch`) as the pipeline reads them.
@@ -136,7 +139,13 @@ pub fn finish(
     planned: &Planned,
     report: &RunReport,
 ) -> i32 {
-    print_report(format, report);
+    let artifacts = prepared.project.layout().artifacts();
+    let runs = [report.run_id.clone()];
+    print_report(
+        format,
+        report,
+        &clnrm_core::report::html::artifact_spans(&artifacts, &runs),
+    );
     let mut code = exit_code(report, config.flaky_fails);
     match pipeline::conclude(&prepared.project, config, planned, report) {
         Ok(Concluded { recorded, warnings }) => {
@@ -152,9 +161,11 @@ pub fn finish(
     code
 }
 
-/// Prints a machine format of `report` on stdout (the human one is live).
-pub fn print_report(format: RunFormat, report: &RunReport) {
+/// Prints a machine format of `report` on stdout (the human one is live); HTML with
+/// the spans of `spans`.
+pub fn print_report(format: RunFormat, report: &RunReport, spans: &SpanSource<'_>) {
     match format {
+        RunFormat::Html => print!("{}", to_html(report, spans)),
         RunFormat::Human => {}
         RunFormat::Json => println!("{:#}", to_json(report)),
         RunFormat::Junit => print!("{}", to_junit(report)),

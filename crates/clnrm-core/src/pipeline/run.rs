@@ -218,7 +218,14 @@ pub fn conclude(
         done.warnings
             .push(format!("could not save the timings: {e}"));
     }
-    write_reports(report, config.report_dir.as_deref(), &planned.plan.files)?;
+    let artifacts = layout.artifacts();
+    let runs = [report.run_id.clone()];
+    write_reports(
+        report,
+        config.report_dir.as_deref(),
+        &planned.plan.files,
+        &crate::report::html::artifact_spans(&artifacts, &runs),
+    )?;
     Ok(done)
 }
 

@@ -1,7 +1,8 @@
-//! Report files: `report.json`, `junit.xml` and `report.md` in a run's report
-//! directory, and each file's `[report]` paths with that file's results. Every file
+//! Report files: `report.json`, `junit.xml`, `report.md` and `report.html` in a run's
+//! report directory, and each file's `[report]` paths with that file's results. Every file
 //! is written through a temporary file and a rename, so a reader never sees half of it.
 
+use super::html::{SpanSource, to_html};
 use super::{RunReport, to_digest, to_json, to_junit, to_markdown};
 use crate::plan::PlannedFile;
 use std::path::Path;
@@ -16,11 +17,13 @@ pub struct WriteError {
     pub source: std::io::Error,
 }
 
-/// Writes the run's reports into `dir` (if any) and each file's `[report]` paths.
+/// Writes the run's reports into `dir` (if any; `report.html` with the spans of
+/// `spans`) and each file's `[report]` paths.
 pub fn write_reports(
     report: &RunReport,
     dir: Option<&Path>,
     files: &[PlannedFile],
+    spans: &SpanSource<'_>,
 ) -> Result<(), WriteError> {
     if let Some(dir) = dir {
         write(
@@ -29,6 +32,7 @@ pub fn write_reports(
         )?;
         write(&dir.join("junit.xml"), &to_junit(report))?;
         write(&dir.join("report.md"), &to_markdown(report))?;
+        write(&dir.join("report.html"), &to_html(report, spans))?;
     }
     for (i, f) in files.iter().enumerate() {
         let mine = report.of_file(i);

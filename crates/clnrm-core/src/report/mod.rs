@@ -1,10 +1,11 @@
 //! Reports of a run: a live human reporter (a sink of [`Event`]s), and the JSON,
-//! JUnit XML, Markdown and digest documents rendered from the collected results.
+//! JUnit XML, Markdown, HTML and digest documents rendered from the collected results.
 //! Every string in the results is already masked by the executor.
 //!
 //! [`Event`]: crate::exec::Event
 
 mod files;
+pub mod html;
 mod human;
 mod json;
 mod junit;
@@ -12,6 +13,7 @@ mod markdown;
 mod merge;
 
 pub use files::{WriteError, write, write_reports};
+pub use html::to_html;
 pub use human::HumanReporter;
 pub use json::{from_json, to_json};
 pub use junit::to_junit;

@@ -1,0 +1,393 @@
+//! `report.html` (SPEC §10): one self-contained file, no network, that shows the
+//! run, a filterable scenario list, and per scenario its steps, outputs, service
+//! logs, span waterfall and baseline diff. The same script and style sheet are the
+//! runs service's web UI ([`APP_JS`], [`APP_CSS`]).
+//!
+//! The page is a shell: the data sits in a `<script type="application/json">`
+//! block (every `<` written `\u003c`, so no text of the report can close it), and the
+//! script builds the views with DOM calls that set text, never markup, so a span
+//! name or an output holding `<script>` shows as text. A Content-Security-Policy
+//! `<meta>` allows only the page's own script and style (by hash) and no connection.
+//!
+//! Spans are written compactly, for 1,000 scenarios × 50 spans to stay within a few
+//! megabytes: every string once in a table, a span an array of numbers:
+//! `[span_id, parent row or -1, name, kind, start µs, duration µs, status,
+//! message or -1, service or -1, trace, [key, value, …], [[name, at µs, [key,
+//! value, …]], …]]`, times counted from the scenario's first span.
+
+use super::{RunReport, Summary, to_json};
+use crate::exec::{ScenarioResult, Status};
+use crate::model::{SpanKind, StatusCode};
+use crate::otel::{AttrValue, SpanRecord};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+/// The script of the report and of the web UI.
+pub const APP_JS: &str = include_str!("html/app.js");
+/// Their style sheet.
+pub const APP_CSS: &str = include_str!("html/app.css");
+
+/// The most spans of one scenario a report shows (the rest are counted).
+pub const MAX_SPANS: usize = 50_000;
+
+/// The spans of a scenario, where a report finds them: the run that collected them
+/// (a cached scenario's come from an earlier run) and the spans.
+pub type SpanSource<'a> = dyn Fn(&ScenarioResult) -> Option<(String, Vec<SpanRecord>)> + 'a;
+
+/// Spans from a project's artifacts directory (`.clnrm/artifacts/`), masked as
+/// saved: those a scenario of run `run_id` collected, and a cached scenario's from
+/// the run that last ran it (the report says which).
+pub fn artifact_spans<'a>(
+    dir: &'a Path,
+    run_ids: &'a [String],
+) -> impl Fn(&ScenarioResult) -> Option<(String, Vec<SpanRecord>)> + 'a {
+    move |r| {
+        if r.status == Status::Skipped {
+            return None;
+        }
+        let saved = crate::otel::artifacts::load(dir, &r.id.0).ok()??;
+        (r.status == Status::Cached || run_ids.contains(&saved.run_id))
+            .then_some((saved.run_id, saved.spans))
+    }
+}
+
+/// `report.html` of `report`, with each scenario's spans from `spans`.
+pub fn to_html(report: &RunReport, spans: &SpanSource<'_>) -> String {
+    let data = data_json(report, spans);
+    let title = format!("clnrm run {}", report.run_id);
+    let s = Summary::of(&report.results);
+    let noscript = format!(
+        "{title}: {} passed, {} flaky, {} failed, {} errors, {} cached, {} skipped. \
+         The report's views need JavaScript; report.json holds the same run.",
+        s.passed, s.flaky, s.failed, s.errors, s.cached, s.skipped
+    );
+    let mut out = String::with_capacity(data.len() + APP_JS.len() + APP_CSS.len() + 2048);
+    out.push_str("<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
+    out.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
+    out.push_str(&format!(
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; \
+         script-src '{}'; style-src '{}'; img-src data:; base-uri 'none'; form-action 'none'\">\n",
+        csp_hash(APP_JS),
+        csp_hash(APP_CSS)
+    ));
+    out.push_str(&format!("<title>{}</title>\n", escape(&title)));
+    out.push_str(&format!("<style>{APP_CSS}</style>\n</head>\n<body>\n"));
+    out.push_str(&format!(
+        "<noscript><p>{}</p></noscript>\n<div id=\"app\"></div>\n",
+        escape(&noscript)
+    ));
+    out.push_str("<script id=\"clnrm-data\" type=\"application/json\">");
+    out.push_str(&data);
+    out.push_str("</script>\n");
+    out.push_str(&format!("<script>{APP_JS}</script>\n</body>\n</html>\n"));
+    out
+}
+
+/// The web UI's page (the runs service's `/`): the same script and style sheet,
+/// loaded from `/ui/`, reading the API under `api`.
+pub fn ui_page(api: &str) -> String {
+    format!(
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>clnrm runs</title>\n<link rel=\"stylesheet\" href=\"/ui/app.css\">\n</head>\n\
+         <body data-api=\"{}\">\n<noscript><p>The clnrm web UI needs JavaScript; the API is at {}.</p></noscript>\n\
+         <div id=\"app\"></div>\n<script src=\"/ui/app.js\"></script>\n</body>\n</html>\n",
+        escape(api),
+        escape(api)
+    )
+}
+
+/// Text made safe inside HTML elements and quoted attributes.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A CSP source for an inline element's exact text: `sha256-<base64>`.
+fn csp_hash(text: &str) -> String {
+    format!("sha256-{}", base64(&Sha256::digest(text.as_bytes())))
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The data block: `{"report": <report.json>, "strings": […], "spans": [per
+/// scenario: null or {"run", "rows", "dropped"}]}`, with `<` escaped.
+fn data_json(report: &RunReport, source: &SpanSource<'_>) -> String {
+    let mut strings = Strings::default();
+    let spans: Vec<Value> = report
+        .results
+        .iter()
+        .map(|r| match source(r) {
+            Some((run, list)) if !list.is_empty() => compact(&run, &list, &mut strings),
+            _ => Value::Null,
+        })
+        .collect();
+    let doc = json!({
+        "report": to_json(report),
+        "strings": strings.list,
+        "spans": spans,
+    });
+    script_safe(&doc.to_string())
+}
+
+/// JSON text that no HTML parser ends early: `<` as `\u003c` (also covers `<!--`).
+/// Inside a JSON string that is the same character; outside strings there is none.
+fn script_safe(json: &str) -> String {
+    json.replace('<', "\\u003c")
+}
+
+#[derive(Default)]
+struct Strings {
+    index: HashMap<String, usize>,
+    list: Vec<String>,
+}
+
+impl Strings {
+    fn of(&mut self, s: &str) -> usize {
+        if let Some(i) = self.index.get(s) {
+            return *i;
+        }
+        let i = self.list.len();
+        self.list.push(s.to_owned());
+        self.index.insert(s.to_owned(), i);
+        i
+    }
+
+    fn attrs(&mut self, attrs: &BTreeMap<String, AttrValue>) -> Value {
+        let mut out = Vec::with_capacity(attrs.len() * 2);
+        for (k, v) in attrs {
+            out.push(json!(self.of(k)));
+            out.push(json!(self.of(&v.to_string())));
+        }
+        Value::Array(out)
+    }
+}
+
+fn kind_code(k: SpanKind) -> u8 {
+    match k {
+        SpanKind::Internal => 0,
+        SpanKind::Server => 1,
+        SpanKind::Client => 2,
+        SpanKind::Producer => 3,
+        SpanKind::Consumer => 4,
+    }
+}
+
+fn status_code(s: StatusCode) -> u8 {
+    match s {
+        StatusCode::Unset => 0,
+        StatusCode::Ok => 1,
+        StatusCode::Error => 2,
+    }
+}
+
+/// One scenario's spans as rows (see the module's documentation).
+fn compact(run: &str, spans: &[SpanRecord], strings: &mut Strings) -> Value {
+    let shown = &spans[..spans.len().min(MAX_SPANS)];
+    let t0 = shown
+        .iter()
+        .map(|s| s.start_time_unix_nano)
+        .min()
+        .unwrap_or(0);
+    let us = |ns: u64| (ns.saturating_sub(t0)) / 1000;
+    let mut row_of: HashMap<&str, usize> = HashMap::with_capacity(shown.len());
+    for (i, s) in shown.iter().enumerate() {
+        row_of.entry(s.span_id.as_str()).or_insert(i);
+    }
+    let rows: Vec<Value> = shown
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let parent = s
+                .parent_span_id
+                .as_deref()
+                .and_then(|p| row_of.get(p).copied())
+                .filter(|p| *p != i)
+                .map_or(-1, |p| p as i64);
+            let service = s
+                .resource
+                .get("service.name")
+                .map_or(-1, |v| strings.of(&plain(v)) as i64);
+            let message = if s.status_message.is_empty() {
+                -1
+            } else {
+                strings.of(&s.status_message) as i64
+            };
+            let events: Vec<Value> = s
+                .events
+                .iter()
+                .map(|e| {
+                    json!([
+                        strings.of(&e.name),
+                        us(e.time_unix_nano),
+                        strings.attrs(&e.attributes)
+                    ])
+                })
+                .collect();
+            json!([
+                s.span_id,
+                parent,
+                strings.of(&s.name),
+                kind_code(s.kind),
+                us(s.start_time_unix_nano),
+                s.end_time_unix_nano.saturating_sub(s.start_time_unix_nano) / 1000,
+                status_code(s.status),
+                message,
+                service,
+                strings.of(&s.trace_id),
+                strings.attrs(&s.attributes),
+                events,
+            ])
+        })
+        .collect();
+    json!({
+        "run": run,
+        "rows": rows,
+        "dropped": spans.len() - shown.len(),
+    })
+}
+
+/// A string attribute without its quotes; others as shown.
+fn plain(v: &AttrValue) -> String {
+    match v {
+        AttrValue::Str(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::otel::parse_line;
+
+    fn span(line: &str) -> SpanRecord {
+        parse_line(line).expect("span").remove(0)
+    }
+
+    fn data_of(html: &str) -> Value {
+        let start = html.find("type=\"application/json\">").expect("data") + 24;
+        let end = start + html[start..].find("</script>").expect("end");
+        serde_json::from_str(&html[start..end]).expect("data is JSON")
+    }
+
+    #[test]
+    fn base64_agrees_with_rfc_4648() {
+        for (plain, coded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(plain.as_bytes()), coded, "{plain}");
+        }
+    }
+
+    #[test]
+    fn no_text_of_the_report_ends_the_data_block() {
+        let mut report = super::super::tests::sample();
+        report.results[0].steps[0].stdout = "</script><script>alert(1)</script><!--".into();
+        report.run_id = "</title><b>".into();
+        let html = to_html(&report, &|_| None);
+        // One data block, one script: the output is inside the JSON, escaped.
+        assert_eq!(html.matches("</script>").count(), 2, "{html}");
+        assert!(!html.contains("<!--"));
+        assert!(html.contains("<title>clnrm run &lt;/title&gt;&lt;b&gt;</title>"));
+        let data = data_of(&html);
+        assert_eq!(
+            data["report"]["scenarios"][0]["steps"][0]["stdout"],
+            "</script><script>alert(1)</script><!--"
+        );
+    }
+
+    #[test]
+    fn the_policy_allows_exactly_the_inline_script_and_style() {
+        let html = to_html(&super::super::tests::sample(), &|_| None);
+        let js = format!("<script>{APP_JS}</script>");
+        assert!(html.contains(&js));
+        assert!(html.contains(&csp_hash(APP_JS)));
+        assert!(html.contains(&csp_hash(APP_CSS)));
+        assert!(html.contains("default-src 'none'"));
+    }
+
+    #[test]
+    fn spans_are_rows_of_interned_strings_with_parents_by_row() {
+        let spans = vec![
+            span(
+                r#"{"name":"root","trace_id":"t1","span_id":"a","start_time_unix_nano":1000000,"end_time_unix_nano":5000000,"attributes":{"http.method":"GET","n":3}}"#,
+            ),
+            span(
+                r#"{"name":"child","trace_id":"t1","span_id":"b","parent_span_id":"a","start_time_unix_nano":2000000,"end_time_unix_nano":3000000,"status":"ERROR","status_message":"boom","kind":"client","attributes":{"http.method":"GET"}}"#,
+            ),
+            span(
+                r#"{"name":"orphan","trace_id":"t1","span_id":"c","parent_span_id":"zz","start_time_unix_nano":4000000,"end_time_unix_nano":4000000}"#,
+            ),
+        ];
+        let mut spans = spans;
+        spans[0]
+            .resource
+            .insert("service.name".into(), AttrValue::Str("api".into()));
+        spans[1].status_message = "boom".into();
+        let mut report = super::super::tests::sample();
+        report.results.truncate(1);
+        let html = to_html(&report, &|_| Some(("r1".into(), spans.clone())));
+        let data = data_of(&html);
+        let strings: Vec<&str> = data["strings"]
+            .as_array()
+            .expect("strings")
+            .iter()
+            .map(|s| s.as_str().expect("str"))
+            .collect();
+        let s = |v: &Value| strings[v.as_u64().expect("index") as usize];
+        let rows = data["spans"][0]["rows"].as_array().expect("rows");
+        assert_eq!(data["spans"][0]["run"], "r1");
+        assert_eq!(rows.len(), 3);
+        let (root, child, orphan) = (&rows[0], &rows[1], &rows[2]);
+        assert_eq!(s(&root[2]), "root");
+        assert_eq!(root[1], -1);
+        assert_eq!((root[4].as_u64(), root[5].as_u64()), (Some(0), Some(4000)));
+        assert_eq!(s(&root[8]), "api");
+        assert_eq!(s(&root[10][0]), "http.method");
+        assert_eq!(s(&root[10][1]), "\"GET\"");
+        assert_eq!(s(&root[10][3]), "3");
+        assert_eq!(child[1], 0, "its parent is row 0");
+        assert_eq!((child[3].as_u64(), child[6].as_u64()), (Some(2), Some(2)));
+        assert_eq!(s(&child[7]), "boom");
+        // "http.method" and "\"GET\"" are one string each.
+        assert_eq!(child[10][0], root[10][0]);
+        assert_eq!(child[10][1], root[10][1]);
+        assert_eq!(orphan[1], -1, "a parent not collected makes it a root");
+        assert_eq!(orphan[5], 0);
+    }
+}
