@@ -2,7 +2,8 @@
 # One-command set-up: tools, a Docker engine (started if none answers), the project's
 # own test image `clnrm/busybox:latest` (FROM scratch + Debian's busybox; no registry
 # can be pulled from), the example images (scripts/example-images.sh), a PostgreSQL
-# server for the runs service's tests (scripts/postgres.sh), and the release binary.
+# server for the runs service's tests (scripts/postgres.sh), headless Chromium with
+# chromedriver for the browser tests, and the release binary.
 #   scripts/setup.sh        set up for local use
 #   scripts/setup.sh --ci   what .ci/run needs (no release build)
 set -euo pipefail
@@ -75,6 +76,11 @@ build_image
 scripts/example-images.sh
 # PostgreSQL for the runs service's tests (Debian's package; one server for all tests).
 scripts/postgres.sh >/dev/null
+# Headless Chromium and its WebDriver for the report and web UI tests (Debian's packages).
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    echo "setup: installing chromium and chromium-driver"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
 # Schemathesis (from PyPI) checks the runs service's OpenAPI document against the
 # running server in the tests; a virtualenv of its own under target/tools/.
 st=target/tools/schemathesis
