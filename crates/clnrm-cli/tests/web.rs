@@ -668,5 +668,39 @@ async fn the_web_ui_shows_a_run_started_while_it_is_open_progressing_live() {
         Some("text/html; charset=utf-8")
     );
     assert!(page.body.contains("id=\"clnrm-data\""));
+
+    // `run --server … --format html` prints it, and `--report-dir` keeps it.
+    let proj = project(&[("tests/a.clnrm.toml", &body)]);
+    let out = clnrm(proj.path())
+        .args([
+            "run",
+            "--format",
+            "html",
+            "--report-dir",
+            "out",
+            "--filter",
+            "*::s1",
+        ])
+        .args(["--server", &base, "--token", &run, "tests/"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.starts_with("<!doctype html>"), "{printed}");
+    let kept = std::fs::read_to_string(proj.path().join("out/report.html")).unwrap();
+    assert_eq!(kept, printed);
+    b.client
+        .goto(&url_of(&proj.path().join("out/report.html")))
+        .await
+        .unwrap();
+    let rows = b
+        .until("the report", Duration::from_secs(10), "return document.querySelectorAll('table.scenarios tbody tr[data-status=passed]').length")
+        .await;
+    assert_eq!(rows, 1);
     b.close().await;
 }

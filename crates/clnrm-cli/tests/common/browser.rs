@@ -2,6 +2,7 @@
 //! `chromium-driver`, which `scripts/setup.sh` installs) with the fantoccini client.
 //! Each [`Browser`] is its own chromedriver with its own profile; dropping it ends
 //! the driver and the browser processes of that profile.
+#![allow(dead_code, reason = "each test binary uses a part")]
 
 use fantoccini::{Client, ClientBuilder};
 use serde_json::{Value, json};
@@ -147,7 +148,7 @@ impl Drop for Browser {
             .args([
                 "-KILL",
                 "-f",
-                &format!("--user-data-dir={}", self._profile.path().display()),
+                &format!("user-data-dir={}", self._profile.path().display()),
             ])
             .status();
     }
