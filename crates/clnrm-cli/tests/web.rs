@@ -402,18 +402,18 @@ async fn report_html_is_dark_in_dark_mode_and_fits_a_phone() {
     dark.close().await;
 
     let phone = Browser::start(390, 844, "light").await;
-    for (page, name) in [("", "report-run-phone"), ("#/s/0", "report-scenario-phone")] {
+    for (page, name, shown) in [
+        ("", "report-run-phone", "table.scenarios"),
+        ("#/s/0", "report-scenario-phone", ".waterfall"),
+    ] {
         phone
             .client
             .goto(&format!("{}{page}", url_of(&html)))
             .await
             .unwrap();
+        let drawn = format!("return document.querySelector('{shown}')");
         phone
-            .until(
-                "the report",
-                Duration::from_secs(10),
-                "return document.querySelector('h1')",
-            )
+            .until("the page", Duration::from_secs(10), &drawn)
             .await;
         // Nothing wider than the screen: no sideways scrolling of the page.
         let widths = phone
@@ -546,9 +546,16 @@ async fn the_web_ui_shows_a_run_started_while_it_is_open_progressing_live() {
     b.screenshot("ui-runs-empty").await;
 
     // A run submitted now appears in the open list.
+    // s1 prints a span too (the service keeps it for the scenario's page and report.html).
+    let span = r#"{"name":"ui.span","trace_id":"0af7651916cd43dd8448eb211c80319c","span_id":"00f067aa0ba902b7","start_time_unix_nano":1000000,"end_time_unix_nano":3000000}"#;
     let step = |n: u32| {
+        let print = if n == 1 {
+            format!("echo '{span}'; ")
+        } else {
+            String::new()
+        };
         format!(
-            "[[scenario]]\nname = \"s{n}\"\n\n[[scenario.steps]]\nname = \"wait\"\ncommand = [\"sleep\", \"1\"]\n"
+            "[[scenario]]\nname = \"s{n}\"\n\n[[scenario.steps]]\nname = \"wait\"\ncommand = ['sh', '-c', '''{print}sleep 1''']\n"
         )
     };
     let body = format!(
@@ -639,7 +646,15 @@ async fn the_web_ui_shows_a_run_started_while_it_is_open_progressing_live() {
             vec![],
         )
         .await;
-    assert_eq!(cmd, "sleep 1");
+    assert!(cmd.as_str().unwrap().ends_with("sleep 1'"), "{cmd}");
+    let span_row = b
+        .until(
+            "the span",
+            Duration::from_secs(10),
+            "const r = document.querySelector('.wf-row'); return r && r.dataset.name",
+        )
+        .await;
+    assert_eq!(span_row, "ui.span");
     b.screenshot("ui-scenario").await;
     b.js(
         "[...document.querySelectorAll('a')].find(a => a.textContent === 'history').click()",
@@ -702,5 +717,19 @@ async fn the_web_ui_shows_a_run_started_while_it_is_open_progressing_live() {
         .until("the report", Duration::from_secs(10), "return document.querySelectorAll('table.scenarios tbody tr[data-status=passed]').length")
         .await;
     assert_eq!(rows, 1);
+    // The service's page holds the spans it kept.
+    b.js(
+        "document.querySelector('table.scenarios tbody tr[data-status=passed] a').click()",
+        vec![],
+    )
+    .await;
+    let row = b
+        .until(
+            "the waterfall",
+            Duration::from_secs(10),
+            "const r = document.querySelector('.wf-row'); return r && r.dataset.name",
+        )
+        .await;
+    assert_eq!(row, "ui.span");
     b.close().await;
 }

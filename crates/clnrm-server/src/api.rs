@@ -625,7 +625,10 @@ pub(crate) async fn report<S: Store>(
             "text/markdown; charset=utf-8",
             clnrm_core::report::to_markdown(&parsed()?),
         ),
-        "html" => ("text/html; charset=utf-8", html(&app, &parsed()?).await?),
+        "html" => (
+            "text/html; charset=utf-8",
+            html(&app, &id, &parsed()?).await?,
+        ),
         other => {
             return Err(Problem::bad_request(format!(
                 "format \"{other}\": expected json, junit, markdown or html"
@@ -635,20 +638,29 @@ pub(crate) async fn report<S: Store>(
     Ok(([(header::CONTENT_TYPE, kind)], body).into_response())
 }
 
-/// `report.html` of a run's `report`, with the spans its scenarios collected.
-async fn html<S: Store>(app: &App<S>, report: &RunReport) -> Result<String, Problem> {
+/// `report.html` of run `id`'s `report`, with the spans its scenarios collected.
+async fn html<S: Store>(app: &App<S>, id: &str, report: &RunReport) -> Result<String, Problem> {
     let mut spans = std::collections::HashMap::new();
     for r in report.results.iter().filter(|r| r.spans > 0) {
-        if let Some(text) = app.store.spans(&report.run_id, &r.id.0).await?
+        if let Some(text) = app.store.spans(id, &r.id.0).await?
             && let Ok(list) = serde_json::from_str::<Vec<SpanRecord>>(&text)
         {
             spans.insert(r.id.0.clone(), list);
         }
     }
-    let run = report.run_id.clone();
-    Ok(clnrm_core::report::to_html(report, &|r| {
-        spans.get(&r.id.0).map(|l| (run.clone(), l.clone()))
-    }))
+    // Rendering is CPU work of its own: off the request threads, each list moved
+    // into the page rather than copied.
+    let report = report.clone();
+    tokio::task::spawn_blocking(move || {
+        let spans = std::sync::Mutex::new(spans);
+        let run = report.run_id.clone();
+        clnrm_core::report::to_html(&report, &|r| {
+            let list = spans.lock().ok()?.remove(&r.id.0)?;
+            Some((run.clone(), list))
+        })
+    })
+    .await
+    .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
 /// Cancels a run: a queued one at once, a running one at its worker's next renewal.

@@ -280,10 +280,19 @@ async fn remote(args: &RunArgs, base: &Base, token: &str, packed: Vec<u8>) -> Re
         .await
         {
             Ok(r) => match text(r).await {
-                (200, body) => Some(body),
-                _ => None,
+                (200, body) if body.starts_with("<!doctype html>") => Some(body),
+                (status, body) => {
+                    eprintln!(
+                        "warning: the service's report.html ({status}): {}; this one has no spans",
+                        detail(&body)
+                    );
+                    None
+                }
             },
-            Err(_) => None,
+            Err(e) => {
+                eprintln!("warning: the service's report.html: {e}; this one has no spans");
+                None
+            }
         }
     } else {
         None

@@ -215,7 +215,18 @@ fn status_code(s: StatusCode) -> u8 {
 
 /// One scenario's spans as rows (see the module's documentation).
 fn compact(run: &str, spans: &[SpanRecord], strings: &mut Strings) -> Value {
-    let shown = &spans[..spans.len().min(MAX_SPANS)];
+    // Past the bound, the earliest-starting spans: a parent starts before its
+    // children (spans arrive as they end, children first, so the first ones would
+    // keep children and lose their parents).
+    let mut earliest: Vec<SpanRecord>;
+    let shown: &[SpanRecord] = if spans.len() > MAX_SPANS {
+        earliest = spans.to_vec();
+        earliest.sort_by_key(|s| s.start_time_unix_nano);
+        earliest.truncate(MAX_SPANS);
+        &earliest
+    } else {
+        spans
+    };
     let t0 = shown
         .iter()
         .map(|s| s.start_time_unix_nano)
@@ -357,6 +368,15 @@ mod tests {
             data["report"]["scenarios"][0]["steps"][0]["stdout"],
             "</script><script>alert(1)</script><!--"
         );
+    }
+
+    #[test]
+    fn the_inline_script_and_style_cannot_end_or_change_their_element() {
+        for text in [APP_JS, APP_CSS] {
+            let lower = text.to_ascii_lowercase();
+            assert!(!lower.contains("</script") && !lower.contains("</style"));
+            assert!(!lower.contains("<!--"));
+        }
     }
 
     #[test]

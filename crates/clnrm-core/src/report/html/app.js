@@ -117,10 +117,13 @@
     }
     return res.json();
   }
-  // Follows a server-sent event stream with fetch (EventSource cannot send a token).
-  async function follow(path, onEvent, signal) {
+  // Follows a server-sent event stream with fetch (EventSource cannot send a token),
+  // from after event `from.id` (kept up to date, for a reconnect to resume).
+  async function follow(path, onEvent, signal, from) {
     const token = localStorage.getItem(tokenKey) || '';
-    const res = await fetch(API + path, { headers: { Authorization: `Bearer ${token}`, Accept: 'text/event-stream' }, signal });
+    const headers = { Authorization: `Bearer ${token}`, Accept: 'text/event-stream' };
+    if (from.id) headers['Last-Event-ID'] = from.id;
+    const res = await fetch(API + path, { headers, signal });
     if (res.status === 401) throw new Unauthorized();
     if (!res.ok || !res.body) throw new Error(`${res.status}: cannot follow the run`);
     const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -133,16 +136,19 @@
       while ((cut = buffer.search(/\r?\n\r?\n/)) >= 0) {
         const block = buffer.slice(0, cut);
         buffer = buffer.slice(cut).replace(/^\r?\n\r?\n/, '');
-        const data = block.split(/\r?\n/).filter((l) => l.startsWith('data:')).map((l) => l.slice(5).replace(/^ /, '')).join('\n');
-        if (data) {
-          try { onEvent(JSON.parse(data)); } catch (_) { /* not JSON: a comment or keep-alive */ }
-        }
+        const lines = block.split(/\r?\n/);
+        const data = lines.filter((l) => l.startsWith('data:')).map((l) => l.slice(5).replace(/^ /, '')).join('\n');
+        const id = lines.find((l) => l.startsWith('id:'));
+        if (id) from.id = id.slice(3).trim();
+        let event = null;
+        try { event = data ? JSON.parse(data) : null; } catch (_) { /* an error line of the service */ }
+        if (event && typeof event === 'object') onEvent(event);
       }
     }
   }
 
   // ------------------------------------------------------------- the run view
-  let filters = { statuses: new Set(), tag: '', file: '', text: '' };
+  let filters = { key: null, statuses: new Set(), tag: '', file: '', text: '' };
 
   function summaryOf(scenarios) {
     const counts = {};
@@ -152,6 +158,8 @@
 
   // The summary and the filterable list of `scenarios`; `link(s)` is a scenario's page.
   function runView(title, meta, scenarios, link) {
+    // Filters hold while one run is shown, and start afresh for another.
+    if (filters.key !== title) filters = { key: title, statuses: new Set(), tag: '', file: '', text: '' };
     const counts = summaryOf(scenarios);
     const statuses = ORDER.filter((s) => counts[s]);
     const tags = [...new Set(scenarios.flatMap((s) => s.tags || []))].sort();
@@ -390,14 +398,14 @@
   function renderStatic() {
     const report = STATIC.report;
     const scenarios = report.scenarios || [];
-    const route = decodeURIComponent(location.hash.replace(/^#\/?/, ''));
+    const route = location.hash.replace(/^#\/?/, '');
     if (route.startsWith('s/')) {
       const i = Number(route.slice(2));
       const s = scenarios[i];
       if (s) {
         const block = STATIC.spans[i];
         const spans = { list: block ? spansFromRows(block, STATIC.strings) : null, note: null };
-        if (block && block.run !== report.run_id) spans.note = `Spans from run ${block.run} (this scenario ${s.status === 'cached' ? 'was cached' : 'ran'} in run ${report.run_id}).`;
+        if (block && !String(report.run_id).split('+').includes(block.run)) spans.note = `Spans from run ${block.run} (this scenario ${s.status === 'cached' ? 'was cached' : 'ran'} in run ${report.run_id}).`;
         if (block && block.dropped) spans.note = `${spans.note || ''} ${block.dropped} more spans are not shown.`.trim();
         return show(scenarioView(s, spans, { href: '#/', label: `run ${report.run_id}` }));
       }
@@ -407,6 +415,8 @@
 
   // ----------------------------------------------------------------- the web UI
   let leave = () => {}; // stops what the current page follows
+  let nav = 0; // the current navigation; a page whose navigation is gone stops
+  const gone = (mine) => mine !== nav;
 
   function tokenForm(why) {
     const input = h('input', { type: 'password', name: 'token', id: 'token', autocomplete: 'off', required: true });
@@ -427,7 +437,7 @@
     return ['passed', 'flaky', 'failed', 'errors', 'cached', 'skipped'].filter((k) => s[k]).map((k) => `${s[k]} ${k}`).join(', ');
   }
 
-  async function runsPage() {
+  async function runsPage(mine) {
     let timer = 0;
     let stopped = false;
     leave = () => { stopped = true; clearTimeout(timer); };
@@ -444,23 +454,25 @@
       if (!page.runs.length) tbody.replaceChildren(h('tr', {}, h('td', { colspan: 5 }, 'No runs yet: clnrm run --server URL submits one.')));
     };
     const tick = async () => {
-      try { await load(); } catch (e) { if (e instanceof Unauthorized) return tokenForm('Your token was refused; enter another.'); }
-      if (!stopped) timer = setTimeout(tick, 2000);
+      try { await load(); } catch (e) { if (e instanceof Unauthorized && !stopped && !gone(mine)) return tokenForm('Your token was refused; enter another.'); }
+      if (!stopped && !gone(mine)) timer = setTimeout(tick, 2000);
     };
     await tick();
   }
 
   const FINAL = new Set(['passed', 'failed', 'error', 'cancelled']);
 
-  async function runPage(id) {
+  async function runPage(id, mine) {
     const run = await api(`/runs/${encodeURIComponent(id)}`);
-    if (FINAL.has(run.status)) return finishedRun(run);
+    if (gone(mine)) return undefined;
+    if (FINAL.has(run.status)) return finishedRun(run, mine);
     // Live: the scenarios as they finish, from the run's event stream.
     const ctl = new AbortController();
     leave = () => ctl.abort();
     const results = new Map();
+    const running = new Set();
     let total = 0;
-    let running = 0;
+    let pending = 0;
     const bar = h('progress', { max: 1, value: 0 });
     const counter = h('p', { class: 'progress-text', 'aria-live': 'polite' });
     const list = h('div', { class: 'live-list' });
@@ -469,32 +481,46 @@
       for (const r of results.values()) if (!(r.status === 'skipped' && (r.reason === 'filtered' || r.reason === 'partition'))) done += 1;
       bar.max = Math.max(total, 1);
       bar.value = done;
-      counter.textContent = `${done} of ${total || '?'} scenarios finished${running ? `, ${running} running` : ''}`;
+      counter.textContent = `${done} of ${total || '?'} scenarios finished${running.size ? `, ${running.size} running` : ''}`;
       const all = [...results.values()];
       list.replaceChildren(...runView(`Run ${id}`, h('p', { class: 'meta' }, badge('running')), all, (s) => `#/runs/${encodeURIComponent(id)}/s/${encodeURIComponent(s.id)}`).slice(2));
     };
     show(header(), h('h1', {}, `Run ${id}`), h('p', { class: 'meta' }, badge(run.status === 'queued' ? 'queued' : 'running'), h('span', {}, `submitted ${when(run.created_ms)}`)), bar, counter, list);
     redraw();
-    try {
-      await follow(`/runs/${encodeURIComponent(id)}/events`, (ev) => {
-        if (ev.event === 'run_started') total = ev.total;
-        else if (ev.event === 'scenario_started') running += 1;
-        else if (ev.event === 'scenario_finished') { if (!results.has(ev.id) && ev.status !== 'skipped') running = Math.max(0, running - 1); results.set(ev.id, ev); }
-        else if (ev.event === 'run_finished') return;
-        redraw();
-      }, ctl.signal);
-    } catch (e) {
-      if (ctl.signal.aborted) return undefined;
-      throw e;
+    // Redrawn once per frame at most, and only for what changes the view.
+    const later = () => { if (!pending) pending = requestAnimationFrame(() => { pending = 0; redraw(); }); };
+    const onEvent = (ev) => {
+      if (ev.event === 'run_started') total = ev.total;
+      else if (ev.event === 'scenario_started') running.add(ev.id);
+      else if (ev.event === 'retrying') running.delete(ev.id);
+      else if (ev.event === 'scenario_finished') { running.delete(ev.id); results.set(ev.id, ev); }
+      else return;
+      later();
+    };
+    // Followed until the run ended; a cut stream resumes after the last event seen.
+    const from = { id: null };
+    for (let wait = 500; ; wait = Math.min(wait * 2, 8000)) {
+      try {
+        await follow(`/runs/${encodeURIComponent(id)}/events`, onEvent, ctl.signal, from);
+      } catch (e) {
+        if (ctl.signal.aborted || gone(mine)) return undefined;
+        if (e instanceof Unauthorized) throw e;
+      }
+      if (ctl.signal.aborted || gone(mine)) return undefined;
+      let now = null;
+      try { now = await api(`/runs/${encodeURIComponent(id)}`); } catch (e) { if (e instanceof Unauthorized) throw e; }
+      if (gone(mine)) return undefined;
+      if (now && FINAL.has(now.status)) return finishedRun(now, mine);
+      counter.textContent = `${counter.textContent.replace(/ \(reconnecting.*$/, '')} (reconnecting…)`;
+      await new Promise((r) => { setTimeout(r, wait); });
     }
-    if (ctl.signal.aborted) return undefined;
-    return finishedRun(await api(`/runs/${encodeURIComponent(id)}`));
   }
 
-  async function finishedRun(run) {
+  async function finishedRun(run, mine) {
     const id = run.id;
     let report = { run_id: id, summary: run.summary || {}, scenarios: [] };
     try { report = await api(`/runs/${encodeURIComponent(id)}/report`); } catch (e) { if (e instanceof Unauthorized) throw e; }
+    if (gone(mine)) return;
     const meta = [h('p', { class: 'meta' }, badge(run.status), h('span', {}, `submitted ${when(run.created_ms)}`), run.worker ? h('span', {}, `worker ${run.worker}`) : null,
       run.attempts > 1 ? h('span', {}, `${run.attempts} claims`) : null,
       h('a', { href: `${API}/runs/${encodeURIComponent(id)}/report?format=html`, download: `clnrm-${id}.html`, onclick: downloadHtml(id) }, 'report.html')),
@@ -508,8 +534,13 @@
     return async (e) => {
       e.preventDefault();
       const token = localStorage.getItem(tokenKey) || '';
-      const res = await fetch(`${API}/runs/${encodeURIComponent(id)}/report?format=html`, { headers: { Authorization: `Bearer ${token}` } });
-      if (!res.ok) return;
+      const link = e.currentTarget;
+      let res = null;
+      try { res = await fetch(`${API}/runs/${encodeURIComponent(id)}/report?format=html`, { headers: { Authorization: `Bearer ${token}` } }); } catch (_) { /* below */ }
+      if (!res || !res.ok) {
+        link.textContent = `report.html (could not be fetched${res ? `: ${res.status}` : ''})`;
+        return;
+      }
       const url = URL.createObjectURL(await res.blob());
       const a = h('a', { href: url, download: `clnrm-${id}.html` });
       document.body.appendChild(a);
@@ -519,15 +550,17 @@
     };
   }
 
-  async function scenarioPage(id, sid) {
+  async function scenarioPage(id, sid, mine) {
     const s = await api(`/runs/${encodeURIComponent(id)}/scenarios/${encodeURIComponent(sid)}`);
+    if (gone(mine)) return;
     const spans = { list: s.span_list ? spansFromRecords(s.span_list) : null, note: null };
     show(header(), scenarioView(s, spans, { href: `#/runs/${encodeURIComponent(id)}`, label: `run ${id}` },
       h('a', { href: `#/history/${encodeURIComponent(sid)}` }, 'history')));
   }
 
-  async function historyPage(sid) {
+  async function historyPage(sid, mine) {
     const hist = await api(`/scenarios/${encodeURIComponent(sid)}/history`);
+    if (gone(mine)) return;
     const runs = hist.runs || [];
     show(header(), h('h1', {}, `History of ${sid}`),
       h('p', { class: 'summary' }, h('span', { class: 'count', 'data-flaky-rate': hist.flaky_rate }, `flaky rate ${(hist.flaky_rate * 100).toFixed(1)}%`),
@@ -539,26 +572,32 @@
           h('td', {}, when(r.finished_ms)), h('td', { class: 'num' }, ms(r.duration_ms))))))));
   }
 
+  const decode = (part) => { try { return decodeURIComponent(part); } catch (_) { return part; } };
+
   async function route() {
     leave();
     leave = () => {};
+    nav += 1;
+    const mine = nav;
     if (dataEl) {
       if (!STATIC) STATIC = await loadStatic();
       return renderStatic();
     }
     if (!localStorage.getItem(tokenKey)) return tokenForm('Sign in with a token (`clnrm serve token create --scope read`).');
-    const parts = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
+    const parts = location.hash.replace(/^#\/?/, '').split('/').map(decode);
     try {
-      if (parts[0] === 'runs' && parts[1] && parts[2] === 's' && parts[3]) return await scenarioPage(parts[1], parts.slice(3).join('/'));
-      if (parts[0] === 'runs' && parts[1]) return await runPage(parts[1]);
-      if (parts[0] === 'history' && parts[1]) return await historyPage(parts.slice(1).join('/'));
-      return await runsPage();
+      if (parts[0] === 'runs' && parts[1] && parts[2] === 's' && parts[3]) return await scenarioPage(parts[1], parts.slice(3).join('/'), mine);
+      if (parts[0] === 'runs' && parts[1]) return await runPage(parts[1], mine);
+      if (parts[0] === 'history' && parts[1]) return await historyPage(parts.slice(1).join('/'), mine);
+      return await runsPage(mine);
     } catch (e) {
+      if (gone(mine)) return undefined;
       if (e instanceof Unauthorized) return tokenForm('Your token was refused; enter another.');
       return show(header(), h('h1', {}, 'Something went wrong'), h('p', { class: 'message' }, String(e.message || e)));
     }
   }
 
-  window.addEventListener('hashchange', route);
-  route().catch((e) => show(h('h1', {}, 'This report cannot be shown'), h('p', { class: 'message' }, String(e.message || e))));
+  const fail = (e) => show(h('h1', {}, 'This page cannot be shown'), h('p', { class: 'message' }, String(e.message || e)));
+  window.addEventListener('hashchange', () => { route().catch(fail); });
+  route().catch(fail);
 })();
