@@ -44,6 +44,25 @@ pub enum Command {
     /// Review pending output snapshots (.snap.new): list them with their diff,
     /// accept or reject them.
     Snapshots(SnapshotsArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+    /// Write man pages for clnrm and each of its commands into a directory.
+    Man(ManArgs),
+}
+
+/// `clnrm completions`.
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `clnrm man`.
+#[derive(Debug, clap::Args)]
+pub struct ManArgs {
+    /// Directory to write clnrm.1, clnrm-run.1, … into (made if missing).
+    pub dir: PathBuf,
 }
 
 /// `clnrm snapshots`.

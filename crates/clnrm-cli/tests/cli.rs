@@ -425,3 +425,90 @@ fn template_error_in_rendered_toml_points_at_template_line_too() {
     );
     assert!(err.contains("::: tests/t.clnrm.toml.tera:9:11"), "{err}");
 }
+
+#[test]
+fn completions_load_in_bash_and_name_every_command() {
+    let dir = project(&[]);
+    for (shell, marker) in [
+        ("bash", "_clnrm()"),
+        ("zsh", "#compdef clnrm"),
+        ("fish", "complete -c clnrm"),
+        ("elvish", "edit:completion:arg-completer[clnrm]"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ] {
+        let out = clnrm(dir.path())
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{shell}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(marker), "{shell}: {text}");
+        for cmd in ["run", "validate", "serve", "report", "snapshots"] {
+            assert!(text.contains(cmd), "{shell} completes {cmd}");
+        }
+    }
+    // Bash reads the script and registers it.
+    let script = dir.path().join("clnrm.bash");
+    let out = clnrm(dir.path())
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    std::fs::write(&script, &out.stdout).unwrap();
+    let loaded = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("source {} && complete -p clnrm", script.display()))
+        .output()
+        .unwrap();
+    assert!(
+        loaded.status.success() && String::from_utf8_lossy(&loaded.stdout).contains("clnrm"),
+        "{}",
+        String::from_utf8_lossy(&loaded.stderr)
+    );
+    let bad = clnrm(dir.path())
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn man_writes_a_page_per_command() {
+    let dir = project(&[]);
+    let out = clnrm(dir.path()).args(["man", "man1"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (page, says) in [
+        ("clnrm.1", "clnrm"),
+        ("clnrm-run.1", "workers"),
+        ("clnrm-serve-token-create.1", "scope"),
+        ("clnrm-report-merge.1", "shards"),
+    ] {
+        let text = std::fs::read_to_string(dir.path().join("man1").join(page))
+            .unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(
+            text.starts_with(".ie") || text.contains(".TH"),
+            "{page}: {text}"
+        );
+        assert!(text.contains(says), "{page} mentions {says}");
+    }
+    // groff renders each page without a warning, where it is installed.
+    if std::process::Command::new("groff")
+        .arg("-v")
+        .output()
+        .is_ok()
+    {
+        let r = std::process::Command::new("groff")
+            .args(["-man", "-Tutf8", "-ww", "-z"])
+            .arg(dir.path().join("man1/clnrm-run.1"))
+            .output()
+            .unwrap();
+        assert!(
+            r.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+    }
+}

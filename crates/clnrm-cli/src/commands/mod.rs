@@ -3,6 +3,7 @@
 mod bench;
 mod cache;
 mod diff;
+mod docs;
 mod init;
 mod list;
 mod remote;
@@ -43,6 +44,8 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Serve(args) => serve::serve(args),
         Command::Worker(args) => serve::worker(args),
         Command::Snapshots(args) => snapshots::run(args),
+        Command::Completions(args) => docs::completions(&args),
+        Command::Man(args) => docs::man(&args),
     }
 }
 

@@ -409,6 +409,7 @@ pub struct Step {
     /// An HTTP request clnrm makes itself (or `command`).
     pub http: Option<HttpRequest>,
     /// HTTP status codes that count as success (default: any 2xx).
+    #[serde(default)]
     #[schemars(schema_with = "status_codes_schema")]
     pub expected_status: Option<Sp<Vec<Sp<u16>>>>,
     /// Regex the HTTP response body must match.
@@ -667,8 +668,8 @@ pub struct OrderExpect {
     pub must_follow: Vec<Sp<Pair>>,
 }
 
-/// Span status code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, JsonSchema, serde::Serialize, serde::Deserialize)]
+/// Span status code (its schema, any case, is made from its words in `keywords.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum StatusCode {
     /// OK.
@@ -684,6 +685,7 @@ pub enum StatusCode {
 #[schemars(deny_unknown_fields)]
 pub struct StatusExpect {
     /// Status every span must have: one, or a list of those allowed.
+    #[serde(default)]
     #[schemars(schema_with = "status_all_schema")]
     pub all: Option<Sp<Vec<Sp<StatusCode>>>>,
     /// Status by span-name glob.
