@@ -441,6 +441,9 @@ pub enum RunFormat {
     Markdown,
     /// One self-contained HTML page (the report.html of --report-dir).
     Html,
+    /// GitHub Actions annotations at each failure's line, and the Markdown report as
+    /// the job summary when GITHUB_STEP_SUMMARY is set.
+    Github,
 }
 
 /// `clnrm render`.

@@ -1537,3 +1537,79 @@ fn bench_times_rounds_per_scenario_and_step_and_compares_with_a_saved_run() {
     let out = bench(&["--compare", "no-such"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `--format github`: an `::error` at the line and column of each failed step (in a
+/// template, the template's line) and of each unmet expectation, in GitHub's
+/// workflow-command syntax, and the Markdown report appended to the job summary.
+#[test]
+fn github_format_annotates_failed_steps_and_expectations_at_their_lines() {
+    let plain = format!(
+        "[meta]\nname = \"gh\"\nversion = \"1\"\n\n[service.app]\nimage = \"{IMAGE}\"\n\n\
+         [[scenario]]\nname = \"broken\"\n\n[[scenario.steps]]\nname = \"first\"\ncommand = [\"true\"]\n\n\
+         [[scenario.steps]]\nname = \"second\"\ncommand = [\"sh\", \"-c\", \"echo 'no: 100%' >&2; exit 4\"]\n"
+    );
+    let quiet = format!(
+        "[meta]\nname = \"q\"\nversion = \"1\"\n\n[otel]\nexporter = \"stdout\"\n\n[service.app]\nimage = \"{IMAGE}\"\n\n\
+         [[scenario]]\nname = \"quiet\"\n\n[[scenario.steps]]\nname = \"emit\"\n\
+         command = [\"sh\", \"-c\", '''echo '{{\"name\":\"other\",\"trace_id\":\"0af7651916cd43dd8448eb211c80319c\",\"span_id\":\"00f067aa0ba902b7\"}}' ''']\n\n\
+         [[expect.span]]\nname = \"checkout\"\n"
+    );
+    // Two template lines render to nothing, so rendered and template lines differ.
+    let template = format!(
+        "{{# a comment line -#}}\n{{% set code = 5 -%}}\n[meta]\nname = \"t\"\nversion = \"1\"\n\n\
+         [service.app]\nimage = \"{IMAGE}\"\n\n[[scenario]]\nname = \"templated\"\n\n\
+         [[scenario.steps]]\nname = \"boom\"\ncommand = [\"sh\", \"-c\", \"exit {{{{ code }}}}\"]\n"
+    );
+    let dir = project(&[
+        ("tests/a.clnrm.toml", &plain),
+        ("tests/q.clnrm.toml", &quiet),
+        ("tests/t.clnrm.toml.tera", &template),
+    ]);
+    let summary = dir.path().join("summary.md");
+    std::fs::write(&summary, "# earlier step\n").unwrap();
+    let out = clnrm(dir.path())
+        .args(["run", "--format", "github", "tests/"])
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    let find = |prefix: &str| {
+        lines
+            .iter()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no line starting {prefix:?} in:\n{text}"))
+            .to_string()
+    };
+    // `name = "second"` is line 16; its value starts at column 8.
+    let step = find("::error file=tests/a.clnrm.toml,line=16,col=8,title=broken › step second::");
+    assert!(
+        step.contains("exit code 4, expected 0%0A%0Ano: 100%25"),
+        "{step}"
+    );
+    // The template's own line 14 (line 12 of the rendered text).
+    find("::error file=tests/t.clnrm.toml.tera,line=14,col=8,title=templated › step boom::");
+    let expectation = find("::error file=tests/q.clnrm.toml,line=");
+    assert!(
+        expectation.contains("title=quiet › expectation::"),
+        "{expectation}"
+    );
+    assert_eq!(lines.len(), 3, "{text}");
+    // Every line is a workflow command.
+    for l in &lines {
+        assert!(
+            l.starts_with("::error file=") && l.contains(",title="),
+            "{l}"
+        );
+    }
+    let written = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        written.starts_with("# earlier step\n"),
+        "appended: {written}"
+    );
+    assert!(
+        written.contains("broken") && written.contains("templated"),
+        "{written}"
+    );
+}

@@ -300,7 +300,7 @@ async fn remote(args: &RunArgs, base: &Base, token: &str, packed: Vec<u8>) -> Re
     let spans = |_: &clnrm_core::exec::ScenarioResult| None;
     match (&html, args.format) {
         (Some(page), RunFormat::Html) => print!("{page}"),
-        _ => print_report(args.format, &report, &spans),
+        _ => print_report(args.format, &report, None),
     }
     if let Some(dir) = &args.report_dir {
         let written =

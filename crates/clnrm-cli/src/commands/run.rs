@@ -11,8 +11,9 @@ use crate::sink::CliSink;
 use crate::telemetry;
 use clnrm_core::config::{RunConfig, RunFlags};
 use clnrm_core::exec::{Event, RunOwner, Session, Stop};
+use clnrm_core::exec::{ScenarioResult, StepResult};
+use clnrm_core::expect::Position;
 use clnrm_core::pipeline::{self, Concluded, PipelineError, Planned, Prepared};
-use clnrm_core::report::html::SpanSource;
 use clnrm_core::report::{
     HumanReporter, RunReport, Verdict, to_html, to_json, to_junit, to_markdown,
 };
@@ -139,13 +140,7 @@ pub fn finish(
     planned: &Planned,
     report: &RunReport,
 ) -> i32 {
-    let artifacts = prepared.project.layout().artifacts();
-    let runs = [report.run_id.clone()];
-    print_report(
-        format,
-        report,
-        &clnrm_core::report::html::artifact_spans(&artifacts, &runs),
-    );
+    print_report(format, report, Some(prepared));
     let mut code = exit_code(report, config.flaky_fails);
     match pipeline::conclude(&prepared.project, config, planned, report) {
         Ok(Concluded { recorded, warnings }) => {
@@ -161,15 +156,75 @@ pub fn finish(
     code
 }
 
-/// Prints a machine format of `report` on stdout (the human one is live); HTML with
-/// the spans of `spans`.
-pub fn print_report(format: RunFormat, report: &RunReport, spans: &SpanSource<'_>) {
+/// Prints a machine format of `report` on stdout (the human one is live). The files
+/// of `prepared` give HTML its spans (the project's artifacts) and GitHub's
+/// annotations their lines; without them, neither.
+pub fn print_report(format: RunFormat, report: &RunReport, prepared: Option<&Prepared>) {
     match format {
-        RunFormat::Html => print!("{}", to_html(report, spans)),
+        RunFormat::Html => {
+            let artifacts = prepared.map(|p| p.project.layout().artifacts());
+            let runs = [report.run_id.clone()];
+            match &artifacts {
+                Some(dir) => print!(
+                    "{}",
+                    to_html(
+                        report,
+                        &clnrm_core::report::html::artifact_spans(dir, &runs)
+                    )
+                ),
+                None => print!("{}", to_html(report, &|_| None)),
+            }
+        }
         RunFormat::Human => {}
         RunFormat::Json => println!("{:#}", to_json(report)),
         RunFormat::Junit => print!("{}", to_junit(report)),
         RunFormat::Markdown => print!("{}", to_markdown(report)),
+        RunFormat::Github => {
+            let site = step_site(prepared);
+            print!("{}", clnrm_core::report::github::to_github(report, &site));
+            // The job summary: the Markdown report, appended (several steps may write).
+            if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+                use std::io::Write as _;
+                let written = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .and_then(|mut f| f.write_all(to_markdown(report).as_bytes()));
+                if let Err(e) = written {
+                    eprintln!(
+                        "warning: cannot write the job summary to {}: {e}",
+                        std::path::Path::new(&path).display()
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Where each step of a report is written, from the files `prepared` read: the
+/// step's `name`, else the scenario's `run`, else its `name`.
+fn step_site(
+    prepared: Option<&Prepared>,
+) -> impl Fn(&ScenarioResult, &StepResult) -> Option<Position> + '_ {
+    let origins: Vec<std::sync::OnceLock<Vec<Option<usize>>>> = prepared
+        .map(|p| p.files.iter().map(|_| Default::default()).collect())
+        .unwrap_or_default();
+    move |r, st| {
+        let files = &prepared?.files;
+        let (i, cf) = files
+            .iter()
+            .enumerate()
+            .find(|(_, f)| f.display == r.file)?;
+        let (file, source) = (cf.file.as_ref()?, cf.rendered.as_ref()?);
+        let sc = file.scenarios.iter().find(|s| s.name.value == r.name)?;
+        let span = sc
+            .steps
+            .iter()
+            .find(|s| s.name.value == st.name)
+            .map(|s| s.name.span)
+            .or_else(|| sc.run.as_ref().map(|run| run.span))
+            .unwrap_or(sc.name.span);
+        Some(Position::locate(source, &cf.display, span, origins.get(i)?))
     }
 }
 

@@ -51,17 +51,29 @@ impl ExpectSet {
     /// expectation is literal text on; where it is not (a tag wrote it), the rendered
     /// line, marked as such.
     pub fn at(&self, span: Span) -> Position {
-        let lc = self.source.line_col(span.start);
-        let mut at = Position {
-            file: self.display.clone(),
+        Position::locate(&self.source, &self.display, span, &self.origins)
+    }
+}
+
+impl Position {
+    /// Where `span` of `source` (the file shown as `display`) is: for a template, the
+    /// template line it is literal text on; where it is not (a tag wrote it), the
+    /// rendered line, marked as such. `origins` caches the template's line map.
+    pub fn locate(
+        source: &Source,
+        display: &str,
+        span: Span,
+        origins: &std::sync::OnceLock<Vec<Option<usize>>>,
+    ) -> Self {
+        let lc = source.line_col(span.start);
+        let mut at = Self {
+            file: display.to_owned(),
             line: Some(lc.line),
             col: Some(lc.col),
             rendered: false,
         };
-        if let SourceKind::Rendered { template } = self.source.kind() {
-            let origins = self
-                .origins
-                .get_or_init(|| crate::template::line_origins(template, &self.source));
+        if let SourceKind::Rendered { template } = source.kind() {
+            let origins = origins.get_or_init(|| crate::template::line_origins(template, source));
             match origins.get(lc.line - 1).copied().flatten() {
                 Some(line) => at.line = Some(line),
                 None => at.rendered = true,

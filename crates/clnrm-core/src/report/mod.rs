@@ -5,6 +5,7 @@
 //! [`Event`]: crate::exec::Event
 
 mod files;
+pub mod github;
 pub mod html;
 mod human;
 mod json;
