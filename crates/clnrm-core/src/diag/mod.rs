@@ -10,6 +10,7 @@ mod source;
 
 pub use code::Code;
 pub use render::{DiagnosticFormat, Style, render_github, render_human, render_json_value};
+pub(crate) use render::{escape_data, escape_property};
 pub use source::{LineCol, Source, SourceKind, Span};
 
 use std::sync::Arc;

@@ -230,13 +230,15 @@ pub fn render_github(d: &Diagnostic) -> String {
     format!("::{level} {}::{}", props.join(","), escape_data(&message))
 }
 
-fn escape_data(s: &str) -> String {
+/// A workflow command's message: `%`, CR and LF escaped (GitHub's syntax).
+pub(crate) fn escape_data(s: &str) -> String {
     s.replace('%', "%25")
         .replace('\r', "%0D")
         .replace('\n', "%0A")
 }
 
-fn escape_property(s: &str) -> String {
+/// A workflow command's property value: also `:` and `,`.
+pub(crate) fn escape_property(s: &str) -> String {
     escape_data(s).replace(':', "%3A").replace(',', "%2C")
 }
 

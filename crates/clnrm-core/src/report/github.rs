@@ -8,6 +8,7 @@
 //! `%3A` and `%2C`, and in the message `%`, CR and LF.
 
 use super::RunReport;
+use crate::diag::{escape_data as data, escape_property as property};
 use crate::exec::{ScenarioResult, Status, StepResult};
 use crate::expect::Position;
 use std::fmt::Write as _;
@@ -109,18 +110,6 @@ fn annotate(out: &mut String, level: &str, at: &Position, title: &str, message: 
         _ => {}
     }
     let _ = writeln!(out, ",title={}::{}", property(title), data(&message));
-}
-
-/// A message: `%`, CR and LF escaped.
-fn data(text: &str) -> String {
-    text.replace('%', "%25")
-        .replace('\r', "%0D")
-        .replace('\n', "%0A")
-}
-
-/// A property value: also `:` and `,`.
-fn property(text: &str) -> String {
-    data(text).replace(':', "%3A").replace(',', "%2C")
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use crate::exec::{ScenarioResult, Status};
 use std::fmt::Write;
 
 /// Escapes text for XML content and attribute values (also drops characters XML 1.0 forbids).
-fn esc(text: &str) -> String {
+pub(super) fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
