@@ -20,9 +20,10 @@ use super::{RunReport, Summary, to_json};
 use crate::exec::{ScenarioResult, Status};
 use crate::model::{SpanKind, StatusCode};
 use crate::otel::{AttrValue, SpanRecord};
-use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::Path;
 
 /// The script of the report and of the web UI.
@@ -33,19 +34,30 @@ pub const APP_CSS: &str = include_str!("html/app.css");
 /// The most spans of one scenario a report shows (the rest are counted).
 pub const MAX_SPANS: usize = 50_000;
 
+/// The largest saved span file of a scenario a report reads (as the runs service
+/// keeps per scenario): past it, the report counts the spans without their data, so
+/// that writing it stays within a few tens of megabytes (a span flood's file is
+/// larger).
+pub const MAX_ARTIFACT_BYTES: u64 = 8 << 20;
+
 /// The spans of a scenario, where a report finds them: the run that collected them
 /// (a cached scenario's come from an earlier run) and the spans.
 pub type SpanSource<'a> = dyn Fn(&ScenarioResult) -> Option<(String, Vec<SpanRecord>)> + 'a;
 
 /// Spans from a project's artifacts directory (`.clnrm/artifacts/`), masked as
 /// saved: those a scenario of run `run_id` collected, and a cached scenario's from
-/// the run that last ran it (the report says which).
+/// the run that last ran it (the report says which); none from a file over
+/// [`MAX_ARTIFACT_BYTES`].
 pub fn artifact_spans<'a>(
     dir: &'a Path,
     run_ids: &'a [String],
 ) -> impl Fn(&ScenarioResult) -> Option<(String, Vec<SpanRecord>)> + 'a {
     move |r| {
         if r.status == Status::Skipped {
+            return None;
+        }
+        let path = crate::otel::artifacts::artifact_path(dir, &r.id.0);
+        if std::fs::metadata(&path).ok()?.len() > MAX_ARTIFACT_BYTES {
             return None;
         }
         let saved = crate::otel::artifacts::load(dir, &r.id.0).ok()??;
@@ -131,30 +143,34 @@ fn base64(bytes: &[u8]) -> String {
 }
 
 /// The data block: `{"report": <report.json>, "strings": […], "spans": [per
-/// scenario: null or {"run", "rows", "dropped"}]}`, gzipped, in base64.
+/// scenario: null or {"run", "rows", "dropped"}]}`, gzipped, in base64. Written as
+/// text scenario by scenario: one scenario's spans are in memory at a time, and
+/// their rows take a few dozen bytes each.
 fn data_json(report: &RunReport, source: &SpanSource<'_>) -> String {
     let mut strings = Strings::default();
-    let spans: Vec<Value> = report
-        .results
-        .iter()
-        .map(|r| match source(r) {
-            Some((run, list)) if !list.is_empty() => compact(&run, &list, &mut strings),
-            _ => Value::Null,
-        })
-        .collect();
-    let doc = json!({
-        "report": to_json(report),
-        "strings": strings.list,
-        "spans": spans,
-    });
+    let mut spans = String::from("[");
+    for (i, r) in report.results.iter().enumerate() {
+        if i > 0 {
+            spans.push(',');
+        }
+        match source(r) {
+            Some((run, list)) if !list.is_empty() => compact(&mut spans, &run, list, &mut strings),
+            _ => spans.push_str("null"),
+        }
+    }
+    spans.push(']');
     // Level 1: a fifth of the time of the default level for a few percent more bytes.
-    let json = doc.to_string();
-    let mut gz = flate2::write::GzEncoder::new(
-        Vec::with_capacity(json.len() / 4),
-        flate2::Compression::fast(),
-    );
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     // Writing to memory cannot fail.
-    let _ = std::io::Write::write_all(&mut gz, json.as_bytes());
+    let _ = (|| -> std::io::Result<()> {
+        gz.write_all(b"{\"report\":")?;
+        serde_json::to_writer(&mut gz, &to_json(report))?;
+        gz.write_all(b",\"strings\":")?;
+        serde_json::to_writer(&mut gz, &strings.list)?;
+        gz.write_all(b",\"spans\":")?;
+        gz.write_all(spans.as_bytes())?;
+        gz.write_all(b"}")
+    })();
     base64(&gz.finish().unwrap_or_default())
 }
 
@@ -175,13 +191,14 @@ impl Strings {
         i
     }
 
-    fn attrs(&mut self, attrs: &BTreeMap<String, AttrValue>) -> Value {
-        let mut out = Vec::with_capacity(attrs.len() * 2);
-        for (k, v) in attrs {
-            out.push(json!(self.of(k)));
-            out.push(json!(self.of(&v.to_string())));
+    /// `[key, value, …]` as string indices.
+    fn attrs(&mut self, out: &mut String, attrs: &BTreeMap<String, AttrValue>) {
+        out.push('[');
+        for (n, (k, v)) in attrs.iter().enumerate() {
+            let (k, v) = (self.of(k), self.of(&v.to_string()));
+            let _ = write!(out, "{}{k},{v}", if n > 0 { "," } else { "" });
         }
-        Value::Array(out)
+        out.push(']');
     }
 }
 
@@ -203,81 +220,77 @@ fn status_code(s: StatusCode) -> u8 {
     }
 }
 
-/// One scenario's spans as rows (see the module's documentation).
-fn compact(run: &str, spans: &[SpanRecord], strings: &mut Strings) -> Value {
-    // Past the bound, the earliest-starting spans: a parent starts before its
-    // children (spans arrive as they end, children first, so the first ones would
-    // keep children and lose their parents).
-    let mut earliest: Vec<SpanRecord>;
-    let shown: &[SpanRecord] = if spans.len() > MAX_SPANS {
-        earliest = spans.to_vec();
-        earliest.sort_by_key(|s| s.start_time_unix_nano);
-        earliest.truncate(MAX_SPANS);
-        &earliest
-    } else {
-        spans
-    };
-    let t0 = shown
+/// One scenario's spans as rows (see the module's documentation), written to `out`
+/// as `{"run", "rows", "dropped"}`.
+fn compact(out: &mut String, run: &str, mut spans: Vec<SpanRecord>, strings: &mut Strings) {
+    let dropped = spans.len().saturating_sub(MAX_SPANS);
+    if dropped > 0 {
+        // Past the bound, the earliest-starting spans: a parent starts before its
+        // children (spans arrive as they end, children first, so the first ones
+        // would keep children and lose their parents).
+        spans.sort_by_key(|s| s.start_time_unix_nano);
+        spans.truncate(MAX_SPANS);
+    }
+    let t0 = spans
         .iter()
         .map(|s| s.start_time_unix_nano)
         .min()
         .unwrap_or(0);
     let us = |ns: u64| (ns.saturating_sub(t0)) / 1000;
-    let mut row_of: HashMap<&str, usize> = HashMap::with_capacity(shown.len());
-    for (i, s) in shown.iter().enumerate() {
+    let mut row_of: HashMap<&str, usize> = HashMap::with_capacity(spans.len());
+    for (i, s) in spans.iter().enumerate() {
         row_of.entry(s.span_id.as_str()).or_insert(i);
     }
-    let rows: Vec<Value> = shown
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let parent = s
-                .parent_span_id
-                .as_deref()
-                .and_then(|p| row_of.get(p).copied())
-                .filter(|p| *p != i)
-                .map_or(-1, |p| p as i64);
-            let service = s
-                .resource
-                .get("service.name")
-                .map_or(-1, |v| strings.of(&plain(v)) as i64);
-            let message = if s.status_message.is_empty() {
-                -1
-            } else {
-                strings.of(&s.status_message) as i64
-            };
-            let events: Vec<Value> = s
-                .events
-                .iter()
-                .map(|e| {
-                    json!([
-                        strings.of(&e.name),
-                        us(e.time_unix_nano),
-                        strings.attrs(&e.attributes)
-                    ])
-                })
-                .collect();
-            json!([
-                s.span_id,
-                parent,
-                strings.of(&s.name),
-                kind_code(s.kind),
-                us(s.start_time_unix_nano),
-                s.end_time_unix_nano.saturating_sub(s.start_time_unix_nano) / 1000,
-                status_code(s.status),
-                message,
-                service,
-                strings.of(&s.trace_id),
-                strings.attrs(&s.attributes),
-                events,
-            ])
-        })
-        .collect();
-    json!({
-        "run": run,
-        "rows": rows,
-        "dropped": spans.len() - shown.len(),
-    })
+    let quoted = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
+    let _ = write!(
+        out,
+        "{{\"run\":{},\"dropped\":{dropped},\"rows\":[",
+        quoted(run)
+    );
+    for (i, s) in spans.iter().enumerate() {
+        let parent = s
+            .parent_span_id
+            .as_deref()
+            .and_then(|p| row_of.get(p).copied())
+            .filter(|p| *p != i)
+            .map_or(-1, |p| p as i64);
+        let service = s
+            .resource
+            .get("service.name")
+            .map_or(-1, |v| strings.of(&plain(v)) as i64);
+        let message = if s.status_message.is_empty() {
+            -1
+        } else {
+            strings.of(&s.status_message) as i64
+        };
+        let _ = write!(
+            out,
+            "{}[{},{parent},{},{},{},{},{},{message},{service},{},",
+            if i > 0 { "," } else { "" },
+            quoted(&s.span_id),
+            strings.of(&s.name),
+            kind_code(s.kind),
+            us(s.start_time_unix_nano),
+            s.end_time_unix_nano.saturating_sub(s.start_time_unix_nano) / 1000,
+            status_code(s.status),
+            strings.of(&s.trace_id),
+        );
+        strings.attrs(out, &s.attributes);
+        out.push_str(",[");
+        for (n, e) in s.events.iter().enumerate() {
+            let name = strings.of(&e.name);
+            let _ = write!(
+                out,
+                "{}[{name},{},",
+                if n > 0 { "," } else { "" },
+                us(e.time_unix_nano)
+            );
+            strings.attrs(out, &e.attributes);
+            out.push(']');
+        }
+        out.push_str("]]");
+    }
+    out.push_str("]}");
 }
 
 /// A string attribute without its quotes; others as shown.
@@ -292,6 +305,7 @@ fn plain(v: &AttrValue) -> String {
 mod tests {
     use super::*;
     use crate::otel::parse_line;
+    use serde_json::Value;
 
     fn span(line: &str) -> SpanRecord {
         parse_line(line).expect("span").remove(0)
