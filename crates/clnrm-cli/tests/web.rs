@@ -135,19 +135,8 @@ async fn report_html_shows_the_run_its_steps_logs_waterfall_and_diff_in_chromium
             ["passed", "ping"]
         ])
     );
-    let summary = b
-        .js(
-            "return document.querySelector('.summary').textContent",
-            vec![],
-        )
-        .await;
-    assert!(
-        summary
-            .as_str()
-            .unwrap()
-            .starts_with("1 passed0 flaky2 failed"),
-        "{summary}"
-    );
+    let summary = b.text(".summary").await;
+    assert!(summary.starts_with("1 passed0 flaky2 failed"), "{summary}");
     b.screenshot("report-run").await;
 
     // Filters: by status, and by text.
@@ -183,34 +172,16 @@ async fn report_html_shows_the_run_its_steps_logs_waterfall_and_diff_in_chromium
         "return document.querySelector('.step')",
     )
     .await;
-    let out = b
-        .js(
-            "return document.querySelector('.step .stdout pre').textContent",
-            vec![],
-        )
-        .await;
+    let out = b.text(".step .stdout pre").await;
     assert_eq!(out, "<script>window.__pwned=2</script>\n");
-    let err = b
-        .js(
-            "return document.querySelector('.step .stderr pre').textContent",
-            vec![],
-        )
-        .await;
+    let err = b.text(".step .stderr pre").await;
     assert_eq!(err, "refund failed\n");
-    let log = b
-        .js(
-            "return document.querySelector('pre.log').textContent",
-            vec![],
-        )
-        .await;
-    let log = log.as_str().unwrap();
+    let log = b.text("pre.log").await;
     assert!(
         log.contains("app: listening on :8080") && log.contains("<b>not bold</b>"),
         "{log}"
     );
-    let title = b
-        .js("return document.querySelector('h1').textContent", vec![])
-        .await;
+    let title = b.text("h1").await;
     assert_eq!(title, "failed <img src=x onerror=window.__pwned=1> refunds");
     // No markup from the report was parsed: no image, no script ran.
     let injected = b.js("return [window.__pwned === undefined, document.querySelectorAll('#app img, #app script, #app b').length]", vec![]).await;
@@ -299,12 +270,7 @@ async fn report_html_shows_the_run_its_steps_logs_waterfall_and_diff_in_chromium
             assert_eq!(err, i == 13, "row {k}: only step-13 is an error");
         }
     }
-    let mark = b
-        .js(
-            "return document.querySelector('.wf-row[data-name=\"step-13\"] .err-mark').textContent",
-            vec![],
-        )
-        .await;
+    let mark = b.text(".wf-row[data-name=\"step-13\"] .err-mark").await;
     assert_eq!(mark, "⚠ ");
 
     // Selection: a click shows the attributes; the keyboard moves it.
@@ -313,13 +279,7 @@ async fn report_html_shows_the_run_its_steps_logs_waterfall_and_diff_in_chromium
         vec![],
     )
     .await;
-    let detail = b
-        .js(
-            "return document.querySelector('.span-detail').textContent",
-            vec![],
-        )
-        .await;
-    let detail = detail.as_str().unwrap();
+    let detail = b.text(".span-detail").await;
     assert!(
         detail.contains("step-13") && detail.contains("ERROR") && detail.contains("i13"),
         "{detail}"
@@ -330,12 +290,7 @@ async fn report_html_shows_the_run_its_steps_logs_waterfall_and_diff_in_chromium
         .await
         .unwrap();
     scroller.send_keys(ARROW_DOWN).await.unwrap();
-    let now = b
-        .js(
-            "return document.querySelector('.span-detail h3').textContent",
-            vec![],
-        )
-        .await;
+    let now = b.text(".span-detail h3").await;
     assert_eq!(now, "step-14");
     b.screenshot("report-scenario-waterfall").await;
 
@@ -371,12 +326,7 @@ async fn report_html_shows_the_run_its_steps_logs_waterfall_and_diff_in_chromium
     assert_eq!(of("audit"), Some(json!(["extra", "audit", "➕"])));
     assert_eq!(of("step-49"), Some(json!(["missing", "step-49", "❌"])));
     assert_eq!(of("step-01"), Some(json!(["same", "step-01", "✓"])));
-    let change = b
-        .js(
-            "return document.querySelector('.diff-tree .change').textContent",
-            vec![],
-        )
-        .await;
+    let change = b.text(".diff-tree .change").await;
     assert_eq!(change, "version: \"v1\" → \"v2\"");
     b.screenshot("report-scenario-diff").await;
     b.close().await;
@@ -609,16 +559,8 @@ async fn the_web_ui_shows_a_run_started_while_it_is_open_progressing_live() {
     assert!(seen.iter().any(|t| t.starts_with("1 of 3")), "{seen:?}");
     assert!(seen.iter().any(|t| t.starts_with("2 of 3")), "{seen:?}");
     // Once it ended, the page is the run's report.
-    let summary = b
-        .js(
-            "return document.querySelector('.summary').textContent",
-            vec![],
-        )
-        .await;
-    assert!(
-        summary.as_str().unwrap().starts_with("3 passed"),
-        "{summary}"
-    );
+    let summary = b.text(".summary").await;
+    assert!(summary.starts_with("3 passed"), "{summary}");
     let rows = b
         .js(
             "return document.querySelectorAll('table.scenarios tbody tr').length",
@@ -640,13 +582,8 @@ async fn the_web_ui_shows_a_run_started_while_it_is_open_progressing_live() {
         "return document.querySelector('.step')",
     )
     .await;
-    let cmd = b
-        .js(
-            "return document.querySelector('.step .command').textContent",
-            vec![],
-        )
-        .await;
-    assert!(cmd.as_str().unwrap().ends_with("sleep 1'"), "{cmd}");
+    let cmd = b.text(".step .command").await;
+    assert!(cmd.ends_with("sleep 1'"), "{cmd}");
     let span_row = b
         .until(
             "the span",

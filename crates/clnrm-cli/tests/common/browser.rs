@@ -103,6 +103,17 @@ impl Browser {
             .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
     }
 
+    /// The text of the first element `selector` finds ("" when none does).
+    pub async fn text(&self, selector: &str) -> String {
+        let v = self
+            .js(
+                "const e = document.querySelector(arguments[0]); return e ? e.textContent : ''",
+                vec![Value::String(selector.to_owned())],
+            )
+            .await;
+        v.as_str().unwrap_or_default().to_owned()
+    }
+
     /// Waits until `script` returns a truthy value; that value.
     pub async fn until(&self, what: &str, limit: Duration, script: &str) -> Value {
         let started = Instant::now();
