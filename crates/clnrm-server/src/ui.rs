@@ -13,8 +13,8 @@ const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
      connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; \
      frame-ancestors 'none'";
 
-fn asset(kind: &'static str, body: String) -> Response {
-    let mut r = ([(header::CONTENT_TYPE, kind)], body).into_response();
+fn asset(kind: &'static str, body: impl Into<axum::body::Body>) -> Response {
+    let mut r = ([(header::CONTENT_TYPE, kind)], body.into()).into_response();
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -39,10 +39,10 @@ pub(crate) async fn index() -> Response {
 
 /// `/ui/app.js`.
 pub(crate) async fn script() -> Response {
-    asset("text/javascript; charset=utf-8", APP_JS.to_owned())
+    asset("text/javascript; charset=utf-8", APP_JS)
 }
 
 /// `/ui/app.css`.
 pub(crate) async fn style() -> Response {
-    asset("text/css; charset=utf-8", APP_CSS.to_owned())
+    asset("text/css; charset=utf-8", APP_CSS)
 }

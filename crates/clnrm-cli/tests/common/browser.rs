@@ -16,7 +16,7 @@ pub struct Browser {
     driver: Child,
     /// The WebDriver client.
     pub client: Client,
-    _profile: tempfile::TempDir,
+    profile: tempfile::TempDir,
 }
 
 fn free_port() -> u16 {
@@ -91,7 +91,7 @@ impl Browser {
         Self {
             driver,
             client,
-            _profile: profile,
+            profile,
         }
     }
 
@@ -159,7 +159,7 @@ impl Drop for Browser {
             .args([
                 "-KILL",
                 "-f",
-                &format!("user-data-dir={}", self._profile.path().display()),
+                &format!("user-data-dir={}", self.profile.path().display()),
             ])
             .status();
     }

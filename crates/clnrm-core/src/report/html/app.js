@@ -433,7 +433,7 @@
 
   function runStatus(r) {
     const s = r.summary || {};
-    if (!s || r.status === 'queued' || r.status === 'running') return '';
+    if (r.status === 'queued' || r.status === 'running') return '';
     return ['passed', 'flaky', 'failed', 'errors', 'cached', 'skipped'].filter((k) => s[k]).map((k) => `${s[k]} ${k}`).join(', ');
   }
 
