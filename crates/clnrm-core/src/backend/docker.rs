@@ -150,6 +150,7 @@ fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
     };
     ContainerCreateBody {
         image: Some(spec.image.clone()),
+        entrypoint: spec.entrypoint.clone(),
         cmd: (!spec.cmd.is_empty()).then(|| spec.cmd.clone()),
         env: Some(spec.env.clone()),
         exposed_ports: (!spec.ports.is_empty()).then(|| spec.ports.iter().map(port_key).collect()),

@@ -155,6 +155,8 @@ pub struct ContainerSpec {
     pub name: String,
     /// Image reference.
     pub image: String,
+    /// Entrypoint; `None` means the image's, `[]` none.
+    pub entrypoint: Option<Vec<String>>,
     /// Command; empty means the image's.
     pub cmd: Vec<String>,
     /// `KEY=VALUE` pairs.

@@ -308,6 +308,7 @@ fn read_service(
     let service = Service {
         plugin: plugin.unwrap_or_else(|| Sp::new(super::defaults::PLUGIN.to_owned(), span)),
         image: image?,
+        entrypoint: t.get(r, "entrypoint"),
         args: t.get(r, "args").unwrap_or_default(),
         env: t.map(r, "env", FromToml::from_toml),
         ports: t.get(r, "ports").unwrap_or_default(),

@@ -186,6 +186,8 @@ pub struct Service {
     pub plugin: Sp<String>,
     /// Container image.
     pub image: Sp<String>,
+    /// Replaces the image's `ENTRYPOINT` (`[]` clears it); `args` follow it.
+    pub entrypoint: Option<Vec<Sp<String>>>,
     /// Container command.
     #[serde(default)]
     pub args: Vec<Sp<String>>,

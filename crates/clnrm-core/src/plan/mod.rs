@@ -91,6 +91,9 @@ pub struct ServiceSpec {
     pub id: String,
     /// Image reference.
     pub image: String,
+    /// Replaces the image's entrypoint when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
     /// Container command; empty means the image's.
     pub args: Vec<String>,
     /// Environment, in the order written.
@@ -1039,6 +1042,7 @@ fn service_spec(
         return ServiceSpec {
             id: id.to_owned(),
             image: DEFAULT_IMAGE.to_owned(),
+            entrypoint: None,
             args: Vec::new(),
             env: Vec::new(),
             ports: Vec::new(),
@@ -1095,6 +1099,10 @@ fn from_service(id: &str, svc: &Service, memory_bytes: i64, nano_cpus: i64) -> S
     ServiceSpec {
         id: id.to_owned(),
         image: svc.image.value.clone(),
+        entrypoint: svc
+            .entrypoint
+            .as_ref()
+            .map(|e| e.iter().map(|a| a.value.clone()).collect()),
         args: svc.args.iter().map(|a| a.value.clone()).collect(),
         env: svc
             .env

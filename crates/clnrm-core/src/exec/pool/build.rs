@@ -153,7 +153,7 @@ impl<E: ContainerEngine> Pool<E> {
     ) -> Result<Member, PoolError> {
         let inner = &self.inner;
         let (need, otlp) = (of.network, of.otlp.as_ref());
-        let shell = if svc.args.is_empty() {
+        let shell = if svc.args.is_empty() && svc.entrypoint.is_none() {
             lock(&inner.agent_shells).get(&svc.image).cloned().flatten()
         } else {
             None
@@ -191,6 +191,7 @@ impl<E: ContainerEngine> Pool<E> {
         let spec = ContainerSpec {
             name: format!("clnrm-{}-{seq}-{}", inner.owner.run_id, svc.id),
             image,
+            entrypoint: svc.entrypoint.clone(),
             cmd: shell
                 .as_ref()
                 .map_or_else(|| svc.args.clone(), |s| vec![s.program.clone()]),
@@ -367,6 +368,7 @@ mod tests {
         ServiceSpec {
             id: id.into(),
             image: "i".into(),
+            entrypoint: None,
             args: Vec::new(),
             env: Vec::new(),
             ports: Vec::new(),
