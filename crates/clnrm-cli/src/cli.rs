@@ -48,6 +48,22 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Write man pages for clnrm and each of its commands into a directory.
     Man(ManArgs),
+    /// Make a test definition from a Compose file: its services, and a starter
+    /// scenario for each.
+    Import(ImportArgs),
+}
+
+/// `clnrm import`.
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// The Compose file (compose.yaml, docker-compose.yml).
+    pub file: PathBuf,
+    /// Write the test definition here (then validate it) instead of printing it.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Overwrite the output file if it exists.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `clnrm completions`.

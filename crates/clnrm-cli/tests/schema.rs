@@ -4,28 +4,15 @@
 //! with a maintained validator (the `jsonschema` crate); and a value of a key whose
 //! words match in any case is accepted, or refused, by both alike.
 mod common;
+#[path = "common/schema.rs"]
+mod schema;
 
 use common::{clnrm, project};
-use serde_json::Value;
+use schema::{schema_errors, validator};
 use std::path::{Path, PathBuf};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn validator() -> jsonschema::Validator {
-    let text = std::fs::read_to_string(root().join("schemas/clnrm.schema.json")).unwrap();
-    let schema: Value = serde_json::from_str(&text).unwrap();
-    jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("the schema itself: {e}"))
-}
-
-/// The schema's complaints about a rendered file's text.
-fn schema_errors(v: &jsonschema::Validator, toml_text: &str) -> Vec<String> {
-    let doc: toml::Table = toml::from_str(toml_text).unwrap_or_else(|e| panic!("{e}"));
-    let json = serde_json::to_value(&doc).unwrap();
-    v.iter_errors(&json)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect()
 }
 
 /// `validate --deny-warnings` accepts the file; its rendered text.

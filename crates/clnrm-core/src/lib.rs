@@ -17,6 +17,7 @@ pub mod diff;
 pub mod discover;
 pub mod exec;
 pub mod expect;
+pub mod import;
 pub mod jsonfile;
 pub mod model;
 pub mod otel;

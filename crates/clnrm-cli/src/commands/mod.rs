@@ -4,6 +4,7 @@ mod bench;
 mod cache;
 mod diff;
 mod docs;
+mod import;
 mod init;
 mod list;
 mod remote;
@@ -35,6 +36,7 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Render(args) => render::run(args),
         Command::List(args) => list::run(args),
         Command::Init(args) => init::run(args),
+        Command::Import(args) => import::run(&args),
         Command::Run(args) => run::run(args),
         Command::Diff(args) => diff::run(args),
         Command::Cache(args) => cache::run(args),

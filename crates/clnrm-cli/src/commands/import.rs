@@ -1,0 +1,115 @@
+//! `clnrm import FILE [-o OUT]`: a test definition from a Compose file.
+
+use super::prepare;
+use crate::cli::{DiagFormat, ImportArgs, VarArgs};
+use crate::exit;
+use crate::output::{plural, print_diagnostics};
+use clnrm_core::import::{ComposeInput, compose, from_compose};
+use std::io::Write as _;
+use std::path::Path;
+
+/// Runs the command.
+pub fn run(args: &ImportArgs) -> i32 {
+    let shown = args.file.display().to_string();
+    let text = match read(&args.file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot read {shown}: {e}");
+            return exit::INVALID_INPUT;
+        }
+    };
+    let dir = std::path::absolute(&args.file)
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_default();
+    let project = project_name(&dir);
+    let var = |name: &str| std::env::var(name).ok();
+    let imported = match from_compose(&ComposeInput {
+        text: &text,
+        file: &shown,
+        dir: &dir,
+        project: &project,
+        var: &var,
+    }) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::INVALID_INPUT;
+        }
+    };
+    let Some(out) = &args.output else {
+        let _ = std::io::stdout().write_all(imported.toml.as_bytes());
+        report_skipped(imported.skipped.len(), "the top of the output");
+        return exit::SUCCESS;
+    };
+    if out.exists() && !args.force {
+        eprintln!(
+            "error: {} exists; pass --force to overwrite it",
+            out.display()
+        );
+        return exit::INVALID_INPUT;
+    }
+    if let Err(e) = std::fs::write(out, &imported.toml) {
+        eprintln!("error: cannot write {}: {e}", out.display());
+        return exit::ENVIRONMENT;
+    }
+    eprintln!("wrote {}", out.display());
+    report_skipped(imported.skipped.len(), &out.display().to_string());
+    // The output is checked as `validate` would: an importer bug shows here, not later.
+    let prepared = prepare(std::slice::from_ref(out), &VarArgs { vars: Vec::new() });
+    let diags: Vec<_> = prepared
+        .general
+        .iter()
+        .chain(prepared.files.iter().flat_map(|f| &f.diagnostics))
+        .cloned()
+        .collect();
+    let errors = diags.iter().filter(|d| d.is_error()).count();
+    let summary = format!(
+        "validated {}: {}, {}",
+        out.display(),
+        plural(errors, "error"),
+        plural(diags.len() - errors, "warning")
+    );
+    print_diagnostics(&diags, DiagFormat::Human, 1, &summary);
+    if errors > 0 {
+        exit::INVALID_INPUT
+    } else {
+        exit::SUCCESS
+    }
+}
+
+fn read(path: &Path) -> std::io::Result<String> {
+    let len = std::fs::metadata(path)?.len();
+    if len > compose::MAX_BYTES as u64 {
+        return Err(std::io::Error::other(format!(
+            "{len} bytes is over the {}-byte limit",
+            compose::MAX_BYTES
+        )));
+    }
+    std::fs::read_to_string(path)
+}
+
+/// Compose's default project name: the directory's, lower case, of `a-z0-9_-`.
+fn project_name(dir: &Path) -> String {
+    let name: String = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .collect();
+    if name.is_empty() {
+        "imported".to_owned()
+    } else {
+        name
+    }
+}
+
+fn report_skipped(n: usize, place: &str) {
+    if n > 0 {
+        eprintln!(
+            "{} without an equivalent in clnrm: listed at {place}",
+            plural(n, "setting")
+        );
+    }
+}
