@@ -15,6 +15,7 @@ pub mod config;
 pub mod diag;
 pub mod diff;
 pub mod discover;
+pub mod editor;
 pub mod exec;
 pub mod expect;
 pub mod import;

@@ -66,7 +66,20 @@ pub fn key_reference() -> String {
 
 type Row = (String, String, bool, String);
 
-fn resolve<'a>(root: &'a Value, v: &'a Value) -> &'a Value {
+/// Every table header of the format (`[meta]`, `[service.<id>]`, `[[scenario.steps]]`,
+/// …) with the description of its table.
+pub fn table_headers(schema: &Value) -> Vec<String> {
+    let mut tables = Vec::new();
+    collect_tables(schema, schema, "", false, &mut tables);
+    tables
+        .into_iter()
+        .map(|(h, _)| h)
+        .filter(|h| h.starts_with('['))
+        .collect()
+}
+
+/// `v`, or the definition its `$ref` names.
+pub fn resolve<'a>(root: &'a Value, v: &'a Value) -> &'a Value {
     match v.get("$ref").and_then(Value::as_str) {
         Some(r) => r
             .strip_prefix("#/$defs/")
@@ -148,7 +161,7 @@ fn collect_tables(
 }
 
 /// A value's type in the reference's words.
-fn type_of(root: &Value, v: &Value) -> String {
+pub fn type_of(root: &Value, v: &Value) -> String {
     let v = resolve(root, v);
     if let Some(alts) = v
         .get("oneOf")

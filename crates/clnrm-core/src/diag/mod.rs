@@ -60,6 +60,9 @@ pub struct Diagnostic {
     pub secondary: Vec<Label>,
     /// A suggestion for the fix.
     pub help: Option<String>,
+    /// The text that fixes the problem when it replaces the primary label's span (a
+    /// "did you mean" that editors offer as a quick fix).
+    pub fix: Option<String>,
     /// A path to show when there is no primary label.
     pub path: Option<String>,
 }
@@ -83,6 +86,7 @@ impl Diagnostic {
             primary: None,
             secondary: Vec::new(),
             help: None,
+            fix: None,
             path: None,
         }
     }
@@ -110,6 +114,14 @@ impl Diagnostic {
     /// Adds a help line.
     pub fn help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
+        self
+    }
+
+    /// Says "did you mean" `shown` (the help line) and keeps `replacement` as the fix
+    /// of the primary span: the key itself, or a value as TOML (`"word"`).
+    pub fn suggest(mut self, shown: &str, replacement: impl Into<String>) -> Self {
+        self.help = Some(format!("did you mean {shown}?"));
+        self.fix = Some(replacement.into());
         self
     }
 

@@ -3,7 +3,7 @@
 //! in a comment at its top, so that a user can see what was left behind.
 
 pub mod compose;
-mod toml_text;
+pub(crate) mod toml_text;
 
 pub use compose::{ComposeInput, from_compose};
 

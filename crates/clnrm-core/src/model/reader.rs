@@ -469,7 +469,7 @@ impl<'a, 'i> Table<'a, 'i> {
                 "not part of the format; ignored",
             );
             d = match closest(key, &self.known) {
-                Some(best) => d.help(format!("did you mean `{best}`?")),
+                Some(best) => d.suggest(&format!("`{best}`"), best),
                 None => d.help(format!("known keys here: {}", self.known.join(", "))),
             };
             r.push(d);
@@ -494,7 +494,8 @@ pub fn keyword_value<K: Keyword>(
         format!("expected one of {}", K::word_list()),
     );
     if let Some(best) = closest(&word, &words) {
-        d = d.help(format!("did you mean \"{best}\"?"));
+        let quoted = format!("\"{best}\"");
+        d = d.suggest(&quoted, quoted.clone());
     }
     r.push(d);
     None

@@ -69,6 +69,8 @@ pub struct TemplateEngine {
     shapes: HashMap<String, Shape>,
     shapes_compiled: usize,
     folding: bool,
+    /// Texts read instead of the files at these (canonical) paths.
+    overlay: HashMap<PathBuf, String>,
 }
 
 impl TemplateEngine {
@@ -86,7 +88,19 @@ impl TemplateEngine {
             shapes: HashMap::new(),
             shapes_compiled: 0,
             folding: true,
+            overlay: HashMap::new(),
         }
+    }
+
+    /// Reads `text` wherever the file at `path` is included, imported or extended (an
+    /// editor's unsaved buffer), until [`TemplateEngine::forget`].
+    pub fn overlay(&mut self, path: &Path, text: String) {
+        self.overlay.insert(canonical(path), text);
+    }
+
+    /// Reads the file at `path` from disk again.
+    pub fn forget(&mut self, path: &Path) {
+        self.overlay.remove(&canonical(path));
     }
 
     /// Compiles every template as written (the reference that folding is tested against).
@@ -269,7 +283,11 @@ impl TemplateEngine {
             };
             let content = match &origin {
                 Origin::Builtin => MACROS.to_owned(),
-                Origin::File(p) => match std::fs::read_to_string(p) {
+                Origin::File(p) => match (!self.overlay.is_empty())
+                    .then(|| self.overlay.get(&canonical(p)))
+                    .flatten()
+                    .map_or_else(|| std::fs::read_to_string(p), |t| Ok(t.clone()))
+                {
                     Ok(c) => c,
                     Err(e) => {
                         diags.push(

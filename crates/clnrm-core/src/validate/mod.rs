@@ -68,23 +68,38 @@ pub fn check_file(
     vars: &VarLayers,
     host: &HostPaths,
 ) -> CheckedFile {
+    match load(path, display) {
+        Ok(source) => check_source(engine, path, source, vars, host),
+        Err(d) => CheckedFile {
+            path: path.to_path_buf(),
+            display: display.to_owned(),
+            source: None,
+            rendered: None,
+            file: None,
+            diagnostics: vec![*d],
+            dependencies: Vec::new(),
+        },
+    }
+}
+
+/// Validates `source`, the text of the file at `path` (which an editor may not have
+/// saved): a template is rendered as if it were there.
+pub fn check_source(
+    engine: &mut TemplateEngine,
+    path: &Path,
+    source: Arc<Source>,
+    vars: &VarLayers,
+    host: &HostPaths,
+) -> CheckedFile {
     let mut out = CheckedFile {
         path: path.to_path_buf(),
-        display: display.to_owned(),
-        source: None,
+        display: source.name().to_owned(),
+        source: Some(source.clone()),
         rendered: None,
         file: None,
         diagnostics: Vec::new(),
         dependencies: Vec::new(),
     };
-    let source = match load(path, display) {
-        Ok(s) => s,
-        Err(d) => {
-            out.diagnostics.push(*d);
-            return out;
-        }
-    };
-    out.source = Some(source.clone());
     let rendered = if is_template(path) {
         match engine.render(&source, path, vars) {
             Ok(r) => {

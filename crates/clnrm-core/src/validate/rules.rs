@@ -269,17 +269,25 @@ pub(super) fn check_reference(cx: &mut Ctx<'_>, service: &Sp<String>, defined: &
             defined.join(", ")
         )
     };
-    let help = match crate::model::reader::closest(&service.value, defined) {
-        Some(best) => format!("did you mean \"{best}\"?"),
-        None => format!("define [service.{}] with an `image`", service.value),
-    };
-    cx.error(
+    let d = cx.error(
         Code::UndefinedService,
         service.span,
         format!("{who} references undefined service \"{}\"", service.value),
         label,
-    )
-    .help = Some(help);
+    );
+    match crate::model::reader::closest(&service.value, defined) {
+        Some(best) => {
+            let quoted = format!("\"{best}\"");
+            d.help = Some(format!("did you mean {quoted}?"));
+            d.fix = Some(quoted);
+        }
+        None => {
+            d.help = Some(format!(
+                "define [service.{}] with an `image`",
+                service.value
+            ))
+        }
+    }
 }
 
 fn check_services(file: &TestFile, cx: &mut Ctx<'_>) {
@@ -549,7 +557,8 @@ fn check_otel(file: &TestFile, cx: &mut Ctx<'_>) {
             )
             .at(cx.src, p.span, format!("known: {}", PROPAGATORS.join(", ")));
             if let Some(best) = crate::model::reader::closest(&p.value, PROPAGATORS) {
-                d = d.help(format!("did you mean \"{best}\"?"));
+                let quoted = format!("\"{best}\"");
+                d = d.suggest(&quoted, quoted.clone());
             }
             cx.diags.push(d);
         }
