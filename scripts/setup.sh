@@ -88,6 +88,12 @@ if ! [[ -x "$st/bin/schemathesis" ]]; then
     echo "setup: installing schemathesis into $st"
     python3 -m venv "$st" && "$st/bin/pip" install -q 'schemathesis>=4,<5'
 fi
+# pygls (from PyPI): its language client drives `clnrm lsp` in the tests.
+pg=target/tools/pygls
+if ! [[ -x "$pg/bin/python" ]] || ! "$pg/bin/python" -c 'import pygls.lsp.client' 2>/dev/null; then
+    echo "setup: installing pygls into $pg"
+    python3 -m venv "$pg" && "$pg/bin/pip" install -q 'pygls>=2,<3'
+fi
 
 if ! $ci; then
     cargo build --release --locked

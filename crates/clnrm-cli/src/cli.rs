@@ -51,6 +51,17 @@ pub enum Command {
     /// Make a test definition from a Compose file: its services, and a starter
     /// scenario for each.
     Import(ImportArgs),
+    /// The language server, over stdin and stdout, for editors: diagnostics as you
+    /// type, completion, hover, go to definition, quick fixes.
+    Lsp(LspArgs),
+}
+
+/// `clnrm lsp`.
+#[derive(Debug, clap::Args)]
+pub struct LspArgs {
+    /// Talk over stdin and stdout (the only transport; editors' clients pass it).
+    #[arg(long)]
+    pub stdio: bool,
 }
 
 /// `clnrm import`.

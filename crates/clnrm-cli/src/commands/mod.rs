@@ -37,6 +37,13 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::List(args) => list::run(args),
         Command::Init(args) => init::run(args),
         Command::Import(args) => import::run(&args),
+        Command::Lsp(_) => match clnrm_lsp::run_stdio() {
+            Ok(()) => exit::SUCCESS,
+            Err(e) => {
+                eprintln!("error: clnrm lsp: {e}");
+                exit::ENVIRONMENT
+            }
+        },
         Command::Run(args) => run::run(args),
         Command::Diff(args) => diff::run(args),
         Command::Cache(args) => cache::run(args),

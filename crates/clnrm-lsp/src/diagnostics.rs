@@ -1,0 +1,92 @@
+//! The validator's diagnostics as LSP diagnostics of one document.
+//!
+//! A diagnostic is placed at its label in the document: the primary one, or for a
+//! template the "written here in the template" line a rendered problem came from.
+//! When it has no place in the document (a problem in rendered text that no literal
+//! template line explains, or in an included file), it is put on the first line and
+//! its message says where it is.
+
+use crate::position::LineIndex;
+use clnrm_core::diag::{Diagnostic, Label, Severity, Source, SourceKind};
+use lsp_types::{DiagnosticSeverity, NumberOrString, Range};
+use std::sync::Arc;
+
+/// The diagnostics of the document whose text is `doc`.
+pub fn convert(diags: &[Diagnostic], doc: &Arc<Source>) -> Vec<lsp_types::Diagnostic> {
+    let index = LineIndex::new(doc.text());
+    diags.iter().map(|d| one(d, doc, &index)).collect()
+}
+
+fn in_doc(label: &Label, doc: &Source) -> bool {
+    matches!(label.source.kind(), SourceKind::File)
+        && label.source.name() == doc.name()
+        && label.source.text() == doc.text()
+}
+
+fn one(d: &Diagnostic, doc: &Source, index: &LineIndex<'_>) -> lsp_types::Diagnostic {
+    let placed = d
+        .primary
+        .iter()
+        .chain(&d.secondary)
+        .find(|l| in_doc(l, doc));
+    let mut message = d.message.clone();
+    let range = match placed {
+        Some(l) => index.range(l.span.start, l.span.end),
+        None => {
+            if let Some(l) = &d.primary {
+                let at = l.source.line_col(l.span.start);
+                let place = match l.source.kind() {
+                    SourceKind::Rendered { .. } => "in the rendered TOML".to_owned(),
+                    SourceKind::File => format!("in {}", l.source.name()),
+                };
+                message.push_str(&format!(
+                    "\n{place} at {}:{}: {}",
+                    at.line,
+                    at.col,
+                    l.source.line_text(at.line).trim()
+                ));
+            }
+            Range::default()
+        }
+    };
+    if let Some(l) = &d.primary
+        && !l.message.is_empty()
+    {
+        message.push_str(&format!("\n{}", l.message));
+    }
+    if let Some(help) = &d.help {
+        message.push_str(&format!("\nhelp: {help}"));
+    }
+    // A fix replaces the primary span; a template's line that a rendered problem came
+    // from holds the same text there.
+    let fixable = placed.is_some_and(|l| {
+        d.primary.as_ref().is_some_and(|p| std::ptr::eq(l, p))
+            || l.message == "written here in the template"
+    });
+    let data = match &d.fix {
+        Some(fix) if fixable => Some(serde_json::json!({ "fix": fix })),
+        _ => None,
+    };
+    lsp_types::Diagnostic {
+        range,
+        severity: Some(match d.severity {
+            Severity::Error => DiagnosticSeverity::ERROR,
+            Severity::Warning => DiagnosticSeverity::WARNING,
+        }),
+        code: Some(NumberOrString::String(d.code.to_string())),
+        source: Some("clnrm".into()),
+        message,
+        data,
+        ..Default::default()
+    }
+}
+
+/// The diagnostic of a check that panicked.
+pub fn internal() -> lsp_types::Diagnostic {
+    lsp_types::Diagnostic {
+        severity: Some(DiagnosticSeverity::ERROR),
+        source: Some("clnrm".into()),
+        message: "clnrm failed while checking this file (a bug; please report it)".into(),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,118 @@
+//! Requests: completion, hover, definition and quick fixes.
+
+use crate::Server;
+use crate::position::LineIndex;
+use clnrm_core::editor::{self, CompletionKind};
+use lsp_server::Request;
+use lsp_types::{
+    CodeAction, CodeActionKind, CodeActionOrCommand, CodeActionParams, CompletionItem,
+    CompletionItemKind, CompletionParams, CompletionTextEdit, Documentation, GotoDefinitionParams,
+    Hover, HoverContents, HoverParams, Location, MarkupContent, MarkupKind, TextEdit,
+    WorkspaceEdit,
+};
+use serde_json::Value;
+use std::collections::HashMap;
+
+/// The result of `req`, or why it has none.
+pub fn answer(server: &Server, req: Request) -> Result<Value, String> {
+    use lsp_types::request::{
+        CodeActionRequest, Completion, GotoDefinition, HoverRequest, Request as _,
+    };
+    fn params<P: serde::de::DeserializeOwned>(req: &Request) -> Result<P, String> {
+        serde_json::from_value(req.params.clone()).map_err(|e| format!("{}: {e}", req.method))
+    }
+    fn json<T: serde::Serialize>(v: T) -> Result<Value, String> {
+        serde_json::to_value(v).map_err(|e| e.to_string())
+    }
+    match req.method.as_str() {
+        Completion::METHOD => json(completion(server, params(&req)?)),
+        HoverRequest::METHOD => json(hover(server, params(&req)?)),
+        GotoDefinition::METHOD => json(definition(server, params(&req)?)),
+        CodeActionRequest::METHOD => json(code_actions(params(&req)?)),
+        other => Err(format!("{other} is not supported")),
+    }
+}
+
+fn completion(server: &Server, p: CompletionParams) -> Option<Vec<CompletionItem>> {
+    let pos = p.text_document_position;
+    let (_, text) = server.doc(&pos.text_document.uri)?;
+    let index = LineIndex::new(text);
+    let offset = index.offset(pos.position);
+    let items = editor::completions(text, offset)
+        .into_iter()
+        .map(|c| CompletionItem {
+            label: c.label,
+            kind: Some(match c.kind {
+                CompletionKind::Key => CompletionItemKind::PROPERTY,
+                CompletionKind::Table => CompletionItemKind::MODULE,
+                CompletionKind::Value => CompletionItemKind::ENUM_MEMBER,
+                CompletionKind::Service => CompletionItemKind::REFERENCE,
+            }),
+            detail: Some(c.detail),
+            documentation: (!c.doc.is_empty()).then_some(Documentation::MarkupContent(
+                MarkupContent {
+                    kind: MarkupKind::Markdown,
+                    value: c.doc,
+                },
+            )),
+            text_edit: Some(CompletionTextEdit::Edit(TextEdit {
+                range: index.range(c.replace.start, c.replace.end),
+                new_text: c.insert,
+            })),
+            ..Default::default()
+        })
+        .collect();
+    Some(items)
+}
+
+fn hover(server: &Server, p: HoverParams) -> Option<Hover> {
+    let pos = p.text_document_position_params;
+    let (_, text) = server.doc(&pos.text_document.uri)?;
+    let index = LineIndex::new(text);
+    let h = editor::hover(text, index.offset(pos.position))?;
+    Some(Hover {
+        contents: HoverContents::Markup(MarkupContent {
+            kind: MarkupKind::Markdown,
+            value: h.markdown,
+        }),
+        range: Some(index.range(h.span.start, h.span.end)),
+    })
+}
+
+fn definition(server: &Server, p: GotoDefinitionParams) -> Option<Location> {
+    let pos = p.text_document_position_params;
+    let (_, text) = server.doc(&pos.text_document.uri)?;
+    let index = LineIndex::new(text);
+    let span = editor::definition(text, index.offset(pos.position))?;
+    Some(Location {
+        uri: pos.text_document.uri,
+        range: index.range(span.start, span.end),
+    })
+}
+
+/// A quick fix for each diagnostic of the request that carries one (its "did you
+/// mean"): the replacement is in the diagnostic's `data`.
+fn code_actions(p: CodeActionParams) -> Vec<CodeActionOrCommand> {
+    p.context
+        .diagnostics
+        .into_iter()
+        .filter_map(|d| {
+            let fix = d.data.as_ref()?.get("fix")?.as_str()?.to_owned();
+            let edit = TextEdit {
+                range: d.range,
+                new_text: fix.clone(),
+            };
+            Some(CodeActionOrCommand::CodeAction(CodeAction {
+                title: format!("Replace with {fix}"),
+                kind: Some(CodeActionKind::QUICKFIX),
+                diagnostics: Some(vec![d]),
+                edit: Some(WorkspaceEdit {
+                    changes: Some(HashMap::from([(p.text_document.uri.clone(), vec![edit])])),
+                    ..Default::default()
+                }),
+                is_preferred: Some(true),
+                ..Default::default()
+            }))
+        })
+        .collect()
+}

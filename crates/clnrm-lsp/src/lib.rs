@@ -1,0 +1,377 @@
+//! `clnrm lsp`: a language server (over stdio) for `*.clnrm.toml` and
+//! `*.clnrm.toml.tera`. It is a thin protocol layer over the library: diagnostics come
+//! from `validate` (templates rendered with the project's variables, errors mapped to
+//! template lines), completion, hover and definitions from `clnrm_core::editor`, quick
+//! fixes from each diagnostic's "did you mean".
+//!
+//! One thread reads messages and answers them in order. Changes are coalesced: after
+//! a message, every message already waiting is handled before anything is checked, so
+//! a burst of keystrokes costs one check of the newest text. A change re-checks that
+//! document and the open documents whose templates include it, nothing else.
+
+mod diagnostics;
+mod features;
+mod position;
+
+use clnrm_core::diag::Source;
+use clnrm_core::project::Project;
+use clnrm_core::template::{TemplateEngine, VarLayers};
+use clnrm_core::validate::{HostPaths, check_source};
+use lsp_server::{Connection, Message, Notification, Request, Response};
+use lsp_types::{
+    CodeActionKind, CodeActionOptions, CodeActionProviderCapability, CompletionOptions,
+    HoverProviderCapability, OneOf, PublishDiagnosticsParams, SaveOptions, ServerCapabilities,
+    TextDocumentSyncCapability, TextDocumentSyncKind, TextDocumentSyncOptions,
+    TextDocumentSyncSaveOptions, Uri,
+};
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+pub use position::LineIndex;
+
+/// Runs the server on stdin and stdout until the client says `exit`.
+pub fn run_stdio() -> Result<(), String> {
+    let (conn, io) = Connection::stdio();
+    serve(conn)?;
+    io.join().map_err(|e| format!("stdio: {e}"))
+}
+
+/// Runs the server on `conn` (stdio, or an in-memory pair in tests and benches) until
+/// the client says `exit`. Checking renders templates, which recurse: the work runs on
+/// a thread with the validator's stack.
+pub fn serve(conn: Connection) -> Result<(), String> {
+    std::thread::Builder::new()
+        .name("clnrm-lsp".into())
+        .stack_size(clnrm_core::validate::RENDER_STACK)
+        .spawn(move || serve_here(&conn))
+        .map_err(|e| format!("cannot start the server thread: {e}"))?
+        .join()
+        .map_err(|_| "the server thread panicked".to_owned())?
+}
+
+fn serve_here(conn: &Connection) -> Result<(), String> {
+    let caps = serde_json::to_value(capabilities()).map_err(|e| e.to_string())?;
+    conn.initialize(caps).map_err(|e| e.to_string())?;
+    let mut server = Server::default();
+    loop {
+        let Ok(msg) = conn.receiver.recv() else {
+            return Ok(());
+        };
+        if server.handle(conn, msg)? {
+            return Ok(());
+        }
+        while let Ok(msg) = conn.receiver.try_recv() {
+            if server.handle(conn, msg)? {
+                return Ok(());
+            }
+        }
+        server.publish(conn);
+    }
+}
+
+fn capabilities() -> ServerCapabilities {
+    ServerCapabilities {
+        text_document_sync: Some(TextDocumentSyncCapability::Options(
+            TextDocumentSyncOptions {
+                open_close: Some(true),
+                change: Some(TextDocumentSyncKind::FULL),
+                save: Some(TextDocumentSyncSaveOptions::SaveOptions(SaveOptions {
+                    include_text: Some(false),
+                })),
+                ..Default::default()
+            },
+        )),
+        completion_provider: Some(CompletionOptions {
+            trigger_characters: Some(vec!["[".into(), ".".into(), "\"".into(), " ".into()]),
+            ..Default::default()
+        }),
+        hover_provider: Some(HoverProviderCapability::Simple(true)),
+        definition_provider: Some(OneOf::Left(true)),
+        code_action_provider: Some(CodeActionProviderCapability::Options(CodeActionOptions {
+            code_action_kinds: Some(vec![CodeActionKind::QUICKFIX]),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+/// An open document.
+struct Doc {
+    path: PathBuf,
+    text: String,
+    version: i32,
+    /// Templates it includes (canonical paths), from its last check.
+    deps: Vec<PathBuf>,
+}
+
+/// What one project needs to check its files.
+struct ProjectState {
+    root: PathBuf,
+    engine: TemplateEngine,
+    vars: VarLayers,
+    host: HostPaths,
+}
+
+#[derive(Default)]
+struct Server {
+    docs: HashMap<String, Doc>,
+    projects: HashMap<PathBuf, ProjectState>,
+    /// Documents to check before the next wait.
+    dirty: BTreeSet<String>,
+    /// Closed documents whose diagnostics are to be cleared.
+    cleared: Vec<String>,
+}
+
+/// `file://` URI → path, percent-decoded.
+pub fn uri_path(uri: &str) -> Option<PathBuf> {
+    let rest = uri.strip_prefix("file://")?;
+    let path = rest.strip_prefix("localhost").unwrap_or(rest);
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(b) = path
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).ok().map(PathBuf::from)
+}
+
+fn canonical(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+impl Server {
+    /// Handles one message; `true` when the client said `exit` after `shutdown`.
+    fn handle(&mut self, conn: &Connection, msg: Message) -> Result<bool, String> {
+        match msg {
+            Message::Request(req) => {
+                if conn.handle_shutdown(&req).map_err(|e| e.to_string())? {
+                    return Ok(true);
+                }
+                let id = req.id.clone();
+                let resp =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.request(req)))
+                        .unwrap_or_else(|_| {
+                            Response::new_err(
+                                id,
+                                lsp_server::ErrorCode::InternalError as i32,
+                                "clnrm failed on this request (a bug; please report it)".into(),
+                            )
+                        });
+                conn.sender
+                    .send(Message::Response(resp))
+                    .map_err(|e| e.to_string())?;
+            }
+            Message::Notification(n) => {
+                if n.method == "exit" {
+                    return Ok(true);
+                }
+                self.notification(n);
+            }
+            Message::Response(_) => {}
+        }
+        Ok(false)
+    }
+
+    fn notification(&mut self, n: Notification) {
+        use lsp_types::notification::{
+            DidChangeTextDocument, DidCloseTextDocument, DidOpenTextDocument, DidSaveTextDocument,
+            Notification as _,
+        };
+        match n.method.as_str() {
+            DidOpenTextDocument::METHOD => {
+                if let Ok(p) =
+                    serde_json::from_value::<lsp_types::DidOpenTextDocumentParams>(n.params)
+                {
+                    let d = p.text_document;
+                    self.update(d.uri.as_str(), d.text, d.version);
+                }
+            }
+            DidChangeTextDocument::METHOD => {
+                if let Ok(p) =
+                    serde_json::from_value::<lsp_types::DidChangeTextDocumentParams>(n.params)
+                    && let Some(change) = p.content_changes.into_iter().next_back()
+                {
+                    self.update(
+                        p.text_document.uri.as_str(),
+                        change.text,
+                        p.text_document.version,
+                    );
+                }
+            }
+            DidSaveTextDocument::METHOD => {
+                if let Ok(p) =
+                    serde_json::from_value::<lsp_types::DidSaveTextDocumentParams>(n.params)
+                {
+                    self.dirty.insert(p.text_document.uri.as_str().to_owned());
+                }
+            }
+            DidCloseTextDocument::METHOD => {
+                if let Ok(p) =
+                    serde_json::from_value::<lsp_types::DidCloseTextDocumentParams>(n.params)
+                {
+                    let uri = p.text_document.uri.as_str().to_owned();
+                    if let Some(doc) = self.docs.remove(&uri) {
+                        for project in self.projects.values_mut() {
+                            project.engine.forget(&doc.path);
+                        }
+                        self.dependents_dirty(&doc.path);
+                    }
+                    self.dirty.remove(&uri);
+                    self.cleared.push(uri);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A document's new text: it is checked, and so is every open document whose
+    /// templates include it (which now read this text instead of the file).
+    fn update(&mut self, uri: &str, text: String, version: i32) {
+        let Some(path) = uri_path(uri) else { return };
+        let root = self.project_of(&path);
+        if let Some(project) = self.projects.get_mut(&root) {
+            project.engine.overlay(&path, text.clone());
+        }
+        let deps = self.docs.remove(uri).map(|d| d.deps).unwrap_or_default();
+        self.docs.insert(
+            uri.to_owned(),
+            Doc {
+                path: path.clone(),
+                text,
+                version,
+                deps,
+            },
+        );
+        self.dirty.insert(uri.to_owned());
+        self.dependents_dirty(&path);
+    }
+
+    fn dependents_dirty(&mut self, path: &Path) {
+        let changed = canonical(path);
+        for (uri, doc) in &self.docs {
+            if doc.deps.contains(&changed) {
+                self.dirty.insert(uri.clone());
+            }
+        }
+    }
+
+    /// The root of the project holding `path`, its state made on first use.
+    fn project_of(&mut self, path: &Path) -> PathBuf {
+        let dir = path.parent().unwrap_or(Path::new("/"));
+        let (project, _) = Project::discover(dir);
+        let root = project.root.clone();
+        self.projects.entry(root.clone()).or_insert_with(|| {
+            let vars = clnrm_core::pipeline::var_layers(&[], &project).unwrap_or_default();
+            ProjectState {
+                root: root.clone(),
+                engine: TemplateEngine::new(&root),
+                vars,
+                host: HostPaths::new(&root),
+            }
+        });
+        root
+    }
+
+    /// Checks the dirty documents and publishes their diagnostics.
+    fn publish(&mut self, conn: &Connection) {
+        for uri in std::mem::take(&mut self.cleared) {
+            send_diagnostics(conn, &uri, Vec::new(), None);
+        }
+        for uri in std::mem::take(&mut self.dirty) {
+            let Some(path) = self.docs.get(&uri).map(|d| d.path.clone()) else {
+                continue;
+            };
+            if !clnrm_core::discover::is_test_file_name(
+                &path.file_name().unwrap_or_default().to_string_lossy(),
+            ) {
+                // A partial: its own text is not a test definition.
+                continue;
+            }
+            let root = self.project_of(&path);
+            let (Some(doc), Some(project)) =
+                (self.docs.get_mut(&uri), self.projects.get_mut(&root))
+            else {
+                continue;
+            };
+            let diags = check(project, doc);
+            send_diagnostics(conn, &uri, diags, Some(doc.version));
+        }
+    }
+
+    fn request(&mut self, req: Request) -> Response {
+        let id = req.id.clone();
+        match features::answer(self, req) {
+            Ok(value) => Response::new_ok(id, value),
+            Err(message) => {
+                Response::new_err(id, lsp_server::ErrorCode::InvalidParams as i32, message)
+            }
+        }
+    }
+
+    /// An open document's path and text.
+    fn doc(&self, uri: &Uri) -> Option<(&Path, &str)> {
+        self.docs
+            .get(uri.as_str())
+            .map(|d| (d.path.as_path(), d.text.as_str()))
+    }
+}
+
+/// Validates `doc` as `validate` would (unsaved text, unsaved partials), and its
+/// diagnostics for the client.
+fn check(project: &mut ProjectState, doc: &mut Doc) -> Vec<lsp_types::Diagnostic> {
+    let display = doc
+        .path
+        .strip_prefix(&project.root)
+        .unwrap_or(&doc.path)
+        .display()
+        .to_string();
+    let source = Source::file(display, doc.text.clone());
+    let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        check_source(
+            &mut project.engine,
+            &doc.path,
+            source.clone(),
+            &project.vars,
+            &project.host,
+        )
+    }));
+    match checked {
+        Ok(checked) => {
+            doc.deps = checked.dependencies.iter().map(|p| canonical(p)).collect();
+            diagnostics::convert(&checked.diagnostics, &source)
+        }
+        Err(_) => {
+            project.engine = TemplateEngine::new(&project.root);
+            vec![diagnostics::internal()]
+        }
+    }
+}
+
+fn send_diagnostics(
+    conn: &Connection,
+    uri: &str,
+    diagnostics: Vec<lsp_types::Diagnostic>,
+    version: Option<i32>,
+) {
+    use lsp_types::notification::{Notification as _, PublishDiagnostics};
+    let Ok(uri) = uri.parse::<Uri>() else { return };
+    let params = PublishDiagnosticsParams {
+        uri,
+        diagnostics,
+        version,
+    };
+    let _ = conn.sender.send(Message::Notification(Notification::new(
+        PublishDiagnostics::METHOD.to_owned(),
+        params,
+    )));
+}
