@@ -100,3 +100,166 @@ fn status_words_in_any_case_are_accepted_by_both_and_other_words_by_neither() {
         );
     }
 }
+
+/// A file of one service and one scenario, with `extra` TOML appended (or, where
+/// `extra` starts with `!`, the scenario's `run` line replaced by it).
+fn case(extra: &str) -> String {
+    let head = "[meta]\nname = \"t\"\nversion = \"1\"\n\n[service.app]\nimage = \"clnrm/busybox:latest\"\n\n[[scenario]]\nname = \"s\"\nservice = \"app\"\n";
+    match extra.strip_prefix('!') {
+        Some(instead) => format!("{head}{instead}\n"),
+        None => format!("{head}run = \"true\"\n\n{extra}\n"),
+    }
+}
+
+/// Files both `validate --deny-warnings` and the schema refuse, one mistake each.
+const REFUSED: &[(&str, &str)] = &[
+    ("unknown key", "[otel]\nexportr = \"otlp\""),
+    ("unknown word", "[otel]\nexporter = \"zipkin\""),
+    ("wrong type", "[[expect.span]]\nname = 5"),
+    ("string for integer", "!run = \"true\"\ntimeout_ms = \"10\""),
+    ("negative count", "!run = \"true\"\nretries = -1"),
+    (
+        "port out of range",
+        "[service.db]\nimage = \"i\"\nports = [70000]",
+    ),
+    ("missing image", "[service.db]\nargs = [\"x\"]"),
+    ("missing name", "[[expect.span]]\nkind = \"server\""),
+    (
+        "span kind",
+        "[[expect.span]]\nname = \"a\"\nkind = \"serverside\"",
+    ),
+    (
+        "condition",
+        "[service.db]\nimage = \"i\"\ndepends_on = { app = \"ready\" }",
+    ),
+    ("status word", "[expect.status]\nall = [\"OK\", \"BAD\"]"),
+    (
+        "step without name",
+        "!run = \"true\"\n[[scenario.steps]]\ncommand = [\"true\"]",
+    ),
+    (
+        "table for list",
+        "[service.db]\nimage = \"i\"\nargs = { a = 1 }",
+    ),
+];
+
+/// Files both accept, in the forms the format allows.
+const ACCEPTED: &[(&str, &str)] = &[
+    (
+        "status in any case and a list",
+        "[expect.status]\nall = [\"ok\", \"Unset\"]",
+    ),
+    (
+        "depends_on as a list",
+        "[service.db]\nimage = \"i\"\ndepends_on = [\"app\"]",
+    ),
+    (
+        "depends_on as a map",
+        "[service.db]\nimage = \"i\"\nentrypoint = []\ndepends_on = { app = \"started\" }",
+    ),
+    (
+        "expected_status forms",
+        "![[scenario.steps]]\nname = \"a\"\nhttp = { url = \"http://app:80/\" }\nexpected_status = 204\n[[scenario.steps]]\nname = \"b\"\nhttp = { url = \"http://app:80/\" }\nexpected_status = [200, 404]",
+    ),
+    (
+        "attrs.any as pairs",
+        "[[expect.span]]\nname = \"a\"\nattrs.any = [\"k=v\"]",
+    ),
+];
+
+/// Taplo, the TOML toolkit editors use (from PyPI, installed by the set-up command).
+fn taplo_refuses(dir: &Path, file: &str) -> bool {
+    let taplo = root().join("target/tools/taplo/bin/taplo");
+    assert!(
+        taplo.exists(),
+        "{} is missing: run scripts/setup.sh (it installs taplo)",
+        taplo.display()
+    );
+    let schema = format!(
+        "file://{}",
+        std::fs::canonicalize(root().join("schemas/clnrm.schema.json"))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .display()
+    );
+    let out = std::process::Command::new(taplo)
+        .args(["check", "--schema", &schema, file])
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("taplo: {e}"));
+    !out.status.success()
+}
+
+#[test]
+fn validate_the_json_schema_and_taplo_agree_both_ways() {
+    let v = validator();
+    for (what, extra) in REFUSED {
+        let text = case(extra);
+        let dir = project(&[("t.clnrm.toml", &text)]);
+        let out = clnrm(dir.path())
+            .args(["validate", "--deny-warnings", "t.clnrm.toml"])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "validate accepts {what}:\n{text}"
+        );
+        assert!(
+            !schema_errors(&v, &text).is_empty(),
+            "the schema accepts {what}:\n{text}"
+        );
+        assert!(
+            taplo_refuses(dir.path(), "t.clnrm.toml"),
+            "taplo accepts {what}:\n{text}"
+        );
+    }
+    for (what, extra) in ACCEPTED {
+        let text = case(extra);
+        let dir = project(&[("t.clnrm.toml", &text)]);
+        let out = clnrm(dir.path())
+            .args(["validate", "--deny-warnings", "t.clnrm.toml"])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "validate refuses {what}: {}\n{text}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(schema_errors(&v, &text), Vec::<String>::new(), "{what}");
+        assert!(
+            !taplo_refuses(dir.path(), "t.clnrm.toml"),
+            "taplo refuses {what}:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn taplo_accepts_every_example_as_rendered() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(root().join("examples")).unwrap_or_else(|e| panic!("{e}")) {
+        let name = entry
+            .unwrap_or_else(|e| panic!("{e}"))
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        if !(name.ends_with(".clnrm.toml") || name.ends_with(".clnrm.toml.tera")) {
+            continue;
+        }
+        let text = accepted(&root(), &format!("examples/{name}"));
+        let out = format!(
+            "{}.toml",
+            name.trim_end_matches(".tera").trim_end_matches(".toml")
+        );
+        std::fs::write(dir.path().join(&out), text).unwrap_or_else(|e| panic!("{e}"));
+        names.push(out);
+    }
+    assert!(names.len() >= 7, "{names:?}");
+    for name in names {
+        assert!(
+            !taplo_refuses(dir.path(), &name),
+            "taplo refuses examples/{name}"
+        );
+    }
+}
