@@ -2,8 +2,10 @@
 # One-command set-up: tools, a Docker engine (started if none answers), the project's
 # own test image `clnrm/busybox:latest` (FROM scratch + Debian's busybox; no registry
 # can be pulled from), the example images (scripts/example-images.sh), a PostgreSQL
-# server for the runs service's tests (scripts/postgres.sh), headless Chromium with
-# chromedriver for the browser tests, and the release binary.
+# server for the runs service's tests (scripts/postgres.sh), Podman's Docker-compatible
+# API for the tests on Podman (scripts/podman.sh), headless Chromium with chromedriver
+# for the browser tests, Schemathesis, Taplo and pygls from PyPI, and the release
+# binary.
 #   scripts/setup.sh        set up for local use
 #   scripts/setup.sh --ci   what .ci/run needs (no release build)
 set -euo pipefail
@@ -76,6 +78,8 @@ build_image
 scripts/example-images.sh
 # PostgreSQL for the runs service's tests (Debian's package; one server for all tests).
 scripts/postgres.sh >/dev/null
+# Podman's Docker-compatible API, for the end-to-end tests on Podman.
+scripts/podman.sh >/dev/null
 # Headless Chromium and its WebDriver for the report and web UI tests (Debian's packages).
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
     echo "setup: installing chromium and chromium-driver"
@@ -87,6 +91,13 @@ st=target/tools/schemathesis
 if ! [[ -x "$st/bin/schemathesis" ]]; then
     echo "setup: installing schemathesis into $st"
     python3 -m venv "$st" && "$st/bin/pip" install -q 'schemathesis>=4,<5'
+fi
+# Taplo (the TOML toolkit editors use; a binary wheel on PyPI): the tests check the
+# JSON Schema with it.
+tp=target/tools/taplo
+if ! [[ -x "$tp/bin/taplo" ]]; then
+    echo "setup: installing taplo into $tp"
+    python3 -m venv "$tp" && "$tp/bin/pip" install -q 'taplo>=0.9,<0.10'
 fi
 # pygls (from PyPI): its language client drives `clnrm lsp` in the tests.
 pg=target/tools/pygls

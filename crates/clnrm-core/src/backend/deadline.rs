@@ -163,9 +163,13 @@ impl<E: ContainerEngine> ContainerEngine for Deadlines<E> {
         .await
     }
 
-    async fn bridge_gateway(&self) -> Result<Option<IpAddr>, EngineError> {
-        self.within("inspect network", self.call, self.inner.bridge_gateway())
-            .await
+    async fn network_gateway(&self, network: &str) -> Result<Option<IpAddr>, EngineError> {
+        self.within(
+            "inspect network",
+            self.call,
+            self.inner.network_gateway(network),
+        )
+        .await
     }
 
     async fn remove_network(&self, id: &str) -> Result<(), EngineError> {

@@ -82,6 +82,15 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     cur.to_string()
 }
 
+/// A container's state in Docker's words: Podman's API says "stopped" where Docker says
+/// "exited" (a word bollard's model does not know).
+fn docker_words(contents: &str) -> Option<serde_json::Value> {
+    let mut v: serde_json::Value = serde_json::from_str(contents).ok()?;
+    let status = v.pointer_mut("/State/Status")?;
+    (status == "stopped").then(|| *status = "exited".into())?;
+    Some(v)
+}
+
 pub(super) fn api(e: bollard::errors::Error) -> EngineError {
     match e {
         bollard::errors::Error::DockerResponseServerError {
@@ -180,6 +189,22 @@ fn chunk(item: Result<LogOutput, bollard::errors::Error>) -> Option<Result<Chunk
 }
 
 impl Docker {
+    /// Inspects a container, on Podman too (see [`docker_words`]).
+    async fn inspect_container(
+        &self,
+        id: &str,
+    ) -> Result<bollard::models::ContainerInspectResponse, EngineError> {
+        match self.client.inspect_container(id, None).await {
+            Err(bollard::errors::Error::JsonDataError {
+                contents, message, ..
+            }) => {
+                let v = docker_words(&contents).ok_or(EngineError::Api(message))?;
+                serde_json::from_value(v).map_err(|e| EngineError::Api(e.to_string()))
+            }
+            other => other.map_err(api),
+        }
+    }
+
     /// A container's log (stdout and stderr interleaved), the newest `cap` bytes of
     /// its last `tail` lines.
     async fn read_log(
@@ -280,10 +305,13 @@ impl ContainerEngine for Docker {
         Ok(created.id)
     }
 
-    async fn bridge_gateway(&self) -> Result<Option<std::net::IpAddr>, EngineError> {
+    async fn network_gateway(
+        &self,
+        network: &str,
+    ) -> Result<Option<std::net::IpAddr>, EngineError> {
         let network = self
             .client
-            .inspect_network("bridge", None::<InspectNetworkOptions>)
+            .inspect_network(network, None::<InspectNetworkOptions>)
             .await
             .map_err(api)?;
         let configs = network.ipam.and_then(|i| i.config).unwrap_or_default();
@@ -291,7 +319,7 @@ impl ContainerEngine for Docker {
             .iter()
             .find_map(|c| c.gateway.as_deref().and_then(|g| g.parse().ok()));
         // Docker leaves the default bridge's gateway out of its answer at times; it is
-        // the subnet's first address.
+        // the subnet's first address (on Podman's networks too).
         let first_of_subnet = || {
             configs.iter().find_map(|c| {
                 let (net, _) = c.subnet.as_deref()?.split_once('/')?;
@@ -382,7 +410,7 @@ impl ContainerEngine for Docker {
     }
 
     async fn inspect(&self, id: &str) -> Result<ContainerState, EngineError> {
-        let found = self.client.inspect_container(id, None).await.map_err(api)?;
+        let found = self.inspect_container(id).await?;
         let state = found.state.unwrap_or_default();
         Ok(ContainerState {
             running: state.running.unwrap_or(false),
@@ -417,7 +445,7 @@ impl ContainerEngine for Docker {
     }
 
     async fn details(&self, id: &str) -> Result<Details, EngineError> {
-        let found = self.client.inspect_container(id, None).await.map_err(api)?;
+        let found = self.inspect_container(id).await?;
         let settings = found.network_settings.unwrap_or_default();
         let mut ports: Vec<(u16, u16)> = settings
             .ports
@@ -593,4 +621,23 @@ pub fn image_ids_now(images: &[String]) -> Option<HashMap<String, String>> {
         ids.insert(image.clone(), doc.get("Id")?.as_str()?.to_owned());
     }
     Some(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::docker_words;
+
+    #[test]
+    fn podman_stopped_is_read_as_exited() {
+        let podman = r#"{"Id":"x","State":{"Status":"stopped","Running":false,"ExitCode":3}}"#;
+        let v = docker_words(podman).unwrap_or_default();
+        assert_eq!(v["State"]["Status"], "exited");
+        assert_eq!(v["State"]["ExitCode"], 3);
+        let parsed: bollard::models::ContainerInspectResponse =
+            serde_json::from_value(v).unwrap_or_default();
+        assert_eq!(parsed.state.and_then(|s| s.exit_code), Some(3));
+        // Anything else is not rewritten: the error stands.
+        assert_eq!(docker_words(r#"{"State":{"Status":"weird"}}"#), None);
+        assert_eq!(docker_words("not json"), None);
+    }
 }

@@ -177,7 +177,7 @@ impl ContainerEngine for FakeEngine {
         Ok(name.to_owned())
     }
 
-    async fn bridge_gateway(&self) -> Result<Option<IpAddr>, EngineError> {
+    async fn network_gateway(&self, _network: &str) -> Result<Option<IpAddr>, EngineError> {
         self.gate().await;
         Ok(None)
     }

@@ -78,6 +78,10 @@ pub fn seconds(d: std::time::Duration) -> String {
     }
 }
 
+/// The name of the engine's default bridge network (Podman's compatible API answers
+/// to it too).
+pub const DEFAULT_NETWORK: &str = "bridge";
+
 /// Labels on a container or network.
 pub type Labels = BTreeMap<String, String>;
 
@@ -321,10 +325,12 @@ pub trait ContainerEngine: Send + Sync + 'static {
         name: &str,
         labels: &Labels,
     ) -> impl Future<Output = Result<String, EngineError>> + Send;
-    /// The gateway address of the engine's default bridge network: where its
-    /// containers reach the engine's host (`None` when the engine does not say).
-    fn bridge_gateway(
+    /// The gateway address of a network (by name or id; [`DEFAULT_NETWORK`] is the
+    /// engine's default bridge): where its containers reach the engine's host (`None`
+    /// when the engine does not say).
+    fn network_gateway(
         &self,
+        network: &str,
     ) -> impl Future<Output = Result<Option<std::net::IpAddr>, EngineError>> + Send;
     /// Removes a network.
     fn remove_network(&self, id: &str) -> impl Future<Output = Result<(), EngineError>> + Send;

@@ -191,7 +191,11 @@ async fn start_receiver<E: ContainerEngine>(engine: &E) -> Result<Started, Strin
     let token = ReceiverConfig::random_token()
         .map_err(|e| format!("no random source for the run token: {e}"))?;
     let local: std::net::IpAddr = std::net::Ipv4Addr::LOCALHOST.into();
-    let gateway = engine.bridge_gateway().await.ok().flatten();
+    let gateway = engine
+        .network_gateway(crate::backend::DEFAULT_NETWORK)
+        .await
+        .ok()
+        .flatten();
     let mut why = "the engine did not name its bridge gateway".to_owned();
     if let Some(gw) = gateway {
         let config = ReceiverConfig {

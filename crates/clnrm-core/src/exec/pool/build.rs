@@ -143,6 +143,32 @@ impl<E: ContainerEngine> Pool<E> {
         Ok(())
     }
 
+    /// What `host.docker.internal` is in a container on `network`: the receiver's
+    /// address when it listens on one, else the gateway of the container's own
+    /// network (an address of this host on Docker and on Podman, whose default bridge
+    /// exists only while a container uses it, and which knows no `host-gateway` before
+    /// version 5), else the engine's `host-gateway`. `None` without a network.
+    async fn host_address(&self, network: &NetworkMode) -> Option<String> {
+        let inner = &self.inner;
+        let name = match network {
+            NetworkMode::None | NetworkMode::Disabled => return None,
+            NetworkMode::Named { id, .. } => id.as_str(),
+            NetworkMode::Bridge => crate::backend::DEFAULT_NETWORK,
+        };
+        if let Some(ip) = inner.receiver.as_ref().and_then(|r| r.advertised()) {
+            return Some(ip.to_string());
+        }
+        if let Some(known) = lock(&inner.gateways).get(name) {
+            return Some(known.clone());
+        }
+        let host = match inner.engine.network_gateway(name).await {
+            Ok(Some(ip)) => ip.to_string(),
+            _ => "host-gateway".to_owned(),
+        };
+        lock(&inner.gateways).insert(name.to_owned(), host.clone());
+        Some(host)
+    }
+
     async fn start_member(
         &self,
         svc: &ServiceSpec,
@@ -201,14 +227,9 @@ impl<E: ContainerEngine> Pool<E> {
             memory_bytes: Some(svc.memory_bytes),
             nano_cpus: Some(svc.nano_cpus),
             open_stdin: shell.is_some(),
-            extra_hosts: if matches!(network, NetworkMode::None | NetworkMode::Disabled) {
-                Vec::new()
-            } else {
-                let host = inner
-                    .receiver
-                    .as_ref()
-                    .map_or_else(|| "host-gateway".to_owned(), |r| r.container_host());
-                vec![format!("host.docker.internal:{host}")]
+            extra_hosts: match self.host_address(&network).await {
+                Some(host) => vec![format!("host.docker.internal:{host}")],
+                None => Vec::new(),
             },
             network,
             labels,

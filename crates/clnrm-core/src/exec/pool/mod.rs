@@ -265,6 +265,8 @@ struct Inner<E> {
     urgent: AtomicUsize,
     /// Snapshot key → its image, once made (or why it could not be).
     snapshots: Mutex<HashMap<String, snapshot::Made>>,
+    /// Network → the address its containers reach this host at (see `host_address`).
+    gateways: Mutex<HashMap<String, String>>,
 }
 
 /// How big and how eager a pool is.
@@ -329,6 +331,7 @@ impl<E: ContainerEngine> Pool<E> {
                 receiver,
                 urgent: AtomicUsize::new(0),
                 snapshots: Mutex::new(HashMap::new()),
+                gateways: Mutex::new(HashMap::new()),
                 live: Mutex::new(HashSet::new()),
                 networks: Mutex::new(HashSet::new()),
                 seq: AtomicU64::new(0),

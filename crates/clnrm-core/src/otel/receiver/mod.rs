@@ -314,11 +314,11 @@ impl Receiver {
         self.http.iter().chain(&self.grpc).copied().collect()
     }
 
-    /// What `host.docker.internal` must resolve to in a container for it to reach
-    /// this receiver: an address, or the engine's `host-gateway`.
-    pub fn container_host(&self) -> String {
+    /// The one address every container reaches this receiver at (it listens there),
+    /// or `None`: it listens on every interface, and a container reaches it at its own
+    /// network's gateway.
+    pub fn advertised(&self) -> Option<IpAddr> {
         self.advertise
-            .map_or_else(|| "host-gateway".to_owned(), |ip| ip.to_string())
     }
 
     /// The token requests must carry, if any.
