@@ -82,13 +82,27 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     cur.to_string()
 }
 
-/// A container's state in Docker's words: Podman's API says "stopped" where Docker says
-/// "exited" (a word bollard's model does not know).
+/// An answer about containers (one inspected, or a list) in Docker's words: Podman's
+/// API says "stopped" where Docker says "exited", a word bollard's model does not know.
+/// `None` when there is no such word to change (the error stands).
 fn docker_words(contents: &str) -> Option<serde_json::Value> {
     let mut v: serde_json::Value = serde_json::from_str(contents).ok()?;
-    let status = v.pointer_mut("/State/Status")?;
-    (status == "stopped").then(|| *status = "exited".into())?;
-    Some(v)
+    let mut changed = false;
+    let mut fix = |slot: Option<&mut serde_json::Value>| {
+        if let Some(s) = slot.filter(|s| *s == "stopped") {
+            *s = "exited".into();
+            changed = true;
+        }
+    };
+    match &mut v {
+        serde_json::Value::Array(items) => {
+            for item in items {
+                fix(item.get_mut("State"));
+            }
+        }
+        other => fix(other.pointer_mut("/State/Status")),
+    }
+    changed.then_some(v)
 }
 
 pub(super) fn api(e: bollard::errors::Error) -> EngineError {
@@ -538,17 +552,28 @@ impl ContainerEngine for Docker {
             v: true,
             ..Default::default()
         };
-        match self
-            .client
-            .remove_container(id, Some(options))
-            .await
-            .map_err(api)
-        {
-            Ok(()) | Err(EngineError::Gone(_)) => Ok(()),
-            // "removal already in progress" is as good as done.
-            Err(EngineError::Api(m)) if m.contains("already in progress") => Ok(()),
-            Err(e) => Err(e),
+        // Podman can refuse while the container is exiting on its own ("could not be
+        // stopped: ... container state improper: stopped"); the same call a moment
+        // later removes it. Removing is idempotent, so any refusal is tried again.
+        let mut last = None;
+        for pause_ms in [0, 50, 250] {
+            if pause_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+            }
+            match self
+                .client
+                .remove_container(id, Some(options.clone()))
+                .await
+                .map_err(api)
+            {
+                Ok(()) | Err(EngineError::Gone(_)) => return Ok(()),
+                // "removal already in progress" is as good as done.
+                Err(EngineError::Api(m)) if m.contains("already in progress") => return Ok(()),
+                Err(e @ EngineError::Api(_)) => last = Some(e),
+                Err(e) => return Err(e),
+            }
         }
+        Err(last.unwrap_or_else(|| EngineError::Api(format!("cannot remove container {id}"))))
     }
 
     async fn list(&self, key: &str) -> Result<Vec<Listed>, EngineError> {
@@ -557,11 +582,16 @@ impl ContainerEngine for Docker {
             filters: Some(label_filter(key)),
             ..Default::default()
         };
-        let found = self
-            .client
-            .list_containers(Some(options))
-            .await
-            .map_err(api)?;
+        let found: Vec<bollard::models::ContainerSummary> =
+            match self.client.list_containers(Some(options)).await {
+                Err(bollard::errors::Error::JsonDataError {
+                    contents, message, ..
+                }) => {
+                    let v = docker_words(&contents).ok_or(EngineError::Api(message))?;
+                    serde_json::from_value(v).map_err(|e| EngineError::Api(e.to_string()))?
+                }
+                other => other.map_err(api)?,
+            };
         Ok(found
             .into_iter()
             .map(|c| Listed {
@@ -636,6 +666,15 @@ mod tests {
         let parsed: bollard::models::ContainerInspectResponse =
             serde_json::from_value(v).unwrap_or_default();
         assert_eq!(parsed.state.and_then(|s| s.exit_code), Some(3));
+        let list = r#"[{"Id":"a","State":"stopped"},{"Id":"b","State":"running"}]"#;
+        let v = docker_words(list).unwrap_or_default();
+        assert_eq!(
+            (v[0]["State"].as_str(), v[1]["State"].as_str()),
+            (Some("exited"), Some("running"))
+        );
+        let parsed: Vec<bollard::models::ContainerSummary> =
+            serde_json::from_value(v).unwrap_or_default();
+        assert_eq!(parsed.len(), 2);
         // Anything else is not rewritten: the error stands.
         assert_eq!(docker_words(r#"{"State":{"Status":"weird"}}"#), None);
         assert_eq!(docker_words("not json"), None);
