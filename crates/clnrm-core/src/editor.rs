@@ -698,6 +698,108 @@ mod tests {
         assert_eq!(definition(&text, i), None);
     }
 
+    /// The validator's keys of every table are the schema's: for each table header the
+    /// schema has, a file with an unknown key there gets "known keys here: …", which
+    /// must list exactly the table's properties.
+    #[test]
+    fn every_table_has_the_same_keys_in_the_validator_and_the_schema() {
+        let root = &*SCHEMA;
+        let mut checked = 0;
+        for header in table_headers(root) {
+            let many = header.starts_with("[[");
+            let path_text = header.trim_matches(['[', ']']).replace("<id>", "x");
+            let segs = segments(&path_text);
+            let Some(table) = node(&segs).and_then(|v| table_of(root, v)) else {
+                panic!("{header}: not in the schema");
+            };
+            let mut want: Vec<String> = table
+                .get("properties")
+                .and_then(Value::as_object)
+                .map(|p| p.keys().cloned().collect())
+                .unwrap_or_default();
+            want.sort();
+            // The required keys, so that each table is read to its end.
+            let required = |table: &Value| {
+                let mut body = String::new();
+                for key in table
+                    .get("required")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                {
+                    let p = &table["properties"][key];
+                    let value = match resolve(root, p).get("type").and_then(Value::as_str) {
+                        Some("integer" | "number") => "1",
+                        Some("boolean") => "true",
+                        Some("array") => "[\"true\"]",
+                        Some("object") => "{}",
+                        _ => "\"x\"",
+                    };
+                    body.push_str(&format!("{key} = {value}\n"));
+                }
+                body
+            };
+            // Arrays of tables on the way get an element first (`[[expect.span]]`
+            // before `[expect.span.attrs]`).
+            let mut parents = String::new();
+            for i in 1..segs.len() {
+                let prefix = &segs[..i];
+                let is_array = node(prefix)
+                    .map(|v| resolve(root, v))
+                    .is_some_and(|v| v.get("items").is_some());
+                if is_array && prefix != ["scenario"] {
+                    let item = node(prefix).and_then(|v| table_of(root, v));
+                    parents.push_str(&format!(
+                        "[[{}]]\n{}",
+                        prefix.join("."),
+                        item.map(&required).unwrap_or_default()
+                    ));
+                }
+            }
+            let body = required(table);
+            let open = if many { "[[" } else { "[" };
+            let close = if many { "]]" } else { "]" };
+            // The rest of a valid file, less the table under test.
+            let base: String = [
+                ("meta", "[meta]\nname = \"t\"\nversion = \"1\"\n"),
+                ("service.x", "[service.x]\nimage = \"i\"\n"),
+                ("scenario", "[[scenario]]\nname = \"x\"\nrun = \"true\"\n"),
+            ]
+            .iter()
+            .filter(|(table, _)| *table != path_text)
+            .map(|(_, text)| *text)
+            .collect();
+            let text =
+                format!("{base}\n{parents}{open}{path_text}{close}\n{body}zzzzzzzzzzzz = 1\n");
+            let src = crate::diag::Source::file("t.clnrm.toml", text.clone());
+            let (_, diags) = crate::model::parse_test_file(&src);
+            let Some(help) = diags
+                .into_sorted()
+                .into_iter()
+                .find(|d| d.message.contains("zzzzzzzzzzzz"))
+                .and_then(|d| d.help)
+            else {
+                // A table of free keys ([vars], env, attrs.all, …) takes any key.
+                assert!(want.is_empty(), "{header}: no unknown-key warning\n{text}");
+                continue;
+            };
+            let mut got: Vec<String> = help
+                .strip_prefix("known keys here: ")
+                .unwrap_or_else(|| panic!("{header}: {help}"))
+                .split(", ")
+                .map(str::to_owned)
+                .collect();
+            got.sort();
+            assert_eq!(
+                got, want,
+                "{header}: the validator's keys, then the schema's"
+            );
+            checked += 1;
+        }
+        assert!(checked >= 25, "{checked} tables");
+    }
+
     #[test]
     fn odd_positions_and_texts_do_not_panic() {
         let text = "[meta]\nname = \"é\"\n[[scenario]]\nx = { a = [1, {b = \"\"\"\nq\"\"\"}]}\n'";

@@ -482,51 +482,70 @@ fn read_scenario(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Option<Scenario> {
 }
 
 fn read_step(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Option<Step> {
+    // Every key is read (and unknown ones reported) before a missing or broken required
+    // one makes the step unusable: the validator reports every problem.
     let name = t.req(r, "name", "\"step\"");
     // A step runs a `command` or sends an `http` request; one of them is required.
-    let http = match t.has("http") {
-        true => Some(read_http(r, &mut t)?),
-        false => None,
-    };
-    let command: Option<Sp<Vec<Sp<String>>>> = match (t.has("command"), &http) {
-        (true, _) => Some(t.get(r, "command")?),
+    // (`entry` marks `http` known, so that a typo of it gets a "did you mean".)
+    let http = t.entry("http").is_some().then(|| read_http(r, &mut t));
+    let command: Option<Option<Sp<Vec<Sp<String>>>>> = match (t.has("command"), &http) {
+        (true, _) => Some(t.get(r, "command")),
         (false, Some(_)) => None,
-        (false, None) => Some(t.req(r, "command", "[\"echo\", \"hi\"]")?),
+        (false, None) => Some(t.req(r, "command", "[\"echo\", \"hi\"]")),
     };
-    let step = Step {
+    let expected_status = match t.entry("expected_status") {
+        Some((_, v)) => read_status_codes(r, v, &format!("{}.expected_status", t.path())),
+        None => None,
+    };
+    let expected_body_regex = t.get(r, "expected_body_regex");
+    let expected_json = t.map(r, "expected_json", |_, v, _| {
+        Some(reader::to_toml_value(v.get_ref()))
+    });
+    let service = t.get(r, "service");
+    let expected_exit_code = t.get(r, "expected_exit_code");
+    let expected_output_regex = t.get(r, "expected_output_regex");
+    let workdir = t.get(r, "workdir");
+    let env = t.map(r, "env", FromToml::from_toml);
+    let continue_on_failure = t.get(r, "continue_on_failure");
+    let timeout_ms = t.get(r, "timeout_ms");
+    let capture = t.map(r, "capture", read_capture);
+    let snapshot = t.get(r, "snapshot");
+    let retry = t.table(r, "retry").and_then(|mut rt| {
+        let attempts = rt.req(r, "attempts", "3");
+        let interval_ms = rt.get(r, "interval_ms");
+        rt.finish(r);
+        Some(Retry {
+            attempts: attempts?,
+            interval_ms,
+        })
+    });
+    let span = t.anchor();
+    t.finish(r);
+    Some(Step {
         name: name?,
-        command,
-        http,
-        expected_status: match t.entry("expected_status") {
-            Some((_, v)) => read_status_codes(r, v, &format!("{}.expected_status", t.path())),
+        command: match command {
+            Some(c) => Some(c?),
             None => None,
         },
-        expected_body_regex: t.get(r, "expected_body_regex"),
-        expected_json: t.map(r, "expected_json", |_, v, _| {
-            Some(reader::to_toml_value(v.get_ref()))
-        }),
-        service: t.get(r, "service"),
-        expected_exit_code: t.get(r, "expected_exit_code"),
-        expected_output_regex: t.get(r, "expected_output_regex"),
-        workdir: t.get(r, "workdir"),
-        env: t.map(r, "env", FromToml::from_toml),
-        continue_on_failure: t.get(r, "continue_on_failure"),
-        timeout_ms: t.get(r, "timeout_ms"),
-        capture: t.map(r, "capture", read_capture),
-        snapshot: t.get(r, "snapshot"),
-        retry: t.table(r, "retry").and_then(|mut rt| {
-            let attempts = rt.req(r, "attempts", "3");
-            let interval_ms = rt.get(r, "interval_ms");
-            rt.finish(r);
-            Some(Retry {
-                attempts: attempts?,
-                interval_ms,
-            })
-        }),
-        span: t.anchor(),
-    };
-    t.finish(r);
-    Some(step)
+        http: match http {
+            Some(h) => Some(h?),
+            None => None,
+        },
+        expected_status,
+        expected_body_regex,
+        expected_json,
+        service,
+        expected_exit_code,
+        expected_output_regex,
+        workdir,
+        env,
+        continue_on_failure,
+        timeout_ms,
+        capture,
+        snapshot,
+        retry,
+        span,
+    })
 }
 
 /// A step's `http` table.

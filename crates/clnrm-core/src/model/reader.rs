@@ -470,7 +470,15 @@ impl<'a, 'i> Table<'a, 'i> {
             );
             d = match closest(key, &self.known) {
                 Some(best) => d.suggest(&format!("`{best}`"), best),
-                None => d.help(format!("known keys here: {}", self.known.join(", "))),
+                None => {
+                    let mut known: Vec<&str> = Vec::new();
+                    for k in &self.known {
+                        if !known.contains(k) {
+                            known.push(k);
+                        }
+                    }
+                    d.help(format!("known keys here: {}", known.join(", ")))
+                }
             };
             r.push(d);
         }
