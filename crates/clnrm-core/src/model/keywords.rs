@@ -11,6 +11,14 @@ impl Keyword for Exporter {
         ("otlp-grpc", Exporter::OtlpGrpc),
         ("none", Exporter::None),
     ];
+    const DESCRIPTION: &'static str = "`[otel].exporter`.";
+    const DOCS: &'static [&'static str] = &[
+        "Spans as JSON lines on stdout.",
+        "OTLP, protocol from `protocol`.",
+        "OTLP over HTTP.",
+        "OTLP over gRPC.",
+        "No spans.",
+    ];
 }
 
 impl Keyword for Protocol {
@@ -18,6 +26,12 @@ impl Keyword for Protocol {
         ("http/protobuf", Protocol::HttpProtobuf),
         ("http/json", Protocol::HttpJson),
         ("grpc", Protocol::Grpc),
+    ];
+    const DESCRIPTION: &'static str = "`[otel].protocol`.";
+    const DOCS: &'static [&'static str] = &[
+        "OTLP/HTTP with protobuf bodies.",
+        "OTLP/HTTP with JSON bodies.",
+        "OTLP/gRPC.",
     ];
 }
 
@@ -27,7 +41,51 @@ impl Keyword for Condition {
         ("healthy", Condition::Healthy),
         ("completed", Condition::Completed),
     ];
+    const DESCRIPTION: &'static str =
+        "How far a dependency must have come before its dependent starts.";
+    const DOCS: &'static [&'static str] = &[
+        "Its container started.",
+        "Its health check passed and its ready span, if any, arrived.",
+        "A one-shot: its main process exited 0.",
+    ];
 }
+
+/// The schema of a word-valued key, made from the words `validate` reads
+/// (`Keyword::WORDS`), each with what it means: one source for both.
+fn words_schema<K: Keyword>() -> schemars::Schema {
+    let alternatives: Vec<serde_json::Value> = K::WORDS
+        .iter()
+        .enumerate()
+        .map(|(i, (w, _))| {
+            serde_json::json!({
+                "const": w,
+                "description": K::DOCS.get(i).copied().unwrap_or_default(),
+            })
+        })
+        .collect();
+    schemars::json_schema!({
+        "description": K::DESCRIPTION,
+        "type": "string",
+        "oneOf": alternatives
+    })
+}
+
+/// `JsonSchema` for keyword types from their words.
+macro_rules! words_json_schema {
+    ($($ty:ident),*) => {$(
+        impl schemars::JsonSchema for $ty {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($ty).into()
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                words_schema::<Self>()
+            }
+        }
+    )*};
+}
+
+words_json_schema!(Exporter, Protocol, Condition, SpanKind);
 
 impl Condition {
     /// The word.
@@ -47,6 +105,14 @@ impl Keyword for SpanKind {
         ("producer", SpanKind::Producer),
         ("consumer", SpanKind::Consumer),
     ];
+    const DESCRIPTION: &'static str = "OpenTelemetry span kind.";
+    const DOCS: &'static [&'static str] = &[
+        "Internal operation.",
+        "Server side of a request.",
+        "Client side of a request.",
+        "Message producer.",
+        "Message consumer.",
+    ];
 }
 
 impl Keyword for StatusCode {
@@ -56,6 +122,12 @@ impl Keyword for StatusCode {
         ("UNSET", StatusCode::Unset),
     ];
     const ANY_CASE: bool = true;
+    const DESCRIPTION: &'static str = "Span status code, in any case (`OK`, `ok`, `Error`, …).";
+    const DOCS: &'static [&'static str] = &[
+        "The operation succeeded.",
+        "The operation failed.",
+        "No status was set.",
+    ];
 }
 
 /// The schema of a word-valued key whose words match in any case (as `validate`
@@ -93,7 +165,7 @@ impl schemars::JsonSchema for StatusCode {
     }
 
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        any_case_schema::<Self>("Span status code, in any case (`OK`, `ok`, `Error`, …).")
+        any_case_schema::<Self>(Self::DESCRIPTION)
     }
 }
 

@@ -96,6 +96,10 @@ pub trait Keyword: Sized + Copy + 'static {
     const WORDS: &'static [(&'static str, Self)];
     /// Whether words match regardless of case.
     const ANY_CASE: bool = false;
+    /// What the key is, for the schema.
+    const DESCRIPTION: &'static str;
+    /// What each word means, in the order of `WORDS`, for the schema.
+    const DOCS: &'static [&'static str];
 
     /// The value of `word`, if accepted.
     fn from_word(word: &str) -> Option<Self> {

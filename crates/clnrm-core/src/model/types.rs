@@ -122,9 +122,8 @@ pub struct Propagators {
     pub use_: Vec<Sp<String>>,
 }
 
-/// `[otel].exporter`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
+/// `[otel].exporter` (its words and schema: `keywords.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exporter {
     /// Spans as JSON lines on stdout.
     Stdout,
@@ -138,17 +137,14 @@ pub enum Exporter {
     None,
 }
 
-/// `[otel].protocol`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+/// `[otel].protocol` (its words and schema: `keywords.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Protocol {
     /// OTLP/HTTP with protobuf bodies.
-    #[serde(rename = "http/protobuf")]
     HttpProtobuf,
     /// OTLP/HTTP with JSON bodies.
-    #[serde(rename = "http/json")]
     HttpJson,
     /// OTLP/gRPC.
-    #[serde(rename = "grpc")]
     Grpc,
 }
 
@@ -240,10 +236,9 @@ pub struct Dependency {
     pub condition: Option<Sp<Condition>>,
 }
 
-/// How far a dependency must have come before its dependent starts.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema, serde::Serialize, serde::Deserialize,
-)]
+/// How far a dependency must have come before its dependent starts (its words and
+/// schema: `keywords.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Condition {
     /// Its container started.
@@ -509,8 +504,8 @@ impl Expect {
     }
 }
 
-/// OpenTelemetry span kind.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, JsonSchema, serde::Serialize, serde::Deserialize)]
+/// OpenTelemetry span kind (its words and schema: `keywords.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SpanKind {
     /// Internal operation.
