@@ -34,6 +34,7 @@ fn a_real_lsp_client_gets_every_capability_on_plain_and_templated_files() {
         "hover",
         "go to definition",
         "template diagnostics on template lines, with the project's vars",
+        "quick fix, completion, hover and definition in a template (into its partial)",
         "tera errors in the template; a fixed template is clean",
         "a change re-checks the file and the templates that include it only",
         "a burst of changes ends on the newest version",

@@ -367,6 +367,12 @@ fn line_key(line: &str) -> Option<String> {
 
 /// The completions at `offset`.
 pub fn completions(text: &str, offset: usize) -> Vec<Completion> {
+    completions_with(text, offset, &[])
+}
+
+/// The completions at `offset`, offering `services` (ids a template's includes
+/// define, say) besides the ids of the `[service.<id>]` tables in `text`.
+pub fn completions_with(text: &str, offset: usize, services: &[String]) -> Vec<Completion> {
     let root = &*SCHEMA;
     let offset = floor_boundary(text, offset.min(text.len()));
     let ctx = context_at(text, offset);
@@ -442,7 +448,13 @@ pub fn completions(text: &str, offset: usize) -> Vec<Completion> {
     };
     let mut out = Vec::new();
     if names_service(&ctx.path, key) {
-        for id in service_ids(text) {
+        let mut ids = service_ids(text);
+        for id in services {
+            if !ids.contains(id) {
+                ids.push(id.clone());
+            }
+        }
+        for id in ids {
             out.push(Completion {
                 label: id.clone(),
                 insert: format!("\"{id}\""),
@@ -525,8 +537,13 @@ pub fn hover(text: &str, offset: usize) -> Option<Hover> {
 
 /// The span of the `[service.<id>]` header's id that a service reference at `offset`
 /// names (in a scenario's or step's `service`, `services`, `depends_on`, an
-/// `[[expect.log]]`'s `service`).
+/// `[[expect.log]]`'s `service`), when that table is in `text`.
 pub fn definition(text: &str, offset: usize) -> Option<Span> {
+    find_service_header(text, &service_reference(text, offset)?)
+}
+
+/// The service id a reference at `offset` names.
+pub fn service_reference(text: &str, offset: usize) -> Option<String> {
     let offset = floor_boundary(text, offset.min(text.len()));
     let ctx = context_at(text, offset);
     let id = match (ctx.string, &ctx.value_of, &ctx.key) {
@@ -543,10 +560,12 @@ pub fn definition(text: &str, offset: usize) -> Option<Span> {
         }
         _ => return None,
     };
-    find_service_header(text, &id)
+    Some(id)
 }
 
-fn find_service_header(text: &str, id: &str) -> Option<Span> {
+/// The span of the id in `[service.<id>]` (or, failing that, in the first
+/// `[service.<id>.…]`) in `text`.
+pub fn find_service_header(text: &str, id: &str) -> Option<Span> {
     let mut pos = 0;
     let mut fallback = None;
     for line in text.split_inclusive('\n') {

@@ -31,7 +31,16 @@ fn one(d: &Diagnostic, doc: &Source, index: &LineIndex<'_>) -> lsp_types::Diagno
         .find(|l| in_doc(l, doc));
     let mut message = d.message.clone();
     let range = match placed {
-        Some(l) => index.range(l.span.start, l.span.end),
+        Some(l) => {
+            // Shown on the template's line: the message says where it is rendered.
+            if let Some(p) = &d.primary
+                && matches!(p.source.kind(), SourceKind::Rendered { .. })
+            {
+                let at = p.source.line_col(p.span.start);
+                message.push_str(&format!(" (rendered line {}:{})", at.line, at.col));
+            }
+            index.range(l.span.start, l.span.end)
+        }
         None => {
             if let Some(l) = &d.primary {
                 let at = l.source.line_col(l.span.start);

@@ -35,10 +35,11 @@ pub fn answer(server: &Server, req: Request) -> Result<Value, String> {
 
 fn completion(server: &Server, p: CompletionParams) -> Option<Vec<CompletionItem>> {
     let pos = p.text_document_position;
-    let (_, text) = server.doc(&pos.text_document.uri)?;
+    let doc = server.doc(&pos.text_document.uri)?;
+    let text = doc.text.as_str();
     let index = LineIndex::new(text);
     let offset = index.offset(pos.position);
-    let items = editor::completions(text, offset)
+    let items = editor::completions_with(text, offset, &doc.services)
         .into_iter()
         .map(|c| CompletionItem {
             label: c.label,
@@ -67,7 +68,7 @@ fn completion(server: &Server, p: CompletionParams) -> Option<Vec<CompletionItem
 
 fn hover(server: &Server, p: HoverParams) -> Option<Hover> {
     let pos = p.text_document_position_params;
-    let (_, text) = server.doc(&pos.text_document.uri)?;
+    let text = server.doc(&pos.text_document.uri)?.text.as_str();
     let index = LineIndex::new(text);
     let h = editor::hover(text, index.offset(pos.position))?;
     Some(Hover {
@@ -79,14 +80,27 @@ fn hover(server: &Server, p: HoverParams) -> Option<Hover> {
     })
 }
 
+/// The `[service.<id>]` a reference names: in the document, else in a template it
+/// includes.
 fn definition(server: &Server, p: GotoDefinitionParams) -> Option<Location> {
     let pos = p.text_document_position_params;
-    let (_, text) = server.doc(&pos.text_document.uri)?;
-    let index = LineIndex::new(text);
-    let span = editor::definition(text, index.offset(pos.position))?;
-    Some(Location {
-        uri: pos.text_document.uri,
-        range: index.range(span.start, span.end),
+    let doc = server.doc(&pos.text_document.uri)?;
+    let index = LineIndex::new(&doc.text);
+    let id = editor::service_reference(&doc.text, index.offset(pos.position))?;
+    if let Some(span) = editor::find_service_header(&doc.text, &id) {
+        return Some(Location {
+            uri: pos.text_document.uri,
+            range: index.range(span.start, span.end),
+        });
+    }
+    doc.deps.iter().find_map(|dep| {
+        let text = server.text_of(dep)?;
+        let span = editor::find_service_header(&text, &id)?;
+        let index = LineIndex::new(&text);
+        Some(Location {
+            uri: crate::path_uri(dep)?,
+            range: index.range(span.start, span.end),
+        })
     })
 }
 

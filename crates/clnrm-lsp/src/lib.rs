@@ -102,6 +102,8 @@ struct Doc {
     version: i32,
     /// Templates it includes (canonical paths), from its last check.
     deps: Vec<PathBuf>,
+    /// The service ids its last check found (a template's includes define some).
+    services: Vec<String>,
 }
 
 /// What one project needs to check its files.
@@ -143,6 +145,19 @@ pub fn uri_path(uri: &str) -> Option<PathBuf> {
         i += 1;
     }
     String::from_utf8(out).ok().map(PathBuf::from)
+}
+
+/// Path → `file://` URI, percent-encoding what a URI path cannot hold.
+pub fn path_uri(path: &Path) -> Option<Uri> {
+    let mut out = String::from("file://");
+    for b in path.to_str()?.bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out.parse().ok()
 }
 
 fn canonical(p: &Path) -> PathBuf {
@@ -242,7 +257,11 @@ impl Server {
         if let Some(project) = self.projects.get_mut(&root) {
             project.engine.overlay(&path, text.clone());
         }
-        let deps = self.docs.remove(uri).map(|d| d.deps).unwrap_or_default();
+        let (deps, services) = self
+            .docs
+            .remove(uri)
+            .map(|d| (d.deps, d.services))
+            .unwrap_or_default();
         self.docs.insert(
             uri.to_owned(),
             Doc {
@@ -250,6 +269,7 @@ impl Server {
                 text,
                 version,
                 deps,
+                services,
             },
         );
         self.dirty.insert(uri.to_owned());
@@ -318,11 +338,24 @@ impl Server {
         }
     }
 
-    /// An open document's path and text.
-    fn doc(&self, uri: &Uri) -> Option<(&Path, &str)> {
-        self.docs
-            .get(uri.as_str())
-            .map(|d| (d.path.as_path(), d.text.as_str()))
+    /// An open document.
+    fn doc(&self, uri: &Uri) -> Option<&Doc> {
+        self.docs.get(uri.as_str())
+    }
+
+    /// The text of the file at `path` as the editor has it (open) or as saved.
+    fn text_of(&self, path: &Path) -> Option<String> {
+        let open = self
+            .docs
+            .values()
+            .find(|d| canonical(&d.path) == path)
+            .map(|d| d.text.clone());
+        open.or_else(|| {
+            let len = std::fs::metadata(path).ok()?.len();
+            (len <= clnrm_core::validate::MAX_FILE_BYTES)
+                .then(|| std::fs::read_to_string(path).ok())
+                .flatten()
+        })
     }
 }
 
@@ -348,6 +381,11 @@ fn check(project: &mut ProjectState, doc: &mut Doc) -> Vec<lsp_types::Diagnostic
     match checked {
         Ok(checked) => {
             doc.deps = checked.dependencies.iter().map(|p| canonical(p)).collect();
+            doc.services = checked
+                .file
+                .as_ref()
+                .map(|f| f.services.iter().map(|(id, _)| id.value.clone()).collect())
+                .unwrap_or_default();
             diagnostics::convert(&checked.diagnostics, &source)
         }
         Err(_) => {

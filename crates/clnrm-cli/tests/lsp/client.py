@@ -62,6 +62,7 @@ command = ["echo", "{{ i }}"]
 [[scenario.steps]]
 name = "last"
 command = ["true"]
+tiemout_ms = 100
 expected_exit_code = "zero"
 """
 
@@ -266,14 +267,55 @@ async def main():
     ok("go to definition")
 
     # A template: rendered with the project's [vars] (no undefined svc_image), its
-    # error in literal text shown on the template's own line.
+    # problems in literal text shown on the template's own lines, with the rendered
+    # position in the message.
     open_doc(tmpl_uri, TEMPLATE)
     version, diags = await wait_for(tmpl_uri, 1, "open template")
-    assert len(diags) == 1, [(d.code, d.message) for d in diags]
-    d = diags[0]
-    assert d.range.start.line == pos_of(TEMPLATE, "expected_exit_code").line, d
+    by_code = {d.code: d for d in diags}
+    assert set(by_code) == {"E0103", "W0001"}, [(d.code, d.message) for d in diags]
+    d = by_code["E0103"]
     assert d.range.start == pos_of(TEMPLATE, '"zero"'), d.range
+    assert "(rendered line " in d.message, d.message
+    typo = by_code["W0001"]
+    assert typo.range.start == pos_of(TEMPLATE, "tiemout_ms"), typo.range
     ok("template diagnostics on template lines, with the project's vars")
+
+    # The template's quick fix, completion, hover and definition.
+    actions = await client.text_document_code_action_async(
+        t.CodeActionParams(
+            text_document=t.TextDocumentIdentifier(uri=tmpl_uri),
+            range=typo.range,
+            context=t.CodeActionContext(diagnostics=[typo]),
+        )
+    )
+    assert actions and actions[0].edit.changes[tmpl_uri][0].new_text == "timeout_ms", actions
+    fixed_template = apply(TEMPLATE, actions[0].edit.changes[tmpl_uri][0])
+    assert "timeout_ms = 100" in fixed_template
+    res = await client.text_document_completion_async(
+        t.CompletionParams(
+            text_document=t.TextDocumentIdentifier(uri=tmpl_uri),
+            position=pos_of(TEMPLATE, 'service = "web"', len('service = "')),
+        )
+    )
+    items = res.items if hasattr(res, "items") else res
+    assert "web" in [i.label for i in items], [i.label for i in items]
+    hover = await client.text_document_hover_async(
+        t.HoverParams(
+            text_document=t.TextDocumentIdentifier(uri=tmpl_uri),
+            position=pos_of(TEMPLATE, "expected_exit_code", 2),
+        )
+    )
+    assert hover and "exit code" in hover.contents.value.lower(), hover
+    loc = await client.text_document_definition_async(
+        t.DefinitionParams(
+            text_document=t.TextDocumentIdentifier(uri=tmpl_uri),
+            position=pos_of(TEMPLATE, 'service = "web"', len('service = "w')),
+        )
+    )
+    loc = loc[0] if isinstance(loc, list) else loc
+    assert loc is not None and loc.uri == partial_uri, loc
+    assert loc.range.start == pos_of(PARTIAL, "web"), loc.range
+    ok("quick fix, completion, hover and definition in a template (into its partial)")
 
     # A Tera error keeps its position in the template.
     broken = TEMPLATE.replace('name = "tmpl"', 'name = "{{ nope }}"')
@@ -282,7 +324,7 @@ async def main():
     assert version == 2 and len(diags) == 1, [(d.code, d.message) for d in diags]
     assert "nope" in diags[0].message, diags[0].message
     assert diags[0].range.start.line == pos_of(broken, "{{ nope }}").line, diags[0].range
-    change(tmpl_uri, 3, TEMPLATE.replace('"zero"', "0"))
+    change(tmpl_uri, 3, fixed_template.replace('"zero"', "0"))
     version, diags = await wait_for(tmpl_uri, 3, "template fixed")
     assert version == 3 and not diags, [(d.code, d.message) for d in diags]
     ok("tera errors in the template; a fixed template is clean")
