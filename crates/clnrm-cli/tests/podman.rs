@@ -7,7 +7,7 @@
 //! container is left behind. `CLNRM_TEST_PODMAN` names another socket.
 mod common;
 
-use common::clnrm;
+use common::{clnrm, copy_dir};
 use serde_json::Value;
 use std::path::Path;
 
@@ -67,24 +67,11 @@ fn run_on_podman(dir: &Path, args: &[&str]) -> Value {
     report
 }
 
-fn copy(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("{e}"));
-    for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("{}: {e}", from.display())) {
-        let entry = entry.unwrap_or_else(|e| panic!("{e}"));
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap_or_else(|e| panic!("{e}"));
-        }
-    }
-}
-
 #[test]
 fn the_examples_and_an_imported_stack_pass_on_podman() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = common::project(&[]);
-    copy(&root.join("../../examples"), &dir.path().join("examples"));
+    copy_dir(&root.join("../../examples"), &dir.path().join("examples"));
     std::fs::remove_file(dir.path().join("examples/orders-postgres.clnrm.toml"))
         .unwrap_or_else(|e| panic!("{e}"));
     let report = run_on_podman(dir.path(), &["examples"]);
@@ -102,7 +89,7 @@ fn the_examples_and_an_imported_stack_pass_on_podman() {
 
     // A Compose stack imported and run on Podman.
     let stack = dir.path().join("stack");
-    copy(&root.join("tests/fixtures/compose/static-site"), &stack);
+    copy_dir(&root.join("tests/fixtures/compose/static-site"), &stack);
     let out = clnrm(dir.path())
         .args([
             "import",

@@ -168,7 +168,12 @@ fn scan(text: &str, from: usize, offset: usize, ctx: &mut Context) {
                     }
                     j += 1;
                 };
-                if offset < end || (end == text.len() && offset <= end) {
+                // An unclosed string (cut by the line's end or the text's) holds the
+                // position at its end too.
+                let closed = end >= i + open_len + close.len()
+                    && bytes[..end].ends_with(close.as_bytes())
+                    && end > i + open_len;
+                if offset < end || (!closed && offset <= end) {
                     ctx.string = Some(Span::new(i, end));
                     break;
                 }
@@ -575,7 +580,9 @@ pub fn find_service_header(text: &str, id: &str) -> Option<Span> {
             && segs[0] == "service"
             && segs[1] == id
         {
-            let at = line.find(id).map_or(pos, |i| pos + i);
+            // The id after `service.` (not a match inside the word `service`).
+            let after = line.find("service").map_or(0, |i| i + "service".len());
+            let at = line[after..].find(id).map_or(pos, |i| pos + after + i);
             let span = Span::new(at, at + id.len());
             if segs.len() == 2 {
                 return Some(span);
@@ -655,6 +662,12 @@ mod tests {
         let names: Vec<&str> = got.iter().map(|c| c.label.as_str()).collect();
         assert_eq!(names, ["db", "app"]);
         assert_eq!(&text[got[0].replace.start..got[0].replace.end], "\"a\"");
+        // An unclosed string at the line's end: the whole of it is replaced.
+        let (text, i) = at(&format!(
+            "{HEAD}[[scenario]]\nservice = \"d|\nname = \"s\"\n"
+        ));
+        let got = completions(&text, i);
+        assert_eq!(&text[got[0].replace.start..got[0].replace.end], "\"d");
         let got = labels(&format!("{HEAD}[[scenario]]\nservices = [\"db\", |]"));
         assert_eq!(got, ["db", "app"]);
         let got = labels(&format!("{HEAD}[service.web]\ndepends_on = {{ db = |"));
@@ -713,6 +726,10 @@ mod tests {
         }
         let (text, i) = at(&format!("{HEAD}[[scenario]]\nname = \"d|b\""));
         assert_eq!(definition(&text, i), None);
+        // An id that is part of the word `service`.
+        let text = "[service.ice]\nimage = \"i\"\n[[scenario]]\nservice = \"ice\"\n";
+        let at_ref = text.rfind("ice").unwrap_or_default() + 1;
+        assert_eq!(definition(text, at_ref), Some(Span::new(9, 12)));
         let (text, i) = at(&format!("{HEAD}[[scenario]]\nservice = \"nope|\""));
         assert_eq!(definition(&text, i), None);
     }

@@ -13,23 +13,32 @@ use lsp_types::{
 use serde_json::Value;
 use std::collections::HashMap;
 
+/// Why a request has no result.
+pub enum Refusal {
+    /// A method this server does not offer.
+    Unknown(String),
+    /// Parameters that do not fit the method.
+    Params(String),
+}
+
 /// The result of `req`, or why it has none.
-pub fn answer(server: &Server, req: Request) -> Result<Value, String> {
+pub fn answer(server: &Server, req: Request) -> Result<Value, Refusal> {
     use lsp_types::request::{
         CodeActionRequest, Completion, GotoDefinition, HoverRequest, Request as _,
     };
-    fn params<P: serde::de::DeserializeOwned>(req: &Request) -> Result<P, String> {
-        serde_json::from_value(req.params.clone()).map_err(|e| format!("{}: {e}", req.method))
+    fn params<P: serde::de::DeserializeOwned>(req: &Request) -> Result<P, Refusal> {
+        serde_json::from_value(req.params.clone())
+            .map_err(|e| Refusal::Params(format!("{}: {e}", req.method)))
     }
-    fn json<T: serde::Serialize>(v: T) -> Result<Value, String> {
-        serde_json::to_value(v).map_err(|e| e.to_string())
+    fn json<T: serde::Serialize>(v: T) -> Result<Value, Refusal> {
+        serde_json::to_value(v).map_err(|e| Refusal::Params(e.to_string()))
     }
     match req.method.as_str() {
         Completion::METHOD => json(completion(server, params(&req)?)),
         HoverRequest::METHOD => json(hover(server, params(&req)?)),
         GotoDefinition::METHOD => json(definition(server, params(&req)?)),
         CodeActionRequest::METHOD => json(code_actions(params(&req)?)),
-        other => Err(format!("{other} is not supported")),
+        other => Err(Refusal::Unknown(other.to_owned())),
     }
 }
 

@@ -323,8 +323,20 @@ impl Server {
             else {
                 continue;
             };
-            let diags = check(project, doc);
-            send_diagnostics(conn, &uri, diags, Some(doc.version));
+            let version = doc.version;
+            let diags = match check(project, doc) {
+                Some(d) => d,
+                None => {
+                    // The new engine reads the open documents' unsaved texts again.
+                    for d in self.docs.values() {
+                        if let Some(p) = self.projects.get_mut(&root) {
+                            p.engine.overlay(&d.path, d.text.clone());
+                        }
+                    }
+                    vec![diagnostics::internal()]
+                }
+            };
+            send_diagnostics(conn, &uri, diags, Some(version));
         }
     }
 
@@ -332,7 +344,12 @@ impl Server {
         let id = req.id.clone();
         match features::answer(self, req) {
             Ok(value) => Response::new_ok(id, value),
-            Err(message) => {
+            Err(features::Refusal::Unknown(method)) => Response::new_err(
+                id,
+                lsp_server::ErrorCode::MethodNotFound as i32,
+                format!("{method} is not supported"),
+            ),
+            Err(features::Refusal::Params(message)) => {
                 Response::new_err(id, lsp_server::ErrorCode::InvalidParams as i32, message)
             }
         }
@@ -361,7 +378,9 @@ impl Server {
 
 /// Validates `doc` as `validate` would (unsaved text, unsaved partials), and its
 /// diagnostics for the client.
-fn check(project: &mut ProjectState, doc: &mut Doc) -> Vec<lsp_types::Diagnostic> {
+/// `None` when the check panicked (a bug): the project's engine is then new, without
+/// the open documents' texts.
+fn check(project: &mut ProjectState, doc: &mut Doc) -> Option<Vec<lsp_types::Diagnostic>> {
     let display = doc
         .path
         .strip_prefix(&project.root)
@@ -386,11 +405,11 @@ fn check(project: &mut ProjectState, doc: &mut Doc) -> Vec<lsp_types::Diagnostic
                 .as_ref()
                 .map(|f| f.services.iter().map(|(id, _)| id.value.clone()).collect())
                 .unwrap_or_default();
-            diagnostics::convert(&checked.diagnostics, &source)
+            Some(diagnostics::convert(&checked.diagnostics, &source))
         }
         Err(_) => {
             project.engine = TemplateEngine::new(&project.root);
-            vec![diagnostics::internal()]
+            None
         }
     }
 }

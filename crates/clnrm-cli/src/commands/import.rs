@@ -22,7 +22,11 @@ pub fn run(args: &ImportArgs) -> i32 {
         .ok()
         .and_then(|p| p.parent().map(Path::to_path_buf))
         .unwrap_or_default();
-    let project = project_name(&dir);
+    let project = compose::project_name(
+        &dir.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    );
     let var = |name: &str| std::env::var(name).ok();
     let imported = match from_compose(&ComposeInput {
         text: &text,
@@ -87,22 +91,6 @@ fn read(path: &Path) -> std::io::Result<String> {
         )));
     }
     std::fs::read_to_string(path)
-}
-
-/// Compose's default project name: the directory's, lower case, of `a-z0-9_-`.
-fn project_name(dir: &Path) -> String {
-    let name: String = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().to_lowercase())
-        .unwrap_or_default()
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
-        .collect();
-    if name.is_empty() {
-        "imported".to_owned()
-    } else {
-        name
-    }
 }
 
 fn report_skipped(n: usize, place: &str) {

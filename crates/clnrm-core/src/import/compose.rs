@@ -94,7 +94,7 @@ pub fn from_compose(input: &ComposeInput<'_>) -> Result<Imported, ImportError> {
         .map_err(|e| value_err("(merge keys)", e.to_string()))?;
     let mut imp = Import {
         input,
-        dotenv: read_dotenv(input.dir),
+        dotenv: read_dotenv(input.dir, input.var),
         skipped: Vec::new(),
         unset: BTreeSet::new(),
     };
@@ -105,12 +105,17 @@ pub fn from_compose(input: &ComposeInput<'_>) -> Result<Imported, ImportError> {
             "a Compose file is a mapping with `services`".into(),
         ));
     };
-    let mut name = input.project.to_owned();
+    // `name` (read first: it names the images of `build`-only services), as Compose
+    // normalises a project name.
+    let name = top
+        .get("name")
+        .and_then(scalar)
+        .map_or_else(|| input.project.to_owned(), |n| project_name(&n));
     let mut services = Vec::new();
     for (k, v) in &top {
         let key = scalar(k).unwrap_or_default();
         match key.as_str() {
-            "name" => name = scalar(v).unwrap_or(name),
+            "name" => {}
             "services" => {
                 let Value::Mapping(m) = v else {
                     return Err(value_err(
@@ -159,6 +164,21 @@ pub fn from_compose(input: &ComposeInput<'_>) -> Result<Imported, ImportError> {
     })
 }
 
+/// A project name as Compose makes one: lower case, of `a-z0-9_-` (`imported` when
+/// nothing is left).
+pub fn project_name(raw: &str) -> String {
+    let name: String = raw
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .collect();
+    if name.is_empty() {
+        "imported".to_owned()
+    } else {
+        name
+    }
+}
+
 /// A scalar as text (strings, numbers and booleans; not null).
 fn scalar(v: &Value) -> Option<String> {
     match v {
@@ -183,14 +203,29 @@ fn brief(v: &Value) -> String {
 }
 
 /// The variables of `dir/.env`, if there is one.
-fn read_dotenv(dir: &Path) -> Vec<(String, String)> {
-    match read_bounded(&dir.join(".env")) {
-        Ok(text) => parse_env_file(&text)
-            .into_iter()
-            .map(|(k, v, _)| (k, v))
-            .collect(),
-        Err(_) => Vec::new(),
+/// `.env`'s values may use the environment and the lines above them.
+fn read_dotenv(dir: &Path, var: &dyn Fn(&str) -> Option<String>) -> Vec<(String, String)> {
+    let Ok(text) = read_bounded(&dir.join(".env")) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (k, v, interp) in parse_env_file(&text) {
+        let v = if interp {
+            let lookup = |n: &str| {
+                var(n).or_else(|| {
+                    out.iter()
+                        .rev()
+                        .find(|(k, _)| k == n)
+                        .map(|(_, v)| v.clone())
+                })
+            };
+            interpolate(&v, &lookup, &mut BTreeSet::new()).unwrap_or(v)
+        } else {
+            v
+        };
+        out.push((k, v));
     }
+    out
 }
 
 fn read_bounded(path: &Path) -> std::io::Result<String> {
@@ -264,6 +299,21 @@ pub fn interpolate(
     lookup: &dyn Fn(&str) -> Option<String>,
     unset: &mut BTreeSet<String>,
 ) -> Result<String, String> {
+    interpolate_at(s, lookup, unset, 0)
+}
+
+/// How deep defaults may nest (`${A:-${B:-…}}`); the input is untrusted.
+const MAX_NESTING: usize = 8;
+
+fn interpolate_at(
+    s: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    unset: &mut BTreeSet<String>,
+    depth: usize,
+) -> Result<String, String> {
+    if depth > MAX_NESTING {
+        return Err(format!("variables nest more than {MAX_NESTING} deep"));
+    }
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(at) = rest.find('$') {
@@ -274,7 +324,7 @@ pub fn interpolate(
             rest = tail;
         } else if let Some(body) = after.strip_prefix('{') {
             let end = closing_brace(body).ok_or_else(|| format!("unclosed `${{` in {s:?}"))?;
-            out.push_str(&expand(&body[..end], lookup, unset)?);
+            out.push_str(&expand(&body[..end], lookup, unset, depth)?);
             rest = &body[end + 1..];
         } else {
             let len = name_len(after);
@@ -329,6 +379,7 @@ fn expand(
     body: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
     unset: &mut BTreeSet<String>,
+    depth: usize,
 ) -> Result<String, String> {
     let len = name_len(body);
     if len == 0 {
@@ -347,11 +398,11 @@ fn expand(
         },
         _ if op.starts_with(":-") => match value.filter(|_| set_nonempty) {
             Some(v) => v,
-            None => interpolate(&op[2..], lookup, unset)?,
+            None => interpolate_at(&op[2..], lookup, unset, depth + 1)?,
         },
         _ if op.starts_with('-') => match value {
             Some(v) => v,
-            None => interpolate(&op[1..], lookup, unset)?,
+            None => interpolate_at(&op[1..], lookup, unset, depth + 1)?,
         },
         _ if op.starts_with(":?") || op.starts_with('?') => {
             let nonempty_needed = op.starts_with(':');
@@ -368,14 +419,14 @@ fn expand(
         }
         _ if op.starts_with(":+") => {
             if set_nonempty {
-                interpolate(&op[2..], lookup, unset)?
+                interpolate_at(&op[2..], lookup, unset, depth + 1)?
             } else {
                 String::new()
             }
         }
         _ if op.starts_with('+') => {
             if value.is_some() {
-                interpolate(&op[1..], lookup, unset)?
+                interpolate_at(&op[1..], lookup, unset, depth + 1)?
             } else {
                 String::new()
             }
@@ -417,7 +468,9 @@ pub fn duration_ms(s: &str) -> Option<u64> {
         total_ns += n * scale;
         rest = &rest[unit_len..];
     }
-    Some((total_ns / 1e6).ceil() as u64)
+    // TOML integers are i64.
+    let ms = (total_ns / 1e6).ceil();
+    (ms.is_finite() && ms <= i64::MAX as f64).then_some(ms as u64)
 }
 
 /// `path` made absolute against `dir`, with `.` and `..` resolved by name.
@@ -557,7 +610,7 @@ impl Import<'_> {
         }
         match (svc.image.is_empty(), build) {
             (true, Some(b)) => {
-                svc.image = format!("{}-{id}", project.to_lowercase());
+                svc.image = format!("{project}-{}", project_name(id));
                 svc.notes.push(format!(
                     "build {} is not run: build the image first (`docker compose build` tags \
                      it {})",
@@ -884,18 +937,22 @@ impl Import<'_> {
         let timeout_ms = ms(self, "timeout")?.filter(|ms| *ms > 0);
         let mut retries = match m.get("retries") {
             None => None,
-            Some(r) => Some(r.as_u64().ok_or_else(|| {
-                self.err(
-                    &format!("{path}.retries"),
-                    format!("{} is not a count", brief(r)),
-                )
-            })?),
+            Some(r) => Some(
+                r.as_u64()
+                    .filter(|n| *n <= i64::MAX as u64)
+                    .ok_or_else(|| {
+                        self.err(
+                            &format!("{path}.retries"),
+                            format!("{} is not a count", brief(r)),
+                        )
+                    })?,
+            ),
         };
         if let Some(start) = ms(self, "start_period")?.filter(|ms| *ms > 0) {
             let every = interval_ms.unwrap_or(crate::model::defaults::HEALTH_INTERVAL_MS);
             let more = start.div_ceil(every.max(1));
             let base = retries.unwrap_or(crate::model::defaults::HEALTH_RETRIES);
-            retries = Some(base + more);
+            retries = Some(base.saturating_add(more).min(i64::MAX as u64));
             notes.push(format!(
                 "healthcheck start_period of {start} ms counted as {more} more retries"
             ));
@@ -1004,12 +1061,12 @@ fn write(imp: &Import<'_>, name: &str, services: &[Service]) -> String {
         .collect();
     for s in services {
         if one_shots.contains(s.id.as_str()) {
-            let _ = write!(
-                out,
-                "\n# {} is a one-shot: the scenarios of the services that wait for it to \
-                 complete run it.\n",
+            out.push('\n');
+            out.push_str(&t::comment(&format!(
+                "{} is a one-shot: the scenarios of the services that wait for it to complete \
+                 run it.",
                 s.id
-            );
+            )));
             continue;
         }
         write_scenario(&mut out, s);
@@ -1317,6 +1374,61 @@ volumes:
         assert!(e.to_string().contains("mapping"), "{e}");
         let e = import("services:\n  a:\n    image: x\n    volumes: [\"data\"]\n").unwrap_err();
         assert!(e.to_string().contains("must be absolute"), "{e}");
+    }
+
+    #[test]
+    fn hostile_files_are_bounded_and_cannot_break_the_output() {
+        // Defaults nested past the bound: an error, not a stack overflow.
+        let deep = format!("{}x{}", "${A:-".repeat(5000), "}".repeat(5000));
+        let e = import(&format!("services:\n  a:\n    image: \"{deep}\"\n")).unwrap_err();
+        assert!(e.to_string().contains("nest more than"), "{e}");
+        // Huge counts and durations.
+        let out = import(
+            "services:\n  a:\n    image: x\n    healthcheck:\n      test: [CMD, \"true\"]\n      \
+             retries: 9223372036854775807\n      start_period: 1s\n",
+        )
+        .unwrap();
+        let v: toml::Table = out
+            .toml
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}\n{}", out.toml));
+        assert_eq!(
+            v["service"]["a"]["health_check"]["retries"].as_integer(),
+            Some(i64::MAX)
+        );
+        let e = import(
+            "services:\n  a:\n    image: x\n    healthcheck:\n      test: [CMD, \"true\"]\n      \
+             interval: 99999999999999h\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("interval"), "{e}");
+        // Ids and keys with newlines and control characters stay inside comments and
+        // quoted keys: the output is still one valid file with the same services.
+        let out = import(
+            "services:\n  \"m\\n[service.x]\\nimage='evil'\\n#\":\n    image: x\n    \
+             \"odd\\rkey\": 1\n  b:\n    image: y\n    depends_on:\n      \
+             \"m\\n[service.x]\\nimage='evil'\\n#\": {condition: service_completed_successfully}\n",
+        )
+        .unwrap();
+        let v: toml::Table = out
+            .toml
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}\n{}", out.toml));
+        let ids: Vec<&String> = v["service"]
+            .as_table()
+            .map(|t| t.keys().collect())
+            .unwrap_or_default();
+        assert_eq!(ids.len(), 2, "{}", out.toml);
+        assert!(!ids.iter().any(|id| *id == "x"), "{}", out.toml);
+    }
+
+    #[test]
+    fn the_project_name_is_normalised_wherever_it_is_written() {
+        let out = import("services:\n  web:\n    build: .\nname: \"My App!\"\n").unwrap();
+        let v: toml::Table = out.toml.parse().unwrap();
+        assert_eq!(v["service"]["web"]["image"].as_str(), Some("myapp-web"));
+        assert_eq!(project_name("Shop_2-x"), "shop_2-x");
+        assert_eq!(project_name("!!!"), "imported");
     }
 
     #[test]

@@ -1,9 +1,23 @@
 //! Writing TOML text by hand, so that the imported file reads like one a person wrote
 //! (inline tables where they are short, keys in the source's order, comments).
 
-/// `s` as a TOML basic string.
+/// `s` as a one-line TOML basic string (also valid as a quoted key).
 pub fn string(s: &str) -> String {
-    toml::Value::String(s.to_owned()).to_string()
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// `k` as a TOML key: bare when it can be.
@@ -39,6 +53,18 @@ const WIDTH: usize = 88;
 /// lines are indented under its text.
 pub fn comment(text: &str) -> String {
     let mut out = String::new();
+    // TOML allows no control character but tab in a comment.
+    let text: String = text
+        .chars()
+        .flat_map(|c| {
+            let shown: Vec<char> = if c.is_control() && c != '\t' && c != '\n' {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            shown
+        })
+        .collect();
     for line in text.lines() {
         if line.is_empty() {
             out.push_str("#\n");
@@ -89,6 +115,7 @@ mod tests {
         let long = format!("- {} {}", "x".repeat(60), "y".repeat(40));
         let want = format!("# - {}\n#   {}\n", "x".repeat(60), "y".repeat(40));
         assert_eq!(comment(&long), want);
+        assert_eq!(comment("a\rb\u{7f}c"), "# a\\rb\\u{7f}c\n");
         let word = "z".repeat(100);
         assert_eq!(comment(&word), format!("# {word}\n"));
     }

@@ -161,12 +161,15 @@ impl<E: ContainerEngine> Pool<E> {
         if let Some(known) = lock(&inner.gateways).get(name) {
             return Some(known.clone());
         }
-        let host = match inner.engine.network_gateway(name).await {
-            Ok(Some(ip)) => ip.to_string(),
-            _ => "host-gateway".to_owned(),
-        };
-        lock(&inner.gateways).insert(name.to_owned(), host.clone());
-        Some(host)
+        match inner.engine.network_gateway(name).await {
+            Ok(Some(ip)) => {
+                let host = ip.to_string();
+                lock(&inner.gateways).insert(name.to_owned(), host.clone());
+                Some(host)
+            }
+            // Not kept: the next container asks again.
+            _ => Some("host-gateway".to_owned()),
+        }
     }
 
     async fn start_member(

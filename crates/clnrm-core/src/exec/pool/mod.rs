@@ -461,6 +461,7 @@ impl<E: ContainerEngine> Pool<E> {
         for n in &networks {
             if engine.remove_network(n).await.is_ok() {
                 lock(&self.inner.networks).remove(n);
+                lock(&self.inner.gateways).remove(n);
             }
         }
         self.leftovers()
@@ -582,6 +583,7 @@ impl<E: ContainerEngine> Pool<E> {
         if let Some(net) = env.network {
             let _ = inner.engine.remove_network(&net).await;
             lock(&inner.networks).remove(&net);
+            lock(&inner.gateways).remove(&net);
         }
     }
 
