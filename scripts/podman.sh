@@ -3,8 +3,9 @@
 # Debian's `podman` (installed when missing), `podman system service` on
 # /tmp/clnrm-podman/podman.sock (started once, reused), and the project's test image
 # copied into Podman's storage from Docker's. Prints the socket's DOCKER_HOST.
-#   scripts/podman.sh         start it if it does not answer
-#   scripts/podman.sh stop    stop it
+#   scripts/podman.sh           start it if it does not answer
+#   scripts/podman.sh stop      stop it
+#   scripts/podman.sh --suites  the test binaries CI runs on Podman (a nextest filter)
 #
 # Sandboxes often refuse the resource limits Podman gives containers by default
 # (`error setting rlimit type 7: operation not permitted`): its containers.conf here
@@ -17,6 +18,16 @@ export CONTAINERS_CONF=$dir/containers.conf
 
 ping() { curl -sf --max-time 2 --unix-socket "$sock" http://podman/_ping >/dev/null 2>&1; }
 
+# The test binaries that also run on Podman in CI, as a nextest filter.
+if [[ "${1:-}" == "--suites" ]]; then
+    sep=""
+    for b in run services http otel cache diff snapshots watch; do
+        printf '%sbinary_id(clnrm-cli::%s)' "$sep" "$b"
+        sep=" | "
+    done
+    echo
+    exit 0
+fi
 if [[ "${1:-}" == "stop" ]]; then
     [[ -s $dir/service.pid ]] && kill "$(cat $dir/service.pid)" 2>/dev/null || true
     exit 0

@@ -18,6 +18,46 @@ use futures_util::StreamExt;
 use std::path::{Path, PathBuf};
 use tokio::io::AsyncWriteExt;
 
+/// `LABEL "k"="v" …`, each part a JSON string (a Dockerfile reads them so).
+fn label_instruction(labels: &Labels) -> String {
+    let pairs: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| {
+            let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
+            format!("{}={}", q(k), q(v))
+        })
+        .collect();
+    format!("LABEL {}", pairs.join(" "))
+}
+
+/// Whether the tar archive at `path` names its first entry by a directory's name
+/// (Docker: `data/`) rather than as the root of what it holds (Podman: `/` or `./`).
+async fn names_its_directory(path: &Path) -> std::io::Result<bool> {
+    use tokio::io::AsyncReadExt;
+    let mut file = tokio::fs::File::open(path).await?;
+    let mut header = [0u8; 512];
+    // Extended headers (pax `x`/`g`, GNU long names `L`) come before the entry.
+    for _ in 0..4 {
+        if file.read_exact(&mut header).await.is_err() {
+            return Ok(true);
+        }
+        let kind = header[156];
+        if matches!(kind, b'x' | b'g' | b'L' | b'K') {
+            let size_field = std::str::from_utf8(&header[124..136]).unwrap_or("0");
+            let size = u64::from_str_radix(size_field.trim_matches(['\0', ' ']), 8).unwrap_or(0);
+            let skip = size.div_ceil(512) * 512;
+            let mut rest = (&mut file).take(skip);
+            tokio::io::copy(&mut rest, &mut tokio::io::sink()).await?;
+            continue;
+        }
+        let end = header[..100].iter().position(|b| *b == 0).unwrap_or(100);
+        let name = String::from_utf8_lossy(&header[..end]);
+        let name = name.trim_start_matches('/').trim_start_matches("./");
+        return Ok(!name.is_empty() && name != ".");
+    }
+    Ok(true)
+}
+
 impl Docker {
     pub(super) async fn make_snapshot(
         &self,
@@ -31,6 +71,7 @@ impl Docker {
             ..Default::default()
         };
         let (repo, version) = tag.rsplit_once(':').unwrap_or((tag, "latest"));
+
         if volumes.is_empty() {
             let options = CommitContainerOptions {
                 container: Some(id.to_owned()),
@@ -44,7 +85,23 @@ impl Docker {
                 .commit_container(options, config)
                 .await
                 .map_err(api)?;
-            return Ok(made.id);
+            // Podman's commit leaves the labels of `config` out (and reads a LABEL in
+            // `changes` wrongly): a build adds them, as it does with volumes.
+            let labelled = self
+                .client
+                .inspect_image(&made.id)
+                .await
+                .map_err(api)?
+                .config
+                .and_then(|c| c.labels)
+                .is_some_and(|have| labels.iter().all(|(k, v)| have.get(k) == Some(v)));
+            if labelled {
+                return Ok(made.id);
+            }
+            let dir = Scratch::new()?;
+            return self
+                .add_volumes(id, &made.id, tag, &[], labels, &dir.0)
+                .await;
         }
         let options = CommitContainerOptions {
             container: Some(id.to_owned()),
@@ -58,7 +115,9 @@ impl Docker {
             .map_err(api)?
             .id;
         let dir = Scratch::new()?;
-        let built = self.add_volumes(id, &base, tag, volumes, &dir.0).await;
+        let built = self
+            .add_volumes(id, &base, tag, volumes, labels, &dir.0)
+            .await;
         if built.is_err() {
             // The commit is of no use without its volumes.
             let _ = self.remove_image_quietly(&base).await;
@@ -66,13 +125,15 @@ impl Docker {
         built
     }
 
-    /// Builds `tag` from image `base` plus the content of `volumes` in container `id`.
+    /// Builds `tag` from image `base` plus the content of `volumes` in container `id`,
+    /// with `labels`.
     async fn add_volumes(
         &self,
         id: &str,
         base: &str,
         tag: &str,
         volumes: &[String],
+        labels: &Labels,
         dir: &Path,
     ) -> Result<String, EngineError> {
         let io = |what: &str, e: std::io::Error| {
@@ -82,12 +143,16 @@ impl Docker {
         let mut out = tokio::fs::File::create(&context)
             .await
             .map_err(|e| io("creating the build context", e))?;
-        let mut dockerfile = format!("FROM {base}\n");
+        // The labels again: Podman's commit leaves them out.
+        let mut dockerfile = format!("FROM {base}\n{}\n", label_instruction(labels));
         let mut total = 0u64;
         for (i, volume) in volumes.iter().enumerate() {
             let name = format!("v{i}.tar");
             let part = dir.join(&name);
             let size = self.download(id, volume, &part, total).await?;
+            let holds_the_directory = names_its_directory(&part)
+                .await
+                .map_err(|e| io("reading a volume's archive", e))?;
             total += size;
             append_header(&mut out, &name, size)
                 .await
@@ -102,11 +167,16 @@ impl Docker {
                 .await
                 .map_err(|e| io("writing the build context", e))?;
             let _ = tokio::fs::remove_file(&part).await;
-            // The archive holds the volume's directory by its last name: unpacked in
-            // its parent, it lands where it was.
-            let parent = Path::new(volume)
-                .parent()
-                .map_or_else(|| "/".to_owned(), |p| p.display().to_string());
+            // Docker's archive holds the volume's directory by its last name
+            // (`data/…`): unpacked in its parent, it lands where it was. Podman's holds
+            // the directory's content (`/`, `/x`): unpacked in the directory itself.
+            let parent = if holds_the_directory {
+                Path::new(volume)
+                    .parent()
+                    .map_or_else(|| "/".to_owned(), |p| p.display().to_string())
+            } else {
+                volume.clone()
+            };
             let parent = format!("{}/", parent.trim_end_matches('/'));
             let add = serde_json::to_string(&[name.as_str(), parent.as_str()]).unwrap_or_default();
             dockerfile.push_str(&format!("ADD {add}\n"));
