@@ -203,6 +203,19 @@ fn chunk(item: Result<LogOutput, bollard::errors::Error>) -> Option<Result<Chunk
 }
 
 impl Docker {
+    /// Waits (up to 5 s) until container `id` no longer exists.
+    async fn gone(&self, id: &str) -> Result<(), EngineError> {
+        for _ in 0..100 {
+            match self.client.inspect_container(id, None).await.map_err(api) {
+                Err(EngineError::Gone(_)) => return Ok(()),
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        Err(EngineError::Api(format!(
+            "container {id} was still being removed after 5 s"
+        )))
+    }
+
     /// Inspects a container, on Podman too (see [`docker_words`]).
     async fn inspect_container(
         &self,
@@ -567,8 +580,11 @@ impl ContainerEngine for Docker {
                 .map_err(api)
             {
                 Ok(()) | Err(EngineError::Gone(_)) => return Ok(()),
-                // "removal already in progress" is as good as done.
-                Err(EngineError::Api(m)) if m.contains("already in progress") => return Ok(()),
+                // Another call is removing it: done once it is gone (a network it was on
+                // can be removed only then), which takes a moment.
+                Err(EngineError::Api(m)) if m.contains("already in progress") => {
+                    return self.gone(id).await;
+                }
                 Err(e @ EngineError::Api(_)) => last = Some(e),
                 Err(e) => return Err(e),
             }
