@@ -11,10 +11,59 @@ use clnrm_core::diag::{Diagnostic, Label, Severity, Source, SourceKind};
 use lsp_types::{DiagnosticSeverity, NumberOrString, Range};
 use std::sync::Arc;
 
-/// The diagnostics of the document whose text is `doc`.
-pub fn convert(diags: &[Diagnostic], doc: &Arc<Source>) -> Vec<lsp_types::Diagnostic> {
+/// A template a document includes: its name as the user knows it, and its text.
+pub struct Include {
+    /// The path relative to the project.
+    pub name: String,
+    /// Its text (the editor's, when it is open).
+    pub text: String,
+}
+
+/// The diagnostics of the document whose text is `doc`, which includes `includes`.
+pub fn convert(
+    diags: &[Diagnostic],
+    doc: &Arc<Source>,
+    includes: &[Include],
+) -> Vec<lsp_types::Diagnostic> {
     let index = LineIndex::new(doc.text());
-    diags.iter().map(|d| one(d, doc, &index)).collect()
+    diags
+        .iter()
+        .map(|d| one(d, doc, &index, includes))
+        .collect()
+}
+
+/// Where a rendered line is written literally in an included template.
+struct InInclude<'a> {
+    include: &'a Include,
+    /// Its 1-based line there.
+    line: usize,
+    /// The byte span of the `{% include %}` (or import) tag in the document.
+    tag: Option<(usize, usize)>,
+}
+
+fn in_include<'a>(line: &str, doc: &str, includes: &'a [Include]) -> Option<InInclude<'a>> {
+    let line = line.trim_end();
+    if line.trim().is_empty() {
+        return None;
+    }
+    includes.iter().find_map(|inc| {
+        let n = inc.text.lines().position(|l| l.trim_end() == line)? + 1;
+        let file = inc.name.rsplit('/').next().unwrap_or(&inc.name);
+        let mut pos = 0;
+        let tag = doc.split_inclusive('\n').find_map(|l| {
+            let start = pos;
+            pos += l.len();
+            (l.contains("{%") && l.contains(file)).then(|| {
+                let at = l.find("{%").unwrap_or(0);
+                (start + at, start + l.trim_end().len())
+            })
+        });
+        Some(InInclude {
+            include: inc,
+            line: n,
+            tag,
+        })
+    })
 }
 
 fn in_doc(label: &Label, doc: &Source) -> bool {
@@ -23,7 +72,12 @@ fn in_doc(label: &Label, doc: &Source) -> bool {
         && label.source.text() == doc.text()
 }
 
-fn one(d: &Diagnostic, doc: &Source, index: &LineIndex<'_>) -> lsp_types::Diagnostic {
+fn one(
+    d: &Diagnostic,
+    doc: &Source,
+    index: &LineIndex<'_>,
+    includes: &[Include],
+) -> lsp_types::Diagnostic {
     let placed = d
         .primary
         .iter()
@@ -42,20 +96,46 @@ fn one(d: &Diagnostic, doc: &Source, index: &LineIndex<'_>) -> lsp_types::Diagno
             index.range(l.span.start, l.span.end)
         }
         None => {
+            let mut range = Range::default();
             if let Some(l) = &d.primary {
                 let at = l.source.line_col(l.span.start);
-                let place = match l.source.kind() {
-                    SourceKind::Rendered { .. } => "in the rendered TOML".to_owned(),
-                    SourceKind::File => format!("in {}", l.source.name()),
-                };
-                message.push_str(&format!(
-                    "\n{place} at {}:{}: {}",
-                    at.line,
-                    at.col,
-                    l.source.line_text(at.line).trim()
-                ));
+                let text = l.source.line_text(at.line);
+                let from_include = matches!(l.source.kind(), SourceKind::Rendered { .. })
+                    .then(|| in_include(text, doc.text(), includes))
+                    .flatten();
+                match from_include {
+                    // Written in an included template: shown on the tag that includes it.
+                    Some(InInclude {
+                        include: inc,
+                        line: n,
+                        tag,
+                    }) => {
+                        message.push_str(&format!(
+                            "\nin {}:{n} (rendered line {}:{}): {}",
+                            inc.name,
+                            at.line,
+                            at.col,
+                            text.trim()
+                        ));
+                        if let Some((start, end)) = tag {
+                            range = index.range(start, end);
+                        }
+                    }
+                    None => {
+                        let place = match l.source.kind() {
+                            SourceKind::Rendered { .. } => "in the rendered TOML".to_owned(),
+                            SourceKind::File => format!("in {}", l.source.name()),
+                        };
+                        message.push_str(&format!(
+                            "\n{place} at {}:{}: {}",
+                            at.line,
+                            at.col,
+                            text.trim()
+                        ));
+                    }
+                }
             }
-            Range::default()
+            range
         }
     };
     if let Some(l) = &d.primary

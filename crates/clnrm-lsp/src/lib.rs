@@ -405,13 +405,46 @@ fn check(project: &mut ProjectState, doc: &mut Doc) -> Option<Vec<lsp_types::Dia
                 .as_ref()
                 .map(|f| f.services.iter().map(|(id, _)| id.value.clone()).collect())
                 .unwrap_or_default();
-            Some(diagnostics::convert(&checked.diagnostics, &source))
+            let includes = if checked.diagnostics.is_empty() {
+                Vec::new()
+            } else {
+                includes_of(project, &checked.dependencies)
+            };
+            Some(diagnostics::convert(
+                &checked.diagnostics,
+                &source,
+                &includes,
+            ))
         }
         Err(_) => {
             project.engine = TemplateEngine::new(&project.root);
             None
         }
     }
+}
+
+/// The templates a document includes, with the texts it was rendered with.
+fn includes_of(project: &ProjectState, deps: &[PathBuf]) -> Vec<diagnostics::Include> {
+    deps.iter()
+        .filter_map(|path| {
+            let text = match project.engine.overlaid(path) {
+                Some(t) => t.to_owned(),
+                None => {
+                    let len = std::fs::metadata(path).ok()?.len();
+                    if len > clnrm_core::validate::MAX_FILE_BYTES {
+                        return None;
+                    }
+                    std::fs::read_to_string(path).ok()?
+                }
+            };
+            let name = path
+                .strip_prefix(&project.root)
+                .unwrap_or(path)
+                .display()
+                .to_string();
+            Some(diagnostics::Include { name, text })
+        })
+        .collect()
 }
 
 fn send_diagnostics(

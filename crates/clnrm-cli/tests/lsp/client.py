@@ -339,8 +339,11 @@ async def main():
         tmpl_uri, tmpl_count, lambda ds: len(ds) > 0, "dependent re-checked"
     )
     assert [d.code for d in diags] == ["E0117"], [(d.code, d.message) for d in diags]
-    # No literal line of the template holds it: the message quotes the rendered line.
-    assert any("ports = [99999]" in d.message for d in diags), [d.message for d in diags]
+    # The line is the partial's: shown on the include tag, naming the partial's line.
+    d = diags[0]
+    assert "in tests/partials/svc.toml.tera:3" in d.message, d.message
+    assert "ports = [99999]" in d.message, d.message
+    assert d.range.start == pos_of(TEMPLATE, "{% include"), d.range
     await asyncio.sleep(0.3)
     assert len(published[plain_uri]) == plain_count, "the plain file was re-checked"
     assert partial_uri not in published or all(not ds for _, ds in published[partial_uri])

@@ -98,6 +98,11 @@ impl TemplateEngine {
         self.overlay.insert(canonical(path), text);
     }
 
+    /// The text read instead of the file at `path`, if any.
+    pub fn overlaid(&self, path: &Path) -> Option<&str> {
+        self.overlay.get(&canonical(path)).map(String::as_str)
+    }
+
     /// Reads the file at `path` from disk again.
     pub fn forget(&mut self, path: &Path) {
         self.overlay.remove(&canonical(path));
