@@ -19,16 +19,19 @@ pub struct Include {
     pub text: String,
 }
 
-/// The diagnostics of the document whose text is `doc`, which includes `includes`.
+/// The diagnostics of the document whose text is `doc`; `includes` reads the
+/// templates it includes, only if a diagnostic has no place in the document.
 pub fn convert(
     diags: &[Diagnostic],
     doc: &Arc<Source>,
-    includes: &[Include],
+    includes: &dyn Fn() -> Vec<Include>,
 ) -> Vec<lsp_types::Diagnostic> {
     let index = LineIndex::new(doc.text());
+    let read = std::cell::OnceCell::new();
+    let includes = || read.get_or_init(includes).as_slice();
     diags
         .iter()
-        .map(|d| one(d, doc, &index, includes))
+        .map(|d| one(d, doc, &index, &includes))
         .collect()
 }
 
@@ -72,11 +75,11 @@ fn in_doc(label: &Label, doc: &Source) -> bool {
         && label.source.text() == doc.text()
 }
 
-fn one(
+fn one<'i>(
     d: &Diagnostic,
     doc: &Source,
     index: &LineIndex<'_>,
-    includes: &[Include],
+    includes: &dyn Fn() -> &'i [Include],
 ) -> lsp_types::Diagnostic {
     let placed = d
         .primary
@@ -101,7 +104,7 @@ fn one(
                 let at = l.source.line_col(l.span.start);
                 let text = l.source.line_text(at.line);
                 let from_include = matches!(l.source.kind(), SourceKind::Rendered { .. })
-                    .then(|| in_include(text, doc.text(), includes))
+                    .then(|| in_include(text, doc.text(), includes()))
                     .flatten();
                 match from_include {
                     // Written in an included template: shown on the tag that includes it.

@@ -104,6 +104,8 @@ struct Doc {
     deps: Vec<PathBuf>,
     /// The service ids its last check found (a template's includes define some).
     services: Vec<String>,
+    /// The root of its project, found when it was opened (not at every keystroke).
+    root: PathBuf,
 }
 
 /// What one project needs to check its files.
@@ -253,15 +255,13 @@ impl Server {
     /// templates include it (which now read this text instead of the file).
     fn update(&mut self, uri: &str, text: String, version: i32) {
         let Some(path) = uri_path(uri) else { return };
-        let root = self.project_of(&path);
+        let (deps, services, root) = match self.docs.remove(uri) {
+            Some(d) => (d.deps, d.services, d.root),
+            None => (Vec::new(), Vec::new(), self.project_of(&path)),
+        };
         if let Some(project) = self.projects.get_mut(&root) {
             project.engine.overlay(&path, text.clone());
         }
-        let (deps, services) = self
-            .docs
-            .remove(uri)
-            .map(|d| (d.deps, d.services))
-            .unwrap_or_default();
         self.docs.insert(
             uri.to_owned(),
             Doc {
@@ -270,6 +270,7 @@ impl Server {
                 version,
                 deps,
                 services,
+                root,
             },
         );
         self.dirty.insert(uri.to_owned());
@@ -308,7 +309,11 @@ impl Server {
             send_diagnostics(conn, &uri, Vec::new(), None);
         }
         for uri in std::mem::take(&mut self.dirty) {
-            let Some(path) = self.docs.get(&uri).map(|d| d.path.clone()) else {
+            let Some((path, root)) = self
+                .docs
+                .get(&uri)
+                .map(|d| (d.path.clone(), d.root.clone()))
+            else {
                 continue;
             };
             if !clnrm_core::discover::is_test_file_name(
@@ -317,7 +322,6 @@ impl Server {
                 // A partial: its own text is not a test definition.
                 continue;
             }
-            let root = self.project_of(&path);
             let (Some(doc), Some(project)) =
                 (self.docs.get_mut(&uri), self.projects.get_mut(&root))
             else {
@@ -328,8 +332,8 @@ impl Server {
                 Some(d) => d,
                 None => {
                     // The new engine reads the open documents' unsaved texts again.
-                    for d in self.docs.values() {
-                        if let Some(p) = self.projects.get_mut(&root) {
+                    if let Some(p) = self.projects.get_mut(&root) {
+                        for d in self.docs.values().filter(|d| d.root == root) {
                             p.engine.overlay(&d.path, d.text.clone());
                         }
                     }
@@ -405,16 +409,9 @@ fn check(project: &mut ProjectState, doc: &mut Doc) -> Option<Vec<lsp_types::Dia
                 .as_ref()
                 .map(|f| f.services.iter().map(|(id, _)| id.value.clone()).collect())
                 .unwrap_or_default();
-            let includes = if checked.diagnostics.is_empty() {
-                Vec::new()
-            } else {
+            Some(diagnostics::convert(&checked.diagnostics, &source, &|| {
                 includes_of(project, &checked.dependencies)
-            };
-            Some(diagnostics::convert(
-                &checked.diagnostics,
-                &source,
-                &includes,
-            ))
+            }))
         }
         Err(_) => {
             project.engine = TemplateEngine::new(&project.root);
