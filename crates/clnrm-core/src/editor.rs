@@ -13,6 +13,9 @@ use std::sync::LazyLock;
 static SCHEMA: LazyLock<Value> =
     LazyLock::new(|| serde_json::from_str(&test_file_schema()).unwrap_or_default());
 
+/// Every table header of the format, found once.
+static HEADERS: LazyLock<Vec<String>> = LazyLock::new(|| table_headers(&SCHEMA));
+
 /// What a completion adds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CompletionKind {
@@ -384,7 +387,7 @@ pub fn completions_with(text: &str, offset: usize, services: &[String]) -> Vec<C
     if let Some(typed) = ctx.header {
         let line_end = text[offset..].find('\n').map_or(text.len(), |n| offset + n);
         let replace = Span::new(typed.start, line_end);
-        let mut headers = table_headers(root);
+        let mut headers = HEADERS.clone();
         // `[service.<id>…]` for each service already defined, too.
         for id in service_ids(text) {
             let extra: Vec<String> = headers

@@ -179,7 +179,7 @@ pub fn type_of(root: &Value, v: &Value) -> String {
     }
     if let Some(alts) = v.get("anyOf").and_then(Value::as_array) {
         // Words and a pattern of the same words in every case (`keywords.rs`).
-        if alts.len() == 2 && alts[1].get("pattern").is_some() && alts[0].get("enum").is_some() {
+        if alts.len() == 2 && alts[1].get("pattern").is_some() && alts[0].get("oneOf").is_some() {
             return format!("{}, in any case", type_of(root, &alts[0]));
         }
         let kinds: Vec<String> = alts.iter().map(|a| type_of(root, a)).collect();

@@ -11,7 +11,7 @@ use std::path::Path;
 /// Runs the command.
 pub fn run(args: &ImportArgs) -> i32 {
     let shown = args.file.display().to_string();
-    let text = match read(&args.file) {
+    let text = match compose::read_bounded(&args.file) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: cannot read {shown}: {e}");
@@ -80,17 +80,6 @@ pub fn run(args: &ImportArgs) -> i32 {
     } else {
         exit::SUCCESS
     }
-}
-
-fn read(path: &Path) -> std::io::Result<String> {
-    let len = std::fs::metadata(path)?.len();
-    if len > compose::MAX_BYTES as u64 {
-        return Err(std::io::Error::other(format!(
-            "{len} bytes is over the {}-byte limit",
-            compose::MAX_BYTES
-        )));
-    }
-    std::fs::read_to_string(path)
 }
 
 fn report_skipped(n: usize, place: &str) {

@@ -228,7 +228,8 @@ fn read_dotenv(dir: &Path, var: &dyn Fn(&str) -> Option<String>) -> Vec<(String,
     out
 }
 
-fn read_bounded(path: &Path) -> std::io::Result<String> {
+/// A file's text, refused over [`MAX_BYTES`].
+pub fn read_bounded(path: &Path) -> std::io::Result<String> {
     let len = std::fs::metadata(path)?.len();
     if len > MAX_BYTES as u64 {
         return Err(std::io::Error::other(format!(

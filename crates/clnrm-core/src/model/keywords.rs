@@ -53,7 +53,16 @@ impl Keyword for Condition {
 /// The schema of a word-valued key, made from the words `validate` reads
 /// (`Keyword::WORDS`), each with what it means: one source for both.
 fn words_schema<K: Keyword>() -> schemars::Schema {
-    let alternatives: Vec<serde_json::Value> = K::WORDS
+    schemars::json_schema!({
+        "description": K::DESCRIPTION,
+        "type": "string",
+        "oneOf": word_alternatives::<K>()
+    })
+}
+
+/// Each word as `{const, description}`.
+fn word_alternatives<K: Keyword>() -> Vec<serde_json::Value> {
+    K::WORDS
         .iter()
         .enumerate()
         .map(|(i, (w, _))| {
@@ -62,12 +71,7 @@ fn words_schema<K: Keyword>() -> schemars::Schema {
                 "description": K::DOCS.get(i).copied().unwrap_or_default(),
             })
         })
-        .collect();
-    schemars::json_schema!({
-        "description": K::DESCRIPTION,
-        "type": "string",
-        "oneOf": alternatives
-    })
+        .collect()
 }
 
 /// `JsonSchema` for keyword types from their words.
@@ -135,6 +139,7 @@ impl Keyword for StatusCode {
 /// case of them (JSON Schema's regular expressions have no case-insensitive flag).
 fn any_case_schema<K: Keyword>(description: &str) -> schemars::Schema {
     let words: Vec<&str> = K::WORDS.iter().map(|(w, _)| *w).collect();
+    let exact = word_alternatives::<K>();
     let alternatives: Vec<String> = words
         .iter()
         .map(|w| {
@@ -153,7 +158,7 @@ fn any_case_schema<K: Keyword>(description: &str) -> schemars::Schema {
         "description": description,
         "type": "string",
         "anyOf": [
-            { "enum": words },
+            { "oneOf": exact },
             { "pattern": format!("^({})$", alternatives.join("|")) }
         ]
     })
