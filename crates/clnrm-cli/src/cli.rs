@@ -148,9 +148,9 @@ pub struct BenchArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = BenchFormat::Human)]
     pub format: BenchFormat,
-    /// Only scenario ids matching this glob.
+    /// Only scenario ids matching this glob (repeatable: any of them).
     #[arg(long, value_name = "GLOB")]
-    pub filter: Option<String>,
+    pub filter: Vec<String>,
     #[command(flatten)]
     pub tags: TagArgs,
     #[command(flatten)]
@@ -336,9 +336,10 @@ pub struct RunArgs {
     /// Stop starting scenarios after the first failure.
     #[arg(long)]
     pub fail_fast: bool,
-    /// Run only scenarios whose id (`file::name`) matches this glob.
+    /// Run only scenarios whose id (`file::name`) matches this glob (repeatable: any
+    /// of them).
     #[arg(long, value_name = "GLOB")]
-    pub filter: Option<String>,
+    pub filter: Vec<String>,
     /// Run the K-th of N slices of the scenarios (for CI sharding): K/N round-robin,
     /// hash:K/N by id, duration:K/N balanced by .clnrm/timings.json, e.g. duration:2/4.
     #[arg(long, value_name = "[MODE:]K/N")]
@@ -380,7 +381,7 @@ pub struct RunArgs {
     /// comparing with it).
     #[arg(long)]
     pub update_baseline: bool,
-    /// Also write report.json, junit.xml and report.md into this directory.
+    /// Also write report.json, junit.xml, report.md and report.html into this directory.
     #[arg(long, value_name = "DIR")]
     pub report_dir: Option<PathBuf>,
     /// Run on a runs service (`clnrm serve`) instead of here: the project is packed
@@ -416,9 +417,26 @@ pub struct CacheArgs {
 #[derive(Debug, Subcommand)]
 pub enum CacheAction {
     /// Entries, size, and the hits and misses of the last run.
-    Stats,
+    Stats(CacheStatsArgs),
     /// Empty the cache.
     Clear,
+}
+
+/// `clnrm cache stats`.
+#[derive(Debug, clap::Args)]
+pub struct CacheStatsArgs {
+    /// Explain the keys of the scenarios whose ids match this glob (e.g.
+    /// 'tests/web.clnrm.toml::*'): what each key is made of, which part changed since
+    /// the last run, and whether a run would skip the scenario.
+    #[arg(long, value_name = "ID")]
+    pub explain: Option<String>,
+    /// Files or directories to look in for --explain [default: the file its id names,
+    /// else tests/].
+    #[arg(requires = "explain")]
+    pub paths: Vec<PathBuf>,
+    /// Template variables, as the run used them.
+    #[command(flatten)]
+    pub vars: VarArgs,
 }
 
 /// `clnrm diff`.
@@ -435,9 +453,11 @@ pub struct DiffArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = DiffFormat::Tree)]
     pub format: DiffFormat,
-    /// Only scenario ids (`file::name`) matching this glob.
+    /// Only scenario ids (`file::name`) matching this glob (repeatable: any of them).
     #[arg(long, value_name = "GLOB")]
-    pub filter: Option<String>,
+    pub filter: Vec<String>,
+    #[command(flatten)]
+    pub tags: TagArgs,
     /// Also report durations that moved by more than PCT percent (needs
     /// diff.ignore_timestamps = false when the baseline was recorded).
     #[arg(long, value_name = "PCT", value_parser = clap::value_parser!(f64))]

@@ -131,3 +131,129 @@ fn two_concurrent_runs_share_the_cache_safely() {
         run.json
     );
 }
+
+/// A file with one busybox service mounting `conf.txt` (relative to the test file)
+/// and `conf/` (a directory), and a scenario that reads the file.
+fn mounting() -> String {
+    file("[[scenario]]\nname = \"reads conf\"\nrun = \"grep -q hello /conf.txt\"\n")
+        .replace(
+            "[service.app]\n",
+            "[service.app]\nvolumes = [{ host_path = \"conf.txt\", container_path = \"/conf.txt\", read_only = true }, { host_path = \"./conf\", container_path = \"/conf\", read_only = true }]\n",
+        )
+}
+
+#[test]
+fn a_change_in_a_bind_mounted_file_or_directory_runs_the_scenario_again() {
+    let dir = project(&[
+        ("tests/m.clnrm.toml", &mounting()),
+        ("tests/conf.txt", "hello\n"),
+        ("tests/conf/a.conf", "a\n"),
+        ("tests/conf/sub/b.conf", "b\n"),
+    ]);
+    run_json(dir.path(), &[]).assert_passed();
+    let cached = run_json(dir.path(), &[]);
+    assert_eq!(
+        statuses(&cached),
+        vec![("reads conf".into(), "cached".into())]
+    );
+
+    // The mounted file changes so that the step must fail: no stale pass.
+    std::fs::write(dir.path().join("tests/conf.txt"), "bye\n").unwrap_or_else(|e| panic!("{e}"));
+    let explained = clnrm(dir.path())
+        .args([
+            "cache",
+            "stats",
+            "--explain",
+            "tests/m.clnrm.toml::reads conf",
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = String::from_utf8_lossy(&explained.stdout);
+    let conf = dir.path().join("tests/conf.txt");
+    assert!(
+        text.contains(&format!(
+            "runs: changed since its last run: input {}",
+            conf.display()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("definition") && text.contains("same"),
+        "{text}"
+    );
+    let stale = run_json(dir.path(), &[]);
+    assert_eq!(stale.code, Some(1), "{:#}", stale.json);
+    assert_eq!(
+        statuses(&stale),
+        vec![("reads conf".into(), "failed".into())]
+    );
+
+    // Back as it was: it passes again, then is cached again.
+    std::fs::write(dir.path().join("tests/conf.txt"), "hello\n").unwrap_or_else(|e| panic!("{e}"));
+    run_json(dir.path(), &[]).assert_passed();
+    assert_eq!(run_json(dir.path(), &[]).json["summary"]["cached"], 1);
+
+    // A file deep in the mounted directory changes: it runs, and the explanation
+    // names the file.
+    std::fs::write(dir.path().join("tests/conf/sub/b.conf"), "B\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("tests/conf/new.conf"), "n\n").unwrap_or_else(|e| panic!("{e}"));
+    let explained = clnrm(dir.path())
+        .args(["cache", "stats", "--explain", "tests/m.clnrm.toml::*"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = String::from_utf8_lossy(&explained.stdout);
+    assert!(
+        text.contains("changed: sub/b.conf") && text.contains("added: new.conf"),
+        "{text}"
+    );
+    let rerun = run_json(dir.path(), &[]);
+    rerun.assert_passed();
+    assert_eq!(
+        statuses(&rerun),
+        vec![("reads conf".into(), "passed".into())]
+    );
+    let text = String::from_utf8_lossy(
+        &clnrm(dir.path())
+            .args([
+                "cache",
+                "stats",
+                "--explain",
+                "tests/m.clnrm.toml::reads conf",
+            ])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .stdout,
+    )
+    .into_owned();
+    assert!(
+        text.contains("cached: unchanged since its last passing run"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_scenario_that_writes_into_its_own_mount_runs_every_time_and_is_told_why() {
+    let text = file("[[scenario]]\nname = \"writes\"\nrun = \"sh -c 'date +%s%N >> /data/log'\"\n")
+        .replace(
+            "[service.app]\n",
+            "[service.app]\nvolumes = [{ host_path = \"data\", container_path = \"/data\" }]\n",
+        );
+    let dir = project(&[("tests/w.clnrm.toml", &text), ("tests/data/.keep", "")]);
+    let first = run_json(dir.path(), &[]);
+    first.assert_passed();
+    assert!(
+        first
+            .stderr
+            .contains("the run changed what it bind-mounts from the host")
+            && first.stderr.contains("tests/data"),
+        "{}",
+        first.stderr
+    );
+    let second = run_json(dir.path(), &[]);
+    assert_eq!(
+        statuses(&second),
+        vec![("writes".into(), "passed".into())],
+        "never a stale pass"
+    );
+}

@@ -512,3 +512,55 @@ fn man_writes_a_page_per_command() {
         );
     }
 }
+
+#[test]
+fn a_warning_repeated_in_many_files_is_printed_once_naming_the_others() {
+    let legacy = std::fs::read_to_string(repo_root().join("tests/broken/legacy-format.clnrm.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let files: Vec<(String, String)> = (0..8)
+        .map(|i| (format!("tests/l{i}.clnrm.toml"), legacy.clone()))
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    let dir = project(&refs);
+    let out = clnrm(dir.path())
+        .arg("validate")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(err.matches("warning[W0002]").count(), 1, "{err}");
+    assert!(
+        err.contains("= note: the same warning in 7 more files: tests/l1.clnrm.toml")
+            && err.contains("and 2 more"),
+        "{err}"
+    );
+    assert!(err.contains("8 warnings"), "{err}");
+    // Machine formats keep every one.
+    let out = clnrm(dir.path())
+        .args(["validate", "--format", "json"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert_eq!(doc["diagnostics"].as_array().map(Vec::len), Some(8));
+}
+
+#[test]
+fn an_undefined_service_suggests_the_one_its_name_is_part_of() {
+    let text = VALID
+        .replace("[service.app]", "[service.flask-app]")
+        .replace("service = \"app\"", "service = \"flask\"");
+    let dir = project(&[("tests/a.clnrm.toml", &text)]);
+    let out = clnrm(dir.path())
+        .arg("validate")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("error[E0102]") && err.contains("did you mean \"flask-app\"?"),
+        "{err}"
+    );
+}

@@ -1,7 +1,7 @@
 //! `http` steps end to end against the real engine (SPEC §7.4): an image made of one
 //! static binary (`FROM scratch`: no shell, no HTTP client) tested by HTTP steps alone,
-//! with JSONPath and header captures passed on by `${name}`, and each check failing
-//! the way it should.
+//! with JSONPath and header captures passed on by `${name}`, a `User-Agent` sent
+//! unless the step sets its own, and each check failing the way it should.
 mod common;
 
 #[path = "common/engine.rs"]
@@ -44,6 +44,16 @@ http = {{ method = "POST", url = "http://web:8080/echo", body = "${{where}} ${{s
 expected_status = [200, 201]
 expected_body_regex = '^/echo/1 world$'
 
+[[scenario.steps]]
+name = "names itself"
+http = {{ url = "http://web:8080/agent" }}
+expected_json = {{ "$.agent" = "clnrm/{version}" }}
+
+[[scenario.steps]]
+name = "its own agent"
+http = {{ url = "http://web:8080/agent", headers = {{ "user-agent" = "probe/1" }} }}
+expected_json = {{ "$.agent" = "probe/1" }}
+
 [[scenario]]
 name = "not found"
 
@@ -62,7 +72,8 @@ http = {{ url = "http://web:8080/hello" }}
 expected_json = {{ "$.n" = 4 }}
 retry = {{ attempts = 3, interval_ms = 100 }}
 "#,
-        engine::tiny_http_image()
+        engine::tiny_http_image(),
+        version = env!("CARGO_PKG_VERSION"),
     );
     let dir = project(&[("tests/http.clnrm.toml", &text)]);
     let run = run_json(dir.path(), &["--workers", "2"]);

@@ -25,8 +25,21 @@ fn save_spans(dir: &std::path::Path, id: &str) {
         r#"{"name":"root","trace_id":"t","span_id":"a","kind":"server"}"#,
     )
     .unwrap_or_default();
-    clnrm_core::otel::artifacts::save(&dir.join(".clnrm/artifacts"), id, "r1", &spans)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let passed = clnrm_core::otel::artifacts::Meta {
+        verdict: Some(clnrm_core::otel::artifacts::Verdict {
+            status: "passed".into(),
+            reason: None,
+        }),
+        ..Default::default()
+    };
+    clnrm_core::otel::artifacts::save_with(
+        &dir.join(".clnrm/artifacts"),
+        id,
+        "r1",
+        &spans,
+        &passed,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]

@@ -252,3 +252,50 @@ fn a_service_that_cannot_be_reused_is_started_again_before_the_next_save() {
     assert_eq!(wait_exit(&mut w.child, Duration::from_secs(30)), Some(130));
     assert_eq!(containers(&label), Vec::<String>::new());
 }
+
+#[test]
+fn a_save_of_a_bind_mounted_file_reruns_the_scenarios_that_mount_it_and_only_them() {
+    let mount = "volumes = [{ host_path = \"conf.txt\", container_path = \"/conf.txt\" }]\n";
+    let reads = file("[[scenario]]\nname = \"reads conf\"\nrun = \"grep -q hello /conf.txt\"\n")
+        .replace("[service.app]\n", &format!("[service.app]\n{mount}"));
+    let dir = project(&[
+        ("tests/m.clnrm.toml", &reads),
+        ("tests/other.clnrm.toml", &three("echo two")),
+        ("tests/conf.txt", "hello\n"),
+    ]);
+    let w = Watching::start(dir.path(), &["tests"]);
+    w.wait_for("watching for changes", 1);
+    assert_eq!(w.text().matches("   PASS [").count(), 4, "{}", w.text());
+
+    // The mounted file changes so that its scenario must fail: it runs, and fails.
+    std::fs::write(dir.path().join("tests/conf.txt"), "bye\n").unwrap_or_else(|e| panic!("{e}"));
+    w.wait_for("watching for changes", 2);
+    let cycle = w
+        .text()
+        .rsplit("Running")
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        cycle.contains("FAIL [") && cycle.contains("m.clnrm.toml::reads conf"),
+        "{cycle}"
+    );
+    assert!(
+        !cycle.contains("other.clnrm.toml"),
+        "only the file mounting it: {cycle}"
+    );
+
+    // Mended: it passes again.
+    std::fs::write(dir.path().join("tests/conf.txt"), "hello\n").unwrap_or_else(|e| panic!("{e}"));
+    w.wait_for("watching for changes", 3);
+    let cycle = w
+        .text()
+        .rsplit("Running")
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        cycle.contains("PASS [") && !cycle.contains("FAIL ["),
+        "{cycle}"
+    );
+}

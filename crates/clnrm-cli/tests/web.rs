@@ -271,7 +271,7 @@ async fn report_html_shows_the_run_its_steps_logs_waterfall_and_diff_in_chromium
         }
     }
     let mark = b.text(".wf-row[data-name=\"step-13\"] .err-mark").await;
-    assert_eq!(mark, "⚠ ");
+    assert_eq!(mark, "!");
 
     // Selection: a click shows the attributes; the keyboard moves it.
     b.js(
@@ -314,18 +314,19 @@ async fn report_html_shows_the_run_its_steps_logs_waterfall_and_diff_in_chromium
         .await;
     assert_eq!(first_gone, true);
 
-    // The diff tree: ✏️ on the root with old → new, ➕ audit, ❌ step-49, ✓ the rest.
+    // The diff tree: ~ on the root with old → new, + audit, - step-49, = the rest
+    // (ASCII marks drawn as badges: no emoji font needed).
     let marks = b.js(
         "return [...document.querySelectorAll('.diff-tree li[data-mark]')].map(li => [li.dataset.mark, li.dataset.name, li.querySelector('.mark').textContent])",
         vec![],
     )
     .await;
     let marks = marks.as_array().unwrap();
-    assert_eq!(marks[0], json!(["changed", "checkout", "✏️"]));
+    assert_eq!(marks[0], json!(["changed", "checkout", "~"]));
     let of = |name: &str| marks.iter().find(|m| m[1] == name).cloned();
-    assert_eq!(of("audit"), Some(json!(["extra", "audit", "➕"])));
-    assert_eq!(of("step-49"), Some(json!(["missing", "step-49", "❌"])));
-    assert_eq!(of("step-01"), Some(json!(["same", "step-01", "✓"])));
+    assert_eq!(of("audit"), Some(json!(["extra", "audit", "+"])));
+    assert_eq!(of("step-49"), Some(json!(["missing", "step-49", "-"])));
+    assert_eq!(of("step-01"), Some(json!(["same", "step-01", "="])));
     let change = b.text(".diff-tree .change").await;
     assert_eq!(change, "version: \"v1\" → \"v2\"");
     b.screenshot("report-scenario-diff").await;

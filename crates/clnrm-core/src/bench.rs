@@ -253,23 +253,33 @@ pub fn compare(new: &BenchResult, old: &BenchResult, threshold: f64) -> Vec<Chan
     out
 }
 
-fn row(name: &str, s: &Stats) -> String {
+fn row(name: &str, width: usize, s: &Stats) -> String {
     format!(
-        "{name:<40} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>8.1}",
+        "{name:<width$} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>8.1}",
         s.min, s.median, s.p95, s.mean, s.stddev
     )
 }
 
-/// The human table (and the comparison, when there is one).
+/// The width of the name column: the longest name (in characters), at least 40.
+fn name_width<'a>(names: impl Iterator<Item = &'a str>) -> usize {
+    names.map(|n| n.chars().count()).max().unwrap_or(0).max(40)
+}
+
+/// The human table (and the comparison, when there is one), its columns as wide as
+/// the longest scenario id or step name.
 pub fn to_human(r: &BenchResult, changes: Option<&[Change]>) -> String {
+    let width = name_width(r.scenarios.iter().flat_map(|s| {
+        std::iter::once(s.id.as_str()).chain(s.steps.iter().map(|st| st.name.as_str()))
+    }))
+    .saturating_add(2);
     let mut out = format!(
-        "{} rounds after {} warm-up (ms)\n{:<40} {:>9} {:>9} {:>9} {:>9} {:>8}\n",
+        "{} rounds after {} warm-up (ms)\n{:<width$} {:>9} {:>9} {:>9} {:>9} {:>8}\n",
         r.rounds, r.warmup, "scenario / step", "min", "median", "p95", "mean", "stddev"
     );
     for s in &r.scenarios {
-        let _ = writeln!(out, "{}", row(&s.id, &s.stats));
+        let _ = writeln!(out, "{}", row(&s.id, width, &s.stats));
         for st in &s.steps {
-            let _ = writeln!(out, "{}", row(&format!("  {}", st.name), &st.stats));
+            let _ = writeln!(out, "{}", row(&format!("  {}", st.name), width, &st.stats));
         }
         if s.failed > 0 {
             let _ = writeln!(
@@ -291,7 +301,7 @@ pub fn to_human(r: &BenchResult, changes: Option<&[Change]>) -> String {
             let mark = if c.regressed { "  REGRESSION" } else { "" };
             let _ = writeln!(
                 out,
-                "{name:<40} {:>9.1} → {:>9.1} {:>+7.1}%{mark}",
+                "{name:<width$} {:>9.1} → {:>9.1} {:>+7.1}%{mark}",
                 c.old, c.new, c.percent
             );
         }
@@ -435,5 +445,18 @@ mod tests {
         );
         assert!(valid_name("main-2026.11"));
         assert!(!valid_name("../x") && !valid_name("") && !valid_name(".hidden"));
+    }
+
+    #[test]
+    fn the_table_is_as_wide_as_its_longest_id() {
+        let mut r = result(10.0, 1.0);
+        let long = format!("tests/{}.clnrm.toml::a scenario with a long name", "x".repeat(50));
+        r.scenarios[0].id.clone_from(&long);
+        let text = to_human(&r, None);
+        // Every row's columns start at the same place: the header's `min` column.
+        let lines: Vec<&str> = text.lines().skip(1).collect();
+        let end = |l: &str| l.len();
+        assert!(lines.iter().all(|l| end(l) == end(lines[0])), "{text}");
+        assert!(lines[1].starts_with(&long), "{text}");
     }
 }

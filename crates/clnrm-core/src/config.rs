@@ -16,8 +16,8 @@ pub struct RunFlags {
     pub force: bool,
     /// `--no-pool`.
     pub no_pool: bool,
-    /// `--filter GLOB`.
-    pub filter: Option<String>,
+    /// `--filter GLOB`, repeatable: any of them.
+    pub filter: Vec<String>,
     /// `--partition K/N`.
     pub partition: Option<String>,
     /// `--tag TAG` (repeatable).
@@ -58,8 +58,8 @@ pub struct RunConfig {
     pub force: bool,
     /// Keep warm environments.
     pub warm_pool: bool,
-    /// Run only scenario ids matching this glob.
-    pub filter: Option<globset::GlobMatcher>,
+    /// Run only scenario ids matching one of these globs.
+    pub filter: Option<globset::GlobSet>,
     /// The K-th (1-based) of N slices.
     pub partition: Option<Partition>,
     /// `--save-timings`: record the durations in `.clnrm/timings.json`.
@@ -92,13 +92,20 @@ impl RunConfig {
     /// `flags` over `project`'s configuration over the defaults.
     pub fn resolve(flags: &RunFlags, project: &Project) -> Result<Self, BadFlag> {
         let executor = &project.config.executor;
-        let filter = match &flags.filter {
-            Some(g) => Some(
-                globset::Glob::new(g)
-                    .map_err(|e| BadFlag(format!("invalid --filter \"{g}\": {e}")))?
-                    .compile_matcher(),
-            ),
-            None => None,
+        let filter = if flags.filter.is_empty() {
+            None
+        } else {
+            let mut set = globset::GlobSetBuilder::new();
+            for g in &flags.filter {
+                set.add(
+                    globset::Glob::new(g)
+                        .map_err(|e| BadFlag(format!("invalid --filter \"{g}\": {e}")))?,
+                );
+            }
+            Some(
+                set.build()
+                    .map_err(|e| BadFlag(format!("invalid --filter: {e}")))?,
+            )
         };
         let partition = flags
             .partition
@@ -251,7 +258,7 @@ mod tests {
             ),
             (
                 RunFlags {
-                    filter: Some("[".into()),
+                    filter: vec!["[".into()],
                     ..RunFlags::default()
                 },
                 "invalid --filter \"[\"",

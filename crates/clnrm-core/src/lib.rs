@@ -19,6 +19,7 @@ pub mod editor;
 pub mod exec;
 pub mod expect;
 pub mod import;
+pub mod inputs;
 pub mod jsonfile;
 pub mod model;
 pub mod otel;

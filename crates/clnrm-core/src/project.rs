@@ -114,6 +114,8 @@ pub struct DiffConfig {
     pub max_display_depth: u64,
     /// Attribute-key globs left out of comparisons.
     pub ignore_attributes: Vec<String>,
+    /// Per-connection attributes (left out by default) to keep, as globs.
+    pub keep_attributes: Vec<String>,
 }
 
 impl Default for DiffConfig {
@@ -124,6 +126,7 @@ impl Default for DiffConfig {
             show_only_diffs: false,
             max_display_depth: 10,
             ignore_attributes: Vec::new(),
+            keep_attributes: Vec::new(),
         }
     }
 }
@@ -396,6 +399,7 @@ fn read_config(r: &mut Reader<'_>, root: &mut Table<'_, '_>, c: &mut Config) {
         set(&mut c.diff.show_only_diffs, t.get(r, "show_only_diffs"));
         set(&mut c.diff.max_display_depth, t.get(r, "max_display_depth"));
         set_list(&mut c.diff.ignore_attributes, t.get(r, "ignore_attributes"));
+        set_list(&mut c.diff.keep_attributes, t.get(r, "keep_attributes"));
         t.finish(r);
     }
     if let Some(t) = root.table(r, "snapshot") {

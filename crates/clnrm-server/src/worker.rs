@@ -288,7 +288,7 @@ async fn execute<S: Store>(
     let flags = RunFlags {
         workers: options.workers,
         force: options.force,
-        filter: options.filter.clone(),
+        filter: options.filter.clone().into_iter().collect(),
         tags: options.tags.clone(),
         retries: options.retries,
         update_baseline: options.update_baseline,

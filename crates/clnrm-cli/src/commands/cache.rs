@@ -1,11 +1,15 @@
 //! `clnrm cache stats` and `clnrm cache clear`: the scenario hashes in `.clnrm/cache`
-//! and the fixture snapshots the engine keeps (SPEC §7.3).
+//! and the fixture snapshots the engine keeps (SPEC §7.3); `cache stats --explain ID`
+//! says what a scenario's key is made of and which part changed since its last run.
 
-use crate::cli::{CacheAction, CacheArgs};
+use crate::cli::{CacheAction, CacheArgs, CacheStatsArgs};
 use crate::exit;
 use clnrm_core::backend::{Deadlines, Docker, EngineError};
+use clnrm_core::cache::explain::{Explanation, Verdict};
 use clnrm_core::cache::{clear, summary};
+use clnrm_core::config::{RunConfig, RunFlags};
 use clnrm_core::exec::pool::{SNAPSHOT_REPO, remove_snapshots, snapshots};
+use clnrm_core::pipeline::explain_keys;
 use clnrm_core::project::Project;
 
 /// Runs the command.
@@ -34,7 +38,8 @@ pub fn run(args: CacheArgs) -> i32 {
         Err(code) => return code,
     };
     match args.action {
-        CacheAction::Stats => {
+        CacheAction::Stats(stats) if stats.explain.is_some() => explain(&stats),
+        CacheAction::Stats(_) => {
             let s = summary(&dir);
             println!("cache:      {}", dir.join("hashes.json").display());
             println!("entries:    {}", s.entries);
@@ -97,6 +102,102 @@ pub fn run(args: CacheArgs) -> i32 {
             code
         }
     }
+}
+
+/// `cache stats --explain ID`: each matching scenario's key, part by part, beside its
+/// last run's.
+fn explain(args: &CacheStatsArgs) -> i32 {
+    let pattern = args.explain.clone().unwrap_or_default();
+    let paths = if args.paths.is_empty() {
+        // The file an id names, when it names one plainly.
+        match pattern.split_once("::") {
+            Some((file, _)) if !file.contains(['*', '?', '[', '{']) => vec![file.into()],
+            _ => Vec::new(),
+        }
+    } else {
+        args.paths.clone()
+    };
+    let prepared = super::prepare(&paths, &args.vars);
+    if let Err(code) = super::print_prepared(&prepared, "nothing to explain") {
+        return code;
+    }
+    let flags = RunFlags {
+        filter: vec![pattern.clone()],
+        ..RunFlags::default()
+    };
+    let config = match RunConfig::resolve(&flags, &prepared.project) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::INVALID_INPUT;
+        }
+    };
+    let (explained, warnings) = match explain_keys(&prepared, &config) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return if e.is_invalid_input() {
+                exit::INVALID_INPUT
+            } else {
+                exit::ENVIRONMENT
+            };
+        }
+    };
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    if explained.is_empty() {
+        eprintln!("error: no scenario id matches \"{pattern}\"");
+        return exit::INVALID_INPUT;
+    }
+    for (i, e) in explained.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        print!("{}", explanation_text(e));
+    }
+    exit::SUCCESS
+}
+
+/// One scenario's explanation as text.
+fn explanation_text(e: &Explanation) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let verdict = match &e.verdict {
+        Verdict::Cached => "cached: unchanged since its last passing run".to_owned(),
+        Verdict::NeverRun => "runs: it has not run before".to_owned(),
+        Verdict::LastFailed => "runs: its last run did not pass".to_owned(),
+        Verdict::Changed(parts) => {
+            format!("runs: changed since its last run: {}", parts.join(", "))
+        }
+        Verdict::Uncacheable(why) => format!("runs every time: {why}"),
+    };
+    let _ = writeln!(out, "{}\n  {verdict}", e.id);
+    let width = e.parts.iter().map(|p| p.name.len()).max().unwrap_or(0);
+    for p in &e.parts {
+        let state = match &p.then {
+            _ if e.last.is_none() => String::new(),
+            Some(then) if *then == p.now => "same".to_owned(),
+            Some(then) => format!("changed (was {then})"),
+            None => "new".to_owned(),
+        };
+        let _ = writeln!(out, "  {:<width$}  {:<16}  {state}", p.name, p.now);
+        if let Some(f) = &p.files {
+            for (what, list) in [
+                ("changed", &f.changed),
+                ("added", &f.added),
+                ("removed", &f.removed),
+            ] {
+                for file in list {
+                    let _ = writeln!(out, "    {what}: {file}");
+                }
+            }
+        }
+    }
+    for (name, was) in &e.gone {
+        let _ = writeln!(out, "  {:<width$}  {:<16}  gone", name, was);
+    }
+    out
 }
 
 fn why(e: &EngineError) -> String {

@@ -1,6 +1,7 @@
 //! `clnrm diff`: the span tree of each scenario's latest run against the baseline
-//! (running the scenarios that have no saved spans first, through the run pipeline);
-//! `--update-baseline` records them instead.
+//! (running first, through the run pipeline, the scenarios whose file collects spans
+//! and that have not run yet); `--update-baseline` records those whose last run
+//! passed instead.
 
 use super::run::{execute, pipeline_error, say_recorded};
 use super::{Output, print_prepared, runtime};
@@ -13,6 +14,7 @@ use clnrm_core::diff::{Display, diff, render_tree};
 use clnrm_core::exec::RunOwner;
 use clnrm_core::otel::artifacts;
 use clnrm_core::pipeline::{self, PipelineError, Prepared};
+use clnrm_core::plan::Intake;
 use clnrm_core::plan::NotSelected;
 use clnrm_core::project::Project;
 use serde_json::json;
@@ -27,6 +29,8 @@ pub fn run(args: DiffArgs) -> i32 {
     // compares with no baseline (this command does, after).
     let flags = RunFlags {
         filter: args.filter.clone(),
+        tags: args.tags.tags.clone(),
+        skip_tags: args.tags.skip_tags.clone(),
         force: true,
         update_baseline: true,
         ..RunFlags::default()
@@ -55,16 +59,21 @@ pub fn run(args: DiffArgs) -> i32 {
     compare(&args, project, &ids)
 }
 
-/// Runs the selected scenarios that have no saved spans; the ids of all selected.
+/// Runs the selected scenarios that have not run (no spans saved, not even none)
+/// and whose file collects spans; the ids of all selected.
 fn run_missing(prepared: &Prepared, config: &RunConfig) -> Result<Vec<String>, i32> {
     let mut planned = pipeline::plan_run(prepared, config, RunOwner::current())
         .map_err(|e| pipeline_error(&e))?;
     let ids: Vec<String> = planned.plan.selected().map(|s| s.id.0.clone()).collect();
     let dir = prepared.project.layout().artifacts();
-    let lacking: Vec<String> = ids
-        .iter()
-        .filter(|id| !matches!(artifacts::load(&dir, id), Ok(Some(_))))
-        .cloned()
+    // A run saves what its scenarios sent, nothing included, unless their file
+    // collects no spans (`exporter = "none"`).
+    let lacking: Vec<String> = planned
+        .plan
+        .selected()
+        .filter(|s| s.intake != Intake::None)
+        .filter(|s| !matches!(artifacts::load(&dir, &s.id.0), Ok(Some(_))))
+        .map(|s| s.id.0.clone())
         .collect();
     if lacking.is_empty() {
         return Ok(ids);

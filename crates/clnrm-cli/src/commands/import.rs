@@ -28,12 +28,22 @@ pub fn run(args: &ImportArgs) -> i32 {
             .unwrap_or_default(),
     );
     let var = |name: &str| std::env::var(name).ok();
+    // A relative bind mount is written relative to where the definition goes: OUT's
+    // directory, else (printed) the current one.
+    let out_dir = args
+        .output
+        .as_deref()
+        .and_then(|o| std::path::absolute(o).ok())
+        .and_then(|o| o.parent().map(Path::to_path_buf))
+        .or_else(|| std::env::current_dir().ok())
+        .unwrap_or_default();
     let imported = match from_compose(&ComposeInput {
         text: &text,
         file: &shown,
         dir: &dir,
         project: &project,
         var: &var,
+        out_dir: &out_dir,
     }) {
         Ok(i) => i,
         Err(e) => {
@@ -53,7 +63,12 @@ pub fn run(args: &ImportArgs) -> i32 {
         );
         return exit::INVALID_INPUT;
     }
-    if let Err(e) = std::fs::write(out, &imported.toml) {
+    // `-o tests/stack.clnrm.toml` in a project without tests/ yet makes it.
+    let made = match out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(dir) => std::fs::create_dir_all(dir),
+        None => Ok(()),
+    };
+    if let Err(e) = made.and_then(|()| std::fs::write(out, &imported.toml)) {
         eprintln!("error: cannot write {}: {e}", out.display());
         return exit::ENVIRONMENT;
     }

@@ -75,6 +75,17 @@ impl Base {
     }
 }
 
+/// Several `--filter` globs as the one the service takes: `{a,b}` (globs holding
+/// braces of their own are joined as they are, which a brace inside would break: the
+/// service then refuses the glob and says so).
+fn one_glob(globs: &[String]) -> Option<String> {
+    match globs {
+        [] => None,
+        [one] => Some(one.clone()),
+        many => Some(format!("{{{}}}", many.join(","))),
+    }
+}
+
 fn options(args: &RunArgs) -> serde_json::Value {
     let vars: serde_json::Map<String, serde_json::Value> = args
         .vars
@@ -85,7 +96,7 @@ fn options(args: &RunArgs) -> serde_json::Value {
         .collect();
     serde_json::json!({
         "workers": args.workers,
-        "filter": args.filter,
+        "filter": one_glob(&args.filter),
         "tags": args.tags.tags,
         "vars": vars,
         "force": args.force,

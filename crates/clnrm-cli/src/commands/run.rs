@@ -140,20 +140,37 @@ pub fn finish(
     planned: &Planned,
     report: &RunReport,
 ) -> i32 {
+    finish_with(format, prepared, config, planned, report).0
+}
+
+/// [`finish`], also giving the host paths the run itself changed.
+pub fn finish_with(
+    format: RunFormat,
+    prepared: &Prepared,
+    config: &RunConfig,
+    planned: &Planned,
+    report: &RunReport,
+) -> (i32, clnrm_core::inputs::written::Written) {
     print_report(format, report, Some(prepared));
     let mut code = exit_code(report, config.flaky_fails);
+    let mut written = clnrm_core::inputs::written::Written::new();
     match pipeline::conclude(&prepared.project, config, planned, report) {
-        Ok(Concluded { recorded, warnings }) => {
+        Ok(Concluded {
+            recorded,
+            warnings,
+            written_inputs,
+        }) => {
             for w in warnings {
                 eprintln!("warning: {w}");
             }
             if let Some(r) = recorded {
                 say_recorded(&prepared.project, &r);
             }
+            written = written_inputs;
         }
         Err(e) => code = code.max(pipeline_error(&e)),
     }
-    code
+    (code, written)
 }
 
 /// Prints a machine format of `report` on stdout (the human one is live). The files
@@ -241,9 +258,15 @@ pub fn say_recorded(project: &clnrm_core::project::Project, r: &clnrm_core::diff
     }
     eprintln!(
         "recorded the span trees of {} in {}",
-        plural(r.count, "scenario"),
+        plural(r.count(), "scenario"),
         layout.baseline().display()
     );
+    if !r.not_recorded.is_empty() {
+        eprintln!("not recorded ({}):", r.not_recorded.len());
+        for (id, why) in &r.not_recorded {
+            eprintln!("  {id}: {why}");
+        }
+    }
 }
 
 /// Says what went wrong; the exit code, the same for a kind of failure in every command.

@@ -1,11 +1,13 @@
 //! `clnrm watch`: run once, then on every batch of saves re-render and re-validate the
 //! files they affect (following `{% include/import/extends %}`, so editing a shared
-//! partial re-runs every template that uses it) and run their scenarios; the cache
+//! partial re-runs every template that uses it, and the host paths their services
+//! bind-mount, so editing a mounted config re-runs its scenarios) and run their
+//! scenarios; the cache
 //! makes unchanged ones free. One session of warm containers serves every cycle. A save
 //! that does not validate prints its diagnostics and the watch goes on. Saves during a
 //! cycle are queued into one follow-up cycle. Ctrl-C ends it with no container left.
 
-use super::run::{finish, flags, pipeline_error};
+use super::run::{finish_with, flags, pipeline_error};
 use super::{Output, connect_engine, end_session, prepare, print_prepared, runtime, watch_signals};
 use crate::cli::{RunFormat, WatchArgs};
 use crate::exit;
@@ -15,7 +17,7 @@ use clnrm_core::config::RunConfig;
 use clnrm_core::discover::is_test_file_name;
 use clnrm_core::exec::{RunOwner, Session, Stop};
 use clnrm_core::pipeline::{self, Prepared};
-use clnrm_core::plan::{Intake, intake};
+use clnrm_core::plan::{Intake, file_inputs, intake};
 use clnrm_core::project::{Layout, Project};
 use clnrm_core::watch::{Filter, Source};
 use std::collections::{BTreeMap, BTreeSet};
@@ -48,10 +50,26 @@ fn dependency_map(prepared: &Prepared) -> BTreeMap<PathBuf, Vec<PathBuf>> {
         .collect()
 }
 
-/// The test files a batch of changed paths affects; `None` means all of them.
+/// Test file → the host paths its services bind-mount.
+fn input_map(prepared: &Prepared) -> BTreeMap<PathBuf, BTreeSet<PathBuf>> {
+    prepared
+        .files
+        .iter()
+        .map(|f| (canonical(&f.path), file_inputs(f)))
+        .collect()
+}
+
+/// Every host path some test file bind-mounts.
+fn all_inputs(inputs: &BTreeMap<PathBuf, BTreeSet<PathBuf>>) -> BTreeSet<PathBuf> {
+    inputs.values().flatten().cloned().collect()
+}
+
+/// The test files a batch of changed paths affects (through templates they use or
+/// host paths they mount); `None` means all of them.
 fn affected(
     batch: &BTreeSet<PathBuf>,
     deps: &BTreeMap<PathBuf, Vec<PathBuf>>,
+    inputs: &BTreeMap<PathBuf, BTreeSet<PathBuf>>,
 ) -> Option<BTreeSet<PathBuf>> {
     let mut out = BTreeSet::new();
     for p in batch {
@@ -71,6 +89,16 @@ fn affected(
                 out.insert(file.clone());
             }
         }
+        // A mounted path may be written as the user wrote it (no symlinks resolved).
+        let raw = p.clone();
+        for (file, mounts) in inputs {
+            if mounts
+                .iter()
+                .any(|m| raw.starts_with(m) || p.starts_with(canonical(m)))
+            {
+                out.insert(file.clone());
+            }
+        }
     }
     Some(out)
 }
@@ -81,6 +109,10 @@ struct Watch {
     owner: RunOwner,
     stop: Stop,
     deps: BTreeMap<PathBuf, Vec<PathBuf>>,
+    inputs: BTreeMap<PathBuf, BTreeSet<PathBuf>>,
+    /// Files in mounted host paths the runs themselves write: their changes start no
+    /// cycle.
+    written: BTreeSet<PathBuf>,
 }
 
 async fn watch(args: WatchArgs) -> i32 {
@@ -117,7 +149,8 @@ async fn watch(args: WatchArgs) -> i32 {
         eprintln!("warning: {w}");
     }
     let debounce = Duration::from_millis(args.debounce.unwrap_or(project.config.watch.debounce_ms));
-    let source = match start_source(&project, &paths) {
+    let inputs = input_map(&first);
+    let source = match start_source(&project, &paths, &all_inputs(&inputs)) {
         Ok(s) => s,
         Err(e) => {
             eprintln!(
@@ -138,8 +171,16 @@ async fn watch(args: WatchArgs) -> i32 {
         owner,
         stop: stop.clone(),
         deps: dependency_map(&first),
+        inputs,
+        written: BTreeSet::new(),
     };
+    let watched_inputs = source.inputs();
+    // What earlier runs wrote into their own mounts starts no cycle.
+    watched_inputs.ignore(&clnrm_core::inputs::written::files(
+        &clnrm_core::inputs::written::load(&project.layout().cache()),
+    ));
     w.cycle(first).await;
+    watched_inputs.ignore(&w.written);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let stopping = cancel.clone();
     std::thread::spawn(move || {
@@ -159,14 +200,19 @@ async fn watch(args: WatchArgs) -> i32 {
         while let Ok(more) = rx.try_recv() {
             batch.extend(more);
         }
-        let targets = match affected(&batch, &w.deps) {
+        let targets = match affected(&batch, &w.deps, &w.inputs) {
             None => paths.clone(),
             Some(files) if files.is_empty() => continue,
             Some(files) => files.into_iter().collect(),
         };
         let prepared = prepare(&targets, &w.args.run.vars);
         w.deps.extend(dependency_map(&prepared));
+        w.inputs.extend(input_map(&prepared));
+        if let Err(e) = watched_inputs.add(&all_inputs(&w.inputs)) {
+            eprintln!("warning: cannot watch a bind-mounted path: {e}");
+        }
         w.cycle(prepared).await;
+        watched_inputs.ignore(&w.written);
         if cancel.is_cancelled() {
             break;
         }
@@ -175,7 +221,11 @@ async fn watch(args: WatchArgs) -> i32 {
     exit::INTERRUPTED
 }
 
-fn start_source(project: &Project, paths: &[PathBuf]) -> notify::Result<Source> {
+fn start_source(
+    project: &Project,
+    paths: &[PathBuf],
+    inputs: &BTreeSet<PathBuf>,
+) -> notify::Result<Source> {
     let root = canonical(&project.root);
     let cfg = &project.config.watch;
     let filter = Filter::new(&root, &cfg.patterns, &cfg.ignore_patterns, &[]);
@@ -186,7 +236,7 @@ fn start_source(project: &Project, paths: &[PathBuf]) -> notify::Result<Source> 
             watched.push(dir);
         }
     }
-    Source::new(&watched, filter)
+    Source::new(&watched, filter, inputs)
 }
 
 impl Watch {
@@ -227,6 +277,8 @@ impl Watch {
             self.stop.clone(),
         )
         .await;
-        finish(format, &prepared, &config, &planned, &report);
+        let (_, written) = finish_with(format, &prepared, &config, &planned, &report);
+        self.written
+            .extend(clnrm_core::inputs::written::files(&written));
     }
 }

@@ -6,17 +6,28 @@
 //! foreign-version file is replaced with a warning; `cache.max_entries` evicts the
 //! least recently used entries.
 //!
-//! The key encoding: SHA-256 over length-prefixed parts ([`key`]): the clnrm version;
-//! the file's `service`, `limits`, `otel` and `expect` tables as rendered, each as JSON
-//! (sorted keys); the outside variables as JSON (sorted keys); the scenario's own
-//! table as JSON; its planned steps and environment as JSON (fields in declaration
-//! order, durations in milliseconds, regexes as their pattern); the ids of its images;
-//! its baseline entry as JSON. No part is a `Debug` rendering, so a key changes only
-//! when something that decides the outcome does.
+//! A key ([`Key`]) is made of named parts, each a hash or an id, and is the SHA-256
+//! over them, length-prefixed ([`key`]):
+//! - `definition`: the clnrm version; the file's `service`, `limits`, `otel` and
+//!   `expect` tables as rendered, each as JSON (sorted keys); the outside variables as
+//!   JSON (sorted keys); the scenario's own table as JSON; its planned steps and
+//!   environment as JSON (fields in declaration order, durations in milliseconds,
+//!   regexes as their pattern);
+//! - `image <name>`: the id of each of its images;
+//! - `baseline`: its baseline entry as JSON;
+//! - `input <path>`: the digest of each host path its services bind-mount (see
+//!   `inputs`);
+//! - `snapshot <path>`: each output snapshot it compares with (and its redactions).
+//!
+//! No part is a `Debug` rendering, so a key changes only when something that decides
+//! the outcome does. An entry keeps its parts (shortened) so that `clnrm cache stats
+//! --explain` can say which one changed since the last run.
+
+pub mod explain;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -38,6 +49,52 @@ pub struct Entry {
     pub duration_ms: u64,
     /// When it was last used (run or hit), milliseconds since the epoch.
     pub last_used_ms: u64,
+    /// The key's parts, name → value shortened to [`PART_LEN`] characters.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub parts: BTreeMap<String, String>,
+}
+
+/// Characters of a part's value an entry keeps: enough to tell two apart.
+pub const PART_LEN: usize = 16;
+
+/// A scenario's cache key: named parts, in order, and whether it may be skipped at all.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Key {
+    /// `(name, value)`: `definition`, `image <name>`, `baseline`, `input <path>`,
+    /// `snapshot <path>`.
+    pub parts: Vec<(String, String)>,
+    /// Why a run of it may never be skipped (an input that cannot be summarised).
+    pub uncacheable: Option<String>,
+}
+
+impl Key {
+    /// Adds a part.
+    pub fn push(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.parts.push((name.into(), value.into()));
+    }
+
+    /// The key itself: SHA-256 over the parts.
+    pub fn digest(&self) -> String {
+        key(self
+            .parts
+            .iter()
+            .flat_map(|(n, v)| [n.as_str(), v.as_str()]))
+    }
+
+    /// The parts as an entry keeps them.
+    pub fn short_parts(&self) -> BTreeMap<String, String> {
+        self.parts
+            .iter()
+            .map(|(n, v)| (n.clone(), short(v)))
+            .collect()
+    }
+}
+
+/// `value` as an entry keeps it: without a `sha256:` prefix, at most [`PART_LEN`]
+/// characters.
+pub fn short(value: &str) -> String {
+    let v = value.strip_prefix("sha256:").unwrap_or(value);
+    v.chars().take(PART_LEN).collect()
 }
 
 /// Hits and misses of the last run that wrote the file.
@@ -117,6 +174,14 @@ fn read(path: &Path) -> Result<CacheFile, String> {
     Ok(file)
 }
 
+/// The name of an input's part starts so: `input <path>`.
+pub const INPUT_PART: &str = "input ";
+
+/// Where the file lists of directory inputs are kept under `dir` (`.clnrm/cache`).
+pub fn manifests_dir(dir: &Path) -> PathBuf {
+    dir.join("manifests")
+}
+
 /// The cache file under `dir` (`.clnrm/cache`).
 pub fn file_path(dir: &Path) -> PathBuf {
     dir.join("hashes.json")
@@ -155,17 +220,27 @@ impl Cache {
     }
 
     /// Whether `id` with `key` would be skipped, without counting anything.
-    pub fn peek(&self, id: &str, key: &str) -> Lookup {
+    pub fn peek(&self, id: &str, key: &Key) -> Lookup {
+        if key.uncacheable.is_some() {
+            return Lookup::Miss;
+        }
+        let digest = key.digest();
         match self.file.entries.get(id) {
-            Some(e) if e.passed && e.key == key => Lookup::Hit,
+            Some(e) if e.passed && e.key == digest => Lookup::Hit,
             _ => Lookup::Miss,
         }
     }
 
+    /// The entry of `id` as loaded (its last run before this one).
+    pub fn entry(&self, id: &str) -> Option<&Entry> {
+        self.file.entries.get(id)
+    }
+
     /// Whether `id` with `key` may be skipped. Counts a hit or a miss.
-    pub fn lookup(&mut self, id: &str, key: &str) -> Lookup {
+    pub fn lookup(&mut self, id: &str, key: &Key) -> Lookup {
+        let digest = key.digest();
         match self.file.entries.get(id) {
-            Some(e) if e.passed && e.key == key => {
+            Some(e) if e.passed && e.key == digest && key.uncacheable.is_none() => {
                 self.stats.hits += 1;
                 let mut e = e.clone();
                 e.last_used_ms = now_ms();
@@ -193,14 +268,15 @@ impl Cache {
     }
 
     /// Records a run of `id`; only a passing run can make a later lookup hit.
-    pub fn record(&mut self, id: &str, key: &str, passed: bool, duration: Duration) {
+    pub fn record(&mut self, id: &str, key: &Key, passed: bool, duration: Duration) {
         self.updates.insert(
             id.to_owned(),
             Entry {
-                key: key.to_owned(),
+                key: key.digest(),
                 passed,
                 duration_ms: duration.as_millis() as u64,
                 last_used_ms: now_ms(),
+                parts: key.short_parts(),
             },
         );
     }
@@ -230,6 +306,15 @@ impl Cache {
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
         std::fs::write(&tmp, text)?;
         std::fs::rename(&tmp, &path)?;
+        // The file lists of directory inputs no entry names any more.
+        let named: BTreeSet<String> = file
+            .entries
+            .values()
+            .flat_map(|e| &e.parts)
+            .filter(|(n, _)| n.starts_with(INPUT_PART))
+            .map(|(_, v)| v.clone())
+            .collect();
+        crate::inputs::manifest::prune(&manifests_dir(&self.dir), &named);
         lock.unlock()
     }
 }
@@ -246,6 +331,7 @@ impl Cache {
             && self.updates.iter().all(|(id, new)| {
                 self.file.entries.get(id).is_some_and(|old| {
                     old.key == new.key
+                        && old.parts == new.parts
                         && old.passed == new.passed
                         && old.duration_ms == new.duration_ms
                         && new.last_used_ms.saturating_sub(old.last_used_ms) < RECENCY
@@ -301,31 +387,43 @@ pub fn summary(dir: &Path) -> Summary {
     }
 }
 
-/// Empties the cache under `dir`.
+/// Empties the cache under `dir`: the entries, the stat index of host inputs and the
+/// file lists of directory inputs.
 pub fn clear(dir: &Path) -> std::io::Result<()> {
-    match std::fs::remove_file(file_path(dir)) {
+    let gone = |r: std::io::Result<()>| match r {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
-    }
+    };
+    gone(std::fs::remove_file(file_path(dir)))?;
+    gone(std::fs::remove_file(crate::inputs::StatIndex::file_path(
+        dir,
+    )))?;
+    gone(std::fs::remove_dir_all(manifests_dir(dir)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn k(value: &str) -> Key {
+        let mut k = Key::default();
+        k.push("definition", value);
+        k
+    }
+
     #[test]
     fn only_a_passing_run_with_the_same_key_hits() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut c = Cache::open(dir.path());
-        assert_eq!(c.lookup("a", "k1"), Lookup::Miss);
-        c.record("a", "k1", true, Duration::from_millis(40));
-        c.record("b", "k2", false, Duration::from_millis(50));
+        assert_eq!(c.lookup("a", &k("k1")), Lookup::Miss);
+        c.record("a", &k("k1"), true, Duration::from_millis(40));
+        c.record("b", &k("k2"), false, Duration::from_millis(50));
         c.save(100).expect("save");
         let mut c = Cache::open(dir.path());
-        assert_eq!(c.lookup("a", "k1"), Lookup::Hit);
-        assert_eq!(c.lookup("a", "other"), Lookup::Miss);
+        assert_eq!(c.lookup("a", &k("k1")), Lookup::Hit);
+        assert_eq!(c.lookup("a", &k("other")), Lookup::Miss);
         assert_eq!(
-            c.lookup("b", "k2"),
+            c.lookup("b", &k("k2")),
             Lookup::Miss,
             "failures are never cached"
         );
@@ -343,7 +441,7 @@ mod tests {
             "{:?}",
             c.warning
         );
-        c.record("a", "k", true, Duration::ZERO);
+        c.record("a", &k("k"), true, Duration::ZERO);
         c.save(10).expect("save");
         assert!(Cache::open(dir.path()).warning.is_none());
         let foreign =
@@ -361,7 +459,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut c = Cache::open(dir.path());
         for i in 0..5 {
-            c.record(&format!("s{i}"), "k", true, Duration::ZERO);
+            c.record(&format!("s{i}"), &k("k"), true, Duration::ZERO);
             std::thread::sleep(Duration::from_millis(2));
         }
         c.save(3).expect("save");
@@ -381,7 +479,7 @@ mod tests {
                 let d = dir.path().to_path_buf();
                 std::thread::spawn(move || {
                     let mut c = Cache::open(&d);
-                    c.record(&format!("s{i}"), "k", true, Duration::ZERO);
+                    c.record(&format!("s{i}"), &k("k"), true, Duration::ZERO);
                     c.save(100).expect("save");
                 })
             })

@@ -45,7 +45,7 @@ codes! {
     BadEnum = "0104", "E", "a value is not one of the allowed words";
     DuplicateScenario = "0105", "E", "two scenarios in one file have the same name";
     DuplicatePort = "0106", "E", "a port is listed twice";
-    RelativeVolumePath = "0107", "E", "a volume path is not absolute";
+    RelativeVolumePath = "0107", "E", "a volume's container path is not absolute, or its host path is empty";
     BadTimestamp = "0108", "E", "a timestamp is not RFC 3339";
     BadRegex = "0109", "E", "a regular expression does not compile";
     BadGlob = "0110", "E", "a glob does not compile (no longer given: span-name patterns always compile)";
@@ -58,7 +58,7 @@ codes! {
     OutOfRange = "0117", "E", "a number is outside its allowed range";
     NothingToRun = "0118", "E", "a scenario has neither `run` nor `steps`";
     AmbiguousService = "0119", "E", "a step or scenario does not say which service to run in";
-    BadValue = "0120", "E", "a value is malformed (URL, artifact, pair)";
+    BadValue = "0120", "E", "a value is malformed (URL, artifact, pair, allowed host)";
     DependencyCycle = "0121", "E", "services' `depends_on` form a cycle";
     UnknownCapture = "0122", "E", "a `${name}` that no earlier step of the scenario captures";
     UnknownKey = "0001", "W", "a key is not part of the format (probably a typo)";

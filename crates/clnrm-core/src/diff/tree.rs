@@ -44,6 +44,22 @@ pub struct SpanTree {
     pub roots: Vec<Node>,
 }
 
+/// Attributes that change with every connection (a client's port and address, a
+/// server's view of its peer): left out of trees unless `diff.keep_attributes`
+/// names them. `net.host.port` is left out of CLIENT spans only (their own port).
+pub const PER_CONNECTION: &[&str] = &[
+    "net.peer.port",
+    "net.peer.ip",
+    "net.sock.peer.*",
+    "client.port",
+    "client.address",
+    "network.peer.port",
+    "network.peer.address",
+];
+
+/// `net.host.port` of a CLIENT span: the client's own port, new each connection.
+const CLIENT_HOST_PORT: &str = "net.host.port";
+
 /// How to normalise.
 #[derive(Clone, Debug, Default)]
 pub struct Normalize {
@@ -51,22 +67,93 @@ pub struct Normalize {
     pub ignore_timestamps: bool,
     /// Attribute keys to leave out (globs).
     pub ignore_attributes: Option<globset::GlobSet>,
+    /// Per-connection keys left out ([`PER_CONNECTION`] less `diff.keep_attributes`);
+    /// `None` keeps them all.
+    pub per_connection: Option<globset::GlobSet>,
+    /// Whether a CLIENT span's `net.host.port` is left out.
+    pub client_host_port: bool,
+}
+
+fn glob_set<'a>(globs: impl IntoIterator<Item = &'a str>) -> Option<globset::GlobSet> {
+    let mut set = globset::GlobSetBuilder::new();
+    for g in globs {
+        if let Ok(g) = globset::Glob::new(g) {
+            set.add(g);
+        }
+    }
+    set.build().ok().filter(|s| !s.is_empty())
 }
 
 impl Normalize {
-    /// From `diff.ignore_timestamps` and `diff.ignore_attributes`; bad globs are skipped.
+    /// From `diff.ignore_timestamps` and `diff.ignore_attributes`; bad globs are
+    /// skipped. Per-connection attributes are left out.
     pub fn new(ignore_timestamps: bool, ignore_attributes: &[String]) -> Self {
-        let mut set = globset::GlobSetBuilder::new();
-        for g in ignore_attributes {
-            if let Ok(g) = globset::Glob::new(g) {
-                set.add(g);
-            }
-        }
+        Self::with_kept(ignore_timestamps, ignore_attributes, &[])
+    }
+
+    /// [`Normalize::new`], keeping the per-connection attributes `keep` names
+    /// (`diff.keep_attributes`, globs).
+    pub fn with_kept(
+        ignore_timestamps: bool,
+        ignore_attributes: &[String],
+        keep: &[String],
+    ) -> Self {
+        let keep = glob_set(keep.iter().map(String::as_str));
+        let kept = |k: &str| keep.as_ref().is_some_and(|g| g.is_match(k));
         Self {
             ignore_timestamps,
-            ignore_attributes: set.build().ok().filter(|s| !s.is_empty()),
+            ignore_attributes: glob_set(ignore_attributes.iter().map(String::as_str)),
+            per_connection: glob_set(PER_CONNECTION.iter().copied().filter(|k| {
+                // A glob kept whole, or any key of a family kept ("net.sock.peer.*").
+                !kept(k) && !kept(&k.replace('*', "addr"))
+            })),
+            client_host_port: !kept(CLIENT_HOST_PORT),
         }
     }
+
+    /// Whether attribute `key` of a span of `kind` is left out of its tree.
+    pub fn ignores(&self, key: &str, kind: SpanKind) -> bool {
+        self.ignore_attributes
+            .as_ref()
+            .is_some_and(|g| g.is_match(key))
+            || self
+                .per_connection
+                .as_ref()
+                .is_some_and(|g| g.is_match(key))
+            || (self.client_host_port && kind == SpanKind::Client && key == CLIENT_HOST_PORT)
+    }
+}
+
+/// `value` with each occurrence of a container identity (a whole word: not inside a
+/// longer name or address) replaced by the service id it stands for.
+fn with_service_ids(value: &str, identities: &BTreeMap<String, String>) -> Option<String> {
+    let name = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    let mut out = String::new();
+    let mut rest = value;
+    let mut changed = false;
+    'scan: while !rest.is_empty() {
+        for (ident, service) in identities.iter().rev() {
+            if let Some(after) = rest.strip_prefix(ident.as_str()) {
+                let before_ok = !out.chars().next_back().is_some_and(|c| name(c) || c == '.');
+                // Followed by a port or a path, not by more of a name or an address.
+                let after_ok = match after.chars().next() {
+                    None => true,
+                    Some('.') => !after[1..].starts_with(|c: char| c.is_ascii_alphanumeric()),
+                    Some(c) => !name(c),
+                };
+                if before_ok && after_ok {
+                    out.push_str(service);
+                    rest = after;
+                    changed = true;
+                    continue 'scan;
+                }
+            }
+        }
+        let c = rest.chars().next().unwrap_or_default();
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    changed.then_some(out)
 }
 
 impl Node {
@@ -106,6 +193,17 @@ impl Node {
 impl SpanTree {
     /// The normalised tree of `spans`.
     pub fn from_spans(spans: &[SpanRecord], opts: &Normalize) -> Self {
+        Self::from_spans_in(spans, opts, &BTreeMap::new())
+    }
+
+    /// The normalised tree of `spans` from a scenario whose containers' identities
+    /// (ids, host names, addresses) stand for the services in `identities`: a value
+    /// holding one holds the service id instead, so that it is the same every run.
+    pub fn from_spans_in(
+        spans: &[SpanRecord],
+        opts: &Normalize,
+        identities: &BTreeMap<String, String>,
+    ) -> Self {
         let key = |trace: &str, id: &str| format!("{trace}/{id}");
         let present: HashMap<String, usize> = spans
             .iter()
@@ -130,16 +228,34 @@ impl SpanTree {
         let mut tree = SpanTree {
             roots: roots
                 .iter()
-                .map(|&r| build(r, spans, &children, opts, &mut seen))
+                .map(|&r| build(r, spans, &children, (opts, identities), &mut seen))
                 .collect(),
         };
         for i in 0..spans.len() {
             if !seen[i] {
-                tree.roots.push(build(i, spans, &children, opts, &mut seen));
+                tree.roots
+                    .push(build(i, spans, &children, (opts, identities), &mut seen));
             }
         }
         tree.canonicalize();
         tree
+    }
+
+    /// This tree (a stored one) with the attributes `opts` leaves out removed, so that
+    /// a baseline recorded before an attribute was ignored compares as if it had been.
+    pub fn normalized(mut self, opts: &Normalize) -> Self {
+        fn strip(node: &mut Node, opts: &Normalize) {
+            let kind = node.kind;
+            node.attributes.retain(|k, _| !opts.ignores(k, kind));
+            for c in &mut node.children {
+                strip(c, opts);
+            }
+        }
+        for r in &mut self.roots {
+            strip(r, opts);
+        }
+        self.canonicalize();
+        self
     }
 
     /// Sorts and rehashes every node (after loading or editing).
@@ -156,7 +272,7 @@ fn build(
     i: usize,
     spans: &[SpanRecord],
     children: &HashMap<usize, Vec<usize>>,
-    opts: &Normalize,
+    (opts, identities): (&Normalize, &BTreeMap<String, String>),
     seen: &mut [bool],
 ) -> Node {
     seen[i] = true;
@@ -178,13 +294,16 @@ fn build(
         attributes: s
             .attributes
             .iter()
-            .filter(|(k, _)| {
-                !opts
-                    .ignore_attributes
-                    .as_ref()
-                    .is_some_and(|g| g.is_match(k.as_str()))
+            .filter(|(k, _)| !opts.ignores(k, s.kind))
+            .map(|(k, v)| {
+                let v = match v {
+                    AttrValue::Str(text) if !identities.is_empty() => {
+                        with_service_ids(text, identities).map_or_else(|| v.clone(), AttrValue::Str)
+                    }
+                    _ => v.clone(),
+                };
+                (k.clone(), v)
             })
-            .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         events: events.into_iter().map(|(_, n)| n.to_owned()).collect(),
         duration_ms: (!opts.ignore_timestamps).then(|| s.duration_ms()),
@@ -194,7 +313,8 @@ fn build(
     };
     for c in kids {
         if !seen[c] {
-            node.children.push(build(c, spans, children, opts, seen));
+            node.children
+                .push(build(c, spans, children, (opts, identities), seen));
         }
     }
     node

@@ -40,7 +40,7 @@ pub(super) struct Dispatcher<E> {
     pub queue: Queue,
     pub results: Vec<Option<ScenarioResult>>,
     /// Cache key of each scenario of the plan.
-    pub keys: Vec<String>,
+    pub keys: Vec<crate::cache::Key>,
     pub cache: Option<Arc<Mutex<Cache>>>,
     pub events: UnboundedSender<Event>,
     pub workers: usize,

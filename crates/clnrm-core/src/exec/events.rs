@@ -242,6 +242,9 @@ pub struct ServiceReport {
     pub oom_killed: bool,
     /// The last lines of its log (stdout and stderr, timestamped).
     pub log_tail: String,
+    /// Its main process was clnrm's shell, which ran the steps (no log of its own).
+    #[serde(default)]
+    pub agent: bool,
 }
 
 /// How a scenario's span tree differs from its baseline.

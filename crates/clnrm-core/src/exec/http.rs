@@ -41,6 +41,9 @@ impl Answer {
     }
 }
 
+/// The `User-Agent` of an HTTP step that sets none.
+pub const USER_AGENT: &str = concat!("clnrm/", env!("CARGO_PKG_VERSION"));
+
 /// Sends `spec` (its `${name}` already resolved) to `addr`, the published port of
 /// `target`, the container its URL names; the `Host` header is the URL's, as the
 /// service would see it from a peer. The caller bounds the time.
@@ -66,10 +69,15 @@ pub async fn send(
             hyper::header::HOST,
             format!("{}:{}", target.host, target.port),
         );
-    let mut has_type = false;
+    let (mut has_type, mut has_agent) = (false, false);
     for (k, v) in spec.headers.iter().chain(extra) {
         has_type |= k.eq_ignore_ascii_case("content-type");
+        has_agent |= k.eq_ignore_ascii_case("user-agent");
         request = request.header(k.as_str(), v.as_str());
+    }
+    // Every real client names itself; some servers refuse or crash without it.
+    if !has_agent {
+        request = request.header(hyper::header::USER_AGENT, USER_AGENT);
     }
     let body = match &spec.body {
         None => Bytes::new(),

@@ -24,6 +24,7 @@ mod worker;
 
 pub use dispatcher::CancelReason;
 pub use events::{Event, Reason, ScenarioDiff, ScenarioResult, ServiceReport, Status, StepResult};
+pub use queue::{scenario_key, with_snapshots};
 pub use reaper::{RUN_LABEL, RunOwner, reap};
 pub use session::Session;
 
@@ -54,6 +55,8 @@ pub struct RunOptions {
     pub baseline: Option<Arc<BaselineCheck>>,
     /// Skip scenarios unchanged since their last passing run, and record this run.
     pub cache: Option<Arc<Mutex<Cache>>>,
+    /// The digests of the host paths the scenarios read (taken with the cache).
+    pub inputs: Option<Arc<crate::inputs::Digests>>,
     /// Run everything, whatever the cache says (it is still updated).
     pub force: bool,
     /// Runs after a failure, for scenarios without their own `retries`.
@@ -120,7 +123,12 @@ pub fn all_cached(
     if opts.force {
         return None;
     }
-    let keys = queue::cache_keys(plan, image_ids, opts.baseline.as_deref());
+    let keys = queue::cache_keys(
+        plan,
+        image_ids,
+        opts.baseline.as_deref(),
+        opts.inputs.as_deref(),
+    );
     let mut c = lock(cache);
     if plan
         .selected()

@@ -3,62 +3,85 @@
 //! then file order), and how many queued scenarios need each environment key.
 
 use super::RunOptions;
-use crate::cache::Lookup;
+use crate::cache::{INPUT_PART, Key, Lookup};
 use crate::diff::BaselineCheck;
-use crate::plan::Plan;
-use std::collections::{HashMap, VecDeque};
+use crate::inputs::{Digests, InputDigest};
+use crate::plan::{Plan, PlannedScenario};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
-/// Each scenario's cache key: its fingerprint, the ids of its images, its baseline
-/// ([`with_snapshots`] adds its output snapshots when the key is used).
+/// Each scenario's cache key: its fingerprint, the ids of its images, its baseline,
+/// the digests of the host paths it reads ([`with_snapshots`] adds its output
+/// snapshots when the key is used).
 pub(super) fn cache_keys(
     plan: &Plan,
     image_ids: &HashMap<String, String>,
     baseline: Option<&BaselineCheck>,
-) -> Vec<String> {
+    inputs: Option<&Digests>,
+) -> Vec<Key> {
     plan.scenarios
         .iter()
-        .map(|sc| {
-            let mut parts = vec![sc.fingerprint.clone()];
-            parts.extend(
-                sc.env
-                    .services
-                    .iter()
-                    .map(|s| image_ids.get(&s.image).cloned().unwrap_or_default()),
-            );
-            let recorded = baseline
-                .and_then(|b| b.baseline.scenarios.get(&sc.id.0))
-                .and_then(|t| serde_json::to_string(t).ok())
-                .unwrap_or_default();
-            parts.push(recorded);
-            crate::cache::key(parts.iter().map(String::as_str))
-        })
+        .map(|sc| scenario_key(sc, image_ids, baseline, inputs))
         .collect()
+}
+
+/// The cache key of `sc` (see `cache` for its parts).
+pub fn scenario_key(
+    sc: &PlannedScenario,
+    image_ids: &HashMap<String, String>,
+    baseline: Option<&BaselineCheck>,
+    inputs: Option<&Digests>,
+) -> Key {
+    let mut key = Key::default();
+    key.push("definition", sc.fingerprint.clone());
+    let images: BTreeSet<&str> = sc.env.services.iter().map(|s| s.image.as_str()).collect();
+    for image in images {
+        key.push(
+            format!("image {image}"),
+            image_ids.get(image).cloned().unwrap_or_default(),
+        );
+    }
+    let recorded = baseline
+        .and_then(|b| b.baseline.scenarios.get(&sc.id.0))
+        .and_then(|t| serde_json::to_string(t).ok())
+        .map_or_else(|| "none".to_owned(), |t| crate::cache::key([t.as_str()]));
+    key.push("baseline", recorded);
+    for path in sc.host_inputs() {
+        let name = format!("{INPUT_PART}{}", path.display());
+        match inputs.and_then(|d| d.get(&path)) {
+            Some(InputDigest::Known { hash, .. }) => key.push(name, hash.clone()),
+            Some(InputDigest::Unknowable(why)) => {
+                key.uncacheable = Some(format!("{}: {why}", path.display()));
+                key.push(name, "unknowable");
+            }
+            None => {
+                key.uncacheable = Some(format!("{}: its content was not read", path.display()));
+                key.push(name, "unread");
+            }
+        }
+    }
+    key
 }
 
 /// `key` with the output snapshots of `sc`'s steps (their redactions and the hash of
 /// each file, read now): a run that writes one (`--update-snapshots`) records the key
 /// of what it wrote.
-pub(super) fn with_snapshots(key: &str, sc: &crate::plan::PlannedScenario) -> String {
-    let mut specs = sc
-        .steps
-        .iter()
-        .filter_map(|s| s.snapshot.as_deref())
-        .peekable();
-    if specs.peek().is_none() {
-        return key.to_owned();
+pub fn with_snapshots(key: &Key, sc: &PlannedScenario) -> Key {
+    let mut key = key.clone();
+    for spec in sc.steps.iter().filter_map(|s| s.snapshot.as_deref()) {
+        let redact = serde_json::to_string(&*spec.redact).unwrap_or_default();
+        let file = crate::snapshots::hash_of(&spec.path);
+        key.push(
+            format!("snapshot {}", spec.path.display()),
+            crate::cache::key([redact.as_str(), file.as_str()]),
+        );
     }
-    let mut parts = vec![key.to_owned()];
-    for spec in specs {
-        parts.push(serde_json::to_string(&*spec.redact).unwrap_or_default());
-        parts.push(crate::snapshots::hash_of(&spec.path));
-    }
-    crate::cache::key(parts.iter().map(String::as_str))
+    key
 }
 
 /// The dispatch order and the scenarios the cache lets skip.
 pub(super) fn queue_order(
     plan: &Plan,
-    keys: &[String],
+    keys: &[Key],
     opts: &RunOptions,
 ) -> (Vec<usize>, Vec<usize>) {
     let mut order = Vec::new();

@@ -1,7 +1,8 @@
 //! What a scenario's services did (SPEC §7.2): whether one that was to keep running
 //! exited, and each one's log, read once the scenario is over, saved whole as an
 //! artifact and reported as a tail. Only containers that run their own command have
-//! a log of their own; an agent's main process is clnrm's shell.
+//! a log of their own; an agent's main process is clnrm's shell (such a service is
+//! reported too, marked `agent`, so a report names every service a scenario started).
 
 use super::events::ServiceReport;
 use super::pool::{Env, Pool};
@@ -81,13 +82,32 @@ pub async fn report<E: ContainerEngine>(
     let mut reports = Vec::new();
     let mut logs = Vec::new();
     let spec = env.spec.clone();
-    for (service, container) in own_command(env) {
+    // In the services' order; those clnrm's shell drives are the scenario's too:
+    // named, with no log of their own.
+    let members: Vec<(String, String, bool)> = env
+        .members
+        .iter()
+        .map(|m| (m.service.clone(), m.container.clone(), m.agent.is_some()))
+        .collect();
+    for (service, container, agent) in members {
         let image = spec
             .services
             .iter()
             .find(|s| s.id == service)
             .map(|s| s.image.clone())
             .unwrap_or_default();
+        if agent {
+            reports.push(ServiceReport {
+                id: service,
+                image,
+                container: container.chars().take(12).collect(),
+                exit_code: None,
+                oom_killed: false,
+                log_tail: String::new(),
+                agent: true,
+            });
+            continue;
+        }
         let state = pool.engine().inspect(&container).await.ok();
         let log = pool
             .engine()
@@ -112,6 +132,7 @@ pub async fn report<E: ContainerEngine>(
                 .and_then(|s| s.exit_code),
             oom_killed: state.as_ref().is_some_and(|s| s.oom_killed),
             log_tail: last_lines(&log, LOG_TAIL_LINES),
+            agent: false,
         });
         logs.push(ServiceLog {
             service,

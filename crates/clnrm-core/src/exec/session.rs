@@ -103,7 +103,12 @@ impl<E: ContainerEngine> Session<E> {
             () = cancel.cancelled() => Images::default(),
         };
         self.pool.set_agent_shells(shells);
-        let keys = cache_keys(&plan, &image_ids, opts.baseline.as_deref());
+        let keys = cache_keys(
+            &plan,
+            &image_ids,
+            opts.baseline.as_deref(),
+            opts.inputs.as_deref(),
+        );
         let otlp_error = match (&self.receiver, &self.receiver_error) {
             (Some(_), _) => None,
             (None, Some(why)) => Some(why.clone()),

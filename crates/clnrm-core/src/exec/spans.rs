@@ -8,22 +8,20 @@ use crate::otel::{Overflow, SpanRecord, artifacts};
 use crate::plan::PlannedScenario;
 use std::path::Path;
 
-/// Where a scenario's spans are judged: its run's artifacts directory, id and
-/// baseline, and the hosts that are the scenario's own.
+/// Where a scenario's spans are judged: its run's baseline, and the hosts that are
+/// the scenario's own.
 #[derive(Clone, Copy)]
 pub struct RunPlace<'a> {
-    /// `.clnrm/artifacts`, when spans are saved.
-    pub artifacts_dir: Option<&'a Path>,
-    /// The run's id.
-    pub run_id: &'a str,
     /// The baseline to compare with.
     pub baseline: Option<&'a BaselineCheck>,
+    /// Its containers' ids, host names and addresses → their service ids.
+    pub identities: &'a std::collections::BTreeMap<String, String>,
     /// What the checks know of the scenario.
     pub scope: Scope<'a>,
 }
 
-/// Checks `spans` against the scenario's expectations and its baseline, and saves
-/// them; a passing scenario with unmet expectations or a different tree fails.
+/// Checks `spans` against the scenario's expectations and its baseline; a passing
+/// scenario with unmet expectations or a different tree fails.
 /// Expectations see the spans as sent (a file may expect a value it also hands over
 /// as a secret); the artifact and the baseline comparison see them with secrets
 /// masked, so that no secret reaches a file and a changed secret is no difference.
@@ -35,27 +33,16 @@ pub fn conclude(
     run: &RunPlace<'_>,
 ) {
     let RunPlace {
-        artifacts_dir,
-        run_id,
         baseline,
+        identities,
         scope,
     } = *run;
     result.spans = spans.len();
-    let masked = masked(sc, spans);
-    let shown = masked.as_deref().unwrap_or(spans);
-    if let Some(dir) = artifacts_dir
-        && !spans.is_empty()
-        && let Err(e) = artifacts::save(dir, &sc.id.0, run_id, shown)
-    {
-        let note = format!("could not save its spans under {}: {e}", dir.display());
-        result.message = Some(match result.message.take() {
-            Some(m) => format!("{m}; {note}"),
-            None => note,
-        });
-    }
     if result.status != Status::Passed {
         return;
     }
+    let masked = masked(sc, spans);
+    let shown = masked.as_deref().unwrap_or(spans);
     if let Some(over) = overflow {
         // The set is incomplete: no expectation or diff can be judged on it.
         result.status = Status::Failed;
@@ -63,10 +50,9 @@ pub fn conclude(
         result.message = Some(over.to_string());
         return;
     }
-    check_baseline(sc, result, shown, baseline);
-    if result.status != Status::Passed {
-        return;
-    }
+    // Both are judged, and both reported: an unmet expectation is not hidden by a
+    // tree that also differs (the reason is the first of expectation, diff).
+    let diff = baseline_diff(sc, shown, baseline, identities);
     let mut unmet: Vec<Unmet> = Vec::new();
     for set in &sc.expect {
         for u in check_in(set, spans, &scope) {
@@ -77,16 +63,101 @@ pub fn conclude(
             unmet.push(u);
         }
     }
-    if unmet.is_empty() {
+    if unmet.is_empty() && diff.is_none() {
         return;
     }
     result.status = Status::Failed;
-    result.reason = Some(Reason::Expectation);
     result.unmet = unmet
         .into_iter()
         .map(|u| u.map_text(|t| sc.masker.mask(t)))
         .collect();
-    result.message = Some(unmet_message(&result.unmet));
+    result.diff = diff;
+    result.reason = Some(if result.unmet.is_empty() {
+        Reason::Diff
+    } else {
+        Reason::Expectation
+    });
+    result.message = Some(span_message(result));
+}
+
+/// The message of a scenario whose spans failed: its unmet expectations, then how
+/// its tree differs from the baseline.
+pub fn span_message(result: &ScenarioResult) -> String {
+    let mut parts = Vec::new();
+    if !result.unmet.is_empty() {
+        parts.push(unmet_message(&result.unmet));
+    }
+    if let Some(d) = &result.diff {
+        let c = &d.counts;
+        parts.push(format!(
+            "span tree differs from the baseline: {} changed, {} missing, {} extra",
+            c.changed, c.missing, c.extra
+        ));
+    }
+    parts.join("; ")
+}
+
+/// Saves the scenario's spans (secrets masked) under `dir` with its verdict and the
+/// identities of its containers, for `clnrm diff`, baselines and report.html; none at
+/// all is saved too (so `diff` knows it ran and sent none).
+pub fn keep(
+    sc: &PlannedScenario,
+    result: &mut ScenarioResult,
+    spans: &[SpanRecord],
+    dir: &Path,
+    run_id: &str,
+    identities: std::collections::BTreeMap<String, String>,
+) {
+    let masked = masked(sc, spans);
+    let shown = masked.as_deref().unwrap_or(spans);
+    let meta = artifacts::Meta {
+        verdict: Some(artifacts::Verdict {
+            status: result.status.as_str().to_owned(),
+            reason: result.reason.map(|r| r.as_str().to_owned()),
+        }),
+        identities,
+    };
+    if let Err(e) = artifacts::save_with(dir, &sc.id.0, run_id, shown, &meta) {
+        let note = format!("could not save its spans under {}: {e}", dir.display());
+        result.message = Some(match result.message.take() {
+            Some(m) => format!("{m}; {note}"),
+            None => note,
+        });
+    }
+}
+
+/// `spans` without the traces clnrm's health probes caused: a trace whose root (a
+/// span whose parent is not among them) is a SERVER span that began while a probe
+/// of the environment ran (`windows`, ns since the epoch).
+pub fn without_probe_traffic(spans: Vec<SpanRecord>, windows: &[(u64, u64)]) -> Vec<SpanRecord> {
+    if windows.is_empty() {
+        return spans;
+    }
+    let present: std::collections::HashSet<(&str, &str)> = spans
+        .iter()
+        .map(|s| (s.trace_id.as_str(), s.span_id.as_str()))
+        .collect();
+    let probed: std::collections::HashSet<String> = spans
+        .iter()
+        .filter(|s| {
+            let root = s
+                .parent_span_id
+                .as_deref()
+                .is_none_or(|p| !present.contains(&(s.trace_id.as_str(), p)));
+            root && s.kind == crate::model::SpanKind::Server
+                && windows
+                    .iter()
+                    .any(|&(from, to)| (from..=to).contains(&s.start_time_unix_nano))
+        })
+        .map(|s| s.trace_id.clone())
+        .collect();
+    if probed.is_empty() {
+        return spans;
+    }
+    spans
+        .into_iter()
+        .filter(|s| !probed.contains(&s.trace_id))
+        .collect()
 }
 
 /// A failed scenario's message for its unmet expectations (at least one).
@@ -110,31 +181,24 @@ fn masked(sc: &PlannedScenario, spans: &[SpanRecord]) -> Option<Vec<SpanRecord>>
     Some(out)
 }
 
-fn check_baseline(
+/// How `spans` differ from the baseline's tree of `sc`, when it has one and they do.
+fn baseline_diff(
     sc: &PlannedScenario,
-    result: &mut ScenarioResult,
     spans: &[SpanRecord],
     baseline: Option<&BaselineCheck>,
-) {
-    let Some(b) = baseline else { return };
-    let Some(recorded) = b.baseline.scenarios.get(&sc.id.0) else {
-        return;
-    };
-    let current = SpanTree::from_spans(spans, &b.normalize);
+    identities: &std::collections::BTreeMap<String, String>,
+) -> Option<ScenarioDiff> {
+    let b = baseline?;
+    let recorded = b.baseline.scenarios.get(&sc.id.0)?;
+    let current = SpanTree::from_spans_in(spans, &b.normalize, identities);
     let d = diff(recorded, &current, b.compare);
     let c = d.counts();
     if c.is_empty() {
-        return;
+        return None;
     }
-    result.status = Status::Failed;
-    result.reason = Some(Reason::Diff);
-    result.message = Some(format!(
-        "span tree differs from the baseline: {} changed, {} missing, {} extra",
-        c.changed, c.missing, c.extra
-    ));
-    result.diff = Some(ScenarioDiff {
+    Some(ScenarioDiff {
         counts: c,
         tree: d,
         max_depth: b.max_depth,
-    });
+    })
 }

@@ -37,6 +37,7 @@ fn options(workers: usize, fail_fast: bool) -> RunOptions {
         artifacts: None,
         baseline: None,
         cache: None,
+        inputs: None,
         force: false,
         retries: 0,
     }

@@ -218,6 +218,13 @@ async fn in_env<E: ContainerEngine>(
     }
     let (collected, overflow) = collected.into_parts();
     let overflow = merge(overflow, dropped_by_receiver, collected.len(), sc);
+    // What clnrm's own health probes caused is not the scenario's.
+    let collected = spans::without_probe_traffic(collected, &env.probe_windows());
+    // clnrm is inside the scenario: its requests arrive from the network's gateway.
+    let gateway = ctx
+        .pool
+        .gateway(env.network_name().map(str::to_owned))
+        .await;
     let own_hosts: Vec<String> = sc
         .env
         .services
@@ -225,16 +232,17 @@ async fn in_env<E: ContainerEngine>(
         .map(|s| s.id.clone())
         .chain(own_containers)
         .chain(ips.iter().map(ToString::to_string))
+        .chain(gateway.map(|g| g.to_string()))
         .collect();
+    let identities = env.identities();
     spans::conclude(
         sc,
         &mut ran.result,
         &collected,
         overflow,
         &spans::RunPlace {
-            artifacts_dir: ctx.artifacts.as_deref(),
-            run_id: &ctx.run_id,
             baseline: ctx.baseline.as_deref(),
+            identities: &identities,
             scope: crate::expect::Scope {
                 own_hosts: &own_hosts,
                 collected: &where_spans_were_sought(sc, otlp.map(|r| &**r)),
@@ -245,6 +253,20 @@ async fn in_env<E: ContainerEngine>(
         super::services::report(&ctx.pool, &mut *env, sc, ctx.artifacts.as_deref()).await;
     ran.result.services = reports;
     check_logs(&mut ran.result, sc, &logs);
+    if let Some(dir) = ctx
+        .artifacts
+        .as_deref()
+        .filter(|_| sc.intake != Intake::None)
+    {
+        spans::keep(
+            sc,
+            &mut ran.result,
+            &collected,
+            dir,
+            &ctx.run_id,
+            identities,
+        );
+    }
     (ran.result, ran.reusable)
 }
 
@@ -277,7 +299,8 @@ fn where_spans_were_sought(sc: &PlannedScenario, otlp: Option<&Receiver>) -> Str
 /// masked); a scenario that passed so far, or failed only on expectations, gets the
 /// unmet ones.
 fn check_logs(result: &mut ScenarioResult, sc: &PlannedScenario, logs: &[ServiceLog]) {
-    if !(result.status == Status::Passed || result.reason == Some(Reason::Expectation)) {
+    let judged_spans = matches!(result.reason, Some(Reason::Expectation | Reason::Diff));
+    if !(result.status == Status::Passed || judged_spans) {
         return;
     }
     let logs: Vec<(&str, &str)> = logs
@@ -295,7 +318,7 @@ fn check_logs(result: &mut ScenarioResult, sc: &PlannedScenario, logs: &[Service
     result.status = Status::Failed;
     result.reason = Some(Reason::Expectation);
     result.unmet.extend(unmet);
-    result.message = Some(spans::unmet_message(&result.unmet));
+    result.message = Some(spans::span_message(result));
 }
 
 /// What did not fit, from both intakes (stdout and the receiver), as one.

@@ -583,12 +583,16 @@ pub fn hermeticity(
     if let Some(flag) = &h.no_external_services
         && flag.value
     {
+        // Entries validate refused are not here to allow anything.
+        let allowed: Vec<crate::model::HostPattern> = h
+            .allow_hosts
+            .iter()
+            .filter_map(|a| crate::model::HostPattern::parse(&a.value).ok())
+            .collect();
         let internal = |host: &str| {
             is_loopback(host)
                 || own_hosts.iter().any(|o| o.eq_ignore_ascii_case(host))
-                || h.allow_hosts
-                    .iter()
-                    .any(|a| a.value.eq_ignore_ascii_case(host))
+                || allowed.iter().any(|a| a.matches(host))
         };
         let hit = spans.iter().find_map(|s| {
             NETWORK_PEER_KEYS.iter().find_map(|k| {

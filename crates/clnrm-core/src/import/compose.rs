@@ -33,6 +33,10 @@ pub struct ComposeInput<'a> {
     pub project: &'a str,
     /// The environment variables interpolation reads before `.env`.
     pub var: &'a dyn Fn(&str) -> Option<String>,
+    /// The directory the test definition will be written in: a relative bind mount
+    /// stays relative, to it (clnrm reads a relative `host_path` from its file's
+    /// directory, as Compose does from its own).
+    pub out_dir: &'a Path,
 }
 
 /// One imported service.
@@ -494,6 +498,28 @@ fn absolute(dir: &Path, path: &str, home: Option<String>) -> PathBuf {
     out
 }
 
+/// `path` (absolute, resolved) written relative to the directory `from` (absolute,
+/// resolved): `./x` below it, `../x` beside it.
+fn relative_to(path: &Path, from: &Path) -> String {
+    let (p, f): (Vec<_>, Vec<_>) = (path.components().collect(), from.components().collect());
+    let common = p.iter().zip(&f).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    for _ in common..f.len() {
+        out.push("..");
+    }
+    for c in &p[common..] {
+        out.push(c.as_os_str());
+    }
+    let text = out.to_string_lossy().into_owned();
+    if text.is_empty() {
+        ".".to_owned()
+    } else if text.starts_with("..") {
+        text
+    } else {
+        format!("./{text}")
+    }
+}
+
 impl Import<'_> {
     fn lookup(&self, name: &str) -> Option<String> {
         (self.input.var)(name).or_else(|| {
@@ -870,7 +896,12 @@ impl Import<'_> {
             match (kind.as_str(), source) {
                 ("bind", Some(src)) => {
                     let host = absolute(self.input.dir, &src, self.lookup("HOME"));
-                    out.push((host.to_string_lossy().into_owned(), target, read_only));
+                    let host = if src.starts_with('.') {
+                        relative_to(&host, self.input.out_dir)
+                    } else {
+                        host.to_string_lossy().into_owned()
+                    };
+                    out.push((host, target, read_only));
                 }
                 ("volume", Some(_)) => self.skip(
                     &at,
@@ -1247,6 +1278,7 @@ mod tests {
             dir: Path::new("/srv/shop"),
             project: "shop",
             var: &var,
+            out_dir: Path::new("/srv/shop/tests"),
         })
     }
 
@@ -1301,7 +1333,7 @@ volumes:
         assert_eq!(hc["retries"].as_integer(), Some(10));
         let vols = db["volumes"].as_array().unwrap();
         assert_eq!(vols.len(), 2);
-        assert_eq!(vols[0]["host_path"].as_str(), Some("/srv/shop/init.sql"));
+        assert_eq!(vols[0]["host_path"].as_str(), Some("../init.sql"));
         assert_eq!(vols[0]["read_only"].as_bool(), Some(true));
         assert_eq!(vols[1]["host_path"].as_str(), Some("/home/ann/certs"));
         let web = &v["service"]["web"];
@@ -1443,5 +1475,21 @@ volumes:
         assert_eq!(v["service"]["two.v2"]["image"].as_str(), Some("busybox"));
         assert_eq!(v["service"]["one"]["env"]["A"].as_str(), Some("1"));
         assert!(out.skipped.is_empty(), "{:?}", out.skipped);
+    }
+
+    #[test]
+    fn relative_bind_mounts_stay_relative_to_where_the_definition_is_written() {
+        for (path, from, want) in [
+            ("/srv/shop/init.sql", "/srv/shop/tests", "../init.sql"),
+            ("/srv/shop/tests/conf", "/srv/shop/tests", "./conf"),
+            ("/srv/shop", "/srv/shop", "."),
+            ("/a/b/c", "/x/y", "../../a/b/c"),
+        ] {
+            assert_eq!(
+                relative_to(Path::new(path), Path::new(from)),
+                want,
+                "{path} from {from}"
+            );
+        }
     }
 }

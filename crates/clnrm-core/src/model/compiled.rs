@@ -198,6 +198,59 @@ impl JsonPathQuery {
     }
 }
 
+/// `text` with each dotted member name that the shorthand cannot hold (`.user-agent`)
+/// written in brackets (`['user-agent']`), when that makes a query that parses.
+pub fn jsonpath_fix(text: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut rest = text;
+    let mut changed = false;
+    while let Some(i) = rest.find('.') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if after.starts_with('.') {
+            // `..` (descendants) stays as it is.
+            out.push('.');
+            rest = after;
+            continue;
+        }
+        let end = after.find(['.', '[']).unwrap_or(after.len());
+        let name = &after[..end];
+        let plain = name
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '*');
+        if plain || name.is_empty() {
+            out.push('.');
+            out.push_str(name);
+        } else {
+            out.push_str(&format!("['{}']", name.replace('\'', "\\'")));
+            changed = true;
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    (changed && serde_json_path::JsonPath::parse(&out).is_ok()).then_some(out)
+}
+
+/// The diagnostic of a JSONPath query that does not parse: the parser's reason, and
+/// the bracket form as the fix when a member name needs it.
+pub fn jsonpath_error(
+    src: &std::sync::Arc<crate::diag::Source>,
+    span: Span,
+    text: &str,
+    why: &str,
+) -> crate::diag::Diagnostic {
+    let d =
+        crate::diag::Diagnostic::error(Code::BadValue, "JSONPath query does not parse (RFC 9535)")
+            .at(src, span, why);
+    match jsonpath_fix(text) {
+        Some(fixed) => d.suggest(
+            &format!("\"{fixed}\" (a name with `-` or spaces goes in brackets)"),
+            format!("\"{fixed}\""),
+        ),
+        None => d,
+    }
+}
+
 impl PartialEq for JsonPathQuery {
     fn eq(&self, other: &Self) -> bool {
         self.text == other.text
@@ -210,12 +263,8 @@ impl FromToml for JsonPathQuery {
         match serde_json_path::JsonPath::parse(&text) {
             Ok(path) => Some(Self { text, path }),
             Err(e) => {
-                r.error(
-                    Code::BadValue,
-                    v.span().into(),
-                    "JSONPath query does not parse (RFC 9535)",
-                    e.to_string(),
-                );
+                let d = jsonpath_error(r.src, v.span().into(), &text, &e.to_string());
+                r.push(d);
                 None
             }
         }
@@ -284,6 +333,19 @@ schema_as_string!(NamePattern, Pattern, CommandLine, JsonPathQuery);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dotted_name_with_a_dash_is_fixed_with_brackets() {
+        assert_eq!(
+            jsonpath_fix("$.user-agent").as_deref(),
+            Some("$['user-agent']")
+        );
+        assert_eq!(
+            jsonpath_fix("$.headers.content-type[0]").as_deref(),
+            Some("$.headers['content-type'][0]")
+        );
+        assert_eq!(jsonpath_fix("$..a.b"), None, "nothing to fix");
+    }
 
     #[test]
     fn only_star_and_question_mark_are_wildcards() {

@@ -6,6 +6,7 @@
 
 mod compiled;
 pub mod defaults;
+mod host;
 mod keywords;
 mod parse;
 pub mod reader;
@@ -14,7 +15,10 @@ mod spanned;
 mod types;
 
 pub(crate) use compiled::compile as compile_regex;
-pub use compiled::{CommandLine, JsonPathQuery, NamePattern, Pattern};
+pub use compiled::{
+    CommandLine, JsonPathQuery, NamePattern, Pattern, jsonpath_error, jsonpath_fix,
+};
+pub use host::HostPattern;
 pub(crate) use parse::read_snapshot_table;
 pub use parse::{parse_document, parse_test_file};
 pub use spanned::{Sp, SpMap};

@@ -513,16 +513,33 @@ pub fn keyword_value<K: Keyword>(
     None
 }
 
-/// The candidate closest to `word` by edit distance, if it is close enough to be a typo.
+/// The candidate closest to `word` by edit distance, if it is close enough to be a
+/// typo; else the shortest one that `word` is a whole part of (`flask` for
+/// `flask-app`, `app` for `web_app`), as a name shortened by habit.
 pub fn closest<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c str> {
     let lower = word.to_ascii_lowercase();
-    candidates
+    let typo = candidates
         .iter()
         .filter(|c| **c != "*")
         .map(|c| (edit_distance(&lower, &c.to_ascii_lowercase()), *c))
         .filter(|(d, c)| *d <= (c.len().max(word.len()) / 3).max(1))
         .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
+        .map(|(_, c)| c);
+    typo.or_else(|| {
+        candidates
+            .iter()
+            .filter(|c| !lower.is_empty() && has_part(&c.to_ascii_lowercase(), &lower))
+            .min_by_key(|c| (c.len(), **c))
+            .copied()
+    })
+}
+
+/// Whether `part` is one or more whole `-`, `_` or `.`-separated parts of `name`.
+fn has_part(name: &str, part: &str) -> bool {
+    let sep = |c: Option<char>| c.is_none_or(|c| matches!(c, '-' | '_' | '.'));
+    name.match_indices(part).any(|(i, _)| {
+        sep(name[..i].chars().next_back()) && sep(name[i + part.len()..].chars().next())
+    }) && name != part
 }
 
 /// Levenshtein distance with adjacent transpositions counted as one edit.
@@ -554,6 +571,12 @@ mod tests {
         assert_eq!(closest("servce", &["service", "scenario"]), Some("service"));
         assert_eq!(closest("imgae", &["image", "args"]), Some("image"));
         assert_eq!(closest("zzzzzz", &["image", "args"]), None);
+        assert_eq!(
+            closest("flask", &["nginx", "flask-app", "db"]),
+            Some("flask-app")
+        );
+        assert_eq!(closest("app", &["web_app", "apple"]), Some("web_app"));
+        assert_eq!(closest("las", &["flask-app"]), None, "whole parts only");
     }
 
     #[test]

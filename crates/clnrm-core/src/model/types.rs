@@ -249,6 +249,32 @@ pub enum Condition {
     Completed,
 }
 
+impl Volume {
+    /// The absolute host path of this mount in a file that lives in `base`: `.` and
+    /// `..` resolved by their text (symlinks are the engine's to follow).
+    pub fn host_path_in(&self, base: &std::path::Path) -> std::path::PathBuf {
+        host_path_in(&self.host_path.value, base)
+    }
+}
+
+/// `path` made absolute against `base` (itself made absolute against the current
+/// directory), `.` and `..` resolved by their text.
+pub fn host_path_in(path: &str, base: &std::path::Path) -> std::path::PathBuf {
+    use std::path::{Component, PathBuf};
+    let joined = std::path::absolute(base.join(path)).unwrap_or_else(|_| base.join(path));
+    let mut out = PathBuf::from("/");
+    for c in joined.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(n) => out.push(n),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    out
+}
+
 fn default_plugin() -> Sp<String> {
     Sp::new(super::defaults::PLUGIN.to_owned(), Span::default())
 }
@@ -257,7 +283,8 @@ fn default_plugin() -> Sp<String> {
 #[derive(Clone, Debug, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct Volume {
-    /// Absolute path on the host.
+    /// Path on the host: absolute, or relative to the directory of the test file (of
+    /// the template, for a rendered one), as Compose resolves paths relative to its file.
     pub host_path: Sp<String>,
     /// Absolute path in the container.
     pub container_path: Sp<String>,

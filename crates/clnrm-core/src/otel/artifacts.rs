@@ -14,6 +14,7 @@
 use super::span::SpanRecord;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The value of `format` in every artifact.
@@ -30,6 +31,42 @@ pub struct SpansArtifact {
     pub run_id: String,
     /// The spans, in arrival order.
     pub spans: Vec<SpanRecord>,
+    /// What the run that collected them concluded; `None` in an artifact of an older
+    /// clnrm.
+    #[serde(default)]
+    pub verdict: Option<Verdict>,
+    /// Values that were the scenario's own containers (id, host name, address) →
+    /// the service id each stands for: a baseline stores the service id instead.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub identities: BTreeMap<String, String>,
+}
+
+/// The outcome of the run that saved an artifact.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// `passed`, `failed`, `error`, `flaky`.
+    pub status: String,
+    /// Why it did not pass (`diff`, `expectation`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl Verdict {
+    /// Whether its tree may become the baseline: it passed, or failed only because
+    /// its tree is not the baseline's (accepting a new tree is what recording is for).
+    pub fn recordable(&self) -> bool {
+        self.status == "passed"
+            || (self.status == "failed" && self.reason.as_deref() == Some("diff"))
+    }
+}
+
+/// What is saved beside the spans.
+#[derive(Clone, Debug, Default)]
+pub struct Meta {
+    /// The run's verdict.
+    pub verdict: Option<Verdict>,
+    /// Container identities → service ids.
+    pub identities: BTreeMap<String, String>,
 }
 
 /// A [`SpansArtifact`] to write, borrowing its spans.
@@ -39,6 +76,10 @@ struct SpansArtifactRef<'a> {
     scenario: &'a str,
     run_id: &'a str,
     spans: &'a [SpanRecord],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verdict: Option<&'a Verdict>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    identities: &'a BTreeMap<String, String>,
 }
 
 /// Where the artifact of `scenario` lives under `dir`.
@@ -97,6 +138,17 @@ pub fn save(
     run_id: &str,
     spans: &[SpanRecord],
 ) -> std::io::Result<PathBuf> {
+    save_with(dir, scenario, run_id, spans, &Meta::default())
+}
+
+/// Saves the spans of `scenario` with the run's verdict and identities.
+pub fn save_with(
+    dir: &Path,
+    scenario: &str,
+    run_id: &str,
+    spans: &[SpanRecord],
+    meta: &Meta,
+) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let path = artifact_path(dir, scenario);
     let doc = SpansArtifactRef {
@@ -104,6 +156,8 @@ pub fn save(
         scenario,
         run_id,
         spans,
+        verdict: meta.verdict.as_ref(),
+        identities: &meta.identities,
     };
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     // Streamed to the file: a large set of spans is never a second time in memory as text.

@@ -4,9 +4,11 @@
 //! `watch` and `diff` call it; the command line only parses arguments, picks sinks
 //! and maps errors to exit codes.
 
+mod explain;
 mod prepare;
 mod run;
 
+pub use explain::explain_keys;
 pub use prepare::{DEFAULT_PATH, Prepared, prepare, prepare_with, var_layers};
 pub use run::{
     Concluded, PipelineError, Planned, Sink, all_cached, conclude, execute, plan_run,

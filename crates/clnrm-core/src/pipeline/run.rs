@@ -107,12 +107,19 @@ pub fn plan_run(
         update_snapshots: config.update_snapshots,
         snapshot_redact: project.config.snapshot_redact.clone(),
     };
-    let plan = plan(&prepared.files, &plan_options);
+    let mut plan = plan(&prepared.files, &plan_options);
 
     let cache = config.cache.then(|| {
         let cache = Cache::open(&layout.cache());
         warnings.extend(cache.warning.clone());
         Arc::new(Mutex::new(cache))
+    });
+    let inputs = config.cache.then(|| {
+        let (digests, warning) = read_inputs(&plan, &layout, config);
+        warnings.extend(warning);
+        let written = crate::inputs::written::load(&layout.cache());
+        crate::plan::attach_inputs(&mut plan, &digests, &written);
+        Arc::new(digests)
     });
     let baseline: Option<Arc<BaselineCheck>> = if config.update_baseline {
         None
@@ -128,6 +135,7 @@ pub fn plan_run(
         artifacts: Some(layout.artifacts()),
         baseline,
         cache,
+        inputs,
         force: config.force,
         retries: config.retries,
     };
@@ -136,6 +144,40 @@ pub fn plan_run(
         options,
         warnings,
     })
+}
+
+/// The digests of what the selected scenarios of `plan` read from the host, through
+/// the project's stat index (saved for the next run); clnrm's own outputs (`.clnrm/`,
+/// the report directory) are not part of any input. A warning when the index was
+/// unusable or could not be saved.
+fn read_inputs(
+    plan: &Plan,
+    layout: &crate::project::Layout,
+    config: &RunConfig,
+) -> (crate::inputs::Digests, Option<String>) {
+    let paths = crate::plan::host_inputs(plan);
+    if paths.is_empty() {
+        return (crate::inputs::Digests::default(), None);
+    }
+    let cache_dir = layout.cache();
+    let mut index = crate::inputs::StatIndex::open(&cache_dir);
+    let mut exclude = vec![layout.dir()];
+    exclude.extend(
+        config
+            .report_dir
+            .iter()
+            .map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone())),
+    );
+    let manifests = crate::cache::manifests_dir(&cache_dir);
+    let digests = crate::inputs::digest_all(&paths, &mut index, &exclude, Some(&manifests));
+    let mut warning = index.warning.take();
+    if let Err(e) = index.save() {
+        warning = Some(format!(
+            "could not save the index of host inputs in {}: {e}",
+            cache_dir.display()
+        ));
+    }
+    (digests, warning)
 }
 
 /// Executes `planned` in `session`, the events going to `sink` as they happen; the
@@ -177,6 +219,9 @@ pub struct Concluded {
     pub recorded: Option<Recorded>,
     /// What the user should know (the cache could not be saved).
     pub warnings: Vec<String>,
+    /// What the run itself changed in bind-mounted host paths (a writable mount its
+    /// containers write to), per input: the scenarios reading them run every time.
+    pub written_inputs: crate::inputs::written::Written,
 }
 
 /// Concludes a run: saves the cache, records the trees of the scenarios that passed
@@ -189,6 +234,26 @@ pub fn conclude(
 ) -> Result<Concluded, PipelineError> {
     let layout = project.layout();
     let mut done = Concluded::default();
+    if let Some(before) = &planned.options.inputs {
+        done.written_inputs = written_inputs(planned, report, before, &layout);
+        if !done.written_inputs.is_empty() {
+            if let Err(e) = crate::inputs::written::add(&layout.cache(), &done.written_inputs) {
+                done.warnings.push(format!(
+                    "could not record the paths the run wrote to in {}: {e}",
+                    layout.cache().display()
+                ));
+            }
+            let shown: Vec<String> = done
+                .written_inputs
+                .keys()
+                .map(|p| p.display().to_string())
+                .collect();
+            done.warnings.push(format!(
+                "the run changed what it bind-mounts from the host ({}): the scenarios that mount it will run every time; mount it with read_only = true, or mount a directory only the scenario writes to that is not under version control",
+                shown.join(", ")
+            ));
+        }
+    }
     if let Some(cache) = &planned.options.cache {
         let max = project.config.cache.max_entries as usize;
         let saved = cache
@@ -203,13 +268,13 @@ pub fn conclude(
         }
     }
     if config.update_baseline && !report.interrupted {
-        let passed: Vec<String> = report
-            .results
-            .iter()
-            .filter(|r| r.status == Status::Passed)
-            .map(|r| r.id.0.clone())
-            .collect();
-        done.recorded = Some(store::record(&layout, &project.config.diff, &passed)?);
+        let (ids, refused) = baseline_candidates(report);
+        done.recorded = Some(store::record_except(
+            &layout,
+            &project.config.diff,
+            &ids,
+            &refused,
+        )?);
     }
     if config.save_timings
         && !report.interrupted
@@ -227,6 +292,62 @@ pub fn conclude(
         &crate::report::html::artifact_spans(&artifacts, &runs),
     )?;
     Ok(done)
+}
+
+/// The scenarios of `report` whose trees `--update-baseline` records: those that
+/// passed, cached ones included (from the spans their last run saved); the others
+/// that were selected, each with why it is not recorded.
+fn baseline_candidates(report: &RunReport) -> (Vec<String>, Vec<(String, String)>) {
+    let mut ids = Vec::new();
+    let mut refused = Vec::new();
+    for r in report.results.iter().filter(|r| !r.is_unselected()) {
+        ids.push(r.id.0.clone());
+        let why = match r.status {
+            Status::Passed | Status::Cached => continue,
+            Status::Flaky => format!("flaky: it passed only on attempt {}", r.attempts()),
+            Status::Skipped => format!("not run ({})", r.reason.map_or("skipped", |x| x.as_str())),
+            Status::Failed | Status::Error => format!(
+                "it {}{}",
+                r.status.as_str(),
+                r.reason
+                    .map_or_else(String::new, |x| format!(" ({})", x.as_str()))
+            ),
+        };
+        refused.push((r.id.0.clone(), why));
+    }
+    (ids, refused)
+}
+
+/// What the scenarios that ran changed in their own inputs since the run was planned:
+/// per input, the paths inside it that differ.
+fn written_inputs(
+    planned: &Planned,
+    report: &RunReport,
+    before: &crate::inputs::Digests,
+    layout: &crate::project::Layout,
+) -> crate::inputs::written::Written {
+    let ran: std::collections::BTreeSet<std::path::PathBuf> = report
+        .results
+        .iter()
+        .filter(|r| !matches!(r.status, Status::Cached | Status::Skipped))
+        .filter_map(|r| planned.plan.scenarios.iter().find(|s| s.id == r.id))
+        .flat_map(crate::plan::PlannedScenario::host_inputs)
+        .collect();
+    let mut out = crate::inputs::written::Written::new();
+    if ran.is_empty() {
+        return out;
+    }
+    let mut index = crate::inputs::StatIndex::open(&layout.cache());
+    let exclude = [layout.dir()];
+    for p in ran {
+        let Some(was) = before.get(&p) else { continue };
+        let changed = crate::inputs::digest(&p, &mut index, &exclude).changed_since(was);
+        if !changed.is_empty() {
+            out.insert(p, changed);
+        }
+    }
+    let _ = index.save();
+    out
 }
 
 /// The report of a run in which every selected scenario is unchanged since its last

@@ -2,8 +2,10 @@
 //! the environment (services, limits, network) it needs resolved and keyed, its
 //! steps as argv, its timeouts, and its secrets. Pure: no engine, no async.
 
+mod inputs;
 mod secrets;
 
+pub use inputs::{attach_inputs, file_inputs, host_inputs};
 pub use secrets::{MASK, Masker, is_secret_key};
 
 use crate::backend::Mount;
@@ -47,7 +49,7 @@ pub struct PlanOptions {
     /// `--cpu CORES`.
     pub cpus: Option<f64>,
     /// `--filter GLOB` on scenario ids.
-    pub filter: Option<globset::GlobMatcher>,
+    pub filter: Option<globset::GlobSet>,
     /// `--partition [hash:|duration:]K/N` (1-based K).
     pub partition: Option<crate::config::Partition>,
     /// Recorded durations by scenario id, in ms (for `duration:K/N`).
@@ -102,6 +104,11 @@ pub struct ServiceSpec {
     pub ports: Vec<u16>,
     /// Bind mounts.
     pub mounts: Vec<Mount>,
+    /// The digest of each mount's host content, in the order of `mounts`, once the
+    /// run took them ([`attach_inputs`]): an environment (and a fixture snapshot)
+    /// made from other content is another one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<String>,
     /// Readiness probe.
     pub health: Option<HealthSpec>,
     /// Memory limit in bytes.
@@ -795,10 +802,7 @@ fn plan_scenario(
             .collect(),
     };
     ids.extend(steps.iter().map(|s| s.service.as_str()));
-    let mut services: Vec<ServiceSpec> = ids
-        .iter()
-        .map(|id| service_spec(file, id, opts, &cx.masker))
-        .collect();
+    let mut services: Vec<ServiceSpec> = ids.iter().map(|id| service_spec(cx, id, opts)).collect();
     // clnrm publishes on loopback every container port an `http` step reaches.
     for target in steps
         .iter()
@@ -1021,12 +1025,9 @@ fn setup_of(id: &str, svc: &Service, masker: &Arc<Masker>, project: &str) -> Opt
     }))
 }
 
-fn service_spec(
-    file: &TestFile,
-    id: &str,
-    opts: &PlanOptions,
-    masker: &Arc<Masker>,
-) -> ServiceSpec {
+fn service_spec(cx: &FileCx<'_>, id: &str, opts: &PlanOptions) -> ServiceSpec {
+    let (file, masker) = (cx.file, &cx.masker);
+    let base = cx.checked.path.parent().unwrap_or(Path::new("."));
     let limits = file.limits.clone().unwrap_or_default();
     let memory_mb = opts
         .memory_mb
@@ -1047,6 +1048,7 @@ fn service_spec(
             env: Vec::new(),
             ports: Vec::new(),
             mounts: Vec::new(),
+            inputs: Vec::new(),
             health: None,
             memory_bytes,
             nano_cpus,
@@ -1055,7 +1057,7 @@ fn service_spec(
             setup: None,
         };
     };
-    let mut spec = from_service(id, svc, memory_bytes, nano_cpus);
+    let mut spec = from_service(id, svc, (memory_bytes, nano_cpus), base);
     spec.setup = setup_of(id, svc, masker, &opts.project);
     spec.depends_on = svc
         .depends_on
@@ -1078,7 +1080,12 @@ fn service_spec(
     spec
 }
 
-fn from_service(id: &str, svc: &Service, memory_bytes: i64, nano_cpus: i64) -> ServiceSpec {
+fn from_service(
+    id: &str,
+    svc: &Service,
+    (memory_bytes, nano_cpus): (i64, i64),
+    base: &Path,
+) -> ServiceSpec {
     let health = svc.health_check.as_ref().map(|h| HealthSpec {
         argv: h.cmd.iter().map(|a| a.value.clone()).collect(),
         interval: Duration::from_millis(
@@ -1114,11 +1121,12 @@ fn from_service(id: &str, svc: &Service, memory_bytes: i64, nano_cpus: i64) -> S
             .volumes
             .iter()
             .map(|v| Mount {
-                host_path: v.host_path.value.clone(),
+                host_path: v.host_path_in(base).to_string_lossy().into_owned(),
                 container_path: v.container_path.value.clone(),
                 read_only: v.read_only.as_ref().is_some_and(|r| r.value),
             })
             .collect(),
+        inputs: Vec::new(),
         health,
         memory_bytes,
         nano_cpus,
@@ -1153,14 +1161,22 @@ fn env_spec(file: &TestFile, services: Vec<ServiceSpec>) -> EnvSpec {
         NetworkNeed::None
     };
     let otlp = exports_otlp.then(|| otlp_settings(file));
-    let mut hasher = Sha256::new();
-    hasher.update(encode(&(network, &services, &otlp)).as_bytes());
-    let key = hex(&hasher.finalize()[..8]);
-    EnvSpec {
-        key,
+    let mut env = EnvSpec {
+        key: String::new(),
         services,
         network,
         otlp,
+    };
+    env.rekey();
+    env
+}
+
+impl EnvSpec {
+    /// Sets [`EnvSpec::key`] from the rest.
+    pub fn rekey(&mut self) {
+        let mut hasher = Sha256::new();
+        hasher.update(encode(&(self.network, &self.services, &self.otlp)).as_bytes());
+        self.key = hex(&hasher.finalize()[..8]);
     }
 }
 

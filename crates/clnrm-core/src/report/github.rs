@@ -83,8 +83,23 @@ fn failed(out: &mut String, r: &ScenarioResult, site: &StepSite<'_>) {
         annotate(out, "error", &u.at, &title, &message);
         said = true;
     }
+    if let Some(d) = &r.diff {
+        let c = &d.counts;
+        let message = format!(
+            "span tree differs from the baseline: {} changed, {} missing, {} extra",
+            c.changed, c.missing, c.extra
+        );
+        annotate(
+            out,
+            "error",
+            &file_level(r),
+            &format!("{} › baseline", r.name),
+            &message,
+        );
+        said = true;
+    }
     if !said {
-        // A baseline diff, a service that exited, an image that is missing…
+        // A service that exited, an image that is missing…
         let message = r
             .message
             .clone()

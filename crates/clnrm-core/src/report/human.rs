@@ -203,15 +203,31 @@ impl<W: Write> HumanReporter<W> {
     fn detail(&mut self, r: &ScenarioResult, title: &str) {
         let title = self.paint("1", &format!("--- {title} ---"));
         let _ = writeln!(self.out, "\n{title}");
-        if let Some(m) = &r.message {
+        // Unmet expectations and a baseline difference are listed each once, both
+        // when both failed; any other failure is said by its message.
+        let spans_failed = !r.unmet.is_empty() || r.diff.is_some();
+        if let Some(m) = r.message.as_ref().filter(|_| !spans_failed) {
             let _ = writeln!(self.out, "  {m}");
         }
-        if r.unmet.len() > 1 {
-            for u in &r.unmet {
-                let _ = writeln!(self.out, "  - {u}");
+        match r.unmet.as_slice() {
+            [] => {}
+            [one] => {
+                let _ = writeln!(self.out, "  expectation unmet: {one}");
+            }
+            all => {
+                let _ = writeln!(self.out, "  {} expectations unmet:", all.len());
+                for u in all {
+                    let _ = writeln!(self.out, "  - {u}");
+                }
             }
         }
         if let Some(d) = &r.diff {
+            let c = &d.counts;
+            let _ = writeln!(
+                self.out,
+                "  span tree differs from the baseline: {} changed, {} missing, {} extra",
+                c.changed, c.missing, c.extra
+            );
             let _ = write!(self.out, "{}", d.render());
         }
         for step in r

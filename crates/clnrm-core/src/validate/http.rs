@@ -96,12 +96,8 @@ pub(super) fn check(cx: &mut Ctx<'_>, step: &Step, defined: &[&str]) {
     }
     for (path, _) in step.expected_json.iter() {
         if let Err(why) = JsonPathQuery::parse(&path.value) {
-            cx.error(
-                Code::BadValue,
-                path.span,
-                "JSONPath query does not parse (RFC 9535)".into(),
-                why,
-            );
+            let d = crate::model::jsonpath_error(cx.src, path.span, &path.value, &why);
+            cx.push(d);
         }
     }
     for (written, key) in [

@@ -116,7 +116,8 @@ pub fn check_source(
     };
     let (file, mut diags) = parse_test_file(&rendered);
     if let Some(f) = &file {
-        check(f, &rendered, host, &mut diags);
+        let base = path.parent().unwrap_or(Path::new("."));
+        check(f, &rendered, host, base, &mut diags);
     }
     let mut origins = None;
     out.diagnostics = diags.into_sorted();
@@ -224,7 +225,7 @@ mod tests {
         let src = Source::file("p.clnrm.toml", text);
         let (file, mut diags) = parse_test_file(&src);
         if let Some(f) = &file {
-            check(f, &src, &HostPaths::default(), &mut diags);
+            check(f, &src, &HostPaths::default(), Path::new("/t"), &mut diags);
         }
         diags.into_sorted()
     }

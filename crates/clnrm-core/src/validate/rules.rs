@@ -22,9 +22,17 @@ pub(super) struct Ctx<'a> {
     pub(super) src: &'a Arc<Source>,
     diags: &'a mut Diagnostics,
     host: &'a HostPaths,
+    /// The directory relative host paths are read from (the test file's, or the
+    /// template's).
+    base: &'a std::path::Path,
 }
 
 impl Ctx<'_> {
+    /// Records a finished diagnostic.
+    pub(super) fn push(&mut self, d: Diagnostic) {
+        self.diags.push(d);
+    }
+
     pub(super) fn error(
         &mut self,
         code: Code,
@@ -38,9 +46,20 @@ impl Ctx<'_> {
 }
 
 /// Checks every rule on `file`, recording each violation; `host` says which host
-/// paths a mount must not expose.
-pub fn check(file: &TestFile, src: &Arc<Source>, host: &HostPaths, diags: &mut Diagnostics) {
-    let mut cx = Ctx { src, diags, host };
+/// paths a mount must not expose, `base` where relative host paths start from.
+pub fn check(
+    file: &TestFile,
+    src: &Arc<Source>,
+    host: &HostPaths,
+    base: &std::path::Path,
+    diags: &mut Diagnostics,
+) {
+    let mut cx = Ctx {
+        src,
+        diags,
+        host,
+        base,
+    };
     check_scenarios(file, &mut cx);
     check_services(file, &mut cx);
     check_dependencies(file, &mut cx);
@@ -48,6 +67,58 @@ pub fn check(file: &TestFile, src: &Arc<Source>, host: &HostPaths, diags: &mut D
     check_otel(file, &mut cx);
     check_expectations(file, &mut cx);
     super::captures::check(file, &mut cx);
+}
+
+/// A bind mount: its host path is not empty nor dangerous (W0004, judged where a
+/// relative path leads), its container path is absolute.
+fn check_volume(cx: &mut Ctx<'_>, service: &str, v: &crate::model::Volume) {
+    let read_only = v.read_only.as_ref().is_some_and(|r| r.value);
+    let written = &v.host_path.value;
+    if written.is_empty() {
+        cx.error(
+            Code::RelativeVolumePath,
+            v.host_path.span,
+            "host_path is empty".into(),
+            "expected a path",
+        )
+        .help = Some(
+            "write an absolute path, or one relative to this file's directory such as \"./conf\""
+                .into(),
+        );
+    } else {
+        let resolved = v.host_path_in(cx.base);
+        let shown = if written.starts_with('/') {
+            format!("\"{written}\"")
+        } else {
+            format!("\"{written}\" ({})", resolved.display())
+        };
+        if let Some(why) = cx.host.danger(&resolved.to_string_lossy(), read_only) {
+            let d = Diagnostic::warning(
+                Code::DangerousMount,
+                format!(
+                    "service \"{service}\" bind-mounts {shown}{}: {why}",
+                    if read_only { "" } else { " writable" }
+                ),
+            )
+            .at(cx.src, v.host_path.span, "a test container gets this host path")
+            .help(if why.contains("socket") {
+                "a test that needs the engine should get its own, not the host's; read_only does not protect a socket"
+            } else {
+                "mount a narrower directory, or add `read_only = true`"
+            });
+            cx.diags.push(d);
+        }
+    }
+    let p = &v.container_path;
+    if !p.value.starts_with('/') {
+        cx.error(
+            Code::RelativeVolumePath,
+            p.span,
+            format!("volume path \"{}\" is not absolute", p.value),
+            "must start with `/`",
+        )
+        .help = Some("the path inside the container must be absolute, e.g. \"/data\"".into());
+    }
 }
 
 fn check_scenarios(file: &TestFile, cx: &mut Ctx<'_>) {
@@ -343,41 +414,7 @@ fn check_services(file: &TestFile, cx: &mut Ctx<'_>) {
             }
         }
         for v in &svc.volumes {
-            let read_only = v.read_only.as_ref().is_some_and(|r| r.value);
-            if let Some(why) = cx.host.danger(&v.host_path.value, read_only) {
-                let d = Diagnostic::warning(
-                    Code::DangerousMount,
-                    format!(
-                        "service \"{}\" bind-mounts \"{}\"{}: {why}",
-                        id.value,
-                        v.host_path.value,
-                        if read_only { "" } else { " writable" }
-                    ),
-                )
-                .at(cx.src, v.host_path.span, "a test container gets this host path")
-                .help(if why.contains("socket") {
-                    "a test that needs the engine should get its own, not the host's; read_only does not protect a socket"
-                } else {
-                    "mount a narrower directory, or add `read_only = true`"
-                });
-                cx.diags.push(d);
-            }
-            for (p, on_host) in [(&v.host_path, true), (&v.container_path, false)] {
-                let help = if on_host {
-                    "bind mounts need absolute host paths; in a template, build one from {{ env(name=\"PWD\") }}"
-                } else {
-                    "the path inside the container must be absolute, e.g. \"/data\""
-                };
-                if !p.value.starts_with('/') {
-                    cx.error(
-                        Code::RelativeVolumePath,
-                        p.span,
-                        format!("volume path \"{}\" is not absolute", p.value),
-                        "must start with `/`",
-                    )
-                    .help = Some(help.into());
-                }
-            }
+            check_volume(cx, &id.value, v);
         }
         if let Some(h) = &svc.health_check
             && h.cmd.is_empty()
@@ -590,6 +627,19 @@ fn check_expectations(file: &TestFile, cx: &mut Ctx<'_>) {
 fn check_expect(e: &Expect, cx: &mut Ctx<'_>) {
     for s in &e.spans {
         check_span_expect(cx, s);
+    }
+    for host in e.hermeticity.iter().flat_map(|h| &h.allow_hosts) {
+        if let Err(why) = crate::model::HostPattern::parse(&host.value) {
+            cx.error(
+                Code::BadValue,
+                host.span,
+                format!("allow_hosts: {why}"),
+                "not a host, address or range",
+            )
+            .help = Some(
+                "write a host name (\"orders.example\"), an address (\"10.1.2.3\") or a CIDR range (\"10.0.0.0/8\")".into(),
+            );
+        }
     }
     if let Some(counts) = &e.counts {
         let named = [

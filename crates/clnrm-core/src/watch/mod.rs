@@ -66,16 +66,7 @@ impl Filter {
         {
             return false;
         }
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default();
-        // Editors' temporary files and clnrm's own atomic-write temporaries.
-        if name.starts_with(".#")
-            || name.ends_with('~')
-            || name.contains(".tmp")
-            || name.ends_with(".swp")
-        {
+        if temporary(path) {
             return false;
         }
         if self
@@ -94,66 +85,153 @@ impl Filter {
 
 /// File-system events for a set of paths.
 pub struct Source {
-    _watcher: notify::RecommendedWatcher,
     rx: mpsc::Receiver<PathBuf>,
+    shared: std::sync::Arc<Shared>,
+}
+
+/// What the source and its [`Inputs`] handle share.
+struct Shared {
+    watcher: std::sync::Mutex<notify::RecommendedWatcher>,
     filter: Filter,
     /// Directories watched for some of their files only: those files.
-    only: std::collections::BTreeMap<PathBuf, BTreeSet<PathBuf>>,
+    only: std::sync::Mutex<std::collections::BTreeMap<PathBuf, BTreeSet<PathBuf>>>,
+    /// Directories watched whole.
+    dirs: std::sync::Mutex<Vec<PathBuf>>,
+    /// Host paths scenarios bind-mount: a change in one always counts (no pattern,
+    /// ignore file or project boundary applies to what a container reads).
+    inputs: std::sync::Mutex<BTreeSet<PathBuf>>,
+    /// Files in inputs that the runs themselves write (a writable mount): their
+    /// changes do not count, or every run would start the next.
+    ignored: std::sync::Mutex<BTreeSet<PathBuf>>,
+}
+
+/// A handle that adds host inputs to a running [`Source`].
+#[derive(Clone)]
+pub struct Inputs(std::sync::Arc<Shared>);
+
+impl Inputs {
+    /// Watches `paths` (bind-mounted host paths) too, those not yet watched; a path
+    /// that does not exist yet is watched through the nearest directory that does.
+    pub fn add(&self, paths: &BTreeSet<PathBuf>) -> notify::Result<()> {
+        let mut known = lock(&self.0.inputs);
+        for p in paths {
+            if known.insert(p.clone()) {
+                self.0.watch(p)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops counting changes of `paths` (files in inputs the runs themselves write).
+    pub fn ignore(&self, paths: &BTreeSet<PathBuf>) {
+        lock(&self.0.ignored).extend(paths.iter().cloned());
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Shared {
+    /// Watches `p`: a directory recursively; a file (or a path not there yet) through
+    /// its directory, for its own events only (an editor or `sed -i` saves a new file
+    /// and renames it over the old one, which a watch of the file itself would lose).
+    fn watch(&self, p: &Path) -> notify::Result<()> {
+        if p.is_dir() {
+            if lock(&self.dirs).iter().any(|d| p.starts_with(d)) {
+                return Ok(());
+            }
+            lock(&self.watcher).watch(p, RecursiveMode::Recursive)?;
+            lock(&self.dirs).push(p.to_path_buf());
+            return Ok(());
+        }
+        let Some(parent) = p.ancestors().skip(1).find(|a| a.is_dir()) else {
+            return Ok(());
+        };
+        let mut only = lock(&self.only);
+        let fresh = !only.contains_key(parent);
+        only.entry(parent.to_path_buf())
+            .or_default()
+            .insert(p.to_path_buf());
+        if fresh && !lock(&self.dirs).iter().any(|d| parent.starts_with(d)) {
+            lock(&self.watcher).watch(parent, RecursiveMode::NonRecursive)?;
+        }
+        Ok(())
+    }
+
+    /// Whether a change of `path` counts: the filter wants it and, when it lies in a
+    /// directory watched for some files only, it is one of them; or it lies in a
+    /// bind-mounted input the runs do not write to themselves (and is no editor's
+    /// temporary).
+    fn wants(&self, path: &Path) -> bool {
+        let listed = path.parent().is_none_or(|parent| {
+            let in_dirs = lock(&self.dirs).iter().any(|d| parent.starts_with(d));
+            in_dirs
+                || lock(&self.only)
+                    .get(parent)
+                    .is_none_or(|files| files.contains(path))
+        });
+        if listed && self.filter.wants(path) {
+            return true;
+        }
+        !temporary(path)
+            && lock(&self.inputs).iter().any(|i| path.starts_with(i))
+            && !lock(&self.ignored).contains(path)
+    }
+}
+
+/// Whether `path` names an editor's temporary file or clnrm's own atomic-write one.
+fn temporary(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    name.starts_with(".#") || name.ends_with('~') || name.contains(".tmp") || name.ends_with(".swp")
 }
 
 impl Source {
-    /// Watches `paths`: directories recursively; a file through its directory (an
-    /// editor or `sed -i` saves a new file and renames it over the old one, which a
-    /// watch of the file itself would lose), for that file's events only.
-    pub fn new(paths: &[PathBuf], filter: Filter) -> notify::Result<Self> {
-        let mut dirs = Vec::new();
-        let mut only: std::collections::BTreeMap<PathBuf, BTreeSet<PathBuf>> =
-            std::collections::BTreeMap::new();
-        for p in paths {
-            match p.parent().filter(|_| p.is_file()) {
-                Some(parent) => {
-                    only.entry(parent.to_path_buf())
-                        .or_default()
-                        .insert(p.clone());
-                }
-                None => dirs.push(p.clone()),
-            }
-        }
-        // A directory watched whole needs no file list.
-        only.retain(|parent, _| !dirs.iter().any(|d| parent.starts_with(d)));
+    /// Watches `paths` (test files and directories, the filter applies) and `inputs`
+    /// (bind-mounted host paths, always counted).
+    pub fn new(
+        paths: &[PathBuf],
+        filter: Filter,
+        inputs: &BTreeSet<PathBuf>,
+    ) -> notify::Result<Self> {
         let (tx, rx) = mpsc::channel();
-        let mut watcher =
-            notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-                if let Ok(event) = res
-                    && !matches!(event.kind, notify::EventKind::Access(_))
-                {
-                    for p in event.paths {
-                        let _ = tx.send(p);
-                    }
+        let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            if let Ok(event) = res
+                && !matches!(event.kind, notify::EventKind::Access(_))
+            {
+                for p in event.paths {
+                    let _ = tx.send(p);
                 }
-            })?;
-        for d in &dirs {
-            watcher.watch(d, RecursiveMode::Recursive)?;
-        }
-        for parent in only.keys() {
-            watcher.watch(parent, RecursiveMode::NonRecursive)?;
-        }
-        Ok(Self {
-            _watcher: watcher,
-            rx,
+            }
+        })?;
+        let shared = std::sync::Arc::new(Shared {
+            watcher: std::sync::Mutex::new(watcher),
             filter,
-            only,
-        })
+            only: std::sync::Mutex::default(),
+            dirs: std::sync::Mutex::default(),
+            inputs: std::sync::Mutex::default(),
+            ignored: std::sync::Mutex::default(),
+        });
+        // Directories first, so that a file inside one needs no watch of its own.
+        let (dirs, files): (Vec<&PathBuf>, Vec<&PathBuf>) = paths.iter().partition(|p| p.is_dir());
+        for p in dirs.into_iter().chain(files) {
+            shared.watch(p)?;
+        }
+        let source = Self { rx, shared };
+        source.inputs().add(inputs)?;
+        Ok(source)
     }
 
-    /// Whether a change of `path` counts: the filter wants it, and when it lies in a
-    /// directory watched for some files only, it is one of them.
+    /// A handle that adds bind-mounted host paths to watch.
+    pub fn inputs(&self) -> Inputs {
+        Inputs(self.shared.clone())
+    }
+
     fn wants(&self, path: &Path) -> bool {
-        let listed = path
-            .parent()
-            .and_then(|parent| self.only.get(parent))
-            .is_none_or(|files| files.contains(path));
-        listed && self.filter.wants(path)
+        self.shared.wants(path)
     }
 
     /// Waits for a wanted change, then collects changes until `debounce` passes
@@ -235,7 +313,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().canonicalize().expect("canonical");
         std::fs::create_dir_all(root.join("tests")).expect("mkdir");
-        let src = Source::new(std::slice::from_ref(&root), filter(&root)).expect("watch");
+        let src = Source::new(std::slice::from_ref(&root), filter(&root), &BTreeSet::new())
+            .expect("watch");
         let writer = {
             let root = root.clone();
             std::thread::spawn(move || {

@@ -143,6 +143,28 @@ impl<E: ContainerEngine> Pool<E> {
         Ok(())
     }
 
+    /// The gateway of `network` (an environment's, [`Env::network_name`]): the
+    /// address requests clnrm sends its containers through their published ports
+    /// (HTTP steps) come from.
+    pub async fn gateway(&self, network: Option<String>) -> Option<std::net::IpAddr> {
+        let name = network?;
+        if let Some(ip) = lock(&self.inner.gateways)
+            .get(&name)
+            .and_then(|g| g.parse().ok())
+        {
+            return Some(ip);
+        }
+        let ip = self
+            .inner
+            .engine
+            .network_gateway(&name)
+            .await
+            .ok()
+            .flatten()?;
+        lock(&self.inner.gateways).insert(name, ip.to_string());
+        Some(ip)
+    }
+
     /// What `host.docker.internal` is in a container on `network`: the receiver's
     /// address when it listens on one, else the gateway of the container's own
     /// network (an address of this host on Docker and on Podman, whose default bridge
@@ -252,6 +274,7 @@ impl<E: ContainerEngine> Pool<E> {
             baseline: Arc::default(),
             etc: String::new(),
             layer: None,
+            probes: Vec::new(),
         };
         inner.engine.start(&id).await?;
         let reusable = member.agent.is_some() && self.inner.warm;
@@ -397,6 +420,7 @@ mod tests {
             env: Vec::new(),
             ports: Vec::new(),
             mounts: Vec::new(),
+            inputs: Vec::new(),
             health: None,
             memory_bytes: 0,
             nano_cpus: 0,

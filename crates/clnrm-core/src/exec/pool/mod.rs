@@ -197,6 +197,10 @@ pub struct Member {
     /// The upper directory of its writable layer, and that layer's listing right
     /// after start, when this process can read it (else `baseline` is used).
     layer: Option<(std::path::PathBuf, Arc<Vec<String>>)>,
+    /// When each of clnrm's health probes of it ran (ns since the epoch, from before
+    /// it was sent to after it answered): the traffic they caused is not the
+    /// scenario's.
+    pub probes: Vec<(u64, u64)>,
 }
 
 /// What waiting on a member needs (a [`Member`] itself cannot cross an await: its
@@ -241,6 +245,39 @@ impl Env {
     /// The member running `service`.
     pub fn member(&mut self, service: &str) -> Option<&mut Member> {
         self.members.iter_mut().find(|m| m.service == service)
+    }
+
+    /// When clnrm's health probes of any of its containers ran.
+    pub fn probe_windows(&self) -> Vec<(u64, u64)> {
+        self.members
+            .iter()
+            .flat_map(|m| m.probes.iter().copied())
+            .collect()
+    }
+
+    /// Values that are its containers (full id, short id, which is also the host
+    /// name, and addresses) → the service id each stands for.
+    pub fn identities(&self) -> std::collections::BTreeMap<String, String> {
+        let mut out = std::collections::BTreeMap::new();
+        for m in &self.members {
+            let short: String = m.container.chars().take(12).collect();
+            for v in [m.container.clone(), short]
+                .into_iter()
+                .chain(m.ips.iter().map(ToString::to_string))
+            {
+                out.insert(v, m.service.clone());
+            }
+        }
+        out
+    }
+
+    /// The name of the network its containers are on, when they are on one.
+    pub fn network_name(&self) -> Option<&str> {
+        match self.spec.network {
+            crate::plan::NetworkNeed::Private => self.network_name.as_deref(),
+            crate::plan::NetworkNeed::Bridge => Some(crate::backend::DEFAULT_NETWORK),
+            crate::plan::NetworkNeed::None => None,
+        }
     }
 }
 

@@ -9,6 +9,15 @@ use crate::plan::{HealthSpec, ServiceSpec};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Probe windows kept per container, at most (its retries are bounded too).
+const MAX_PROBES: usize = 10_000;
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
 /// What a service was doing when it died before its health check passed.
 const BEFORE_HEALTHY: &str = "before it was healthy";
 
@@ -54,11 +63,15 @@ impl<E: ContainerEngine> Pool<E> {
     ) -> Result<(), PoolError> {
         let mut last = String::new();
         for _ in 0..health.retries.max(1) {
+            let sent = now_ns();
             let run = run_in(&*self.inner.engine, member, &health.argv, &[], None);
             let outcome = tokio::select! {
                 r = tokio::time::timeout(health.timeout, run) => r,
                 () = self.inner.stop.cancelled() => return Err(PoolError::Stopped),
             };
+            if member.probes.len() < MAX_PROBES {
+                member.probes.push((sent, now_ns()));
+            }
             match outcome {
                 Ok(Ok(out)) if out.exit_code == 0 => return Ok(()),
                 Ok(Ok(out)) => {

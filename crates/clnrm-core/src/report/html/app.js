@@ -12,11 +12,13 @@
   const KINDS = ['internal', 'server', 'client', 'producer', 'consumer'];
   const STATUSES = ['UNSET', 'OK', 'ERROR'];
   const ORDER = ['failed', 'error', 'flaky', 'passed', 'cached', 'skipped'];
+  // Marks every font has (ASCII), drawn as coloured badges by app.css: an emoji
+  // shows as an empty box where no emoji font is installed.
   const MARKS = {
-    same: ['✓', 'same'],
-    changed: ['✏️', 'changed'],
-    extra: ['➕', 'extra: only in this run'],
-    missing: ['❌', 'missing: only in the baseline'],
+    same: ['=', 'same'],
+    changed: ['~', 'changed'],
+    extra: ['+', 'extra: only in this run'],
+    missing: ['-', 'missing: only in the baseline'],
   };
 
   const app = document.getElementById('app');
@@ -173,7 +175,7 @@
         h('td', { class: 'tags' }, (s.tags || []).join(', ')),
         h('td', { class: 'num' }, ms(s.duration_ms)),
         h('td', { class: 'num' }, s.spans ? String(s.spans) : ''),
-        h('td', { class: 'num' }, diff ? `✏️${diff.changed} ➕${diff.extra} ❌${diff.missing}` : ''));
+        h('td', { class: 'num' }, diff ? `~${diff.changed} +${diff.extra} -${diff.missing}` : ''));
       tr.scenario = s;
       return tr;
     });
@@ -317,7 +319,7 @@
       const bar = h('span', { class: 'wf-bar' });
       bar.style.left = `${(s.start / total) * 100}%`;
       bar.style.width = `${(s.dur / total) * 100}%`;
-      const label = h('span', { class: 'wf-name' }, s.status === 'ERROR' ? h('span', { class: 'err-mark', title: 'error' }, '⚠ ') : null, s.name,
+      const label = h('span', { class: 'wf-name' }, s.status === 'ERROR' ? h('span', { class: 'err-mark', title: 'error' }, '!') : null, s.name,
         h('span', { class: 'wf-dur' }, ` ${usText(s.dur)}`));
       label.style.paddingLeft = `${Math.min(depth, 40) * 12 + 4}px`;
       const el = h('div', { class: `wf-row${s.status === 'ERROR' ? ' err' : ''}${i === selected ? ' sel' : ''}`, role: 'option', 'aria-selected': i === selected ? 'true' : 'false',
@@ -361,7 +363,7 @@
     const kv = (pairs) => h('table', { class: 'kv' }, h('tbody', {}, pairs.map(([k, v]) => h('tr', {}, h('th', { scope: 'row' }, k), h('td', {}, v)))));
     const parent = s.parent >= 0 ? spans[s.parent] : null;
     return h('div', {},
-      h('h3', {}, s.status === 'ERROR' ? '⚠ ' : '', s.name),
+      h('h3', {}, s.status === 'ERROR' ? h('span', { class: 'err-mark', title: 'error' }, '!') : '', s.name),
       kv([['kind', s.kind], ['status', s.message ? `${s.status}: ${s.message}` : s.status], ['start', `+${usText(s.start)}`], ['duration', usText(s.dur)],
         ['service', s.service || ''], ['span id', s.id], ['parent', parent ? `${parent.name} (${parent.id})` : '(root)'], ['trace id', s.trace || '']]),
       h('h4', {}, 'Attributes'), s.attrs.length ? kv(s.attrs) : h('p', { class: 'meta' }, 'none'),
@@ -389,7 +391,7 @@
         : [head, body]);
     };
     return [
-      h('p', { class: 'summary' }, h('span', { class: 'count' }, `✏️ ${c.changed || 0} changed`), h('span', { class: 'count' }, `➕ ${c.extra || 0} extra`), h('span', { class: 'count' }, `❌ ${c.missing || 0} missing`)),
+      h('p', { class: 'summary' }, h('span', { class: 'count' }, `~ ${c.changed || 0} changed`), h('span', { class: 'count' }, `+ ${c.extra || 0} extra`), h('span', { class: 'count' }, `- ${c.missing || 0} missing`)),
       h('ul', { class: 'diff-tree' }, ((diff.tree || {}).roots || []).map(node)),
     ];
   }

@@ -1,0 +1,252 @@
+//! The digest of one host input: a file's content, or a directory's whole tree (every
+//! entry's path, type and permission bits, each file's content, each symlink's target;
+//! symlinks inside are not followed, as the container sees them as links). A missing
+//! path has a digest too (the engine makes an empty directory of it), so creating it
+//! changes the key. A tree over [`MAX_ENTRIES`] entries has none: a scenario reading
+//! it always runs.
+
+use super::index::{StatIndex, hex};
+use sha2::Digest as _;
+use std::collections::BTreeMap;
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+
+/// Entries of one input tree hashed at most.
+pub const MAX_ENTRIES: usize = 100_000;
+
+/// What a host input is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A regular file.
+    File,
+    /// A directory, read recursively.
+    Dir,
+    /// Nothing is there (yet).
+    Missing,
+    /// A socket, device or pipe: only its type counts.
+    Special,
+}
+
+/// The digest of one input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InputDigest {
+    /// Its content is summarised by `hash`.
+    Known {
+        /// What it is.
+        kind: Kind,
+        /// SHA-256 (hex) over its content.
+        hash: String,
+        /// Its files, by path relative to it, with their content hashes (a directory's;
+        /// empty for a file), for saying which changed.
+        files: BTreeMap<String, String>,
+    },
+    /// It cannot be summarised (too big, unreadable): whoever reads it always runs.
+    Unknowable(String),
+}
+
+impl InputDigest {
+    /// The value that goes into a key: the hash, or why there is none.
+    pub fn value(&self) -> String {
+        match self {
+            InputDigest::Known { hash, .. } => hash.clone(),
+            InputDigest::Unknowable(why) => format!("unknowable: {why}"),
+        }
+    }
+}
+
+/// The digest of `path` (absolute), leaving out what lies under `exclude` (clnrm's own
+/// outputs, such as the project's `.clnrm/`).
+pub fn digest(path: &Path, index: &mut StatIndex, exclude: &[PathBuf]) -> InputDigest {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return known(Kind::Missing, hash_text("missing"), BTreeMap::new());
+        }
+        Err(e) => return InputDigest::Unknowable(format!("cannot read it ({e})")),
+    };
+    if meta.is_file() {
+        return match index.file_hash(path, &meta) {
+            Ok(h) => known(
+                Kind::File,
+                hash_text(&format!("file {:o} {h}", mode(&meta))),
+                BTreeMap::new(),
+            ),
+            Err(e) => InputDigest::Unknowable(format!("cannot read it ({e})")),
+        };
+    }
+    if !meta.is_dir() {
+        return known(
+            Kind::Special,
+            hash_text(&format!("special {:o}", meta.mode())),
+            BTreeMap::new(),
+        );
+    }
+    let mut tree = Tree {
+        index,
+        exclude,
+        lines: sha2::Sha256::new(),
+        files: BTreeMap::new(),
+        entries: 0,
+    };
+    match tree.walk(path, "") {
+        Ok(()) => known(Kind::Dir, hex(&tree.lines.finalize()), tree.files),
+        Err(why) => InputDigest::Unknowable(why),
+    }
+}
+
+fn known(kind: Kind, hash: String, files: BTreeMap<String, String>) -> InputDigest {
+    InputDigest::Known { kind, hash, files }
+}
+
+fn hash_text(text: &str) -> String {
+    hex(&sha2::Sha256::digest(text.as_bytes()))
+}
+
+fn mode(m: &std::fs::Metadata) -> u32 {
+    m.permissions().mode() & 0o7777
+}
+
+struct Tree<'a> {
+    index: &'a mut StatIndex,
+    exclude: &'a [PathBuf],
+    lines: sha2::Sha256,
+    files: BTreeMap<String, String>,
+    entries: usize,
+}
+
+impl Tree<'_> {
+    /// Adds the entries of directory `dir` (`rel` below the input) in name order.
+    fn walk(&mut self, dir: &Path, rel: &str) -> Result<(), String> {
+        let read =
+            std::fs::read_dir(dir).map_err(|e| format!("cannot list {} ({e})", dir.display()))?;
+        let mut names: Vec<std::ffi::OsString> = Vec::new();
+        for entry in read {
+            let entry = entry.map_err(|e| format!("cannot list {} ({e})", dir.display()))?;
+            names.push(entry.file_name());
+        }
+        names.sort();
+        for name in names {
+            self.entries += 1;
+            if self.entries > MAX_ENTRIES {
+                return Err(format!(
+                    "over {MAX_ENTRIES} entries; mount a narrower directory"
+                ));
+            }
+            let path = dir.join(&name);
+            if self.exclude.contains(&path) {
+                continue;
+            }
+            let shown = name.to_string_lossy();
+            let rel = if rel.is_empty() {
+                shown.into_owned()
+            } else {
+                format!("{rel}/{shown}")
+            };
+            self.entry(&path, &rel)?;
+        }
+        Ok(())
+    }
+
+    fn entry(&mut self, path: &Path, rel: &str) -> Result<(), String> {
+        let meta = match std::fs::symlink_metadata(path) {
+            Ok(m) => m,
+            // Gone while listing: as if it had not been there.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(format!("cannot read {} ({e})", path.display())),
+        };
+        let kind = meta.file_type();
+        let line = if kind.is_symlink() {
+            let target = std::fs::read_link(path)
+                .map_err(|e| format!("cannot read {} ({e})", path.display()))?;
+            format!("link {rel}\0{}", target.display())
+        } else if kind.is_dir() {
+            format!("dir {rel}\0{:o}", mode(&meta))
+        } else if kind.is_file() {
+            let hash = match self.index.file_hash(path, &meta) {
+                Ok(h) => h,
+                // Unreadable to clnrm (not always to the container): its stat stands in.
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                    let s = super::index::Stat::of(&meta);
+                    format!("unreadable {} {} {} {}", s.size, s.mtime, s.ctime, s.ino)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(format!("cannot read {} ({e})", path.display())),
+            };
+            self.files.insert(rel.to_owned(), hash.clone());
+            format!("file {rel}\0{:o}\0{hash}", mode(&meta))
+        } else {
+            format!("special {rel}\0{:o}", meta.mode())
+        };
+        self.lines.update((line.len() as u64).to_le_bytes());
+        self.lines.update(line.as_bytes());
+        if kind.is_dir() {
+            self.walk(path, rel)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hash_of(p: &Path) -> String {
+        digest(p, &mut StatIndex::in_memory(), &[]).value()
+    }
+
+    #[test]
+    fn a_tree_changes_its_digest_with_any_file_name_mode_or_link_in_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("conf");
+        std::fs::create_dir_all(root.join("sub")).expect("mkdir");
+        std::fs::write(root.join("a.txt"), "a").expect("write");
+        std::fs::write(root.join("sub/b.txt"), "b").expect("write");
+        let start = hash_of(&root);
+        assert_eq!(hash_of(&root), start, "stable");
+        std::fs::write(root.join("sub/b.txt"), "B").expect("write");
+        let edited = hash_of(&root);
+        assert_ne!(edited, start);
+        std::fs::rename(root.join("a.txt"), root.join("c.txt")).expect("rename");
+        let renamed = hash_of(&root);
+        assert_ne!(renamed, edited);
+        std::fs::set_permissions(root.join("c.txt"), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        let chmodded = hash_of(&root);
+        assert_ne!(chmodded, renamed);
+        std::os::unix::fs::symlink("c.txt", root.join("l")).expect("symlink");
+        assert_ne!(hash_of(&root), chmodded);
+        std::fs::create_dir(root.join("empty")).expect("mkdir");
+        assert_ne!(hash_of(&root), chmodded);
+    }
+
+    #[test]
+    fn a_missing_path_has_a_digest_and_excluded_paths_do_not_count() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("nope");
+        let before = hash_of(&missing);
+        std::fs::create_dir(&missing).expect("mkdir");
+        assert_ne!(hash_of(&missing), before, "creating it changes it");
+        let own = missing.join(".clnrm");
+        std::fs::create_dir(&own).expect("mkdir");
+        let mut idx = StatIndex::in_memory();
+        let with_own = digest(&missing, &mut idx, std::slice::from_ref(&own)).value();
+        std::fs::write(own.join("hashes.json"), "{}").expect("write");
+        assert_eq!(
+            digest(&missing, &mut idx, std::slice::from_ref(&own)).value(),
+            with_own
+        );
+    }
+
+    #[test]
+    fn a_file_digest_is_its_content_and_mode() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("conf.txt");
+        std::fs::write(&f, "hello").expect("write");
+        let a = hash_of(&f);
+        std::fs::write(&f, "bye").expect("write");
+        assert_ne!(hash_of(&f), a);
+        std::fs::write(&f, "hello").expect("write");
+        assert_eq!(hash_of(&f), a, "content, not times");
+    }
+}

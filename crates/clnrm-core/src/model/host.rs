@@ -1,0 +1,140 @@
+//! An `allow_hosts` entry of `[expect.hermeticity]`: a host name, an address, or a
+//! CIDR range of addresses (`"10.0.0.0/8"`, `"fd00::/8"`). Anything else is refused
+//! by `validate` where it is written.
+
+use std::net::IpAddr;
+
+/// One allowed host or range.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostPattern {
+    /// A host name, compared without case.
+    Name(String),
+    /// One address.
+    Addr(IpAddr),
+    /// Every address whose first `bits` bits are `net`'s.
+    Range {
+        /// The network's address.
+        net: IpAddr,
+        /// The prefix length.
+        bits: u8,
+    },
+}
+
+impl HostPattern {
+    /// Reads `text`; `Err` says why it is none of the three forms.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if let Some((scheme, rest)) = text.split_once("://") {
+            let host = rest.split(['/', ':']).next().unwrap_or(rest);
+            return Err(format!(
+                "\"{text}\" is a {scheme} URL; write its host (\"{host}\")"
+            ));
+        }
+        if let Some((addr, bits)) = text.split_once('/') {
+            let net: IpAddr = addr
+                .parse()
+                .map_err(|_| format!("\"{addr}\" before the `/` is not an IP address"))?;
+            let max = if net.is_ipv4() { 32 } else { 128 };
+            let bits: u8 = bits
+                .parse()
+                .ok()
+                .filter(|b| *b <= max)
+                .ok_or_else(|| format!("\"{bits}\" is not a prefix length from 0 to {max}"))?;
+            return Ok(Self::Range { net, bits });
+        }
+        if let Ok(a) = text.parse::<IpAddr>() {
+            return Ok(Self::Addr(a));
+        }
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        };
+        if text.len() <= 253 && text.split('.').all(label_ok) {
+            return Ok(Self::Name(text.to_ascii_lowercase()));
+        }
+        Err(format!(
+            "\"{text}\" is not a host name, an IP address or a CIDR range"
+        ))
+    }
+
+    /// Whether `host` (a name or an address, as a span carries it) is allowed.
+    pub fn matches(&self, host: &str) -> bool {
+        match self {
+            Self::Name(n) => n.eq_ignore_ascii_case(host),
+            Self::Addr(a) => host.parse::<IpAddr>().is_ok_and(|h| h == *a),
+            Self::Range { net, bits } => host
+                .parse::<IpAddr>()
+                .is_ok_and(|h| in_range(h, *net, *bits)),
+        }
+    }
+}
+
+fn in_range(host: IpAddr, net: IpAddr, bits: u8) -> bool {
+    let (h, n, width) = match (host, net) {
+        (IpAddr::V4(h), IpAddr::V4(n)) => (u128::from(u32::from(h)), u128::from(u32::from(n)), 32),
+        (IpAddr::V6(h), IpAddr::V6(n)) => (u128::from(h), u128::from(n), 128),
+        // An IPv4 address written as IPv6 (::ffff:a.b.c.d) against an IPv4 range.
+        (IpAddr::V6(h), IpAddr::V4(n)) => match h.to_ipv4_mapped() {
+            Some(h4) => (u128::from(u32::from(h4)), u128::from(u32::from(n)), 32),
+            None => return false,
+        },
+        (IpAddr::V4(_), IpAddr::V6(_)) => return false,
+    };
+    if bits == 0 {
+        return true;
+    }
+    let shift = width - u32::from(bits);
+    (h >> shift) == (n >> shift)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_addresses_and_ranges_match_what_they_say() {
+        let range = HostPattern::parse("192.168.0.0/16").expect("range");
+        assert!(range.matches("192.168.128.1"));
+        assert!(!range.matches("192.169.0.1"));
+        assert!(!range.matches("orders.example"));
+        assert!(
+            HostPattern::parse("0.0.0.0/0")
+                .expect("all")
+                .matches("8.8.8.8")
+        );
+        assert!(
+            HostPattern::parse("fd00::/8")
+                .expect("v6")
+                .matches("fd12::1")
+        );
+        assert!(
+            HostPattern::parse("10.0.0.0/8")
+                .expect("v4")
+                .matches("::ffff:10.1.2.3")
+        );
+        assert!(
+            HostPattern::parse("10.1.2.3")
+                .expect("addr")
+                .matches("10.1.2.3")
+        );
+        assert!(
+            HostPattern::parse("Orders.Example")
+                .expect("name")
+                .matches("orders.example")
+        );
+        for bad in [
+            "192.168.0.0/33",
+            "10.0.0/8",
+            "x/8",
+            "a b",
+            "",
+            "-x.com",
+            "http://a",
+        ] {
+            assert!(HostPattern::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

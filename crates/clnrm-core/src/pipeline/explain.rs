@@ -1,0 +1,72 @@
+//! `clnrm cache stats --explain`: plans the selected scenarios as a run would (their
+//! inputs read through the stat index, their images' ids asked of the engine) and
+//! explains each one's key against the entry of its last run, without running it.
+
+use super::{PipelineError, Prepared, plan_run};
+use crate::cache::explain::{Explanation, explain};
+use crate::cache::{Cache, INPUT_PART};
+use crate::config::RunConfig;
+use crate::exec::{RunOwner, scenario_key, with_snapshots};
+use crate::inputs::InputDigest;
+use std::collections::{BTreeMap, HashMap};
+
+/// The explanations of the selected scenarios of `prepared` (with `config`'s
+/// selection), in plan order, and what the user should know (an engine that did not
+/// answer, so image parts are unknown).
+pub fn explain_keys(
+    prepared: &Prepared,
+    config: &RunConfig,
+) -> Result<(Vec<Explanation>, Vec<String>), PipelineError> {
+    let config = RunConfig {
+        cache: true,
+        force: false,
+        update_baseline: false,
+        ..config.clone()
+    };
+    let planned = plan_run(prepared, &config, RunOwner::current())?;
+    let mut warnings = planned.warnings.clone();
+    let mut image_ids = HashMap::new();
+    let images: std::collections::BTreeSet<&String> = planned
+        .plan
+        .selected()
+        .flat_map(|s| s.env.services.iter().map(|v| &v.image))
+        .collect();
+    for image in images {
+        match crate::backend::image_ids_now(std::slice::from_ref(image)) {
+            Some(ids) => image_ids.extend(ids),
+            None => warnings.push(format!(
+                "the id of image {image} is unknown (no engine answered on its socket, or the image is missing): its part is shown empty"
+            )),
+        }
+    }
+    let layout = prepared.project.layout();
+    let cache = Cache::open(&layout.cache());
+    let manifests = crate::cache::manifests_dir(&layout.cache());
+    let inputs = planned.options.inputs.as_deref();
+    let out = planned
+        .plan
+        .selected()
+        .map(|sc| {
+            let key = scenario_key(sc, &image_ids, planned.options.baseline.as_deref(), inputs);
+            let key = with_snapshots(&key, sc);
+            let now_files: BTreeMap<String, BTreeMap<String, String>> = sc
+                .host_inputs()
+                .into_iter()
+                .filter_map(|p| match inputs.and_then(|d| d.get(&p)) {
+                    Some(InputDigest::Known { files, .. }) if !files.is_empty() => {
+                        Some((format!("{INPUT_PART}{}", p.display()), files.clone()))
+                    }
+                    _ => None,
+                })
+                .collect();
+            explain(
+                &sc.id.0,
+                &key,
+                cache.entry(&sc.id.0),
+                &manifests,
+                &now_files,
+            )
+        })
+        .collect();
+    Ok((out, warnings))
+}
