@@ -231,3 +231,106 @@ fn diff_runs_only_what_collects_spans_and_has_not_run_and_takes_tags() {
         "{text}"
     );
 }
+
+/// A web app traced by OpenTelemetry's standard WSGI instrumentation (the example
+/// image's `web.py`), probed by a health check that sends it `GET /health`, beside a
+/// second service (so the scenario has a network of its own), reached by two HTTP
+/// steps; `extra` is added to the file.
+fn wsgi_file(extra: &str) -> String {
+    format!(
+        r#"[meta]
+name = "web"
+version = "1"
+
+[otel]
+exporter = "otlp"
+
+[service.web]
+image = "clnrm/orders-app:latest"
+args = ["python3", "-u", "/app/web.py"]
+env = {{ OTEL_SERVICE_NAME = "web", OTEL_BSP_SCHEDULE_DELAY = "100" }}
+health_check = {{ cmd = ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://localhost:8000/health')"], interval_ms = 200, retries = 100 }}
+
+[service.side]
+image = "{}"
+
+[[scenario]]
+name = "hello twice"
+
+[[scenario.steps]]
+name = "first"
+http = {{ url = "http://web:8000/hello" }}
+
+[[scenario.steps]]
+name = "second"
+http = {{ url = "http://web:8000/hello" }}
+
+[expect.hermeticity]
+no_external_services = true
+
+[expect.counts]
+by_name = {{ "GET*" = {{ eq = 2 }} }}
+{extra}"#,
+        engine::IMAGE
+    )
+}
+
+#[test]
+fn a_real_instrumented_server_gives_quiet_baselines_and_clnrm_is_inside_the_scenario() {
+    let dir = project(&[("tests/web.clnrm.toml", &wsgi_file(""))]);
+    // Probes are not the scenario's (counts), requests from clnrm come from inside.
+    let first = run_json(dir.path(), &["--update-baseline"]);
+    first.assert_passed();
+    let saved = std::fs::read_to_string(dir.path().join(".clnrm/trace.json"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(saved.contains("\"GET /hello\""), "{saved}");
+    assert!(!saved.contains("/health"), "no probe in the tree: {saved}");
+    assert!(!saved.contains("net.peer"), "per-connection: {saved}");
+    assert!(
+        saved.contains("\"http.server_name\": \"web\""),
+        "the container's host name is stored as its service: {saved}"
+    );
+    // New containers, new host names, new addresses, new subnet: the same tree.
+    for _ in 0..2 {
+        let again = run_json(dir.path(), &["--force"]);
+        again.assert_passed();
+        assert!(
+            scenario(&again, "hello twice")["diff"].is_null(),
+            "{:#}",
+            again.json
+        );
+    }
+    // A baseline recorded before an attribute was ignored: no `x → ∅`.
+    let mut doc: serde_json::Value = serde_json::from_str(&saved).unwrap_or_default();
+    let tree = doc["scenarios"]["tests/web.clnrm.toml::hello twice"]["roots"]
+        .as_array_mut()
+        .and_then(|roots| roots.iter_mut().find(|r| r["name"] == "clnrm.http first"))
+        .and_then(|r| r["children"][0]["attributes"].as_object_mut())
+        .map(|attrs| {
+            attrs.insert("net.peer.port".into(), serde_json::json!(51070));
+            attrs.insert("http.flavor".into(), serde_json::json!("1.0"));
+        });
+    assert!(tree.is_some(), "{saved}");
+    std::fs::write(
+        dir.path().join(".clnrm/trace.json"),
+        serde_json::to_string_pretty(&doc).unwrap_or_default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.path().join(".clnrm/config.toml"),
+        "[diff]\nignore_attributes = [\"http.flavor\"]\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let quiet = run_json(dir.path(), &["--force"]);
+    quiet.assert_passed();
+    // `diff.keep_attributes` brings a per-connection attribute back.
+    std::fs::write(
+        dir.path().join(".clnrm/config.toml"),
+        "[diff]\nignore_attributes = [\"http.flavor\"]\nkeep_attributes = [\"net.peer.ip\"]\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let kept = run_json(dir.path(), &["--force"]);
+    assert_eq!(kept.code, Some(1), "{:#}", kept.json);
+    let tree = scenario(&kept, "hello twice")["diff"]["tree"].to_string();
+    assert!(tree.contains("net.peer.ip"), "{tree}");
+}

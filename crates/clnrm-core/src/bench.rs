@@ -450,7 +450,10 @@ mod tests {
     #[test]
     fn the_table_is_as_wide_as_its_longest_id() {
         let mut r = result(10.0, 1.0);
-        let long = format!("tests/{}.clnrm.toml::a scenario with a long name", "x".repeat(50));
+        let long = format!(
+            "tests/{}.clnrm.toml::a scenario with a long name",
+            "x".repeat(50)
+        );
         r.scenarios[0].id.clone_from(&long);
         let text = to_human(&r, None);
         // Every row's columns start at the same place: the header's `min` column.
