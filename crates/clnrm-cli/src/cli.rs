@@ -151,6 +151,9 @@ pub struct BenchArgs {
     /// Only scenario ids matching this glob (repeatable: any of them).
     #[arg(long, value_name = "GLOB")]
     pub filter: Vec<String>,
+    /// Only the selected scenarios whose last outcome was failed or error.
+    #[arg(long)]
+    pub failed: bool,
     #[command(flatten)]
     pub tags: TagArgs,
     #[command(flatten)]
@@ -377,6 +380,10 @@ pub struct RunArgs {
     /// Run every scenario, even those unchanged since their last passing run.
     #[arg(long)]
     pub force: bool,
+    /// Run only the selected scenarios whose last outcome (.clnrm/outcomes.json) was
+    /// failed or error.
+    #[arg(long)]
+    pub failed: bool,
     /// Record the span trees of the scenarios that pass as their baseline (instead of
     /// comparing with it).
     #[arg(long)]

@@ -22,6 +22,17 @@ enum Shown {
     Progress(Option<HumanReporter<std::io::Stderr>>),
 }
 
+impl Output {
+    /// Where a run printed in `format` shows its events.
+    pub fn of(format: crate::cli::RunFormat) -> Self {
+        if format == crate::cli::RunFormat::Human {
+            Output::Human
+        } else {
+            Output::Progress
+        }
+    }
+}
+
 /// The command line's sink of events.
 pub struct CliSink {
     shown: Shown,

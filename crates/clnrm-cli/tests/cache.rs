@@ -257,3 +257,70 @@ fn a_scenario_that_writes_into_its_own_mount_runs_every_time_and_is_told_why() {
         "never a stale pass"
     );
 }
+
+#[test]
+fn failed_runs_again_only_what_failed_last_time_and_nothing_once_all_pass() {
+    let dir = project(&[
+        ("tests/c.clnrm.toml", &three("echo two")),
+        (
+            "tests/bad.clnrm.toml",
+            &file("[[scenario]]\nname = \"bad\"\nrun = \"false\"\n"),
+        ),
+    ]);
+    // Nothing recorded yet: nothing failed.
+    let none = run_json(dir.path(), &["--failed"]);
+    assert_eq!(none.code, Some(0), "{}", none.stderr);
+    assert!(
+        statuses(&none).iter().all(|(_, s)| s == "skipped"),
+        "{:?}",
+        statuses(&none)
+    );
+    let first = run_json(dir.path(), &["--force"]);
+    assert_eq!(first.code, Some(1), "{}", first.stderr);
+    let again = run_json(dir.path(), &["--failed", "--force"]);
+    assert_eq!(again.code, Some(1), "{}", again.stderr);
+    assert!(
+        again
+            .stderr
+            .contains("--failed: running the 1 scenario of 4 selected whose last run failed"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(
+        statuses(&again),
+        vec![
+            ("bad".into(), "failed".into()),
+            ("one".into(), "skipped".into()),
+            ("two".into(), "skipped".into()),
+            ("three".into(), "skipped".into())
+        ]
+    );
+    // A scenario left out keeps what it had: `one` passed and still counts as such.
+    std::fs::write(
+        dir.path().join("tests/bad.clnrm.toml"),
+        file("[[scenario]]\nname = \"bad\"\nrun = \"true\"\n"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let fixed = run_json(dir.path(), &["--failed"]);
+    assert_eq!(fixed.code, Some(0), "{}", fixed.stderr);
+    assert_eq!(statuses(&fixed)[0], ("bad".into(), "passed".into()));
+    let after = run_json(dir.path(), &["--failed"]);
+    assert_eq!(after.code, Some(0), "{}", after.stderr);
+    assert!(
+        after
+            .stderr
+            .contains("--failed: none of the 4 scenarios selected failed in its last run"),
+        "{}",
+        after.stderr
+    );
+    assert!(statuses(&after).iter().all(|(_, s)| s == "skipped"));
+    // The tags and paths narrow it as for any run.
+    std::fs::write(
+        dir.path().join("tests/bad.clnrm.toml"),
+        file("[[scenario]]\nname = \"bad\"\nrun = \"false\"\n"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(run_json(dir.path(), &[]).code, Some(1));
+    let elsewhere = run_json(dir.path(), &["--failed", "tests/c.clnrm.toml"]);
+    assert_eq!(elsewhere.code, Some(0), "{}", elsewhere.stderr);
+}

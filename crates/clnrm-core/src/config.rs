@@ -40,6 +40,10 @@ pub struct RunFlags {
     pub update_baseline: bool,
     /// `--report-dir DIR`.
     pub report_dir: Option<PathBuf>,
+    /// `--failed`: only the scenarios whose last outcome was failed or error.
+    pub failed: bool,
+    /// Only these scenario ids (the runs service's `scenarios`; empty: no such limit).
+    pub only: Vec<String>,
 }
 
 /// A flag with a value that cannot be used.
@@ -86,6 +90,52 @@ pub struct RunConfig {
     pub max_containers: usize,
     /// Whether passing scenarios are skipped when unchanged.
     pub cache: bool,
+    /// Which of the selected scenarios run.
+    pub subset: Subset,
+    /// Compare each scenario's tree with the baseline (off while recording one, in
+    /// `bench`, and in the run `diff` makes before comparing).
+    pub compare: bool,
+    /// Save each scenario's spans in `.clnrm/artifacts` (off in `bench`).
+    pub keep_spans: bool,
+    /// Honour scenarios' own `retries` (off in `bench`: one run of each).
+    pub own_retries: bool,
+    /// Conclude the run: the cache, the outcomes, the baseline, the timings and the
+    /// report files (off in `bench`'s rounds, which only measure).
+    pub conclude: bool,
+}
+
+impl RunConfig {
+    /// The configuration of a measured round (`bench`): every selected scenario runs
+    /// once, nothing compared, retried, saved or recorded.
+    pub fn measuring(self) -> Self {
+        Self {
+            cache: false,
+            force: true,
+            compare: false,
+            update_baseline: false,
+            keep_spans: false,
+            retries: 0,
+            own_retries: false,
+            save_timings: false,
+            conclude: false,
+            ..self
+        }
+    }
+}
+
+/// Which of the scenarios the paths, `--filter`, the tags and `--partition` select run,
+/// from what earlier runs recorded.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Subset {
+    /// All of them.
+    #[default]
+    All,
+    /// `--failed`: those whose last outcome was failed or error.
+    Failed,
+    /// Those whose file collects spans and that saved none yet (`diff`).
+    WithoutSpans,
+    /// Those with these ids.
+    Ids(std::collections::BTreeSet<String>),
 }
 
 impl RunConfig {
@@ -149,6 +199,15 @@ impl RunConfig {
             report_dir: flags.report_dir.clone(),
             max_containers: executor.max_concurrent_containers as usize,
             cache: project.config.cache.enabled,
+            subset: match (flags.failed, flags.only.is_empty()) {
+                (true, _) => Subset::Failed,
+                (false, false) => Subset::Ids(flags.only.iter().cloned().collect()),
+                (false, true) => Subset::All,
+            },
+            compare: !flags.update_baseline,
+            keep_spans: true,
+            own_retries: true,
+            conclude: true,
         })
     }
 }

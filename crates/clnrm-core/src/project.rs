@@ -191,6 +191,8 @@ impl Layout {
     pub const SNAPSHOTS: &'static str = ".clnrm/snapshots";
     /// Saved bench results, relative to the root.
     pub const BENCH: &'static str = ".clnrm/bench";
+    /// Each scenario's last outcome (for `--failed`), relative to the root.
+    pub const OUTCOMES: &'static str = ".clnrm/outcomes.json";
 
     /// The layout of the project at `root` whose baseline is `baseline` (relative to it).
     pub fn new(root: &Path, baseline: &str) -> Self {
@@ -238,6 +240,11 @@ impl Layout {
     /// The recorded durations (`.clnrm/timings.json`).
     pub fn timings(&self) -> PathBuf {
         self.root.join(Self::TIMINGS)
+    }
+
+    /// Each scenario's last outcome (`.clnrm/outcomes.json`).
+    pub fn outcomes(&self) -> PathBuf {
+        self.root.join(Self::OUTCOMES)
     }
 
     /// `.clnrm/artifacts/`.

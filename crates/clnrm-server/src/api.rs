@@ -153,7 +153,14 @@ pub struct RunOptions {
     /// Record baselines.
     #[serde(default)]
     pub update_baseline: bool,
+    /// Only the scenarios with these ids (`file::name`; empty: every selected one),
+    /// at most 1000: `run --server --failed` sends those whose last outcome here failed.
+    #[serde(default)]
+    pub scenarios: Vec<String>,
 }
+
+/// The most scenario ids a run's options may name.
+pub const MAX_SCENARIO_IDS: usize = 1000;
 
 impl RunOptions {
     fn check(&self) -> Result<(), Problem> {
@@ -169,6 +176,16 @@ impl RunOptions {
         if let Some(f) = &self.filter {
             globset::Glob::new(f)
                 .map_err(|e| Problem::bad_request(format!("options.filter: {e}")))?;
+        }
+        if self.scenarios.len() > MAX_SCENARIO_IDS
+            || self
+                .scenarios
+                .iter()
+                .any(|id| id.is_empty() || id.len() > 1024)
+        {
+            return Err(Problem::bad_request(format!(
+                "options.scenarios: at most {MAX_SCENARIO_IDS} ids of 1 to 1024 bytes"
+            )));
         }
         Ok(())
     }

@@ -11,7 +11,7 @@ use crate::{App, api::RunOptions};
 use clnrm_core::backend::{Deadlines, Docker, Engine};
 use clnrm_core::config::{RunConfig, RunFlags};
 use clnrm_core::exec::{Event, RunOwner, Session, SessionOptions, Status, Stop};
-use clnrm_core::pipeline::{self, Sink};
+use clnrm_core::pipeline::{self, Host, Sink};
 use clnrm_core::report::{RunReport, Summary, Verdict};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -292,14 +292,12 @@ async fn execute<S: Store>(
         tags: options.tags.clone(),
         retries: options.retries,
         update_baseline: options.update_baseline,
+        only: options.scenarios.clone(),
         ..RunFlags::default()
     };
     let config = match RunConfig::resolve(&flags, &prepared.project) {
-        Ok(c) => c,
-        Err(e) => return fail(app, worker, &id, &e.to_string()).await,
-    };
-    let planned = match pipeline::plan_run(&prepared, &config, RunOwner::current()) {
-        Ok(p) => p,
+        // The project is a fresh copy: no cache to read, none worth keeping.
+        Ok(c) => RunConfig { cache: false, ..c },
         Err(e) => return fail(app, worker, &id, &e.to_string()).await,
     };
     let sink = StoreSink {
@@ -311,11 +309,16 @@ async fn execute<S: Store>(
         handle: tokio::runtime::Handle::current(),
         also: app.options.observer.as_ref().map(|o| (o.0)()),
     };
-    let report = pipeline::execute(session, &planned, sink, stop.clone()).await;
+    let host = Host::Session(session);
+    let ran = match pipeline::run(&prepared, &config, host, sink, stop.clone()).await {
+        Ok(ran) => ran,
+        Err(e) => return fail(app, worker, &id, &e.to_string()).await,
+    };
     if lost.is_cancelled() {
         eprintln!("run {id}: another worker took it over; this attempt's result is dropped");
         return;
     }
+    let report = &ran.report;
     let cancelled = stop.interrupt.is_cancelled();
     let status = match report.verdict(false) {
         Verdict::Passed => "passed",
@@ -324,18 +327,16 @@ async fn execute<S: Store>(
         Verdict::Interrupted if cancelled => "cancelled",
         Verdict::Interrupted => "error",
     };
-    let mut finished = finished(status, &report);
-    if config.update_baseline && !report.interrupted {
+    let mut finished = finished(status, report);
+    let project = &prepared.project;
+    if let Some(e) = &ran.error {
+        eprintln!("run {id}: not concluded in full: {e}");
+    }
+    if config.update_baseline && !report.interrupted && ran.concluded.recorded.is_some() {
         // Recorded in the run's copy of the project, then kept to be downloaded.
-        let project = &prepared.project;
-        match pipeline::conclude(project, &config, &planned, &report) {
-            Ok(_) => finished.baseline = std::fs::read_to_string(project.layout().baseline()).ok(),
-            Err(e) => eprintln!("run {id}: the baseline was not recorded: {e}"),
-        }
+        finished.baseline = std::fs::read_to_string(project.layout().baseline()).ok();
     }
-    if let Some(dir) = &planned.options.artifacts {
-        finished.spans = collected_spans(dir, &report);
-    }
+    finished.spans = collected_spans(&project.layout().artifacts(), report);
     match app.store.finish(&id, worker, &finished).await {
         Ok(true) => crate::webhook::run_finished(app, &id),
         Ok(false) => eprintln!("run {id}: lost before it was stored; another worker runs it"),

@@ -6,9 +6,9 @@ use super::{connect_engine, end_session, print_prepared, runtime, watch_signals}
 use crate::cli::{BenchArgs, BenchFormat};
 use crate::exit;
 use clnrm_core::bench::{self, BenchResult};
-use clnrm_core::config::{RunConfig, RunFlags};
-use clnrm_core::exec::{Event, RunOwner, Session, Stop};
-use clnrm_core::pipeline::{self, Sink};
+use clnrm_core::config::RunFlags;
+use clnrm_core::exec::{Event, Stop};
+use clnrm_core::pipeline::{self, Host, Sink};
 
 /// Takes no event: the command says on stderr which round runs, and reports at the end.
 struct Quiet;
@@ -51,36 +51,16 @@ pub fn run(args: BenchArgs) -> i32 {
     };
     let flags = RunFlags {
         workers: Some(args.workers),
-        force: true,
         filter: args.filter.clone(),
         tags: args.tags.tags.clone(),
         skip_tags: args.tags.skip_tags.clone(),
+        failed: args.failed,
         ..RunFlags::default()
     };
-    let mut config = match RunConfig::resolve(&flags, &prepared.project) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::INVALID_INPUT;
-        }
+    let config = match super::run::resolve(&flags, &prepared) {
+        Ok(c) => c.measuring(),
+        Err(code) => return code,
     };
-    // Every round runs everything; nothing is compared with the baseline.
-    config.cache = false;
-    let mut planned = match pipeline::plan_run(&prepared, &config, RunOwner::current()) {
-        Ok(p) => p,
-        Err(e) => return super::run::pipeline_error(&e),
-    };
-    planned.options.baseline = None;
-    planned.options.artifacts = None;
-    // A round measures one run of each scenario: no retry hides a failure or adds time.
-    planned.options.retries = 0;
-    for sc in &mut planned.plan.scenarios {
-        sc.retries = Some(0);
-    }
-    if planned.plan.selected().next().is_none() {
-        eprintln!("error: no scenario selected");
-        return exit::INVALID_INPUT;
-    }
     let rt = match runtime() {
         Ok(r) => r,
         Err(code) => return code,
@@ -91,17 +71,30 @@ pub fn run(args: BenchArgs) -> i32 {
         let engine = connect_engine(&prepared.project.config.executor).await?;
         let stop = Stop::default();
         tokio::spawn(watch_signals(stop.clone()));
-        let otlp = planned.plan.selected().any(|s| s.env.otlp.is_some());
-        let session = Session::start(engine, &planned.options.session(), otlp, true).await;
+        // One session for every round: its warm pool is what a round measures with.
+        let session = pipeline::start_session(engine, &prepared, &config, true).await;
         for w in session.warnings() {
             eprintln!("warning: {w}");
         }
         let mut measured = Vec::new();
         let mut interrupted = false;
+        let mut failed = None;
         for round in 1..=total {
             let what = if round <= warmup { "warm-up" } else { "round" };
             eprintln!("{what} {round}/{total}");
-            let report = pipeline::execute(&session, &planned, Quiet, stop.clone()).await;
+            let host = Host::Session(&session);
+            let report = match pipeline::run(&prepared, &config, host, Quiet, stop.clone()).await {
+                Ok(ran) => ran.report,
+                Err(e) => {
+                    failed = Some(super::run::pipeline_error(&e));
+                    break;
+                }
+            };
+            if report.results.iter().all(|r| r.is_unselected()) {
+                eprintln!("error: no scenario selected");
+                failed = Some(exit::INVALID_INPUT);
+                break;
+            }
             if report.interrupted {
                 interrupted = true;
                 break;
@@ -111,7 +104,10 @@ pub fn run(args: BenchArgs) -> i32 {
             }
         }
         end_session(&session, &stop).await;
-        Ok::<_, i32>((measured, interrupted))
+        match failed {
+            Some(code) => Err(code),
+            None => Ok((measured, interrupted)),
+        }
     });
     let (measured, interrupted) = match outcome {
         Ok(o) => o,

@@ -7,7 +7,7 @@ use crate::exit;
 use clnrm_core::backend::{Deadlines, Docker, EngineError};
 use clnrm_core::cache::explain::{Explanation, Verdict};
 use clnrm_core::cache::{clear, summary};
-use clnrm_core::config::{RunConfig, RunFlags};
+use clnrm_core::config::RunFlags;
 use clnrm_core::exec::pool::{SNAPSHOT_REPO, remove_snapshots, snapshots};
 use clnrm_core::pipeline::explain_keys;
 use clnrm_core::project::Project;
@@ -125,23 +125,22 @@ fn explain(args: &CacheStatsArgs) -> i32 {
         filter: vec![pattern.clone()],
         ..RunFlags::default()
     };
-    let config = match RunConfig::resolve(&flags, &prepared.project) {
+    let config = match super::run::resolve(&flags, &prepared) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::INVALID_INPUT;
-        }
+        Err(code) => return code,
     };
-    let (explained, warnings) = match explain_keys(&prepared, &config) {
+    let runtime = match super::runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    // Without an engine the image parts are unknown; the rest is still explained.
+    let explained = runtime.block_on(async {
+        let engine = Docker::new().ok();
+        explain_keys(&prepared, &config, engine.as_ref()).await
+    });
+    let (explained, warnings) = match explained {
         Ok(x) => x,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return if e.is_invalid_input() {
-                exit::INVALID_INPUT
-            } else {
-                exit::ENVIRONMENT
-            };
-        }
+        Err(e) => return super::run::pipeline_error(&e),
     };
     for w in &warnings {
         eprintln!("warning: {w}");

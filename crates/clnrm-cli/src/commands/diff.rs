@@ -3,19 +3,16 @@
 //! and that have not run yet); `--update-baseline` records those whose last run
 //! passed instead.
 
-use super::run::{execute, pipeline_error, say_recorded};
-use super::{Output, print_prepared, runtime};
+use super::run::{pipeline_error, resolve, say_recorded};
+use super::{Output, lazy_engine, print_prepared, runtime, watch_signals};
 use crate::cli::{DiffArgs, DiffFormat};
 use crate::exit;
-use crate::output::plural;
-use clnrm_core::config::{RunConfig, RunFlags};
+use crate::sink::CliSink;
+use clnrm_core::config::{RunConfig, RunFlags, Subset};
 use clnrm_core::diff::store;
 use clnrm_core::diff::{Display, diff, render_tree};
-use clnrm_core::exec::RunOwner;
-use clnrm_core::otel::artifacts;
-use clnrm_core::pipeline::{self, PipelineError, Prepared};
-use clnrm_core::plan::Intake;
-use clnrm_core::plan::NotSelected;
+use clnrm_core::exec::Stop;
+use clnrm_core::pipeline::{self, Host, PipelineError, Prepared};
 use clnrm_core::project::Project;
 use serde_json::json;
 
@@ -25,28 +22,28 @@ pub fn run(args: DiffArgs) -> i32 {
     if let Err(code) = print_prepared(&prepared, "nothing was compared") {
         return code;
     }
-    // Scenarios without saved spans run first, whatever the cache says; their run
-    // compares with no baseline (this command does, after).
+    // Scenarios whose file collects spans and that saved none yet run first, whatever
+    // the cache says; that run compares with no baseline (this command does, after).
     let flags = RunFlags {
         filter: args.filter.clone(),
         tags: args.tags.tags.clone(),
         skip_tags: args.tags.skip_tags.clone(),
-        force: true,
-        update_baseline: true,
         ..RunFlags::default()
     };
-    let config = match RunConfig::resolve(&flags, &prepared.project) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::INVALID_INPUT;
-        }
-    };
-    let ids = match run_missing(&prepared, &config) {
-        Ok(ids) => ids,
+    let config = match resolve(&flags, &prepared) {
+        Ok(c) => RunConfig {
+            subset: Subset::WithoutSpans,
+            force: true,
+            compare: false,
+            ..c
+        },
         Err(code) => return code,
     };
+    if let Err(code) = run_missing(&prepared, &config) {
+        return code;
+    }
     let project = &prepared.project;
+    let ids = pipeline::selected_ids(&prepared, &config);
     if args.update_baseline {
         return match store::record(&project.layout(), &project.config.diff, &ids) {
             Ok(r) => {
@@ -59,40 +56,23 @@ pub fn run(args: DiffArgs) -> i32 {
     compare(&args, project, &ids)
 }
 
-/// Runs the selected scenarios that have not run (no spans saved, not even none)
-/// and whose file collects spans; the ids of all selected.
-fn run_missing(prepared: &Prepared, config: &RunConfig) -> Result<Vec<String>, i32> {
-    let mut planned = pipeline::plan_run(prepared, config, RunOwner::current())
-        .map_err(|e| pipeline_error(&e))?;
-    let ids: Vec<String> = planned.plan.selected().map(|s| s.id.0.clone()).collect();
-    let dir = prepared.project.layout().artifacts();
-    // A run saves what its scenarios sent, nothing included, unless their file
-    // collects no spans (`exporter = "none"`).
-    let lacking: Vec<String> = planned
-        .plan
-        .selected()
-        .filter(|s| s.intake != Intake::None)
-        .filter(|s| !matches!(artifacts::load(&dir, &s.id.0), Ok(Some(_))))
-        .map(|s| s.id.0.clone())
-        .collect();
-    if lacking.is_empty() {
-        return Ok(ids);
-    }
-    eprintln!(
-        "running {} without saved spans first",
-        plural(lacking.len(), "scenario")
-    );
-    for s in &mut planned.plan.scenarios {
-        if !lacking.contains(&s.id.0) {
-            s.not_selected = Some(NotSelected::Filtered);
-        }
-    }
+/// Runs the scenarios of `config`'s subset (those without saved spans); `Err` holds
+/// the exit code when they could not run.
+fn run_missing(prepared: &Prepared, config: &RunConfig) -> Result<(), i32> {
     let rt = runtime()?;
-    let report = rt.block_on(execute(prepared, &planned, Output::Progress))?;
-    if report.interrupted {
+    let ran = rt.block_on(async {
+        let engine = lazy_engine(&prepared.project.config.executor)?;
+        let stop = Stop::default();
+        tokio::spawn(watch_signals(stop.clone()));
+        let sink = CliSink::new(Output::Progress);
+        pipeline::run(prepared, config, Host::Engine(engine), sink, stop)
+            .await
+            .map_err(|e| pipeline_error(&e))
+    })?;
+    if ran.report.interrupted {
         return Err(exit::INTERRUPTED);
     }
-    Ok(ids)
+    Ok(())
 }
 
 fn compare(args: &DiffArgs, project: &Project, ids: &[String]) -> i32 {

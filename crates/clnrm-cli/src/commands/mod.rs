@@ -102,53 +102,47 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, i32> {
         })
 }
 
-/// The container engine with the project's deadlines, or the exit code after saying
-/// why there is none.
+/// The container engine with the project's deadlines, not asked anything yet (a run
+/// asks it only when something must run), or the exit code after saying why there
+/// is none.
+pub fn lazy_engine(executor: &ExecutorConfig) -> Result<Arc<Engine>, i32> {
+    match Docker::new() {
+        Ok(d) => Ok(Arc::new(Deadlines::new(
+            d,
+            executor.engine_timeout(),
+            executor.pull_timeout(),
+        ))),
+        Err(e) => Err(engine_error(&e)),
+    }
+}
+
+/// Says that the engine cannot be used, with what to do when none answers; the exit
+/// code.
+pub fn engine_error(e: &EngineError) -> i32 {
+    eprintln!("error: {e}");
+    if matches!(e, EngineError::Unreachable { .. }) {
+        eprintln!(
+            "  = help: start Docker (`sudo systemctl start docker`, or `sudo dockerd &`), \
+             or set DOCKER_HOST to a running engine (a Podman socket works too)"
+        );
+    }
+    exit::ENVIRONMENT
+}
+
+/// The container engine with the project's deadlines, connected, or the exit code
+/// after saying why there is none.
 pub async fn connect_engine(executor: &ExecutorConfig) -> Result<Arc<Engine>, i32> {
     let connected = Docker::connect()
         .await
         .map(|d| Deadlines::new(d, executor.engine_timeout(), executor.pull_timeout()));
-    match connected {
-        Ok(d) => Ok(Arc::new(d)),
-        Err(e) => {
-            eprintln!("error: {e}");
-            if matches!(e, EngineError::Unreachable { .. }) {
-                eprintln!(
-                    "  = help: start Docker (`sudo systemctl start docker`, or `sudo dockerd &`), \
-                     or set DOCKER_HOST to a running engine (a Podman socket works too)"
-                );
-            }
-            Err(exit::ENVIRONMENT)
-        }
-    }
+    connected.map(Arc::new).map_err(|e| engine_error(&e))
 }
 
-/// How long removing a run's containers may take after Ctrl-C.
-const TEARDOWN_AFTER_INTERRUPT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Removes what the session started (after an interrupt, for at most
-/// [`TEARDOWN_AFTER_INTERRUPT`]; after a second one, not at all). Says what is left
-/// for the next run to remove.
+/// Removes what the session started (see [`pipeline::end_session`]); says what is
+/// left for the next run to remove.
 pub async fn end_session(session: &Session<Engine>, stop: &Stop) {
-    // The time left starts when an interrupt comes, during the teardown too.
-    let out_of_time = async {
-        stop.interrupt.cancelled().await;
-        tokio::time::sleep(TEARDOWN_AFTER_INTERRUPT).await;
-    };
-    let left = tokio::select! {
-        left = session.shutdown() => left,
-        () = out_of_time => session.leftovers(),
-        () = stop.force.cancelled() => {
-            eprintln!("stopped without removing this run's containers; the next run removes them");
-            return;
-        }
-    };
-    if !left.is_empty() {
-        eprintln!(
-            "warning: {} and {} could not be removed (the engine did not answer); the next run removes them",
-            plural(left.containers, "container"),
-            plural(left.networks, "network")
-        );
+    for w in pipeline::end_session(session, stop).await {
+        eprintln!("warning: {w}");
     }
 }
 

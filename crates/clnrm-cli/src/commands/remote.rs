@@ -39,6 +39,36 @@ pub fn run(args: &RunArgs) -> i32 {
     }
     let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
     let (project, _) = Project::discover(&cwd);
+    let outcomes = project.layout().outcomes();
+    // `--failed`: the ids whose last outcome here (from runs here or on a service)
+    // failed; the service runs those of them its selection holds.
+    let only: Vec<String> = if args.failed {
+        let recorded = match clnrm_core::pipeline::outcomes::load(&outcomes) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: --failed: {e}");
+                return exit::INVALID_INPUT;
+            }
+        };
+        let failed: Vec<String> = clnrm_core::pipeline::outcomes::failed(&recorded)
+            .into_iter()
+            .collect();
+        if failed.is_empty() {
+            eprintln!("--failed: no scenario failed in its last run; nothing runs");
+            return exit::SUCCESS;
+        }
+        let max = clnrm_server::api::MAX_SCENARIO_IDS;
+        if failed.len() > max {
+            eprintln!(
+                "error: --failed: {} scenarios failed, more than the {max} a run on a service may name; run them without --failed",
+                failed.len()
+            );
+            return exit::INVALID_INPUT;
+        }
+        failed
+    } else {
+        Vec::new()
+    };
     let packed = match pack(&project.root, &args.paths, &cwd) {
         Ok(p) => p,
         Err(e) => {
@@ -50,7 +80,7 @@ pub fn run(args: &RunArgs) -> i32 {
         Ok(r) => r,
         Err(c) => return c,
     };
-    rt.block_on(remote(args, &base, &token, packed))
+    rt.block_on(remote(args, &base, &token, packed, &only, &outcomes))
         .unwrap_or_else(|c| c)
 }
 
@@ -86,7 +116,7 @@ fn one_glob(globs: &[String]) -> Option<String> {
     }
 }
 
-fn options(args: &RunArgs) -> serde_json::Value {
+fn options(args: &RunArgs, only: &[String]) -> serde_json::Value {
     let vars: serde_json::Map<String, serde_json::Value> = args
         .vars
         .vars
@@ -102,6 +132,7 @@ fn options(args: &RunArgs) -> serde_json::Value {
         "force": args.force,
         "retries": args.retries,
         "update_baseline": args.update_baseline,
+        "scenarios": only,
     })
 }
 
@@ -154,12 +185,19 @@ fn detail(body: &str) -> String {
         .unwrap_or_else(|| body.to_owned())
 }
 
-async fn remote(args: &RunArgs, base: &Base, token: &str, packed: Vec<u8>) -> Result<i32, i32> {
+async fn remote(
+    args: &RunArgs,
+    base: &Base,
+    token: &str,
+    packed: Vec<u8>,
+    only: &[String],
+    outcomes: &Path,
+) -> Result<i32, i32> {
     let auth = format!("Bearer {token}");
     let headers = [
         ("authorization", auth.clone()),
         ("content-type", "application/gzip".to_owned()),
-        ("x-clnrm-options", options(args).to_string()),
+        ("x-clnrm-options", options(args, only).to_string()),
     ];
     let fail = |e: String| {
         eprintln!("error: {e}");
@@ -279,6 +317,13 @@ async fn remote(args: &RunArgs, base: &Base, token: &str, packed: Vec<u8>) -> Re
     let (status, run) = status;
     let report = collected.report(&id);
     sink.finish(&report);
+    // What each scenario came to is this project's, wherever it ran (`--failed`).
+    if let Err(e) = clnrm_core::pipeline::outcomes::record(outcomes, &report) {
+        eprintln!(
+            "warning: could not record the outcomes in {}: {e}",
+            outcomes.display()
+        );
+    }
     // The HTML report comes from the service, which holds the scenarios' spans.
     let html = if args.format == RunFormat::Html || args.report_dir.is_some() {
         match send(

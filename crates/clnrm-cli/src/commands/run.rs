@@ -3,21 +3,17 @@
 //! print the report. Ctrl-C or SIGTERM stops the run, removes its containers, writes
 //! the partial report and exits 130; a second one stops it at once.
 
-use super::{Output, connect_engine, end_session, print_prepared, runtime, watch_signals};
+use super::{Output, engine_error, lazy_engine, print_prepared, runtime, watch_signals};
 use crate::cli::{RunArgs, RunFormat};
 use crate::exit;
 use crate::output::plural;
 use crate::sink::CliSink;
-use crate::telemetry;
 use clnrm_core::config::{RunConfig, RunFlags};
-use clnrm_core::exec::{Event, RunOwner, Session, Stop};
+use clnrm_core::exec::Stop;
 use clnrm_core::exec::{ScenarioResult, StepResult};
 use clnrm_core::expect::Position;
-use clnrm_core::pipeline::{self, Concluded, PipelineError, Planned, Prepared};
-use clnrm_core::report::{
-    HumanReporter, RunReport, Verdict, to_html, to_json, to_junit, to_markdown,
-};
-use std::io::IsTerminal;
+use clnrm_core::pipeline::{self, Host, PipelineError, Prepared, Ran};
+use clnrm_core::report::{RunReport, Verdict, to_html, to_json, to_junit, to_markdown};
 
 /// The flags of `run` (and `watch`) as the pipeline reads them.
 pub fn flags(args: &RunArgs) -> RunFlags {
@@ -38,6 +34,8 @@ pub fn flags(args: &RunArgs) -> RunFlags {
         cpus: args.cpu,
         update_baseline: args.update_baseline,
         report_dir: args.report_dir.clone(),
+        failed: args.failed,
+        only: Vec::new(),
     }
 }
 
@@ -46,131 +44,58 @@ pub fn run(args: RunArgs) -> i32 {
     if args.server.is_some() {
         return super::remote::run(&args);
     }
-    let started = std::time::Instant::now();
     let prepared = super::prepare(&args.paths, &args.vars);
     if let Err(code) = print_prepared(&prepared, "nothing was run") {
         return code;
     }
-    let config = match RunConfig::resolve(&flags(&args), &prepared.project) {
+    let config = match resolve(&flags(&args), &prepared) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::INVALID_INPUT;
-        }
+        Err(code) => return code,
     };
-    let planned = match pipeline::plan_run(&prepared, &config, RunOwner::current()) {
-        Ok(p) => p,
-        Err(e) => return pipeline_error(&e),
-    };
-    for w in &planned.warnings {
-        eprintln!("warning: {w}");
-    }
-    if !config.update_baseline
-        && !telemetry::wanted()
-        && let Some(report) = pipeline::all_cached(&planned, started)
-    {
-        print_cached(args.format, &planned, &report);
-        return finish(args.format, &prepared, &config, &planned, &report);
-    }
     let runtime = match runtime() {
         Ok(r) => r,
         Err(code) => return code,
     };
-    let output = if args.format == RunFormat::Human {
-        Output::Human
-    } else {
-        Output::Progress
-    };
-    let report = match runtime.block_on(execute(&prepared, &planned, output)) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    finish(args.format, &prepared, &config, &planned, &report)
+    let ran = runtime.block_on(async {
+        let engine = lazy_engine(&prepared.project.config.executor)?;
+        let stop = Stop::default();
+        tokio::spawn(watch_signals(stop.clone()));
+        let sink = CliSink::new(Output::of(args.format));
+        pipeline::run(&prepared, &config, Host::Engine(engine), sink, stop)
+            .await
+            .map_err(|e| pipeline_error(&e))
+    });
+    // Everything the run started has ended: nothing to wait for.
+    runtime.shutdown_background();
+    match ran {
+        Ok(ran) => finish(args.format, &prepared, &config, &ran),
+        Err(code) => code,
+    }
 }
 
-/// Connects to the engine and executes `planned` in a session of its own, handling
-/// Ctrl-C and SIGTERM; `Err` holds the exit code when no engine answers.
-pub async fn execute(
-    prepared: &Prepared,
-    planned: &Planned,
-    output: Output,
-) -> Result<RunReport, i32> {
-    let engine = connect_engine(&prepared.project.config.executor).await?;
-    let stop = Stop::default();
-    tokio::spawn(watch_signals(stop.clone()));
-    let otlp = planned.plan.selected().any(|s| s.env.otlp.is_some());
-    let session = Session::start(engine, &planned.options.session(), otlp, false).await;
-    for w in session.warnings() {
+/// `flags` resolved over the project's configuration, or the exit code after saying
+/// why they cannot be.
+pub fn resolve(flags: &RunFlags, prepared: &Prepared) -> Result<RunConfig, i32> {
+    RunConfig::resolve(flags, &prepared.project).map_err(|e| {
+        eprintln!("error: {e}");
+        exit::INVALID_INPUT
+    })
+}
+
+/// Prints the machine format and what concluding the run did; the exit code.
+pub fn finish(format: RunFormat, prepared: &Prepared, config: &RunConfig, ran: &Ran) -> i32 {
+    print_report(format, &ran.report, Some(prepared));
+    let mut code = exit_code(&ran.report, config.flaky_fails);
+    for w in &ran.concluded.warnings {
         eprintln!("warning: {w}");
     }
-    let mut report = pipeline::execute(&session, planned, CliSink::new(output), stop.clone()).await;
-    end_session(&session, &stop).await;
-    // Ctrl-C during the teardown interrupts the run too (the results stand).
-    report.interrupted |= stop.interrupt.is_cancelled();
-    Ok(report)
-}
-
-/// The human report of a fully cached run, written at once.
-fn print_cached(format: RunFormat, planned: &Planned, report: &RunReport) {
-    if format != RunFormat::Human {
-        return;
+    if let Some(r) = &ran.concluded.recorded {
+        say_recorded(&prepared.project, r);
     }
-    // Nothing is live here: one buffered write instead of a write per line.
-    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    let tty = std::io::stdout().is_terminal();
-    let out = std::io::BufWriter::new(std::io::stdout().lock());
-    let mut h = HumanReporter::new(out, tty && !no_color, false);
-    h.event(&Event::RunStarted {
-        run_id: report.run_id.clone(),
-        total: planned.plan.selected().count(),
-        workers: planned.options.workers,
-    });
-    for r in &report.results {
-        h.event(&Event::ScenarioFinished(r.clone()));
+    if let Some(e) = &ran.error {
+        code = code.max(pipeline_error(e));
     }
-    h.finish(report);
-}
-
-/// Prints the machine format, concludes the run (cache, baseline, report files);
-/// the exit code.
-pub fn finish(
-    format: RunFormat,
-    prepared: &Prepared,
-    config: &RunConfig,
-    planned: &Planned,
-    report: &RunReport,
-) -> i32 {
-    finish_with(format, prepared, config, planned, report).0
-}
-
-/// [`finish`], also giving the host paths the run itself changed.
-pub fn finish_with(
-    format: RunFormat,
-    prepared: &Prepared,
-    config: &RunConfig,
-    planned: &Planned,
-    report: &RunReport,
-) -> (i32, clnrm_core::inputs::written::Written) {
-    print_report(format, report, Some(prepared));
-    let mut code = exit_code(report, config.flaky_fails);
-    let mut written = clnrm_core::inputs::written::Written::new();
-    match pipeline::conclude(&prepared.project, config, planned, report) {
-        Ok(Concluded {
-            recorded,
-            warnings,
-            written_inputs,
-        }) => {
-            for w in warnings {
-                eprintln!("warning: {w}");
-            }
-            if let Some(r) = recorded {
-                say_recorded(&prepared.project, &r);
-            }
-            written = written_inputs;
-        }
-        Err(e) => code = code.max(pipeline_error(&e)),
-    }
-    (code, written)
+    code
 }
 
 /// Prints a machine format of `report` on stdout (the human one is live). The files
@@ -271,6 +196,9 @@ pub fn say_recorded(project: &clnrm_core::project::Project, r: &clnrm_core::diff
 
 /// Says what went wrong; the exit code, the same for a kind of failure in every command.
 pub fn pipeline_error(e: &PipelineError) -> i32 {
+    if let PipelineError::Engine(e) = e {
+        return engine_error(e);
+    }
     eprintln!("error: {e}");
     if e.is_invalid_input() {
         exit::INVALID_INPUT

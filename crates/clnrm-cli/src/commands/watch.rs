@@ -7,17 +7,16 @@
 //! that does not validate prints its diagnostics and the watch goes on. Saves during a
 //! cycle are queued into one follow-up cycle. Ctrl-C ends it with no container left.
 
-use super::run::{finish_with, flags, pipeline_error};
+use super::run::{finish, flags, pipeline_error, resolve};
 use super::{Output, connect_engine, end_session, prepare, print_prepared, runtime, watch_signals};
-use crate::cli::{RunFormat, WatchArgs};
+use crate::cli::WatchArgs;
 use crate::exit;
 use crate::sink::CliSink;
 use clnrm_core::backend::Engine;
-use clnrm_core::config::RunConfig;
 use clnrm_core::discover::is_test_file_name;
-use clnrm_core::exec::{RunOwner, Session, Stop};
-use clnrm_core::pipeline::{self, Prepared};
-use clnrm_core::plan::{Intake, file_inputs, intake};
+use clnrm_core::exec::{Session, Stop};
+use clnrm_core::pipeline::{self, Host, Prepared};
+use clnrm_core::plan::file_inputs;
 use clnrm_core::project::{Layout, Project};
 use clnrm_core::watch::{Filter, Source};
 use std::collections::{BTreeMap, BTreeSet};
@@ -106,7 +105,6 @@ fn affected(
 struct Watch {
     args: WatchArgs,
     session: Session<Engine>,
-    owner: RunOwner,
     stop: Stop,
     deps: BTreeMap<PathBuf, Vec<PathBuf>>,
     inputs: BTreeMap<PathBuf, BTreeSet<PathBuf>>,
@@ -130,21 +128,11 @@ async fn watch(args: WatchArgs) -> i32 {
         Ok(e) => e,
         Err(code) => return code,
     };
-    let owner = RunOwner::current();
-    let config = match RunConfig::resolve(&flags(&args.run), &project) {
+    let config = match resolve(&flags(&args.run), &first) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::INVALID_INPUT;
-        }
+        Err(code) => return code,
     };
-    let opts = pipeline::session_options(&config, owner.clone());
-    let otlp = first
-        .files
-        .iter()
-        .filter_map(|f| f.file.as_ref())
-        .any(|f| matches!(intake(f), Intake::Otlp { .. }));
-    let session = Session::start(engine, &opts, otlp, true).await;
+    let session = pipeline::start_session(engine, &first, &config, true).await;
     for w in session.warnings() {
         eprintln!("warning: {w}");
     }
@@ -168,7 +156,6 @@ async fn watch(args: WatchArgs) -> i32 {
     let mut w = Watch {
         args,
         session,
-        owner,
         stop: stop.clone(),
         deps: dependency_map(&first),
         inputs,
@@ -246,39 +233,23 @@ impl Watch {
         if print_prepared(&prepared, "waiting for the next save").is_err() {
             return;
         }
-        let config = match RunConfig::resolve(&flags(&self.args.run), &prepared.project) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return;
-            }
+        let Ok(config) = resolve(&flags(&self.args.run), &prepared) else {
+            return;
         };
-        let planned = match pipeline::plan_run(&prepared, &config, self.owner.clone()) {
-            Ok(p) => p,
+        let format = self.args.run.format;
+        let sink = CliSink::new(Output::of(format));
+        let host = Host::Session(&self.session);
+        match pipeline::run(&prepared, &config, host, sink, self.stop.clone()).await {
+            Ok(ran) => {
+                finish(format, &prepared, &config, &ran);
+                self.written.extend(clnrm_core::inputs::written::files(
+                    &ran.concluded.written_inputs,
+                ));
+            }
             Err(e) => {
                 pipeline_error(&e);
                 eprintln!("waiting for the next save");
-                return;
             }
-        };
-        for w in &planned.warnings {
-            eprintln!("warning: {w}");
         }
-        let format = self.args.run.format;
-        let output = if format == RunFormat::Human {
-            Output::Human
-        } else {
-            Output::Progress
-        };
-        let report = pipeline::execute(
-            &self.session,
-            &planned,
-            CliSink::new(output),
-            self.stop.clone(),
-        )
-        .await;
-        let (_, written) = finish_with(format, &prepared, &config, &planned, &report);
-        self.written
-            .extend(clnrm_core::inputs::written::files(&written));
     }
 }

@@ -32,18 +32,15 @@ pub struct Docker {
 }
 
 impl Docker {
-    /// Connects and checks that the engine answers. The API version is pinned to 1.41
-    /// (Docker 20.10; newer engines serve it too), which saves a version round trip;
-    /// an older engine is met by negotiating.
-    pub async fn connect() -> Result<Self, EngineError> {
+    /// A client of the engine at `DOCKER_HOST` (else the local socket), not asked
+    /// anything yet: the first call says whether it answers. The API version is pinned
+    /// to 1.41 (Docker 20.10; newer engines serve it too), which saves a version round
+    /// trip.
+    pub fn new() -> Result<Self, EngineError> {
         let address = std::env::var("DOCKER_HOST")
             .ok()
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| DEFAULT_HOST.to_owned());
-        let unreachable = |reason: String| EngineError::Unreachable {
-            address: address.clone(),
-            reason,
-        };
         const PINNED: bollard::ClientVersion = bollard::ClientVersion {
             major_version: 1,
             minor_version: 41,
@@ -55,7 +52,23 @@ impl Docker {
         } else {
             bollard::Docker::connect_with_host(&address)
         };
-        let client = pinned.map_err(|e| unreachable(e.to_string()))?;
+        match pinned {
+            Ok(client) => Ok(Self { client, address }),
+            Err(e) => Err(EngineError::Unreachable {
+                address,
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// Connects and checks that the engine answers; an engine older than the pinned
+    /// API version is met by negotiating.
+    pub async fn connect() -> Result<Self, EngineError> {
+        let Self { client, address } = Self::new()?;
+        let unreachable = |reason: String| EngineError::Unreachable {
+            address: address.clone(),
+            reason,
+        };
         let ping = tokio::time::timeout(Duration::from_secs(10), client.ping()).await;
         match ping {
             Err(_) => Err(unreachable("no answer within 10 s".into())),
@@ -634,39 +647,6 @@ impl ContainerEngine for Docker {
             })
             .collect())
     }
-}
-
-/// The ids of `images`, read with one plain blocking request each over the engine's
-/// unix socket: the fast path of a fully cached run, which needs nothing else from the
-/// engine. `None` (use [`Docker`]) for other transports, a missing image or any error.
-pub fn image_ids_now(images: &[String]) -> Option<HashMap<String, String>> {
-    use std::io::{Read, Write};
-    let host = std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty());
-    let host = host.as_deref().unwrap_or(DEFAULT_HOST);
-    let path = host.strip_prefix("unix://")?;
-    let mut ids = HashMap::new();
-    for image in images {
-        if image
-            .bytes()
-            .any(|b| b.is_ascii_whitespace() || b == b'?' || b == b'#')
-        {
-            return None;
-        }
-        let mut stream = std::os::unix::net::UnixStream::connect(path).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        let request = format!("GET /v1.41/images/{image}/json HTTP/1.0\r\nHost: docker\r\n\r\n");
-        stream.write_all(request.as_bytes()).ok()?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).ok()?;
-        let text = String::from_utf8_lossy(&response);
-        let (head, body) = text.split_once("\r\n\r\n")?;
-        if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
-            return None;
-        }
-        let doc: serde_json::Value = serde_json::from_str(body).ok()?;
-        ids.insert(image.clone(), doc.get("Id")?.as_str()?.to_owned());
-    }
-    Some(ids)
 }
 
 #[cfg(test)]

@@ -36,6 +36,10 @@ struct Inner {
 #[derive(Default)]
 struct State {
     next: u64,
+    /// Exec id → its exit code (`false` exits 1, anything else 0).
+    execs: BTreeMap<String, i64>,
+    /// The fixture snapshots made (the only snapshot images there are).
+    snapshots: std::collections::BTreeSet<String>,
     containers: BTreeMap<String, Container>,
     networks: BTreeMap<String, Labels>,
 }
@@ -98,7 +102,7 @@ async fn answer(script: &str) -> (String, i64) {
                 .unwrap_or(0.0);
             tokio::time::sleep(Duration::from_secs_f64(secs)).await;
         }
-        if line.contains("exec false") {
+        if line.contains("exec false") || line.contains("exec 'false'") {
             code = 1;
         }
         if let Some(rest) = line.split("exec echo ").nth(1) {
@@ -153,7 +157,13 @@ impl ContainerEngine for FakeEngine {
 
     async fn image(&self, image: &str) -> Result<Option<ImageInfo>, EngineError> {
         self.gate().await;
-        Ok((!image.contains("missing")).then(|| ImageInfo {
+        let snapshot = image.starts_with(crate::exec::pool::SNAPSHOT_REPO);
+        let there = if snapshot {
+            self.lock().snapshots.contains(image)
+        } else {
+            !image.contains("missing")
+        };
+        Ok(there.then(|| ImageInfo {
             id: format!("sha256:{image}"),
             cmd: vec!["sh".into()],
             entrypoint: Vec::new(),
@@ -230,17 +240,22 @@ impl ContainerEngine for FakeEngine {
         Ok(())
     }
 
-    async fn exec_start(&self, _id: &str, _spec: &ExecSpec) -> Result<Execution, EngineError> {
+    async fn exec_start(&self, _id: &str, spec: &ExecSpec) -> Result<Execution, EngineError> {
         self.gate().await;
+        let code = i64::from(spec.argv.first().is_some_and(|p| p == "false"));
+        let mut st = self.lock();
+        st.next += 1;
+        let id = format!("exec{}", st.next);
+        st.execs.insert(id.clone(), code);
         Ok(Execution {
-            id: "exec".into(),
+            id,
             output: futures_util::stream::empty().boxed(),
         })
     }
 
-    async fn exec_exit_code(&self, _exec: &str) -> Result<i64, EngineError> {
+    async fn exec_exit_code(&self, exec: &str) -> Result<i64, EngineError> {
         self.gate().await;
-        Ok(0)
+        Ok(self.lock().execs.get(exec).copied().unwrap_or(0))
     }
 
     async fn inspect(&self, id: &str) -> Result<ContainerState, EngineError> {
@@ -298,6 +313,7 @@ impl ContainerEngine for FakeEngine {
         _labels: &Labels,
     ) -> Result<String, EngineError> {
         self.gate().await;
+        self.lock().snapshots.insert(tag.to_owned());
         Ok(format!("sha256:{tag}"))
     }
 

@@ -14,7 +14,7 @@ pub use deadline::{DEFAULT_CALL, DEFAULT_PULL, Deadlines};
 
 /// The engine clnrm runs against: Docker (or Podman) with a deadline on every call.
 pub type Engine = Deadlines<Docker>;
-pub use docker::{Docker, image_ids_now};
+pub use docker::Docker;
 
 use bytes::Bytes;
 use futures_util::stream::BoxStream;

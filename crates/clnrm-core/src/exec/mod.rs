@@ -43,12 +43,8 @@ pub struct RunOptions {
     pub workers: usize,
     /// Stop dispatching after the first failure.
     pub fail_fast: bool,
-    /// Containers alive at once, at most.
-    pub max_containers: usize,
     /// Who owns the run's containers.
     pub owner: RunOwner,
-    /// Keep warm environments (off: a cold container per scenario, on its critical path).
-    pub warm_pool: bool,
     /// Where collected spans are saved (`.clnrm/artifacts`).
     pub artifacts: Option<std::path::PathBuf>,
     /// Compare each scenario that has a baseline entry with it.
@@ -86,18 +82,6 @@ pub struct SessionOptions {
     pub owner: RunOwner,
     /// Keep warm environments.
     pub warm_pool: bool,
-}
-
-impl RunOptions {
-    /// The options of a session for this run.
-    pub fn session(&self) -> SessionOptions {
-        SessionOptions {
-            workers: self.workers,
-            max_containers: self.max_containers,
-            owner: self.owner.clone(),
-            warm_pool: self.warm_pool,
-        }
-    }
 }
 
 /// What a run did.

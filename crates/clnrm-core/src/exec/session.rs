@@ -58,6 +58,11 @@ impl<E: ContainerEngine> Session<E> {
         }
     }
 
+    /// The engine it runs on.
+    pub fn engine(&self) -> &Arc<E> {
+        &self.engine
+    }
+
     /// What the user should know about how the session was set up.
     pub fn warnings(&self) -> &[String] {
         &self.warnings

@@ -31,15 +31,23 @@ fn options(workers: usize, fail_fast: bool) -> RunOptions {
     RunOptions {
         workers,
         fail_fast,
-        max_containers: 20,
         owner: RunOwner::current(),
-        warm_pool: true,
         artifacts: None,
         baseline: None,
         cache: None,
         inputs: None,
         force: false,
         retries: 0,
+    }
+}
+
+/// The options of a session for runs with `opts`: 20 containers, a warm pool.
+fn session_options(opts: &RunOptions) -> SessionOptions {
+    SessionOptions {
+        workers: opts.workers,
+        max_containers: 20,
+        owner: opts.owner.clone(),
+        warm_pool: true,
     }
 }
 
@@ -52,7 +60,7 @@ async fn run_with<E: crate::backend::ContainerEngine>(
     stop: Stop,
     during: impl FnOnce(tokio::sync::mpsc::UnboundedReceiver<Event>) -> tokio::task::JoinHandle<()>,
 ) -> RunOutcome {
-    let session = Session::start(engine, &opts.session(), false, false).await;
+    let session = Session::start(engine, &session_options(opts), false, false).await;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let watcher = during(rx);
     let outcome = session.run(plan, opts, tx, stop).await;

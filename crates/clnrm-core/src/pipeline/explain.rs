@@ -2,7 +2,9 @@
 //! inputs read through the stat index, their images' ids asked of the engine) and
 //! explains each one's key against the entry of its last run, without running it.
 
-use super::{PipelineError, Prepared, plan_run};
+use super::plan::plan_run;
+use super::{PipelineError, Prepared};
+use crate::backend::ContainerEngine;
 use crate::cache::explain::{Explanation, explain};
 use crate::cache::{Cache, INPUT_PART};
 use crate::config::RunConfig;
@@ -11,11 +13,12 @@ use crate::inputs::InputDigest;
 use std::collections::{BTreeMap, HashMap};
 
 /// The explanations of the selected scenarios of `prepared` (with `config`'s
-/// selection), in plan order, and what the user should know (an engine that did not
-/// answer, so image parts are unknown).
-pub fn explain_keys(
+/// selection), in plan order, their images' ids asked of `engine`, and what the user
+/// should know (no engine, so image parts are unknown).
+pub async fn explain_keys<E: ContainerEngine>(
     prepared: &Prepared,
     config: &RunConfig,
+    engine: Option<&E>,
 ) -> Result<(Vec<Explanation>, Vec<String>), PipelineError> {
     let config = RunConfig {
         cache: true,
@@ -32,10 +35,16 @@ pub fn explain_keys(
         .flat_map(|s| s.env.services.iter().map(|v| &v.image))
         .collect();
     for image in images {
-        match crate::backend::image_ids_now(std::slice::from_ref(image)) {
-            Some(ids) => image_ids.extend(ids),
+        let found = match engine {
+            Some(engine) => engine.image(image).await.ok().flatten(),
+            None => None,
+        };
+        match found {
+            Some(info) => {
+                image_ids.insert(image.clone(), info.id);
+            }
             None => warnings.push(format!(
-                "the id of image {image} is unknown (no engine answered on its socket, or the image is missing): its part is shown empty"
+                "the id of image {image} is unknown (no engine answered, or the image is missing): its part is shown empty"
             )),
         }
     }

@@ -1,16 +1,21 @@
 //! The one pipeline every command goes through: [`prepare`] (project, config,
-//! variables, discovery, validation), then for a run [`plan_run`], [`execute`] with a
-//! [`Sink`] of events, and [`conclude`] (cache, baseline, report files). `clnrm run`,
-//! `watch` and `diff` call it; the command line only parses arguments, picks sinks
-//! and maps errors to exit codes.
+//! variables, discovery, validation), then for a run the one entry point [`run`]:
+//! plan, the fully cached fast path, execution with a [`Sink`] of events, and
+//! conclusion (cache, outcomes, baseline, report files). `clnrm run`, `watch`, `diff`,
+//! `bench` and the runs service's worker call it; the command line only parses
+//! arguments, picks sinks and maps errors to exit codes.
 
+mod conclude;
 mod explain;
+pub mod outcomes;
+mod plan;
 mod prepare;
 mod run;
+#[cfg(test)]
+mod tests;
 
+pub use conclude::Concluded;
 pub use explain::explain_keys;
+pub use plan::selected_ids;
 pub use prepare::{DEFAULT_PATH, Prepared, prepare, prepare_with, var_layers};
-pub use run::{
-    Concluded, PipelineError, Planned, Sink, all_cached, conclude, execute, plan_run,
-    session_options,
-};
+pub use run::{Host, PipelineError, Ran, Sink, end_session, run, session_options, start_session};

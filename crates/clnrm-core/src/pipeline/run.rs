@@ -1,27 +1,41 @@
-//! The run pipeline after validation: plan the valid files with a [`RunConfig`],
-//! execute the plan in a [`Session`] while a [`Sink`] receives the events, then
-//! conclude: record the cache, the baseline (`--update-baseline`) and the report
-//! files. `clnrm run`, `watch` and `diff` go through it, as will the runs service.
+//! The one entry point of a run: [`run`] takes prepared (valid) files, one resolved
+//! [`RunConfig`] and a [`Sink`], and owns the rest: plan, the fully cached fast path,
+//! execution in a session (the caller's, or one of its own started only when
+//! something must run), conclusion (cache, outcomes, baseline, report files).
+//! `clnrm run`, `watch`, `diff`, `bench` and the runs service's worker all call it.
 
 use super::Prepared;
-use crate::cache::Cache;
+use super::conclude::{Concluded, conclude};
+use super::plan::{Planned, plan_run};
+use crate::backend::ContainerEngine;
 use crate::config::{BadFlag, RunConfig};
-use crate::diff::store::{self, Recorded};
-use crate::diff::{BaselineCheck, BaselineError};
-use crate::exec::{Event, RunOptions, RunOwner, Session, SessionOptions, Status, Stop};
-use crate::plan::{Plan, PlanOptions, plan};
-use crate::project::Project;
-use crate::report::{RunReport, WriteError, write_reports};
-use std::sync::{Arc, Mutex};
+use crate::diff::BaselineError;
+use crate::exec::{Event, RunOwner, Session, SessionOptions, Stop};
+use crate::report::{RunReport, WriteError};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Where a run's events go (the human report, progress, clnrm's own telemetry, a
-/// server's event stream); called on a blocking thread of the runtime, in order, so
-/// it may block (and reach the runtime through `tokio::runtime::Handle::current()`).
+/// server's event stream). `event` and `finish` are called on a blocking thread of
+/// the runtime, in order, so they may block (and reach the runtime through
+/// `tokio::runtime::Handle::current()`); `warning` is called from the run's task and
+/// must not block.
 pub trait Sink: Send + 'static {
     /// One event of the run.
     fn event(&mut self, event: &Event);
     /// The run ended; its report.
     fn finish(&mut self, _report: &RunReport) {}
+    /// Something the user should know about how the run was made (an unusable cache
+    /// file, a receiver listening on every interface, containers left behind).
+    fn warning(&mut self, text: &str) {
+        eprintln!("warning: {text}");
+    }
+    /// What the run is about to do, when it is not what its paths and flags alone
+    /// select (`--failed`); like `warning`, from the run's task.
+    fn note(&mut self, text: &str) {
+        eprintln!("{text}");
+    }
 }
 
 /// Why a run could not be planned or concluded.
@@ -36,6 +50,9 @@ pub enum PipelineError {
     /// A report file cannot be written.
     #[error(transparent)]
     Reports(#[from] WriteError),
+    /// The engine does not answer (something had to run).
+    #[error(transparent)]
+    Engine(#[from] crate::backend::EngineError),
 }
 
 impl PipelineError {
@@ -44,19 +61,126 @@ impl PipelineError {
         match self {
             PipelineError::Flag(_) => true,
             PipelineError::Baseline(e) => matches!(e, BaselineError::Corrupt { .. }),
-            PipelineError::Reports(_) => false,
+            PipelineError::Reports(_) | PipelineError::Engine(_) => false,
         }
     }
 }
 
-/// A planned run: what [`execute`] runs and [`conclude`] concludes.
-pub struct Planned {
-    /// The scenarios, their environments and keys.
-    pub plan: Plan,
-    /// How to execute them.
-    pub options: RunOptions,
-    /// What the user should know (an unusable cache file that was replaced).
-    pub warnings: Vec<String>,
+/// Where a run executes.
+pub enum Host<'s, E> {
+    /// In a session the caller keeps across runs (`watch`'s cycles, `bench`'s rounds,
+    /// a worker of the runs service).
+    Session(&'s Session<E>),
+    /// In a session of its own on this engine (which need not have answered yet: it
+    /// is asked only when something must run), ended (every container removed) with
+    /// the run.
+    Engine(Arc<E>),
+}
+
+/// A run that was made.
+#[derive(Debug)]
+pub struct Ran {
+    /// Its report.
+    pub report: RunReport,
+    /// What concluding it did (the baseline recorded, the inputs it wrote to).
+    pub concluded: Concluded,
+    /// Why it could not be concluded in full (the report stands).
+    pub error: Option<PipelineError>,
+}
+
+/// How long removing a run's containers may take after an interrupt.
+const TEARDOWN_AFTER_INTERRUPT: Duration = Duration::from_secs(10);
+
+/// Runs the selected scenarios of `prepared` (its files valid) as `config` says, on
+/// `host`, the events going to `sink`, stopped as `stop` says. `Err` only when nothing
+/// ran: the run could not be planned, or its own engine does not answer.
+pub async fn run<E: ContainerEngine>(
+    prepared: &Prepared,
+    config: &RunConfig,
+    host: Host<'_, E>,
+    mut sink: impl Sink,
+    stop: Stop,
+) -> Result<Ran, PipelineError> {
+    let started = Instant::now();
+    let engine = match &host {
+        Host::Session(s) => s.engine().clone(),
+        Host::Engine(e) => e.clone(),
+    };
+    // The ids of the images, asked for while the run is planned: what a fully cached
+    // run waits for.
+    let ids = (!config.update_baseline && config.cache && !config.force)
+        .then(|| tokio::spawn(image_ids(engine.clone(), images(prepared))));
+    // Every run has an id of its own (its containers are labelled with it), in a
+    // session of its caller's too.
+    let planned = plan_run(prepared, config, RunOwner::current())?;
+    for w in &planned.warnings {
+        sink.warning(w);
+    }
+    for n in &planned.notes {
+        sink.note(n);
+    }
+    let ids = match ids {
+        Some(task) => task.await.unwrap_or_default(),
+        None => HashMap::new(),
+    };
+    let cached = if config.update_baseline {
+        None
+    } else {
+        all_cached(&*engine, &planned, ids, started).await
+    };
+    let report = match (cached, host) {
+        (Some(report), _) => {
+            // The sink may block (a server's store): on a blocking thread too.
+            let total = planned.plan.selected().count();
+            let workers = planned.options.workers;
+            tokio::task::spawn_blocking(move || {
+                sink.event(&Event::RunStarted {
+                    run_id: report.run_id.clone(),
+                    total,
+                    workers,
+                });
+                for r in &report.results {
+                    sink.event(&Event::ScenarioFinished(r.clone()));
+                }
+                sink.finish(&report);
+                report
+            })
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+        }
+        (None, Host::Session(session)) => execute(session, &planned, sink, stop).await.0,
+        (None, Host::Engine(engine)) => {
+            engine.ping().await?;
+            let otlp = planned.plan.selected().any(|s| s.env.otlp.is_some());
+            let options = session_options(config, planned.options.owner.clone());
+            let session = Session::start(engine, &options, otlp, false).await;
+            for w in session.warnings() {
+                sink.warning(w);
+            }
+            let (mut report, sink) = execute(&session, &planned, sink, stop.clone()).await;
+            let left = end_session(&session, &stop).await;
+            match sink {
+                Some(mut sink) => left.iter().for_each(|w| sink.warning(w)),
+                None => left.iter().for_each(|w| eprintln!("warning: {w}")),
+            }
+            // An interrupt during the teardown interrupts the run too (the results stand).
+            report.interrupted |= stop.interrupt.is_cancelled();
+            report
+        }
+    };
+    let (concluded, error) = if config.conclude {
+        match conclude(&prepared.project, config, &planned, &report) {
+            Ok(c) => (c, None),
+            Err(e) => (Concluded::default(), Some(e)),
+        }
+    } else {
+        (Concluded::default(), None)
+    };
+    Ok(Ran {
+        report,
+        concluded,
+        error,
+    })
 }
 
 /// The options of a session for runs with `config`, owned by `owner`.
@@ -69,125 +193,58 @@ pub fn session_options(config: &RunConfig, owner: RunOwner) -> SessionOptions {
     }
 }
 
-/// Plans the valid files of `prepared` with `config`, for a run owned by `owner`:
-/// opens the cache and (unless recording) the baseline.
-pub fn plan_run(
+/// A session for runs of `prepared` with `config` (its OTLP receiver started when a
+/// file exports over OTLP); `keep_warm` keeps a clean environment per key between
+/// runs. For callers that run several times in one session.
+pub async fn start_session<E: ContainerEngine>(
+    engine: Arc<E>,
     prepared: &Prepared,
     config: &RunConfig,
-    owner: RunOwner,
-) -> Result<Planned, PipelineError> {
-    let project = &prepared.project;
-    let layout = project.layout();
-    let mut warnings = Vec::new();
-    let timings = match config.partition {
-        Some(crate::config::Partition::Duration(..)) => {
-            match crate::timings::Timings::load(&layout.timings()) {
-                Ok(t) => t.scenarios,
-                Err(e) => {
-                    warnings.push(format!(
-                        "recorded durations unusable ({e}); shards are balanced as if all took the same time"
-                    ));
-                    Default::default()
-                }
-            }
-        }
-        _ => Default::default(),
-    };
-    let plan_options = PlanOptions {
-        memory_mb: config.memory_mb,
-        cpus: config.cpus,
-        filter: config.filter.clone(),
-        tags: config.tags.clone(),
-        skip_tags: config.skip_tags.clone(),
-        timings,
-        partition: config.partition,
-        executor: project.config.executor.clone(),
-        context: prepared.context.clone(),
-        project: project.root.display().to_string(),
-        update_snapshots: config.update_snapshots,
-        snapshot_redact: project.config.snapshot_redact.clone(),
-    };
-    let mut plan = plan(&prepared.files, &plan_options);
-
-    let cache = config.cache.then(|| {
-        let cache = Cache::open(&layout.cache());
-        warnings.extend(cache.warning.clone());
-        Arc::new(Mutex::new(cache))
-    });
-    let inputs = config.cache.then(|| {
-        let (digests, warning) = read_inputs(&plan, &layout, config);
-        warnings.extend(warning);
-        let written = crate::inputs::written::load(&layout.cache());
-        crate::plan::attach_inputs(&mut plan, &digests, &written);
-        Arc::new(digests)
-    });
-    let baseline: Option<Arc<BaselineCheck>> = if config.update_baseline {
-        None
-    } else {
-        Some(Arc::new(store::check(&layout, &project.config.diff, None)?))
-    };
-    let options = RunOptions {
-        workers: config.workers,
-        fail_fast: config.fail_fast,
-        max_containers: config.max_containers,
-        owner,
-        warm_pool: config.warm_pool,
-        artifacts: Some(layout.artifacts()),
-        baseline,
-        cache,
-        inputs,
-        force: config.force,
-        retries: config.retries,
-    };
-    Ok(Planned {
-        plan,
-        options,
-        warnings,
-    })
+    keep_warm: bool,
+) -> Session<E> {
+    let otlp = prepared
+        .files
+        .iter()
+        .filter_map(|f| f.file.as_ref())
+        .any(|f| matches!(crate::plan::intake(f), crate::plan::Intake::Otlp { .. }));
+    let options = session_options(config, RunOwner::current());
+    Session::start(engine, &options, otlp, keep_warm).await
 }
 
-/// The digests of what the selected scenarios of `plan` read from the host, through
-/// the project's stat index (saved for the next run); clnrm's own outputs (`.clnrm/`,
-/// the report directory) are not part of any input. A warning when the index was
-/// unusable or could not be saved.
-fn read_inputs(
-    plan: &Plan,
-    layout: &crate::project::Layout,
-    config: &RunConfig,
-) -> (crate::inputs::Digests, Option<String>) {
-    let paths = crate::plan::host_inputs(plan);
-    if paths.is_empty() {
-        return (crate::inputs::Digests::default(), None);
+/// Removes what `session` started: after an interrupt for at most
+/// [`TEARDOWN_AFTER_INTERRUPT`], after a second one not at all. What the user should
+/// know about what is left (the next run removes it).
+pub async fn end_session<E: ContainerEngine>(session: &Session<E>, stop: &Stop) -> Vec<String> {
+    // The time left starts when an interrupt comes, during the teardown too.
+    let out_of_time = async {
+        stop.interrupt.cancelled().await;
+        tokio::time::sleep(TEARDOWN_AFTER_INTERRUPT).await;
+    };
+    let left = tokio::select! {
+        left = session.shutdown() => left,
+        () = out_of_time => session.leftovers(),
+        () = stop.force.cancelled() => {
+            return vec!["stopped without removing this run's containers; the next run removes them".to_owned()];
+        }
+    };
+    if left.is_empty() {
+        return Vec::new();
     }
-    let cache_dir = layout.cache();
-    let mut index = crate::inputs::StatIndex::open(&cache_dir);
-    let mut exclude = vec![layout.dir()];
-    exclude.extend(
-        config
-            .report_dir
-            .iter()
-            .map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone())),
-    );
-    let manifests = crate::cache::manifests_dir(&cache_dir);
-    let digests = crate::inputs::digest_all(&paths, &mut index, &exclude, Some(&manifests));
-    let mut warning = index.warning.take();
-    if let Err(e) = index.save() {
-        warning = Some(format!(
-            "could not save the index of host inputs in {}: {e}",
-            cache_dir.display()
-        ));
-    }
-    (digests, warning)
+    vec![format!(
+        "{} container(s) and {} network(s) could not be removed (the engine did not answer); the next run removes them",
+        left.containers, left.networks
+    )]
 }
 
 /// Executes `planned` in `session`, the events going to `sink` as they happen; the
-/// run's report once it ended (or `stop` stopped it).
-pub async fn execute<E: crate::backend::ContainerEngine>(
+/// run's report once it ended (or `stop` stopped it), and the sink back (unless it
+/// panicked).
+async fn execute<E: ContainerEngine, S: Sink>(
     session: &Session<E>,
     planned: &Planned,
-    mut sink: impl Sink,
+    mut sink: S,
     stop: Stop,
-) -> RunReport {
+) -> (RunReport, Option<S>) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
     let events = tokio::task::spawn_blocking(move || {
         while let Some(event) = rx.blocking_recv() {
@@ -204,163 +261,57 @@ pub async fn execute<E: crate::backend::ContainerEngine>(
         duration: outcome.duration,
         interrupted: outcome.interrupted,
     };
-    if let Ok(mut sink) = events.await {
-        // On a blocking thread too: a sink may wait (an export, a file).
-        let shown = report.clone();
-        let _ = tokio::task::spawn_blocking(move || sink.finish(&shown)).await;
-    }
-    report
-}
-
-/// What concluding a run did.
-#[derive(Debug, Default)]
-pub struct Concluded {
-    /// The baseline recorded (`--update-baseline`).
-    pub recorded: Option<Recorded>,
-    /// What the user should know (the cache could not be saved).
-    pub warnings: Vec<String>,
-    /// What the run itself changed in bind-mounted host paths (a writable mount its
-    /// containers write to), per input: the scenarios reading them run every time.
-    pub written_inputs: crate::inputs::written::Written,
-}
-
-/// Concludes a run: saves the cache, records the trees of the scenarios that passed
-/// when `config` says so (never after an interrupt), and writes the report files.
-pub fn conclude(
-    project: &Project,
-    config: &RunConfig,
-    planned: &Planned,
-    report: &RunReport,
-) -> Result<Concluded, PipelineError> {
-    let layout = project.layout();
-    let mut done = Concluded::default();
-    if let Some(before) = &planned.options.inputs {
-        done.written_inputs = written_inputs(planned, report, before, &layout);
-        if !done.written_inputs.is_empty() {
-            if let Err(e) = crate::inputs::written::add(&layout.cache(), &done.written_inputs) {
-                done.warnings.push(format!(
-                    "could not record the paths the run wrote to in {}: {e}",
-                    layout.cache().display()
-                ));
-            }
-            let shown: Vec<String> = done
-                .written_inputs
-                .keys()
-                .map(|p| p.display().to_string())
-                .collect();
-            done.warnings.push(format!(
-                "the run changed what it bind-mounts from the host ({}): the scenarios that mount it will run every time; mount it with read_only = true, or mount a directory only the scenario writes to that is not under version control",
-                shown.join(", ")
-            ));
-        }
-    }
-    if let Some(cache) = &planned.options.cache {
-        let max = project.config.cache.max_entries as usize;
-        let saved = cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .save(max);
-        if let Err(e) = saved {
-            done.warnings.push(format!(
-                "could not save the cache in {}: {e}",
-                layout.cache().display()
-            ));
-        }
-    }
-    if config.update_baseline && !report.interrupted {
-        let (ids, refused) = baseline_candidates(report);
-        done.recorded = Some(store::record_except(
-            &layout,
-            &project.config.diff,
-            &ids,
-            &refused,
-        )?);
-    }
-    if config.save_timings
-        && !report.interrupted
-        && let Err(e) = crate::timings::record(&layout.timings(), report)
-    {
-        done.warnings
-            .push(format!("could not save the timings: {e}"));
-    }
-    let artifacts = layout.artifacts();
-    let runs = [report.run_id.clone()];
-    write_reports(
-        report,
-        config.report_dir.as_deref(),
-        &planned.plan.files,
-        &crate::report::html::artifact_spans(&artifacts, &runs),
-    )?;
-    Ok(done)
-}
-
-/// The scenarios of `report` whose trees `--update-baseline` records: those that
-/// passed, cached ones included (from the spans their last run saved); the others
-/// that were selected, each with why it is not recorded.
-fn baseline_candidates(report: &RunReport) -> (Vec<String>, Vec<(String, String)>) {
-    let mut ids = Vec::new();
-    let mut refused = Vec::new();
-    for r in report.results.iter().filter(|r| !r.is_unselected()) {
-        ids.push(r.id.0.clone());
-        let why = match r.status {
-            Status::Passed | Status::Cached => continue,
-            Status::Flaky => format!("flaky: it passed only on attempt {}", r.attempts()),
-            Status::Skipped => format!("not run ({})", r.reason.map_or("skipped", |x| x.as_str())),
-            Status::Failed | Status::Error => format!(
-                "it {}{}",
-                r.status.as_str(),
-                r.reason
-                    .map_or_else(String::new, |x| format!(" ({})", x.as_str()))
-            ),
-        };
-        refused.push((r.id.0.clone(), why));
-    }
-    (ids, refused)
-}
-
-/// What the scenarios that ran changed in their own inputs since the run was planned:
-/// per input, the paths inside it that differ.
-fn written_inputs(
-    planned: &Planned,
-    report: &RunReport,
-    before: &crate::inputs::Digests,
-    layout: &crate::project::Layout,
-) -> crate::inputs::written::Written {
-    let ran: std::collections::BTreeSet<std::path::PathBuf> = report
-        .results
-        .iter()
-        .filter(|r| !matches!(r.status, Status::Cached | Status::Skipped))
-        .filter_map(|r| planned.plan.scenarios.iter().find(|s| s.id == r.id))
-        .flat_map(crate::plan::PlannedScenario::host_inputs)
-        .collect();
-    let mut out = crate::inputs::written::Written::new();
-    if ran.is_empty() {
-        return out;
-    }
-    let mut index = crate::inputs::StatIndex::open(&layout.cache());
-    let exclude = [layout.dir()];
-    for p in ran {
-        let Some(was) = before.get(&p) else { continue };
-        let changed = crate::inputs::digest(&p, &mut index, &exclude).changed_since(was);
-        if !changed.is_empty() {
-            out.insert(p, changed);
-        }
-    }
-    let _ = index.save();
-    out
+    let Ok(mut sink) = events.await else {
+        return (report, None);
+    };
+    // On a blocking thread too: a sink may wait (an export, a file).
+    let shown = report.clone();
+    let sink = tokio::task::spawn_blocking(move || {
+        sink.finish(&shown);
+        sink
+    })
+    .await
+    .ok();
+    (report, sink)
 }
 
 /// The report of a run in which every selected scenario is unchanged since its last
-/// passing run, made without an async runtime or any engine call but one plain
-/// request per image id; `None` when something must run or it cannot tell.
-pub fn all_cached(planned: &Planned, started: std::time::Instant) -> Option<RunReport> {
-    let images: std::collections::BTreeSet<String> = planned
+/// passing run, made with no engine call but one inspection per image; `None` when
+/// something must run or it cannot tell (an image missing, the engine not answering).
+async fn all_cached<E: ContainerEngine>(
+    engine: &E,
+    planned: &Planned,
+    mut ids: HashMap<String, String>,
+    started: Instant,
+) -> Option<RunReport> {
+    if planned.plan.selected().next().is_none() {
+        let results = planned
+            .plan
+            .scenarios
+            .iter()
+            .map(|s| crate::exec::ScenarioResult::not_selected(s, &planned.plan))
+            .collect();
+        return Some(RunReport {
+            run_id: planned.options.owner.run_id.clone(),
+            results,
+            duration: started.elapsed(),
+            interrupted: false,
+        });
+    }
+    if planned.options.cache.is_none() || planned.options.force {
+        return None;
+    }
+    let images: BTreeSet<&String> = planned
         .plan
         .selected()
-        .flat_map(|s| s.env.services.iter().map(|v| v.image.clone()))
+        .flat_map(|s| s.env.services.iter().map(|v| &v.image))
         .collect();
-    let images: Vec<String> = images.into_iter().collect();
-    let ids = crate::backend::image_ids_now(&images)?;
+    for image in images {
+        if !ids.contains_key(image) {
+            let info = engine.image(image).await.ok()??;
+            ids.insert(image.clone(), info.id);
+        }
+    }
     let results = crate::exec::all_cached(&planned.plan, &ids, &planned.options)?;
     Some(RunReport {
         run_id: planned.options.owner.run_id.clone(),
@@ -368,4 +319,33 @@ pub fn all_cached(planned: &Planned, started: std::time::Instant) -> Option<RunR
         duration: started.elapsed(),
         interrupted: false,
     })
+}
+
+/// The images of the services of `prepared`'s valid files.
+fn images(prepared: &Prepared) -> BTreeSet<String> {
+    prepared
+        .files
+        .iter()
+        .filter_map(|f| f.file.as_ref())
+        .flat_map(|f| f.services.iter().map(|(_, s)| s.image.value.clone()))
+        .collect()
+}
+
+/// The ids of those of `images` the engine has (none when it does not answer).
+async fn image_ids<E: ContainerEngine>(
+    engine: Arc<E>,
+    images: BTreeSet<String>,
+) -> HashMap<String, String> {
+    let asked = images.into_iter().map(|image| {
+        let engine = engine.clone();
+        async move {
+            let info = engine.image(&image).await.ok()??;
+            Some((image, info.id))
+        }
+    });
+    futures_util::future::join_all(asked)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
 }

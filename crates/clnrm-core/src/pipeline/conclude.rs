@@ -1,0 +1,156 @@
+//! Concluding a run: what it wrote into its own host inputs, the cache, each
+//! scenario's outcome, the baseline (`--update-baseline`), the timings and the report
+//! files.
+
+use super::plan::Planned;
+use super::run::PipelineError;
+use crate::config::RunConfig;
+use crate::diff::store::{self, Recorded};
+use crate::exec::Status;
+use crate::project::Project;
+use crate::report::{RunReport, write_reports};
+
+/// What concluding a run did.
+#[derive(Debug, Default)]
+pub struct Concluded {
+    /// The baseline recorded (`--update-baseline`).
+    pub recorded: Option<Recorded>,
+    /// What the user should know (the cache could not be saved).
+    pub warnings: Vec<String>,
+    /// What the run itself changed in bind-mounted host paths (a writable mount its
+    /// containers write to), per input: the scenarios reading them run every time.
+    pub written_inputs: crate::inputs::written::Written,
+}
+
+/// Concludes a run: saves the cache and the outcomes, records the trees of the
+/// scenarios that passed when `config` says so (never after an interrupt), and writes
+/// the report files.
+pub(crate) fn conclude(
+    project: &Project,
+    config: &RunConfig,
+    planned: &Planned,
+    report: &RunReport,
+) -> Result<Concluded, PipelineError> {
+    let layout = project.layout();
+    let mut done = Concluded::default();
+    if let Some(before) = &planned.options.inputs {
+        done.written_inputs = written_inputs(planned, report, before, &layout);
+        if !done.written_inputs.is_empty() {
+            if let Err(e) = crate::inputs::written::add(&layout.cache(), &done.written_inputs) {
+                done.warnings.push(format!(
+                    "could not record the paths the run wrote to in {}: {e}",
+                    layout.cache().display()
+                ));
+            }
+            let shown: Vec<String> = done
+                .written_inputs
+                .keys()
+                .map(|p| p.display().to_string())
+                .collect();
+            done.warnings.push(format!(
+                "the run changed what it bind-mounts from the host ({}): the scenarios that mount it will run every time; mount it with read_only = true, or mount a directory only the scenario writes to that is not under version control",
+                shown.join(", ")
+            ));
+        }
+    }
+    if let Some(cache) = &planned.options.cache {
+        let max = project.config.cache.max_entries as usize;
+        let saved = cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .save(max);
+        if let Err(e) = saved {
+            done.warnings.push(format!(
+                "could not save the cache in {}: {e}",
+                layout.cache().display()
+            ));
+        }
+    }
+    if let Err(e) = super::outcomes::record(&layout.outcomes(), report) {
+        done.warnings.push(format!(
+            "could not record the outcomes in {}: {e}",
+            layout.outcomes().display()
+        ));
+    }
+    if config.update_baseline && !report.interrupted {
+        let (ids, refused) = baseline_candidates(report);
+        done.recorded = Some(store::record_except(
+            &layout,
+            &project.config.diff,
+            &ids,
+            &refused,
+        )?);
+    }
+    if config.save_timings
+        && !report.interrupted
+        && let Err(e) = crate::timings::record(&layout.timings(), report)
+    {
+        done.warnings
+            .push(format!("could not save the timings: {e}"));
+    }
+    let artifacts = layout.artifacts();
+    let runs = [report.run_id.clone()];
+    write_reports(
+        report,
+        config.report_dir.as_deref(),
+        &planned.plan.files,
+        &crate::report::html::artifact_spans(&artifacts, &runs),
+    )?;
+    Ok(done)
+}
+
+/// The scenarios of `report` whose trees `--update-baseline` records: those that
+/// passed, cached ones included (from the spans their last run saved); the others
+/// that were selected, each with why it is not recorded.
+fn baseline_candidates(report: &RunReport) -> (Vec<String>, Vec<(String, String)>) {
+    let mut ids = Vec::new();
+    let mut refused = Vec::new();
+    for r in report.results.iter().filter(|r| !r.is_unselected()) {
+        ids.push(r.id.0.clone());
+        let why = match r.status {
+            Status::Passed | Status::Cached => continue,
+            Status::Flaky => format!("flaky: it passed only on attempt {}", r.attempts()),
+            Status::Skipped => format!("not run ({})", r.reason.map_or("skipped", |x| x.as_str())),
+            Status::Failed | Status::Error => format!(
+                "it {}{}",
+                r.status.as_str(),
+                r.reason
+                    .map_or_else(String::new, |x| format!(" ({})", x.as_str()))
+            ),
+        };
+        refused.push((r.id.0.clone(), why));
+    }
+    (ids, refused)
+}
+
+/// What the scenarios that ran changed in their own inputs since the run was planned:
+/// per input, the paths inside it that differ.
+fn written_inputs(
+    planned: &Planned,
+    report: &RunReport,
+    before: &crate::inputs::Digests,
+    layout: &crate::project::Layout,
+) -> crate::inputs::written::Written {
+    let ran: std::collections::BTreeSet<std::path::PathBuf> = report
+        .results
+        .iter()
+        .filter(|r| !matches!(r.status, Status::Cached | Status::Skipped))
+        .filter_map(|r| planned.plan.scenarios.iter().find(|s| s.id == r.id))
+        .flat_map(crate::plan::PlannedScenario::host_inputs)
+        .collect();
+    let mut out = crate::inputs::written::Written::new();
+    if ran.is_empty() {
+        return out;
+    }
+    let mut index = crate::inputs::StatIndex::open(&layout.cache());
+    let exclude = [layout.dir()];
+    for p in ran {
+        let Some(was) = before.get(&p) else { continue };
+        let changed = crate::inputs::digest(&p, &mut index, &exclude).changed_since(was);
+        if !changed.is_empty() {
+            out.insert(p, changed);
+        }
+    }
+    let _ = index.save();
+    out
+}
