@@ -132,3 +132,54 @@ fn diff_runs_the_scenarios_that_have_no_saved_spans() {
         1
     );
 }
+
+/// A scenario printing one root span with a per-connection port and an `http.route`.
+fn connection_file() -> String {
+    let script = r#"r=$RANDOM$RANDOM; echo "{\"name\":\"root\",\"trace_id\":\"t$r\",\"span_id\":\"a$r\",\"kind\":\"server\",\"attributes\":{\"http.route\":\"/pay\",\"net.peer.port\":\"5$r\"}}""#;
+    file(&format!(
+        "[[scenario]]\nname = \"conn\"\n\n[[scenario.steps]]\nname = \"emit\"\ncommand = [\"sh\", \"-c\", {}]\n",
+        toml_string(script)
+    ))
+}
+
+#[test]
+fn a_change_of_diff_settings_is_no_cached_pass() {
+    let dir = project(&[("tests/conn.clnrm.toml", &connection_file())]);
+    let config = |text: &str| {
+        std::fs::write(dir.path().join(".clnrm/config.toml"), text)
+            .unwrap_or_else(|e| panic!("{e}"));
+    };
+    std::fs::create_dir_all(dir.path().join(".clnrm")).unwrap_or_else(|e| panic!("{e}"));
+    config("[diff]\nignore_attributes = [\"http.route\"]\n");
+    run_json(dir.path(), &["--update-baseline"]).assert_passed();
+    // Compared with the entry it recorded once, then cached.
+    run_json(dir.path(), &[]).assert_passed();
+    let again = run_json(dir.path(), &[]);
+    assert_eq!(
+        scenario(&again, "conn")["status"],
+        "cached",
+        "{:#}",
+        again.json
+    );
+    // Kept now: the port differs from the baseline, which has none.
+    config("[diff]\nignore_attributes = [\"http.route\"]\nkeep_attributes = [\"net.peer.port\"]\n");
+    let kept = run_json(dir.path(), &[]);
+    assert_eq!(kept.code, Some(1), "{:#}", kept.json);
+    assert_eq!(scenario(&kept, "conn")["reason"], "diff", "{:#}", kept.json);
+    // No longer ignored: `http.route` is compared again, and the baseline lacks it.
+    config("[diff]\n");
+    let compared = run_json(dir.path(), &[]);
+    assert_eq!(compared.code, Some(1), "{:#}", compared.json);
+    let tree = scenario(&compared, "conn")["diff"]["tree"].to_string();
+    assert!(tree.contains("http.route"), "{tree}");
+    // Back to what the baseline was recorded with: passes (and is then cached).
+    config("[diff]\nignore_attributes = [\"http.route\"]\n");
+    run_json(dir.path(), &[]).assert_passed();
+    let cached = run_json(dir.path(), &[]);
+    assert_eq!(
+        scenario(&cached, "conn")["status"],
+        "cached",
+        "{:#}",
+        cached.json
+    );
+}

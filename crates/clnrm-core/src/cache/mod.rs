@@ -14,7 +14,8 @@
 //!   environment as JSON (fields in declaration order, durations in milliseconds,
 //!   regexes as their pattern);
 //! - `image <name>`: the id of each of its images;
-//! - `baseline`: its baseline entry as JSON;
+//! - `baseline`: its baseline entry as JSON with the `[diff]` settings it is compared
+//!   with (`none` without an entry);
 //! - `input <path>`: the digest of each host path its services bind-mount (see
 //!   `inputs`);
 //! - `snapshot <path>`: each output snapshot it compares with (and its redactions).

@@ -19,6 +19,10 @@ pub struct BaselineCheck {
     pub compare: Compare,
     /// `diff.max_display_depth`.
     pub max_depth: usize,
+    /// What decides a comparison besides the trees (`ignore_timestamps`,
+    /// `ignore_attributes`, `keep_attributes`, the durations threshold), as JSON: part
+    /// of a compared scenario's cache key.
+    pub settings: String,
 }
 
 /// How spans are normalised in a project.
@@ -45,11 +49,19 @@ pub fn check(
         .into_iter()
         .map(|(id, tree)| (id, tree.normalized(&normalize)))
         .collect();
+    let settings = serde_json::json!({
+        "ignore_timestamps": config.ignore_timestamps,
+        "ignore_attributes": config.ignore_attributes,
+        "keep_attributes": config.keep_attributes,
+        "durations": durations,
+    })
+    .to_string();
     Ok(BaselineCheck {
         baseline,
         normalize,
         compare: Compare { durations },
         max_depth: config.max_display_depth as usize,
+        settings,
     })
 }
 

@@ -40,10 +40,14 @@ pub fn scenario_key(
             image_ids.get(image).cloned().unwrap_or_default(),
         );
     }
+    // The entry, and how it is compared: a change of `[diff]` settings can turn a
+    // pass into a difference.
     let recorded = baseline
-        .and_then(|b| b.baseline.scenarios.get(&sc.id.0))
-        .and_then(|t| serde_json::to_string(t).ok())
-        .map_or_else(|| "none".to_owned(), |t| crate::cache::key([t.as_str()]));
+        .and_then(|b| {
+            let tree = serde_json::to_string(b.baseline.scenarios.get(&sc.id.0)?).ok()?;
+            Some(crate::cache::key([tree.as_str(), b.settings.as_str()]))
+        })
+        .unwrap_or_else(|| "none".to_owned());
     key.push("baseline", recorded);
     for path in sc.host_inputs() {
         let name = format!("{INPUT_PART}{}", path.display());
