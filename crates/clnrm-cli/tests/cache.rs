@@ -324,3 +324,61 @@ fn failed_runs_again_only_what_failed_last_time_and_nothing_once_all_pass() {
     let elsewhere = run_json(dir.path(), &["--failed", "tests/c.clnrm.toml"]);
     assert_eq!(elsewhere.code, Some(0), "{}", elsewhere.stderr);
 }
+
+#[test]
+fn a_read_only_mount_changed_during_a_run_is_not_taken_for_the_run_writing() {
+    let text = file(
+        "[[scenario]]\nname = \"waits\"\nrun = \"sh -c 'touch /w/started; until [ -f /conf/go ]; do sleep 0.05; done'\"\n",
+    )
+    .replace(
+        "[service.app]\n",
+        "[service.app]\nvolumes = [{ host_path = \"conf\", container_path = \"/conf\", read_only = true }, { host_path = \"w\", container_path = \"/w\" }]\n",
+    );
+    let dir = project(&[
+        ("tests/r.clnrm.toml", &text),
+        ("tests/conf/a.conf", "a\n"),
+        ("tests/w/.keep", ""),
+    ]);
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("clnrm"))
+        .current_dir(dir.path())
+        .args(["run", "--format", "json"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let started = dir.path().join("tests/w/started");
+    let t0 = std::time::Instant::now();
+    while !started.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the step never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The user edits the read-only mounted directory while the run is under way.
+    std::fs::write(dir.path().join("tests/conf/go"), "").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(60)), Some(0));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let w = dir.path().join("tests/w");
+    let conf = dir.path().join("tests/conf");
+    assert!(
+        stderr.contains(&format!(
+            "the run changed what it bind-mounts from the host ({})",
+            w.display()
+        )),
+        "only the writable mount is the run's doing: {stderr}"
+    );
+    let written = std::fs::read_to_string(dir.path().join(".clnrm/cache/written.json"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(written.contains("started"), "{written}");
+    assert!(!written.contains(&conf.display().to_string()), "{written}");
+    // `cache clear` forgets what runs wrote too.
+    let out = clnrm(dir.path())
+        .args(["cache", "clear"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!dir.path().join(".clnrm/cache/written.json").exists());
+}

@@ -388,8 +388,8 @@ pub fn summary(dir: &Path) -> Summary {
     }
 }
 
-/// Empties the cache under `dir`: the entries, the stat index of host inputs and the
-/// file lists of directory inputs.
+/// Empties the cache under `dir`: the entries, the stat index of host inputs, the
+/// file lists of directory inputs and what runs were seen to write into their mounts.
 pub fn clear(dir: &Path) -> std::io::Result<()> {
     let gone = |r: std::io::Result<()>| match r {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
@@ -399,6 +399,7 @@ pub fn clear(dir: &Path) -> std::io::Result<()> {
     gone(std::fs::remove_file(crate::inputs::StatIndex::file_path(
         dir,
     )))?;
+    gone(std::fs::remove_file(crate::inputs::written::path(dir)))?;
     gone(std::fs::remove_dir_all(manifests_dir(dir)))
 }
 

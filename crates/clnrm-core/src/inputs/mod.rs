@@ -77,7 +77,8 @@ pub mod written {
     /// Paths kept at most, per input and in all.
     const MAX: usize = 10_000;
 
-    fn path(cache_dir: &Path) -> PathBuf {
+    /// The file under `cache_dir`.
+    pub fn path(cache_dir: &Path) -> PathBuf {
         cache_dir.join("written.json")
     }
 

@@ -34,7 +34,8 @@ pub(crate) fn conclude(
     let layout = project.layout();
     let mut done = Concluded::default();
     if let Some(before) = &planned.options.inputs {
-        done.written_inputs = written_inputs(planned, report, before, &layout);
+        let outputs = super::plan::outputs(&layout, config);
+        done.written_inputs = written_inputs(planned, report, before, &layout, &outputs);
         if !done.written_inputs.is_empty() {
             if let Err(e) = crate::inputs::written::add(&layout.cache(), &done.written_inputs) {
                 done.warnings.push(format!(
@@ -123,30 +124,31 @@ fn baseline_candidates(report: &RunReport) -> (Vec<String>, Vec<(String, String)
     (ids, refused)
 }
 
-/// What the scenarios that ran changed in their own inputs since the run was planned:
-/// per input, the paths inside it that differ.
+/// What the scenarios that ran changed in their own writable mounts since the run was
+/// planned: per input, the paths inside it that differ (`outputs` excluded, as when
+/// they were read). What changed in a read-only mount was changed by someone else.
 fn written_inputs(
     planned: &Planned,
     report: &RunReport,
     before: &crate::inputs::Digests,
     layout: &crate::project::Layout,
+    outputs: &[std::path::PathBuf],
 ) -> crate::inputs::written::Written {
     let ran: std::collections::BTreeSet<std::path::PathBuf> = report
         .results
         .iter()
         .filter(|r| !matches!(r.status, Status::Cached | Status::Skipped))
         .filter_map(|r| planned.plan.scenarios.iter().find(|s| s.id == r.id))
-        .flat_map(crate::plan::PlannedScenario::host_inputs)
+        .flat_map(crate::plan::PlannedScenario::writable_inputs)
         .collect();
     let mut out = crate::inputs::written::Written::new();
     if ran.is_empty() {
         return out;
     }
     let mut index = crate::inputs::StatIndex::open(&layout.cache());
-    let exclude = [layout.dir()];
     for p in ran {
         let Some(was) = before.get(&p) else { continue };
-        let changed = crate::inputs::digest(&p, &mut index, &exclude).changed_since(was);
+        let changed = crate::inputs::digest(&p, &mut index, outputs).changed_since(was);
         if !changed.is_empty() {
             out.insert(p, changed);
         }

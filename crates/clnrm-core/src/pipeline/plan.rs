@@ -188,6 +188,21 @@ fn narrow(
     }
 }
 
+/// clnrm's own outputs (`.clnrm/`, the report directory): part of no input.
+pub(crate) fn outputs(
+    layout: &crate::project::Layout,
+    config: &RunConfig,
+) -> Vec<std::path::PathBuf> {
+    let mut out = vec![layout.dir()];
+    out.extend(
+        config
+            .report_dir
+            .iter()
+            .map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone())),
+    );
+    out
+}
+
 /// The digests of what the selected scenarios of `plan` read from the host, through
 /// the project's stat index (saved for the next run); clnrm's own outputs (`.clnrm/`,
 /// the report directory) are not part of any input. A warning when the index was
@@ -203,13 +218,7 @@ fn read_inputs(
     }
     let cache_dir = layout.cache();
     let mut index = crate::inputs::StatIndex::open(&cache_dir);
-    let mut exclude = vec![layout.dir()];
-    exclude.extend(
-        config
-            .report_dir
-            .iter()
-            .map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone())),
-    );
+    let exclude = outputs(layout, config);
     let manifests = crate::cache::manifests_dir(&cache_dir);
     let digests = crate::inputs::digest_all(&paths, &mut index, &exclude, Some(&manifests));
     let mut warning = index.warning.take();

@@ -22,6 +22,18 @@ impl PlannedScenario {
             .map(|m| PathBuf::from(&m.host_path))
             .collect()
     }
+
+    /// The host paths its services bind-mount writable: the only ones a run of it
+    /// can change.
+    pub fn writable_inputs(&self) -> BTreeSet<PathBuf> {
+        self.env
+            .services
+            .iter()
+            .flat_map(|s| &s.mounts)
+            .filter(|m| !m.read_only)
+            .map(|m| PathBuf::from(&m.host_path))
+            .collect()
+    }
 }
 
 /// The host paths the selected scenarios of `plan` read.
