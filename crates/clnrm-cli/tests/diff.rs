@@ -183,3 +183,36 @@ fn a_change_of_diff_settings_is_no_cached_pass() {
         cached.json
     );
 }
+
+#[test]
+fn a_flaky_scenario_is_not_recorded_by_diff_update_baseline() {
+    // Fails on its first attempt (no marker yet), passes on the retry.
+    let script = r#"r=$RANDOM; echo "{\"name\":\"root\",\"trace_id\":\"t$r\",\"span_id\":\"a$r\"}"; test -f /w/once || { touch /w/once; exit 1; }"#;
+    let text = file(&format!(
+        "[[scenario]]\nname = \"flaky\"\n\n[[scenario.steps]]\nname = \"emit\"\ncommand = [\"sh\", \"-c\", {}]\n",
+        toml_string(script)
+    ))
+    .replace(
+        "[service.app]\n",
+        "[service.app]\nvolumes = [{ host_path = \"w\", container_path = \"/w\" }]\n",
+    );
+    let dir = project(&[("tests/f.clnrm.toml", &text), ("tests/w/.keep", "")]);
+    let run = run_json(dir.path(), &["--retries", "1"]);
+    assert_eq!(scenario(&run, "flaky")["status"], "flaky", "{:#}", run.json);
+    let out = clnrm(dir.path())
+        .args(["diff", "--update-baseline"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("its last run was flaky: it passed only on a retry"),
+        "{text}"
+    );
+    let baseline =
+        std::fs::read_to_string(dir.path().join(".clnrm/trace.json")).unwrap_or_default();
+    assert!(!baseline.contains("flaky"), "{baseline}");
+}

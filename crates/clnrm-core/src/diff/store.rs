@@ -151,14 +151,15 @@ pub fn record_except(
                 baseline.scenarios.insert(id.clone(), tree_of(&a, config));
                 done.recorded.push(id.clone());
             }
-            Some(v) => done.not_recorded.push((
-                id.clone(),
-                format!(
-                    "its last run {}{}",
-                    v.status,
-                    v.reason.as_deref().map_or_else(String::new, |r| format!(" ({r})"))
-                ),
-            )),
+            Some(v) => {
+                let reason = v.reason.as_deref().map_or_else(String::new, |r| format!(" ({r})"));
+                let why = match v.status.as_str() {
+                    "flaky" => "its last run was flaky: it passed only on a retry".to_owned(),
+                    "error" => format!("its last run ended in an error{reason}"),
+                    other => format!("its last run {other}{reason}"),
+                };
+                done.not_recorded.push((id.clone(), why));
+            }
             None => done.not_recorded.push((
                 id.clone(),
                 "its saved spans do not say whether its run passed (saved by an older clnrm); run it again".into(),

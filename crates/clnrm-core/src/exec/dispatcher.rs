@@ -77,8 +77,13 @@ impl<E: ContainerEngine> Dispatcher<E> {
         loop {
             while running.len() < self.workers && self.reason == CancelReason::None {
                 let Some(i) = self.queue.pop() else { break };
-                let task =
-                    running.spawn(run_one(self.ctx.clone(), i, tx.clone(), interrupt.clone()));
+                let earlier = self.earlier[i].len();
+                let task = running.spawn(run_one(
+                    self.ctx.clone(),
+                    (i, earlier),
+                    tx.clone(),
+                    interrupt.clone(),
+                ));
                 tasks.insert(task.id(), i);
             }
             if running.is_empty() {

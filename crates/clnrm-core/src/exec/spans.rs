@@ -97,12 +97,13 @@ pub fn span_message(result: &ScenarioResult) -> String {
     parts.join("; ")
 }
 
-/// Saves the scenario's spans (secrets masked) under `dir` with its verdict and the
+/// Saves the scenario's spans (secrets masked) under `dir` with its verdict (`flaky`
+/// when it passed after `earlier` failed attempts, as the run will report it) and the
 /// identities of its containers, for `clnrm diff`, baselines and report.html; none at
 /// all is saved too (so `diff` knows it ran and sent none).
 pub fn keep(
     sc: &PlannedScenario,
-    result: &mut ScenarioResult,
+    (result, earlier): (&mut ScenarioResult, usize),
     spans: &[SpanRecord],
     dir: &Path,
     run_id: &str,
@@ -112,7 +113,11 @@ pub fn keep(
     let shown = masked.as_deref().unwrap_or(spans);
     let meta = artifacts::Meta {
         verdict: Some(artifacts::Verdict {
-            status: result.status.as_str().to_owned(),
+            status: if result.status == Status::Passed && earlier > 0 {
+                Status::Flaky.as_str().to_owned()
+            } else {
+                result.status.as_str().to_owned()
+            },
             reason: result.reason.map(|r| r.as_str().to_owned()),
         }),
         identities,

@@ -61,10 +61,11 @@ enum Guard {
     ),
 }
 
-/// Runs scenario `i`; `cancel` is the run's interrupt.
+/// Runs scenario `i` after its `earlier` failed attempts; `cancel` is the run's
+/// interrupt.
 pub(super) async fn run_one<E: ContainerEngine>(
     ctx: Arc<Ctx<E>>,
-    i: usize,
+    (i, earlier): (usize, usize),
     notes: UnboundedSender<Note>,
     cancel: CancellationToken,
 ) -> Done {
@@ -136,7 +137,7 @@ pub(super) async fn run_one<E: ContainerEngine>(
         Err(e) => return failed_setup(Status::Error, Reason::Engine, e.to_string()),
     };
     let _ = notes.send(Note::Started(i));
-    let (mut result, reusable) = in_env(&ctx, sc, &mut env, &notes, &cancel).await;
+    let (mut result, reusable) = in_env(&ctx, (sc, earlier), &mut env, &notes, &cancel).await;
     result.setup = setup;
     Done {
         index: i,
@@ -149,7 +150,7 @@ pub(super) async fn run_one<E: ContainerEngine>(
 /// checked for reuse.
 async fn in_env<E: ContainerEngine>(
     ctx: &Ctx<E>,
-    sc: &PlannedScenario,
+    (sc, earlier): (&PlannedScenario, usize),
     env: &mut Env,
     notes: &UnboundedSender<Note>,
     cancel: &CancellationToken,
@@ -260,7 +261,7 @@ async fn in_env<E: ContainerEngine>(
     {
         spans::keep(
             sc,
-            &mut ran.result,
+            (&mut ran.result, earlier),
             &collected,
             dir,
             &ctx.run_id,
