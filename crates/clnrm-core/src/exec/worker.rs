@@ -225,7 +225,8 @@ async fn in_env<E: ContainerEngine>(
     let gateway = ctx
         .pool
         .gateway(env.network_name().map(str::to_owned))
-        .await;
+        .await
+        .map(|g| g.to_string());
     let own_hosts: Vec<String> = sc
         .env
         .services
@@ -233,7 +234,6 @@ async fn in_env<E: ContainerEngine>(
         .map(|s| s.id.clone())
         .chain(own_containers)
         .chain(ips.iter().map(ToString::to_string))
-        .chain(gateway.map(|g| g.to_string()))
         .collect();
     let identities = env.identities();
     spans::conclude(
@@ -246,6 +246,7 @@ async fn in_env<E: ContainerEngine>(
             identities: &identities,
             scope: crate::expect::Scope {
                 own_hosts: &own_hosts,
+                gateway: gateway.as_deref(),
                 collected: &where_spans_were_sought(sc, otlp.map(|r| &**r)),
             },
         },

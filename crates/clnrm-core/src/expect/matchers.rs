@@ -51,7 +51,7 @@ fn is_loopback(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost")
         || host
             .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+            .is_ok_and(|ip| ip.to_canonical().is_loopback())
 }
 
 fn names_seen(spans: &[SpanRecord]) -> String {
@@ -577,8 +577,9 @@ pub fn hermeticity(
     set: &ExpectSet,
     h: &HermeticityExpect,
     spans: &[SpanRecord],
-    own_hosts: &[String],
+    scope: &super::Scope<'_>,
 ) -> Vec<Unmet> {
+    use crate::model::same_host;
     let mut out = Vec::new();
     if let Some(flag) = &h.no_external_services
         && flag.value
@@ -589,9 +590,11 @@ pub fn hermeticity(
             .iter()
             .filter_map(|a| crate::model::HostPattern::parse(&a.value).ok())
             .collect();
-        let internal = |host: &str| {
+        let internal = |host: &str, kind: crate::model::SpanKind| {
             is_loopback(host)
-                || own_hosts.iter().any(|o| o.eq_ignore_ascii_case(host))
+                || scope.own_hosts.iter().any(|o| same_host(o, host))
+                || (kind == crate::model::SpanKind::Server
+                    && scope.gateway.is_some_and(|g| same_host(g, host)))
                 || allowed.iter().any(|a| a.matches(host))
         };
         let hit = spans.iter().find_map(|s| {
@@ -604,7 +607,7 @@ pub fn hermeticity(
                 let text = v.to_string();
                 let text = text.trim_matches('"');
                 let host = peer_host(text);
-                (!internal(host)).then(|| format!("{} has {k}={v}", s.describe()))
+                (!internal(host, s.kind)).then(|| format!("{} has {k}={v}", s.describe()))
             })
         });
         if let Some(found) = hit {

@@ -237,6 +237,10 @@ pub struct Scope<'a> {
     /// Its own hosts (service ids, container host names, addresses): a peer among
     /// them is no external service.
     pub own_hosts: &'a [String],
+    /// The address of its network's gateway, where clnrm's own requests (HTTP steps,
+    /// probes) come from: internal as the peer of a SERVER span only (a client that
+    /// calls the gateway leaves the scenario's network).
+    pub gateway: Option<&'a str>,
     /// Where its spans were looked for and how long, said when there were none.
     pub collected: &'a str,
 }
@@ -285,7 +289,7 @@ pub fn check_in(set: &ExpectSet, spans: &[SpanRecord], scope: &Scope<'_>) -> Vec
         out.extend(matchers::status(set, s, spans));
     }
     if let Some(h) = &e.hermeticity {
-        out.extend(matchers::hermeticity(set, h, spans, scope.own_hosts));
+        out.extend(matchers::hermeticity(set, h, spans, scope));
     }
     out
 }

@@ -296,6 +296,26 @@ fn the_scenarios_own_services_loopback_allowed_hosts_and_a_servers_own_address_a
     // Without the scenario's hosts, its database is external.
     let db = with(&[("net.peer.name", "db")], "client");
     assert_eq!(check(&strict, &db).len(), 1);
+    // An address of its own however written (an IPv4 address as IPv6), loopback too.
+    for attrs in [
+        vec![("net.peer.ip", "::ffff:172.18.0.3")],
+        vec![("net.peer.ip", "::ffff:127.0.0.1")],
+    ] {
+        let u = check_in(&strict, &with(&attrs, "client"), &scope);
+        assert!(u.is_empty(), "{attrs:?}: {u:?}");
+    }
+    // The gateway (where clnrm's requests come from) is internal as the peer of a
+    // SERVER span, not as what a client calls.
+    let gated = Scope {
+        own_hosts: &own,
+        gateway: Some("172.18.0.1"),
+        ..Scope::default()
+    };
+    let from_clnrm = with(&[("net.peer.ip", "::ffff:172.18.0.1")], "server");
+    assert!(check_in(&strict, &from_clnrm, &gated).is_empty());
+    assert_eq!(check_in(&strict, &from_clnrm, &scope).len(), 1);
+    let to_gateway = with(&[("net.peer.ip", "172.18.0.1")], "client");
+    assert_eq!(check_in(&strict, &to_gateway, &gated).len(), 1);
 }
 
 #[test]

@@ -52,6 +52,14 @@ impl HostPattern {
                 && l.chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         };
+        // A name's last label is never all digits (no top-level domain is): such a
+        // text is a mistyped address (`256.1.1.1`, `10.0.0`).
+        let last = text.rsplit('.').next().unwrap_or(text);
+        if !last.is_empty() && last.chars().all(|c| c.is_ascii_digit()) {
+            return Err(format!(
+                "\"{text}\" is not an IP address (nor a host name: its last part is a number)"
+            ));
+        }
         if text.len() <= 253 && text.split('.').all(label_ok) {
             return Ok(Self::Name(text.to_ascii_lowercase()));
         }
@@ -64,11 +72,21 @@ impl HostPattern {
     pub fn matches(&self, host: &str) -> bool {
         match self {
             Self::Name(n) => n.eq_ignore_ascii_case(host),
-            Self::Addr(a) => host.parse::<IpAddr>().is_ok_and(|h| h == *a),
+            Self::Addr(a) => same_host(host, &a.to_string()),
             Self::Range { net, bits } => host
                 .parse::<IpAddr>()
                 .is_ok_and(|h| in_range(h, *net, *bits)),
         }
+    }
+}
+
+/// Whether `a` and `b` name the same host: equal names without case, or the same
+/// address however written (`::ffff:10.0.0.1` is `10.0.0.1`, `fd00::0001` is `fd00::1`).
+pub fn same_host(a: &str, b: &str) -> bool {
+    match (a.parse::<IpAddr>(), b.parse::<IpAddr>()) {
+        (Ok(x), Ok(y)) => x.to_canonical() == y.to_canonical(),
+        (Err(_), Err(_)) => a.eq_ignore_ascii_case(b),
+        _ => false,
     }
 }
 
@@ -125,7 +143,24 @@ mod tests {
                 .expect("name")
                 .matches("orders.example")
         );
+        assert!(
+            HostPattern::parse("10.1.2.3")
+                .expect("addr")
+                .matches("::ffff:10.1.2.3")
+        );
+        assert!(
+            HostPattern::parse("fd00::1")
+                .expect("v6 addr")
+                .matches("fd00:0::0001")
+        );
+        assert!(same_host("::ffff:172.18.0.1", "172.18.0.1"));
+        assert!(!same_host("172.18.0.1", "172.18.0.10"));
+        assert!(HostPattern::parse("host-1.example").is_ok());
+        assert!(HostPattern::parse("1password.com").is_ok());
         for bad in [
+            "256.1.1.1",
+            "10.0.0",
+            "1.2.3.4.5",
             "192.168.0.0/33",
             "10.0.0/8",
             "x/8",
