@@ -138,8 +138,24 @@ async fn watch(args: WatchArgs) -> i32 {
     }
     let debounce = Duration::from_millis(args.debounce.unwrap_or(project.config.watch.debounce_ms));
     let inputs = input_map(&first);
-    let source = match start_source(&project, &paths, &all_inputs(&inputs)) {
-        Ok(s) => s,
+    // Made by the first cycle if not there yet: named as the events will name it.
+    let reports: Vec<PathBuf> = args
+        .run
+        .report_dir
+        .iter()
+        .map(|d| {
+            d.canonicalize()
+                .or_else(|_| std::path::absolute(d))
+                .unwrap_or_else(|_| d.clone())
+        })
+        .collect();
+    let source = match start_source(&project, &paths, &all_inputs(&inputs), &reports) {
+        Ok((s, failed)) => {
+            for f in failed {
+                eprintln!("warning: {f}; its changes start no cycle");
+            }
+            s
+        }
         Err(e) => {
             eprintln!(
                 "error: cannot watch {}: {e}",
@@ -195,8 +211,8 @@ async fn watch(args: WatchArgs) -> i32 {
         let prepared = prepare(&targets, &w.args.run.vars);
         w.deps.extend(dependency_map(&prepared));
         w.inputs.extend(input_map(&prepared));
-        if let Err(e) = watched_inputs.add(&all_inputs(&w.inputs)) {
-            eprintln!("warning: cannot watch a bind-mounted path: {e}");
+        for f in watched_inputs.add(&all_inputs(&w.inputs)) {
+            eprintln!("warning: {f}; its changes start no cycle");
         }
         w.cycle(prepared).await;
         watched_inputs.ignore(&w.written);
@@ -212,10 +228,11 @@ fn start_source(
     project: &Project,
     paths: &[PathBuf],
     inputs: &BTreeSet<PathBuf>,
-) -> notify::Result<Source> {
+    reports: &[PathBuf],
+) -> notify::Result<(Source, Vec<String>)> {
     let root = canonical(&project.root);
     let cfg = &project.config.watch;
-    let filter = Filter::new(&root, &cfg.patterns, &cfg.ignore_patterns, &[]);
+    let filter = Filter::new(&root, &cfg.patterns, &cfg.ignore_patterns, reports);
     let mut watched: Vec<PathBuf> = paths.iter().map(|p| canonical(p)).collect();
     let layout = Layout::new(&root, &project.config.diff.baseline_path);
     for dir in [layout.templates(), layout.dir()] {

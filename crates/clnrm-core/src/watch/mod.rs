@@ -50,9 +50,24 @@ impl Filter {
         }
     }
 
+    /// Whether `path` is something clnrm itself writes (under `.clnrm/` but the
+    /// user's templates and configuration, a report file or directory): it never
+    /// counts, in a bind-mounted input either.
+    pub fn is_output(&self, path: &Path) -> bool {
+        if self.outputs.iter().any(|o| path.starts_with(o)) {
+            return true;
+        }
+        let Ok(rel) = path.strip_prefix(&self.root) else {
+            return false;
+        };
+        rel.starts_with(Layout::DIR)
+            && !rel.starts_with(Layout::TEMPLATES)
+            && rel != Path::new(Layout::CONFIG)
+    }
+
     /// Whether a change of `path` should start a cycle.
     pub fn wants(&self, path: &Path) -> bool {
-        if self.outputs.contains(path) {
+        if self.is_output(path) {
             return false;
         }
         let Ok(rel) = path.strip_prefix(&self.root) else {
@@ -103,6 +118,9 @@ struct Shared {
     /// Files in inputs that the runs themselves write (a writable mount): their
     /// changes do not count, or every run would start the next.
     ignored: std::sync::Mutex<BTreeSet<PathBuf>>,
+    /// Inputs that did not exist when they were added (watched through the nearest
+    /// directory that did): watched themselves once they appear.
+    pending: std::sync::Mutex<BTreeSet<PathBuf>>,
 }
 
 /// A handle that adds host inputs to a running [`Source`].
@@ -111,15 +129,25 @@ pub struct Inputs(std::sync::Arc<Shared>);
 
 impl Inputs {
     /// Watches `paths` (bind-mounted host paths) too, those not yet watched; a path
-    /// that does not exist yet is watched through the nearest directory that does.
-    pub fn add(&self, paths: &BTreeSet<PathBuf>) -> notify::Result<()> {
-        let mut known = lock(&self.0.inputs);
-        for p in paths {
-            if known.insert(p.clone()) {
-                self.0.watch(p)?;
+    /// that does not exist yet is watched through the nearest directory that does,
+    /// and itself once it appears. What cannot be watched, each with why (the others
+    /// are watched).
+    pub fn add(&self, paths: &BTreeSet<PathBuf>) -> Vec<String> {
+        let fresh: Vec<PathBuf> = {
+            let mut known = lock(&self.0.inputs);
+            paths
+                .iter()
+                .filter(|p| known.insert((*p).clone()))
+                .cloned()
+                .collect()
+        };
+        let mut failed = Vec::new();
+        for p in fresh {
+            if let Err(e) = self.0.watch_input(&p) {
+                failed.push(format!("cannot watch {}: {e}", p.display()));
             }
         }
-        Ok(())
+        failed
     }
 
     /// Stops counting changes of `paths` (files in inputs the runs themselves write).
@@ -133,6 +161,35 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Shared {
+    /// Watches input `p`; remembers it when it is not there yet.
+    fn watch_input(&self, p: &Path) -> notify::Result<()> {
+        if !p.exists() {
+            lock(&self.pending).insert(p.to_path_buf());
+        }
+        self.watch(p)
+    }
+
+    /// `path` changed: when it is (or made) a pending input, that input is watched now
+    /// (a directory created after `watch` started is watched recursively from then).
+    fn appeared(&self, path: &Path) {
+        let now: Vec<PathBuf> = {
+            let mut pending = lock(&self.pending);
+            let now: Vec<PathBuf> = pending
+                .iter()
+                .filter(|p| p.starts_with(path) && p.exists())
+                .cloned()
+                .collect();
+            for p in &now {
+                pending.remove(p);
+            }
+            now
+        };
+        for p in now {
+            // A failure leaves it watched through its parent, as before.
+            let _ = self.watch(&p);
+        }
+    }
+
     /// Watches `p`: a directory recursively; a file (or a path not there yet) through
     /// its directory, for its own events only (an editor or `sed -i` saves a new file
     /// and renames it over the old one, which a watch of the file itself would lose).
@@ -175,6 +232,7 @@ impl Shared {
             return true;
         }
         !temporary(path)
+            && !self.filter.is_output(path)
             && lock(&self.inputs).iter().any(|i| path.starts_with(i))
             && !lock(&self.ignored).contains(path)
     }
@@ -186,17 +244,23 @@ fn temporary(path: &Path) -> bool {
         .file_name()
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
-    name.starts_with(".#") || name.ends_with('~') || name.contains(".tmp") || name.ends_with(".swp")
+    // `x.tmp`, and clnrm's own atomic writes (`x.tmp<pid>`); not `x.tmpl`.
+    let tmp = name
+        .rsplit_once('.')
+        .and_then(|(_, ext)| ext.strip_prefix("tmp"))
+        .is_some_and(|rest| rest.bytes().all(|b| b.is_ascii_digit()));
+    name.starts_with(".#") || name.ends_with('~') || tmp || name.ends_with(".swp")
 }
 
 impl Source {
     /// Watches `paths` (test files and directories, the filter applies) and `inputs`
-    /// (bind-mounted host paths, always counted).
+    /// (bind-mounted host paths, counted unless clnrm writes them); what of `inputs`
+    /// cannot be watched, each with why, beside it.
     pub fn new(
         paths: &[PathBuf],
         filter: Filter,
         inputs: &BTreeSet<PathBuf>,
-    ) -> notify::Result<Self> {
+    ) -> notify::Result<(Self, Vec<String>)> {
         let (tx, rx) = mpsc::channel();
         let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             if let Ok(event) = res
@@ -214,6 +278,7 @@ impl Source {
             dirs: std::sync::Mutex::default(),
             inputs: std::sync::Mutex::default(),
             ignored: std::sync::Mutex::default(),
+            pending: std::sync::Mutex::default(),
         });
         // Directories first, so that a file inside one needs no watch of its own.
         let (dirs, files): (Vec<&PathBuf>, Vec<&PathBuf>) = paths.iter().partition(|p| p.is_dir());
@@ -221,8 +286,8 @@ impl Source {
             shared.watch(p)?;
         }
         let source = Self { rx, shared };
-        source.inputs().add(inputs)?;
-        Ok(source)
+        let failed = source.inputs().add(inputs);
+        Ok((source, failed))
     }
 
     /// A handle that adds bind-mounted host paths to watch.
@@ -256,6 +321,7 @@ impl Source {
             };
             match self.rx.recv_timeout(wait) {
                 Ok(p) => {
+                    self.shared.appeared(&p);
                     if self.wants(&p) {
                         batch.insert(p);
                         quiet_until = Some(Instant::now() + debounce);
@@ -309,11 +375,67 @@ mod tests {
     }
 
     #[test]
+    fn temporaries_are_named_as_editors_and_clnrm_name_them() {
+        for t in [
+            "a.clnrm.tmp123",
+            "x.tmp",
+            ".#a.toml",
+            "a.toml~",
+            ".a.toml.swp",
+        ] {
+            assert!(temporary(Path::new(t)), "{t}");
+        }
+        for t in ["nginx.conf.tmpl", "a.clnrm.toml", "tmp", "x.tmp1a"] {
+            assert!(!temporary(Path::new(t)), "{t}");
+        }
+    }
+
+    #[test]
+    fn a_mounted_input_counts_but_not_what_clnrm_writes_into_it_and_appears_later() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().canonicalize().expect("canonical");
+        std::fs::create_dir_all(root.join("tests")).expect("mkdir");
+        let reports = root.join("reports");
+        let f = Filter::new(&root, &[], &[], std::slice::from_ref(&reports));
+        assert!(f.is_output(&root.join(".clnrm/cache/hashes.json")));
+        assert!(f.is_output(&reports.join("report.json")));
+        assert!(!f.is_output(&root.join(".clnrm/config.toml")));
+        // A scenario mounts the whole project (host_path = "..").
+        let whole: BTreeSet<PathBuf> = [root.clone()].into();
+        let (src, failed) = Source::new(&[root.join("tests")], f, &whole).expect("watch");
+        assert!(failed.is_empty(), "{failed:?}");
+        assert!(!src.wants(&root.join(".clnrm/outcomes.json")));
+        assert!(!src.wants(&reports.join("junit.xml")));
+        assert!(src.wants(&root.join("app.py")));
+        drop(src);
+        // Another mounts `data/`, which is not there yet: watched once it appears.
+        let data = root.join("data");
+        let f = Filter::new(&root, &[], &[], &[]);
+        let (src, _) =
+            Source::new(&[root.join("tests")], f, &[data.clone()].into()).expect("watch");
+        assert!(lock(&src.shared.pending).contains(&data));
+        std::fs::create_dir_all(data.join("sub")).expect("mkdir");
+        // Never waits past 10 s: a missed event fails the test instead of hanging it.
+        let t0 = Instant::now();
+        let late = || t0.elapsed() > Duration::from_secs(10);
+        let first = src
+            .next_batch(Duration::from_millis(200), &late)
+            .expect("batch");
+        assert!(first.contains(&data), "{first:?}");
+        assert!(lock(&src.shared.pending).is_empty());
+        std::fs::write(data.join("sub/x.conf"), "x").expect("write");
+        let batch = src
+            .next_batch(Duration::from_millis(200), &late)
+            .expect("the change inside the new directory");
+        assert!(batch.contains(&data.join("sub/x.conf")), "{batch:?}");
+    }
+
+    #[test]
     fn a_burst_of_saves_is_one_batch() {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().canonicalize().expect("canonical");
         std::fs::create_dir_all(root.join("tests")).expect("mkdir");
-        let src = Source::new(std::slice::from_ref(&root), filter(&root), &BTreeSet::new())
+        let (src, _) = Source::new(std::slice::from_ref(&root), filter(&root), &BTreeSet::new())
             .expect("watch");
         let writer = {
             let root = root.clone();
