@@ -46,13 +46,15 @@ pub(crate) fn plan_run(
         warnings.extend(cache.warning.clone());
         Arc::new(Mutex::new(cache))
     });
-    let inputs = config.cache.then(|| {
+    // Read with the cache off too: environments and fixture snapshots are keyed by
+    // what their services mount.
+    let inputs = {
         let (digests, warning) = read_inputs(&plan, &layout, config);
         warnings.extend(warning);
         let written = crate::inputs::written::load(&layout.cache());
-        crate::plan::attach_inputs(&mut plan, &digests, &written);
-        Arc::new(digests)
-    });
+        crate::plan::attach_inputs(&mut plan, &digests, &written, &owner.run_id);
+        Some(Arc::new(digests))
+    };
     let baseline: Option<Arc<BaselineCheck>> = if config.compare && !config.update_baseline {
         Some(Arc::new(store::check(&layout, &project.config.diff, None)?))
     } else {

@@ -284,3 +284,51 @@ async fn failed_runs_only_the_scenarios_whose_last_outcome_failed() {
         lock(&seen.notes)
     );
 }
+
+/// The environment key of the first scenario of the project at `root`, planned as
+/// `flags` say, in a run of its own.
+fn env_key(root: &Path, flags: &RunFlags) -> String {
+    let prepared = prepared(root);
+    let config = config(&prepared, flags);
+    let planned = plan::plan_run(&prepared, &config, crate::exec::RunOwner::current())
+        .unwrap_or_else(|e| panic!("{e}"));
+    planned.plan.scenarios[0].env.key.clone()
+}
+
+#[test]
+fn environments_are_keyed_by_what_they_mount_with_the_cache_off_and_never_reused_when_unknowable() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let root = dir.path();
+    std::fs::create_dir_all(root.join(".clnrm")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(root.join("conf")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(root.join("conf/nginx.conf"), "a").unwrap_or_else(|e| panic!("{e}"));
+    let file = |mount: &str| {
+        format!(
+            "[meta]\nname = \"t\"\nversion = \"1\"\n\n[service.app]\nimage = \"img\"\nvolumes = [{{ host_path = \"{mount}\", container_path = \"/m\", read_only = true }}]\n\n[[scenario]]\nname = \"s\"\nrun = \"true\"\n"
+        )
+    };
+    std::fs::write(root.join("t.clnrm.toml"), file("conf")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        root.join(".clnrm/config.toml"),
+        "[cache]\nenabled = false\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let flags = RunFlags::default();
+    let before = env_key(root, &flags);
+    assert_eq!(
+        env_key(root, &flags),
+        before,
+        "the same content, the same key"
+    );
+    std::fs::write(root.join("conf/nginx.conf"), "b").unwrap_or_else(|e| panic!("{e}"));
+    assert_ne!(
+        env_key(root, &flags),
+        before,
+        "the cache off, content still counts"
+    );
+    // A path whose content cannot be read (a link to itself): each run its own key.
+    std::os::unix::fs::symlink(root.join("loop"), root.join("loop"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(root.join("t.clnrm.toml"), file("loop")).unwrap_or_else(|e| panic!("{e}"));
+    assert_ne!(env_key(root, &flags), env_key(root, &flags));
+}

@@ -46,7 +46,11 @@ pub fn host_inputs(plan: &Plan) -> BTreeSet<PathBuf> {
 /// Gives every service of `plan` the digests of its mounts (in a writable one, the
 /// files `written` says runs write themselves left out) and re-keys the environments; scenarios' fingerprints stay as they were (their cache
 /// keys name each input as a part of its own).
-pub fn attach_inputs(plan: &mut Plan, digests: &Digests, written: &Written) {
+///
+/// An input whose content cannot be summarised (unreadable, too many entries) makes
+/// the environments that mount it this run's own (`run_id`): none made by another
+/// run is reused for it.
+pub fn attach_inputs(plan: &mut Plan, digests: &Digests, written: &Written, run_id: &str) {
     for sc in &mut plan.scenarios {
         if sc.env.services.iter().all(|s| s.mounts.is_empty()) {
             continue;
@@ -64,6 +68,9 @@ pub fn attach_inputs(plan: &mut Plan, digests: &Digests, written: &Written) {
                         .cloned()
                         .unwrap_or_default();
                     match digests.get(path) {
+                        Some(crate::inputs::InputDigest::Unknowable(_)) => {
+                            format!("unknowable, run {run_id}")
+                        }
                         Some(d) => d
                             .without(&skip)
                             .unwrap_or_else(|| "written by its runs".to_owned()),
