@@ -153,6 +153,7 @@ fn step(n: usize, failed: bool) -> StepResult {
         attempts: 1,
         http_status: None,
         snapshot: None,
+        at: None,
     }
 }
 

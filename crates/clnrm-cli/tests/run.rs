@@ -1613,3 +1613,71 @@ fn github_format_annotates_failed_steps_and_expectations_at_their_lines() {
         "{written}"
     );
 }
+
+#[test]
+fn a_failed_step_is_reported_where_it_is_written_in_every_format_and_in_a_template() {
+    // Two steps with one name: the second fails, and its own line is the one shown.
+    let body = "[[scenario]]\nname = \"s\"\n\n[[scenario.steps]]\nname = \"one\"\ncommand = [\"true\"]\n\n[[scenario.steps]]\nname = \"one\"\ncommand = [\"sh\", \"-c\", \"echo boom; exit 3\"]\n";
+    let text = file(body);
+    let line = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| *l == "name = \"one\"")
+        .nth(1)
+        .map(|(i, _)| i + 1)
+        .unwrap_or_else(|| panic!("{text}"));
+    // The same as a template, one line above the step writing two: the template's
+    // line is shown, not the rendered one.
+    let template = text.replace(
+        "[[scenario]]\n",
+        "{% for i in [1, 2] %}# line {{ i }}\n{% endfor %}[[scenario]]\n",
+    );
+    let dir = project(&[
+        ("tests/a.clnrm.toml", &text),
+        ("tests/t.clnrm.toml.tera", &template),
+    ]);
+    let run = run_json(dir.path(), &[]);
+    assert_eq!(run.code, Some(1), "{:#}", run.json);
+    for (id, file_name, want) in [
+        ("tests/a.clnrm.toml::s", "tests/a.clnrm.toml", line),
+        (
+            "tests/t.clnrm.toml.tera::s",
+            "tests/t.clnrm.toml.tera",
+            line + 1,
+        ),
+    ] {
+        let s = run.json["scenarios"]
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["id"] == id))
+            .unwrap_or_else(|| panic!("{:#}", run.json));
+        assert_eq!(
+            s["steps"][0].get("at"),
+            None,
+            "a passing step has none: {s:#}"
+        );
+        let at = &s["steps"][1]["at"];
+        assert_eq!(at["file"], file_name, "{s:#}");
+        assert_eq!(at["line"], want, "{s:#}");
+        assert_eq!(at["col"], 8, "{s:#}");
+    }
+    let human = clnrm(dir.path())
+        .args(["run", "--force", "tests/a.clnrm.toml"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        out.contains(&format!("  at:      tests/a.clnrm.toml:{line}:8")),
+        "{out}"
+    );
+    let github = clnrm(dir.path())
+        .args(["run", "--force", "--format", "github", "tests/a.clnrm.toml"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = String::from_utf8_lossy(&github.stdout);
+    assert!(
+        out.contains(&format!(
+            "::error file=tests/a.clnrm.toml,line={line},col=8,"
+        )),
+        "{out}"
+    );
+}

@@ -10,8 +10,6 @@ use crate::output::plural;
 use crate::sink::CliSink;
 use clnrm_core::config::{RunConfig, RunFlags};
 use clnrm_core::exec::Stop;
-use clnrm_core::exec::{ScenarioResult, StepResult};
-use clnrm_core::expect::Position;
 use clnrm_core::pipeline::{self, Host, PipelineError, Prepared, Ran};
 use clnrm_core::report::{RunReport, Verdict, to_html, to_json, to_junit, to_markdown};
 
@@ -99,8 +97,7 @@ pub fn finish(format: RunFormat, prepared: &Prepared, config: &RunConfig, ran: &
 }
 
 /// Prints a machine format of `report` on stdout (the human one is live). The files
-/// of `prepared` give HTML its spans (the project's artifacts) and GitHub's
-/// annotations their lines; without them, neither.
+/// of `prepared` give HTML its spans (the project's artifacts); without them, none.
 pub fn print_report(format: RunFormat, report: &RunReport, prepared: Option<&Prepared>) {
     match format {
         RunFormat::Html => {
@@ -122,8 +119,7 @@ pub fn print_report(format: RunFormat, report: &RunReport, prepared: Option<&Pre
         RunFormat::Junit => print!("{}", to_junit(report)),
         RunFormat::Markdown => print!("{}", to_markdown(report)),
         RunFormat::Github => {
-            let site = step_site(prepared);
-            print!("{}", clnrm_core::report::github::to_github(report, &site));
+            print!("{}", clnrm_core::report::github::to_github(report));
             // The job summary: the Markdown report, appended (several steps may write).
             if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
                 use std::io::Write as _;
@@ -140,33 +136,6 @@ pub fn print_report(format: RunFormat, report: &RunReport, prepared: Option<&Pre
                 }
             }
         }
-    }
-}
-
-/// Where each step of a report is written, from the files `prepared` read: the
-/// step's `name`, else the scenario's `run`, else its `name`.
-fn step_site(
-    prepared: Option<&Prepared>,
-) -> impl Fn(&ScenarioResult, &StepResult) -> Option<Position> + '_ {
-    let origins: Vec<std::sync::OnceLock<Vec<Option<usize>>>> = prepared
-        .map(|p| p.files.iter().map(|_| Default::default()).collect())
-        .unwrap_or_default();
-    move |r, st| {
-        let files = &prepared?.files;
-        let (i, cf) = files
-            .iter()
-            .enumerate()
-            .find(|(_, f)| f.display == r.file)?;
-        let (file, source) = (cf.file.as_ref()?, cf.rendered.as_ref()?);
-        let sc = file.scenarios.iter().find(|s| s.name.value == r.name)?;
-        let span = sc
-            .steps
-            .iter()
-            .find(|s| s.name.value == st.name)
-            .map(|s| s.name.span)
-            .or_else(|| sc.run.as_ref().map(|run| run.span))
-            .unwrap_or(sc.name.span);
-        Some(Position::locate(source, &cf.display, span, origins.get(i)?))
     }
 }
 

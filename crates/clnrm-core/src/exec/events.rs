@@ -158,6 +158,9 @@ pub struct StepResult {
     pub http_status: Option<u16>,
     /// How its output compared with its snapshot (`snapshot = true`).
     pub snapshot: Option<crate::snapshots::Outcome>,
+    /// Where it is written, when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<crate::expect::Position>,
 }
 
 /// One scenario's outcome. In reports (and read back by `clnrm report merge`) as

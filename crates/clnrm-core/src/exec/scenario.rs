@@ -70,6 +70,7 @@ pub async fn run_scenario<E: ContainerEngine>(
                         result.message.clone().unwrap_or_default()
                     ),
                 ));
+                result.at = place(sc, planned);
                 on_step(&result);
                 steps.push(result);
                 continue;
@@ -102,6 +103,9 @@ pub async fn run_scenario<E: ContainerEngine>(
                 result.message.clone().unwrap_or_default()
             );
             failure = Some((reason, message));
+        }
+        if result.status != Status::Passed {
+            result.at = place(sc, planned);
         }
         on_step(&result);
         steps.push(result);
@@ -151,6 +155,11 @@ pub async fn run_scenario<E: ContainerEngine>(
     }
 }
 
+/// Where `step` of `sc` is written.
+fn place(sc: &PlannedScenario, step: &PlannedStep) -> Option<crate::expect::Position> {
+    Some(sc.source.as_ref()?.at(step.span?))
+}
+
 fn not_run(masker: &Masker, step: &PlannedStep) -> StepResult {
     StepResult {
         name: step.name.clone(),
@@ -168,6 +177,7 @@ fn not_run(masker: &Masker, step: &PlannedStep) -> StepResult {
         attempts: 0,
         http_status: None,
         snapshot: None,
+        at: None,
     }
 }
 
@@ -269,6 +279,7 @@ async fn run_step<E: ContainerEngine>(
         attempts: 1,
         http_status: None,
         snapshot: None,
+        at: None,
     };
     if let Some(http) = &step.http {
         let ctx = super::http::HttpCtx {

@@ -55,6 +55,31 @@ impl ExpectSet {
     }
 }
 
+/// A rendered test file, for the positions of what is written in it (a failed
+/// step); for a template, its line map is worked out on the first position asked.
+#[derive(Debug)]
+pub struct SourceFile {
+    source: Arc<Source>,
+    display: String,
+    origins: std::sync::OnceLock<Vec<Option<usize>>>,
+}
+
+impl SourceFile {
+    /// `source`, the file shown as `display`.
+    pub fn new(source: Arc<Source>, display: String) -> Self {
+        Self {
+            source,
+            display,
+            origins: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Where `span` is (the template line, for a template).
+    pub fn at(&self, span: Span) -> Position {
+        Position::locate(&self.source, &self.display, span, &self.origins)
+    }
+}
+
 impl Position {
     /// Where `span` of `source` (the file shown as `display`) is: for a template, the
     /// template line it is literal text on; where it is not (a tag wrote it), the

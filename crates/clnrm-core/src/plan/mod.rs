@@ -272,6 +272,10 @@ pub struct PlannedStep {
     /// cache keys add it themselves).
     #[serde(skip)]
     pub snapshot: Option<Arc<crate::snapshots::SnapshotSpec>>,
+    /// Where it is written (its `name`, or the scenario's `run`): shown when it fails;
+    /// no part of any key (moving a step is no change).
+    #[serde(skip)]
+    pub span: Option<crate::diag::Span>,
 }
 
 /// An `http` step's request and checks.
@@ -446,6 +450,8 @@ pub struct PlannedScenario {
     pub not_selected: Option<NotSelected>,
     /// The file's expectations, when it has any.
     pub expect: Vec<Arc<ExpectSet>>,
+    /// Its file as rendered, for the positions of its steps (none for a set-up).
+    pub source: Option<Arc<crate::expect::SourceFile>>,
     /// Where its spans come from.
     pub intake: Intake,
     /// How many spans it may collect.
@@ -556,6 +562,10 @@ pub fn plan(checked: &[CheckedFile], opts: &PlanOptions) -> Plan {
             masker: Arc::new(file_masker(file)),
             expect: expect_set(cf, &file.expect),
             intake: intake(file),
+            source: cf
+                .rendered
+                .clone()
+                .map(|s| Arc::new(crate::expect::SourceFile::new(s, cf.display.clone()))),
         };
         let shared = file_fingerprint(&file.content, opts);
         for (sc, own) in file.scenarios.iter().zip(&file.content.scenarios) {
@@ -671,6 +681,7 @@ struct FileCx<'a> {
     masker: Arc<Masker>,
     expect: Option<Arc<ExpectSet>>,
     intake: Intake,
+    source: Option<Arc<crate::expect::SourceFile>>,
 }
 
 fn expect_set(cf: &CheckedFile, expect: &Expect) -> Option<Arc<ExpectSet>> {
@@ -766,6 +777,7 @@ fn plan_scenario(
             captures: Vec::new(),
             http: None,
             snapshot: None,
+            span: Some(run.span),
         });
     }
     let id = format!("{display}::{}", sc.name.value);
@@ -848,6 +860,7 @@ fn plan_scenario(
             .cloned()
             .chain(expect_set(cx.checked, &sc.expect))
             .collect(),
+        source: cx.source.clone(),
         intake: cx.intake,
         span_limits: span_limits(file),
         span_wait: SpanWait::of(file),
@@ -917,6 +930,7 @@ fn planned_step(st: &crate::model::Step, service: &str) -> PlannedStep {
             .collect(),
         http,
         snapshot: None,
+        span: Some(st.name.span),
         expected_exit_code: st.expected_exit_code.as_ref().map_or(0, |c| c.value),
         expected_output_regex: st.expected_output_regex.as_ref().map(|r| r.regex().clone()),
         workdir: st.workdir.as_ref().map(|w| w.value.clone()),

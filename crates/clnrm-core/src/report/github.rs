@@ -9,19 +9,16 @@
 
 use super::RunReport;
 use crate::diag::{escape_data as data, escape_property as property};
-use crate::exec::{ScenarioResult, Status, StepResult};
+use crate::exec::{ScenarioResult, Status};
 use crate::expect::Position;
 use std::fmt::Write as _;
 
-/// Where a step is written (found by the caller, from the files it read).
-pub type StepSite<'a> = dyn Fn(&ScenarioResult, &StepResult) -> Option<Position> + 'a;
-
 /// The annotations of `report`, a line each.
-pub fn to_github(report: &RunReport, site: &StepSite<'_>) -> String {
+pub fn to_github(report: &RunReport) -> String {
     let mut out = String::new();
     for r in &report.results {
         match r.status {
-            Status::Failed | Status::Error => failed(&mut out, r, site),
+            Status::Failed | Status::Error => failed(&mut out, r),
             Status::Flaky => {
                 let earlier = r
                     .earlier
@@ -49,14 +46,14 @@ fn file_level(r: &ScenarioResult) -> Position {
     }
 }
 
-fn failed(out: &mut String, r: &ScenarioResult, site: &StepSite<'_>) {
+fn failed(out: &mut String, r: &ScenarioResult) {
     let mut said = false;
     for st in r
         .steps
         .iter()
         .filter(|s| matches!(s.status, Status::Failed | Status::Error) && !s.tolerated)
     {
-        let at = site(r, st).unwrap_or_else(|| file_level(r));
+        let at = st.at.clone().unwrap_or_else(|| file_level(r));
         let mut message = st
             .message
             .clone()
@@ -148,14 +145,13 @@ mod tests {
             expected: "a span named db.query".into(),
             found: "none".into(),
         });
-        let text = to_github(&report, &|r, st| {
-            Some(Position {
-                file: r.file.clone(),
-                line: Some(7),
-                col: Some(8 + st.name.len()),
-                rendered: false,
-            })
+        report.results[1].steps[0].at = Some(Position {
+            file: "tests/a.clnrm.toml".into(),
+            line: Some(7),
+            col: Some(9),
+            rendered: false,
         });
+        let text = to_github(&report);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines,

@@ -240,6 +240,9 @@ impl<W: Write> HumanReporter<W> {
                 "  step:    {} (service {})",
                 step.name, step.service
             );
+            if let Some(at) = &step.at {
+                let _ = writeln!(self.out, "  at:      {at}");
+            }
             let _ = writeln!(self.out, "  command: {}", step.command);
             if let Some(code) = step.exit_code {
                 let _ = writeln!(self.out, "  exit:    {code}");

@@ -205,6 +205,9 @@ fn details(r: &ScenarioResult) -> String {
         .iter()
         .find(|s| matches!(s.status, Status::Failed | Status::Error))
     {
+        if let Some(at) = &step.at {
+            let _ = write!(text, "\nat: {at}");
+        }
         let _ = write!(text, "\ncommand: {}", step.command);
         if let Some(code) = step.exit_code {
             let _ = write!(text, "\nexit code: {code}");

@@ -185,6 +185,7 @@ pub(crate) mod tests {
             attempts: 1,
             http_status: None,
             snapshot: None,
+            at: None,
         };
         let scenario = |file_index, file: &str, name: &str, status, steps| ScenarioResult {
             id: ScenarioId(format!("{file}::{name}")),

@@ -155,6 +155,7 @@ impl<E: ContainerEngine> Pool<E> {
             masker: setup.masker.clone(),
             not_selected: None,
             expect: Vec::new(),
+            source: None,
             intake: Intake::None,
             span_limits: Default::default(),
             span_wait: SpanWait {
