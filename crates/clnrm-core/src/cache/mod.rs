@@ -320,6 +320,33 @@ impl Cache {
     }
 }
 
+/// Removes the entries of `ids` from the cache under `dir`, if it has a file: a run
+/// made with the cache off saved their spans, so an entry no longer describes their
+/// last run (`run --update-baseline` records a cached scenario from the spans its
+/// last run saved).
+pub fn forget(dir: &Path, ids: &[&str]) -> std::io::Result<()> {
+    let path = file_path(dir);
+    if ids.is_empty() || !path.exists() {
+        return Ok(());
+    }
+    let lock = File::create(dir.join("lock"))?;
+    lock.lock()?;
+    let Ok(mut file) = read(&path) else {
+        return lock.unlock();
+    };
+    let before = file.entries.len();
+    for id in ids {
+        file.entries.remove(*id);
+    }
+    if file.entries.len() != before {
+        let text = serde_json::to_string_pretty(&file).map_err(std::io::Error::other)?;
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, &path)?;
+    }
+    lock.unlock()
+}
+
 /// Recency kept in the file is this coarse: a hit refreshes an entry's `last_used_ms`
 /// on disk only when the stored one is older (so repeated cached runs write nothing).
 const RECENCY: u64 = 60 * 60 * 1000;
@@ -431,6 +458,21 @@ mod tests {
         );
         assert_eq!(c.last_duration("b"), Some(Duration::from_millis(50)));
         assert_eq!(c.stats(), &Stats { hits: 1, misses: 2 });
+    }
+
+    #[test]
+    fn forgotten_entries_miss_and_no_file_is_made_where_none_was() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        forget(dir.path(), &["a"]).expect("nothing to forget");
+        assert!(!file_path(dir.path()).exists());
+        let mut c = Cache::open(dir.path());
+        c.record("a", &k("k1"), true, Duration::ZERO);
+        c.record("b", &k("k2"), true, Duration::ZERO);
+        c.save(100).expect("save");
+        forget(dir.path(), &["a"]).expect("forget");
+        let mut c = Cache::open(dir.path());
+        assert_eq!(c.lookup("a", &k("k1")), Lookup::Miss);
+        assert_eq!(c.lookup("b", &k("k2")), Lookup::Hit);
     }
 
     #[test]

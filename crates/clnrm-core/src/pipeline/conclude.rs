@@ -54,6 +54,20 @@ pub(crate) fn conclude(
             ));
         }
     }
+    if planned.options.cache.is_none() && planned.options.artifacts.is_some() {
+        let ran: Vec<&str> = report
+            .results
+            .iter()
+            .filter(|r| !matches!(r.status, Status::Cached | Status::Skipped))
+            .map(|r| r.id.0.as_str())
+            .collect();
+        if let Err(e) = crate::cache::forget(&layout.cache(), &ran) {
+            done.warnings.push(format!(
+                "could not update the cache in {}: {e}",
+                layout.cache().display()
+            ));
+        }
+    }
     if let Some(cache) = &planned.options.cache {
         let max = project.config.cache.max_entries as usize;
         let saved = cache
