@@ -382,3 +382,25 @@ fn a_read_only_mount_changed_during_a_run_is_not_taken_for_the_run_writing() {
     assert_eq!(out.status.code(), Some(0));
     assert!(!dir.path().join(".clnrm/cache/written.json").exists());
 }
+
+#[test]
+fn a_scenario_mounting_its_project_is_cached_though_its_file_writes_a_report_into_it() {
+    let text = file("[[scenario]]\nname = \"reads\"\nrun = \"test -d /project/tests\"\n")
+        .replace(
+            "[service.app]\n",
+            "[report]\njunit = \"../reports/junit.xml\"\n\n[service.app]\nvolumes = [{ host_path = \"..\", container_path = \"/project\", read_only = true }]\n",
+        );
+    let dir = project(&[("tests/p.clnrm.toml", &text)]);
+    run_json(dir.path(), &["--report-dir", "out"]).assert_passed();
+    assert!(dir.path().join("reports/junit.xml").exists());
+    // The directory the first run made for its report is new to the second (an
+    // empty directory is content); what is written into it every run is not.
+    run_json(dir.path(), &["--report-dir", "out"]).assert_passed();
+    let again = run_json(dir.path(), &["--report-dir", "out"]);
+    assert_eq!(
+        statuses(&again),
+        vec![("reads".into(), "cached".into())],
+        "the reports it writes are no input: {}",
+        again.stderr
+    );
+}

@@ -154,13 +154,18 @@ pub struct RunOptions {
     #[serde(default)]
     pub update_baseline: bool,
     /// Only the scenarios with these ids (`file::name`; empty: every selected one),
-    /// at most 1000: `run --server --failed` sends those whose last outcome here failed.
-    #[serde(default)]
+    /// at most 1000 of 64 KiB in all: `run --server --failed` sends those whose last
+    /// outcome here failed. Left out when empty (a server of before it refuses it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scenarios: Vec<String>,
 }
 
 /// The most scenario ids a run's options may name.
 pub const MAX_SCENARIO_IDS: usize = 1000;
+
+/// The most bytes the scenario ids of a run's options may hold in all (they travel in
+/// a header).
+pub const MAX_SCENARIO_BYTES: usize = 64 * 1024;
 
 impl RunOptions {
     fn check(&self) -> Result<(), Problem> {
@@ -178,13 +183,14 @@ impl RunOptions {
                 .map_err(|e| Problem::bad_request(format!("options.filter: {e}")))?;
         }
         if self.scenarios.len() > MAX_SCENARIO_IDS
+            || self.scenarios.iter().map(String::len).sum::<usize>() > MAX_SCENARIO_BYTES
             || self
                 .scenarios
                 .iter()
                 .any(|id| id.is_empty() || id.len() > 1024)
         {
             return Err(Problem::bad_request(format!(
-                "options.scenarios: at most {MAX_SCENARIO_IDS} ids of 1 to 1024 bytes"
+                "options.scenarios: at most {MAX_SCENARIO_IDS} ids of 1 to 1024 bytes, {MAX_SCENARIO_BYTES} bytes in all"
             )));
         }
         Ok(())

@@ -256,7 +256,16 @@ async fn execute<S: Store>(
         Ok(d) => d,
         Err(e) => return fail(app, worker, &id, &format!("no temporary directory: {e}")).await,
     };
-    let options: RunOptions = serde_json::from_value(run.options.clone()).unwrap_or_default();
+    // Stored by the API, which checked them; unreadable here only when a newer
+    // clnrm stored them (a worker of before an upgrade): run nothing rather than run
+    // without its filters.
+    let options: RunOptions = match serde_json::from_value(run.options.clone()) {
+        Ok(o) => o,
+        Err(e) => {
+            let why = format!("the run's options cannot be read by this worker ({e}); upgrade it");
+            return fail(app, worker, &id, &why).await;
+        }
+    };
     let written = Bundle::unpack(&run.bundle)
         .map_err(|e| e.to_string())
         .and_then(|b| b.write_to(dir.path()).map_err(|e| e.to_string()));

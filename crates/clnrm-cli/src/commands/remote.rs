@@ -57,10 +57,13 @@ pub fn run(args: &RunArgs) -> i32 {
             eprintln!("--failed: no scenario failed in its last run; nothing runs");
             return exit::SUCCESS;
         }
-        let max = clnrm_server::api::MAX_SCENARIO_IDS;
-        if failed.len() > max {
+        let (max, bytes) = (
+            clnrm_server::api::MAX_SCENARIO_IDS,
+            clnrm_server::api::MAX_SCENARIO_BYTES,
+        );
+        if failed.len() > max || failed.iter().map(String::len).sum::<usize>() > bytes {
             eprintln!(
-                "error: --failed: {} scenarios failed, more than the {max} a run on a service may name; run them without --failed",
+                "error: --failed: {} scenarios failed, more than a run on a service may name ({max} ids, {bytes} bytes of ids); run them without --failed",
                 failed.len()
             );
             return exit::INVALID_INPUT;
@@ -124,7 +127,7 @@ fn options(args: &RunArgs, only: &[String]) -> serde_json::Value {
         .filter_map(|kv| kv.split_once('='))
         .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v.to_owned())))
         .collect();
-    serde_json::json!({
+    let mut options = serde_json::json!({
         "workers": args.workers,
         "filter": one_glob(&args.filter),
         "tags": args.tags.tags,
@@ -132,8 +135,12 @@ fn options(args: &RunArgs, only: &[String]) -> serde_json::Value {
         "force": args.force,
         "retries": args.retries,
         "update_baseline": args.update_baseline,
-        "scenarios": only,
-    })
+    });
+    // Only when there are any: a service of before `--failed` refuses the key.
+    if !only.is_empty() {
+        options["scenarios"] = serde_json::json!(only);
+    }
+    options
 }
 
 /// A request to the service; the status and body (read whole unless `stream`).

@@ -143,10 +143,12 @@ async fn watch(args: WatchArgs) -> i32 {
         .run
         .report_dir
         .iter()
+        .cloned()
+        .chain(first.files.iter().flat_map(clnrm_core::plan::report_files))
         .map(|d| {
-            d.canonicalize()
-                .or_else(|_| std::path::absolute(d))
-                .unwrap_or_else(|_| d.clone())
+            d.canonicalize().unwrap_or_else(|_| {
+                clnrm_core::model::host_path_in(&d.to_string_lossy(), Path::new("."))
+            })
         })
         .collect();
     let source = match start_source(&project, &paths, &all_inputs(&inputs), &reports) {

@@ -27,7 +27,8 @@ pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 /// The Docker engine, reached through `DOCKER_HOST` or the default socket.
 #[derive(Clone, Debug)]
 pub struct Docker {
-    pub(super) client: bollard::Docker,
+    /// The client at the version the engine speaks (replaced once negotiated).
+    api: std::sync::Arc<std::sync::RwLock<bollard::Docker>>,
     address: String,
 }
 
@@ -53,7 +54,7 @@ impl Docker {
             bollard::Docker::connect_with_host(&address)
         };
         match pinned {
-            Ok(client) => Ok(Self { client, address }),
+            Ok(client) => Ok(Self::of(client, address)),
             Err(e) => Err(EngineError::Unreachable {
                 address,
                 reason: e.to_string(),
@@ -61,10 +62,26 @@ impl Docker {
         }
     }
 
+    fn of(client: bollard::Docker, address: String) -> Self {
+        Self {
+            api: std::sync::Arc::new(std::sync::RwLock::new(client)),
+            address,
+        }
+    }
+
+    /// The client (a cheap clone).
+    pub(super) fn client(&self) -> bollard::Docker {
+        self.api
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// Connects and checks that the engine answers; an engine older than the pinned
     /// API version is met by negotiating.
     pub async fn connect() -> Result<Self, EngineError> {
-        let Self { client, address } = Self::new()?;
+        let docker = Self::new()?;
+        let (client, address) = (docker.client(), docker.address);
         let unreachable = |reason: String| EngineError::Unreachable {
             address: address.clone(),
             reason,
@@ -72,14 +89,14 @@ impl Docker {
         let ping = tokio::time::timeout(Duration::from_secs(10), client.ping()).await;
         match ping {
             Err(_) => Err(unreachable("no answer within 10 s".into())),
-            Ok(Ok(_)) => Ok(Self { client, address }),
+            Ok(Ok(_)) => Ok(Self::of(client, address)),
             Ok(Err(bollard::errors::Error::DockerResponseServerError { .. })) => {
                 // The engine answered but refused the version: negotiate.
                 let client = client
                     .negotiate_version()
                     .await
                     .map_err(|e| unreachable(root_cause(&e)))?;
-                Ok(Self { client, address })
+                Ok(Self::of(client, address))
             }
             Ok(Err(e)) => Err(unreachable(root_cause(&e))),
         }
@@ -219,7 +236,7 @@ impl Docker {
     /// Waits (up to 5 s) until container `id` no longer exists.
     async fn gone(&self, id: &str) -> Result<(), EngineError> {
         for _ in 0..100 {
-            match self.client.inspect_container(id, None).await.map_err(api) {
+            match self.client().inspect_container(id, None).await.map_err(api) {
                 Err(EngineError::Gone(_)) => return Ok(()),
                 _ => tokio::time::sleep(Duration::from_millis(50)).await,
             }
@@ -234,7 +251,7 @@ impl Docker {
         &self,
         id: &str,
     ) -> Result<bollard::models::ContainerInspectResponse, EngineError> {
-        match self.client.inspect_container(id, None).await {
+        match self.client().inspect_container(id, None).await {
             Err(bollard::errors::Error::JsonDataError {
                 contents, message, ..
             }) => {
@@ -261,7 +278,8 @@ impl Docker {
             tail,
             ..Default::default()
         };
-        let mut stream = self.client.logs(id, Some(options));
+        let client = self.client();
+        let mut stream = client.logs(id, Some(options));
         let mut out = Vec::new();
         while let Some(item) = stream.next().await {
             match chunk(item) {
@@ -285,18 +303,32 @@ impl Docker {
 
 impl ContainerEngine for Docker {
     async fn ping(&self) -> Result<(), EngineError> {
-        self.client
-            .ping()
-            .await
-            .map(drop)
-            .map_err(|e| EngineError::Unreachable {
-                address: self.address.clone(),
-                reason: root_cause(&e),
-            })
+        let unreachable = |e: &bollard::errors::Error| EngineError::Unreachable {
+            address: self.address.clone(),
+            reason: root_cause(e),
+        };
+        let client = self.client();
+        match client.ping().await {
+            Ok(_) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError { .. }) => {
+                // The engine answered but refused the pinned version (an engine
+                // older than Docker 20.10): negotiate, and use that from now on.
+                let negotiated = client
+                    .negotiate_version()
+                    .await
+                    .map_err(|e| unreachable(&e))?;
+                *self
+                    .api
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = negotiated;
+                Ok(())
+            }
+            Err(e) => Err(unreachable(&e)),
+        }
     }
 
     async fn image(&self, image: &str) -> Result<Option<ImageInfo>, EngineError> {
-        match self.client.inspect_image(image).await {
+        match self.client().inspect_image(image).await {
             Ok(found) => {
                 let cfg = found.config.unwrap_or_default();
                 Ok(Some(ImageInfo {
@@ -324,7 +356,8 @@ impl ContainerEngine for Docker {
             from_image: Some(image.to_owned()),
             ..Default::default()
         };
-        let mut progress = self.client.create_image(Some(options), None, None);
+        let client = self.client();
+        let mut progress = client.create_image(Some(options), None, None);
         while let Some(item) = progress.next().await {
             item.map_err(|e| EngineError::ImageMissing {
                 image: image.to_owned(),
@@ -341,7 +374,7 @@ impl ContainerEngine for Docker {
             labels: Some(to_hash(labels)),
             ..Default::default()
         };
-        let created = self.client.create_network(request).await.map_err(api)?;
+        let created = self.client().create_network(request).await.map_err(api)?;
         Ok(created.id)
     }
 
@@ -350,7 +383,7 @@ impl ContainerEngine for Docker {
         network: &str,
     ) -> Result<Option<std::net::IpAddr>, EngineError> {
         let network = self
-            .client
+            .client()
             .inspect_network(network, None::<InspectNetworkOptions>)
             .await
             .map_err(api)?;
@@ -371,7 +404,7 @@ impl ContainerEngine for Docker {
     }
 
     async fn remove_network(&self, id: &str) -> Result<(), EngineError> {
-        match self.client.remove_network(id).await.map_err(api) {
+        match self.client().remove_network(id).await.map_err(api) {
             Ok(()) | Err(EngineError::Gone(_)) => Ok(()),
             Err(e) => Err(e),
         }
@@ -383,7 +416,7 @@ impl ContainerEngine for Docker {
             ..Default::default()
         };
         let created = self
-            .client
+            .client()
             .create_container(Some(options), create_body(spec))
             .await
             .map_err(api)?;
@@ -399,7 +432,7 @@ impl ContainerEngine for Docker {
             ..Default::default()
         };
         let attached = self
-            .client
+            .client()
             .attach_container(id, Some(options))
             .await
             .map_err(api)?;
@@ -414,7 +447,7 @@ impl ContainerEngine for Docker {
     }
 
     async fn start(&self, id: &str) -> Result<(), EngineError> {
-        self.client.start_container(id, None).await.map_err(api)
+        self.client().start_container(id, None).await.map_err(api)
     }
 
     async fn exec_start(&self, id: &str, spec: &ExecSpec) -> Result<Execution, EngineError> {
@@ -426,9 +459,9 @@ impl ContainerEngine for Docker {
             attach_stderr: Some(true),
             ..Default::default()
         };
-        let exec = self.client.create_exec(id, options).await.map_err(api)?;
+        let exec = self.client().create_exec(id, options).await.map_err(api)?;
         let started = self
-            .client
+            .client()
             .start_exec(&exec.id, Some(StartExecOptions::default()))
             .await
             .map_err(api)?;
@@ -445,7 +478,7 @@ impl ContainerEngine for Docker {
     }
 
     async fn exec_exit_code(&self, exec: &str) -> Result<i64, EngineError> {
-        let inspected = self.client.inspect_exec(exec).await.map_err(api)?;
+        let inspected = self.client().inspect_exec(exec).await.map_err(api)?;
         Ok(inspected.exit_code.unwrap_or(-1))
     }
 
@@ -465,7 +498,8 @@ impl ContainerEngine for Docker {
             tail: "all".into(),
             ..Default::default()
         };
-        let mut stream = self.client.logs(id, Some(options));
+        let client = self.client();
+        let mut stream = client.logs(id, Some(options));
         let mut out = Vec::new();
         while let Some(item) = stream.next().await {
             if let Some(Ok(Chunk::Stdout(b))) = chunk(item) {
@@ -519,7 +553,7 @@ impl ContainerEngine for Docker {
     }
 
     async fn changes(&self, id: &str) -> Result<Vec<String>, EngineError> {
-        let changes = self.client.container_changes(id).await.map_err(api)?;
+        let changes = self.client().container_changes(id).await.map_err(api)?;
         let mut paths: Vec<String> = changes
             .unwrap_or_default()
             .into_iter()
@@ -534,7 +568,7 @@ impl ContainerEngine for Docker {
             t: Some(grace.as_secs().min(3600) as i32),
             ..Default::default()
         };
-        self.client
+        self.client()
             .stop_container(id, Some(options))
             .await
             .map_err(api)
@@ -555,7 +589,11 @@ impl ContainerEngine for Docker {
             filters: Some(label_filter(key)),
             ..Default::default()
         };
-        let found = self.client.list_images(Some(options)).await.map_err(api)?;
+        let found = self
+            .client()
+            .list_images(Some(options))
+            .await
+            .map_err(api)?;
         Ok(found
             .into_iter()
             .map(|i| ListedImage {
@@ -587,7 +625,7 @@ impl ContainerEngine for Docker {
                 tokio::time::sleep(Duration::from_millis(pause_ms)).await;
             }
             match self
-                .client
+                .client()
                 .remove_container(id, Some(options.clone()))
                 .await
                 .map_err(api)
@@ -612,7 +650,7 @@ impl ContainerEngine for Docker {
             ..Default::default()
         };
         let found: Vec<bollard::models::ContainerSummary> =
-            match self.client.list_containers(Some(options)).await {
+            match self.client().list_containers(Some(options)).await {
                 Err(bollard::errors::Error::JsonDataError {
                     contents, message, ..
                 }) => {
@@ -635,7 +673,7 @@ impl ContainerEngine for Docker {
             filters: Some(label_filter(key)),
         };
         let found = self
-            .client
+            .client()
             .list_networks(Some(options))
             .await
             .map_err(api)?;

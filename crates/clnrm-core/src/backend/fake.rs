@@ -31,6 +31,7 @@ struct Inner {
     stall: AtomicBool,
     created: AtomicUsize,
     removed: AtomicUsize,
+    pings: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -63,6 +64,11 @@ impl FakeEngine {
     /// Containers created so far.
     pub fn created(&self) -> usize {
         self.inner.created.load(Ordering::SeqCst)
+    }
+
+    /// Times it was pinged (a run pings its engine before it starts a session).
+    pub fn pings(&self) -> usize {
+        self.inner.pings.load(Ordering::SeqCst)
     }
 
     /// Containers removed so far.
@@ -152,6 +158,7 @@ async fn shell(
 impl ContainerEngine for FakeEngine {
     async fn ping(&self) -> Result<(), EngineError> {
         self.gate().await;
+        self.inner.pings.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 

@@ -81,14 +81,14 @@ impl Docker {
                 ..Default::default()
             };
             let made = self
-                .client
+                .client()
                 .commit_container(options, config)
                 .await
                 .map_err(api)?;
             // Podman's commit leaves the labels of `config` out (and reads a LABEL in
             // `changes` wrongly): a build adds them, as it does with volumes.
             let labelled = self
-                .client
+                .client()
                 .inspect_image(&made.id)
                 .await
                 .map_err(api)?
@@ -109,7 +109,7 @@ impl Docker {
             ..Default::default()
         };
         let base = self
-            .client
+            .client()
             .commit_container(options, config)
             .await
             .map_err(api)?
@@ -203,11 +203,12 @@ impl Docker {
             version: BuilderVersion::BuilderV1,
             ..Default::default()
         };
-        let mut progress = self.client.build_image(options, None, Some(body));
+        let client = self.client();
+        let mut progress = client.build_image(options, None, Some(body));
         while let Some(item) = progress.next().await {
             item.map_err(|e| EngineError::Api(format!("snapshot build: {}", api(e))))?;
         }
-        match self.client.inspect_image(tag).await {
+        match self.client().inspect_image(tag).await {
             Ok(found) => Ok(found.id.unwrap_or_default()),
             Err(e) => Err(api(e)),
         }
@@ -225,7 +226,8 @@ impl Docker {
         let options = DownloadFromContainerOptions {
             path: path.to_owned(),
         };
-        let mut stream = self.client.download_from_container(id, Some(options));
+        let client = self.client();
+        let mut stream = client.download_from_container(id, Some(options));
         let mut file = tokio::fs::File::create(to)
             .await
             .map_err(|e| EngineError::Api(format!("snapshot: {}: {e}", to.display())))?;
@@ -255,7 +257,7 @@ impl Docker {
             noprune: false,
             ..Default::default()
         };
-        match self.client.remove_image(id, Some(options), None).await {
+        match self.client().remove_image(id, Some(options), None).await {
             Ok(_) => Ok(()),
             Err(e) => match api(e) {
                 EngineError::Gone(_) => Ok(()),

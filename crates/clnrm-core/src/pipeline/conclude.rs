@@ -34,7 +34,7 @@ pub(crate) fn conclude(
     let layout = project.layout();
     let mut done = Concluded::default();
     if let Some(before) = &planned.options.inputs {
-        let outputs = super::plan::outputs(&layout, config);
+        let outputs = super::plan::outputs(&layout, config, &planned.plan);
         done.written_inputs = written_inputs(planned, report, before, &layout, &outputs);
         if !done.written_inputs.is_empty() {
             if let Err(e) = crate::inputs::written::add(&layout.cache(), &done.written_inputs) {

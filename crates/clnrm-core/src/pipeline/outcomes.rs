@@ -18,8 +18,11 @@ pub const MAX_BYTES: u64 = 64 * 1024 * 1024;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
-    /// It passed (on a retry too), or was unchanged since it did.
+    /// It passed, or was unchanged since it did.
     Passed,
+    /// It passed only on a retry (as the cache does, counted with the failures:
+    /// `--flaky-fails` makes it one).
+    Flaky,
     /// An expectation or a step failed.
     Failed,
     /// The environment failed it (an image, the engine, a service that never became
@@ -37,13 +40,13 @@ struct File {
 /// The recorded outcomes: none when there is no file; the error says why an existing
 /// one cannot be used.
 pub fn load(path: &Path) -> Result<BTreeMap<String, Outcome>, String> {
-    let read = crate::jsonfile::read(path, MAX_BYTES, "outcomes file", FORMAT, |f: &File| {
+    let read = crate::jsonfile::read(path, MAX_BYTES, "file of outcomes", FORMAT, |f: &File| {
         &f.format
     })?;
     Ok(read.map(|f| f.scenarios).unwrap_or_default())
 }
 
-/// The ids whose last outcome was failed or error.
+/// The ids whose last outcome was failed, error or flaky.
 pub fn failed(outcomes: &BTreeMap<String, Outcome>) -> BTreeSet<String> {
     outcomes
         .iter()
@@ -56,7 +59,8 @@ pub fn failed(outcomes: &BTreeMap<String, Outcome>) -> BTreeSet<String> {
 /// skipped, or interrupted).
 fn outcome(status: Status, reason: Option<Reason>) -> Option<Outcome> {
     match status {
-        Status::Passed | Status::Cached | Status::Flaky => Some(Outcome::Passed),
+        Status::Passed | Status::Cached => Some(Outcome::Passed),
+        Status::Flaky => Some(Outcome::Flaky),
         _ if reason == Some(Reason::Interrupted) => None,
         Status::Failed => Some(Outcome::Failed),
         Status::Error => Some(Outcome::Error),
@@ -98,7 +102,12 @@ mod tests {
 
     #[test]
     fn failed_and_error_count_interrupted_and_skipped_keep_the_last() {
-        assert_eq!(outcome(Status::Flaky, None), Some(Outcome::Passed));
+        assert_eq!(outcome(Status::Flaky, None), Some(Outcome::Flaky));
+        let mut all = BTreeMap::new();
+        all.insert("a".to_owned(), Outcome::Passed);
+        all.insert("b".to_owned(), Outcome::Flaky);
+        all.insert("c".to_owned(), Outcome::Error);
+        assert_eq!(failed(&all), ["b".to_owned(), "c".to_owned()].into());
         assert_eq!(
             outcome(Status::Cached, Some(Reason::Cached)),
             Some(Outcome::Passed)
@@ -115,8 +124,6 @@ mod tests {
         let path = dir.path().join("outcomes.json");
         assert_eq!(load(&path), Ok(BTreeMap::new()));
         std::fs::write(&path, "{").unwrap_or_else(|e| panic!("{e}"));
-        assert!(
-            load(&path).is_err_and(|e| e.contains("not a outcomes file") || e.contains("outcomes"))
-        );
+        assert!(load(&path).is_err_and(|e| e.contains(": not a file of outcomes (")));
     }
 }

@@ -190,17 +190,25 @@ fn narrow(
     }
 }
 
-/// clnrm's own outputs (`.clnrm/`, the report directory): part of no input.
+/// clnrm's own outputs (`.clnrm/`, the report directory, the report files of the
+/// files' `[report]` tables): part of no input.
 pub(crate) fn outputs(
     layout: &crate::project::Layout,
     config: &RunConfig,
+    plan: &Plan,
 ) -> Vec<std::path::PathBuf> {
     let mut out = vec![layout.dir()];
     out.extend(
         config
             .report_dir
             .iter()
-            .map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone())),
+            .chain(
+                plan.files
+                    .iter()
+                    .flat_map(crate::plan::PlannedFile::reports),
+            )
+            // As a mount's path is named: absolute, `..` resolved by its text.
+            .map(|d| crate::model::host_path_in(&d.to_string_lossy(), std::path::Path::new("."))),
     );
     out
 }
@@ -220,7 +228,7 @@ fn read_inputs(
     }
     let cache_dir = layout.cache();
     let mut index = crate::inputs::StatIndex::open(&cache_dir);
-    let exclude = outputs(layout, config);
+    let exclude = outputs(layout, config, plan);
     let manifests = crate::cache::manifests_dir(&cache_dir);
     let digests = crate::inputs::digest_all(&paths, &mut index, &exclude, Some(&manifests));
     let mut warning = index.warning.take();

@@ -119,9 +119,10 @@ pub async fn run<E: ContainerEngine>(
     for n in &planned.notes {
         sink.note(n);
     }
+    // `None`: the engine did not answer them (it is not asked again here).
     let ids = match ids {
-        Some(task) => task.await.unwrap_or_default(),
-        None => HashMap::new(),
+        Some(task) => task.await.ok().flatten(),
+        None => Some(HashMap::new()),
     };
     let cached = if config.update_baseline {
         None
@@ -281,7 +282,7 @@ async fn execute<E: ContainerEngine, S: Sink>(
 async fn all_cached<E: ContainerEngine>(
     engine: &E,
     planned: &Planned,
-    mut ids: HashMap<String, String>,
+    ids: Option<HashMap<String, String>>,
     started: Instant,
 ) -> Option<RunReport> {
     if planned.plan.selected().next().is_none() {
@@ -301,6 +302,7 @@ async fn all_cached<E: ContainerEngine>(
     if planned.options.cache.is_none() || planned.options.force {
         return None;
     }
+    let mut ids = ids?;
     let images: BTreeSet<&String> = planned
         .plan
         .selected()
@@ -331,21 +333,21 @@ fn images(prepared: &Prepared) -> BTreeSet<String> {
         .collect()
 }
 
-/// The ids of those of `images` the engine has (none when it does not answer).
+/// The ids of those of `images` the engine has; `None` when it did not answer.
 async fn image_ids<E: ContainerEngine>(
     engine: Arc<E>,
     images: BTreeSet<String>,
-) -> HashMap<String, String> {
+) -> Option<HashMap<String, String>> {
     let asked = images.into_iter().map(|image| {
         let engine = engine.clone();
         async move {
-            let info = engine.image(&image).await.ok()??;
-            Some((image, info.id))
+            let info = engine.image(&image).await?;
+            Ok::<_, crate::backend::EngineError>(info.map(|i| (image, i.id)))
         }
     });
-    futures_util::future::join_all(asked)
-        .await
-        .into_iter()
-        .flatten()
-        .collect()
+    let mut ids = HashMap::new();
+    for found in futures_util::future::join_all(asked).await {
+        ids.extend(found.ok()?);
+    }
+    Some(ids)
 }

@@ -121,7 +121,14 @@ async fn an_unchanged_suite_is_answered_from_the_cache_without_a_container() {
     assert!(created > 0);
     assert_eq!(engine.live(), 0, "the run's own session is ended");
 
+    let pings = engine.pings();
+    assert!(pings > 0, "a run that must run asks the engine first");
     let (second, seen) = run_once(dir.path(), &flags, &engine, Stop::default(), false).await;
+    assert_eq!(
+        engine.pings(),
+        pings,
+        "no session is started for a cached run"
+    );
     assert_eq!(
         statuses(&second.report),
         vec![

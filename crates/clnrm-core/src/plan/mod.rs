@@ -538,6 +538,28 @@ impl Plan {
     }
 }
 
+impl PlannedFile {
+    /// The report files its `[report]` table names.
+    pub fn reports(&self) -> impl Iterator<Item = &PathBuf> {
+        [&self.report_json, &self.report_junit, &self.report_digest]
+            .into_iter()
+            .flatten()
+    }
+}
+
+/// The report files the `[report]` table of `cf` names (resolved from its directory).
+pub fn report_files(cf: &CheckedFile) -> Vec<PathBuf> {
+    let Some(report) = cf.file.as_ref().and_then(|f| f.report.as_ref()) else {
+        return Vec::new();
+    };
+    let base = cf.path.parent().map(PathBuf::from).unwrap_or_default();
+    [&report.json, &report.junit, &report.digest]
+        .into_iter()
+        .flatten()
+        .map(|v| base.join(&v.value))
+        .collect()
+}
+
 /// Plans every scenario of the valid files in `checked`.
 pub fn plan(checked: &[CheckedFile], opts: &PlanOptions) -> Plan {
     let mut out = Plan::default();
