@@ -71,6 +71,11 @@ impl FakeEngine {
         self.inner.pings.load(Ordering::SeqCst)
     }
 
+    /// The fixture snapshot images there are.
+    pub fn snapshot_images(&self) -> usize {
+        self.lock().snapshots.len()
+    }
+
     /// Containers removed so far.
     pub fn removed(&self) -> usize {
         self.inner.removed.load(Ordering::SeqCst)
@@ -329,8 +334,9 @@ impl ContainerEngine for FakeEngine {
         Ok(Vec::new())
     }
 
-    async fn remove_image(&self, _id: &str) -> Result<(), EngineError> {
+    async fn remove_image(&self, id: &str) -> Result<(), EngineError> {
         self.gate().await;
+        self.lock().snapshots.remove(id);
         Ok(())
     }
 

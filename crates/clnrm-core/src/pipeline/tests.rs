@@ -339,3 +339,42 @@ fn environments_are_keyed_by_what_they_mount_with_the_cache_off_and_never_reused
     std::fs::write(root.join("t.clnrm.toml"), file("loop")).unwrap_or_else(|e| panic!("{e}"));
     assert_ne!(env_key(root, &flags), env_key(root, &flags));
 }
+
+#[tokio::test]
+async fn a_fixture_mounting_what_cannot_be_read_is_snapshotted_for_its_run_only() {
+    let dir = project(
+        "[[service.app.setup]]\nname = \"seed\"\ncommand = [\"true\"]\n\n\
+         [[scenario]]\nname = \"uses it\"\nservice = \"app\"\nrun = \"echo hi\"\n",
+    );
+    let engine = Arc::new(FakeEngine::new());
+    let flags = RunFlags {
+        force: true,
+        ..RunFlags::default()
+    };
+    let (ran, _) = run_once(dir.path(), &flags, &engine, Stop::default(), false).await;
+    assert_eq!(ran.report.results[0].status, Status::Passed);
+    assert_eq!(
+        engine.snapshot_images(),
+        1,
+        "a snapshot is kept for later runs"
+    );
+    // Now it mounts a link to itself, whose content cannot be read.
+    let path = dir.path().join("t.clnrm.toml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+    std::os::unix::fs::symlink(dir.path().join("loop"), dir.path().join("loop"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = text.replace(
+        "image = \"img\"\n",
+        "image = \"img\"\nvolumes = [{ host_path = \"loop\", container_path = \"/m\", read_only = true }]\n",
+    );
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+    for _ in 0..2 {
+        let (ran, _) = run_once(dir.path(), &flags, &engine, Stop::default(), false).await;
+        assert_eq!(ran.report.results[0].status, Status::Passed);
+        assert_eq!(
+            engine.snapshot_images(),
+            1,
+            "the run's own snapshot is removed with its session"
+        );
+    }
+}

@@ -69,7 +69,7 @@ pub fn attach_inputs(plan: &mut Plan, digests: &Digests, written: &Written, run_
                         .unwrap_or_default();
                     match digests.get(path) {
                         Some(crate::inputs::InputDigest::Unknowable(_)) => {
-                            format!("unknowable, run {run_id}")
+                            format!("{}{run_id}", crate::exec::pool::UNKNOWABLE)
                         }
                         Some(d) => d
                             .without(&skip)

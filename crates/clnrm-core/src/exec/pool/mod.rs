@@ -26,7 +26,7 @@ pub use build::{AgentShell, agent_shell, run_in};
 pub use hygiene::oom_kills;
 pub use snapshot::{
     SNAPSHOT_IMAGE_LABEL, SNAPSHOT_LABEL, SNAPSHOT_REPO, SNAPSHOT_SERVICE_LABEL, SnapshotInfo,
-    remove_snapshots, snapshot_key, snapshots,
+    UNKNOWABLE, remove_snapshots, snapshot_key, snapshots,
 };
 
 use super::agent::Agent;
@@ -302,6 +302,9 @@ struct Inner<E> {
     urgent: AtomicUsize,
     /// Snapshot key → its image, once made (or why it could not be).
     snapshots: Mutex<HashMap<String, snapshot::Made>>,
+    /// Snapshots of services that mount what cannot be summarised: this session's own
+    /// (no later run may reuse them), removed when it ends.
+    own_snapshots: Mutex<Vec<String>>,
     /// Network → the address its containers reach this host at (see `host_address`).
     gateways: Mutex<HashMap<String, String>>,
 }
@@ -368,6 +371,7 @@ impl<E: ContainerEngine> Pool<E> {
                 receiver,
                 urgent: AtomicUsize::new(0),
                 snapshots: Mutex::new(HashMap::new()),
+                own_snapshots: Mutex::new(Vec::new()),
                 gateways: Mutex::new(HashMap::new()),
                 live: Mutex::new(HashSet::new()),
                 networks: Mutex::new(HashSet::new()),
@@ -500,6 +504,11 @@ impl<E: ContainerEngine> Pool<E> {
                 lock(&self.inner.networks).remove(n);
                 lock(&self.inner.gateways).remove(n);
             }
+        }
+        let own: Vec<String> = std::mem::take(&mut *lock(&self.inner.own_snapshots));
+        for tag in own {
+            // Left behind when the engine does not answer: `cache clear` removes it.
+            let _ = engine.remove_image(&tag).await;
         }
         self.leftovers()
     }
