@@ -135,7 +135,11 @@ fn explain(args: &CacheStatsArgs) -> i32 {
     };
     // Without an engine the image parts are unknown; the rest is still explained.
     let explained = runtime.block_on(async {
-        let engine = Docker::new().ok();
+        // With the project's deadlines: a stalled engine is no hang.
+        let engine = Docker::new().ok().map(|d| {
+            let executor = &prepared.project.config.executor;
+            Deadlines::new(d, executor.engine_timeout(), executor.pull_timeout())
+        });
         explain_keys(&prepared, &config, engine.as_ref()).await
     });
     let (explained, warnings) = match explained {

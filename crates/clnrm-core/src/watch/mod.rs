@@ -169,23 +169,24 @@ impl Shared {
         self.watch(p)
     }
 
-    /// `path` changed: when it is (or made) a pending input, that input is watched now
-    /// (a directory created after `watch` started is watched recursively from then).
+    /// `path` changed: a pending input it is (or lies under) is watched again, itself
+    /// once it exists (a directory created after `watch` started is watched
+    /// recursively from then), else through its new nearest directory.
     fn appeared(&self, path: &Path) {
-        let now: Vec<PathBuf> = {
+        let under: Vec<PathBuf> = {
             let mut pending = lock(&self.pending);
-            let now: Vec<PathBuf> = pending
+            let under: Vec<PathBuf> = pending
                 .iter()
-                .filter(|p| p.starts_with(path) && p.exists())
+                .filter(|p| p.starts_with(path))
                 .cloned()
                 .collect();
-            for p in &now {
+            for p in under.iter().filter(|p| p.exists()) {
                 pending.remove(p);
             }
-            now
+            under
         };
-        for p in now {
-            // A failure leaves it watched through its parent, as before.
+        for p in under {
+            // A failure leaves it watched as it was.
             let _ = self.watch(&p);
         }
     }
@@ -410,9 +411,15 @@ mod tests {
         drop(src);
         // Another mounts `data/`, which is not there yet: watched once it appears.
         let data = root.join("data");
+        // Watched through `deep/` once that is made, then itself.
+        let deep = root.join("deep/er");
         let f = Filter::new(&root, &[], &[], &[]);
-        let (src, _) =
-            Source::new(&[root.join("tests")], f, &[data.clone()].into()).expect("watch");
+        let (src, _) = Source::new(
+            &[root.join("tests")],
+            f,
+            &[data.clone(), deep.clone()].into(),
+        )
+        .expect("watch");
         assert!(lock(&src.shared.pending).contains(&data));
         std::fs::create_dir_all(data.join("sub")).expect("mkdir");
         // Never waits past 10 s: a missed event fails the test instead of hanging it.
@@ -422,12 +429,45 @@ mod tests {
             .next_batch(Duration::from_millis(200), &late)
             .expect("batch");
         assert!(first.contains(&data), "{first:?}");
-        assert!(lock(&src.shared.pending).is_empty());
+        assert!(!lock(&src.shared.pending).contains(&data));
         std::fs::write(data.join("sub/x.conf"), "x").expect("write");
         let batch = src
             .next_batch(Duration::from_millis(200), &late)
             .expect("the change inside the new directory");
         assert!(batch.contains(&data.join("sub/x.conf")), "{batch:?}");
+        // `deep/` is made (its event seen), then `deep/er` and a file in it.
+        std::fs::create_dir(root.join("deep")).expect("mkdir");
+        let t1 = Instant::now();
+        while lock(&src.shared.only)
+            .get(&root.join("deep"))
+            .is_none_or(|files| !files.contains(&deep))
+        {
+            assert!(
+                t1.elapsed() < Duration::from_secs(10),
+                "deep/ never watched"
+            );
+            let _ = src.next_batch(Duration::from_millis(50), &|| {
+                t1.elapsed() > Duration::from_millis(200)
+            });
+        }
+        // Its appearance is a change (a cycle reads what it holds), and so is what
+        // is written in it after.
+        std::fs::create_dir(&deep).expect("mkdir");
+        let t2 = Instant::now();
+        let until = |want: PathBuf| {
+            let mut seen = BTreeSet::new();
+            while !seen.contains(&want) {
+                assert!(t2.elapsed() < Duration::from_secs(10), "{seen:?}");
+                if let Some(b) = src.next_batch(Duration::from_millis(100), &|| {
+                    t2.elapsed() > Duration::from_secs(10)
+                }) {
+                    seen.extend(b);
+                }
+            }
+        };
+        until(deep.clone());
+        std::fs::write(deep.join("y.conf"), "y").expect("write");
+        until(deep.join("y.conf"));
     }
 
     #[test]
