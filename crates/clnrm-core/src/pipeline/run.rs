@@ -110,8 +110,8 @@ pub async fn run<E: ContainerEngine>(
     // run waits for.
     let ids = (!config.update_baseline && config.cache && !config.force)
         .then(|| tokio::spawn(image_ids(engine.clone(), images(prepared))));
-    // Every run has an id of its own (its containers are labelled with it), in a
-    // session of its caller's too.
+    // Every run has an id of its own, in a session of its caller's too (whose
+    // containers carry the session's id: warm ones outlive a run).
     let planned = plan_run(prepared, config, RunOwner::current())?;
     for w in &planned.warnings {
         sink.warning(w);
