@@ -314,6 +314,16 @@ fn failed_runs_again_only_what_failed_last_time_and_nothing_once_all_pass() {
         after.stderr
     );
     assert!(statuses(&after).iter().all(|(_, s)| s == "skipped"));
+    let bench = clnrm(dir.path())
+        .args(["bench", "--failed", "--rounds", "1"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let said = String::from_utf8_lossy(&bench.stderr);
+    assert_eq!(bench.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("--failed: none of the 4 selected failed"),
+        "{said}"
+    );
     // The tags and paths narrow it as for any run.
     std::fs::write(
         dir.path().join("tests/bad.clnrm.toml"),

@@ -6,7 +6,7 @@ use super::{connect_engine, end_session, print_prepared, runtime, watch_signals}
 use crate::cli::{BenchArgs, BenchFormat};
 use crate::exit;
 use clnrm_core::bench::{self, BenchResult};
-use clnrm_core::config::RunFlags;
+use clnrm_core::config::{RunConfig, RunFlags, Subset};
 use clnrm_core::exec::{Event, Stop};
 use clnrm_core::pipeline::{self, Host, Sink};
 
@@ -61,6 +61,41 @@ pub fn run(args: BenchArgs) -> i32 {
         Ok(c) => c.measuring(),
         Err(code) => return code,
     };
+    // What every round runs, chosen once, before the engine is asked anything.
+    let mut ids: std::collections::BTreeSet<String> = pipeline::selected_ids(&prepared, &config)
+        .into_iter()
+        .collect();
+    if args.failed {
+        let failed = match pipeline::outcomes::load(&layout.outcomes()) {
+            Ok(recorded) => pipeline::outcomes::failed(&recorded),
+            Err(e) => {
+                eprintln!(
+                    "warning: the outcomes of earlier runs are unusable ({e}): no scenario counts as failed"
+                );
+                Default::default()
+            }
+        };
+        let before = ids.len();
+        ids.retain(|id| failed.contains(id));
+        if ids.is_empty() && before > 0 {
+            eprintln!(
+                "--failed: none of the {before} selected failed in its last run; nothing runs"
+            );
+            return exit::SUCCESS;
+        }
+        eprintln!(
+            "--failed: measuring the {} of {before} selected whose last run failed",
+            ids.len()
+        );
+    }
+    if ids.is_empty() {
+        eprintln!("error: no scenario selected");
+        return exit::INVALID_INPUT;
+    }
+    let config = RunConfig {
+        subset: Subset::Ids(ids),
+        ..config
+    };
     let rt = match runtime() {
         Ok(r) => r,
         Err(code) => return code,
@@ -90,11 +125,6 @@ pub fn run(args: BenchArgs) -> i32 {
                     break;
                 }
             };
-            if report.results.iter().all(|r| r.is_unselected()) {
-                eprintln!("error: no scenario selected");
-                failed = Some(exit::INVALID_INPUT);
-                break;
-            }
             if report.interrupted {
                 interrupted = true;
                 break;

@@ -43,13 +43,13 @@ pub fn run(args: &RunArgs) -> i32 {
     // `--failed`: the ids whose last outcome here (from runs here or on a service)
     // failed; the service runs those of them its selection holds.
     let only: Vec<String> = if args.failed {
-        let recorded = match clnrm_core::pipeline::outcomes::load(&outcomes) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("error: --failed: {e}");
-                return exit::INVALID_INPUT;
-            }
-        };
+        // As for a run here: an unusable file is a warning.
+        let recorded = clnrm_core::pipeline::outcomes::load(&outcomes).unwrap_or_else(|e| {
+            eprintln!(
+                "warning: the outcomes of earlier runs are unusable ({e}): no scenario counts as failed"
+            );
+            Default::default()
+        });
         let failed: Vec<String> = clnrm_core::pipeline::outcomes::failed(&recorded)
             .into_iter()
             .collect();
@@ -461,6 +461,7 @@ const SKIP: &[&str] = &[
     ".clnrm/cache",
     ".clnrm/artifacts",
     ".clnrm/bench",
+    ".clnrm/outcomes.json",
 ];
 
 fn skipped(rel: &str) -> bool {

@@ -48,10 +48,13 @@ pub(crate) fn conclude(
                 .keys()
                 .map(|p| p.display().to_string())
                 .collect();
-            done.warnings.push(format!(
-                "the run changed what it bind-mounts from the host ({}): the scenarios that mount it will run every time; mount it with read_only = true, or mount a directory only the scenario writes to that is not under version control",
-                shown.join(", ")
-            ));
+            // With the cache off they run every time anyway.
+            if planned.options.cache.is_some() {
+                done.warnings.push(format!(
+                    "the run changed what it bind-mounts from the host ({}): the scenarios that mount it will run every time; mount it with read_only = true, or mount a directory only the scenario writes to that is not under version control",
+                    shown.join(", ")
+                ));
+            }
         }
     }
     if planned.options.cache.is_none() && planned.options.artifacts.is_some() {
