@@ -1,11 +1,14 @@
 //! Where a run's events go on the command line: the human report on stdout, or (for
 //! machine formats, whose document goes to stdout at the end) progress on stderr when
 //! it is a terminal; and clnrm's own telemetry when `OTEL_EXPORTER_OTLP_ENDPOINT` asks.
+//! The machine formats' documents themselves ([`print_report`]), for local, remote
+//! and merged runs alike.
 
+use crate::cli::RunFormat;
 use crate::telemetry::{self, Telemetry};
 use clnrm_core::exec::Event;
 use clnrm_core::pipeline::Sink;
-use clnrm_core::report::{HumanReporter, RunReport};
+use clnrm_core::report::{HumanReporter, RunReport, to_html, to_json, to_junit, to_markdown};
 use std::io::IsTerminal;
 
 /// Where a run's events are shown.
@@ -91,6 +94,53 @@ impl Sink for CliSink {
             && let Err(e) = t.export_blocking()
         {
             eprintln!("warning: could not export clnrm's own spans: {e}");
+        }
+    }
+}
+
+/// Prints a machine format of `report` on stdout (the human one is live). The files
+/// of `prepared` give HTML its spans (the project's artifacts); without them, none.
+pub fn print_report(
+    format: RunFormat,
+    report: &RunReport,
+    prepared: Option<&clnrm_core::pipeline::Prepared>,
+) {
+    match format {
+        RunFormat::Html => {
+            let artifacts = prepared.map(|p| p.project.layout().artifacts());
+            let runs = [report.run_id.clone()];
+            match &artifacts {
+                Some(dir) => print!(
+                    "{}",
+                    to_html(
+                        report,
+                        &clnrm_core::report::html::artifact_spans(dir, &runs)
+                    )
+                ),
+                None => print!("{}", to_html(report, &|_| None)),
+            }
+        }
+        RunFormat::Human => {}
+        RunFormat::Json => println!("{:#}", to_json(report)),
+        RunFormat::Junit => print!("{}", to_junit(report)),
+        RunFormat::Markdown => print!("{}", to_markdown(report)),
+        RunFormat::Github => {
+            print!("{}", clnrm_core::report::github::to_github(report));
+            // The job summary: the Markdown report, appended (several steps may write).
+            if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+                use std::io::Write as _;
+                let written = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .and_then(|mut f| f.write_all(to_markdown(report).as_bytes()));
+                if let Err(e) = written {
+                    eprintln!(
+                        "warning: cannot write the job summary to {}: {e}",
+                        std::path::Path::new(&path).display()
+                    );
+                }
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 //! call the store. A submitted project is checked (paths, size, validation, host
 //! mounts) and stored before the 201; running it is a worker's job.
 
+use crate::job::RunOptions;
 use crate::problem::{Problem, ProblemDoc};
 use crate::store::{Scope, Store, is_final};
 use crate::upload::{Bundle, Refused};
@@ -127,79 +128,6 @@ async fn openapi() -> Response {
         crate::openapi::document(),
     )
         .into_response()
-}
-
-/// Run options a client may give (SPEC §9).
-#[derive(Clone, Debug, Default, Deserialize, serde::Serialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RunOptions {
-    /// Scenarios at once.
-    #[schema(minimum = 1, maximum = 1024)]
-    pub workers: Option<u64>,
-    /// Scenario-id glob.
-    pub filter: Option<String>,
-    /// Only scenarios with any of these tags.
-    #[serde(default)]
-    pub tags: Vec<String>,
-    /// Template variables.
-    #[serde(default)]
-    pub vars: std::collections::BTreeMap<String, String>,
-    /// Run everything.
-    #[serde(default)]
-    pub force: bool,
-    /// Runs after a failure.
-    #[schema(maximum = 100)]
-    pub retries: Option<u64>,
-    /// Record baselines.
-    #[serde(default)]
-    pub update_baseline: bool,
-    /// Only the scenarios with these ids (`file::name`; empty: every selected one),
-    /// at most 1000 of 64 KiB in all: `run --server --failed` sends those whose last
-    /// outcome here failed. Left out when empty (a server of before it refuses it).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub scenarios: Vec<String>,
-}
-
-/// The most scenario ids a run's options may name.
-pub const MAX_SCENARIO_IDS: usize = 1000;
-
-/// The most bytes the scenario ids of a run's options may hold in all (they travel in
-/// a header).
-pub const MAX_SCENARIO_BYTES: usize = 64 * 1024;
-
-impl RunOptions {
-    fn check(&self) -> Result<(), Problem> {
-        if self.workers.is_some_and(|w| !(1..=1024).contains(&w)) {
-            return Err(Problem::bad_request("options.workers: expected 1 to 1024"));
-        }
-        if self
-            .retries
-            .is_some_and(|r| r > clnrm_core::validate::MAX_RETRIES)
-        {
-            return Err(Problem::bad_request("options.retries: expected 0 to 100"));
-        }
-        if let Some(f) = &self.filter {
-            globset::Glob::new(f)
-                .map_err(|e| Problem::bad_request(format!("options.filter: {e}")))?;
-        }
-        if self.scenarios.len() > MAX_SCENARIO_IDS
-            || self.scenarios.iter().map(String::len).sum::<usize>() > MAX_SCENARIO_BYTES
-            || self
-                .scenarios
-                .iter()
-                .any(|id| id.is_empty() || id.len() > 1024)
-        {
-            return Err(Problem::bad_request(format!(
-                "options.scenarios: at most {MAX_SCENARIO_IDS} ids of 1 to 1024 bytes, {MAX_SCENARIO_BYTES} bytes in all"
-            )));
-        }
-        Ok(())
-    }
-
-    /// `--var` assignments.
-    pub fn assignments(&self) -> Vec<String> {
-        self.vars.iter().map(|(k, v)| format!("{k}={v}")).collect()
-    }
 }
 
 /// `POST /runs` with a JSON body: the project's files and the options.
@@ -419,12 +347,8 @@ fn check_project(
         .write_to(dir.path())
         .map_err(|e| Problem::new(StatusCode::INSUFFICIENT_STORAGE, e.to_string()))?;
     // On this blocking thread, whose stack is large enough (see `runtime`).
-    let prepared = clnrm_core::pipeline::prepare_with(
-        dir.path(),
-        &crate::worker::paths(dir.path()),
-        vars,
-        true,
-    );
+    let prepared =
+        clnrm_core::pipeline::prepare_with(dir.path(), &crate::job::paths(dir.path()), vars, true);
     let style = clnrm_core::diag::Style::Plain;
     if prepared.has_errors() {
         let text: Vec<String> = prepared
@@ -438,7 +362,7 @@ fn check_project(
             format!("the project does not validate:\n{}", text.join("\n")),
         ));
     }
-    crate::worker::confined(&prepared).map_err(|e| Problem::new(StatusCode::FORBIDDEN, e))?;
+    crate::job::confined(&prepared).map_err(|e| Problem::new(StatusCode::FORBIDDEN, e))?;
     if !allow_host_volumes {
         for f in &prepared.files {
             let Some(file) = &f.file else { continue };
@@ -760,7 +684,7 @@ pub(crate) async fn metrics<S: Store>(
     text.push_str(&format!(
         "# HELP clnrm_queue_depth Runs waiting for a worker.\n# TYPE clnrm_queue_depth gauge\nclnrm_queue_depth {queued}\n"
     ));
-    let since = crate::now_ms() - 3 * crate::worker::HEARTBEAT.as_millis() as i64;
+    let since = crate::now_ms() - 3 * crate::HEARTBEAT.as_millis() as i64;
     let alive = app.store.workers_alive(since).await?;
     text.push_str(&format!(
         "# HELP clnrm_workers_alive Workers heard from in the last 15 s.\n# TYPE clnrm_workers_alive gauge\nclnrm_workers_alive {alive}\n"

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod job;
 pub mod openapi;
 mod problem;
 pub mod sql;
@@ -16,6 +17,10 @@ mod ui;
 pub mod upload;
 pub mod webhook;
 pub mod worker;
+
+/// How often a worker says it is alive (a worker not heard from for three of these is
+/// shown as gone).
+pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -17,7 +17,7 @@ use utoipa::{Modify, OpenApi};
         api::create_token, api::tokens, api::delete_token, api::baseline
     ),
     components(schemas(
-        api::Submit, api::RunOptions, api::Created, api::RunsPage, api::Scenarios,
+        api::Submit, crate::job::RunOptions, api::Created, api::RunsPage, api::Scenarios,
         api::Cancelled, api::History, RunRow, ScenarioOutcome, ProblemDoc, api::NewToken,
         api::MadeToken, api::Tokens, crate::store::TokenRow
     )),

@@ -5,15 +5,16 @@
 //! run another worker took over is never completed twice. A cancel reaches the run at
 //! the next renewal; losing the lease stops it at once.
 
+use crate::job::{RunOptions, confined, paths};
 use crate::store::{Claimed, Finished, Renewal, ScenarioOutcome, Store};
 use crate::upload::Bundle;
-use crate::{App, api::RunOptions};
+use crate::{App, HEARTBEAT};
 use clnrm_core::backend::{Deadlines, Docker, Engine};
 use clnrm_core::config::{RunConfig, RunFlags};
 use clnrm_core::exec::{Event, RunOwner, Session, SessionOptions, Status, Stop};
 use clnrm_core::pipeline::{self, Host, Sink};
 use clnrm_core::report::{RunReport, Summary, Verdict};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -25,69 +26,6 @@ pub fn default_name() -> String {
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "host".into());
     format!("{host}:{}", std::process::id())
-}
-
-/// The paths a run runs (absolute): `tests/` when the project has it, else the
-/// whole project.
-pub fn paths(dir: &Path) -> Vec<PathBuf> {
-    let tests = dir.join("tests");
-    if tests.is_dir() {
-        vec![tests]
-    } else {
-        vec![dir.to_path_buf()]
-    }
-}
-
-/// Whether every path an uploaded project names for clnrm to write or read stays
-/// inside it (`[report]` paths, `diff.baseline_path`); the error names the first that
-/// does not.
-pub fn confined(prepared: &clnrm_core::pipeline::Prepared) -> Result<(), String> {
-    use std::path::Component;
-    let inside = |base: &Path, rel: &str| {
-        let mut depth: i64 = 0;
-        for c in base
-            .join(rel)
-            .strip_prefix(&prepared.project.root)
-            .ok()
-            .into_iter()
-            .flat_map(Path::components)
-        {
-            match c {
-                Component::ParentDir => depth -= 1,
-                Component::Normal(_) => depth += 1,
-                _ => {}
-            }
-            if depth < 0 {
-                return false;
-            }
-        }
-        !Path::new(rel).is_absolute() && base.join(rel).starts_with(&prepared.project.root)
-    };
-    let root = prepared.project.root.clone();
-    let baseline = &prepared.project.config.diff.baseline_path;
-    if !inside(&root, baseline) {
-        return Err(format!(
-            ".clnrm/config.toml: diff.baseline_path \"{baseline}\" is outside the project"
-        ));
-    }
-    for f in &prepared.files {
-        let Some(report) = f.file.as_ref().and_then(|m| m.report.as_ref()) else {
-            continue;
-        };
-        let dir = f.path.parent().unwrap_or(&root);
-        for p in [&report.json, &report.junit, &report.digest]
-            .into_iter()
-            .flatten()
-        {
-            if !inside(dir, &p.value) {
-                return Err(format!(
-                    "{}: [report] path \"{}\" is outside the project",
-                    f.display, p.value
-                ));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Starts `app.options.workers` workers; they stop claiming when `stop` is cancelled
@@ -146,9 +84,6 @@ async fn work<S: Store>(app: Arc<App<S>>, n: usize, stop: CancellationToken) {
         s.shutdown().await;
     }
 }
-
-/// How often a worker says it is alive.
-pub const HEARTBEAT: Duration = Duration::from_secs(5);
 
 async fn heartbeat<S: Store>(app: Arc<App<S>>, name: String) {
     loop {

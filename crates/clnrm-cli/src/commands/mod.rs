@@ -44,6 +44,7 @@ pub fn dispatch(cli: Cli) -> i32 {
                 exit::ENVIRONMENT
             }
         },
+        Command::Run(args) if args.server.is_some() => remote::run(&args),
         Command::Run(args) => run::run(args),
         Command::Diff(args) => diff::run(args),
         Command::Cache(args) => cache::run(args),

@@ -4,7 +4,6 @@
 //! the report and exit code are made from them as a local run makes its own. Ctrl-C
 //! cancels the remote run.
 
-use super::run::{exit_code, print_report};
 use crate::cli::{RunArgs, RunFormat};
 use crate::exit;
 use crate::sink::{CliSink, Output};
@@ -58,8 +57,8 @@ pub fn run(args: &RunArgs) -> i32 {
             return exit::SUCCESS;
         }
         let (max, bytes) = (
-            clnrm_server::api::MAX_SCENARIO_IDS,
-            clnrm_server::api::MAX_SCENARIO_BYTES,
+            clnrm_server::job::MAX_SCENARIO_IDS,
+            clnrm_server::job::MAX_SCENARIO_BYTES,
         );
         if failed.len() > max || failed.iter().map(String::len).sum::<usize>() > bytes {
             eprintln!(
@@ -363,7 +362,7 @@ async fn remote(
     let spans = |_: &clnrm_core::exec::ScenarioResult| None;
     match (&html, args.format) {
         (Some(page), RunFormat::Html) => print!("{page}"),
-        _ => print_report(args.format, &report, None),
+        _ => crate::sink::print_report(args.format, &report, None),
     }
     if let Some(dir) = &args.report_dir {
         let written =
@@ -390,7 +389,7 @@ async fn remote(
     if status == "cancelled" {
         return Ok(exit::INTERRUPTED);
     }
-    Ok(exit_code(&report, args.flaky_fails))
+    Ok(exit::of_report(&report, args.flaky_fails))
 }
 
 /// One SSE block's event, when it is one of a run's.

@@ -62,7 +62,7 @@ fn merge(args: &MergeArgs) -> i32 {
         s.cached,
         s.skipped
     );
-    super::run::exit_code(&merged, args.flaky_fails)
+    exit::of_report(&merged, args.flaky_fails)
 }
 
 fn read(path: &std::path::Path) -> Result<RunReport, String> {

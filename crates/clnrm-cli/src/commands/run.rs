@@ -11,7 +11,6 @@ use crate::sink::CliSink;
 use clnrm_core::config::{RunConfig, RunFlags};
 use clnrm_core::exec::Stop;
 use clnrm_core::pipeline::{self, Host, PipelineError, Prepared, Ran};
-use clnrm_core::report::{RunReport, Verdict, to_html, to_json, to_junit, to_markdown};
 
 /// The flags of `run` (and `watch`) as the pipeline reads them.
 pub fn flags(args: &RunArgs) -> RunFlags {
@@ -39,9 +38,6 @@ pub fn flags(args: &RunArgs) -> RunFlags {
 
 /// Runs the command.
 pub fn run(args: RunArgs) -> i32 {
-    if args.server.is_some() {
-        return super::remote::run(&args);
-    }
     let prepared = super::prepare(&args.paths, &args.vars);
     if let Err(code) = print_prepared(&prepared, "nothing was run") {
         return code;
@@ -82,8 +78,8 @@ pub fn resolve(flags: &RunFlags, prepared: &Prepared) -> Result<RunConfig, i32> 
 
 /// Prints the machine format and what concluding the run did; the exit code.
 pub fn finish(format: RunFormat, prepared: &Prepared, config: &RunConfig, ran: &Ran) -> i32 {
-    print_report(format, &ran.report, Some(prepared));
-    let mut code = exit_code(&ran.report, config.flaky_fails);
+    crate::sink::print_report(format, &ran.report, Some(prepared));
+    let mut code = exit::of_report(&ran.report, config.flaky_fails);
     for w in &ran.concluded.warnings {
         eprintln!("warning: {w}");
     }
@@ -94,49 +90,6 @@ pub fn finish(format: RunFormat, prepared: &Prepared, config: &RunConfig, ran: &
         code = code.max(pipeline_error(e));
     }
     code
-}
-
-/// Prints a machine format of `report` on stdout (the human one is live). The files
-/// of `prepared` give HTML its spans (the project's artifacts); without them, none.
-pub fn print_report(format: RunFormat, report: &RunReport, prepared: Option<&Prepared>) {
-    match format {
-        RunFormat::Html => {
-            let artifacts = prepared.map(|p| p.project.layout().artifacts());
-            let runs = [report.run_id.clone()];
-            match &artifacts {
-                Some(dir) => print!(
-                    "{}",
-                    to_html(
-                        report,
-                        &clnrm_core::report::html::artifact_spans(dir, &runs)
-                    )
-                ),
-                None => print!("{}", to_html(report, &|_| None)),
-            }
-        }
-        RunFormat::Human => {}
-        RunFormat::Json => println!("{:#}", to_json(report)),
-        RunFormat::Junit => print!("{}", to_junit(report)),
-        RunFormat::Markdown => print!("{}", to_markdown(report)),
-        RunFormat::Github => {
-            print!("{}", clnrm_core::report::github::to_github(report));
-            // The job summary: the Markdown report, appended (several steps may write).
-            if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
-                use std::io::Write as _;
-                let written = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&path)
-                    .and_then(|mut f| f.write_all(to_markdown(report).as_bytes()));
-                if let Err(e) = written {
-                    eprintln!(
-                        "warning: cannot write the job summary to {}: {e}",
-                        std::path::Path::new(&path).display()
-                    );
-                }
-            }
-        }
-    }
 }
 
 /// Says what `--update-baseline` recorded.
@@ -173,15 +126,5 @@ pub fn pipeline_error(e: &PipelineError) -> i32 {
         exit::INVALID_INPUT
     } else {
         exit::ENVIRONMENT
-    }
-}
-
-/// The exit code of a run's report; `flaky_fails`: a flaky scenario fails it.
-pub fn exit_code(report: &RunReport, flaky_fails: bool) -> i32 {
-    match report.verdict(flaky_fails) {
-        Verdict::Passed => exit::SUCCESS,
-        Verdict::Failed => exit::TEST_FAILURE,
-        Verdict::Environment => exit::ENVIRONMENT,
-        Verdict::Interrupted => exit::INTERRUPTED,
     }
 }

@@ -1,0 +1,143 @@
+//! What a run submitted to the service is: the options a client may give (SPEC §9)
+//! and the checks of its project, made by the API when it is submitted and by a
+//! worker before it runs it.
+
+use crate::problem::Problem;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Run options a client may give (SPEC §9).
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunOptions {
+    /// Scenarios at once.
+    #[schema(minimum = 1, maximum = 1024)]
+    pub workers: Option<u64>,
+    /// Scenario-id glob.
+    pub filter: Option<String>,
+    /// Only scenarios with any of these tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Template variables.
+    #[serde(default)]
+    pub vars: std::collections::BTreeMap<String, String>,
+    /// Run everything.
+    #[serde(default)]
+    pub force: bool,
+    /// Runs after a failure.
+    #[schema(maximum = 100)]
+    pub retries: Option<u64>,
+    /// Record baselines.
+    #[serde(default)]
+    pub update_baseline: bool,
+    /// Only the scenarios with these ids (`file::name`; empty: every selected one),
+    /// at most 1000 of 64 KiB in all: `run --server --failed` sends those whose last
+    /// outcome here failed. Left out when empty (a server of before it refuses it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scenarios: Vec<String>,
+}
+
+/// The most scenario ids a run's options may name.
+pub const MAX_SCENARIO_IDS: usize = 1000;
+
+/// The most bytes the scenario ids of a run's options may hold in all (they travel in
+/// a header).
+pub const MAX_SCENARIO_BYTES: usize = 64 * 1024;
+
+impl RunOptions {
+    pub(crate) fn check(&self) -> Result<(), Problem> {
+        if self.workers.is_some_and(|w| !(1..=1024).contains(&w)) {
+            return Err(Problem::bad_request("options.workers: expected 1 to 1024"));
+        }
+        if self
+            .retries
+            .is_some_and(|r| r > clnrm_core::validate::MAX_RETRIES)
+        {
+            return Err(Problem::bad_request("options.retries: expected 0 to 100"));
+        }
+        if let Some(f) = &self.filter {
+            globset::Glob::new(f)
+                .map_err(|e| Problem::bad_request(format!("options.filter: {e}")))?;
+        }
+        if self.scenarios.len() > MAX_SCENARIO_IDS
+            || self.scenarios.iter().map(String::len).sum::<usize>() > MAX_SCENARIO_BYTES
+            || self
+                .scenarios
+                .iter()
+                .any(|id| id.is_empty() || id.len() > 1024)
+        {
+            return Err(Problem::bad_request(format!(
+                "options.scenarios: at most {MAX_SCENARIO_IDS} ids of 1 to 1024 bytes, {MAX_SCENARIO_BYTES} bytes in all"
+            )));
+        }
+        Ok(())
+    }
+
+    /// `--var` assignments.
+    pub fn assignments(&self) -> Vec<String> {
+        self.vars.iter().map(|(k, v)| format!("{k}={v}")).collect()
+    }
+}
+
+/// The paths a run runs (absolute): `tests/` when the project has it, else the
+/// whole project.
+pub fn paths(dir: &Path) -> Vec<PathBuf> {
+    let tests = dir.join("tests");
+    if tests.is_dir() {
+        vec![tests]
+    } else {
+        vec![dir.to_path_buf()]
+    }
+}
+
+/// Whether every path an uploaded project names for clnrm to write or read stays
+/// inside it (`[report]` paths, `diff.baseline_path`); the error names the first that
+/// does not.
+pub fn confined(prepared: &clnrm_core::pipeline::Prepared) -> Result<(), String> {
+    use std::path::Component;
+    let inside = |base: &Path, rel: &str| {
+        let mut depth: i64 = 0;
+        for c in base
+            .join(rel)
+            .strip_prefix(&prepared.project.root)
+            .ok()
+            .into_iter()
+            .flat_map(Path::components)
+        {
+            match c {
+                Component::ParentDir => depth -= 1,
+                Component::Normal(_) => depth += 1,
+                _ => {}
+            }
+            if depth < 0 {
+                return false;
+            }
+        }
+        !Path::new(rel).is_absolute() && base.join(rel).starts_with(&prepared.project.root)
+    };
+    let root = prepared.project.root.clone();
+    let baseline = &prepared.project.config.diff.baseline_path;
+    if !inside(&root, baseline) {
+        return Err(format!(
+            ".clnrm/config.toml: diff.baseline_path \"{baseline}\" is outside the project"
+        ));
+    }
+    for f in &prepared.files {
+        let Some(report) = f.file.as_ref().and_then(|m| m.report.as_ref()) else {
+            continue;
+        };
+        let dir = f.path.parent().unwrap_or(&root);
+        for p in [&report.json, &report.junit, &report.digest]
+            .into_iter()
+            .flatten()
+        {
+            if !inside(dir, &p.value) {
+                return Err(format!(
+                    "{}: [report] path \"{}\" is outside the project",
+                    f.display, p.value
+                ));
+            }
+        }
+    }
+    Ok(())
+}
