@@ -90,8 +90,12 @@ pub mod written {
             .unwrap_or_default()
     }
 
-    /// Adds `more` to what is recorded under `cache_dir`.
+    /// Adds `more` to what is recorded under `cache_dir`, under the cache's lock (two
+    /// runs that end together both add theirs).
     pub fn add(cache_dir: &Path, more: &Written) -> std::io::Result<()> {
+        std::fs::create_dir_all(cache_dir)?;
+        let lock = std::fs::File::create(cache_dir.join("lock"))?;
+        lock.lock()?;
         let mut all = load(cache_dir);
         let before = all.clone();
         for (input, paths) in more {
@@ -103,11 +107,11 @@ pub mod written {
             }
         }
         if all == before || all.len() > MAX {
-            return Ok(());
+            return lock.unlock();
         }
         let text = serde_json::to_vec_pretty(&all).map_err(std::io::Error::other)?;
-        std::fs::create_dir_all(cache_dir)?;
-        crate::otel::artifacts::write_atomic(&path(cache_dir), &text)
+        crate::otel::artifacts::write_atomic(&path(cache_dir), &text)?;
+        lock.unlock()
     }
 
     /// The absolute paths `written` names.

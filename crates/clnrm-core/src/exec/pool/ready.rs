@@ -70,7 +70,14 @@ impl<E: ContainerEngine> Pool<E> {
                 () = self.inner.stop.cancelled() => return Err(PoolError::Stopped),
             };
             if member.probes.len() < MAX_PROBES {
-                member.probes.push((sent, now_ns()));
+                // A probe cut off at its deadline goes on in the container (an exec
+                // cannot be killed): what it causes until as long again is its own.
+                let grace = if outcome.is_err() {
+                    u64::try_from(health.timeout.as_nanos()).unwrap_or(u64::MAX)
+                } else {
+                    0
+                };
+                member.probes.push((sent, now_ns().saturating_add(grace)));
             }
             match outcome {
                 Ok(Ok(out)) if out.exit_code == 0 => return Ok(()),
