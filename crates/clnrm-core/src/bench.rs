@@ -170,11 +170,14 @@ impl BenchResult {
     }
 
     /// Reads a saved result; the error says why it cannot be used.
-    pub fn load(path: &Path) -> Result<Self, String> {
-        crate::jsonfile::read(path, MAX_BYTES, "clnrm bench result", FORMAT, |r: &Self| {
-            &r.format
-        })?
-        .ok_or_else(|| format!("{}: no such saved result", path.display()))
+    pub fn load(path: &Path) -> Result<Self, crate::jsonfile::ReadError> {
+        const WHAT: &str = "clnrm bench result";
+        crate::jsonfile::read(path, MAX_BYTES, WHAT, FORMAT, |r: &Self| &r.format)?.ok_or_else(
+            || crate::jsonfile::ReadError::Missing {
+                path: path.display().to_string(),
+                what: "saved result",
+            },
+        )
     }
 
     /// Writes it atomically as pretty JSON.
@@ -441,6 +444,7 @@ mod tests {
         assert!(
             BenchResult::load(&p)
                 .unwrap_err()
+                .to_string()
                 .contains("not a clnrm bench result")
         );
         assert!(valid_name("main-2026.11"));

@@ -6,39 +6,104 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::path::Path;
 
+/// Why an existing file cannot be used; each names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// It cannot be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What reading it said.
+        source: std::io::Error,
+    },
+    /// It is larger than such a file may be.
+    #[error("{path}: {len} bytes, more than the {} MiB a {what} may hold", max >> 20)]
+    TooLarge {
+        /// The file.
+        path: String,
+        /// Its size.
+        len: u64,
+        /// The most it may hold.
+        max: u64,
+        /// What it should be.
+        what: &'static str,
+    },
+    /// It is not JSON of the expected shape.
+    #[error("{path}: not a {what} ({source})")]
+    NotIt {
+        /// The file.
+        path: String,
+        /// What it should be.
+        what: &'static str,
+        /// What parsing it said.
+        source: serde_json::Error,
+    },
+    /// It is of another format (or version).
+    #[error("{path}: format \"{found}\", expected \"{expected}\"")]
+    Format {
+        /// The file.
+        path: String,
+        /// Its `format`.
+        found: String,
+        /// The one read here.
+        expected: &'static str,
+    },
+    /// There is none (where one must be).
+    #[error("{path}: no such {what}")]
+    Missing {
+        /// The file.
+        path: String,
+        /// What it should be.
+        what: &'static str,
+    },
+}
+
 /// Reads `path` as a `what` (e.g. "timings file") of at most `max` bytes whose
 /// `format` is `expected`: none when there is no file; the error says why an existing
 /// one cannot be used.
 pub fn read<T: DeserializeOwned>(
     path: &Path,
     max: u64,
-    what: &str,
-    expected: &str,
+    what: &'static str,
+    expected: &'static str,
     format_of: impl Fn(&T) -> &str,
-) -> Result<Option<T>, String> {
-    let at = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+) -> Result<Option<T>, ReadError> {
+    let shown = || path.display().to_string();
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(at(&e)),
+        Err(source) => {
+            return Err(ReadError::Io {
+                path: shown(),
+                source,
+            });
+        }
     };
     if meta.len() > max {
-        return Err(format!(
-            "{}: {} bytes, more than the {} MiB a {what} may hold",
-            path.display(),
-            meta.len(),
-            max >> 20
-        ));
+        return Err(ReadError::TooLarge {
+            path: shown(),
+            len: meta.len(),
+            max,
+            what,
+        });
     }
-    let text = std::fs::read_to_string(path).map_err(|e| at(&e))?;
-    let value: T = serde_json::from_str(&text)
-        .map_err(|e| format!("{}: not a {what} ({e})", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|source| ReadError::Io {
+        path: shown(),
+        source,
+    })?;
+    let value: T = serde_json::from_str(&text).map_err(|source| ReadError::NotIt {
+        path: shown(),
+        what,
+        source,
+    })?;
     let found = format_of(&value);
     if found != expected {
-        return Err(format!(
-            "{}: format \"{found}\", expected \"{expected}\"",
-            path.display()
-        ));
+        return Err(ReadError::Format {
+            path: shown(),
+            found: found.to_owned(),
+            expected,
+        });
     }
     Ok(Some(value))
 }

@@ -25,7 +25,7 @@ pub struct Timings {
 impl Timings {
     /// The timings at `path`: none when there is no file; the error says why an
     /// existing one cannot be used.
-    pub fn load(path: &Path) -> Result<Self, String> {
+    pub fn load(path: &Path) -> Result<Self, crate::jsonfile::ReadError> {
         let read = crate::jsonfile::read(path, MAX_BYTES, "timings file", FORMAT, |t: &Self| {
             &t.format
         })?;
@@ -52,7 +52,7 @@ impl Timings {
 
 /// Records the durations of the scenarios of `report` that ran (passed, flaky,
 /// failed or error) in the timings file at `path`, over what it holds.
-pub fn record(path: &Path, report: &crate::report::RunReport) -> Result<(), String> {
+pub fn record(path: &Path, report: &crate::report::RunReport) -> Result<(), RecordError> {
     use crate::exec::Status;
     let ran = report.results.iter().filter(|r| {
         matches!(
@@ -62,7 +62,26 @@ pub fn record(path: &Path, report: &crate::report::RunReport) -> Result<(), Stri
     });
     let mut t = Timings::load(path)?;
     t.update(ran.map(|r| (r.id.0.clone(), r.duration.as_millis() as u64)));
-    t.save(path).map_err(|e| format!("{}: {e}", path.display()))
+    t.save(path).map_err(|source| RecordError::Write {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// Why durations could not be recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The file there cannot be used.
+    #[error(transparent)]
+    Read(#[from] crate::jsonfile::ReadError),
+    /// It cannot be written.
+    #[error("{path}: {source}")]
+    Write {
+        /// The file.
+        path: String,
+        /// What writing it said.
+        source: std::io::Error,
+    },
 }
 
 /// The shard (0-based, of `n`) of each of `ids`, longest first by `known` durations
@@ -152,12 +171,14 @@ mod tests {
         assert!(
             Timings::load(&path)
                 .unwrap_err()
+                .to_string()
                 .contains("expected \"clnrm.timings.v1\"")
         );
         std::fs::write(&path, "not json").unwrap();
         assert!(
             Timings::load(&path)
                 .unwrap_err()
+                .to_string()
                 .contains("not a timings file")
         );
     }
