@@ -69,6 +69,16 @@ impl Docker {
         }
     }
 
+    /// Negotiates the API version with the engine; later calls use it.
+    async fn negotiate(&self) -> Result<(), bollard::errors::Error> {
+        let negotiated = self.client().negotiate_version().await?;
+        *self
+            .api
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = negotiated;
+        Ok(())
+    }
+
     /// The client (a cheap clone).
     pub(super) fn client(&self) -> bollard::Docker {
         self.api
@@ -101,6 +111,12 @@ impl Docker {
             Ok(Err(e)) => Err(unreachable(root_cause(&e))),
         }
     }
+}
+
+/// Whether the engine refused the client's API version (an engine older than it).
+fn too_new(e: &bollard::errors::Error) -> bool {
+    matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 400, message }
+        if message.contains("version"))
 }
 
 /// The innermost message of an error chain ("Connection refused", not "error trying to connect").
@@ -310,25 +326,23 @@ impl ContainerEngine for Docker {
         let client = self.client();
         match client.ping().await {
             Ok(_) => Ok(()),
+            // The engine answered but refused the pinned version (an engine older
+            // than Docker 20.10): negotiate, and use that from now on.
             Err(bollard::errors::Error::DockerResponseServerError { .. }) => {
-                // The engine answered but refused the pinned version (an engine
-                // older than Docker 20.10): negotiate, and use that from now on.
-                let negotiated = client
-                    .negotiate_version()
-                    .await
-                    .map_err(|e| unreachable(&e))?;
-                *self
-                    .api
-                    .write()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = negotiated;
-                Ok(())
+                self.negotiate().await.map_err(|e| unreachable(&e))
             }
             Err(e) => Err(unreachable(&e)),
         }
     }
 
     async fn image(&self, image: &str) -> Result<Option<ImageInfo>, EngineError> {
-        match self.client().inspect_image(image).await {
+        let mut inspected = self.client().inspect_image(image).await;
+        // The first call of a fully cached run: an engine that refuses the pinned
+        // version is met here too.
+        if matches!(&inspected, Err(e) if too_new(e)) && self.negotiate().await.is_ok() {
+            inspected = self.client().inspect_image(image).await;
+        }
+        match inspected {
             Ok(found) => {
                 let cfg = found.config.unwrap_or_default();
                 Ok(Some(ImageInfo {

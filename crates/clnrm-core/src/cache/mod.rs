@@ -147,6 +147,8 @@ pub struct Cache {
     dir: PathBuf,
     file: CacheFile,
     updates: BTreeMap<String, Entry>,
+    /// Ids whose update is only a hit's recency: applied only to the entry it hit.
+    refreshed: BTreeSet<String>,
     stats: Stats,
     /// Why the file on disk was not usable, if it was not.
     pub warning: Option<String>,
@@ -215,6 +217,7 @@ impl Cache {
             dir: dir.to_path_buf(),
             file,
             updates: BTreeMap::new(),
+            refreshed: BTreeSet::new(),
             stats: Stats::default(),
             warning,
         }
@@ -246,6 +249,7 @@ impl Cache {
                 let mut e = e.clone();
                 e.last_used_ms = now_ms();
                 self.updates.insert(id.to_owned(), e);
+                self.refreshed.insert(id.to_owned());
                 Lookup::Hit
             }
             _ => {
@@ -270,6 +274,7 @@ impl Cache {
 
     /// Records a run of `id`; only a passing run can make a later lookup hit.
     pub fn record(&mut self, id: &str, key: &Key, passed: bool, duration: Duration) {
+        self.refreshed.remove(id);
         self.updates.insert(
             id.to_owned(),
             Entry {
@@ -299,8 +304,19 @@ impl Cache {
         lock.lock()?;
         let path = file_path(&self.dir);
         let mut file = read(&path).unwrap_or_default();
-        file.entries
-            .extend(self.updates.iter().map(|(k, v)| (k.clone(), v.clone())));
+        for (id, update) in &self.updates {
+            if self.refreshed.contains(id) {
+                // A hit refreshes the entry it hit, if it is still there as it was
+                // (another run may have recorded or forgotten it since).
+                if let Some(e) = file.entries.get_mut(id)
+                    && e.key == update.key
+                {
+                    e.last_used_ms = e.last_used_ms.max(update.last_used_ms);
+                }
+                continue;
+            }
+            file.entries.insert(id.clone(), update.clone());
+        }
         evict(&mut file.entries, max_entries);
         file.last_run = self.stats.clone();
         let text = serde_json::to_string_pretty(&file).map_err(std::io::Error::other)?;
@@ -469,7 +485,11 @@ mod tests {
         c.record("a", &k("k1"), true, Duration::ZERO);
         c.record("b", &k("k2"), true, Duration::ZERO);
         c.save(100).expect("save");
+        // A run that hit `a` before it was forgotten does not bring it back.
+        let mut hit = Cache::open(dir.path());
+        assert_eq!(hit.lookup("a", &k("k1")), Lookup::Hit);
         forget(dir.path(), &["a"]).expect("forget");
+        hit.save(100).expect("save");
         let mut c = Cache::open(dir.path());
         assert_eq!(c.lookup("a", &k("k1")), Lookup::Miss);
         assert_eq!(c.lookup("b", &k("k2")), Lookup::Hit);

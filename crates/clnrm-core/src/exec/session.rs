@@ -183,7 +183,10 @@ impl<E: ContainerEngine> Session<E> {
         for sc in plan.scenarios.iter().filter(|s| s.not_selected.is_some()) {
             dispatcher.finish(sc.order, ScenarioResult::not_selected(sc, &plan));
         }
-        dispatcher.run(stop).await
+        let outcome = dispatcher.run(stop).await;
+        // A snapshot only this run may use is not kept for the next one.
+        self.pool.remove_own_snapshots().await;
+        outcome
     }
 }
 

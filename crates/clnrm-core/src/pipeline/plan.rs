@@ -230,7 +230,10 @@ fn read_inputs(
     let mut index = crate::inputs::StatIndex::open(&cache_dir);
     let exclude = outputs(layout, config, plan);
     let manifests = crate::cache::manifests_dir(&cache_dir);
-    let digests = crate::inputs::digest_all(&paths, &mut index, &exclude, Some(&manifests));
+    // The file lists only `cache stats --explain` reads, pruned when the cache is
+    // saved: none with the cache off.
+    let manifests = config.cache.then_some(manifests.as_path());
+    let digests = crate::inputs::digest_all(&paths, &mut index, &exclude, manifests);
     let mut warning = index.warning.take();
     if let Err(e) = index.save() {
         warning = Some(format!(

@@ -12,6 +12,10 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// How a service's input whose content cannot be summarised is named in its key
+/// (followed by the run): an environment or snapshot of it is that run's own.
+pub const UNKNOWABLE: &str = "unknowable, run ";
+
 impl PlannedScenario {
     /// The host paths its services bind-mount, absolute, each once.
     pub fn host_inputs(&self) -> BTreeSet<PathBuf> {
@@ -69,7 +73,7 @@ pub fn attach_inputs(plan: &mut Plan, digests: &Digests, written: &Written, run_
                         .unwrap_or_default();
                     match digests.get(path) {
                         Some(crate::inputs::InputDigest::Unknowable(_)) => {
-                            format!("{}{run_id}", crate::exec::pool::UNKNOWABLE)
+                            format!("{UNKNOWABLE}{run_id}")
                         }
                         Some(d) => d
                             .without(&skip)

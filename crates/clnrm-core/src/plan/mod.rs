@@ -5,7 +5,7 @@
 mod inputs;
 mod secrets;
 
-pub use inputs::{attach_inputs, file_inputs, host_inputs};
+pub use inputs::{UNKNOWABLE, attach_inputs, file_inputs, host_inputs};
 pub use secrets::{MASK, Masker, is_secret_key};
 
 use crate::backend::Mount;

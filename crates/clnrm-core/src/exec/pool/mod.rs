@@ -26,7 +26,7 @@ pub use build::{AgentShell, agent_shell, run_in};
 pub use hygiene::oom_kills;
 pub use snapshot::{
     SNAPSHOT_IMAGE_LABEL, SNAPSHOT_LABEL, SNAPSHOT_REPO, SNAPSHOT_SERVICE_LABEL, SnapshotInfo,
-    UNKNOWABLE, remove_snapshots, snapshot_key, snapshots,
+    remove_snapshots, snapshot_key, snapshots,
 };
 
 use super::agent::Agent;
@@ -302,9 +302,9 @@ struct Inner<E> {
     urgent: AtomicUsize,
     /// Snapshot key → its image, once made (or why it could not be).
     snapshots: Mutex<HashMap<String, snapshot::Made>>,
-    /// Snapshots of services that mount what cannot be summarised: this session's own
-    /// (no later run may reuse them), removed when it ends.
-    own_snapshots: Mutex<Vec<String>>,
+    /// Snapshots of services that mount what cannot be summarised (key, image): a
+    /// run's own (no later run may reuse them), removed when it ends.
+    own_snapshots: Mutex<Vec<(String, String)>>,
     /// Network → the address its containers reach this host at (see `host_address`).
     gateways: Mutex<HashMap<String, String>>,
 }
@@ -505,12 +505,19 @@ impl<E: ContainerEngine> Pool<E> {
                 lock(&self.inner.gateways).remove(n);
             }
         }
-        let own: Vec<String> = std::mem::take(&mut *lock(&self.inner.own_snapshots));
-        for tag in own {
-            // Left behind when the engine does not answer: `cache clear` removes it.
-            let _ = engine.remove_image(&tag).await;
-        }
+        self.remove_own_snapshots().await;
         self.leftovers()
+    }
+
+    /// Removes the snapshots made for one run only (of services that mount what
+    /// cannot be summarised); what the engine keeps (in use, not answering) `cache
+    /// clear` removes.
+    pub async fn remove_own_snapshots(&self) {
+        let own: Vec<(String, String)> = std::mem::take(&mut *lock(&self.inner.own_snapshots));
+        for (key, tag) in own {
+            lock(&self.inner.snapshots).remove(&key);
+            let _ = self.inner.engine.remove_image(&tag).await;
+        }
     }
 
     /// The containers and networks of the run not removed (yet).

@@ -80,7 +80,15 @@ impl<E: ContainerEngine> Pool<E> {
                 member.probes.push((sent, now_ns().saturating_add(grace)));
             }
             match outcome {
-                Ok(Ok(out)) if out.exit_code == 0 => return Ok(()),
+                Ok(Ok(out)) if out.exit_code == 0 => {
+                    // Ready: from now on what arrives is the scenario's, a probe that
+                    // timed out before included.
+                    let now = now_ns();
+                    for w in &mut member.probes {
+                        w.1 = w.1.min(now);
+                    }
+                    return Ok(());
+                }
                 Ok(Ok(out)) => {
                     last = format!(
                         "exit {}: {}{}",

@@ -29,10 +29,6 @@ pub const SNAPSHOT_IMAGE_LABEL: &str = "clnrm.snapshot.image";
 /// The label naming the project (its root) a snapshot belongs to.
 pub const SNAPSHOT_PROJECT_LABEL: &str = "clnrm.snapshot.project";
 
-/// How a service's input whose content cannot be summarised is named in its key
-/// (followed by the run): an environment or snapshot of it is that run's own.
-pub const UNKNOWABLE: &str = "unknowable, run ";
-
 /// What a run remembers of each snapshot it asked for: its image, or why there is none.
 pub(super) type Made = Arc<tokio::sync::OnceCell<Result<String, String>>>;
 
@@ -124,8 +120,13 @@ impl<E: ContainerEngine> Pool<E> {
         };
         let made = self.set_up(&mut env, svc, setup, info, &tag, key).await;
         self.destroy(env).await;
-        if made.is_ok() && svc.inputs.iter().any(|i| i.starts_with(UNKNOWABLE)) {
-            lock(&self.inner.own_snapshots).push(tag);
+        if made.is_ok()
+            && svc
+                .inputs
+                .iter()
+                .any(|i| i.starts_with(crate::plan::UNKNOWABLE))
+        {
+            lock(&self.inner.own_snapshots).push((key.to_owned(), tag));
         }
         made
     }
