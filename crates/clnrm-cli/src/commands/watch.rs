@@ -139,18 +139,13 @@ async fn watch(args: WatchArgs) -> i32 {
     let debounce = Duration::from_millis(args.debounce.unwrap_or(project.config.watch.debounce_ms));
     let inputs = input_map(&first);
     // Made by the first cycle if not there yet: named as the events will name it.
-    let reports: Vec<PathBuf> = args
-        .run
-        .report_dir
-        .iter()
-        .cloned()
-        .chain(first.files.iter().flat_map(clnrm_core::plan::report_files))
-        .map(|d| {
-            d.canonicalize().unwrap_or_else(|_| {
-                clnrm_core::model::host_path_in(&d.to_string_lossy(), Path::new("."))
-            })
-        })
-        .collect();
+    let reports = output_paths(
+        args.run
+            .report_dir
+            .iter()
+            .cloned()
+            .chain(first.files.iter().flat_map(clnrm_core::plan::report_files)),
+    );
     let source = match start_source(&project, &paths, &all_inputs(&inputs), &reports) {
         Ok((s, failed)) => {
             for f in failed {
@@ -213,6 +208,13 @@ async fn watch(args: WatchArgs) -> i32 {
         let prepared = prepare(&targets, &w.args.run.vars);
         w.deps.extend(dependency_map(&prepared));
         w.inputs.extend(input_map(&prepared));
+        // A `[report]` table added since is clnrm's output from now on.
+        watched_inputs.outputs(output_paths(
+            prepared
+                .files
+                .iter()
+                .flat_map(clnrm_core::plan::report_files),
+        ));
         for f in watched_inputs.add(&all_inputs(&w.inputs)) {
             eprintln!("warning: {f}; its changes start no cycle");
         }
@@ -224,6 +226,22 @@ async fn watch(args: WatchArgs) -> i32 {
     }
     end_session(&w.session, &stop).await;
     exit::INTERRUPTED
+}
+
+/// Paths clnrm writes, as events may name them: as written (absolute, `..` resolved
+/// by its text: a mounted path is watched as written) and with links resolved.
+fn output_paths(paths: impl Iterator<Item = PathBuf>) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for p in paths {
+        let lexical = clnrm_core::model::host_path_in(&p.to_string_lossy(), Path::new("."));
+        if let Ok(real) = lexical.canonicalize()
+            && real != lexical
+        {
+            out.push(real);
+        }
+        out.push(lexical);
+    }
+    out
 }
 
 fn start_source(

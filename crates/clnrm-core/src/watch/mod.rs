@@ -22,7 +22,8 @@ pub struct Filter {
     patterns: GlobSet,
     ignore: GlobSet,
     gitignore: Gitignore,
-    outputs: BTreeSet<PathBuf>,
+    /// What clnrm writes besides `.clnrm/` (grows as files gain `[report]` tables).
+    outputs: std::sync::RwLock<BTreeSet<PathBuf>>,
 }
 
 fn globs(list: &[String]) -> GlobSet {
@@ -46,15 +47,27 @@ impl Filter {
             patterns: globs(patterns),
             ignore: globs(ignore),
             gitignore: gi.build().unwrap_or_else(|_| Gitignore::empty()),
-            outputs: outputs.iter().cloned().collect(),
+            outputs: std::sync::RwLock::new(outputs.iter().cloned().collect()),
         }
+    }
+
+    /// Counts `paths` among clnrm's outputs from now on.
+    pub fn add_outputs(&self, paths: impl IntoIterator<Item = PathBuf>) {
+        self.outputs
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(paths);
     }
 
     /// Whether `path` is something clnrm itself writes (under `.clnrm/` but the
     /// user's templates and configuration, a report file or directory): it never
     /// counts, in a bind-mounted input either.
     pub fn is_output(&self, path: &Path) -> bool {
-        if self.outputs.iter().any(|o| path.starts_with(o)) {
+        let outputs = self
+            .outputs
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if outputs.iter().any(|o| path.starts_with(o)) {
             return true;
         }
         let Ok(rel) = path.strip_prefix(&self.root) else {
@@ -148,6 +161,12 @@ impl Inputs {
             }
         }
         failed
+    }
+
+    /// Counts `paths` (report files a file's `[report]` table names) among clnrm's
+    /// outputs from now on.
+    pub fn outputs(&self, paths: impl IntoIterator<Item = PathBuf>) {
+        self.0.filter.add_outputs(paths);
     }
 
     /// Stops counting changes of `paths` (files in inputs the runs themselves write).
@@ -401,6 +420,10 @@ mod tests {
         assert!(f.is_output(&root.join(".clnrm/cache/hashes.json")));
         assert!(f.is_output(&reports.join("report.json")));
         assert!(!f.is_output(&root.join(".clnrm/config.toml")));
+        // A `[report]` table written during the watch.
+        assert!(!f.is_output(&root.join("late/junit.xml")));
+        f.add_outputs([root.join("late/junit.xml")]);
+        assert!(f.is_output(&root.join("late/junit.xml")));
         // A scenario mounts the whole project (host_path = "..").
         let whole: BTreeSet<PathBuf> = [root.clone()].into();
         let (src, failed) = Source::new(&[root.join("tests")], f, &whole).expect("watch");
