@@ -36,6 +36,55 @@ enum StepEnd {
     Stalled(String),
 }
 
+/// Steps to run in an environment and what they run as: a scenario's, or a fixture's
+/// set-up (which has no scenario).
+pub struct Steps<'a> {
+    /// Who runs them (a scenario id): the trace context of `http` steps and the
+    /// receiver's attribution.
+    pub id: &'a str,
+    /// The environment they run in.
+    pub env: &'a crate::plan::EnvSpec,
+    /// Where spans come from (stdout spans are read from their output).
+    pub intake: Intake,
+    /// Secrets to mask.
+    pub masker: &'a Masker,
+    /// How long they may take together.
+    pub timeout: Option<Duration>,
+    /// The steps, in order.
+    pub steps: &'a [PlannedStep],
+    /// Their file, for the position of a failed step.
+    pub source: Option<&'a crate::expect::SourceFile>,
+}
+
+impl<'a> Steps<'a> {
+    /// The steps of `sc`.
+    pub fn of(sc: &'a PlannedScenario) -> Self {
+        Self {
+            id: &sc.id.0,
+            env: &sc.env,
+            intake: sc.intake,
+            masker: &sc.masker,
+            timeout: sc.timeout,
+            steps: &sc.steps,
+            source: sc.source.as_deref(),
+        }
+    }
+}
+
+/// What running steps came to.
+pub struct StepsRan {
+    /// Each step's result, in order (those after a failure not run).
+    pub steps: Vec<StepResult>,
+    /// Why they did not all pass: the reason and a sentence.
+    pub failure: Option<(Reason, String)>,
+    /// Whether the environment may be checked for reuse.
+    pub reusable: bool,
+    /// Spans found in the steps' stdout.
+    pub stdout_spans: Vec<SpanRecord>,
+    /// The masker with the secrets the steps captured.
+    pub masker: Masker,
+}
+
 /// Runs `sc` in `env`, telling `on_step` of each step as it ends.
 pub async fn run_scenario<E: ContainerEngine>(
     pool: &Pool<E>,
@@ -46,13 +95,63 @@ pub async fn run_scenario<E: ContainerEngine>(
     cancel: &CancellationToken,
 ) -> Ran {
     let started = Instant::now();
+    let StepsRan {
+        steps,
+        failure,
+        reusable,
+        stdout_spans,
+        masker,
+    } = run_steps(pool, env, &Steps::of(sc), on_step, cancel).await;
+    let (status, reason, message) = match failure {
+        None => (Status::Passed, None, None),
+        Some((Reason::Interrupted, m)) => (Status::Skipped, Some(Reason::Interrupted), Some(m)),
+        Some((Reason::Engine, m)) => (Status::Error, Some(Reason::Engine), Some(m)),
+        Some((r, m)) => (Status::Failed, Some(r), Some(m)),
+    };
+    Ran {
+        result: ScenarioResult {
+            id: sc.id.clone(),
+            file_index: sc.file,
+            file: file.to_owned(),
+            name: sc.name.clone(),
+            tags: sc.tags.clone(),
+            status,
+            reason,
+            message,
+            start: Duration::ZERO,
+            duration: started.elapsed(),
+            setup: Duration::ZERO,
+            steps,
+            spans: 0,
+            unmet: Vec::new(),
+            diff: None,
+            services: Vec::new(),
+            earlier: Vec::new(),
+        },
+        reusable: reusable && status == Status::Passed,
+        stdout_spans,
+        masker: (masker != *sc.masker).then_some(masker),
+    }
+}
+
+/// Runs `sc`'s steps in `env`, telling `on_step` of each as it ends; after a failure
+/// the rest are not run. A service that was to keep running and exited is why they
+/// failed, whatever the steps saw.
+pub async fn run_steps<E: ContainerEngine>(
+    pool: &Pool<E>,
+    env: &mut Env,
+    sc: &Steps<'_>,
+    on_step: &(dyn Fn(&StepResult) + Sync),
+    cancel: &CancellationToken,
+) -> StepsRan {
+    let started = Instant::now();
     let deadline = sc.timeout.map(|t| started + t);
     let mut steps = Vec::new();
     let mut failure: Option<(Reason, String)> = None;
     let mut reusable = true;
     let mut stdout_spans = Vec::new();
-    let mut captured = Captured::new(&sc.masker);
-    for planned in &sc.steps {
+    let mut captured = Captured::new(sc.masker);
+    for planned in sc.steps {
         if failure.is_some() {
             steps.push(not_run(&captured.masker, planned));
             continue;
@@ -123,41 +222,18 @@ pub async fn run_scenario<E: ContainerEngine>(
             reusable = false;
         }
     }
-    let (status, reason, message) = match failure {
-        None => (Status::Passed, None, None),
-        Some((Reason::Interrupted, m)) => (Status::Skipped, Some(Reason::Interrupted), Some(m)),
-        Some((Reason::Engine, m)) => (Status::Error, Some(Reason::Engine), Some(m)),
-        Some((r, m)) => (Status::Failed, Some(r), Some(m)),
-    };
-    Ran {
-        result: ScenarioResult {
-            id: sc.id.clone(),
-            file_index: sc.file,
-            file: file.to_owned(),
-            name: sc.name.clone(),
-            tags: sc.tags.clone(),
-            status,
-            reason,
-            message,
-            start: Duration::ZERO,
-            duration: started.elapsed(),
-            setup: Duration::ZERO,
-            steps,
-            spans: 0,
-            unmet: Vec::new(),
-            diff: None,
-            services: Vec::new(),
-            earlier: Vec::new(),
-        },
-        reusable: reusable && status == Status::Passed,
+    StepsRan {
+        steps,
+        failure,
+        reusable,
         stdout_spans,
-        masker: (captured.masker != *sc.masker).then_some(captured.masker),
+        masker: captured.masker,
     }
 }
 
 /// Where `step` of `sc` is written.
-fn place(sc: &PlannedScenario, step: &PlannedStep) -> Option<crate::expect::Position> {
-    Some(sc.source.as_ref()?.at(step.span?))
+fn place(sc: &Steps<'_>, step: &PlannedStep) -> Option<crate::expect::Position> {
+    Some(sc.source?.at(step.span?))
 }
 
 fn not_run(masker: &Masker, step: &PlannedStep) -> StepResult {
@@ -189,7 +265,7 @@ fn not_run(masker: &Masker, step: &PlannedStep) -> StepResult {
 async fn run_retried<E: ContainerEngine>(
     pool: &Pool<E>,
     env: &mut Env,
-    sc: &PlannedScenario,
+    sc: &Steps<'_>,
     step: &PlannedStep,
     deadline: Option<Instant>,
     cancel: &CancellationToken,
@@ -250,7 +326,7 @@ fn display_command(masker: &Masker, step: &PlannedStep) -> String {
 async fn run_step<E: ContainerEngine>(
     pool: &Pool<E>,
     env: &mut Env,
-    sc: &PlannedScenario,
+    sc: &Steps<'_>,
     step: &PlannedStep,
     scenario_deadline: Option<Instant>,
     cancel: &CancellationToken,
@@ -283,7 +359,7 @@ async fn run_step<E: ContainerEngine>(
     };
     if let Some(http) = &step.http {
         let ctx = super::http::HttpCtx {
-            scenario: &sc.id.0,
+            scenario: sc.id,
             deadline,
             started,
             cancel,
@@ -300,7 +376,7 @@ async fn run_step<E: ContainerEngine>(
     result.container = container.chars().take(12).collect();
     let mut step_env = step.env.clone();
     if let (Some(settings), Some(receiver)) = (&sc.env.otlp, pool.receiver()) {
-        let vars = otel_env(settings, receiver, &step.service, Some(&sc.id.0));
+        let vars = otel_env(settings, receiver, &step.service, Some(sc.id));
         // What the service's and the step's own `env` set wins (the process would
         // otherwise get clnrm's values over its container's).
         let mut own: Vec<(String, String)> = sc

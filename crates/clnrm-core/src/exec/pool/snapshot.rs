@@ -8,11 +8,9 @@
 use super::{Env, Pool, PoolError, lock};
 use crate::backend::{ContainerEngine, EngineError, ImageInfo, Labels};
 use crate::exec::events::Status;
-use crate::exec::scenario::run_scenario;
+use crate::exec::scenario::{Steps, run_steps};
 use crate::model::defaults;
-use crate::plan::{
-    EnvSpec, Intake, NetworkNeed, PlannedScenario, ScenarioId, ServiceSpec, Setup, SpanWait,
-};
+use crate::plan::{EnvSpec, Intake, NetworkNeed, ServiceSpec, Setup};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
@@ -148,39 +146,26 @@ impl<E: ContainerEngine> Pool<E> {
                 message: format!("the service did not start: {e}"),
             },
         })?;
-        let scenario = PlannedScenario {
-            id: ScenarioId(format!("setup of service \"{}\"", svc.id)),
-            file: 0,
-            name: format!("setup of service \"{}\"", svc.id),
-            tags: Vec::new(),
-            priority: 0,
-            order: 0,
-            env: env.spec.clone(),
-            steps: setup.steps.clone(),
-            timeout: Some(Duration::from_secs(defaults::SETUP_TIMEOUT_SECS)),
-            exclusive: false,
-            retries: Some(0),
-            masker: setup.masker.clone(),
-            not_selected: None,
-            expect: Vec::new(),
-            source: None,
+        let id = format!("setup of service \"{}\"", svc.id);
+        let spec = env.spec.clone();
+        let steps = Steps {
+            id: &id,
+            env: &spec,
             intake: Intake::None,
-            span_limits: Default::default(),
-            span_wait: SpanWait {
-                settle: Duration::ZERO,
-                max: Duration::ZERO,
-            },
-            fingerprint: String::new(),
+            masker: &setup.masker,
+            timeout: Some(Duration::from_secs(defaults::SETUP_TIMEOUT_SECS)),
+            steps: &setup.steps,
+            source: None,
         };
         let stop = self.inner.stop.clone();
-        let ran = run_scenario(self, env, &scenario, "", &|_| {}, &stop).await;
+        let ran = run_steps(self, env, &steps, &|_| {}, &stop).await;
         if stop.is_cancelled() {
             return Err(PoolError::Stopped);
         }
-        if ran.result.status != Status::Passed {
+        if let Some((_, message)) = &ran.failure {
             return Err(PoolError::Setup {
                 service: svc.id.clone(),
-                message: setup_failure(&ran.result),
+                message: setup_failure(message, &ran.steps),
             });
         }
         let (container, agent) = (
@@ -213,13 +198,9 @@ impl<E: ContainerEngine> Pool<E> {
 }
 
 /// Why a set-up failed: its failed step, with the end of what the step printed.
-fn setup_failure(result: &crate::exec::events::ScenarioResult) -> String {
-    let mut message = result
-        .message
-        .clone()
-        .unwrap_or_else(|| "it failed".to_owned());
-    if let Some(step) = result
-        .steps
+fn setup_failure(message: &str, steps: &[crate::exec::StepResult]) -> String {
+    let mut message = message.to_owned();
+    if let Some(step) = steps
         .iter()
         .find(|s| matches!(s.status, Status::Failed | Status::Error))
     {
