@@ -309,6 +309,19 @@ impl ScenarioResult {
         }
     }
 
+    /// The result of a scenario unchanged since its last passing run.
+    pub fn cached(sc: &crate::plan::PlannedScenario, plan: &crate::plan::Plan) -> Self {
+        Self {
+            status: Status::Cached,
+            ..Self::not_run(
+                sc,
+                plan,
+                Reason::Cached,
+                "unchanged since its last passing run",
+            )
+        }
+    }
+
     /// The result of a scenario the selection left out (`--filter`, tags,
     /// `--partition`).
     pub fn not_selected(sc: &crate::plan::PlannedScenario, plan: &crate::plan::Plan) -> Self {

@@ -126,14 +126,7 @@ pub fn all_cached(
         .map(|sc| match sc.not_selected {
             None => {
                 c.lookup(&sc.id.0, &queue::with_snapshots(&keys[sc.order], sc));
-                let mut r = ScenarioResult::not_run(
-                    sc,
-                    plan,
-                    Reason::Cached,
-                    "unchanged since its last passing run",
-                );
-                r.status = Status::Cached;
-                r
+                ScenarioResult::cached(sc, plan)
             }
             Some(_) => ScenarioResult::not_selected(sc, plan),
         })

@@ -3,7 +3,7 @@
 //! the next save). A run in a session is planned here and handed to the dispatcher.
 
 use super::dispatcher::{CancelReason, Dispatcher};
-use super::events::{Event, Reason, ScenarioResult, Status};
+use super::events::{Event, ScenarioResult};
 use super::images::{Images, resolve_images};
 use super::pool::{self, Pool, PoolConfig};
 use super::queue::{Queue, cache_keys, queue_order};
@@ -171,14 +171,7 @@ impl<E: ContainerEngine> Session<E> {
             reason: CancelReason::None,
         };
         for &i in &hits {
-            let mut r = ScenarioResult::not_run(
-                &plan.scenarios[i],
-                &plan,
-                Reason::Cached,
-                "unchanged since its last passing run",
-            );
-            r.status = Status::Cached;
-            dispatcher.finish(i, r);
+            dispatcher.finish(i, ScenarioResult::cached(&plan.scenarios[i], &plan));
         }
         for sc in plan.scenarios.iter().filter(|s| s.not_selected.is_some()) {
             dispatcher.finish(sc.order, ScenarioResult::not_selected(sc, &plan));
