@@ -2,7 +2,7 @@
 //! over stdout or stderr, and every `${name}` in a step's command, env values or
 //! workdir names what an earlier step of the same scenario (or set-up) captures.
 
-use super::rules::Ctx;
+use super::ctx::Ctx;
 use crate::diag::{Code, Span};
 use crate::model::{Capture, CommandLine, Sp, Step, TestFile};
 use crate::subst::references;

@@ -2,7 +2,7 @@
 //! both; the URL addresses a service of the file by id and port; the checks that
 //! belong to one kind of step are not written on the other.
 
-use super::rules::Ctx;
+use super::ctx::Ctx;
 use crate::diag::Code;
 use crate::model::{JsonPathQuery, Step};
 use crate::plan::url_target;
@@ -84,7 +84,7 @@ pub(super) fn check(cx: &mut Ctx<'_>, step: &Step, defined: &[&str]) {
             }
             Ok(target) if !defined.contains(&target.host.as_str()) => {
                 let host = crate::model::Sp::new(target.host.clone(), h.url.span);
-                super::rules::check_reference(
+                super::ctx::check_reference(
                     cx,
                     &host,
                     defined,

@@ -3,6 +3,7 @@
 //! async: this stage is pure CPU and file reads.
 
 mod captures;
+mod ctx;
 mod host;
 mod http;
 mod load;

@@ -1,6 +1,7 @@
 //! The semantic rules of SPEC §1.2 that types alone do not catch.
 
 use super::HostPaths;
+use super::ctx::{Ctx, check_reference};
 use crate::diag::{Code, Diagnostic, Diagnostics, Source, Span};
 use crate::model::{Condition, Count, Expect, Pair, Sp, SpanExpect, TestFile};
 use std::collections::{HashMap, HashSet};
@@ -17,33 +18,6 @@ const PROPAGATORS: &[&str] = &[
     "ottrace",
     "none",
 ];
-
-pub(super) struct Ctx<'a> {
-    pub(super) src: &'a Arc<Source>,
-    diags: &'a mut Diagnostics,
-    host: &'a HostPaths,
-    /// The directory relative host paths are read from (the test file's, or the
-    /// template's).
-    base: &'a std::path::Path,
-}
-
-impl Ctx<'_> {
-    /// Records a finished diagnostic.
-    pub(super) fn push(&mut self, d: Diagnostic) {
-        self.diags.push(d);
-    }
-
-    pub(super) fn error(
-        &mut self,
-        code: Code,
-        span: Span,
-        message: String,
-        label: impl Into<String>,
-    ) -> &mut Diagnostic {
-        self.diags
-            .push_mut(Diagnostic::error(code, message).at(self.src, span, label))
-    }
-}
 
 /// Checks every rule on `file`, recording each violation; `host` says which host
 /// paths a mount must not expose, `base` where relative host paths start from.
@@ -325,40 +299,6 @@ fn service_ids(file: &TestFile) -> Vec<&str> {
         .iter()
         .map(|(k, _)| k.value.as_str())
         .collect()
-}
-
-pub(super) fn check_reference(cx: &mut Ctx<'_>, service: &Sp<String>, defined: &[&str], who: &str) {
-    if defined.contains(&service.as_str()) {
-        return;
-    }
-    let label = if defined.is_empty() {
-        format!("no [service.{}]; no services are defined", service.value)
-    } else {
-        format!(
-            "no [service.{}]; defined: {}",
-            service.value,
-            defined.join(", ")
-        )
-    };
-    let d = cx.error(
-        Code::UndefinedService,
-        service.span,
-        format!("{who} references undefined service \"{}\"", service.value),
-        label,
-    );
-    match crate::model::reader::closest(&service.value, defined) {
-        Some(best) => {
-            let quoted = format!("\"{best}\"");
-            d.help = Some(format!("did you mean {quoted}?"));
-            d.fix = Some(quoted);
-        }
-        None => {
-            d.help = Some(format!(
-                "define [service.{}] with an `image`",
-                service.value
-            ))
-        }
-    }
 }
 
 fn check_services(file: &TestFile, cx: &mut Ctx<'_>) {
