@@ -50,18 +50,14 @@ impl Timings {
     }
 }
 
-/// Records the durations of the scenarios of `report` that ran (passed, flaky,
-/// failed or error) in the timings file at `path`, over what it holds.
-pub fn record(path: &Path, report: &crate::report::RunReport) -> Result<(), RecordError> {
-    use crate::exec::Status;
-    let ran = report.results.iter().filter(|r| {
-        matches!(
-            r.status,
-            Status::Passed | Status::Flaky | Status::Failed | Status::Error
-        )
-    });
+/// Records `durations` (scenario id, ms) in the timings file at `path`, over what it
+/// holds.
+pub fn record(
+    path: &Path,
+    durations: impl IntoIterator<Item = (String, u64)>,
+) -> Result<(), RecordError> {
     let mut t = Timings::load(path)?;
-    t.update(ran.map(|r| (r.id.0.clone(), r.duration.as_millis() as u64)));
+    t.update(durations);
     t.save(path).map_err(|source| RecordError::Write {
         path: path.display().to_string(),
         source,

@@ -44,7 +44,7 @@ fn merge(args: &MergeArgs) -> i32 {
     }
     if !args.no_timings
         && !merged.interrupted
-        && let Err(e) = clnrm_core::timings::record(&project.layout().timings(), &merged)
+        && let Err(e) = clnrm_core::timings::record(&project.layout().timings(), merged.durations())
     {
         eprintln!("warning: could not save the timings: {e}");
     }

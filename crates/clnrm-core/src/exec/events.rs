@@ -142,11 +142,11 @@ pub struct StepResult {
     /// Wall time.
     #[serde(rename = "duration_ms", with = "millis")]
     pub duration: Duration,
-    /// Standard output (reports keep its last [`TAIL_BYTES`](crate::report::TAIL_BYTES)).
-    #[serde(serialize_with = "tail")]
+    /// Standard output (reports keep its last [`TAIL_BYTES`]).
+    #[serde(serialize_with = "tail_of")]
     pub stdout: String,
     /// Standard error (reports keep its tail too).
-    #[serde(serialize_with = "tail")]
+    #[serde(serialize_with = "tail_of")]
     pub stderr: String,
     /// It failed but `continue_on_failure` let the scenario go on.
     pub tolerated: bool,
@@ -226,8 +226,8 @@ mod millis {
     }
 }
 
-fn tail<S: serde::Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(crate::report::tail(text, crate::report::TAIL_BYTES))
+fn tail_of<S: serde::Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(tail(text, TAIL_BYTES))
 }
 
 /// What one service's container did during a scenario (SPEC §7.2). Texts masked.
@@ -392,4 +392,19 @@ pub enum Event {
         /// Ctrl-C or SIGTERM stopped it.
         interrupted: bool,
     },
+}
+
+/// Output kept per stream in reports: the last this many bytes.
+pub const TAIL_BYTES: usize = 64 * 1024;
+
+/// The last `max` bytes of `text`, cut at a character boundary.
+pub fn tail(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut start = text.len() - max;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
 }

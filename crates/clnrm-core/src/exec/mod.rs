@@ -23,7 +23,10 @@ mod spans;
 mod worker;
 
 pub use dispatcher::CancelReason;
-pub use events::{Event, Reason, ScenarioDiff, ScenarioResult, ServiceReport, Status, StepResult};
+pub use events::{
+    Event, Reason, ScenarioDiff, ScenarioResult, ServiceReport, Status, StepResult, TAIL_BYTES,
+    tail,
+};
 pub use queue::{scenario_key, with_snapshots};
 pub use reaper::{RUN_LABEL, RunOwner, reap};
 pub use session::Session;

@@ -101,7 +101,7 @@ pub(crate) fn conclude(
     }
     if config.save_timings
         && !report.interrupted
-        && let Err(e) = crate::timings::record(&layout.timings(), report)
+        && let Err(e) = crate::timings::record(&layout.timings(), report.durations())
     {
         done.warnings
             .push(format!("could not save the timings: {e}"));

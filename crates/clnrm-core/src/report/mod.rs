@@ -25,8 +25,7 @@ use crate::exec::{ScenarioResult, Status};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
-/// Output kept per stream in reports: the last this many bytes.
-pub const TAIL_BYTES: usize = 64 * 1024;
+pub use crate::exec::{TAIL_BYTES, tail};
 
 /// A finished (or interrupted) run.
 #[derive(Clone, Debug, Default)]
@@ -95,6 +94,21 @@ pub enum Verdict {
 }
 
 impl RunReport {
+    /// The durations (id, ms) of the scenarios that ran (passed, flaky, failed or
+    /// error): what `.clnrm/timings.json` records.
+    pub fn durations(&self) -> Vec<(String, u64)> {
+        self.results
+            .iter()
+            .filter(|r| {
+                matches!(
+                    r.status,
+                    Status::Passed | Status::Flaky | Status::Failed | Status::Error
+                )
+            })
+            .map(|r| (r.id.0.clone(), r.duration.as_millis() as u64))
+            .collect()
+    }
+
     /// What the run comes to; `flaky_fails`: a flaky scenario fails it.
     pub fn verdict(&self, flaky_fails: bool) -> Verdict {
         if self.interrupted {
@@ -132,18 +146,6 @@ impl RunReport {
             ..self.clone()
         }
     }
-}
-
-/// The last `max` bytes of `text`, cut at a character boundary.
-pub fn tail(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut start = text.len() - max;
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    &text[start..]
 }
 
 /// A digest of what the scenarios did (ids, statuses, step exit codes), stable across
