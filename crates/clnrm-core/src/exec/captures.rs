@@ -1,6 +1,6 @@
 //! What a scenario's steps capture (SPEC §7.4), and `${name}` in the steps after them.
 
-use super::http::Answer;
+use super::events::Answer;
 use crate::backend::ExecOutput;
 use crate::plan::{CaptureHow, HttpBody, Masker, PlannedStep, is_secret_key};
 use crate::subst::substitute;

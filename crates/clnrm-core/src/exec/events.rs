@@ -408,3 +408,32 @@ pub fn tail(text: &str, max: usize) -> &str {
     }
     &text[start..]
 }
+
+/// Marks `result` failed for `reason`, saying why.
+pub(crate) fn fail(result: &mut StepResult, reason: Reason, message: String) {
+    result.status = Status::Failed;
+    result.reason = Some(reason);
+    result.message = Some(message);
+}
+
+/// What an `http` step's request got back.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Answer {
+    /// Status code.
+    pub status: u16,
+    /// Response headers, names lower case, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body (at most [`BODY_CAP`](super::http::BODY_CAP) bytes).
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// The first value of header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}

@@ -5,9 +5,9 @@
 //! server's spans join clnrm's trace.
 
 use super::captures::Captured;
+use super::events::fail;
 use super::events::{Reason, Status, StepResult};
 use super::pool::Env;
-use super::scenario::fail;
 use crate::otel::SpanRecord;
 use crate::plan::{HttpBody, HttpSpec, PlannedStep, UrlTarget, url_target};
 use bytes::Bytes;
@@ -19,27 +19,7 @@ use tokio_util::sync::CancellationToken;
 /// The most of a response body clnrm reads.
 pub const BODY_CAP: usize = 8 * 1024 * 1024;
 
-/// What came back.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Answer {
-    /// Status code.
-    pub status: u16,
-    /// Response headers, names lower case, in order.
-    pub headers: Vec<(String, String)>,
-    /// The body (at most [`BODY_CAP`] bytes).
-    pub body: Vec<u8>,
-}
-
-impl Answer {
-    /// The first value of header `name` (any case).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
+pub use super::events::Answer;
 
 /// The `User-Agent` of an HTTP step that sets none.
 pub const USER_AGENT: &str = concat!("clnrm/", env!("CARGO_PKG_VERSION"));

@@ -3,7 +3,7 @@
 
 use super::agent::quote_for_display;
 use super::captures::Captured;
-use super::events::{Reason, ScenarioResult, Status, StepResult};
+use super::events::{Reason, ScenarioResult, Status, StepResult, fail};
 use super::otel_env::{merged, otel_env, with_token};
 use super::pool::{Env, Pool, oom_kills, run_in};
 use crate::backend::{ContainerEngine, ExecOutput};
@@ -507,12 +507,6 @@ fn compare_snapshot(spec: &crate::snapshots::SnapshotSpec, result: &mut StepResu
         }
         Err(e) => fail(result, Reason::Snapshot, format!("snapshot: {e}")),
     }
-}
-
-pub(super) fn fail(result: &mut StepResult, reason: Reason, message: String) {
-    result.status = Status::Failed;
-    result.reason = Some(reason);
-    result.message = Some(message);
 }
 
 async fn judge<E: ContainerEngine>(
