@@ -66,15 +66,10 @@ pub fn run(args: BenchArgs) -> i32 {
         .into_iter()
         .collect();
     if args.failed {
-        let failed = match pipeline::outcomes::load(&layout.outcomes()) {
-            Ok(recorded) => pipeline::outcomes::failed(&recorded),
-            Err(e) => {
-                eprintln!(
-                    "warning: the outcomes of earlier runs are unusable ({e}): no scenario counts as failed"
-                );
-                Default::default()
-            }
-        };
+        let (failed, warning) = pipeline::outcomes::failed_at(&layout.outcomes());
+        if let Some(w) = warning {
+            eprintln!("warning: {w}");
+        }
         let before = ids.len();
         ids.retain(|id| failed.contains(id));
         if ids.is_empty() && before > 0 {

@@ -43,15 +43,11 @@ pub fn run(args: &RunArgs) -> i32 {
     // failed; the service runs those of them its selection holds.
     let only: Vec<String> = if args.failed {
         // As for a run here: an unusable file is a warning.
-        let recorded = clnrm_core::pipeline::outcomes::load(&outcomes).unwrap_or_else(|e| {
-            eprintln!(
-                "warning: the outcomes of earlier runs are unusable ({e}): no scenario counts as failed"
-            );
-            Default::default()
-        });
-        let failed: Vec<String> = clnrm_core::pipeline::outcomes::failed(&recorded)
-            .into_iter()
-            .collect();
+        let (failed, warning) = clnrm_core::pipeline::outcomes::failed_at(&outcomes);
+        if let Some(w) = warning {
+            eprintln!("warning: {w}");
+        }
+        let failed: Vec<String> = failed.into_iter().collect();
         if failed.is_empty() {
             eprintln!("--failed: no scenario failed in its last run; nothing runs");
             return exit::SUCCESS;

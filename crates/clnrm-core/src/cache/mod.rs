@@ -299,9 +299,7 @@ impl Cache {
         if self.unchanged() {
             return Ok(());
         }
-        std::fs::create_dir_all(&self.dir)?;
-        let lock = File::create(self.dir.join("lock"))?;
-        lock.lock()?;
+        let lock = lock_dir(&self.dir)?;
         let path = file_path(&self.dir);
         let mut file = read(&path).unwrap_or_default();
         for (id, update) in &self.updates {
@@ -320,9 +318,7 @@ impl Cache {
         evict(&mut file.entries, max_entries);
         file.last_run = self.stats.clone();
         let text = serde_json::to_string_pretty(&file).map_err(std::io::Error::other)?;
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, text)?;
-        std::fs::rename(&tmp, &path)?;
+        crate::otel::artifacts::write_atomic(&path, text.as_bytes())?;
         // The file lists of directory inputs no entry names any more.
         let named: BTreeSet<String> = file
             .entries
@@ -345,8 +341,7 @@ pub fn forget(dir: &Path, ids: &[&str]) -> std::io::Result<()> {
     if ids.is_empty() || !path.exists() {
         return Ok(());
     }
-    let lock = File::create(dir.join("lock"))?;
-    lock.lock()?;
+    let lock = lock_dir(dir)?;
     let Ok(mut file) = read(&path) else {
         return lock.unlock();
     };
@@ -356,11 +351,18 @@ pub fn forget(dir: &Path, ids: &[&str]) -> std::io::Result<()> {
     }
     if file.entries.len() != before {
         let text = serde_json::to_string_pretty(&file).map_err(std::io::Error::other)?;
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, text)?;
-        std::fs::rename(&tmp, &path)?;
+        crate::otel::artifacts::write_atomic(&path, text.as_bytes())?;
     }
     lock.unlock()
+}
+
+/// The lock every writer of a file under cache directory `dir` holds while it reads
+/// and rewrites it (the directory made when missing); released when dropped.
+pub(crate) fn lock_dir(dir: &Path) -> std::io::Result<File> {
+    std::fs::create_dir_all(dir)?;
+    let lock = File::create(dir.join("lock"))?;
+    lock.lock()?;
+    Ok(lock)
 }
 
 /// Recency kept in the file is this coarse: a hit refreshes an entry's `last_used_ms`

@@ -13,29 +13,24 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::sync::Arc;
 
-/// A file's expectations with the source they were read from (for positions).
+/// A file's expectations with the file they were read from (for positions).
 #[derive(Clone, Debug)]
 pub struct ExpectSet {
     /// The expectations.
     pub expect: Expect,
-    /// The TOML they were parsed from.
-    pub source: Arc<Source>,
-    /// The file as shown to users.
-    pub display: String,
-    /// For a template: the template line of each rendered line, worked out on the
-    /// first failure.
-    origins: std::sync::OnceLock<Vec<Option<usize>>>,
+    /// The file they were parsed from.
+    pub file: Arc<SourceFile>,
 }
 
 impl ExpectSet {
     /// `expect`, read from `source`, of the file shown as `display`.
     pub fn new(expect: Expect, source: Arc<Source>, display: String) -> Self {
-        Self {
-            expect,
-            source,
-            display,
-            origins: std::sync::OnceLock::new(),
-        }
+        Self::in_file(expect, Arc::new(SourceFile::new(source, display)))
+    }
+
+    /// `expect`, read from `file` (shared with what else is located in it).
+    pub fn in_file(expect: Expect, file: Arc<SourceFile>) -> Self {
+        Self { expect, file }
     }
 
     /// The spans whose name matches `pattern`.
@@ -51,12 +46,13 @@ impl ExpectSet {
     /// expectation is literal text on; where it is not (a tag wrote it), the rendered
     /// line, marked as such.
     pub fn at(&self, span: Span) -> Position {
-        Position::locate(&self.source, &self.display, span, &self.origins)
+        self.file.at(span)
     }
 }
 
-/// A rendered test file, for the positions of what is written in it (a failed
-/// step); for a template, its line map is worked out on the first position asked.
+/// A rendered test file, for the positions of what is written in it (an expectation,
+/// a failed step); for a template, its line map is worked out on the first position
+/// asked.
 #[derive(Debug)]
 pub struct SourceFile {
     source: Arc<Source>,
@@ -72,6 +68,11 @@ impl SourceFile {
             display,
             origins: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The file as shown to users.
+    pub fn display(&self) -> &str {
+        &self.display
     }
 
     /// Where `span` is (the template line, for a template).
@@ -281,7 +282,7 @@ pub fn check_in(set: &ExpectSet, spans: &[SpanRecord], scope: &Scope<'_>) -> Vec
             kind: ExpectKind::NoSpans,
             what: "expectations".into(),
             at: Position {
-                file: set.display.clone(),
+                file: set.file.display().to_owned(),
                 line: None,
                 col: None,
                 rendered: false,

@@ -193,9 +193,7 @@ impl StatIndex {
             return Ok(());
         }
         let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir)?;
-        let lock = File::create(dir.join("lock"))?;
-        lock.lock()?;
+        let lock = crate::cache::lock_dir(dir)?;
         let mut entries = read(path).unwrap_or_default();
         let used = (now_ns() / 1_000_000) as u64;
         for (p, mut e) in self.changed.drain() {

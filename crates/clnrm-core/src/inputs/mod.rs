@@ -93,9 +93,7 @@ pub mod written {
     /// Adds `more` to what is recorded under `cache_dir`, under the cache's lock (two
     /// runs that end together both add theirs).
     pub fn add(cache_dir: &Path, more: &Written) -> std::io::Result<()> {
-        std::fs::create_dir_all(cache_dir)?;
-        let lock = std::fs::File::create(cache_dir.join("lock"))?;
-        lock.lock()?;
+        let lock = crate::cache::lock_dir(cache_dir)?;
         let mut all = load(cache_dir);
         let before = all.clone();
         for (input, paths) in more {

@@ -55,6 +55,20 @@ pub fn failed(outcomes: &BTreeMap<String, Outcome>) -> BTreeSet<String> {
         .collect()
 }
 
+/// The ids whose last outcome recorded at `path` was failed, error or flaky, and what
+/// to warn of when the file there is unusable (then none counts as failed).
+pub fn failed_at(path: &Path) -> (BTreeSet<String>, Option<String>) {
+    match load(path) {
+        Ok(recorded) => (failed(&recorded), None),
+        Err(e) => (
+            BTreeSet::new(),
+            Some(format!(
+                "the outcomes of earlier runs are unusable ({e}): no scenario counts as failed"
+            )),
+        ),
+    }
+}
+
 /// A result's outcome; none for a scenario that did not come to one (not selected,
 /// skipped, or interrupted).
 fn outcome(status: Status, reason: Option<Reason>) -> Option<Outcome> {

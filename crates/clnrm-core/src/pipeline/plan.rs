@@ -145,13 +145,8 @@ fn narrow(
         Subset::All => return None,
         Subset::Ids(ids) => Box::new(move |s| ids.contains(&s.id.0)),
         Subset::Failed => {
-            let recorded = super::outcomes::load(&layout.outcomes()).unwrap_or_else(|e| {
-                warnings.push(format!(
-                    "the outcomes of earlier runs are unusable ({e}): no scenario counts as failed"
-                ));
-                Default::default()
-            });
-            let failed = super::outcomes::failed(&recorded);
+            let (failed, warning) = super::outcomes::failed_at(&layout.outcomes());
+            warnings.extend(warning);
             Box::new(move |s| failed.contains(&s.id.0))
         }
         Subset::WithoutSpans => {

@@ -106,8 +106,8 @@ pub async fn run<E: ContainerEngine>(
         Host::Session(s) => s.engine().clone(),
         Host::Engine(e) => e.clone(),
     };
-    // The ids of the images, asked for while the run is planned: what a fully cached
-    // run waits for.
+    // The ids of the images, asked for while the run is planned, when the cache may
+    // answer the run: what a fully cached run waits for.
     let ids = (!config.update_baseline && config.cache && !config.force)
         .then(|| tokio::spawn(image_ids(engine.clone(), images(prepared))));
     // Every run has an id of its own, in a session of its caller's too (whose
@@ -119,10 +119,10 @@ pub async fn run<E: ContainerEngine>(
     for n in &planned.notes {
         sink.note(n);
     }
-    // `None`: the engine did not answer them (it is not asked again here).
+    // `None`: not asked, or the engine did not answer (it is not asked again here).
     let ids = match ids {
         Some(task) => task.await.ok().flatten(),
-        None => Some(HashMap::new()),
+        None => None,
     };
     let cached = if config.update_baseline {
         None
@@ -277,8 +277,9 @@ async fn execute<E: ContainerEngine, S: Sink>(
 }
 
 /// The report of a run in which every selected scenario is unchanged since its last
-/// passing run, made with no engine call but one inspection per image; `None` when
-/// something must run or it cannot tell (an image missing, the engine not answering).
+/// passing run, from the image `ids` asked for while planning; `None` when something
+/// must run or it cannot tell (the cache off or forced, an image missing, the engine
+/// not answering).
 async fn all_cached<E: ContainerEngine>(
     engine: &E,
     planned: &Planned,
@@ -298,9 +299,6 @@ async fn all_cached<E: ContainerEngine>(
             duration: started.elapsed(),
             interrupted: false,
         });
-    }
-    if planned.options.cache.is_none() || planned.options.force {
-        return None;
     }
     let mut ids = ids?;
     let images: BTreeSet<&String> = planned

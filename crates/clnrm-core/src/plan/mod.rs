@@ -539,6 +539,20 @@ impl Plan {
 }
 
 impl PlannedFile {
+    /// `cf` as planned: its `[report]` paths resolved from its directory.
+    fn of(cf: &CheckedFile) -> Self {
+        let base = cf.path.parent().map(PathBuf::from).unwrap_or_default();
+        let report = cf.file.as_ref().and_then(|f| f.report.as_ref());
+        let resolve = |p: Option<&crate::model::Sp<String>>| p.map(|v| base.join(&v.value));
+        Self {
+            display: cf.display.clone(),
+            path: cf.path.clone(),
+            report_json: resolve(report.and_then(|r| r.json.as_ref())),
+            report_junit: resolve(report.and_then(|r| r.junit.as_ref())),
+            report_digest: resolve(report.and_then(|r| r.digest.as_ref())),
+        }
+    }
+
     /// The report files its `[report]` table names.
     pub fn reports(&self) -> impl Iterator<Item = &PathBuf> {
         [&self.report_json, &self.report_junit, &self.report_digest]
@@ -549,15 +563,7 @@ impl PlannedFile {
 
 /// The report files the `[report]` table of `cf` names (resolved from its directory).
 pub fn report_files(cf: &CheckedFile) -> Vec<PathBuf> {
-    let Some(report) = cf.file.as_ref().and_then(|f| f.report.as_ref()) else {
-        return Vec::new();
-    };
-    let base = cf.path.parent().map(PathBuf::from).unwrap_or_default();
-    [&report.json, &report.junit, &report.digest]
-        .into_iter()
-        .flatten()
-        .map(|v| base.join(&v.value))
-        .collect()
+    PlannedFile::of(cf).reports().cloned().collect()
 }
 
 /// Plans every scenario of the valid files in `checked`.
@@ -565,29 +571,21 @@ pub fn plan(checked: &[CheckedFile], opts: &PlanOptions) -> Plan {
     let mut out = Plan::default();
     for cf in checked {
         let Some(file) = &cf.file else { continue };
-        let base = cf.path.parent().map(PathBuf::from).unwrap_or_default();
-        let resolve =
-            |p: &Option<crate::model::Sp<String>>| p.as_ref().map(|v| base.join(&v.value));
-        let report = file.report.clone().unwrap_or_default();
-        out.files.push(PlannedFile {
-            display: cf.display.clone(),
-            path: cf.path.clone(),
-            report_json: resolve(&report.json),
-            report_junit: resolve(&report.junit),
-            report_digest: resolve(&report.digest),
-        });
+        out.files.push(PlannedFile::of(cf));
+        // One per file: its expectations and its steps are located in it.
+        let source = cf
+            .rendered
+            .clone()
+            .map(|s| Arc::new(crate::expect::SourceFile::new(s, cf.display.clone())));
         let cx = FileCx {
             file,
             checked: cf,
             display: &cf.display,
             index: out.files.len() - 1,
             masker: Arc::new(file_masker(file)),
-            expect: expect_set(cf, &file.expect),
+            expect: expect_set(source.as_ref(), &file.expect),
             intake: intake(file),
-            source: cf
-                .rendered
-                .clone()
-                .map(|s| Arc::new(crate::expect::SourceFile::new(s, cf.display.clone()))),
+            source,
         };
         let shared = file_fingerprint(&file.content, opts);
         for (sc, own) in file.scenarios.iter().zip(&file.content.scenarios) {
@@ -706,14 +704,17 @@ struct FileCx<'a> {
     source: Option<Arc<crate::expect::SourceFile>>,
 }
 
-fn expect_set(cf: &CheckedFile, expect: &Expect) -> Option<Arc<ExpectSet>> {
+/// `expect` of a file read as `source`, when it expects anything.
+fn expect_set(
+    source: Option<&Arc<crate::expect::SourceFile>>,
+    expect: &Expect,
+) -> Option<Arc<ExpectSet>> {
     if expect.is_empty() {
         return None;
     }
-    Some(Arc::new(ExpectSet::new(
+    Some(Arc::new(ExpectSet::in_file(
         expect.clone(),
-        cf.rendered.clone()?,
-        cf.display.clone(),
+        source?.clone(),
     )))
 }
 
@@ -880,7 +881,7 @@ fn plan_scenario(
             .expect
             .iter()
             .cloned()
-            .chain(expect_set(cx.checked, &sc.expect))
+            .chain(expect_set(cx.source.as_ref(), &sc.expect))
             .collect(),
         source: cx.source.clone(),
         intake: cx.intake,
