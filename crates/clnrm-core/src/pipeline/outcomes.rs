@@ -88,7 +88,9 @@ pub fn record(path: &Path, report: &RunReport) -> std::io::Result<()> {
     let came: Vec<(String, Outcome)> = report
         .results
         .iter()
-        .filter(|r| !r.is_unselected())
+        // A cached scenario's last run passed: nothing new (a fully cached run reads
+        // and writes nothing here).
+        .filter(|r| !r.is_unselected() && r.status != Status::Cached)
         .filter_map(|r| Some((r.id.0.clone(), outcome(r.status, r.reason)?)))
         .collect();
     if came.is_empty() {
