@@ -34,7 +34,7 @@ impl Captured {
             || step.env.iter().any(|(_, v)| has(v))
             || step.workdir.as_deref().is_some_and(has)
             || step.http.as_ref().is_some_and(|h| {
-                has(&h.url)
+                has(h.url.as_str())
                     || h.headers.iter().any(|(_, v)| has(v))
                     || match &h.body {
                         Some(HttpBody::Text(t)) => has(t),
@@ -63,7 +63,7 @@ impl Captured {
             *w = one(w)?;
         }
         if let Some(h) = &mut owned.http {
-            h.url = one(&h.url)?;
+            h.url = h.url.substituted(one)?;
             for (_, v) in &mut h.headers {
                 *v = one(v)?;
             }

@@ -8,8 +8,9 @@ use super::captures::Captured;
 use super::events::fail;
 use super::events::{Reason, Status, StepResult};
 use super::pool::Env;
+use crate::model::UrlTarget;
 use crate::otel::SpanRecord;
-use crate::plan::{HttpBody, HttpSpec, PlannedStep, UrlTarget, url_target};
+use crate::plan::{HttpBody, HttpSpec, PlannedStep};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use std::net::SocketAddr;
@@ -20,6 +21,54 @@ use tokio_util::sync::CancellationToken;
 pub const BODY_CAP: usize = 8 * 1024 * 1024;
 
 pub use super::events::Answer;
+
+/// Why a request got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// No connection to the published port.
+    #[error("cannot connect to {host}:{port} ({source})")]
+    Connect {
+        /// The URL's host.
+        host: String,
+        /// The URL's port.
+        port: u16,
+        /// What the connection failed with.
+        source: std::io::Error,
+    },
+    /// The connection was made but HTTP could not start on it.
+    #[error("HTTP handshake with {host}:{port}: {source}")]
+    Handshake {
+        /// The URL's host.
+        host: String,
+        /// The URL's port.
+        port: u16,
+        /// What the handshake failed with.
+        source: hyper::Error,
+    },
+    /// A method, header or path hyper refuses to send.
+    #[error("the request cannot be made: {0}")]
+    Request(#[from] hyper::http::Error),
+    /// Sending, or reading the status and headers, failed.
+    #[error("{method} {url}: {source}")]
+    Exchange {
+        /// The method sent.
+        method: String,
+        /// The URL as written.
+        url: String,
+        /// What it failed with.
+        source: hyper::Error,
+    },
+    /// Reading the body failed, or it is longer than [`BODY_CAP`].
+    #[error("reading the body of {method} {url}: {source}")]
+    Body {
+        /// The method sent.
+        method: String,
+        /// The URL as written.
+        url: String,
+        /// What it failed with.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
 
 /// The `User-Agent` of an HTTP step that sets none.
 pub const USER_AGENT: &str = concat!("clnrm/", env!("CARGO_PKG_VERSION"));
@@ -32,15 +81,24 @@ pub async fn send(
     target: &UrlTarget,
     spec: &HttpSpec,
     extra: &[(String, String)],
-) -> Result<Answer, String> {
+) -> Result<Answer, SendError> {
     let stream = tokio::net::TcpStream::connect(addr)
         .await
-        .map_err(|e| format!("cannot connect to {}:{} ({e})", target.host, target.port))?;
+        .map_err(|source| SendError::Connect {
+            host: target.host.clone(),
+            port: target.port,
+            source,
+        })?;
     let _ = stream.set_nodelay(true);
     let io = hyper_util::rt::TokioIo::new(stream);
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
-        .await
-        .map_err(|e| format!("HTTP handshake with {}:{}: {e}", target.host, target.port))?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(|source| SendError::Handshake {
+                host: target.host.clone(),
+                port: target.port,
+                source,
+            })?;
     let driver = tokio::spawn(connection);
     let mut request = hyper::Request::builder()
         .method(spec.method.as_str())
@@ -69,13 +127,15 @@ pub async fn send(
             Bytes::from(serde_json::to_vec(j).unwrap_or_default())
         }
     };
-    let request = request
-        .body(Full::new(body))
-        .map_err(|e| format!("the request cannot be made: {e}"))?;
+    let request = request.body(Full::new(body))?;
     let response = sender
         .send_request(request)
         .await
-        .map_err(|e| format!("{} {}: {e}", spec.method, spec.url))?;
+        .map_err(|source| SendError::Exchange {
+            method: spec.method.clone(),
+            url: spec.url.to_string(),
+            source,
+        })?;
     let status = response.status().as_u16();
     let headers = response
         .headers()
@@ -90,7 +150,11 @@ pub async fn send(
     let body = Limited::new(response.into_body(), BODY_CAP)
         .collect()
         .await
-        .map_err(|e| format!("reading the body of {} {}: {e}", spec.method, spec.url))?
+        .map_err(|source| SendError::Body {
+            method: spec.method.clone(),
+            url: spec.url.to_string(),
+            source,
+        })?
         .to_bytes()
         .to_vec();
     driver.abort();
@@ -244,7 +308,7 @@ pub(super) async fn run(
     result.command = captured
         .masker
         .mask(&format!("{} {}", http.method, http.url));
-    let target = match url_target(&http.url) {
+    let target = match http.url.resolved_target() {
         Ok(t) => t,
         Err(why) => {
             fail(
@@ -286,7 +350,7 @@ pub(super) async fn run(
     };
     let sent_at = SystemTime::now();
     let answer = tokio::select! {
-        a = send(addr, &target, http, &extra) => a,
+        a = send(addr, target, http, &extra) => a,
         () = tokio::time::sleep_until(deadline.into()) => {
             result.duration = started.elapsed();
             fail(&mut result, Reason::Timeout, format!(
@@ -303,7 +367,11 @@ pub(super) async fn run(
     let answer = match answer {
         Ok(a) => a,
         Err(why) => {
-            fail(&mut result, Reason::Status, captured.masker.mask(&why));
+            fail(
+                &mut result,
+                Reason::Status,
+                captured.masker.mask(&why.to_string()),
+            );
             return (result, true);
         }
     };
@@ -318,9 +386,7 @@ pub(super) async fn run(
     if !own {
         let path = captured.masker.mask(&target.path);
         let when = (sent_at, result.duration);
-        spans.push(client_span(
-            step, http, &target, &trace, &answer, path, when,
-        ));
+        spans.push(client_span(step, http, target, &trace, &answer, path, when));
     }
     (result, true)
 }
@@ -386,7 +452,7 @@ mod tests {
     fn spec(status: &[u16], json: &[(&str, serde_json::Value)]) -> HttpSpec {
         HttpSpec {
             method: "GET".into(),
-            url: "http://app:8080/".into(),
+            url: crate::model::HttpUrl::new("http://app:8080/"),
             headers: Vec::new(),
             body: None,
             timeout: std::time::Duration::from_secs(1),

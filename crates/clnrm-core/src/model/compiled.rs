@@ -328,7 +328,13 @@ macro_rules! schema_as_string {
         }
     )*};
 }
-schema_as_string!(NamePattern, Pattern, CommandLine, JsonPathQuery);
+schema_as_string!(
+    NamePattern,
+    Pattern,
+    CommandLine,
+    JsonPathQuery,
+    super::url::HttpUrl
+);
 
 #[cfg(test)]
 mod tests {

@@ -13,6 +13,7 @@ pub mod reader;
 pub mod shell;
 mod spanned;
 mod types;
+mod url;
 
 pub(crate) use compiled::compile as compile_regex;
 pub use compiled::{
@@ -23,3 +24,4 @@ pub(crate) use parse::read_snapshot_table;
 pub use parse::{parse_document, parse_test_file};
 pub use spanned::{Sp, SpMap};
 pub use types::*;
+pub use url::{HttpUrl, UrlError, UrlTarget};

@@ -317,7 +317,7 @@ pub struct HttpRequest {
     /// `GET`, `POST`, `PUT`, `PATCH`, `DELETE`, `HEAD` or `OPTIONS` (default `GET`).
     pub method: Option<Sp<String>>,
     /// `http://<service id>:<container port>/path?query`.
-    pub url: Sp<String>,
+    pub url: Sp<super::HttpUrl>,
     /// Request headers.
     #[serde(default)]
     pub headers: SpMap<Sp<String>>,

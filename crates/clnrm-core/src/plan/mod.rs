@@ -284,7 +284,7 @@ pub struct HttpSpec {
     /// The method, upper case.
     pub method: String,
     /// The URL as written (`${name}` resolved before it is sent).
-    pub url: String,
+    pub url: crate::model::HttpUrl,
     /// Request headers.
     pub headers: Vec<(String, String)>,
     /// The body: text as written, or JSON.
@@ -321,51 +321,6 @@ fn json_checks<S: serde::Serializer>(
         .map(|(q, v)| (q.as_str(), v))
         .collect::<Vec<_>>()
         .serialize(s)
-}
-
-/// Where an `http` step's URL points: `http://<host>:<port><path>`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UrlTarget {
-    /// The host: a service id of the scenario.
-    pub host: String,
-    /// The port (80 when none is written).
-    pub port: u16,
-    /// The path and query (`/` when none is written).
-    pub path: String,
-}
-
-/// Splits an `http://` URL; the error says what is wrong with it.
-pub fn url_target(url: &str) -> Result<UrlTarget, String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| "expected a URL starting with http://".to_owned())?;
-    let (authority, path) = match rest.find(['/', '?']) {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) => (
-            h,
-            p.parse::<u16>()
-                .ok()
-                .filter(|p| *p > 0)
-                .ok_or_else(|| format!("port \"{p}\" is not a port (1 to 65535)"))?,
-        ),
-        None => (authority, 80),
-    };
-    if host.is_empty() || host.contains('@') {
-        return Err("expected http://<service id>:<port>/path".into());
-    }
-    let path = if path.starts_with('?') {
-        format!("/{path}")
-    } else {
-        path.to_owned()
-    };
-    Ok(UrlTarget {
-        host: host.to_owned(),
-        port,
-        path,
-    })
 }
 
 /// One capture of a step.
@@ -842,7 +797,7 @@ fn plan_scenario(
     for target in steps
         .iter()
         .filter_map(|s| s.http.as_ref())
-        .filter_map(|h| url_target(&h.url).ok())
+        .filter_map(|h| h.url.target())
     {
         if let Some(svc) = services.iter_mut().find(|s| s.id == target.host)
             && !svc.ports.contains(&target.port)
@@ -939,11 +894,13 @@ fn snapshot_redactions(file: &TestFile, opts: &PlanOptions) -> Arc<crate::snapsh
 /// step runs in the service its URL names, when it names one).
 fn planned_step(st: &crate::model::Step, service: &str) -> PlannedStep {
     let http = st.http.as_ref().map(|h| Box::new(http_spec(st, h)));
-    let target = http.as_ref().and_then(|h| url_target(&h.url).ok());
+    let target = http
+        .as_ref()
+        .and_then(|h| h.url.target().map(|t| t.host.clone()));
     PlannedStep {
         name: st.name.value.clone(),
         service: st.service.as_ref().map_or_else(
-            || target.map_or_else(|| service.to_owned(), |t| t.host),
+            || target.unwrap_or_else(|| service.to_owned()),
             |s| s.value.clone(),
         ),
         argv: st

@@ -31,7 +31,7 @@ fn walk(cx: &mut Ctx<'_>, steps: &[Step], known: &mut BTreeSet<String>) {
             check_text(cx, item, known);
         }
         if let Some(h) = &step.http {
-            check_text(cx, &h.url, known);
+            check_text(cx, &Sp::new(h.url.value.to_string(), h.url.span), known);
             for (_, v) in h.headers.iter() {
                 check_text(cx, v, known);
             }

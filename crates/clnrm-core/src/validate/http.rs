@@ -5,7 +5,6 @@
 use super::ctx::Ctx;
 use crate::diag::Code;
 use crate::model::{JsonPathQuery, Step};
-use crate::plan::url_target;
 
 /// The methods an `http` step may use.
 pub const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
@@ -68,31 +67,26 @@ pub(super) fn check(cx: &mut Ctx<'_>, step: &Step, defined: &[&str]) {
         );
     }
     // A URL whose authority is a capture is checked when it is sent.
-    let authority = h.url.value.split('/').nth(2).unwrap_or_default();
-    if !authority.contains("${") {
-        match url_target(&h.url.value) {
-            Err(why) => {
-                cx.error(
-                    Code::BadValue,
-                    h.url.span,
-                    format!("URL \"{}\" is not one clnrm can send to", h.url.value),
-                    why,
-                )
-                .help = Some(
-                    "address a service of the scenario by id and container port, e.g. http://app:8080/orders".into(),
-                );
-            }
-            Ok(target) if !defined.contains(&target.host.as_str()) => {
-                let host = crate::model::Sp::new(target.host.clone(), h.url.span);
-                super::ctx::check_reference(
-                    cx,
-                    &host,
-                    defined,
-                    &format!("the URL of step \"{}\"", step.name.value),
-                );
-            }
-            Ok(_) => {}
-        }
+    if let Some(why) = h.url.value.error() {
+        cx.error(
+            Code::BadValue,
+            h.url.span,
+            format!("URL \"{}\" is not one clnrm can send to", h.url.value),
+            why.to_string(),
+        )
+        .help = Some(
+            "address a service of the scenario by id and container port, e.g. http://app:8080/orders".into(),
+        );
+    } else if let Some(target) = h.url.value.target()
+        && !defined.contains(&target.host.as_str())
+    {
+        let host = crate::model::Sp::new(target.host.clone(), h.url.span);
+        super::ctx::check_reference(
+            cx,
+            &host,
+            defined,
+            &format!("the URL of step \"{}\"", step.name.value),
+        );
     }
     for (path, _) in step.expected_json.iter() {
         if let Err(why) = JsonPathQuery::parse(&path.value) {
