@@ -11,12 +11,12 @@
 use super::events::{Event, Reason, ScenarioResult, Status};
 use super::queue::Queue;
 use super::worker::{Ctx, Done, Note, run_one};
-use super::{RunOutcome, Stop, lock};
+use super::{RunOutcome, Stop};
 use crate::backend::ContainerEngine;
 use crate::cache::Cache;
 use crate::plan::EnvSpec;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::sync::mpsc::{self, UnboundedSender};
 use tokio::task::{Id, JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -41,7 +41,8 @@ pub(super) struct Dispatcher<E> {
     pub results: Vec<Option<ScenarioResult>>,
     /// Cache key of each scenario of the plan.
     pub keys: Vec<crate::cache::Key>,
-    pub cache: Option<Arc<Mutex<Cache>>>,
+    /// The run's cache: looked up before dispatching, recorded in as results come.
+    pub cache: Option<Cache>,
     pub events: UnboundedSender<Event>,
     pub workers: usize,
     pub fail_fast: bool,
@@ -197,7 +198,7 @@ impl<E: ContainerEngine> Dispatcher<E> {
         if failed && self.fail_fast {
             self.reason = self.reason.max(CancelReason::TestFailure);
         }
-        if let Some(cache) = &self.cache
+        if let Some(cache) = &mut self.cache
             && matches!(
                 result.status,
                 Status::Passed | Status::Flaky | Status::Failed | Status::Error
@@ -206,7 +207,7 @@ impl<E: ContainerEngine> Dispatcher<E> {
             // A flaky scenario is recorded as failing: it runs again next time.
             let passed = result.status == Status::Passed;
             let key = super::queue::with_snapshots(&self.keys[i], &self.ctx.plan.scenarios[i]);
-            lock(cache).record(&result.id.0, &key, passed, result.duration);
+            cache.record(&result.id.0, &key, passed, result.duration);
         }
         self.finish(i, result);
     }
@@ -288,6 +289,7 @@ impl<E: ContainerEngine> Dispatcher<E> {
             results: self.results.into_iter().flatten().collect(),
             interrupted,
             duration,
+            cache: self.cache,
         }
     }
 }

@@ -35,7 +35,7 @@ use crate::cache::{Cache, Lookup};
 use crate::diff::BaselineCheck;
 use crate::plan::Plan;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -52,8 +52,6 @@ pub struct RunOptions {
     pub artifacts: Option<std::path::PathBuf>,
     /// Compare each scenario that has a baseline entry with it.
     pub baseline: Option<Arc<BaselineCheck>>,
-    /// Skip scenarios unchanged since their last passing run, and record this run.
-    pub cache: Option<Arc<Mutex<Cache>>>,
     /// The digests of the host paths the scenarios read (taken with the cache).
     pub inputs: Option<Arc<crate::inputs::Digests>>,
     /// Run everything, whatever the cache says (it is still updated).
@@ -88,7 +86,7 @@ pub struct SessionOptions {
 }
 
 /// What a run did.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct RunOutcome {
     /// Every scenario of the plan, in plan order.
     pub results: Vec<ScenarioResult>,
@@ -96,17 +94,19 @@ pub struct RunOutcome {
     pub interrupted: bool,
     /// Wall time.
     pub duration: Duration,
+    /// The cache the run was given, with what it recorded, for its caller to save.
+    pub cache: Option<Cache>,
 }
 
 /// When every selected scenario of `plan` is unchanged since its last passing run (a
 /// fully cached run), their results, without touching the engine beyond the image ids
-/// the caller read; `None` when anything must run.
+/// the caller read; `None` when anything must run. The hits are counted in `cache`.
 pub fn all_cached(
     plan: &Plan,
     image_ids: &HashMap<String, String>,
     opts: &RunOptions,
+    c: &mut Cache,
 ) -> Option<Vec<ScenarioResult>> {
-    let cache = opts.cache.as_ref()?;
     if opts.force {
         return None;
     }
@@ -116,7 +116,6 @@ pub fn all_cached(
         opts.baseline.as_deref(),
         opts.inputs.as_deref(),
     );
-    let mut c = lock(cache);
     if plan
         .selected()
         .any(|s| c.peek(&s.id.0, &queue::with_snapshots(&keys[s.order], s)) == Lookup::Miss)
@@ -135,10 +134,6 @@ pub fn all_cached(
         })
         .collect();
     Some(results)
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! then file order), and how many queued scenarios need each environment key.
 
 use super::RunOptions;
-use crate::cache::{INPUT_PART, Key, Lookup};
+use crate::cache::{Cache, INPUT_PART, Key, Lookup};
 use crate::diff::BaselineCheck;
 use crate::inputs::{Digests, InputDigest};
 use crate::plan::{Plan, PlannedScenario};
@@ -87,14 +87,14 @@ pub(super) fn queue_order(
     plan: &Plan,
     keys: &[Key],
     opts: &RunOptions,
+    mut cache: Option<&mut Cache>,
 ) -> (Vec<usize>, Vec<usize>) {
     let mut order = Vec::new();
     let mut hits = Vec::new();
     let mut durations = HashMap::new();
     for sc in plan.selected() {
         let i = sc.order;
-        if let Some(cache) = &opts.cache {
-            let mut c = super::lock(cache);
+        if let Some(c) = cache.as_deref_mut() {
             if opts.force {
                 c.forced();
             } else if c.lookup(&sc.id.0, &with_snapshots(&keys[i], sc)) == Lookup::Hit {

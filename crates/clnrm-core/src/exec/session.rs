@@ -10,6 +10,7 @@ use super::queue::{Queue, cache_keys, queue_order};
 use super::worker::Ctx;
 use super::{RunOptions, RunOutcome, SessionOptions, Stop, reap};
 use crate::backend::ContainerEngine;
+use crate::cache::Cache;
 use crate::otel::{Receiver, ReceiverConfig};
 use crate::plan::Plan;
 use std::sync::Arc;
@@ -81,11 +82,14 @@ impl<E: ContainerEngine> Session<E> {
 
     /// Runs the selected scenarios of `plan`. `stop.interrupt` stops dispatching and
     /// interrupts running scenarios; `stop.force` (a second interrupt) stops waiting
-    /// for them at all.
+    /// for them at all. The run's dispatcher owns `cache` (scenarios it has a pass
+    /// for are not run, each result is recorded in it) and gives it back in the
+    /// outcome, for the caller to save.
     pub async fn run(
         &self,
         plan: Plan,
         opts: &RunOptions,
+        mut cache: Option<Cache>,
         events: UnboundedSender<Event>,
         stop: Stop,
     ) -> RunOutcome {
@@ -121,7 +125,7 @@ impl<E: ContainerEngine> Session<E> {
                 "this session has no OTLP receiver (the file began exporting over OTLP after it started)".to_owned(),
             ),
         };
-        let (order, hits) = queue_order(&plan, &keys, opts);
+        let (order, hits) = queue_order(&plan, &keys, opts, cache.as_mut());
         // What dead runs left is removed before this run starts containers (a run that
         // starts none, all cached, does not wait for it).
         let reaped = async {
@@ -162,7 +166,7 @@ impl<E: ContainerEngine> Session<E> {
             queue: Queue::new(order, &env_keys),
             results: vec![None; plan.scenarios.len()],
             keys,
-            cache: opts.cache.clone(),
+            cache,
             events,
             workers,
             fail_fast: opts.fail_fast,

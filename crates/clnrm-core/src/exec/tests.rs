@@ -34,7 +34,6 @@ fn options(workers: usize, fail_fast: bool) -> RunOptions {
         owner: RunOwner::current(),
         artifacts: None,
         baseline: None,
-        cache: None,
         inputs: None,
         force: false,
         retries: 0,
@@ -63,7 +62,7 @@ async fn run_with<E: crate::backend::ContainerEngine>(
     let session = Session::start(engine, &session_options(opts), false, false).await;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let watcher = during(rx);
-    let outcome = session.run(plan, opts, tx, stop).await;
+    let outcome = session.run(plan, opts, None, tx, stop).await;
     let _ = watcher.await;
     session.shutdown().await;
     outcome

@@ -4,6 +4,7 @@
 
 use super::plan::Planned;
 use super::run::PipelineError;
+use crate::cache::Cache;
 use crate::config::RunConfig;
 use crate::diff::store::{self, Recorded};
 use crate::exec::Status;
@@ -22,13 +23,14 @@ pub struct Concluded {
     pub written_inputs: crate::inputs::written::Written,
 }
 
-/// Concludes a run: saves the cache and the outcomes, records the trees of the
-/// scenarios that passed when `config` says so (never after an interrupt), and writes
-/// the report files.
+/// Concludes a run: saves its `cache` (with what the run recorded in it) and the
+/// outcomes, records the trees of the scenarios that passed when `config` says so
+/// (never after an interrupt), and writes the report files.
 pub(crate) fn conclude(
     project: &Project,
     config: &RunConfig,
     planned: &Planned,
+    cache: Option<&Cache>,
     report: &RunReport,
 ) -> Result<Concluded, PipelineError> {
     let layout = project.layout();
@@ -49,7 +51,7 @@ pub(crate) fn conclude(
                 .map(|p| p.display().to_string())
                 .collect();
             // With the cache off they run every time anyway.
-            if planned.options.cache.is_some() {
+            if config.cache {
                 done.warnings.push(format!(
                     "the run changed what it bind-mounts from the host ({}): the scenarios that mount it will run every time; mount it with read_only = true, or mount a directory only the scenario writes to that is not under version control",
                     shown.join(", ")
@@ -57,7 +59,7 @@ pub(crate) fn conclude(
             }
         }
     }
-    if planned.options.cache.is_none() && planned.options.artifacts.is_some() {
+    if !config.cache && planned.options.artifacts.is_some() {
         let ran: Vec<&str> = report
             .results
             .iter()
@@ -71,13 +73,9 @@ pub(crate) fn conclude(
             ));
         }
     }
-    if let Some(cache) = &planned.options.cache {
+    if let Some(cache) = cache {
         let max = project.config.cache.max_entries as usize;
-        let saved = cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .save(max);
-        if let Err(e) = saved {
+        if let Err(e) = cache.save(max) {
             done.warnings.push(format!(
                 "could not save the cache in {}: {e}",
                 layout.cache().display()

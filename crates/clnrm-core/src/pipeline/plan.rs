@@ -10,7 +10,7 @@ use crate::diff::BaselineCheck;
 use crate::diff::store;
 use crate::exec::{RunOptions, RunOwner};
 use crate::plan::{Intake, NotSelected, Plan, PlanOptions, plan};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// A planned run: what [`execute`] runs and [`conclude`] concludes.
 pub struct Planned {
@@ -18,6 +18,9 @@ pub struct Planned {
     pub plan: Plan,
     /// How to execute them.
     pub options: RunOptions,
+    /// The run's cache (with the cache on), taken by the run that owns it and
+    /// saved when it is concluded.
+    pub cache: Option<Cache>,
     /// What the user should know (an unusable cache file that was replaced).
     pub warnings: Vec<String>,
     /// What the run is about to do, when its subset says more than its selection.
@@ -44,7 +47,7 @@ pub(crate) fn plan_run(
     let cache = config.cache.then(|| {
         let cache = Cache::open(&layout.cache());
         warnings.extend(cache.warning.clone());
-        Arc::new(Mutex::new(cache))
+        cache
     });
     // Read with the cache off too: environments and fixture snapshots are keyed by
     // what their services mount.
@@ -71,7 +74,6 @@ pub(crate) fn plan_run(
         owner,
         artifacts: config.keep_spans.then(|| layout.artifacts()),
         baseline,
-        cache,
         inputs,
         force: config.force,
         retries: config.retries,
@@ -79,6 +81,7 @@ pub(crate) fn plan_run(
     Ok(Planned {
         plan,
         options,
+        cache,
         warnings,
         notes,
     })

@@ -8,6 +8,7 @@ use super::Prepared;
 use super::conclude::{Concluded, conclude};
 use super::plan::{Planned, plan_run};
 use crate::backend::ContainerEngine;
+use crate::cache::Cache;
 use crate::config::{BadFlag, RunConfig};
 use crate::diff::BaselineError;
 use crate::exec::{Event, RunOwner, Session, SessionOptions, Stop};
@@ -112,7 +113,9 @@ pub async fn run<E: ContainerEngine>(
         .then(|| tokio::spawn(image_ids(engine.clone(), images(prepared))));
     // Every run has an id of its own, in a session of its caller's too (whose
     // containers carry the session's id: warm ones outlive a run).
-    let planned = plan_run(prepared, config, RunOwner::current())?;
+    let mut planned = plan_run(prepared, config, RunOwner::current())?;
+    // The run owns its cache: the dispatcher records in it, the conclusion saves it.
+    let mut cache = planned.cache.take();
     for w in &planned.warnings {
         sink.warning(w);
     }
@@ -127,7 +130,7 @@ pub async fn run<E: ContainerEngine>(
     let cached = if config.update_baseline {
         None
     } else {
-        all_cached(&*engine, &planned, ids, started).await
+        all_cached(&*engine, &planned, cache.as_mut(), ids, started).await
     };
     let report = match (cached, host) {
         (Some(report), _) => {
@@ -149,7 +152,11 @@ pub async fn run<E: ContainerEngine>(
             .await
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
         }
-        (None, Host::Session(session)) => execute(session, &planned, sink, stop).await.0,
+        (None, Host::Session(session)) => {
+            let (report, _, returned) = execute(session, &planned, cache.take(), sink, stop).await;
+            cache = returned;
+            report
+        }
         (None, Host::Engine(engine)) => {
             engine.ping().await?;
             let otlp = planned.plan.selected().any(|s| s.env.otlp.is_some());
@@ -158,7 +165,9 @@ pub async fn run<E: ContainerEngine>(
             for w in session.warnings() {
                 sink.warning(w);
             }
-            let (mut report, sink) = execute(&session, &planned, sink, stop.clone()).await;
+            let (mut report, sink, returned) =
+                execute(&session, &planned, cache.take(), sink, stop.clone()).await;
+            cache = returned;
             let left = end_session(&session, &stop).await;
             match sink {
                 Some(mut sink) => left.iter().for_each(|w| sink.warning(w)),
@@ -170,7 +179,7 @@ pub async fn run<E: ContainerEngine>(
         }
     };
     let (concluded, error) = if config.conclude {
-        match conclude(&prepared.project, config, &planned, &report) {
+        match conclude(&prepared.project, config, &planned, cache.as_ref(), &report) {
             Ok(c) => (c, None),
             Err(e) => (Concluded::default(), Some(e)),
         }
@@ -237,15 +246,16 @@ pub async fn end_session<E: ContainerEngine>(session: &Session<E>, stop: &Stop) 
     )]
 }
 
-/// Executes `planned` in `session`, the events going to `sink` as they happen; the
-/// run's report once it ended (or `stop` stopped it), and the sink back (unless it
-/// panicked).
+/// Executes `planned` in `session` with `cache`, the events going to `sink` as they
+/// happen; the run's report once it ended (or `stop` stopped it), the sink back
+/// (unless it panicked) and the cache with what the run recorded.
 async fn execute<E: ContainerEngine, S: Sink>(
     session: &Session<E>,
     planned: &Planned,
+    cache: Option<Cache>,
     mut sink: S,
     stop: Stop,
-) -> (RunReport, Option<S>) {
+) -> (RunReport, Option<S>, Option<Cache>) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
     let events = tokio::task::spawn_blocking(move || {
         while let Some(event) = rx.blocking_recv() {
@@ -254,7 +264,7 @@ async fn execute<E: ContainerEngine, S: Sink>(
         sink
     });
     let outcome = session
-        .run(planned.plan.clone(), &planned.options, tx, stop)
+        .run(planned.plan.clone(), &planned.options, cache, tx, stop)
         .await;
     let report = RunReport {
         run_id: planned.options.owner.run_id.clone(),
@@ -263,7 +273,7 @@ async fn execute<E: ContainerEngine, S: Sink>(
         interrupted: outcome.interrupted,
     };
     let Ok(mut sink) = events.await else {
-        return (report, None);
+        return (report, None, outcome.cache);
     };
     // On a blocking thread too: a sink may wait (an export, a file).
     let shown = report.clone();
@@ -273,7 +283,7 @@ async fn execute<E: ContainerEngine, S: Sink>(
     })
     .await
     .ok();
-    (report, sink)
+    (report, sink, outcome.cache)
 }
 
 /// The report of a run in which every selected scenario is unchanged since its last
@@ -283,6 +293,7 @@ async fn execute<E: ContainerEngine, S: Sink>(
 async fn all_cached<E: ContainerEngine>(
     engine: &E,
     planned: &Planned,
+    cache: Option<&mut Cache>,
     ids: Option<HashMap<String, String>>,
     started: Instant,
 ) -> Option<RunReport> {
@@ -312,7 +323,7 @@ async fn all_cached<E: ContainerEngine>(
             ids.insert(image.clone(), info.id);
         }
     }
-    let results = crate::exec::all_cached(&planned.plan, &ids, &planned.options)?;
+    let results = crate::exec::all_cached(&planned.plan, &ids, &planned.options, cache?)?;
     Some(RunReport {
         run_id: planned.options.owner.run_id.clone(),
         results,
