@@ -563,7 +563,7 @@ pub(crate) async fn report<S: Store>(
     };
     let parsed = || {
         clnrm_core::report::from_json(&text)
-            .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e))
+            .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
     };
     let (kind, body) = match q.format.as_deref().unwrap_or("json") {
         "json" => ("application/json", text.clone()),

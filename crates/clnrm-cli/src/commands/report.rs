@@ -75,5 +75,5 @@ fn read(path: &std::path::Path) -> Result<RunReport, String> {
         ));
     }
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-    report::from_json(&text)
+    report::from_json(&text).map_err(|e| e.to_string())
 }
