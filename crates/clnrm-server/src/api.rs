@@ -362,7 +362,8 @@ fn check_project(
             format!("the project does not validate:\n{}", text.join("\n")),
         ));
     }
-    crate::job::confined(&prepared).map_err(|e| Problem::new(StatusCode::FORBIDDEN, e))?;
+    crate::job::confined(&prepared)
+        .map_err(|e| Problem::new(StatusCode::FORBIDDEN, e.to_string()))?;
     if !allow_host_volumes {
         for f in &prepared.files {
             let Some(file) = &f.file else { continue };

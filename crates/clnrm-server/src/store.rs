@@ -7,13 +7,22 @@ use std::future::Future;
 
 /// What a store call failed with.
 #[derive(Debug, thiserror::Error)]
-#[error("database: {0}")]
-pub struct StoreError(pub String);
-
-impl From<sqlx::Error> for StoreError {
-    fn from(e: sqlx::Error) -> Self {
-        Self(e.to_string())
-    }
+pub enum StoreError {
+    /// The database refused or failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The URL names no database clnrm can use.
+    #[error("database: {0}: expected sqlite://PATH or postgres://…")]
+    Url(String),
+    /// The SQLite file's directory could not be made.
+    #[error("database: {}: {source}", dir.display())]
+    Directory {
+        /// The directory.
+        dir: std::path::PathBuf,
+        /// What making it said.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A store result.
