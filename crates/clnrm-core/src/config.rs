@@ -347,4 +347,23 @@ mod tests {
             assert!(e.is_some_and(|e| e.to_string().starts_with(says)), "{says}");
         }
     }
+    #[test]
+    fn bad_flag_messages_are_whole() {
+        assert_eq!(
+            BadFlag::Retries(101).to_string(),
+            "invalid --retries 101: expected 0 to 100"
+        );
+        assert_eq!(
+            BadFlag::Cpus(-0.5).to_string(),
+            "invalid --cpu -0.5: expected cores above 0, e.g. 0.5"
+        );
+        assert_eq!(
+            parse_partition_flag("size:1/2").unwrap_err().to_string(),
+            "invalid --partition \"size:1/2\": unknown mode \"size\" (expected hash or duration)"
+        );
+        assert_eq!(
+            parse_partition_flag("0/2").unwrap_err().to_string(),
+            "invalid --partition \"0/2\": expected K/N, hash:K/N or duration:K/N with 1 <= K <= N, e.g. duration:1/4"
+        );
+    }
 }

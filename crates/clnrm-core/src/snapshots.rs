@@ -465,4 +465,14 @@ mod tests {
         assert!(d.lines().count() <= MAX_DIFF_LINES + 1);
         assert!(d.contains("more lines of diff"));
     }
+    #[test]
+    fn a_snapshot_that_cannot_be_read_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = spec(dir.path(), false);
+        // A directory where the file belongs: it opens, and reading it fails.
+        s.path = dir.path().to_path_buf();
+        let e = s.check("x").unwrap_err();
+        let shown = format!("{}: {}", dir.path().display(), e.source);
+        assert_eq!(e.to_string(), shown);
+    }
 }

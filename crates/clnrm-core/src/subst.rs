@@ -192,4 +192,11 @@ mod tests {
             prop_assert_eq!(references(&text).len(), names.len());
         }
     }
+    #[test]
+    fn an_unknown_name_says_it_is_not_captured() {
+        assert_eq!(
+            SubstError::NotCaptured("id".into()).to_string(),
+            "`${id}` is not captured (the step that captures it did not run)"
+        );
+    }
 }

@@ -271,3 +271,25 @@ pub trait Store: Send + Sync + 'static {
 pub fn is_final(status: &str) -> bool {
     matches!(status, "passed" | "failed" | "error" | "cancelled")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_errors_read_as_database_errors() {
+        assert_eq!(
+            StoreError::Url("mysql://x".into()).to_string(),
+            "database: mysql://x: expected sqlite://PATH or postgres://…"
+        );
+        let dir = StoreError::Directory {
+            dir: "/x".into(),
+            source: std::io::ErrorKind::Other.into(),
+        };
+        assert_eq!(dir.to_string(), "database: /x: other error");
+        assert_eq!(
+            StoreError::from(sqlx::Error::RowNotFound).to_string(),
+            format!("database: {}", sqlx::Error::RowNotFound)
+        );
+    }
+}

@@ -217,3 +217,46 @@ fn resolve_json(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capture_errors_say_which_capture_and_where_it_looked() {
+        let (name, from) = ("n".to_owned(), "stdout".to_owned());
+        let missed = CaptureError::RegexMissed {
+            name: name.clone(),
+            pattern: r"n=(\d+)".into(),
+            from: from.clone(),
+        };
+        assert_eq!(
+            missed.to_string(),
+            r#"capture "n": /n=(\d+)/ matched nothing in stdout"#
+        );
+        let missed = CaptureError::JsonMissed {
+            name: name.clone(),
+            query: "$.id".into(),
+            from: "body".into(),
+        };
+        assert_eq!(
+            missed.to_string(),
+            r#"capture "n": $.id selected nothing in body"#
+        );
+        let none = CaptureError::NoSource {
+            name: name.clone(),
+            from: "header:x-id".into(),
+        };
+        assert_eq!(
+            none.to_string(),
+            r#"capture "n": the answer has no header:x-id"#
+        );
+        let source = serde_json::from_str::<serde_json::Value>("{").unwrap_err();
+        let inner = source.to_string();
+        let bad = CaptureError::NotJson { name, from, source };
+        assert_eq!(
+            bad.to_string(),
+            format!(r#"capture "n": stdout is not JSON ({inner})"#)
+        );
+    }
+}

@@ -1540,4 +1540,15 @@ volumes:
             );
         }
     }
+    #[test]
+    fn interpolation_errors_name_the_text() {
+        let set = [("USER", "ann")];
+        let why = |s: &str| interp(s, &set).unwrap_err().to_string();
+        assert_eq!(why("a ${USER"), "unclosed `${` in \"a ${USER\"");
+        assert_eq!(why("${1X}"), "`${1X}` does not start with a variable name");
+        assert_eq!(why("${USER%x}"), "`${USER%x}`: unknown modifier \"%x\"");
+        assert_eq!(why("${NOPE?set it}"), "variable NOPE is required: set it");
+        let deep = format!("{}{}", "${N:-".repeat(10), "}".repeat(10));
+        assert_eq!(why(&deep), "variables nest more than 8 deep");
+    }
 }

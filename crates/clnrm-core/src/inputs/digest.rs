@@ -288,4 +288,15 @@ mod tests {
         std::fs::write(&f, "hello").expect("write");
         assert_eq!(hash_of(&f), a, "content, not times");
     }
+    #[test]
+    fn why_a_tree_has_no_digest_names_the_path() {
+        let e = DigestError::list(Path::new("/x/y"), std::io::ErrorKind::Other.into());
+        assert_eq!(e.to_string(), "cannot list /x/y (other error)");
+        let e = DigestError::read(Path::new("/x/z"), std::io::ErrorKind::Other.into());
+        assert_eq!(e.to_string(), "cannot read /x/z (other error)");
+        assert_eq!(
+            DigestError::TooMany.to_string(),
+            "over 100000 entries; mount a narrower directory"
+        );
+    }
 }

@@ -322,4 +322,11 @@ mod tests {
         let idx = StatIndex::open(dir.path());
         assert!(idx.warning.is_some_and(|w| w.contains("corrupt")));
     }
+    #[test]
+    fn an_index_of_another_format_says_which() {
+        assert_eq!(
+            IndexError::Format("x".into()).to_string(),
+            "format is \"x\", expected \"clnrm.inputs.v1\""
+        );
+    }
 }

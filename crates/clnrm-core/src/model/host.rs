@@ -205,4 +205,25 @@ mod tests {
             assert!(HostPattern::parse(bad).is_err(), "{bad}");
         }
     }
+    #[test]
+    fn each_refusal_says_why() {
+        let why = |text: &str| HostPattern::parse(text).unwrap_err().to_string();
+        assert_eq!(
+            why("http://a:80/x"),
+            "\"http://a:80/x\" is a http URL; write its host (\"a\")"
+        );
+        assert_eq!(why("x/8"), "\"x\" before the `/` is not an IP address");
+        assert_eq!(
+            why("10.0.0.0/33"),
+            "\"33\" is not a prefix length from 0 to 32"
+        );
+        assert_eq!(
+            why("10.0.0"),
+            "\"10.0.0\" is not an IP address (nor a host name: its last part is a number)"
+        );
+        assert_eq!(
+            why("a b"),
+            "\"a b\" is not a host name, an IP address or a CIDR range"
+        );
+    }
 }

@@ -369,4 +369,17 @@ mod tests {
         assert!(!AttrValue::Str("abc".into()).matches(&Scalar::Int(1)));
         assert!(!AttrValue::Int(201).matches(&Scalar::Int(200)));
     }
+    #[test]
+    fn what_holds_no_spans_says_why() {
+        let why = |v: Value| from_otlp_json(&v).unwrap_err().to_string();
+        assert_eq!(why(serde_json::json!([])), "expected a JSON object");
+        assert_eq!(
+            why(serde_json::json!({"resourceSpans": 1})),
+            "expected `resourceSpans` to be a list"
+        );
+        assert_eq!(
+            why(serde_json::json!({"resourceSpans": [{"scopeSpans": [{"spans": [{}]}]}]})),
+            "a span has no name or span id"
+        );
+    }
 }
