@@ -189,12 +189,12 @@ impl Telemetry {
 
     /// Exports the recorded spans; an error says why (the run's outcome is unaffected).
     /// [`Telemetry::export`] from a blocking thread of the runtime.
-    pub fn export_blocking(self) -> Result<usize, String> {
+    pub fn export_blocking(self) -> Result<usize, ExportError> {
         tokio::runtime::Handle::current().block_on(self.export())
     }
 
     /// Exports the recorded spans; how many.
-    pub async fn export(self) -> Result<usize, String> {
+    pub async fn export(self) -> Result<usize, ExportError> {
         let grpc = std::env::var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
             .or_else(|_| std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL"))
             .is_ok_and(|p| p.trim() == "grpc");
@@ -207,16 +207,30 @@ impl Telemetry {
                 .with_http()
                 .build()
         };
-        let mut exporter = built.map_err(|e| e.to_string())?;
+        let mut exporter = built?;
         exporter.set_resource(&Resource::builder_empty().with_service_name("clnrm").build());
         let count = self.spans.len();
         let export = exporter.export(self.spans);
         match tokio::time::timeout(Duration::from_secs(10), export).await {
             Ok(Ok(())) => Ok(count),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err("no answer within 10 s".into()),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(ExportError::Timeout),
         }
     }
+}
+
+/// Why clnrm's own spans were not exported.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The exporter could not be made from the `OTEL_EXPORTER_OTLP_*` settings.
+    #[error(transparent)]
+    Build(#[from] opentelemetry_otlp::ExporterBuildError),
+    /// The collector refused the spans, or could not be reached.
+    #[error(transparent)]
+    Export(#[from] opentelemetry_sdk::error::OTelSdkError),
+    /// The collector did not answer in time.
+    #[error("no answer within 10 s")]
+    Timeout,
 }
 
 fn status_of(word: &str, message: Option<&str>) -> Status {

@@ -47,9 +47,40 @@ pub struct RunFlags {
 }
 
 /// A flag with a value that cannot be used.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{0}")]
-pub struct BadFlag(pub String);
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum BadFlag {
+    /// A `--filter` glob that does not parse.
+    #[error("invalid --filter \"{glob}\": {source}")]
+    Filter {
+        /// The glob as given.
+        glob: String,
+        /// What the glob parser said.
+        #[source]
+        source: globset::Error,
+    },
+    /// The `--filter` globs together do not build a matcher.
+    #[error("invalid --filter: {0}")]
+    Filters(#[source] globset::Error),
+    /// A `--partition` that is not `K/N` with 1 <= K <= N (behind an optional mode).
+    #[error(
+        "invalid --partition \"{0}\": expected K/N, hash:K/N or duration:K/N with 1 <= K <= N, e.g. duration:1/4"
+    )]
+    Partition(String),
+    /// A `--partition` mode that does not exist.
+    #[error("invalid --partition \"{text}\": unknown mode \"{mode}\" (expected hash or duration)")]
+    PartitionMode {
+        /// The flag's value.
+        text: String,
+        /// The mode before the `:`.
+        mode: String,
+    },
+    /// A `--cpu` that is no positive number of cores.
+    #[error("invalid --cpu {0}: expected cores above 0, e.g. 0.5")]
+    Cpus(f64),
+    /// More `--retries` than allowed.
+    #[error("invalid --retries {0}: expected 0 to {max}", max = crate::validate::MAX_RETRIES)]
+    Retries(u64),
+}
 
 /// How to run, resolved.
 #[derive(Clone, Debug)]
@@ -147,15 +178,12 @@ impl RunConfig {
         } else {
             let mut set = globset::GlobSetBuilder::new();
             for g in &flags.filter {
-                set.add(
-                    globset::Glob::new(g)
-                        .map_err(|e| BadFlag(format!("invalid --filter \"{g}\": {e}")))?,
-                );
+                set.add(globset::Glob::new(g).map_err(|source| BadFlag::Filter {
+                    glob: g.clone(),
+                    source,
+                })?);
             }
-            Some(
-                set.build()
-                    .map_err(|e| BadFlag(format!("invalid --filter: {e}")))?,
-            )
+            Some(set.build().map_err(BadFlag::Filters)?)
         };
         let partition = flags
             .partition
@@ -165,16 +193,11 @@ impl RunConfig {
         if let Some(c) = flags.cpus
             && !(c > 0.0 && c <= 1024.0)
         {
-            return Err(BadFlag(format!(
-                "invalid --cpu {c}: expected cores above 0, e.g. 0.5"
-            )));
+            return Err(BadFlag::Cpus(c));
         }
         let retries = flags.retries.unwrap_or(executor.retries);
         if retries > crate::validate::MAX_RETRIES {
-            return Err(BadFlag(format!(
-                "invalid --retries {retries}: expected 0 to {}",
-                crate::validate::MAX_RETRIES
-            )));
+            return Err(BadFlag::Retries(retries));
         }
         let workers = flags
             .workers
@@ -240,34 +263,24 @@ fn parse_partition_flag(text: &str) -> Result<Partition, BadFlag> {
         Some((m, r)) => (Some(m), r),
         None => (None, text),
     };
-    let (k, n) = parse_partition(rest).map_err(|_| {
-        BadFlag(format!(
-            "invalid --partition \"{text}\": expected K/N, hash:K/N or duration:K/N with 1 <= K <= N, e.g. duration:1/4"
-        ))
-    })?;
+    let (k, n) = parse_partition(rest).ok_or_else(|| BadFlag::Partition(text.to_owned()))?;
     match mode {
         None => Ok(Partition::RoundRobin(k, n)),
         Some("hash") => Ok(Partition::Hash(k, n)),
         Some("duration") => Ok(Partition::Duration(k, n)),
-        Some(other) => Err(BadFlag(format!(
-            "invalid --partition \"{text}\": unknown mode \"{other}\" (expected hash or duration)"
-        ))),
+        Some(other) => Err(BadFlag::PartitionMode {
+            text: text.to_owned(),
+            mode: other.to_owned(),
+        }),
     }
 }
 
-fn parse_partition(text: &str) -> Result<(u64, u64), BadFlag> {
-    let bad = || {
-        BadFlag(format!(
-            "invalid --partition \"{text}\": expected K/N with 1 <= K <= N, e.g. 1/4"
-        ))
-    };
-    let (k, n) = text.split_once('/').ok_or_else(bad)?;
-    let k: u64 = k.trim().parse().map_err(|_| bad())?;
-    let n: u64 = n.trim().parse().map_err(|_| bad())?;
-    if k == 0 || n == 0 || k > n {
-        return Err(bad());
-    }
-    Ok((k, n))
+/// `K/N` with 1 <= K <= N.
+fn parse_partition(text: &str) -> Option<(u64, u64)> {
+    let (k, n) = text.split_once('/')?;
+    let k: u64 = k.trim().parse().ok()?;
+    let n: u64 = n.trim().parse().ok()?;
+    (k != 0 && n != 0 && k <= n).then_some((k, n))
 }
 
 #[cfg(test)]
@@ -331,7 +344,26 @@ mod tests {
             ),
         ] {
             let e = RunConfig::resolve(&flags, &project(None)).err();
-            assert!(e.is_some_and(|e| e.0.starts_with(says)), "{says}");
+            assert!(e.is_some_and(|e| e.to_string().starts_with(says)), "{says}");
         }
+    }
+    #[test]
+    fn bad_flag_messages_are_whole() {
+        assert_eq!(
+            BadFlag::Retries(101).to_string(),
+            "invalid --retries 101: expected 0 to 100"
+        );
+        assert_eq!(
+            BadFlag::Cpus(-0.5).to_string(),
+            "invalid --cpu -0.5: expected cores above 0, e.g. 0.5"
+        );
+        assert_eq!(
+            parse_partition_flag("size:1/2").unwrap_err().to_string(),
+            "invalid --partition \"size:1/2\": unknown mode \"size\" (expected hash or duration)"
+        );
+        assert_eq!(
+            parse_partition_flag("0/2").unwrap_err().to_string(),
+            "invalid --partition \"0/2\": expected K/N, hash:K/N or duration:K/N with 1 <= K <= N, e.g. duration:1/4"
+        );
     }
 }

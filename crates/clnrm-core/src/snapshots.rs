@@ -89,14 +89,28 @@ pub enum Outcome {
     },
 }
 
+/// A snapshot file that could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+pub struct CheckError {
+    /// The `.snap` or `.snap.new` file.
+    pub path: PathBuf,
+    /// What reading or writing it said.
+    #[source]
+    pub source: std::io::Error,
+}
+
 impl SnapshotSpec {
     /// Compares `output` (already masked) with the snapshot, writing `.snap.new` or
     /// (when updating) `.snap`; the error says which file could not be read or written.
-    pub fn check(&self, output: &str) -> Result<Outcome, String> {
+    pub fn check(&self, output: &str) -> Result<Outcome, CheckError> {
         let content = self.redact.apply(output);
         let hash = sha256(content.as_bytes());
         let pending = pending_path(&self.path);
-        let io = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
+        let io = |p: &Path, source: std::io::Error| CheckError {
+            path: p.to_path_buf(),
+            source,
+        };
         let old = read(&self.path).map_err(|e| io(&self.path, e))?;
         if old.as_ref().is_some_and(|s| s.hash == hash) {
             remove_if_there(&pending).map_err(|e| io(&pending, e))?;
@@ -450,5 +464,15 @@ mod tests {
         let d = unified_diff(&old, "", "x");
         assert!(d.lines().count() <= MAX_DIFF_LINES + 1);
         assert!(d.contains("more lines of diff"));
+    }
+    #[test]
+    fn a_snapshot_that_cannot_be_read_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = spec(dir.path(), false);
+        // A directory where the file belongs: it opens, and reading it fails.
+        s.path = dir.path().to_path_buf();
+        let e = s.check("x").unwrap_err();
+        let shown = format!("{}: {}", dir.path().display(), e.source);
+        assert_eq!(e.to_string(), shown);
     }
 }

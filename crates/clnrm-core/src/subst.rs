@@ -83,12 +83,20 @@ pub fn references(text: &str) -> Vec<Reference<'_>> {
         .collect()
 }
 
+/// Why a text could not be substituted.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SubstError {
+    /// A `${name}` that nothing captured (the step that captures it did not run).
+    #[error("`${{{0}}}` is not captured (the step that captures it did not run)")]
+    NotCaptured(String),
+}
+
 /// `text` with each `${name}` replaced by `lookup(name)` and each `$${` by `${`; the
 /// first name `lookup` does not know is the error.
 pub fn substitute<'v>(
     text: &str,
     lookup: impl Fn(&str) -> Option<&'v str>,
-) -> Result<String, String> {
+) -> Result<String, SubstError> {
     let mut out = String::with_capacity(text.len());
     for piece in pieces(text) {
         match piece {
@@ -96,7 +104,7 @@ pub fn substitute<'v>(
             Piece::Escaped => out.push_str("${"),
             Piece::Var(r) => match lookup(r.name) {
                 Some(value) => out.push_str(value),
-                None => return Err(r.name.to_owned()),
+                None => return Err(SubstError::NotCaptured(r.name.to_owned())),
             },
         }
     }
@@ -127,7 +135,7 @@ mod tests {
         assert_eq!(substitute("$$${id}", with(&values)).unwrap(), "$${id}");
         assert_eq!(
             substitute("${missing}", with(&values)),
-            Err("missing".into())
+            Err(SubstError::NotCaptured("missing".into()))
         );
     }
 
@@ -183,5 +191,12 @@ mod tests {
             prop_assert_eq!(out, expected);
             prop_assert_eq!(references(&text).len(), names.len());
         }
+    }
+    #[test]
+    fn an_unknown_name_says_it_is_not_captured() {
+        assert_eq!(
+            SubstError::NotCaptured("id".into()).to_string(),
+            "`${id}` is not captured (the step that captures it did not run)"
+        );
     }
 }

@@ -29,29 +29,52 @@ use std::path::{Path, PathBuf};
 
 pub use position::LineIndex;
 
+/// Why the server stopped before the client said `exit`.
+#[derive(Debug, thiserror::Error)]
+pub enum LspError {
+    /// Reading stdin or writing stdout failed.
+    #[error("stdio: {0}")]
+    Stdio(#[source] std::io::Error),
+    /// The thread that serves could not be started.
+    #[error("cannot start the server thread: {0}")]
+    Thread(#[source] std::io::Error),
+    /// The thread that serves panicked (a bug).
+    #[error("the server thread panicked")]
+    Panicked,
+    /// The server's capabilities could not be written as JSON.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// The client broke the protocol, or went away.
+    #[error(transparent)]
+    Protocol(#[from] lsp_server::ProtocolError),
+    /// An answer could not be sent: the connection is closed.
+    #[error("sending on a disconnected channel")]
+    Disconnected,
+}
+
 /// Runs the server on stdin and stdout until the client says `exit`.
-pub fn run_stdio() -> Result<(), String> {
+pub fn run_stdio() -> Result<(), LspError> {
     let (conn, io) = Connection::stdio();
     serve(conn)?;
-    io.join().map_err(|e| format!("stdio: {e}"))
+    io.join().map_err(LspError::Stdio)
 }
 
 /// Runs the server on `conn` (stdio, or an in-memory pair in tests and benches) until
 /// the client says `exit`. Checking renders templates, which recurse: the work runs on
 /// a thread with the validator's stack.
-pub fn serve(conn: Connection) -> Result<(), String> {
+pub fn serve(conn: Connection) -> Result<(), LspError> {
     std::thread::Builder::new()
         .name("clnrm-lsp".into())
         .stack_size(clnrm_core::validate::RENDER_STACK)
         .spawn(move || serve_here(&conn))
-        .map_err(|e| format!("cannot start the server thread: {e}"))?
+        .map_err(LspError::Thread)?
         .join()
-        .map_err(|_| "the server thread panicked".to_owned())?
+        .map_err(|_| LspError::Panicked)?
 }
 
-fn serve_here(conn: &Connection) -> Result<(), String> {
-    let caps = serde_json::to_value(capabilities()).map_err(|e| e.to_string())?;
-    conn.initialize(caps).map_err(|e| e.to_string())?;
+fn serve_here(conn: &Connection) -> Result<(), LspError> {
+    let caps = serde_json::to_value(capabilities())?;
+    conn.initialize(caps)?;
     let mut server = Server::default();
     loop {
         let Ok(msg) = conn.receiver.recv() else {
@@ -168,10 +191,10 @@ fn canonical(p: &Path) -> PathBuf {
 
 impl Server {
     /// Handles one message; `true` when the client said `exit` after `shutdown`.
-    fn handle(&mut self, conn: &Connection, msg: Message) -> Result<bool, String> {
+    fn handle(&mut self, conn: &Connection, msg: Message) -> Result<bool, LspError> {
         match msg {
             Message::Request(req) => {
-                if conn.handle_shutdown(&req).map_err(|e| e.to_string())? {
+                if conn.handle_shutdown(&req)? {
                     return Ok(true);
                 }
                 let id = req.id.clone();
@@ -184,9 +207,10 @@ impl Server {
                                 "clnrm failed on this request (a bug; please report it)".into(),
                             )
                         });
+                // Its only error is a closed channel (the message comes back unsent).
                 conn.sender
                     .send(Message::Response(resp))
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|_| LspError::Disconnected)?;
             }
             Message::Notification(n) => {
                 if n.method == "exit" {

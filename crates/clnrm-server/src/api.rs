@@ -362,7 +362,8 @@ fn check_project(
             format!("the project does not validate:\n{}", text.join("\n")),
         ));
     }
-    crate::job::confined(&prepared).map_err(|e| Problem::new(StatusCode::FORBIDDEN, e))?;
+    crate::job::confined(&prepared)
+        .map_err(|e| Problem::new(StatusCode::FORBIDDEN, e.to_string()))?;
     if !allow_host_volumes {
         for f in &prepared.files {
             let Some(file) = &f.file else { continue };
@@ -563,7 +564,7 @@ pub(crate) async fn report<S: Store>(
     };
     let parsed = || {
         clnrm_core::report::from_json(&text)
-            .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e))
+            .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
     };
     let (kind, body) = match q.format.as_deref().unwrap_or("json") {
         "json" => ("application/json", text.clone()),

@@ -90,10 +90,26 @@ pub fn paths(dir: &Path) -> Vec<PathBuf> {
     }
 }
 
+/// A path an uploaded project names for clnrm to write or read that leads out of it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfinementError {
+    /// `diff.baseline_path` of `.clnrm/config.toml`.
+    #[error(".clnrm/config.toml: diff.baseline_path \"{0}\" is outside the project")]
+    Baseline(String),
+    /// A `[report]` path of a test file.
+    #[error("{file}: [report] path \"{path}\" is outside the project")]
+    Report {
+        /// The test file, as shown to users.
+        file: String,
+        /// The path as written.
+        path: String,
+    },
+}
+
 /// Whether every path an uploaded project names for clnrm to write or read stays
 /// inside it (`[report]` paths, `diff.baseline_path`); the error names the first that
 /// does not.
-pub fn confined(prepared: &clnrm_core::pipeline::Prepared) -> Result<(), String> {
+pub fn confined(prepared: &clnrm_core::pipeline::Prepared) -> Result<(), ConfinementError> {
     use std::path::Component;
     let inside = |base: &Path, rel: &str| {
         let mut depth: i64 = 0;
@@ -118,9 +134,7 @@ pub fn confined(prepared: &clnrm_core::pipeline::Prepared) -> Result<(), String>
     let root = prepared.project.root.clone();
     let baseline = &prepared.project.config.diff.baseline_path;
     if !inside(&root, baseline) {
-        return Err(format!(
-            ".clnrm/config.toml: diff.baseline_path \"{baseline}\" is outside the project"
-        ));
+        return Err(ConfinementError::Baseline(baseline.clone()));
     }
     for f in &prepared.files {
         let Some(report) = f.file.as_ref().and_then(|m| m.report.as_ref()) else {
@@ -132,10 +146,10 @@ pub fn confined(prepared: &clnrm_core::pipeline::Prepared) -> Result<(), String>
             .flatten()
         {
             if !inside(dir, &p.value) {
-                return Err(format!(
-                    "{}: [report] path \"{}\" is outside the project",
-                    f.display, p.value
-                ));
+                return Err(ConfinementError::Report {
+                    file: f.display.clone(),
+                    path: p.value.clone(),
+                });
             }
         }
     }

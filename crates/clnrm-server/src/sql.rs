@@ -68,16 +68,17 @@ impl Sql {
     /// missing) and brings its schema up to date.
     pub async fn open(url: &str) -> Result<Self> {
         sqlx::any::install_default_drivers();
-        let backend = Backend::of(url)
-            .ok_or_else(|| StoreError(format!("{url}: expected sqlite://PATH or postgres://…")))?;
+        let backend = Backend::of(url).ok_or_else(|| StoreError::Url(url.to_owned()))?;
         let url = match backend {
             Backend::Sqlite => {
                 let path = url.trim_start_matches("sqlite://");
                 if let Some(dir) = std::path::Path::new(path).parent()
                     && !dir.as_os_str().is_empty()
                 {
-                    std::fs::create_dir_all(dir)
-                        .map_err(|e| StoreError(format!("{}: {e}", dir.display())))?;
+                    std::fs::create_dir_all(dir).map_err(|source| StoreError::Directory {
+                        dir: dir.to_path_buf(),
+                        source,
+                    })?;
                 }
                 format!("sqlite://{path}?mode=rwc")
             }

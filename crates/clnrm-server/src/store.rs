@@ -7,13 +7,22 @@ use std::future::Future;
 
 /// What a store call failed with.
 #[derive(Debug, thiserror::Error)]
-#[error("database: {0}")]
-pub struct StoreError(pub String);
-
-impl From<sqlx::Error> for StoreError {
-    fn from(e: sqlx::Error) -> Self {
-        Self(e.to_string())
-    }
+pub enum StoreError {
+    /// The database refused or failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The URL names no database clnrm can use.
+    #[error("database: {0}: expected sqlite://PATH or postgres://…")]
+    Url(String),
+    /// The SQLite file's directory could not be made.
+    #[error("database: {}: {source}", dir.display())]
+    Directory {
+        /// The directory.
+        dir: std::path::PathBuf,
+        /// What making it said.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A store result.
@@ -261,4 +270,26 @@ pub trait Store: Send + Sync + 'static {
 /// Whether a run in this status has ended.
 pub fn is_final(status: &str) -> bool {
     matches!(status, "passed" | "failed" | "error" | "cancelled")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_errors_read_as_database_errors() {
+        assert_eq!(
+            StoreError::Url("mysql://x".into()).to_string(),
+            "database: mysql://x: expected sqlite://PATH or postgres://…"
+        );
+        let dir = StoreError::Directory {
+            dir: "/x".into(),
+            source: std::io::ErrorKind::Other.into(),
+        };
+        assert_eq!(dir.to_string(), "database: /x: other error");
+        assert_eq!(
+            StoreError::from(sqlx::Error::RowNotFound).to_string(),
+            format!("database: {}", sqlx::Error::RowNotFound)
+        );
+    }
 }

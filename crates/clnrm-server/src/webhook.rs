@@ -85,20 +85,40 @@ async fn deliver(hook: Webhook, body: String, delivery: String) {
     eprintln!("webhook {}: gave up after {TRIES} tries", hook.url);
 }
 
+/// Why a delivery got no answer.
+#[derive(Debug, thiserror::Error)]
+enum PostError {
+    /// The hook's URL is not `http://`.
+    #[error("not an http:// URL")]
+    NotHttp,
+    /// Its host did not accept the connection.
+    #[error("cannot connect: {0}")]
+    Connect(#[source] std::io::Error),
+    /// The HTTP handshake failed.
+    #[error(transparent)]
+    Handshake(hyper::Error),
+    /// The request could not be made (a header value it cannot hold).
+    #[error(transparent)]
+    Request(#[from] hyper::http::Error),
+    /// Sending the request, or reading the answer, failed.
+    #[error(transparent)]
+    Send(hyper::Error),
+}
+
 /// One POST; the answer's status.
-async fn post(url: &str, body: &str, signature: &str, delivery: &str) -> Result<u16, String> {
-    let rest = url.strip_prefix("http://").ok_or("not an http:// URL")?;
+async fn post(url: &str, body: &str, signature: &str, delivery: &str) -> Result<u16, PostError> {
+    let rest = url.strip_prefix("http://").ok_or(PostError::NotHttp)?;
     let (authority, path) = match rest.split_once('/') {
         Some((a, p)) => (a, format!("/{p}")),
         None => (rest, "/".to_owned()),
     };
     let stream = tokio::net::TcpStream::connect(authority)
         .await
-        .map_err(|e| format!("cannot connect: {e}"))?;
+        .map_err(PostError::Connect)?;
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(PostError::Handshake)?;
     tokio::spawn(conn);
     let request = hyper::Request::post(path)
         .header(hyper::header::HOST, authority)
@@ -110,12 +130,11 @@ async fn post(url: &str, body: &str, signature: &str, delivery: &str) -> Result<
         .header("x-clnrm-event", "run.finished")
         .header("x-clnrm-delivery", delivery)
         .header("x-clnrm-signature", signature)
-        .body(Full::new(Bytes::from(body.to_owned())))
-        .map_err(|e| e.to_string())?;
+        .body(Full::new(Bytes::from(body.to_owned())))?;
     let response = sender
         .send_request(request)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(PostError::Send)?;
     Ok(response.status().as_u16())
 }
 

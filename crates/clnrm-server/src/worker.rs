@@ -227,7 +227,7 @@ async fn execute<S: Store>(
         return fail(app, worker, &id, "the project does not validate").await;
     }
     if let Err(e) = confined(&prepared) {
-        return fail(app, worker, &id, &e).await;
+        return fail(app, worker, &id, &e.to_string()).await;
     }
     let flags = RunFlags {
         workers: options.workers,

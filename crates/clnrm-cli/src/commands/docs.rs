@@ -32,16 +32,44 @@ pub fn man(args: &ManArgs) -> i32 {
     }
 }
 
+/// Why a man page was not written.
+#[derive(Debug, thiserror::Error)]
+enum ManError {
+    /// The page could not be rendered.
+    #[error("{name}: {source}")]
+    Render {
+        /// The page's name (`clnrm-run`).
+        name: String,
+        /// What rendering said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The page's file could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What writing said.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// The page of `cmd` (named `name`) and of each of its commands, recursively; how
 /// many.
-fn write_pages(cmd: &clap::Command, name: &str, dir: &std::path::Path) -> Result<usize, String> {
+fn write_pages(cmd: &clap::Command, name: &str, dir: &std::path::Path) -> Result<usize, ManError> {
     let page = cmd.clone().name(name.to_owned());
     let mut bytes = Vec::new();
     clap_mangen::Man::new(page)
         .render(&mut bytes)
-        .map_err(|e| format!("{name}: {e}"))?;
+        .map_err(|source| ManError::Render {
+            name: name.to_owned(),
+            source,
+        })?;
     let path = dir.join(format!("{name}.1"));
-    std::fs::write(&path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    if let Err(source) = std::fs::write(&path, bytes) {
+        return Err(ManError::Write { path, source });
+    }
     let mut n = 1;
     for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
         n += write_pages(sub, &format!("{name}-{}", sub.get_name()), dir)?;

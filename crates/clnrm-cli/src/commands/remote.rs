@@ -138,6 +138,43 @@ fn options(args: &RunArgs, only: &[String]) -> serde_json::Value {
     options
 }
 
+/// Why a request to the service got no answer.
+#[derive(Debug, thiserror::Error)]
+enum SendError {
+    /// The service's address did not accept the connection.
+    #[error("cannot reach {addr}: {source}")]
+    Connect {
+        /// `host:port`.
+        addr: String,
+        /// What connecting said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The HTTP handshake failed.
+    #[error("{addr}: {source}")]
+    Handshake {
+        /// `host:port`.
+        addr: String,
+        /// What the handshake said.
+        #[source]
+        source: hyper::Error,
+    },
+    /// The request could not be made (a header value it cannot hold).
+    #[error(transparent)]
+    Request(#[from] hyper::http::Error),
+    /// Sending the request, or reading the answer's head, failed.
+    #[error("{method} {path}: {source}")]
+    Send {
+        /// The request's method.
+        method: String,
+        /// The request's path.
+        path: String,
+        /// What sending said.
+        #[source]
+        source: hyper::Error,
+    },
+}
+
 /// A request to the service; the status and body (read whole unless `stream`).
 async fn send(
     base: &Base,
@@ -145,14 +182,20 @@ async fn send(
     path: &str,
     headers: &[(&str, String)],
     body: Bytes,
-) -> Result<hyper::Response<hyper::body::Incoming>, String> {
+) -> Result<hyper::Response<hyper::body::Incoming>, SendError> {
     let stream = tokio::net::TcpStream::connect(&base.addr)
         .await
-        .map_err(|e| format!("cannot reach {}: {e}", base.addr))?;
+        .map_err(|source| SendError::Connect {
+            addr: base.addr.clone(),
+            source,
+        })?;
     let io = hyper_util::rt::TokioIo::new(stream);
     let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
         .await
-        .map_err(|e| format!("{}: {e}", base.addr))?;
+        .map_err(|source| SendError::Handshake {
+            addr: base.addr.clone(),
+            source,
+        })?;
     tokio::spawn(conn);
     let mut req = hyper::Request::builder()
         .method(method)
@@ -161,11 +204,15 @@ async fn send(
     for (k, v) in headers {
         req = req.header(*k, v.as_str());
     }
-    let req = req.body(Full::new(body)).map_err(|e| e.to_string())?;
+    let req = req.body(Full::new(body))?;
     sender
         .send_request(req)
         .await
-        .map_err(|e| format!("{method} {path}: {e}"))
+        .map_err(|source| SendError::Send {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            source,
+        })
 }
 
 async fn text(resp: hyper::Response<hyper::body::Incoming>) -> (u16, String) {
@@ -207,7 +254,7 @@ async fn remote(
     };
     let resp = send(base, "POST", "/api/v1/runs", &headers, Bytes::from(packed))
         .await
-        .map_err(fail)?;
+        .map_err(|e| fail(e.to_string()))?;
     let (status, body) = text(resp).await;
     if status != 201 {
         eprintln!(
@@ -471,10 +518,41 @@ fn relative(root: &Path, path: &Path) -> String {
         .replace('\\', "/")
 }
 
+/// Why the project could not be packed.
+#[derive(Debug, thiserror::Error)]
+enum PackError {
+    /// Walking the project failed.
+    #[error(transparent)]
+    Walk(#[from] ignore::Error),
+    /// A path to send leads out of the project.
+    #[error("{} is outside the project {}", path.display(), root.display())]
+    Outside {
+        /// The path.
+        path: PathBuf,
+        /// The project's root.
+        root: PathBuf,
+    },
+    /// A file to send cannot be read.
+    #[error("{}: {source}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What reading it said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// More to send than the service takes.
+    #[error("more than {max} MiB to send", max = MAX_PACKED >> 20)]
+    TooBig,
+    /// The archive could not be finished.
+    #[error(transparent)]
+    Finish(std::io::Error),
+}
+
 /// The project as a `.tar.gz`: `paths` (default: everything) and `.clnrm/` (config,
 /// templates, baselines, snapshots), without what `.gitignore` ignores, `.git`, and
 /// clnrm's own outputs.
-fn pack(root: &Path, paths: &[PathBuf], cwd: &Path) -> Result<Vec<u8>, String> {
+fn pack(root: &Path, paths: &[PathBuf], cwd: &Path) -> Result<Vec<u8>, PackError> {
     let mut roots: Vec<PathBuf> = if paths.is_empty() {
         vec![root.to_path_buf()]
     } else {
@@ -497,14 +575,13 @@ fn pack(root: &Path, paths: &[PathBuf], cwd: &Path) -> Result<Vec<u8>, String> {
             .filter_entry(move |e| !skipped(&relative(&base, e.path())))
             .build();
         for entry in walk {
-            let entry = entry.map_err(|e| e.to_string())?;
+            let entry = entry?;
             let path = entry.path();
             if !path.starts_with(root) {
-                return Err(format!(
-                    "{} is outside the project {}",
-                    path.display(),
-                    root.display()
-                ));
+                return Err(PackError::Outside {
+                    path: path.to_path_buf(),
+                    root: root.to_path_buf(),
+                });
             }
             let rel_text = relative(root, path);
             if skipped(&rel_text)
@@ -513,16 +590,19 @@ fn pack(root: &Path, paths: &[PathBuf], cwd: &Path) -> Result<Vec<u8>, String> {
             {
                 continue;
             }
-            let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let file = |source| PackError::File {
+                path: path.to_path_buf(),
+                source,
+            };
+            let meta = std::fs::metadata(path).map_err(file)?;
             total += meta.len();
             if total > MAX_PACKED {
-                return Err(format!("more than {} MiB to send", MAX_PACKED >> 20));
+                return Err(PackError::TooBig);
             }
-            tar.append_path_with_name(path, &rel_text)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            tar.append_path_with_name(path, &rel_text).map_err(file)?;
         }
     }
     tar.into_inner()
         .and_then(|gz| gz.finish())
-        .map_err(|e| e.to_string())
+        .map_err(PackError::Finish)
 }

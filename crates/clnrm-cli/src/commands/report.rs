@@ -65,15 +65,25 @@ fn merge(args: &MergeArgs) -> i32 {
     exit::of_report(&merged, args.flaky_fails)
 }
 
-fn read(path: &std::path::Path) -> Result<RunReport, String> {
-    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+/// Why a shard's report cannot be merged.
+#[derive(Debug, thiserror::Error)]
+enum ReadError {
+    /// It cannot be read.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// It is bigger than a report may be.
+    #[error("{0} bytes, more than the {max} MiB a report may hold", max = MAX_REPORT_BYTES >> 20)]
+    TooBig(u64),
+    /// It is not a JSON report.
+    #[error(transparent)]
+    Report(#[from] report::ReadError),
+}
+
+fn read(path: &std::path::Path) -> Result<RunReport, ReadError> {
+    let meta = std::fs::metadata(path)?;
     if meta.len() > MAX_REPORT_BYTES {
-        return Err(format!(
-            "{} bytes, more than the {} MiB a report may hold",
-            meta.len(),
-            MAX_REPORT_BYTES >> 20
-        ));
+        return Err(ReadError::TooBig(meta.len()));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-    report::from_json(&text)
+    let text = std::fs::read_to_string(path)?;
+    Ok(report::from_json(&text)?)
 }

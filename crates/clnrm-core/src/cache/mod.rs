@@ -160,19 +160,38 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// Why the cache file is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// It cannot be read.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// It is not a cache file.
+    #[error("corrupt ({0})")]
+    Corrupt(#[source] serde_json::Error),
+    /// Another version of clnrm wrote it.
+    #[error("written by another clnrm ({format} {version})")]
+    OtherVersion {
+        /// Its format.
+        format: String,
+        /// The clnrm version that wrote it.
+        version: String,
+    },
+}
+
 /// Reads the cache file; `Err` says why it is unusable (corrupt, another version).
-fn read(path: &Path) -> Result<CacheFile, String> {
+fn read(path: &Path) -> Result<CacheFile, ReadError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(CacheFile::default()),
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(e.into()),
     };
-    let file: CacheFile = serde_json::from_str(&text).map_err(|e| format!("corrupt ({e})"))?;
+    let file: CacheFile = serde_json::from_str(&text).map_err(ReadError::Corrupt)?;
     if file.format != FORMAT || file.clnrm_version != VERSION {
-        return Err(format!(
-            "written by another clnrm ({} {})",
-            file.format, file.clnrm_version
-        ));
+        return Err(ReadError::OtherVersion {
+            format: file.format,
+            version: file.clnrm_version,
+        });
     }
     Ok(file)
 }
@@ -428,7 +447,7 @@ pub fn summary(dir: &Path) -> Summary {
             entries: 0,
             bytes,
             last_run: Stats::default(),
-            problem: Some(why),
+            problem: Some(why.to_string()),
         },
     }
 }

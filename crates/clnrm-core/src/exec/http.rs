@@ -379,7 +379,7 @@ pub(super) async fn run(
     if let Some((reason, why)) = judge(http, &answer) {
         fail(&mut result, reason, why);
     } else if let Err(why) = captured.take_http(step, &answer) {
-        fail(&mut result, Reason::Capture, why);
+        fail(&mut result, Reason::Capture, why.to_string());
     }
     result.stdout = captured.masker.mask(&String::from_utf8_lossy(&answer.body));
     result.command = captured.masker.mask(&result.command);

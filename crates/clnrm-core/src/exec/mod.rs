@@ -22,11 +22,13 @@ mod session;
 mod spans;
 mod worker;
 
+pub use captures::CaptureError;
 pub use dispatcher::CancelReason;
 pub use events::{
     Event, Reason, ScenarioDiff, ScenarioResult, ServiceReport, Status, StepResult, TAIL_BYTES,
     tail,
 };
+pub use pool::StepError;
 pub use queue::{scenario_key, with_snapshots};
 pub use reaper::{RUN_LABEL, RunOwner, reap};
 pub use session::Session;

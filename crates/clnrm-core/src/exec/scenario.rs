@@ -31,7 +31,7 @@ enum StepEnd {
     Done(ExecOutput),
     Timeout(Duration),
     Interrupted,
-    Broken(String),
+    Broken(super::pool::StepError),
     /// The engine stopped answering while the command ran.
     Stalled(String),
 }
@@ -160,7 +160,7 @@ pub async fn run_steps<E: ContainerEngine>(
             Ok(step) => step,
             Err(why) => {
                 let mut result = not_run(&captured.masker, planned);
-                fail(&mut result, Reason::Capture, why);
+                fail(&mut result, Reason::Capture, why.to_string());
                 failure = Some((
                     Reason::Capture,
                     format!(
@@ -425,7 +425,7 @@ async fn run_step<E: ContainerEngine>(
             if result.status == Status::Passed
                 && let Err(why) = captured.take(step, &out)
             {
-                fail(&mut result, Reason::Capture, why);
+                fail(&mut result, Reason::Capture, why.to_string());
             }
             // Masked after the captures: a secret one is hidden in its own output too.
             let mask = |b: &[u8]| captured.masker.mask(&String::from_utf8_lossy(b));
@@ -473,7 +473,7 @@ async fn run_step<E: ContainerEngine>(
             } else {
                 result.status = Status::Error;
                 result.reason = Some(Reason::Engine);
-                result.message = Some(captured.masker.mask(&e));
+                result.message = Some(captured.masker.mask(&e.to_string()));
             }
             false
         }

@@ -40,7 +40,7 @@ impl<E: ContainerEngine> Session<E> {
                     receiver = Some(started.receiver);
                     warnings.extend(started.warning);
                 }
-                Err(e) => receiver_error = Some(e),
+                Err(e) => receiver_error = Some(e.to_string()),
             }
         }
         let config = PoolConfig {
@@ -187,6 +187,17 @@ impl<E: ContainerEngine> Session<E> {
     }
 }
 
+/// Why a session has no OTLP receiver.
+#[derive(Debug, thiserror::Error)]
+enum ReceiverError {
+    /// The run token could not be drawn.
+    #[error("no random source for the run token: {0}")]
+    Token(#[source] std::io::Error),
+    /// The receiver could not listen.
+    #[error("could not start the OTLP receiver: {0}")]
+    Listen(#[source] std::io::Error),
+}
+
 /// A started receiver and what the user should know about it.
 struct Started {
     receiver: Arc<Receiver>,
@@ -197,9 +208,8 @@ struct Started {
 /// gateway (where containers reach this host). When that gateway is no address of this
 /// host (a remote or rootless engine), it listens on every interface, still behind
 /// the token, and says so.
-async fn start_receiver<E: ContainerEngine>(engine: &E) -> Result<Started, String> {
-    let token = ReceiverConfig::random_token()
-        .map_err(|e| format!("no random source for the run token: {e}"))?;
+async fn start_receiver<E: ContainerEngine>(engine: &E) -> Result<Started, ReceiverError> {
+    let token = ReceiverConfig::random_token().map_err(ReceiverError::Token)?;
     let local: std::net::IpAddr = std::net::Ipv4Addr::LOCALHOST.into();
     let gateway = engine
         .network_gateway(crate::backend::DEFAULT_NETWORK)
@@ -230,7 +240,7 @@ async fn start_receiver<E: ContainerEngine>(engine: &E) -> Result<Started, Strin
     };
     let receiver = Receiver::start(config)
         .await
-        .map_err(|e| format!("could not start the OTLP receiver: {e}"))?;
+        .map_err(ReceiverError::Listen)?;
     Ok(Started {
         receiver: Arc::new(receiver),
         warning: Some(format!(

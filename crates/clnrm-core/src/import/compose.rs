@@ -294,6 +294,36 @@ fn unescape(s: &str) -> String {
     out
 }
 
+/// Why a value's `${…}` cannot be interpolated.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InterpolationError {
+    /// Defaults (`${A:-${B:-…}}`) nest too deep.
+    #[error("variables nest more than {} deep", MAX_NESTING)]
+    TooDeep,
+    /// A `${` without its `}`.
+    #[error("unclosed `${{` in {0:?}")]
+    Unclosed(String),
+    /// A `${…}` that does not start with a name.
+    #[error("`${{{0}}}` does not start with a variable name")]
+    NoName(String),
+    /// `${NAME:?message}` (or `?`) of a variable that is unset (or empty).
+    #[error("variable {name} is required: {message}")]
+    Required {
+        /// The variable.
+        name: String,
+        /// The message written after `?`.
+        message: String,
+    },
+    /// A `${NAME…}` whose operator Compose does not have.
+    #[error("`${{{body}}}`: unknown modifier {op:?}")]
+    UnknownModifier {
+        /// What is between the braces.
+        body: String,
+        /// What follows the name.
+        op: String,
+    },
+}
+
 /// `s` with Compose's interpolation applied: `$$` is `$`; `$NAME`, `${NAME}`,
 /// `${NAME:-default}` / `${NAME-default}` (unset or empty / unset),
 /// `${NAME:?message}` / `${NAME?message}` (an error), `${NAME:+other}` /
@@ -303,7 +333,7 @@ pub fn interpolate(
     s: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
     unset: &mut BTreeSet<String>,
-) -> Result<String, String> {
+) -> Result<String, InterpolationError> {
     interpolate_at(s, lookup, unset, 0)
 }
 
@@ -315,9 +345,9 @@ fn interpolate_at(
     lookup: &dyn Fn(&str) -> Option<String>,
     unset: &mut BTreeSet<String>,
     depth: usize,
-) -> Result<String, String> {
+) -> Result<String, InterpolationError> {
     if depth > MAX_NESTING {
-        return Err(format!("variables nest more than {MAX_NESTING} deep"));
+        return Err(InterpolationError::TooDeep);
     }
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
@@ -328,7 +358,8 @@ fn interpolate_at(
             out.push('$');
             rest = tail;
         } else if let Some(body) = after.strip_prefix('{') {
-            let end = closing_brace(body).ok_or_else(|| format!("unclosed `${{` in {s:?}"))?;
+            let end =
+                closing_brace(body).ok_or_else(|| InterpolationError::Unclosed(s.to_owned()))?;
             out.push_str(&expand(&body[..end], lookup, unset, depth)?);
             rest = &body[end + 1..];
         } else {
@@ -385,10 +416,10 @@ fn expand(
     lookup: &dyn Fn(&str) -> Option<String>,
     unset: &mut BTreeSet<String>,
     depth: usize,
-) -> Result<String, String> {
+) -> Result<String, InterpolationError> {
     let len = name_len(body);
     if len == 0 {
-        return Err(format!("`${{{body}}}` does not start with a variable name"));
+        return Err(InterpolationError::NoName(body.to_owned()));
     }
     let (name, op) = body.split_at(len);
     let value = lookup(name);
@@ -418,7 +449,10 @@ fn expand(
             };
             if !ok {
                 let msg = op.trim_start_matches(':').trim_start_matches('?');
-                return Err(format!("variable {name} is required: {msg}"));
+                return Err(InterpolationError::Required {
+                    name: name.to_owned(),
+                    message: msg.to_owned(),
+                });
             }
             value.unwrap_or_default()
         }
@@ -436,7 +470,12 @@ fn expand(
                 String::new()
             }
         }
-        _ => return Err(format!("`${{{body}}}`: unknown modifier {op:?}")),
+        _ => {
+            return Err(InterpolationError::UnknownModifier {
+                body: body.to_owned(),
+                op: op.to_owned(),
+            });
+        }
     };
     Ok(out)
 }
@@ -549,7 +588,7 @@ impl Import<'_> {
                 let mut unset = std::mem::take(&mut self.unset);
                 let out = interpolate(s, &|n| self.lookup(n), &mut unset);
                 self.unset = unset;
-                *s = out.map_err(|m| self.err(path, m))?;
+                *s = out.map_err(|m| self.err(path, m.to_string()))?;
             }
             Value::Sequence(items) => {
                 for (i, item) in items.iter_mut().enumerate() {
@@ -1206,7 +1245,10 @@ mod tests {
         move |n| owned.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone())
     }
 
-    fn interp(s: &str, pairs: &[(&str, &str)]) -> Result<(String, Vec<String>), String> {
+    fn interp(
+        s: &str,
+        pairs: &[(&str, &str)],
+    ) -> Result<(String, Vec<String>), InterpolationError> {
         let mut unset = BTreeSet::new();
         let out = interpolate(s, &vars(pairs), &mut unset)?;
         Ok((out, unset.into_iter().collect()))
@@ -1230,11 +1272,17 @@ mod tests {
         assert!(
             interp("${NOPE:?must be set}", &set)
                 .unwrap_err()
+                .to_string()
                 .contains("NOPE is required: must be set")
         );
         assert!(interp("${EMPTY:?}", &set).is_err());
         assert!(interp("${EMPTY?}", &set).is_ok());
-        assert!(interp("${USER", &set).unwrap_err().contains("unclosed"));
+        assert!(
+            interp("${USER", &set)
+                .unwrap_err()
+                .to_string()
+                .contains("unclosed")
+        );
         assert!(interp("${1X}", &set).is_err());
     }
 
@@ -1491,5 +1539,16 @@ volumes:
                 "{path} from {from}"
             );
         }
+    }
+    #[test]
+    fn interpolation_errors_name_the_text() {
+        let set = [("USER", "ann")];
+        let why = |s: &str| interp(s, &set).unwrap_err().to_string();
+        assert_eq!(why("a ${USER"), "unclosed `${` in \"a ${USER\"");
+        assert_eq!(why("${1X}"), "`${1X}` does not start with a variable name");
+        assert_eq!(why("${USER%x}"), "`${USER%x}`: unknown modifier \"%x\"");
+        assert_eq!(why("${NOPE?set it}"), "variable NOPE is required: set it");
+        let deep = format!("{}{}", "${N:-".repeat(10), "}".repeat(10));
+        assert_eq!(why(&deep), "variables nest more than 8 deep");
     }
 }

@@ -91,7 +91,7 @@ pub fn digest(path: &Path, index: &mut StatIndex, exclude: &[PathBuf]) -> InputD
     };
     match tree.walk(path, "") {
         Ok(()) => known(Kind::Dir, hex(&tree.lines.finalize()), tree.files),
-        Err(why) => InputDigest::Unknowable(why),
+        Err(why) => InputDigest::Unknowable(why.to_string()),
     }
 }
 
@@ -107,6 +107,48 @@ fn mode(m: &std::fs::Metadata) -> u32 {
     m.permissions().mode() & 0o7777
 }
 
+/// Why a directory's tree has no digest.
+#[derive(Debug, thiserror::Error)]
+pub enum DigestError {
+    /// A directory in it cannot be listed.
+    #[error("cannot list {} ({source})", path.display())]
+    List {
+        /// The directory.
+        path: PathBuf,
+        /// What listing it said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An entry in it cannot be read.
+    #[error("cannot read {} ({source})", path.display())]
+    Read {
+        /// The entry.
+        path: PathBuf,
+        /// What reading it said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// It has more entries than are hashed.
+    #[error("over {} entries; mount a narrower directory", MAX_ENTRIES)]
+    TooMany,
+}
+
+impl DigestError {
+    fn list(path: &Path, source: std::io::Error) -> Self {
+        Self::List {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    fn read(path: &Path, source: std::io::Error) -> Self {
+        Self::Read {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
 struct Tree<'a> {
     index: &'a mut StatIndex,
     exclude: &'a [PathBuf],
@@ -117,21 +159,18 @@ struct Tree<'a> {
 
 impl Tree<'_> {
     /// Adds the entries of directory `dir` (`rel` below the input) in name order.
-    fn walk(&mut self, dir: &Path, rel: &str) -> Result<(), String> {
-        let read =
-            std::fs::read_dir(dir).map_err(|e| format!("cannot list {} ({e})", dir.display()))?;
+    fn walk(&mut self, dir: &Path, rel: &str) -> Result<(), DigestError> {
+        let read = std::fs::read_dir(dir).map_err(|e| DigestError::list(dir, e))?;
         let mut names: Vec<std::ffi::OsString> = Vec::new();
         for entry in read {
-            let entry = entry.map_err(|e| format!("cannot list {} ({e})", dir.display()))?;
+            let entry = entry.map_err(|e| DigestError::list(dir, e))?;
             names.push(entry.file_name());
         }
         names.sort();
         for name in names {
             self.entries += 1;
             if self.entries > MAX_ENTRIES {
-                return Err(format!(
-                    "over {MAX_ENTRIES} entries; mount a narrower directory"
-                ));
+                return Err(DigestError::TooMany);
             }
             let path = dir.join(&name);
             if self.exclude.contains(&path) {
@@ -148,17 +187,16 @@ impl Tree<'_> {
         Ok(())
     }
 
-    fn entry(&mut self, path: &Path, rel: &str) -> Result<(), String> {
+    fn entry(&mut self, path: &Path, rel: &str) -> Result<(), DigestError> {
         let meta = match std::fs::symlink_metadata(path) {
             Ok(m) => m,
             // Gone while listing: as if it had not been there.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(format!("cannot read {} ({e})", path.display())),
+            Err(e) => return Err(DigestError::read(path, e)),
         };
         let kind = meta.file_type();
         let line = if kind.is_symlink() {
-            let target = std::fs::read_link(path)
-                .map_err(|e| format!("cannot read {} ({e})", path.display()))?;
+            let target = std::fs::read_link(path).map_err(|e| DigestError::read(path, e))?;
             format!("link {rel}\0{}", target.display())
         } else if kind.is_dir() {
             format!("dir {rel}\0{:o}", mode(&meta))
@@ -171,7 +209,7 @@ impl Tree<'_> {
                     format!("unreadable {} {} {} {}", s.size, s.mtime, s.ctime, s.ino)
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-                Err(e) => return Err(format!("cannot read {} ({e})", path.display())),
+                Err(e) => return Err(DigestError::read(path, e)),
             };
             self.files.insert(rel.to_owned(), hash.clone());
             format!("file {rel}\0{:o}\0{hash}", mode(&meta))
@@ -249,5 +287,16 @@ mod tests {
         assert_ne!(hash_of(&f), a);
         std::fs::write(&f, "hello").expect("write");
         assert_eq!(hash_of(&f), a, "content, not times");
+    }
+    #[test]
+    fn why_a_tree_has_no_digest_names_the_path() {
+        let e = DigestError::list(Path::new("/x/y"), std::io::ErrorKind::Other.into());
+        assert_eq!(e.to_string(), "cannot list /x/y (other error)");
+        let e = DigestError::read(Path::new("/x/z"), std::io::ErrorKind::Other.into());
+        assert_eq!(e.to_string(), "cannot read /x/z (other error)");
+        assert_eq!(
+            DigestError::TooMany.to_string(),
+            "over 100000 entries; mount a narrower directory"
+        );
     }
 }

@@ -102,18 +102,29 @@ fn now_ns() -> i128 {
         .map_or(0, |d| d.as_nanos() as i128)
 }
 
-fn read(path: &Path) -> Result<HashMap<PathBuf, Entry>, String> {
+/// Why the index file is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// It cannot be read.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// It is not an index file.
+    #[error("corrupt ({0})")]
+    Corrupt(#[source] serde_json::Error),
+    /// It is of another format.
+    #[error("format is \"{0}\", expected \"{expected}\"", expected = FORMAT)]
+    Format(String),
+}
+
+fn read(path: &Path) -> Result<HashMap<PathBuf, Entry>, IndexError> {
     let text = match std::fs::read(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(e.into()),
     };
-    let file: IndexFile = serde_json::from_slice(&text).map_err(|e| format!("corrupt ({e})"))?;
+    let file: IndexFile = serde_json::from_slice(&text).map_err(IndexError::Corrupt)?;
     if file.format != FORMAT {
-        return Err(format!(
-            "format is \"{}\", expected \"{FORMAT}\"",
-            file.format
-        ));
+        return Err(IndexError::Format(file.format));
     }
     Ok(file.entries)
 }
@@ -310,5 +321,12 @@ mod tests {
         std::fs::write(StatIndex::file_path(dir.path()), "{ nope").expect("write");
         let idx = StatIndex::open(dir.path());
         assert!(idx.warning.is_some_and(|w| w.contains("corrupt")));
+    }
+    #[test]
+    fn an_index_of_another_format_says_which() {
+        assert_eq!(
+            IndexError::Format("x".into()).to_string(),
+            "format is \"x\", expected \"clnrm.inputs.v1\""
+        );
     }
 }

@@ -116,15 +116,33 @@ impl PartialEq for Pattern {
     }
 }
 
+/// A regular expression that does not compile; it reads as the compiler's reason (the
+/// last line of its message, which points into the expression above it).
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{}", reason(.0))]
+pub struct RegexError(#[source] regex::Error);
+
+/// The last line of a regex compiler's message, without its `error: `.
+fn reason(e: &regex::Error) -> String {
+    let text = e.to_string();
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("invalid")
+        .trim();
+    last.strip_prefix("error: ").unwrap_or(last).to_owned()
+}
+
 thread_local! {
     /// Compiled expressions by text: suites repeat the same few patterns across many
     /// files, and compiling a regex costs far more than reading the file around it.
-    static REGEXES: std::cell::RefCell<HashMap<String, Result<Regex, String>>> =
+    static REGEXES: std::cell::RefCell<HashMap<String, Result<Regex, RegexError>>> =
         std::cell::RefCell::new(HashMap::new());
 }
 
 /// Compiles `pattern`, or gives the compiler's reason (its last line).
-pub(crate) fn compile(pattern: &str) -> Result<Regex, String> {
+pub(crate) fn compile(pattern: &str) -> Result<Regex, RegexError> {
     REGEXES.with(|cache| {
         if let Some(v) = cache.borrow().get(pattern) {
             return v.clone();
@@ -132,16 +150,7 @@ pub(crate) fn compile(pattern: &str) -> Result<Regex, String> {
         let verdict = RegexBuilder::new(pattern)
             .multi_line(true)
             .build()
-            .map_err(|e| {
-                let text = e.to_string();
-                let last = text
-                    .lines()
-                    .rev()
-                    .find(|l| !l.trim().is_empty())
-                    .unwrap_or("invalid")
-                    .trim();
-                last.strip_prefix("error: ").unwrap_or(last).to_owned()
-            });
+            .map_err(RegexError);
         let mut cache = cache.borrow_mut();
         if cache.len() > 4096 {
             cache.clear();
@@ -161,7 +170,7 @@ impl FromToml for Pattern {
                     Code::BadRegex,
                     v.span().into(),
                     "regular expression does not compile",
-                    reason,
+                    reason.to_string(),
                 );
                 None
             }
@@ -178,13 +187,11 @@ pub struct JsonPathQuery {
 
 impl JsonPathQuery {
     /// Parses `text`; the error is the parser's.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        serde_json_path::JsonPath::parse(text)
-            .map(|path| Self {
-                text: text.to_owned(),
-                path,
-            })
-            .map_err(|e| e.to_string())
+    pub fn parse(text: &str) -> Result<Self, serde_json_path::ParseError> {
+        serde_json_path::JsonPath::parse(text).map(|path| Self {
+            text: text.to_owned(),
+            path,
+        })
     }
 
     /// The query as written.
@@ -395,7 +402,7 @@ mod tests {
     #[test]
     fn a_regex_is_multi_line_and_its_error_is_the_compilers_last_line() {
         assert!(compile("^b$").unwrap().is_match("a\nb\nc"));
-        let e = compile("(").unwrap_err();
+        let e = compile("(").unwrap_err().to_string();
         assert!(e.contains("unclosed group"), "{e}");
     }
 }

@@ -20,25 +20,62 @@ pub enum HostPattern {
     },
 }
 
+/// Why a text is no `allow_hosts` entry.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HostError {
+    /// A URL where a host belongs.
+    #[error("\"{text}\" is a {scheme} URL; write its host (\"{host}\")")]
+    Url {
+        /// The entry as written.
+        text: String,
+        /// The URL's scheme.
+        scheme: String,
+        /// The URL's host, to write instead.
+        host: String,
+    },
+    /// A range whose network is not an address.
+    #[error("\"{0}\" before the `/` is not an IP address")]
+    RangeAddress(String),
+    /// A range whose prefix length is not a number the address has bits for.
+    #[error("\"{bits}\" is not a prefix length from 0 to {max}")]
+    PrefixLength {
+        /// The prefix length as written.
+        bits: String,
+        /// The address's bits (32 or 128).
+        max: u8,
+    },
+    /// A mistyped address: a name's last part is never a number.
+    #[error("\"{0}\" is not an IP address (nor a host name: its last part is a number)")]
+    NumericName(String),
+    /// None of the three forms.
+    #[error("\"{0}\" is not a host name, an IP address or a CIDR range")]
+    Invalid(String),
+}
+
 impl HostPattern {
     /// Reads `text`; `Err` says why it is none of the three forms.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, HostError> {
         if let Some((scheme, rest)) = text.split_once("://") {
             let host = rest.split(['/', ':']).next().unwrap_or(rest);
-            return Err(format!(
-                "\"{text}\" is a {scheme} URL; write its host (\"{host}\")"
-            ));
+            return Err(HostError::Url {
+                text: text.to_owned(),
+                scheme: scheme.to_owned(),
+                host: host.to_owned(),
+            });
         }
         if let Some((addr, bits)) = text.split_once('/') {
             let net: IpAddr = addr
                 .parse()
-                .map_err(|_| format!("\"{addr}\" before the `/` is not an IP address"))?;
+                .map_err(|_| HostError::RangeAddress(addr.to_owned()))?;
             let max = if net.is_ipv4() { 32 } else { 128 };
-            let bits: u8 = bits
-                .parse()
-                .ok()
-                .filter(|b| *b <= max)
-                .ok_or_else(|| format!("\"{bits}\" is not a prefix length from 0 to {max}"))?;
+            let bits: u8 =
+                bits.parse()
+                    .ok()
+                    .filter(|b| *b <= max)
+                    .ok_or_else(|| HostError::PrefixLength {
+                        bits: bits.to_owned(),
+                        max,
+                    })?;
             return Ok(Self::Range { net, bits });
         }
         if let Ok(a) = text.parse::<IpAddr>() {
@@ -56,16 +93,12 @@ impl HostPattern {
         // text is a mistyped address (`256.1.1.1`, `10.0.0`).
         let last = text.rsplit('.').next().unwrap_or(text);
         if !last.is_empty() && last.chars().all(|c| c.is_ascii_digit()) {
-            return Err(format!(
-                "\"{text}\" is not an IP address (nor a host name: its last part is a number)"
-            ));
+            return Err(HostError::NumericName(text.to_owned()));
         }
         if text.len() <= 253 && text.split('.').all(label_ok) {
             return Ok(Self::Name(text.to_ascii_lowercase()));
         }
-        Err(format!(
-            "\"{text}\" is not a host name, an IP address or a CIDR range"
-        ))
+        Err(HostError::Invalid(text.to_owned()))
     }
 
     /// Whether `host` (a name or an address, as a span carries it) is allowed.
@@ -171,5 +204,26 @@ mod tests {
         ] {
             assert!(HostPattern::parse(bad).is_err(), "{bad}");
         }
+    }
+    #[test]
+    fn each_refusal_says_why() {
+        let why = |text: &str| HostPattern::parse(text).unwrap_err().to_string();
+        assert_eq!(
+            why("http://a:80/x"),
+            "\"http://a:80/x\" is a http URL; write its host (\"a\")"
+        );
+        assert_eq!(why("x/8"), "\"x\" before the `/` is not an IP address");
+        assert_eq!(
+            why("10.0.0.0/33"),
+            "\"33\" is not a prefix length from 0 to 32"
+        );
+        assert_eq!(
+            why("10.0.0"),
+            "\"10.0.0\" is not an IP address (nor a host name: its last part is a number)"
+        );
+        assert_eq!(
+            why("a b"),
+            "\"a b\" is not a host name, an IP address or a CIDR range"
+        );
     }
 }

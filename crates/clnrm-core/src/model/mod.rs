@@ -19,7 +19,7 @@ pub(crate) use compiled::compile as compile_regex;
 pub use compiled::{
     CommandLine, JsonPathQuery, NamePattern, Pattern, jsonpath_error, jsonpath_fix,
 };
-pub use host::{HostPattern, same_host};
+pub use host::{HostError, HostPattern, same_host};
 pub(crate) use parse::read_snapshot_table;
 pub use parse::{parse_document, parse_test_file};
 pub use spanned::{Sp, SpMap};

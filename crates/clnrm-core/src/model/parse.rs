@@ -202,7 +202,7 @@ pub(crate) fn read_snapshot_table(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> S
                     Code::BadRegex,
                     k.span,
                     "regular expression does not compile",
-                    reason,
+                    reason.to_string(),
                 );
                 false
             }

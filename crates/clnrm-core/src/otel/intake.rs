@@ -48,17 +48,41 @@ fn get_u64(obj: &Map<String, Value>, keys: &[&str]) -> Option<u64> {
     }
 }
 
+/// Why a JSON document holds no spans.
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    /// The text is not JSON, or not of the request's shape (the streaming reader's).
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// The document is not an object.
+    #[error("expected a JSON object")]
+    NotObject,
+    /// It has no list of `resourceSpans`.
+    #[error("expected `resourceSpans` to be a list")]
+    NoResourceSpans,
+    /// A `resourceSpans` item is not an object.
+    #[error("a `resourceSpans` item is not an object")]
+    ResourceSpansItem,
+    /// A `scopeSpans` item is not an object.
+    #[error("a `scopeSpans` item is not an object")]
+    ScopeSpansItem,
+    /// A span is not an object.
+    #[error("a span is not an object")]
+    SpanNotObject,
+    /// A span lacks its name or id.
+    #[error("a span has no name or span id")]
+    SpanIncomplete,
+}
+
 /// Spans of an OTLP-JSON `ExportTraceServiceRequest` (or a `TracesData`).
-pub fn from_otlp_json(value: &Value) -> Result<Vec<SpanRecord>, String> {
-    let obj = value.as_object().ok_or("expected a JSON object")?;
+pub fn from_otlp_json(value: &Value) -> Result<Vec<SpanRecord>, IntakeError> {
+    let obj = value.as_object().ok_or(IntakeError::NotObject)?;
     let resource_spans = get(obj, &["resourceSpans", "resource_spans"])
         .and_then(Value::as_array)
-        .ok_or("expected `resourceSpans` to be a list")?;
+        .ok_or(IntakeError::NoResourceSpans)?;
     let mut out = Vec::new();
     for rs in resource_spans {
-        let rs = rs
-            .as_object()
-            .ok_or("a `resourceSpans` item is not an object")?;
+        let rs = rs.as_object().ok_or(IntakeError::ResourceSpansItem)?;
         let resource = rs
             .get("resource")
             .map(resource_attributes)
@@ -69,9 +93,7 @@ pub fn from_otlp_json(value: &Value) -> Result<Vec<SpanRecord>, String> {
         )
         .and_then(Value::as_array);
         for ss in scopes.into_iter().flatten() {
-            let ss = ss
-                .as_object()
-                .ok_or("a `scopeSpans` item is not an object")?;
+            let ss = ss.as_object().ok_or(IntakeError::ScopeSpansItem)?;
             let scope = get(ss, &["scope", "instrumentationLibrary"])
                 .and_then(Value::as_object)
                 .and_then(|s| get_str(s, &["name"]))
@@ -82,8 +104,8 @@ pub fn from_otlp_json(value: &Value) -> Result<Vec<SpanRecord>, String> {
                 .into_iter()
                 .flatten()
             {
-                let span = span.as_object().ok_or("a span is not an object")?;
-                let mut rec = flat_span(span).ok_or("a span has no name or span id")?;
+                let span = span.as_object().ok_or(IntakeError::SpanNotObject)?;
+                let mut rec = flat_span(span).ok_or(IntakeError::SpanIncomplete)?;
                 rec.resource.clone_from(&resource);
                 rec.scope.clone_from(&scope);
                 out.push(rec);
@@ -346,5 +368,18 @@ mod tests {
         assert!(AttrValue::Str("true".into()).matches(&Scalar::Bool(true)));
         assert!(!AttrValue::Str("abc".into()).matches(&Scalar::Int(1)));
         assert!(!AttrValue::Int(201).matches(&Scalar::Int(200)));
+    }
+    #[test]
+    fn what_holds_no_spans_says_why() {
+        let why = |v: Value| from_otlp_json(&v).unwrap_err().to_string();
+        assert_eq!(why(serde_json::json!([])), "expected a JSON object");
+        assert_eq!(
+            why(serde_json::json!({"resourceSpans": 1})),
+            "expected `resourceSpans` to be a list"
+        );
+        assert_eq!(
+            why(serde_json::json!({"resourceSpans": [{"scopeSpans": [{"spans": [{}]}]}]})),
+            "a span has no name or span id"
+        );
     }
 }

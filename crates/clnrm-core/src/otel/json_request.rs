@@ -4,20 +4,19 @@
 //! spans cost. The fields, their spellings and the leniency are those of
 //! [`super::from_otlp_json`].
 
-use super::intake::{flat_span, resource_attributes};
+use super::intake::{IntakeError, flat_span, resource_attributes};
 use super::span::SpanRecord;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use std::fmt;
 
 /// Spans of an OTLP-JSON `ExportTraceServiceRequest` (or a `TracesData`) body.
-pub fn from_otlp_json_bytes(body: &[u8]) -> Result<Vec<SpanRecord>, String> {
+pub fn from_otlp_json_bytes(body: &[u8]) -> Result<Vec<SpanRecord>, IntakeError> {
     let mut out = Vec::new();
     let mut de = serde_json::Deserializer::from_slice(body);
     Request { out: &mut out }
         .deserialize(&mut de)
-        .and_then(|()| de.end())
-        .map_err(|e| e.to_string())?;
+        .and_then(|()| de.end())?;
     Ok(out)
 }
 

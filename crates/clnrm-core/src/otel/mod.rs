@@ -10,7 +10,7 @@ mod proto;
 pub mod receiver;
 mod span;
 
-pub use intake::{flat_span, from_otlp_json, parse_line, spans_in_output};
+pub use intake::{IntakeError, flat_span, from_otlp_json, parse_line, spans_in_output};
 pub use json_request::from_otlp_json_bytes;
 pub use limits::{Overflow, SpanBudget, SpanLimits};
 pub use proto::from_proto;

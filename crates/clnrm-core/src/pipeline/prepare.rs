@@ -109,7 +109,7 @@ pub fn prepare_with(
 pub fn var_layers(assignments: &[String], project: &Project) -> Result<VarLayers, Box<Diagnostic>> {
     let cli = VarLayers::parse_cli(assignments).map_err(|bad| {
         Box::new(
-            Diagnostic::error(Code::BadVar, format!("invalid --var \"{bad}\""))
+            Diagnostic::error(Code::BadVar, bad.to_string())
                 .help("write --var NAME=VALUE, where NAME is letters, digits and `_`"),
         )
     })?;

@@ -70,28 +70,60 @@ fn scenario_json(r: &ScenarioResult) -> Value {
     v
 }
 
+/// Why a text is not a `--format json` report.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// It is not JSON.
+    #[error("not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    /// A field every report has is missing.
+    #[error("no \"{0}\" field: not a clnrm report")]
+    NoField(&'static str),
+    /// `run_id` is not a string.
+    #[error("\"run_id\" is not a string")]
+    RunId,
+    /// The summary has no duration.
+    #[error("no \"summary.duration_ms\": not a clnrm report")]
+    NoDuration,
+    /// `scenarios` is not a list.
+    #[error("\"scenarios\" is not a list")]
+    Scenarios,
+    /// A scenario (or one of its attempts) is not a scenario result.
+    #[error("scenarios[{index}]: {source}")]
+    Scenario {
+        /// Its index in `scenarios`.
+        index: usize,
+        /// What reading it said.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A scenario lasted longer than any run can.
+    #[error(
+        "scenarios[{0}]: a duration of more than {days} days",
+        days = MAX_DURATION.as_secs() / 86_400
+    )]
+    TooLong(usize),
+}
+
 /// Reads a `--format json` document back: the run and its scenarios (each file's
 /// index by the order the files first appear). The error says what is wrong.
-pub fn from_json(text: &str) -> Result<RunReport, String> {
-    let v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
-    let field = |k: &str| {
-        v.get(k)
-            .ok_or_else(|| format!("no \"{k}\" field: not a clnrm report"))
-    };
+pub fn from_json(text: &str) -> Result<RunReport, ReadError> {
+    let v: Value = serde_json::from_str(text).map_err(ReadError::NotJson)?;
+    let field = |k: &'static str| v.get(k).ok_or(ReadError::NoField(k));
     let run_id = field("run_id")?
         .as_str()
-        .ok_or("\"run_id\" is not a string")?
+        .ok_or(ReadError::RunId)?
         .to_owned();
     let duration = v["summary"]["duration_ms"]
         .as_u64()
-        .ok_or("no \"summary.duration_ms\": not a clnrm report")?;
+        .ok_or(ReadError::NoDuration)?;
     let Value::Array(scenarios) = field("scenarios")? else {
-        return Err("\"scenarios\" is not a list".into());
+        return Err(ReadError::Scenarios);
     };
     let mut files: Vec<String> = Vec::new();
     let mut results = Vec::with_capacity(scenarios.len());
     for (n, s) in scenarios.iter().enumerate() {
-        let at = |e: serde_json::Error| format!("scenarios[{n}]: {e}");
+        let at = |source| ReadError::Scenario { index: n, source };
         let mut r = ScenarioResult::deserialize_from(s).map_err(at)?;
         if let Some(Value::Array(attempts)) = s.get("attempts") {
             // Earlier attempts are written in full (with an id); the last in brief.
@@ -109,10 +141,7 @@ pub fn from_json(text: &str) -> Result<RunReport, String> {
             })
             .any(|d| d > MAX_DURATION);
         if too_long {
-            return Err(format!(
-                "scenarios[{n}]: a duration of more than {} days",
-                MAX_DURATION.as_secs() / 86_400
-            ));
+            return Err(ReadError::TooLong(n));
         }
         r.file_index = match files.iter().position(|f| *f == r.file) {
             Some(i) => i,
@@ -197,20 +226,13 @@ mod tests {
 
     #[test]
     fn what_is_not_a_report_says_why() {
-        assert!(from_json("{").unwrap_err().starts_with("not JSON"));
-        assert!(from_json("{}").unwrap_err().contains("run_id"));
+        let why = |text: &str| from_json(text).unwrap_err().to_string();
+        assert!(why("{").starts_with("not JSON"));
+        assert!(why("{}").contains("run_id"));
         let mut long = to_json(&sample());
         long["scenarios"][0]["duration_ms"] = serde_json::json!(u64::MAX);
-        assert!(
-            from_json(&long.to_string())
-                .unwrap_err()
-                .contains("more than 366 days")
-        );
+        assert!(why(&long.to_string()).contains("more than 366 days"));
         let bad = r#"{"run_id":"x","summary":{"duration_ms":1},"scenarios":[{"id":1}]}"#;
-        assert!(
-            from_json(bad).unwrap_err().starts_with("scenarios[0]"),
-            "{}",
-            from_json(bad).unwrap_err()
-        );
+        assert!(why(bad).starts_with("scenarios[0]"), "{}", why(bad));
     }
 }

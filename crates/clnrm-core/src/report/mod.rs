@@ -16,7 +16,7 @@ mod merge;
 pub use files::{WriteError, write, write_reports};
 pub use html::to_html;
 pub use human::HumanReporter;
-pub use json::{from_json, to_json};
+pub use json::{ReadError, from_json, to_json};
 pub use junit::to_junit;
 pub use markdown::to_markdown;
 pub use merge::merge;

@@ -26,6 +26,11 @@ pub fn builtin_defaults() -> BTreeMap<String, Value> {
     .collect()
 }
 
+/// A `--var` that is not `NAME=VALUE` with a variable name; holds the text as given.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid --var \"{0}\"")]
+pub struct BadAssignment(pub String);
+
 /// The layers of variables that do not depend on the file.
 #[derive(Clone, Debug, Default)]
 pub struct VarLayers {
@@ -58,15 +63,15 @@ impl VarLayers {
             .collect()
     }
 
-    /// Parses `k=v` assignments; returns the offending text on error.
-    pub fn parse_cli(assignments: &[String]) -> Result<BTreeMap<String, Value>, String> {
+    /// Parses `k=v` assignments; the error holds the offending text.
+    pub fn parse_cli(assignments: &[String]) -> Result<BTreeMap<String, Value>, BadAssignment> {
         let mut out = BTreeMap::new();
         for a in assignments {
             match a.split_once('=') {
                 Some((k, v)) if is_identifier(k) => {
                     out.insert(k.to_owned(), Value::String(v.to_owned()));
                 }
-                _ => return Err(a.clone()),
+                _ => return Err(BadAssignment(a.clone())),
             }
         }
         Ok(out)

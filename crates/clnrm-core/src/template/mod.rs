@@ -13,8 +13,8 @@ mod guard;
 mod origin;
 
 pub use context::{
-    DEFAULT_IMAGE, VarLayers, builtin_defaults, is_identifier, plain_table, tera_context,
-    toml_to_value,
+    BadAssignment, DEFAULT_IMAGE, VarLayers, builtin_defaults, is_identifier, plain_table,
+    tera_context, toml_to_value,
 };
 pub use engine::{MACROS, MACROS_NAME, Rendered, TemplateEngine};
 pub use functions::{sha256_hex, toml_encode};

@@ -90,7 +90,7 @@ pub(super) fn check(cx: &mut Ctx<'_>, step: &Step, defined: &[&str]) {
     }
     for (path, _) in step.expected_json.iter() {
         if let Err(why) = JsonPathQuery::parse(&path.value) {
-            let d = crate::model::jsonpath_error(cx.src, path.span, &path.value, &why);
+            let d = crate::model::jsonpath_error(cx.src, path.span, &path.value, &why.to_string());
             cx.push(d);
         }
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 pub struct Client {
     pub conn: Connection,
-    server: Option<std::thread::JoinHandle<Result<(), String>>>,
+    server: Option<std::thread::JoinHandle<Result<(), clnrm_lsp::LspError>>>,
     next: i32,
 }
 
@@ -99,8 +99,9 @@ impl Client {
         let r = self.request("shutdown", Value::Null);
         assert!(r.response_result.is_ok(), "{r:?}");
         self.notify("exit", Value::Null);
-        self.server.take().map_or(Ok(()), |h| {
-            h.join().unwrap_or_else(|_| Err("panicked".into()))
+        self.server.take().map_or(Ok(()), |h| match h.join() {
+            Ok(served) => served.map_err(|e| e.to_string()),
+            Err(_) => Err("panicked".into()),
         })
     }
 }

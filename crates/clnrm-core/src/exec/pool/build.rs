@@ -5,7 +5,7 @@
 use super::hygiene::{BIND_MOUNTED, read_layer};
 use super::{Env, Member, MemberRef, Pool, PoolError, lock};
 use crate::backend::{ContainerEngine, ContainerSpec, EngineError, ExecSpec, NetworkMode, layer};
-use crate::exec::agent::Agent;
+use crate::exec::agent::{Agent, AgentError};
 use crate::exec::otel_env::{merged, otel_env, with_token};
 use crate::model::Condition;
 use crate::plan::{EnvSpec, NetworkNeed, ServiceSpec};
@@ -377,6 +377,18 @@ fn start_waves(services: &[ServiceSpec]) -> Vec<Vec<usize>> {
     waves
 }
 
+/// Why a command could not be run in a member (not how it ended: its exit code is
+/// its output's).
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// clnrm's shell in the container failed.
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+    /// The engine's exec failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
 /// Runs a command in a member: through its agent, else by an engine exec.
 pub async fn run_in<E: ContainerEngine>(
     engine: &E,
@@ -384,21 +396,16 @@ pub async fn run_in<E: ContainerEngine>(
     argv: &[String],
     env: &[(String, String)],
     workdir: Option<&str>,
-) -> Result<crate::backend::ExecOutput, String> {
+) -> Result<crate::backend::ExecOutput, StepError> {
     match &mut member.agent {
-        Some(agent) => agent
-            .run(argv, env, workdir)
-            .await
-            .map_err(|e| e.to_string()),
+        Some(agent) => Ok(agent.run(argv, env, workdir).await?),
         None => {
             let spec = ExecSpec {
                 argv: argv.to_vec(),
                 env: env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
                 workdir: workdir.map(str::to_owned),
             };
-            crate::backend::exec(engine, &member.container, &spec)
-                .await
-                .map_err(|e| e.to_string())
+            Ok(crate::backend::exec(engine, &member.container, &spec).await?)
         }
     }
 }

@@ -22,7 +22,7 @@ mod ready;
 mod slot;
 mod snapshot;
 
-pub use build::{AgentShell, agent_shell, run_in};
+pub use build::{AgentShell, StepError, agent_shell, run_in};
 pub use hygiene::oom_kills;
 pub use snapshot::{
     SNAPSHOT_IMAGE_LABEL, SNAPSHOT_LABEL, SNAPSHOT_REPO, SNAPSHOT_SERVICE_LABEL, SnapshotInfo,

@@ -104,7 +104,7 @@ impl<E: ContainerEngine> Pool<E> {
                     {
                         return Err(exited);
                     }
-                    return Err(PoolError::Engine(EngineError::Api(e)));
+                    return Err(PoolError::Engine(EngineError::Api(e.to_string())));
                 }
                 Err(_) => last = format!("timed out after {} ms", health.timeout.as_millis()),
             }

@@ -27,8 +27,9 @@ pub const SNAPSHOT_IMAGE_LABEL: &str = "clnrm.snapshot.image";
 /// The label naming the project (its root) a snapshot belongs to.
 pub const SNAPSHOT_PROJECT_LABEL: &str = "clnrm.snapshot.project";
 
-/// What a run remembers of each snapshot it asked for: its image, or why there is none.
-pub(super) type Made = Arc<tokio::sync::OnceCell<Result<String, String>>>;
+/// What a run remembers of each snapshot it asked for: its image, or why there is none
+/// (shared by every scenario that waits for it).
+pub(super) type Made = Arc<tokio::sync::OnceCell<Result<String, Arc<PoolError>>>>;
 
 /// The key of `svc`'s snapshot when its image is `image_id`: a hash of that id, the
 /// service's table and set-up steps, and the project they are in.
@@ -73,13 +74,13 @@ impl<E: ContainerEngine> Pool<E> {
             .get_or_try_init(|| async {
                 match self.make_snapshot(svc, setup, &info, &key).await {
                     Err(PoolError::Stopped) => Err(PoolError::Stopped),
-                    other => Ok(other.map_err(|e| e.to_string())),
+                    other => Ok(other.map_err(Arc::new)),
                 }
             })
             .await?;
-        made.clone().map_err(|message| PoolError::Setup {
+        made.clone().map_err(|why| PoolError::Setup {
             service: svc.id.clone(),
-            message,
+            message: why.to_string(),
         })
     }
 
