@@ -18,6 +18,7 @@ pub mod discover;
 pub mod editor;
 pub mod exec;
 pub mod expect;
+pub mod hex;
 pub mod import;
 pub mod inputs;
 pub mod jsonfile;

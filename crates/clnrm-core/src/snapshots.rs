@@ -333,10 +333,7 @@ pub fn unified_diff(old: &str, new: &str, label: &str) -> String {
 }
 
 fn sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::hex::hex(&Sha256::digest(bytes))
 }
 
 fn one_line(text: &str) -> String {

@@ -216,7 +216,21 @@ pub fn key<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
         h.update((p.len() as u64).to_le_bytes());
         h.update(p.as_bytes());
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex::hex(&h.finalize())
+}
+
+/// The images the entries of the cache in `dir` were keyed with (their `image <name>`
+/// parts); none when it has no usable file.
+pub fn images_named(dir: &Path) -> BTreeSet<String> {
+    let Ok(file) = read(&file_path(dir)) else {
+        return BTreeSet::new();
+    };
+    file.entries
+        .values()
+        .flat_map(|e| e.parts.keys())
+        .filter_map(|k| k.strip_prefix("image "))
+        .map(str::to_owned)
+        .collect()
 }
 
 impl Cache {
@@ -244,12 +258,16 @@ impl Cache {
 
     /// Whether `id` with `key` would be skipped, without counting anything.
     pub fn peek(&self, id: &str, key: &Key) -> Lookup {
-        if key.uncacheable.is_some() {
-            return Lookup::Miss;
-        }
-        let digest = key.digest();
-        match self.file.entries.get(id) {
-            Some(e) if e.passed && e.key == digest => Lookup::Hit,
+        self.peek_digest(
+            id,
+            key.uncacheable.is_none().then(|| key.digest()).as_deref(),
+        )
+    }
+
+    /// [`Cache::peek`] with the key's digest taken (`None`: the key is uncacheable).
+    pub fn peek_digest(&self, id: &str, digest: Option<&str>) -> Lookup {
+        match (self.file.entries.get(id), digest) {
+            (Some(e), Some(digest)) if e.passed && e.key == digest => Lookup::Hit,
             _ => Lookup::Miss,
         }
     }
@@ -261,9 +279,16 @@ impl Cache {
 
     /// Whether `id` with `key` may be skipped. Counts a hit or a miss.
     pub fn lookup(&mut self, id: &str, key: &Key) -> Lookup {
-        let digest = key.digest();
-        match self.file.entries.get(id) {
-            Some(e) if e.passed && e.key == digest && key.uncacheable.is_none() => {
+        self.lookup_digest(
+            id,
+            key.uncacheable.is_none().then(|| key.digest()).as_deref(),
+        )
+    }
+
+    /// [`Cache::lookup`] with the key's digest taken (`None`: the key is uncacheable).
+    pub fn lookup_digest(&mut self, id: &str, digest: Option<&str>) -> Lookup {
+        match (self.file.entries.get(id), digest) {
+            (Some(e), Some(digest)) if e.passed && e.key == digest => {
                 self.stats.hits += 1;
                 let mut e = e.clone();
                 e.last_used_ms = now_ms();

@@ -248,7 +248,7 @@ impl TraceContext {
         let digest = Sha256::digest(
             format!("{scenario}\0{step}\0{nanos}\0{n}\0{}", std::process::id()).as_bytes(),
         );
-        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        let hex = crate::hex::hex;
         Self {
             trace_id: hex(&digest[..16]),
             span_id: hex(&digest[16..24]),

@@ -20,6 +20,7 @@ mod scenario;
 mod services;
 mod session;
 mod spans;
+mod steps;
 mod worker;
 
 pub use captures::CaptureError;
@@ -118,9 +119,17 @@ pub fn all_cached(
         opts.baseline.as_deref(),
         opts.inputs.as_deref(),
     );
+    // Each key's digest once: hashing is most of what a fully cached run computes.
+    let digests: HashMap<usize, Option<String>> = plan
+        .selected()
+        .map(|s| {
+            let key = queue::with_snapshots(&keys[s.order], s);
+            (s.order, key.uncacheable.is_none().then(|| key.digest()))
+        })
+        .collect();
     if plan
         .selected()
-        .any(|s| c.peek(&s.id.0, &queue::with_snapshots(&keys[s.order], s)) == Lookup::Miss)
+        .any(|s| c.peek_digest(&s.id.0, digests[&s.order].as_deref()) == Lookup::Miss)
     {
         return None;
     }
@@ -129,7 +138,7 @@ pub fn all_cached(
         .iter()
         .map(|sc| match sc.not_selected {
             None => {
-                c.lookup(&sc.id.0, &queue::with_snapshots(&keys[sc.order], sc));
+                c.lookup_digest(&sc.id.0, digests[&sc.order].as_deref());
                 ScenarioResult::cached(sc, plan)
             }
             Some(_) => ScenarioResult::not_selected(sc, plan),

@@ -6,6 +6,7 @@ use super::captures::Captured;
 use super::events::{Reason, ScenarioResult, Status, StepResult, fail};
 use super::otel_env::{merged, otel_env, with_token};
 use super::pool::{Env, Pool, oom_kills, run_in};
+use super::steps::{Steps, StepsRan};
 use crate::backend::{ContainerEngine, ExecOutput};
 use crate::otel::{SpanRecord, spans_in_output};
 use crate::plan::{Intake, Masker, PlannedScenario, PlannedStep};
@@ -34,55 +35,6 @@ enum StepEnd {
     Broken(super::pool::StepError),
     /// The engine stopped answering while the command ran.
     Stalled(String),
-}
-
-/// Steps to run in an environment and what they run as: a scenario's, or a fixture's
-/// set-up (which has no scenario).
-pub struct Steps<'a> {
-    /// Who runs them (a scenario id): the trace context of `http` steps and the
-    /// receiver's attribution.
-    pub id: &'a str,
-    /// The environment they run in.
-    pub env: &'a crate::plan::EnvSpec,
-    /// Where spans come from (stdout spans are read from their output).
-    pub intake: Intake,
-    /// Secrets to mask.
-    pub masker: &'a Masker,
-    /// How long they may take together.
-    pub timeout: Option<Duration>,
-    /// The steps, in order.
-    pub steps: &'a [PlannedStep],
-    /// Their file, for the position of a failed step.
-    pub source: Option<&'a crate::expect::SourceFile>,
-}
-
-impl<'a> Steps<'a> {
-    /// The steps of `sc`.
-    pub fn of(sc: &'a PlannedScenario) -> Self {
-        Self {
-            id: &sc.id.0,
-            env: &sc.env,
-            intake: sc.intake,
-            masker: &sc.masker,
-            timeout: sc.timeout,
-            steps: &sc.steps,
-            source: sc.source.as_deref(),
-        }
-    }
-}
-
-/// What running steps came to.
-pub struct StepsRan {
-    /// Each step's result, in order (those after a failure not run).
-    pub steps: Vec<StepResult>,
-    /// Why they did not all pass: the reason and a sentence.
-    pub failure: Option<(Reason, String)>,
-    /// Whether the environment may be checked for reuse.
-    pub reusable: bool,
-    /// Spans found in the steps' stdout.
-    pub stdout_spans: Vec<SpanRecord>,
-    /// The masker with the secrets the steps captured.
-    pub masker: Masker,
 }
 
 /// Runs `sc` in `env`, telling `on_step` of each step as it ends.
@@ -132,6 +84,19 @@ pub async fn run_scenario<E: ContainerEngine>(
         stdout_spans,
         masker: (masker != *sc.masker).then_some(masker),
     }
+}
+
+/// Runs a fixture's set-up `steps` in `env` (the pool's [`super::pool::RunSetup`]).
+pub fn run_setup<'a, E: ContainerEngine>(
+    pool: &'a Pool<E>,
+    env: &'a mut Env,
+    steps: &'a Steps<'a>,
+    stop: &'a CancellationToken,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = StepsRan> + Send + 'a>> {
+    Box::pin(async move {
+        let unseen = |_: &StepResult| {};
+        run_steps(pool, env, steps, &unseen, stop).await
+    })
 }
 
 /// Runs `sc`'s steps in `env`, telling `on_step` of each as it ends; after a failure

@@ -49,7 +49,13 @@ impl<E: ContainerEngine> Session<E> {
             warm: opts.warm_pool,
             keep_warm,
         };
-        let pool = Pool::new(engine.clone(), opts.owner.clone(), config, receiver.clone());
+        let pool = Pool::new(
+            engine.clone(),
+            opts.owner.clone(),
+            config,
+            receiver.clone(),
+            super::scenario::run_setup::<E>,
+        );
         Self {
             engine,
             pool,

@@ -5,7 +5,8 @@
 //! changes the key. A tree over [`MAX_ENTRIES`] entries has none: a scenario reading
 //! it always runs.
 
-use super::index::{StatIndex, hex};
+use super::index::StatIndex;
+use crate::hex::hex;
 use sha2::Digest as _;
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};

@@ -5,6 +5,7 @@
 //! and is read again until it has settled. Kept in `.clnrm/cache/inputs.json`, written
 //! atomically under the cache's lock and merged with what concurrent runs wrote.
 
+use crate::hex::hex;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::{File, Metadata};
@@ -251,16 +252,6 @@ pub fn hash_reader(r: &mut impl std::io::Read) -> std::io::Result<String> {
         h.update(&buf[..n]);
     }
     Ok(hex(&h.finalize()))
-}
-
-/// Bytes as lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
 }
 
 #[cfg(test)]

@@ -98,10 +98,7 @@ pub fn log_path(dir: &Path, scenario: &str, service: &str) -> PathBuf {
 
 /// `scenario`'s id made a file name: sanitised, shortened, and kept unique by a hash.
 fn artifact_stem(scenario: &str) -> String {
-    let hash: String = Sha256::digest(scenario.as_bytes())[..4]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hash = crate::hex::hex(&Sha256::digest(scenario.as_bytes())[..4]);
     format!("{}-{hash}", sanitised(scenario, 80))
 }
 

@@ -1229,9 +1229,7 @@ fn encode(value: &impl Serialize) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+use crate::hex::hex;
 
 /// Planning a file's text, for unit tests here and in `exec`.
 #[cfg(test)]

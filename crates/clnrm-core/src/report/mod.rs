@@ -160,7 +160,7 @@ pub fn to_digest(report: &RunReport, file: &str) -> String {
             );
         }
     }
-    let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::hex::hex(&h.finalize());
     format!("sha256:{hex}  {file}\n")
 }
 

@@ -31,6 +31,7 @@ pub use snapshot::{
 
 use super::agent::Agent;
 use super::reaper::RunOwner;
+use super::steps::{Steps, StepsRan};
 use crate::backend::{ContainerEngine, EngineError};
 use crate::otel::Receiver;
 use crate::plan::EnvSpec;
@@ -283,6 +284,7 @@ impl Env {
 
 struct Inner<E> {
     engine: Arc<E>,
+    run_setup: RunSetup<E>,
     owner: RunOwner,
     /// Image → the shell to use as agent when the service sets no `args`.
     agent_shells: Mutex<HashMap<String, Option<AgentShell>>>,
@@ -323,6 +325,17 @@ pub struct PoolConfig {
     pub keep_warm: bool,
 }
 
+/// How the pool runs a fixture's set-up steps in an environment it started: the
+/// executor's step runner, given by the session. The pool starts, checks and removes
+/// environments; running steps is not its job.
+pub type RunSetup<E> =
+    for<'a> fn(
+        &'a Pool<E>,
+        &'a mut Env,
+        &'a Steps<'a>,
+        &'a CancellationToken,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = StepsRan> + Send + 'a>>;
+
 /// A claim on the next environment of a key.
 pub struct Claim {
     slot: Arc<Slot>,
@@ -349,17 +362,19 @@ impl<E> Clone for Pool<E> {
 }
 
 impl<E: ContainerEngine> Pool<E> {
-    /// A pool for one run.
+    /// A pool for one run, which runs fixtures' set-up steps with `run_setup`.
     pub fn new(
         engine: Arc<E>,
         owner: RunOwner,
         config: PoolConfig,
         receiver: Option<Arc<Receiver>>,
+        run_setup: RunSetup<E>,
     ) -> Self {
         let max_containers = config.max_containers.max(1);
         Self {
             inner: Arc::new(Inner {
                 engine,
+                run_setup,
                 owner,
                 agent_shells: Mutex::new(HashMap::new()),
                 keep_warm: config.keep_warm,

@@ -8,7 +8,7 @@
 use super::{Env, Pool, PoolError, lock};
 use crate::backend::{ContainerEngine, EngineError, ImageInfo, Labels};
 use crate::exec::events::Status;
-use crate::exec::scenario::{Steps, run_steps};
+use crate::exec::steps::Steps;
 use crate::model::defaults;
 use crate::plan::{EnvSpec, Intake, NetworkNeed, ServiceSpec, Setup};
 use sha2::{Digest, Sha256};
@@ -42,10 +42,7 @@ pub fn snapshot_key(image_id: &str, svc: &ServiceSpec) -> String {
     hasher.update(image_id.as_bytes());
     hasher.update([0]);
     hasher.update(table.as_bytes());
-    hasher.finalize()[..12]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::hex::hex(&hasher.finalize()[..12])
 }
 
 impl<E: ContainerEngine> Pool<E> {
@@ -159,7 +156,7 @@ impl<E: ContainerEngine> Pool<E> {
             source: None,
         };
         let stop = self.inner.stop.clone();
-        let ran = run_steps(self, env, &steps, &|_| {}, &stop).await;
+        let ran = (self.inner.run_setup)(self, env, &steps, &stop).await;
         if stop.is_cancelled() {
             return Err(PoolError::Stopped);
         }
