@@ -96,6 +96,11 @@ impl Sink for CliSink {
             eprintln!("warning: could not export clnrm's own spans: {e}");
         }
     }
+
+    /// Writes to the terminal only, unless it exports clnrm's own spans.
+    fn blocks(&self) -> bool {
+        self.telemetry.is_some()
+    }
 }
 
 /// Prints a machine format of `report` on stdout (the human one is live). The files

@@ -108,13 +108,14 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, i32> {
 /// is none.
 pub fn lazy_engine(executor: &ExecutorConfig) -> Result<Arc<Engine>, i32> {
     match Docker::new() {
-        Ok(d) => Ok(Arc::new(Deadlines::new(
-            d,
-            executor.engine_timeout(),
-            executor.pull_timeout(),
-        ))),
+        Ok(d) => Ok(Arc::new(with_deadlines(d, executor))),
         Err(e) => Err(engine_error(&e)),
     }
+}
+
+/// `docker` with the deadlines of `executor`.
+pub fn with_deadlines(docker: Docker, executor: &ExecutorConfig) -> Engine {
+    Deadlines::new(docker, executor.engine_timeout(), executor.pull_timeout())
 }
 
 /// Says that the engine cannot be used, with what to do when none answers; the exit

@@ -3,14 +3,19 @@
 //! print the report. Ctrl-C or SIGTERM stops the run, removes its containers, writes
 //! the partial report and exits 130; a second one stops it at once.
 
-use super::{Output, engine_error, lazy_engine, print_prepared, runtime, watch_signals};
+use super::{
+    Output, engine_error, lazy_engine, print_prepared, runtime, watch_signals, with_deadlines,
+};
 use crate::cli::{RunArgs, RunFormat};
 use crate::exit;
 use crate::output::plural;
 use crate::sink::CliSink;
+use clnrm_core::backend::Docker;
 use clnrm_core::config::{RunConfig, RunFlags};
 use clnrm_core::exec::Stop;
-use clnrm_core::pipeline::{self, Host, PipelineError, Prepared, Ran};
+use clnrm_core::pipeline::{self, Host, PipelineError, Prefetch, Prepared, Ran};
+use clnrm_core::project::Project;
+use std::sync::Arc;
 
 /// The flags of `run` (and `watch`) as the pipeline reads them.
 pub fn flags(args: &RunArgs) -> RunFlags {
@@ -38,7 +43,21 @@ pub fn flags(args: &RunArgs) -> RunFlags {
 
 /// Runs the command.
 pub fn run(args: RunArgs) -> i32 {
-    let prepared = super::prepare(&args.paths, &args.vars);
+    let runtime = match runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let cwd = std::env::current_dir().unwrap_or_else(|_| std::path::PathBuf::from("."));
+    let (project, general) = Project::discover(&cwd);
+    // The engine is asked about the last run's images while the files are read: what
+    // a fully cached run waits for. An engine that cannot even be made is reported
+    // below, once the files are known to be valid.
+    let prefetch = Docker::new().ok().map(|d| {
+        let engine = Arc::new(with_deadlines(d, &project.config.executor));
+        let _in = runtime.enter();
+        (engine.clone(), Prefetch::start(engine, &project.layout()))
+    });
+    let prepared = pipeline::prepare_in(project, general, &args.paths, &args.vars.vars, false);
     if let Err(code) = print_prepared(&prepared, "nothing was run") {
         return code;
     }
@@ -46,16 +65,15 @@ pub fn run(args: RunArgs) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let runtime = match runtime() {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
     let ran = runtime.block_on(async {
-        let engine = lazy_engine(&prepared.project.config.executor)?;
+        let host = match prefetch {
+            Some((engine, prefetch)) => Host::Prefetched(engine, prefetch),
+            None => Host::Engine(lazy_engine(&prepared.project.config.executor)?),
+        };
         let stop = Stop::default();
         tokio::spawn(watch_signals(stop.clone()));
         let sink = CliSink::new(Output::of(args.format));
-        pipeline::run(&prepared, &config, Host::Engine(engine), sink, stop)
+        pipeline::run(&prepared, &config, host, sink, stop)
             .await
             .map_err(|e| pipeline_error(&e))
     });

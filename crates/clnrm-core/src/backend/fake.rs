@@ -32,6 +32,7 @@ struct Inner {
     created: AtomicUsize,
     removed: AtomicUsize,
     pings: AtomicUsize,
+    images_asked: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -43,6 +44,8 @@ struct State {
     snapshots: std::collections::BTreeSet<String>,
     containers: BTreeMap<String, Container>,
     networks: BTreeMap<String, Labels>,
+    /// Image → how many times it was rebuilt (its id changes each time).
+    rebuilt: BTreeMap<String, u32>,
 }
 
 struct Container {
@@ -69,6 +72,16 @@ impl FakeEngine {
     /// Times it was pinged (a run pings its engine before it starts a session).
     pub fn pings(&self) -> usize {
         self.inner.pings.load(Ordering::SeqCst)
+    }
+
+    /// Times an image was asked about.
+    pub fn images_asked(&self) -> usize {
+        self.inner.images_asked.load(Ordering::SeqCst)
+    }
+
+    /// Gives `image` a new id, as a rebuild does.
+    pub fn rebuild(&self, image: &str) {
+        *self.lock().rebuilt.entry(image.to_owned()).or_default() += 1;
     }
 
     /// The fixture snapshot images there are.
@@ -169,14 +182,16 @@ impl ContainerEngine for FakeEngine {
 
     async fn image(&self, image: &str) -> Result<Option<ImageInfo>, EngineError> {
         self.gate().await;
+        self.inner.images_asked.fetch_add(1, Ordering::SeqCst);
         let snapshot = image.starts_with(crate::exec::pool::SNAPSHOT_REPO);
         let there = if snapshot {
             self.lock().snapshots.contains(image)
         } else {
             !image.contains("missing")
         };
+        let generation = self.lock().rebuilt.get(image).copied().unwrap_or_default();
         Ok(there.then(|| ImageInfo {
-            id: format!("sha256:{image}"),
+            id: format!("sha256:{image}.{generation}"),
             cmd: vec!["sh".into()],
             entrypoint: Vec::new(),
             user: String::new(),

@@ -9,6 +9,7 @@ mod conclude;
 mod explain;
 pub mod outcomes;
 mod plan;
+mod prefetch;
 mod prepare;
 mod run;
 #[cfg(test)]
@@ -17,5 +18,6 @@ mod tests;
 pub use conclude::Concluded;
 pub use explain::explain_keys;
 pub use plan::selected_ids;
-pub use prepare::{DEFAULT_PATH, Prepared, prepare, prepare_with, var_layers};
+pub use prefetch::Prefetch;
+pub use prepare::{DEFAULT_PATH, Prepared, prepare, prepare_in, prepare_with, var_layers};
 pub use run::{Host, PipelineError, Ran, Sink, end_session, run, session_options, start_session};

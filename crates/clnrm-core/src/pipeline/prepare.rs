@@ -60,7 +60,19 @@ pub fn prepare_with(
     assignments: &[String],
     on_caller: bool,
 ) -> Prepared {
-    let (project, mut general) = Project::discover(cwd);
+    let (project, general) = Project::discover(cwd);
+    prepare_in(project, general, paths, assignments, on_caller)
+}
+
+/// [`prepare_with`] in a project already discovered, with what its discovery found
+/// wrong (`general`).
+pub fn prepare_in(
+    project: Project,
+    mut general: Vec<Diagnostic>,
+    paths: &[PathBuf],
+    assignments: &[String],
+    on_caller: bool,
+) -> Prepared {
     let layers = match var_layers(assignments, &project) {
         Ok(l) => l,
         Err(d) => {

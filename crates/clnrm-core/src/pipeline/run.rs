@@ -7,6 +7,7 @@
 use super::Prepared;
 use super::conclude::{Concluded, conclude};
 use super::plan::{Planned, plan_run};
+use super::prefetch::{Prefetch, image_ids};
 use crate::backend::ContainerEngine;
 use crate::cache::Cache;
 use crate::config::{BadFlag, RunConfig};
@@ -36,6 +37,12 @@ pub trait Sink: Send + 'static {
     /// select (`--failed`); like `warning`, from the run's task.
     fn note(&mut self, text: &str) {
         eprintln!("{text}");
+    }
+    /// Whether `event` and `finish` may wait (a store, an export): they are then
+    /// called on a blocking thread. A sink that only writes to the terminal says
+    /// `false`, and a fully cached run tells it everything from the run's task.
+    fn blocks(&self) -> bool {
+        true
     }
 }
 
@@ -76,6 +83,9 @@ pub enum Host<'s, E> {
     /// is asked only when something must run), ended (every container removed) with
     /// the run.
     Engine(Arc<E>),
+    /// As [`Host::Engine`], the ids of the images the last run used already asked
+    /// for, before the files were read (`clnrm run`).
+    Prefetched(Arc<E>, Prefetch),
 }
 
 /// A run that was made.
@@ -95,22 +105,30 @@ const TEARDOWN_AFTER_INTERRUPT: Duration = Duration::from_secs(10);
 /// Runs the selected scenarios of `prepared` (its files valid) as `config` says, on
 /// `host`, the events going to `sink`, stopped as `stop` says. `Err` only when nothing
 /// ran: the run could not be planned, or its own engine does not answer.
-pub async fn run<E: ContainerEngine>(
+pub async fn run<E: ContainerEngine, S: Sink>(
     prepared: &Prepared,
     config: &RunConfig,
     host: Host<'_, E>,
-    mut sink: impl Sink,
+    mut sink: S,
     stop: Stop,
 ) -> Result<Ran, PipelineError> {
     let started = Instant::now();
+    let (host, prefetch) = match host {
+        Host::Prefetched(e, p) => (Host::Engine(e), Some(p)),
+        other => (other, None),
+    };
     let engine = match &host {
         Host::Session(s) => s.engine().clone(),
-        Host::Engine(e) => e.clone(),
+        Host::Engine(e) | Host::Prefetched(e, _) => e.clone(),
     };
-    // The ids of the images, asked for while the run is planned, when the cache may
-    // answer the run: what a fully cached run waits for.
-    let ids = (!config.update_baseline && config.cache && !config.force)
-        .then(|| tokio::spawn(image_ids(engine.clone(), images(prepared))));
+    // The ids of the images, asked for while the run is planned (or before the files
+    // were read), when the cache may answer the run: what a fully cached run waits for.
+    let may_answer = !config.update_baseline && config.cache && !config.force;
+    let ids = match (may_answer, prefetch) {
+        (false, _) => None,
+        (true, Some(p)) => Some(tokio::spawn(p.answer())),
+        (true, None) => Some(tokio::spawn(image_ids(engine.clone(), images(prepared)))),
+    };
     // Every run has an id of its own, in a session of its caller's too (whose
     // containers carry the session's id: warm ones outlive a run).
     let mut planned = plan_run(prepared, config, RunOwner::current())?;
@@ -134,10 +152,9 @@ pub async fn run<E: ContainerEngine>(
     };
     let report = match (cached, host) {
         (Some(report), _) => {
-            // The sink may block (a server's store): on a blocking thread too.
             let total = planned.plan.selected().count();
             let workers = planned.options.workers;
-            tokio::task::spawn_blocking(move || {
+            let tell = move |mut sink: S| {
                 sink.event(&Event::RunStarted {
                     run_id: report.run_id.clone(),
                     total,
@@ -148,16 +165,21 @@ pub async fn run<E: ContainerEngine>(
                 }
                 sink.finish(&report);
                 report
-            })
-            .await
-            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+            };
+            if sink.blocks() {
+                tokio::task::spawn_blocking(move || tell(sink))
+                    .await
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+            } else {
+                tell(sink)
+            }
         }
         (None, Host::Session(session)) => {
             let (report, _, returned) = execute(session, &planned, cache.take(), sink, stop).await;
             cache = returned;
             report
         }
-        (None, Host::Engine(engine)) => {
+        (None, Host::Engine(engine) | Host::Prefetched(engine, _)) => {
             engine.ping().await?;
             let otlp = planned.plan.selected().any(|s| s.env.otlp.is_some());
             let options = session_options(config, planned.options.owner.clone());
@@ -340,23 +362,4 @@ fn images(prepared: &Prepared) -> BTreeSet<String> {
         .filter_map(|f| f.file.as_ref())
         .flat_map(|f| f.services.iter().map(|(_, s)| s.image.value.clone()))
         .collect()
-}
-
-/// The ids of those of `images` the engine has; `None` when it did not answer.
-async fn image_ids<E: ContainerEngine>(
-    engine: Arc<E>,
-    images: BTreeSet<String>,
-) -> Option<HashMap<String, String>> {
-    let asked = images.into_iter().map(|image| {
-        let engine = engine.clone();
-        async move {
-            let info = engine.image(&image).await?;
-            Ok::<_, crate::backend::EngineError>(info.map(|i| (image, i.id)))
-        }
-    });
-    let mut ids = HashMap::new();
-    for found in futures_util::future::join_all(asked).await {
-        ids.extend(found.ok()?);
-    }
-    Some(ids)
 }

@@ -168,6 +168,74 @@ async fn an_unchanged_suite_is_answered_from_the_cache_without_a_container() {
     assert!(engine.created() > created);
 }
 
+/// A run of `root` on `engine` as `clnrm run` makes it: the last run's images asked
+/// for before the files are read.
+async fn run_prefetched(root: &Path, engine: &Arc<FakeEngine>) -> Ran {
+    let (project, general) = crate::project::Project::discover(root);
+    let prefetch = Prefetch::start(engine.clone(), &project.layout());
+    let prepared = prepare_in(project, general, &[root.to_path_buf()], &[], true);
+    let config = config(&prepared, &RunFlags::default());
+    run(
+        &prepared,
+        &config,
+        Host::Prefetched(engine.clone(), prefetch),
+        Seen::default(),
+        Stop::default(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test]
+async fn a_prefetched_run_is_answered_from_the_cache_until_an_image_is_rebuilt() {
+    let dir = project(TWO);
+    let engine = Arc::new(FakeEngine::new());
+    // Nothing cached yet: the prefetch asks for nothing, the run for its image.
+    let first = run_prefetched(dir.path(), &engine).await;
+    assert!(
+        first
+            .report
+            .results
+            .iter()
+            .all(|r| r.status == Status::Passed)
+    );
+    let (pings, created) = (engine.pings(), engine.created());
+
+    let asked = engine.images_asked();
+    let second = run_prefetched(dir.path(), &engine).await;
+    assert_eq!(
+        statuses(&second.report),
+        vec![
+            ("a".to_owned(), Status::Cached, Some(Reason::Cached)),
+            ("b".to_owned(), Status::Cached, Some(Reason::Cached)),
+        ]
+    );
+    assert_eq!(
+        engine.pings(),
+        pings,
+        "no session is started for a cached run"
+    );
+    assert_eq!(
+        engine.images_asked(),
+        asked + 1,
+        "the image the cache names is asked for once, before the run"
+    );
+
+    // A rebuilt image is a new id: the prefetched answer is today's, not the cache's.
+    engine.rebuild("img");
+    let third = run_prefetched(dir.path(), &engine).await;
+    assert!(
+        third
+            .report
+            .results
+            .iter()
+            .all(|r| r.status == Status::Passed),
+        "{:?}",
+        statuses(&third.report)
+    );
+    assert!(engine.created() > created);
+}
+
 #[tokio::test]
 async fn a_cancelled_run_is_interrupted_removes_its_containers_and_keeps_no_outcome() {
     let dir = project("[[scenario]]\nname = \"slow\"\nrun = \"sleep 30\"\n");
