@@ -20,6 +20,17 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
+/// The medians of `n` runs each of `a` and `b` in `dir`, taken in turn, so that what
+/// else the machine does in the meantime weighs on both alike.
+fn medians(dir: &Path, a: &[&str], b: &[&str], n: usize) -> (Duration, Duration) {
+    let (mut ta, mut tb) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        ta.push(whole(dir, a));
+        tb.push(whole(dir, b));
+    }
+    (median(ta), median(tb))
+}
+
 fn whole(dir: &Path, args: &[&str]) -> Duration {
     let start = Instant::now();
     let status = Command::new(env!("CARGO_BIN_EXE_clnrm"))
@@ -45,12 +56,7 @@ fn cached_vs_validate(dir: &Path) {
     std::fs::create_dir_all(dir.join("tests")).expect("mkdir");
     std::fs::write(dir.join("tests/c.clnrm.toml"), text).expect("write");
     whole(dir, &["run", "tests"]);
-    let validate = median(
-        (0..31)
-            .map(|_| whole(dir, &["validate", "tests"]))
-            .collect(),
-    );
-    let cached = median((0..31).map(|_| whole(dir, &["run", "tests"])).collect());
+    let (validate, cached) = medians(dir, &["validate", "tests"], &["run", "tests"], 61);
     println!(
         "fully cached run of 20 scenarios: {:.1} ms; validate of the same file: {:.1} ms; ratio {:.2} (target <= 1.5)",
         cached.as_secs_f64() * 1e3,
@@ -83,12 +89,7 @@ fn examples_cached_vs_validate(dir: &Path) {
     // The first run makes what the later ones find unchanged (the fixture snapshot too).
     whole(dir, &["run", "examples"]);
     whole(dir, &["run", "examples"]);
-    let validate = median(
-        (0..31)
-            .map(|_| whole(dir, &["validate", "examples"]))
-            .collect(),
-    );
-    let cached = median((0..31).map(|_| whole(dir, &["run", "examples"])).collect());
+    let (validate, cached) = medians(dir, &["validate", "examples"], &["run", "examples"], 61);
     println!(
         "fully cached run of the examples: {:.1} ms; validate of them: {:.1} ms; ratio {:.2} (target <= 1.5)",
         cached.as_secs_f64() * 1e3,
