@@ -78,7 +78,7 @@ pub enum BadFlag {
     #[error("invalid --cpu {0}: expected cores above 0, e.g. 0.5")]
     Cpus(f64),
     /// More `--retries` than allowed.
-    #[error("invalid --retries {0}: expected 0 to {max}", max = crate::validate::MAX_RETRIES)]
+    #[error("invalid --retries {0}: expected 0 to {max}", max = crate::model::defaults::MAX_RETRIES)]
     Retries(u64),
 }
 
@@ -196,7 +196,7 @@ impl RunConfig {
             return Err(BadFlag::Cpus(c));
         }
         let retries = flags.retries.unwrap_or(executor.retries);
-        if retries > crate::validate::MAX_RETRIES {
+        if retries > crate::model::defaults::MAX_RETRIES {
             return Err(BadFlag::Retries(retries));
         }
         let workers = flags

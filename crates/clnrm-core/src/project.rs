@@ -3,9 +3,9 @@
 //! All defaults live in the `Default` impls here.
 
 use crate::diag::{Diagnostic, Diagnostics, Source, Span};
+use crate::model::reader::toml_to_value;
 use crate::model::reader::{Reader, Table};
 use crate::model::{Sp, parse_document};
-use crate::template::toml_to_value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -81,8 +81,8 @@ impl Default for ExecutorConfig {
             max_concurrent_containers: 20,
             container_memory_mb: 512,
             container_cpu_limit: 1.0,
-            engine_timeout_ms: crate::backend::DEFAULT_CALL.as_millis() as u64,
-            pull_timeout_ms: crate::backend::DEFAULT_PULL.as_millis() as u64,
+            engine_timeout_ms: crate::model::defaults::ENGINE_TIMEOUT_MS,
+            pull_timeout_ms: crate::model::defaults::PULL_TIMEOUT_MS,
             retries: 0,
             flaky_fails: false,
         }
@@ -372,13 +372,13 @@ fn read_config(r: &mut Reader<'_>, root: &mut Table<'_, '_>, c: &mut Config) {
             }
         }
         match t.get::<Sp<u64>>(r, "retries") {
-            Some(v) if v.value > crate::validate::MAX_RETRIES => r.diags.push(
+            Some(v) if v.value > crate::model::defaults::MAX_RETRIES => r.diags.push(
                 Diagnostic::error(
                     crate::diag::Code::OutOfRange,
                     format!(
                         "`retries` {} is more than {}",
                         v.value,
-                        crate::validate::MAX_RETRIES
+                        crate::model::defaults::MAX_RETRIES
                     ),
                 )
                 .at(r.src, v.span, "expected 0 to 100 (runs after the first)"),

@@ -333,7 +333,7 @@ pub fn unified_diff(old: &str, new: &str, label: &str) -> String {
 }
 
 fn sha256(bytes: &[u8]) -> String {
-    crate::hex::hex(&Sha256::digest(bytes))
+    crate::digest::hex(&Sha256::digest(bytes))
 }
 
 fn one_line(text: &str) -> String {
@@ -344,7 +344,7 @@ fn write(path: &Path, text: &str) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    crate::otel::artifacts::write_atomic(path, text.as_bytes())
+    crate::files::write_atomic(path, text.as_bytes())
 }
 
 fn remove_if_there(path: &Path) -> std::io::Result<()> {

@@ -22,9 +22,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// `executor.engine_timeout_ms` when the config does not set it.
-pub const DEFAULT_CALL: Duration = Duration::from_secs(30);
+pub const DEFAULT_CALL: Duration = Duration::from_millis(crate::model::defaults::ENGINE_TIMEOUT_MS);
 /// `executor.pull_timeout_ms` when the config does not set it.
-pub const DEFAULT_PULL: Duration = Duration::from_secs(600);
+pub const DEFAULT_PULL: Duration = Duration::from_millis(crate::model::defaults::PULL_TIMEOUT_MS);
 
 /// How often a stalled engine is probed, and how often `stalled()` checks.
 const PROBE_EVERY: Duration = Duration::from_secs(1);

@@ -183,7 +183,7 @@ impl ContainerEngine for FakeEngine {
     async fn image(&self, image: &str) -> Result<Option<ImageInfo>, EngineError> {
         self.gate().await;
         self.inner.images_asked.fetch_add(1, Ordering::SeqCst);
-        let snapshot = image.starts_with(crate::exec::pool::SNAPSHOT_REPO);
+        let snapshot = image.starts_with(super::SNAPSHOT_REPO);
         let there = if snapshot {
             self.lock().snapshots.contains(image)
         } else {

@@ -12,6 +12,9 @@ mod snapshot;
 
 pub use deadline::{DEFAULT_CALL, DEFAULT_PULL, Deadlines};
 
+/// The repository of fixture snapshot images; the tag is the snapshot's key.
+pub const SNAPSHOT_REPO: &str = "clnrm-snapshot";
+
 /// The engine clnrm runs against: Docker (or Podman) with a deadline on every call.
 pub type Engine = Deadlines<Docker>;
 pub use docker::Docker;

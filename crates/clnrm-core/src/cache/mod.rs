@@ -26,10 +26,9 @@
 
 pub mod explain;
 
+pub use crate::digest::{PART_LEN, key, short};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -54,9 +53,6 @@ pub struct Entry {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub parts: BTreeMap<String, String>,
 }
-
-/// Characters of a part's value an entry keeps: enough to tell two apart.
-pub const PART_LEN: usize = 16;
 
 /// A scenario's cache key: named parts, in order, and whether it may be skipped at all.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -89,13 +85,6 @@ impl Key {
             .map(|(n, v)| (n.clone(), short(v)))
             .collect()
     }
-}
-
-/// `value` as an entry keeps it: without a `sha256:` prefix, at most [`PART_LEN`]
-/// characters.
-pub fn short(value: &str) -> String {
-    let v = value.strip_prefix("sha256:").unwrap_or(value);
-    v.chars().take(PART_LEN).collect()
 }
 
 /// Hits and misses of the last run that wrote the file.
@@ -207,16 +196,6 @@ pub fn manifests_dir(dir: &Path) -> PathBuf {
 /// The cache file under `dir` (`.clnrm/cache`).
 pub fn file_path(dir: &Path) -> PathBuf {
     dir.join("hashes.json")
-}
-
-/// A key: SHA-256 over the parts, each length-prefixed.
-pub fn key<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update((p.len() as u64).to_le_bytes());
-        h.update(p.as_bytes());
-    }
-    crate::hex::hex(&h.finalize())
 }
 
 /// The images the entries of the cache in `dir` were keyed with (their `image <name>`
@@ -343,7 +322,7 @@ impl Cache {
         if self.unchanged() {
             return Ok(());
         }
-        let lock = lock_dir(&self.dir)?;
+        let lock = crate::files::lock_dir(&self.dir)?;
         let path = file_path(&self.dir);
         let mut file = read(&path).unwrap_or_default();
         for (id, update) in &self.updates {
@@ -362,7 +341,7 @@ impl Cache {
         evict(&mut file.entries, max_entries);
         file.last_run = self.stats.clone();
         let text = serde_json::to_string_pretty(&file).map_err(std::io::Error::other)?;
-        crate::otel::artifacts::write_atomic(&path, text.as_bytes())?;
+        crate::files::write_atomic(&path, text.as_bytes())?;
         // The file lists of directory inputs no entry names any more.
         let named: BTreeSet<String> = file
             .entries
@@ -385,7 +364,7 @@ pub fn forget(dir: &Path, ids: &[&str]) -> std::io::Result<()> {
     if ids.is_empty() || !path.exists() {
         return Ok(());
     }
-    let lock = lock_dir(dir)?;
+    let lock = crate::files::lock_dir(dir)?;
     let Ok(mut file) = read(&path) else {
         return lock.unlock();
     };
@@ -395,18 +374,9 @@ pub fn forget(dir: &Path, ids: &[&str]) -> std::io::Result<()> {
     }
     if file.entries.len() != before {
         let text = serde_json::to_string_pretty(&file).map_err(std::io::Error::other)?;
-        crate::otel::artifacts::write_atomic(&path, text.as_bytes())?;
+        crate::files::write_atomic(&path, text.as_bytes())?;
     }
     lock.unlock()
-}
-
-/// The lock every writer of a file under cache directory `dir` holds while it reads
-/// and rewrites it (the directory made when missing); released when dropped.
-pub(crate) fn lock_dir(dir: &Path) -> std::io::Result<File> {
-    std::fs::create_dir_all(dir)?;
-    let lock = File::create(dir.join("lock"))?;
-    lock.lock()?;
-    Ok(lock)
 }
 
 /// Recency kept in the file is this coarse: a hit refreshes an entry's `last_used_ms`

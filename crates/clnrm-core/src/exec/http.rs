@@ -248,7 +248,7 @@ impl TraceContext {
         let digest = Sha256::digest(
             format!("{scenario}\0{step}\0{nanos}\0{n}\0{}", std::process::id()).as_bytes(),
         );
-        let hex = crate::hex::hex;
+        let hex = crate::digest::hex;
         Self {
             trace_id: hex(&digest[..16]),
             span_id: hex(&digest[16..24]),

@@ -45,7 +45,7 @@ pub fn scenario_key(
     let recorded = baseline
         .and_then(|b| {
             let tree = serde_json::to_string(b.baseline.scenarios.get(&sc.id.0)?).ok()?;
-            Some(crate::cache::key([tree.as_str(), b.settings.as_str()]))
+            Some(crate::digest::key([tree.as_str(), b.settings.as_str()]))
         })
         .unwrap_or_else(|| "none".to_owned());
     key.push("baseline", recorded);
@@ -76,7 +76,7 @@ pub fn with_snapshots(key: &Key, sc: &PlannedScenario) -> Key {
         let file = crate::snapshots::hash_of(&spec.path);
         key.push(
             format!("snapshot {}", spec.path.display()),
-            crate::cache::key([redact.as_str(), file.as_str()]),
+            crate::digest::key([redact.as_str(), file.as_str()]),
         );
     }
     key

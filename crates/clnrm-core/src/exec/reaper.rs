@@ -35,7 +35,7 @@ impl RunOwner {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         let digest = Sha256::digest(format!("{now}:{pid}").as_bytes());
-        let run_id = crate::hex::hex(&digest[..6]);
+        let run_id = crate::digest::hex(&digest[..6]);
         Self {
             run_id,
             host: host_name(),

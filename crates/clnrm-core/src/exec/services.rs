@@ -120,7 +120,7 @@ pub async fn report<E: ContainerEngine>(
         {
             let path = artifacts::log_path(dir, &sc.id.0, &service);
             // A log that cannot be saved is still reported as a tail.
-            let _ = artifacts::write_atomic(&path, log.as_bytes());
+            let _ = crate::files::write_atomic(&path, log.as_bytes());
         }
         reports.push(ServiceReport {
             id: service.clone(),

@@ -6,7 +6,7 @@
 //! it always runs.
 
 use super::index::StatIndex;
-use crate::hex::hex;
+use crate::digest::hex;
 use sha2::Digest as _;
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};

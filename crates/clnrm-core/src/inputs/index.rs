@@ -5,7 +5,7 @@
 //! and is read again until it has settled. Kept in `.clnrm/cache/inputs.json`, written
 //! atomically under the cache's lock and merged with what concurrent runs wrote.
 
-use crate::hex::hex;
+use crate::digest::hex;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::{File, Metadata};
@@ -205,7 +205,7 @@ impl StatIndex {
             return Ok(());
         }
         let dir = path.parent().unwrap_or(Path::new("."));
-        let lock = crate::cache::lock_dir(dir)?;
+        let lock = crate::files::lock_dir(dir)?;
         let mut entries = read(path).unwrap_or_default();
         let used = (now_ns() / 1_000_000) as u64;
         for (p, mut e) in self.changed.drain() {

@@ -93,7 +93,7 @@ pub mod written {
     /// Adds `more` to what is recorded under `cache_dir`, under the cache's lock (two
     /// runs that end together both add theirs).
     pub fn add(cache_dir: &Path, more: &Written) -> std::io::Result<()> {
-        let lock = crate::cache::lock_dir(cache_dir)?;
+        let lock = crate::files::lock_dir(cache_dir)?;
         let mut all = load(cache_dir);
         let before = all.clone();
         for (input, paths) in more {
@@ -108,7 +108,7 @@ pub mod written {
             return lock.unlock();
         }
         let text = serde_json::to_vec_pretty(&all).map_err(std::io::Error::other)?;
-        crate::otel::artifacts::write_atomic(&path(cache_dir), &text)?;
+        crate::files::write_atomic(&path(cache_dir), &text)?;
         lock.unlock()
     }
 
@@ -148,7 +148,7 @@ impl InputDigest {
                     .filter(|(rel, _)| !skip.contains(*rel))
                     .map(|(rel, hash)| format!("{rel}\0{hash}"))
                     .collect();
-                Some(crate::cache::key(kept.iter().map(String::as_str)))
+                Some(crate::digest::key(kept.iter().map(String::as_str)))
             }
             _ if skip.contains("") => None,
             other => Some(other.value()),
@@ -186,7 +186,7 @@ pub mod manifest {
 
     /// A digest's list is named by the digest as a cache entry keeps it.
     fn path(dir: &Path, hash: &str) -> PathBuf {
-        dir.join(format!("{}.json", crate::cache::short(hash)))
+        dir.join(format!("{}.json", crate::digest::short(hash)))
     }
 
     /// Keeps the file list of the directory whose digest is `hash` (once per digest).
@@ -197,7 +197,7 @@ pub mod manifest {
         }
         std::fs::create_dir_all(dir)?;
         let text = serde_json::to_vec(files).map_err(std::io::Error::other)?;
-        crate::otel::artifacts::write_atomic(&p, &text)
+        crate::files::write_atomic(&p, &text)
     }
 
     /// The file list kept for digest `hash`, if it is.
@@ -208,7 +208,7 @@ pub mod manifest {
 
     /// Removes the lists of digests not in `keep` (as cache entries keep them).
     pub fn prune(dir: &Path, keep: &BTreeSet<String>) {
-        let kept: BTreeSet<String> = keep.iter().map(|h| crate::cache::short(h)).collect();
+        let kept: BTreeSet<String> = keep.iter().map(|h| crate::digest::short(h)).collect();
         let Ok(read) = std::fs::read_dir(dir) else {
             return;
         };

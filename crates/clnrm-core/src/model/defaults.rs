@@ -2,6 +2,14 @@
 //! spelled (the planner applies them; the README and the schema's descriptions say
 //! them).
 
+/// The most runs after the first a scenario may have (`retries`, `[executor]
+/// retries`, `--retries`).
+pub const MAX_RETRIES: u64 = 100;
+/// `executor.engine_timeout_ms`: the bound on one call to the engine.
+pub const ENGINE_TIMEOUT_MS: u64 = 30_000;
+/// `executor.pull_timeout_ms`: the bound on pulling one image.
+pub const PULL_TIMEOUT_MS: u64 = 600_000;
+
 /// `[service.<id>] plugin`.
 pub const PLUGIN: &str = "generic_container";
 /// `health_check.interval_ms`: the pause between tries.

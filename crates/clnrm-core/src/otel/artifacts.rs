@@ -98,7 +98,7 @@ pub fn log_path(dir: &Path, scenario: &str, service: &str) -> PathBuf {
 
 /// `scenario`'s id made a file name: sanitised, shortened, and kept unique by a hash.
 fn artifact_stem(scenario: &str) -> String {
-    let hash = crate::hex::hex(&Sha256::digest(scenario.as_bytes())[..4]);
+    let hash = crate::digest::hex(&Sha256::digest(scenario.as_bytes())[..4]);
     format!("{}-{hash}", sanitised(scenario, 80))
 }
 
@@ -113,19 +113,6 @@ fn sanitised(text: &str, max: usize) -> String {
         })
         .take(max)
         .collect()
-}
-
-/// Writes `bytes` to `path` atomically (a temporary file, then a rename).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    if let Err(e) = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path)) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    Ok(())
 }
 
 /// Saves the spans of `scenario`.

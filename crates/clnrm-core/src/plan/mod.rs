@@ -562,7 +562,7 @@ fn file_fingerprint(content: &Content, opts: &PlanOptions) -> String {
         .into_iter()
         .chain(content.shared.iter().map(String::as_str))
         .chain([opts.context.as_str()]);
-    crate::cache::key(parts)
+    crate::digest::key(parts)
 }
 
 /// Everything that decides scenario `index`'s outcome: the file's shared part, its own
@@ -571,7 +571,7 @@ fn file_fingerprint(content: &Content, opts: &PlanOptions) -> String {
 fn fingerprint(shared: &str, own: &str, sc: &PlannedScenario) -> String {
     let steps = encode(&sc.steps);
     let env = encode(&(&*sc.env, sc.timeout.map(|t| t.as_millis() as u64)));
-    crate::cache::key([shared, own, steps.as_str(), env.as_str()])
+    crate::digest::key([shared, own, steps.as_str(), env.as_str()])
 }
 
 /// Whether a scenario tagged `tags` is selected by `--tag wanted` (any of them; none
@@ -1229,7 +1229,7 @@ fn encode(value: &impl Serialize) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
-use crate::hex::hex;
+use crate::digest::hex;
 
 /// Planning a file's text, for unit tests here and in `exec`.
 #[cfg(test)]

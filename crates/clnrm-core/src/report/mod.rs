@@ -160,7 +160,7 @@ pub fn to_digest(report: &RunReport, file: &str) -> String {
             );
         }
     }
-    let hex = crate::hex::hex(&h.finalize());
+    let hex = crate::digest::hex(&h.finalize());
     format!("sha256:{hex}  {file}\n")
 }
 

@@ -7,12 +7,13 @@
 //! [`super::fold`]), the engine compiles the shape and keeps it, so templates that
 //! differ only in their literal text stop costing a compile each.
 
-use super::context::{VarLayers, plain_table, tera_context, toml_to_value};
+use super::context::{VarLayers, plain_table, tera_context};
 use super::fold::{self, LITERALS};
 use super::functions::{self, RenderState, SharedState};
 use super::guard;
 use super::origin::locate_in_tags;
 use crate::diag::{Code, Diagnostic, Source, Span};
+use crate::model::reader::toml_to_value;
 use regex::Regex;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

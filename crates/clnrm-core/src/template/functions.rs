@@ -94,7 +94,7 @@ fn int_arg(args: &HashMap<String, Value>, fname: &str, key: &str, default: i64) 
 fn format_uuid(mut b: [u8; 16]) -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h = crate::hex::hex(&b);
+    let h = crate::digest::hex(&b);
     format!(
         "{}-{}-{}-{}-{}",
         &h[0..8],
@@ -107,7 +107,7 @@ fn format_uuid(mut b: [u8; 16]) -> String {
 
 /// SHA-256 of `s` as lower-case hex.
 pub fn sha256_hex(s: &[u8]) -> String {
-    crate::hex::hex(&Sha256::digest(s))
+    crate::digest::hex(&Sha256::digest(s))
 }
 
 /// Encodes a JSON-like value as an inline TOML value.

@@ -12,9 +12,10 @@ mod functions;
 mod guard;
 mod origin;
 
+pub use crate::model::reader::toml_to_value;
 pub use context::{
     BadAssignment, DEFAULT_IMAGE, VarLayers, builtin_defaults, is_identifier, plain_table,
-    tera_context, toml_to_value,
+    tera_context,
 };
 pub use engine::{MACROS, MACROS_NAME, Rendered, TemplateEngine};
 pub use functions::{sha256_hex, toml_encode};

@@ -260,8 +260,7 @@ fn check_snapshot_names(cx: &mut Ctx<'_>, steps: &[crate::model::Step]) {
     }
 }
 
-/// The most runs after the first a scenario may have.
-pub const MAX_RETRIES: u64 = 100;
+pub use crate::model::defaults::MAX_RETRIES;
 
 /// `tags`: words that `--tag` can name (letters, digits, `_ . : -`), each once.
 fn check_tags(cx: &mut Ctx<'_>, tags: &[Sp<String>]) {

@@ -15,8 +15,7 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The repository of snapshot images; the tag is the snapshot's key.
-pub const SNAPSHOT_REPO: &str = "clnrm-snapshot";
+pub use crate::backend::SNAPSHOT_REPO;
 
 /// The label every snapshot image carries: its key.
 pub const SNAPSHOT_LABEL: &str = "clnrm.snapshot";
@@ -42,7 +41,7 @@ pub fn snapshot_key(image_id: &str, svc: &ServiceSpec) -> String {
     hasher.update(image_id.as_bytes());
     hasher.update([0]);
     hasher.update(table.as_bytes());
-    crate::hex::hex(&hasher.finalize()[..12])
+    crate::digest::hex(&hasher.finalize()[..12])
 }
 
 impl<E: ContainerEngine> Pool<E> {

@@ -83,7 +83,7 @@ impl ReceiverConfig {
         use std::io::Read;
         let mut bytes = [0u8; 16];
         std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-        Ok(crate::hex::hex(&bytes))
+        Ok(crate::digest::hex(&bytes))
     }
 }
 
