@@ -2,8 +2,8 @@
 //! scenario's outcome, the baseline (`--update-baseline`), the timings and the report
 //! files.
 
+use super::error::PipelineError;
 use super::plan::Planned;
-use super::run::PipelineError;
 use crate::cache::Cache;
 use crate::config::RunConfig;
 use crate::diff::store::{self, Recorded};

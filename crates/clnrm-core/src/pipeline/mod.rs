@@ -6,6 +6,7 @@
 //! arguments, picks sinks and maps errors to exit codes.
 
 mod conclude;
+mod error;
 mod explain;
 pub mod outcomes;
 mod plan;
@@ -16,8 +17,9 @@ mod run;
 mod tests;
 
 pub use conclude::Concluded;
+pub use error::PipelineError;
 pub use explain::explain_keys;
 pub use plan::selected_ids;
 pub use prefetch::Prefetch;
 pub use prepare::{DEFAULT_PATH, Prepared, prepare, prepare_in, prepare_with, var_layers};
-pub use run::{Host, PipelineError, Ran, Sink, end_session, run, session_options, start_session};
+pub use run::{Host, Ran, Sink, end_session, run, session_options, start_session};

@@ -3,7 +3,7 @@
 //! cache and the baseline opened.
 
 use super::Prepared;
-use super::run::PipelineError;
+use super::error::PipelineError;
 use crate::cache::Cache;
 use crate::config::{RunConfig, Subset};
 use crate::diff::BaselineCheck;

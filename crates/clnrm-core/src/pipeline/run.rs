@@ -6,14 +6,14 @@
 
 use super::Prepared;
 use super::conclude::{Concluded, conclude};
+use super::error::PipelineError;
 use super::plan::{Planned, plan_run};
 use super::prefetch::{Prefetch, image_ids};
 use crate::backend::ContainerEngine;
 use crate::cache::Cache;
-use crate::config::{BadFlag, RunConfig};
-use crate::diff::BaselineError;
+use crate::config::RunConfig;
 use crate::exec::{Event, RunOwner, Session, SessionOptions, Stop};
-use crate::report::{RunReport, WriteError};
+use crate::report::RunReport;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,34 +43,6 @@ pub trait Sink: Send + 'static {
     /// `false`, and a fully cached run tells it everything from the run's task.
     fn blocks(&self) -> bool {
         true
-    }
-}
-
-/// Why a run could not be planned or concluded.
-#[derive(Debug, thiserror::Error)]
-pub enum PipelineError {
-    /// A flag with a value that cannot be used.
-    #[error(transparent)]
-    Flag(#[from] BadFlag),
-    /// The baseline cannot be read or written.
-    #[error(transparent)]
-    Baseline(#[from] BaselineError),
-    /// A report file cannot be written.
-    #[error(transparent)]
-    Reports(#[from] WriteError),
-    /// The engine does not answer (something had to run).
-    #[error(transparent)]
-    Engine(#[from] crate::backend::EngineError),
-}
-
-impl PipelineError {
-    /// Whether the user's input is at fault (else the environment is).
-    pub fn is_invalid_input(&self) -> bool {
-        match self {
-            PipelineError::Flag(_) => true,
-            PipelineError::Baseline(e) => matches!(e, BaselineError::Corrupt { .. }),
-            PipelineError::Reports(_) | PipelineError::Engine(_) => false,
-        }
     }
 }
 
