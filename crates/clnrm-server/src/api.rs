@@ -7,96 +7,18 @@ use crate::problem::{Problem, ProblemDoc};
 use crate::store::{Scope, Store, is_final};
 use crate::upload::{Bundle, Refused};
 use crate::{App, auth};
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Extension, Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use clnrm_core::otel::SpanRecord;
 use clnrm_core::report::RunReport;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-/// The routes, over `app`.
-pub fn router<S: Store>(app: Arc<App<S>>) -> Router {
-    // JSON escapes text: room for twice the project, the bound is checked on the files.
-    let limit = app
-        .options
-        .max_upload
-        .saturating_mul(2)
-        .saturating_add(1 << 20);
-    // Every request but an event stream is bounded in time (a slow body included).
-    // A request without a valid token is refused before its body is read.
-    let token_first = axum::middleware::from_fn_with_state(app.clone(), token_first::<S>);
-    let open = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/api/v1/openapi.json", get(openapi))
-        .route("/", get(crate::ui::index))
-        .route("/ui/app.js", get(crate::ui::script))
-        .route("/ui/app.css", get(crate::ui::style))
-        .route_layer(axum::middleware::from_fn(bounded_time));
-    let bounded = Router::new()
-        .route("/metrics", get(metrics::<S>))
-        .route("/api/v1/runs", post(submit::<S>).get(list::<S>))
-        .route("/api/v1/runs/{id}", get(run::<S>))
-        .route("/api/v1/runs/{id}/scenarios", get(scenarios::<S>))
-        .route("/api/v1/runs/{id}/scenarios/{sid}", get(scenario::<S>))
-        .route("/api/v1/runs/{id}/report", get(report::<S>))
-        .route("/api/v1/runs/{id}/cancel", post(cancel::<S>))
-        .route("/api/v1/runs/{id}/baseline", get(baseline::<S>))
-        .route("/api/v1/scenarios/{sid}/history", get(history::<S>))
-        .route("/api/v1/tokens", post(create_token::<S>).get(tokens::<S>))
-        .route(
-            "/api/v1/tokens/{id}",
-            axum::routing::delete(delete_token::<S>),
-        )
-        .route_layer(axum::middleware::from_fn(bounded_time))
-        .route_layer(token_first.clone());
-    Router::new()
-        .route("/api/v1/runs/{id}/events", get(crate::sse::events::<S>))
-        .route_layer(token_first)
-        .merge(bounded)
-        .merge(open)
-        .fallback(|| async { Problem::not_found("no such endpoint") })
-        .layer(DefaultBodyLimit::max(limit))
-        .with_state(app)
-}
-
 type Api<S> = State<Arc<App<S>>>;
-
-/// How long a request (but an event stream) may take, its body included.
-pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
-
-/// Refuses a request without a known token (401) before anything reads its body; the
-/// handler then checks the scope it needs.
-async fn token_first<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let mut req = req;
-    match auth::authorize(&app.store, req.headers(), Scope::Read).await {
-        Ok(granted) => {
-            req.extensions_mut().insert(granted);
-            next.run(req).await
-        }
-        Err(p) => p.into_response(),
-    }
-}
-
-async fn bounded_time(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
-        Ok(answer) => answer,
-        Err(_) => Problem::new(
-            StatusCode::REQUEST_TIMEOUT,
-            format!("the request took more than {} s", REQUEST_TIMEOUT.as_secs()),
-        )
-        .into_response(),
-    }
-}
 
 /// A body, or the problem it has (too large: 413).
 fn bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Problem> {
@@ -119,15 +41,6 @@ fn parsed<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, Problem> {
 #[utoipa::path(get, path = "/healthz", tag = "service", responses((status = 200, description = "ok", body = String, content_type = "text/plain")))]
 pub(crate) async fn healthz() -> &'static str {
     "ok\n"
-}
-
-/// This document (no token needed).
-async fn openapi() -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        crate::openapi::document(),
-    )
-        .into_response()
 }
 
 /// `POST /runs` with a JSON body: the project's files and the options.

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod job;
 pub mod openapi;
 mod problem;
+mod routes;
 pub mod sql;
 mod sse;
 pub mod store;
@@ -150,7 +151,7 @@ pub async fn serve<S: Store>(
         signal.cancelled().await;
         streams.cancel();
     });
-    let router = api::router(app.clone());
+    let router = routes::router(app.clone());
     let shutdown = stop.clone();
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })

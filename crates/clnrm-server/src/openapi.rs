@@ -7,6 +7,16 @@ use crate::store::{RunRow, ScenarioOutcome};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+/// `GET /api/v1/openapi.json`: the document (no token needed).
+pub(crate) async fn serve() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        document(),
+    )
+        .into_response()
+}
+
 /// The document.
 #[derive(OpenApi)]
 #[openapi(
