@@ -1,0 +1,301 @@
+//! The shape of the code (issue 28): no import loop between modules of any crate.
+//! A module reaching into another one is an edge between the two siblings under
+//! their nearest common parent (`exec::pool::snapshot` using `exec::scenario` is an
+//! edge `exec::pool` → `exec::scenario`); a child using its parent's items is not an
+//! edge. Paths are read from `crate::` and `super::` references in product code
+//! (test modules and `tests.rs` files aside).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+type Module = Vec<String>;
+
+fn files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            files(&p, out);
+        } else if p.extension().is_some_and(|e| e == "rs")
+            && p.file_name().is_some_and(|n| n != "tests.rs")
+        {
+            out.push(p);
+        }
+    }
+}
+
+/// `src/exec/pool/mod.rs` → `exec::pool`; `src/lib.rs` → the crate root.
+fn module_of(src: &Path, file: &Path) -> Module {
+    let rel = file.strip_prefix(src).unwrap_or(file).with_extension("");
+    let mut parts: Module = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    if parts
+        .last()
+        .is_some_and(|l| l == "mod" || l == "lib" || l == "main")
+    {
+        parts.pop();
+    }
+    parts
+}
+
+/// The text without test modules and line comments.
+fn product_code(text: &str) -> String {
+    let text = text.split("#[cfg(test)]").next().unwrap_or_default();
+    text.lines()
+        .map(|l| l.split("//").next().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn is_ident(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
+}
+
+/// Every path a reference in `code` names, as written: `crate::a::b`, `super::c`,
+/// and each item of a group (`crate::a::{b, c::d}` names `a::b` and `a::c::d`).
+fn references(code: &str) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    let bytes = code.as_bytes();
+    let mut i = 0;
+    while i < code.len() {
+        let at_start = i == 0 || !is_ident(bytes[i - 1] as char);
+        let rest = &code[i..];
+        if at_start && (rest.starts_with("crate::") || rest.starts_with("super::")) {
+            let (path, used) = path_at(rest);
+            i += used.max(1);
+            if let Some(group) = rest[used..].strip_prefix("::{") {
+                let end = group_end(group);
+                for item in split_top(&group[..end]) {
+                    let (tail, _) = path_at(item.trim());
+                    let mut full = path.clone();
+                    full.extend(tail);
+                    out.push(full);
+                }
+            }
+            out.push(path);
+        } else {
+            i += rest.chars().next().map_or(1, char::len_utf8);
+        }
+    }
+    out
+}
+
+/// The `::`-separated identifiers at the start of `text`, and the bytes they take.
+fn path_at(text: &str) -> (Vec<String>, usize) {
+    let mut parts = Vec::new();
+    let mut used = 0;
+    loop {
+        let ident: String = text[used..].chars().take_while(|&c| is_ident(c)).collect();
+        if ident.is_empty() {
+            break;
+        }
+        used += ident.len();
+        parts.push(ident);
+        if text[used..].starts_with("::") && text[used + 2..].starts_with(is_ident) {
+            used += 2;
+        } else {
+            break;
+        }
+    }
+    (parts, used)
+}
+
+fn group_end(group: &str) -> usize {
+    let mut depth = 0;
+    for (i, c) in group.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => return i,
+            '}' => depth -= 1,
+            _ => {}
+        }
+    }
+    group.len()
+}
+
+fn split_top(group: &str) -> Vec<&str> {
+    let (mut parts, mut depth, mut start) = (Vec::new(), 0, 0);
+    for (i, c) in group.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(&group[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&group[start..]);
+    parts
+}
+
+/// The module `path` (written in `from`) resolves to: its longest prefix that is a
+/// module of the crate.
+fn resolve(from: &Module, path: &[String], modules: &BTreeSet<Module>) -> Option<Module> {
+    let (mut base, mut rest) = match path.first().map(String::as_str) {
+        Some("crate") => (Vec::new(), &path[1..]),
+        Some("super") => (from[..from.len().saturating_sub(1)].to_vec(), &path[1..]),
+        _ => return None,
+    };
+    while rest.first().is_some_and(|s| s == "super") {
+        base.pop();
+        rest = &rest[1..];
+    }
+    let mut full = base;
+    full.extend(rest.iter().cloned());
+    while !full.is_empty() && !modules.contains(&full) {
+        full.pop();
+    }
+    (!full.is_empty()).then_some(full)
+}
+
+/// The cycles of `edges` (strongly connected components of more than one module).
+fn cycles(edges: &BTreeMap<Module, BTreeSet<Module>>) -> Vec<Vec<Module>> {
+    struct Tarjan<'a> {
+        edges: &'a BTreeMap<Module, BTreeSet<Module>>,
+        index: BTreeMap<Module, usize>,
+        low: BTreeMap<Module, usize>,
+        stack: Vec<Module>,
+        on: BTreeSet<Module>,
+        found: Vec<Vec<Module>>,
+    }
+    impl Tarjan<'_> {
+        fn visit(&mut self, v: &Module) {
+            let n = self.index.len();
+            self.index.insert(v.clone(), n);
+            self.low.insert(v.clone(), n);
+            self.stack.push(v.clone());
+            self.on.insert(v.clone());
+            for w in self.edges.get(v).into_iter().flatten() {
+                if !self.index.contains_key(w) {
+                    self.visit(w);
+                    let lw = self.low[w];
+                    let lv = self.low[v].min(lw);
+                    self.low.insert(v.clone(), lv);
+                } else if self.on.contains(w) {
+                    let lv = self.low[v].min(self.index[w]);
+                    self.low.insert(v.clone(), lv);
+                }
+            }
+            if self.low[v] == self.index[v] {
+                let mut part = Vec::new();
+                while let Some(w) = self.stack.pop() {
+                    self.on.remove(&w);
+                    let done = &w == v;
+                    part.push(w);
+                    if done {
+                        break;
+                    }
+                }
+                if part.len() > 1 {
+                    self.found.push(part);
+                }
+            }
+        }
+    }
+    let mut t = Tarjan {
+        edges,
+        index: BTreeMap::new(),
+        low: BTreeMap::new(),
+        stack: Vec::new(),
+        on: BTreeSet::new(),
+        found: Vec::new(),
+    };
+    for v in edges.keys() {
+        if !t.index.contains_key(v) {
+            t.visit(v);
+        }
+    }
+    t.found
+}
+
+/// The import loops of the crate whose sources are in `src`, each with one reference
+/// per edge that makes it.
+fn loops(src: &Path) -> Vec<String> {
+    let mut all = Vec::new();
+    files(src, &mut all);
+    let modules: BTreeSet<Module> = all.iter().map(|f| module_of(src, f)).collect();
+    let mut edges: BTreeMap<Module, BTreeSet<Module>> = BTreeMap::new();
+    let mut why: BTreeMap<(Module, Module), String> = BTreeMap::new();
+    for file in &all {
+        let from = module_of(src, file);
+        let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{e}"));
+        for path in references(&product_code(&text)) {
+            let Some(to) = resolve(&from, &path, &modules) else {
+                continue;
+            };
+            let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+            if common >= from.len() || common >= to.len() {
+                // The module itself, one of its children, or one of its parents.
+                continue;
+            }
+            let (a, b) = (from[..=common].to_vec(), to[..=common].to_vec());
+            why.entry((a.clone(), b.clone()))
+                .or_insert_with(|| format!("{} uses {}", file.display(), path.join("::")));
+            edges.entry(a).or_default().insert(b);
+        }
+    }
+    cycles(&edges)
+        .into_iter()
+        .map(|c| {
+            let members: BTreeSet<&Module> = c.iter().collect();
+            let names: Vec<String> = c.iter().map(|m| m.join("::")).collect();
+            let shown: Vec<&String> = why
+                .iter()
+                .filter(|((a, b), _)| members.contains(a) && members.contains(b))
+                .map(|(_, w)| w)
+                .collect();
+            format!("{{{}}}: {shown:#?}", names.join(", "))
+        })
+        .collect()
+}
+
+#[test]
+fn no_module_of_any_crate_imports_one_that_imports_it_back() {
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut found = Vec::new();
+    for name in ["clnrm-core", "clnrm-cli", "clnrm-server", "clnrm-lsp"] {
+        for l in loops(&crates.join(name).join("src")) {
+            found.push(format!("{name}: {l}"));
+        }
+    }
+    assert!(found.is_empty(), "import loops:\n{}", found.join("\n"));
+}
+
+#[test]
+fn a_loop_is_found_through_a_group_and_a_parent_module() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let src = dir.path();
+    std::fs::create_dir_all(src.join("a/inner")).unwrap_or_else(|e| panic!("{e}"));
+    let write = |p: &str, t: &str| std::fs::write(src.join(p), t).unwrap_or_else(|e| panic!("{e}"));
+    write("lib.rs", "mod a;\nmod b;\n");
+    write("a/mod.rs", "mod inner;\npub struct A;\n");
+    // A child of `a` using `b` makes `a` → `b`; `b` using `a` through a group closes it.
+    write(
+        "a/inner.rs",
+        "use crate::b::B; // crate::c\nuse super::A;\n",
+    );
+    write(
+        "b.rs",
+        "use crate::{a::A, x};\npub struct B;\n#[cfg(test)]\nmod t { use crate::a; }\n",
+    );
+    let found = loops(src);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].starts_with("{a, b}") || found[0].starts_with("{b, a}"),
+        "{found:?}"
+    );
+    // Without the group's reference there is none: a child using its parent is no edge.
+    write(
+        "b.rs",
+        "pub struct B;\n#[cfg(test)]\nmod t { use crate::a; }\n",
+    );
+    assert!(loops(src).is_empty(), "{:?}", loops(src));
+}
