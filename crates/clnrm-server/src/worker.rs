@@ -202,8 +202,8 @@ async fn execute<S: Store>(
         }
     };
     let written = Bundle::unpack(&run.bundle)
-        .map_err(|e| e.to_string())
-        .and_then(|b| b.write_to(dir.path()).map_err(|e| e.to_string()));
+        .map_err(UnpackError::from)
+        .and_then(|b| Ok(b.write_to(dir.path())?));
     if let Err(e) = written {
         return fail(
             app,
@@ -394,4 +394,15 @@ async fn renew<S: Store>(
     lost.cancel();
     stop.interrupt.cancel();
     stop.force.cancel();
+}
+
+/// Why a claimed run's project could not be put on disk.
+#[derive(Debug, thiserror::Error)]
+enum UnpackError {
+    /// The stored bundle is not one the service would have taken.
+    #[error(transparent)]
+    Bundle(#[from] crate::upload::Refused),
+    /// Writing its files failed.
+    #[error(transparent)]
+    Write(#[from] std::io::Error),
 }

@@ -49,21 +49,26 @@ pub fn run(args: RunArgs) -> i32 {
     };
     let cwd = std::env::current_dir().unwrap_or_else(|_| std::path::PathBuf::from("."));
     let (project, general) = Project::discover(&cwd);
-    // The engine is asked about the last run's images while the files are read: what
-    // a fully cached run waits for. An engine that cannot even be made is reported
-    // below, once the files are known to be valid.
-    let prefetch = Docker::new().ok().map(|d| {
+    // When the cache may answer the run, the engine is asked about the last run's
+    // images while the files are read: what a fully cached run waits for. An engine
+    // that cannot even be made is reported below, once the files are known valid.
+    let may_answer = project.config.cache.enabled && !args.force && !args.update_baseline;
+    let prefetch = may_answer.then(Docker::new).and_then(Result::ok).map(|d| {
         let engine = Arc::new(with_deadlines(d, &project.config.executor));
         let _in = runtime.enter();
         (engine.clone(), Prefetch::start(engine, &project.layout()))
     });
     let prepared = pipeline::prepare_in(project, general, &args.paths, &args.vars.vars, false);
-    if let Err(code) = print_prepared(&prepared, "nothing was run") {
-        return code;
-    }
-    let config = match resolve(&flags(&args), &prepared) {
+    let config = print_prepared(&prepared, "nothing was run")
+        .and_then(|()| resolve(&flags(&args), &prepared));
+    let config = match config {
         Ok(c) => c,
-        Err(code) => return code,
+        Err(code) => {
+            // Nothing is waited for (a prefetch's engine lookup included).
+            drop(prefetch);
+            runtime.shutdown_background();
+            return code;
+        }
     };
     let ran = runtime.block_on(async {
         let host = match prefetch {

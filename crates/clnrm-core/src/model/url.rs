@@ -52,8 +52,7 @@ enum Parsed {
 impl HttpUrl {
     /// `text`, parsed (unless its authority is a capture).
     pub fn new(text: &str) -> Self {
-        let authority = text.split('/').nth(2).unwrap_or_default();
-        let parsed = if authority.contains("${") {
+        let parsed = if authority(text).is_some_and(|a| a.contains("${")) {
             Parsed::Late
         } else {
             match target(text) {
@@ -112,6 +111,12 @@ impl HttpUrl {
         };
         Ok(Self { text, parsed })
     }
+}
+
+/// The authority of an `http://` URL: up to its path or its query.
+fn authority(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("http://")?;
+    Some(&rest[..rest.find(['/', '?']).unwrap_or(rest.len())])
 }
 
 /// Splits an `http://` URL.
@@ -222,6 +227,20 @@ mod tests {
             .substituted(|s| Ok::<_, ()>(s.replace("${host}", "db:0")))
             .unwrap();
         assert_eq!(bad.resolved_target(), Err(UrlError::BadPort("0".into())));
+    }
+
+    #[test]
+    fn a_capture_in_the_query_alone_leaves_the_authority_known() {
+        let u = HttpUrl::new("http://app:8080?id=${id}");
+        let t = u.target().expect("known as read");
+        assert_eq!((t.host.as_str(), t.port), ("app", 8080));
+        assert_eq!(t.path, "/?id=${id}");
+        assert!(HttpUrl::new("http://${h}?x").target().is_none());
+        // Not http: an error as read, whatever it holds.
+        assert_eq!(
+            HttpUrl::new("https://${h}/").error(),
+            Some(&UrlError::NotHttp)
+        );
     }
 
     #[test]

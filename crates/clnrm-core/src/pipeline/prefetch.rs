@@ -4,7 +4,10 @@
 //! and validate the files. `clnrm run` therefore asks first, for the images its
 //! project's last run used (as the cache names them), and reads the files meanwhile;
 //! an image the last run did not use is asked for during the run, as without a
-//! prefetch (a scenario with a new image has no cached pass anyway).
+//! prefetch (a scenario with a new image has no cached pass anyway). The ids are the
+//! engine's at the start of the process, not when the run is planned: an image
+//! rebuilt while the files are read is found out by the next run, as one rebuilt
+//! while a run executes always was.
 
 use crate::backend::ContainerEngine;
 use crate::project::Layout;
@@ -48,8 +51,14 @@ impl Drop for Prefetch {
     }
 }
 
-/// The ids of those of `images` the engine has; `None` when it did not answer.
+/// Inspections of images in flight at once: a cache may name many images (those of
+/// scenarios since removed too, until their entries are evicted).
+const AT_ONCE: usize = 8;
+
+/// The ids of those of `images` the engine has; `None` when it did not answer (then
+/// nothing is asked again: a run that must run finds out why).
 pub(super) async fn image_ids<E: ContainerEngine>(engine: Arc<E>, images: BTreeSet<String>) -> Ids {
+    use futures_util::StreamExt as _;
     let asked = images.into_iter().map(|image| {
         let engine = engine.clone();
         async move {
@@ -57,9 +66,13 @@ pub(super) async fn image_ids<E: ContainerEngine>(engine: Arc<E>, images: BTreeS
             Ok::<_, crate::backend::EngineError>(info.map(|i| (image, i.id)))
         }
     });
+    let found: Vec<_> = futures_util::stream::iter(asked)
+        .buffer_unordered(AT_ONCE)
+        .collect()
+        .await;
     let mut ids = HashMap::new();
-    for found in futures_util::future::join_all(asked).await {
-        ids.extend(found.ok()?);
+    for one in found {
+        ids.extend(one.ok()?);
     }
     Some(ids)
 }

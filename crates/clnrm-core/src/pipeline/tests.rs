@@ -171,10 +171,14 @@ async fn an_unchanged_suite_is_answered_from_the_cache_without_a_container() {
 /// A run of `root` on `engine` as `clnrm run` makes it: the last run's images asked
 /// for before the files are read.
 async fn run_prefetched(root: &Path, engine: &Arc<FakeEngine>) -> Ran {
+    run_prefetched_with(root, engine, &RunFlags::default()).await
+}
+
+async fn run_prefetched_with(root: &Path, engine: &Arc<FakeEngine>, flags: &RunFlags) -> Ran {
     let (project, general) = crate::project::Project::discover(root);
     let prefetch = Prefetch::start(engine.clone(), &project.layout());
     let prepared = prepare_in(project, general, &[root.to_path_buf()], &[], true);
-    let config = config(&prepared, &RunFlags::default());
+    let config = config(&prepared, flags);
     run(
         &prepared,
         &config,
@@ -234,6 +238,66 @@ async fn a_prefetched_run_is_answered_from_the_cache_until_an_image_is_rebuilt()
         statuses(&third.report)
     );
     assert!(engine.created() > created);
+
+    // --force does not use it: everything runs.
+    let forced = RunFlags {
+        force: true,
+        ..RunFlags::default()
+    };
+    let created = engine.created();
+    let ran = run_prefetched_with(dir.path(), &engine, &forced).await;
+    assert!(
+        ran.report
+            .results
+            .iter()
+            .all(|r| r.status == Status::Passed),
+        "{:?}",
+        statuses(&ran.report)
+    );
+    assert!(engine.created() > created);
+}
+
+#[tokio::test]
+async fn images_the_cache_does_not_name_are_asked_for_by_the_run_itself() {
+    let dir = project(TWO);
+    let engine = Arc::new(FakeEngine::new());
+    let first = run_prefetched(dir.path(), &engine).await;
+    assert!(
+        first
+            .report
+            .results
+            .iter()
+            .all(|r| r.status == Status::Passed)
+    );
+    // A cache file whose entries name no image (an older clnrm wrote no parts).
+    let file = dir.path().join(".clnrm/cache/hashes.json");
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{e}"));
+    for entry in doc["entries"]
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|m| m.values_mut())
+    {
+        if let Some(e) = entry.as_object_mut() {
+            e.remove("parts");
+        }
+    }
+    std::fs::write(&file, doc.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    let asked = engine.images_asked();
+    let second = run_prefetched(dir.path(), &engine).await;
+    assert_eq!(
+        statuses(&second.report),
+        vec![
+            ("a".to_owned(), Status::Cached, Some(Reason::Cached)),
+            ("b".to_owned(), Status::Cached, Some(Reason::Cached)),
+        ]
+    );
+    assert_eq!(
+        engine.images_asked(),
+        asked + 1,
+        "the run asked for its image"
+    );
 }
 
 #[tokio::test]
