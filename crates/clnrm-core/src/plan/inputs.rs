@@ -5,7 +5,7 @@
 //! writable mount that runs have been seen to write themselves are the service's
 //! data: they do not make another environment or snapshot.
 
-use super::{Plan, PlannedScenario};
+use super::scenario::{Plan, PlannedScenario};
 use crate::inputs::Digests;
 use crate::inputs::written::Written;
 use std::collections::BTreeSet;

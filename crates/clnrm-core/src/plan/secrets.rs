@@ -1,6 +1,9 @@
 //! Secret masking: the values of environment keys that look secret (`*TOKEN*`,
 //! `*PASSWORD*`, `*SECRET*`, `*KEY*`, any case) are replaced by `***` in everything
-//! clnrm prints or writes about a scenario.
+//! clnrm prints or writes about a scenario. A file's secrets are its services' and
+//! steps' secret-looking environment values and its credential-carrying OTLP headers.
+
+use crate::model::TestFile;
 
 /// Replaces known secret values in text.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -74,6 +77,35 @@ impl Masker {
             format!("{key}={}", self.mask(value))
         }
     }
+}
+
+/// The secret values of `file`: its services' and steps' secret-looking environment,
+/// and the OTLP headers that carry credentials.
+pub(super) fn file_masker(file: &TestFile) -> Masker {
+    let service_env = file.services.iter().flat_map(|(_, s)| {
+        s.env
+            .iter()
+            .map(|(k, v)| (k.value.as_str(), v.value.as_str()))
+    });
+    let step_env = file.scenarios.iter().flat_map(|sc| {
+        sc.steps.iter().flat_map(|st| {
+            st.env
+                .iter()
+                .map(|(k, v)| (k.value.as_str(), v.value.as_str()))
+        })
+    });
+    // OTLP headers that carry credentials (`authorization`, `x-api-key`, cookies).
+    let headers = file.otel.iter().flat_map(|o| {
+        o.headers
+            .iter()
+            .map(|(k, v)| (k.value.as_str(), v.value.as_str()))
+            .filter(|(k, _)| {
+                let k = k.to_ascii_lowercase();
+                is_secret_key(&k) || k.contains("auth") || k.contains("cookie")
+            })
+            .map(|(_, v)| ("SECRET", v))
+    });
+    Masker::from_env(service_env.chain(step_env).chain(headers))
 }
 
 #[cfg(test)]

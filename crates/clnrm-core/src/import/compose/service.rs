@@ -1,0 +1,161 @@
+//! One Compose service as a clnrm service: each of its keys kept or left behind (with
+//! why), `environment` over `env_file`, a `build`-only service's image named as
+//! `docker compose build` tags it, and `depends_on` with its conditions.
+
+use super::health::Health;
+use super::project_name;
+use super::state::Import;
+use super::values::{brief, scalar};
+use crate::import::ImportError;
+use serde_yaml_ng::{Mapping, Value};
+
+/// One imported service.
+#[derive(Default)]
+pub(super) struct Service {
+    pub(super) id: String,
+    pub(super) image: String,
+    pub(super) entrypoint: Option<Vec<String>>,
+    pub(super) args: Vec<String>,
+    pub(super) env: Vec<(String, String)>,
+    pub(super) ports: Vec<u16>,
+    pub(super) volumes: Vec<(String, String, bool)>,
+    pub(super) health: Option<Health>,
+    pub(super) depends_on: Vec<(String, &'static str)>,
+    pub(super) notes: Vec<String>,
+}
+
+impl Import<'_> {
+    pub(super) fn service(
+        &mut self,
+        id: &str,
+        v: &Value,
+        project: &str,
+    ) -> Result<Service, ImportError> {
+        let base = format!("services.{id}");
+        let empty = Mapping::new();
+        let m = match v {
+            Value::Mapping(m) => m,
+            Value::Null => &empty,
+            _ => return Err(self.err(&base, "must be a mapping")),
+        };
+        let mut svc = Service {
+            id: id.to_owned(),
+            ..Service::default()
+        };
+        let mut env_file = Vec::new();
+        let mut environment = Vec::new();
+        let mut build = None;
+        for (k, v) in m {
+            let key = scalar(k).unwrap_or_default();
+            let path = format!("{base}.{key}");
+            match key.as_str() {
+                "image" => {
+                    svc.image = scalar(v).ok_or_else(|| self.err(&path, "must be a string"))?;
+                }
+                "build" => build = Some(v.clone()),
+                "command" => svc.args = self.words(v, &path)?,
+                "entrypoint" => svc.entrypoint = Some(self.words(v, &path)?),
+                "environment" => environment = self.environment(v, &path)?,
+                "env_file" => env_file = self.env_files(v, &path)?,
+                "ports" => svc.ports = self.ports(v, &path, &mut svc.notes)?,
+                "expose" => self.skip(
+                    &path,
+                    v,
+                    "not needed: a scenario's services reach each other by id",
+                ),
+                "volumes" => svc.volumes = self.volumes(v, &path)?,
+                "healthcheck" => svc.health = self.health(v, &path, &mut svc.notes)?,
+                "depends_on" => svc.depends_on = self.depends_on(v, &path)?,
+                "restart" => self.skip(&path, v, "each scenario starts its own containers"),
+                "container_name" | "hostname" => self.skip(
+                    &path,
+                    v,
+                    "containers are named by clnrm and reached by their service id",
+                ),
+                "networks" | "network_mode" | "links" => self.skip(
+                    &path,
+                    v,
+                    "each scenario has a network of its own; services reach each other by id",
+                ),
+                "deploy" | "mem_limit" | "cpus" | "mem_reservation" => self.skip(
+                    &path,
+                    v,
+                    "limits apply to every container: [limits], --memory, --cpu",
+                ),
+                _ => self.skip(&path, v, "no equivalent in clnrm"),
+            }
+        }
+        // env_file first, `environment` over it (as Compose does).
+        for (k, v) in env_file.into_iter().chain(environment) {
+            match svc.env.iter_mut().find(|(key, _)| *key == k) {
+                Some(slot) => slot.1 = v,
+                None => svc.env.push((k, v)),
+            }
+        }
+        match (svc.image.is_empty(), build) {
+            (true, Some(b)) => {
+                svc.image = format!("{project}-{}", project_name(id));
+                svc.notes.push(format!(
+                    "build {} is not run: build the image first (`docker compose build` tags \
+                     it {})",
+                    brief(&b),
+                    svc.image
+                ));
+            }
+            (true, None) => return Err(self.err(&base, "has neither `image` nor `build`")),
+            (false, Some(b)) => self.skip(&format!("{base}.build"), &b, "the image is used"),
+            (false, None) => {}
+        }
+        Ok(svc)
+    }
+
+    /// `depends_on`: the list form (started) or the map form with conditions.
+    fn depends_on(
+        &mut self,
+        v: &Value,
+        path: &str,
+    ) -> Result<Vec<(String, &'static str)>, ImportError> {
+        let mut out = Vec::new();
+        match v {
+            Value::Sequence(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let id = scalar(item)
+                        .ok_or_else(|| self.err(&format!("{path}[{i}]"), "must be a service"))?;
+                    out.push((id, "started"));
+                }
+            }
+            Value::Mapping(m) => {
+                for (k, cond) in m {
+                    let id = scalar(k).unwrap_or_default();
+                    let at = format!("{path}.{id}");
+                    let condition = cond
+                        .get("condition")
+                        .and_then(scalar)
+                        .unwrap_or_else(|| "service_started".into());
+                    let c = match condition.as_str() {
+                        "service_started" => "started",
+                        "service_healthy" => "healthy",
+                        "service_completed_successfully" => "completed",
+                        other => {
+                            return Err(self.err(
+                                &format!("{at}.condition"),
+                                format!(
+                                    "{other:?} is not service_started, service_healthy or \
+                                     service_completed_successfully"
+                                ),
+                            ));
+                        }
+                    };
+                    for key in ["restart", "required"] {
+                        if let Some(v) = cond.get(key) {
+                            self.skip(&format!("{at}.{key}"), v, "no equivalent in clnrm");
+                        }
+                    }
+                    out.push((id, c));
+                }
+            }
+            _ => return Err(self.err(path, "must be a list or a mapping")),
+        }
+        Ok(out)
+    }
+}
