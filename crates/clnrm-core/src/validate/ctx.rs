@@ -1,10 +1,11 @@
-//! What the rules of a file share: the context they report into, and the check that a
-//! service a key names is defined. `rules` and the rule modules it calls
-//! (`http`, `captures`) all use it.
+//! What the rules of a file share: the context they report into, the ids of the
+//! file's services and the check that a service a key names is one of them, and the
+//! error for bounds written the wrong way round. `rules` and the rule modules it calls
+//! (`scenarios`, `services`, `http`, `captures`, ...) all use it.
 
 use super::HostPaths;
 use crate::diag::{Code, Diagnostic, Diagnostics, Source, Span};
-use crate::model::Sp;
+use crate::model::{Sp, TestFile};
 use std::sync::Arc;
 
 /// The file being checked and where its problems go.
@@ -70,4 +71,37 @@ pub(super) fn check_reference(cx: &mut Ctx<'_>, service: &Sp<String>, defined: &
             ))
         }
     }
+}
+
+/// The ids of the file's services, in the order written.
+pub(super) fn service_ids(file: &TestFile) -> Vec<&str> {
+    file.services
+        .iter()
+        .map(|(k, _)| k.value.as_str())
+        .collect()
+}
+
+/// Reports `lo_name` (at `lo`) above `hi_name` (at `hi`): no value satisfies both.
+pub(super) fn bounds_error(
+    cx: &mut Ctx<'_>,
+    lo: Span,
+    hi: Span,
+    lo_name: &str,
+    hi_name: &str,
+    lo_v: &dyn std::fmt::Display,
+    hi_v: &dyn std::fmt::Display,
+) {
+    let src = cx.src;
+    let d = cx.error(
+        Code::BadBounds,
+        lo,
+        format!("`{lo_name}` ({lo_v}) is above `{hi_name}` ({hi_v})"),
+        format!("{lo_name} = {lo_v}"),
+    );
+    *d = d
+        .clone()
+        .also(src, hi, format!("{hi_name} = {hi_v}"))
+        .help(format!(
+            "no value can satisfy both; `{lo_name}` must be at most `{hi_name}`"
+        ));
 }

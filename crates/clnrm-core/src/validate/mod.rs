@@ -4,14 +4,23 @@
 
 mod captures;
 mod ctx;
+mod cycles;
+mod dependencies;
+mod determinism;
+mod expectations;
 mod host;
 mod http;
 mod load;
+mod otel;
 mod rules;
+mod scenarios;
+mod services;
+mod steps;
 
 pub use host::HostPaths;
 pub use load::{MAX_FILE_BYTES, load};
-pub use rules::{MAX_RETRIES, check};
+pub use rules::check;
+pub use scenarios::MAX_RETRIES;
 
 use crate::diag::{Diagnostic, Severity, Source};
 use crate::model::{TestFile, parse_test_file};

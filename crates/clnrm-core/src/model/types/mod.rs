@@ -1,0 +1,25 @@
+//! The typed model of a test definition (schema v0.6), one file per part of the
+//! format: the file's root and small tables, `[otel]`, services, scenarios, steps and
+//! expectations.
+//!
+//! Every key and value keeps its span so that late stages (a failed expectation,
+//! a bad service reference) can point back into the file. The JSON Schema in
+//! `schemas/` is generated from these types, so their serde names are the TOML keys.
+
+mod expect;
+mod file;
+mod otel;
+mod scenario;
+mod service;
+mod step;
+
+pub use expect::{
+    AttrsExpect, Bounds, Count, CountsExpect, EventsExpect, Expect, GraphExpect, HermeticityExpect,
+    LogExpect, OrderExpect, Pair, ResourceAttrs, SpanAttrs, SpanExpect, SpanKind, StatusCode,
+    StatusExpect, WindowExpect,
+};
+pub use file::{Content, Determinism, Limits, Meta, ReportPaths, SnapshotTable, TestFile};
+pub use otel::{Exporter, Otel, Propagators, Protocol, Scalar};
+pub use scenario::{Artifacts, Scenario};
+pub use service::{Condition, Dependency, HealthCheck, Service, Volume, host_path_in};
+pub use step::{Capture, HttpRequest, Retry, Step};

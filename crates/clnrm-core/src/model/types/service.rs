@@ -1,0 +1,144 @@
+//! `[service.<id>]`: a container the scenarios run in, with its mounts, readiness
+//! probe, dependencies and set-up steps; and where a mount's host path leads.
+
+use super::step::Step;
+use crate::diag::Span;
+use crate::model::{Sp, SpMap};
+use schemars::JsonSchema;
+
+/// `[service.<id>]`.
+#[derive(Clone, Debug, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Service {
+    /// Plugin that manages the service; `generic_container` by default.
+    #[serde(default = "default_plugin")]
+    pub plugin: Sp<String>,
+    /// Container image.
+    pub image: Sp<String>,
+    /// Replaces the image's `ENTRYPOINT` (`[]` clears it); `args` follow it.
+    pub entrypoint: Option<Vec<Sp<String>>>,
+    /// Container command.
+    #[serde(default)]
+    pub args: Vec<Sp<String>>,
+    /// Environment variables.
+    #[serde(default)]
+    pub env: SpMap<Sp<String>>,
+    /// Container ports.
+    #[serde(default)]
+    pub ports: Vec<Sp<u16>>,
+    /// Bind mounts.
+    #[serde(default)]
+    pub volumes: Vec<Volume>,
+    /// Readiness probe.
+    pub health_check: Option<HealthCheck>,
+    /// Span whose arrival means the service is ready.
+    pub wait_for_span: Option<Sp<String>>,
+    /// How long to wait for `wait_for_span`, in seconds (default 30).
+    pub wait_for_span_timeout_secs: Option<Sp<u64>>,
+    /// Services that must be started, healthy or completed before this one starts:
+    /// a list of ids, or a map of id to condition.
+    #[serde(default)]
+    #[schemars(schema_with = "depends_on_schema")]
+    pub depends_on: Vec<Dependency>,
+    /// `[[service.<id>.setup]]`: steps run once in the service, alone, after it is
+    /// ready; the result is kept as a snapshot image every scenario starts from.
+    #[serde(default)]
+    pub setup: Vec<Step>,
+    /// Where the service table is in the file (its key).
+    #[serde(skip)]
+    pub span: Span,
+}
+
+fn depends_on_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let condition = generator.subschema_for::<Condition>();
+    schemars::json_schema!({
+        "anyOf": [
+            { "type": "array", "items": { "type": "string" }, "uniqueItems": true },
+            { "type": "object", "additionalProperties": condition }
+        ]
+    })
+}
+
+/// One entry of `depends_on`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dependency {
+    /// The service depended on.
+    pub service: Sp<String>,
+    /// What it must have reached; `None` in the list form (then `healthy` when it has
+    /// a health check or a ready span, else `started`).
+    pub condition: Option<Sp<Condition>>,
+}
+
+/// How far a dependency must have come before its dependent starts (its words and
+/// schema: `keywords.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Condition {
+    /// Its container started.
+    Started,
+    /// Its health check passed and its ready span, if any, arrived.
+    Healthy,
+    /// A one-shot: its main process exited 0.
+    Completed,
+}
+
+impl Volume {
+    /// The absolute host path of this mount in a file that lives in `base`: `.` and
+    /// `..` resolved by their text (symlinks are the engine's to follow).
+    pub fn host_path_in(&self, base: &std::path::Path) -> std::path::PathBuf {
+        host_path_in(&self.host_path.value, base)
+    }
+}
+
+/// `path` made absolute against `base` (itself made absolute against the current
+/// directory), `.` and `..` resolved by their text.
+pub fn host_path_in(path: &str, base: &std::path::Path) -> std::path::PathBuf {
+    use std::path::{Component, PathBuf};
+    let joined = std::path::absolute(base.join(path)).unwrap_or_else(|_| base.join(path));
+    let mut out = PathBuf::from("/");
+    for c in joined.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(n) => out.push(n),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    out
+}
+
+fn default_plugin() -> Sp<String> {
+    Sp::new(crate::model::defaults::PLUGIN.to_owned(), Span::default())
+}
+
+/// One bind mount.
+#[derive(Clone, Debug, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Volume {
+    /// Path on the host: absolute, or relative to the directory of the test file (of
+    /// the template, for a rendered one), as Compose resolves paths relative to its file.
+    pub host_path: Sp<String>,
+    /// Absolute path in the container.
+    pub container_path: Sp<String>,
+    /// Mount read-only.
+    #[serde(default)]
+    pub read_only: Option<Sp<bool>>,
+}
+
+/// `health_check`.
+#[derive(Clone, Debug, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct HealthCheck {
+    /// Command run in the container; exit 0 means healthy.
+    pub cmd: Vec<Sp<String>>,
+    /// Time between probes in milliseconds.
+    pub interval_ms: Option<Sp<u64>>,
+    /// Time one probe may take in milliseconds.
+    pub timeout_ms: Option<Sp<u64>>,
+    /// Probes before giving up.
+    pub retries: Option<Sp<u64>>,
+    /// Where `cmd` is.
+    #[serde(skip)]
+    pub cmd_span: Span,
+}
