@@ -22,9 +22,11 @@ pub(crate) async fn serve() -> axum::response::Response {
 #[openapi(
     info(title = "clnrm runs service", description = "Submit test runs, follow them, read their reports (SPEC §9)."),
     paths(
-        api::submit, api::list, api::run, api::scenarios, api::scenario, api::report,
-        api::cancel, api::history, api::metrics, crate::sse::events, api::healthz,
-        api::create_token, api::tokens, api::delete_token, api::baseline
+        api::submit::submit, api::runs::list, api::runs::run, api::runs::scenarios,
+        api::runs::scenario, api::report::report, api::runs::cancel, api::history::history,
+        api::service::metrics, crate::sse::events, api::service::healthz,
+        api::tokens::create_token, api::tokens::tokens, api::tokens::delete_token,
+        api::runs::baseline
     ),
     components(schemas(
         api::Submit, crate::job::RunOptions, api::Created, api::RunsPage, api::Scenarios,

@@ -23,29 +23,41 @@ pub fn router<S: Store>(app: Arc<App<S>>) -> Router {
     // A request without a valid token is refused before its body is read.
     let token_first = axum::middleware::from_fn_with_state(app.clone(), token_first::<S>);
     let open = Router::new()
-        .route("/healthz", get(api::healthz))
+        .route("/healthz", get(api::service::healthz))
         .route("/api/v1/openapi.json", get(crate::openapi::serve))
         .route("/", get(crate::ui::index))
         .route("/ui/app.js", get(crate::ui::script))
         .route("/ui/app.css", get(crate::ui::style))
         .route_layer(axum::middleware::from_fn(bounded_time));
     let bounded = Router::new()
-        .route("/metrics", get(api::metrics::<S>))
-        .route("/api/v1/runs", post(api::submit::<S>).get(api::list::<S>))
-        .route("/api/v1/runs/{id}", get(api::run::<S>))
-        .route("/api/v1/runs/{id}/scenarios", get(api::scenarios::<S>))
-        .route("/api/v1/runs/{id}/scenarios/{sid}", get(api::scenario::<S>))
-        .route("/api/v1/runs/{id}/report", get(api::report::<S>))
-        .route("/api/v1/runs/{id}/cancel", post(api::cancel::<S>))
-        .route("/api/v1/runs/{id}/baseline", get(api::baseline::<S>))
-        .route("/api/v1/scenarios/{sid}/history", get(api::history::<S>))
+        .route("/metrics", get(api::service::metrics::<S>))
+        .route(
+            "/api/v1/runs",
+            post(api::submit::submit::<S>).get(api::runs::list::<S>),
+        )
+        .route("/api/v1/runs/{id}", get(api::runs::run::<S>))
+        .route(
+            "/api/v1/runs/{id}/scenarios",
+            get(api::runs::scenarios::<S>),
+        )
+        .route(
+            "/api/v1/runs/{id}/scenarios/{sid}",
+            get(api::runs::scenario::<S>),
+        )
+        .route("/api/v1/runs/{id}/report", get(api::report::report::<S>))
+        .route("/api/v1/runs/{id}/cancel", post(api::runs::cancel::<S>))
+        .route("/api/v1/runs/{id}/baseline", get(api::runs::baseline::<S>))
+        .route(
+            "/api/v1/scenarios/{sid}/history",
+            get(api::history::history::<S>),
+        )
         .route(
             "/api/v1/tokens",
-            post(api::create_token::<S>).get(api::tokens::<S>),
+            post(api::tokens::create_token::<S>).get(api::tokens::tokens::<S>),
         )
         .route(
             "/api/v1/tokens/{id}",
-            axum::routing::delete(api::delete_token::<S>),
+            axum::routing::delete(api::tokens::delete_token::<S>),
         )
         .route_layer(axum::middleware::from_fn(bounded_time))
         .route_layer(token_first.clone());

@@ -1,0 +1,116 @@
+//! [`ContainerEngine`] for [`Docker`]: each call handed to the file of its job.
+
+use super::client::{self, Docker};
+use super::{containers, exec, images, logs, networks};
+use crate::backend::{
+    Attached, ContainerEngine, ContainerSpec, ContainerState, Details, EngineError, ExecSpec,
+    Execution, ImageInfo, Labels, Listed, ListedImage,
+};
+use std::time::Duration;
+
+impl ContainerEngine for Docker {
+    async fn ping(&self) -> Result<(), EngineError> {
+        client::ping(self).await
+    }
+
+    async fn image(&self, image: &str) -> Result<Option<ImageInfo>, EngineError> {
+        images::image(self, image).await
+    }
+
+    async fn pull(&self, image: &str) -> Result<(), EngineError> {
+        images::pull(self, image).await
+    }
+
+    async fn create_network(&self, name: &str, labels: &Labels) -> Result<String, EngineError> {
+        networks::create_network(self, name, labels).await
+    }
+
+    async fn network_gateway(
+        &self,
+        network: &str,
+    ) -> Result<Option<std::net::IpAddr>, EngineError> {
+        networks::network_gateway(self, network).await
+    }
+
+    async fn remove_network(&self, id: &str) -> Result<(), EngineError> {
+        networks::remove_network(self, id).await
+    }
+
+    async fn create(&self, spec: &ContainerSpec) -> Result<String, EngineError> {
+        containers::create(self, spec).await
+    }
+
+    async fn attach(&self, id: &str) -> Result<Attached, EngineError> {
+        exec::attach(self, id).await
+    }
+
+    async fn start(&self, id: &str) -> Result<(), EngineError> {
+        containers::start(self, id).await
+    }
+
+    async fn exec_start(&self, id: &str, spec: &ExecSpec) -> Result<Execution, EngineError> {
+        exec::exec_start(self, id, spec).await
+    }
+
+    async fn exec_exit_code(&self, exec: &str) -> Result<i64, EngineError> {
+        exec::exec_exit_code(self, exec).await
+    }
+
+    async fn inspect(&self, id: &str) -> Result<ContainerState, EngineError> {
+        containers::inspect(self, id).await
+    }
+
+    async fn stdout_log(&self, id: &str) -> Result<Vec<u8>, EngineError> {
+        logs::stdout_log(self, id).await
+    }
+
+    async fn log_tail(&self, id: &str, lines: usize) -> Result<Vec<u8>, EngineError> {
+        logs::log_tail(self, id, lines).await
+    }
+
+    async fn log(&self, id: &str, cap: usize) -> Result<Vec<u8>, EngineError> {
+        logs::log(self, id, cap).await
+    }
+
+    async fn details(&self, id: &str) -> Result<Details, EngineError> {
+        containers::details(self, id).await
+    }
+
+    async fn changes(&self, id: &str) -> Result<Vec<String>, EngineError> {
+        containers::changes(self, id).await
+    }
+
+    async fn stop(&self, id: &str, grace: Duration) -> Result<(), EngineError> {
+        containers::stop(self, id, grace).await
+    }
+
+    async fn snapshot(
+        &self,
+        id: &str,
+        tag: &str,
+        volumes: &[String],
+        labels: &Labels,
+    ) -> Result<String, EngineError> {
+        self.make_snapshot(id, tag, volumes, labels).await
+    }
+
+    async fn images(&self, key: &str) -> Result<Vec<ListedImage>, EngineError> {
+        images::images(self, key).await
+    }
+
+    async fn remove_image(&self, id: &str) -> Result<(), EngineError> {
+        self.remove_image_quietly(id).await
+    }
+
+    async fn remove(&self, id: &str) -> Result<(), EngineError> {
+        containers::remove(self, id).await
+    }
+
+    async fn list(&self, key: &str) -> Result<Vec<Listed>, EngineError> {
+        containers::list(self, key).await
+    }
+
+    async fn list_networks(&self, key: &str) -> Result<Vec<Listed>, EngineError> {
+        networks::list_networks(self, key).await
+    }
+}

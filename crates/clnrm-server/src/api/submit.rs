@@ -1,0 +1,239 @@
+//! Submitting a run (`POST /api/v1/runs`): the project as a `.tar.gz` or as JSON
+//! files, the options, the checks (paths, size, validation, host mounts), then stored
+//! and queued before the 201.
+
+use super::request::{Api, bytes, parsed};
+use crate::auth;
+use crate::job::RunOptions;
+use crate::problem::{Problem, ProblemDoc};
+use crate::store::{Scope, Store};
+use crate::upload::{Bundle, Refused};
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Extension, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// `POST /runs` with a JSON body: the project's files and the options.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Submit {
+    /// Path (relative to the project root) → the file's text; at least one.
+    #[schema(value_type = std::collections::HashMap<String, String>)]
+    files: serde_json::Map<String, Value>,
+    /// How to run.
+    #[serde(default)]
+    options: RunOptions,
+}
+
+/// The answer to a submission.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Created {
+    /// The run's id.
+    id: String,
+    /// `queued`.
+    status: String,
+}
+
+/// Query of `POST /runs` with a `.tar.gz` body: the options as parameters.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct TarQuery {
+    /// Scenarios at once.
+    #[param(minimum = 1, maximum = 1024)]
+    workers: Option<u64>,
+    /// Scenario-id glob.
+    filter: Option<String>,
+    /// Only scenarios with this tag.
+    tag: Option<String>,
+    /// Run everything.
+    force: Option<bool>,
+    /// Runs after a failure.
+    #[param(maximum = 100)]
+    retries: Option<u64>,
+    /// Record baselines.
+    update_baseline: Option<bool>,
+}
+
+/// Submits a run: a project (`.tar.gz`, or JSON files) and options; stored and queued
+/// before the answer.
+#[utoipa::path(post, path = "/api/v1/runs", tag = "runs",
+    params(TarQuery, ("X-Clnrm-Options" = Option<String>, Header, description = "the options as JSON, with a .tar.gz body")),
+    request_body(content((Submit = "application/json"), (Vec<u8> = "application/gzip")), description = "the project"),
+    responses(
+        (status = 201, description = "stored and queued", body = Created),
+        (status = 400, description = "a malformed body or option, a path that escapes, a link", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "no or an unknown token", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "too small a scope, or a host mount", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 413, description = "over --max-upload-mb", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, description = "another content type", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "the project does not validate", body = ProblemDoc, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn submit<S: Store>(
+    State(app): Api<S>,
+    Extension(granted): Extension<auth::Granted>,
+    headers: HeaderMap,
+    query: Result<Query<TarQuery>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    let body = bytes(body)?;
+    auth::need(granted, Scope::Run)?;
+    let max = app.options.max_upload;
+    let kind = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let refused = |e: Refused| match e {
+        Refused::Bad(m) => Problem::bad_request(m),
+        Refused::TooLarge(m) => Problem::new(StatusCode::PAYLOAD_TOO_LARGE, m),
+    };
+    let (bundle, options) = match kind.as_str() {
+        "application/gzip" | "application/x-gzip" => {
+            if body.len() > max {
+                return Err(refused(Refused::TooLarge(format!(
+                    "the archive is larger than {} MiB (--max-upload-mb)",
+                    max >> 20
+                ))));
+            }
+            let q = parsed(query)?;
+            let in_header = headers
+                .get("x-clnrm-options")
+                .map(|v| {
+                    v.to_str()
+                        .map_err(|_| Problem::bad_request("X-Clnrm-Options: not text"))
+                        .and_then(|t| {
+                            serde_json::from_str::<RunOptions>(t)
+                                .map_err(|e| Problem::bad_request(format!("X-Clnrm-Options: {e}")))
+                        })
+                })
+                .transpose()?;
+            let options = in_header.unwrap_or(RunOptions {
+                workers: q.workers,
+                filter: q.filter,
+                tags: q.tag.into_iter().collect(),
+                force: q.force.unwrap_or(false),
+                retries: q.retries,
+                update_baseline: q.update_baseline.unwrap_or(false),
+                ..RunOptions::default()
+            });
+            (Bundle::from_tar_gz(&body, max).map_err(refused)?, options)
+        }
+        "application/json" => {
+            let s: Submit = serde_json::from_slice(&body)
+                .map_err(|e| Problem::bad_request(format!("body: {e}")))?;
+            (
+                Bundle::from_json(&s.files, max).map_err(refused)?,
+                s.options,
+            )
+        }
+        other => {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "Content-Type \"{other}\": send application/gzip (a .tar.gz of the project) or application/json"
+                ),
+            ));
+        }
+    };
+    options.check()?;
+    let allow = app.options.allow_host_volumes;
+    let checked = {
+        let bundle = bundle.clone();
+        let vars = options.assignments();
+        tokio::task::spawn_blocking(move || check_project(&bundle, &vars, allow))
+            .await
+            .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    };
+    checked?;
+    let id = crate::random_hex(8);
+    let options = serde_json::to_value(&options).unwrap_or_default();
+    app.store.insert_run(&id, &options, &bundle.pack()).await?;
+    app.queued.notify_waiters();
+    let location = format!("/api/v1/runs/{id}");
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        axum::Json(Created {
+            id,
+            status: "queued".into(),
+        }),
+    )
+        .into_response())
+}
+
+/// A directory to check an upload in: in memory (`/dev/shm`) where the machine has
+/// it, where making and removing one costs a fifth of what it does on disk.
+fn scratch() -> std::io::Result<tempfile::TempDir> {
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir()
+        && let Ok(dir) = tempfile::Builder::new()
+            .prefix("clnrm-upload-")
+            .tempdir_in(shm)
+    {
+        return Ok(dir);
+    }
+    tempfile::tempdir()
+}
+
+/// Validates the project as `clnrm validate` would, and refuses host bind mounts
+/// unless they are allowed.
+fn check_project(
+    bundle: &Bundle,
+    vars: &[String],
+    allow_host_volumes: bool,
+) -> Result<(), Problem> {
+    let dir =
+        scratch().map_err(|e| Problem::new(StatusCode::INSUFFICIENT_STORAGE, e.to_string()))?;
+    bundle
+        .write_to(dir.path())
+        .map_err(|e| Problem::new(StatusCode::INSUFFICIENT_STORAGE, e.to_string()))?;
+    // On this blocking thread, whose stack is large enough (see `runtime`).
+    let prepared =
+        clnrm_core::pipeline::prepare_with(dir.path(), &crate::job::paths(dir.path()), vars, true);
+    let style = clnrm_core::diag::Style::Plain;
+    if prepared.has_errors() {
+        let text: Vec<String> = prepared
+            .diagnostics()
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| clnrm_core::diag::render_human(d, style))
+            .collect();
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("the project does not validate:\n{}", text.join("\n")),
+        ));
+    }
+    crate::job::confined(&prepared)
+        .map_err(|e| Problem::new(StatusCode::FORBIDDEN, e.to_string()))?;
+    if !allow_host_volumes {
+        for f in &prepared.files {
+            let Some(file) = &f.file else { continue };
+            for (id, svc) in file.services.iter() {
+                if let Some(v) = svc.volumes.first() {
+                    let at = f
+                        .rendered
+                        .as_ref()
+                        .map(|s| s.line_col(v.host_path.span.start))
+                        .map(|p| format!(":{}:{}", p.line, p.col))
+                        .unwrap_or_default();
+                    return Err(Problem::new(
+                        StatusCode::FORBIDDEN,
+                        format!(
+                            "{}{at}: service \"{}\" bind-mounts the host path \"{}\"; this server refuses host mounts in uploaded files (start it with --allow-host-volumes to allow them)",
+                            f.display, id.value, v.host_path.value
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
