@@ -47,36 +47,50 @@ fn module_of(src: &Path, file: &Path) -> Module {
     parts
 }
 
-/// The text without line comments and without the items under `#[cfg(test)]`; the
+/// The text without the items under `#[cfg(test)]` and without line comments; the
 /// names of the modules so declared in files of their own (`#[cfg(test)] mod fake;`).
+/// An item ends at its line ending in `;`, or at the line closing its body: `}` at
+/// the attribute's indentation, as rustfmt (which CI runs) writes it, so that braces
+/// and `//` inside strings cannot shift the end.
 fn product_code(text: &str) -> (String, Vec<String>) {
-    let text: String = text
-        .lines()
-        .map(|l| l.split("//").next().unwrap_or_default())
-        .collect::<Vec<_>>()
-        .join("\n");
-    let (mut out, mut test_files, mut rest) = (String::new(), Vec::new(), text.as_str());
-    while let Some(at) = rest.find("#[cfg(test)]") {
-        out.push_str(&rest[..at]);
-        let item = &rest[at + "#[cfg(test)]".len()..];
-        // The item ends at its `;` (a declaration) or its body's closing brace.
-        let end = match (item.find(';'), item.find('{')) {
-            (_, Some(open)) if item.find(';').is_none_or(|semi| open < semi) => {
-                open + group_end(&item[open + 1..]) + 2
+    let lines: Vec<&str> = text.lines().collect();
+    let (mut kept, mut test_files, mut i) = (Vec::new(), Vec::new(), 0);
+    while i < lines.len() {
+        let line = lines[i];
+        if line.trim() != "#[cfg(test)]" {
+            kept.push(line.split("//").next().unwrap_or_default());
+            i += 1;
+            continue;
+        }
+        let indent = &line[..line.len() - line.trim_start().len()];
+        let closing = format!("{indent}}}");
+        i += 1;
+        // Further attributes of the same item.
+        while i < lines.len() && lines[i].trim_start().starts_with("#[") {
+            i += 1;
+        }
+        while i < lines.len() {
+            let t = lines[i].trim_end();
+            i += 1;
+            if t.ends_with(';') {
+                let decl = t.trim().trim_end_matches(';');
+                let name = decl.rsplit("mod ").next().filter(|_| decl.contains("mod "));
+                test_files.extend(name.map(|n| n.trim().to_owned()));
+                break;
             }
-            (Some(semi), _) => {
-                let decl = item[..semi].trim();
-                if let Some(name) = decl.strip_prefix("pub mod ").or(decl.strip_prefix("mod ")) {
-                    test_files.push(name.trim().to_owned());
+            if t.ends_with('}') && t.contains('{') {
+                break;
+            }
+            if t.ends_with('{') {
+                while i < lines.len() && lines[i].trim_end() != closing {
+                    i += 1;
                 }
-                semi + 1
+                i += 1;
+                break;
             }
-            (None, _) => item.len(),
-        };
-        rest = &item[end.min(item.len())..];
+        }
     }
-    out.push_str(rest);
-    (out, test_files)
+    (kept.join("\n"), test_files)
 }
 
 fn is_ident(c: char) -> bool {
@@ -331,37 +345,76 @@ fn no_module_of_any_crate_imports_one_that_imports_it_back() {
     assert!(found.is_empty(), "import loops:\n{}", found.join("\n"));
 }
 
-#[test]
-fn a_loop_is_found_through_a_group_and_a_parent_module_and_test_code_is_no_edge() {
+/// A temporary crate with `files` (path, text) under its `src`.
+fn fixture(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let src = dir.path();
-    for d in ["a", "b"] {
-        std::fs::create_dir_all(src.join(d)).unwrap_or_else(|e| panic!("{e}"));
+    for (path, text) in files {
+        let p = dir.path().join(path);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
+        }
+        std::fs::write(p, text).unwrap_or_else(|e| panic!("{e}"));
     }
-    let write = |p: &str, t: &str| std::fs::write(src.join(p), t).unwrap_or_else(|e| panic!("{e}"));
-    write("lib.rs", "mod a;\nmod b;\n");
-    write("a/mod.rs", "mod inner;\npub struct A;\n");
-    // A child of `a` using `b` makes `a` -> `b`; `b` using `a` through a nested group,
-    // after a test-only function, closes it.
-    write(
-        "a/inner.rs",
-        "use crate::b::B; // crate::c\nuse super::A;\n",
-    );
-    write(
-        "b.rs",
-        "#[cfg(test)]\nfn t() { let _ = crate::a::A; }\nuse crate::{x, a::{inner::{self}}};\npub struct B;\n",
-    );
-    let found = loops(src);
+    dir
+}
+
+#[test]
+fn a_loop_through_a_child_module_is_one_between_its_parent_and_the_other() {
+    // `a::inner` using `b` makes `a` -> `b`; `b` using `a` closes the loop. A child
+    // using its parent (`super::A`) is no edge, nor a comment.
+    let dir = fixture(&[
+        ("lib.rs", "mod a;\nmod b;\n"),
+        ("a/mod.rs", "mod inner;\npub struct A;\n"),
+        (
+            "a/inner.rs",
+            "use super::A;\nuse crate::b::B; // crate::c\n",
+        ),
+        ("b.rs", "use crate::a::A;\npub struct B;\n"),
+    ]);
+    let found = loops(dir.path());
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(
         found[0].starts_with("{a, b}") || found[0].starts_with("{b, a}"),
         "{found:?}"
     );
-    // Test code is no edge: a test module inline, or in a file of its own.
-    write(
-        "b.rs",
-        "pub struct B;\n#[cfg(test)]\nmod t { use crate::a; }\n#[cfg(test)]\nmod f;\n",
+}
+
+#[test]
+fn a_loop_is_found_through_a_nested_group() {
+    // Only the nested group's item names `a::inner` from its sibling `a::x`.
+    let dir = fixture(&[
+        ("lib.rs", "mod a;\n"),
+        ("a/mod.rs", "mod inner;\nmod x;\n"),
+        ("a/inner.rs", "use super::x::X;\npub struct I;\n"),
+        ("a/x.rs", "use crate::{a::{inner::I}};\npub struct X;\n"),
+    ]);
+    let found = loops(dir.path());
+    assert_eq!(found.len(), 1, "{found:?}");
+}
+
+#[test]
+fn test_code_is_no_edge_and_what_follows_it_is_read() {
+    let b = "#[cfg(test)]\nfn t() {\n    let _ = \"{ http://x\";\n    let _ = crate::a::A;\n}\n\nuse crate::a::A;\n";
+    let loop_after_test_fn = fixture(&[
+        ("lib.rs", "mod a;\nmod b;\n"),
+        ("a.rs", "use crate::b::B;\npub struct A;\n"),
+        ("b.rs", b),
+    ]);
+    // The `use` after a test function (whose string holds a brace) is product code.
+    assert_eq!(loops(loop_after_test_fn.path()).len(), 1);
+    let test_only = fixture(&[
+        ("lib.rs", "mod a;\nmod b;\n"),
+        ("a.rs", "use crate::b::B;\npub struct A;\n"),
+        (
+            "b.rs",
+            "pub struct B;\n\n#[cfg(test)]\nmod t {\n    use crate::a;\n}\n\n#[cfg(test)]\npub(crate) mod f;\n",
+        ),
+        ("b/f.rs", "use crate::a::A;\n"),
+    ]);
+    // A test module inline, or in a file of its own, is no edge.
+    assert!(
+        loops(test_only.path()).is_empty(),
+        "{:?}",
+        loops(test_only.path())
     );
-    write("b/f.rs", "use crate::a::A;\n");
-    assert!(loops(src).is_empty(), "{:?}", loops(src));
 }

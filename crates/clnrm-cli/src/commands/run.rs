@@ -49,15 +49,7 @@ pub fn run(args: RunArgs) -> i32 {
     };
     let cwd = std::env::current_dir().unwrap_or_else(|_| std::path::PathBuf::from("."));
     let (project, general) = Project::discover(&cwd);
-    // When the cache may answer the run, the engine is asked about the last run's
-    // images while the files are read: what a fully cached run waits for. An engine
-    // that cannot even be made is reported below, once the files are known valid.
-    let may_answer = project.config.cache.enabled && !args.force && !args.update_baseline;
-    let prefetch = may_answer.then(Docker::new).and_then(Result::ok).map(|d| {
-        let engine = Arc::new(with_deadlines(d, &project.config.executor));
-        let _in = runtime.enter();
-        (engine.clone(), Prefetch::start(engine, &project.layout()))
-    });
+    let prefetch = prefetch(&runtime, &project, &args);
     let prepared = pipeline::prepare_in(project, general, &args.paths, &args.vars.vars, false);
     let config = print_prepared(&prepared, "nothing was run")
         .and_then(|()| resolve(&flags(&args), &prepared));
@@ -88,6 +80,22 @@ pub fn run(args: RunArgs) -> i32 {
         Ok(ran) => finish(args.format, &prepared, &config, &ran),
         Err(code) => code,
     }
+}
+
+/// When the cache may answer the run, the engine, already asked about the last run's
+/// images, so that it answers while the files are read: what a fully cached run waits
+/// for. `None` otherwise, or when no engine can even be made (which the run reports
+/// once the files are known valid).
+fn prefetch(
+    runtime: &tokio::runtime::Runtime,
+    project: &Project,
+    args: &RunArgs,
+) -> Option<(Arc<clnrm_core::backend::Engine>, Prefetch)> {
+    let may_answer = project.config.cache.enabled && !args.force && !args.update_baseline;
+    let docker = may_answer.then(Docker::new)?.ok()?;
+    let engine = Arc::new(with_deadlines(docker, &project.config.executor));
+    let _in = runtime.enter();
+    Some((engine.clone(), Prefetch::start(engine, &project.layout())))
 }
 
 /// `flags` resolved over the project's configuration, or the exit code after saying

@@ -451,13 +451,16 @@ mod tests {
 
     #[test]
     fn a_step_is_planned_in_the_service_its_url_names_and_the_port_published() {
-        let text = "[meta]\nname = \"u\"\nversion = \"1\"\n\n[service.app]\nimage = \"img\"\n\n[service.api]\nimage = \"img\"\n\n[[scenario]]\nname = \"s\"\nservice = \"app\"\n\n[[scenario.steps]]\nname = \"query\"\nhttp = { url = \"http://api:8080?id=1\" }\n\n[[scenario.steps]]\nname = \"id\"\nhttp = { url = \"http://api:8080/\" }\ncapture = { host = { regex = \"(.*)\", from = \"body\" } }\n\n[[scenario.steps]]\nname = \"captured\"\nhttp = { url = \"http://${host}/x\" }\n";
+        let text = "[meta]\nname = \"u\"\nversion = \"1\"\n\n[service.app]\nimage = \"img\"\n\n[service.api]\nimage = \"img\"\n\n[[scenario]]\nname = \"s\"\nservice = \"app\"\n\n[[scenario.steps]]\nname = \"query\"\nhttp = { url = \"http://api:9090?id=${id}\" }\n\n[[scenario.steps]]\nname = \"id\"\nhttp = { url = \"http://api:8080/\" }\ncapture = { host = { regex = \"(.*)\", from = \"body\" } }\n\n[[scenario.steps]]\nname = \"captured\"\nhttp = { url = \"http://${host}/x\" }\n";
         let plan = crate::plan::tests_support::planned(text);
         let sc = &plan.scenarios[0];
-        // A URL with a query and no path names its service and port as read.
+        // A URL with a capture in its query and no path names its service and port
+        // as read.
         assert_eq!(sc.steps[0].service, "api");
         let api = sc.env.services.iter().find(|s| s.id == "api");
-        assert_eq!(api.map(|s| s.ports.clone()), Some(vec![8080]));
+        let mut ports = api.map(|s| s.ports.clone()).unwrap_or_default();
+        ports.sort_unstable();
+        assert_eq!(ports, vec![8080, 9090]);
         // One whose authority is a capture runs in the scenario's service: no
         // service is made up of the text `${host}`.
         assert_eq!(sc.steps[2].service, "app");

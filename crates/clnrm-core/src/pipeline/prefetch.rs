@@ -2,8 +2,9 @@
 //! part of every cache key, so a fully cached run must hear from the engine before it
 //! can answer, and the engine takes about as long to answer as clnrm takes to read
 //! and validate the files. `clnrm run` therefore asks first, for the images its
-//! project's last run used (as the cache names them), and reads the files meanwhile;
-//! an image the last run did not use is asked for during the run, as without a
+//! project's cache names (those of every scenario it holds an entry of, removed ones
+//! too until evicted), and reads the files meanwhile; an image the cache does not
+//! name is asked for during the run, as without a
 //! prefetch (a scenario with a new image has no cached pass anyway). The ids are the
 //! engine's at the start of the process, not when the run is planned: an image
 //! rebuilt while the files are read is found out by the next run, as one rebuilt

@@ -55,7 +55,7 @@ pub enum Host<'s, E> {
     /// is asked only when something must run), ended (every container removed) with
     /// the run.
     Engine(Arc<E>),
-    /// As [`Host::Engine`], the ids of the images the last run used already asked
+    /// As [`Host::Engine`], the ids of the images the project's cache names already asked
     /// for, before the files were read (`clnrm run`).
     Prefetched(Arc<E>, Prefetch),
 }

@@ -270,7 +270,9 @@ async fn images_the_cache_does_not_name_are_asked_for_by_the_run_itself() {
             .all(|r| r.status == Status::Passed)
     );
     // A cache file whose entries name no image (an older clnrm wrote no parts).
-    let file = dir.path().join(".clnrm/cache/hashes.json");
+    let cache_dir = dir.path().join(".clnrm/cache");
+    assert!(!crate::cache::images_named(&cache_dir).is_empty());
+    let file = cache_dir.join("hashes.json");
     let mut doc: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&file).unwrap_or_default())
             .unwrap_or_else(|e| panic!("{e}"));
@@ -284,6 +286,10 @@ async fn images_the_cache_does_not_name_are_asked_for_by_the_run_itself() {
         }
     }
     std::fs::write(&file, doc.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        crate::cache::images_named(&cache_dir).is_empty(),
+        "the prefetch asks for none"
+    );
     let asked = engine.images_asked();
     let second = run_prefetched(dir.path(), &engine).await;
     assert_eq!(
