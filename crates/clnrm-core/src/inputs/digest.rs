@@ -59,6 +59,18 @@ impl InputDigest {
 /// The digest of `path` (absolute), leaving out what lies under `exclude` (clnrm's own
 /// outputs, such as the project's `.clnrm/`).
 pub fn digest(path: &Path, index: &mut StatIndex, exclude: &[PathBuf]) -> InputDigest {
+    digest_with(path, index, exclude, &|_, _| false)
+}
+
+/// [`digest`], leaving out of a directory's tree too every entry for which `skip`
+/// (its path relative to the directory, `/`-separated, and whether it is a directory)
+/// says so; a skipped directory's entries are not read.
+pub fn digest_with(
+    path: &Path,
+    index: &mut StatIndex,
+    exclude: &[PathBuf],
+    skip: &dyn Fn(&str, bool) -> bool,
+) -> InputDigest {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -86,6 +98,7 @@ pub fn digest(path: &Path, index: &mut StatIndex, exclude: &[PathBuf]) -> InputD
     let mut tree = Tree {
         index,
         exclude,
+        skip,
         lines: sha2::Sha256::new(),
         files: BTreeMap::new(),
         entries: 0,
@@ -153,6 +166,7 @@ impl DigestError {
 struct Tree<'a> {
     index: &'a mut StatIndex,
     exclude: &'a [PathBuf],
+    skip: &'a dyn Fn(&str, bool) -> bool,
     lines: sha2::Sha256,
     files: BTreeMap<String, String>,
     entries: usize,
@@ -196,6 +210,9 @@ impl Tree<'_> {
             Err(e) => return Err(DigestError::read(path, e)),
         };
         let kind = meta.file_type();
+        if (self.skip)(rel, kind.is_dir()) {
+            return Ok(());
+        }
         let line = if kind.is_symlink() {
             let target = std::fs::read_link(path).map_err(|e| DigestError::read(path, e))?;
             format!("link {rel}\0{}", target.display())

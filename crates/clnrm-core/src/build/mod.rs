@@ -1,0 +1,214 @@
+//! The system under test from its source (SPEC §14), first part: a build's key. An
+//! image built from a context is named by a hash of what the engine would be sent (the
+//! context's files as `.dockerignore` leaves them, the Dockerfile and `.dockerignore`
+//! always, as the engine always reads them) and of how it is built (the Dockerfile's
+//! path, the target, the build arguments), so that a build whose inputs are unchanged
+//! is not made again and a change anywhere the image can see makes a new one. Files are
+//! read through the stat index, as bind-mounted inputs are: an unchanged context costs
+//! a stat per file.
+
+mod ignore;
+
+pub use ignore::{BadPattern, DockerIgnore};
+
+use crate::inputs::{InputDigest, StatIndex, digest_with};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// How an image is built from its context.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BuildRecipe {
+    /// The Dockerfile, relative to the context (`Dockerfile` when empty).
+    pub dockerfile: String,
+    /// The stage built (the last when `None`).
+    pub target: Option<String>,
+    /// `ARG` values.
+    pub args: BTreeMap<String, String>,
+}
+
+/// Why a build has no key.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The context is not a directory clnrm can read.
+    #[error("build context {}: {why}", context.display())]
+    Context {
+        /// The context.
+        context: std::path::PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// Its `.dockerignore` has a line that is no pattern.
+    #[error("build context {}: {source}", context.display())]
+    Ignore {
+        /// The context.
+        context: std::path::PathBuf,
+        /// The line.
+        #[source]
+        source: BadPattern,
+    },
+}
+
+/// The key of building `recipe` in `context` (a directory), its files read through
+/// `index`: SHA-256 over the context's digest and the recipe.
+pub fn build_key(
+    context: &Path,
+    recipe: &BuildRecipe,
+    index: &mut StatIndex,
+) -> Result<String, KeyError> {
+    let dockerfile = if recipe.dockerfile.is_empty() {
+        "Dockerfile"
+    } else {
+        recipe.dockerfile.as_str()
+    };
+    let ignore = match std::fs::read_to_string(context.join(".dockerignore")) {
+        Ok(text) => DockerIgnore::parse(&text).map_err(|source| KeyError::Ignore {
+            context: context.to_path_buf(),
+            source,
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => DockerIgnore::default(),
+        Err(e) => {
+            return Err(KeyError::Context {
+                context: context.to_path_buf(),
+                why: format!("cannot read .dockerignore ({e})"),
+            });
+        }
+    };
+    if !context.is_dir() {
+        return Err(KeyError::Context {
+            context: context.to_path_buf(),
+            why: "not a directory".into(),
+        });
+    }
+    // What the engine always reads, and the directories leading to them.
+    let always = |rel: &str| {
+        rel == dockerfile
+            || rel == ".dockerignore"
+            || dockerfile.starts_with(rel) && dockerfile[rel.len()..].starts_with('/')
+    };
+    let skip = |rel: &str, is_dir: bool| {
+        !always(rel)
+            && if is_dir {
+                ignore.excludes_tree(rel)
+            } else {
+                ignore.excludes(rel)
+            }
+    };
+    let tree = match digest_with(context, index, &[], &skip) {
+        InputDigest::Known { hash, .. } => hash,
+        InputDigest::Unknowable(why) => {
+            return Err(KeyError::Context {
+                context: context.to_path_buf(),
+                why,
+            });
+        }
+    };
+    let mut parts = vec![
+        "context".to_owned(),
+        tree,
+        "dockerfile".to_owned(),
+        dockerfile.to_owned(),
+        "target".to_owned(),
+        recipe.target.clone().unwrap_or_default(),
+    ];
+    for (k, v) in &recipe.args {
+        parts.push(format!("arg {k}"));
+        parts.push(v.clone());
+    }
+    Ok(crate::digest::key(parts.iter().map(String::as_str)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(root: &Path, rel: &str, text: &str) {
+        let p = root.join(rel);
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d).unwrap_or_else(|e| panic!("{e}"));
+        }
+        std::fs::write(p, text).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    fn key(root: &Path, recipe: &BuildRecipe) -> String {
+        build_key(root, recipe, &mut StatIndex::in_memory()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn the_key_follows_what_the_engine_would_be_sent_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let root = dir.path();
+        write(root, "Dockerfile", "FROM scratch\nCOPY app.py /\n");
+        write(root, "app.py", "print(1)\n");
+        write(root, ".dockerignore", "*.log\n__pycache__\nDockerfile\n");
+        write(root, "__pycache__/app.pyc", "x");
+        let recipe = BuildRecipe::default();
+        let start = key(root, &recipe);
+        assert_eq!(key(root, &recipe), start, "stable");
+
+        // What .dockerignore leaves out changes nothing.
+        write(root, "debug.log", "noise");
+        write(root, "__pycache__/app.pyc", "y");
+        assert_eq!(key(root, &recipe), start);
+
+        // The source does.
+        write(root, "app.py", "print(2)\n");
+        let edited = key(root, &recipe);
+        assert_ne!(edited, start);
+
+        // The Dockerfile counts even where .dockerignore names it.
+        write(root, "Dockerfile", "FROM scratch\nCOPY app.py /app.py\n");
+        let dockerfile = key(root, &recipe);
+        assert_ne!(dockerfile, edited);
+
+        // So does how it is built.
+        let target = BuildRecipe {
+            target: Some("test".into()),
+            ..BuildRecipe::default()
+        };
+        assert_ne!(key(root, &target), dockerfile);
+        let args = BuildRecipe {
+            args: BTreeMap::from([("V".to_owned(), "1".to_owned())]),
+            ..BuildRecipe::default()
+        };
+        assert_ne!(key(root, &args), dockerfile);
+    }
+
+    #[test]
+    fn a_dockerfile_below_an_ignored_directory_still_counts() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let root = dir.path();
+        write(root, "docker/app.Dockerfile", "FROM scratch\n");
+        write(root, "docker/notes.txt", "n");
+        write(root, ".dockerignore", "docker\n");
+        let recipe = BuildRecipe {
+            dockerfile: "docker/app.Dockerfile".into(),
+            ..BuildRecipe::default()
+        };
+        let start = key(root, &recipe);
+        write(root, "docker/notes.txt", "changed");
+        assert_eq!(key(root, &recipe), start, "ignored");
+        write(root, "docker/app.Dockerfile", "FROM scratch\nENV A=1\n");
+        assert_ne!(key(root, &recipe), start, "the Dockerfile is always read");
+    }
+
+    #[test]
+    fn a_context_that_cannot_be_keyed_says_why() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let missing = dir.path().join("nope");
+        let e = build_key(
+            &missing,
+            &BuildRecipe::default(),
+            &mut StatIndex::in_memory(),
+        )
+        .expect_err("missing");
+        assert!(e.to_string().ends_with("not a directory"), "{e}");
+        write(dir.path(), ".dockerignore", "[z-a\n");
+        let e = build_key(
+            dir.path(),
+            &BuildRecipe::default(),
+            &mut StatIndex::in_memory(),
+        )
+        .expect_err("bad pattern");
+        assert!(e.to_string().contains(".dockerignore line 1"), "{e}");
+    }
+}
