@@ -21,7 +21,7 @@ ping() { curl -sf --max-time 2 --unix-socket "$sock" http://podman/_ping >/dev/n
 # The test binaries that also run on Podman in CI, as a nextest filter.
 if [[ "${1:-}" == "--suites" ]]; then
     sep=""
-    for b in run services http otel cache diff snapshots watch; do
+    for b in run services http otel cache diff snapshots watch build; do
         printf '%sbinary_id(clnrm-cli::%s)' "$sep" "$b"
         sep=" | "
     done

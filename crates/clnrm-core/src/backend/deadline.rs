@@ -267,6 +267,16 @@ impl<E: ContainerEngine> ContainerEngine for Deadlines<E> {
             .await
     }
 
+    async fn build(
+        &self,
+        spec: &super::BuildSpec,
+        context: Vec<u8>,
+    ) -> Result<super::BuildOutcome, EngineError> {
+        // A build may pull its base images: the pull's deadline.
+        self.within("build image", self.pull, self.inner.build(spec, context))
+            .await
+    }
+
     async fn remove(&self, id: &str) -> Result<(), EngineError> {
         self.within("remove container", self.call, self.inner.remove(id))
             .await

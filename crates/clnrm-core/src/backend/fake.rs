@@ -355,6 +355,24 @@ impl ContainerEngine for FakeEngine {
         Ok(())
     }
 
+    async fn build(
+        &self,
+        spec: &super::BuildSpec,
+        context: Vec<u8>,
+    ) -> Result<super::BuildOutcome, EngineError> {
+        self.gate().await;
+        if context.is_empty() {
+            return Ok(super::BuildOutcome::Failed {
+                message: "no build context".into(),
+                output: String::new(),
+            });
+        }
+        Ok(super::BuildOutcome::Built {
+            id: format!("sha256:{}", spec.tag),
+            output: String::new(),
+        })
+    }
+
     async fn remove(&self, id: &str) -> Result<(), EngineError> {
         self.gate().await;
         if self.lock().containers.remove(id).is_some() {

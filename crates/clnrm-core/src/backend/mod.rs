@@ -12,6 +12,43 @@ mod snapshot;
 
 pub use deadline::{DEFAULT_CALL, DEFAULT_PULL, Deadlines};
 
+/// How an image is built from its context (SPEC §14).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BuildSpec {
+    /// The tag the image gets.
+    pub tag: String,
+    /// The Dockerfile's path in the context.
+    pub dockerfile: String,
+    /// The stage built (the last when `None`).
+    pub target: Option<String>,
+    /// `ARG` values.
+    pub args: BTreeMap<String, String>,
+    /// The image's labels.
+    pub labels: Labels,
+}
+
+/// The most of a build's output kept (its end).
+pub const BUILD_OUTPUT_CAP: usize = 256 * 1024;
+
+/// How a build ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BuildOutcome {
+    /// The image was made.
+    Built {
+        /// Its id.
+        id: String,
+        /// What the builder printed (its end, at most [`BUILD_OUTPUT_CAP`] bytes).
+        output: String,
+    },
+    /// The builder stopped.
+    Failed {
+        /// Why, as the builder said it.
+        message: String,
+        /// What it printed up to then (its end).
+        output: String,
+    },
+}
+
 /// The repository of fixture snapshot images; the tag is the snapshot's key.
 pub const SNAPSHOT_REPO: &str = "clnrm-snapshot";
 
@@ -401,6 +438,14 @@ pub trait ContainerEngine: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<ListedImage>, EngineError>> + Send;
     /// Removes an image (and the untagged images it was made from); gone already is fine.
     fn remove_image(&self, id: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// Builds an image from `context` (a tar of the build context) as `spec` says. A
+    /// build that fails (a Dockerfile step, a missing base image) is an `Ok` of
+    /// [`BuildOutcome::Failed`]; `Err` is the engine not answering.
+    fn build(
+        &self,
+        spec: &BuildSpec,
+        context: Vec<u8>,
+    ) -> impl Future<Output = Result<BuildOutcome, EngineError>> + Send;
     /// Kills and removes a container with its anonymous volumes; gone already is fine.
     fn remove(&self, id: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
     /// Containers (running or not) that carry label `key`.

@@ -48,6 +48,9 @@ pub enum KeyError {
     },
 }
 
+/// The most a build context sent to the engine may hold, in bytes.
+pub const MAX_CONTEXT_BYTES: u64 = 1 << 30;
+
 /// The key of building `recipe` in `context` (a directory), its files read through
 /// `index`: SHA-256 over the context's digest and the recipe.
 pub fn build_key(
@@ -55,44 +58,9 @@ pub fn build_key(
     recipe: &BuildRecipe,
     index: &mut StatIndex,
 ) -> Result<String, KeyError> {
-    let dockerfile = if recipe.dockerfile.is_empty() {
-        "Dockerfile"
-    } else {
-        recipe.dockerfile.as_str()
-    };
-    let ignore = match std::fs::read_to_string(context.join(".dockerignore")) {
-        Ok(text) => DockerIgnore::parse(&text).map_err(|source| KeyError::Ignore {
-            context: context.to_path_buf(),
-            source,
-        })?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => DockerIgnore::default(),
-        Err(e) => {
-            return Err(KeyError::Context {
-                context: context.to_path_buf(),
-                why: format!("cannot read .dockerignore ({e})"),
-            });
-        }
-    };
-    if !context.is_dir() {
-        return Err(KeyError::Context {
-            context: context.to_path_buf(),
-            why: "not a directory".into(),
-        });
-    }
-    // What the engine always reads, and the directories leading to them.
-    let always = |rel: &str| {
-        rel == dockerfile
-            || rel == ".dockerignore"
-            || dockerfile.starts_with(rel) && dockerfile[rel.len()..].starts_with('/')
-    };
-    let skip = |rel: &str, is_dir: bool| {
-        !always(rel)
-            && if is_dir {
-                ignore.excludes_tree(rel)
-            } else {
-                ignore.excludes(rel)
-            }
-    };
+    let dockerfile = recipe.dockerfile();
+    let ignore = read_ignore(context)?;
+    let skip = skipper(&ignore, dockerfile);
     let tree = match digest_with(context, index, &[], &skip) {
         InputDigest::Known { hash, .. } => hash,
         InputDigest::Unknowable(why) => {
@@ -115,6 +83,116 @@ pub fn build_key(
         parts.push(v.clone());
     }
     Ok(crate::digest::key(parts.iter().map(String::as_str)))
+}
+
+/// The tar of `context` the engine is sent to build `recipe`: what `.dockerignore`
+/// leaves, the Dockerfile and `.dockerignore` always; symlinks as links.
+pub fn context_tar(context: &Path, recipe: &BuildRecipe) -> Result<Vec<u8>, KeyError> {
+    let ignore = read_ignore(context)?;
+    let skip = skipper(&ignore, recipe.dockerfile());
+    let failed = |why: String| KeyError::Context {
+        context: context.to_path_buf(),
+        why,
+    };
+    let mut tar = tar::Builder::new(Vec::new());
+    tar.follow_symlinks(false);
+    let mut sent = 0u64;
+    let mut entries = 0usize;
+    let mut dirs = vec![(context.to_path_buf(), String::new())];
+    while let Some((dir, rel)) = dirs.pop() {
+        let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(&dir)
+            .map_err(|e| failed(format!("cannot list {} ({e})", dir.display())))?
+            .filter_map(|e| e.ok().map(|e| e.file_name()))
+            .collect();
+        names.sort();
+        for name in names {
+            entries += 1;
+            if entries > crate::inputs::MAX_ENTRIES {
+                return Err(failed(format!(
+                    "over {} entries; leave some out with .dockerignore",
+                    crate::inputs::MAX_ENTRIES
+                )));
+            }
+            let path = dir.join(&name);
+            let shown = name.to_string_lossy();
+            let rel = if rel.is_empty() {
+                shown.into_owned()
+            } else {
+                format!("{rel}/{shown}")
+            };
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if skip(&rel, meta.is_dir()) {
+                continue;
+            }
+            sent += meta.len();
+            if sent > MAX_CONTEXT_BYTES {
+                return Err(failed(format!(
+                    "over {} MiB; leave some out with .dockerignore",
+                    MAX_CONTEXT_BYTES >> 20
+                )));
+            }
+            tar.append_path_with_name(&path, &rel)
+                .map_err(|e| failed(format!("cannot read {} ({e})", path.display())))?;
+            if meta.is_dir() {
+                dirs.push((path, rel));
+            }
+        }
+    }
+    tar.into_inner()
+        .map_err(|e| failed(format!("cannot make its archive ({e})")))
+}
+
+impl BuildRecipe {
+    /// The Dockerfile's path in the context.
+    pub fn dockerfile(&self) -> &str {
+        if self.dockerfile.is_empty() {
+            "Dockerfile"
+        } else {
+            &self.dockerfile
+        }
+    }
+}
+
+/// The `.dockerignore` of `context` (none: nothing left out).
+fn read_ignore(context: &Path) -> Result<DockerIgnore, KeyError> {
+    if !context.is_dir() {
+        return Err(KeyError::Context {
+            context: context.to_path_buf(),
+            why: "not a directory".into(),
+        });
+    }
+    match std::fs::read_to_string(context.join(".dockerignore")) {
+        Ok(text) => DockerIgnore::parse(&text).map_err(|source| KeyError::Ignore {
+            context: context.to_path_buf(),
+            source,
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(DockerIgnore::default()),
+        Err(e) => Err(KeyError::Context {
+            context: context.to_path_buf(),
+            why: format!("cannot read .dockerignore ({e})"),
+        }),
+    }
+}
+
+/// Whether an entry of the context (its relative path, whether it is a directory) is
+/// left out of what the engine is sent: what `ignore` excludes, but the Dockerfile,
+/// `.dockerignore` and the directories leading to the Dockerfile.
+fn skipper<'a>(ignore: &'a DockerIgnore, dockerfile: &'a str) -> impl Fn(&str, bool) -> bool + 'a {
+    let always = move |rel: &str| {
+        rel == dockerfile
+            || rel == ".dockerignore"
+            || (dockerfile.starts_with(rel) && dockerfile[rel.len()..].starts_with('/'))
+    };
+    move |rel: &str, is_dir: bool| {
+        !always(rel)
+            && if is_dir {
+                ignore.excludes_tree(rel)
+            } else {
+                ignore.excludes(rel)
+            }
+    }
 }
 
 #[cfg(test)]
@@ -189,6 +267,46 @@ mod tests {
         assert_eq!(key(root, &recipe), start, "ignored");
         write(root, "docker/app.Dockerfile", "FROM scratch\nENV A=1\n");
         assert_ne!(key(root, &recipe), start, "the Dockerfile is always read");
+    }
+
+    #[test]
+    fn the_archive_holds_what_the_key_covers() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let root = dir.path();
+        write(root, "Dockerfile", "FROM scratch\n");
+        write(root, ".dockerignore", "**/*.log\nDockerfile\ncache\n");
+        write(root, "app/main.py", "print(1)\n");
+        write(root, "app/debug.log", "noise");
+        write(root, "cache/blob", "x");
+        std::os::unix::fs::symlink("app/main.py", root.join("main"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let bytes = context_tar(root, &BuildRecipe::default()).unwrap_or_else(|e| panic!("{e}"));
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        let mut names: Vec<(String, bool)> = archive
+            .entries()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .map(|e| {
+                let e = e.unwrap_or_else(|e| panic!("{e}"));
+                let name = e
+                    .path()
+                    .unwrap_or_else(|e| panic!("{e}"))
+                    .display()
+                    .to_string();
+                (name, e.header().entry_type().is_symlink())
+            })
+            .collect();
+        names.sort();
+        let shown: Vec<(&str, bool)> = names.iter().map(|(n, l)| (n.as_str(), *l)).collect();
+        assert_eq!(
+            shown,
+            vec![
+                (".dockerignore", false),
+                ("Dockerfile", false),
+                ("app", false),
+                ("app/main.py", false),
+                ("main", true),
+            ]
+        );
     }
 
     #[test]

@@ -102,6 +102,14 @@ impl ContainerEngine for Docker {
         self.remove_image_quietly(id).await
     }
 
+    async fn build(
+        &self,
+        spec: &crate::backend::BuildSpec,
+        context: Vec<u8>,
+    ) -> Result<crate::backend::BuildOutcome, EngineError> {
+        images::build(self, spec, context).await
+    }
+
     async fn remove(&self, id: &str) -> Result<(), EngineError> {
         containers::remove(self, id).await
     }

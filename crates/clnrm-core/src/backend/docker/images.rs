@@ -3,8 +3,10 @@
 use super::client::{Docker, too_new};
 use super::error::{api, root_cause};
 use super::labels::label_filter;
-use crate::backend::{EngineError, ImageInfo, ListedImage};
-use bollard::query_parameters::{CreateImageOptions, ListImagesOptions};
+use crate::backend::{
+    BUILD_OUTPUT_CAP, BuildOutcome, BuildSpec, EngineError, ImageInfo, ListedImage,
+};
+use bollard::query_parameters::{BuildImageOptions, CreateImageOptions, ListImagesOptions};
 use futures_util::StreamExt;
 
 /// [`ContainerEngine::image`](crate::backend::ContainerEngine::image) on Docker.
@@ -76,4 +78,78 @@ pub(super) async fn images(docker: &Docker, key: &str) -> Result<Vec<ListedImage
             created: i.created,
         })
         .collect())
+}
+
+/// [`ContainerEngine::build`](crate::backend::ContainerEngine::build) on Docker: the
+/// classic builder (Docker 20.10 and Podman's compatible API both have it), its
+/// intermediate containers removed whatever happens.
+pub(super) async fn build(
+    docker: &Docker,
+    spec: &BuildSpec,
+    context: Vec<u8>,
+) -> Result<BuildOutcome, EngineError> {
+    let options = BuildImageOptions {
+        dockerfile: spec.dockerfile.clone(),
+        t: Some(spec.tag.clone()),
+        target: spec.target.clone().unwrap_or_default(),
+        buildargs: Some(spec.args.clone().into_iter().collect()),
+        labels: Some(spec.labels.clone().into_iter().collect()),
+        rm: true,
+        forcerm: true,
+        ..Default::default()
+    };
+    let client = docker.client();
+    let mut progress = client.build_image(options, None, Some(bollard::body_full(context.into())));
+    let mut output = String::new();
+    let mut id = None;
+    while let Some(item) = progress.next().await {
+        let info = match item {
+            Ok(info) => info,
+            Err(bollard::errors::Error::DockerStreamError { error }) => {
+                return Ok(BuildOutcome::Failed {
+                    message: error,
+                    output,
+                });
+            }
+            Err(e) => return Err(api(e)),
+        };
+        if let Some(text) = info.stream.as_deref().or(info.status.as_deref()) {
+            keep_tail(&mut output, text);
+        }
+        if let Some(detail) = info.error_detail {
+            return Ok(BuildOutcome::Failed {
+                message: detail.message.unwrap_or_default(),
+                output,
+            });
+        }
+        if let Some(aux) = info.aux.and_then(|a| a.id) {
+            id = Some(aux);
+        }
+    }
+    // Podman's compatible API says the id only in the output: ask for it.
+    let id = match id {
+        Some(id) => id,
+        None => match image(docker, &spec.tag).await? {
+            Some(found) => found.id,
+            None => {
+                return Ok(BuildOutcome::Failed {
+                    message: format!("the builder ended without making {}", spec.tag),
+                    output,
+                });
+            }
+        },
+    };
+    Ok(BuildOutcome::Built { id, output })
+}
+
+/// Adds `text` to `output`, keeping its last [`BUILD_OUTPUT_CAP`] bytes.
+fn keep_tail(output: &mut String, text: &str) {
+    output.push_str(text);
+    if output.len() > BUILD_OUTPUT_CAP {
+        let mut cut = output.len() - BUILD_OUTPUT_CAP;
+        while !output.is_char_boundary(cut) {
+            cut += 1;
+        }
+        output.drain(..cut);
+    }
 }
