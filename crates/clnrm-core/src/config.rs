@@ -169,7 +169,21 @@ pub enum Subset {
     Ids(std::collections::BTreeSet<String>),
 }
 
+impl RunFlags {
+    /// Whether a run with these flags in `project` may be answered from the cache:
+    /// [`RunConfig::cache_may_answer`] before the files are read.
+    pub fn cache_may_answer(&self, project: &Project) -> bool {
+        project.config.cache.enabled && !self.force && !self.update_baseline
+    }
+}
+
 impl RunConfig {
+    /// Whether the cache may answer the run: it is on, and neither `--force` nor
+    /// `--update-baseline` runs everything.
+    pub fn cache_may_answer(&self) -> bool {
+        self.cache && !self.force && !self.update_baseline
+    }
+
     /// `flags` over `project`'s configuration over the defaults.
     pub fn resolve(flags: &RunFlags, project: &Project) -> Result<Self, BadFlag> {
         let executor = &project.config.executor;

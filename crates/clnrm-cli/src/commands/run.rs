@@ -91,8 +91,10 @@ fn prefetch(
     project: &Project,
     args: &RunArgs,
 ) -> Option<(Arc<clnrm_core::backend::Engine>, Prefetch)> {
-    let may_answer = project.config.cache.enabled && !args.force && !args.update_baseline;
-    let docker = may_answer.then(Docker::new)?.ok()?;
+    let docker = flags(args)
+        .cache_may_answer(project)
+        .then(Docker::new)?
+        .ok()?;
     let engine = Arc::new(with_deadlines(docker, &project.config.executor));
     let _in = runtime.enter();
     Some((engine.clone(), Prefetch::start(engine, &project.layout())))

@@ -95,8 +95,7 @@ pub async fn run<E: ContainerEngine, S: Sink>(
     };
     // The ids of the images, asked for while the run is planned (or before the files
     // were read), when the cache may answer the run: what a fully cached run waits for.
-    let may_answer = !config.update_baseline && config.cache && !config.force;
-    let ids = match (may_answer, prefetch) {
+    let ids = match (config.cache_may_answer(), prefetch) {
         (false, _) => None,
         (true, Some(p)) => Some(tokio::spawn(p.answer())),
         (true, None) => Some(tokio::spawn(image_ids(engine.clone(), images(prepared)))),
