@@ -73,3 +73,57 @@ async fn a_context_is_built_without_what_dockerignore_leaves_out_and_a_broken_st
         BuildOutcome::Built { id, .. } => panic!("a failing step built {id}"),
     }
 }
+
+#[tokio::test]
+async fn a_second_run_with_no_source_change_builds_nothing_and_a_change_builds_anew() {
+    use clnrm_core::build::{Builds, Wanted, build_tag};
+    let engine = std::sync::Arc::new(Docker::new().unwrap_or_else(|e| panic!("{e}")));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let root = dir.path();
+    write(
+        root,
+        "Dockerfile",
+        "FROM clnrm/busybox:latest\nCOPY app.txt /app.txt\n",
+    );
+    write(root, "app.txt", "v1\n");
+    let wanted = Wanted {
+        context: root.to_path_buf(),
+        recipe: BuildRecipe::default(),
+        project: format!("test-{}", std::process::id()),
+        service: "app".into(),
+    };
+    let tag_now = || {
+        let key = build_key(root, &wanted.recipe, &mut StatIndex::in_memory())
+            .unwrap_or_else(|e| panic!("{e}"));
+        build_tag(&wanted.project, &wanted.service, &key)
+    };
+    let first_tag = tag_now();
+    let first = Builds::new(engine.clone())
+        .ensure(&first_tag, &wanted)
+        .await;
+    let second = Builds::new(engine.clone())
+        .ensure(&tag_now(), &wanted)
+        .await;
+    write(root, "app.txt", "v2\n");
+    let changed_tag = tag_now();
+    let changed = Builds::new(engine.clone())
+        .ensure(&changed_tag, &wanted)
+        .await;
+    for tag in [&first_tag, &changed_tag] {
+        let _ = engine.remove_image(tag).await;
+    }
+    let (first, second, changed) = (
+        first.unwrap_or_else(|e| panic!("{e}")),
+        second.unwrap_or_else(|e| panic!("{e}")),
+        changed.unwrap_or_else(|e| panic!("{e}")),
+    );
+    assert!(first.built, "the first run builds");
+    assert!(!second.built, "nothing changed: nothing is built");
+    assert_eq!(second.id, first.id);
+    assert_ne!(
+        changed_tag, first_tag,
+        "a change of the source is a new key"
+    );
+    assert!(changed.built);
+    assert_ne!(changed.id, first.id);
+}

@@ -33,6 +33,7 @@ struct Inner {
     removed: AtomicUsize,
     pings: AtomicUsize,
     images_asked: AtomicUsize,
+    builds: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -40,7 +41,7 @@ struct State {
     next: u64,
     /// Exec id → its exit code (`false` exits 1, anything else 0).
     execs: BTreeMap<String, i64>,
-    /// The fixture snapshots made (the only snapshot images there are).
+    /// The fixture snapshots and built images made (the only ones there are).
     snapshots: std::collections::BTreeSet<String>,
     containers: BTreeMap<String, Container>,
     networks: BTreeMap<String, Labels>,
@@ -72,6 +73,11 @@ impl FakeEngine {
     /// Times it was pinged (a run pings its engine before it starts a session).
     pub fn pings(&self) -> usize {
         self.inner.pings.load(Ordering::SeqCst)
+    }
+
+    /// Images built.
+    pub fn builds(&self) -> usize {
+        self.inner.builds.load(Ordering::SeqCst)
     }
 
     /// Times an image was asked about.
@@ -183,7 +189,9 @@ impl ContainerEngine for FakeEngine {
     async fn image(&self, image: &str) -> Result<Option<ImageInfo>, EngineError> {
         self.gate().await;
         self.inner.images_asked.fetch_add(1, Ordering::SeqCst);
-        let snapshot = image.starts_with(super::SNAPSHOT_REPO);
+        // Snapshots and built images are there once made.
+        let snapshot =
+            image.starts_with(super::SNAPSHOT_REPO) || image.starts_with(super::BUILD_REPO);
         let there = if snapshot {
             self.lock().snapshots.contains(image)
         } else {
@@ -367,6 +375,8 @@ impl ContainerEngine for FakeEngine {
                 output: String::new(),
             });
         }
+        self.inner.builds.fetch_add(1, Ordering::SeqCst);
+        self.lock().snapshots.insert(spec.tag.clone());
         Ok(super::BuildOutcome::Built {
             id: format!("sha256:{}", spec.tag),
             output: String::new(),

@@ -52,6 +52,10 @@ pub enum BuildOutcome {
 /// The repository of fixture snapshot images; the tag is the snapshot's key.
 pub const SNAPSHOT_REPO: &str = "clnrm-snapshot";
 
+/// The repository of images clnrm builds from source (`<project>-<service>` below
+/// it; the tag is the build's key).
+pub const BUILD_REPO: &str = "clnrm-build";
+
 /// The engine clnrm runs against: Docker (or Podman) with a deadline on every call.
 pub type Engine = Deadlines<Docker>;
 pub use docker::Docker;

@@ -7,8 +7,12 @@
 //! read through the stat index, as bind-mounted inputs are: an unchanged context costs
 //! a stat per file.
 
+mod ensure;
 mod ignore;
 
+pub use ensure::{
+    BUILD_LABEL, BUILD_SERVICE_LABEL, Builds, EnsureError, Ensured, Wanted, build_tag,
+};
 pub use ignore::{BadPattern, DockerIgnore};
 
 use crate::inputs::{InputDigest, StatIndex, digest_with};

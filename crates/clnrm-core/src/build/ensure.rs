@@ -1,0 +1,240 @@
+//! Built images, one build per tag per run: an image whose tag (its build's key) the
+//! engine already has is used as it is, so a run in which no source changed builds
+//! nothing; scenarios that need the same build while it is made wait for it.
+
+use super::{BuildRecipe, KeyError, context_tar};
+use crate::backend::{BUILD_REPO, BuildOutcome, BuildSpec, ContainerEngine, EngineError, Labels};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tokio::sync::OnceCell;
+
+/// The label every image clnrm builds carries: the project it was built for.
+pub const BUILD_LABEL: &str = "clnrm.build";
+/// The label naming the service an image was built for.
+pub const BUILD_SERVICE_LABEL: &str = "clnrm.build.service";
+
+/// An image there is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ensured {
+    /// Its tag.
+    pub tag: String,
+    /// Its id.
+    pub id: String,
+    /// Whether this run built it (else the engine had it).
+    pub built: bool,
+    /// What the builder printed (its end), when this run built it.
+    pub output: String,
+}
+
+/// Why there is no image.
+#[derive(Debug, thiserror::Error)]
+pub enum EnsureError {
+    /// The context could not be read or archived.
+    #[error(transparent)]
+    Context(#[from] KeyError),
+    /// The builder stopped.
+    #[error("building {tag} failed: {message}")]
+    Failed {
+        /// The tag it was to get.
+        tag: String,
+        /// Why, as the builder said it.
+        message: String,
+        /// What it printed up to then (its end).
+        output: String,
+    },
+    /// The engine did not answer.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// What a build is: where its context is, how it is built, whose it is.
+#[derive(Clone, Debug)]
+pub struct Wanted {
+    /// The build's context directory.
+    pub context: PathBuf,
+    /// How it is built.
+    pub recipe: BuildRecipe,
+    /// The project (its root's name) and the service, for its tag and labels.
+    pub project: String,
+    /// The service.
+    pub service: String,
+}
+
+/// The tag of `service`'s image in `project` built with key `key`:
+/// `clnrm-build/<project>-<service>:<key>`, names lowered and made of what a
+/// repository name may hold.
+pub fn build_tag(project: &str, service: &str, key: &str) -> String {
+    let name = |s: &str| -> String {
+        let lowered: String = s
+            .chars()
+            .map(|c| {
+                let c = c.to_ascii_lowercase();
+                if c.is_ascii_alphanumeric() { c } else { '-' }
+            })
+            .collect();
+        let trimmed = lowered.trim_matches('-');
+        if trimmed.is_empty() {
+            "x".to_owned()
+        } else {
+            trimmed.chars().take(60).collect()
+        }
+    };
+    let key: String = key.chars().take(32).collect();
+    format!("{BUILD_REPO}/{}-{}:{key}", name(project), name(service))
+}
+
+type Cell = Arc<OnceCell<Result<Ensured, Arc<EnsureError>>>>;
+
+/// The builds of one run, made at most once per tag.
+pub struct Builds<E> {
+    engine: Arc<E>,
+    made: Mutex<HashMap<String, Cell>>,
+}
+
+impl<E: ContainerEngine> Builds<E> {
+    /// No build made yet, on `engine`.
+    pub fn new(engine: Arc<E>) -> Self {
+        Self {
+            engine,
+            made: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The image tagged `tag` (the key of `wanted`): the engine's when it has it, else
+    /// built now, once however many ask for it in this run.
+    pub async fn ensure(&self, tag: &str, wanted: &Wanted) -> Result<Ensured, Arc<EnsureError>> {
+        let cell = self
+            .made
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(tag.to_owned())
+            .or_default()
+            .clone();
+        cell.get_or_init(|| async { self.make(tag, wanted).await.map_err(Arc::new) })
+            .await
+            .clone()
+    }
+
+    async fn make(&self, tag: &str, wanted: &Wanted) -> Result<Ensured, EnsureError> {
+        if let Some(info) = self.engine.image(tag).await? {
+            return Ok(Ensured {
+                tag: tag.to_owned(),
+                id: info.id,
+                built: false,
+                output: String::new(),
+            });
+        }
+        let context = archive(&wanted.context, &wanted.recipe).await?;
+        let spec = BuildSpec {
+            tag: tag.to_owned(),
+            dockerfile: wanted.recipe.dockerfile().to_owned(),
+            target: wanted.recipe.target.clone(),
+            args: wanted.recipe.args.clone(),
+            labels: Labels::from([
+                (BUILD_LABEL.to_owned(), wanted.project.clone()),
+                (BUILD_SERVICE_LABEL.to_owned(), wanted.service.clone()),
+            ]),
+        };
+        match self.engine.build(&spec, context).await? {
+            BuildOutcome::Built { id, output } => Ok(Ensured {
+                tag: tag.to_owned(),
+                id,
+                built: true,
+                output,
+            }),
+            BuildOutcome::Failed { message, output } => Err(EnsureError::Failed {
+                tag: tag.to_owned(),
+                message,
+                output,
+            }),
+        }
+    }
+}
+
+/// The context's archive, made on a blocking thread (it reads every file).
+async fn archive(context: &Path, recipe: &BuildRecipe) -> Result<Vec<u8>, KeyError> {
+    let (context, recipe) = (context.to_path_buf(), recipe.clone());
+    let dir = context.clone();
+    tokio::task::spawn_blocking(move || context_tar(&context, &recipe))
+        .await
+        .unwrap_or_else(|_| {
+            Err(KeyError::Context {
+                context: dir,
+                why: "archiving it failed (a bug; please report it)".into(),
+            })
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::fake::FakeEngine;
+
+    fn wanted(dir: &Path) -> Wanted {
+        std::fs::write(dir.join("Dockerfile"), "FROM scratch\n").unwrap_or_else(|e| panic!("{e}"));
+        Wanted {
+            context: dir.to_path_buf(),
+            recipe: BuildRecipe::default(),
+            project: "Shop".into(),
+            service: "api_v2".into(),
+        }
+    }
+
+    #[test]
+    fn a_tag_is_a_repository_name_whatever_the_names_are() {
+        assert_eq!(
+            build_tag("My Shop", "Api_V2", "abc"),
+            "clnrm-build/my-shop-api-v2:abc"
+        );
+        assert_eq!(build_tag("---", "", "k"), "clnrm-build/x-x:k");
+    }
+
+    #[tokio::test]
+    async fn a_build_is_made_once_however_many_scenarios_wait_for_it() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let w = wanted(dir.path());
+        let engine = Arc::new(FakeEngine::new());
+        let builds = Builds::new(engine.clone());
+        let tag = build_tag(&w.project, &w.service, "k1");
+        let (a, b) = tokio::join!(builds.ensure(&tag, &w), builds.ensure(&tag, &w));
+        let (a, b) = (
+            a.unwrap_or_else(|e| panic!("{e}")),
+            b.unwrap_or_else(|e| panic!("{e}")),
+        );
+        assert!(a.built && b.built);
+        assert_eq!(a.id, b.id);
+        assert_eq!(engine.builds(), 1);
+        // A later run finds it made: nothing is built.
+        let later = Builds::new(engine.clone());
+        let again = later
+            .ensure(&tag, &w)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!again.built);
+        assert_eq!(engine.builds(), 1);
+        // Another key is another build.
+        let other = build_tag(&w.project, &w.service, "k2");
+        later
+            .ensure(&other, &w)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(engine.builds(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_context_that_is_not_there_is_an_error_naming_it() {
+        let engine = Arc::new(FakeEngine::new());
+        let w = Wanted {
+            context: PathBuf::from("/nonexistent/ctx"),
+            recipe: BuildRecipe::default(),
+            project: "p".into(),
+            service: "s".into(),
+        };
+        let e = Builds::new(engine)
+            .ensure("clnrm-build/p-s:k", &w)
+            .await
+            .expect_err("no context");
+        assert!(e.to_string().contains("/nonexistent/ctx"), "{e}");
+    }
+}
