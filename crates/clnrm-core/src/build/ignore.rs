@@ -1,58 +1,73 @@
-//! `.dockerignore` as the engine reads it: one pattern a line (`#` starts a comment),
-//! relative to the build context, a leading `/` or `./` meaning the same; `*` and `?`
-//! stay within a path component, `**` spans any number of them; `!` makes an
-//! exception. A path is left out when the last pattern matching it, or one of its
-//! parent directories, is not an exception.
+//! `.dockerignore` read as Docker reads it (its `dockerignore` reader and
+//! `patternmatcher`): a line starting with `#` is a comment, others are trimmed, a
+//! UTF-8 byte-order mark is dropped; a pattern is cleaned as a path (`./a//b` is `a/b`,
+//! a leading `/` is dropped) and turned into a regular expression: `*` and `?` stay
+//! within a path component, `**` spans any number of them, `\` escapes, `[...]` is a
+//! class as the regular expression reads it, and `. + ( ) | { } $` are themselves. `!`
+//! makes an exception. A path is left out when the last pattern matching it, or one
+//! of its parent directories, is not an exception.
 
-use globset::{GlobBuilder, GlobMatcher};
+use crate::inputs::Walk;
+use regex::Regex;
 
 /// A parsed `.dockerignore`.
 #[derive(Debug, Default)]
 pub struct DockerIgnore {
-    patterns: Vec<(GlobMatcher, bool)>,
-    exceptions: bool,
+    patterns: Vec<Pattern>,
+}
+
+#[derive(Debug)]
+struct Pattern {
+    /// The cleaned pattern, `/`-separated.
+    text: String,
+    regex: Regex,
+    exception: bool,
 }
 
 /// A line that is no pattern.
 #[derive(Debug, thiserror::Error)]
-#[error(".dockerignore line {line}: \"{text}\" is not a pattern ({source})")]
+#[error(".dockerignore line {line}: \"{text}\" is not a pattern ({why})")]
 pub struct BadPattern {
     /// Its line, from 1.
     pub line: usize,
     /// The line as written.
     pub text: String,
-    /// What the glob parser said.
-    #[source]
-    pub source: globset::Error,
+    /// What is wrong with it.
+    pub why: String,
 }
 
 impl DockerIgnore {
     /// The patterns of `text` (a `.dockerignore` file's content).
     pub fn parse(text: &str) -> Result<Self, BadPattern> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut out = Self::default();
         for (i, raw) in text.lines().enumerate() {
-            let line = raw.trim();
-            if line.is_empty() || line.starts_with('#') {
+            if raw.starts_with('#') {
                 continue;
             }
+            let line = raw.trim();
+            if line.is_empty() {
+                continue;
+            }
+            let bad = |why: &str| BadPattern {
+                line: i + 1,
+                text: raw.to_owned(),
+                why: why.to_owned(),
+            };
             let (exception, pattern) = match line.strip_prefix('!') {
                 Some(rest) => (true, rest.trim()),
                 None => (false, line),
             };
-            let pattern = clean(pattern);
-            if pattern.is_empty() {
-                continue;
+            if exception && pattern.is_empty() {
+                return Err(bad("`!` alone excludes nothing"));
             }
-            let glob = GlobBuilder::new(&pattern)
-                .literal_separator(true)
-                .build()
-                .map_err(|source| BadPattern {
-                    line: i + 1,
-                    text: raw.to_owned(),
-                    source,
-                })?;
-            out.exceptions |= exception;
-            out.patterns.push((glob.compile_matcher(), exception));
+            let text = clean(pattern);
+            let regex = Regex::new(&to_regex(&text)).map_err(|e| bad(&e.to_string()))?;
+            out.patterns.push(Pattern {
+                text,
+                regex,
+                exception,
+            });
         }
         Ok(out)
     }
@@ -60,39 +75,108 @@ impl DockerIgnore {
     /// Whether `rel` (a `/`-separated path in the context) is left out.
     pub fn excludes(&self, rel: &str) -> bool {
         let mut excluded = false;
-        for (glob, exception) in &self.patterns {
-            if excluded != *exception {
+        for p in &self.patterns {
+            if excluded != p.exception {
                 // Only a pattern that can change the answer is tried.
                 continue;
             }
-            if glob.is_match(rel) || parents(rel).any(|p| glob.is_match(p)) {
-                excluded = !exception;
+            if p.regex.is_match(rel) || parents(rel).any(|d| p.regex.is_match(d)) {
+                excluded = !p.exception;
             }
         }
         excluded
     }
 
-    /// Whether a directory at `rel` and all under it are left out: it is excluded and
-    /// no exception could bring anything under it back.
-    pub fn excludes_tree(&self, rel: &str) -> bool {
-        !self.exceptions && self.excludes(rel)
+    /// What becomes of the directory at `rel`: sent, walked through without being sent
+    /// itself (an exception may bring back something under it), or left out whole.
+    pub fn dir(&self, rel: &str) -> Walk {
+        if !self.excludes(rel) {
+            Walk::Take
+        } else if self
+            .patterns
+            .iter()
+            .any(|p| p.exception && may_match_under(&p.text, rel))
+        {
+            Walk::Through
+        } else {
+            Walk::Skip
+        }
     }
 }
 
-/// `pattern` as the engine cleans it: no leading `/` or `./`, no empty or `.`
-/// components, `..` resolved.
+/// `pattern` cleaned as a path is: no empty or `.` components, `..` taking back the
+/// one before it (kept where there is none), no leading `/`.
 fn clean(pattern: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
     for part in pattern.split('/') {
         match part {
             "" | "." => {}
-            ".." => {
+            ".." if parts.last().is_some_and(|p| *p != "..") => {
                 parts.pop();
             }
             p => parts.push(p),
         }
     }
-    parts.join("/")
+    if parts.is_empty() {
+        ".".to_owned()
+    } else {
+        parts.join("/")
+    }
+}
+
+/// The regular expression of a cleaned pattern, as the engine makes it.
+fn to_regex(pattern: &str) -> String {
+    let mut re = String::from("^");
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '*' if chars.peek() == Some(&'*') => {
+                chars.next();
+                // `**/` is `**`.
+                if chars.peek() == Some(&'/') {
+                    chars.next();
+                }
+                if chars.peek().is_none() {
+                    re.push_str(".*");
+                } else {
+                    re.push_str("(.*/)?");
+                }
+            }
+            '*' => re.push_str("[^/]*"),
+            '?' => re.push_str("[^/]"),
+            '.' | '+' | '(' | ')' | '|' | '{' | '}' | '$' => {
+                re.push('\\');
+                re.push(c);
+            }
+            '\\' => match chars.next() {
+                Some(next) => re.push_str(&regex::escape(&next.to_string())),
+                None => re.push_str("\\\\"),
+            },
+            other => re.push(other),
+        }
+    }
+    re.push('$');
+    re
+}
+
+/// Whether exception `pattern` could match a path below directory `dir`: its leading
+/// components match the directory's (a `**` matches any), and it has more.
+fn may_match_under(pattern: &str, dir: &str) -> bool {
+    let wanted: Vec<&str> = pattern.split('/').collect();
+    let have: Vec<&str> = dir.split('/').collect();
+    for (i, component) in have.iter().enumerate() {
+        let Some(p) = wanted.get(i) else {
+            return false;
+        };
+        if p.contains("**") {
+            return true;
+        }
+        let one = Regex::new(&to_regex(p));
+        if !one.is_ok_and(|r| r.is_match(component)) {
+            return false;
+        }
+    }
+    wanted.len() > have.len()
 }
 
 /// The parent directories of `rel`, nearest last: `a`, `a/b` for `a/b/c`.
@@ -119,7 +203,8 @@ mod tests {
         assert!(!i.excludes("pkg/a.pyc"));
         assert!(!i.excludes("src/node_modules_notes.txt"));
         assert!(!i.excludes("app.py"));
-        assert!(i.excludes_tree("node_modules"));
+        assert_eq!(i.dir("node_modules"), Walk::Skip);
+        assert_eq!(i.dir("src"), Walk::Take);
     }
 
     #[test]
@@ -130,8 +215,9 @@ mod tests {
         assert!(i.excludes("pkg/__pycache__/m.cpython-311.pyc"));
         assert!(i.excludes("docs/guide.md"));
         assert!(!i.excludes("docs/README.md"));
-        // With an exception somewhere, no directory is skipped whole.
-        assert!(!i.excludes_tree("docs"));
+        // `docs` is walked through for its exception, `__pycache__` skipped whole.
+        assert_eq!(i.dir("docs"), Walk::Through);
+        assert_eq!(i.dir("pkg/__pycache__"), Walk::Skip);
     }
 
     #[test]
@@ -144,16 +230,47 @@ mod tests {
     }
 
     #[test]
-    fn patterns_are_cleaned_as_the_engine_cleans_them() {
-        let i = ignore("./tmp//cache/\n  spaced.txt  \n/a/../b\n");
+    fn braces_plus_and_dollar_are_themselves_and_a_bracket_is_a_class() {
+        let i = ignore("*.{js,map}\na+b\nx$\n[!q]z\n");
+        assert!(
+            !i.excludes("a.js"),
+            "no alternation, as the engine reads it"
+        );
+        assert!(i.excludes("b.{js,map}"));
+        assert!(i.excludes("a+b"));
+        assert!(!i.excludes("aab"));
+        assert!(i.excludes("x$"));
+        // `[!q]` is the class of `!` and `q`.
+        assert!(i.excludes("qz") && i.excludes("!z"));
+        assert!(!i.excludes("az"));
+        let i = ignore("foo{\n");
+        assert!(i.excludes("foo{"));
+    }
+
+    #[test]
+    fn lines_and_patterns_are_read_as_the_engine_reads_them() {
+        let i = ignore(
+            "\u{feff}first\n  #not-a-comment\n./tmp//cache/\n  spaced.txt  \n/a/../b\n../up\n",
+        );
+        assert!(i.excludes("first"), "the byte-order mark is dropped");
+        assert!(
+            i.excludes("#not-a-comment"),
+            "only a line starting with # is a comment"
+        );
         assert!(i.excludes("tmp/cache/x"));
         assert!(i.excludes("spaced.txt"));
         assert!(i.excludes("b"));
         assert!(!i.excludes("a"));
+        assert!(
+            !i.excludes("up"),
+            "`..` above the context matches nothing in it"
+        );
     }
 
     #[test]
     fn a_line_that_is_no_pattern_is_an_error_naming_its_line() {
+        let e = DockerIgnore::parse("ok\n!\n").expect_err("lone !");
+        assert_eq!(e.line, 2);
         let e = DockerIgnore::parse("ok\n[z-a\n").expect_err("bad class");
         assert_eq!(e.line, 2);
         assert!(

@@ -1,11 +1,11 @@
-//! The system under test from its source (SPEC §14), first part: a build's key. An
-//! image built from a context is named by a hash of what the engine would be sent (the
-//! context's files as `.dockerignore` leaves them, the Dockerfile and `.dockerignore`
-//! always, as the engine always reads them) and of how it is built (the Dockerfile's
-//! path, the target, the build arguments), so that a build whose inputs are unchanged
-//! is not made again and a change anywhere the image can see makes a new one. Files are
-//! read through the stat index, as bind-mounted inputs are: an unchanged context costs
-//! a stat per file.
+//! The system under test from its source (SPEC §14): an image built from a context is
+//! named by a hash of what the engine is sent (the context's files as `.dockerignore`
+//! leaves them, the Dockerfile and `.dockerignore` always, as the engine always reads
+//! them) and of how it is built (the Dockerfile's path, the target, the build
+//! arguments), so that a build whose inputs are unchanged is not made again
+//! ([`Builds`]). Files are read through the stat index, as bind-mounted inputs are: an
+//! unchanged context costs a stat per file. Not in the key yet: the ids of the base
+//! images (`FROM`), which SPEC §14 puts there; a re-pulled base is not a new key.
 
 mod ensure;
 mod ignore;
@@ -15,7 +15,7 @@ pub use ensure::{
 };
 pub use ignore::{BadPattern, DockerIgnore};
 
-use crate::inputs::{InputDigest, StatIndex, digest_with};
+use crate::inputs::{InputDigest, StatIndex, Walk, digest_with};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -64,8 +64,8 @@ pub fn build_key(
 ) -> Result<String, KeyError> {
     let dockerfile = recipe.dockerfile();
     let ignore = read_ignore(context)?;
-    let skip = skipper(&ignore, dockerfile);
-    let tree = match digest_with(context, index, &[], &skip) {
+    let walk = walker(&ignore, dockerfile);
+    let tree = match digest_with(context, index, &[], &walk) {
         InputDigest::Known { hash, .. } => hash,
         InputDigest::Unknowable(why) => {
             return Err(KeyError::Context {
@@ -93,7 +93,7 @@ pub fn build_key(
 /// leaves, the Dockerfile and `.dockerignore` always; symlinks as links.
 pub fn context_tar(context: &Path, recipe: &BuildRecipe) -> Result<Vec<u8>, KeyError> {
     let ignore = read_ignore(context)?;
-    let skip = skipper(&ignore, recipe.dockerfile());
+    let walk = walker(&ignore, recipe.dockerfile());
     let failed = |why: String| KeyError::Context {
         context: context.to_path_buf(),
         why,
@@ -127,8 +127,13 @@ pub fn context_tar(context: &Path, recipe: &BuildRecipe) -> Result<Vec<u8>, KeyE
             let Ok(meta) = std::fs::symlink_metadata(&path) else {
                 continue;
             };
-            if skip(&rel, meta.is_dir()) {
-                continue;
+            match walk(&rel, meta.is_dir()) {
+                Walk::Skip => continue,
+                Walk::Through => {
+                    dirs.push((path, rel));
+                    continue;
+                }
+                Walk::Take => {}
             }
             sent += meta.len();
             if sent > MAX_CONTEXT_BYTES {
@@ -180,22 +185,22 @@ fn read_ignore(context: &Path) -> Result<DockerIgnore, KeyError> {
     }
 }
 
-/// Whether an entry of the context (its relative path, whether it is a directory) is
-/// left out of what the engine is sent: what `ignore` excludes, but the Dockerfile,
-/// `.dockerignore` and the directories leading to the Dockerfile.
-fn skipper<'a>(ignore: &'a DockerIgnore, dockerfile: &'a str) -> impl Fn(&str, bool) -> bool + 'a {
-    let always = move |rel: &str| {
-        rel == dockerfile
-            || rel == ".dockerignore"
-            || (dockerfile.starts_with(rel) && dockerfile[rel.len()..].starts_with('/'))
-    };
+/// What the engine is sent of an entry of the context (its relative path, whether it
+/// is a directory): as `ignore` says, but the Dockerfile and `.dockerignore` always,
+/// and the directories leading to the Dockerfile walked through.
+fn walker<'a>(ignore: &'a DockerIgnore, dockerfile: &'a str) -> impl Fn(&str, bool) -> Walk + 'a {
     move |rel: &str, is_dir: bool| {
-        !always(rel)
-            && if is_dir {
-                ignore.excludes_tree(rel)
-            } else {
-                ignore.excludes(rel)
-            }
+        if rel == dockerfile || rel == ".dockerignore" {
+            return Walk::Take;
+        }
+        let leads_to_dockerfile =
+            dockerfile.starts_with(rel) && dockerfile[rel.len()..].starts_with('/');
+        match (is_dir, ignore.excludes(rel)) {
+            (_, false) => Walk::Take,
+            (false, true) => Walk::Skip,
+            (true, true) if leads_to_dockerfile => Walk::Through,
+            (true, true) => ignore.dir(rel),
+        }
     }
 }
 

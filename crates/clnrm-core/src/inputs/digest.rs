@@ -59,17 +59,27 @@ impl InputDigest {
 /// The digest of `path` (absolute), leaving out what lies under `exclude` (clnrm's own
 /// outputs, such as the project's `.clnrm/`).
 pub fn digest(path: &Path, index: &mut StatIndex, exclude: &[PathBuf]) -> InputDigest {
-    digest_with(path, index, exclude, &|_, _| false)
+    digest_with(path, index, exclude, &|_, _| Walk::Take)
 }
 
-/// [`digest`], leaving out of a directory's tree too every entry for which `skip`
-/// (its path relative to the directory, `/`-separated, and whether it is a directory)
-/// says so; a skipped directory's entries are not read.
+/// What a walk of a tree does with one entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Walk {
+    /// It counts (a directory with what is under it, as the walk says of each).
+    Take,
+    /// A directory that does not count itself, but what is under it may.
+    Through,
+    /// It does not count, nor anything under it (a directory's entries are not read).
+    Skip,
+}
+
+/// [`digest`], each entry of a directory's tree counted as `walk` says (given its
+/// path relative to the directory, `/`-separated, and whether it is a directory).
 pub fn digest_with(
     path: &Path,
     index: &mut StatIndex,
     exclude: &[PathBuf],
-    skip: &dyn Fn(&str, bool) -> bool,
+    walk: &dyn Fn(&str, bool) -> Walk,
 ) -> InputDigest {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
@@ -98,7 +108,7 @@ pub fn digest_with(
     let mut tree = Tree {
         index,
         exclude,
-        skip,
+        walk,
         lines: sha2::Sha256::new(),
         files: BTreeMap::new(),
         entries: 0,
@@ -166,7 +176,7 @@ impl DigestError {
 struct Tree<'a> {
     index: &'a mut StatIndex,
     exclude: &'a [PathBuf],
-    skip: &'a dyn Fn(&str, bool) -> bool,
+    walk: &'a dyn Fn(&str, bool) -> Walk,
     lines: sha2::Sha256,
     files: BTreeMap<String, String>,
     entries: usize,
@@ -210,8 +220,10 @@ impl Tree<'_> {
             Err(e) => return Err(DigestError::read(path, e)),
         };
         let kind = meta.file_type();
-        if (self.skip)(rel, kind.is_dir()) {
-            return Ok(());
+        match (self.walk)(rel, kind.is_dir()) {
+            Walk::Take => {}
+            Walk::Through if kind.is_dir() => return self.walk(path, rel),
+            Walk::Through | Walk::Skip => return Ok(()),
         }
         let line = if kind.is_symlink() {
             let target = std::fs::read_link(path).map_err(|e| DigestError::read(path, e))?;

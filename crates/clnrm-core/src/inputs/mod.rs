@@ -12,7 +12,7 @@
 mod digest;
 pub mod index;
 
-pub use digest::{InputDigest, Kind, MAX_ENTRIES, digest, digest_with};
+pub use digest::{InputDigest, Kind, MAX_ENTRIES, Walk, digest, digest_with};
 pub use index::StatIndex;
 
 use std::collections::{BTreeMap, BTreeSet};
