@@ -83,26 +83,31 @@ async fn a_second_run_with_no_source_change_builds_nothing_and_a_change_builds_a
         "FROM clnrm/busybox:latest\nCOPY app.txt /app.txt\n",
     );
     write(root, "app.txt", "v1\n");
-    let wanted = Wanted {
-        context: root.to_path_buf(),
-        recipe: BuildRecipe::default(),
-        project: format!("test-{}", std::process::id()),
-        service: "app".into(),
+    let project = format!("test-{}", std::process::id());
+    let wanted_now = || {
+        let recipe = BuildRecipe::default();
+        let key =
+            build_key(root, &recipe, &mut StatIndex::in_memory()).unwrap_or_else(|e| panic!("{e}"));
+        let wanted = Wanted {
+            context: root.to_path_buf(),
+            recipe,
+            project: project.clone(),
+            service: "app".into(),
+            key,
+        };
+        (
+            build_tag(&wanted.project, &wanted.service, &wanted.key),
+            wanted,
+        )
     };
-    let tag_now = || {
-        let key = build_key(root, &wanted.recipe, &mut StatIndex::in_memory())
-            .unwrap_or_else(|e| panic!("{e}"));
-        build_tag(&wanted.project, &wanted.service, &key)
-    };
-    let first_tag = tag_now();
+    let (first_tag, wanted) = wanted_now();
     let first = Builds::new(engine.clone())
         .ensure(&first_tag, &wanted)
         .await;
-    let second = Builds::new(engine.clone())
-        .ensure(&tag_now(), &wanted)
-        .await;
+    let (tag, wanted) = wanted_now();
+    let second = Builds::new(engine.clone()).ensure(&tag, &wanted).await;
     write(root, "app.txt", "v2\n");
-    let changed_tag = tag_now();
+    let (changed_tag, wanted) = wanted_now();
     let changed = Builds::new(engine.clone())
         .ensure(&changed_tag, &wanted)
         .await;

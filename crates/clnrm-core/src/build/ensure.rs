@@ -4,6 +4,7 @@
 
 use super::{BuildRecipe, KeyError, context_tar};
 use crate::backend::{BUILD_REPO, BuildOutcome, BuildSpec, ContainerEngine, EngineError, Labels};
+use crate::inputs::StatIndex;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -43,6 +44,13 @@ pub enum EnsureError {
         /// What it printed up to then (its end).
         output: String,
     },
+    /// The context changed between its key and its archive: what would be built is not
+    /// what the tag names.
+    #[error("build context {}: it changed while it was read; run again", context.display())]
+    Changed {
+        /// The context.
+        context: PathBuf,
+    },
     /// The engine did not answer.
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -59,6 +67,8 @@ pub struct Wanted {
     pub project: String,
     /// The service.
     pub service: String,
+    /// The build's key, as its tag was made from ([`super::build_key`]).
+    pub key: String,
 }
 
 /// The tag of `service`'s image in `project` built with key `key`:
@@ -125,7 +135,7 @@ impl<E: ContainerEngine> Builds<E> {
                 output: String::new(),
             });
         }
-        let context = archive(&wanted.context, &wanted.recipe).await?;
+        let context = archive(&wanted.context, &wanted.recipe, &wanted.key).await?;
         let spec = BuildSpec {
             tag: tag.to_owned(),
             dockerfile: wanted.recipe.dockerfile().to_owned(),
@@ -152,18 +162,29 @@ impl<E: ContainerEngine> Builds<E> {
     }
 }
 
-/// The context's archive, made on a blocking thread (it reads every file).
-async fn archive(context: &Path, recipe: &BuildRecipe) -> Result<Vec<u8>, KeyError> {
-    let (context, recipe) = (context.to_path_buf(), recipe.clone());
+/// The context's archive, made on a blocking thread (it reads every file), when the
+/// context's key, taken again from the files once they are archived, is still `key`:
+/// an edit while the tag was made, or while the files were read, is not built under a
+/// tag that names other content.
+async fn archive(context: &Path, recipe: &BuildRecipe, key: &str) -> Result<Vec<u8>, EnsureError> {
+    let (context, recipe, key) = (context.to_path_buf(), recipe.clone(), key.to_owned());
     let dir = context.clone();
-    tokio::task::spawn_blocking(move || context_tar(&context, &recipe))
-        .await
-        .unwrap_or_else(|_| {
-            Err(KeyError::Context {
-                context: dir,
-                why: "archiving it failed (a bug; please report it)".into(),
-            })
-        })
+    tokio::task::spawn_blocking(move || {
+        let tar = context_tar(&context, &recipe)?;
+        // Every file read again, not through a stat index: a build is worth it.
+        let now = super::build_key(&context, &recipe, &mut StatIndex::in_memory())?;
+        if now != key {
+            return Err(EnsureError::Changed { context });
+        }
+        Ok(tar)
+    })
+    .await
+    .unwrap_or_else(|_| {
+        Err(EnsureError::Context(KeyError::Context {
+            context: dir,
+            why: "archiving it failed (a bug; please report it)".into(),
+        }))
+    })
 }
 
 #[cfg(test)]
@@ -173,11 +194,15 @@ mod tests {
 
     fn wanted(dir: &Path) -> Wanted {
         std::fs::write(dir.join("Dockerfile"), "FROM scratch\n").unwrap_or_else(|e| panic!("{e}"));
+        let recipe = BuildRecipe::default();
+        let key = super::super::build_key(dir, &recipe, &mut StatIndex::in_memory())
+            .unwrap_or_else(|e| panic!("{e}"));
         Wanted {
             context: dir.to_path_buf(),
-            recipe: BuildRecipe::default(),
+            recipe,
             project: "Shop".into(),
             service: "api_v2".into(),
+            key,
         }
     }
 
@@ -223,6 +248,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_context_changed_since_its_key_is_not_built_under_that_key() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let w = wanted(dir.path());
+        std::fs::write(dir.path().join("app.py"), "edited after the key")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let engine = Arc::new(FakeEngine::new());
+        let e = Builds::new(engine.clone())
+            .ensure("clnrm-build/shop-api-v2:k", &w)
+            .await
+            .expect_err("changed");
+        assert!(e.to_string().contains("changed while it was read"), "{e}");
+        assert_eq!(engine.builds(), 0);
+    }
+
+    #[tokio::test]
     async fn a_context_that_is_not_there_is_an_error_naming_it() {
         let engine = Arc::new(FakeEngine::new());
         let w = Wanted {
@@ -230,6 +270,7 @@ mod tests {
             recipe: BuildRecipe::default(),
             project: "p".into(),
             service: "s".into(),
+            key: "k".into(),
         };
         let e = Builds::new(engine)
             .ensure("clnrm-build/p-s:k", &w)
