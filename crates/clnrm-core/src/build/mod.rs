@@ -28,6 +28,9 @@ pub struct BuildRecipe {
     pub target: Option<String>,
     /// `ARG` values.
     pub args: BTreeMap<String, String>,
+    /// Paths in the context that are clnrm's own (the project's `.clnrm/`, which every
+    /// run writes): neither keyed nor sent.
+    pub leave_out: Vec<std::path::PathBuf>,
 }
 
 /// Why a build has no key.
@@ -65,7 +68,7 @@ pub fn build_key(
     let dockerfile = recipe.dockerfile();
     let ignore = read_ignore(context)?;
     let walk = walker(&ignore, dockerfile);
-    let tree = match digest_with(context, index, &[], &walk) {
+    let tree = match digest_with(context, index, &recipe.leave_out, &walk) {
         InputDigest::Known { hash, .. } => hash,
         InputDigest::Unknowable(why) => {
             return Err(KeyError::Context {
@@ -118,6 +121,9 @@ pub fn context_tar(context: &Path, recipe: &BuildRecipe) -> Result<Vec<u8>, KeyE
                 )));
             }
             let path = dir.join(&name);
+            if recipe.leave_out.contains(&path) {
+                continue;
+            }
             let shown = name.to_string_lossy();
             let rel = if rel.is_empty() {
                 shown.into_owned()
@@ -316,6 +322,35 @@ mod tests {
                 ("main", true),
             ]
         );
+    }
+
+    #[test]
+    fn clnrm_s_own_files_in_a_context_are_neither_keyed_nor_sent() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let root = dir.path();
+        write(root, "Dockerfile", "FROM scratch\n");
+        write(root, ".clnrm/cache/hashes.json", "{}");
+        let recipe = BuildRecipe {
+            leave_out: vec![root.join(".clnrm")],
+            ..BuildRecipe::default()
+        };
+        let start = key(root, &recipe);
+        write(root, ".clnrm/cache/hashes.json", "{\"a\": 1}");
+        assert_eq!(key(root, &recipe), start);
+        let bytes = context_tar(root, &recipe).unwrap_or_else(|e| panic!("{e}"));
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        let names: Vec<String> = archive
+            .entries()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .map(|e| {
+                let e = e.unwrap_or_else(|e| panic!("{e}"));
+                e.path()
+                    .unwrap_or_else(|e| panic!("{e}"))
+                    .display()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(names, vec!["Dockerfile".to_owned()]);
     }
 
     #[test]
