@@ -4,12 +4,15 @@
 //! them) and of how it is built (the Dockerfile's path, the target, the build
 //! arguments), so that a build whose inputs are unchanged is not made again
 //! ([`Builds`]). Files are read through the stat index, as bind-mounted inputs are: an
-//! unchanged context costs a stat per file. Not in the key yet: the ids of the base
-//! images (`FROM`), which SPEC §14 puts there; a re-pulled base is not a new key.
+//! unchanged context costs a stat per file. The base images' ids are in the key when
+//! the recipe holds them ([`base_images`] names them from the `FROM` lines; asking
+//! the engine for their ids is the caller's).
 
+mod dockerfile;
 mod ensure;
 mod ignore;
 
+pub use dockerfile::base_images;
 pub use ensure::{
     BUILD_LABEL, BUILD_SERVICE_LABEL, Builds, EnsureError, Ensured, Wanted, build_tag,
 };
@@ -28,6 +31,10 @@ pub struct BuildRecipe {
     pub target: Option<String>,
     /// `ARG` values.
     pub args: BTreeMap<String, String>,
+    /// The ids of the base images (`FROM`), by name, as the engine has them: a
+    /// re-pulled base is a new key. Asked for by whoever makes the recipe
+    /// ([`base_images`] names them).
+    pub bases: BTreeMap<String, String>,
     /// Paths in the context that are clnrm's own (the project's `.clnrm/`, which every
     /// run writes): neither keyed nor sent.
     pub leave_out: Vec<std::path::PathBuf>,
@@ -88,6 +95,10 @@ pub fn build_key(
     for (k, v) in &recipe.args {
         parts.push(format!("arg {k}"));
         parts.push(v.clone());
+    }
+    for (name, id) in &recipe.bases {
+        parts.push(format!("base {name}"));
+        parts.push(id.clone());
     }
     Ok(crate::digest::key(parts.iter().map(String::as_str)))
 }
@@ -264,6 +275,12 @@ mod tests {
             ..BuildRecipe::default()
         };
         assert_ne!(key(root, &args), dockerfile);
+        // And the base images' ids: a re-pulled base is a new image.
+        let base = |id: &str| BuildRecipe {
+            bases: BTreeMap::from([("python:3.11".to_owned(), id.to_owned())]),
+            ..BuildRecipe::default()
+        };
+        assert_ne!(key(root, &base("sha256:a")), key(root, &base("sha256:b")));
     }
 
     #[test]

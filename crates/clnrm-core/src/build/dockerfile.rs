@@ -1,0 +1,141 @@
+//! The base images of a Dockerfile: what its `FROM` lines name, with the `ARG`s
+//! declared before the first `FROM` (and the build's arguments over them) substituted,
+//! leaving out `scratch` and the stages of the same file. Their ids are part of a
+//! build's key (SPEC §14): a re-pulled base makes a new image.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The images the `FROM` lines of `dockerfile` start from, in order, each once;
+/// `args` are the build's arguments.
+pub fn base_images(dockerfile: &str, args: &BTreeMap<String, String>) -> Vec<String> {
+    let mut globals: BTreeMap<String, String> = BTreeMap::new();
+    let mut stages: BTreeSet<String> = BTreeSet::new();
+    let mut seen_from = false;
+    let mut out: Vec<String> = Vec::new();
+    for line in instructions(dockerfile) {
+        let mut words = line.split_whitespace();
+        let Some(op) = words.next() else {
+            continue;
+        };
+        if op.eq_ignore_ascii_case("ARG") && !seen_from {
+            for decl in words {
+                let (name, default) = match decl.split_once('=') {
+                    Some((n, v)) => (n, Some(unquote(v))),
+                    None => (decl, None),
+                };
+                let value = args.get(name).cloned().or(default);
+                globals.insert(name.to_owned(), value.unwrap_or_default());
+            }
+        } else if op.eq_ignore_ascii_case("FROM") {
+            seen_from = true;
+            let rest: Vec<&str> = words.filter(|w| !w.starts_with("--")).collect();
+            let Some(image) = rest.first() else {
+                continue;
+            };
+            let image = substitute(image, &globals);
+            // A stage named before this line, not one this line names.
+            let own_stage = stages.contains(&image.to_ascii_lowercase());
+            if let [_, as_kw, name] = rest.as_slice()
+                && as_kw.eq_ignore_ascii_case("AS")
+            {
+                stages.insert(name.to_ascii_lowercase());
+            }
+            if image != "scratch" && !own_stage && !image.is_empty() && !out.contains(&image) {
+                out.push(image);
+            }
+        }
+    }
+    out
+}
+
+/// The file's instructions, one a line: comments and blank lines left out, lines
+/// ending in `\` joined to the next.
+fn instructions(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for raw in text.lines() {
+        let line = raw.trim();
+        if current.is_empty() && (line.is_empty() || line.starts_with('#')) {
+            continue;
+        }
+        match line.strip_suffix('\\') {
+            Some(head) => {
+                current.push_str(head);
+                current.push(' ');
+            }
+            None => {
+                current.push_str(line);
+                out.push(std::mem::take(&mut current));
+            }
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+fn unquote(v: &str) -> String {
+    v.trim_matches(|c| c == '"' || c == '\'').to_owned()
+}
+
+/// `$NAME`, `${NAME}` and `${NAME:-default}` replaced from `vars` (unknown: empty, or
+/// the default).
+fn substitute(text: &str, vars: &BTreeMap<String, String>) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        if let Some(inner) = after.strip_prefix('{')
+            && let Some(end) = inner.find('}')
+        {
+            let body = &inner[..end];
+            let (name, default) = match body.split_once(":-") {
+                Some((n, d)) => (n, Some(d)),
+                None => (body, None),
+            };
+            let value = vars.get(name).filter(|v| !v.is_empty()).cloned();
+            out.push_str(&value.or(default.map(str::to_owned)).unwrap_or_default());
+            rest = &inner[end + 1..];
+        } else {
+            let len = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            if len == 0 {
+                out.push('$');
+            } else {
+                out.push_str(vars.get(&after[..len]).map_or("", String::as_str));
+            }
+            rest = &after[len..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bases(text: &str) -> Vec<String> {
+        base_images(text, &BTreeMap::new())
+    }
+
+    #[test]
+    fn from_lines_name_the_bases_but_scratch_and_the_file_s_own_stages() {
+        let text = "# syntax=docker/dockerfile:1\nFROM python:3.11-slim AS build\nRUN pip wheel .\n\nFROM --platform=linux/amd64 nginx:1.25 as web\nCOPY --from=build /w /w\nFROM build AS test\nFROM scratch\nFROM python:3.11-slim\n";
+        assert_eq!(bases(text), vec!["python:3.11-slim", "nginx:1.25"]);
+    }
+
+    #[test]
+    fn args_before_the_first_from_are_substituted_the_build_s_over_their_defaults() {
+        let text = "ARG BASE=debian \\\n    TAG=\"bookworm\"\nFROM ${BASE}:$TAG\nARG LATE=x\nFROM alpine:${V:-3.19}\n";
+        assert_eq!(bases(text), vec!["debian:bookworm", "alpine:3.19"]);
+        let args = BTreeMap::from([("TAG".to_owned(), "trixie".to_owned())]);
+        assert_eq!(
+            base_images(text, &args),
+            vec!["debian:trixie", "alpine:3.19"]
+        );
+    }
+}
