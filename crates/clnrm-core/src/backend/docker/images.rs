@@ -106,6 +106,7 @@ pub(super) async fn build(
         let info = match item {
             Ok(info) => info,
             Err(bollard::errors::Error::DockerStreamError { error }) => {
+                trim_to_tail(&mut output);
                 return Ok(BuildOutcome::Failed {
                     message: error,
                     output,
@@ -117,6 +118,7 @@ pub(super) async fn build(
             keep_tail(&mut output, text);
         }
         if let Some(detail) = info.error_detail {
+            trim_to_tail(&mut output);
             return Ok(BuildOutcome::Failed {
                 message: detail.message.unwrap_or_default(),
                 output,
@@ -132,6 +134,7 @@ pub(super) async fn build(
         None => match image(docker, &spec.tag).await? {
             Some(found) => found.id,
             None => {
+                trim_to_tail(&mut output);
                 return Ok(BuildOutcome::Failed {
                     message: format!("the builder ended without making {}", spec.tag),
                     output,
@@ -139,17 +142,47 @@ pub(super) async fn build(
             }
         },
     };
+    trim_to_tail(&mut output);
     Ok(BuildOutcome::Built { id, output })
 }
 
-/// Adds `text` to `output`, keeping its last [`BUILD_OUTPUT_CAP`] bytes.
+/// Adds `text` to `output`, keeping its last [`BUILD_OUTPUT_CAP`] bytes (or a few
+/// more, up to a character boundary); trimmed only once it holds twice that, so a
+/// long build does not move the kept text at every line.
 fn keep_tail(output: &mut String, text: &str) {
     output.push_str(text);
+    if output.len() > 2 * BUILD_OUTPUT_CAP {
+        trim_to_tail(output);
+    }
+}
+
+/// `output` cut to its last [`BUILD_OUTPUT_CAP`] bytes, at a character boundary.
+fn trim_to_tail(output: &mut String) {
     if output.len() > BUILD_OUTPUT_CAP {
         let mut cut = output.len() - BUILD_OUTPUT_CAP;
         while !output.is_char_boundary(cut) {
             cut += 1;
         }
         output.drain(..cut);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_output_keeps_its_end_whole_characters_and_no_more_than_the_cap() {
+        let mut out = String::new();
+        for i in 0..40_000 {
+            keep_tail(&mut out, &format!("step {i} é\n"));
+        }
+        assert!(out.len() <= 2 * BUILD_OUTPUT_CAP);
+        trim_to_tail(&mut out);
+        assert!(out.len() <= BUILD_OUTPUT_CAP);
+        assert!(out.ends_with("step 39999 é\n"));
+        let mut short = "a".to_owned();
+        trim_to_tail(&mut short);
+        assert_eq!(short, "a");
     }
 }
