@@ -18,7 +18,7 @@ pub use ensure::{
 };
 pub use ignore::{BadPattern, DockerIgnore};
 
-use crate::inputs::{InputDigest, StatIndex, Walk, digest_with};
+use crate::inputs::{DigestError, InputDigest, StatIndex, Walk, digest_with, walk_tree};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -115,56 +115,34 @@ pub fn context_tar(context: &Path, recipe: &BuildRecipe) -> Result<Vec<u8>, KeyE
     let mut tar = tar::Builder::new(Vec::new());
     tar.follow_symlinks(false);
     let mut sent = 0u64;
-    let mut entries = 0usize;
-    let mut dirs = vec![(context.to_path_buf(), String::new())];
-    while let Some((dir, rel)) = dirs.pop() {
-        let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(&dir)
-            .map_err(|e| failed(format!("cannot list {} ({e})", dir.display())))?
-            .filter_map(|e| e.ok().map(|e| e.file_name()))
-            .collect();
-        names.sort();
-        for name in names {
-            entries += 1;
-            if entries > crate::inputs::MAX_ENTRIES {
-                return Err(failed(format!(
-                    "over {} entries; leave some out with .dockerignore",
-                    crate::inputs::MAX_ENTRIES
-                )));
-            }
-            let path = dir.join(&name);
-            if recipe.leave_out.contains(&path) {
-                continue;
-            }
-            let shown = name.to_string_lossy();
-            let rel = if rel.is_empty() {
-                shown.into_owned()
-            } else {
-                format!("{rel}/{shown}")
-            };
-            let Ok(meta) = std::fs::symlink_metadata(&path) else {
-                continue;
-            };
-            match walk(&rel, meta.is_dir()) {
-                Walk::Skip => continue,
-                Walk::Through => {
-                    dirs.push((path, rel));
-                    continue;
-                }
-                Walk::Take => {}
-            }
-            sent += meta.len();
-            if sent > MAX_CONTEXT_BYTES {
-                return Err(failed(format!(
-                    "over {} MiB; leave some out with .dockerignore",
-                    MAX_CONTEXT_BYTES >> 20
-                )));
-            }
-            tar.append_path_with_name(&path, &rel)
-                .map_err(|e| failed(format!("cannot read {} ({e})", path.display())))?;
-            if meta.is_dir() {
-                dirs.push((path, rel));
-            }
+    let mut too_big = false;
+    let walked = walk_tree(context, &recipe.leave_out, &walk, &mut |e| {
+        sent += e.meta.len();
+        if sent > MAX_CONTEXT_BYTES {
+            too_big = true;
+            return Err(DigestError::TooMany);
         }
+        tar.append_path_with_name(e.path, e.rel)
+            .map_err(|source| DigestError::Read {
+                path: e.path.to_path_buf(),
+                source,
+            })
+    });
+    match walked {
+        Err(_) if too_big => {
+            return Err(failed(format!(
+                "over {} MiB; leave some out with .dockerignore",
+                MAX_CONTEXT_BYTES >> 20
+            )));
+        }
+        Err(DigestError::TooMany) => {
+            return Err(failed(format!(
+                "over {} entries; leave some out with .dockerignore",
+                crate::inputs::MAX_ENTRIES
+            )));
+        }
+        Err(e) => return Err(failed(e.to_string())),
+        Ok(()) => {}
     }
     tar.into_inner()
         .map_err(|e| failed(format!("cannot make its archive ({e})")))

@@ -105,16 +105,17 @@ pub fn digest_with(
             BTreeMap::new(),
         );
     }
-    let mut tree = Tree {
-        index,
-        exclude,
-        walk,
-        lines: sha2::Sha256::new(),
-        files: BTreeMap::new(),
-        entries: 0,
-    };
-    match tree.walk(path, "") {
-        Ok(()) => known(Kind::Dir, hex(&tree.lines.finalize()), tree.files),
+    let mut lines = sha2::Sha256::new();
+    let mut files = BTreeMap::new();
+    let walked = walk_tree(path, exclude, walk, &mut |e| {
+        if let Some(line) = line_of(&e, index, &mut files)? {
+            lines.update((line.len() as u64).to_le_bytes());
+            lines.update(line.as_bytes());
+        }
+        Ok(())
+    });
+    match walked {
+        Ok(()) => known(Kind::Dir, hex(&lines.finalize()), files),
         Err(why) => InputDigest::Unknowable(why.to_string()),
     }
 }
@@ -173,86 +174,114 @@ impl DigestError {
     }
 }
 
-struct Tree<'a> {
-    index: &'a mut StatIndex,
-    exclude: &'a [PathBuf],
-    walk: &'a dyn Fn(&str, bool) -> Walk,
-    lines: sha2::Sha256,
-    files: BTreeMap<String, String>,
-    entries: usize,
+/// One entry of a tree, as [`walk_tree`] gives it.
+pub struct Entry<'a> {
+    /// Its path.
+    pub path: &'a Path,
+    /// Its path relative to the tree, `/`-separated.
+    pub rel: &'a str,
+    /// Its metadata (a symlink's own).
+    pub meta: &'a std::fs::Metadata,
 }
 
-impl Tree<'_> {
-    /// Adds the entries of directory `dir` (`rel` below the input) in name order.
-    fn walk(&mut self, dir: &Path, rel: &str) -> Result<(), DigestError> {
-        let read = std::fs::read_dir(dir).map_err(|e| DigestError::list(dir, e))?;
-        let mut names: Vec<std::ffi::OsString> = Vec::new();
-        for entry in read {
-            let entry = entry.map_err(|e| DigestError::list(dir, e))?;
-            names.push(entry.file_name());
-        }
-        names.sort();
-        for name in names {
-            self.entries += 1;
-            if self.entries > MAX_ENTRIES {
-                return Err(DigestError::TooMany);
-            }
-            let path = dir.join(&name);
-            if self.exclude.contains(&path) {
-                continue;
-            }
-            let shown = name.to_string_lossy();
-            let rel = if rel.is_empty() {
-                shown.into_owned()
-            } else {
-                format!("{rel}/{shown}")
-            };
-            self.entry(&path, &rel)?;
-        }
-        Ok(())
-    }
+/// Walks the tree under directory `root` depth-first in name order, giving `visit`
+/// each entry `walk` takes (a directory before what is under it), leaving out the
+/// paths in `exclude` and the entries that vanish while it walks; at most
+/// [`MAX_ENTRIES`] entries. Symlinks are not followed.
+pub fn walk_tree(
+    root: &Path,
+    exclude: &[PathBuf],
+    walk: &dyn Fn(&str, bool) -> Walk,
+    visit: &mut dyn FnMut(Entry<'_>) -> Result<(), DigestError>,
+) -> Result<(), DigestError> {
+    let mut entries = 0;
+    walk_dir(root, "", exclude, walk, visit, &mut entries)
+}
 
-    fn entry(&mut self, path: &Path, rel: &str) -> Result<(), DigestError> {
-        let meta = match std::fs::symlink_metadata(path) {
+fn walk_dir(
+    dir: &Path,
+    rel: &str,
+    exclude: &[PathBuf],
+    walk: &dyn Fn(&str, bool) -> Walk,
+    visit: &mut dyn FnMut(Entry<'_>) -> Result<(), DigestError>,
+    entries: &mut usize,
+) -> Result<(), DigestError> {
+    let read = std::fs::read_dir(dir).map_err(|e| DigestError::list(dir, e))?;
+    let mut names: Vec<std::ffi::OsString> = Vec::new();
+    for entry in read {
+        let entry = entry.map_err(|e| DigestError::list(dir, e))?;
+        names.push(entry.file_name());
+    }
+    names.sort();
+    for name in names {
+        *entries += 1;
+        if *entries > MAX_ENTRIES {
+            return Err(DigestError::TooMany);
+        }
+        let path = dir.join(&name);
+        if exclude.contains(&path) {
+            continue;
+        }
+        let shown = name.to_string_lossy();
+        let rel = if rel.is_empty() {
+            shown.into_owned()
+        } else {
+            format!("{rel}/{shown}")
+        };
+        let meta = match std::fs::symlink_metadata(&path) {
             Ok(m) => m,
             // Gone while listing: as if it had not been there.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(DigestError::read(&path, e)),
+        };
+        let is_dir = meta.file_type().is_dir();
+        match walk(&rel, is_dir) {
+            Walk::Take => visit(Entry {
+                path: &path,
+                rel: &rel,
+                meta: &meta,
+            })?,
+            Walk::Through if is_dir => {}
+            Walk::Through | Walk::Skip => continue,
+        }
+        if is_dir {
+            walk_dir(&path, &rel, exclude, walk, visit, entries)?;
+        }
+    }
+    Ok(())
+}
+
+/// The line of one entry in a tree's digest (`None`: it vanished while read), its
+/// file's content read through `index` and noted in `files`.
+fn line_of(
+    e: &Entry<'_>,
+    index: &mut StatIndex,
+    files: &mut BTreeMap<String, String>,
+) -> Result<Option<String>, DigestError> {
+    let (path, rel, meta) = (e.path, e.rel, e.meta);
+    let kind = meta.file_type();
+    let line = if kind.is_symlink() {
+        let target = std::fs::read_link(path).map_err(|e| DigestError::read(path, e))?;
+        format!("link {rel}\0{}", target.display())
+    } else if kind.is_dir() {
+        format!("dir {rel}\0{:o}", mode(meta))
+    } else if kind.is_file() {
+        let hash = match index.file_hash(path, meta) {
+            Ok(h) => h,
+            // Unreadable to clnrm (not always to the container): its stat stands in.
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                let s = super::index::Stat::of(meta);
+                format!("unreadable {} {} {} {}", s.size, s.mtime, s.ctime, s.ino)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(DigestError::read(path, e)),
         };
-        let kind = meta.file_type();
-        match (self.walk)(rel, kind.is_dir()) {
-            Walk::Take => {}
-            Walk::Through if kind.is_dir() => return self.walk(path, rel),
-            Walk::Through | Walk::Skip => return Ok(()),
-        }
-        let line = if kind.is_symlink() {
-            let target = std::fs::read_link(path).map_err(|e| DigestError::read(path, e))?;
-            format!("link {rel}\0{}", target.display())
-        } else if kind.is_dir() {
-            format!("dir {rel}\0{:o}", mode(&meta))
-        } else if kind.is_file() {
-            let hash = match self.index.file_hash(path, &meta) {
-                Ok(h) => h,
-                // Unreadable to clnrm (not always to the container): its stat stands in.
-                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-                    let s = super::index::Stat::of(&meta);
-                    format!("unreadable {} {} {} {}", s.size, s.mtime, s.ctime, s.ino)
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-                Err(e) => return Err(DigestError::read(path, e)),
-            };
-            self.files.insert(rel.to_owned(), hash.clone());
-            format!("file {rel}\0{:o}\0{hash}", mode(&meta))
-        } else {
-            format!("special {rel}\0{:o}", meta.mode())
-        };
-        self.lines.update((line.len() as u64).to_le_bytes());
-        self.lines.update(line.as_bytes());
-        if kind.is_dir() {
-            self.walk(path, rel)?;
-        }
-        Ok(())
-    }
+        files.insert(rel.to_owned(), hash.clone());
+        format!("file {rel}\0{:o}\0{hash}", mode(meta))
+    } else {
+        format!("special {rel}\0{:o}", meta.mode())
+    };
+    Ok(Some(line))
 }
 
 #[cfg(test)]

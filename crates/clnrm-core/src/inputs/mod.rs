@@ -12,7 +12,9 @@
 mod digest;
 pub mod index;
 
-pub use digest::{InputDigest, Kind, MAX_ENTRIES, Walk, digest, digest_with};
+pub use digest::{
+    DigestError, Entry, InputDigest, Kind, MAX_ENTRIES, Walk, digest, digest_with, walk_tree,
+};
 pub use index::StatIndex;
 
 use std::collections::{BTreeMap, BTreeSet};
