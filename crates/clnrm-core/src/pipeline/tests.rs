@@ -100,6 +100,13 @@ fn statuses(report: &RunReport) -> Vec<(String, Status, Option<Reason>)> {
         .collect()
 }
 
+/// Scenarios `a` and `b` of [`TWO`], both answered from the cache.
+fn both_cached() -> Vec<(String, Status, Option<Reason>)> {
+    ["a", "b"]
+        .map(|n| (n.to_owned(), Status::Cached, Some(Reason::Cached)))
+        .to_vec()
+}
+
 const TWO: &str = "[[scenario]]\nname = \"a\"\nrun = \"echo a\"\n\n[[scenario]]\nname = \"b\"\nrun = \"echo b\"\n";
 
 #[tokio::test]
@@ -129,13 +136,7 @@ async fn an_unchanged_suite_is_answered_from_the_cache_without_a_container() {
         pings,
         "no session is started for a cached run"
     );
-    assert_eq!(
-        statuses(&second.report),
-        vec![
-            ("a".to_owned(), Status::Cached, Some(Reason::Cached)),
-            ("b".to_owned(), Status::Cached, Some(Reason::Cached)),
-        ]
-    );
+    assert_eq!(statuses(&second.report), both_cached());
     assert_eq!(engine.created(), created, "no container for a cached run");
     // The sink saw the run as it would a slow one: started, each result, the end.
     let events = lock(&seen.events).clone();
@@ -207,13 +208,7 @@ async fn a_prefetched_run_is_answered_from_the_cache_until_an_image_is_rebuilt()
 
     let asked = engine.images_asked();
     let second = run_prefetched(dir.path(), &engine).await;
-    assert_eq!(
-        statuses(&second.report),
-        vec![
-            ("a".to_owned(), Status::Cached, Some(Reason::Cached)),
-            ("b".to_owned(), Status::Cached, Some(Reason::Cached)),
-        ]
-    );
+    assert_eq!(statuses(&second.report), both_cached());
     assert_eq!(
         engine.pings(),
         pings,
@@ -292,13 +287,7 @@ async fn images_the_cache_does_not_name_are_asked_for_by_the_run_itself() {
     );
     let asked = engine.images_asked();
     let second = run_prefetched(dir.path(), &engine).await;
-    assert_eq!(
-        statuses(&second.report),
-        vec![
-            ("a".to_owned(), Status::Cached, Some(Reason::Cached)),
-            ("b".to_owned(), Status::Cached, Some(Reason::Cached)),
-        ]
-    );
+    assert_eq!(statuses(&second.report), both_cached());
     assert_eq!(
         engine.images_asked(),
         asked + 1,
