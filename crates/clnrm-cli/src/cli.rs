@@ -25,6 +25,10 @@ pub enum Command {
     Watch(WatchArgs),
     /// Render templates and validate test definitions without running anything.
     Validate(ValidateArgs),
+    /// Build the images the scenarios build from source (`[service.<id>.build]`),
+    /// as a run would, without running anything (for a CI step, or to check a
+    /// Dockerfile).
+    Build(BuildArgs),
     /// Print the TOML a test definition renders to.
     Render(RenderArgs),
     /// Print the scenario ids a run would execute.
@@ -297,6 +301,24 @@ pub struct VarArgs {
     /// Set a template variable (highest precedence); repeatable.
     #[arg(long = "var", value_name = "KEY=VALUE")]
     pub vars: Vec<String>,
+}
+
+/// `clnrm build`.
+#[derive(Debug, clap::Args)]
+pub struct BuildArgs {
+    /// Files or directories [default: tests/].
+    pub paths: Vec<PathBuf>,
+    /// Only the images of scenarios whose id (`file::name`) matches this glob
+    /// (repeatable: any of them).
+    #[arg(long, value_name = "GLOB")]
+    pub filter: Vec<String>,
+    /// Images built at once [default: executor.worker_count, else the number of CPUs].
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub workers: Option<u64>,
+    #[command(flatten)]
+    pub tags: TagArgs,
+    #[command(flatten)]
+    pub vars: VarArgs,
 }
 
 /// `clnrm validate`.

@@ -101,7 +101,7 @@ impl Telemetry {
                 );
                 self.spans.push(data);
             }
-            Event::Reaped { .. } => {}
+            Event::Reaped { .. } | Event::ImageBuilt { .. } => {}
         }
     }
 

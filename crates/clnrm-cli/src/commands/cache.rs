@@ -1,10 +1,12 @@
-//! `clnrm cache stats` and `clnrm cache clear`: the scenario hashes in `.clnrm/cache`
-//! and the fixture snapshots the engine keeps (SPEC §7.3); `cache stats --explain ID`
+//! `clnrm cache stats` and `clnrm cache clear`: the scenario hashes in `.clnrm/cache`,
+//! the fixture snapshots the engine keeps (SPEC §7.3) and the images built from source
+//! (SPEC §14; `clear` keeps the newest of each service); `cache stats --explain ID`
 //! says what a scenario's key is made of and which part changed since its last run.
 
 use crate::cli::{CacheAction, CacheArgs, CacheStatsArgs};
 use crate::exit;
 use clnrm_core::backend::{Deadlines, Docker, EngineError};
+use clnrm_core::build::{built_images, prune_built};
 use clnrm_core::cache::explain::{Explanation, Verdict};
 use clnrm_core::cache::{clear, summary};
 use clnrm_core::config::RunFlags;
@@ -70,6 +72,17 @@ pub fn run(args: CacheArgs) -> i32 {
                 }
                 Err(e) => println!("snapshots:  unknown ({})", why(&e)),
             }
+            let built = rt.block_on(async { built_images(&engine().await?, &root).await });
+            match built {
+                Ok(list) => {
+                    println!("built:      {}", list.len());
+                    for b in list {
+                        let tag = b.tags.first().cloned().unwrap_or(b.id);
+                        println!("  {tag}  service \"{}\"  {}", b.service, size(b.size));
+                    }
+                }
+                Err(e) => println!("built:      unknown ({})", why(&e)),
+            }
             exit::SUCCESS
         }
         CacheAction::Clear => {
@@ -96,6 +109,27 @@ pub fn run(args: CacheArgs) -> i32 {
                 }
                 Err(e) => {
                     eprintln!("error: snapshots not removed: {}", why(&e));
+                    code = exit::ENVIRONMENT;
+                }
+            }
+            // After the snapshots, which may have been made from them.
+            match rt.block_on(async { prune_built(&engine().await?, &root).await }) {
+                Ok(pruned) => {
+                    println!(
+                        "removed {} built image{} (kept the newest of each service: {})",
+                        pruned.removed,
+                        if pruned.removed == 1 { "" } else { "s" },
+                        pruned.kept
+                    );
+                    for why in &pruned.failed {
+                        eprintln!("error: built image not removed: {why}");
+                    }
+                    if !pruned.failed.is_empty() {
+                        code = exit::ENVIRONMENT;
+                    }
+                }
+                Err(e) => {
+                    eprintln!("error: built images not removed: {}", why(&e));
                     code = exit::ENVIRONMENT;
                 }
             }

@@ -1,6 +1,7 @@
 //! One module per command; each returns the process exit code.
 
 mod bench;
+mod build;
 mod cache;
 mod diff;
 mod docs;
@@ -33,6 +34,7 @@ use std::sync::Arc;
 pub fn dispatch(cli: Cli) -> i32 {
     match cli.command {
         Command::Validate(args) => validate::run(args),
+        Command::Build(args) => build::run(&args),
         Command::Render(args) => render::run(args),
         Command::List(args) => list::run(args),
         Command::Init(args) => init::run(args),

@@ -47,6 +47,26 @@ struct State {
     networks: BTreeMap<String, Labels>,
     /// Image → how many times it was rebuilt (its id changes each time).
     rebuilt: BTreeMap<String, u32>,
+    /// The images built or snapshotted, by id, with their labels (what `images` lists).
+    listed: BTreeMap<String, ListedImage>,
+}
+
+impl State {
+    /// Records image `tag` (id `sha256:<tag>`) with `labels`, made after every other.
+    fn list_image(&mut self, tag: &str, labels: &Labels) {
+        self.next += 1;
+        let created = self.next as i64;
+        self.listed.insert(
+            format!("sha256:{tag}"),
+            ListedImage {
+                id: format!("sha256:{tag}"),
+                tags: vec![tag.to_owned()],
+                labels: labels.clone(),
+                size: 0,
+                created,
+            },
+        );
+    }
 }
 
 struct Container {
@@ -345,21 +365,44 @@ impl ContainerEngine for FakeEngine {
         _id: &str,
         tag: &str,
         _volumes: &[String],
-        _labels: &Labels,
+        labels: &Labels,
     ) -> Result<String, EngineError> {
         self.gate().await;
-        self.lock().snapshots.insert(tag.to_owned());
+        let mut state = self.lock();
+        state.snapshots.insert(tag.to_owned());
+        state.list_image(tag, labels);
+        drop(state);
         Ok(format!("sha256:{tag}"))
     }
 
-    async fn images(&self, _key: &str) -> Result<Vec<ListedImage>, EngineError> {
+    async fn images(&self, key: &str) -> Result<Vec<ListedImage>, EngineError> {
         self.gate().await;
-        Ok(Vec::new())
+        let (name, value) = match key.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (key, None),
+        };
+        Ok(self
+            .lock()
+            .listed
+            .values()
+            .filter(|i| match (i.labels.get(name), value) {
+                (Some(have), Some(want)) => have == want,
+                (Some(_), None) => true,
+                (None, _) => false,
+            })
+            .cloned()
+            .collect())
     }
 
     async fn remove_image(&self, id: &str) -> Result<(), EngineError> {
         self.gate().await;
-        self.lock().snapshots.remove(id);
+        let mut state = self.lock();
+        state.snapshots.remove(id);
+        if let Some(gone) = state.listed.remove(id) {
+            for tag in &gone.tags {
+                state.snapshots.remove(tag);
+            }
+        }
         Ok(())
     }
 
@@ -376,7 +419,10 @@ impl ContainerEngine for FakeEngine {
             });
         }
         self.inner.builds.fetch_add(1, Ordering::SeqCst);
-        self.lock().snapshots.insert(spec.tag.clone());
+        let mut state = self.lock();
+        state.snapshots.insert(spec.tag.clone());
+        state.list_image(&spec.tag, &spec.labels);
+        drop(state);
         Ok(super::BuildOutcome::Built {
             id: format!("sha256:{}", spec.tag),
             output: String::new(),

@@ -1,7 +1,9 @@
-//! The base images of a Dockerfile: what its `FROM` lines name, with the `ARG`s
-//! declared before the first `FROM` (and the build's arguments over them) substituted,
-//! leaving out `scratch` and the stages of the same file. Their ids are part of a
-//! build's key (SPEC §14): a re-pulled base makes a new image.
+//! What clnrm reads of a Dockerfile: the base images its `FROM` lines name, with the
+//! `ARG`s declared before the first `FROM` (and the build's arguments over them)
+//! substituted, leaving out `scratch` and the stages of the same file (their ids are
+//! part of a build's key, SPEC §14: a re-pulled base makes a new image); the names of
+//! its stages (a `target` must be one); and the line of the instruction a failed
+//! build stopped at, from what the builder printed.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -12,7 +14,7 @@ pub fn base_images(dockerfile: &str, args: &BTreeMap<String, String>) -> Vec<Str
     let mut stages: BTreeSet<String> = BTreeSet::new();
     let mut seen_from = false;
     let mut out: Vec<String> = Vec::new();
-    for line in instructions(dockerfile) {
+    for (_, line) in instructions(dockerfile) {
         let mut words = line.split_whitespace();
         let Some(op) = words.next() else {
             continue;
@@ -48,15 +50,76 @@ pub fn base_images(dockerfile: &str, args: &BTreeMap<String, String>) -> Vec<Str
     out
 }
 
-/// The file's instructions, one a line: comments and blank lines left out, lines
-/// ending in `\` joined to the next.
-fn instructions(text: &str) -> Vec<String> {
+/// The names of the stages of `dockerfile` (`FROM … AS <name>`), in order, as written.
+pub fn stages(dockerfile: &str) -> Vec<String> {
+    instructions(dockerfile)
+        .into_iter()
+        .filter_map(|(_, line)| {
+            let words: Vec<&str> = line
+                .split_whitespace()
+                .filter(|w| !w.starts_with("--"))
+                .collect();
+            match words.as_slice() {
+                [from, _, as_kw, name]
+                    if from.eq_ignore_ascii_case("FROM") && as_kw.eq_ignore_ascii_case("AS") =>
+                {
+                    Some((*name).to_owned())
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// The instruction a failed build stopped at: its 1-based line in `dockerfile` and its
+/// text, found from the last step the builder announced in `output` (Docker's
+/// `Step 3/5 : RUN make`, Buildah's `STEP 3/5: RUN make`). The step's number is tried
+/// first (the builder counts the instructions after the first `FROM`), then its text.
+pub fn failed_step(dockerfile: &str, output: &str) -> Option<(usize, String)> {
+    let (number, text) = output.lines().rev().find_map(step_line)?;
+    let all = instructions(dockerfile);
+    let first_from = all.iter().position(|(_, l)| {
+        l.split_whitespace()
+            .next()
+            .is_some_and(|w| w.eq_ignore_ascii_case("FROM"))
+    })?;
+    let steps = &all[first_from..];
+    let same = |l: &str| squeeze(l).eq_ignore_ascii_case(&squeeze(&text));
+    let found = steps
+        .get(number.wrapping_sub(1))
+        .filter(|(_, l)| same(l))
+        .or_else(|| steps.iter().find(|(_, l)| same(l)))?;
+    Some((found.0, squeeze(&found.1)))
+}
+
+/// `(n, instruction)` of a line announcing step `n`.
+fn step_line(line: &str) -> Option<(usize, String)> {
+    let line = line.trim();
+    let rest = line
+        .strip_prefix("Step ")
+        .or_else(|| line.strip_prefix("STEP "))?;
+    let (counts, text) = rest.split_once(':')?;
+    let number = counts.trim().split('/').next()?.trim().parse().ok()?;
+    Some((number, text.trim().to_owned()))
+}
+
+fn squeeze(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The file's instructions with the 1-based line each begins on: comments and blank
+/// lines left out, lines ending in `\` joined to the next.
+fn instructions(text: &str) -> Vec<(usize, String)> {
     let mut out = Vec::new();
     let mut current = String::new();
-    for raw in text.lines() {
+    let mut start = 0;
+    for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
         if current.is_empty() && (line.is_empty() || line.starts_with('#')) {
             continue;
+        }
+        if current.is_empty() {
+            start = i + 1;
         }
         match line.strip_suffix('\\') {
             Some(head) => {
@@ -65,12 +128,12 @@ fn instructions(text: &str) -> Vec<String> {
             }
             None => {
                 current.push_str(line);
-                out.push(std::mem::take(&mut current));
+                out.push((start, std::mem::take(&mut current)));
             }
         }
     }
     if !current.is_empty() {
-        out.push(current);
+        out.push((start, current));
     }
     out
 }
@@ -126,6 +189,30 @@ mod tests {
     fn from_lines_name_the_bases_but_scratch_and_the_file_s_own_stages() {
         let text = "# syntax=docker/dockerfile:1\nFROM python:3.11-slim AS build\nRUN pip wheel .\n\nFROM --platform=linux/amd64 nginx:1.25 as web\nCOPY --from=build /w /w\nFROM build AS test\nFROM scratch\nFROM python:3.11-slim\n";
         assert_eq!(bases(text), vec!["python:3.11-slim", "nginx:1.25"]);
+    }
+
+    #[test]
+    fn stages_are_named_as_written() {
+        let text = "FROM python:3.11 AS Build\nRUN x\nFROM --platform=linux/amd64 nginx as web\nFROM scratch\n";
+        assert_eq!(stages(text), vec!["Build", "web"]);
+    }
+
+    #[test]
+    fn a_failed_step_is_found_by_its_number_or_its_text() {
+        let text = "ARG V=1\nFROM clnrm/busybox:latest\n# a comment\n\nRUN echo one \\\n    two\nRUN false\nCMD [\"sh\"]\n";
+        let docker = "Step 1/4 : FROM clnrm/busybox:latest\n ---> 1a2b\nStep 2/4 : RUN echo one     two\none two\nStep 3/4 : RUN false\n ---> Running in 9f\n";
+        assert_eq!(failed_step(text, docker), Some((7, "RUN false".to_owned())));
+        let podman = "STEP 1/4: FROM clnrm/busybox:latest\nSTEP 2/4: RUN echo one two\n";
+        assert_eq!(
+            failed_step(text, podman),
+            Some((5, "RUN echo one two".to_owned()))
+        );
+        // A count that does not match (another builder's numbering): the text decides.
+        assert_eq!(
+            failed_step(text, "Step 9/9 : RUN false\n"),
+            Some((7, "RUN false".to_owned()))
+        );
+        assert_eq!(failed_step(text, "no steps at all"), None);
     }
 
     #[test]

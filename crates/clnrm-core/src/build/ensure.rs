@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::OnceCell;
 
-/// The label every image clnrm builds carries: the project it was built for.
+/// The label every image clnrm builds carries: the root of the project it was built
+/// for.
 pub const BUILD_LABEL: &str = "clnrm.build";
 /// The label naming the service an image was built for.
 pub const BUILD_SERVICE_LABEL: &str = "clnrm.build.service";
@@ -63,11 +64,14 @@ pub struct Wanted {
     pub context: PathBuf,
     /// How it is built.
     pub recipe: BuildRecipe,
+    /// The project's root, for its label.
+    pub root: String,
     /// The project (its root's name) and the service, for its tag and labels.
     pub project: String,
     /// The service.
     pub service: String,
-    /// The build's key, as its tag was made from ([`super::build_key`]).
+    /// The build's key, as its tag was made from ([`super::build_key`] then
+    /// [`super::with_bases`]).
     pub key: String,
 }
 
@@ -142,7 +146,7 @@ impl<E: ContainerEngine> Builds<E> {
             target: wanted.recipe.target.clone(),
             args: wanted.recipe.args.clone(),
             labels: Labels::from([
-                (BUILD_LABEL.to_owned(), wanted.project.clone()),
+                (BUILD_LABEL.to_owned(), wanted.root.clone()),
                 (BUILD_SERVICE_LABEL.to_owned(), wanted.service.clone()),
             ]),
         };
@@ -173,7 +177,7 @@ async fn archive(context: &Path, recipe: &BuildRecipe, key: &str) -> Result<Vec<
         let tar = context_tar(&context, &recipe)?;
         // Every file read again, not through a stat index: a build is worth it.
         let now = super::build_key(&context, &recipe, &mut StatIndex::in_memory())?;
-        if now != key {
+        if super::with_bases(&now, &recipe.bases) != key {
             return Err(EnsureError::Changed { context });
         }
         Ok(tar)
@@ -197,9 +201,11 @@ mod tests {
         let recipe = BuildRecipe::default();
         let key = super::super::build_key(dir, &recipe, &mut StatIndex::in_memory())
             .unwrap_or_else(|e| panic!("{e}"));
+        let key = super::super::with_bases(&key, &recipe.bases);
         Wanted {
             context: dir.to_path_buf(),
             recipe,
+            root: "/work/shop".into(),
             project: "Shop".into(),
             service: "api_v2".into(),
             key,
@@ -268,6 +274,7 @@ mod tests {
         let w = Wanted {
             context: PathBuf::from("/nonexistent/ctx"),
             recipe: BuildRecipe::default(),
+            root: "/p".into(),
             project: "p".into(),
             service: "s".into(),
             key: "k".into(),

@@ -2,8 +2,8 @@
 //! named by a hash of what the engine is sent (the context's files as `.dockerignore`
 //! leaves them, the Dockerfile and `.dockerignore` always, as the engine always reads
 //! them) and of how it is built (the Dockerfile's path, the target, the build
-//! arguments), so that a build whose inputs are unchanged is not made again
-//! ([`Builds`]). Files are read through the stat index, as bind-mounted inputs are: an
+//! arguments), and of the base images' ids ([`with_bases`]), so that a build whose
+//! inputs are unchanged is not made again ([`Builds`]). Files are read through the stat index, as bind-mounted inputs are: an
 //! unchanged context costs a stat per file. The base images' ids are in the key when
 //! the recipe holds them ([`base_images`] names them from the `FROM` lines; asking
 //! the engine for their ids is the caller's).
@@ -11,12 +11,14 @@
 mod dockerfile;
 mod ensure;
 mod ignore;
+mod store;
 
-pub use dockerfile::base_images;
+pub use dockerfile::{base_images, failed_step, stages};
 pub use ensure::{
     BUILD_LABEL, BUILD_SERVICE_LABEL, Builds, EnsureError, Ensured, Wanted, build_tag,
 };
 pub use ignore::{BadPattern, DockerIgnore};
+pub use store::{BuiltImage, Pruned, built_images, prune_built};
 
 use crate::inputs::{DigestError, InputDigest, StatIndex, Walk, digest_with, walk_tree};
 use std::collections::BTreeMap;
@@ -32,8 +34,8 @@ pub struct BuildRecipe {
     /// `ARG` values.
     pub args: BTreeMap<String, String>,
     /// The ids of the base images (`FROM`), by name, as the engine has them: a
-    /// re-pulled base is a new key. Asked for by whoever makes the recipe
-    /// ([`base_images`] names them).
+    /// re-pulled base is a new key ([`with_bases`]). Asked for by whoever makes the
+    /// recipe ([`base_images`] names them).
     pub bases: BTreeMap<String, String>,
     /// Paths in the context that are clnrm's own (the project's `.clnrm/`, which every
     /// run writes): neither keyed nor sent.
@@ -65,8 +67,9 @@ pub enum KeyError {
 /// The most a build context sent to the engine may hold, in bytes.
 pub const MAX_CONTEXT_BYTES: u64 = 1 << 30;
 
-/// The key of building `recipe` in `context` (a directory), its files read through
-/// `index`: SHA-256 over the context's digest and the recipe.
+/// The key of the sources of building `recipe` in `context` (a directory), its files
+/// read through `index`: SHA-256 over the context's digest and how it is built (not
+/// the bases' ids, which [`with_bases`] adds).
 pub fn build_key(
     context: &Path,
     recipe: &BuildRecipe,
@@ -96,11 +99,18 @@ pub fn build_key(
         parts.push(format!("arg {k}"));
         parts.push(v.clone());
     }
-    for (name, id) in &recipe.bases {
+    Ok(crate::digest::key(parts.iter().map(String::as_str)))
+}
+
+/// The key of a build whose sources have key `key` ([`build_key`]) made from base
+/// images with ids `bases` (by name): what its tag is made from.
+pub fn with_bases(key: &str, bases: &BTreeMap<String, String>) -> String {
+    let mut parts = vec!["sources".to_owned(), key.to_owned()];
+    for (name, id) in bases {
         parts.push(format!("base {name}"));
         parts.push(id.clone());
     }
-    Ok(crate::digest::key(parts.iter().map(String::as_str)))
+    crate::digest::key(parts.iter().map(String::as_str))
 }
 
 /// The tar of `context` the engine is sent to build `recipe`: what `.dockerignore`
@@ -160,7 +170,7 @@ impl BuildRecipe {
 }
 
 /// The `.dockerignore` of `context` (none: nothing left out).
-fn read_ignore(context: &Path) -> Result<DockerIgnore, KeyError> {
+pub fn read_ignore(context: &Path) -> Result<DockerIgnore, KeyError> {
     if !context.is_dir() {
         return Err(KeyError::Context {
             context: context.to_path_buf(),
@@ -254,11 +264,15 @@ mod tests {
         };
         assert_ne!(key(root, &args), dockerfile);
         // And the base images' ids: a re-pulled base is a new image.
-        let base = |id: &str| BuildRecipe {
-            bases: BTreeMap::from([("python:3.11".to_owned(), id.to_owned())]),
-            ..BuildRecipe::default()
-        };
-        assert_ne!(key(root, &base("sha256:a")), key(root, &base("sha256:b")));
+        let base = |id: &str| BTreeMap::from([("python:3.11".to_owned(), id.to_owned())]);
+        assert_ne!(
+            with_bases(&dockerfile, &base("sha256:a")),
+            with_bases(&dockerfile, &base("sha256:b"))
+        );
+        assert_ne!(
+            with_bases(&dockerfile, &base("sha256:a")),
+            with_bases(&edited, &base("sha256:a"))
+        );
     }
 
     #[test]

@@ -187,6 +187,9 @@ fn read(path: &Path) -> Result<CacheFile, ReadError> {
 
 /// The name of an input's part starts so: `input <path>`.
 pub const INPUT_PART: &str = "input ";
+/// The name of the part of a cache key that is the key of a built service's sources
+/// (followed by the service's id).
+pub const BUILD_PART: &str = "build ";
 
 /// Where the file lists of directory inputs are kept under `dir` (`.clnrm/cache`).
 pub fn manifests_dir(dir: &Path) -> PathBuf {

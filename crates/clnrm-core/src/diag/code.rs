@@ -61,6 +61,8 @@ codes! {
     BadValue = "0120", "E", "a value is malformed (URL, artifact, pair, allowed host)";
     DependencyCycle = "0121", "E", "services' `depends_on` form a cycle";
     UnknownCapture = "0122", "E", "a `${name}` that no earlier step of the scenario captures";
+    Conflict = "0123", "E", "two keys that cannot go together (a service's `image` and `build`)";
+    BadBuild = "0124", "E", "a build's context, Dockerfile, target or `.dockerignore` is wrong";
     UnknownKey = "0001", "W", "a key is not part of the format (probably a typo)";
     Legacy = "0002", "W", "the file uses the legacy format";
     UnknownWord = "0003", "W", "a value is not one clnrm knows and will be ignored";

@@ -82,6 +82,9 @@ pub enum Reason {
     /// A service's set-up (`[[service.<id>.setup]]`) failed.
     #[serde(rename = "setup_failed")]
     Setup,
+    /// A service's image could not be built from source (`[service.<id>.build]`).
+    #[serde(rename = "build_failed")]
+    Build,
     /// A step's `capture` found nothing.
     Capture,
     /// An `http` step got another status (or no answer at all).
@@ -114,6 +117,7 @@ impl Reason {
             Reason::SpanLimit => "span_limit",
             Reason::ServiceExited => "service_exited",
             Reason::Setup => "setup_failed",
+            Reason::Build => "build_failed",
             Reason::Capture => "capture",
             Reason::Status => "status",
             Reason::Json => "json",
@@ -248,6 +252,10 @@ pub struct ServiceReport {
     /// Its main process was clnrm's shell, which ran the steps (no log of its own).
     #[serde(default)]
     pub agent: bool,
+    /// Its image could not be built: `log_tail` is what the builder printed (its
+    /// end), and there is no container.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub build: bool,
 }
 
 /// How a scenario's span tree differs from its baseline.
@@ -359,6 +367,16 @@ pub enum Event {
         total: usize,
         /// Workers.
         workers: usize,
+    },
+    /// An image was built from source for the run (`[service.<id>.build]`).
+    ImageBuilt {
+        /// The service it is built for.
+        service: String,
+        /// Its tag.
+        tag: String,
+        /// How long the build took.
+        #[serde(rename = "duration_ms", with = "millis")]
+        duration: Duration,
     },
     /// Containers left by dead runs were removed.
     Reaped {

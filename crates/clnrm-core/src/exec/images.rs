@@ -1,10 +1,40 @@
 //! The images of a run, looked at once before it starts: each image's id (part of
-//! the cache keys), whether it can serve an agent, and why it cannot be had.
+//! the cache keys), whether it can serve an agent, and why it cannot be had; and the
+//! images built from source (SPEC §14): their tags, once their bases' ids are known,
+//! and their builds, made once per tag for the scenarios that run (a scenario the
+//! cache answers needs no image).
 
+use super::events::{Event, ServiceReport};
 use super::pool::{AgentShell, agent_shell};
-use crate::backend::{ContainerEngine, EngineError};
-use crate::plan::Plan;
-use std::collections::{BTreeSet, HashMap};
+use super::services::last_lines;
+use crate::backend::{ContainerEngine, EngineError, ImageInfo};
+use crate::build::{Builds, EnsureError, Wanted, failed_step};
+use crate::plan::{BuildPlan, Plan};
+use futures_util::StreamExt;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// Why the scenarios using an image cannot run.
+#[derive(Clone, Debug)]
+pub struct ImageError {
+    /// In a sentence.
+    pub message: String,
+    /// For an image that could not be built: what the builder printed, as a report
+    /// of the service it was for.
+    pub build: Option<ServiceReport>,
+}
+
+impl ImageError {
+    fn plain(message: String) -> Self {
+        Self {
+            message,
+            build: None,
+        }
+    }
+}
 
 /// What the run knows about its images.
 #[derive(Default)]
@@ -12,46 +42,275 @@ pub(super) struct Images {
     /// Image → the shell to use as agent.
     pub shells: HashMap<String, Option<AgentShell>>,
     /// Image → why it cannot be had.
-    pub errors: HashMap<String, String>,
+    pub errors: HashMap<String, ImageError>,
     /// Image → its id.
     pub ids: HashMap<String, String>,
 }
 
-/// Inspects every image of the selected scenarios once; pulls what is missing.
-pub(super) async fn resolve_images<E: ContainerEngine>(engine: &E, plan: &Plan) -> Images {
-    let images: BTreeSet<String> = plan
-        .selected()
-        .flat_map(|s| s.env.services.iter().map(|v| v.image.clone()))
-        .collect();
-    let mut out = Images::default();
-    for image in images {
-        let mut found = engine.image(&image).await;
-        if matches!(found, Ok(None)) {
-            found = match engine.pull(&image).await {
-                Ok(()) => engine.image(&image).await,
-                Err(e) => Err(e),
-            };
-        }
+impl Images {
+    fn take(&mut self, image: String, found: Result<ImageInfo, String>) {
         match found {
-            Ok(Some(info)) => {
+            Ok(info) => {
                 let shell = agent_shell(&info.cmd, &info.entrypoint).map(|program| AgentShell {
                     program,
                     as_root: matches!(info.user.split(':').next(), None | Some("" | "root" | "0")),
                 });
-                out.shells.insert(image.clone(), shell);
-                out.ids.insert(image, info.id);
-            }
-            Ok(None) => {
-                let e = EngineError::ImageMissing {
-                    image: image.clone(),
-                    reason: "the pull reported success but the image is not there".into(),
-                };
-                out.errors.insert(image, e.to_string());
+                self.shells.insert(image.clone(), shell);
+                self.ids.insert(image, info.id);
             }
             Err(e) => {
-                out.errors.insert(image, e.to_string());
+                self.errors.insert(image, ImageError::plain(e));
             }
         }
     }
+}
+
+/// Inspects every image the selected scenarios' keys name once (for a built one, its
+/// bases); pulls what is missing.
+pub(super) async fn resolve_images<E: ContainerEngine>(engine: &E, plan: &Plan) -> Images {
+    let images: BTreeSet<String> = plan
+        .selected()
+        .flat_map(|s| s.env.services.iter().flat_map(|v| v.keyed_images()))
+        .map(str::to_owned)
+        .collect();
+    let mut out = Images::default();
+    for image in images {
+        let found = inspect_or_pull(engine, &image).await;
+        out.take(image, found);
+    }
     out
+}
+
+async fn inspect_or_pull<E: ContainerEngine>(engine: &E, image: &str) -> Result<ImageInfo, String> {
+    let mut found = engine.image(image).await;
+    if matches!(found, Ok(None)) {
+        found = match engine.pull(image).await {
+            Ok(()) => engine.image(image).await,
+            Err(e) => Err(e),
+        };
+    }
+    match found {
+        Ok(Some(info)) => Ok(info),
+        Ok(None) => Err(EngineError::ImageMissing {
+            image: image.to_owned(),
+            reason: "the pull reported success but the image is not there".into(),
+        }
+        .to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Gives every built service of `plan` its tag, made from the key of its sources and
+/// its bases' ids (in `images`), and re-keys the environments. A build whose sources
+/// have no key keeps its untagged name, with the reason as its image's error.
+pub(super) fn tag_builds(plan: &mut Plan, images: &mut Images) {
+    for sc in &mut plan.scenarios {
+        if sc.env.services.iter().all(|s| s.build.is_none()) {
+            continue;
+        }
+        let env = Arc::make_mut(&mut sc.env);
+        for svc in &mut env.services {
+            let Some(build) = &svc.build else { continue };
+            match build.tag(&images.ids) {
+                Ok(tag) => svc.image = tag,
+                Err(why) if sc.not_selected.is_none() => {
+                    let message = format!(
+                        "service \"{}\" ({}): cannot build its image: {why}",
+                        build.service, build.at
+                    );
+                    images
+                        .errors
+                        .insert(svc.image.clone(), ImageError::plain(message));
+                }
+                Err(_) => {}
+            }
+        }
+        env.rekey();
+    }
+}
+
+/// Makes the images built from source that the scenarios `order` (indices into
+/// `plan`) use: each tag once, as many at a time as `parallel`; an image the engine
+/// has is used as it is. Each is inspected as the others are; a build that fails is
+/// its image's error, with the builder's output and the Dockerfile's line.
+pub(super) async fn make_builds<E: ContainerEngine>(
+    engine: &Arc<E>,
+    plan: &Plan,
+    order: &[usize],
+    images: &mut Images,
+    parallel: usize,
+    events: &UnboundedSender<Event>,
+) -> Vec<BuildDone> {
+    let mut wanted: BTreeMap<String, Arc<BuildPlan>> = BTreeMap::new();
+    for &i in order {
+        for svc in &plan.scenarios[i].env.services {
+            if let Some(b) = &svc.build
+                && !images.errors.contains_key(&svc.image)
+            {
+                wanted.entry(svc.image.clone()).or_insert_with(|| b.clone());
+            }
+        }
+    }
+    if wanted.is_empty() {
+        return Vec::new();
+    }
+    let builds = Builds::new(engine.clone());
+    let ids = images.ids.clone();
+    let made: Vec<_> = futures_util::stream::iter(wanted)
+        .map(|(tag, plan)| {
+            let (builds, ids) = (&builds, &ids);
+            async move {
+                let started = Instant::now();
+                let want = Wanted {
+                    context: plan.context.clone(),
+                    recipe: plan.recipe(ids),
+                    root: plan.root.clone(),
+                    project: plan.project.clone(),
+                    service: plan.service.clone(),
+                    key: plan.key(ids).unwrap_or_default(),
+                };
+                let made = builds.ensure(&tag, &want).await;
+                (tag, plan, made, started.elapsed().as_secs_f64())
+            }
+        })
+        .buffer_unordered(parallel.max(1))
+        .collect()
+        .await;
+    let mut done = Vec::new();
+    for (tag, plan, made, secs) in made {
+        let duration = std::time::Duration::from_secs_f64(secs);
+        let outcome = match made {
+            Ok(ensured) => {
+                if ensured.built {
+                    let _ = events.send(Event::ImageBuilt {
+                        service: plan.service.clone(),
+                        tag: tag.clone(),
+                        duration,
+                    });
+                }
+                let found = match engine.image(&tag).await {
+                    Ok(Some(info)) => Ok(info),
+                    Ok(None) => Err(format!(
+                        "the image {tag} was built but the engine does not have it"
+                    )),
+                    Err(e) => Err(e.to_string()),
+                };
+                let failed = found.as_ref().err().cloned();
+                images.take(tag.clone(), found);
+                match failed {
+                    None => Ok(ensured.built),
+                    Some(why) => Err(ImageError::plain(why)),
+                }
+            }
+            Err(e) => {
+                let error = build_error(&plan, &tag, &e);
+                images.errors.insert(tag.clone(), error.clone());
+                Err(error)
+            }
+        };
+        done.push(BuildDone {
+            service: plan.service.clone(),
+            tag,
+            duration,
+            outcome,
+        });
+    }
+    done
+}
+
+/// What became of one image built from source.
+#[derive(Clone, Debug)]
+pub struct BuildDone {
+    /// The service it is for.
+    pub service: String,
+    /// Its tag.
+    pub tag: String,
+    /// How long it took to have it.
+    pub duration: std::time::Duration,
+    /// Whether it was built (else the engine had it), or why there is none.
+    pub outcome: Result<bool, ImageError>,
+}
+
+/// Why `plan`'s image (to be tagged `tag`) could not be built, in a sentence that
+/// names the service, where its build is written and the Dockerfile's line the
+/// builder stopped at; the builder's output as the service's report.
+fn build_error(plan: &BuildPlan, tag: &str, e: &EnsureError) -> ImageError {
+    let who = format!("service \"{}\" ({})", plan.service, plan.at);
+    match e {
+        EnsureError::Failed {
+            message, output, ..
+        } => {
+            let dockerfile = plan.context.join(&plan.dockerfile);
+            let line = std::fs::read_to_string(&dockerfile)
+                .ok()
+                .and_then(|text| failed_step(&text, output));
+            let at = match line {
+                Some((n, text)) => format!(" at {}:{n} ({text})", shown(&dockerfile)),
+                None => String::new(),
+            };
+            ImageError {
+                message: format!("{who}: building its image failed{at}: {}", message.trim()),
+                build: Some(ServiceReport {
+                    id: plan.service.clone(),
+                    image: tag.to_owned(),
+                    log_tail: last_lines(output, crate::model::defaults::LOG_TAIL_LINES),
+                    build: true,
+                    ..ServiceReport::default()
+                }),
+            }
+        }
+        other => ImageError::plain(format!("{who}: cannot build its image: {other}")),
+    }
+}
+
+/// `path` relative to the current directory when it is below it.
+fn shown(path: &Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
+        .unwrap_or_else(|| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
+/// Makes every image built from source that the selected scenarios of `plan` use, as
+/// a run would, without running anything (`clnrm build`): their bases inspected (and
+/// pulled), each tag built once unless the engine has it, `parallel` at a time.
+pub async fn build_images<E: ContainerEngine>(
+    engine: &Arc<E>,
+    mut plan: Plan,
+    parallel: usize,
+    events: &UnboundedSender<Event>,
+) -> Vec<BuildDone> {
+    let mut images = resolve_images(&**engine, &plan).await;
+    tag_builds(&mut plan, &mut images);
+    let order: Vec<usize> = plan.selected().map(|s| s.order).collect();
+    let mut done = make_builds(engine, &plan, &order, &mut images, parallel, events).await;
+    // A build whose sources have no key, or whose bases cannot be had, was never tried.
+    let mut seen: BTreeSet<String> = done.iter().map(|d| d.tag.clone()).collect();
+    for &i in &order {
+        for svc in &plan.scenarios[i].env.services {
+            let Some(b) = &svc.build else { continue };
+            let error = images.errors.get(&svc.image).cloned().or_else(|| {
+                b.bases.iter().find_map(|base| {
+                    let e = images.errors.get(base)?;
+                    Some(ImageError::plain(format!(
+                        "service \"{}\" ({}): its base image: {}",
+                        b.service, b.at, e.message
+                    )))
+                })
+            });
+            if let Some(error) = error
+                && seen.insert(svc.image.clone())
+            {
+                done.push(BuildDone {
+                    service: b.service.clone(),
+                    tag: svc.image.clone(),
+                    duration: std::time::Duration::ZERO,
+                    outcome: Err(error),
+                });
+            }
+        }
+    }
+    done
 }

@@ -29,6 +29,7 @@ pub use events::{
     Event, Reason, ScenarioDiff, ScenarioResult, ServiceReport, Status, StepResult, TAIL_BYTES,
     tail,
 };
+pub use images::{BuildDone, ImageError, build_images};
 pub use pool::StepError;
 pub use queue::{scenario_key, with_snapshots};
 pub use reaper::{RUN_LABEL, RunOwner, reap};

@@ -3,13 +3,14 @@
 //! then file order), and how many queued scenarios need each environment key.
 
 use super::RunOptions;
-use crate::cache::{Cache, INPUT_PART, Key, Lookup};
+use crate::cache::{BUILD_PART, Cache, INPUT_PART, Key, Lookup};
 use crate::diff::BaselineCheck;
 use crate::inputs::{Digests, InputDigest};
 use crate::plan::{Plan, PlannedScenario};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
-/// Each scenario's cache key: its fingerprint, the ids of its images, its baseline,
+/// Each scenario's cache key: its fingerprint, the ids of its images (for a built
+/// one, the key of its sources and its bases' ids), its baseline,
 /// the digests of the host paths it reads ([`with_snapshots`] adds its output
 /// snapshots when the key is used).
 pub(super) fn cache_keys(
@@ -33,12 +34,42 @@ pub fn scenario_key(
 ) -> Key {
     let mut key = Key::default();
     key.push("definition", sc.fingerprint.clone());
-    let images: BTreeSet<&str> = sc.env.services.iter().map(|s| s.image.as_str()).collect();
+    // A built image counts by its sources and its bases (not by its own id: the
+    // same sources built again are no change, and a run with its passes cached needs
+    // no image at all).
+    let images: BTreeSet<&str> = sc
+        .env
+        .services
+        .iter()
+        .flat_map(crate::plan::ServiceSpec::keyed_images)
+        .collect();
     for image in images {
         key.push(
             format!("image {image}"),
             image_ids.get(image).cloned().unwrap_or_default(),
         );
+    }
+    for (service, build) in sc
+        .env
+        .services
+        .iter()
+        .filter_map(|s| Some((&s.id, s.build.as_ref()?)))
+    {
+        let name = format!("{BUILD_PART}{service}");
+        match &build.sources {
+            Some(Ok(sources)) => key.push(name, sources.clone()),
+            Some(Err(why)) => {
+                key.uncacheable = Some(format!("service {service}: {why}"));
+                key.push(name, "unknowable");
+            }
+            None => {
+                key.uncacheable = Some(format!(
+                    "service {service}: its build context {} was not read",
+                    build.context.display()
+                ));
+                key.push(name, "unread");
+            }
+        }
     }
     // The entry, and how it is compared: a change of `[diff]` settings can turn a
     // pass into a difference.

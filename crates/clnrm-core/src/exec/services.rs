@@ -105,6 +105,7 @@ pub async fn report<E: ContainerEngine>(
                 oom_killed: false,
                 log_tail: String::new(),
                 agent: true,
+                build: false,
             });
             continue;
         }
@@ -133,6 +134,7 @@ pub async fn report<E: ContainerEngine>(
             oom_killed: state.as_ref().is_some_and(|s| s.oom_killed),
             log_tail: last_lines(&log, LOG_TAIL_LINES),
             agent: false,
+            build: false,
         });
         logs.push(ServiceLog {
             service,
@@ -143,7 +145,7 @@ pub async fn report<E: ContainerEngine>(
 }
 
 /// The last `n` lines of `text`.
-fn last_lines(text: &str, n: usize) -> String {
+pub(super) fn last_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let from = lines.len().saturating_sub(n);
     let mut out = lines[from..].join("\n");

@@ -4,7 +4,7 @@
 
 use super::dispatcher::{CancelReason, Dispatcher};
 use super::events::{Event, ScenarioResult};
-use super::images::{Images, resolve_images};
+use super::images::{Images, make_builds, resolve_images, tag_builds};
 use super::pool::{self, Pool, PoolConfig};
 use super::queue::{Queue, cache_keys, queue_order};
 use super::worker::Ctx;
@@ -108,19 +108,16 @@ impl<E: ContainerEngine> Session<E> {
             total: plan.selected().count(),
             workers,
         });
-        let Images {
-            shells,
-            errors: image_errors,
-            ids: image_ids,
-        } = tokio::select! {
+        let mut plan = plan;
+        let mut images = tokio::select! {
             images = resolve_images(&**engine, &plan) => images,
             // Interrupted while the engine is asked (a slow pull, a stalled engine).
             () = cancel.cancelled() => Images::default(),
         };
-        self.pool.set_agent_shells(shells);
+        tag_builds(&mut plan, &mut images);
         let keys = cache_keys(
             &plan,
-            &image_ids,
+            &images.ids,
             opts.baseline.as_deref(),
             opts.inputs.as_deref(),
         );
@@ -132,6 +129,17 @@ impl<E: ContainerEngine> Session<E> {
             ),
         };
         let (order, hits) = queue_order(&plan, &keys, opts, cache.as_mut());
+        // Only what runs needs its image built.
+        tokio::select! {
+            _ = make_builds(engine, &plan, &order, &mut images, workers, &events) => {}
+            () = cancel.cancelled() => {}
+        }
+        let Images {
+            shells,
+            errors: image_errors,
+            ids: _,
+        } = images;
+        self.pool.set_agent_shells(shells);
         // What dead runs left is removed before this run starts containers (a run that
         // starts none, all cached, does not wait for it).
         let reaped = async {

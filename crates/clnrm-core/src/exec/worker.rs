@@ -3,7 +3,7 @@
 //! dispatcher. A worker owns nothing of the run: it reads the run's context and
 //! talks to the dispatcher through messages.
 
-use super::events::{Reason, ScenarioResult, Status, StepResult};
+use super::events::{Reason, ScenarioResult, ServiceReport, Status, StepResult};
 use super::pool::{self, Env, Pool};
 use super::services::ServiceLog;
 use super::{scenario, spans};
@@ -26,7 +26,7 @@ pub(super) struct Ctx<E> {
     /// One lock per file: `concurrent = false` scenarios take it exclusively.
     pub file_locks: Vec<Arc<RwLock<()>>>,
     /// Image → why scenarios using it cannot run.
-    pub image_errors: HashMap<String, String>,
+    pub image_errors: HashMap<String, super::images::ImageError>,
     /// Why scenarios exporting over OTLP cannot run (no receiver), if they cannot.
     pub otlp_error: Option<String>,
     pub artifacts: Option<std::path::PathBuf>,
@@ -94,7 +94,21 @@ pub(super) async fn run_one<E: ContainerEngine>(
         .iter()
         .find_map(|s| ctx.image_errors.get(&s.image))
     {
-        return without_env(error(Reason::Image, e.clone()));
+        let reason = if e.build.is_some() {
+            Reason::Build
+        } else {
+            Reason::Image
+        };
+        let mut result = error(reason, e.message.clone());
+        result.services = e
+            .build
+            .iter()
+            .map(|b| ServiceReport {
+                log_tail: sc.masker.mask(&b.log_tail),
+                ..b.clone()
+            })
+            .collect();
+        return without_env(result);
     }
     if let (Some(e), Some(_)) = (&ctx.otlp_error, &sc.env.otlp) {
         return without_env(error(Reason::Engine, e.clone()));

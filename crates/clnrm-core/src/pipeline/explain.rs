@@ -29,10 +29,10 @@ pub async fn explain_keys<E: ContainerEngine>(
     let planned = plan_run(prepared, &config, RunOwner::current())?;
     let mut warnings = planned.warnings.clone();
     let mut image_ids = HashMap::new();
-    let images: std::collections::BTreeSet<&String> = planned
+    let images: std::collections::BTreeSet<&str> = planned
         .plan
         .selected()
-        .flat_map(|s| s.env.services.iter().map(|v| &v.image))
+        .flat_map(|s| s.env.services.iter().flat_map(|v| v.keyed_images()))
         .collect();
     for image in images {
         let found = match engine {
@@ -41,7 +41,7 @@ pub async fn explain_keys<E: ContainerEngine>(
         };
         match found {
             Some(info) => {
-                image_ids.insert(image.clone(), info.id);
+                image_ids.insert(image.to_owned(), info.id);
             }
             None => warnings.push(format!(
                 "the id of image {image} is unknown (no engine answered, or the image is missing): its part is shown empty"

@@ -1,10 +1,12 @@
 //! The one pipeline every command goes through: [`prepare`] (project, config,
 //! variables, discovery, validation), then for a run the one entry point [`run`]:
 //! plan, the fully cached fast path, execution with a [`Sink`] of events, and
-//! conclusion (cache, outcomes, baseline, report files). `clnrm run`, `watch`, `diff`,
+//! conclusion (cache, outcomes, baseline, report files); [`build`] makes the images
+//! a run would build, without running. `clnrm run`, `watch`, `diff`,
 //! `bench` and the runs service's worker call it; the command line only parses
 //! arguments, picks sinks and maps errors to exit codes.
 
+mod build;
 mod conclude;
 mod error;
 mod explain;
@@ -16,6 +18,7 @@ mod run;
 #[cfg(test)]
 mod tests;
 
+pub use build::build;
 pub use conclude::Concluded;
 pub use error::PipelineError;
 pub use explain::explain_keys;

@@ -50,9 +50,9 @@ pub(crate) fn plan_run(
         cache
     });
     // Read with the cache off too: environments and fixture snapshots are keyed by
-    // what their services mount.
+    // what their services mount, built images by their sources.
     let inputs = {
-        let (digests, warning) = read_inputs(&plan, &layout, config);
+        let (digests, warning) = read_inputs(&mut plan, &layout, config);
         warnings.extend(warning);
         let written = crate::inputs::written::load(&layout.cache());
         crate::plan::attach_inputs(&mut plan, &digests, &written, &owner.run_id);
@@ -216,12 +216,15 @@ pub(crate) fn outputs(
 /// the report directory) are not part of any input. A warning when the index was
 /// unusable or could not be saved.
 fn read_inputs(
-    plan: &Plan,
+    plan: &mut Plan,
     layout: &crate::project::Layout,
     config: &RunConfig,
 ) -> (crate::inputs::Digests, Option<String>) {
     let paths = crate::plan::host_inputs(plan);
-    if paths.is_empty() {
+    let builds = plan
+        .selected()
+        .any(|s| s.env.services.iter().any(|v| v.build.is_some()));
+    if paths.is_empty() && !builds {
         return (crate::inputs::Digests::default(), None);
     }
     let cache_dir = layout.cache();
@@ -232,6 +235,9 @@ fn read_inputs(
     // saved: none with the cache off.
     let manifests = config.cache.then_some(manifests.as_path());
     let digests = crate::inputs::digest_all(&paths, &mut index, &exclude, manifests);
+    if builds {
+        crate::plan::attach_builds(plan, &mut index, &exclude);
+    }
     let mut warning = index.warning.take();
     if let Err(e) = index.save() {
         warning = Some(format!(

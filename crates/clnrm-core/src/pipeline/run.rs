@@ -305,15 +305,15 @@ async fn all_cached<E: ContainerEngine>(
         });
     }
     let mut ids = ids?;
-    let images: BTreeSet<&String> = planned
+    let images: BTreeSet<&str> = planned
         .plan
         .selected()
-        .flat_map(|s| s.env.services.iter().map(|v| &v.image))
+        .flat_map(|s| s.env.services.iter().flat_map(|v| v.keyed_images()))
         .collect();
     for image in images {
         if !ids.contains_key(image) {
             let info = engine.image(image).await.ok()??;
-            ids.insert(image.clone(), info.id);
+            ids.insert(image.to_owned(), info.id);
         }
     }
     let results = crate::exec::all_cached(&planned.plan, &ids, &planned.options, cache?)?;
@@ -331,6 +331,10 @@ fn images(prepared: &Prepared) -> BTreeSet<String> {
         .files
         .iter()
         .filter_map(|f| f.file.as_ref())
-        .flat_map(|f| f.services.iter().map(|(_, s)| s.image.value.clone()))
+        .flat_map(|f| {
+            f.services
+                .iter()
+                .filter_map(|(_, s)| Some(s.image.as_ref()?.value.clone()))
+        })
         .collect()
 }

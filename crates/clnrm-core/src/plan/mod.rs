@@ -8,8 +8,10 @@
 //! (the containers it runs in), `otel` (its telemetry), `secrets` (what is masked),
 //! `files` (report paths), `fingerprint` and `encoding` (what its keys hash),
 //! `selection` (`--filter`, `--tag`, `--partition`), `options` (what the command line
-//! and config give) and `inputs` (the host content its mounts read).
+//! and config give), `inputs` (the host content its mounts read) and `build` (the
+//! images built from source).
 
+mod build;
 mod encoding;
 mod env;
 mod files;
@@ -24,6 +26,7 @@ mod selection;
 mod services;
 mod step;
 
+pub use build::{BuildPlan, attach_builds};
 pub use env::{EnvSpec, NetworkNeed};
 pub use files::{PlannedFile, report_files};
 pub use http::{HttpBody, HttpSpec};

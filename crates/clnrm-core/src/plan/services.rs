@@ -3,6 +3,7 @@
 //! from a file's `[service.<id>]` tables and the options.
 
 use super::FileCx;
+use super::build::{BuildPlan, build_plan};
 use super::encoding::{encode, millis};
 use super::options::PlanOptions;
 use super::secrets::Masker;
@@ -39,8 +40,15 @@ pub struct HealthSpec {
 pub struct ServiceSpec {
     /// Its id (`[service.<id>]`), also its name on the scenario's network.
     pub id: String,
-    /// Image reference.
+    /// Image reference; for a built one, its tag once the run knows it
+    /// ([`BuildPlan::tag`]), `clnrm-build/<project>-<service>` before.
     pub image: String,
+    /// How its image is built from source, when it is (`[service.<id>.build]`).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "build_plan_of"
+    )]
+    pub build: Option<Arc<BuildPlan>>,
     /// Replaces the image's entrypoint when set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub entrypoint: Option<Vec<String>>,
@@ -110,6 +118,16 @@ impl std::hash::Hash for Setup {
 }
 
 impl ServiceSpec {
+    /// The images whose ids a scenario's cache key names for this service: its image,
+    /// or for a built one the images its Dockerfile starts from (its sources are a
+    /// part of their own).
+    pub fn keyed_images(&self) -> Vec<&str> {
+        match &self.build {
+            Some(b) => b.bases.iter().map(String::as_str).collect(),
+            None => vec![self.image.as_str()],
+        }
+    }
+
     /// Whether something tells when the service is ready (a health check or a span).
     pub fn has_probe(&self) -> bool {
         self.health.is_some() || self.wait_for_span.is_some()
@@ -176,6 +194,7 @@ pub(super) fn service_spec(cx: &FileCx<'_>, id: &str, opts: &PlanOptions) -> Ser
         return ServiceSpec {
             id: id.to_owned(),
             image: DEFAULT_IMAGE.to_owned(),
+            build: None,
             entrypoint: None,
             args: Vec::new(),
             env: Vec::new(),
@@ -191,6 +210,15 @@ pub(super) fn service_spec(cx: &FileCx<'_>, id: &str, opts: &PlanOptions) -> Ser
         };
     };
     let mut spec = from_service(id, svc, (memory_bytes, nano_cpus), base);
+    if let Some(build) = &svc.build {
+        let at = cx
+            .source
+            .as_ref()
+            .map_or_else(|| cx.display.to_owned(), |s| s.at(build.span).to_string());
+        let planned = build_plan(id, build, base, &opts.project, at);
+        spec.image = planned.untagged();
+        spec.build = Some(Arc::new(planned));
+    }
     spec.setup = setup_of(id, svc, masker, &opts.project);
     spec.depends_on = svc
         .depends_on
@@ -238,7 +266,11 @@ fn from_service(
     });
     ServiceSpec {
         id: id.to_owned(),
-        image: svc.image.value.clone(),
+        image: svc
+            .image
+            .as_ref()
+            .map_or_else(|| DEFAULT_IMAGE.to_owned(), |i| i.value.clone()),
+        build: None,
         entrypoint: svc
             .entrypoint
             .as_ref()
@@ -273,6 +305,13 @@ fn from_service(
         depends_on: Vec::new(),
         setup: None,
     }
+}
+
+fn build_plan_of<S: serde::Serializer>(
+    build: &Option<Arc<BuildPlan>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    build.as_deref().serialize(s)
 }
 
 fn setup_steps<S: serde::Serializer>(setup: &Option<Arc<Setup>>, s: S) -> Result<S::Ok, S::Error> {

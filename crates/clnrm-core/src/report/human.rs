@@ -89,6 +89,19 @@ impl<W: Write> HumanReporter<W> {
                     self.paint("1;33", "Removed")
                 );
             }
+            Event::ImageBuilt {
+                service,
+                tag,
+                duration,
+            } => {
+                self.clear_line();
+                let _ = writeln!(
+                    self.out,
+                    "{} {tag} for service {service} in {:.1}s",
+                    self.paint("1;32", "Built"),
+                    duration.as_secs_f64()
+                );
+            }
             Event::ScenarioStarted { id } => {
                 self.running.insert(id.clone());
             }
@@ -283,6 +296,17 @@ impl<W: Write> HumanReporter<W> {
         }
         for svc in &r.services {
             if svc.log_tail.trim().is_empty() {
+                continue;
+            }
+            if svc.build {
+                let _ = writeln!(
+                    self.out,
+                    "  service {} (image {} not built), last lines of the builder's output:",
+                    svc.id, svc.image
+                );
+                for l in svc.log_tail.lines() {
+                    let _ = writeln!(self.out, "    | {l}");
+                }
                 continue;
             }
             let state = match (svc.oom_killed, svc.exit_code) {

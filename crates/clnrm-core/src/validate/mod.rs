@@ -256,6 +256,87 @@ mod tests {
             .collect()
     }
 
+    /// Each diagnostic's code, the text its label points at and its help, for `text`
+    /// read as a file in `base`.
+    fn codes_in(base: &Path, text: &str) -> Vec<(String, String, Option<String>)> {
+        let src = Source::file("p.clnrm.toml", text);
+        let (file, mut diags) = parse_test_file(&src);
+        if let Some(f) = &file {
+            check(f, &src, &HostPaths::default(), base, &mut diags);
+        }
+        diags
+            .into_sorted()
+            .iter()
+            .map(|d| {
+                let at = d
+                    .primary
+                    .as_ref()
+                    .map_or("", |l| &text[l.span.start..l.span.end]);
+                (d.code.to_string(), at.to_owned(), d.help.clone())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_build_needs_a_context_with_its_dockerfile_and_a_target_among_its_stages() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let app = dir.path().join("app");
+        std::fs::create_dir_all(&app).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(
+            app.join("Dockerfile"),
+            "FROM clnrm/busybox:latest AS base\nFROM base AS tests\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let file = |service: &str| {
+            format!(
+                "[meta]\nname = \"t\"\nversion = \"1\"\n{service}\n[[scenario]]\nname = \"s\"\nservice = \"a\"\nrun = \"true\"\n"
+            )
+        };
+        let check = |service: &str| codes_in(dir.path(), &file(service));
+        assert_eq!(check("[service.a]\nbuild = \"./app\""), Vec::new());
+        assert_eq!(
+            check("[service.a.build]\ncontext = \"app\"\ntarget = \"tests\"\nargs = { V = \"1\" }"),
+            Vec::new()
+        );
+        let found = check("[service.a.build]\ncontext = \"app\"\ntarget = \"test\"");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            (found[0].0.as_str(), found[0].1.as_str()),
+            ("E0124", "\"test\"")
+        );
+        assert_eq!(found[0].2.as_deref(), Some("did you mean \"tests\"?"));
+        let found = check("[service.a]\nbuild = \"./nope\"");
+        assert_eq!(
+            (found[0].0.as_str(), found[0].1.as_str()),
+            ("E0124", "\"./nope\"")
+        );
+        let found = check("[service.a.build]\ncontext = \"app\"\ndockerfile = \"Containerfile\"");
+        assert_eq!(
+            (found[0].0.as_str(), found[0].1.as_str()),
+            ("E0124", "\"Containerfile\"")
+        );
+        let found = check("[service.a.build]\ncontext = \"app\"\ndockerfile = \"../Dockerfile\"");
+        assert_eq!(found[0].0, "E0124");
+        let found = check("[service.a]\nimage = \"i\"\nbuild = \"./app\"");
+        assert_eq!(
+            (found[0].0.as_str(), found[0].1.as_str()),
+            ("E0123", "\"i\"")
+        );
+        let found = check("[service.a]\nports = [80]");
+        assert_eq!(
+            (found[0].0.as_str(), found[0].1.as_str()),
+            ("E0101", "a"),
+            "{found:?}"
+        );
+        let found = check("[service.a]\nbuild = 3");
+        assert_eq!(found[0].0, "E0103");
+        let found = check("[service.a.build]\ndockerfile = \"D\"");
+        assert_eq!(
+            found[0].0, "E0101",
+            "a build table needs its context: {found:?}"
+        );
+    }
+
     #[test]
     fn braces_and_brackets_in_span_names_are_literal_not_errors() {
         for tail in [

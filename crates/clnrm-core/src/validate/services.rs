@@ -65,13 +65,18 @@ pub(super) fn check_services(file: &TestFile, cx: &mut Ctx<'_>) {
     for (id, svc) in file.services.iter() {
         // Each service has its own container, so a port is unique per service.
         let mut ports: HashMap<u16, (Span, &str)> = HashMap::new();
-        if svc.image.value.trim().is_empty() {
+        if let Some(image) = &svc.image
+            && image.value.trim().is_empty()
+        {
             cx.error(
                 Code::BadValue,
-                svc.image.span,
+                image.span,
                 format!("service \"{}\" has an empty image", id.value),
                 "expected an image reference",
             );
+        }
+        if let Some(build) = &svc.build {
+            check_build(cx, &id.value, build);
         }
         if svc.plugin.value != crate::model::defaults::PLUGIN {
             let d = Diagnostic::warning(
@@ -127,6 +132,89 @@ pub(super) fn check_services(file: &TestFile, cx: &mut Ctx<'_>) {
             );
         }
         check_setup(id, svc, cx);
+    }
+}
+
+/// `[service.<id>.build]` (SPEC §14): the context is a directory with the Dockerfile
+/// in it, its `.dockerignore` reads, and the `target` is a stage of the Dockerfile.
+fn check_build(cx: &mut Ctx<'_>, service: &str, build: &crate::model::Build) {
+    let context = build.context_in(cx.base);
+    let shown = format!("\"{}\" ({})", build.context.value, context.display());
+    if !context.is_dir() {
+        cx.error(
+            Code::BadBuild,
+            build.context.span,
+            format!("service \"{service}\": build context {shown} is not a directory"),
+            "expected a directory, relative to this file",
+        );
+        return;
+    }
+    if let Err(e) = crate::build::read_ignore(&context) {
+        cx.error(
+            Code::BadBuild,
+            build.context.span,
+            format!("service \"{service}\": {e}"),
+            "its .dockerignore",
+        );
+    }
+    let dockerfile = build.dockerfile();
+    let span = build
+        .dockerfile
+        .as_ref()
+        .map_or(build.context.span, |d| d.span);
+    let inside = std::path::Path::new(dockerfile).components().all(|c| {
+        matches!(
+            c,
+            std::path::Component::Normal(_) | std::path::Component::CurDir
+        )
+    });
+    if !inside {
+        cx.error(
+            Code::BadBuild,
+            span,
+            format!("service \"{service}\": the Dockerfile \"{dockerfile}\" is not inside the build context"),
+            "expected a path relative to the context, without `..`",
+        );
+        return;
+    }
+    let text = match std::fs::read_to_string(context.join(dockerfile)) {
+        Ok(text) => text,
+        Err(e) => {
+            cx.error(
+                Code::BadBuild,
+                span,
+                format!(
+                    "service \"{service}\": cannot read the Dockerfile {} ({e})",
+                    context.join(dockerfile).display()
+                ),
+                "expected a Dockerfile in the build context",
+            );
+            return;
+        }
+    };
+    if let Some(target) = &build.target {
+        let stages = crate::build::stages(&text);
+        if !stages.iter().any(|s| s.eq_ignore_ascii_case(&target.value)) {
+            let names: Vec<&str> = stages.iter().map(String::as_str).collect();
+            let label = if names.is_empty() {
+                "the Dockerfile names no stage (`FROM … AS <name>`)".to_owned()
+            } else {
+                format!("its stages: {}", names.join(", "))
+            };
+            let closest = crate::model::reader::closest(&target.value, &names);
+            let d = cx.error(
+                Code::BadBuild,
+                target.span,
+                format!(
+                    "service \"{service}\": target \"{}\" is no stage of {dockerfile}",
+                    target.value
+                ),
+                label,
+            );
+            if let Some(c) = closest {
+                d.help = Some(format!("did you mean \"{c}\"?"));
+            }
+        }
     }
 }
 

@@ -422,6 +422,7 @@ mod tests {
         ServiceSpec {
             id: id.into(),
             image: "i".into(),
+            build: None,
             entrypoint: None,
             args: Vec::new(),
             env: Vec::new(),

@@ -2,9 +2,9 @@
 //! command, ports, mounts, health check, dependencies and set-up steps.
 
 use super::step::read_step;
-use crate::diag::{Code, Span};
+use crate::diag::{Code, Diagnostic, Span};
 use crate::model::reader::{FromToml, Reader, Table, keyword_value};
-use crate::model::{Condition, Dependency, HealthCheck, Service, Sp, SpMap, Volume};
+use crate::model::{Build, Condition, Dependency, HealthCheck, Service, Sp, SpMap, Volume};
 use toml::Spanned;
 use toml::de::DeValue;
 
@@ -49,7 +49,11 @@ fn read_service(
     span: Span,
 ) -> Option<Service> {
     let plugin = t.get(r, plugin_key);
-    let image = t.req(r, "image", "\"clnrm/busybox:latest\"");
+    let image: Option<Sp<String>> = t.get(r, "image");
+    let build = match t.entry("build") {
+        Some((k, v)) => read_build(r, k.span().into(), v, &format!("{}.build", t.path())),
+        None => None,
+    };
     let volumes = match t.entry("volumes") {
         Some((_, v)) => read_volumes(r, v, &format!("{}.volumes", t.path())),
         None => Vec::new(),
@@ -67,9 +71,39 @@ fn read_service(
         h.finish(r);
         out
     });
+    match (&image, &build) {
+        (None, None) if !t.has("build") => {
+            r.push(
+                Diagnostic::error(
+                    Code::MissingKey,
+                    format!(
+                        "[{}] is missing required key `image` (or `build`)",
+                        t.path()
+                    ),
+                )
+                .at(r.src, span, "add `image = \"clnrm/busybox:latest\"`")
+                .help(
+                    "or build it from source: `build = \"./app\"` (a directory with a Dockerfile)",
+                ),
+            );
+        }
+        (Some(image), Some(build)) => {
+            r.push(
+                Diagnostic::error(
+                    Code::Conflict,
+                    format!("[{}] has both `image` and `build`", t.path()),
+                )
+                .at(r.src, image.span, "a built image is named by its content")
+                .also(r.src, build.span, "built from here")
+                .help("remove `image`: clnrm tags what it builds `clnrm-build/<project>-<service>:<key>`"),
+            );
+        }
+        _ => {}
+    }
     let service = Service {
         plugin: plugin.unwrap_or_else(|| Sp::new(crate::model::defaults::PLUGIN.to_owned(), span)),
-        image: image?,
+        image,
+        build,
         entrypoint: t.get(r, "entrypoint"),
         args: t.get(r, "args").unwrap_or_default(),
         env: t.map(r, "env", FromToml::from_toml),
@@ -89,7 +123,48 @@ fn read_service(
             .collect(),
         span,
     };
-    Some(service)
+    (service.image.is_some() || service.build.is_some()).then_some(service)
+}
+
+/// `build`: a table (`context`, `dockerfile`, `target`, `args`) or a string (the
+/// context).
+fn read_build(
+    r: &mut Reader<'_>,
+    key: Span,
+    v: &Spanned<DeValue<'_>>,
+    path: &str,
+) -> Option<Build> {
+    match v.get_ref() {
+        DeValue::String(_) => Some(Build {
+            context: FromToml::from_toml(r, v, path)?,
+            dockerfile: None,
+            target: None,
+            args: SpMap::default(),
+            span: v.span().into(),
+        }),
+        DeValue::Table(inner) => {
+            let mut t = Table::new(inner, key, path);
+            let context = t.req(r, "context", "\"./app\"");
+            let build = Build {
+                context: context?,
+                dockerfile: t.get(r, "dockerfile"),
+                target: t.get(r, "target"),
+                args: t.map(r, "args", FromToml::from_toml),
+                span: key,
+            };
+            t.finish(r);
+            Some(build)
+        }
+        _ => {
+            r.error(
+                Code::WrongType,
+                v.span().into(),
+                format!("`{path}` must be a table or a string"),
+                "expected { context = \"./app\" } or \"./app\"",
+            );
+            None
+        }
+    }
 }
 
 /// `depends_on`: a list of ids, or a map of id to condition.

@@ -21,5 +21,5 @@ pub use expect::{
 pub use file::{Content, Determinism, Limits, Meta, ReportPaths, SnapshotTable, TestFile};
 pub use otel::{Exporter, Otel, Propagators, Protocol, Scalar};
 pub use scenario::{Artifacts, Scenario};
-pub use service::{Condition, Dependency, HealthCheck, Service, Volume, host_path_in};
+pub use service::{Build, Condition, Dependency, HealthCheck, Service, Volume, host_path_in};
 pub use step::{Capture, HttpRequest, Retry, Step};

@@ -9,12 +9,19 @@ use schemars::JsonSchema;
 /// `[service.<id>]`.
 #[derive(Clone, Debug, JsonSchema)]
 #[schemars(deny_unknown_fields)]
+#[schemars(extend("anyOf" = [{ "required": ["image"] }, { "required": ["build"] }]))]
 pub struct Service {
     /// Plugin that manages the service; `generic_container` by default.
     #[serde(default = "default_plugin")]
     pub plugin: Sp<String>,
-    /// Container image.
-    pub image: Sp<String>,
+    /// Container image; with `build`, leave it out (the built image is named by its
+    /// content).
+    pub image: Option<Sp<String>>,
+    /// `[service.<id>.build]`: build the image from source (SPEC §14); a string is
+    /// the context.
+    #[serde(default)]
+    #[schemars(schema_with = "build_schema")]
+    pub build: Option<Build>,
     /// Replaces the image's `ENTRYPOINT` (`[]` clears it); `args` follow it.
     pub entrypoint: Option<Vec<Sp<String>>>,
     /// Container command.
@@ -47,6 +54,49 @@ pub struct Service {
     /// Where the service table is in the file (its key).
     #[serde(skip)]
     pub span: Span,
+}
+
+fn build_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let table = generator.subschema_for::<Build>();
+    schemars::json_schema!({
+        "anyOf": [
+            { "type": "string", "description": "The build context (a directory, relative to the test file)." },
+            table
+        ]
+    })
+}
+
+/// `[service.<id>.build]`: how the service's image is built from source.
+#[derive(Clone, Debug, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Build {
+    /// The build context: a directory, relative to the directory of the test file (of
+    /// the template, for a rendered one). Its `.dockerignore` is respected.
+    pub context: Sp<String>,
+    /// The Dockerfile, relative to the context (`Dockerfile` by default).
+    pub dockerfile: Option<Sp<String>>,
+    /// The stage to build (the last by default).
+    pub target: Option<Sp<String>>,
+    /// Build arguments (`ARG` values).
+    #[serde(default)]
+    pub args: SpMap<Sp<String>>,
+    /// Where the table (or string) is in the file.
+    #[serde(skip)]
+    pub span: Span,
+}
+
+impl Build {
+    /// The absolute context directory of a file that lives in `base`.
+    pub fn context_in(&self, base: &std::path::Path) -> std::path::PathBuf {
+        host_path_in(&self.context.value, base)
+    }
+
+    /// The Dockerfile's path in the context.
+    pub fn dockerfile(&self) -> &str {
+        self.dockerfile
+            .as_ref()
+            .map_or("Dockerfile", |d| d.value.as_str())
+    }
 }
 
 fn depends_on_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
