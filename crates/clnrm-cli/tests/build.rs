@@ -105,6 +105,7 @@ async fn a_second_run_with_no_source_change_builds_nothing_and_a_change_builds_a
             project: project.clone(),
             service: "app".into(),
             key,
+            sync: None,
         };
         (
             build_tag(&wanted.project, &wanted.service, &wanted.key),
@@ -352,7 +353,10 @@ fn a_broken_dockerfile_is_an_error_of_its_scenarios_naming_its_line() {
         "where the build is written: {message}"
     );
     // Docker: "returned a non-zero code: 7"; Podman: "exit status 7".
-    assert!(message.contains("code: 7") || message.contains("status 7"), "{message}");
+    assert!(
+        message.contains("code: 7") || message.contains("status 7"),
+        "{message}"
+    );
     let log = sc["services"][0]["log_tail"].as_str().unwrap_or_default();
     assert!(log.contains("building"), "the builder's output: {sc:#}");
     assert_eq!(sc["services"][0]["build"], true);

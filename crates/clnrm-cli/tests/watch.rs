@@ -299,3 +299,95 @@ fn a_save_of_a_bind_mounted_file_reruns_the_scenarios_that_mount_it_and_only_the
         "{cycle}"
     );
 }
+
+/// The images built for the project at a root, removed when the test ends.
+struct RemoveBuilt(std::path::PathBuf);
+
+impl Drop for RemoveBuilt {
+    fn drop(&mut self) {
+        let out = std::process::Command::new("docker")
+            .args(["images", "-q", "--no-trunc", "--filter"])
+            .arg(format!("label=clnrm.build={}", self.0.display()))
+            .output();
+        for id in out
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+            .split_whitespace()
+        {
+            let _ = std::process::Command::new("docker")
+                .args(["rmi", "-f", id])
+                .output();
+        }
+    }
+}
+
+/// The cycle the log ends with.
+fn last_cycle(w: &Watching) -> String {
+    w.text()
+        .rsplit("Running")
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn a_save_in_a_build_context_syncs_or_rebuilds_as_its_develop_rules_say_and_reruns_only_its_scenarios()
+ {
+    let dockerfile = "FROM clnrm/busybox:latest\nCOPY version.txt /app/version.txt\nCOPY src /app/src\nCMD [\"sleep\", \"3600\"]\n";
+    let test = "[meta]\nname = \"w\"\nversion = \"1\"\n\n[service.app]\nbuild = \"../app\"\n\n[service.app.develop]\nwatch = [\n  { path = \"src\", action = \"sync\", target = \"/app/src\" },\n  { path = \"version.txt\", action = \"rebuild\" },\n]\n\n[[scenario]]\nname = \"reads\"\nservice = \"app\"\n\n[[scenario.steps]]\nname = \"msg\"\ncommand = [\"cat\", \"/app/src/msg.txt\"]\nexpected_output_regex = \"hello\"\n\n[[scenario.steps]]\nname = \"version\"\ncommand = [\"cat\", \"/app/version.txt\"]\nexpected_output_regex = \"v1\"\n";
+    let dir = project(&[
+        ("tests/w.clnrm.toml", test),
+        ("tests/other.clnrm.toml", &three("echo two")),
+        ("app/Dockerfile", dockerfile),
+        ("app/.dockerignore", "*.log\n"),
+        ("app/version.txt", "v1\n"),
+        ("app/src/msg.txt", "hello 1\n"),
+    ]);
+    let root = dir.path().canonicalize().unwrap_or_else(|e| panic!("{e}"));
+    let _clean = RemoveBuilt(root);
+    let w = Watching::start(dir.path(), &["tests"]);
+    w.wait_for("watching for changes", 1);
+    assert_eq!(w.text().matches("   PASS [").count(), 4, "{}", w.text());
+    assert!(w.text().contains("Built clnrm-build/"), "{}", w.text());
+
+    // A file `.dockerignore` leaves out starts no cycle: an absence, so this waits out
+    // a window of eight debounce periods.
+    std::fs::write(dir.path().join("app/debug.log"), "noise").unwrap_or_else(|e| panic!("{e}"));
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(w.text().matches("Running").count(), 1, "{}", w.text());
+
+    // Under a `sync` path: the file is put into the last image, no build; the
+    // scenario sees it (it fails), the other file's scenarios do not run.
+    std::fs::write(dir.path().join("app/src/msg.txt"), "bye\n").unwrap_or_else(|e| panic!("{e}"));
+    w.wait_for("watching for changes", 2);
+    let cycle = last_cycle(&w);
+    assert!(cycle.contains("Synced 1 file into clnrm-build/"), "{cycle}");
+    assert!(!cycle.contains("Built "), "{cycle}");
+    assert!(
+        cycle.contains("FAIL [") && cycle.contains("| bye"),
+        "{cycle}"
+    );
+    assert!(!cycle.contains("other.clnrm.toml"), "{cycle}");
+
+    // Mended, synced again: it passes.
+    std::fs::write(dir.path().join("app/src/msg.txt"), "hello 2\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    w.wait_for("watching for changes", 3);
+    let cycle = last_cycle(&w);
+    assert!(cycle.contains("Synced 1 file"), "{cycle}");
+    assert!(
+        cycle.contains("PASS [") && !cycle.contains("FAIL ["),
+        "{cycle}"
+    );
+
+    // Under a `rebuild` path: a build; the scenario sees the new file.
+    std::fs::write(dir.path().join("app/version.txt"), "v2\n").unwrap_or_else(|e| panic!("{e}"));
+    w.wait_for("watching for changes", 4);
+    let cycle = last_cycle(&w);
+    assert!(cycle.contains("Built clnrm-build/"), "{cycle}");
+    assert!(
+        cycle.contains("FAIL [") && cycle.contains("| v2"),
+        "{cycle}"
+    );
+    assert!(!cycle.contains("other.clnrm.toml"), "{cycle}");
+}

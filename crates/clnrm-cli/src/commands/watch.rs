@@ -1,8 +1,9 @@
 //! `clnrm watch`: run once, then on every batch of saves re-render and re-validate the
 //! files they affect (following `{% include/import/extends %}`, so editing a shared
-//! partial re-runs every template that uses it, and the host paths their services
-//! bind-mount, so editing a mounted config re-runs its scenarios) and run their
-//! scenarios; the cache
+//! partial re-runs every template that uses it, the host paths their services
+//! bind-mount, so editing a mounted config re-runs its scenarios, and the contexts
+//! their services are built from, so editing the app rebuilds it, or syncs the change
+//! into its last image under `develop` rules) and run their scenarios; the cache
 //! makes unchanged ones free. One session of warm containers serves every cycle. A save
 //! that does not validate prints its diagnostics and the watch goes on. Saves during a
 //! cycle are queued into one follow-up cycle. Ctrl-C ends it with no container left.
@@ -16,7 +17,7 @@ use clnrm_core::backend::Engine;
 use clnrm_core::discover::is_test_file_name;
 use clnrm_core::exec::{Session, Stop};
 use clnrm_core::pipeline::{self, Host, Prepared};
-use clnrm_core::plan::file_inputs;
+use clnrm_core::plan::{file_contexts, file_inputs};
 use clnrm_core::project::{Layout, Project};
 use clnrm_core::watch::{Filter, Source};
 use std::collections::{BTreeMap, BTreeSet};
@@ -58,17 +59,27 @@ fn input_map(prepared: &Prepared) -> BTreeMap<PathBuf, BTreeSet<PathBuf>> {
         .collect()
 }
 
-/// Every host path some test file bind-mounts.
+/// Test file → the contexts its services are built from.
+fn context_map(prepared: &Prepared) -> BTreeMap<PathBuf, BTreeSet<PathBuf>> {
+    prepared
+        .files
+        .iter()
+        .map(|f| (canonical(&f.path), file_contexts(f)))
+        .collect()
+}
+
+/// Every path of a map of test file → paths (mounted host paths, build contexts).
 fn all_inputs(inputs: &BTreeMap<PathBuf, BTreeSet<PathBuf>>) -> BTreeSet<PathBuf> {
     inputs.values().flatten().cloned().collect()
 }
 
-/// The test files a batch of changed paths affects (through templates they use or
-/// host paths they mount); `None` means all of them.
+/// The test files a batch of changed paths affects (through templates they use, host
+/// paths they mount or contexts they build); `None` means all of them.
 fn affected(
     batch: &BTreeSet<PathBuf>,
     deps: &BTreeMap<PathBuf, Vec<PathBuf>>,
     inputs: &BTreeMap<PathBuf, BTreeSet<PathBuf>>,
+    contexts: &BTreeMap<PathBuf, BTreeSet<PathBuf>>,
 ) -> Option<BTreeSet<PathBuf>> {
     let mut out = BTreeSet::new();
     for p in batch {
@@ -90,7 +101,7 @@ fn affected(
         }
         // A mounted path may be written as the user wrote it (no symlinks resolved).
         let raw = p.clone();
-        for (file, mounts) in inputs {
+        for (file, mounts) in inputs.iter().chain(contexts) {
             if mounts
                 .iter()
                 .any(|m| raw.starts_with(m) || p.starts_with(canonical(m)))
@@ -108,6 +119,7 @@ struct Watch {
     stop: Stop,
     deps: BTreeMap<PathBuf, Vec<PathBuf>>,
     inputs: BTreeMap<PathBuf, BTreeSet<PathBuf>>,
+    contexts: BTreeMap<PathBuf, BTreeSet<PathBuf>>,
     /// Files in mounted host paths the runs themselves write: their changes start no
     /// cycle.
     written: BTreeSet<PathBuf>,
@@ -172,9 +184,13 @@ async fn watch(args: WatchArgs) -> i32 {
         stop: stop.clone(),
         deps: dependency_map(&first),
         inputs,
+        contexts: context_map(&first),
         written: BTreeSet::new(),
     };
     let watched_inputs = source.inputs();
+    for f in watched_inputs.contexts(&all_inputs(&w.contexts)) {
+        eprintln!("warning: {f}; its changes start no cycle");
+    }
     // What earlier runs wrote into their own mounts starts no cycle.
     watched_inputs.ignore(&clnrm_core::inputs::written::files(
         &clnrm_core::inputs::written::load(&project.layout().cache()),
@@ -200,7 +216,7 @@ async fn watch(args: WatchArgs) -> i32 {
         while let Ok(more) = rx.try_recv() {
             batch.extend(more);
         }
-        let targets = match affected(&batch, &w.deps, &w.inputs) {
+        let targets = match affected(&batch, &w.deps, &w.inputs, &w.contexts) {
             None => paths.clone(),
             Some(files) if files.is_empty() => continue,
             Some(files) => files.into_iter().collect(),
@@ -208,6 +224,7 @@ async fn watch(args: WatchArgs) -> i32 {
         let prepared = prepare(&targets, &w.args.run.vars);
         w.deps.extend(dependency_map(&prepared));
         w.inputs.extend(input_map(&prepared));
+        w.contexts.extend(context_map(&prepared));
         // A `[report]` table added since is clnrm's output from now on.
         watched_inputs.outputs(output_paths(
             prepared
@@ -215,7 +232,11 @@ async fn watch(args: WatchArgs) -> i32 {
                 .iter()
                 .flat_map(clnrm_core::plan::report_files),
         ));
-        for f in watched_inputs.add(&all_inputs(&w.inputs)) {
+        for f in watched_inputs
+            .add(&all_inputs(&w.inputs))
+            .into_iter()
+            .chain(watched_inputs.contexts(&all_inputs(&w.contexts)))
+        {
             eprintln!("warning: {f}; its changes start no cycle");
         }
         w.cycle(prepared).await;

@@ -257,6 +257,18 @@ impl<E: ContainerEngine> ContainerEngine for Deadlines<E> {
         self.within("snapshot container", self.pull, made).await
     }
 
+    async fn add_files(
+        &self,
+        image: &str,
+        files: Vec<u8>,
+        tag: &str,
+        labels: &Labels,
+    ) -> Result<String, EngineError> {
+        // A commit, as a snapshot is.
+        let made = self.inner.add_files(image, files, tag, labels);
+        self.within("add files to image", self.pull, made).await
+    }
+
     async fn images(&self, key: &str) -> Result<Vec<ListedImage>, EngineError> {
         self.within("list images", self.call, self.inner.images(key))
             .await

@@ -375,6 +375,20 @@ impl ContainerEngine for FakeEngine {
         Ok(format!("sha256:{tag}"))
     }
 
+    async fn add_files(
+        &self,
+        _image: &str,
+        _files: Vec<u8>,
+        tag: &str,
+        labels: &Labels,
+    ) -> Result<String, EngineError> {
+        self.gate().await;
+        let mut state = self.lock();
+        state.snapshots.insert(tag.to_owned());
+        state.list_image(tag, labels);
+        Ok(format!("sha256:{tag}"))
+    }
+
     async fn images(&self, key: &str) -> Result<Vec<ListedImage>, EngineError> {
         self.gate().await;
         let (name, value) = match key.split_once('=') {

@@ -435,6 +435,16 @@ pub trait ContainerEngine: Send + Sync + 'static {
         volumes: &[String],
         labels: &Labels,
     ) -> impl Future<Output = Result<String, EngineError>> + Send;
+    /// Makes image `tag` of image `image` with the files of `files` (a tar whose paths
+    /// are from `/`) put into it, labelled `labels` (what `develop` sync does instead of
+    /// a build). Returns the image id.
+    fn add_files(
+        &self,
+        image: &str,
+        files: Vec<u8>,
+        tag: &str,
+        labels: &Labels,
+    ) -> impl Future<Output = Result<String, EngineError>> + Send;
     /// Images that carry label `key`.
     fn images(
         &self,

@@ -73,6 +73,19 @@ pub struct Wanted {
     /// The build's key, as its tag was made from ([`super::build_key`] then
     /// [`super::with_bases`]).
     pub key: String,
+    /// Instead of a build of the context, changed files put into an earlier image
+    /// (`develop` sync, in `clnrm watch`).
+    pub sync: Option<SyncInto>,
+}
+
+/// Files put into an image without a build of its context.
+#[derive(Clone, Debug)]
+pub struct SyncInto {
+    /// The image they go into (its tag).
+    pub onto: String,
+    /// Each file: where it is, its content's SHA-256 (hex) when it was keyed, and
+    /// its absolute path in the image.
+    pub files: Vec<(PathBuf, String, String)>,
 }
 
 /// The tag of `service`'s image in `project` built with key `key`:
@@ -139,16 +152,30 @@ impl<E: ContainerEngine> Builds<E> {
                 output: String::new(),
             });
         }
+        let labels = Labels::from([
+            (BUILD_LABEL.to_owned(), wanted.root.clone()),
+            (BUILD_SERVICE_LABEL.to_owned(), wanted.service.clone()),
+        ]);
+        if let Some(sync) = &wanted.sync {
+            let files = sync_archive(&wanted.context, sync.clone()).await?;
+            let id = self
+                .engine
+                .add_files(&sync.onto, files, tag, &labels)
+                .await?;
+            return Ok(Ensured {
+                tag: tag.to_owned(),
+                id,
+                built: true,
+                output: String::new(),
+            });
+        }
         let context = archive(&wanted.context, &wanted.recipe, &wanted.key).await?;
         let spec = BuildSpec {
             tag: tag.to_owned(),
             dockerfile: wanted.recipe.dockerfile().to_owned(),
             target: wanted.recipe.target.clone(),
             args: wanted.recipe.args.clone(),
-            labels: Labels::from([
-                (BUILD_LABEL.to_owned(), wanted.root.clone()),
-                (BUILD_SERVICE_LABEL.to_owned(), wanted.service.clone()),
-            ]),
+            labels,
         };
         match self.engine.build(&spec, context).await? {
             BuildOutcome::Built { id, output } => Ok(Ensured {
@@ -164,6 +191,49 @@ impl<E: ContainerEngine> Builds<E> {
             }),
         }
     }
+}
+
+/// The archive of a sync: each file at its path in the image, when its content is
+/// still what was keyed.
+async fn sync_archive(context: &Path, sync: SyncInto) -> Result<Vec<u8>, EnsureError> {
+    let dir = context.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let changed = || EnsureError::Changed {
+            context: dir.clone(),
+        };
+        let failed = |why: String| {
+            EnsureError::Context(KeyError::Context {
+                context: dir.clone(),
+                why,
+            })
+        };
+        let mut tar = tar::Builder::new(Vec::new());
+        for (path, hash, target) in &sync.files {
+            let bytes = std::fs::read(path).map_err(|_| changed())?;
+            let now =
+                crate::inputs::index::hash_reader(&mut bytes.as_slice()).map_err(|_| changed())?;
+            if &now != hash {
+                return Err(changed());
+            }
+            let meta = std::fs::metadata(path).map_err(|_| changed())?;
+            let mut header = tar::Header::new_gnu();
+            header.set_metadata(&meta);
+            header.set_size(bytes.len() as u64);
+            header.set_cksum();
+            let name = target.trim_start_matches('/');
+            tar.append_data(&mut header, name, bytes.as_slice())
+                .map_err(|e| failed(format!("cannot make its archive ({e})")))?;
+        }
+        tar.into_inner()
+            .map_err(|e| failed(format!("cannot make its archive ({e})")))
+    })
+    .await
+    .unwrap_or_else(|_| {
+        Err(EnsureError::Context(KeyError::Context {
+            context: context.to_path_buf(),
+            why: "archiving it failed (a bug; please report it)".into(),
+        }))
+    })
 }
 
 /// The context's archive, made on a blocking thread (it reads every file), when the
@@ -209,6 +279,7 @@ mod tests {
             project: "Shop".into(),
             service: "api_v2".into(),
             key,
+            sync: None,
         }
     }
 
@@ -278,6 +349,7 @@ mod tests {
             project: "p".into(),
             service: "s".into(),
             key: "k".into(),
+            sync: None,
         };
         let e = Builds::new(engine)
             .ensure("clnrm-build/p-s:k", &w)

@@ -15,7 +15,7 @@ mod store;
 
 pub use dockerfile::{base_images, failed_step, stages};
 pub use ensure::{
-    BUILD_LABEL, BUILD_SERVICE_LABEL, Builds, EnsureError, Ensured, Wanted, build_tag,
+    BUILD_LABEL, BUILD_SERVICE_LABEL, Builds, EnsureError, Ensured, SyncInto, Wanted, build_tag,
 };
 pub use ignore::{BadPattern, DockerIgnore};
 pub use store::{BuiltImage, Pruned, built_images, prune_built};
@@ -75,11 +75,22 @@ pub fn build_key(
     recipe: &BuildRecipe,
     index: &mut StatIndex,
 ) -> Result<String, KeyError> {
+    build_sources(context, recipe, index).map(|(key, _)| key)
+}
+
+/// [`build_key`], with the context's regular files (relative path → content hash)
+/// that the key covers: what a later build's files are compared with, to tell which
+/// changed.
+pub fn build_sources(
+    context: &Path,
+    recipe: &BuildRecipe,
+    index: &mut StatIndex,
+) -> Result<(String, BTreeMap<String, String>), KeyError> {
     let dockerfile = recipe.dockerfile();
     let ignore = read_ignore(context)?;
     let walk = walker(&ignore, dockerfile);
-    let tree = match digest_with(context, index, &recipe.leave_out, &walk) {
-        InputDigest::Known { hash, .. } => hash,
+    let (tree, files) = match digest_with(context, index, &recipe.leave_out, &walk) {
+        InputDigest::Known { hash, files, .. } => (hash, files),
         InputDigest::Unknowable(why) => {
             return Err(KeyError::Context {
                 context: context.to_path_buf(),
@@ -99,7 +110,7 @@ pub fn build_key(
         parts.push(format!("arg {k}"));
         parts.push(v.clone());
     }
-    Ok(crate::digest::key(parts.iter().map(String::as_str)))
+    Ok((crate::digest::key(parts.iter().map(String::as_str)), files))
 }
 
 /// The key of a build whose sources have key `key` ([`build_key`]) made from base

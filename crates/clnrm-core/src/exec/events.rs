@@ -377,6 +377,10 @@ pub enum Event {
         /// How long the build took.
         #[serde(rename = "duration_ms", with = "millis")]
         duration: Duration,
+        /// For an image made by putting changed files into the last one (`develop`
+        /// sync) instead of a build: how many files.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        synced: Option<usize>,
     },
     /// Containers left by dead runs were removed.
     Reaped {

@@ -8,7 +8,7 @@ use super::events::{Event, ServiceReport};
 use super::pool::{AgentShell, agent_shell};
 use super::services::last_lines;
 use crate::backend::{ContainerEngine, EngineError, ImageInfo};
-use crate::build::{Builds, EnsureError, Wanted, failed_step};
+use crate::build::{Builds, EnsureError, SyncInto, Wanted, failed_step};
 use crate::plan::{BuildPlan, Plan};
 use futures_util::StreamExt;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -100,20 +100,68 @@ async fn inspect_or_pull<E: ContainerEngine>(engine: &E, image: &str) -> Result<
     }
 }
 
+/// What a session that watches remembers of each build (by [`build_id`]): the image
+/// its scenarios last used, and the context's files it holds.
+#[derive(Clone, Debug)]
+pub(super) struct LastBuild {
+    tag: String,
+    files: Arc<BTreeMap<String, String>>,
+    /// The key of the sources it holds.
+    sources: Option<Result<String, String>>,
+    /// How it was made, when it was a sync.
+    synced: Option<crate::plan::Synced>,
+}
+
+/// The builds a watching session remembers.
+pub(super) type LastBuilds = HashMap<String, LastBuild>;
+
+/// A build's identity across runs: its project, service and context.
+fn build_id(b: &BuildPlan) -> String {
+    format!("{}\0{}\0{}", b.root, b.service, b.context.display())
+}
+
 /// Gives every built service of `plan` its tag, made from the key of its sources and
 /// its bases' ids (in `images`), and re-keys the environments. A build whose sources
 /// have no key keeps its untagged name, with the reason as its image's error.
-pub(super) fn tag_builds(plan: &mut Plan, images: &mut Images) {
+///
+/// With `last` (a session that watches), a build whose `develop` rules sync every
+/// file changed since the image it last used, and whose own tag the engine does not
+/// have, becomes that image with the files put into it ([`BuildPlan::sync_onto`]).
+pub(super) async fn tag_builds<E: ContainerEngine>(
+    engine: &E,
+    plan: &mut Plan,
+    images: &mut Images,
+    last: Option<&LastBuilds>,
+) {
+    // Each build's sync decided once, for all the scenarios that use it.
+    let mut synced: HashMap<String, Option<crate::plan::Synced>> = HashMap::new();
     for sc in &mut plan.scenarios {
         if sc.env.services.iter().all(|s| s.build.is_none()) {
             continue;
         }
+        let selected = sc.not_selected.is_none();
         let env = Arc::make_mut(&mut sc.env);
         for svc in &mut env.services {
-            let Some(build) = &svc.build else { continue };
+            let Some(build) = &mut svc.build else {
+                continue;
+            };
+            if selected && let Some(last) = last {
+                let id = build_id(build);
+                let sync = match synced.get(&id) {
+                    Some(s) => s.clone(),
+                    None => {
+                        let s = sync_of(engine, build, last.get(&id), &images.ids).await;
+                        synced.insert(id, s.clone());
+                        s
+                    }
+                };
+                if sync.is_some() {
+                    Arc::make_mut(build).synced = sync;
+                }
+            }
             match build.tag(&images.ids) {
                 Ok(tag) => svc.image = tag,
-                Err(why) if sc.not_selected.is_none() => {
+                Err(why) if selected => {
                     let message = format!(
                         "service \"{}\" ({}): cannot build its image: {why}",
                         build.service, build.at
@@ -129,6 +177,32 @@ pub(super) fn tag_builds(plan: &mut Plan, images: &mut Images) {
     }
 }
 
+/// The sync that makes `build`'s image from the one its scenarios last used, when its
+/// rules allow it and the engine has no build of its sources already.
+async fn sync_of<E: ContainerEngine>(
+    engine: &E,
+    build: &BuildPlan,
+    last: Option<&LastBuild>,
+    ids: &HashMap<String, String>,
+) -> Option<crate::plan::Synced> {
+    let last = last?;
+    if last.synced.is_some() && last.sources == build.sources && last.files == build.files {
+        // Nothing changed since the last sync: its image is this one.
+        return last.synced.clone();
+    }
+    let own = build.tag(ids).ok()?;
+    if own == last.tag {
+        return None;
+    }
+    let sync = build.sync_onto(&last.tag, &last.files)?;
+    match engine.image(&own).await {
+        // Built already (a change undone, a `clnrm build`): the build it is.
+        Ok(Some(_)) => None,
+        Ok(None) => Some(sync),
+        Err(_) => None,
+    }
+}
+
 /// Makes the images built from source that the scenarios `order` (indices into
 /// `plan`) use: each tag once, as many at a time as `parallel`; an image the engine
 /// has is used as it is. Each is inspected as the others are; a build that fails is
@@ -140,6 +214,7 @@ pub(super) async fn make_builds<E: ContainerEngine>(
     images: &mut Images,
     parallel: usize,
     events: &UnboundedSender<Event>,
+    mut last: Option<&mut LastBuilds>,
 ) -> Vec<BuildDone> {
     let mut wanted: BTreeMap<String, Arc<BuildPlan>> = BTreeMap::new();
     for &i in order {
@@ -168,6 +243,17 @@ pub(super) async fn make_builds<E: ContainerEngine>(
                     project: plan.project.clone(),
                     service: plan.service.clone(),
                     key: plan.key(ids).unwrap_or_default(),
+                    sync: plan.synced.as_ref().map(|s| SyncInto {
+                        onto: s.onto.clone(),
+                        files: s
+                            .files
+                            .iter()
+                            .map(|(rel, target)| {
+                                let hash = plan.files.get(rel).cloned().unwrap_or_default();
+                                (plan.context.join(rel), hash, target.clone())
+                            })
+                            .collect(),
+                    }),
                 };
                 let made = builds.ensure(&tag, &want).await;
                 (tag, plan, made, started.elapsed().as_secs_f64())
@@ -186,6 +272,7 @@ pub(super) async fn make_builds<E: ContainerEngine>(
                         service: plan.service.clone(),
                         tag: tag.clone(),
                         duration,
+                        synced: plan.synced.as_ref().map(|s| s.files.len()),
                     });
                 }
                 let found = match engine.image(&tag).await {
@@ -197,6 +284,19 @@ pub(super) async fn make_builds<E: ContainerEngine>(
                 };
                 let failed = found.as_ref().err().cloned();
                 images.take(tag.clone(), found);
+                if failed.is_none()
+                    && let Some(last) = last.as_deref_mut()
+                {
+                    last.insert(
+                        build_id(&plan),
+                        LastBuild {
+                            tag: tag.clone(),
+                            files: plan.files.clone(),
+                            sources: plan.sources.clone(),
+                            synced: plan.synced.clone(),
+                        },
+                    );
+                }
                 match failed {
                     None => Ok(ensured.built),
                     Some(why) => Err(ImageError::plain(why)),
@@ -283,9 +383,9 @@ pub async fn build_images<E: ContainerEngine>(
     events: &UnboundedSender<Event>,
 ) -> Vec<BuildDone> {
     let mut images = resolve_images(&**engine, &plan).await;
-    tag_builds(&mut plan, &mut images);
+    tag_builds(&**engine, &mut plan, &mut images, None).await;
     let order: Vec<usize> = plan.selected().map(|s| s.order).collect();
-    let mut done = make_builds(engine, &plan, &order, &mut images, parallel, events).await;
+    let mut done = make_builds(engine, &plan, &order, &mut images, parallel, events, None).await;
     // A build whose sources have no key, or whose bases cannot be had, was never tried.
     let mut seen: BTreeSet<String> = done.iter().map(|d| d.tag.clone()).collect();
     for &i in &order {

@@ -56,8 +56,8 @@ pub fn scenario_key(
         .filter_map(|s| Some((&s.id, s.build.as_ref()?)))
     {
         let name = format!("{BUILD_PART}{service}");
-        match &build.sources {
-            Some(Ok(sources)) => key.push(name, sources.clone()),
+        match build.sources_part() {
+            Some(Ok(sources)) => key.push(name, sources),
             Some(Err(why)) => {
                 key.uncacheable = Some(format!("service {service}: {why}"));
                 key.push(name, "unknowable");

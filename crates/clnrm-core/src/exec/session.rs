@@ -4,7 +4,7 @@
 
 use super::dispatcher::{CancelReason, Dispatcher};
 use super::events::{Event, ScenarioResult};
-use super::images::{Images, make_builds, resolve_images, tag_builds};
+use super::images::{Images, LastBuilds, make_builds, resolve_images, tag_builds};
 use super::pool::{self, Pool, PoolConfig};
 use super::queue::{Queue, cache_keys, queue_order};
 use super::worker::Ctx;
@@ -27,6 +27,9 @@ pub struct Session<E> {
     /// Why there is no receiver, when one was asked for.
     receiver_error: Option<String>,
     warnings: Vec<String>,
+    /// In a session that keeps its environments between runs (`watch`): the image
+    /// each build last gave, which `develop` sync rules put changed files into.
+    builds: Option<std::sync::Mutex<LastBuilds>>,
 }
 
 impl<E: ContainerEngine> Session<E> {
@@ -62,6 +65,7 @@ impl<E: ContainerEngine> Session<E> {
             receiver,
             receiver_error,
             warnings,
+            builds: keep_warm.then(std::sync::Mutex::default),
         }
     }
 
@@ -114,7 +118,10 @@ impl<E: ContainerEngine> Session<E> {
             // Interrupted while the engine is asked (a slow pull, a stalled engine).
             () = cancel.cancelled() => Images::default(),
         };
-        tag_builds(&mut plan, &mut images);
+        let mut last = self.builds.as_ref().map(|b| {
+            std::mem::take(&mut *b.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+        });
+        tag_builds(&**engine, &mut plan, &mut images, last.as_ref()).await;
         let keys = cache_keys(
             &plan,
             &images.ids,
@@ -131,8 +138,13 @@ impl<E: ContainerEngine> Session<E> {
         let (order, hits) = queue_order(&plan, &keys, opts, cache.as_mut());
         // Only what runs needs its image built.
         tokio::select! {
-            _ = make_builds(engine, &plan, &order, &mut images, workers, &events) => {}
+            _ = make_builds(engine, &plan, &order, &mut images, workers, &events, last.as_mut()) => {}
             () = cancel.cancelled() => {}
+        }
+        if let (Some(keep), Some(last)) = (&self.builds, last) {
+            *keep
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = last;
         }
         let Images {
             shells,

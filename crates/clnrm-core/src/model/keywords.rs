@@ -1,7 +1,7 @@
 //! The word sets of enum-valued keys.
 
 use super::reader::Keyword;
-use super::{Condition, Exporter, Protocol, SpanKind, StatusCode};
+use super::{Condition, DevelopAction, Exporter, Protocol, SpanKind, StatusCode};
 
 impl Keyword for Exporter {
     const WORDS: &'static [(&'static str, Self)] = &[
@@ -50,6 +50,21 @@ impl Keyword for Condition {
     ];
 }
 
+impl Keyword for DevelopAction {
+    const WORDS: &'static [(&'static str, Self)] = &[
+        ("sync", DevelopAction::Sync),
+        ("sync+restart", DevelopAction::SyncRestart),
+        ("rebuild", DevelopAction::Rebuild),
+    ];
+    const DESCRIPTION: &'static str =
+        "What `clnrm watch` does with a change under the rule's `path`.";
+    const DOCS: &'static [&'static str] = &[
+        "Put the changed files at `target` in the image the next environments start from, without a build.",
+        "As `sync`; every environment starts the service's main process with them.",
+        "Build the image again.",
+    ];
+}
+
 /// The schema of a word-valued key, made from the words `validate` reads
 /// (`Keyword::WORDS`), each with what it means: one source for both.
 fn words_schema<K: Keyword>() -> schemars::Schema {
@@ -89,7 +104,7 @@ macro_rules! words_json_schema {
     )*};
 }
 
-words_json_schema!(Exporter, Protocol, Condition, SpanKind);
+words_json_schema!(Exporter, Protocol, Condition, SpanKind, DevelopAction);
 
 impl Condition {
     /// The word.

@@ -8,7 +8,7 @@
 //! asking the engine for the image at all, and a rebuild of the same sources does not
 //! count as a change.
 
-use crate::build::{BuildRecipe, base_images, build_key, build_tag, with_bases};
+use crate::build::{BuildRecipe, base_images, build_sources, build_tag, with_bases};
 use crate::inputs::StatIndex;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -40,6 +40,21 @@ pub struct BuildPlan {
     pub sources: Option<Result<String, String>>,
     /// The images its Dockerfile starts from, by name (read with its sources).
     pub bases: Vec<String>,
+    /// The context's regular files (relative path → content hash) its sources' key
+    /// covers, read with it: what tells which files a later change touched.
+    #[serde(skip)]
+    pub files: Arc<BTreeMap<String, String>>,
+    /// `develop.watch` rules that sync (`sync`, `sync+restart`): where the files
+    /// under a path of the context go in the image.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sync: Vec<SyncRule>,
+    /// `develop.watch` rules that rebuild: paths of the context.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rebuild: Vec<String>,
+    /// In a session that watches (`clnrm watch`), the image is the last one with the
+    /// changed files put into it (`develop` sync) rather than a build of its sources.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub synced: Option<Synced>,
     /// Paths in the context that are clnrm's own (the project's outputs): neither
     /// keyed nor sent.
     #[serde(skip)]
@@ -47,6 +62,25 @@ pub struct BuildPlan {
     /// Where `[service.<id>.build]` is written (`file:line:col`).
     #[serde(skip)]
     pub at: String,
+}
+
+/// A `sync` rule: the files under `path` (relative to the context) go under `target`
+/// in the image.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct SyncRule {
+    /// A path of the context.
+    pub path: String,
+    /// An absolute path in the image.
+    pub target: String,
+}
+
+/// An image made by putting changed files into an earlier one.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct Synced {
+    /// The tag of the image they go into.
+    pub onto: String,
+    /// Each file: its path in the context, its path in the image.
+    pub files: Vec<(String, String)>,
 }
 
 impl BuildPlan {
@@ -69,10 +103,17 @@ impl BuildPlan {
             .collect()
     }
 
-    /// The key of its image (sources and bases' ids), when its sources have one.
+    /// The key of its image (sources and bases' ids), when its sources have one; for a
+    /// synced one, also the image the files went into.
     pub fn key(&self, ids: &HashMap<String, String>) -> Result<String, String> {
         match &self.sources {
-            Some(Ok(sources)) => Ok(with_bases(sources, &self.base_ids(ids))),
+            Some(Ok(sources)) => {
+                let key = with_bases(sources, &self.base_ids(ids));
+                Ok(match &self.synced {
+                    Some(s) => crate::digest::key([key.as_str(), "synced onto", s.onto.as_str()]),
+                    None => key,
+                })
+            }
             Some(Err(why)) => Err(why.clone()),
             None => Err(format!(
                 "its build context {} was not read",
@@ -84,6 +125,62 @@ impl BuildPlan {
     /// The tag its image gets (or has) when its bases have ids `ids`.
     pub fn tag(&self, ids: &HashMap<String, String>) -> Result<String, String> {
         Ok(build_tag(&self.project, &self.service, &self.key(ids)?))
+    }
+
+    /// What a scenario's cache key names of its image: the key of its sources, and for
+    /// a synced one the image the files went into (a pass on a synced image is no pass
+    /// of a build of the same sources).
+    pub fn sources_part(&self) -> Option<Result<String, String>> {
+        let sources = self.sources.clone()?;
+        Some(sources.map(|k| match &self.synced {
+            Some(s) => format!("{k} synced onto {}", s.onto),
+            None => k,
+        }))
+    }
+
+    /// The files changed since an image made from `before` (the context's files then)
+    /// as a sync into that image tagged `onto`, when the `develop` rules allow it:
+    /// every changed or added file lies under a `sync` rule's path (and none under a
+    /// `rebuild` rule's), none was removed, and neither the Dockerfile nor
+    /// `.dockerignore` changed. `None` means a build.
+    pub fn sync_onto(&self, onto: &str, before: &BTreeMap<String, String>) -> Option<Synced> {
+        if self.sync.is_empty() {
+            return None;
+        }
+        let (added, removed, changed) = crate::inputs::manifest::changes(before, &self.files);
+        if !removed.is_empty() {
+            return None;
+        }
+        let under = |rel: &str, path: &str| {
+            let path = path.trim_start_matches("./").trim_end_matches('/');
+            path.is_empty() || path == "." || rel == path || rel.starts_with(&format!("{path}/"))
+        };
+        let mut files = Vec::new();
+        for rel in added.iter().chain(&changed) {
+            if rel == &self.dockerfile
+                || rel == ".dockerignore"
+                || self.rebuild.iter().any(|p| under(rel, p))
+            {
+                return None;
+            }
+            let rule = self.sync.iter().find(|r| under(rel, &r.path))?;
+            let path = rule.path.trim_start_matches("./").trim_end_matches('/');
+            let rest = if path.is_empty() || path == "." {
+                rel.as_str()
+            } else {
+                rel[path.len()..].trim_start_matches('/')
+            };
+            let target = if rest.is_empty() {
+                rule.target.clone()
+            } else {
+                format!("{}/{rest}", rule.target.trim_end_matches('/'))
+            };
+            files.push((rel.clone(), target));
+        }
+        (!files.is_empty()).then(|| Synced {
+            onto: onto.to_owned(),
+            files,
+        })
     }
 
     /// What the image is called before its tag is known: `clnrm-build/<project>-<service>`.
@@ -100,7 +197,6 @@ pub fn attach_builds(plan: &mut super::Plan, index: &mut StatIndex, leave_out: &
     // What a build is made from (context, Dockerfile, target, arguments) → its
     // sources' key and its bases.
     type Made = (PathBuf, String, Option<String>, BTreeMap<String, String>);
-    type Read = (Option<Result<String, String>>, Vec<String>);
     let mut read: HashMap<Made, Read> = HashMap::new();
     for sc in plan
         .scenarios
@@ -123,32 +219,55 @@ pub fn attach_builds(plan: &mut super::Plan, index: &mut StatIndex, leave_out: &
                 b.target.clone(),
                 b.args.clone(),
             );
-            let (sources, bases) = read
+            let got = read
                 .entry(id)
                 .or_insert_with(|| read_sources(b, index))
                 .clone();
-            b.sources = sources;
-            b.bases = bases;
+            b.sources = Some(got.sources);
+            b.bases = got.bases;
+            b.files = got.files;
         }
         env.rekey();
     }
 }
 
-fn read_sources(
-    b: &BuildPlan,
-    index: &mut StatIndex,
-) -> (Option<Result<String, String>>, Vec<String>) {
+/// What is read of a build's sources.
+#[derive(Clone)]
+struct Read {
+    /// Their key, or why there is none.
+    sources: Result<String, String>,
+    /// The images the Dockerfile starts from.
+    bases: Vec<String>,
+    /// The context's regular files.
+    files: Arc<BTreeMap<String, String>>,
+}
+
+fn read_sources(b: &BuildPlan, index: &mut StatIndex) -> Read {
     let recipe = b.recipe(&HashMap::new());
     let dockerfile = b.context.join(&b.dockerfile);
     let bases = match std::fs::read_to_string(&dockerfile) {
         Ok(text) => base_images(&text, &b.args),
         Err(e) => {
             let why = format!("cannot read the Dockerfile {} ({e})", dockerfile.display());
-            return (Some(Err(why)), Vec::new());
+            return Read {
+                sources: Err(why),
+                bases: Vec::new(),
+                files: Arc::default(),
+            };
         }
     };
-    let sources = build_key(&b.context, &recipe, index).map_err(|e| e.to_string());
-    (Some(sources), bases)
+    match build_sources(&b.context, &recipe, index) {
+        Ok((key, files)) => Read {
+            sources: Ok(key),
+            bases,
+            files: Arc::new(files),
+        },
+        Err(e) => Read {
+            sources: Err(e.to_string()),
+            bases,
+            files: Arc::default(),
+        },
+    }
 }
 
 /// The build of service `id` written in a file that lives in `base`, for `project`
@@ -156,15 +275,40 @@ fn read_sources(
 pub(super) fn build_plan(
     id: &str,
     build: &crate::model::Build,
+    develop: Option<&crate::model::Develop>,
     base: &Path,
     project: &str,
     at: String,
 ) -> BuildPlan {
+    use crate::model::DevelopAction;
+    let rules = develop.map(|d| d.watch.as_slice()).unwrap_or_default();
+    let sync = rules
+        .iter()
+        .filter(|r| {
+            matches!(
+                r.action.value,
+                DevelopAction::Sync | DevelopAction::SyncRestart
+            )
+        })
+        .filter_map(|r| {
+            Some(SyncRule {
+                path: r.path.value.clone(),
+                target: r.target.as_ref()?.value.clone(),
+            })
+        })
+        .collect();
+    let rebuild = rules
+        .iter()
+        .filter(|r| r.action.value == DevelopAction::Rebuild)
+        .map(|r| r.path.value.clone())
+        .collect();
     let name = Path::new(project).file_name().map_or_else(
         || "project".to_owned(),
         |n| n.to_string_lossy().into_owned(),
     );
     BuildPlan {
+        sync,
+        rebuild,
         service: id.to_owned(),
         project: name,
         root: project.to_owned(),
@@ -178,7 +322,160 @@ pub(super) fn build_plan(
             .collect(),
         sources: None,
         bases: Vec::new(),
+        files: Arc::default(),
+        synced: None,
         leave_out: Vec::new(),
         at,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(files: &[(&str, &str)]) -> BuildPlan {
+        BuildPlan {
+            service: "app".into(),
+            project: "p".into(),
+            root: "/p".into(),
+            context: PathBuf::from("/p/app"),
+            dockerfile: "Dockerfile".into(),
+            target: None,
+            args: BTreeMap::new(),
+            sources: Some(Ok("k".into())),
+            bases: Vec::new(),
+            files: Arc::new(
+                files
+                    .iter()
+                    .map(|(p, h)| ((*p).to_owned(), (*h).to_owned()))
+                    .collect(),
+            ),
+            sync: vec![
+                SyncRule {
+                    path: "src".into(),
+                    target: "/app/src/".into(),
+                },
+                SyncRule {
+                    path: "./static/".into(),
+                    target: "/srv".into(),
+                },
+            ],
+            rebuild: vec!["src/requirements.txt".into()],
+            synced: None,
+            leave_out: Vec::new(),
+            at: "t.clnrm.toml:1:1".into(),
+        }
+    }
+
+    fn before() -> BTreeMap<String, String> {
+        [
+            ("Dockerfile", "d"),
+            ("src/app.py", "1"),
+            ("src/requirements.txt", "r"),
+            ("static/css/a.css", "c"),
+            ("README", "x"),
+        ]
+        .iter()
+        .map(|(p, h)| ((*p).to_owned(), (*h).to_owned()))
+        .collect()
+    }
+
+    #[test]
+    fn changed_files_under_sync_paths_are_synced_to_their_targets() {
+        let now = plan(&[
+            ("Dockerfile", "d"),
+            ("src/app.py", "2"),
+            ("src/new/mod.py", "n"),
+            ("src/requirements.txt", "r"),
+            ("static/css/a.css", "c2"),
+            ("README", "x"),
+        ]);
+        let synced = now.sync_onto("clnrm-build/p-app:old", &before());
+        let synced = synced.unwrap_or_else(|| panic!("a sync"));
+        assert_eq!(synced.onto, "clnrm-build/p-app:old");
+        assert_eq!(
+            synced.files,
+            vec![
+                (
+                    "src/new/mod.py".to_owned(),
+                    "/app/src/new/mod.py".to_owned()
+                ),
+                ("src/app.py".to_owned(), "/app/src/app.py".to_owned()),
+                ("static/css/a.css".to_owned(), "/srv/css/a.css".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_change_no_sync_rule_covers_a_removal_or_a_rebuild_path_is_a_build() {
+        let mut files = before();
+        files.insert("README".into(), "y".into());
+        let outside: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        assert_eq!(
+            plan(&outside).sync_onto("t", &before()),
+            None,
+            "outside every rule"
+        );
+        let mut files = before();
+        files.remove("src/app.py");
+        let removed: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        assert_eq!(plan(&removed).sync_onto("t", &before()), None, "a removal");
+        let mut files = before();
+        files.insert("src/requirements.txt".into(), "r2".into());
+        let rebuild: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        assert_eq!(
+            plan(&rebuild).sync_onto("t", &before()),
+            None,
+            "a rebuild path wins"
+        );
+        let mut files = before();
+        files.insert("Dockerfile".into(), "d2".into());
+        let dockerfile: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        assert_eq!(
+            plan(&dockerfile).sync_onto("t", &before()),
+            None,
+            "the Dockerfile"
+        );
+        let was = before();
+        let same: Vec<(&str, &str)> = was.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let unchanged = plan(&same);
+        assert_eq!(unchanged.sync_onto("t", &before()), None, "nothing to sync");
+        let mut no_rules = plan(&same);
+        no_rules.sync.clear();
+        assert_eq!(
+            no_rules.sync_onto("t", &BTreeMap::new()),
+            None,
+            "no sync rule"
+        );
+    }
+
+    #[test]
+    fn a_synced_image_is_keyed_apart_from_a_build_of_the_same_sources() {
+        let mut p = plan(&[]);
+        let ids = HashMap::new();
+        let built = p.tag(&ids).unwrap_or_default();
+        let part = p.sources_part();
+        p.synced = Some(Synced {
+            onto: "clnrm-build/p-app:old".into(),
+            files: vec![("src/a.py".into(), "/app/src/a.py".into())],
+        });
+        assert_ne!(p.tag(&ids).unwrap_or_default(), built);
+        assert_ne!(p.sources_part(), part);
+        assert_eq!(
+            p.sources_part(),
+            Some(Ok("k synced onto clnrm-build/p-app:old".to_owned()))
+        );
     }
 }

@@ -87,6 +87,21 @@ pub fn attach_inputs(plan: &mut Plan, digests: &Digests, written: &Written, run_
     }
 }
 
+/// The build contexts of the services of a validated file (SPEC §14), absolute
+/// (relative ones read from the file's directory); none for a file that could not be
+/// read.
+pub fn file_contexts(cf: &crate::validate::CheckedFile) -> BTreeSet<PathBuf> {
+    let Some(file) = &cf.file else {
+        return BTreeSet::new();
+    };
+    let base = cf.path.parent().unwrap_or(std::path::Path::new("."));
+    file.services
+        .iter()
+        .filter_map(|(_, svc)| svc.build.as_ref())
+        .map(|b| b.context_in(base))
+        .collect()
+}
+
 /// The host paths the services of a validated file bind-mount, absolute (relative ones
 /// read from the file's directory); none for a file that could not be read.
 pub fn file_inputs(cf: &crate::validate::CheckedFile) -> BTreeSet<PathBuf> {

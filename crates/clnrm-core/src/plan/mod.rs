@@ -26,11 +26,11 @@ mod selection;
 mod services;
 mod step;
 
-pub use build::{BuildPlan, attach_builds};
+pub use build::{BuildPlan, SyncRule, Synced, attach_builds};
 pub use env::{EnvSpec, NetworkNeed};
 pub use files::{PlannedFile, report_files};
 pub use http::{HttpBody, HttpSpec};
-pub use inputs::{UNKNOWABLE, attach_inputs, file_inputs, host_inputs};
+pub use inputs::{UNKNOWABLE, attach_inputs, file_contexts, file_inputs, host_inputs};
 pub use options::PlanOptions;
 pub use otel::{Intake, OtlpSettings, SpanWait, baggage_escape, intake, resource_attributes};
 pub use scenario::{IMPLICIT_SERVICE, NotSelected, Plan, PlannedScenario, ScenarioId};

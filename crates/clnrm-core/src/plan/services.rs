@@ -215,7 +215,7 @@ pub(super) fn service_spec(cx: &FileCx<'_>, id: &str, opts: &PlanOptions) -> Ser
             .source
             .as_ref()
             .map_or_else(|| cx.display.to_owned(), |s| s.at(build.span).to_string());
-        let planned = build_plan(id, build, base, &opts.project, at);
+        let planned = build_plan(id, build, svc.develop.as_ref(), base, &opts.project, at);
         spec.image = planned.untagged();
         spec.build = Some(Arc::new(planned));
     }

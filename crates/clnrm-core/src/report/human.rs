@@ -93,14 +93,23 @@ impl<W: Write> HumanReporter<W> {
                 service,
                 tag,
                 duration,
+                synced,
             } => {
                 self.clear_line();
-                let _ = writeln!(
-                    self.out,
-                    "{} {tag} for service {service} in {:.1}s",
-                    self.paint("1;32", "Built"),
-                    duration.as_secs_f64()
-                );
+                let what = match synced {
+                    Some(n) => format!(
+                        "{} {n} file{} into {tag} for service {service} in {:.1}s",
+                        self.paint("1;32", "Synced"),
+                        if *n == 1 { "" } else { "s" },
+                        duration.as_secs_f64()
+                    ),
+                    None => format!(
+                        "{} {tag} for service {service} in {:.1}s",
+                        self.paint("1;32", "Built"),
+                        duration.as_secs_f64()
+                    ),
+                };
+                let _ = writeln!(self.out, "{what}");
             }
             Event::ScenarioStarted { id } => {
                 self.running.insert(id.clone());

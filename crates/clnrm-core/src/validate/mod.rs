@@ -338,6 +338,50 @@ mod tests {
     }
 
     #[test]
+    fn develop_rules_need_a_build_a_path_inside_its_context_and_a_target_to_sync_to() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let check = |service: &str| {
+            codes_in(
+                dir.path(),
+                &format!(
+                    "[meta]\nname = \"t\"\nversion = \"1\"\n{service}\n[[scenario]]\nname = \"s\"\nservice = \"a\"\nrun = \"true\"\n"
+                ),
+            )
+        };
+        let good = "[service.a]\nbuild = \".\"\n[service.a.develop]\nwatch = [\n  { path = \"src\", action = \"sync\", target = \"/app/src\" },\n  { path = \"requirements.txt\", action = \"rebuild\" },\n  { path = \"conf\", action = \"sync+restart\", target = \"/etc/app\" },\n]";
+        assert_eq!(check(good), Vec::new());
+        let found = check("[service.a]\nimage = \"i\"\n[service.a.develop]\nwatch = []");
+        assert_eq!(found[0].0, "E0124", "{found:?}");
+        let found = check(
+            "[service.a]\nbuild = \".\"\ndevelop = { watch = [{ path = \"../x\", action = \"rebuild\" }] }",
+        );
+        assert_eq!(
+            (found[0].0.as_str(), found[0].1.as_str()),
+            ("E0124", "\"../x\"")
+        );
+        let found = check(
+            "[service.a]\nbuild = \".\"\ndevelop = { watch = [{ path = \"src\", action = \"sync\" }] }",
+        );
+        assert_eq!(
+            (found[0].0.as_str(), found[0].1.as_str()),
+            ("E0101", "\"sync\"")
+        );
+        let found = check(
+            "[service.a]\nbuild = \".\"\ndevelop = { watch = [{ path = \"src\", action = \"sync\", target = \"app\" }] }",
+        );
+        assert_eq!(
+            (found[0].0.as_str(), found[0].1.as_str()),
+            ("E0120", "\"app\"")
+        );
+        let found = check(
+            "[service.a]\nbuild = \".\"\ndevelop = { watch = [{ path = \"src\", action = \"copy\" }] }",
+        );
+        assert_eq!(found[0].0, "E0104", "{found:?}");
+    }
+
+    #[test]
     fn braces_and_brackets_in_span_names_are_literal_not_errors() {
         for tail in [
             "[[expect.span]]\nname = \"GET /orders/{id}\"\nparent = \"p[\"\n",

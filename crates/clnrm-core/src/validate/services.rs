@@ -78,6 +78,9 @@ pub(super) fn check_services(file: &TestFile, cx: &mut Ctx<'_>) {
         if let Some(build) = &svc.build {
             check_build(cx, &id.value, build);
         }
+        if let Some(develop) = &svc.develop {
+            check_develop(cx, &id.value, develop, svc.build.is_some());
+        }
         if svc.plugin.value != crate::model::defaults::PLUGIN {
             let d = Diagnostic::warning(
                 Code::UnknownWord,
@@ -214,6 +217,68 @@ fn check_build(cx: &mut Ctx<'_>, service: &str, build: &crate::model::Build) {
             if let Some(c) = closest {
                 d.help = Some(format!("did you mean \"{c}\"?"));
             }
+        }
+    }
+}
+
+/// `[service.<id>.develop]` (SPEC §14): rules of a built service, each `path` inside
+/// the context, each `sync` with an absolute `target`.
+fn check_develop(cx: &mut Ctx<'_>, service: &str, develop: &crate::model::Develop, built: bool) {
+    use crate::model::DevelopAction;
+    if !built {
+        cx.error(
+            Code::BadBuild,
+            develop.span,
+            format!("service \"{service}\" has `develop` rules but no `build`"),
+            "develop rules say how a change of the build's context reaches the image",
+        )
+        .help = Some("add `build = \"<context>\"`, or remove the `develop` table".into());
+        return;
+    }
+    for rule in &develop.watch {
+        let inside = !rule.path.value.is_empty()
+            && std::path::Path::new(&rule.path.value)
+                .components()
+                .all(|c| {
+                    matches!(
+                        c,
+                        std::path::Component::Normal(_) | std::path::Component::CurDir
+                    )
+                });
+        if !inside {
+            cx.error(
+                Code::BadBuild,
+                rule.path.span,
+                format!(
+                    "service \"{service}\": develop path \"{}\" is not inside the build context",
+                    rule.path.value
+                ),
+                "expected a path relative to the context, without `..`",
+            );
+        }
+        let syncs = matches!(
+            rule.action.value,
+            DevelopAction::Sync | DevelopAction::SyncRestart
+        );
+        match &rule.target {
+            None if syncs => {
+                cx.error(
+                    Code::MissingKey,
+                    rule.action.span,
+                    format!("service \"{service}\": a `sync` rule needs a `target`"),
+                    "where the files go in the image",
+                )
+                .help = Some("add `target = \"/app\"` (an absolute path in the image)".into());
+            }
+            Some(t) if syncs && !t.value.starts_with('/') => {
+                cx.error(
+                    Code::BadValue,
+                    t.span,
+                    format!("develop target \"{}\" is not absolute", t.value),
+                    "must start with `/`",
+                );
+            }
+            _ => {}
         }
     }
 }

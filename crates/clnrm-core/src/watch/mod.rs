@@ -1,8 +1,10 @@
 //! The event source of `clnrm watch`: file-system events (notify) feed one channel; a
 //! debounce window collects a batch; filters run first (the `[watch]` patterns and
 //! ignore patterns, `.gitignore`, and clnrm's own outputs such as `.clnrm/` and report
-//! files never count). The loop around the pipeline lives with the CLI.
+//! files never count). Bind-mounted host paths and build contexts are watched too; in
+//! a build context, what its `.dockerignore` leaves out does not count. The loop around the pipeline lives with the CLI.
 
+use crate::build::DockerIgnore;
 use crate::project::Layout;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
@@ -134,6 +136,9 @@ struct Shared {
     /// Inputs that did not exist when they were added (watched through the nearest
     /// directory that did): watched themselves once they appear.
     pending: std::sync::Mutex<BTreeSet<PathBuf>>,
+    /// Build contexts (SPEC §14), each with its `.dockerignore`: a change counts
+    /// unless the engine would not be sent it (read again when `.dockerignore` changes).
+    contexts: std::sync::Mutex<std::collections::BTreeMap<PathBuf, DockerIgnore>>,
 }
 
 /// A handle that adds host inputs to a running [`Source`].
@@ -163,6 +168,31 @@ impl Inputs {
         failed
     }
 
+    /// Watches `contexts` (build contexts) too, those not yet watched: a change in one
+    /// counts unless its `.dockerignore` leaves it out (the Dockerfile and
+    /// `.dockerignore` always count). What cannot be watched, each with why.
+    pub fn contexts(&self, contexts: &BTreeSet<PathBuf>) -> Vec<String> {
+        let fresh: Vec<PathBuf> = {
+            let mut known = lock(&self.0.contexts);
+            let fresh: Vec<PathBuf> = contexts
+                .iter()
+                .filter(|c| !known.contains_key(*c))
+                .cloned()
+                .collect();
+            for c in &fresh {
+                known.insert(c.clone(), ignore_of(c));
+            }
+            fresh
+        };
+        let mut failed = Vec::new();
+        for c in fresh {
+            if let Err(e) = self.0.watch_input(&c) {
+                failed.push(format!("cannot watch build context {}: {e}", c.display()));
+            }
+        }
+        failed
+    }
+
     /// Counts `paths` (report files a file's `[report]` table names) among clnrm's
     /// outputs from now on.
     pub fn outputs(&self, paths: impl IntoIterator<Item = PathBuf>) {
@@ -173,6 +203,11 @@ impl Inputs {
     pub fn ignore(&self, paths: &BTreeSet<PathBuf>) {
         lock(&self.0.ignored).extend(paths.iter().cloned());
     }
+}
+
+/// The `.dockerignore` of `context`; one that cannot be read leaves nothing out.
+fn ignore_of(context: &Path) -> DockerIgnore {
+    crate::build::read_ignore(context).unwrap_or_default()
 }
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -251,10 +286,40 @@ impl Shared {
         if listed && self.filter.wants(path) {
             return true;
         }
-        !temporary(path)
-            && !self.filter.is_output(path)
-            && lock(&self.inputs).iter().any(|i| path.starts_with(i))
+        if temporary(path) || self.filter.is_output(path) {
+            return false;
+        }
+        if lock(&self.inputs).iter().any(|i| path.starts_with(i))
             && !lock(&self.ignored).contains(path)
+        {
+            return true;
+        }
+        self.in_context(path)
+    }
+
+    /// Whether `path` lies in a build context and the engine would be sent it (the
+    /// Dockerfile and `.dockerignore` are always sent; `.dockerignore` is read again
+    /// when it changes).
+    fn in_context(&self, path: &Path) -> bool {
+        let mut contexts = lock(&self.contexts);
+        for (context, ignore) in contexts.iter_mut() {
+            let Ok(rel) = path.strip_prefix(context) else {
+                continue;
+            };
+            let rel = rel.to_string_lossy().replace('\\', "/");
+            if rel == ".dockerignore" {
+                *ignore = ignore_of(context);
+                return true;
+            }
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default();
+            if rel.is_empty() || name.contains("Dockerfile") || !ignore.excludes(&rel) {
+                return true;
+            }
+        }
+        false
     }
 }
 
@@ -299,6 +364,7 @@ impl Source {
             inputs: std::sync::Mutex::default(),
             ignored: std::sync::Mutex::default(),
             pending: std::sync::Mutex::default(),
+            contexts: std::sync::Mutex::default(),
         });
         // Directories first, so that a file inside one needs no watch of its own.
         let (dirs, files): (Vec<&PathBuf>, Vec<&PathBuf>) = paths.iter().partition(|p| p.is_dir());

@@ -94,6 +94,16 @@ impl ContainerEngine for Docker {
         self.make_snapshot(id, tag, volumes, labels).await
     }
 
+    async fn add_files(
+        &self,
+        image: &str,
+        files: Vec<u8>,
+        tag: &str,
+        labels: &Labels,
+    ) -> Result<String, EngineError> {
+        self.commit_with_files(image, files, tag, labels).await
+    }
+
     async fn images(&self, key: &str) -> Result<Vec<ListedImage>, EngineError> {
         images::images(self, key).await
     }

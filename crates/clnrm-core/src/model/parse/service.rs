@@ -4,7 +4,9 @@
 use super::step::read_step;
 use crate::diag::{Code, Diagnostic, Span};
 use crate::model::reader::{FromToml, Reader, Table, keyword_value};
-use crate::model::{Build, Condition, Dependency, HealthCheck, Service, Sp, SpMap, Volume};
+use crate::model::{
+    Build, Condition, Dependency, Develop, HealthCheck, Service, Sp, SpMap, Volume, WatchRule,
+};
 use toml::Spanned;
 use toml::de::DeValue;
 
@@ -104,6 +106,12 @@ fn read_service(
         plugin: plugin.unwrap_or_else(|| Sp::new(crate::model::defaults::PLUGIN.to_owned(), span)),
         image,
         build,
+        develop: t.table(r, "develop").map(|mut d| {
+            let watch = t_rules(r, &mut d);
+            let span = d.anchor();
+            d.finish(r);
+            Develop { watch, span }
+        }),
         entrypoint: t.get(r, "entrypoint"),
         args: t.get(r, "args").unwrap_or_default(),
         env: t.map(r, "env", FromToml::from_toml),
@@ -165,6 +173,55 @@ fn read_build(
             None
         }
     }
+}
+
+/// `develop.watch`: its rules.
+fn t_rules(r: &mut Reader<'_>, d: &mut Table<'_, '_>) -> Vec<WatchRule> {
+    let Some((_, v)) = d.entry("watch") else {
+        return Vec::new();
+    };
+    let path = format!("{}.watch", d.path());
+    let DeValue::Array(items) = v.get_ref() else {
+        r.error(
+            Code::WrongType,
+            v.span().into(),
+            format!("`{path}` must be an array of tables"),
+            "expected [{ path = \"src\", action = \"sync\", target = \"/app/src\" }]",
+        );
+        return Vec::new();
+    };
+    items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| {
+            let p = format!("{path}[{i}]");
+            let DeValue::Table(inner) = item.get_ref() else {
+                r.error(
+                    Code::WrongType,
+                    item.span().into(),
+                    format!("`{p}` must be a table"),
+                    "expected { path, action, target }",
+                );
+                return None;
+            };
+            let mut t = Table::new(inner, item.span().into(), p);
+            let rule_path = t.req(r, "path", "\"src\"");
+            let action = match t.has("action") {
+                true => t.keyword(r, "action"),
+                false => {
+                    let _: Option<Sp<String>> = t.req(r, "action", "\"sync\"");
+                    None
+                }
+            };
+            let target = t.get(r, "target");
+            t.finish(r);
+            Some(WatchRule {
+                path: rule_path?,
+                action: action?,
+                target,
+            })
+        })
+        .collect()
 }
 
 /// `depends_on`: a list of ids, or a map of id to condition.

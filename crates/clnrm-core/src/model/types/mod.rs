@@ -21,5 +21,8 @@ pub use expect::{
 pub use file::{Content, Determinism, Limits, Meta, ReportPaths, SnapshotTable, TestFile};
 pub use otel::{Exporter, Otel, Propagators, Protocol, Scalar};
 pub use scenario::{Artifacts, Scenario};
-pub use service::{Build, Condition, Dependency, HealthCheck, Service, Volume, host_path_in};
+pub use service::{
+    Build, Condition, Dependency, Develop, DevelopAction, HealthCheck, Service, Volume, WatchRule,
+    host_path_in,
+};
 pub use step::{Capture, HttpRequest, Retry, Step};

@@ -22,6 +22,9 @@ pub struct Service {
     #[serde(default)]
     #[schemars(schema_with = "build_schema")]
     pub build: Option<Build>,
+    /// `[service.<id>.develop]`: how `clnrm watch` brings a change of the build's
+    /// context into the next environments (Compose's `develop.watch`).
+    pub develop: Option<Develop>,
     /// Replaces the image's `ENTRYPOINT` (`[]` clears it); `args` follow it.
     pub entrypoint: Option<Vec<Sp<String>>>,
     /// Container command.
@@ -97,6 +100,47 @@ impl Build {
             .as_ref()
             .map_or("Dockerfile", |d| d.value.as_str())
     }
+}
+
+/// `[service.<id>.develop]`.
+#[derive(Clone, Debug, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Develop {
+    /// The rules, each for the files under its `path`.
+    #[serde(default)]
+    pub watch: Vec<WatchRule>,
+    /// Where the table is in the file.
+    #[serde(skip)]
+    pub span: Span,
+}
+
+/// One `develop.watch` rule.
+#[derive(Clone, Debug, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct WatchRule {
+    /// The files it covers: a path relative to the build's context (a directory covers
+    /// what is under it).
+    pub path: Sp<String>,
+    /// What a change of them does.
+    pub action: Sp<DevelopAction>,
+    /// Where the files go in the image (absolute), for `sync` and `sync+restart`: the
+    /// file `<path>/a/b` becomes `<target>/a/b`.
+    pub target: Option<Sp<String>>,
+}
+
+/// What a change under a `develop.watch` path does (its words and schema:
+/// `keywords.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum DevelopAction {
+    /// The changed files are put into the last image, without a build.
+    #[serde(rename = "sync")]
+    Sync,
+    /// As `sync`; the service's main process starts again with them.
+    #[serde(rename = "sync+restart")]
+    SyncRestart,
+    /// The image is built again.
+    #[serde(rename = "rebuild")]
+    Rebuild,
 }
 
 fn depends_on_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
