@@ -104,11 +104,21 @@ pub enum ConfinementError {
         /// The path as written.
         path: String,
     },
+    /// A service's build context: the builder would be sent files of the server.
+    #[error("{file}: service \"{service}\" is built from \"{path}\", outside the project")]
+    BuildContext {
+        /// The test file, as shown to users.
+        file: String,
+        /// The service.
+        service: String,
+        /// The context as written.
+        path: String,
+    },
 }
 
 /// Whether every path an uploaded project names for clnrm to write or read stays
-/// inside it (`[report]` paths, `diff.baseline_path`); the error names the first that
-/// does not.
+/// inside it (`[report]` paths, `diff.baseline_path`, build contexts); the error names
+/// the first that does not.
 pub fn confined(prepared: &clnrm_core::pipeline::Prepared) -> Result<(), ConfinementError> {
     use std::path::Component;
     let inside = |base: &Path, rel: &str| {
@@ -137,10 +147,24 @@ pub fn confined(prepared: &clnrm_core::pipeline::Prepared) -> Result<(), Confine
         return Err(ConfinementError::Baseline(baseline.clone()));
     }
     for f in &prepared.files {
+        let dir = f.path.parent().unwrap_or(&root);
+        for (id, svc) in f.file.iter().flat_map(|m| m.services.iter()) {
+            let Some(build) = &svc.build else { continue };
+            // A context that is a link leads where the link does.
+            let real = build.context_in(dir).canonicalize();
+            let real_root = root.canonicalize().unwrap_or_else(|_| root.clone());
+            if !inside(dir, &build.context.value) || real.is_ok_and(|r| !r.starts_with(&real_root))
+            {
+                return Err(ConfinementError::BuildContext {
+                    file: f.display.clone(),
+                    service: id.value.clone(),
+                    path: build.context.value.clone(),
+                });
+            }
+        }
         let Some(report) = f.file.as_ref().and_then(|m| m.report.as_ref()) else {
             continue;
         };
-        let dir = f.path.parent().unwrap_or(&root);
         for p in [&report.json, &report.junit, &report.digest]
             .into_iter()
             .flatten()

@@ -67,7 +67,21 @@ pub fn run(args: &RunArgs) -> i32 {
     } else {
         Vec::new()
     };
-    let packed = match pack(&project.root, &args.paths, &cwd) {
+    // The contexts the selected files build from travel with them (the service refuses
+    // one outside the project).
+    let contexts: Vec<PathBuf> = if args.paths.is_empty() {
+        Vec::new()
+    } else {
+        super::prepare(&args.paths, &args.vars)
+            .files
+            .iter()
+            .flat_map(clnrm_core::plan::file_contexts)
+            .filter(|c| c.starts_with(&project.root) && c.is_dir())
+            .collect()
+    };
+    let mut paths = args.paths.clone();
+    paths.extend(contexts);
+    let packed = match pack(&project.root, &paths, &cwd) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: cannot pack the project: {e}");

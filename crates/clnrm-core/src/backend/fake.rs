@@ -417,6 +417,21 @@ impl ContainerEngine for FakeEngine {
                 state.snapshots.remove(tag);
             }
         }
+        // A tag: it goes, and its image with its last tag.
+        let tagged: Vec<String> = state
+            .listed
+            .iter()
+            .filter(|(_, i)| i.tags.iter().any(|t| t == id))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in tagged {
+            if let Some(image) = state.listed.get_mut(&key) {
+                image.tags.retain(|t| t != id);
+                if image.tags.is_empty() {
+                    state.listed.remove(&key);
+                }
+            }
+        }
         Ok(())
     }
 

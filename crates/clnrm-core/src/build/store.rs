@@ -74,12 +74,22 @@ pub async fn prune_built<E: ContainerEngine>(
             out.kept += 1;
             continue;
         }
-        match engine.remove_image(&b.id).await {
-            Ok(()) => out.removed += 1,
-            Err(e) => out.failed.push(format!(
-                "{}: {e}",
-                b.tags.first().map_or(b.id.as_str(), String::as_str)
-            )),
+        // By its tags: an image a later sync was made from has children, which keep
+        // its layers; its tags go (the engine refuses to remove it by id).
+        let names: Vec<&str> = if b.tags.is_empty() {
+            vec![b.id.as_str()]
+        } else {
+            b.tags.iter().map(String::as_str).collect()
+        };
+        let mut gone = true;
+        for name in names {
+            if let Err(e) = engine.remove_image(name).await {
+                out.failed.push(format!("{name}: {e}"));
+                gone = false;
+            }
+        }
+        if gone {
+            out.removed += 1;
         }
     }
     Ok(out)
