@@ -15,6 +15,7 @@ mod runs;
 use clnrm_core::backend::{BuildOutcome, BuildSpec, ContainerEngine, Docker, Labels};
 use clnrm_core::build::{BuildRecipe, build_key, context_tar};
 use clnrm_core::inputs::StatIndex;
+use engine::{RemoveBuilt, built};
 use std::path::Path;
 
 fn write(root: &Path, rel: &str, text: &str) {
@@ -140,35 +141,6 @@ async fn a_second_run_with_no_source_change_builds_nothing_and_a_change_builds_a
     );
     assert!(changed.built);
     assert_ne!(changed.id, first.id);
-}
-
-/// The images built for the project at `root` (their ids), through `docker`.
-fn built(root: &Path) -> Vec<String> {
-    let out = std::process::Command::new("docker")
-        .args(["images", "-q", "--no-trunc", "--filter"])
-        .arg(format!("label=clnrm.build={}", root.display()))
-        .output()
-        .unwrap_or_else(|e| panic!("docker images: {e}"));
-    let mut ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect();
-    ids.sort();
-    ids.dedup();
-    ids
-}
-
-/// Removes the images built for a project when the test ends, passed or not.
-struct RemoveBuilt(std::path::PathBuf);
-
-impl Drop for RemoveBuilt {
-    fn drop(&mut self) {
-        for id in built(&self.0) {
-            let _ = std::process::Command::new("docker")
-                .args(["rmi", "-f", &id])
-                .output();
-        }
-    }
 }
 
 /// A project with two services built from `api/` and `web/`, two scenarios on `api`

@@ -1,7 +1,9 @@
-//! `clnrm import` on five Compose files written to resemble common stacks
+//! `clnrm import` on six Compose files written to resemble common stacks
 //! (`tests/fixtures/compose/`): each imports to a file that `validate --deny-warnings`
-//! and the JSON Schema accept, and the two whose images the project builds (`orders`, `static-site`) run
-//! in real containers, one-shots, health checks, env files and entrypoints included.
+//! and the JSON Schema accept, and the two whose images the project builds (`orders`,
+//! `static-site`) run in real containers, one-shots, health checks, env files and
+//! entrypoints included; the one built from source (`built-app`) runs with the images
+//! clnrm builds from its `build` keys.
 mod common;
 
 #[path = "common/engine.rs"]
@@ -12,6 +14,7 @@ mod runs;
 mod schema;
 
 use common::{clnrm, copy_dir};
+use engine::{RemoveBuilt, built};
 use runs::{run_json, scenario};
 use std::path::{Path, PathBuf};
 
@@ -94,7 +97,9 @@ fn five_common_stacks_import_to_files_that_validate() {
         svc["db"]["health_check"]["cmd"][2].as_str(),
         Some("pg_isready -U ${POSTGRES_USER} -d ${POSTGRES_DB}")
     );
-    assert_eq!(svc["web"]["image"].as_str(), Some("shop-web"));
+    // Built from the Compose file's directory, relative to tests/.
+    assert_eq!(svc["web"]["build"].as_str(), Some("../stack"));
+    assert!(svc["web"].get("image").is_none());
     assert_eq!(
         svc["web"]["depends_on"]["migrate"].as_str(),
         Some("completed")
@@ -217,6 +222,84 @@ fn imported_stacks_run_where_their_images_exist() {
             .contains("seeded hello"),
         "{seed:#}"
     );
+}
+
+#[test]
+fn a_stack_built_from_source_runs_with_the_images_clnrm_builds() {
+    let (dir, out, t) = imported("built-app");
+    let root = dir.path().canonicalize().unwrap_or_else(|e| panic!("{e}"));
+    let _clean = RemoveBuilt(root.clone());
+    let svc = &t["service"];
+    // `image` with `build` is the build's tag in Compose: the build is kept.
+    assert_eq!(svc["web"]["build"].as_str(), Some("../stack/app"));
+    assert!(svc["web"].get("image").is_none());
+    let worker = &svc["worker"]["build"];
+    assert_eq!(worker["context"].as_str(), Some("../stack/app"));
+    assert_eq!(
+        worker["dockerfile"].as_str(),
+        Some("docker/worker.Dockerfile")
+    );
+    assert_eq!(worker["target"].as_str(), Some("runtime"));
+    assert_eq!(
+        worker["args"]["GREETING"].as_str(),
+        Some("hello from the worker's build")
+    );
+    // Develop paths: from the Compose file's directory to the context's.
+    let rules = svc["worker"]["develop"]["watch"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no develop rules: {t:#?}"));
+    assert_eq!(rules.len(), 2, "{rules:?}");
+    assert_eq!(rules[0]["path"].as_str(), Some("src"));
+    assert_eq!(rules[0]["action"].as_str(), Some("sync"));
+    assert_eq!(rules[0]["target"].as_str(), Some("/app/src"));
+    assert_eq!(rules[1]["path"].as_str(), Some("docker"));
+    assert_eq!(rules[1]["action"].as_str(), Some("rebuild"));
+    let head = header(&dir.path().join(&out));
+    for part in [
+        "services.web.image: \"shop/web:dev\"",
+        "services.worker.build.cache_from",
+        "services.worker.develop.watch[0].ignore",
+        "services.worker.develop.watch[2]",
+    ] {
+        assert!(head.contains(part), "{part}:\n{head}");
+    }
+
+    // Each image holds what its build put there: the context's file, the argument and
+    // the target stage's copy (the stage after it, which fails, is not built).
+    let check = |name: &str, service: &str, command: &str, want: &str| {
+        format!(
+            "\n[[scenario]]\nname = \"{name}\"\nservices = [\"{service}\"]\n\n\
+             [[scenario.steps]]\nname = \"read\"\nservice = \"{service}\"\n\
+             command = [\"sh\", \"-c\", \"{command}\"]\nexpected_output_regex = \"{want}\"\n"
+        )
+    };
+    let path = dir.path().join(&out);
+    let mut text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+    text.push_str(&check(
+        "web has its context's file",
+        "web",
+        "cat /greeting.txt",
+        "hello from the web context",
+    ));
+    text.push_str(&check(
+        "worker has its argument and its stage",
+        "worker",
+        "cat /greeting.txt && sh /app/src/work.sh",
+        "hello from the worker's build\\nworker v1",
+    ));
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+    assert!(built(&root).is_empty(), "nothing is built before the run");
+    let run = run_json(dir.path(), &["--workers", "2", &out]);
+    run.assert_passed();
+    for name in [
+        "web starts",
+        "worker starts",
+        "web has its context's file",
+        "worker has its argument and its stage",
+    ] {
+        assert_eq!(scenario(&run, name)["status"], "passed", "{name}");
+    }
+    assert_eq!(built(&root).len(), 2, "clnrm built both images");
 }
 
 #[test]

@@ -10,7 +10,7 @@ mod engine;
 mod runs;
 
 use common::project;
-use engine::{IMAGE, containers, signal, wait_exit};
+use engine::{IMAGE, RemoveBuilt, containers, signal, wait_exit};
 use runs::{file, three};
 use std::path::Path;
 use std::process::Child;
@@ -298,27 +298,6 @@ fn a_save_of_a_bind_mounted_file_reruns_the_scenarios_that_mount_it_and_only_the
         cycle.contains("PASS [") && !cycle.contains("FAIL ["),
         "{cycle}"
     );
-}
-
-/// The images built for the project at a root, removed when the test ends.
-struct RemoveBuilt(std::path::PathBuf);
-
-impl Drop for RemoveBuilt {
-    fn drop(&mut self) {
-        let out = std::process::Command::new("docker")
-            .args(["images", "-q", "--no-trunc", "--filter"])
-            .arg(format!("label=clnrm.build={}", self.0.display()))
-            .output();
-        for id in out
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
-            .split_whitespace()
-        {
-            let _ = std::process::Command::new("docker")
-                .args(["rmi", "-f", id])
-                .output();
-        }
-    }
 }
 
 /// The cycle the log ends with.

@@ -28,8 +28,8 @@ pub fn run(args: &ImportArgs) -> i32 {
             .unwrap_or_default(),
     );
     let var = |name: &str| std::env::var(name).ok();
-    // A relative bind mount is written relative to where the definition goes: OUT's
-    // directory, else (printed) the current one.
+    // A relative bind mount or build context is written relative to where the
+    // definition goes: OUT's directory, else (printed) the current one.
     let out_dir = args
         .output
         .as_deref()

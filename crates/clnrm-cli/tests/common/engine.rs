@@ -162,3 +162,37 @@ pub fn tiny_http_image() -> &'static str {
     });
     TAG
 }
+
+/// The images built for the project at `root` (their ids), through `docker`.
+pub fn built(root: &Path) -> Vec<String> {
+    built_ids(root).unwrap_or_else(|e| panic!("docker images: {e}"))
+}
+
+fn built_ids(root: &Path) -> std::io::Result<Vec<String>> {
+    let out = std::process::Command::new("docker")
+        .args(["images", "-q", "--no-trunc", "--filter"])
+        .arg(format!("label=clnrm.build={}", root.display()))
+        .output()?;
+    let mut ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    Ok(ids)
+}
+
+/// Removes the images built for the project at a root when the test ends, passed or
+/// not.
+pub struct RemoveBuilt(pub std::path::PathBuf);
+
+impl Drop for RemoveBuilt {
+    fn drop(&mut self) {
+        // No panic here: this also runs while a failed test unwinds.
+        for id in built_ids(&self.0).unwrap_or_default() {
+            let _ = std::process::Command::new("docker")
+                .args(["rmi", "-f", &id])
+                .output();
+        }
+    }
+}

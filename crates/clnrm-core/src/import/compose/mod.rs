@@ -1,19 +1,22 @@
 //! A clnrm file from a Compose file (`compose.yaml`, `docker-compose.yml`).
 //!
-//! Each Compose service becomes a `[service.<id>]` with its image, entrypoint,
-//! command, environment (`environment` in both forms, `env_file`), container ports,
-//! bind mounts, health check and `depends_on` conditions, and gets a starter scenario
-//! (a one-shot, which others wait to complete, is exercised by theirs). Variables are
-//! interpolated as Compose does (`${VAR:-default}`, from the environment, then the
-//! `.env` beside the file). What has no equivalent is listed in a comment at the top.
+//! Each Compose service becomes a `[service.<id>]` with its image or its build (and
+//! `develop.watch` rules), entrypoint, command, environment (`environment` in both
+//! forms, `env_file`), container ports, bind mounts, health check and `depends_on`
+//! conditions, and gets a starter scenario (a one-shot, which others wait to complete,
+//! is exercised by theirs). Variables are interpolated as Compose does
+//! (`${VAR:-default}`, from the environment, then the `.env` beside the file). What
+//! has no equivalent is listed in a comment at the top.
 //!
 //! Here: the entry ([`from_compose`], which reads the file's top level) and the project
 //! name. The rest is in files named after their job: `read` (files from disk, env
 //! files), `interpolate` (`${VAR}`), `values` (scalars, durations), `paths` (host
 //! paths), `state` (one import's state and what its readers share), `service`,
-//! `environment`, `ports`, `volumes` and `health` (a service's keys), and `write` (the
-//! TOML text).
+//! `build`, `develop`, `environment`, `ports`, `volumes` and `health` (a service's
+//! keys), and `write` (the TOML text).
 
+mod build;
+mod develop;
 mod environment;
 mod health;
 mod interpolate;
@@ -45,15 +48,16 @@ pub struct ComposeInput<'a> {
     pub text: &'a str,
     /// The file as named to the user (in messages and the header comment).
     pub file: &'a str,
-    /// Its directory: relative bind mounts, `env_file` and `.env` are found there.
+    /// Its directory: relative bind mounts, build contexts, `develop.watch` paths,
+    /// `env_file` and `.env` are found there.
     pub dir: &'a Path,
     /// The project name when the file has no `name` (Compose uses the directory's).
     pub project: &'a str,
     /// The environment variables interpolation reads before `.env`.
     pub var: &'a dyn Fn(&str) -> Option<String>,
-    /// The directory the test definition will be written in: a relative bind mount
-    /// stays relative, to it (clnrm reads a relative `host_path` from its file's
-    /// directory, as Compose does from its own).
+    /// The directory the test definition will be written in: a relative bind mount or
+    /// build context stays relative, to it (clnrm reads a relative `host_path` or
+    /// `context` from its file's directory, as Compose does from its own).
     pub out_dir: &'a Path,
 }
 
@@ -97,8 +101,7 @@ pub fn from_compose(input: &ComposeInput<'_>) -> Result<Imported, ImportError> {
             "a Compose file is a mapping with `services`".into(),
         ));
     };
-    // `name` (read first: it names the images of `build`-only services), as Compose
-    // normalises a project name.
+    // `name`, as Compose normalises a project name.
     let name = top
         .get("name")
         .and_then(scalar)
@@ -117,7 +120,7 @@ pub fn from_compose(input: &ComposeInput<'_>) -> Result<Imported, ImportError> {
                 };
                 for (id, svc) in m {
                     let id = scalar(id).unwrap_or_default();
-                    services.push(imp.service(&id, svc, &name)?);
+                    services.push(imp.service(&id, svc)?);
                 }
             }
             "version" => imp.skip("version", v, "obsolete in Compose; not needed"),
@@ -183,7 +186,9 @@ mod tests {
         move |n| owned.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone())
     }
 
-    fn import(yaml: &str) -> Result<Imported, ImportError> {
+    /// `yaml` as `/srv/shop/compose.yaml`, written to `/srv/shop/tests/`, with `TAG`
+    /// and `HOME` set.
+    pub(super) fn import(yaml: &str) -> Result<Imported, ImportError> {
         let var = vars(&[("TAG", "16"), ("HOME", "/home/ann")]);
         from_compose(&ComposeInput {
             text: yaml,
@@ -193,6 +198,14 @@ mod tests {
             var: &var,
             out_dir: Path::new("/srv/shop/tests"),
         })
+    }
+
+    /// The output as a table, after clnrm's own reader took it without an error.
+    pub(super) fn read(toml: &str) -> toml::Table {
+        let src = crate::diag::Source::file("imported.clnrm.toml", toml);
+        let (_, diags) = crate::model::parse_test_file(&src);
+        assert!(!diags.has_errors(), "{diags:?}\n{toml}");
+        toml.parse().unwrap_or_else(|e| panic!("{e}\n{toml}"))
     }
 
     #[test]
@@ -250,7 +263,8 @@ volumes:
         assert_eq!(vols[0]["read_only"].as_bool(), Some(true));
         assert_eq!(vols[1]["host_path"].as_str(), Some("/home/ann/certs"));
         let web = &v["service"]["web"];
-        assert_eq!(web["image"].as_str(), Some("shop-web"));
+        assert_eq!(web.get("image"), None);
+        assert_eq!(web["build"].as_str(), Some(".."));
         assert_eq!(web["entrypoint"][0].as_str(), Some("/bin/app"));
         assert_eq!(web["args"].as_array().unwrap().len(), 3);
         let ports: Vec<i64> = web["ports"]
@@ -295,7 +309,6 @@ volumes:
             "{}",
             out.toml
         );
-        assert!(out.toml.contains("docker compose build"), "{}", out.toml);
     }
 
     #[test]
@@ -372,7 +385,7 @@ volumes:
     fn the_project_name_is_normalised_wherever_it_is_written() {
         let out = import("services:\n  web:\n    build: .\nname: \"My App!\"\n").unwrap();
         let v: toml::Table = out.toml.parse().unwrap();
-        assert_eq!(v["service"]["web"]["image"].as_str(), Some("myapp-web"));
+        assert_eq!(v["meta"]["name"].as_str(), Some("myapp"));
         assert_eq!(project_name("Shop_2-x"), "shop_2-x");
         assert_eq!(project_name("!!!"), "imported");
     }

@@ -1,11 +1,12 @@
 //! One Compose service as a clnrm service: each of its keys kept or left behind (with
-//! why), `environment` over `env_file`, a `build`-only service's image named as
-//! `docker compose build` tags it, and `depends_on` with its conditions.
+//! why), `environment` over `env_file`, `build` (and its `develop` rules) in place of
+//! `image`, and `depends_on` with its conditions.
 
+use super::build::Build;
+use super::develop::WatchRule;
 use super::health::Health;
-use super::project_name;
 use super::state::Import;
-use super::values::{brief, scalar};
+use super::values::scalar;
 use crate::import::ImportError;
 use serde_yaml_ng::{Mapping, Value};
 
@@ -13,7 +14,10 @@ use serde_yaml_ng::{Mapping, Value};
 #[derive(Default)]
 pub(super) struct Service {
     pub(super) id: String,
-    pub(super) image: String,
+    /// `None` for a service built from source.
+    pub(super) image: Option<String>,
+    pub(super) build: Option<Build>,
+    pub(super) develop: Vec<WatchRule>,
     pub(super) entrypoint: Option<Vec<String>>,
     pub(super) args: Vec<String>,
     pub(super) env: Vec<(String, String)>,
@@ -25,12 +29,7 @@ pub(super) struct Service {
 }
 
 impl Import<'_> {
-    pub(super) fn service(
-        &mut self,
-        id: &str,
-        v: &Value,
-        project: &str,
-    ) -> Result<Service, ImportError> {
+    pub(super) fn service(&mut self, id: &str, v: &Value) -> Result<Service, ImportError> {
         let base = format!("services.{id}");
         let empty = Mapping::new();
         let m = match v {
@@ -44,15 +43,19 @@ impl Import<'_> {
         };
         let mut env_file = Vec::new();
         let mut environment = Vec::new();
+        let mut image = None;
         let mut build = None;
+        let mut develop = None;
         for (k, v) in m {
             let key = scalar(k).unwrap_or_default();
             let path = format!("{base}.{key}");
             match key.as_str() {
                 "image" => {
-                    svc.image = scalar(v).ok_or_else(|| self.err(&path, "must be a string"))?;
+                    let name = scalar(v).ok_or_else(|| self.err(&path, "must be a string"))?;
+                    image = Some((name, v));
                 }
-                "build" => build = Some(v.clone()),
+                "build" => build = Some(self.build(v, &path)?),
+                "develop" => develop = Some(v),
                 "command" => svc.args = self.words(v, &path)?,
                 "entrypoint" => svc.entrypoint = Some(self.words(v, &path)?),
                 "environment" => environment = self.environment(v, &path)?,
@@ -92,20 +95,29 @@ impl Import<'_> {
                 None => svc.env.push((k, v)),
             }
         }
-        match (svc.image.is_empty(), build) {
-            (true, Some(b)) => {
-                svc.image = format!("{project}-{}", project_name(id));
-                svc.notes.push(format!(
-                    "build {} is not run: build the image first (`docker compose build` tags \
-                     it {})",
-                    brief(&b),
-                    svc.image
-                ));
-            }
-            (true, None) => return Err(self.err(&base, "has neither `image` nor `build`")),
-            (false, Some(b)) => self.skip(&format!("{base}.build"), &b, "the image is used"),
-            (false, None) => {}
+        match (image, &build) {
+            (None, None) => return Err(self.err(&base, "has neither `image` nor `build`")),
+            // Compose tags what it builds with `image`; clnrm names its builds itself.
+            (Some((_, v)), Some(_)) => self.skip(
+                &format!("{base}.image"),
+                v,
+                "the tag of the image Compose builds: clnrm builds it and names it itself",
+            ),
+            (Some((name, _)), None) => svc.image = Some(name),
+            (None, Some(_)) => {}
         }
+        match (develop, &build) {
+            (Some(v), Some(b)) => {
+                svc.develop = self.develop(v, &format!("{base}.develop"), &b.dir)?
+            }
+            (Some(v), None) => self.skip(
+                &format!("{base}.develop"),
+                v,
+                "develop rules are for a service built from source, and it has no `build`",
+            ),
+            (None, _) => {}
+        }
+        svc.build = build;
         Ok(svc)
     }
 

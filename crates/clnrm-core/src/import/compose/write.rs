@@ -67,7 +67,12 @@ fn write_service(out: &mut String, s: &Service) {
         out.push_str(&t::comment(note));
     }
     let _ = writeln!(out, "[service.{}]", t::key(&s.id));
-    let _ = writeln!(out, "image = {}", t::string(&s.image));
+    if let Some(image) = &s.image {
+        let _ = writeln!(out, "image = {}", t::string(image));
+    }
+    if let Some(b) = s.build.as_ref().filter(|b| b.is_context_only()) {
+        let _ = writeln!(out, "build = {}", t::string(&b.context));
+    }
     if let Some(e) = &s.entrypoint {
         let _ = writeln!(out, "entrypoint = {}", t::strings(e));
     }
@@ -113,11 +118,48 @@ fn write_service(out: &mut String, s: &Service) {
             .collect();
         let _ = writeln!(out, "depends_on = {}", t::inline(&pairs));
     }
+    write_build(out, s);
     if !s.env.is_empty() {
         let _ = writeln!(out, "\n[service.{}.env]", t::key(&s.id));
         for (k, v) in &s.env {
             let _ = writeln!(out, "{} = {}", t::key(k), t::string(v));
         }
+    }
+}
+
+/// `[service.<id>.build]` (unless the context alone, written as `build = "…"`, says
+/// it all) and `[service.<id>.develop]`.
+fn write_build(out: &mut String, s: &Service) {
+    if let Some(b) = s.build.as_ref().filter(|b| !b.is_context_only()) {
+        let _ = writeln!(out, "\n[service.{}.build]", t::key(&s.id));
+        let _ = writeln!(out, "context = {}", t::string(&b.context));
+        for (k, v) in [("dockerfile", &b.dockerfile), ("target", &b.target)] {
+            if let Some(v) = v {
+                let _ = writeln!(out, "{k} = {}", t::string(v));
+            }
+        }
+        if !b.args.is_empty() {
+            let pairs: Vec<(String, String)> = b
+                .args
+                .iter()
+                .map(|(k, v)| (k.clone(), t::string(v)))
+                .collect();
+            let _ = writeln!(out, "args = {}", t::inline(&pairs));
+        }
+    }
+    if !s.develop.is_empty() {
+        let _ = writeln!(out, "\n[service.{}.develop]\nwatch = [", t::key(&s.id));
+        for rule in &s.develop {
+            let mut pairs = vec![
+                ("path".to_owned(), t::string(&rule.path)),
+                ("action".to_owned(), t::string(&rule.action)),
+            ];
+            if let Some(target) = &rule.target {
+                pairs.push(("target".to_owned(), t::string(target)));
+            }
+            let _ = writeln!(out, "  {},", t::inline(&pairs));
+        }
+        out.push_str("]\n");
     }
 }
 
