@@ -3,19 +3,25 @@
 # pulled): only Debian's apt mirror and PyPI (on the host, by pip) are used.
 #
 #   clnrm/bookworm:latest     a minimal Debian 12 made here by debootstrap (minbase)
-#                             and `docker import`; the base of the other two. ~117 MB.
+#                             and `docker import`; the base of every other. ~117 MB.
 #   clnrm/postgres:15         images/postgres: Debian's PostgreSQL 15, started like the
 #                             official postgres image (see images/README.md). ~435 MB.
-#   clnrm/orders-app:latest   images/orders-app: python3 + psycopg2 + the OpenTelemetry
-#                             SDK; the orders HTTP service and its migrations. ~180 MB.
+#
+# The examples' apps are not built here: clnrm builds them from their source (`build`
+# in their test files) on top of clnrm/bookworm. What their Dockerfiles copy but git
+# does not hold is fetched here: the Python wheels of each app's requirements.txt
+# (the OpenTelemetry SDK), into its wheels/ (git-ignored):
+#   images/orders-app/wheels/          the orders example's app (and migrations)
+#   examples/web-develop/app/wheels/   the web-develop example's app
 #
 # Each image carries a label clnrm.recipe=<sha256 of what made it>: the recipe below for
-# bookworm; for the others their directory's files and the base image's id. An image
-# whose label matches is not built again; --force rebuilds all three.
-# Cost on the 2-core machine (cold, measured while another build ran): 157 s in all,
-# bookworm 42 s (debootstrap), postgres 54 s and orders-app 59 s (apt inside the build;
-# the wheels take ~3 s); a re-run with nothing changed takes ~0.2 s. Needs root
-# (debootstrap), a Docker engine and python3 -m pip on the host.
+# bookworm; for postgres its directory's files and the base image's id. An image whose
+# label matches is not built again; --force rebuilds both. Wheels are downloaded again
+# only when their requirements.txt changed.
+# Cost on the 2-core machine (cold, measured while another build ran): bookworm 42 s
+# (debootstrap), postgres 54 s (apt inside the build), the wheels ~3 s each; a re-run
+# with nothing changed takes ~0.2 s. Needs root (debootstrap), a Docker engine and
+# python3 -m pip on the host.
 #
 #   scripts/example-images.sh [--force]
 set -euo pipefail
@@ -123,17 +129,18 @@ build_postgres() {
     docker_build postgres "$image" "$recipe"
 }
 
-# The wheels of requirements.txt in images/orders-app/wheels/, downloaded again only
-# when requirements.txt changed (wheels/.requirements holds the sha256 they were for).
+# The wheels of $1/requirements.txt in $1/wheels/, downloaded again only when
+# requirements.txt changed (wheels/.requirements holds the sha256 they were for).
 fetch_wheels() {
-    local ctx=images/orders-app want
+    local ctx=$1 want
     want=$(sha <"$ctx/requirements.txt")
     if [[ -f "$ctx/wheels/.requirements" && "$(cat "$ctx/wheels/.requirements")" == "$want" ]]; then
+        log "the wheels of $ctx are up to date"
         return 0
     fi
     local pip=(python3 -m pip)
     if ! "${pip[@]}" --version >/dev/null 2>&1; then
-        echo "example-images: python3 -m pip is needed to download the orders-app wheels" >&2
+        echo "example-images: python3 -m pip is needed to download the wheels of $ctx" >&2
         exit 1
     fi
     log "downloading the wheels of $ctx/requirements.txt"
@@ -144,16 +151,8 @@ fetch_wheels() {
     echo "$want" >"$ctx/wheels/.requirements"
 }
 
-build_orders_app() {
-    local image=clnrm/orders-app:latest recipe
-    recipe=$(dir_recipe images/orders-app "base $(image_id clnrm/bookworm:latest)" \
-        "pip ${PIP_TARGET[*]}")
-    needs_build "$image" "$recipe" || return 0
-    fetch_wheels
-    docker_build orders-app "$image" "$recipe"
-}
-
 docker info >/dev/null 2>&1 || { echo "example-images: no Docker engine answers" >&2; exit 1; }
 build_bookworm
 build_postgres
-build_orders_app
+fetch_wheels images/orders-app
+fetch_wheels examples/web-develop/app

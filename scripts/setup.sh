@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # One-command set-up: tools, a Docker engine (started if none answers), the project's
 # own test image `clnrm/busybox:latest` (FROM scratch + Debian's busybox; no registry
-# can be pulled from), the example images (scripts/example-images.sh), a PostgreSQL
-# server for the runs service's tests (scripts/postgres.sh), Podman's Docker-compatible
-# API for the tests on Podman (scripts/podman.sh), headless Chromium with chromedriver
-# for the browser tests, Schemathesis, Taplo and pygls from PyPI, and the release
-# binary.
+# can be pulled from), the examples' base images and wheels
+# (scripts/example-images.sh), a PostgreSQL server for the runs service's tests
+# (scripts/postgres.sh), Podman's Docker-compatible API for the tests on Podman
+# (scripts/podman.sh), headless Chromium with chromedriver for the browser tests,
+# Schemathesis, Taplo and pygls from PyPI, and the release binary.
 #   scripts/setup.sh        set up for local use
 #   scripts/setup.sh --ci   what .ci/run needs (no release build)
 set -euo pipefail
@@ -72,9 +72,10 @@ start_engine() {
 docker info >/dev/null 2>&1 || start_engine
 command -v file >/dev/null || { apt-get update -qq && apt-get install -y -qq file >/dev/null; }
 build_image
-# The images of the app-plus-database example (PostgreSQL, a Python app with the
-# OpenTelemetry SDK), from Debian's packages and PyPI; cached by a recipe label, so
-# only the first set-up pays (about 2.5 minutes).
+# The base images of the examples (a minimal Debian, PostgreSQL) from Debian's
+# packages, and the PyPI wheels (the OpenTelemetry SDK) that the examples' Python apps
+# install when clnrm builds them; cached by a recipe label and the requirements'
+# hash, so only the first set-up pays (about 1.7 minutes).
 scripts/example-images.sh
 # PostgreSQL for the runs service's tests (Debian's package; one server for all tests).
 scripts/postgres.sh >/dev/null

@@ -15,7 +15,8 @@ mod runs;
 use clnrm_core::backend::{BuildOutcome, BuildSpec, ContainerEngine, Docker, Labels};
 use clnrm_core::build::{BuildRecipe, build_key, context_tar};
 use clnrm_core::inputs::StatIndex;
-use engine::{RemoveBuilt, built};
+use common::RemoveBuilt;
+use engine::built;
 use std::path::Path;
 
 fn write(root: &Path, rel: &str, text: &str) {

@@ -14,7 +14,8 @@ mod runs;
 mod schema;
 
 use common::{clnrm, copy_dir};
-use engine::{RemoveBuilt, built};
+use common::RemoveBuilt;
+use engine::built;
 use runs::{run_json, scenario};
 use std::path::{Path, PathBuf};
 
@@ -186,9 +187,40 @@ fn five_common_stacks_import_to_files_that_validate() {
     }
 }
 
+/// An image built from a context of the repository with `docker build`, removed when
+/// the test ends.
+struct BuiltByHand(&'static str);
+
+impl BuiltByHand {
+    fn new(tag: &'static str, rel: &str) -> Self {
+        let out = std::process::Command::new("docker")
+            .args(["build", "-q", "--label", "clnrm.test=import", "-t", tag])
+            .arg(common::context(rel))
+            .output()
+            .unwrap_or_else(|e| panic!("docker build: {e}"));
+        assert!(
+            out.status.success(),
+            "docker build {rel}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self(tag)
+    }
+}
+
+impl Drop for BuiltByHand {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker")
+            .args(["rmi", self.0])
+            .output();
+    }
+}
+
 #[test]
 fn imported_stacks_run_where_their_images_exist() {
     // The orders stack: PostgreSQL, the migration one-shot, the app once both are done.
+    // Its app's image is the orders example's, built from its source as `docker compose
+    // build` would (an imported stack runs images; it does not build them).
+    let _app = BuiltByHand::new("clnrm-test/orders-app:latest", "images/orders-app");
     let (dir, out, t) = imported("orders");
     assert_eq!(scenario_names(&t), ["db is healthy", "app is healthy"]);
     let run = run_json(dir.path(), &["--workers", "2", &out]);

@@ -1,10 +1,11 @@
 //! The end-to-end run on Podman: `clnrm run` against Podman's Docker-compatible API
 //! (`podman system service`, Debian's Podman 4.3, started by `scripts/podman.sh`, which
 //! the set-up command runs) instead of Docker. Every example whose images Podman has
-//! (all but the orders app, whose images only Docker's storage holds), the OTLP
-//! example's spans included (the receiver's address must work on either engine), and
-//! an imported Compose stack with a one-shot, a health check and an entrypoint; no
-//! container is left behind. `CLNRM_TEST_PODMAN` names another socket.
+//! (all but the orders and develop examples, whose images build on `clnrm/bookworm`,
+//! which only Docker's storage holds), the OTLP example's spans included (the
+//! receiver's address must work on either engine), and an imported Compose stack with
+//! a one-shot, a health check and an entrypoint; no container is left behind.
+//! `CLNRM_TEST_PODMAN` names another socket.
 mod common;
 
 use common::{clnrm, copy_dir};
@@ -72,8 +73,10 @@ fn the_examples_and_an_imported_stack_pass_on_podman() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = common::project(&[]);
     copy_dir(&root.join("../../examples"), &dir.path().join("examples"));
-    std::fs::remove_file(dir.path().join("examples/orders-postgres.clnrm.toml"))
-        .unwrap_or_else(|e| panic!("{e}"));
+    for example in ["orders-postgres.clnrm.toml", "web-develop.clnrm.toml"] {
+        std::fs::remove_file(dir.path().join("examples").join(example))
+            .unwrap_or_else(|e| panic!("{example}: {e}"));
+    }
     let report = run_on_podman(dir.path(), &["examples"]);
     let scenarios = report["scenarios"].as_array().cloned().unwrap_or_default();
     assert!(scenarios.len() >= 8, "{report:#}");

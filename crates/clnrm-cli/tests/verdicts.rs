@@ -232,10 +232,10 @@ fn diff_runs_only_what_collects_spans_and_has_not_run_and_takes_tags() {
     );
 }
 
-/// A web app traced by OpenTelemetry's standard WSGI instrumentation (the example
-/// image's `web.py`), probed by a health check that sends it `GET /health`, beside a
-/// second service (so the scenario has a network of its own), reached by two HTTP
-/// steps; `extra` is added to the file.
+/// A web app traced by OpenTelemetry's standard WSGI instrumentation (`web.py` of the
+/// orders example's app, built from `images/orders-app/`: see [`wsgi_project`]), probed by a
+/// health check that sends it `GET /health`, beside a second service (so the scenario
+/// has a network of its own), reached by two HTTP steps; `extra` is added to the file.
 fn wsgi_file(extra: &str) -> String {
     format!(
         r#"[meta]
@@ -246,7 +246,7 @@ version = "1"
 exporter = "otlp"
 
 [service.web]
-image = "clnrm/orders-app:latest"
+build = "../images/orders-app"
 args = ["python3", "-u", "/app/web.py"]
 env = {{ OTEL_SERVICE_NAME = "web", OTEL_BSP_SCHEDULE_DELAY = "100" }}
 health_check = {{ cmd = ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://localhost:8000/health')"], interval_ms = 200, retries = 100 }}
@@ -275,9 +275,18 @@ by_name = {{ "GET*" = {{ eq = 2 }} }}
     )
 }
 
+/// A project holding `tests/web.clnrm.toml` and the orders app's source (with its
+/// wheels) in `images/orders-app/`, and what removes the images built for it.
+fn wsgi_project(extra: &str) -> (tempfile::TempDir, common::RemoveBuilt) {
+    let dir = project(&[("tests/web.clnrm.toml", &wsgi_file(extra))]);
+    common::copy_context("images/orders-app", dir.path());
+    let clean = common::RemoveBuilt::of(dir.path());
+    (dir, clean)
+}
+
 #[test]
 fn a_real_instrumented_server_gives_quiet_baselines_and_clnrm_is_inside_the_scenario() {
-    let dir = project(&[("tests/web.clnrm.toml", &wsgi_file(""))]);
+    let (dir, _clean) = wsgi_project("");
     // Probes are not the scenario's (counts), requests from clnrm come from inside.
     let first = run_json(dir.path(), &["--update-baseline"]);
     first.assert_passed();

@@ -8,77 +8,14 @@ mod common;
 mod engine;
 #[path = "common/run.rs"]
 mod runs;
+#[path = "common/watching.rs"]
+mod watching;
 
-use common::project;
-use engine::{IMAGE, RemoveBuilt, containers, signal, wait_exit};
+use common::{RemoveBuilt, project};
+use engine::{IMAGE, containers, signal, wait_exit};
 use runs::{file, three};
-use std::path::Path;
-use std::process::Child;
 use std::time::{Duration, Instant};
-
-/// A running `clnrm watch` whose stdout goes to a file.
-struct Watching {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-/// A test that fails midway still stops its watch (Ctrl-C, so that it removes its
-/// containers), instead of leaving it running after the test process.
-impl Drop for Watching {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            // Not `signal`: nothing here may panic while a failed test unwinds.
-            let _ = std::process::Command::new("kill")
-                .args(["-INT", &self.child.id().to_string()])
-                .status();
-            let start = Instant::now();
-            while matches!(self.child.try_wait(), Ok(None)) {
-                if start.elapsed() > Duration::from_secs(15) {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    }
-}
-
-impl Watching {
-    /// `clnrm watch --debounce 100 ARGS` in `dir`, stdout and stderr to one log.
-    fn start(dir: &Path, args: &[&str]) -> Self {
-        let log = dir.join("watch.log");
-        let out = std::fs::File::create(&log).unwrap_or_else(|e| panic!("{e}"));
-        let err = out.try_clone().unwrap_or_else(|e| panic!("{e}"));
-        let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("clnrm"))
-            .current_dir(dir)
-            .env("NO_COLOR", "1")
-            .args(["watch", "--debounce", "100"])
-            .args(args)
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .unwrap_or_else(|e| panic!("{e}"));
-        Self { child, log }
-    }
-
-    fn text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits until the log holds `n` occurrences of `needle`.
-    fn wait_for(&self, needle: &str, n: usize) {
-        let start = Instant::now();
-        while self.text().matches(needle).count() < n {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "no {n}× {needle:?} in:\n{}",
-                self.text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
+use watching::Watching;
 
 #[test]
 fn watch_reruns_edited_scenarios_follows_includes_survives_broken_saves_and_cleans_up() {
@@ -300,15 +237,6 @@ fn a_save_of_a_bind_mounted_file_reruns_the_scenarios_that_mount_it_and_only_the
     );
 }
 
-/// The cycle the log ends with.
-fn last_cycle(w: &Watching) -> String {
-    w.text()
-        .rsplit("Running")
-        .next()
-        .unwrap_or_default()
-        .to_owned()
-}
-
 #[test]
 fn a_save_in_a_build_context_syncs_or_rebuilds_as_its_develop_rules_say_and_reruns_only_its_scenarios()
  {
@@ -339,7 +267,7 @@ fn a_save_in_a_build_context_syncs_or_rebuilds_as_its_develop_rules_say_and_reru
     // scenario sees it (it fails), the other file's scenarios do not run.
     std::fs::write(dir.path().join("app/src/msg.txt"), "bye\n").unwrap_or_else(|e| panic!("{e}"));
     w.wait_for("watching for changes", 2);
-    let cycle = last_cycle(&w);
+    let cycle = w.last_cycle();
     assert!(cycle.contains("Synced 1 file into clnrm-build/"), "{cycle}");
     assert!(!cycle.contains("Built "), "{cycle}");
     assert!(
@@ -352,7 +280,7 @@ fn a_save_in_a_build_context_syncs_or_rebuilds_as_its_develop_rules_say_and_reru
     std::fs::write(dir.path().join("app/src/msg.txt"), "hello 2\n")
         .unwrap_or_else(|e| panic!("{e}"));
     w.wait_for("watching for changes", 3);
-    let cycle = last_cycle(&w);
+    let cycle = w.last_cycle();
     assert!(cycle.contains("Synced 1 file"), "{cycle}");
     assert!(
         cycle.contains("PASS [") && !cycle.contains("FAIL ["),
@@ -362,7 +290,7 @@ fn a_save_in_a_build_context_syncs_or_rebuilds_as_its_develop_rules_say_and_reru
     // Under a `rebuild` path: a build; the scenario sees the new file.
     std::fs::write(dir.path().join("app/version.txt"), "v2\n").unwrap_or_else(|e| panic!("{e}"));
     w.wait_for("watching for changes", 4);
-    let cycle = last_cycle(&w);
+    let cycle = w.last_cycle();
     assert!(cycle.contains("Built clnrm-build/"), "{cycle}");
     assert!(
         cycle.contains("FAIL [") && cycle.contains("| v2"),

@@ -181,18 +181,3 @@ fn built_ids(root: &Path) -> std::io::Result<Vec<String>> {
     ids.dedup();
     Ok(ids)
 }
-
-/// Removes the images built for the project at a root when the test ends, passed or
-/// not.
-pub struct RemoveBuilt(pub std::path::PathBuf);
-
-impl Drop for RemoveBuilt {
-    fn drop(&mut self) {
-        // No panic here: this also runs while a failed test unwinds.
-        for id in built_ids(&self.0).unwrap_or_default() {
-            let _ = std::process::Command::new("docker")
-                .args(["rmi", "-f", &id])
-                .output();
-        }
-    }
-}
