@@ -13,8 +13,8 @@ mod runs;
 #[path = "common/schema.rs"]
 mod schema;
 
-use common::{clnrm, copy_dir};
 use common::RemoveBuilt;
+use common::{clnrm, copy_dir};
 use engine::built;
 use runs::{run_json, scenario};
 use std::path::{Path, PathBuf};

@@ -389,30 +389,42 @@ fn uploads_that_escape_link_out_mount_the_host_or_are_too_large_are_refused() {
     );
     assert_eq!(a.status, 403, "{}", a.body);
     assert!(detail(&a).contains("outside the project"), "{}", a.body);
-    // A build context of the server's (a directory with a Dockerfile, here made by
-    // the test) is refused: the builder would be sent its files.
+    // A build context of the server's is refused before anything is said of it (the
+    // builder would be sent its files): a directory with a Dockerfile (made here by
+    // the test), and a device as the Dockerfile, which is not read.
     let outside = tempfile::tempdir().unwrap();
-    std::fs::write(outside.path().join("Dockerfile"), "FROM scratch\n").unwrap();
-    let built = ok.replace(
-        "[[scenario]]",
-        &format!(
-            "[service.b]\nbuild = \"{}\"\n\n[[scenario]]\nservice = \"app\"",
+    std::fs::write(
+        outside.path().join("Dockerfile"),
+        "FROM scratch AS secret\n",
+    )
+    .unwrap();
+    for build in [
+        format!("\"{}\"", outside.path().display()),
+        "{ context = \"/dev\", dockerfile = \"zero\", target = \"x\" }".to_owned(),
+        format!(
+            "{{ context = \"{}\", target = \"secrt\" }}",
             outside.path().display()
         ),
-    );
-    let a = submit(
-        &srv.addr,
-        &t,
-        json!({"tests/b.clnrm.toml": built}),
-        json!({}),
-    );
-    assert_eq!(a.status, 403, "{}", a.body);
-    assert!(
-        detail(&a).contains("service \"b\" is built from")
-            && detail(&a).contains("outside the project"),
-        "{}",
-        a.body
-    );
+    ] {
+        let built = ok.replace(
+            "[[scenario]]",
+            &format!("[service.b]\nbuild = {build}\n\n[[scenario]]\nservice = \"app\""),
+        );
+        let a = submit(
+            &srv.addr,
+            &t,
+            json!({"tests/b.clnrm.toml": built}),
+            json!({}),
+        );
+        assert_eq!(a.status, 403, "{build}: {}", a.body);
+        assert!(
+            detail(&a).contains("service \"b\" is built from")
+                && detail(&a).contains("outside the project")
+                && !detail(&a).contains("secret"),
+            "{}",
+            a.body
+        );
+    }
     let a = submit(
         &srv.addr,
         &t,

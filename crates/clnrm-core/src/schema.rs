@@ -145,6 +145,14 @@ fn collect_tables(
             nested.push((format!("{child}.<id>"), values, false));
             continue;
         }
+        // A value that is a table or a shorthand (`build = "./app"`): a row, and the
+        // table's own section.
+        if let Some(table) = p.get("anyOf").and_then(Value::as_array).and_then(|alts| {
+            alts.iter()
+                .find(|a| resolve(root, a).get("properties").is_some())
+        }) {
+            nested.push((child.clone(), table, false));
+        }
         rows.push((
             key.clone(),
             type_of(root, p),

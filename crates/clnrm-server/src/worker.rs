@@ -9,7 +9,7 @@ use crate::job::{RunOptions, confined, paths};
 use crate::store::{Claimed, Finished, Renewal, ScenarioOutcome, Store};
 use crate::upload::Bundle;
 use crate::{App, HEARTBEAT};
-use clnrm_core::backend::{Deadlines, Docker, Engine};
+use clnrm_core::backend::{ContainerEngine, Deadlines, Docker, Engine};
 use clnrm_core::config::{RunConfig, RunFlags};
 use clnrm_core::exec::{Event, RunOwner, Session, SessionOptions, Status, Stop};
 use clnrm_core::pipeline::{self, Host, Sink};
@@ -223,11 +223,13 @@ async fn execute<S: Store>(
         Ok(p) => p,
         Err(e) => return fail(app, worker, &id, &e.to_string()).await,
     };
-    if prepared.has_errors() {
-        return fail(app, worker, &id, "the project does not validate").await;
-    }
+    // Confinement first: what validation says of a path outside the project is not
+    // the client's to hear.
     if let Err(e) = confined(&prepared) {
         return fail(app, worker, &id, &e.to_string()).await;
+    }
+    if prepared.has_errors() {
+        return fail(app, worker, &id, "the project does not validate").await;
     }
     let flags = RunFlags {
         workers: options.workers,
@@ -254,7 +256,12 @@ async fn execute<S: Store>(
         also: app.options.observer.as_ref().map(|o| (o.0)()),
     };
     let host = Host::Session(session);
-    let ran = match pipeline::run(&prepared, &config, host, sink, stop.clone()).await {
+    let ran = pipeline::run(&prepared, &config, host, sink, stop.clone()).await;
+    // The images this run built belong to its copy of the project, gone with it: none
+    // outlives the run (the engine's layer cache makes the next build of the same
+    // sources quick).
+    remove_built(session.engine(), &prepared.project.root).await;
+    let ran = match ran {
         Ok(ran) => ran,
         Err(e) => return fail(app, worker, &id, &e.to_string()).await,
     };
@@ -287,6 +294,21 @@ async fn execute<S: Store>(
         Err(e) => eprintln!("run {id}: not stored ({e}); it will run again"),
     }
     let _ = app.appended.send(id);
+}
+
+/// Removes the images built for the project at `root`.
+async fn remove_built(engine: &std::sync::Arc<Engine>, root: &Path) {
+    let root = root.display().to_string();
+    match clnrm_core::build::built_images(&**engine, &root).await {
+        Ok(images) => {
+            for image in images {
+                for name in image.tags.iter().chain(std::iter::once(&image.id)) {
+                    let _ = engine.remove_image(name).await;
+                }
+            }
+        }
+        Err(e) => eprintln!("the images built for {root} were not removed: {e}"),
+    }
 }
 
 fn finished(status: &str, report: &RunReport) -> Finished {

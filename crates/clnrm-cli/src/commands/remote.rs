@@ -75,7 +75,7 @@ pub fn run(args: &RunArgs) -> i32 {
         super::prepare(&args.paths, &args.vars)
             .files
             .iter()
-            .flat_map(clnrm_core::plan::file_contexts)
+            .flat_map(|f| clnrm_core::plan::file_contexts(f).into_keys())
             .filter(|c| c.starts_with(&project.root) && c.is_dir())
             .collect()
     };

@@ -59,13 +59,26 @@ fn input_map(prepared: &Prepared) -> BTreeMap<PathBuf, BTreeSet<PathBuf>> {
         .collect()
 }
 
-/// Test file → the contexts its services are built from.
-fn context_map(prepared: &Prepared) -> BTreeMap<PathBuf, BTreeSet<PathBuf>> {
+/// Test file → the contexts its services are built from, each with its Dockerfiles.
+fn context_map(prepared: &Prepared) -> BTreeMap<PathBuf, BTreeMap<PathBuf, BTreeSet<String>>> {
     prepared
         .files
         .iter()
         .map(|f| (canonical(&f.path), file_contexts(f)))
         .collect()
+}
+
+/// Every context of a map of test file → contexts, with all their Dockerfiles.
+fn all_contexts(
+    contexts: &BTreeMap<PathBuf, BTreeMap<PathBuf, BTreeSet<String>>>,
+) -> BTreeMap<PathBuf, BTreeSet<String>> {
+    let mut out: BTreeMap<PathBuf, BTreeSet<String>> = BTreeMap::new();
+    for (context, dockerfiles) in contexts.values().flatten() {
+        out.entry(context.clone())
+            .or_default()
+            .extend(dockerfiles.iter().cloned());
+    }
+    out
 }
 
 /// Every path of a map of test file → paths (mounted host paths, build contexts).
@@ -79,7 +92,7 @@ fn affected(
     batch: &BTreeSet<PathBuf>,
     deps: &BTreeMap<PathBuf, Vec<PathBuf>>,
     inputs: &BTreeMap<PathBuf, BTreeSet<PathBuf>>,
-    contexts: &BTreeMap<PathBuf, BTreeSet<PathBuf>>,
+    contexts: &BTreeMap<PathBuf, BTreeMap<PathBuf, BTreeSet<String>>>,
 ) -> Option<BTreeSet<PathBuf>> {
     let mut out = BTreeSet::new();
     for p in batch {
@@ -101,11 +114,14 @@ fn affected(
         }
         // A mounted path may be written as the user wrote it (no symlinks resolved).
         let raw = p.clone();
-        for (file, mounts) in inputs.iter().chain(contexts) {
-            if mounts
-                .iter()
-                .any(|m| raw.starts_with(m) || p.starts_with(canonical(m)))
-            {
+        let under = |m: &PathBuf| raw.starts_with(m) || p.starts_with(canonical(m));
+        for (file, mounts) in inputs {
+            if mounts.iter().any(under) {
+                out.insert(file.clone());
+            }
+        }
+        for (file, built) in contexts {
+            if built.keys().any(under) {
                 out.insert(file.clone());
             }
         }
@@ -119,7 +135,7 @@ struct Watch {
     stop: Stop,
     deps: BTreeMap<PathBuf, Vec<PathBuf>>,
     inputs: BTreeMap<PathBuf, BTreeSet<PathBuf>>,
-    contexts: BTreeMap<PathBuf, BTreeSet<PathBuf>>,
+    contexts: BTreeMap<PathBuf, BTreeMap<PathBuf, BTreeSet<String>>>,
     /// Files in mounted host paths the runs themselves write: their changes start no
     /// cycle.
     written: BTreeSet<PathBuf>,
@@ -144,7 +160,9 @@ async fn watch(args: WatchArgs) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let session = pipeline::start_session(engine, &first, &config, true).await;
+    let session = pipeline::start_session(engine, &first, &config, true)
+        .await
+        .remember_builds();
     for w in session.warnings() {
         eprintln!("warning: {w}");
     }
@@ -188,7 +206,7 @@ async fn watch(args: WatchArgs) -> i32 {
         written: BTreeSet::new(),
     };
     let watched_inputs = source.inputs();
-    for f in watched_inputs.contexts(&all_inputs(&w.contexts)) {
+    for f in watched_inputs.contexts(&all_contexts(&w.contexts)) {
         eprintln!("warning: {f}; its changes start no cycle");
     }
     // What earlier runs wrote into their own mounts starts no cycle.
@@ -235,7 +253,7 @@ async fn watch(args: WatchArgs) -> i32 {
         for f in watched_inputs
             .add(&all_inputs(&w.inputs))
             .into_iter()
-            .chain(watched_inputs.contexts(&all_inputs(&w.contexts)))
+            .chain(watched_inputs.contexts(&all_contexts(&w.contexts)))
         {
             eprintln!("warning: {f}; its changes start no cycle");
         }

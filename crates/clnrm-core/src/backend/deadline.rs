@@ -269,6 +269,11 @@ impl<E: ContainerEngine> ContainerEngine for Deadlines<E> {
         self.within("add files to image", self.pull, made).await
     }
 
+    async fn tag_image(&self, image: &str, tag: &str) -> Result<(), EngineError> {
+        self.within("tag image", self.call, self.inner.tag_image(image, tag))
+            .await
+    }
+
     async fn images(&self, key: &str) -> Result<Vec<ListedImage>, EngineError> {
         self.within("list images", self.call, self.inner.images(key))
             .await

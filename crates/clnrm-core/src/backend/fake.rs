@@ -100,6 +100,11 @@ impl FakeEngine {
         self.inner.builds.load(Ordering::SeqCst)
     }
 
+    /// Whether an image built, snapshotted or tagged here is named `tag`.
+    pub fn has_image(&self, tag: &str) -> bool {
+        self.lock().snapshots.contains(tag)
+    }
+
     /// Times an image was asked about.
     pub fn images_asked(&self) -> usize {
         self.inner.images_asked.load(Ordering::SeqCst)
@@ -387,6 +392,20 @@ impl ContainerEngine for FakeEngine {
         state.snapshots.insert(tag.to_owned());
         state.list_image(tag, labels);
         Ok(format!("sha256:{tag}"))
+    }
+
+    async fn tag_image(&self, image: &str, tag: &str) -> Result<(), EngineError> {
+        self.gate().await;
+        let mut state = self.lock();
+        state.snapshots.insert(tag.to_owned());
+        if let Some(listed) = state
+            .listed
+            .values_mut()
+            .find(|i| i.id == image || i.tags.iter().any(|t| t == image))
+        {
+            listed.tags.push(tag.to_owned());
+        }
+        Ok(())
     }
 
     async fn images(&self, key: &str) -> Result<Vec<ListedImage>, EngineError> {

@@ -445,6 +445,12 @@ pub trait ContainerEngine: Send + Sync + 'static {
         tag: &str,
         labels: &Labels,
     ) -> impl Future<Output = Result<String, EngineError>> + Send;
+    /// Gives image `image` (an id or a name) the name `tag` (`repository:tag`) too.
+    fn tag_image(
+        &self,
+        image: &str,
+        tag: &str,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
     /// Images that carry label `key`.
     fn images(
         &self,

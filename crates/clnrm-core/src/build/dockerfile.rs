@@ -45,6 +45,20 @@ pub fn base_images(dockerfile: &str, args: &BTreeMap<String, String>) -> Vec<Str
             if image != "scratch" && !own_stage && !image.is_empty() && !out.contains(&image) {
                 out.push(image);
             }
+        } else if op.eq_ignore_ascii_case("COPY") {
+            // `COPY --from=<image>` reads another image: a base as well (not a stage of
+            // the file, nor a stage's number).
+            for from in line
+                .split_whitespace()
+                .filter_map(|w| w.strip_prefix("--from="))
+            {
+                let image = substitute(from, &globals);
+                let stage = stages.contains(&image.to_ascii_lowercase())
+                    || image.bytes().all(|b| b.is_ascii_digit());
+                if !stage && !image.is_empty() && !out.contains(&image) {
+                    out.push(image);
+                }
+            }
         }
     }
     out
@@ -92,15 +106,21 @@ pub fn failed_step(dockerfile: &str, output: &str) -> Option<(usize, String)> {
     Some((found.0, squeeze(&found.1)))
 }
 
-/// `(n, instruction)` of a line announcing step `n`.
+/// `(n, instruction)` of a line announcing step `n` of the file; `n` is 0 when the
+/// builder counts the steps of each stage apart (Buildah's `[1/2] STEP 3/4: …` in a
+/// multi-stage build), which only the text then places.
 fn step_line(line: &str) -> Option<(usize, String)> {
     let line = line.trim();
+    let (staged, line) = match line.strip_prefix('[').and_then(|r| r.split_once("] ")) {
+        Some((stage, rest)) if stage.contains('/') => (true, rest.trim_start()),
+        _ => (false, line),
+    };
     let rest = line
         .strip_prefix("Step ")
         .or_else(|| line.strip_prefix("STEP "))?;
     let (counts, text) = rest.split_once(':')?;
-    let number = counts.trim().split('/').next()?.trim().parse().ok()?;
-    Some((number, text.trim().to_owned()))
+    let number: usize = counts.trim().split('/').next()?.trim().parse().ok()?;
+    Some((if staged { 0 } else { number }, text.trim().to_owned()))
 }
 
 fn squeeze(text: &str) -> String {
@@ -187,8 +207,11 @@ mod tests {
 
     #[test]
     fn from_lines_name_the_bases_but_scratch_and_the_file_s_own_stages() {
-        let text = "# syntax=docker/dockerfile:1\nFROM python:3.11-slim AS build\nRUN pip wheel .\n\nFROM --platform=linux/amd64 nginx:1.25 as web\nCOPY --from=build /w /w\nFROM build AS test\nFROM scratch\nFROM python:3.11-slim\n";
-        assert_eq!(bases(text), vec!["python:3.11-slim", "nginx:1.25"]);
+        let text = "# syntax=docker/dockerfile:1\nFROM python:3.11-slim AS build\nRUN pip wheel .\n\nFROM --platform=linux/amd64 nginx:1.25 as web\nCOPY --from=build /w /w\nCOPY --from=0 /x /x\nCOPY --from=composer:2 /usr/bin/composer /usr/bin/\nFROM build AS test\nFROM scratch\nFROM python:3.11-slim\n";
+        assert_eq!(
+            bases(text),
+            vec!["python:3.11-slim", "nginx:1.25", "composer:2"]
+        );
     }
 
     #[test]
@@ -213,6 +236,13 @@ mod tests {
             Some((7, "RUN false".to_owned()))
         );
         assert_eq!(failed_step(text, "no steps at all"), None);
+        // Buildah counts each stage's steps apart in a multi-stage build.
+        let staged = "FROM clnrm/busybox:latest AS a\nRUN true\nFROM a\nRUN true\nRUN exit 4\n";
+        let podman = "[1/2] STEP 1/2: FROM clnrm/busybox:latest AS a\n[1/2] STEP 2/2: RUN true\n[2/2] STEP 1/3: FROM a\n[2/2] STEP 2/3: RUN true\n[2/2] STEP 3/3: RUN exit 4\n";
+        assert_eq!(
+            failed_step(staged, podman),
+            Some((5, "RUN exit 4".to_owned()))
+        );
     }
 
     #[test]

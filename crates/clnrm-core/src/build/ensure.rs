@@ -113,7 +113,8 @@ pub fn build_tag(project: &str, service: &str, key: &str) -> String {
 
 type Cell = Arc<OnceCell<Result<Ensured, Arc<EnsureError>>>>;
 
-/// The builds of one run, made at most once per tag.
+/// The builds of one run, made at most once per key (services built from the same
+/// sources the same way share the image, under a tag each).
 pub struct Builds<E> {
     engine: Arc<E>,
     made: Mutex<HashMap<String, Cell>>,
@@ -129,18 +130,39 @@ impl<E: ContainerEngine> Builds<E> {
     }
 
     /// The image tagged `tag` (the key of `wanted`): the engine's when it has it, else
-    /// built now, once however many ask for it in this run.
+    /// built now, once however many ask for it in this run (another service's image
+    /// of the same key is tagged `tag` too).
     pub async fn ensure(&self, tag: &str, wanted: &Wanted) -> Result<Ensured, Arc<EnsureError>> {
+        // By key: services built from the same sources the same way share one image.
         let cell = self
             .made
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry(tag.to_owned())
+            .entry(wanted.key.clone())
             .or_default()
             .clone();
-        cell.get_or_init(|| async { self.make(tag, wanted).await.map_err(Arc::new) })
+        let first = cell
+            .get_or_init(|| async { self.make(tag, wanted).await.map_err(Arc::new) })
             .await
-            .clone()
+            .clone()?;
+        if first.tag == tag {
+            return Ok(first);
+        }
+        // Another service's build of the same sources: that image, named for this one
+        // too.
+        let named = async {
+            if self.engine.image(tag).await?.is_none() {
+                self.engine.tag_image(&first.id, tag).await?;
+            }
+            Ok::<(), EngineError>(())
+        };
+        named.await.map_err(|e| Arc::new(EnsureError::Engine(e)))?;
+        Ok(Ensured {
+            tag: tag.to_owned(),
+            id: first.id,
+            built: false,
+            output: String::new(),
+        })
     }
 
     async fn make(&self, tag: &str, wanted: &Wanted) -> Result<Ensured, EnsureError> {
@@ -158,10 +180,18 @@ impl<E: ContainerEngine> Builds<E> {
         ]);
         if let Some(sync) = &wanted.sync {
             let files = sync_archive(&wanted.context, sync.clone()).await?;
-            let id = self
-                .engine
-                .add_files(&sync.onto, files, tag, &labels)
-                .await?;
+            // On a task of its own: a run interrupted meanwhile does not drop it
+            // halfway, leaving the container it makes behind.
+            let (engine, onto, tag_owned) =
+                (self.engine.clone(), sync.onto.clone(), tag.to_owned());
+            let id =
+                tokio::spawn(
+                    async move { engine.add_files(&onto, files, &tag_owned, &labels).await },
+                )
+                .await
+                .map_err(|e| {
+                    EnsureError::Engine(EngineError::Api(format!("the sync stopped: {e}")))
+                })??;
             return Ok(Ensured {
                 tag: tag.to_owned(),
                 id,
@@ -218,6 +248,9 @@ async fn sync_archive(context: &Path, sync: SyncInto) -> Result<Vec<u8>, EnsureE
             let meta = std::fs::metadata(path).map_err(|_| changed())?;
             let mut header = tar::Header::new_gnu();
             header.set_metadata(&meta);
+            // Owned by root, as `COPY` makes them.
+            header.set_uid(0);
+            header.set_gid(0);
             header.set_size(bytes.len() as u64);
             header.set_cksum();
             let name = target.trim_start_matches('/');
@@ -315,10 +348,28 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(!again.built);
         assert_eq!(engine.builds(), 1);
+        // Another service built the same way shares the image, under its own tag.
+        let twin = Wanted {
+            service: "worker".into(),
+            ..w.clone()
+        };
+        let twin_tag = build_tag(&twin.project, &twin.service, "k1");
+        let shared = later
+            .ensure(&twin_tag, &twin)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (shared.id.as_str(), shared.built),
+            (again.id.as_str(), false)
+        );
+        assert_eq!(engine.builds(), 1);
+        assert!(engine.has_image(&twin_tag));
         // Another key is another build.
-        let other = build_tag(&w.project, &w.service, "k2");
+        std::fs::write(dir.path().join("app.py"), "changed").unwrap_or_else(|e| panic!("{e}"));
+        let w2 = wanted(dir.path());
+        let other = build_tag(&w2.project, &w2.service, "k2");
         later
-            .ensure(&other, &w)
+            .ensure(&other, &w2)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(engine.builds(), 2);

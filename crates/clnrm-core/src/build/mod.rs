@@ -180,6 +180,27 @@ impl BuildRecipe {
     }
 }
 
+/// The most of a Dockerfile clnrm reads, in bytes.
+pub const MAX_DOCKERFILE_BYTES: u64 = 1 << 20;
+
+/// The text of the Dockerfile at `path`: a regular file (not a device, a pipe or a
+/// directory), at most [`MAX_DOCKERFILE_BYTES`], UTF-8; why not, in words.
+pub fn read_dockerfile(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    if meta.len() > MAX_DOCKERFILE_BYTES {
+        return Err(format!("over {} KiB", MAX_DOCKERFILE_BYTES >> 10));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_DOCKERFILE_BYTES).read_to_string(&mut text))
+        .map_err(|e| e.to_string())?;
+    Ok(text)
+}
+
 /// The `.dockerignore` of `context` (none: nothing left out).
 pub fn read_ignore(context: &Path) -> Result<DockerIgnore, KeyError> {
     if !context.is_dir() {
@@ -188,15 +209,18 @@ pub fn read_ignore(context: &Path) -> Result<DockerIgnore, KeyError> {
             why: "not a directory".into(),
         });
     }
-    match std::fs::read_to_string(context.join(".dockerignore")) {
+    let path = context.join(".dockerignore");
+    if !path.exists() {
+        return Ok(DockerIgnore::default());
+    }
+    match read_dockerfile(&path) {
         Ok(text) => DockerIgnore::parse(&text).map_err(|source| KeyError::Ignore {
             context: context.to_path_buf(),
             source,
         }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(DockerIgnore::default()),
-        Err(e) => Err(KeyError::Context {
+        Err(why) => Err(KeyError::Context {
             context: context.to_path_buf(),
-            why: format!("cannot read .dockerignore ({e})"),
+            why: format!("cannot read .dockerignore ({why})"),
         }),
     }
 }

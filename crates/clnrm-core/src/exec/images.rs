@@ -110,14 +110,40 @@ pub(super) struct LastBuild {
     sources: Option<Result<String, String>>,
     /// How it was made, when it was a sync.
     synced: Option<crate::plan::Synced>,
+    /// What made it besides the files ([`BuildPlan::recipe_id`]).
+    recipe: String,
+}
+
+impl LastBuild {
+    fn of(plan: &BuildPlan, tag: &str, ids: &HashMap<String, String>) -> Self {
+        Self {
+            tag: tag.to_owned(),
+            files: plan.files.clone(),
+            sources: plan.sources.clone(),
+            synced: plan.synced.clone(),
+            recipe: plan.recipe_id(ids),
+        }
+    }
 }
 
 /// The builds a watching session remembers.
 pub(super) type LastBuilds = HashMap<String, LastBuild>;
 
-/// A build's identity across runs: its project, service and context.
+/// A build's identity across runs: its project, service, context, Dockerfile, target
+/// and arguments (two files may build one service id from one context differently).
 fn build_id(b: &BuildPlan) -> String {
-    format!("{}\0{}\0{}", b.root, b.service, b.context.display())
+    let mut id = format!(
+        "{}\0{}\0{}\0{}\0{}",
+        b.root,
+        b.service,
+        b.context.display(),
+        b.dockerfile,
+        b.target.as_deref().unwrap_or_default()
+    );
+    for (k, v) in &b.args {
+        id.push_str(&format!("\0{k}={v}"));
+    }
+    id
 }
 
 /// Gives every built service of `plan` its tag, made from the key of its sources and
@@ -186,6 +212,12 @@ async fn sync_of<E: ContainerEngine>(
     ids: &HashMap<String, String>,
 ) -> Option<crate::plan::Synced> {
     let last = last?;
+    // Only into an image made the same way (Dockerfile, target, arguments, bases,
+    // rules), and one the engine still has.
+    if last.recipe != build.recipe_id(ids) || !matches!(engine.image(&last.tag).await, Ok(Some(_)))
+    {
+        return None;
+    }
     if last.synced.is_some() && last.sources == build.sources && last.files == build.files {
         // Nothing changed since the last sync: its image is this one.
         return last.synced.clone();
@@ -223,6 +255,23 @@ pub(super) async fn make_builds<E: ContainerEngine>(
                 && !images.errors.contains_key(&svc.image)
             {
                 wanted.entry(svc.image.clone()).or_insert_with(|| b.clone());
+            }
+        }
+    }
+    // The images of builds whose scenarios the cache answered: a watching session
+    // remembers those the engine has, for the first save to sync into.
+    if let Some(last) = last.as_deref_mut() {
+        let mut seen = BTreeSet::new();
+        for svc in plan.selected().flat_map(|sc| &sc.env.services) {
+            let Some(b) = &svc.build else { continue };
+            if wanted.contains_key(&svc.image)
+                || images.errors.contains_key(&svc.image)
+                || !seen.insert(svc.image.clone())
+            {
+                continue;
+            }
+            if matches!(engine.image(&svc.image).await, Ok(Some(_))) {
+                last.insert(build_id(b), LastBuild::of(b, &svc.image, &images.ids));
             }
         }
     }
@@ -287,15 +336,7 @@ pub(super) async fn make_builds<E: ContainerEngine>(
                 if failed.is_none()
                     && let Some(last) = last.as_deref_mut()
                 {
-                    last.insert(
-                        build_id(&plan),
-                        LastBuild {
-                            tag: tag.clone(),
-                            files: plan.files.clone(),
-                            sources: plan.sources.clone(),
-                            synced: plan.synced.clone(),
-                        },
-                    );
+                    last.insert(build_id(&plan), LastBuild::of(&plan, &tag, &ids));
                 }
                 match failed {
                     None => Ok(ensured.built),
@@ -341,7 +382,7 @@ fn build_error(plan: &BuildPlan, tag: &str, e: &EnsureError) -> ImageError {
             message, output, ..
         } => {
             let dockerfile = plan.context.join(&plan.dockerfile);
-            let line = std::fs::read_to_string(&dockerfile)
+            let line = crate::build::read_dockerfile(&dockerfile)
                 .ok()
                 .and_then(|text| failed_step(&text, output));
             let at = match line {

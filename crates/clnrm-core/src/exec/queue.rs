@@ -55,6 +55,12 @@ pub fn scenario_key(
         .iter()
         .filter_map(|s| Some((&s.id, s.build.as_ref()?)))
     {
+        // A base whose id is unknown could be another image than the pass's.
+        if let Some(base) = build.bases.iter().find(|b| !image_ids.contains_key(*b)) {
+            key.uncacheable = Some(format!(
+                "service {service}: the id of its base image {base} is unknown"
+            ));
+        }
         let name = format!("{BUILD_PART}{service}");
         match build.sources_part() {
             Some(Ok(sources)) => key.push(name, sources),

@@ -27,8 +27,8 @@ pub struct Session<E> {
     /// Why there is no receiver, when one was asked for.
     receiver_error: Option<String>,
     warnings: Vec<String>,
-    /// In a session that keeps its environments between runs (`watch`): the image
-    /// each build last gave, which `develop` sync rules put changed files into.
+    /// In a session that watches ([`Session::remember_builds`]): the image each build
+    /// last gave, which `develop` sync rules put changed files into.
     builds: Option<std::sync::Mutex<LastBuilds>>,
 }
 
@@ -65,8 +65,15 @@ impl<E: ContainerEngine> Session<E> {
             receiver,
             receiver_error,
             warnings,
-            builds: keep_warm.then(std::sync::Mutex::default),
+            builds: None,
         }
+    }
+
+    /// Remembers, from run to run, the image each build last gave, so that `develop`
+    /// sync rules can put changed files into it (`clnrm watch`).
+    pub fn remember_builds(mut self) -> Self {
+        self.builds = Some(std::sync::Mutex::default());
+        self
     }
 
     /// The engine it runs on.

@@ -236,7 +236,10 @@ fn read_inputs(
     let manifests = config.cache.then_some(manifests.as_path());
     let digests = crate::inputs::digest_all(&paths, &mut index, &exclude, manifests);
     if builds {
-        crate::plan::attach_builds(plan, &mut index, &exclude);
+        // What runs write into their own mounts is no source either.
+        let written = crate::inputs::written::files(&crate::inputs::written::load(&cache_dir));
+        let leave_out: Vec<std::path::PathBuf> = exclude.iter().cloned().chain(written).collect();
+        crate::plan::attach_builds(plan, &mut index, &leave_out);
     }
     let mut warning = index.warning.take();
     if let Err(e) = index.save() {

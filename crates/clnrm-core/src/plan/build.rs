@@ -83,7 +83,44 @@ pub struct Synced {
     pub files: Vec<(String, String)>,
 }
 
+impl Synced {
+    /// What tells this sync from another: the image and each file's place in it.
+    pub fn id(&self) -> String {
+        let mut parts = vec![self.onto.as_str()];
+        for (from, to) in &self.files {
+            parts.push(from);
+            parts.push(to);
+        }
+        crate::digest::key(parts)
+    }
+}
+
 impl BuildPlan {
+    /// What its image is made by besides its context's files: the Dockerfile's path,
+    /// the target, the arguments, the bases' ids (from `ids`) and the `develop` sync
+    /// rules. A sync goes only into an image made by the same.
+    pub fn recipe_id(&self, ids: &HashMap<String, String>) -> String {
+        let mut parts = vec![
+            "dockerfile".to_owned(),
+            self.dockerfile.clone(),
+            "target".to_owned(),
+            self.target.clone().unwrap_or_default(),
+        ];
+        for (k, v) in &self.args {
+            parts.push(format!("arg {k}"));
+            parts.push(v.clone());
+        }
+        for (name, id) in self.base_ids(ids) {
+            parts.push(format!("base {name}"));
+            parts.push(id);
+        }
+        for rule in &self.sync {
+            parts.push(format!("sync {}", rule.path));
+            parts.push(rule.target.clone());
+        }
+        crate::digest::key(parts.iter().map(String::as_str))
+    }
+
     /// How it is built, with the bases' ids taken from `ids` (by image name).
     pub fn recipe(&self, ids: &HashMap<String, String>) -> BuildRecipe {
         BuildRecipe {
@@ -110,7 +147,7 @@ impl BuildPlan {
             Some(Ok(sources)) => {
                 let key = with_bases(sources, &self.base_ids(ids));
                 Ok(match &self.synced {
-                    Some(s) => crate::digest::key([key.as_str(), "synced onto", s.onto.as_str()]),
+                    Some(s) => crate::digest::key([key.as_str(), "synced", s.id().as_str()]),
                     None => key,
                 })
             }
@@ -133,7 +170,11 @@ impl BuildPlan {
     pub fn sources_part(&self) -> Option<Result<String, String>> {
         let sources = self.sources.clone()?;
         Some(sources.map(|k| match &self.synced {
-            Some(s) => format!("{k} synced onto {}", s.onto),
+            Some(s) => format!(
+                "{k} synced onto {} ({})",
+                s.onto,
+                crate::digest::short(&s.id())
+            ),
             None => k,
         }))
     }
@@ -183,10 +224,20 @@ impl BuildPlan {
         })
     }
 
-    /// What the image is called before its tag is known: `clnrm-build/<project>-<service>`.
+    /// What the image is called before its tag is known:
+    /// `clnrm-build/<project>-<service>:unkeyed-<digest of its context and recipe>`,
+    /// one name per build (the errors of builds that cannot be keyed are kept by it).
     pub fn untagged(&self) -> String {
-        let tag = build_tag(&self.project, &self.service, "");
-        tag.trim_end_matches(':').to_owned()
+        let context = self.context.to_string_lossy();
+        let mut parts = vec![context.as_ref(), self.dockerfile.as_str()];
+        let target = self.target.clone().unwrap_or_default();
+        parts.push(&target);
+        for (k, v) in &self.args {
+            parts.push(k);
+            parts.push(v);
+        }
+        let id = crate::digest::short(&crate::digest::key(parts));
+        build_tag(&self.project, &self.service, &format!("unkeyed-{id}"))
     }
 }
 
@@ -212,7 +263,11 @@ pub fn attach_builds(plan: &mut super::Plan, index: &mut StatIndex, leave_out: &
                 continue;
             };
             let b = Arc::make_mut(build);
-            b.leave_out = leave_out.to_vec();
+            b.leave_out = leave_out
+                .iter()
+                .filter(|p| p.starts_with(&b.context) || b.context.starts_with(p))
+                .cloned()
+                .collect();
             let id = (
                 b.context.clone(),
                 b.dockerfile.clone(),
@@ -245,7 +300,7 @@ struct Read {
 fn read_sources(b: &BuildPlan, index: &mut StatIndex) -> Read {
     let recipe = b.recipe(&HashMap::new());
     let dockerfile = b.context.join(&b.dockerfile);
-    let bases = match std::fs::read_to_string(&dockerfile) {
+    let bases = match crate::build::read_dockerfile(&dockerfile) {
         Ok(text) => base_images(&text, &b.args),
         Err(e) => {
             let why = format!("cannot read the Dockerfile {} ({e})", dockerfile.display());
@@ -268,6 +323,15 @@ fn read_sources(b: &BuildPlan, index: &mut StatIndex) -> Read {
             files: Arc::default(),
         },
     }
+}
+
+/// A path relative to a context as the walk names it: `./` and doubled or trailing
+/// slashes left out.
+fn normal(rel: &str) -> String {
+    rel.split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// The build of service `id` written in a file that lives in `base`, for `project`
@@ -313,7 +377,7 @@ pub(super) fn build_plan(
         project: name,
         root: project.to_owned(),
         context: build.context_in(base),
-        dockerfile: build.dockerfile().to_owned(),
+        dockerfile: normal(build.dockerfile()),
         target: build.target.as_ref().map(|t| t.value.clone()),
         args: build
             .args
@@ -473,9 +537,16 @@ mod tests {
         });
         assert_ne!(p.tag(&ids).unwrap_or_default(), built);
         assert_ne!(p.sources_part(), part);
-        assert_eq!(
-            p.sources_part(),
-            Some(Ok("k synced onto clnrm-build/p-app:old".to_owned()))
+        let part = p.sources_part().and_then(Result::ok).unwrap_or_default();
+        assert!(
+            part.starts_with("k synced onto clnrm-build/p-app:old ("),
+            "{part}"
         );
+        // Other files synced onto the same image are another image.
+        let before = p.tag(&ids);
+        if let Some(s) = p.synced.as_mut() {
+            s.files[0].1 = "/srv/a.py".into();
+        }
+        assert_ne!(p.tag(&ids), before);
     }
 }

@@ -88,18 +88,27 @@ pub fn attach_inputs(plan: &mut Plan, digests: &Digests, written: &Written, run_
 }
 
 /// The build contexts of the services of a validated file (SPEC §14), absolute
-/// (relative ones read from the file's directory); none for a file that could not be
-/// read.
-pub fn file_contexts(cf: &crate::validate::CheckedFile) -> BTreeSet<PathBuf> {
+/// (relative ones read from the file's directory), each with the Dockerfiles built
+/// from it (relative to it); none for a file that could not be read.
+pub fn file_contexts(
+    cf: &crate::validate::CheckedFile,
+) -> std::collections::BTreeMap<PathBuf, BTreeSet<String>> {
+    let mut out: std::collections::BTreeMap<PathBuf, BTreeSet<String>> = Default::default();
     let Some(file) = &cf.file else {
-        return BTreeSet::new();
+        return out;
     };
     let base = cf.path.parent().unwrap_or(std::path::Path::new("."));
-    file.services
+    for b in file
+        .services
         .iter()
         .filter_map(|(_, svc)| svc.build.as_ref())
-        .map(|b| b.context_in(base))
-        .collect()
+    {
+        let dockerfile = b.dockerfile().trim_start_matches("./").to_owned();
+        out.entry(b.context_in(base))
+            .or_default()
+            .insert(dockerfile);
+    }
+    out
 }
 
 /// The host paths the services of a validated file bind-mount, absolute (relative ones

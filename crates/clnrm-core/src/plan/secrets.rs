@@ -79,12 +79,13 @@ impl Masker {
     }
 }
 
-/// The secret values of `file`: its services' and steps' secret-looking environment,
-/// and the OTLP headers that carry credentials.
+/// The secret values of `file`: its services' and steps' secret-looking environment
+/// and build arguments, and the OTLP headers that carry credentials.
 pub(super) fn file_masker(file: &TestFile) -> Masker {
     let service_env = file.services.iter().flat_map(|(_, s)| {
         s.env
             .iter()
+            .chain(s.build.iter().flat_map(|b| b.args.iter()))
             .map(|(k, v)| (k.value.as_str(), v.value.as_str()))
     });
     let step_env = file.scenarios.iter().flat_map(|sc| {

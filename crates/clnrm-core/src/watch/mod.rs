@@ -136,9 +136,11 @@ struct Shared {
     /// Inputs that did not exist when they were added (watched through the nearest
     /// directory that did): watched themselves once they appear.
     pending: std::sync::Mutex<BTreeSet<PathBuf>>,
-    /// Build contexts (SPEC §14), each with its `.dockerignore`: a change counts
-    /// unless the engine would not be sent it (read again when `.dockerignore` changes).
-    contexts: std::sync::Mutex<std::collections::BTreeMap<PathBuf, DockerIgnore>>,
+    /// Build contexts (SPEC §14), each with its `.dockerignore` and the Dockerfiles
+    /// built from it: a change counts unless the engine would not be sent it
+    /// (`.dockerignore` is read again when it changes).
+    contexts:
+        std::sync::Mutex<std::collections::BTreeMap<PathBuf, (DockerIgnore, BTreeSet<String>)>>,
 }
 
 /// A handle that adds host inputs to a running [`Source`].
@@ -168,19 +170,25 @@ impl Inputs {
         failed
     }
 
-    /// Watches `contexts` (build contexts) too, those not yet watched: a change in one
-    /// counts unless its `.dockerignore` leaves it out (the Dockerfile and
-    /// `.dockerignore` always count). What cannot be watched, each with why.
-    pub fn contexts(&self, contexts: &BTreeSet<PathBuf>) -> Vec<String> {
+    /// Watches `contexts` (build contexts, each with the Dockerfiles built from it) too,
+    /// those not yet watched: a change in one counts unless its `.dockerignore` leaves
+    /// it out (its Dockerfiles and `.dockerignore` always count). What cannot be
+    /// watched, each with why.
+    pub fn contexts(
+        &self,
+        contexts: &std::collections::BTreeMap<PathBuf, BTreeSet<String>>,
+    ) -> Vec<String> {
         let fresh: Vec<PathBuf> = {
             let mut known = lock(&self.0.contexts);
-            let fresh: Vec<PathBuf> = contexts
-                .iter()
-                .filter(|c| !known.contains_key(*c))
-                .cloned()
-                .collect();
-            for c in &fresh {
-                known.insert(c.clone(), ignore_of(c));
+            let mut fresh = Vec::new();
+            for (c, dockerfiles) in contexts {
+                match known.get_mut(c) {
+                    Some((_, names)) => names.extend(dockerfiles.iter().cloned()),
+                    None => {
+                        known.insert(c.clone(), (ignore_of(c), dockerfiles.clone()));
+                        fresh.push(c.clone());
+                    }
+                }
             }
             fresh
         };
@@ -289,12 +297,10 @@ impl Shared {
         if temporary(path) || self.filter.is_output(path) {
             return false;
         }
-        if lock(&self.inputs).iter().any(|i| path.starts_with(i))
-            && !lock(&self.ignored).contains(path)
-        {
-            return true;
+        if lock(&self.ignored).contains(path) {
+            return false;
         }
-        self.in_context(path)
+        lock(&self.inputs).iter().any(|i| path.starts_with(i)) || self.in_context(path)
     }
 
     /// Whether `path` lies in a build context and the engine would be sent it (the
@@ -302,7 +308,7 @@ impl Shared {
     /// when it changes).
     fn in_context(&self, path: &Path) -> bool {
         let mut contexts = lock(&self.contexts);
-        for (context, ignore) in contexts.iter_mut() {
+        for (context, (ignore, dockerfiles)) in contexts.iter_mut() {
             let Ok(rel) = path.strip_prefix(context) else {
                 continue;
             };
@@ -311,11 +317,7 @@ impl Shared {
                 *ignore = ignore_of(context);
                 return true;
             }
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy())
-                .unwrap_or_default();
-            if rel.is_empty() || name.contains("Dockerfile") || !ignore.excludes(&rel) {
+            if rel.is_empty() || dockerfiles.contains(&rel) || !ignore.excludes(&rel) {
                 return true;
             }
         }

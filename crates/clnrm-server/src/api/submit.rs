@@ -198,6 +198,10 @@ fn check_project(
     // On this blocking thread, whose stack is large enough (see `runtime`).
     let prepared =
         clnrm_core::pipeline::prepare_with(dir.path(), &crate::job::paths(dir.path()), vars, true);
+    // Confinement first: what validation says of a path outside the project (a
+    // build context's Dockerfile, say) is not the client's to hear.
+    crate::job::confined(&prepared)
+        .map_err(|e| Problem::new(StatusCode::FORBIDDEN, e.to_string()))?;
     let style = clnrm_core::diag::Style::Plain;
     if prepared.has_errors() {
         let text: Vec<String> = prepared
@@ -211,8 +215,6 @@ fn check_project(
             format!("the project does not validate:\n{}", text.join("\n")),
         ));
     }
-    crate::job::confined(&prepared)
-        .map_err(|e| Problem::new(StatusCode::FORBIDDEN, e.to_string()))?;
     if !allow_host_volumes {
         for f in &prepared.files {
             let Some(file) = &f.file else { continue };

@@ -104,6 +104,18 @@ impl ContainerEngine for Docker {
         self.commit_with_files(image, files, tag, labels).await
     }
 
+    async fn tag_image(&self, image: &str, tag: &str) -> Result<(), EngineError> {
+        let (repo, version) = tag.rsplit_once(':').unwrap_or((tag, "latest"));
+        let options = bollard::query_parameters::TagImageOptions {
+            repo: Some(repo.to_owned()),
+            tag: Some(version.to_owned()),
+        };
+        self.client()
+            .tag_image(image, Some(options))
+            .await
+            .map_err(super::api)
+    }
+
     async fn images(&self, key: &str) -> Result<Vec<ListedImage>, EngineError> {
         images::images(self, key).await
     }
