@@ -104,16 +104,18 @@ fn examples_cached_vs_validate(dir: &Path) {
     remove_built(dir);
 }
 
-/// Removes the images clnrm built for the project in `dir` (label `clnrm.build`).
+/// Removes the images clnrm built for the project in `dir` (its record of them).
 fn remove_built(dir: &Path) {
     let root = dir.canonicalize().expect("canonicalize");
-    let out = Command::new("docker")
-        .args(["images", "-q", "--no-trunc", "--filter"])
-        .arg(format!("label=clnrm.build={}", root.display()))
-        .output()
-        .expect("docker images");
-    for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-        let _ = Command::new("docker").args(["rmi", "-f", id]).output();
+    let text = std::fs::read_to_string(root.join(".clnrm/cache/builds.json")).unwrap_or_default();
+    let record: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    for tag in record["images"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["tag"].as_str())
+    {
+        let _ = Command::new("docker").args(["rmi", "-f", tag]).output();
     }
 }
 

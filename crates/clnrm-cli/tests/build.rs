@@ -15,8 +15,7 @@ mod runs;
 use clnrm_core::backend::{BuildOutcome, BuildSpec, ContainerEngine, Docker, Labels};
 use clnrm_core::build::{BuildRecipe, build_key, context_tar};
 use clnrm_core::inputs::StatIndex;
-use common::RemoveBuilt;
-use engine::built;
+use common::{RemoveBuilt, built};
 use std::path::Path;
 
 fn write(root: &Path, rel: &str, text: &str) {
@@ -95,6 +94,7 @@ async fn a_second_run_with_no_source_change_builds_nothing_and_a_change_builds_a
     );
     write(root, "app.txt", "v1\n");
     let project = format!("test-{}", std::process::id());
+    let project_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let wanted_now = || {
         let recipe = BuildRecipe::default();
         let key =
@@ -103,11 +103,11 @@ async fn a_second_run_with_no_source_change_builds_nothing_and_a_change_builds_a
         let wanted = Wanted {
             context: root.to_path_buf(),
             recipe,
-            root: root.display().to_string(),
+            // The project's record of its builds is not in the context here.
+            root: project_dir.path().display().to_string(),
             project: project.clone(),
             service: "app".into(),
             key,
-            sync: None,
         };
         (
             build_tag(&wanted.project, &wanted.service, &wanted.key),

@@ -13,9 +13,7 @@ mod runs;
 #[path = "common/schema.rs"]
 mod schema;
 
-use common::RemoveBuilt;
-use common::{clnrm, copy_dir};
-use engine::built;
+use common::{RemoveBuilt, built, clnrm, copy_dir};
 use runs::{run_json, scenario};
 use std::path::{Path, PathBuf};
 

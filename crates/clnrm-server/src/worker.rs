@@ -302,9 +302,7 @@ async fn remove_built(engine: &std::sync::Arc<Engine>, root: &Path) {
     match clnrm_core::build::built_images(&**engine, &root).await {
         Ok(images) => {
             for image in images {
-                for name in image.tags.iter().chain(std::iter::once(&image.id)) {
-                    let _ = engine.remove_image(name).await;
-                }
+                let _ = engine.remove_image(&image.tag).await;
             }
         }
         Err(e) => eprintln!("the images built for {root} were not removed: {e}"),

@@ -77,8 +77,7 @@ pub fn run(args: CacheArgs) -> i32 {
                 Ok(list) => {
                     println!("built:      {}", list.len());
                     for b in list {
-                        let tag = b.tags.first().cloned().unwrap_or(b.id);
-                        println!("  {tag}  service \"{}\"  {}", b.service, size(b.size));
+                        println!("  {}  service \"{}\"  {}", b.tag, b.service, size(b.size));
                     }
                 }
                 Err(e) => println!("built:      unknown ({})", why(&e)),

@@ -162,22 +162,3 @@ pub fn tiny_http_image() -> &'static str {
     });
     TAG
 }
-
-/// The images built for the project at `root` (their ids), through `docker`.
-pub fn built(root: &Path) -> Vec<String> {
-    built_ids(root).unwrap_or_else(|e| panic!("docker images: {e}"))
-}
-
-fn built_ids(root: &Path) -> std::io::Result<Vec<String>> {
-    let out = std::process::Command::new("docker")
-        .args(["images", "-q", "--no-trunc", "--filter"])
-        .arg(format!("label=clnrm.build={}", root.display()))
-        .output()?;
-    let mut ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect();
-    ids.sort();
-    ids.dedup();
-    Ok(ids)
-}

@@ -39,7 +39,7 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// The images clnrm built for the project at a root (label `clnrm.build`), removed
+/// The images clnrm built for the project at a root (its record of them), removed
 /// when the test ends, passed or not.
 pub struct RemoveBuilt(pub std::path::PathBuf);
 
@@ -55,20 +55,46 @@ impl RemoveBuilt {
 
 impl Drop for RemoveBuilt {
     fn drop(&mut self) {
-        let out = std::process::Command::new("docker")
-            .args(["images", "-q", "--no-trunc", "--filter"])
-            .arg(format!("label=clnrm.build={}", self.0.display()))
-            .output();
-        for id in out
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
-            .split_whitespace()
-        {
+        // No panic here: this also runs while a failed test unwinds.
+        for tag in built_tags(&self.0) {
             let _ = std::process::Command::new("docker")
-                .args(["rmi", "-f", id])
+                .args(["rmi", "-f", &tag])
                 .output();
         }
     }
+}
+
+/// The images built for the project at `root` (their ids) that the engine has, from
+/// the project's record of what clnrm built, through `docker`.
+pub fn built(root: &Path) -> Vec<String> {
+    let mut ids: Vec<String> = built_tags(root)
+        .iter()
+        .filter_map(|tag| {
+            let out = std::process::Command::new("docker")
+                .args(["image", "inspect", "-f", "{{.Id}}", tag])
+                .output()
+                .unwrap_or_else(|e| panic!("docker image inspect: {e}"));
+            out.status
+                .success()
+                .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+/// The tags clnrm recorded as built for the project at `root`
+/// (`.clnrm/cache/builds.json`).
+pub fn built_tags(root: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(root.join(".clnrm/cache/builds.json")).unwrap_or_default();
+    let record: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    record["images"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["tag"].as_str().map(str::to_owned))
+        .collect()
 }
 
 /// The repository's root.

@@ -257,16 +257,13 @@ impl<E: ContainerEngine> ContainerEngine for Deadlines<E> {
         self.within("snapshot container", self.pull, made).await
     }
 
-    async fn add_files(
-        &self,
-        image: &str,
-        files: Vec<u8>,
-        tag: &str,
-        labels: &Labels,
-    ) -> Result<String, EngineError> {
-        // A commit, as a snapshot is.
-        let made = self.inner.add_files(image, files, tag, labels);
-        self.within("add files to image", self.pull, made).await
+    async fn put_files(&self, id: &str, files: Vec<u8>) -> Result<(), EngineError> {
+        self.within(
+            "copy files into container",
+            self.call,
+            self.inner.put_files(id, files),
+        )
+        .await
     }
 
     async fn tag_image(&self, image: &str, tag: &str) -> Result<(), EngineError> {

@@ -380,18 +380,9 @@ impl ContainerEngine for FakeEngine {
         Ok(format!("sha256:{tag}"))
     }
 
-    async fn add_files(
-        &self,
-        _image: &str,
-        _files: Vec<u8>,
-        tag: &str,
-        labels: &Labels,
-    ) -> Result<String, EngineError> {
+    async fn put_files(&self, _id: &str, _files: Vec<u8>) -> Result<(), EngineError> {
         self.gate().await;
-        let mut state = self.lock();
-        state.snapshots.insert(tag.to_owned());
-        state.list_image(tag, labels);
-        Ok(format!("sha256:{tag}"))
+        Ok(())
     }
 
     async fn tag_image(&self, image: &str, tag: &str) -> Result<(), EngineError> {

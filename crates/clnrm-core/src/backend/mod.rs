@@ -435,16 +435,13 @@ pub trait ContainerEngine: Send + Sync + 'static {
         volumes: &[String],
         labels: &Labels,
     ) -> impl Future<Output = Result<String, EngineError>> + Send;
-    /// Makes image `tag` of image `image` with the files of `files` (a tar whose paths
-    /// are from `/`) put into it, labelled `labels` (what `develop` sync does instead of
-    /// a build). Returns the image id.
-    fn add_files(
+    /// Puts the files of `files` (a tar whose paths are from `/`) into container `id`,
+    /// created and not started (what `develop` sync does instead of a build).
+    fn put_files(
         &self,
-        image: &str,
+        id: &str,
         files: Vec<u8>,
-        tag: &str,
-        labels: &Labels,
-    ) -> impl Future<Output = Result<String, EngineError>> + Send;
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
     /// Gives image `image` (an id or a name) the name `tag` (`repository:tag`) too.
     fn tag_image(
         &self,

@@ -59,52 +59,6 @@ async fn names_its_directory(path: &Path) -> std::io::Result<bool> {
 }
 
 impl Docker {
-    /// Image `tag` of `image` with the files of the tar `files` (paths from `/`) put
-    /// into it: a container of the image is made (never started), the files are
-    /// copied in, it is committed and removed.
-    pub(super) async fn commit_with_files(
-        &self,
-        image: &str,
-        files: Vec<u8>,
-        tag: &str,
-        labels: &Labels,
-    ) -> Result<String, EngineError> {
-        use super::{ContainerEngine, ContainerSpec, NetworkMode};
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let spec = ContainerSpec {
-            name: format!("clnrm-sync-{}-{nanos}", std::process::id()),
-            image: image.to_owned(),
-            entrypoint: None,
-            cmd: Vec::new(),
-            env: Vec::new(),
-            ports: Vec::new(),
-            mounts: Vec::new(),
-            memory_bytes: None,
-            nano_cpus: None,
-            open_stdin: false,
-            network: NetworkMode::None,
-            extra_hosts: Vec::new(),
-            labels: labels.clone(),
-        };
-        let id = self.create(&spec).await?;
-        let made = async {
-            let options = bollard::query_parameters::UploadToContainerOptions {
-                path: "/".to_owned(),
-                ..Default::default()
-            };
-            self.client()
-                .upload_to_container(&id, Some(options), bollard::body_full(files.into()))
-                .await
-                .map_err(api)?;
-            self.make_snapshot(&id, tag, &[], labels).await
-        }
-        .await;
-        let _ = self.remove(&id).await;
-        made
-    }
-
     pub(super) async fn make_snapshot(
         &self,
         id: &str,

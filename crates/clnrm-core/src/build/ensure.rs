@@ -10,12 +10,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::OnceCell;
 
-/// The label every image clnrm builds carries: the root of the project it was built
-/// for.
-pub const BUILD_LABEL: &str = "clnrm.build";
-/// The label naming the service an image was built for.
-pub const BUILD_SERVICE_LABEL: &str = "clnrm.build.service";
-
 /// An image there is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ensured {
@@ -73,19 +67,14 @@ pub struct Wanted {
     /// The build's key, as its tag was made from ([`super::build_key`] then
     /// [`super::with_bases`]).
     pub key: String,
-    /// Instead of a build of the context, changed files put into an earlier image
-    /// (`develop` sync, in `clnrm watch`).
-    pub sync: Option<SyncInto>,
 }
 
-/// Files put into an image without a build of its context.
-#[derive(Clone, Debug)]
-pub struct SyncInto {
-    /// The image they go into (its tag).
-    pub onto: String,
-    /// Each file: where it is, its content's SHA-256 (hex) when it was keyed, and
-    /// its absolute path in the image.
-    pub files: Vec<(PathBuf, String, String)>,
+/// Records `tag` as built for `wanted`'s service in its project (what `clnrm cache`
+/// lists and prunes); a record that cannot be written only leaves it out of those.
+fn remember(wanted: &Wanted, tag: &str) {
+    if let Err(e) = super::record_built(Path::new(&wanted.root), tag, &wanted.service) {
+        eprintln!("warning: the build of {tag} is not recorded in the project ({e})");
+    }
 }
 
 /// The tag of `service`'s image in `project` built with key `key`:
@@ -153,6 +142,7 @@ impl<E: ContainerEngine> Builds<E> {
         let named = async {
             if self.engine.image(tag).await?.is_none() {
                 self.engine.tag_image(&first.id, tag).await?;
+                remember(wanted, tag);
             }
             Ok::<(), EngineError>(())
         };
@@ -174,46 +164,26 @@ impl<E: ContainerEngine> Builds<E> {
                 output: String::new(),
             });
         }
-        let labels = Labels::from([
-            (BUILD_LABEL.to_owned(), wanted.root.clone()),
-            (BUILD_SERVICE_LABEL.to_owned(), wanted.service.clone()),
-        ]);
-        if let Some(sync) = &wanted.sync {
-            let files = sync_archive(&wanted.context, sync.clone()).await?;
-            // On a task of its own: a run interrupted meanwhile does not drop it
-            // halfway, leaving the container it makes behind.
-            let (engine, onto, tag_owned) =
-                (self.engine.clone(), sync.onto.clone(), tag.to_owned());
-            let id =
-                tokio::spawn(
-                    async move { engine.add_files(&onto, files, &tag_owned, &labels).await },
-                )
-                .await
-                .map_err(|e| {
-                    EnsureError::Engine(EngineError::Api(format!("the sync stopped: {e}")))
-                })??;
-            return Ok(Ensured {
-                tag: tag.to_owned(),
-                id,
-                built: true,
-                output: String::new(),
-            });
-        }
         let context = archive(&wanted.context, &wanted.recipe, &wanted.key).await?;
         let spec = BuildSpec {
             tag: tag.to_owned(),
             dockerfile: wanted.recipe.dockerfile().to_owned(),
             target: wanted.recipe.target.clone(),
             args: wanted.recipe.args.clone(),
-            labels,
+            // No labels: the classic builder makes each a step (a commit) of its own;
+            // the project's record names what it built.
+            labels: Labels::new(),
         };
         match self.engine.build(&spec, context).await? {
-            BuildOutcome::Built { id, output } => Ok(Ensured {
-                tag: tag.to_owned(),
-                id,
-                built: true,
-                output,
-            }),
+            BuildOutcome::Built { id, output } => {
+                remember(wanted, tag);
+                Ok(Ensured {
+                    tag: tag.to_owned(),
+                    id,
+                    built: true,
+                    output,
+                })
+            }
             BuildOutcome::Failed { message, output } => Err(EnsureError::Failed {
                 tag: tag.to_owned(),
                 message,
@@ -223,50 +193,47 @@ impl<E: ContainerEngine> Builds<E> {
     }
 }
 
-/// The archive of a sync: each file at its path in the image, when its content is
-/// still what was keyed.
-async fn sync_archive(context: &Path, sync: SyncInto) -> Result<Vec<u8>, EnsureError> {
-    let dir = context.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        let changed = || EnsureError::Changed {
-            context: dir.clone(),
-        };
-        let failed = |why: String| {
-            EnsureError::Context(KeyError::Context {
-                context: dir.clone(),
-                why,
-            })
-        };
-        let mut tar = tar::Builder::new(Vec::new());
-        for (path, hash, target) in &sync.files {
-            let bytes = std::fs::read(path).map_err(|_| changed())?;
-            let now =
-                crate::inputs::index::hash_reader(&mut bytes.as_slice()).map_err(|_| changed())?;
-            if &now != hash {
-                return Err(changed());
-            }
-            let meta = std::fs::metadata(path).map_err(|_| changed())?;
-            let mut header = tar::Header::new_gnu();
-            header.set_metadata(&meta);
-            // Owned by root, as `COPY` makes them.
-            header.set_uid(0);
-            header.set_gid(0);
-            header.set_size(bytes.len() as u64);
-            header.set_cksum();
-            let name = target.trim_start_matches('/');
-            tar.append_data(&mut header, name, bytes.as_slice())
-                .map_err(|e| failed(format!("cannot make its archive ({e})")))?;
-        }
-        tar.into_inner()
-            .map_err(|e| failed(format!("cannot make its archive ({e})")))
-    })
-    .await
-    .unwrap_or_else(|_| {
-        Err(EnsureError::Context(KeyError::Context {
+/// The archive of a sync: each file (where it is, its content's SHA-256 when it was
+/// keyed, its absolute path in the image) at its path in the image, owned by root as
+/// `COPY` makes them, when its content is still what was keyed. Reads the files: call
+/// it off the runtime's threads.
+pub fn sync_tar(
+    context: &Path,
+    files: &[(PathBuf, String, String)],
+) -> Result<Vec<u8>, EnsureError> {
+    let changed = || EnsureError::Changed {
+        context: context.to_path_buf(),
+    };
+    let failed = |why: String| {
+        EnsureError::Context(KeyError::Context {
             context: context.to_path_buf(),
-            why: "archiving it failed (a bug; please report it)".into(),
-        }))
-    })
+            why,
+        })
+    };
+    let mut tar = tar::Builder::new(Vec::new());
+    for (path, hash, target) in files {
+        let bytes = std::fs::read(path).map_err(|_| changed())?;
+        let now =
+            crate::inputs::index::hash_reader(&mut bytes.as_slice()).map_err(|_| changed())?;
+        if &now != hash {
+            return Err(changed());
+        }
+        let meta = std::fs::metadata(path).map_err(|_| changed())?;
+        let mut header = tar::Header::new_gnu();
+        header.set_metadata(&meta);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_size(bytes.len() as u64);
+        header.set_cksum();
+        tar.append_data(
+            &mut header,
+            target.trim_start_matches('/'),
+            bytes.as_slice(),
+        )
+        .map_err(|e| failed(format!("cannot make its archive ({e})")))?;
+    }
+    tar.into_inner()
+        .map_err(|e| failed(format!("cannot make its archive ({e})")))
 }
 
 /// The context's archive, made on a blocking thread (it reads every file), when the
@@ -312,7 +279,6 @@ mod tests {
             project: "Shop".into(),
             service: "api_v2".into(),
             key,
-            sync: None,
         }
     }
 
@@ -400,7 +366,6 @@ mod tests {
             project: "p".into(),
             service: "s".into(),
             key: "k".into(),
-            sync: None,
         };
         let e = Builds::new(engine)
             .ensure("clnrm-build/p-s:k", &w)

@@ -14,11 +14,9 @@ mod ignore;
 mod store;
 
 pub use dockerfile::{base_images, failed_step, stages};
-pub use ensure::{
-    BUILD_LABEL, BUILD_SERVICE_LABEL, Builds, EnsureError, Ensured, SyncInto, Wanted, build_tag,
-};
+pub use ensure::{Builds, EnsureError, Ensured, Wanted, build_tag, sync_tar};
 pub use ignore::{BadPattern, DockerIgnore};
-pub use store::{BuiltImage, Pruned, built_images, prune_built};
+pub use store::{BuiltImage, Pruned, built_images, prune_built, record_built, record_path};
 
 use crate::inputs::{DigestError, InputDigest, StatIndex, Walk, digest_with, walk_tree};
 use std::collections::BTreeMap;

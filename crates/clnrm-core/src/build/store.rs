@@ -1,16 +1,85 @@
-//! The images clnrm built for a project, as the engine keeps them (labelled with the
-//! project's root and the service): what `clnrm cache stats` lists and `clnrm cache
-//! clear` prunes, the newest per service kept (the one the next run most likely uses).
+//! The images clnrm built for a project, recorded in its `.clnrm/cache/builds.json`
+//! (tag, service, when): what `clnrm cache stats` lists and `clnrm cache clear`
+//! prunes, the newest per service kept (the one the next run most likely uses). Not
+//! labels on the images: the classic builder makes each label a step of its own, one
+//! more commit per build (about 2 s each on this machine's storage driver).
 
-use super::{BUILD_LABEL, BUILD_SERVICE_LABEL};
 use crate::backend::{ContainerEngine, EngineError};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The record's format.
+const FORMAT: &str = "clnrm.builds.v1";
+/// The most images the record keeps (the oldest go first).
+const MAX_RECORDED: usize = 10_000;
+/// The most of the record read, in bytes.
+const MAX_RECORD_BYTES: u64 = 8 << 20;
+
+/// `.clnrm/cache/builds.json` of the project at `root`.
+pub fn record_path(root: &Path) -> PathBuf {
+    root.join(crate::project::Layout::CACHE).join("builds.json")
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct Record {
+    format: String,
+    images: Vec<Recorded>,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+struct Recorded {
+    tag: String,
+    service: String,
+    /// When it was made, in seconds since the Unix epoch.
+    made: i64,
+}
+
+/// The record of `root`; an unreadable or foreign one is empty.
+fn read(root: &Path) -> Record {
+    use std::io::Read;
+    let mut text = String::new();
+    let read = std::fs::File::open(record_path(root))
+        .and_then(|f| f.take(MAX_RECORD_BYTES).read_to_string(&mut text));
+    match read {
+        Ok(_) => serde_json::from_str::<Record>(&text)
+            .ok()
+            .filter(|r| r.format == FORMAT)
+            .unwrap_or_default(),
+        Err(_) => Record::default(),
+    }
+}
+
+fn write(root: &Path, record: &Record) -> std::io::Result<()> {
+    let text = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
+    crate::files::write_atomic(&record_path(root), &text)
+}
+
+/// Records that image `tag` was built (or named) for `service` of the project at
+/// `root`, under the cache's lock.
+pub fn record_built(root: &Path, tag: &str, service: &str) -> std::io::Result<()> {
+    let _lock = crate::files::lock_dir(&root.join(crate::project::Layout::CACHE))?;
+    let mut record = read(root);
+    record.format = FORMAT.to_owned();
+    record.images.retain(|r| r.tag != tag);
+    let made = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    record.images.push(Recorded {
+        tag: tag.to_owned(),
+        service: service.to_owned(),
+        made,
+    });
+    let over = record.images.len().saturating_sub(MAX_RECORDED);
+    record.images.drain(..over);
+    write(root, &record)
+}
 
 /// An image built for the project.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BuiltImage {
-    /// Its tags (`clnrm-build/<project>-<service>:<key>`).
-    pub tags: Vec<String>,
+    /// Its tag (`clnrm-build/<project>-<service>:<key>`).
+    pub tag: String,
     /// The service it was built for.
     pub service: String,
     /// Its id.
@@ -18,31 +87,28 @@ pub struct BuiltImage {
     /// Its size in bytes (layers shared with its bases included).
     pub size: u64,
     /// When it was made, in seconds since the Unix epoch.
-    pub created: i64,
+    pub made: i64,
 }
 
-/// The images built for the project at `root`, oldest first.
+/// The images recorded as built for the project at `root` that the engine still has,
+/// oldest first.
 pub async fn built_images<E: ContainerEngine>(
     engine: &E,
     root: &str,
 ) -> Result<Vec<BuiltImage>, EngineError> {
-    let mut out: Vec<BuiltImage> = engine
-        .images(&format!("{BUILD_LABEL}={root}"))
-        .await?
-        .into_iter()
-        .map(|found| BuiltImage {
-            service: found
-                .labels
-                .get(BUILD_SERVICE_LABEL)
-                .cloned()
-                .unwrap_or_default(),
-            tags: found.tags,
-            id: found.id,
-            size: found.size,
-            created: found.created,
-        })
-        .collect();
-    out.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+    let mut out = Vec::new();
+    for r in read(Path::new(root)).images {
+        if let Some(info) = engine.image(&r.tag).await? {
+            out.push(BuiltImage {
+                tag: r.tag,
+                service: r.service,
+                id: info.id,
+                size: info.size,
+                made: r.made,
+            });
+        }
+    }
+    out.sort_by(|a, b| (a.made, &a.tag).cmp(&(b.made, &b.tag)));
     Ok(out)
 }
 
@@ -57,7 +123,9 @@ pub struct Pruned {
     pub failed: Vec<String>,
 }
 
-/// Removes the images built for the project at `root` but the newest of each service.
+/// Removes the images built for the project at `root` but the newest of each service
+/// (by its tag: an image a sync was made from keeps its layers for its children), and
+/// forgets them.
 pub async fn prune_built<E: ContainerEngine>(
     engine: &E,
     root: &str,
@@ -66,31 +134,29 @@ pub async fn prune_built<E: ContainerEngine>(
     // Oldest first: the last one seen of a service is its newest.
     let newest: BTreeMap<&str, &str> = all
         .iter()
-        .map(|b| (b.service.as_str(), b.id.as_str()))
+        .map(|b| (b.service.as_str(), b.tag.as_str()))
         .collect();
     let mut out = Pruned::default();
+    let mut keep: Vec<String> = Vec::new();
     for b in &all {
-        if newest.get(b.service.as_str()) == Some(&b.id.as_str()) {
+        if newest.get(b.service.as_str()) == Some(&b.tag.as_str()) {
             out.kept += 1;
+            keep.push(b.tag.clone());
             continue;
         }
-        // By its tags: an image a later sync was made from has children, which keep
-        // its layers; its tags go (the engine refuses to remove it by id).
-        let names: Vec<&str> = if b.tags.is_empty() {
-            vec![b.id.as_str()]
-        } else {
-            b.tags.iter().map(String::as_str).collect()
-        };
-        let mut gone = true;
-        for name in names {
-            if let Err(e) = engine.remove_image(name).await {
-                out.failed.push(format!("{name}: {e}"));
-                gone = false;
+        match engine.remove_image(&b.tag).await {
+            Ok(()) => out.removed += 1,
+            Err(e) => {
+                out.failed.push(format!("{}: {e}", b.tag));
+                keep.push(b.tag.clone());
             }
         }
-        if gone {
-            out.removed += 1;
-        }
+    }
+    let root = Path::new(root);
+    if let Ok(_lock) = crate::files::lock_dir(&root.join(crate::project::Layout::CACHE)) {
+        let mut record = read(root);
+        record.images.retain(|r| keep.contains(&r.tag));
+        let _ = write(root, &record);
     }
     Ok(out)
 }
@@ -98,57 +164,72 @@ pub async fn prune_built<E: ContainerEngine>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::BuildSpec;
     use crate::backend::fake::FakeEngine;
-    use crate::backend::{BuildSpec, Labels};
 
-    async fn build(engine: &FakeEngine, root: &str, service: &str, tag: &str) {
+    async fn build(engine: &FakeEngine, root: &Path, service: &str, tag: &str) {
         let spec = BuildSpec {
             tag: tag.into(),
             dockerfile: "Dockerfile".into(),
-            target: None,
-            args: BTreeMap::new(),
-            labels: Labels::from([
-                (BUILD_LABEL.to_owned(), root.to_owned()),
-                (BUILD_SERVICE_LABEL.to_owned(), service.to_owned()),
-            ]),
+            ..BuildSpec::default()
         };
         engine
             .build(&spec, vec![0])
             .await
             .unwrap_or_else(|e| panic!("{e}"));
+        record_built(root, tag, service).unwrap_or_else(|e| panic!("{e}"));
     }
 
     #[tokio::test]
     async fn pruning_keeps_the_newest_image_of_each_service_of_the_project() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (p, other) = (dir.path().join("p"), dir.path().join("other"));
         let engine = FakeEngine::new();
-        build(&engine, "/p", "api", "clnrm-build/p-api:1").await;
-        build(&engine, "/p", "api", "clnrm-build/p-api:2").await;
-        build(&engine, "/p", "web", "clnrm-build/p-web:1").await;
-        build(&engine, "/other", "api", "clnrm-build/other-api:1").await;
+        build(&engine, &p, "api", "clnrm-build/p-api:1").await;
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        build(&engine, &p, "api", "clnrm-build/p-api:2").await;
+        build(&engine, &p, "web", "clnrm-build/p-web:1").await;
+        build(&engine, &other, "api", "clnrm-build/other-api:1").await;
+        let root = p.display().to_string();
         assert_eq!(
-            built_images(&engine, "/p").await.map(|v| v.len()).ok(),
+            built_images(&engine, &root).await.map(|v| v.len()).ok(),
             Some(3)
         );
-        let pruned = prune_built(&engine, "/p")
+        let pruned = prune_built(&engine, &root)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((pruned.removed, pruned.kept), (1, 2), "{pruned:?}");
-        let left: Vec<Vec<String>> = built_images(&engine, "/p")
+        let left: Vec<String> = built_images(&engine, &root)
             .await
             .unwrap_or_else(|e| panic!("{e}"))
             .into_iter()
-            .map(|b| b.tags)
+            .map(|b| b.tag)
             .collect();
         assert_eq!(
             left,
             vec![
-                vec!["clnrm-build/p-api:2".to_owned()],
-                vec!["clnrm-build/p-web:1".to_owned()]
+                "clnrm-build/p-api:2".to_owned(),
+                "clnrm-build/p-web:1".to_owned()
             ]
         );
+        let other = other.display().to_string();
         assert_eq!(
-            built_images(&engine, "/other").await.map(|v| v.len()).ok(),
+            built_images(&engine, &other).await.map(|v| v.len()).ok(),
             Some(1)
         );
+    }
+
+    #[test]
+    fn a_foreign_or_broken_record_is_empty() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = record_path(dir.path());
+        std::fs::create_dir_all(path.parent().unwrap_or(dir.path()))
+            .unwrap_or_else(|e| panic!("{e}"));
+        for text in ["{", "[]", "{\"format\": \"other\", \"images\": []}"] {
+            std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+            assert!(read(dir.path()).images.is_empty(), "{text}");
+        }
+        record_built(dir.path(), "t:1", "s").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read(dir.path()).images.len(), 1);
     }
 }

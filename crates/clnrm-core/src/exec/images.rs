@@ -8,7 +8,7 @@ use super::events::{Event, ServiceReport};
 use super::pool::{AgentShell, agent_shell};
 use super::services::last_lines;
 use crate::backend::{ContainerEngine, EngineError, ImageInfo};
-use crate::build::{Builds, EnsureError, SyncInto, Wanted, failed_step};
+use crate::build::{Builds, EnsureError, Wanted, failed_step, sync_tar};
 use crate::plan::{BuildPlan, Plan};
 use futures_util::StreamExt;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -106,10 +106,6 @@ async fn inspect_or_pull<E: ContainerEngine>(engine: &E, image: &str) -> Result<
 pub(super) struct LastBuild {
     tag: String,
     files: Arc<BTreeMap<String, String>>,
-    /// The key of the sources it holds.
-    sources: Option<Result<String, String>>,
-    /// How it was made, when it was a sync.
-    synced: Option<crate::plan::Synced>,
     /// What made it besides the files ([`BuildPlan::recipe_id`]).
     recipe: String,
 }
@@ -119,8 +115,6 @@ impl LastBuild {
         Self {
             tag: tag.to_owned(),
             files: plan.files.clone(),
-            sources: plan.sources.clone(),
-            synced: plan.synced.clone(),
             recipe: plan.recipe_id(ids),
         }
     }
@@ -185,7 +179,12 @@ pub(super) async fn tag_builds<E: ContainerEngine>(
                     Arc::make_mut(build).synced = sync;
                 }
             }
-            match build.tag(&images.ids) {
+            // A synced service's containers are made from the image the files go into.
+            let tag = match &build.synced {
+                Some(s) => Ok(s.onto.clone()),
+                None => build.tag(&images.ids),
+            };
+            match tag {
                 Ok(tag) => svc.image = tag,
                 Err(why) if selected => {
                     let message = format!(
@@ -218,21 +217,32 @@ async fn sync_of<E: ContainerEngine>(
     {
         return None;
     }
-    if last.synced.is_some() && last.sources == build.sources && last.files == build.files {
-        // Nothing changed since the last sync: its image is this one.
-        return last.synced.clone();
-    }
     let own = build.tag(ids).ok()?;
     if own == last.tag {
         return None;
     }
-    let sync = build.sync_onto(&last.tag, &last.files)?;
-    match engine.image(&own).await {
+    let mut sync = build.sync_onto(&last.tag, &last.files)?;
+    if !matches!(engine.image(&own).await, Ok(None)) {
         // Built already (a change undone, a `clnrm build`): the build it is.
-        Ok(Some(_)) => None,
-        Ok(None) => Some(sync),
-        Err(_) => None,
+        return None;
     }
+    // The files read now, checked against their keyed content: one edited since is
+    // no sync (its build reads it again, under the key of what it holds).
+    let files: Vec<(std::path::PathBuf, String, String)> = sync
+        .files
+        .iter()
+        .map(|(rel, target)| {
+            let hash = build.files.get(rel).cloned().unwrap_or_default();
+            (build.context.join(rel), hash, target.clone())
+        })
+        .collect();
+    let context = build.context.clone();
+    let archive = tokio::task::spawn_blocking(move || sync_tar(&context, &files))
+        .await
+        .ok()?
+        .ok()?;
+    sync.archive = Arc::new(archive);
+    Some(sync)
 }
 
 /// Makes the images built from source that the scenarios `order` (indices into
@@ -264,6 +274,11 @@ pub(super) async fn make_builds<E: ContainerEngine>(
         let mut seen = BTreeSet::new();
         for svc in plan.selected().flat_map(|sc| &sc.env.services) {
             let Some(b) = &svc.build else { continue };
+            // A sync's containers come from the image it went into, which stays the
+            // one to sync into (with every file changed since it).
+            if b.synced.is_some() {
+                continue;
+            }
             if wanted.contains_key(&svc.image)
                 || images.errors.contains_key(&svc.image)
                 || !seen.insert(svc.image.clone())
@@ -292,19 +307,25 @@ pub(super) async fn make_builds<E: ContainerEngine>(
                     project: plan.project.clone(),
                     service: plan.service.clone(),
                     key: plan.key(ids).unwrap_or_default(),
-                    sync: plan.synced.as_ref().map(|s| SyncInto {
-                        onto: s.onto.clone(),
-                        files: s
-                            .files
-                            .iter()
-                            .map(|(rel, target)| {
-                                let hash = plan.files.get(rel).cloned().unwrap_or_default();
-                                (plan.context.join(rel), hash, target.clone())
-                            })
-                            .collect(),
-                    }),
                 };
-                let made = builds.ensure(&tag, &want).await;
+                let made = match &plan.synced {
+                    // Nothing to build: the image the files go into, as it is.
+                    Some(_) => match engine.image(&tag).await {
+                        Ok(Some(info)) => Ok(crate::build::Ensured {
+                            tag: tag.clone(),
+                            id: info.id,
+                            built: false,
+                            output: String::new(),
+                        }),
+                        Ok(None) => Err(Arc::new(EnsureError::Engine(EngineError::ImageMissing {
+                            image: tag.clone(),
+                            reason: "the image a sync goes into was removed; save again to build"
+                                .into(),
+                        }))),
+                        Err(e) => Err(Arc::new(EnsureError::Engine(e))),
+                    },
+                    None => builds.ensure(&tag, &want).await,
+                };
                 (tag, plan, made, started.elapsed().as_secs_f64())
             }
         })
@@ -316,7 +337,7 @@ pub(super) async fn make_builds<E: ContainerEngine>(
         let duration = std::time::Duration::from_secs_f64(secs);
         let outcome = match made {
             Ok(ensured) => {
-                if ensured.built {
+                if ensured.built || plan.synced.is_some() {
                     let _ = events.send(Event::ImageBuilt {
                         service: plan.service.clone(),
                         tag: tag.clone(),
@@ -334,6 +355,7 @@ pub(super) async fn make_builds<E: ContainerEngine>(
                 let failed = found.as_ref().err().cloned();
                 images.take(tag.clone(), found);
                 if failed.is_none()
+                    && plan.synced.is_none()
                     && let Some(last) = last.as_deref_mut()
                 {
                     last.insert(build_id(&plan), LastBuild::of(&plan, &tag, &ids));

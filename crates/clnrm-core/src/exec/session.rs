@@ -76,6 +76,11 @@ impl<E: ContainerEngine> Session<E> {
         self
     }
 
+    /// Whether it remembers builds ([`Session::remember_builds`]).
+    pub fn remembers_builds(&self) -> bool {
+        self.builds.is_some()
+    }
+
     /// The engine it runs on.
     pub fn engine(&self) -> &Arc<E> {
         &self.engine

@@ -116,7 +116,14 @@ pub async fn run<E: ContainerEngine, S: Sink>(
         Some(task) => task.await.ok().flatten(),
         None => None,
     };
-    let cached = if config.update_baseline {
+    // A session that remembers builds (watch) learns their images from a run of its
+    // own, even one the cache answers in full.
+    let learns_builds = matches!(&host, Host::Session(s) if s.remembers_builds())
+        && planned
+            .plan
+            .selected()
+            .any(|s| s.env.services.iter().any(|v| v.build.is_some()));
+    let cached = if config.update_baseline || learns_builds {
         None
     } else {
         all_cached(&*engine, &planned, cache.as_mut(), ids, started).await

@@ -74,13 +74,19 @@ pub struct SyncRule {
     pub target: String,
 }
 
-/// An image made by putting changed files into an earlier one.
+/// An image's changed files put into the containers of an earlier image instead of
+/// a build (`develop` sync): each container of the service is made from `onto`, and
+/// the files are copied into it before it starts.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct Synced {
     /// The tag of the image they go into.
     pub onto: String,
     /// Each file: its path in the context, its path in the image.
     pub files: Vec<(String, String)>,
+    /// The files as the engine is given them (a tar whose paths are from `/`), read
+    /// once when the sync is decided.
+    #[serde(skip)]
+    pub archive: Arc<Vec<u8>>,
 }
 
 impl Synced {
@@ -221,6 +227,7 @@ impl BuildPlan {
         (!files.is_empty()).then(|| Synced {
             onto: onto.to_owned(),
             files,
+            archive: Arc::default(),
         })
     }
 
@@ -534,6 +541,7 @@ mod tests {
         p.synced = Some(Synced {
             onto: "clnrm-build/p-app:old".into(),
             files: vec![("src/a.py".into(), "/app/src/a.py".into())],
+            archive: Arc::default(),
         });
         assert_ne!(p.tag(&ids).unwrap_or_default(), built);
         assert_ne!(p.sources_part(), part);

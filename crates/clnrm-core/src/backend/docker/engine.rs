@@ -94,14 +94,15 @@ impl ContainerEngine for Docker {
         self.make_snapshot(id, tag, volumes, labels).await
     }
 
-    async fn add_files(
-        &self,
-        image: &str,
-        files: Vec<u8>,
-        tag: &str,
-        labels: &Labels,
-    ) -> Result<String, EngineError> {
-        self.commit_with_files(image, files, tag, labels).await
+    async fn put_files(&self, id: &str, files: Vec<u8>) -> Result<(), EngineError> {
+        let options = bollard::query_parameters::UploadToContainerOptions {
+            path: "/".to_owned(),
+            ..Default::default()
+        };
+        self.client()
+            .upload_to_container(id, Some(options), bollard::body_full(files.into()))
+            .await
+            .map_err(super::api)
     }
 
     async fn tag_image(&self, image: &str, tag: &str) -> Result<(), EngineError> {

@@ -261,6 +261,13 @@ impl<E: ContainerEngine> Pool<E> {
         };
         let id = inner.engine.create(&spec).await?;
         lock(&inner.live).insert(id.clone());
+        // `develop` sync: the changed files go into the container before it starts.
+        if let Some(sync) = svc.build.as_ref().and_then(|b| b.synced.as_ref()) {
+            inner
+                .engine
+                .put_files(&id, sync.archive.as_ref().clone())
+                .await?;
+        }
         let attached = match shell {
             Some(_) => Some(inner.engine.attach(&id).await?),
             None => None,
