@@ -246,6 +246,8 @@ async fn execute<S: Store>(
         Ok(c) => RunConfig { cache: false, ..c },
         Err(e) => return fail(app, worker, &id, &e.to_string()).await,
     };
+    // The record of what clnrm built is this run's to write, not the upload's.
+    let _ = std::fs::remove_file(clnrm_core::build::record_path(&prepared.project.root));
     let sink = StoreSink {
         app: app.clone(),
         id: id.clone(),

@@ -258,9 +258,10 @@ impl<E: ContainerEngine> ContainerEngine for Deadlines<E> {
     }
 
     async fn put_files(&self, id: &str, files: Vec<u8>) -> Result<(), EngineError> {
+        // A copy of files of any size: as long as a pull may take.
         self.within(
             "copy files into container",
-            self.call,
+            self.pull,
             self.inner.put_files(id, files),
         )
         .await

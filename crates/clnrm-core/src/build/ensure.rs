@@ -58,9 +58,9 @@ pub struct Wanted {
     pub context: PathBuf,
     /// How it is built.
     pub recipe: BuildRecipe,
-    /// The project's root, for its label.
+    /// The project's root, where what clnrm built for it is recorded.
     pub root: String,
-    /// The project (its root's name) and the service, for its tag and labels.
+    /// The project (its root's name) and the service, for its tag.
     pub project: String,
     /// The service.
     pub service: String,

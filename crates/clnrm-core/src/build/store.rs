@@ -31,12 +31,28 @@ struct Record {
 struct Recorded {
     tag: String,
     service: String,
-    /// When it was made, in seconds since the Unix epoch.
+    /// When it was made, in milliseconds since the Unix epoch.
     made: i64,
 }
 
-/// The record of `root`; an unreadable or foreign one is empty.
+/// The record of `root`; an unreadable or foreign one is empty, and only tags clnrm
+/// gives this project's builds (`clnrm-build/<project>-<service>:`) are taken from it:
+/// a record that came with the project's files (an upload to the runs service, a
+/// repository) names no other image for clnrm to remove.
 fn read(root: &Path) -> Record {
+    let mut record = read_any(root);
+    let project = root.file_name().map_or_else(
+        || "project".to_owned(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    record.images.retain(|r| {
+        r.tag
+            .starts_with(&super::build_tag(&project, &r.service, ""))
+    });
+    record
+}
+
+fn read_any(root: &Path) -> Record {
     use std::io::Read;
     let mut text = String::new();
     let read = std::fs::File::open(record_path(root))
@@ -64,7 +80,7 @@ pub fn record_built(root: &Path, tag: &str, service: &str) -> std::io::Result<()
     record.images.retain(|r| r.tag != tag);
     let made = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+        .map_or(0, |d| d.as_millis() as i64);
     record.images.push(Recorded {
         tag: tag.to_owned(),
         service: service.to_owned(),
@@ -86,7 +102,7 @@ pub struct BuiltImage {
     pub id: String,
     /// Its size in bytes (layers shared with its bases included).
     pub size: u64,
-    /// When it was made, in seconds since the Unix epoch.
+    /// When it was made, in milliseconds since the Unix epoch.
     pub made: i64,
 }
 
@@ -108,7 +124,8 @@ pub async fn built_images<E: ContainerEngine>(
             });
         }
     }
-    out.sort_by(|a, b| (a.made, &a.tag).cmp(&(b.made, &b.tag)));
+    // Stable: the record is in the order the builds were made.
+    out.sort_by_key(|b| b.made);
     Ok(out)
 }
 
@@ -124,8 +141,7 @@ pub struct Pruned {
 }
 
 /// Removes the images built for the project at `root` but the newest of each service
-/// (by its tag: an image a sync was made from keeps its layers for its children), and
-/// forgets them.
+/// (by tag: one named for two services goes with its last name), and forgets them.
 pub async fn prune_built<E: ContainerEngine>(
     engine: &E,
     root: &str,
@@ -137,25 +153,25 @@ pub async fn prune_built<E: ContainerEngine>(
         .map(|b| (b.service.as_str(), b.tag.as_str()))
         .collect();
     let mut out = Pruned::default();
-    let mut keep: Vec<String> = Vec::new();
+    let mut removed: Vec<String> = Vec::new();
     for b in &all {
         if newest.get(b.service.as_str()) == Some(&b.tag.as_str()) {
             out.kept += 1;
-            keep.push(b.tag.clone());
             continue;
         }
         match engine.remove_image(&b.tag).await {
-            Ok(()) => out.removed += 1,
-            Err(e) => {
-                out.failed.push(format!("{}: {e}", b.tag));
-                keep.push(b.tag.clone());
+            Ok(()) => {
+                out.removed += 1;
+                removed.push(b.tag.clone());
             }
+            Err(e) => out.failed.push(format!("{}: {e}", b.tag)),
         }
     }
+    // Only what went is forgotten: what another run recorded meanwhile stays.
     let root = Path::new(root);
     if let Ok(_lock) = crate::files::lock_dir(&root.join(crate::project::Layout::CACHE)) {
-        let mut record = read(root);
-        record.images.retain(|r| keep.contains(&r.tag));
+        let mut record = read_any(root);
+        record.images.retain(|r| !removed.contains(&r.tag));
         let _ = write(root, &record);
     }
     Ok(out)
@@ -186,7 +202,6 @@ mod tests {
         let (p, other) = (dir.path().join("p"), dir.path().join("other"));
         let engine = FakeEngine::new();
         build(&engine, &p, "api", "clnrm-build/p-api:1").await;
-        std::thread::sleep(std::time::Duration::from_millis(1100));
         build(&engine, &p, "api", "clnrm-build/p-api:2").await;
         build(&engine, &p, "web", "clnrm-build/p-web:1").await;
         build(&engine, &other, "api", "clnrm-build/other-api:1").await;
@@ -229,7 +244,17 @@ mod tests {
             std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
             assert!(read(dir.path()).images.is_empty(), "{text}");
         }
-        record_built(dir.path(), "t:1", "s").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(read(dir.path()).images.len(), 1);
+        let project = dir.path().join("shop");
+        record_built(&project, "clnrm-build/shop-s:1", "s").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read(&project).images.len(), 1);
+        // Another project's image, or any other, is not this project's to remove.
+        for tag in [
+            "postgres:16",
+            "clnrm-build/other-s:1",
+            "clnrm-build/shop-t:1",
+        ] {
+            record_built(&project, tag, "s").unwrap_or_else(|e| panic!("{e}"));
+        }
+        assert_eq!(read(&project).images.len(), 1);
     }
 }

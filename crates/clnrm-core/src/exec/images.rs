@@ -202,6 +202,9 @@ pub(super) async fn tag_builds<E: ContainerEngine>(
     }
 }
 
+/// The most a sync copies into each container, in bytes; more is a build.
+const MAX_SYNC_BYTES: u64 = 64 << 20;
+
 /// The sync that makes `build`'s image from the one its scenarios last used, when its
 /// rules allow it and the engine has no build of its sources already.
 async fn sync_of<E: ContainerEngine>(
@@ -241,6 +244,10 @@ async fn sync_of<E: ContainerEngine>(
         .await
         .ok()?
         .ok()?;
+    // Copied into every container of the service: a big change is a build instead.
+    if archive.len() as u64 > MAX_SYNC_BYTES {
+        return None;
+    }
     sync.archive = Arc::new(archive);
     Some(sync)
 }

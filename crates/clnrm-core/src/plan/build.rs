@@ -22,7 +22,7 @@ pub struct BuildPlan {
     pub service: String,
     /// The project's name (its root directory's), for the tag.
     pub project: String,
-    /// The project's root, for the label its images carry.
+    /// The project's root, where what clnrm built for it is recorded.
     #[serde(skip)]
     pub root: String,
     /// The context directory, absolute.

@@ -261,8 +261,11 @@ impl<E: ContainerEngine> Pool<E> {
         };
         let id = inner.engine.create(&spec).await?;
         lock(&inner.live).insert(id.clone());
-        // `develop` sync: the changed files go into the container before it starts.
-        if let Some(sync) = svc.build.as_ref().and_then(|b| b.synced.as_ref()) {
+        // `develop` sync: the changed files go into the container before it starts
+        // (a fixture snapshot has them already, and what its set-up did with them).
+        if let Some(sync) = svc.build.as_ref().and_then(|b| b.synced.as_ref())
+            && svc.setup.is_none()
+        {
             inner
                 .engine
                 .put_files(&id, sync.archive.as_ref().clone())

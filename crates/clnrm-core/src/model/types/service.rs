@@ -132,7 +132,8 @@ pub struct WatchRule {
 /// `keywords.rs`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum DevelopAction {
-    /// The changed files are put into the last image, without a build.
+    /// The changed files are copied into the containers of the last image, without a
+    /// build.
     #[serde(rename = "sync")]
     Sync,
     /// As `sync`; the service's main process starts again with them.
