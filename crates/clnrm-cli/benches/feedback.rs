@@ -10,6 +10,10 @@
 //!
 //! Run with `cargo bench -p clnrm-cli --bench feedback`.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{copy_dir, remove_built};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -66,18 +70,6 @@ fn cached_vs_validate(dir: &Path) {
     );
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read_dir").flatten() {
-        let target = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).expect("copy");
-        }
-    }
-}
-
 fn examples_cached_vs_validate(dir: &Path) {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     copy_dir(&repo.join("examples"), &dir.join("examples"));
@@ -102,21 +94,6 @@ fn examples_cached_vs_validate(dir: &Path) {
         cached.as_secs_f64() / validate.as_secs_f64()
     );
     remove_built(dir);
-}
-
-/// Removes the images clnrm built for the project in `dir` (its record of them).
-fn remove_built(dir: &Path) {
-    let root = dir.canonicalize().expect("canonicalize");
-    let text = std::fs::read_to_string(root.join(".clnrm/cache/builds.json")).unwrap_or_default();
-    let record: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-    for tag in record["images"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|i| i["tag"].as_str())
-    {
-        let _ = Command::new("docker").args(["rmi", "-f", tag]).output();
-    }
 }
 
 fn watch_file(out: &Path, token: &str) -> String {

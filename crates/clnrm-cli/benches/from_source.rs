@@ -15,6 +15,10 @@
 //! `cargo bench -p clnrm-cli --bench from_source` (`-- watch` for part 2 only,
 //! `-- nochange` for part 1 only).
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{copy_dir, remove_built};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -92,20 +96,6 @@ fn project(dir: &Path, k: usize, built: bool) {
     std::fs::write(dir.join("tests/s.clnrm.toml"), text).expect("write");
 }
 
-fn remove_built(dir: &Path) {
-    let root = dir.canonicalize().expect("canonicalize");
-    let text = std::fs::read_to_string(root.join(".clnrm/cache/builds.json")).unwrap_or_default();
-    let record: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-    for tag in record["images"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|i| i["tag"].as_str())
-    {
-        let _ = Command::new("docker").args(["rmi", "-f", tag]).output();
-    }
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -164,18 +154,6 @@ fn no_change() {
 
 const EDITS: usize = 5;
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read_dir").flatten() {
-        let target = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).expect("copy");
-        }
-    }
-}
-
 /// The example in a project of its own: `web-develop.clnrm.toml` and `web-develop/`.
 fn example(dir: &Path) {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -192,15 +170,23 @@ fn example(dir: &Path) {
     );
 }
 
-/// A one-line change of the app: its last line, a comment, says `n`.
+/// A one-line change of the app: its last line, a comment, says `n` and this run's
+/// nonce (content no earlier run of the bench made, which the engine's layer cache
+/// would answer).
 fn edit(dir: &Path, n: usize) {
+    static NONCE: std::sync::OnceLock<u128> = std::sync::OnceLock::new();
+    let nonce = NONCE.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    });
     let path = dir.join("web-develop/app/src/app.py");
     let text = std::fs::read_to_string(&path).expect("read app.py");
     let mut lines: Vec<&str> = text.lines().collect();
     if lines.last().is_some_and(|l| l.starts_with("# edit ")) {
         lines.pop();
     }
-    let edited = format!("{}\n# edit {n}\n", lines.join("\n"));
+    let edited = format!("{}\n# edit {n} {nonce}\n", lines.join("\n"));
     std::fs::write(&path, edited).expect("write app.py");
 }
 

@@ -84,6 +84,11 @@ pub fn built(root: &Path) -> Vec<String> {
     ids
 }
 
+/// Removes the images clnrm built for the project in `dir` (its record of them).
+pub fn remove_built(dir: &Path) {
+    drop(RemoveBuilt::of(dir));
+}
+
 /// The tags clnrm recorded as built for the project at `root`
 /// (`.clnrm/cache/builds.json`).
 pub fn built_tags(root: &Path) -> Vec<String> {

@@ -177,34 +177,9 @@ fn read_build(
 
 /// `develop.watch`: its rules.
 fn t_rules(r: &mut Reader<'_>, d: &mut Table<'_, '_>) -> Vec<WatchRule> {
-    let Some((_, v)) = d.entry("watch") else {
-        return Vec::new();
-    };
-    let path = format!("{}.watch", d.path());
-    let DeValue::Array(items) = v.get_ref() else {
-        r.error(
-            Code::WrongType,
-            v.span().into(),
-            format!("`{path}` must be an array of tables"),
-            "expected [{ path = \"src\", action = \"sync\", target = \"/app/src\" }]",
-        );
-        return Vec::new();
-    };
-    items
-        .iter()
-        .enumerate()
-        .filter_map(|(i, item)| {
-            let p = format!("{path}[{i}]");
-            let DeValue::Table(inner) = item.get_ref() else {
-                r.error(
-                    Code::WrongType,
-                    item.span().into(),
-                    format!("`{p}` must be a table"),
-                    "expected { path, action, target }",
-                );
-                return None;
-            };
-            let mut t = Table::new(inner, item.span().into(), p);
+    d.tables(r, "watch")
+        .into_iter()
+        .filter_map(|mut t| {
             let rule_path = t.req(r, "path", "\"src\"");
             let action = match t.has("action") {
                 true => t.keyword(r, "action"),
