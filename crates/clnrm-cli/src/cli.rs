@@ -198,6 +198,10 @@ pub struct ServeArgs {
     /// Let uploaded test files bind-mount host paths.
     #[arg(long)]
     pub allow_host_volumes: bool,
+    /// Let uploaded test files build images from source (`[service.<id>.build]`):
+    /// their Dockerfiles run on the workers' engines.
+    #[arg(long)]
+    pub allow_builds: bool,
     #[command(flatten)]
     pub lease: LeaseArgs,
 }

@@ -425,6 +425,20 @@ fn uploads_that_escape_link_out_mount_the_host_or_are_too_large_are_refused() {
             a.body
         );
     }
+    // A build inside the upload is refused too unless the server allows builds.
+    let inside = ok.replace(
+        "[[scenario]]",
+        "[service.b]\nbuild = \"app\"\n\n[[scenario]]\nservice = \"app\"",
+    );
+    let a = submit(
+        &srv.addr,
+        &t,
+        json!({"tests/b.clnrm.toml": inside, "tests/app/Dockerfile": "FROM scratch\n"}),
+        json!({}),
+    );
+    assert_eq!(a.status, 403, "{}", a.body);
+    assert!(detail(&a).contains("--allow-builds"), "{}", a.body);
+    assert!(detail(&a).contains("tests/b.clnrm.toml:"), "{}", a.body);
     let a = submit(
         &srv.addr,
         &t,

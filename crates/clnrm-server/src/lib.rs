@@ -40,6 +40,9 @@ pub struct Options {
     pub max_upload: usize,
     /// Uploaded test files may bind-mount host paths.
     pub allow_host_volumes: bool,
+    /// Uploaded test files may build images from source (their Dockerfiles then run
+    /// on the workers' engines).
+    pub allow_builds: bool,
     /// How long a claimed run is a worker's without a renewal.
     pub lease: Duration,
     /// This process's name in the runs it claims.
@@ -67,6 +70,7 @@ impl Default for Options {
             workers: 1,
             max_upload: 64 << 20,
             allow_host_volumes: false,
+            allow_builds: false,
             lease: Duration::from_secs(15),
             name: worker::default_name(),
             webhooks: Vec::new(),

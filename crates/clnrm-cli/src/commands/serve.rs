@@ -132,6 +132,7 @@ pub fn serve(args: ServeArgs) -> i32 {
             },
             max_upload: (args.max_upload_mb as usize) << 20,
             allow_host_volumes: args.allow_host_volumes,
+            allow_builds: args.allow_builds,
             lease: std::time::Duration::from_secs(args.lease.lease_secs),
             ..Options::default()
         };

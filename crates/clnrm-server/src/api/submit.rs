@@ -144,7 +144,7 @@ pub(crate) async fn submit<S: Store>(
         }
     };
     options.check()?;
-    let allow = app.options.allow_host_volumes;
+    let allow = (app.options.allow_host_volumes, app.options.allow_builds);
     let checked = {
         let bundle = bundle.clone();
         let vars = options.assignments();
@@ -183,12 +183,12 @@ fn scratch() -> std::io::Result<tempfile::TempDir> {
     tempfile::tempdir()
 }
 
-/// Validates the project as `clnrm validate` would, and refuses host bind mounts
-/// unless they are allowed.
+/// Validates the project as `clnrm validate` would, and refuses host bind mounts and
+/// builds from source unless they are allowed.
 fn check_project(
     bundle: &Bundle,
     vars: &[String],
-    allow_host_volumes: bool,
+    (allow_host_volumes, allow_builds): (bool, bool),
 ) -> Result<(), Problem> {
     let dir =
         scratch().map_err(|e| Problem::new(StatusCode::INSUFFICIENT_STORAGE, e.to_string()))?;
@@ -214,6 +214,28 @@ fn check_project(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!("the project does not validate:\n{}", text.join("\n")),
         ));
+    }
+    if !allow_builds {
+        for f in &prepared.files {
+            let Some(file) = &f.file else { continue };
+            for (id, svc) in file.services.iter() {
+                if let Some(build) = &svc.build {
+                    let at = f
+                        .rendered
+                        .as_ref()
+                        .map(|s| s.line_col(build.span.start))
+                        .map(|p| format!(":{}:{}", p.line, p.col))
+                        .unwrap_or_default();
+                    return Err(Problem::new(
+                        StatusCode::FORBIDDEN,
+                        format!(
+                            "{}{at}: service \"{}\" is built from source; this server refuses builds in uploaded files (their Dockerfiles would run on its engines; start it with --allow-builds to allow them)",
+                            f.display, id.value
+                        ),
+                    ));
+                }
+            }
+        }
     }
     if !allow_host_volumes {
         for f in &prepared.files {
