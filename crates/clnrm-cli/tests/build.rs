@@ -12,10 +12,11 @@ mod engine;
 #[path = "common/run.rs"]
 mod runs;
 
-use clnrm_core::backend::{BuildOutcome, BuildSpec, ContainerEngine, Docker, Labels};
+use clnrm_core::backend::{BuildOutcome, BuildSpec, ContainerEngine, Docker};
 use clnrm_core::build::{BuildRecipe, build_key, context_tar};
 use clnrm_core::inputs::StatIndex;
 use common::{RemoveBuilt, built};
+use runs::statuses;
 use std::path::Path;
 
 fn write(root: &Path, rel: &str, text: &str) {
@@ -26,7 +27,6 @@ fn spec(tag: &str) -> BuildSpec {
     BuildSpec {
         tag: tag.to_owned(),
         dockerfile: "Dockerfile".into(),
-        labels: Labels::from([("clnrm.test".to_owned(), "build".to_owned())]),
         ..BuildSpec::default()
     }
 }
@@ -191,20 +191,6 @@ fn run(dir: &Path, args: &[&str]) -> (Option<i32>, String, serde_json::Value) {
     });
     let json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
     (out.status.code(), stdout, json)
-}
-
-fn statuses(report: &serde_json::Value) -> Vec<(String, String)> {
-    report["scenarios"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|s| {
-            (
-                s["name"].as_str().unwrap_or("").to_owned(),
-                s["status"].as_str().unwrap_or("").to_owned(),
-            )
-        })
-        .collect()
 }
 
 fn builds_of(stdout: &str, service: &str) -> usize {

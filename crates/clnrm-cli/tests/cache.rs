@@ -13,17 +13,7 @@ use runs::{Run, file, run_json, three};
 use std::process::Stdio;
 use std::time::Duration;
 fn statuses(run: &Run) -> Vec<(String, String)> {
-    run.json["scenarios"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|s| {
-            (
-                s["name"].as_str().unwrap_or("").to_owned(),
-                s["status"].as_str().unwrap_or("").to_owned(),
-            )
-        })
-        .collect()
+    runs::statuses(&run.json)
 }
 
 #[test]

@@ -52,6 +52,21 @@ impl Run {
     }
 }
 
+/// Each scenario's name and status in a JSON report, in its order.
+pub fn statuses(report: &Value) -> Vec<(String, String)> {
+    report["scenarios"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap_or("").to_owned(),
+                s["status"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
 pub fn scenario<'a>(run: &'a Run, name: &str) -> &'a Value {
     run.json["scenarios"]
         .as_array()

@@ -23,8 +23,6 @@ pub struct BuildSpec {
     pub target: Option<String>,
     /// `ARG` values.
     pub args: BTreeMap<String, String>,
-    /// The image's labels.
-    pub labels: Labels,
 }
 
 /// The most of a build's output kept (its end).

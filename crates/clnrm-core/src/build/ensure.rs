@@ -3,7 +3,7 @@
 //! nothing; scenarios that need the same build while it is made wait for it.
 
 use super::{BuildRecipe, KeyError, context_tar};
-use crate::backend::{BUILD_REPO, BuildOutcome, BuildSpec, ContainerEngine, EngineError, Labels};
+use crate::backend::{BUILD_REPO, BuildOutcome, BuildSpec, ContainerEngine, EngineError};
 use crate::inputs::StatIndex;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -170,9 +170,6 @@ impl<E: ContainerEngine> Builds<E> {
             dockerfile: wanted.recipe.dockerfile().to_owned(),
             target: wanted.recipe.target.clone(),
             args: wanted.recipe.args.clone(),
-            // No labels: the classic builder makes each a step (a commit) of its own;
-            // the project's record names what it built.
-            labels: Labels::new(),
         };
         match self.engine.build(&spec, context).await? {
             BuildOutcome::Built { id, output } => {

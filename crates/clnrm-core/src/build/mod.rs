@@ -181,9 +181,10 @@ impl BuildRecipe {
 /// The most of a Dockerfile clnrm reads, in bytes.
 pub const MAX_DOCKERFILE_BYTES: u64 = 1 << 20;
 
-/// The text of the Dockerfile at `path`: a regular file (not a device, a pipe or a
-/// directory), at most [`MAX_DOCKERFILE_BYTES`], UTF-8; why not, in words.
-pub fn read_dockerfile(path: &Path) -> Result<String, String> {
+/// The text of the small file at `path` (a Dockerfile, a `.dockerignore`): a regular
+/// file (not a device, a pipe or a directory), at most [`MAX_DOCKERFILE_BYTES`],
+/// UTF-8; why not, in words.
+pub fn read_small_text(path: &Path) -> Result<String, String> {
     use std::io::Read;
     let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
     if !meta.is_file() {
@@ -211,7 +212,7 @@ pub fn read_ignore(context: &Path) -> Result<DockerIgnore, KeyError> {
     if !path.exists() {
         return Ok(DockerIgnore::default());
     }
-    match read_dockerfile(&path) {
+    match read_small_text(&path) {
         Ok(text) => DockerIgnore::parse(&text).map_err(|source| KeyError::Ignore {
             context: context.to_path_buf(),
             source,

@@ -411,7 +411,7 @@ fn build_error(plan: &BuildPlan, tag: &str, e: &EnsureError) -> ImageError {
             message, output, ..
         } => {
             let dockerfile = plan.context.join(&plan.dockerfile);
-            let line = crate::build::read_dockerfile(&dockerfile)
+            let line = crate::build::read_small_text(&dockerfile)
                 .ok()
                 .and_then(|text| failed_step(&text, output));
             let at = match line {

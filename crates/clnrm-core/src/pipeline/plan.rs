@@ -52,9 +52,11 @@ pub(crate) fn plan_run(
     // Read with the cache off too: environments and fixture snapshots are keyed by
     // what their services mount, built images by their sources.
     let inputs = {
-        let (digests, warning) = read_inputs(&mut plan, &layout, config);
-        warnings.extend(warning);
+        // What runs write into their own mounts: neither an environment's input nor
+        // a build's source.
         let written = crate::inputs::written::load(&layout.cache());
+        let (digests, warning) = read_inputs(&mut plan, &layout, config, &written);
+        warnings.extend(warning);
         crate::plan::attach_inputs(&mut plan, &digests, &written, &owner.run_id);
         Some(Arc::new(digests))
     };
@@ -219,6 +221,7 @@ fn read_inputs(
     plan: &mut Plan,
     layout: &crate::project::Layout,
     config: &RunConfig,
+    written: &crate::inputs::written::Written,
 ) -> (crate::inputs::Digests, Option<String>) {
     let paths = crate::plan::host_inputs(plan);
     let builds = plan
@@ -236,8 +239,7 @@ fn read_inputs(
     let manifests = config.cache.then_some(manifests.as_path());
     let digests = crate::inputs::digest_all(&paths, &mut index, &exclude, manifests);
     if builds {
-        // What runs write into their own mounts is no source either.
-        let written = crate::inputs::written::files(&crate::inputs::written::load(&cache_dir));
+        let written = crate::inputs::written::files(written);
         let leave_out: Vec<std::path::PathBuf> = exclude.iter().cloned().chain(written).collect();
         crate::plan::attach_builds(plan, &mut index, &leave_out);
     }

@@ -307,7 +307,7 @@ struct Read {
 fn read_sources(b: &BuildPlan, index: &mut StatIndex) -> Read {
     let recipe = b.recipe(&HashMap::new());
     let dockerfile = b.context.join(&b.dockerfile);
-    let bases = match crate::build::read_dockerfile(&dockerfile) {
+    let bases = match crate::build::read_small_text(&dockerfile) {
         Ok(text) => base_images(&text, &b.args),
         Err(e) => {
             let why = format!("cannot read the Dockerfile {} ({e})", dockerfile.display());

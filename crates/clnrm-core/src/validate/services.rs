@@ -180,7 +180,7 @@ fn check_build(cx: &mut Ctx<'_>, service: &str, build: &crate::model::Build) {
         );
         return;
     }
-    let text = match crate::build::read_dockerfile(&context.join(dockerfile)) {
+    let text = match crate::build::read_small_text(&context.join(dockerfile)) {
         Ok(text) => text,
         Err(e) => {
             cx.error(

@@ -93,7 +93,6 @@ pub(super) async fn build(
         t: Some(spec.tag.clone()),
         target: spec.target.clone().unwrap_or_default(),
         buildargs: Some(spec.args.clone().into_iter().collect()),
-        labels: Some(spec.labels.clone().into_iter().collect()),
         rm: true,
         forcerm: true,
         ..Default::default()
