@@ -1,7 +1,9 @@
 //! Fixture snapshots end to end against the real engine (SPEC §7.3): set-up runs once
 //! per key, every scenario starts from its result (the data in a declared `VOLUME`
 //! included), later runs reuse it, a changed set-up makes a new one, `clnrm cache`
-//! lists and removes them, and a failed set-up fails the scenarios that need it.
+//! lists and removes them, and a failed set-up fails the scenarios that need it. The
+//! volume's data is not copied per container: each mounts an overlay over the
+//! fixture's volume, which no scenario's writes reach.
 mod common;
 
 #[path = "common/engine.rs"]
@@ -43,7 +45,7 @@ fn seeded(shared: &Path, setup: &str, count: usize) -> String {
     );
     for i in 0..count {
         out.push_str(&format!(
-            "[[scenario]]\nname = \"reader {i}\"\nrun = \"sh -c 'cat /data/seed /etc/seeded; echo changed > /data/seed; rm /etc/seeded'\"\n\n"
+            "[[scenario]]\nname = \"reader {i}\"\nrun = \"sh -c 'cat /data/seed /etc/seeded; grep -E \\\" /data \\\" /proc/mounts; echo changed > /data/seed; rm /etc/seeded'\"\n\n"
         ));
     }
     out
@@ -61,6 +63,33 @@ fn stats(dir: &Path) -> String {
     let out = clnrm(dir).args(["cache", "stats"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The project's fixture volumes (a snapshot's data), as the engine lists them.
+fn fixture_volumes(dir: &Path) -> Vec<String> {
+    let root = std::fs::canonicalize(dir).unwrap();
+    let out = Command::new("docker")
+        .args(["volume", "ls", "-q", "--filter"])
+        .arg(format!("label=clnrm.snapshot.project={}", root.display()))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The volumes whose names hold `run_id` (a run's layers and helper's).
+fn run_volumes(run_id: &str) -> Vec<String> {
+    let out = Command::new("docker")
+        .args(["volume", "ls", "-q"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter(|v| v.contains(run_id) && !v.starts_with("clnrm-fixture-"))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The project's snapshot images, as the engine lists them.
@@ -103,9 +132,28 @@ fn a_snapshot_with_volume_data_is_made_once_and_every_scenario_starts_from_it() 
             stdout.contains(&format!("data-{token}")) && stdout.contains(&format!("layer-{token}")),
             "reader {i} did not see the seeded data: {stdout:?}"
         );
+        // Its data directory is an overlay over the fixture's volume, not a copy.
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with("overlay /data overlay")),
+            "reader {i}'s /data is not an overlay: {stdout:?}"
+        );
     }
     assert_eq!(setups(&shared), 1, "the set-up ran once for four scenarios");
     assert_eq!(snapshot_images(dir.path()).len(), 1);
+    assert_eq!(
+        fixture_volumes(dir.path()).len(),
+        1,
+        "the data is in a volume of its own"
+    );
+    let run_id = run.json["run_id"].as_str().unwrap_or_default().to_owned();
+    assert!(!run_id.is_empty());
+    assert_eq!(
+        run_volumes(&run_id),
+        Vec::<String>::new(),
+        "the run's layers are gone"
+    );
     let listed = stats(dir.path());
     assert!(
         listed.contains("snapshots:  1") && listed.contains("service \"db\""),
@@ -139,6 +187,7 @@ fn a_snapshot_with_volume_data_is_made_once_and_every_scenario_starts_from_it() 
     assert_eq!(out.status.code(), Some(0), "{said}");
     assert!(said.contains("removed 2 snapshots"), "{said}");
     assert_eq!(snapshot_images(dir.path()), Vec::<String>::new());
+    assert_eq!(fixture_volumes(dir.path()), Vec::<String>::new());
     assert!(stats(dir.path()).contains("snapshots:  0"));
 }
 
@@ -177,4 +226,9 @@ fn a_failed_setup_fails_each_scenario_that_needs_it_with_the_step_output() {
         "a failed set-up is not retried per scenario"
     );
     assert_eq!(snapshot_images(dir.path()), Vec::<String>::new());
+    assert_eq!(
+        fixture_volumes(dir.path()),
+        Vec::<String>::new(),
+        "no data kept"
+    );
 }

@@ -306,4 +306,29 @@ impl<E: ContainerEngine> ContainerEngine for Deadlines<E> {
         self.within("list networks", self.call, self.inner.list_networks(key))
             .await
     }
+
+    async fn create_volume(
+        &self,
+        name: &str,
+        options: &[(String, String)],
+        labels: &Labels,
+    ) -> Result<String, EngineError> {
+        let call = self.inner.create_volume(name, options, labels);
+        self.within("create volume", self.call, call).await
+    }
+
+    async fn volume(&self, name: &str) -> Result<Option<String>, EngineError> {
+        self.within("inspect volume", self.call, self.inner.volume(name))
+            .await
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
+        self.within("remove volume", self.call, self.inner.remove_volume(name))
+            .await
+    }
+
+    async fn list_volumes(&self, key: &str) -> Result<Vec<Listed>, EngineError> {
+        self.within("list volumes", self.call, self.inner.list_volumes(key))
+            .await
+    }
 }

@@ -45,6 +45,7 @@ struct State {
     snapshots: std::collections::BTreeSet<String>,
     containers: BTreeMap<String, Container>,
     networks: BTreeMap<String, Labels>,
+    volumes: BTreeMap<String, Labels>,
     /// Image → how many times it was rebuilt (its id changes each time).
     rebuilt: BTreeMap<String, u32>,
     /// The images built or snapshotted, by id, with their labels (what `images` lists).
@@ -230,6 +231,7 @@ impl ContainerEngine for FakeEngine {
             user: String::new(),
             volumes: Vec::new(),
             size: 0,
+            labels: Labels::new(),
         }))
     }
 
@@ -497,6 +499,46 @@ impl ContainerEngine for FakeEngine {
             .networks
             .iter()
             .filter(|(_, l)| l.contains_key(key))
+            .map(|(id, l)| Listed {
+                id: id.clone(),
+                labels: l.clone(),
+            })
+            .collect())
+    }
+
+    async fn create_volume(
+        &self,
+        name: &str,
+        _options: &[(String, String)],
+        labels: &Labels,
+    ) -> Result<String, EngineError> {
+        self.gate().await;
+        self.lock().volumes.insert(name.to_owned(), labels.clone());
+        Ok(format!("/fake/volumes/{name}/_data"))
+    }
+
+    async fn volume(&self, name: &str) -> Result<Option<String>, EngineError> {
+        self.gate().await;
+        let there = self.lock().volumes.contains_key(name);
+        Ok(there.then(|| format!("/fake/volumes/{name}/_data")))
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
+        self.gate().await;
+        self.lock().volumes.remove(name);
+        Ok(())
+    }
+
+    async fn list_volumes(&self, key: &str) -> Result<Vec<Listed>, EngineError> {
+        self.gate().await;
+        Ok(self
+            .lock()
+            .volumes
+            .iter()
+            .filter(|(_, l)| match key.split_once('=') {
+                Some((k, v)) => l.get(k).is_some_and(|have| have == v),
+                None => l.contains_key(key),
+            })
             .map(|(id, l)| Listed {
                 id: id.clone(),
                 labels: l.clone(),

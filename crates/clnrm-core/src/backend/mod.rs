@@ -142,6 +142,8 @@ pub struct ImageInfo {
     pub volumes: Vec<String>,
     /// Its size in bytes, layers it shares with other images included.
     pub size: u64,
+    /// Its labels.
+    pub labels: Labels,
 }
 
 /// An image found by label.
@@ -467,6 +469,27 @@ pub trait ContainerEngine: Send + Sync + 'static {
     fn list(&self, key: &str) -> impl Future<Output = Result<Vec<Listed>, EngineError>> + Send;
     /// Networks that carry label `key`.
     fn list_networks(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Vec<Listed>, EngineError>> + Send;
+    /// Creates volume `name` of the local driver with its `options` (`type`, `device`,
+    /// `o`: what `mount` gets), labelled `labels`; returns where it is on the engine's
+    /// host. A container mounts it as a [`Mount`] whose `host_path` is its name.
+    fn create_volume(
+        &self,
+        name: &str,
+        options: &[(String, String)],
+        labels: &Labels,
+    ) -> impl Future<Output = Result<String, EngineError>> + Send;
+    /// Where volume `name` is on the engine's host, if it exists.
+    fn volume(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<String>, EngineError>> + Send;
+    /// Removes a volume no container uses; gone already is fine.
+    fn remove_volume(&self, name: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// Volumes that carry label `key` (`id` is the name).
+    fn list_volumes(
         &self,
         key: &str,
     ) -> impl Future<Output = Result<Vec<Listed>, EngineError>> + Send;

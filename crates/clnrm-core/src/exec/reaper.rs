@@ -112,6 +112,12 @@ pub async fn reap<E: ContainerEngine>(
     for n in &networks {
         engine.remove_network(&n.id).await?;
     }
+    // Volumes last: the layers of a fixture's containers, once those are gone.
+    for v in engine.list_volumes(RUN_LABEL).await? {
+        if is_dead(&v.labels, me) {
+            engine.remove_volume(&v.id).await?;
+        }
+    }
     Ok((dead.len(), networks.len()))
 }
 

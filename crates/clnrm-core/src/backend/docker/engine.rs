@@ -1,7 +1,7 @@
 //! [`ContainerEngine`] for [`Docker`]: each call handed to the file of its job.
 
 use super::client::{self, Docker};
-use super::{containers, exec, images, logs, networks};
+use super::{containers, exec, images, logs, networks, volumes};
 use crate::backend::{
     Attached, ContainerEngine, ContainerSpec, ContainerState, Details, EngineError, ExecSpec,
     Execution, ImageInfo, Labels, Listed, ListedImage,
@@ -143,5 +143,26 @@ impl ContainerEngine for Docker {
 
     async fn list_networks(&self, key: &str) -> Result<Vec<Listed>, EngineError> {
         networks::list_networks(self, key).await
+    }
+
+    async fn create_volume(
+        &self,
+        name: &str,
+        options: &[(String, String)],
+        labels: &Labels,
+    ) -> Result<String, EngineError> {
+        volumes::create_volume(self, name, options, labels).await
+    }
+
+    async fn volume(&self, name: &str) -> Result<Option<String>, EngineError> {
+        volumes::volume(self, name).await
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
+        volumes::remove_volume(self, name).await
+    }
+
+    async fn list_volumes(&self, key: &str) -> Result<Vec<Listed>, EngineError> {
+        volumes::list_volumes(self, key).await
     }
 }

@@ -31,6 +31,7 @@ pub(super) async fn image(docker: &Docker, image: &str) -> Result<Option<ImageIn
                     v
                 },
                 size: found.size.unwrap_or_default().max(0) as u64,
+                labels: cfg.labels.unwrap_or_default().into_iter().collect(),
             }))
         }
         Err(e) => match api(e) {

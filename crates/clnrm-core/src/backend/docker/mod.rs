@@ -4,7 +4,7 @@
 //!
 //! `client` reaches the engine and settles the API version; `engine` implements the
 //! trait by handing each call to the file of its job: `containers`, `exec` (attach and
-//! exec), `logs`, `images` and `networks`; `error` reads the engine's errors (and
+//! exec), `logs`, `images`, `networks` and `volumes`; `error` reads the engine's errors (and
 //! Podman's words), `labels` puts labels in bollard's shapes.
 
 mod client;
@@ -16,6 +16,7 @@ mod images;
 mod labels;
 mod logs;
 mod networks;
+mod volumes;
 
 pub use client::Docker;
 pub(super) use error::api;

@@ -239,8 +239,17 @@ impl<E: ContainerEngine> Pool<E> {
             Some(setup) => Box::pin(self.snapshot_image(svc, setup)).await?,
             None => svc.image.clone(),
         };
+        let name = format!("clnrm-{}-{seq}-{}", inner.owner.run_id, svc.id);
+        let mut mounts = svc.mounts.clone();
+        // A snapshot whose data is in volumes: each container gets layers over it.
+        let mut layers = None;
+        if let (Some(_), Some(volumes)) = (&svc.setup, self.snapshot_volumes(&image)) {
+            let (extra, made) = self.layer_mounts(&image, &volumes, &name).await?;
+            mounts.extend(extra);
+            layers = Some(made);
+        }
         let spec = ContainerSpec {
-            name: format!("clnrm-{}-{seq}-{}", inner.owner.run_id, svc.id),
+            name,
             image,
             entrypoint: svc.entrypoint.clone(),
             cmd: shell
@@ -248,7 +257,7 @@ impl<E: ContainerEngine> Pool<E> {
                 .map_or_else(|| svc.args.clone(), |s| vec![s.program.clone()]),
             env,
             ports: svc.ports.clone(),
-            mounts: svc.mounts.clone(),
+            mounts,
             memory_bytes: Some(svc.memory_bytes),
             nano_cpus: Some(svc.nano_cpus),
             open_stdin: shell.is_some(),
@@ -259,7 +268,15 @@ impl<E: ContainerEngine> Pool<E> {
             network,
             labels,
         };
-        let id = inner.engine.create(&spec).await?;
+        let id = match inner.engine.create(&spec).await {
+            Ok(id) => id,
+            Err(e) => {
+                if let Some(layers) = layers {
+                    self.drop_layers(layers).await;
+                }
+                return Err(e.into());
+            }
+        };
         lock(&inner.live).insert(id.clone());
         // `develop` sync: the changed files go into the container before it starts
         // (a fixture snapshot has them already, and what its set-up did with them).
@@ -285,6 +302,7 @@ impl<E: ContainerEngine> Pool<E> {
             etc: String::new(),
             layer: None,
             probes: Vec::new(),
+            layers,
         };
         inner.engine.start(&id).await?;
         let reusable = member.agent.is_some() && self.inner.warm;

@@ -17,12 +17,14 @@
 //! environments out and takes them back.
 
 mod build;
+mod cow;
 mod hygiene;
 mod ready;
 mod slot;
 mod snapshot;
 
 pub use build::{AgentShell, StepError, agent_shell, run_in};
+pub use cow::{FIXTURE_VOLUME_LABEL, VOLUMES_LABEL};
 pub use hygiene::oom_kills;
 pub use snapshot::{
     SNAPSHOT_IMAGE_LABEL, SNAPSHOT_LABEL, SNAPSHOT_REPO, SNAPSHOT_SERVICE_LABEL, SnapshotInfo,
@@ -202,6 +204,8 @@ pub struct Member {
     /// it was sent to after it answered): the traffic they caused is not the
     /// scenario's.
     pub probes: Vec<(u64, u64)>,
+    /// The layers it mounts over a fixture's data, removed after it.
+    layers: Option<cow::Layers>,
 }
 
 /// What waiting on a member needs (a [`Member`] itself cannot cross an await: its
@@ -309,6 +313,12 @@ struct Inner<E> {
     own_snapshots: Mutex<Vec<(String, String)>>,
     /// Network → the address its containers reach this host at (see `host_address`).
     gateways: Mutex<HashMap<String, String>>,
+    /// Each snapshot's helper (see `cow`).
+    helpers: cow::Helpers,
+    /// Snapshot image → its fixture volumes, for those whose data is in volumes.
+    layered: Mutex<HashMap<String, cow::Volumes>>,
+    /// The volumes of the run not removed yet (layers of containers, helpers' uppers).
+    volumes: Mutex<HashSet<String>>,
 }
 
 /// How big and how eager a pool is.
@@ -388,6 +398,9 @@ impl<E: ContainerEngine> Pool<E> {
                 snapshots: Mutex::new(HashMap::new()),
                 own_snapshots: Mutex::new(Vec::new()),
                 gateways: Mutex::new(HashMap::new()),
+                helpers: Mutex::new(HashMap::new()),
+                layered: Mutex::new(HashMap::new()),
+                volumes: Mutex::new(HashSet::new()),
                 live: Mutex::new(HashSet::new()),
                 networks: Mutex::new(HashSet::new()),
                 seq: AtomicU64::new(0),
@@ -513,6 +526,8 @@ impl<E: ContainerEngine> Pool<E> {
             }
         });
         futures_util::future::join_all(removals).await;
+        let volumes: Vec<String> = lock(&self.inner.volumes).iter().cloned().collect();
+        self.remove_volumes(volumes).await;
         let networks: Vec<String> = lock(&self.inner.networks).iter().cloned().collect();
         for n in &networks {
             if engine.remove_network(n).await.is_ok() {
@@ -531,7 +546,11 @@ impl<E: ContainerEngine> Pool<E> {
         let own: Vec<(String, String)> = std::mem::take(&mut *lock(&self.inner.own_snapshots));
         for (key, tag) in own {
             lock(&self.inner.snapshots).remove(&key);
+            self.forget_helper(&tag).await;
             let _ = self.inner.engine.remove_image(&tag).await;
+            let volumes = lock(&self.inner.layered).remove(&tag).unwrap_or_default();
+            self.remove_volumes(volumes.into_iter().map(|(_, v)| v).collect())
+                .await;
         }
     }
 
@@ -640,13 +659,18 @@ impl<E: ContainerEngine> Pool<E> {
             r.forget(&env.ips());
         }
         let ids: Vec<String> = env.members.iter().map(|m| m.container.clone()).collect();
-        drop(env.members);
+        let mut members = env.members;
+        let layers: Vec<cow::Layers> = members.iter_mut().filter_map(|m| m.layers.take()).collect();
+        drop(members);
         futures_util::future::join_all(ids.iter().map(|id| inner.engine.remove(id))).await;
         {
             let mut live = lock(&inner.live);
             for id in &ids {
                 live.remove(id);
             }
+        }
+        for layers in layers {
+            self.drop_layers(layers).await;
         }
         if let Some(net) = env.network {
             let _ = inner.engine.remove_network(&net).await;

@@ -5,8 +5,8 @@
 //! service's image id, its table and its set-up steps, and kept by the engine across
 //! runs; `clnrm cache` lists and removes them.
 
-use super::{Env, Pool, PoolError, lock};
-use crate::backend::{ContainerEngine, EngineError, ImageInfo, Labels};
+use super::{Env, Pool, PoolError, cow, lock};
+use crate::backend::{ContainerEngine, EngineError, ImageInfo, Labels, Mount};
 use crate::exec::events::Status;
 use crate::exec::steps::Steps;
 use crate::model::defaults;
@@ -89,17 +89,44 @@ impl<E: ContainerEngine> Pool<E> {
     ) -> Result<String, PoolError> {
         let engine = &self.inner.engine;
         let tag = format!("{SNAPSHOT_REPO}:{key}");
-        if engine.image(&tag).await?.is_some() {
-            return Ok(tag);
+        if let Some(found) = engine.image(&tag).await? {
+            let Some(volumes) = cow::volumes_of(&found.labels) else {
+                return Ok(tag);
+            };
+            let mut there = true;
+            for (_, volume) in &volumes {
+                there &= engine.volume(volume).await?.is_some();
+            }
+            if there {
+                lock(&self.inner.layered).insert(tag.clone(), volumes);
+                return Ok(tag);
+            }
+            // Its data is gone (a `docker volume prune`): made again.
+            engine.remove_image(&tag).await?;
         }
+        // Its declared volumes are fixture volumes, which keep the data for the
+        // containers to come (see `cow`).
+        let project = svc.setup.as_ref().map_or("", |s| s.project.as_str());
+        let owned = Labels::from([
+            (SNAPSHOT_PROJECT_LABEL.to_owned(), project.to_owned()),
+            (SNAPSHOT_SERVICE_LABEL.to_owned(), svc.id.clone()),
+        ]);
+        let volumes = self.fixture_volumes(key, &info.volumes, &owned).await?;
         // The service alone, on a network of its own so that it answers to its name;
         // ready when its health check passes (no span receiver here).
-        let alone = ServiceSpec {
+        let mut alone = ServiceSpec {
             depends_on: Vec::new(),
             wait_for_span: None,
             setup: None,
             ..svc.clone()
         };
+        alone
+            .mounts
+            .extend(volumes.iter().map(|(path, volume)| Mount {
+                host_path: volume.clone(),
+                container_path: path.clone(),
+                read_only: false,
+            }));
         let spec = Arc::new(EnvSpec {
             key: format!("snapshot-{key}"),
             services: vec![alone],
@@ -113,8 +140,17 @@ impl<E: ContainerEngine> Pool<E> {
             network_name: None,
             _permits: None,
         };
-        let made = self.set_up(&mut env, svc, setup, info, &tag, key).await;
+        let made = self
+            .set_up(&mut env, svc, setup, info, &tag, key, &volumes)
+            .await;
         self.destroy(env).await;
+        // The data stays in its volumes only when the snapshot reads it from there.
+        if !matches!(made, Ok(true)) {
+            self.forget_helper(&tag).await;
+            self.remove_volumes(volumes.into_iter().map(|(_, v)| v).collect())
+                .await;
+        }
+        let made = made.map(|_| tag.clone());
         if made.is_ok()
             && svc
                 .inputs
@@ -126,7 +162,9 @@ impl<E: ContainerEngine> Pool<E> {
         made
     }
 
-    /// Starts `env`, runs the set-up in it and snapshots the stopped container.
+    /// Starts `env`, runs the set-up in it and snapshots the stopped container; `true`
+    /// when the snapshot's data stays in `volumes` (else it is in the image).
+    #[allow(clippy::too_many_arguments)]
     async fn set_up(
         &self,
         env: &mut Env,
@@ -135,7 +173,8 @@ impl<E: ContainerEngine> Pool<E> {
         info: &ImageInfo,
         tag: &str,
         key: &str,
-    ) -> Result<String, PoolError> {
+        volumes: &cow::Volumes,
+    ) -> Result<bool, PoolError> {
         self.start_env(env).await.map_err(|e| match e {
             PoolError::Stopped => PoolError::Stopped,
             e => PoolError::Setup {
@@ -183,14 +222,35 @@ impl<E: ContainerEngine> Pool<E> {
             (SNAPSHOT_IMAGE_LABEL.to_owned(), svc.image.clone()),
             (SNAPSHOT_PROJECT_LABEL.to_owned(), setup.project.clone()),
         ]);
+        let failed = |e: EngineError| PoolError::Setup {
+            service: svc.id.clone(),
+            message: format!("its snapshot could not be made: {e}"),
+        };
+        if !volumes.is_empty() {
+            let mut with = labels.clone();
+            with.insert(cow::VOLUMES_LABEL.to_owned(), cow::volumes_label(volumes));
+            engine
+                .snapshot(&container, tag, &[], &with)
+                .await
+                .map_err(failed)?;
+            match self.try_layers(tag, volumes).await {
+                Ok(()) => {
+                    lock(&self.inner.layered).insert(tag.to_owned(), volumes.clone());
+                    return Ok(true);
+                }
+                Err(PoolError::Stopped) => return Err(PoolError::Stopped),
+                // The engine cannot (no overlay mounts, no shell in the image): the
+                // data goes into the image, and each container gets a copy.
+                Err(_) => {
+                    let _ = engine.remove_image(tag).await;
+                }
+            }
+        }
         engine
             .snapshot(&container, tag, &info.volumes, &labels)
             .await
-            .map_err(|e| PoolError::Setup {
-                service: svc.id.clone(),
-                message: format!("its snapshot could not be made: {e}"),
-            })?;
-        Ok(tag.to_owned())
+            .map_err(failed)?;
+        Ok(false)
     }
 }
 
@@ -264,6 +324,16 @@ pub async fn remove_snapshots<E: ContainerEngine>(
         match engine.remove_image(&snap.id).await {
             Ok(()) => removed += 1,
             Err(e) => kept.push(format!("{SNAPSHOT_REPO}:{}: {e}", snap.key)),
+        }
+    }
+    // Their data (see `cow`), once no snapshot reads it.
+    let project = format!("{SNAPSHOT_PROJECT_LABEL}={root}");
+    for volume in engine.list_volumes(&project).await? {
+        if !volume.labels.contains_key(cow::FIXTURE_VOLUME_LABEL) {
+            continue;
+        }
+        if let Err(e) = engine.remove_volume(&volume.id).await {
+            kept.push(format!("volume {}: {e}", volume.id));
         }
     }
     Ok((removed, kept))
