@@ -160,9 +160,15 @@ fn a_snapshot_with_volume_data_is_made_once_and_every_scenario_starts_from_it() 
         "{listed}"
     );
 
-    // A second run reuses it.
-    run_json(dir.path(), &["--force"]).assert_passed();
+    // A second run reuses it, and its data is still the set-up's.
+    let again = run_json(dir.path(), &["--force"]);
+    again.assert_passed();
     assert_eq!(setups(&shared), 1, "the second run made the set-up again");
+    let stdout = scenario(&again, "reader 0")["steps"][0]["stdout"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(stdout.contains(&format!("data-{token}")), "{stdout:?}");
 
     // A changed set-up is another key: a new snapshot.
     let token2 = format!("{token}-b");

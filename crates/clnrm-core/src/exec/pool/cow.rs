@@ -39,6 +39,12 @@ const LOWER: &str = "/clnrm-fixture";
 /// A snapshot's volumes: (path in the container, fixture volume).
 pub type Volumes = Vec<(String, String)>;
 
+/// Whether `path` can go into an overlay's mount options as it is (a `,` or `:` would
+/// be read as a separator).
+fn plain(path: &str) -> bool {
+    path.starts_with('/') && !path.contains([',', ':', '\\', '\n'])
+}
+
 /// The fixture volumes a snapshot image's labels name, if its data is in volumes.
 pub fn volumes_of(labels: &Labels) -> Option<Volumes> {
     serde_json::from_str(labels.get(VOLUMES_LABEL)?).ok()
@@ -88,7 +94,11 @@ impl<E: ContainerEngine> Pool<E> {
             let mut labels = labels.clone();
             labels.insert(FIXTURE_VOLUME_LABEL.into(), key.to_owned());
             match self.inner.engine.create_volume(&name, &[], &labels).await {
-                Ok(_) => made.push((path.clone(), name)),
+                Ok(_) => {
+                    // Removed at shutdown unless the snapshot keeps it (an interrupt).
+                    lock(&self.inner.volumes).insert(name.clone());
+                    made.push((path.clone(), name));
+                }
                 Err(e) => {
                     self.remove_volumes(made.iter().map(|(_, v)| v.clone()).collect())
                         .await;
@@ -178,12 +188,16 @@ impl<E: ContainerEngine> Pool<E> {
         let mut lowers = Vec::new();
         let mut mounts = Vec::new();
         for (i, (path, volume)) in volumes.iter().enumerate() {
-            let at = engine.volume(volume).await?.ok_or_else(|| {
-                EngineError::Api(format!(
-                    "the fixture volume {volume} of {tag} is gone (removed outside clnrm?): \
+            let at = engine
+                .volume(volume)
+                .await?
+                .filter(|at| plain(at))
+                .ok_or_else(|| {
+                    EngineError::Api(format!(
+                        "the fixture volume {volume} of {tag} is gone (removed outside clnrm?): \
                      run `clnrm cache clear` and run again"
-                ))
-            })?;
+                    ))
+                })?;
             lowers.push((path.clone(), at));
             mounts.push(Mount {
                 host_path: volume.clone(),
@@ -198,8 +212,15 @@ impl<E: ContainerEngine> Pool<E> {
             .create_volume(&uppers_volume, &[], &self.inner.owner.labels())
             .await?;
         lock(&self.inner.volumes).insert(uppers_volume.clone());
+        if !plain(&uppers) {
+            self.remove_volumes(vec![uppers_volume]).await;
+            return Err(EngineError::Api(format!(
+                "the engine put a volume at {uppers:?}, which an overlay's options cannot name"
+            ))
+            .into());
+        }
         mounts.push(Mount {
-            host_path: uppers_volume,
+            host_path: uppers_volume.clone(),
             container_path: UPPERS.into(),
             read_only: false,
         });
@@ -223,9 +244,23 @@ impl<E: ContainerEngine> Pool<E> {
             extra_hosts: Vec::new(),
             labels: self.inner.owner.labels(),
         };
-        let id = engine.create(&spec).await?;
+        let id = match engine.create(&spec).await {
+            Ok(id) => id,
+            Err(e) => {
+                self.remove_volumes(vec![uppers_volume]).await;
+                return Err(e.into());
+            }
+        };
         lock(&self.inner.live).insert(id.clone());
-        engine.start(&id).await?;
+        if let Err(e) = engine.start(&id).await {
+            // No shell in the image, say: nothing of it may stay (it mounts the
+            // fixture's volumes, which could then not be removed).
+            if engine.remove(&id).await.is_ok() {
+                lock(&self.inner.live).remove(&id);
+            }
+            self.remove_volumes(vec![uppers_volume]).await;
+            return Err(e.into());
+        }
         Ok(Arc::new(Helper {
             container: id,
             uppers,
@@ -311,7 +346,19 @@ impl<E: ContainerEngine> Pool<E> {
 
     /// Removes a container's layers, once the container is gone.
     pub(super) async fn drop_layers(&self, layers: Layers) {
-        self.remove_volumes(layers.volumes).await;
+        let mut gone = true;
+        for name in layers.volumes {
+            if self.inner.engine.remove_volume(&name).await.is_ok() {
+                lock(&self.inner.volumes).remove(&name);
+            } else {
+                gone = false;
+            }
+        }
+        // A layer still mounted (its container not removed) keeps its directory; the
+        // volume of upper layers goes when the run ends.
+        if !gone {
+            return;
+        }
         let spec = ExecSpec {
             argv: vec![
                 "rm".into(),

@@ -546,11 +546,11 @@ impl<E: ContainerEngine> Pool<E> {
         let own: Vec<(String, String)> = std::mem::take(&mut *lock(&self.inner.own_snapshots));
         for (key, tag) in own {
             lock(&self.inner.snapshots).remove(&key);
-            self.forget_helper(&tag).await;
             let _ = self.inner.engine.remove_image(&tag).await;
+            // Its data goes when the run's containers have (warm ones may still
+            // mount layers over it): at shutdown, with the run's other volumes.
             let volumes = lock(&self.inner.layered).remove(&tag).unwrap_or_default();
-            self.remove_volumes(volumes.into_iter().map(|(_, v)| v).collect())
-                .await;
+            lock(&self.inner.volumes).extend(volumes.into_iter().map(|(_, v)| v));
         }
     }
 

@@ -1,7 +1,9 @@
 //! Fixture snapshots (SPEC §7.3): a service with `[[service.<id>.setup]]` is started
 //! once, alone on a network of its own, its set-up steps run in it, and the stopped
-//! container becomes an image (its declared volumes included) that every scenario's
-//! container of that service starts from. The image is named by a hash of the
+//! container becomes an image that every scenario's container of that service starts
+//! from; its declared volumes' data stays in fixture volumes that each container
+//! mounts as overlay layers (see `cow`), or, where the engine cannot, goes into the
+//! image. The image is named by a hash of the
 //! service's image id, its table and its set-up steps, and kept by the engine across
 //! runs; `clnrm cache` lists and removes them.
 
@@ -36,6 +38,9 @@ pub fn snapshot_key(image_id: &str, svc: &ServiceSpec) -> String {
     let table = serde_json::to_string(svc).unwrap_or_default();
     let project = svc.setup.as_ref().map_or("", |s| s.project.as_str());
     let mut hasher = Sha256::new();
+    // The snapshot's format: one whose data is in fixture volumes is not what an
+    // older clnrm (which looks for the data in the image) may find under its key.
+    hasher.update(b"fixture-volumes\0");
     hasher.update(project.as_bytes());
     hasher.update([0]);
     hasher.update(image_id.as_bytes());
@@ -102,7 +107,7 @@ impl<E: ContainerEngine> Pool<E> {
                 return Ok(tag);
             }
             // Its data is gone (a `docker volume prune`): made again.
-            engine.remove_image(&tag).await?;
+            let _ = engine.remove_image(&tag).await;
         }
         // Its declared volumes are fixture volumes, which keep the data for the
         // containers to come (see `cow`).
@@ -111,7 +116,14 @@ impl<E: ContainerEngine> Pool<E> {
             (SNAPSHOT_PROJECT_LABEL.to_owned(), project.to_owned()),
             (SNAPSHOT_SERVICE_LABEL.to_owned(), svc.id.clone()),
         ]);
-        let volumes = self.fixture_volumes(key, &info.volumes, &owned).await?;
+        // A path the service mounts itself is not the fixture's.
+        let paths: Vec<String> = info
+            .volumes
+            .iter()
+            .filter(|p| !svc.mounts.iter().any(|m| &m.container_path == *p))
+            .cloned()
+            .collect();
+        let volumes = self.fixture_volumes(key, &paths, &owned).await?;
         // The service alone, on a network of its own so that it answers to its name;
         // ready when its health check passes (no span receiver here).
         let mut alone = ServiceSpec {
@@ -236,12 +248,17 @@ impl<E: ContainerEngine> Pool<E> {
             match self.try_layers(tag, volumes).await {
                 Ok(()) => {
                     lock(&self.inner.layered).insert(tag.to_owned(), volumes.clone());
+                    let mut tracked = lock(&self.inner.volumes);
+                    for (_, volume) in volumes {
+                        tracked.remove(volume);
+                    }
                     return Ok(true);
                 }
                 Err(PoolError::Stopped) => return Err(PoolError::Stopped),
                 // The engine cannot (no overlay mounts, no shell in the image): the
                 // data goes into the image, and each container gets a copy.
                 Err(_) => {
+                    self.forget_helper(tag).await;
                     let _ = engine.remove_image(tag).await;
                 }
             }

@@ -1,0 +1,30 @@
+"""testcontainers-python, each test on its own: PostgreSQL, the seed, the migration and
+the app started for it, then removed."""
+
+import pytest
+from testcontainers.core.network import Network
+
+from checks import create_fetch_and_check
+from conftest import migrate, psql, seed, start_app, start_db
+
+
+@pytest.fixture
+def stack():
+    with Network() as network:
+        db = start_db(network)
+        try:
+            seed(db)
+            migrate(network)
+            app, base = start_app(network)
+            try:
+                yield base, db
+            finally:
+                app.stop()
+        finally:
+            db.stop()
+
+
+@pytest.mark.parametrize("n", range(10))
+def test_order(stack, n):
+    base, db = stack
+    create_fetch_and_check(base, lambda sql: psql(db, sql))
