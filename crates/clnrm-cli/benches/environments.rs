@@ -8,11 +8,13 @@
 //! by an earlier run). With `-- --peers` the three peers of
 //! `benches/environments/peers.sh` (testcontainers-python per test and with a template
 //! database, a shared Compose stack) run too, one round each, interleaved with clnrm's.
-//! Medians of `ROUNDS` rounds (`-- --rounds N`).
+//! Medians of `ROUNDS` rounds (`-- --rounds N`). The migration is a `fixture = true`
+//! one-shot (run once into the database's fixture); `-- --plain` runs it in every
+//! scenario instead, as the orders example does.
 //!
 //! Needs `clnrm/postgres:15` (scripts/example-images.sh) and builds
 //! `clnrm/orders-app:bench` from `images/orders-app` once (the image every side uses).
-//! Run with `cargo bench -p clnrm-cli --bench environments [-- --peers] [-- --rounds N]`.
+//! Run with `cargo bench -p clnrm-cli --bench environments [-- --peers] [-- --rounds N] [-- --plain]`.
 
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -29,7 +31,13 @@ fn root() -> PathBuf {
 }
 
 /// The workload as a clnrm file: the orders example's services, 10 scenarios.
-fn workload() -> String {
+fn workload(fixture: bool) -> String {
+    #[allow(non_snake_case)]
+    let FIXTURE = if fixture {
+        "# Run once into db's fixture snapshot: scenarios start db migrated.\nfixture = true\n"
+    } else {
+        ""
+    };
     let mut text = format!(
         r#"[meta]
 name = "orders-10"
@@ -51,7 +59,7 @@ command = ["psql", "-v", "ON_ERROR_STOP=1", "-q", "-U", "postgres", "-d", "order
 image = "{APP}"
 args = ["python3", "-u", "/app/migrate.py"]
 depends_on = {{ db = "healthy" }}
-
+{FIXTURE}
 [service.app]
 image = "{APP}"
 env = {{ OTEL_SERVICE_NAME = "orders-api" }}
@@ -180,7 +188,8 @@ fn main() {
     let project = dir.path();
     std::fs::create_dir_all(project.join(".clnrm")).expect("project dir");
     std::fs::create_dir_all(project.join("tests")).expect("tests dir");
-    std::fs::write(project.join("tests/orders.clnrm.toml"), workload()).expect("test file");
+    let plain = args.iter().any(|a| a == "--plain");
+    std::fs::write(project.join("tests/orders.clnrm.toml"), workload(!plain)).expect("test file");
 
     let mut took: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
     for round in 1..=rounds {

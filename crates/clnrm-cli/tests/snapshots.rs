@@ -238,3 +238,90 @@ fn a_failed_setup_fails_each_scenario_that_needs_it_with_the_step_output() {
         "no data kept"
     );
 }
+
+#[test]
+fn a_fixture_one_shot_runs_once_into_the_snapshot_and_scenarios_never_start_it() {
+    let dir = project(&[]);
+    let shared = dir.path().join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::create_dir_all(dir.path().join("tests")).unwrap();
+    let token = format!("migrated-{}", std::process::id());
+    // `db` keeps what it is sent on port 9000 in its data; `migrate` sends it once,
+    // into the fixture; `app` waits for the migration as a scenario's service would.
+    let text = format!(
+        r#"[meta]
+name = "t"
+version = "1"
+
+[service.db]
+image = "{image}"
+args = ["sh", "-c", "trap 'exit 0' TERM; while true; do nc -l -p 9000 >> /data/migrated & wait $!; done"]
+
+[[service.db.setup]]
+name = "seed"
+command = ["sh", "-c", "echo seeded > /data/seed"]
+
+[service.migrate]
+image = "{busybox}"
+args = ["sh", "-c", "echo run >> /shared/migrations; echo {token} | nc -w 2 db 9000"]
+volumes = [{{ host_path = "{shared}", container_path = "/shared" }}]
+depends_on = {{ db = "started" }}
+fixture = true
+
+[service.app]
+image = "{busybox}"
+depends_on = {{ db = "started", migrate = "completed" }}
+
+[[scenario]]
+name = "reader 0"
+service = "db"
+run = "cat /data/seed /data/migrated"
+expected_output_regex = "{token}"
+
+[[scenario]]
+name = "reader 1"
+service = "db"
+run = "cat /data/seed /data/migrated"
+expected_output_regex = "{token}"
+
+[[scenario]]
+name = "reader 2"
+service = "app"
+run = "true"
+"#,
+        image = volume_image(),
+        busybox = IMAGE,
+        shared = shared.display(),
+    );
+    std::fs::write(dir.path().join("tests/db.clnrm.toml"), text).unwrap();
+    let run = run_json(dir.path(), &["--workers", "2", "--force"]);
+    run.assert_passed();
+    let runs = std::fs::read_to_string(shared.join("migrations")).unwrap_or_default();
+    assert_eq!(runs.lines().count(), 1, "the one-shot ran once: {runs:?}");
+    for i in 0..3 {
+        let services = scenario(&run, &format!("reader {i}"))["services"].to_string();
+        assert!(
+            !services.contains("\"migrate\""),
+            "reader {i} started migrate: {services}"
+        );
+    }
+    // A second run starts from the same snapshot: the one-shot does not run again.
+    run_json(dir.path(), &["--force"]).assert_passed();
+    let runs = std::fs::read_to_string(shared.join("migrations")).unwrap_or_default();
+    assert_eq!(runs.lines().count(), 1, "{runs:?}");
+
+    // A step in the one-shot is refused: no scenario starts it.
+    let bad = std::fs::read_to_string(dir.path().join("tests/db.clnrm.toml"))
+        .unwrap()
+        .replace(
+            "service = \"app\"\nrun = \"true\"",
+            "service = \"migrate\"\nrun = \"true\"",
+        );
+    std::fs::write(dir.path().join("tests/db.clnrm.toml"), bad).unwrap();
+    let out = clnrm(dir.path()).args(["validate"]).output().unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(said.contains("runs once into a fixture"), "{said}");
+    let _ = clnrm(dir.path()).args(["cache", "clear"]).output();
+}

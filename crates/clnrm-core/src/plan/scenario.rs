@@ -7,7 +7,7 @@ use super::files::PlannedFile;
 use super::options::PlanOptions;
 use super::otel::{Intake, SpanWait, span_limits};
 use super::secrets::Masker;
-use super::services::{ServiceSpec, service_spec, with_dependencies};
+use super::services::{ServiceSpec, folded, service_spec, with_dependencies};
 use super::step::{PlannedStep, planned_step};
 use crate::expect::ExpectSet;
 use crate::model::{Expect, Scenario, TestFile};
@@ -184,7 +184,12 @@ pub(super) fn plan_scenario(
             .collect(),
     };
     ids.extend(steps.iter().map(|s| s.service.as_str()));
+    // A one-shot run into a fixture is not started: what depends on it starts at once.
+    ids.retain(|id| !folded(file, id));
     let mut services: Vec<ServiceSpec> = ids.iter().map(|id| service_spec(cx, id, opts)).collect();
+    for svc in &mut services {
+        svc.depends_on.retain(|(d, _)| !folded(file, d));
+    }
     // clnrm publishes on loopback every container port an `http` step reaches.
     for target in steps
         .iter()

@@ -95,6 +95,9 @@ pub struct Setup {
     pub key: String,
     /// The steps, in order; each runs in the service.
     pub steps: Vec<PlannedStep>,
+    /// The one-shots (`fixture = true`) that depend on the service, run to completion
+    /// after the steps, in this order.
+    pub then: Vec<ServiceSpec>,
     /// Secret values to mask in their output.
     #[serde(skip)]
     pub masker: Arc<Masker>,
@@ -151,9 +154,36 @@ pub(super) fn with_dependencies<'a>(
     out
 }
 
-/// A service's set-up steps, if it has any.
-fn setup_of(id: &str, svc: &Service, masker: &Arc<Masker>, project: &str) -> Option<Arc<Setup>> {
-    if svc.setup.is_empty() {
+/// The one-shots of `file` run into service `id`'s fixture (`fixture = true`, and
+/// `id` the one service they depend on), by id.
+pub(super) fn fixture_one_shots<'a>(file: &'a TestFile, id: &str) -> Vec<&'a str> {
+    file.services
+        .iter()
+        .filter(|(_, s)| {
+            s.fixture.as_ref().is_some_and(|f| f.value)
+                && s.depends_on.len() == 1
+                && s.depends_on[0].service.value == id
+        })
+        .map(|(k, _)| k.value.as_str())
+        .collect()
+}
+
+/// Whether service `id` of `file` runs into a fixture instead of in scenarios.
+pub(super) fn folded(file: &TestFile, id: &str) -> bool {
+    file.services
+        .get(id)
+        .is_some_and(|s| s.fixture.as_ref().is_some_and(|f| f.value) && s.depends_on.len() == 1)
+}
+
+/// A service's set-up (steps, then the one-shots run into its fixture), if it has any.
+fn setup_of(
+    id: &str,
+    svc: &Service,
+    then: Vec<ServiceSpec>,
+    masker: &Arc<Masker>,
+    project: &str,
+) -> Option<Arc<Setup>> {
+    if svc.setup.is_empty() && then.is_empty() {
         return None;
     }
     // A set-up step runs in its own service, whatever it says (the validator refuses
@@ -168,9 +198,11 @@ fn setup_of(id: &str, svc: &Service, masker: &Arc<Masker>, project: &str) -> Opt
         .collect();
     let mut hasher = Sha256::new();
     hasher.update(encode(&steps).as_bytes());
+    hasher.update(encode(&then).as_bytes());
     Some(Arc::new(Setup {
         key: hex(&hasher.finalize()[..8]),
         steps,
+        then,
         masker: masker.clone(),
         project: project.to_owned(),
     }))
@@ -219,7 +251,11 @@ pub(super) fn service_spec(cx: &FileCx<'_>, id: &str, opts: &PlanOptions) -> Ser
         spec.image = planned.untagged();
         spec.build = Some(Arc::new(planned));
     }
-    spec.setup = setup_of(id, svc, masker, &opts.project);
+    let then = fixture_one_shots(file, id)
+        .into_iter()
+        .map(|one| service_spec(cx, one, opts))
+        .collect();
+    spec.setup = setup_of(id, svc, then, masker, &opts.project);
     spec.depends_on = svc
         .depends_on
         .iter()
@@ -315,7 +351,10 @@ fn build_plan_of<S: serde::Serializer>(
 }
 
 fn setup_steps<S: serde::Serializer>(setup: &Option<Arc<Setup>>, s: S) -> Result<S::Ok, S::Error> {
-    setup.as_ref().map(|set| &set.steps).serialize(s)
+    setup
+        .as_ref()
+        .map(|set| (&set.steps, &set.then))
+        .serialize(s)
 }
 
 fn span_wait<S: serde::Serializer>(

@@ -136,6 +136,7 @@ pub(super) fn check_services(file: &TestFile, cx: &mut Ctx<'_>) {
         }
         check_setup(id, svc, cx);
     }
+    check_fixture_one_shots(file, cx);
 }
 
 /// `[service.<id>.build]` (SPEC §14): the context is a directory with the Dockerfile
@@ -279,6 +280,108 @@ fn check_develop(cx: &mut Ctx<'_>, service: &str, develop: &crate::model::Develo
                 );
             }
             _ => {}
+        }
+    }
+}
+
+/// `fixture = true` (issue 30): a one-shot run once into the fixture of the one service
+/// it depends on, which scenarios then never start: it depends on exactly one service
+/// (itself no such one-shot), names an `image` (a built one is not resolved for a
+/// fixture yet), what depends on it waits for `completed`, and no step or log
+/// expectation names it.
+fn check_fixture_one_shots(file: &TestFile, cx: &mut Ctx<'_>) {
+    let on = |s: &crate::model::Service| s.fixture.as_ref().is_some_and(|f| f.value);
+    for (id, svc) in file.services.iter() {
+        let Some(flag) = svc.fixture.as_ref().filter(|f| f.value) else {
+            continue;
+        };
+        match svc.depends_on.as_slice() {
+            [one] => {
+                if file.services.get(&one.service.value).is_some_and(on) {
+                    cx.error(
+                        Code::BadValue,
+                        one.service.span,
+                        format!(
+                            "fixture one-shot \"{}\" depends on \"{}\", another fixture one-shot",
+                            id.value, one.service.value
+                        ),
+                        "it must depend on the service whose data it changes",
+                    );
+                }
+            }
+            _ => {
+                cx.error(
+                    Code::BadValue,
+                    flag.span,
+                    format!(
+                        "fixture one-shot \"{}\" depends on {} services",
+                        id.value,
+                        svc.depends_on.len()
+                    ),
+                    "a fixture one-shot depends on exactly one service",
+                )
+                .help = Some(
+                    "`depends_on = { db = \"healthy\" }`: the service whose fixture it runs into"
+                        .into(),
+                );
+            }
+        }
+        if let Some(build) = &svc.build {
+            cx.error(
+                Code::BadValue,
+                build.span,
+                format!("fixture one-shot \"{}\" is built from source", id.value),
+                "a fixture one-shot needs `image` for now",
+            )
+            .help = Some("build it with `clnrm build` or `docker build`, and name its tag".into());
+        }
+        for (other, dependent) in file.services.iter() {
+            for dep in &dependent.depends_on {
+                let waits = dep
+                    .condition
+                    .as_ref()
+                    .is_some_and(|c| c.value == crate::model::Condition::Completed);
+                if dep.service.value == id.value && !waits {
+                    cx.error(
+                        Code::BadValue,
+                        dep.service.span,
+                        format!(
+                            "service \"{}\" depends on fixture one-shot \"{}\" without `completed`",
+                            other.value, id.value
+                        ),
+                        "a fixture one-shot has completed before any scenario starts",
+                    )
+                    .help = Some(format!("`depends_on = {{ {} = \"completed\" }}`", id.value));
+                }
+            }
+        }
+        let logs = file
+            .expect
+            .logs
+            .iter()
+            .chain(file.scenarios.iter().flat_map(|s| &s.expect.logs));
+        let steps = file.scenarios.iter().flat_map(|s| {
+            s.steps
+                .iter()
+                .filter_map(|st| st.service.as_ref())
+                .chain(s.service.as_ref())
+        });
+        let named: Vec<Span> = logs
+            .map(|l| &l.service)
+            .chain(steps)
+            .filter(|s| s.value == id.value)
+            .map(|s| s.span)
+            .collect();
+        for span in named {
+            cx.error(
+                Code::BadValue,
+                span,
+                format!(
+                    "service \"{}\" runs once into a fixture (`fixture = true`): no scenario starts it",
+                    id.value
+                ),
+                "not started in scenarios",
+            );
         }
     }
 }

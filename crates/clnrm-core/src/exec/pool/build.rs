@@ -194,7 +194,7 @@ impl<E: ContainerEngine> Pool<E> {
         }
     }
 
-    async fn start_member(
+    pub(super) async fn start_member(
         &self,
         svc: &ServiceSpec,
         network: Option<String>,

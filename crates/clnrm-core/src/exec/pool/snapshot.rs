@@ -66,7 +66,21 @@ impl<E: ContainerEngine> Pool<E> {
                 image: svc.image.clone(),
                 reason: "it is not present locally".into(),
             })?;
-        let key = snapshot_key(&info.id, svc);
+        // The one-shots run into it are part of it: their images' ids too.
+        let mut ids = info.id.clone();
+        for one in &setup.then {
+            let found =
+                engine
+                    .image(&one.image)
+                    .await?
+                    .ok_or_else(|| EngineError::ImageMissing {
+                        image: one.image.clone(),
+                        reason: "it is not present locally".into(),
+                    })?;
+            ids.push(' ');
+            ids.push_str(&found.id);
+        }
+        let key = snapshot_key(&ids, svc);
         let cell = lock(&self.inner.snapshots)
             .entry(key.clone())
             .or_default()
@@ -215,6 +229,41 @@ impl<E: ContainerEngine> Pool<E> {
                 service: svc.id.clone(),
                 message: setup_failure(message, &ran.steps),
             });
+        }
+        // Then the one-shots run into the fixture, each to completion, in order.
+        for one in &setup.then {
+            let alone = ServiceSpec {
+                depends_on: Vec::new(),
+                setup: None,
+                ..one.clone()
+            };
+            let mut labels = self.inner.owner.labels();
+            labels.insert("clnrm.env".into(), spec.key.clone());
+            let seq = self
+                .inner
+                .seq
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let started = self
+                .start_member(&alone, env.network_name.clone(), &spec, seq, &labels)
+                .await;
+            let done = match started {
+                Ok(member) => {
+                    let container = member.container.clone();
+                    env.members.push(member);
+                    self.wait_completed(&alone, &container).await
+                }
+                Err(e) => Err(e),
+            };
+            match done {
+                Ok(()) => {}
+                Err(PoolError::Stopped) => return Err(PoolError::Stopped),
+                Err(e) => {
+                    return Err(PoolError::Setup {
+                        service: svc.id.clone(),
+                        message: format!("its one-shot \"{}\" did not complete: {e}", one.id),
+                    });
+                }
+            }
         }
         let (container, agent) = (
             env.members[0].container.clone(),

@@ -129,6 +129,7 @@ fn read_service(
             .into_iter()
             .filter_map(|s| read_step(r, s))
             .collect(),
+        fixture: t.get(r, "fixture"),
         span,
     };
     (service.image.is_some() || service.build.is_some()).then_some(service)

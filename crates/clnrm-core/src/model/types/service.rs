@@ -54,6 +54,12 @@ pub struct Service {
     /// ready; the result is kept as a snapshot image every scenario starts from.
     #[serde(default)]
     pub setup: Vec<Step>,
+    /// A one-shot (a migration, say) run once into the fixture snapshot of the one
+    /// service it depends on, after that service's set-up steps: scenarios start that
+    /// service from the result and never start this one; those that depend on it
+    /// (`completed`) start at once. Its image, table and the set-up are in the
+    /// snapshot's key.
+    pub fixture: Option<Sp<bool>>,
     /// Where the service table is in the file (its key).
     #[serde(skip)]
     pub span: Span,
