@@ -64,7 +64,7 @@ depends_on = {{ db = "healthy" }}
 image = "{APP}"
 env = {{ OTEL_SERVICE_NAME = "orders-api" }}
 depends_on = {{ db = "healthy", migrate = "completed" }}
-health_check = {{ cmd = ["python3", "/app/client.py", "GET", "/healthz"], interval_ms = 100, retries = 200 }}
+health_check = {{ http = "http://app:8080/healthz", interval_ms = 100, retries = 200 }}
 "#
     );
     for i in 0..TESTS {

@@ -135,3 +135,92 @@ retry = {{ attempts = 3, interval_ms = 100 }}
         "{md}"
     );
 }
+
+#[test]
+fn an_http_health_check_is_probed_by_clnrm_without_a_process_in_the_container() {
+    let text = format!(
+        r#"[meta]
+name = "health"
+version = "1"
+
+[service.web]
+image = "{image}"
+health_check = {{ http = "http://web:8080/hello", interval_ms = 50, retries = 200 }}
+
+[[scenario]]
+name = "ready at once"
+
+[[scenario.steps]]
+name = "hello"
+http = {{ url = "http://web:8080/hello" }}
+expected_json = {{ "$.hello" = "world" }}
+"#,
+        image = engine::tiny_http_image(),
+    );
+    let broken = format!(
+        r#"[meta]
+name = "unhealthy"
+version = "1"
+
+[service.web]
+image = "{image}"
+health_check = {{ http = "http://web:8080/nope", interval_ms = 50, retries = 5 }}
+
+[[scenario]]
+name = "never ready"
+
+[[scenario.steps]]
+name = "hello"
+http = {{ url = "http://web:8080/hello" }}
+"#,
+        image = engine::tiny_http_image(),
+    );
+    let dir = project(&[
+        ("tests/health.clnrm.toml", &text),
+        ("tests/unhealthy.clnrm.toml", &broken),
+    ]);
+    let run = run_json(dir.path(), &["--workers", "2"]);
+    assert_eq!(run.code, Some(1), "{:#}", run.json);
+    // No retry on the step: the image has no shell, so only clnrm's probe made it wait.
+    assert_eq!(
+        scenario(&run, "ready at once")["status"],
+        "passed",
+        "{:#}",
+        run.json
+    );
+    let sc = scenario(&run, "never ready");
+    let message = sc["message"].as_str().unwrap_or_default();
+    assert!(
+        sc["reason"] == "unhealthy"
+            && message.contains("not healthy after 5 tries of `GET http://web:8080/nope`")
+            && message.contains("last: GET /nope: HTTP 404"),
+        "{sc:#}"
+    );
+
+    // Both probes, or another service's URL, are refused with their place.
+    let both = text.replace(
+        "health_check = { http",
+        "health_check = { cmd = [\"true\"], http",
+    );
+    let other = text.replace(
+        "http://web:8080/hello\", interval",
+        "http://db:8080/hello\", interval",
+    );
+    for (bad, says) in [
+        (both, "both `cmd` and `http`"),
+        (other, "asks service \"db\""),
+    ] {
+        std::fs::write(dir.path().join("tests/health.clnrm.toml"), bad).unwrap();
+        let out = clnrm(dir.path())
+            .args(["validate", "tests/health.clnrm.toml"])
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{said}");
+        assert!(
+            said.contains(says) && said.contains("health.clnrm.toml:7:"),
+            "{said}"
+        );
+    }
+}

@@ -23,8 +23,11 @@ use std::time::Duration;
 /// A `health_check`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct HealthSpec {
-    /// Command run in the container until it exits 0.
+    /// Command run in the container until it exits 0 (empty with `http`).
     pub argv: Vec<String>,
+    /// Instead: the container port and path clnrm `GET`s until it answers 2xx or 3xx.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<(u16, String)>,
     /// Pause between tries.
     #[serde(serialize_with = "millis")]
     pub interval: Duration,
@@ -285,6 +288,11 @@ fn from_service(
 ) -> ServiceSpec {
     let health = svc.health_check.as_ref().map(|h| HealthSpec {
         argv: h.cmd.iter().map(|a| a.value.clone()).collect(),
+        http: h
+            .http
+            .as_ref()
+            .and_then(|u| u.value.target())
+            .map(|t| (t.port, t.path.clone())),
         interval: Duration::from_millis(
             h.interval_ms
                 .as_ref()
@@ -317,7 +325,16 @@ fn from_service(
             .iter()
             .map(|(k, v)| (k.value.clone(), v.value.clone()))
             .collect(),
-        ports: svc.ports.iter().map(|p| p.value).collect(),
+        // An `http` health check's port is published for clnrm, as an `http` step's is.
+        ports: {
+            let mut ports: Vec<u16> = svc.ports.iter().map(|p| p.value).collect();
+            if let Some((port, _)) = health.as_ref().and_then(|h| h.http.as_ref())
+                && !ports.contains(port)
+            {
+                ports.push(*port);
+            }
+            ports
+        },
         mounts: svc
             .volumes
             .iter()

@@ -124,15 +124,8 @@ pub(super) fn check_services(file: &TestFile, cx: &mut Ctx<'_>) {
         for v in &svc.volumes {
             check_volume(cx, &id.value, v);
         }
-        if let Some(h) = &svc.health_check
-            && h.cmd.is_empty()
-        {
-            cx.error(
-                Code::EmptyCommand,
-                h.cmd_span,
-                format!("service \"{}\" has an empty health_check command", id.value),
-                "expected a program and its arguments",
-            );
+        if let Some(h) = &svc.health_check {
+            check_health(cx, &id.value, h);
         }
         check_setup(id, svc, cx);
     }
@@ -280,6 +273,60 @@ fn check_develop(cx: &mut Ctx<'_>, service: &str, develop: &crate::model::Develo
                 );
             }
             _ => {}
+        }
+    }
+}
+
+/// A `health_check`: a command, or an `http` URL of the service itself (not both).
+fn check_health(cx: &mut Ctx<'_>, id: &str, h: &crate::model::HealthCheck) {
+    let Some(url) = &h.http else {
+        if h.cmd.is_empty() {
+            cx.error(
+                Code::EmptyCommand,
+                h.cmd_span,
+                format!("service \"{id}\" has an empty health_check command"),
+                "expected a program and its arguments",
+            );
+        }
+        return;
+    };
+    if !h.cmd.is_empty() {
+        cx.error(
+            Code::Conflict,
+            h.cmd_span,
+            format!("service \"{id}\"'s health_check has both `cmd` and `http`"),
+            "one probe: remove `cmd` or `http`",
+        );
+    }
+    match (url.value.target(), url.value.error()) {
+        (Some(t), _) if t.host == id => {}
+        (Some(t), _) => {
+            cx.error(
+                Code::BadValue,
+                url.span,
+                format!(
+                    "service \"{id}\"'s health_check asks service \"{}\"",
+                    t.host
+                ),
+                "a health check probes its own service",
+            )
+            .help = Some(format!("http://{id}:{}{}", t.port, t.path));
+        }
+        (None, Some(e)) => {
+            cx.error(
+                Code::BadValue,
+                url.span,
+                format!("health_check.http: {e}"),
+                "here",
+            );
+        }
+        (None, None) => {
+            cx.error(
+                Code::BadValue,
+                url.span,
+                "health_check.http cannot use captures".into(),
+                "no step has run when it is probed",
+            );
         }
     }
 }

@@ -62,12 +62,31 @@ impl<E: ContainerEngine> Pool<E> {
         member: &mut Member,
     ) -> Result<(), PoolError> {
         let mut last = String::new();
+        let published = health.http.as_ref().map(|(port, path)| {
+            let host = member
+                .ports
+                .iter()
+                .find(|(p, _)| p == port)
+                .map(|(_, h)| *h);
+            (host, *port, path.clone())
+        });
         for _ in 0..health.retries.max(1) {
             let sent = now_ns();
-            let run = run_in(&*self.inner.engine, member, &health.argv, &[], None);
-            let outcome = tokio::select! {
-                r = tokio::time::timeout(health.timeout, run) => r,
-                () = self.inner.stop.cancelled() => return Err(PoolError::Stopped),
+            let outcome = match &published {
+                Some((host, port, path)) => {
+                    let probe = http_probe(*host, &svc.id, *port, path);
+                    tokio::select! {
+                        r = tokio::time::timeout(health.timeout, probe) => r,
+                        () = self.inner.stop.cancelled() => return Err(PoolError::Stopped),
+                    }
+                }
+                None => {
+                    let run = run_in(&*self.inner.engine, member, &health.argv, &[], None);
+                    tokio::select! {
+                        r = tokio::time::timeout(health.timeout, run) => r,
+                        () = self.inner.stop.cancelled() => return Err(PoolError::Stopped),
+                    }
+                }
             };
             if member.probes.len() < MAX_PROBES {
                 // A probe cut off at its deadline goes on in the container (an exec
@@ -88,6 +107,9 @@ impl<E: ContainerEngine> Pool<E> {
                         w.1 = w.1.min(now);
                     }
                     return Ok(());
+                }
+                Ok(Ok(out)) if published.is_some() => {
+                    last = String::from_utf8_lossy(&out.stderr).into_owned();
                 }
                 Ok(Ok(out)) => {
                     last = format!(
@@ -125,7 +147,10 @@ impl<E: ContainerEngine> Pool<E> {
         Err(PoolError::Unhealthy {
             log,
             service: svc.id.clone(),
-            command: health.argv.join(" "),
+            command: match &health.http {
+                Some((port, path)) => format!("GET http://{}:{port}{path}", svc.id),
+                None => health.argv.join(" "),
+            },
             tries: health.retries.max(1),
             last: if last.is_empty() {
                 String::new()
@@ -201,4 +226,57 @@ impl<E: ContainerEngine> Pool<E> {
             }
         }
     }
+}
+
+/// An `http` health check's one probe: `GET path` through the loopback port published
+/// for the container's `port`; exit code 0 when the answer is 2xx or 3xx, else 1 with
+/// what it was (the shape of a command's result, so both probes are judged alike).
+async fn http_probe(
+    host_port: Option<u16>,
+    service: &str,
+    port: u16,
+    path: &str,
+) -> Result<crate::backend::ExecOutput, super::StepError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let failed = |why: String| crate::backend::ExecOutput {
+        exit_code: 1,
+        stdout: Vec::new(),
+        stderr: why.into_bytes(),
+    };
+    let Some(host_port) = host_port else {
+        return Ok(failed(format!("port {port} is not published")));
+    };
+    let mut stream = match tokio::net::TcpStream::connect(("127.0.0.1", host_port)).await {
+        Ok(s) => s,
+        Err(e) => return Ok(failed(format!("GET {path}: {e}"))),
+    };
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {service}:{port}\r\nConnection: close\r\n\r\n");
+    if let Err(e) = stream.write_all(request.as_bytes()).await {
+        return Ok(failed(format!("GET {path}: {e}")));
+    }
+    // The status line is all that is judged: at most 1 KiB is read.
+    let mut head = Vec::with_capacity(64);
+    let mut buf = [0u8; 256];
+    while head.len() < 1024 && !head.contains(&b'\n') {
+        match stream.read(&mut buf).await {
+            Ok(0) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+            Err(e) => return Ok(failed(format!("GET {path}: {e}"))),
+        }
+    }
+    let line = String::from_utf8_lossy(&head);
+    let line = line.lines().next().unwrap_or_default();
+    let status = line
+        .strip_prefix("HTTP/")
+        .and_then(|rest| rest.split_whitespace().nth(1))
+        .and_then(|code| code.parse::<u16>().ok());
+    Ok(match status {
+        Some(200..=399) => crate::backend::ExecOutput::default(),
+        Some(code) => failed(format!("GET {path}: HTTP {code}")),
+        None if line.is_empty() => failed(format!(
+            "GET {path}: the connection closed without an answer"
+        )),
+        None => failed(format!("GET {path}: not an HTTP answer: {line:.80}")),
+    })
 }

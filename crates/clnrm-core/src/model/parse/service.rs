@@ -62,9 +62,15 @@ fn read_service(
     };
     let health_check = t.table(r, "health_check").map(|mut h| {
         let cmd_span = h.entry("cmd").map_or(h.anchor(), |(_, v)| v.span().into());
-        let cmd = h.req(r, "cmd", "[\"true\"]");
+        let http = h.get(r, "http");
+        let cmd = if http.is_some() {
+            h.get(r, "cmd")
+        } else {
+            h.req(r, "cmd", "[\"true\"]")
+        };
         let out = HealthCheck {
             cmd: cmd.unwrap_or_default(),
+            http,
             interval_ms: h.get(r, "interval_ms"),
             timeout_ms: h.get(r, "timeout_ms"),
             retries: h.get(r, "retries"),

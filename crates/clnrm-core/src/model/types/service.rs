@@ -231,8 +231,13 @@ pub struct Volume {
 #[derive(Clone, Debug, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct HealthCheck {
-    /// Command run in the container; exit 0 means healthy.
+    /// Command run in the container; exit 0 means healthy. Required unless `http`.
+    #[serde(default)]
     pub cmd: Vec<Sp<String>>,
+    /// `http://<this service's id>:<container port>/path`: healthy when clnrm's `GET`
+    /// of it (through the port, published on loopback) answers 2xx or 3xx. Instead
+    /// of `cmd`: no process is started in the container.
+    pub http: Option<Sp<crate::model::HttpUrl>>,
     /// Time between probes in milliseconds.
     pub interval_ms: Option<Sp<u64>>,
     /// Time one probe may take in milliseconds.
