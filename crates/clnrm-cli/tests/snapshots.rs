@@ -243,11 +243,15 @@ fn a_failed_setup_fails_each_scenario_that_needs_it_with_the_step_output() {
 fn a_fixture_one_shot_runs_once_into_the_snapshot_and_scenarios_never_start_it() {
     let dir = project(&[]);
     let shared = dir.path().join("shared");
+    let migrations = dir.path().join("migrations");
     std::fs::create_dir_all(&shared).unwrap();
+    std::fs::create_dir_all(&migrations).unwrap();
     std::fs::create_dir_all(dir.path().join("tests")).unwrap();
     let token = format!("migrated-{}", std::process::id());
-    // `db` keeps what it is sent on port 9000 in its data; `migrate` sends it once,
-    // into the fixture; `app` waits for the migration as a scenario's service would.
+    std::fs::write(migrations.join("m.sql"), format!("{token}-v1\n")).unwrap();
+    // `db` keeps what it is sent on port 9000 in its data; `migrate` sends it the
+    // mounted migration once, into the fixture; `app` waits for the migration only
+    // (so it waits for what the migration waited for), as a scenario's service would.
     let text = format!(
         r#"[meta]
 name = "t"
@@ -263,26 +267,24 @@ command = ["sh", "-c", "echo seeded > /data/seed"]
 
 [service.migrate]
 image = "{busybox}"
-args = ["sh", "-c", "echo run >> /shared/migrations; echo {token} | nc -w 2 db 9000"]
-volumes = [{{ host_path = "{shared}", container_path = "/shared" }}]
+args = ["sh", "-c", "echo run >> /shared/migrations; nc -w 2 db 9000 < /migrations/m.sql"]
+volumes = [{{ host_path = "{shared}", container_path = "/shared" }}, {{ host_path = "{migrations}", container_path = "/migrations", read_only = true }}]
 depends_on = {{ db = "started" }}
 fixture = true
 
 [service.app]
 image = "{busybox}"
-depends_on = {{ db = "started", migrate = "completed" }}
+depends_on = {{ migrate = "completed" }}
 
 [[scenario]]
 name = "reader 0"
 service = "db"
 run = "cat /data/seed /data/migrated"
-expected_output_regex = "{token}"
 
 [[scenario]]
 name = "reader 1"
 service = "db"
 run = "cat /data/seed /data/migrated"
-expected_output_regex = "{token}"
 
 [[scenario]]
 name = "reader 2"
@@ -292,12 +294,31 @@ run = "true"
         image = volume_image(),
         busybox = IMAGE,
         shared = shared.display(),
+        migrations = migrations.display(),
     );
     std::fs::write(dir.path().join("tests/db.clnrm.toml"), text).unwrap();
+    let runs = || {
+        std::fs::read_to_string(shared.join("migrations"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let read = |run: &runs::Run, i: usize| {
+        scenario(run, &format!("reader {i}"))["steps"][0]["stdout"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
     let run = run_json(dir.path(), &["--workers", "2", "--force"]);
     run.assert_passed();
-    let runs = std::fs::read_to_string(shared.join("migrations")).unwrap_or_default();
-    assert_eq!(runs.lines().count(), 1, "the one-shot ran once: {runs:?}");
+    assert_eq!(runs(), 1, "the one-shot ran once for three scenarios");
+    for i in 0..2 {
+        let seen = read(&run, i);
+        assert!(
+            seen.contains("seeded") && seen.contains(&format!("{token}-v1")),
+            "reader {i}: {seen:?}"
+        );
+    }
     for i in 0..3 {
         let services = scenario(&run, &format!("reader {i}"))["services"].to_string();
         assert!(
@@ -307,21 +328,36 @@ run = "true"
     }
     // A second run starts from the same snapshot: the one-shot does not run again.
     run_json(dir.path(), &["--force"]).assert_passed();
-    let runs = std::fs::read_to_string(shared.join("migrations")).unwrap_or_default();
-    assert_eq!(runs.lines().count(), 1, "{runs:?}");
+    assert_eq!(runs(), 1);
 
-    // A step in the one-shot is refused: no scenario starts it.
-    let bad = std::fs::read_to_string(dir.path().join("tests/db.clnrm.toml"))
-        .unwrap()
-        .replace(
+    // A changed migration (a file the one-shot mounts) makes a new snapshot, and the
+    // cache does not answer for the scenarios that start from it.
+    std::fs::write(migrations.join("m.sql"), format!("{token}-v2\n")).unwrap();
+    let run = run_json(dir.path(), &["--workers", "2"]);
+    run.assert_passed();
+    assert_eq!(runs(), 2, "a changed migration runs again");
+    let seen = read(&run, 0);
+    assert!(seen.contains(&format!("{token}-v2")), "{seen:?}");
+
+    // A step in the one-shot, or a scenario that selects it, is refused: no scenario
+    // starts it.
+    let file = std::fs::read_to_string(dir.path().join("tests/db.clnrm.toml")).unwrap();
+    for bad in [
+        file.replace(
             "service = \"app\"\nrun = \"true\"",
             "service = \"migrate\"\nrun = \"true\"",
-        );
-    std::fs::write(dir.path().join("tests/db.clnrm.toml"), bad).unwrap();
-    let out = clnrm(dir.path()).args(["validate"]).output().unwrap();
-    let said =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{said}");
-    assert!(said.contains("runs once into a fixture"), "{said}");
+        ),
+        file.replace(
+            "service = \"app\"\nrun = \"true\"",
+            "services = [\"migrate\"]\nrun = \"true\"",
+        ),
+    ] {
+        std::fs::write(dir.path().join("tests/db.clnrm.toml"), bad).unwrap();
+        let out = clnrm(dir.path()).args(["validate"]).output().unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{said}");
+        assert!(said.contains("runs once into a fixture"), "{said}");
+    }
     let _ = clnrm(dir.path()).args(["cache", "clear"]).output();
 }

@@ -22,7 +22,7 @@ impl PlannedScenario {
         self.env
             .services
             .iter()
-            .flat_map(|s| &s.mounts)
+            .flat_map(|s| s.mounts_with_fixture())
             .map(|m| PathBuf::from(&m.host_path))
             .collect()
     }
@@ -33,7 +33,7 @@ impl PlannedScenario {
         self.env
             .services
             .iter()
-            .flat_map(|s| &s.mounts)
+            .flat_map(|s| s.mounts_with_fixture())
             .filter(|m| !m.read_only)
             .map(|m| PathBuf::from(&m.host_path))
             .collect()
@@ -55,33 +55,46 @@ pub fn host_inputs(plan: &Plan) -> BTreeSet<PathBuf> {
 /// the environments that mount it this run's own (`run_id`): none made by another
 /// run is reused for it.
 pub fn attach_inputs(plan: &mut Plan, digests: &Digests, written: &Written, run_id: &str) {
+    let of = |mounts: &[crate::backend::Mount]| -> Vec<String> {
+        mounts
+            .iter()
+            .map(|m| {
+                let path = std::path::Path::new(&m.host_path);
+                let skip = written
+                    .get(path)
+                    .filter(|_| !m.read_only)
+                    .cloned()
+                    .unwrap_or_default();
+                match digests.get(path) {
+                    Some(crate::inputs::InputDigest::Unknowable(_)) => {
+                        format!("{UNKNOWABLE}{run_id}")
+                    }
+                    Some(d) => d
+                        .without(&skip)
+                        .unwrap_or_else(|| "written by its runs".to_owned()),
+                    None => "unknown".to_owned(),
+                }
+            })
+            .collect()
+    };
     for sc in &mut plan.scenarios {
-        if sc.env.services.iter().all(|s| s.mounts.is_empty()) {
+        if sc
+            .env
+            .services
+            .iter()
+            .all(|s| s.mounts_with_fixture().next().is_none())
+        {
             continue;
         }
         let env = Arc::make_mut(&mut sc.env);
         for svc in &mut env.services {
-            svc.inputs = svc
-                .mounts
-                .iter()
-                .map(|m| {
-                    let path = std::path::Path::new(&m.host_path);
-                    let skip = written
-                        .get(path)
-                        .filter(|_| !m.read_only)
-                        .cloned()
-                        .unwrap_or_default();
-                    match digests.get(path) {
-                        Some(crate::inputs::InputDigest::Unknowable(_)) => {
-                            format!("{UNKNOWABLE}{run_id}")
-                        }
-                        Some(d) => d
-                            .without(&skip)
-                            .unwrap_or_else(|| "written by its runs".to_owned()),
-                        None => "unknown".to_owned(),
-                    }
-                })
-                .collect();
+            svc.inputs = of(&svc.mounts);
+            // The one-shots run into its fixture: their inputs are the snapshot's too.
+            if let Some(setup) = svc.setup.as_mut().filter(|s| !s.then.is_empty()) {
+                for one in &mut Arc::make_mut(setup).then {
+                    one.inputs = of(&one.mounts);
+                }
+            }
         }
         env.rekey();
     }

@@ -7,7 +7,7 @@ use super::files::PlannedFile;
 use super::options::PlanOptions;
 use super::otel::{Intake, SpanWait, span_limits};
 use super::secrets::Masker;
-use super::services::{ServiceSpec, folded, service_spec, with_dependencies};
+use super::services::{ServiceSpec, condition_of, folded, service_spec, with_dependencies};
 use super::step::{PlannedStep, planned_step};
 use crate::expect::ExpectSet;
 use crate::model::{Expect, Scenario, TestFile};
@@ -188,7 +188,21 @@ pub(super) fn plan_scenario(
     ids.retain(|id| !folded(file, id));
     let mut services: Vec<ServiceSpec> = ids.iter().map(|id| service_spec(cx, id, opts)).collect();
     for svc in &mut services {
+        // What waited for the one-shot waits for what the one-shot waited for.
+        let inherited: Vec<(String, crate::model::Condition)> = svc
+            .depends_on
+            .iter()
+            .filter(|(d, _)| folded(file, d))
+            .filter_map(|(d, _)| file.services.get(d.as_str()))
+            .flat_map(|one| one.depends_on.iter())
+            .map(|dep| (dep.service.value.clone(), condition_of(file, dep)))
+            .collect();
         svc.depends_on.retain(|(d, _)| !folded(file, d));
+        for (d, c) in inherited {
+            if !svc.depends_on.iter().any(|(have, _)| *have == d) {
+                svc.depends_on.push((d, c));
+            }
+        }
     }
     // clnrm publishes on loopback every container port an `http` step reaches.
     for target in steps

@@ -128,10 +128,25 @@ impl ServiceSpec {
     /// or for a built one the images its Dockerfile starts from (its sources are a
     /// part of their own).
     pub fn keyed_images(&self) -> Vec<&str> {
-        match &self.build {
+        let mut images = match &self.build {
             Some(b) => b.bases.iter().map(String::as_str).collect(),
             None => vec![self.image.as_str()],
+        };
+        // The one-shots run into its fixture (`fixture = true`) are a part of it.
+        for one in self.setup.iter().flat_map(|s| &s.then) {
+            images.extend(one.keyed_images());
         }
+        images
+    }
+
+    /// Its bind mounts, and those of the one-shots run into its fixture.
+    pub fn mounts_with_fixture(&self) -> impl Iterator<Item = &Mount> {
+        self.mounts.iter().chain(
+            self.setup
+                .iter()
+                .flat_map(|s| &s.then)
+                .flat_map(|o| &o.mounts),
+        )
     }
 
     /// Whether something tells when the service is ready (a health check or a span).
@@ -262,22 +277,25 @@ pub(super) fn service_spec(cx: &FileCx<'_>, id: &str, opts: &PlanOptions) -> Ser
     spec.depends_on = svc
         .depends_on
         .iter()
-        .map(|d| {
-            let condition = d.condition.as_ref().map(|c| c.value).unwrap_or_else(|| {
-                let probed = file
-                    .services
-                    .get(&d.service)
-                    .is_some_and(|t| t.health_check.is_some() || t.wait_for_span.is_some());
-                if probed {
-                    Condition::Healthy
-                } else {
-                    Condition::Started
-                }
-            });
-            (d.service.value.clone(), condition)
-        })
+        .map(|d| (d.service.value.clone(), condition_of(file, d)))
         .collect();
     spec
+}
+
+/// The condition of dependency `d`: as written, else `healthy` when the service has a
+/// health check or a ready span, else `started`.
+pub(super) fn condition_of(file: &TestFile, d: &crate::model::Dependency) -> Condition {
+    d.condition.as_ref().map(|c| c.value).unwrap_or_else(|| {
+        let probed = file
+            .services
+            .get(&d.service)
+            .is_some_and(|t| t.health_check.is_some() || t.wait_for_span.is_some());
+        if probed {
+            Condition::Healthy
+        } else {
+            Condition::Started
+        }
+    })
 }
 
 fn from_service(

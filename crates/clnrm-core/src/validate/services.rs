@@ -402,6 +402,18 @@ fn check_fixture_one_shots(file: &TestFile, cx: &mut Ctx<'_>) {
                 }
             }
         }
+        if let Some(step) = svc.setup.first() {
+            cx.error(
+                Code::BadValue,
+                step.name.span,
+                format!("fixture one-shot \"{}\" has set-up steps", id.value),
+                "a fixture one-shot has no fixture of its own",
+            )
+            .help = Some(format!(
+                "move them to the service \"{id}\" depends on, or drop `fixture = true`",
+                id = id.value
+            ));
+        }
         let logs = file
             .expect
             .logs
@@ -412,6 +424,7 @@ fn check_fixture_one_shots(file: &TestFile, cx: &mut Ctx<'_>) {
                 .iter()
                 .filter_map(|st| st.service.as_ref())
                 .chain(s.service.as_ref())
+                .chain(s.services.iter().flat_map(|list| list.value.iter()))
         });
         let named: Vec<Span> = logs
             .map(|l| &l.service)

@@ -70,6 +70,12 @@ impl<E: ContainerEngine> Pool<E> {
                 .map(|(_, h)| *h);
             (host, *port, path.clone())
         });
+        if let Some((None, port, _)) = &published {
+            return Err(PoolError::Engine(EngineError::Api(format!(
+                "the engine did not publish port {port} of service \"{}\" for its health check",
+                svc.id
+            ))));
+        }
         for _ in 0..health.retries.max(1) {
             let sent = now_ns();
             let outcome = match &published {

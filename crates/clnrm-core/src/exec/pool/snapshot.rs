@@ -177,10 +177,12 @@ impl<E: ContainerEngine> Pool<E> {
                 .await;
         }
         let made = made.map(|_| tag.clone());
+        let one_shots = svc.setup.iter().flat_map(|s| &s.then);
         if made.is_ok()
             && svc
                 .inputs
                 .iter()
+                .chain(one_shots.flat_map(|o| &o.inputs))
                 .any(|i| i.starts_with(crate::plan::UNKNOWABLE))
         {
             lock(&self.inner.own_snapshots).push((key.to_owned(), tag));
