@@ -128,21 +128,7 @@ impl<E: ContainerEngine> Pool<E> {
             self.inner.seq.fetch_add(1, Ordering::SeqCst)
         );
         let (mounts, layers) = self.layers(&helper, &name).await?;
-        let spec = ContainerSpec {
-            name,
-            image: tag.to_owned(),
-            entrypoint: Some(vec!["/bin/sh".into(), "-c".into(), "exit 0".into()]),
-            cmd: Vec::new(),
-            env: Vec::new(),
-            ports: Vec::new(),
-            mounts,
-            memory_bytes: None,
-            nano_cpus: None,
-            open_stdin: false,
-            network: NetworkMode::None,
-            extra_hosts: Vec::new(),
-            labels: self.inner.owner.labels(),
-        };
+        let spec = self.shell_spec(name, tag, "exit 0", mounts);
         let engine = &self.inner.engine;
         let started = async {
             let id = engine.create(&spec).await?;
@@ -168,6 +154,32 @@ impl<E: ContainerEngine> Pool<E> {
         if let Some(helper) = cell.and_then(|c| c.get().cloned()) {
             let _ = self.inner.engine.remove(&helper.container).await;
             lock(&self.inner.live).remove(&helper.container);
+        }
+    }
+
+    /// A container of this run from image `tag` that runs `script` in `/bin/sh`, with
+    /// `mounts` and no network.
+    fn shell_spec(
+        &self,
+        name: String,
+        tag: &str,
+        script: &str,
+        mounts: Vec<Mount>,
+    ) -> ContainerSpec {
+        ContainerSpec {
+            name,
+            image: tag.to_owned(),
+            entrypoint: Some(vec!["/bin/sh".into(), "-c".into(), script.into()]),
+            cmd: Vec::new(),
+            env: Vec::new(),
+            ports: Vec::new(),
+            mounts,
+            memory_bytes: None,
+            nano_cpus: None,
+            open_stdin: false,
+            network: NetworkMode::None,
+            extra_hosts: Vec::new(),
+            labels: self.inner.owner.labels(),
         }
     }
 
@@ -224,26 +236,9 @@ impl<E: ContainerEngine> Pool<E> {
             container_path: UPPERS.into(),
             read_only: false,
         });
-        let spec = ContainerSpec {
-            name: format!("clnrm-{run}-{n}-fixture-helper"),
-            image: tag.to_owned(),
-            // Removed by force: it never needs to stop on its own.
-            entrypoint: Some(vec![
-                "/bin/sh".into(),
-                "-c".into(),
-                "while :; do sleep 3600; done".into(),
-            ]),
-            cmd: Vec::new(),
-            env: Vec::new(),
-            ports: Vec::new(),
-            mounts,
-            memory_bytes: None,
-            nano_cpus: None,
-            open_stdin: false,
-            network: NetworkMode::None,
-            extra_hosts: Vec::new(),
-            labels: self.inner.owner.labels(),
-        };
+        // Removed by force: it never needs to stop on its own.
+        let name = format!("clnrm-{run}-{n}-fixture-helper");
+        let spec = self.shell_spec(name, tag, "while :; do sleep 3600; done", mounts);
         let id = match engine.create(&spec).await {
             Ok(id) => id,
             Err(e) => {

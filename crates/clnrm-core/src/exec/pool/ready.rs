@@ -261,28 +261,98 @@ async fn http_probe(
     if let Err(e) = stream.write_all(request.as_bytes()).await {
         return Ok(failed(format!("GET {path}: {e}")));
     }
-    // The status line is all that is judged: at most 1 KiB is read.
+    // The final status line is all that is judged (interim 1xx answers are passed
+    // over): at most 4 KiB is read.
+    let status_of = |line: &str| {
+        line.strip_prefix("HTTP/")
+            .and_then(|rest| rest.split_whitespace().nth(1))
+            .and_then(|code| code.parse::<u16>().ok())
+    };
     let mut head = Vec::with_capacity(64);
-    let mut buf = [0u8; 256];
-    while head.len() < 1024 && !head.contains(&b'\n') {
+    let mut buf = [0u8; 512];
+    let mut ended = false;
+    let (first, status) = loop {
+        let text = String::from_utf8_lossy(&head).into_owned();
+        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+        let first = complete.lines().next().unwrap_or_default().to_owned();
+        let last = complete
+            .lines()
+            .filter_map(status_of)
+            .find(|code| !(100..200).contains(code));
+        if last.is_some()
+            || ended
+            || head.len() >= 4096
+            || (!first.is_empty() && status_of(&first).is_none())
+        {
+            break (first, last);
+        }
         match stream.read(&mut buf).await {
-            Ok(0) => break,
+            Ok(0) => ended = true,
             Ok(n) => head.extend_from_slice(&buf[..n]),
             Err(e) => return Ok(failed(format!("GET {path}: {e}"))),
         }
-    }
-    let line = String::from_utf8_lossy(&head);
-    let line = line.lines().next().unwrap_or_default();
-    let status = line
-        .strip_prefix("HTTP/")
-        .and_then(|rest| rest.split_whitespace().nth(1))
-        .and_then(|code| code.parse::<u16>().ok());
+    };
     Ok(match status {
         Some(200..=399) => crate::backend::ExecOutput::default(),
         Some(code) => failed(format!("GET {path}: HTTP {code}")),
-        None if line.is_empty() => failed(format!(
+        None if first.is_empty() => failed(format!(
             "GET {path}: the connection closed without an answer"
         )),
-        None => failed(format!("GET {path}: not an HTTP answer: {line:.80}")),
+        None => failed(format!("GET {path}: not an HTTP answer: {first:.80}")),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::http_probe;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A one-connection server on loopback that answers `answer` to whatever comes.
+    async fn answering(answer: &'static str) -> u16 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = conn.read(&mut buf).await;
+            let _ = conn.write_all(answer.as_bytes()).await;
+        });
+        port
+    }
+
+    async fn probe(answer: &'static str) -> (i64, String) {
+        let port = answering(answer).await;
+        let out = http_probe(Some(port), "app", 8080, "/healthz")
+            .await
+            .unwrap();
+        (
+            out.exit_code,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    #[tokio::test]
+    async fn the_final_status_decides_and_interim_answers_are_passed_over() {
+        assert_eq!(
+            probe("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                .await
+                .0,
+            0
+        );
+        assert_eq!(probe("HTTP/1.0 302 Found\r\n\r\n").await.0, 0);
+        let early = "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n";
+        assert_eq!(probe(early).await.0, 0);
+        assert_eq!(
+            probe("HTTP/1.1 503 Service Unavailable\r\n\r\n").await,
+            (1, "GET /healthz: HTTP 503".to_owned())
+        );
+        let (code, why) = probe("SSH-2.0-OpenSSH\r\n").await;
+        assert_eq!(code, 1);
+        assert!(why.contains("not an HTTP answer: SSH-2.0"), "{why}");
+        let (code, why) = probe("").await;
+        assert_eq!(code, 1);
+        assert!(why.contains("closed without an answer"), "{why}");
+        let out = http_probe(None, "app", 8080, "/").await.unwrap();
+        assert!(String::from_utf8_lossy(&out.stderr).contains("not published"));
+    }
 }
