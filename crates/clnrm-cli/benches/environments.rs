@@ -32,8 +32,7 @@ fn root() -> PathBuf {
 
 /// The workload as a clnrm file: the orders example's services, 10 scenarios.
 fn workload(fixture: bool) -> String {
-    #[allow(non_snake_case)]
-    let FIXTURE = if fixture {
+    let one_shot = if fixture {
         "# Run once into db's fixture snapshot: scenarios start db migrated.\nfixture = true\n"
     } else {
         ""
@@ -59,7 +58,7 @@ command = ["psql", "-v", "ON_ERROR_STOP=1", "-q", "-U", "postgres", "-d", "order
 image = "{APP}"
 args = ["python3", "-u", "/app/migrate.py"]
 depends_on = {{ db = "healthy" }}
-{FIXTURE}
+{one_shot}
 [service.app]
 image = "{APP}"
 env = {{ OTEL_SERVICE_NAME = "orders-api" }}

@@ -138,43 +138,30 @@ retry = {{ attempts = 3, interval_ms = 100 }}
 
 #[test]
 fn an_http_health_check_is_probed_by_clnrm_without_a_process_in_the_container() {
-    let text = format!(
-        r#"[meta]
+    // Service `web` probed at `path`, `retries` times; its scenario `name` asks for JSON.
+    let file = |path: &str, retries: u32, name: &str| {
+        format!(
+            r#"[meta]
 name = "health"
 version = "1"
 
 [service.web]
 image = "{image}"
-health_check = {{ http = "http://web:8080/hello", interval_ms = 50, retries = 200 }}
+health_check = {{ http = "http://web:8080{path}", interval_ms = 50, retries = {retries} }}
 
 [[scenario]]
-name = "ready at once"
+name = "{name}"
 
 [[scenario.steps]]
 name = "hello"
 http = {{ url = "http://web:8080/hello" }}
 expected_json = {{ "$.hello" = "world" }}
 "#,
-        image = engine::tiny_http_image(),
-    );
-    let broken = format!(
-        r#"[meta]
-name = "unhealthy"
-version = "1"
-
-[service.web]
-image = "{image}"
-health_check = {{ http = "http://web:8080/nope", interval_ms = 50, retries = 5 }}
-
-[[scenario]]
-name = "never ready"
-
-[[scenario.steps]]
-name = "hello"
-http = {{ url = "http://web:8080/hello" }}
-"#,
-        image = engine::tiny_http_image(),
-    );
+            image = engine::tiny_http_image(),
+        )
+    };
+    let text = file("/hello", 200, "ready at once");
+    let broken = file("/nope", 5, "never ready");
     let dir = project(&[
         ("tests/health.clnrm.toml", &text),
         ("tests/unhealthy.clnrm.toml", &broken),

@@ -65,45 +65,42 @@ fn stats(dir: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The project's fixture volumes (a snapshot's data), as the engine lists them.
-fn fixture_volumes(dir: &Path) -> Vec<String> {
-    let root = std::fs::canonicalize(dir).unwrap();
-    let out = Command::new("docker")
-        .args(["volume", "ls", "-q", "--filter"])
-        .arg(format!("label=clnrm.snapshot.project={}", root.display()))
-        .output()
-        .unwrap();
+/// The ids `docker <args> -q` lists (with `--filter <filter>` when given).
+fn docker_ids(args: &[&str], filter: Option<String>) -> Vec<String> {
+    let mut cmd = Command::new("docker");
+    cmd.args(args).arg("-q");
+    if let Some(f) = filter {
+        cmd.arg("--filter").arg(f);
+    }
+    let out = cmd.output().unwrap();
     String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
         .map(str::to_owned)
         .collect()
 }
 
+/// What carries the project label of `dir`'s snapshots.
+fn of_project(dir: &Path) -> Option<String> {
+    let root = std::fs::canonicalize(dir).unwrap();
+    Some(format!("label=clnrm.snapshot.project={}", root.display()))
+}
+
+/// The project's fixture volumes (a snapshot's data), as the engine lists them.
+fn fixture_volumes(dir: &Path) -> Vec<String> {
+    docker_ids(&["volume", "ls"], of_project(dir))
+}
+
 /// The volumes whose names hold `run_id` (a run's layers and helper's).
 fn run_volumes(run_id: &str) -> Vec<String> {
-    let out = Command::new("docker")
-        .args(["volume", "ls", "-q"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
+    docker_ids(&["volume", "ls"], None)
+        .into_iter()
         .filter(|v| v.contains(run_id) && !v.starts_with("clnrm-fixture-"))
-        .map(str::to_owned)
         .collect()
 }
 
 /// The project's snapshot images, as the engine lists them.
 fn snapshot_images(dir: &Path) -> Vec<String> {
-    let root = std::fs::canonicalize(dir).unwrap();
-    let out = Command::new("docker")
-        .args(["images", "-q", "--filter"])
-        .arg(format!("label=clnrm.snapshot.project={}", root.display()))
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect()
+    docker_ids(&["images"], of_project(dir))
 }
 
 #[test]

@@ -3,6 +3,7 @@ images are the ones clnrm's side uses (clnrm/postgres:15, clnrm/orders-app:bench
 locally; Ryuk is off (its image cannot be pulled here), every container is removed by
 the fixtures."""
 
+import contextlib
 import os
 import sys
 
@@ -52,6 +53,16 @@ def migrate(network):
         assert one_shot.get_wrapped_container().wait()["StatusCode"] == 0, one_shot.get_logs()
     finally:
         one_shot.stop()
+
+
+@contextlib.contextmanager
+def running_app(network):
+    """The app on `network`, ready; its base URL. Removed after."""
+    app, base = start_app(network)
+    try:
+        yield base
+    finally:
+        app.stop()
 
 
 def start_app(network):

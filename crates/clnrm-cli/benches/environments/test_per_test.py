@@ -5,7 +5,7 @@ import pytest
 from testcontainers.core.network import Network
 
 from checks import create_fetch_and_check
-from conftest import migrate, psql, seed, start_app, start_db
+from conftest import migrate, psql, running_app, seed, start_db
 
 
 @pytest.fixture
@@ -15,11 +15,8 @@ def stack():
         try:
             seed(db)
             migrate(network)
-            app, base = start_app(network)
-            try:
+            with running_app(network) as base:
                 yield base, db
-            finally:
-                app.stop()
         finally:
             db.stop()
 

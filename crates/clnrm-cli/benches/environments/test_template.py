@@ -6,7 +6,7 @@ import pytest
 from testcontainers.core.network import Network
 
 from checks import create_fetch_and_check
-from conftest import migrate, psql, seed, start_app, start_db
+from conftest import migrate, psql, running_app, seed, start_db
 
 
 @pytest.fixture(scope="session")
@@ -27,11 +27,8 @@ def stack(template):
     network, db = template
     psql(db, "DROP DATABASE IF EXISTS orders WITH (FORCE)", dbname="postgres")
     psql(db, "CREATE DATABASE orders TEMPLATE orders_template", dbname="postgres")
-    app, base = start_app(network)
-    try:
+    with running_app(network) as base:
         yield base, db
-    finally:
-        app.stop()
 
 
 @pytest.mark.parametrize("n", range(10))

@@ -109,13 +109,18 @@ impl<E: ContainerEngine> Pool<E> {
         Ok(made)
     }
 
-    /// Removes volumes, quietly (what stays, `cache clear` or the next run's reaper removes).
-    pub(super) async fn remove_volumes(&self, names: Vec<String>) {
+    /// Removes volumes, quietly (what stays, `cache clear` or the next run's reaper
+    /// removes); `true` when every one went.
+    pub(super) async fn remove_volumes(&self, names: Vec<String>) -> bool {
+        let mut all = true;
         for name in names {
             if self.inner.engine.remove_volume(&name).await.is_ok() {
                 lock(&self.inner.volumes).remove(&name);
+            } else {
+                all = false;
             }
         }
+        all
     }
 
     /// Whether containers of snapshot `tag` can start on its data without copying:
@@ -341,17 +346,9 @@ impl<E: ContainerEngine> Pool<E> {
 
     /// Removes a container's layers, once the container is gone.
     pub(super) async fn drop_layers(&self, layers: Layers) {
-        let mut gone = true;
-        for name in layers.volumes {
-            if self.inner.engine.remove_volume(&name).await.is_ok() {
-                lock(&self.inner.volumes).remove(&name);
-            } else {
-                gone = false;
-            }
-        }
         // A layer still mounted (its container not removed) keeps its directory; the
         // volume of upper layers goes when the run ends.
-        if !gone {
+        if !self.remove_volumes(layers.volumes).await {
             return;
         }
         let spec = ExecSpec {
