@@ -264,8 +264,7 @@ fn a_save_in_a_build_context_syncs_or_rebuilds_as_its_develop_rules_say_and_reru
     assert_eq!(w.text().matches("Running").count(), 1, "{}", w.text());
 
     // Under a `sync` path: the file is copied into the last image's containers, no
-    // build; the
-    // scenario sees it (it fails), the other file's scenarios do not run.
+    // build; the scenario sees it (it fails), the other file's scenarios do not run.
     std::fs::write(dir.path().join("app/src/msg.txt"), "bye\n").unwrap_or_else(|e| panic!("{e}"));
     w.wait_for("watching for changes", 2);
     let cycle = w.last_cycle();

@@ -4,8 +4,8 @@
 //! bind-mount, so editing a mounted config re-runs its scenarios, and the contexts
 //! their services are built from, so editing the app rebuilds it, or copies the change
 //! into the containers of its last image under `develop` rules) and run their
-//! scenarios; the cache
-//! makes unchanged ones free. One session of warm containers serves every cycle. A save
+//! scenarios; the cache makes unchanged ones free. One session of warm containers
+//! serves every cycle. A save
 //! that does not validate prints its diagnostics and the watch goes on. Saves during a
 //! cycle are queued into one follow-up cycle. Ctrl-C ends it with no container left.
 

@@ -192,30 +192,18 @@ impl<E: ContainerEngine> Builds<E> {
 
 /// The archive of a sync: each file (where it is, its content's SHA-256 when it was
 /// keyed, its absolute path in the image) at its path in the image, owned by root as
-/// `COPY` makes them, when its content is still what was keyed. Reads the files: call
+/// `COPY` makes them, when its content is still what was keyed (`None` when not, or
+/// when the archive cannot be made: the caller builds instead). Reads the files: call
 /// it off the runtime's threads.
-pub fn sync_tar(
-    context: &Path,
-    files: &[(PathBuf, String, String)],
-) -> Result<Vec<u8>, EnsureError> {
-    let changed = || EnsureError::Changed {
-        context: context.to_path_buf(),
-    };
-    let failed = |why: String| {
-        EnsureError::Context(KeyError::Context {
-            context: context.to_path_buf(),
-            why,
-        })
-    };
+pub fn sync_tar(files: &[(PathBuf, String, String)]) -> Option<Vec<u8>> {
     let mut tar = tar::Builder::new(Vec::new());
     for (path, hash, target) in files {
-        let bytes = std::fs::read(path).map_err(|_| changed())?;
-        let now =
-            crate::inputs::index::hash_reader(&mut bytes.as_slice()).map_err(|_| changed())?;
+        let bytes = std::fs::read(path).ok()?;
+        let now = crate::inputs::index::hash_reader(&mut bytes.as_slice()).ok()?;
         if &now != hash {
-            return Err(changed());
+            return None;
         }
-        let meta = std::fs::metadata(path).map_err(|_| changed())?;
+        let meta = std::fs::metadata(path).ok()?;
         let mut header = tar::Header::new_gnu();
         header.set_metadata(&meta);
         header.set_uid(0);
@@ -227,10 +215,9 @@ pub fn sync_tar(
             target.trim_start_matches('/'),
             bytes.as_slice(),
         )
-        .map_err(|e| failed(format!("cannot make its archive ({e})")))?;
+        .ok()?;
     }
-    tar.into_inner()
-        .map_err(|e| failed(format!("cannot make its archive ({e})")))
+    tar.into_inner().ok()
 }
 
 /// The context's archive, made on a blocking thread (it reads every file), when the

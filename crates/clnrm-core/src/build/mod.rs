@@ -65,6 +65,14 @@ pub enum KeyError {
 /// The most a build context sent to the engine may hold, in bytes.
 pub const MAX_CONTEXT_BYTES: u64 = 1 << 30;
 
+/// The name of the project at `root` in its built images' tags: its directory's name.
+pub fn project_name(root: &Path) -> String {
+    root.file_name().map_or_else(
+        || "project".to_owned(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
 /// The key of the sources of building `recipe` in `context` (a directory), its files
 /// read through `index`: SHA-256 over the context's digest and how it is built (not
 /// the bases' ids, which [`with_bases`] adds).

@@ -41,10 +41,7 @@ struct Recorded {
 /// repository) names no other image for clnrm to remove.
 fn read(root: &Path) -> Record {
     let mut record = read_any(root);
-    let project = root.file_name().map_or_else(
-        || "project".to_owned(),
-        |n| n.to_string_lossy().into_owned(),
-    );
+    let project = super::project_name(root);
     record.images.retain(|r| {
         r.tag
             .starts_with(&super::build_tag(&project, &r.service, ""))

@@ -239,11 +239,9 @@ async fn sync_of<E: ContainerEngine>(
             (build.context.join(rel), hash, target.clone())
         })
         .collect();
-    let context = build.context.clone();
-    let archive = tokio::task::spawn_blocking(move || sync_tar(&context, &files))
+    let archive = tokio::task::spawn_blocking(move || sync_tar(&files))
         .await
-        .ok()?
-        .ok()?;
+        .ok()??;
     // Copied into every container of the service: a big change is a build instead.
     if archive.len() as u64 > MAX_SYNC_BYTES {
         return None;

@@ -373,10 +373,7 @@ pub(super) fn build_plan(
         .filter(|r| r.action.value == DevelopAction::Rebuild)
         .map(|r| r.path.value.clone())
         .collect();
-    let name = Path::new(project).file_name().map_or_else(
-        || "project".to_owned(),
-        |n| n.to_string_lossy().into_owned(),
-    );
+    let name = crate::build::project_name(Path::new(project));
     BuildPlan {
         sync,
         rebuild,
