@@ -322,3 +322,27 @@ fn log_expectations_hold_both_ways() {
     let found = present["unmet"][0]["found"].as_str().unwrap_or_default();
     assert!(found.contains("the line: listening on :8080"), "{found}");
 }
+
+#[test]
+fn a_tmpfs_is_in_memory_with_its_options_bounded_and_each_scenarios_own() {
+    let service = format!(
+        "[meta]\nname = \"t\"\nversion = \"1\"\n\n[service.db]\nimage = \"{IMAGE}\"\ntmpfs = [\"/data:size=1m,mode=700\"]\n\n"
+    );
+    // Each scenario writes a file of its own and sees no other's; the mount is the
+    // engine's tmpfs with the options written; past its size, a write fails.
+    let table = |name: &str| {
+        format!(
+            "[[scenario]]\nname = \"{name}\"\nservice = \"db\"\n\n\
+             [[scenario.steps]]\nname = \"mounted\"\ncommand = [\"grep\", \" /data \", \"/proc/mounts\"]\nexpected_output_regex = \"^tmpfs /data tmpfs [^ ]*size=1024k[^ ]*mode=700\"\n\n\
+             [[scenario.steps]]\nname = \"private\"\ncommand = [\"sh\", \"-c\", \"ls -A /data; touch /data/{name}\"]\nexpected_output_regex = \"\\\\A\\\\z\"\n\n\
+             [[scenario.steps]]\nname = \"bounded\"\ncommand = [\"dd\", \"if=/dev/zero\", \"of=/data/big\", \"bs=1024\", \"count=2048\"]\nexpected_exit_code = 1\n\n"
+        )
+    };
+    let text = format!("{service}{}{}", table("one"), table("two"));
+    let dir = project(&[("tests/tmpfs.clnrm.toml", &text)]);
+    let run = run_json(dir.path(), &[]);
+    run.assert_passed();
+    for name in ["one", "two"] {
+        assert_eq!(scenario(&run, name)["status"], "passed", "{:#}", run.json);
+    }
+}

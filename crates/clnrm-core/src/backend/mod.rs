@@ -213,6 +213,8 @@ pub struct ContainerSpec {
     pub ports: Vec<u16>,
     /// Bind mounts.
     pub mounts: Vec<Mount>,
+    /// In-memory file systems: `/path` or `/path:options` (mount options).
+    pub tmpfs: Vec<String>,
     /// Memory limit in bytes (swap included: no swap).
     pub memory_bytes: Option<i64>,
     /// CPU limit in billionths of a core.

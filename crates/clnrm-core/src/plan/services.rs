@@ -63,6 +63,9 @@ pub struct ServiceSpec {
     pub ports: Vec<u16>,
     /// Bind mounts.
     pub mounts: Vec<Mount>,
+    /// In-memory file systems (`tmpfs`), as written: `/path` or `/path:options`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tmpfs: Vec<String>,
     /// The digest of each mount's host content, in the order of `mounts`, once the
     /// run took them ([`attach_inputs`](super::attach_inputs)): an environment (and a
     /// fixture snapshot) made from other content is another one.
@@ -253,6 +256,7 @@ pub(super) fn service_spec(cx: &FileCx<'_>, id: &str, opts: &PlanOptions) -> Ser
             env: Vec::new(),
             ports: Vec::new(),
             mounts: Vec::new(),
+            tmpfs: Vec::new(),
             inputs: Vec::new(),
             health: None,
             memory_bytes,
@@ -365,6 +369,7 @@ fn from_service(
                 read_only: v.read_only.as_ref().is_some_and(|r| r.value),
             })
             .collect(),
+        tmpfs: svc.tmpfs.iter().map(|t| t.value.clone()).collect(),
         inputs: Vec::new(),
         health,
         memory_bytes,

@@ -124,12 +124,140 @@ pub(super) fn check_services(file: &TestFile, cx: &mut Ctx<'_>) {
         for v in &svc.volumes {
             check_volume(cx, &id.value, v);
         }
+        check_tmpfs(file, cx, id, svc);
         if let Some(h) = &svc.health_check {
             check_health(cx, &id.value, h);
         }
         check_setup(id, svc, cx);
     }
     check_fixture_one_shots(file, cx);
+}
+
+/// `tmpfs` mount options the engine takes (Docker's and Podman's): flags, and keys
+/// with the values they take.
+const TMPFS_FLAGS: &[&str] = &[
+    "ro", "rw", "exec", "noexec", "suid", "nosuid", "dev", "nodev",
+];
+const TMPFS_KEYS: &[&str] = &["size", "mode", "uid", "gid", "nr_inodes", "nr_blocks"];
+
+/// Why the value of tmpfs option `key` is not one, if it is not.
+fn tmpfs_value_error(key: &str, value: &str) -> Option<&'static str> {
+    let digits = |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+    let sized = |v: &str| {
+        let n = v.strip_suffix(['k', 'K', 'm', 'M', 'g', 'G']).unwrap_or(v);
+        digits(n)
+    };
+    match key {
+        "size" if !(sized(value) || value.strip_suffix('%').is_some_and(digits)) => {
+            Some("a size in bytes, with k, m or g, or a percentage of memory (\"64m\", \"10%\")")
+        }
+        "mode"
+            if value.is_empty()
+                || value.len() > 4
+                || !value.bytes().all(|b| (b'0'..=b'7').contains(&b)) =>
+        {
+            Some("an octal mode (\"1777\", \"700\")")
+        }
+        "uid" | "gid" if !digits(value) => Some("a numeric id"),
+        "nr_inodes" | "nr_blocks" if !sized(value) => Some("a number, with k, m or g"),
+        _ => None,
+    }
+}
+
+/// `tmpfs` (Compose's): absolute paths, each once and none also a bind mount's,
+/// options the engine takes, and no fixture snapshot of the service (what is in memory
+/// is not in a snapshot: every scenario would start without what set-up wrote there).
+fn check_tmpfs(file: &TestFile, cx: &mut Ctx<'_>, id: &Sp<String>, svc: &crate::model::Service) {
+    let mut seen: HashMap<&str, Span> = svc
+        .volumes
+        .iter()
+        .map(|v| (v.container_path.value.as_str(), v.container_path.span))
+        .collect();
+    for entry in &svc.tmpfs {
+        let (path, options) = crate::model::tmpfs_parts(&entry.value);
+        if !path.starts_with('/') || path.trim_end_matches('/').is_empty() {
+            cx.error(
+                Code::RelativeVolumePath,
+                entry.span,
+                format!("tmpfs path \"{path}\" is not an absolute directory"),
+                "expected a path in the container such as \"/var/lib/postgresql/data\"",
+            );
+        } else if let Some(first) = seen.insert(path, entry.span) {
+            let src = cx.src.clone();
+            let d = cx.error(
+                Code::Conflict,
+                entry.span,
+                format!("service \"{}\" mounts \"{path}\" twice", id.value),
+                "mounted again here",
+            );
+            *d = d.clone().also(&src, first, "first mounted here");
+        }
+        for option in options.split(',').filter(|o| !o.is_empty()) {
+            let (key, value) = option.split_once('=').unwrap_or((option, ""));
+            let all = || {
+                let keys: Vec<String> = TMPFS_KEYS.iter().map(|k| format!("{k}=…")).collect();
+                format!(
+                    "options: {}, and {}",
+                    keys.join(", "),
+                    TMPFS_FLAGS.join(", ")
+                )
+            };
+            let near = |word: &str, among: &[&str]| {
+                crate::model::reader::closest(word, among)
+                    .map_or_else(all, |w| format!("did you mean `{w}`?"))
+            };
+            let (message, help) = if option.contains('=') {
+                match (TMPFS_KEYS.contains(&key), tmpfs_value_error(key, value)) {
+                    (true, None) => continue,
+                    (true, Some(why)) => (format!("tmpfs option `{key}` takes {why}"), None),
+                    (false, _) => (
+                        format!("unknown tmpfs option `{key}`"),
+                        Some(near(key, TMPFS_KEYS)),
+                    ),
+                }
+            } else if TMPFS_FLAGS.contains(&option) {
+                continue;
+            } else if TMPFS_KEYS.contains(&option) {
+                (
+                    format!("tmpfs option `{option}` needs a value (`{option}=…`)"),
+                    None,
+                )
+            } else {
+                (
+                    format!("unknown tmpfs option `{option}`"),
+                    Some(near(option, TMPFS_FLAGS)),
+                )
+            };
+            cx.error(
+                Code::BadValue,
+                entry.span,
+                format!("service \"{}\": {message}", id.value),
+                "in this tmpfs entry",
+            )
+            .help = help;
+        }
+    }
+    let snapshot = !svc.setup.is_empty()
+        || file.services.iter().any(|(_, other)| {
+            other.fixture.as_ref().is_some_and(|f| f.value)
+                && matches!(other.depends_on.as_slice(), [one] if one.service.value == id.value)
+        });
+    if let Some(first) = svc.tmpfs.first()
+        && snapshot
+    {
+        cx.error(
+            Code::Conflict,
+            first.span,
+            format!(
+                "service \"{}\" has a fixture snapshot and a tmpfs",
+                id.value
+            ),
+            "a snapshot cannot hold what is in memory",
+        )
+        .help = Some(
+            "every scenario would start without what its set-up wrote here: leave out `tmpfs`, or the set-up".into(),
+        );
+    }
 }
 
 /// `[service.<id>.build]` (SPEC §14): the context is a directory with the Dockerfile

@@ -54,6 +54,15 @@ fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         memory_swap: spec.memory_bytes,
         nano_cpus: spec.nano_cpus,
         binds: (!binds.is_empty()).then_some(binds),
+        tmpfs: (!spec.tmpfs.is_empty()).then(|| {
+            spec.tmpfs
+                .iter()
+                .map(|t| {
+                    let (path, options) = crate::model::tmpfs_parts(t);
+                    (path.to_owned(), options.to_owned())
+                })
+                .collect()
+        }),
         port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
         network_mode,
         extra_hosts: (!spec.extra_hosts.is_empty()).then(|| spec.extra_hosts.clone()),

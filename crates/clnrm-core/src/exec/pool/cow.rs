@@ -179,6 +179,7 @@ impl<E: ContainerEngine> Pool<E> {
             env: Vec::new(),
             ports: Vec::new(),
             mounts,
+            tmpfs: Vec::new(),
             memory_bytes: None,
             nano_cpus: None,
             open_stdin: false,

@@ -228,6 +228,8 @@ services:
       - ./init.sql:/docker-entrypoint-initdb.d/init.sql:ro
       - pgdata:/var/lib/postgresql/data
       - ~/certs:/certs
+      - {type: tmpfs, target: /var/lib/scratch, tmpfs: {size: 1048576, mode: 1777}}
+    tmpfs: /run
   web:
     build: .
     entrypoint: ["/bin/app"]
@@ -262,6 +264,14 @@ volumes:
         assert_eq!(vols[0]["host_path"].as_str(), Some("../init.sql"));
         assert_eq!(vols[0]["read_only"].as_bool(), Some(true));
         assert_eq!(vols[1]["host_path"].as_str(), Some("/home/ann/certs"));
+        // `type: tmpfs` volumes (with their size and mode) and `tmpfs` itself.
+        let tmpfs: Vec<&str> = db["tmpfs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(toml::Value::as_str)
+            .collect();
+        assert_eq!(tmpfs, ["/var/lib/scratch:size=1048576,mode=1777", "/run"]);
         let web = &v["service"]["web"];
         assert_eq!(web.get("image"), None);
         assert_eq!(web["build"].as_str(), Some(".."));

@@ -23,6 +23,8 @@ pub(super) struct Service {
     pub(super) env: Vec<(String, String)>,
     pub(super) ports: Vec<u16>,
     pub(super) volumes: Vec<(String, String, bool)>,
+    /// `tmpfs`, and volumes of `type: tmpfs`: `/path` or `/path:options`.
+    pub(super) tmpfs: Vec<String>,
     pub(super) health: Option<Health>,
     pub(super) depends_on: Vec<(String, &'static str)>,
     pub(super) notes: Vec<String>,
@@ -66,7 +68,14 @@ impl Import<'_> {
                     v,
                     "not needed: a scenario's services reach each other by id",
                 ),
-                "volumes" => svc.volumes = self.volumes(v, &path)?,
+                "volumes" => svc.volumes = self.volumes(v, &path, &mut svc.tmpfs)?,
+                // A path, or a list of `/path[:options]` (as clnrm writes them).
+                "tmpfs" => match v {
+                    Value::Sequence(_) => svc.tmpfs.extend(self.words(v, &path)?),
+                    _ => svc.tmpfs.push(
+                        scalar(v).ok_or_else(|| self.err(&path, "must be a path or a list"))?,
+                    ),
+                },
                 "healthcheck" => svc.health = self.health(v, &path, &mut svc.notes)?,
                 "depends_on" => svc.depends_on = self.depends_on(v, &path)?,
                 "restart" => self.skip(&path, v, "each scenario starts its own containers"),

@@ -13,6 +13,7 @@ impl Import<'_> {
         &mut self,
         v: &Value,
         path: &str,
+        tmpfs: &mut Vec<String>,
     ) -> Result<Vec<(String, String, bool)>, ImportError> {
         let Value::Sequence(items) = v else {
             return Err(self.err(path, "must be a list"));
@@ -65,6 +66,22 @@ impl Import<'_> {
                         host.to_string_lossy().into_owned()
                     };
                     out.push((host, target, read_only));
+                }
+                ("tmpfs", _) => {
+                    // The long form's size and mode, as mount options.
+                    let options = match item.get("tmpfs") {
+                        Some(Value::Mapping(m)) => ["size", "mode"]
+                            .iter()
+                            .filter_map(|k| Some(format!("{k}={}", scalar(m.get(*k)?)?)))
+                            .collect::<Vec<_>>()
+                            .join(","),
+                        _ => String::new(),
+                    };
+                    tmpfs.push(if options.is_empty() {
+                        target
+                    } else {
+                        format!("{target}:{options}")
+                    });
                 }
                 ("volume", Some(_)) => self.skip(
                     &at,

@@ -97,6 +97,9 @@ fn write_service(out: &mut String, s: &Service) {
         }
         out.push_str("]\n");
     }
+    if !s.tmpfs.is_empty() {
+        let _ = writeln!(out, "tmpfs = {}", t::strings(&s.tmpfs));
+    }
     if let Some(h) = &s.health {
         let mut pairs = vec![("cmd".to_owned(), t::strings(&h.cmd))];
         for (k, v) in [

@@ -123,6 +123,7 @@ fn read_service(
         env: t.map(r, "env", FromToml::from_toml),
         ports: t.get(r, "ports").unwrap_or_default(),
         volumes,
+        tmpfs: t.get(r, "tmpfs").unwrap_or_default(),
         health_check,
         wait_for_span: t.get(r, "wait_for_span"),
         wait_for_span_timeout_secs: t.get(r, "wait_for_span_timeout_secs"),

@@ -23,6 +23,6 @@ pub use otel::{Exporter, Otel, Propagators, Protocol, Scalar};
 pub use scenario::{Artifacts, Scenario};
 pub use service::{
     Build, Condition, Dependency, Develop, DevelopAction, HealthCheck, Service, Volume, WatchRule,
-    host_path_in,
+    host_path_in, tmpfs_parts,
 };
 pub use step::{Capture, HttpRequest, Retry, Step};

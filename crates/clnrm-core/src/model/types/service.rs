@@ -39,6 +39,12 @@ pub struct Service {
     /// Bind mounts.
     #[serde(default)]
     pub volumes: Vec<Volume>,
+    /// In-memory file systems, as Compose's `tmpfs`: `"/path"` or `"/path:size=64m,mode=1777"`,
+    /// for data that need not survive the scenario (a database's data directory):
+    /// each container gets its own, empty, gone with it. Not on a service with a
+    /// fixture snapshot (a snapshot cannot hold memory).
+    #[serde(default)]
+    pub tmpfs: Vec<Sp<String>>,
     /// Readiness probe.
     pub health_check: Option<HealthCheck>,
     /// Span whose arrival means the service is ready.
@@ -63,6 +69,11 @@ pub struct Service {
     /// Where the service table is in the file (its key).
     #[serde(skip)]
     pub span: Span,
+}
+
+/// A `tmpfs` entry split into its path and its mount options (`""` when it has none).
+pub fn tmpfs_parts(entry: &str) -> (&str, &str) {
+    entry.split_once(':').unwrap_or((entry, ""))
 }
 
 fn build_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
