@@ -82,6 +82,7 @@ fn span(
             .map(|(k, v)| ((*k).to_owned(), v.clone()))
             .collect::<BTreeMap<_, _>>(),
         events: Vec::new(),
+        links: Vec::new(),
         status: if n == 17 && i.is_multiple_of(20) {
             StatusCode::Error
         } else {

@@ -123,7 +123,10 @@ const REFUSED: &[(&str, &str)] = &[
         "[service.db]\nimage = \"i\"\nports = [70000]",
     ),
     ("missing image", "[service.db]\nargs = [\"x\"]"),
-    ("missing name", "[[expect.span]]\nkind = \"server\""),
+    (
+        "missing of",
+        "[[expect.per_span]]\ndescendants = \"q\"\ncount = { lte = 1 }",
+    ),
     (
         "span kind",
         "[[expect.span]]\nname = \"a\"\nkind = \"serverside\"",

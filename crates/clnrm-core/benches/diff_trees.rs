@@ -24,6 +24,7 @@ fn trace(n: usize) -> Vec<SpanRecord> {
         end_time_unix_nano: id as u64 * 1_000 + 500,
         attributes: attrs,
         events: Vec::new(),
+        links: Vec::new(),
         status: StatusCode::Ok,
         status_message: String::new(),
         resource: BTreeMap::new(),

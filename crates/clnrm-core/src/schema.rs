@@ -25,7 +25,7 @@ pub fn key_reference() -> String {
          `{ <key> = T }` a table of your keys.\n",
     );
     let mut tables = Vec::new();
-    collect_tables(&schema, &schema, "", false, &mut tables);
+    collect_tables(&schema, &schema, "", false, &mut Vec::new(), &mut tables);
     // The order a file is usually written in, not the alphabet.
     const ORDER: [&str; 9] = [
         "meta",
@@ -70,7 +70,7 @@ type Row = (String, String, bool, String);
 /// …) with the description of its table.
 pub fn table_headers(schema: &Value) -> Vec<String> {
     let mut tables = Vec::new();
-    collect_tables(schema, schema, "", false, &mut tables);
+    collect_tables(schema, schema, "", false, &mut Vec::new(), &mut tables);
     tables
         .into_iter()
         .map(|(h, _)| h)
@@ -90,18 +90,26 @@ pub fn resolve<'a>(root: &'a Value, v: &'a Value) -> &'a Value {
 }
 
 /// A table's rows, then the tables under it. `path` is the dotted path of `v`;
-/// `many` says it is an array of tables.
-fn collect_tables(
-    root: &Value,
-    v: &Value,
+/// `many` says it is an array of tables. A definition met again under itself (a
+/// selector's `parent` is a selector) is listed once: `within` holds the definitions
+/// on the way.
+fn collect_tables<'a>(
+    root: &'a Value,
+    v: &'a Value,
     path: &str,
     many: bool,
+    within: &mut Vec<&'a str>,
     out: &mut Vec<(String, Vec<Row>)>,
 ) {
+    let reference = v.get("$ref").and_then(Value::as_str);
+    if reference.is_some_and(|r| within.contains(&r)) {
+        return;
+    }
     let v = resolve(root, v);
     let Some(props) = v.get("properties").and_then(Value::as_object) else {
         return;
     };
+    within.extend(reference);
     let required: Vec<&str> = v
         .get("required")
         .and_then(Value::as_array)
@@ -164,7 +172,10 @@ fn collect_tables(
         out.push((header, rows));
     }
     for (child, p, many) in nested {
-        collect_tables(root, p, &child, many, out);
+        collect_tables(root, p, &child, many, within, out);
+    }
+    if reference.is_some() {
+        within.pop();
     }
 }
 

@@ -21,6 +21,7 @@ fn span(id: usize, parent: Option<usize>, name: &str, attrs: &[(&str, &str)]) ->
             .map(|(k, v)| ((*k).to_owned(), AttrValue::Str((*v).to_owned())))
             .collect(),
         events: Vec::new(),
+        links: Vec::new(),
         status: StatusCode::Ok,
         status_message: String::new(),
         resource: BTreeMap::new(),

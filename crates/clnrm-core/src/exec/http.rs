@@ -433,6 +433,7 @@ fn client_span(
         end_time_unix_nano: nanos(sent_at + took),
         attributes,
         events: Vec::new(),
+        links: Vec::new(),
         status: if answer.status >= 500 {
             StatusCode::Error
         } else {

@@ -1,13 +1,26 @@
 //! One function per expectation kind; each returns what is unmet.
 
-use super::{ExpectKind, ExpectSet, Unmet};
+use super::select::{Matcher, NearMiss, holds_all};
+use super::{ExpectKind, ExpectSet, Position, Unmet};
 use crate::model::{
-    Count, CountsExpect, GraphExpect, HermeticityExpect, OrderExpect, SpanExpect, StatusExpect,
-    WindowExpect,
+    Count, CountsExpect, GraphExpect, HermeticityExpect, OrderExpect, PerSpanExpect, Selector,
+    SpanExpect, StatusExpect, WindowExpect,
 };
 use crate::model::{NamePattern, StatusCode};
 use crate::otel::SpanRecord;
 use std::collections::{HashMap, HashSet};
+
+fn unmet(kind: ExpectKind, what: String, at: Position, expected: String, found: String) -> Unmet {
+    Unmet {
+        kind,
+        what,
+        at,
+        expected,
+        found,
+        matched: None,
+        near: Vec::new(),
+    }
+}
 
 /// Attribute keys that name a network peer outside the system under test.
 pub const NETWORK_PEER_KEYS: &[&str] = &[
@@ -93,207 +106,266 @@ fn index(spans: &[SpanRecord]) -> HashMap<(&str, &str), &SpanRecord> {
         .collect()
 }
 
-/// `[[expect.span]]`: some span matches every criterion.
-pub fn span(set: &ExpectSet, e: &SpanExpect, spans: &[SpanRecord]) -> Option<Unmet> {
-    let unmet = |expected: String, found: String| Unmet {
-        kind: ExpectKind::Span,
-        what: format!("[[expect.span]] \"{}\"", e.name.value),
-        at: set.at(e.span),
-        expected,
-        found,
-    };
-    let candidates = set.named(spans, &e.name.value);
-    let expected = describe_span_expect(e);
-    if candidates.is_empty() {
-        return Some(unmet(expected, no_span_named(&e.name.value, spans)));
-    }
-    let by_id = index(spans);
-    let mut best: Option<(&SpanRecord, Vec<String>)> = None;
-    for c in candidates {
-        let misses = span_misses(set, e, c, &by_id);
-        if misses.is_empty() {
-            return None;
-        }
-        if best.as_ref().is_none_or(|(_, m)| misses.len() < m.len()) {
-            best = Some((c, misses));
-        }
-    }
-    let (nearest, misses) = best?;
-    Some(unmet(
-        expected,
-        format!("{}: {}", nearest.describe(), misses.join("; ")),
-    ))
+/// How many of the closest spans a failure shows.
+const NEAREST: usize = 3;
+
+/// The closest spans as text: each with the criteria it failed.
+fn near_text(near: &[NearMiss]) -> String {
+    let each: Vec<String> = near
+        .iter()
+        .map(|n| {
+            let misses: Vec<String> = n.misses.iter().map(ToString::to_string).collect();
+            format!("{}: {}", n.span, misses.join("; "))
+        })
+        .collect();
+    each.join(" | ")
 }
 
-fn describe_span_expect(e: &SpanExpect) -> String {
-    let mut parts = vec![format!("a span \"{}\"", e.name.value)];
-    if let Some(p) = &e.parent {
-        parts.push(format!("with parent \"{}\"", p.value));
-    }
-    if let Some(k) = &e.kind {
-        parts.push(format!("of kind {}", k.value.as_str()));
-    }
-    if let Some(a) = &e.attrs {
-        let all: Vec<String> = a
-            .all
-            .iter()
-            .map(|(k, v)| format!("{}={}", k.value, v.value))
-            .collect();
-        let any: Vec<String> = a
-            .any
-            .iter()
-            .map(|(k, v)| format!("{}={}", k.value, v.value))
-            .collect();
-        if !all.is_empty() {
-            parts.push(format!("with attrs {}", all.join(", ")));
-        }
-        if !any.is_empty() {
-            parts.push(format!("with one of {}", any.join(", ")));
-        }
-    }
-    if let Some(ev) = &e.events {
-        let all: Vec<&str> = ev.all.iter().map(|n| n.value.as_str()).collect();
-        let any: Vec<&str> = ev.any.iter().map(|n| n.value.as_str()).collect();
-        if !all.is_empty() {
-            parts.push(format!("with events {}", all.join(", ")));
-        }
-        if !any.is_empty() {
-            parts.push(format!("with one of the events {}", any.join(", ")));
-        }
-    }
-    if let Some(d) = &e.duration_ms {
-        parts.push(format!(
-            "lasting {}..{} ms",
-            d.min
-                .as_ref()
-                .map_or(String::new(), |v| v.value.to_string()),
-            d.max
-                .as_ref()
-                .map_or(String::new(), |v| v.value.to_string())
-        ));
-    }
-    parts.join(" ")
-}
-
-fn span_misses(
-    set: &ExpectSet,
-    e: &SpanExpect,
-    s: &SpanRecord,
-    by_id: &HashMap<(&str, &str), &SpanRecord>,
-) -> Vec<String> {
-    let mut misses = Vec::new();
-    if let Some(p) = &e.parent {
-        match parent_of(s, by_id) {
-            Some(parent) if set.named(std::slice::from_ref(parent), &p.value).len() == 1 => {}
-            Some(parent) => misses.push(format!("its parent is \"{}\"", parent.name)),
-            None => misses.push("it has no parent among the collected spans".into()),
-        }
-    }
-    if let Some(k) = &e.kind
-        && s.kind != k.value
+/// Why nothing matches `sel`: no span of its name (with the names seen), or the
+/// closest spans and what each failed. The closest are also returned, for the
+/// report's data.
+fn none_found(m: &mut Matcher<'_, '_>, sel: &Selector) -> (String, Vec<NearMiss>) {
+    let spans = m.trace.spans;
+    if let Some(name) = &sel.name
+        && !spans.iter().any(|s| name.value.is_match(&s.name))
     {
-        misses.push(format!("its kind is {}", s.kind.as_str()));
+        return (no_span_named(&name.value, spans), Vec::new());
     }
-    if let Some(a) = &e.attrs {
-        for (k, v) in a.all.iter() {
-            match s.attributes.get(&k.value) {
-                Some(actual) if actual.matches(&v.value) => {}
-                Some(actual) => misses.push(format!("{} is {actual}", k.value)),
-                None => misses.push(format!("{} is missing", k.value)),
-            }
+    let near = m.nearest(sel, NEAREST);
+    let text = format!(
+        "none of the {} spans matches; closest: {}",
+        spans.len(),
+        near_text(&near)
+    );
+    (text, near)
+}
+
+/// Up to five of the spans at `picked`, described.
+fn listed(spans: &[SpanRecord], picked: &[usize]) -> String {
+    let mut shown: Vec<String> = picked
+        .iter()
+        .take(5)
+        .map(|i| spans[*i].describe())
+        .collect();
+    if picked.len() > 5 {
+        shown.push(format!("and {} more", picked.len() - 5));
+    }
+    shown.join(", ")
+}
+
+/// `[[expect.span]]`: at least one span matches (or `count` of them, or none with
+/// `absent`), and each that does meets `each`.
+pub fn span(set: &ExpectSet, e: &SpanExpect, m: &mut Matcher<'_, '_>) -> Vec<Unmet> {
+    let sel = &e.select;
+    let what = match &sel.name {
+        Some(n) => format!("[[expect.span]] \"{}\"", n.value),
+        None => format!("[[expect.span]] {sel}"),
+    };
+    let spans = m.trace.spans;
+    let picked = m.select(sel);
+    let n = picked.len();
+    let mut out = Vec::new();
+    let mut fail = |expected: String, found: String, near: Vec<NearMiss>, at| {
+        out.push(Unmet {
+            matched: Some(n),
+            near,
+            ..unmet(ExpectKind::Span, what.clone(), set.at(at), expected, found)
+        });
+    };
+    if e.absent.as_ref().is_some_and(|a| a.value) {
+        if n > 0 {
+            fail(
+                format!("no span {sel}"),
+                format!("{n} matching: {}", listed(spans, &picked)),
+                Vec::new(),
+                e.span,
+            );
         }
-        if !a.any.is_empty()
-            && !a.any.iter().any(|(k, v)| {
-                s.attributes
-                    .get(&k.value)
-                    .is_some_and(|x| x.matches(&v.value))
+    } else if let Some(c) = &e.count {
+        if let Some((expected, at)) = count_misses(c, n as u64, "matching spans") {
+            let (found, near) = if n == 0 {
+                none_found(m, sel)
+            } else {
+                (format!("{n}: {}", listed(spans, &picked)), Vec::new())
+            };
+            fail(format!("{sel}: {expected}"), found, near, at);
+        }
+    } else if n == 0 {
+        let (found, near) = none_found(m, sel);
+        fail(format!("a span {sel}"), found, near, e.span);
+    }
+    if let Some(each) = &e.each {
+        let offenders: Vec<NearMiss> = picked
+            .iter()
+            .filter_map(|i| {
+                let misses = m.misses(each, *i);
+                (!misses.is_empty()).then(|| NearMiss {
+                    span: spans[*i].describe(),
+                    span_id: spans[*i].span_id.clone(),
+                    misses,
+                })
             })
-        {
-            misses.push("none of attrs.any matches".into());
+            .collect();
+        if !offenders.is_empty() {
+            let k = offenders.len();
+            let shown = &offenders[..k.min(NEAREST)];
+            out.push(Unmet {
+                matched: Some(n),
+                near: offenders.clone(),
+                ..unmet(
+                    ExpectKind::Span,
+                    format!("{what} each"),
+                    set.at(each.span),
+                    format!("every span {sel} to meet {each}"),
+                    format!("{k} of {n} do not: {}", near_text(shown)),
+                )
+            });
         }
     }
-    if let Some(ev) = &e.events {
-        let have: HashSet<&str> = s.events.iter().map(|e| e.name.as_str()).collect();
-        for n in &ev.all {
-            if !have.contains(n.value.as_str()) {
-                misses.push(format!("event \"{}\" is missing", n.value));
-            }
-        }
-        if !ev.any.is_empty() && !ev.any.iter().any(|n| have.contains(n.value.as_str())) {
-            misses.push("none of events.any happened".into());
+    out
+}
+
+/// `[[expect.per_span]]`: under each span `of` picks, `count` descendants that
+/// `descendants` picks.
+pub fn per_span(set: &ExpectSet, e: &PerSpanExpect, m: &mut Matcher<'_, '_>) -> Option<Unmet> {
+    let what = format!(
+        "[[expect.per_span]] of {} descendants {}",
+        e.of, e.descendants
+    );
+    let trace = m.trace;
+    let spans = trace.spans;
+    let of = m.select(&e.of);
+    if of.is_empty() {
+        let (found, near) = none_found(m, &e.of);
+        return Some(Unmet {
+            matched: Some(0),
+            near,
+            ..unmet(
+                ExpectKind::PerSpan,
+                what,
+                set.at(e.of.span),
+                format!("spans {} to check", e.of),
+                found,
+            )
+        });
+    }
+    let hits = m.hits(&e.descendants);
+    let mut expected = None;
+    let mut offenders = Vec::new();
+    for i in &of {
+        let under: Vec<usize> = trace
+            .descendants(*i)
+            .into_iter()
+            .filter(|j| hits[*j])
+            .collect();
+        if let Some(miss) = count_misses(&e.count, under.len() as u64, "descendants") {
+            expected.get_or_insert(miss);
+            offenders.push((*i, under));
         }
     }
-    if let Some(d) = &e.duration_ms {
-        let ms = s.duration_ms();
-        let low = d.min.as_ref().is_some_and(|m| ms < m.value);
-        let high = d.max.as_ref().is_some_and(|m| ms > m.value);
-        if low || high {
-            misses.push(format!("it lasted {ms:.1} ms"));
-        }
-    }
-    misses
+    let (expected, at) = expected?;
+    let shown: Vec<String> = offenders
+        .iter()
+        .take(5)
+        .map(|(i, under)| {
+            let s = &spans[*i];
+            let mut names: Vec<&str> = under.iter().map(|j| spans[*j].name.as_str()).collect();
+            names.sort_unstable();
+            names.dedup();
+            format!(
+                "\"{}\" (span {}) has {}{}",
+                s.name,
+                s.span_id,
+                under.len(),
+                if names.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", names.join(", "))
+                }
+            )
+        })
+        .collect();
+    Some(Unmet {
+        matched: Some(of.len()),
+        ..unmet(
+            ExpectKind::PerSpan,
+            what,
+            set.at(at),
+            format!("under each span {}: {} {expected}", e.of, e.descendants),
+            format!(
+                "{} of {} spans do not: {}",
+                offenders.len(),
+                of.len(),
+                shown.join("; ")
+            ),
+        )
+    })
 }
 
 /// `[expect.graph]`.
-pub fn graph(set: &ExpectSet, g: &GraphExpect, spans: &[SpanRecord]) -> Vec<Unmet> {
-    let by_id = index(spans);
+pub fn graph(set: &ExpectSet, g: &GraphExpect, m: &mut Matcher<'_, '_>) -> Vec<Unmet> {
+    let trace = m.trace;
+    let spans = trace.spans;
     let mut out = Vec::new();
     for pair in &g.must_include {
-        let (p, c) = (&pair.value.a().value, &pair.value.b().value);
-        let children = set.named(spans, c);
-        let ok = children.iter().any(|ch| {
-            parent_of(ch, &by_id)
-                .is_some_and(|par| set.named(std::slice::from_ref(par), p).len() == 1)
-        });
+        let (p, c) = (pair.value.a(), pair.value.b());
+        let parents = m.hits(p);
+        let children = m.select(c);
+        let ok = children
+            .iter()
+            .any(|j| trace.parent(*j).is_some_and(|par| parents[par]));
         if !ok {
             let found = if children.is_empty() {
-                no_span_named(c, spans)
+                none_found(m, c).0
             } else {
-                let parents: Vec<String> = children
+                let shown: Vec<String> = children
                     .iter()
-                    .map(|ch| {
-                        parent_of(ch, &by_id)
-                            .map_or("(none)".to_owned(), |x| format!("\"{}\"", x.name))
+                    .take(5)
+                    .map(|j| {
+                        trace
+                            .parent(*j)
+                            .map_or("(none)".to_owned(), |x| format!("\"{}\"", spans[x].name))
                     })
                     .collect();
-                format!("\"{c}\" has parent {}", parents.join(", "))
+                format!("{c} has parent {}", shown.join(", "))
             };
-            out.push(Unmet {
-                kind: ExpectKind::Graph,
-                what: "[expect.graph] must_include".into(),
-                at: set.at(pair.span),
-                expected: format!("an edge \"{p}\" → \"{c}\""),
+            out.push(unmet(
+                ExpectKind::Graph,
+                "[expect.graph] must_include".into(),
+                set.at(pair.span),
+                format!("an edge {p} → {c}"),
                 found,
-            });
+            ));
         }
     }
     for pair in &g.must_not_cross {
-        let (a, b) = (&pair.value.a().value, &pair.value.b().value);
-        let crossing = set.named(spans, b).into_iter().find(|ch| {
-            parent_of(ch, &by_id)
-                .is_some_and(|par| set.named(std::slice::from_ref(par), a).len() == 1)
-        });
-        if let Some(ch) = crossing {
-            out.push(Unmet {
-                kind: ExpectKind::Graph,
-                what: "[expect.graph] must_not_cross".into(),
-                at: set.at(pair.span),
-                expected: format!("no edge \"{a}\" → \"{b}\""),
-                found: format!("{} under \"{a}\"", ch.describe()),
-            });
+        let (a, b) = (pair.value.a(), pair.value.b());
+        let parents = m.hits(a);
+        let crossing = m
+            .select(b)
+            .into_iter()
+            .find(|j| trace.parent(*j).is_some_and(|par| parents[par]));
+        if let Some(j) = crossing {
+            out.push(unmet(
+                ExpectKind::Graph,
+                "[expect.graph] must_not_cross".into(),
+                set.at(pair.span),
+                format!("no edge {a} → {b}"),
+                format!("{} under {a}", spans[j].describe()),
+            ));
         }
     }
     if let Some(acyclic) = &g.acyclic
         && acyclic.value
-        && let Some(cycle) = find_cycle(spans, &by_id)
+        && let Some(cycle) = find_cycle(spans, &index(spans))
     {
-        out.push(Unmet {
-            kind: ExpectKind::Graph,
-            what: "[expect.graph] acyclic".into(),
-            at: set.at(acyclic.span),
-            expected: "parent links without a cycle".into(),
-            found: format!("a cycle through {}", cycle.join(" → ")),
-        });
+        out.push(unmet(
+            ExpectKind::Graph,
+            "[expect.graph] acyclic".into(),
+            set.at(acyclic.span),
+            "parent links without a cycle".into(),
+            format!("a cycle through {}", cycle.join(" → ")),
+        ));
     }
     out
 }
@@ -332,27 +404,25 @@ fn find_cycle(
     None
 }
 
-fn count_unmet(set: &ExpectSet, what: &str, c: &Count, actual: u64) -> Option<Unmet> {
+/// The bounds of `c` that `actual` misses, as `what == 3 and …`, with where the
+/// first is written.
+fn count_misses(c: &Count, actual: u64, what: &str) -> Option<(String, crate::diag::Span)> {
     let checks = [
-        (
-            &c.eq,
-            "==",
-            actual == c.eq.as_ref().map_or(actual, |v| v.value),
-        ),
+        (&c.eq, "==", c.eq.as_ref().is_none_or(|v| actual == v.value)),
         (
             &c.gte,
             ">=",
-            actual >= c.gte.as_ref().map_or(actual, |v| v.value),
+            c.gte.as_ref().is_none_or(|v| actual >= v.value),
         ),
         (
             &c.lte,
             "<=",
-            actual <= c.lte.as_ref().map_or(actual, |v| v.value),
+            c.lte.as_ref().is_none_or(|v| actual <= v.value),
         ),
     ];
     let failed: Vec<(&crate::model::Sp<u64>, &str)> = checks
         .iter()
-        .filter(|(v, _, ok)| v.is_some() && !ok)
+        .filter(|(_, _, ok)| !ok)
         .filter_map(|(v, op, _)| v.as_ref().map(|v| (v, *op)))
         .collect();
     let (first, _) = failed.first()?;
@@ -360,13 +430,18 @@ fn count_unmet(set: &ExpectSet, what: &str, c: &Count, actual: u64) -> Option<Un
         .iter()
         .map(|(v, op)| format!("{what} {op} {}", v.value))
         .collect();
-    Some(Unmet {
-        kind: ExpectKind::Counts,
-        what: format!("[expect.counts] {what}"),
-        at: set.at(first.span),
-        expected: expected.join(" and "),
-        found: actual.to_string(),
-    })
+    Some((expected.join(" and "), first.span))
+}
+
+fn count_unmet(set: &ExpectSet, what: &str, c: &Count, actual: u64) -> Option<Unmet> {
+    let (expected, at) = count_misses(c, actual, what)?;
+    Some(unmet(
+        ExpectKind::Counts,
+        format!("[expect.counts] {what}"),
+        set.at(at),
+        expected,
+        actual.to_string(),
+    ))
 }
 
 /// `[expect.counts]`.
@@ -399,22 +474,29 @@ pub fn counts(set: &ExpectSet, c: &CountsExpect, spans: &[SpanRecord]) -> Vec<Un
     out
 }
 
-/// `[[expect.window]]`: every span of each `contains` name starts and ends inside an `outer` span.
-pub fn window(set: &ExpectSet, w: &WindowExpect, spans: &[SpanRecord]) -> Vec<Unmet> {
-    let what = format!("[[expect.window]] \"{}\"", w.outer.value);
-    let outers = set.named(spans, &w.outer.value);
+/// `[[expect.window]]`: every span each `contains` selector picks starts and ends
+/// inside an `outer` span.
+pub fn window(set: &ExpectSet, w: &WindowExpect, m: &mut Matcher<'_, '_>) -> Vec<Unmet> {
+    let spans = m.trace.spans;
+    let what = format!("[[expect.window]] {}", w.outer);
+    let outers: Vec<&SpanRecord> = m.select(&w.outer).into_iter().map(|i| &spans[i]).collect();
     if outers.is_empty() {
+        let (found, near) = none_found(m, &w.outer);
         return vec![Unmet {
-            kind: ExpectKind::Window,
-            what,
-            at: set.at(w.span),
-            expected: format!("an outer span \"{}\"", w.outer.value),
-            found: no_span_named(&w.outer.value, spans),
+            matched: Some(0),
+            near,
+            ..unmet(
+                ExpectKind::Window,
+                what,
+                set.at(w.span),
+                format!("an outer span {}", w.outer),
+                found,
+            )
         }];
     }
     let mut out = Vec::new();
     for c in &w.contains {
-        let inner = set.named(spans, &c.value);
+        let inner: Vec<&SpanRecord> = m.select(c).into_iter().map(|i| &spans[i]).collect();
         let outside = inner.iter().find(|s| {
             !outers.iter().any(|o| {
                 s.start_time_unix_nano >= o.start_time_unix_nano
@@ -422,23 +504,23 @@ pub fn window(set: &ExpectSet, w: &WindowExpect, spans: &[SpanRecord]) -> Vec<Un
             })
         });
         let found = match (inner.is_empty(), outside) {
-            (true, _) => Some(no_span_named(&c.value, spans)),
+            (true, _) => Some(none_found(m, c).0),
             (false, Some(s)) => Some(format!(
-                "\"{}\" runs {} outside every \"{}\"",
+                "\"{}\" runs {} outside every {}",
                 s.name,
                 relative(s, &outers),
-                w.outer.value
+                w.outer
             )),
             (false, None) => None,
         };
         if let Some(found) = found {
-            out.push(Unmet {
-                kind: ExpectKind::Window,
-                what: what.clone(),
-                at: set.at(c.span),
-                expected: format!("\"{}\" within \"{}\"", c.value, w.outer.value),
+            out.push(unmet(
+                ExpectKind::Window,
+                what.clone(),
+                set.at(c.span),
+                format!("{c} within {}", w.outer),
                 found,
-            });
+            ));
         }
     }
     out
@@ -455,33 +537,32 @@ fn relative(s: &SpanRecord, outers: &[&SpanRecord]) -> String {
     )
 }
 
-fn first<'a>(
-    set: &ExpectSet,
-    spans: &'a [SpanRecord],
-    pattern: &NamePattern,
-) -> Option<&'a SpanRecord> {
-    set.named(spans, pattern)
+/// The first span `sel` picks, by start time.
+fn first<'a>(m: &mut Matcher<'_, 'a>, sel: &Selector) -> Option<&'a SpanRecord> {
+    let spans = m.trace.spans;
+    m.select(sel)
         .into_iter()
+        .map(|i| &spans[i])
         .min_by_key(|s| s.start_time_unix_nano)
 }
 
-/// `[expect.order]`, on the first span of each name (by start time).
-pub fn order(set: &ExpectSet, o: &OrderExpect, spans: &[SpanRecord]) -> Vec<Unmet> {
+/// `[expect.order]`, on the first span each selector picks (by start time).
+pub fn order(set: &ExpectSet, o: &OrderExpect, m: &mut Matcher<'_, '_>) -> Vec<Unmet> {
     let mut out = Vec::new();
     for (pairs, verb) in [
         (&o.must_precede, "must_precede"),
         (&o.must_follow, "must_follow"),
     ] {
         for pair in pairs {
-            let (a, b) = (&pair.value.a().value, &pair.value.b().value);
+            let (a, b) = (pair.value.a(), pair.value.b());
             let expected = if verb == "must_precede" {
-                format!("\"{a}\" to end before \"{b}\" starts")
+                format!("{a} to end before {b} starts")
             } else {
-                format!("\"{a}\" to start after \"{b}\" ends")
+                format!("{a} to start after {b} ends")
             };
-            let found = match (first(set, spans, a), first(set, spans, b)) {
-                (None, _) => Some(no_span_named(a, spans)),
-                (_, None) => Some(no_span_named(b, spans)),
+            let found = match (first(m, a), first(m, b)) {
+                (None, _) => Some(none_found(m, a).0),
+                (_, None) => Some(none_found(m, b).0),
                 (Some(x), Some(y)) => {
                     let ok = if verb == "must_precede" {
                         x.end_time_unix_nano <= y.start_time_unix_nano
@@ -496,21 +577,21 @@ pub fn order(set: &ExpectSet, o: &OrderExpect, spans: &[SpanRecord]) -> Vec<Unme
                             as f64
                             / 1e6;
                         if verb == "must_precede" {
-                            format!("\"{b}\" starts {:.1} ms before \"{a}\" ends", -gap)
+                            format!("{b} starts {:.1} ms before {a} ends", -gap)
                         } else {
-                            format!("\"{a}\" starts {:.1} ms before \"{b}\" ends", -back)
+                            format!("{a} starts {:.1} ms before {b} ends", -back)
                         }
                     })
                 }
             };
             if let Some(found) = found {
-                out.push(Unmet {
-                    kind: ExpectKind::Order,
-                    what: format!("[expect.order] {verb}"),
-                    at: set.at(pair.span),
+                out.push(unmet(
+                    ExpectKind::Order,
+                    format!("[expect.order] {verb}"),
+                    set.at(pair.span),
                     expected,
                     found,
-                });
+                ));
             }
         }
     }
@@ -548,6 +629,8 @@ pub fn status(set: &ExpectSet, st: &StatusExpect, spans: &[SpanRecord]) -> Vec<U
                 at: set.at(all.span),
                 expected: format!("every span {}", words.join(" or ")),
                 found: bad.join(", "),
+                matched: None,
+                near: Vec::new(),
             });
         }
     }
@@ -566,6 +649,8 @@ pub fn status(set: &ExpectSet, st: &StatusExpect, spans: &[SpanRecord]) -> Vec<U
                 at: set.at(pattern.span),
                 expected: format!("\"{}\" spans {}", pattern.value, want.value.as_str()),
                 found,
+                matched: None,
+                near: Vec::new(),
             });
         }
     }
@@ -617,16 +702,16 @@ pub fn hermeticity(
                 at: set.at(flag.span),
                 expected: "no span naming a network peer".into(),
                 found,
+                matched: None,
+                near: Vec::new(),
             });
         }
     }
     if let Some(r) = &h.resource_attrs {
         for (k, v) in r.must_match.iter() {
-            let bad = spans.iter().find(|s| {
-                !s.resource
-                    .get(&k.value)
-                    .is_some_and(|x| x.matches(&v.value))
-            });
+            let bad = spans
+                .iter()
+                .find(|s| holds_all(v, s.resource.get(&k.value)).is_err());
             if let Some(s) = bad {
                 let actual = s
                     .resource
@@ -636,8 +721,10 @@ pub fn hermeticity(
                     kind: ExpectKind::Hermeticity,
                     what: "[expect.hermeticity] resource_attrs.must_match".into(),
                     at: set.at(k.span),
-                    expected: format!("resource {}={} on every span", k.value, v.value),
+                    expected: format!("resource {} {v} on every span", k.value),
                     found: format!("\"{}\" has resource {} {actual}", s.name, k.value),
+                    matched: None,
+                    near: Vec::new(),
                 });
             }
         }
@@ -657,6 +744,8 @@ pub fn hermeticity(
                     at: set.at(key.span),
                     expected: format!("no span attribute \"{}\"", key.value),
                     found,
+                    matched: None,
+                    near: Vec::new(),
                 });
             }
         }

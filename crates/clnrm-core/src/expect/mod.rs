@@ -5,6 +5,9 @@
 //! a failure, never a pass. Pure: no I/O.
 
 mod matchers;
+mod select;
+
+pub use select::{Miss, NearMiss};
 
 use crate::diag::{Source, SourceKind, Span};
 use crate::model::{Expect, NamePattern};
@@ -161,6 +164,8 @@ pub enum ExpectKind {
     Hermeticity,
     /// `[[expect.log]]`.
     Log,
+    /// `[[expect.per_span]]`.
+    PerSpan,
 }
 
 /// An expectation that the spans do not meet, as data: reports render it.
@@ -177,6 +182,13 @@ pub struct Unmet {
     pub expected: String,
     /// What was found nearest.
     pub found: String,
+    /// How many spans its selector matched, where it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matched: Option<usize>,
+    /// The closest spans its selector did not match (or, for `each`, the matching
+    /// spans that failed), each with the criteria it failed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub near: Vec<NearMiss>,
 }
 
 impl Unmet {
@@ -241,6 +253,8 @@ pub fn check_logs(set: &ExpectSet, logs: &[(&str, &str)]) -> Vec<Unmet> {
                     if absent { "never shows" } else { "shows" }
                 ),
                 found,
+                matched: None,
+                near: Vec::new(),
             });
         }
     }
@@ -293,23 +307,30 @@ pub fn check_in(set: &ExpectSet, spans: &[SpanRecord], scope: &Scope<'_>) -> Vec
             } else {
                 format!("no spans at all: {}", scope.collected)
             },
+            matched: None,
+            near: Vec::new(),
         }];
     }
+    let trace = select::Trace::new(spans);
+    let mut m = select::Matcher::new(&trace);
     let mut out = Vec::new();
     for s in &e.spans {
-        out.extend(matchers::span(set, s, spans));
+        out.extend(matchers::span(set, s, &mut m));
     }
     if let Some(g) = &e.graph {
-        out.extend(matchers::graph(set, g, spans));
+        out.extend(matchers::graph(set, g, &mut m));
     }
     if let Some(c) = &e.counts {
         out.extend(matchers::counts(set, c, spans));
     }
     for w in &e.windows {
-        out.extend(matchers::window(set, w, spans));
+        out.extend(matchers::window(set, w, &mut m));
+    }
+    for p in &e.per_span {
+        out.extend(matchers::per_span(set, p, &mut m));
     }
     if let Some(o) = &e.order {
-        out.extend(matchers::order(set, o, spans));
+        out.extend(matchers::order(set, o, &mut m));
     }
     if let Some(s) = &e.status {
         out.extend(matchers::status(set, s, spans));
@@ -322,3 +343,5 @@ pub fn check_in(set: &ExpectSet, spans: &[SpanRecord], scope: &Scope<'_>) -> Vec
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_select;

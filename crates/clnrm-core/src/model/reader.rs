@@ -301,8 +301,18 @@ impl<'a, 'i> Table<'a, 'i> {
     }
 
     fn child_path(&self, key: &str) -> String {
-        if self.path.is_empty() {
+        // A key that is not bare (`"http.status_code"`) is quoted, as TOML writes it.
+        let bare = !key.is_empty()
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        let key = if bare {
             key.to_owned()
+        } else {
+            format!("{key:?}")
+        };
+        if self.path.is_empty() {
+            key
         } else {
             format!("{}.{key}", self.path)
         }

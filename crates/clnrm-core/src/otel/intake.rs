@@ -4,7 +4,7 @@
 //! `start_time_unix_nano`, ...). Also the `exporter = "stdout"` intake: a line of
 //! stdout that is one of these JSON objects is spans; any other line is output.
 
-use super::span::{AttrValue, SpanEvent, SpanRecord};
+use super::span::{AttrValue, SpanEvent, SpanLink, SpanRecord};
 use crate::model::{SpanKind, StatusCode};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -156,10 +156,26 @@ pub fn flat_span(obj: &Map<String, Value>) -> Option<SpanRecord> {
             .and_then(Value::as_array)
             .map(|evs| evs.iter().filter_map(event).collect())
             .unwrap_or_default(),
+        links: get(obj, &["links"])
+            .and_then(Value::as_array)
+            .map(|ls| ls.iter().filter_map(link).collect())
+            .unwrap_or_default(),
         status,
         status_message,
         resource: get(obj, &["resource"]).map(attributes).unwrap_or_default(),
         scope: get_str(obj, &["scope", "scope_name"]).unwrap_or_default(),
+    })
+}
+
+/// A link object; its ids in any case (OTLP-JSON writes them as hex).
+fn link(v: &Value) -> Option<SpanLink> {
+    let obj = v.as_object()?;
+    Some(SpanLink {
+        trace_id: get_str(obj, &["traceId", "trace_id"])?.to_ascii_lowercase(),
+        span_id: get_str(obj, &["spanId", "span_id"])?.to_ascii_lowercase(),
+        attributes: get(obj, &["attributes"])
+            .map(attributes)
+            .unwrap_or_default(),
     })
 }
 

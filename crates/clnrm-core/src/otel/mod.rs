@@ -15,4 +15,4 @@ pub use json_request::from_otlp_json_bytes;
 pub use limits::{Overflow, SpanBudget, SpanLimits};
 pub use proto::from_proto;
 pub use receiver::{Collected, Receiver, ReceiverConfig};
-pub use span::{AttrValue, SpanEvent, SpanRecord};
+pub use span::{AttrValue, SpanEvent, SpanLink, SpanRecord};

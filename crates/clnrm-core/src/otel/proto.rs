@@ -1,6 +1,6 @@
 //! OTLP protobuf (`ExportTraceServiceRequest`) to the span model.
 
-use super::span::{AttrValue, SpanEvent, SpanRecord};
+use super::span::{AttrValue, SpanEvent, SpanLink, SpanRecord};
 use crate::model::{SpanKind, StatusCode};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
@@ -91,6 +91,15 @@ pub fn from_proto(req: ExportTraceServiceRequest) -> Vec<SpanRecord> {
                             name: e.name,
                             time_unix_nano: e.time_unix_nano,
                             attributes: attributes(e.attributes),
+                        })
+                        .collect(),
+                    links: s
+                        .links
+                        .into_iter()
+                        .map(|l| SpanLink {
+                            trace_id: hex(&l.trace_id),
+                            span_id: hex(&l.span_id),
+                            attributes: attributes(l.attributes),
                         })
                         .collect(),
                     status: match status.code {

@@ -78,6 +78,18 @@ pub struct SpanEvent {
     pub attributes: BTreeMap<String, AttrValue>,
 }
 
+/// A link from a span to another (a consumer's to its producer's).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SpanLink {
+    /// The linked span's trace, 32 hex digits.
+    pub trace_id: String,
+    /// The linked span, 16 hex digits.
+    pub span_id: String,
+    /// Attributes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, AttrValue>,
+}
+
 /// A span, whatever its intake.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SpanRecord {
@@ -102,6 +114,9 @@ pub struct SpanRecord {
     /// Events.
     #[serde(default)]
     pub events: Vec<SpanEvent>,
+    /// Links to other spans.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<SpanLink>,
     /// Status code.
     pub status: StatusCode,
     /// Status message.
@@ -189,6 +204,16 @@ impl SpanRecord {
                         + attributes_bytes(&e.attributes)
                 })
                 .sum::<usize>()
+            + self
+                .links
+                .iter()
+                .map(|l| {
+                    std::mem::size_of::<SpanLink>()
+                        + l.trace_id.len()
+                        + l.span_id.len()
+                        + attributes_bytes(&l.attributes)
+                })
+                .sum::<usize>()
     }
 
     /// Replaces every text of the span (names, keys, string values, status message,
@@ -207,6 +232,9 @@ impl SpanRecord {
         for e in &mut self.events {
             one(&mut e.name);
             map_attributes(&mut e.attributes, f);
+        }
+        for l in &mut self.links {
+            map_attributes(&mut l.attributes, f);
         }
     }
 

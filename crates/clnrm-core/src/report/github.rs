@@ -144,6 +144,8 @@ mod tests {
             },
             expected: "a span named db.query".into(),
             found: "none".into(),
+            matched: None,
+            near: Vec::new(),
         });
         report.results[1].steps[0].at = Some(Position {
             file: "tests/a.clnrm.toml".into(),

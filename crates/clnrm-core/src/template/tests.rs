@@ -148,7 +148,7 @@ version = "1"
     );
     let order = file.expect.order.unwrap_or_default();
     assert_eq!(order.must_precede.len(), 2);
-    assert_eq!(order.must_precede[1].b().value.as_str(), "z");
+    assert_eq!(order.must_precede[1].b().to_string(), "\"z\"");
 }
 
 #[test]

@@ -5,7 +5,9 @@
 use super::ctx::{Ctx, bounds_error, check_reference, service_ids};
 use super::cycles::first_cycle_edge;
 use crate::diag::Code;
-use crate::model::{Count, Expect, Pair, Sp, SpanExpect, TestFile};
+use crate::model::{
+    Count, Expect, Pair, Predicate, Predicates, Selector, Sp, SpanExpect, TestFile,
+};
 use std::collections::HashSet;
 
 pub(super) fn check_expectations(file: &TestFile, cx: &mut Ctx<'_>) {
@@ -60,25 +62,129 @@ fn check_expect(e: &Expect, cx: &mut Ctx<'_>) {
             check_count(cx, c);
         }
     }
+    for p in &e.per_span {
+        check_selector(cx, &p.of);
+        check_selector(cx, &p.descendants);
+        check_count(cx, &p.count);
+    }
+    let pairs = e
+        .graph
+        .iter()
+        .flat_map(|g| g.must_include.iter().chain(&g.must_not_cross))
+        .chain(
+            e.order
+                .iter()
+                .flat_map(|o| o.must_precede.iter().chain(&o.must_follow)),
+        );
+    for p in pairs {
+        check_selector(cx, p.value.a());
+        check_selector(cx, p.value.b());
+    }
+    for w in &e.windows {
+        for sel in std::iter::once(&w.outer).chain(&w.contains) {
+            check_selector(cx, sel);
+        }
+    }
     check_order(e, cx);
 }
 
 fn check_span_expect(cx: &mut Ctx<'_>, s: &SpanExpect) {
-    if let Some(b) = &s.duration_ms {
-        for v in [&b.min, &b.max].into_iter().flatten() {
-            if v.value < 0.0 {
+    check_selector(cx, &s.select);
+    if let Some(each) = &s.each {
+        check_selector(cx, each);
+    }
+    if let Some(c) = &s.count {
+        check_count(cx, c);
+    }
+    if let Some(absent) = s.absent.as_ref().filter(|a| a.value) {
+        let other = match (&s.count, &s.each) {
+            (Some(c), _) => [&c.eq, &c.gte, &c.lte]
+                .into_iter()
+                .flatten()
+                .next()
+                .map(|v| (v.span, "`count`")),
+            (None, Some(each)) => Some((each.span, "`each`")),
+            (None, None) => None,
+        };
+        if let Some((span, key)) = other {
+            let src = cx.src;
+            let d = cx.error(
+                Code::Conflict,
+                absent.span,
+                format!("[[expect.span]] says `absent = true` and {key}"),
+                "no span may match",
+            );
+            *d = d
+                .clone()
+                .also(src, span, format!("{key} is about the spans that match"));
+        }
+    }
+}
+
+/// A selector and every one nested in it: durations are not negative, and no
+/// lower bound of a value is above its upper bound.
+fn check_selector(cx: &mut Ctx<'_>, sel: &Selector) {
+    if let Some(d) = &sel.duration_ms {
+        for p in &d.all {
+            if let Predicate::Gt(v) | Predicate::Gte(v) | Predicate::Lt(v) | Predicate::Lte(v) =
+                p.value
+                && v < 0.0
+            {
                 cx.error(
                     Code::OutOfRange,
-                    v.span,
+                    p.span,
                     "durations cannot be negative".into(),
                     "expected 0 or more",
                 );
             }
         }
-        if let (Some(min), Some(max)) = (&b.min, &b.max)
-            && min.value > max.value
-        {
-            bounds_error(cx, min.span, max.span, "min", "max", &min.value, &max.value);
+        check_predicates(cx, d);
+    }
+    let attrs = sel
+        .attrs
+        .iter()
+        .flat_map(|a| a.all.iter().chain(a.any.iter()));
+    let events = sel
+        .events
+        .iter()
+        .flat_map(|e| &e.each)
+        .flat_map(|e| e.attrs.iter());
+    let links = sel.links.iter().flat_map(|l| l.attrs.iter());
+    for (_, p) in attrs.chain(events).chain(links) {
+        check_predicates(cx, p);
+    }
+    let nested = [&sel.parent, &sel.ancestor]
+        .into_iter()
+        .flatten()
+        .chain(sel.links.iter().filter_map(|l| l.to.as_ref()));
+    for n in nested {
+        check_selector(cx, n);
+    }
+}
+
+/// The greatest lower bound of a value is not above its least upper bound.
+fn check_predicates(cx: &mut Ctx<'_>, p: &Predicates) {
+    // (value, strict, the key as written, where)
+    type Bound<'b> = (f64, bool, &'b str, crate::diag::Span);
+    let mut lower: Option<Bound<'_>> = None;
+    let mut upper: Option<Bound<'_>> = None;
+    for (one, word) in p.all.iter().zip(&p.keys) {
+        match one.value {
+            Predicate::Gt(v) | Predicate::Gte(v) if lower.is_none_or(|(l, ..)| v > l) => {
+                lower = Some((v, matches!(one.value, Predicate::Gt(_)), word, one.span));
+            }
+            Predicate::Lt(v) | Predicate::Lte(v) if upper.is_none_or(|(u, ..)| v < u) => {
+                upper = Some((v, matches!(one.value, Predicate::Lt(_)), word, one.span));
+            }
+            _ => {}
+        }
+    }
+    if let (Some((lo, lo_strict, lo_word, lo_span)), Some((hi, hi_strict, hi_word, hi_span))) =
+        (lower, upper)
+    {
+        let strict = lo_strict || hi_strict;
+        if lo > hi || (strict && lo == hi) {
+            bounds_error(cx, lo_span, hi_span, lo_word, hi_word, &lo, &hi);
         }
     }
 }
@@ -120,15 +226,19 @@ fn check_order(e: &Expect, cx: &mut Ctx<'_>) {
     let Some(order) = &e.order else {
         return;
     };
-    let edges: Vec<(&str, &str, &Sp<Pair>)> = order
+    let node = |sel: &Selector| {
+        sel.only_name()
+            .map_or_else(|| sel.to_string(), |n| n.as_str().to_owned())
+    };
+    let edges: Vec<(String, String, &Sp<Pair>)> = order
         .must_precede
         .iter()
-        .map(|p| (p.a().as_str(), p.b().as_str(), p))
+        .map(|p| (node(p.a()), node(p.b()), p))
         .chain(
             order
                 .must_follow
                 .iter()
-                .map(|p| (p.b().as_str(), p.a().as_str(), p)),
+                .map(|p| (node(p.b()), node(p.a()), p)),
         )
         .collect();
     for (a, b, p) in &edges {
@@ -141,7 +251,11 @@ fn check_order(e: &Expect, cx: &mut Ctx<'_>) {
             );
         }
     }
-    let proper: Vec<_> = edges.iter().filter(|(a, b, _)| a != b).cloned().collect();
+    let proper: Vec<(&str, &str, &Sp<Pair>)> = edges
+        .iter()
+        .filter(|(a, b, _)| a != b)
+        .map(|(a, b, p)| (a.as_str(), b.as_str(), *p))
+        .collect();
     if let Some((a, b, p)) = first_cycle_edge(&proper) {
         cx.error(
             Code::OrderCycle,
@@ -155,10 +269,11 @@ fn check_order(e: &Expect, cx: &mut Ctx<'_>) {
         );
     }
     for w in &e.windows {
-        let inside: HashSet<&str> = w.contains.iter().map(|c| c.as_str()).collect();
+        let inside: HashSet<String> = w.contains.iter().map(node).collect();
+        let outer = node(&w.outer);
         for (a, b, p) in &edges {
-            let contradicts = (*a == w.outer.as_str() && inside.contains(b))
-                || (*b == w.outer.as_str() && inside.contains(a));
+            let contradicts =
+                (*a == outer && inside.contains(b)) || (*b == outer && inside.contains(a));
             if contradicts {
                 let src = cx.src;
                 let d = cx.error(
@@ -167,7 +282,7 @@ fn check_order(e: &Expect, cx: &mut Ctx<'_>) {
                     format!("ordering [\"{a}\" before \"{b}\"] contradicts a window"),
                     "this constraint",
                 );
-                *d = d.clone().also(src, w.outer.span, format!("\"{}\" contains the other span", w.outer.value))
+                *d = d.clone().also(src, w.outer.span, format!("{} contains the other span", w.outer))
                     .help("a span inside a window overlaps its outer span, so neither can end before the other starts");
             }
         }

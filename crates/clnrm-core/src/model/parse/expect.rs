@@ -1,12 +1,13 @@
 //! Reading the `[expect]` tables, of a file or a scenario: span, graph, counts,
 //! window, order, status, hermeticity and log expectations.
 
+use super::select::{read_predicate_map, read_selector, read_selector_keys};
 use crate::diag::{Code, Span};
-use crate::model::reader::{FromToml, Reader, Table, keyword_value};
+use crate::model::reader::{Reader, Table, keyword_value};
 use crate::model::{
-    AttrsExpect, Bounds, Count, CountsExpect, EventsExpect, Expect, GraphExpect, HermeticityExpect,
-    LogExpect, NamePattern, OrderExpect, Pair, ResourceAttrs, Scalar, Sp, SpMap, SpanAttrs,
-    SpanExpect, StatusCode, StatusExpect, WindowExpect,
+    Count, CountsExpect, Expect, GraphExpect, HermeticityExpect, LogExpect, NamePattern,
+    OrderExpect, Pair, PerSpanExpect, ResourceAttrs, Selector, Sp, SpMap, SpanAttrs, SpanExpect,
+    StatusCode, StatusExpect, WindowExpect,
 };
 use toml::Spanned;
 use toml::de::DeValue;
@@ -37,13 +38,43 @@ pub(super) fn read_expect(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Expect {
         .tables(r, "window")
         .into_iter()
         .filter_map(|mut w| {
-            let outer = w.req(r, "outer", "\"span-name\"");
-            let contains = w.req(r, "contains", "[\"child\"]");
+            let outer = required_selector(r, &mut w, "outer", "\"span-name\"");
+            let contains = match w.entry("contains") {
+                Some((_, v)) => selector_list(r, v, &format!("{}.contains", w.path())),
+                None => {
+                    w.req::<String>(r, "contains", "[\"child\"]");
+                    None
+                }
+            };
             let span = w.anchor();
             w.finish(r);
             Some(WindowExpect {
                 outer: outer?,
                 contains: contains?,
+                span,
+            })
+        })
+        .collect();
+    let per_span = t
+        .tables(r, "per_span")
+        .into_iter()
+        .filter_map(|mut p| {
+            let of = required_selector(r, &mut p, "of", "{ kind = \"server\" }");
+            let descendants =
+                required_selector(r, &mut p, "descendants", "{ name = \"SELECT *\" }");
+            let count = match p.table(r, "count") {
+                Some(c) => Some(read_count(r, c)),
+                None => {
+                    p.req::<String>(r, "count", "{ lte = 1 }");
+                    None
+                }
+            };
+            let span = p.anchor();
+            p.finish(r);
+            Some(PerSpanExpect {
+                of: of?,
+                descendants: descendants?,
+                count: count?,
                 span,
             })
         })
@@ -108,7 +139,10 @@ pub(super) fn read_expect(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Expect {
     let hermeticity = t.table(r, "hermeticity").map(|mut h| {
         let resource_attrs = h.table(r, "resource_attrs").map(|mut ra| {
             let out = ResourceAttrs {
-                must_match: ra.map(r, "must_match", FromToml::from_toml),
+                must_match: match ra.entry("must_match") {
+                    Some((_, v)) => read_predicate_map(r, v, &format!("{}.must_match", ra.path())),
+                    None => SpMap::default(),
+                },
             };
             ra.finish(r);
             out
@@ -135,6 +169,7 @@ pub(super) fn read_expect(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Expect {
         graph,
         counts,
         windows,
+        per_span,
         order,
         status,
         hermeticity,
@@ -163,100 +198,92 @@ fn pattern_keys<V>(map: SpMap<V>) -> SpMap<V, NamePattern> {
 }
 
 fn pairs(r: &mut Reader<'_>, t: &mut Table<'_, '_>, key: &'static str) -> Vec<Sp<Pair>> {
-    let Some(list): Option<Vec<Sp<Vec<Sp<NamePattern>>>>> = t.get(r, key) else {
+    let Some((_, v)) = t.entry(key) else {
         return Vec::new();
     };
-    list.into_iter()
-        .filter_map(|item| match <[Sp<NamePattern>; 2]>::try_from(item.value) {
-            Ok(pair) => Some(Sp::new(Pair(pair), item.span)),
-            Err(v) => {
-                r.error(
-                    Code::BadValue,
-                    item.span,
-                    format!("`{}.{key}` entries must be pairs of span names", t.path()),
-                    format!("expected [\"a\", \"b\"], found {} names", v.len()),
-                );
-                None
-            }
-        })
-        .collect()
+    let path = format!("{}.{key}", t.path());
+    let DeValue::Array(items) = v.get_ref() else {
+        r.error(
+            Code::WrongType,
+            v.span().into(),
+            format!("`{path}` must be a list of pairs"),
+            "expected [[\"a\", \"b\"]]",
+        );
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let at = format!("{path}[{i}]");
+        let span: Span = item.span().into();
+        let Some(list) = selector_list(r, item, &at) else {
+            continue;
+        };
+        match <[Selector; 2]>::try_from(list) {
+            Ok(pair) => out.push(Sp::new(Pair(pair), span)),
+            Err(v) => r.error(
+                Code::BadValue,
+                span,
+                format!("`{path}` entries must be pairs of spans"),
+                format!("expected [\"a\", \"b\"], found {} entries", v.len()),
+            ),
+        }
+    }
+    out
+}
+
+/// A list of selectors (names or tables).
+fn selector_list(
+    r: &mut Reader<'_>,
+    v: &Spanned<DeValue<'_>>,
+    path: &str,
+) -> Option<Vec<Selector>> {
+    let DeValue::Array(items) = v.get_ref() else {
+        r.error(
+            Code::WrongType,
+            v.span().into(),
+            format!("`{path}` must be a list of span names or selectors"),
+            "expected [\"a\", { name = \"b\" }]",
+        );
+        return None;
+    };
+    let read: Vec<Option<Selector>> = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| read_selector(r, item, &format!("{path}[{i}]")))
+        .collect();
+    read.into_iter().collect()
+}
+
+/// A required selector key.
+fn required_selector(
+    r: &mut Reader<'_>,
+    t: &mut Table<'_, '_>,
+    key: &'static str,
+    example: &str,
+) -> Option<Selector> {
+    match t.entry(key) {
+        Some((_, v)) => read_selector(r, v, &format!("{}.{key}", t.path())),
+        None => {
+            t.req::<String>(r, key, example);
+            None
+        }
+    }
 }
 
 fn read_span_expect(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Option<SpanExpect> {
-    let name = t.req(r, "name", "\"span-name\"");
-    let attrs = t.table(r, "attrs").map(|mut a| {
-        let all = a.map(r, "all", FromToml::from_toml);
-        let any = match a.entry("any") {
-            Some((_, v)) => read_attrs_any(r, v, &format!("{}.any", a.path())),
-            None => SpMap::default(),
-        };
-        a.finish(r);
-        AttrsExpect { all, any }
-    });
-    let events = t.table(r, "events").map(|mut e| {
-        let out = EventsExpect {
-            all: e.get(r, "all").unwrap_or_default(),
-            any: e.get(r, "any").unwrap_or_default(),
-        };
-        e.finish(r);
-        out
-    });
-    let duration_ms = t.table(r, "duration_ms").map(|mut d| {
-        let out = Bounds {
-            min: d.get(r, "min"),
-            max: d.get(r, "max"),
-        };
-        d.finish(r);
-        out
-    });
+    let select = read_selector_keys(r, &mut t);
+    let each = t
+        .entry("each")
+        .and_then(|(_, v)| read_selector(r, v, &format!("{}.each", t.path())));
     let out = SpanExpect {
-        name: name?,
-        parent: t.get(r, "parent"),
-        kind: t.keyword(r, "kind"),
-        attrs,
-        events,
-        duration_ms,
+        select,
+        count: t.table(r, "count").map(|c| read_count(r, c)),
+        absent: t.get(r, "absent"),
+        each,
         span: t.anchor(),
     };
     t.finish(r);
     Some(out)
-}
-
-/// `attrs.any` is a table, or a list of `"k=v"` strings.
-fn read_attrs_any(r: &mut Reader<'_>, v: &Spanned<DeValue<'_>>, path: &str) -> SpMap<Sp<Scalar>> {
-    match v.get_ref() {
-        DeValue::Table(inner) => {
-            Table::new(inner, v.span().into(), path).map_entries(r, FromToml::from_toml)
-        }
-        DeValue::Array(_) => {
-            let items: Vec<Sp<String>> = FromToml::from_toml(r, v, path).unwrap_or_default();
-            let mut out = SpMap::default();
-            for item in items {
-                match item.value.split_once('=') {
-                    Some((k, val)) if !k.trim().is_empty() => out.entries.push((
-                        Sp::new(k.trim().to_owned(), item.span),
-                        Sp::new(Scalar::String(val.trim().to_owned()), item.span),
-                    )),
-                    _ => r.error(
-                        Code::BadValue,
-                        item.span,
-                        format!("`{path}` entries must look like \"key=value\""),
-                        "no `=` here",
-                    ),
-                }
-            }
-            out
-        }
-        _ => {
-            r.error(
-                Code::WrongType,
-                v.span().into(),
-                format!("`{path}` must be a table or a list of \"k=v\""),
-                "expected a table",
-            );
-            SpMap::default()
-        }
-    }
 }
 
 /// A status, or a non-empty list of statuses.

@@ -8,6 +8,7 @@ mod file;
 mod legacy;
 mod otel;
 mod scenario;
+mod select;
 mod service;
 mod step;
 

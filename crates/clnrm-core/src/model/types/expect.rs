@@ -1,7 +1,7 @@
 //! The `[expect]` tables, in a file or a scenario: span expectations (names, graph,
 //! counts, windows, order, status, hermeticity) and log expectations.
 
-use super::otel::Scalar;
+use super::select::{Predicates, Selector};
 use crate::diag::Span;
 use crate::model::{NamePattern, Pattern, Sp, SpMap};
 use schemars::JsonSchema;
@@ -20,6 +20,9 @@ pub struct Expect {
     /// `[[expect.window]]`.
     #[serde(rename = "window", default)]
     pub windows: Vec<WindowExpect>,
+    /// `[[expect.per_span]]`.
+    #[serde(rename = "per_span", default)]
+    pub per_span: Vec<PerSpanExpect>,
     /// `[expect.order]`.
     pub order: Option<OrderExpect>,
     /// `[expect.status]`.
@@ -55,6 +58,7 @@ impl Expect {
             && self.graph.is_none()
             && self.counts.is_none()
             && self.windows.is_empty()
+            && self.per_span.is_empty()
             && self.order.is_none()
             && self.status.is_none()
             && self.hermeticity.is_none())
@@ -82,81 +86,67 @@ pub enum SpanKind {
     Consumer,
 }
 
-/// `[[expect.span]]`.
+/// `[[expect.span]]`: a selector (its keys at this level), and what is asserted of
+/// the spans it selects: at least one (by default), `count` of them, none
+/// (`absent`), and predicates `each` of them meets.
 #[derive(Clone, Debug, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct SpanExpect {
-    /// Span name; a glob.
-    pub name: Sp<NamePattern>,
-    /// Name of the parent span; a glob.
-    pub parent: Option<Sp<NamePattern>>,
-    /// Span kind.
-    pub kind: Option<Sp<SpanKind>>,
-    /// Attribute expectations.
-    pub attrs: Option<AttrsExpect>,
-    /// Event expectations.
-    pub events: Option<EventsExpect>,
-    /// Duration bounds in milliseconds.
-    pub duration_ms: Option<Bounds>,
+    /// Which spans.
+    #[serde(flatten)]
+    pub select: Selector,
+    /// How many spans the selector matches.
+    pub count: Option<Count>,
+    /// `true`: no span matches.
+    pub absent: Option<Sp<bool>>,
+    /// Predicates every matching span meets (a selector's keys).
+    #[serde(default)]
+    #[schemars(schema_with = "super::select::selector_schema")]
+    pub each: Option<Selector>,
     /// Where the expectation's table is.
     #[serde(skip)]
     pub span: Span,
 }
 
-/// `attrs`.
-#[derive(Clone, Debug, Default, JsonSchema)]
-#[schemars(deny_unknown_fields)]
-pub struct AttrsExpect {
-    /// Every pair must match.
-    #[serde(default)]
-    pub all: SpMap<Sp<Scalar>>,
-    /// One pair must match; a list of `"k=v"` strings is also accepted.
-    #[serde(default)]
-    #[schemars(schema_with = "attrs_any_schema")]
-    pub any: SpMap<Sp<Scalar>>,
-}
-
-fn attrs_any_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    let map = generator.subschema_for::<SpMap<Scalar>>();
-    schemars::json_schema!({
-        "anyOf": [map, { "type": "array", "items": { "type": "string", "pattern": "^[^=]+=.*$" } }]
-    })
-}
-
-/// `events`.
-#[derive(Clone, Debug, Default, JsonSchema)]
-#[schemars(deny_unknown_fields)]
-pub struct EventsExpect {
-    /// Every event must occur.
-    #[serde(default)]
-    pub all: Vec<Sp<String>>,
-    /// One of the events must occur.
-    #[serde(default)]
-    pub any: Vec<Sp<String>>,
-}
-
-/// `{min, max}`.
-#[derive(Clone, Debug, Default, JsonSchema)]
-#[schemars(deny_unknown_fields)]
-pub struct Bounds {
-    /// Lower bound.
-    pub min: Option<Sp<f64>>,
-    /// Upper bound.
-    pub max: Option<Sp<f64>>,
-}
-
-/// Two span names, as `[a, b]`.
+/// `[[expect.per_span]]`: for each span `of` selects, how many of its descendants
+/// `descendants` selects (the N+1 query check).
 #[derive(Clone, Debug, JsonSchema)]
-#[schemars(transparent)]
-pub struct Pair(pub [Sp<NamePattern>; 2]);
+#[schemars(deny_unknown_fields)]
+pub struct PerSpanExpect {
+    /// The spans each checked (a name glob or a selector).
+    #[schemars(schema_with = "super::select::selector_schema")]
+    pub of: Selector,
+    /// The descendants counted under each (a name glob or a selector).
+    #[schemars(schema_with = "super::select::selector_schema")]
+    pub descendants: Selector,
+    /// How many, under each.
+    pub count: Count,
+    /// Where the expectation's table is.
+    #[serde(skip)]
+    pub span: Span,
+}
+
+/// Two selectors, as `[a, b]` (each a name glob or a selector table).
+#[derive(Clone, Debug)]
+pub struct Pair(pub [Selector; 2]);
+
+impl JsonSchema for Pair {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Pair".into()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let one = super::select::selector_schema(generator);
+        schemars::json_schema!({ "type": "array", "items": one, "minItems": 2, "maxItems": 2 })
+    }
+}
 
 impl Pair {
-    /// The first name.
-    pub fn a(&self) -> &Sp<NamePattern> {
+    /// The first.
+    pub fn a(&self) -> &Selector {
         &self.0[0]
     }
-    /// The second name.
-    pub fn b(&self) -> &Sp<NamePattern> {
+    /// The second.
+    pub fn b(&self) -> &Selector {
         &self.0[1]
     }
 }
@@ -206,10 +196,12 @@ pub struct CountsExpect {
 #[derive(Clone, Debug, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct WindowExpect {
-    /// The enclosing span.
-    pub outer: Sp<NamePattern>,
-    /// Spans that start and end inside `outer`.
-    pub contains: Vec<Sp<NamePattern>>,
+    /// The enclosing span (a name glob or a selector).
+    #[schemars(schema_with = "super::select::selector_schema")]
+    pub outer: Selector,
+    /// Spans that start and end inside `outer` (each a name glob or a selector).
+    #[schemars(schema_with = "selector_list_schema")]
+    pub contains: Vec<Selector>,
     /// Where the window's table is.
     #[serde(skip)]
     pub span: Span,
@@ -273,9 +265,9 @@ pub struct HermeticityExpect {
 #[derive(Clone, Debug, Default, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct ResourceAttrs {
-    /// Key and value pairs.
+    /// Attribute keys and their predicates.
     #[serde(default)]
-    pub must_match: SpMap<Sp<Scalar>>,
+    pub must_match: SpMap<Predicates>,
 }
 
 /// `span_attrs`.
@@ -285,6 +277,11 @@ pub struct SpanAttrs {
     /// Forbidden attribute keys; globs.
     #[serde(default)]
     pub forbid_keys: Vec<Sp<NamePattern>>,
+}
+
+fn selector_list_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let one = super::select::selector_schema(generator);
+    schemars::json_schema!({ "type": "array", "items": one })
 }
 
 fn status_all_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {

@@ -10,17 +10,22 @@ mod expect;
 mod file;
 mod otel;
 mod scenario;
+mod select;
 mod service;
 mod step;
 
 pub use expect::{
-    AttrsExpect, Bounds, Count, CountsExpect, EventsExpect, Expect, GraphExpect, HermeticityExpect,
-    LogExpect, OrderExpect, Pair, ResourceAttrs, SpanAttrs, SpanExpect, SpanKind, StatusCode,
-    StatusExpect, WindowExpect,
+    Count, CountsExpect, Expect, GraphExpect, HermeticityExpect, LogExpect, OrderExpect, Pair,
+    PerSpanExpect, ResourceAttrs, SpanAttrs, SpanExpect, SpanKind, StatusCode, StatusExpect,
+    WindowExpect,
 };
 pub use file::{Content, Determinism, Limits, Meta, ReportPaths, SnapshotTable, TestFile};
 pub use otel::{Exporter, Otel, Propagators, Protocol, Scalar};
 pub use scenario::{Artifacts, Scenario};
+pub use select::{
+    AttrsExpect, EventExpect, EventsExpect, LinkExpect, PREDICATE_WORDS, Predicate, Predicates,
+    Selector,
+};
 pub use service::{
     Build, Condition, Dependency, Develop, DevelopAction, HealthCheck, Service, Volume, WatchRule,
     host_path_in, tmpfs_parts,
