@@ -3,15 +3,25 @@
     POST /orders       {"product_id": N, "quantity": Q} -> 201 the order (404 when
                        the product does not exist, 400 on a bad body)
     GET  /orders/<id>  -> 200 the order, or 404 {"error": "order not found"}
+    POST /quotes       {"items": [{"product_id": N, "quantity": Q}, ...]} -> 200
+                       {"items", "total_cents"}: the products' prices read in one
+                       statement (404 naming the first unknown product, recorded on
+                       the span as an exception event; 400 on a bad body)
+    POST /quotes/naive the same, one statement per item: the N+1 query pattern
+                       that the trace-assertion example catches
     GET  /healthz      -> 200 "ok" (not traced)
 
 An order is {"id", "product_id", "quantity", "total_cents"}; total_cents is the
 product's price_cents times the quantity. The database is `orders` as user postgres
 on host $DATABASE_HOST (default "db"), port $DATABASE_PORT (default 5432).
 
-Tracing: one SERVER span per request (`POST /orders`, `GET /orders/{id}`), continuing
-a W3C traceparent from the request, and a CLIENT span per SQL statement (`SELECT
-products`, `INSERT orders`, `SELECT orders`); exported over OTLP/HTTP by a
+Tracing: one SERVER span per request (`POST /orders`, `GET /orders/{id}`, `POST
+/quotes`, `POST /quotes/naive`), continuing a W3C traceparent from the request, and a
+CLIENT span per SQL statement (`SELECT products`, `INSERT orders`, `SELECT orders`).
+A quote is also published to an in-process queue (a PRODUCER span `quote.created
+publish` under the request's) and processed by a consumer thread (a CONSUMER span
+`quote.created process`, the root of a trace of its own, linked to the producer's
+span with the link attribute messaging.operation = "process"). Spans are exported over OTLP/HTTP by a
 BatchSpanProcessor with the SDK's defaults, so the standard OTEL_* variables
 (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES,
 OTEL_BSP_SCHEDULE_DELAY, ...) decide where and how. SIGTERM flushes and exits 0.
@@ -19,6 +29,7 @@ OTEL_BSP_SCHEDULE_DELAY, ...) decide where and how. SIGTERM flushes and exits 0.
 
 import json
 import os
+import queue
 import re
 import signal
 import sys
@@ -27,6 +38,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psycopg2
 from opentelemetry import propagate, trace
+from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -39,6 +51,7 @@ DB_PORT = int(os.environ.get("DATABASE_PORT", "5432"))
 DB_NAME = "orders"
 DB_USER = "postgres"
 MAX_INT4 = 2**31 - 1
+MAX_QUOTE_ITEMS = 100
 ORDER_PATH = re.compile(r"^/orders/([^/]+)$")
 
 
@@ -72,8 +85,9 @@ def connect():
     )
 
 
-def query(conn, name, sql, params):
-    """Run one statement inside a CLIENT span named `name`; returns the first row."""
+def query(conn, name, sql, params, rows=False):
+    """Run one statement inside a CLIENT span named `name`; returns the first row (all
+    rows with `rows`)."""
     with tracer.start_as_current_span(
         name,
         kind=SpanKind.CLIENT,
@@ -86,7 +100,7 @@ def query(conn, name, sql, params):
     ):
         with conn.cursor() as cur:
             cur.execute(sql, params)
-            return cur.fetchone()
+            return cur.fetchall() if rows else cur.fetchone()
 
 
 def as_order(row):
@@ -151,6 +165,94 @@ def get_order(raw_id):
     return as_order(row)
 
 
+def quote_items(body):
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("body is not JSON")
+    items = data.get("items") if isinstance(data, dict) else None
+    if not isinstance(items, list) or not 0 < len(items) <= MAX_QUOTE_ITEMS:
+        raise BadRequest(f"items must be a list of 1 to {MAX_QUOTE_ITEMS} items")
+    out = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise BadRequest("each item must be a JSON object")
+        product_id, quantity = item.get("product_id"), item.get("quantity")
+        if type(product_id) is not int or type(quantity) is not int:
+            raise BadRequest("product_id and quantity must be integers")
+        if not 0 < quantity <= MAX_INT4 or not 0 <= product_id <= MAX_INT4:
+            raise BadRequest("product_id and quantity must be in range")
+        out.append((product_id, quantity))
+    return out
+
+
+def quote(body, batched):
+    items = quote_items(body)
+    ids = sorted({pid for pid, _ in items})
+    conn = connect()
+    try:
+        with conn:
+            if batched:
+                rows = query(
+                    conn,
+                    "SELECT products",
+                    "SELECT id, price_cents FROM products WHERE id = ANY(%s)",
+                    (ids,),
+                    rows=True,
+                )
+            else:
+                # One statement per product: the N+1 query pattern.
+                rows = [
+                    query(
+                        conn,
+                        "SELECT products",
+                        "SELECT id, price_cents FROM products WHERE id = %s",
+                        (pid,),
+                    )
+                    for pid in ids
+                ]
+    finally:
+        conn.close()
+    prices = dict(row for row in rows if row is not None)
+    for pid in ids:
+        if pid not in prices:
+            raise NotFound(f"product {pid} not found")
+    total = sum(prices[pid] * quantity for pid, quantity in items)
+    publish("quote.created", {"items": len(items), "total_cents": total})
+    return {"items": len(items), "total_cents": total}
+
+
+# The in-process queue between the request and the consumer thread.
+QUEUE = queue.Queue()
+MESSAGING = {"messaging.system": "in-process"}
+
+
+def publish(topic, payload):
+    with tracer.start_as_current_span(
+        f"{topic} publish",
+        kind=SpanKind.PRODUCER,
+        attributes={**MESSAGING, "messaging.destination.name": topic, "messaging.operation": "publish"},
+    ) as span:
+        QUEUE.put((span.get_span_context(), topic, payload))
+
+
+def consume():
+    """Process each message in a trace of its own, linked to the span that sent it."""
+    while True:
+        sent_by, topic, payload = QUEUE.get()
+        try:
+            with tracer.start_as_current_span(
+                f"{topic} process",
+                context=Context(),
+                kind=SpanKind.CONSUMER,
+                links=[trace.Link(sent_by, {"messaging.operation": "process"})],
+                attributes={**MESSAGING, "messaging.destination.name": topic, "messaging.operation": "process"},
+            ):
+                print(f"processed {topic} total_cents={payload['total_cents']}", flush=True)
+        finally:
+            QUEUE.task_done()
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "orders-app"
@@ -174,8 +276,9 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length > 0 else b""
 
-    def traced(self, route, work):
-        """Serve one request of `route` in a SERVER span; `work` returns (status, payload)."""
+    def traced(self, route, work, record_not_found=False):
+        """Serve one request of `route` in a SERVER span; `work` returns (status, payload).
+        With `record_not_found`, a 404 is recorded on the span as an exception event."""
         host = self.headers.get("Host", "")
         # The host part of Host: "name", "name:port", "[v6]" or "[v6]:port".
         server_address = host[1:].split("]")[0] if host.startswith("[") else host.split(":")[0]
@@ -197,6 +300,8 @@ class Handler(BaseHTTPRequestHandler):
             except BadRequest as e:
                 status, payload = 400, {"error": str(e)}
             except NotFound as e:
+                if record_not_found:
+                    span.record_exception(e)
                 status, payload = 404, {"error": str(e)}
             except psycopg2.OperationalError as e:
                 span.record_exception(e)
@@ -209,7 +314,7 @@ class Handler(BaseHTTPRequestHandler):
             span.set_attribute("http.response.status_code", status)
             if status >= 500:
                 span.set_status(Status(StatusCode.ERROR))
-            note = f"id={payload['id']}" if status in (200, 201) else ""
+            note = f"id={payload['id']}" if status in (200, 201) and "id" in payload else ""
             self.reply(status, payload, note)
 
     def do_POST(self):
@@ -217,6 +322,10 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/orders":
             body = self.read_body()
             self.traced("/orders", lambda: (201, create_order(body)))
+        elif path in ("/quotes", "/quotes/naive"):
+            body = self.read_body()
+            batched = path == "/quotes"
+            self.traced(path, lambda: (200, quote(body, batched)), record_not_found=True)
         else:
             self.read_body()
             self.reply(404, {"error": "not found"})
@@ -243,9 +352,11 @@ def main():
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    threading.Thread(target=consume, daemon=True).start()
     print(f"listening on :{PORT}", flush=True)
     server.serve_forever()
     server.server_close()
+    QUEUE.join()  # every message published is processed (and its span ended)
     provider.shutdown()  # flushes the spans still batched
     print("stopped", flush=True)
     sys.exit(0)

@@ -58,6 +58,23 @@ pub enum Command {
     /// The language server, over stdin and stdout, for editors: diagnostics as you
     /// type, completion, hover, go to definition, quick fixes.
     Lsp(LspArgs),
+    /// Print a starter block of span expectations from a scenario's last saved spans
+    /// (names, kinds, parents, attributes the last runs agreed on), ready to paste
+    /// under the scenario.
+    Expect(ExpectArgs),
+}
+
+/// `clnrm expect`.
+#[derive(Debug, clap::Args)]
+pub struct ExpectArgs {
+    /// The scenario: its id, `file::name` (a glob matches several; each gets a block).
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// Files or directories to look in [default: the file the id names, else tests/].
+    pub paths: Vec<PathBuf>,
+    /// Template variables, as the run used them.
+    #[command(flatten)]
+    pub vars: VarArgs,
 }
 
 /// `clnrm lsp`.

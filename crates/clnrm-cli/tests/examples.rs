@@ -9,6 +9,10 @@
 //!   container), the app's spans joined to clnrm's by `traceparent` (its expectations
 //!   say `parent = "clnrm.http create"`), and the baseline committed in
 //!   `.clnrm/trace.json`;
+//! - the trace-assertions example (`examples/orders-traces.clnrm.toml`): selectors,
+//!   `[[expect.per_span]]`, links and events on the same app's spans, from the real
+//!   SDK, each both ways: the N+1 route is caught, a wrong link attribute and a wrong
+//!   exception type are reported with the closest spans;
 //! - the develop example (`examples/web-develop.clnrm.toml`): a Python app behind
 //!   nginx, both built from source, reached through the proxy; in `clnrm watch`, a
 //!   one-line change of the app's code is synced into its image, not built.
@@ -27,6 +31,7 @@ use watching::Watching;
 
 const EXAMPLE: &str = "examples/orders-postgres.clnrm.toml";
 const DEVELOP: &str = "examples/web-develop.clnrm.toml";
+const TRACES: &str = "examples/orders-traces.clnrm.toml";
 
 fn read(path: &str) -> String {
     std::fs::read_to_string(repo_root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
@@ -120,4 +125,129 @@ fn the_develop_example_passes_through_its_proxy_and_a_change_of_its_code_is_sync
     w.wait_for("watching for changes", 3);
     let cycle = w.last_cycle();
     assert_eq!(cycle.matches("   PASS [").count(), 2, "{cycle}");
+}
+
+#[test]
+fn the_trace_assertions_example_passes_and_catches_an_n_plus_one_a_wrong_link_and_a_wrong_exception()
+ {
+    let text = read(TRACES);
+    let dir = project(&[(TRACES, &text)]);
+    copy_context("images/orders-app", dir.path());
+    let _clean = RemoveBuilt::of(dir.path());
+    let run = run_json(dir.path(), &["--workers", "2", TRACES]);
+    run.assert_passed();
+    let quote = "a quote reads its products in one query";
+    let refused = "a quote of an unknown product records the exception";
+    for name in [quote, refused] {
+        assert_eq!(scenario(&run, name)["status"], "passed", "{:#}", run.json);
+    }
+
+    // `clnrm expect` makes a starter block from the last run's spans; pasted under
+    // the scenario (the file's last), it passes on the next run.
+    let id = format!("{TRACES}::{refused}");
+    let out = clnrm(dir.path()).args(["expect", &id]).output().unwrap();
+    let block = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{block}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for part in [
+        "[[scenario.expect.span]]\nname = \"POST /quotes\"\nkind = \"server\"\nparent = \"clnrm.http unknown product\"\n",
+        "\"http.response.status_code\" = 404",
+        "events = [{ name = \"exception\", attrs = {",
+        "\"exception.type\" = \"__main__.NotFound\"",
+        "name = \"SELECT products\"\nkind = \"client\"\nparent = \"POST /quotes\"\n",
+    ] {
+        assert!(block.contains(part), "{part}\n{block}");
+    }
+    std::fs::write(dir.path().join(TRACES), format!("{text}\n{block}")).unwrap();
+    let run = run_json(dir.path(), &["--workers", "2", TRACES]);
+    run.assert_passed();
+    assert_eq!(
+        scenario(&run, refused)["status"],
+        "passed",
+        "{:#}",
+        run.json
+    );
+    // A scenario that never ran has nothing to start from.
+    let out = clnrm(dir.path())
+        .args(["expect", &format!("{TRACES}::no such scenario")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+
+    // The same checks on the route that queries once per item, with the link's
+    // attribute and the exception's type the SDK did not write.
+    let swap = |text: &str, from: &str, to: &str| {
+        let out = text.replacen(from, to, 1);
+        assert_ne!(out, text, "{from}");
+        out
+    };
+    let broken = swap(
+        &text,
+        "http://app:8080/quotes\", json = { items = [{ product_id = 7, quantity = 1 }, { product_id = 8",
+        "http://app:8080/quotes/naive\", json = { items = [{ product_id = 7, quantity = 1 }, { product_id = 8",
+    );
+    let broken = swap(
+        &broken,
+        "\"messaging.operation\" = \"process\"",
+        "\"messaging.operation\" = \"publish\"",
+    );
+    let broken = swap(
+        &broken,
+        "regex = \"\\\\.NotFound$\"",
+        "regex = \"\\\\.KeyError$\"",
+    );
+    std::fs::write(dir.path().join(TRACES), broken).unwrap();
+    let run = run_json(dir.path(), &["--workers", "2", TRACES]);
+    assert_eq!(run.code, Some(1), "{:#}", run.json);
+    let unmet = |name: &str| {
+        scenario(&run, name)["unmet"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let quote_unmet = unmet(quote);
+    assert_eq!(quote_unmet.len(), 2, "{quote_unmet:#?}");
+    // The N+1: the request span, its id, how many and which.
+    let n1 = &quote_unmet[1];
+    assert_eq!(n1["kind"], "per_span", "{n1:#}");
+    assert_eq!(n1["matched"], 1, "{n1:#}");
+    let found = n1["found"].as_str().unwrap_or_default();
+    assert!(
+        found.starts_with("1 of 1 spans do not: \"POST /quotes/naive\" (span ")
+            && found.ends_with(") has 3 (SELECT products)"),
+        "{found}"
+    );
+    assert!(n1["line"].as_u64().is_some(), "{n1:#}");
+    // The link: the consumer's span is the closest, its link's attribute the miss.
+    let link = &quote_unmet[0];
+    assert_eq!(link["kind"], "span", "{link:#}");
+    assert_eq!(link["matched"], 0, "{link:#}");
+    let near = &link["near"][0];
+    assert!(
+        near["span"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("span \"quote.created process\" (kind consumer"),
+        "{link:#}"
+    );
+    assert_eq!(near["misses"][0]["what"], "links", "{link:#}");
+    assert!(
+        near["misses"][0]["found"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("a link to \"quote.created publish\""),
+        "{link:#}"
+    );
+    // The exception event: found, with the type the SDK wrote.
+    let refused_unmet = unmet(refused);
+    assert_eq!(refused_unmet.len(), 1, "{refused_unmet:#?}");
+    let found = refused_unmet[0]["found"].as_str().unwrap_or_default();
+    assert!(
+        found.contains("found event \"exception\" with exception.type \"__main__.NotFound\""),
+        "{found}"
+    );
 }

@@ -65,10 +65,20 @@ fn an_unmet_expectation_fails_the_scenario_with_position_expected_and_found() {
         m.contains("[[expect.span]] \"checkout\" (tests/spans.clnrm.toml:18:1)"),
         "{m}"
     );
-    assert!(m.contains("http.status_code is 200"), "{m}");
+    assert!(
+        m.contains("attribute \"http.status_code\": expected = 500, found 200"),
+        "{m}"
+    );
     // The JSON report gives the unmet expectation as data.
     let u = &s["unmet"][0];
     assert_eq!(u["kind"], "span", "{s:#}");
+    // How many spans matched, and the closest with what it failed, as data.
+    assert_eq!(u["matched"], 0, "{s:#}");
+    assert_eq!(
+        u["near"][0]["misses"][0]["what"], "attribute \"http.status_code\"",
+        "{s:#}"
+    );
+    assert_eq!(u["near"][0]["misses"][0]["found"], "200", "{s:#}");
     assert_eq!(u["file"], "tests/spans.clnrm.toml", "{s:#}");
     assert_eq!(
         (u["line"].as_u64(), u["col"].as_u64()),
@@ -79,7 +89,7 @@ fn an_unmet_expectation_fails_the_scenario_with_position_expected_and_found() {
         u["found"]
             .as_str()
             .unwrap_or("")
-            .contains("http.status_code is 200"),
+            .contains("attribute \"http.status_code\": expected = 500, found 200"),
         "{s:#}"
     );
 }

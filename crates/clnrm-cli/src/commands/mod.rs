@@ -5,6 +5,7 @@ mod build;
 mod cache;
 mod diff;
 mod docs;
+mod expect;
 mod import;
 mod init;
 mod list;
@@ -39,6 +40,7 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::List(args) => list::run(args),
         Command::Init(args) => init::run(args),
         Command::Import(args) => import::run(&args),
+        Command::Expect(args) => expect::run(&args),
         Command::Lsp(_) => match clnrm_lsp::run_stdio() {
             Ok(()) => exit::SUCCESS,
             Err(e) => {

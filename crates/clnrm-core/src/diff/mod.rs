@@ -6,7 +6,7 @@ mod baseline;
 mod compare;
 mod render;
 pub mod store;
-mod tree;
+pub(crate) mod tree;
 
 pub use baseline::{Baseline, BaselineError, FORMAT, Replaced};
 pub use compare::{AttrChange, Compare, Counts, DiffNode, Mark, TreeDiff, diff};

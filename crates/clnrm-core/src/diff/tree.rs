@@ -126,7 +126,10 @@ impl Normalize {
 
 /// `value` with each occurrence of a container identity (a whole word: not inside a
 /// longer name or address) replaced by the service id it stands for.
-fn with_service_ids(value: &str, identities: &BTreeMap<String, String>) -> Option<String> {
+pub(crate) fn with_service_ids(
+    value: &str,
+    identities: &BTreeMap<String, String>,
+) -> Option<String> {
     let name = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
     let mut out = String::new();
     let mut rest = value;

@@ -6,6 +6,7 @@
 
 mod matchers;
 mod select;
+pub mod starter;
 
 pub use select::{Miss, NearMiss};
 

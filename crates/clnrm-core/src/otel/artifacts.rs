@@ -87,6 +87,12 @@ pub fn artifact_path(dir: &Path, scenario: &str) -> PathBuf {
     dir.join(format!("{}.spans.json", artifact_stem(scenario)))
 }
 
+/// Where the artifact of `scenario`'s run before the latest is kept under `dir` (for
+/// `clnrm expect`, which keeps what two runs agree on).
+pub fn previous_path(dir: &Path, scenario: &str) -> PathBuf {
+    dir.join(format!("{}.spans.prev.json", artifact_stem(scenario)))
+}
+
 /// Where the log of `service` in `scenario` is saved under `dir`.
 pub fn log_path(dir: &Path, scenario: &str, service: &str) -> PathBuf {
     dir.join(format!(
@@ -150,7 +156,16 @@ pub fn save_with(
         serde_json::to_writer_pretty(&mut w, &doc).map_err(std::io::Error::other)?;
         std::io::Write::flush(&mut w)
     });
-    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, &path)) {
+    // Once the new one is written, the latest becomes the previous one (a missing one
+    // is no error).
+    let keep_previous = || match std::fs::rename(&path, previous_path(dir, scenario)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    };
+    if let Err(e) = written
+        .and_then(|()| keep_previous())
+        .and_then(|()| std::fs::rename(&tmp, &path))
+    {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
@@ -159,7 +174,16 @@ pub fn save_with(
 
 /// Loads the artifact of `scenario`, if there is one.
 pub fn load(dir: &Path, scenario: &str) -> std::io::Result<Option<SpansArtifact>> {
-    match std::fs::read_to_string(artifact_path(dir, scenario)) {
+    load_from(&artifact_path(dir, scenario))
+}
+
+/// Loads the artifact of `scenario`'s run before the latest, if it was kept.
+pub fn load_previous(dir: &Path, scenario: &str) -> std::io::Result<Option<SpansArtifact>> {
+    load_from(&previous_path(dir, scenario))
+}
+
+fn load_from(path: &Path) -> std::io::Result<Option<SpansArtifact>> {
+    match std::fs::read_to_string(path) {
         Ok(text) => serde_json::from_str(&text)
             .map(Some)
             .map_err(std::io::Error::other),
@@ -188,5 +212,14 @@ mod tests {
         assert_eq!(back.spans, spans);
         assert_eq!(back.format, FORMAT);
         assert!(load(dir.path(), "other").expect("load").is_none());
+        // A second save keeps the first as the previous run.
+        assert!(load_previous(dir.path(), id).expect("load").is_none());
+        save(dir.path(), id, "run2", &spans).expect("save");
+        assert_eq!(
+            load(dir.path(), id).expect("load").expect("present").run_id,
+            "run2"
+        );
+        let prev = load_previous(dir.path(), id).expect("load").expect("kept");
+        assert_eq!(prev.run_id, "run1");
     }
 }

@@ -89,6 +89,29 @@ pub(super) async fn build(
     spec: &BuildSpec,
     context: Vec<u8>,
 ) -> Result<BuildOutcome, EngineError> {
+    let context = bytes::Bytes::from(context);
+    let first = build_once(docker, spec, context.clone()).await?;
+    // A layer of the builder's cache removed under the build (another build's image
+    // removed with its untagged parents, a `docker image prune`): the cache no longer
+    // has it, so building again makes the step afresh.
+    match &first {
+        BuildOutcome::Failed { message, .. } if lost_cache_layer(message) => {
+            build_once(docker, spec, context).await
+        }
+        _ => Ok(first),
+    }
+}
+
+/// Whether a build failed because a cached layer it was using went away.
+fn lost_cache_layer(message: &str) -> bool {
+    message.contains("unknown parent image ID") || message.contains("No such image: sha256:")
+}
+
+async fn build_once(
+    docker: &Docker,
+    spec: &BuildSpec,
+    context: bytes::Bytes,
+) -> Result<BuildOutcome, EngineError> {
     let options = BuildImageOptions {
         dockerfile: spec.dockerfile.clone(),
         t: Some(spec.tag.clone()),
@@ -99,7 +122,7 @@ pub(super) async fn build(
         ..Default::default()
     };
     let client = docker.client();
-    let mut progress = client.build_image(options, None, Some(bollard::body_full(context.into())));
+    let mut progress = client.build_image(options, None, Some(bollard::body_full(context)));
     let mut output = String::new();
     let mut id = None;
     while let Some(item) = progress.next().await {
@@ -170,6 +193,16 @@ fn trim_to_tail(output: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_lost_cache_layer_is_built_again() {
+        assert!(lost_cache_layer(
+            "unknown parent image ID sha256:a3d615231216e2d152dbf91c8a3e5f2e2c73aefb2d82ae9a695692cfcb583bd7"
+        ));
+        assert!(!lost_cache_layer(
+            "The command '/bin/sh -c false' returned a non-zero code: 1"
+        ));
+    }
 
     #[test]
     fn a_long_output_keeps_its_end_whole_characters_and_no_more_than_the_cap() {

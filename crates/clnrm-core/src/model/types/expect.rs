@@ -1,7 +1,7 @@
 //! The `[expect]` tables, in a file or a scenario: span expectations (names, graph,
 //! counts, windows, order, status, hermeticity) and log expectations.
 
-use super::select::{Predicates, Selector};
+use super::select::{Predicates, Selector, StatusCode};
 use crate::diag::Span;
 use crate::model::{NamePattern, Pattern, Sp, SpMap};
 use schemars::JsonSchema;
@@ -68,22 +68,6 @@ impl Expect {
     pub fn is_empty(&self) -> bool {
         self.logs.is_empty() && !self.expects_spans()
     }
-}
-
-/// OpenTelemetry span kind (its words and schema: `keywords.rs`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SpanKind {
-    /// Internal operation.
-    Internal,
-    /// Server side of a request.
-    Server,
-    /// Client side of a request.
-    Client,
-    /// Message producer.
-    Producer,
-    /// Message consumer.
-    Consumer,
 }
 
 /// `[[expect.span]]`: a selector (its keys at this level), and what is asserted of
@@ -217,18 +201,6 @@ pub struct OrderExpect {
     /// `[a, b]`: a starts after b ends.
     #[serde(default)]
     pub must_follow: Vec<Sp<Pair>>,
-}
-
-/// Span status code (its schema, any case, is made from its words in `keywords.rs`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum StatusCode {
-    /// OK.
-    Ok,
-    /// ERROR.
-    Error,
-    /// UNSET.
-    Unset,
 }
 
 /// `[expect.status]`.

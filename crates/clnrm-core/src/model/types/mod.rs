@@ -16,15 +16,14 @@ mod step;
 
 pub use expect::{
     Count, CountsExpect, Expect, GraphExpect, HermeticityExpect, LogExpect, OrderExpect, Pair,
-    PerSpanExpect, ResourceAttrs, SpanAttrs, SpanExpect, SpanKind, StatusCode, StatusExpect,
-    WindowExpect,
+    PerSpanExpect, ResourceAttrs, SpanAttrs, SpanExpect, StatusExpect, WindowExpect,
 };
 pub use file::{Content, Determinism, Limits, Meta, ReportPaths, SnapshotTable, TestFile};
 pub use otel::{Exporter, Otel, Propagators, Protocol, Scalar};
 pub use scenario::{Artifacts, Scenario};
 pub use select::{
     AttrsExpect, EventExpect, EventsExpect, LinkExpect, PREDICATE_WORDS, Predicate, Predicates,
-    Selector,
+    Selector, SpanKind, StatusCode,
 };
 pub use service::{
     Build, Condition, Dependency, Develop, DevelopAction, HealthCheck, Service, Volume, WatchRule,

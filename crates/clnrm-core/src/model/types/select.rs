@@ -3,12 +3,39 @@
 //! taken; an inline table says more (kind, service, status, attributes, duration,
 //! events, links, parent, ancestor).
 
-use super::expect::{SpanKind, StatusCode};
 use super::otel::Scalar;
 use crate::diag::Span;
 use crate::model::{NamePattern, Pattern, Sp, SpMap};
 use schemars::JsonSchema;
 use std::fmt;
+
+/// OpenTelemetry span kind (its words and schema: `keywords.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SpanKind {
+    /// Internal operation.
+    Internal,
+    /// Server side of a request.
+    Server,
+    /// Client side of a request.
+    Client,
+    /// Message producer.
+    Producer,
+    /// Message consumer.
+    Consumer,
+}
+
+/// Span status code (its schema, any case, is made from its words in `keywords.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum StatusCode {
+    /// OK.
+    Ok,
+    /// ERROR.
+    Error,
+    /// UNSET.
+    Unset,
+}
 
 /// One predicate on a value.
 #[derive(Clone, Debug)]
