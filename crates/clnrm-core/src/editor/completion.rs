@@ -226,6 +226,24 @@ mod tests {
     }
 
     #[test]
+    fn selector_keys_and_predicates_complete() {
+        // The selector's keys beside count/absent/each; per_span's own.
+        let got = labels(&format!("{HEAD}[[expect.span]]\nname = \"a\"\n|"));
+        for k in [
+            "service", "ancestor", "links", "count", "absent", "each", "status",
+        ] {
+            assert!(got.contains(&k.to_owned()), "{k}: {got:?}");
+        }
+        let got = labels(&format!("{HEAD}[[expect.per_span]]\n|"));
+        for k in ["of", "descendants", "count"] {
+            assert!(got.contains(&k.to_owned()), "{k}: {got:?}");
+        }
+        // A selector written as a table, nested.
+        let got = labels(&format!("{HEAD}[[expect.span]]\nparent = {{ an| }}\n"));
+        assert!(got.contains(&"ancestor".to_owned()), "{got:?}");
+    }
+
+    #[test]
     fn values_complete_from_enums_and_service_ids() {
         let got = labels(&format!("{HEAD}[otel]\nexporter = |"));
         assert!(

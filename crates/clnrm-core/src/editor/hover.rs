@@ -58,6 +58,20 @@ mod tests {
     use crate::editor::tests::{HEAD, at};
 
     #[test]
+    fn hover_describes_the_selector_keys() {
+        let (text, i) = at(&format!(
+            "{HEAD}[[expect.span]]\nname = \"a\"\nabs|ent = true\n"
+        ));
+        let h = hover(&text, i).unwrap_or_else(|| panic!("no hover"));
+        assert!(h.markdown.contains("no span matches"), "{}", h.markdown);
+        let (text, i) = at(&format!(
+            "{HEAD}[[expect.per_span]]\nof = \"a\"\ndescend|ants = \"b\"\ncount = {{ lte = 1 }}\n"
+        ));
+        let h = hover(&text, i).unwrap_or_else(|| panic!("no hover"));
+        assert!(h.markdown.contains("descendants counted"), "{}", h.markdown);
+    }
+
+    #[test]
     fn hover_describes_keys_and_header_segments() {
         let (text, i) = at(&format!(
             "{HEAD}[service.web]\nhealth_check = {{ inter|val_ms = 5 }}"
