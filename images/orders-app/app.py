@@ -7,8 +7,8 @@
                        {"items", "total_cents"}: the products' prices read in one
                        statement (404 naming the first unknown product, recorded on
                        the span as an exception event; 400 on a bad body)
-    POST /quotes/naive the same, one statement per item: the N+1 query pattern
-                       that the trace-assertion example catches
+    POST /quotes/naive the same, one statement per product quoted: the N+1 query
+                       pattern that the trace-assertion example catches
     GET  /healthz      -> 200 "ok" (not traced)
 
 An order is {"id", "product_id", "quantity", "total_cents"}; total_cents is the

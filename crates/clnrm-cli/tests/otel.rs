@@ -582,3 +582,40 @@ fn a_run_time_failure_in_a_template_points_at_the_template_line() {
     assert_eq!(unmet["line"], 17, "{unmet:#}");
     assert!(unmet.get("rendered").is_none(), "{unmet:#}");
 }
+
+#[test]
+fn clnrm_expect_starts_from_saved_spans_of_two_runs_and_refuses_a_scenario_that_never_ran() {
+    let dir = project(&[("tests/spans.clnrm.toml", &stdout_spans_file(""))]);
+    let expect = || {
+        clnrm(dir.path())
+            .args(["expect", "tests/spans.clnrm.toml::emit"])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    // Never run: nothing to start from, and how to get it.
+    let out = expect();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("has no saved spans: run it first"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Two runs: the second keeps the first beside it, and the block says both.
+    run_json(dir.path(), &[]).assert_passed();
+    run_json(dir.path(), &["--force"]).assert_passed();
+    let out = expect();
+    assert_eq!(out.status.code(), Some(0));
+    let block = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        block.contains("starter expectations from its last two runs"),
+        "{block}"
+    );
+    assert!(
+        block.contains("name = \"db.query\"\nkind = \"client\"\nparent = \"checkout\"\n"),
+        "{block}"
+    );
+    // Pasted under the scenario, the block passes.
+    let text = format!("{}\n{block}", stdout_spans_file(""));
+    std::fs::write(dir.path().join("tests/spans.clnrm.toml"), text).unwrap();
+    run_json(dir.path(), &[]).assert_passed();
+}

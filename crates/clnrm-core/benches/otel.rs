@@ -2,13 +2,17 @@
 //! OTLP/HTTP protobuf batches of 512 spans on loopback with the run token checked
 //! (target ≥ 500,000 spans/s), the receiver's peak memory under a 1 GB flood of valid
 //! spans at one scenario (target ≤ 256 MB of resident memory), and checking
-//! expectations of every kind against a 10,000-span trace.
-//! Run with `cargo bench -p clnrm-core --bench otel`.
+//! expectations of every kind against a 10,000-span trace, 50 selector expectations with
+//! predicates against a 10,000-span trace (target ≤ 20 ms) and `[[expect.per_span]]`
+//! over 1,000 parents × 10 descendants (target ≤ 10 ms).
+//! Run with `cargo bench -p clnrm-core --bench otel` (`-- --selectors` for the last two
+//! alone).
 
 use clnrm_core::diag::Source;
 use clnrm_core::expect::{ExpectSet, check};
 use clnrm_core::model::parse_test_file;
 use clnrm_core::otel::{Receiver, ReceiverConfig, SpanLimits, parse_line};
+use clnrm_core::validate::{ValidateOptions, check_files};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
@@ -236,7 +240,7 @@ fn expectations() {
             .unwrap_or_default()
         })
         .collect();
-    let text = "[meta]\nname = \"b\"\nversion = \"1\"\n\n[[scenario]]\nname = \"s\"\nrun = \"true\"\n\n\
+    let text = "[meta]\nname = \"b\"\nversion = \"1\"\n\n[service.app]\nimage = \"clnrm/busybox:latest\"\n\n[[scenario]]\nname = \"s\"\nrun = \"true\"\n\n\
         [[expect.span]]\nname = \"op.1*\"\nparent = \"op.*\"\nkind = \"server\"\nattrs.all = { \"http.status_code\" = 200 }\n\n\
         [[expect.span]]\nname = \"op.7\"\nattrs.all = { i = 9987 }\n\n\
         [expect.graph]\nmust_include = [[\"op.0\", \"op.1\"]]\nmust_not_cross = [[\"op.3\", \"nothing\"]]\nacyclic = true\n\n\
@@ -264,8 +268,177 @@ fn expectations() {
     );
 }
 
+/// A trace of `groups` requests under one root: each request a server span of one of
+/// three services with `per` client spans (statements) under it; every 50th request
+/// failed with an exception event, and one statement in 100 links to the root.
+fn request_trace(groups: usize, per: usize) -> Vec<clnrm_core::otel::SpanRecord> {
+    let mut lines = vec![
+        r#"{"name":"POST /checkout","trace_id":"t","span_id":"0000000000000001","kind":"server","start_time_unix_nano":0,"end_time_unix_nano":900000000000,"status":"OK","attributes":{"http.route":"/checkout","http.response.status_code":200},"resource":{"service.name":"edge"}}"#.to_string(),
+    ];
+    let mut id = 1usize;
+    for g in 0..groups {
+        let server = id;
+        let failed = g % 50 == 0;
+        let service = format!("svc-{}", g % 3);
+        let start = g * 10_000_000;
+        lines.push(format!(
+            r#"{{"name":"GET /r{r}","trace_id":"t","span_id":"{sid:016x}","parent_span_id":"0000000000000001","kind":"server","start_time_unix_nano":{start},"end_time_unix_nano":{end},"status":"{status}","attributes":{{"http.route":"/r{r}","http.response.status_code":{code}}},"events":[{events}],"resource":{{"service.name":"{service}"}}}}"#,
+            r = g % 7,
+            sid = server + 1,
+            end = start + 5_000_000,
+            status = if failed { "ERROR" } else { "OK" },
+            code = if failed { 500 } else { 200 },
+            events = if failed {
+                r#"{"name":"exception","attributes":{"exception.type":"app.Error"}}"#
+            } else {
+                ""
+            },
+        ));
+        id += 1;
+        for c in 0..per {
+            let link = if id % 100 == 2 {
+                r#"{"trace_id":"t","span_id":"0000000000000001"}"#
+            } else {
+                ""
+            };
+            lines.push(format!(
+                r#"{{"name":"SELECT t{t}","trace_id":"t","span_id":"{cid:016x}","parent_span_id":"{sid:016x}","kind":"client","start_time_unix_nano":{s},"end_time_unix_nano":{e},"status":"UNSET","attributes":{{"db.system":"postgresql","db.rows":{rows},"db.statement":"SELECT * FROM t{t} WHERE id = $1"}},"links":[{link}],"resource":{{"service.name":"{service}"}}}}"#,
+                t = id % 13,
+                cid = id + 1,
+                sid = server + 1,
+                s = start + c * 100_000,
+                e = start + c * 100_000 + 50_000,
+                rows = id % 50,
+            ));
+            id += 1;
+        }
+    }
+    lines
+        .iter()
+        .flat_map(|l| parse_line(l).unwrap_or_default())
+        .collect()
+}
+
+/// 50 `[[expect.span]]` tables, ten forms with five values each, all of them met by
+/// `request_trace(1000, 9)`.
+fn selector_expectations() -> String {
+    let mut text = String::from(
+        "[meta]\nname = \"b\"\nversion = \"1\"\n\n[service.app]\nimage = \"clnrm/busybox:latest\"\n\n[[scenario]]\nname = \"s\"\nrun = \"true\"\n",
+    );
+    for k in 0..5 {
+        let forms = [
+            format!(
+                "name = \"GET /r{k}\"\nkind = \"server\"\nparent = \"POST /checkout\"\ncount = {{ gte = 1 }}"
+            ),
+            format!(
+                "service = \"svc-{}\"\nkind = \"client\"\nattrs = {{ \"db.rows\" = {{ gte = 0, lt = 50 }}, \"db.system\" = \"postgresql\" }}\ncount = {{ gte = 1 }}",
+                k % 3
+            ),
+            format!(
+                "name = \"SELECT t{k}\"\nancestor = {{ name = \"POST /checkout\" }}\neach = {{ attrs = {{ \"db.statement\" = {{ regex = \"^SELECT \\\\* FROM t[0-9]+ \" }} }} }}"
+            ),
+            format!(
+                "name = \"GET /r{k}\"\nstatus = \"ERROR\"\neach = {{ events = [{{ name = \"exception\", attrs = {{ \"exception.type\" = {{ contains = \"Error\" }} }} }}] }}"
+            ),
+            format!("name = \"INSERT t{k}*\"\nabsent = true"),
+            format!(
+                "kind = \"client\"\nattrs = {{ \"db.rows\" = {{ in = [{}, {}] }} }}\nparent = {{ kind = \"server\", attrs = {{ \"http.route\" = {{ exists = true }} }} }}\ncount = {{ gte = 1 }}",
+                k + 2,
+                k + 12
+            ),
+            format!(
+                "name = \"GET /r{k}\"\nduration_ms = {{ gte = 1 }}\neach = {{ attrs = {{ \"http.response.status_code\" = {{ ne = 404 }} }} }}"
+            ),
+            format!(
+                "kind = \"client\"\nservice = \"svc-{}\"\nlinks = [{{ to = {{ name = \"POST /checkout\" }} }}]\ncount = {{ gte = 1 }}",
+                k % 3
+            ),
+            format!(
+                "name = \"SELECT t{k}\"\nservice = \"svc-{}\"\nattrs = {{ \"db.system\" = {{ ne = \"mysql\" }} }}\ncount = {{ gte = 1 }}",
+                k % 3
+            ),
+            format!(
+                "name = \"POST /checkout\"\nattrs = {{ \"http.route\" = \"/checkout\", \"http.response.status_code\" = {{ lt = {} }} }}\ncount = {{ eq = 1 }}",
+                300 + k
+            ),
+        ];
+        for form in forms {
+            text.push_str("\n[[expect.span]]\n");
+            text.push_str(&form);
+            text.push('\n');
+        }
+    }
+    text
+}
+
+/// The median of `rounds` checks of `text`'s expectations against `spans`, each
+/// required to be met; `text` must first pass `validate`.
+fn median_check(text: &str, spans: &[clnrm_core::otel::SpanRecord], rounds: usize) -> Duration {
+    let dir = std::env::temp_dir().join(format!("clnrm-bench-selectors-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    let path = dir.join("b.clnrm.toml");
+    std::fs::write(&path, text).expect("the file");
+    let checked = check_files(
+        std::slice::from_ref(&path),
+        &dir,
+        &ValidateOptions::default(),
+    )
+    .pop()
+    .expect("one file");
+    let _ = std::fs::remove_dir_all(&dir);
+    let errors: Vec<_> = checked
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let set = ExpectSet::new(
+        checked.file.expect("valid").expect,
+        checked.rendered.expect("read"),
+        "b.clnrm.toml".into(),
+    );
+    let mut times: Vec<Duration> = (0..rounds)
+        .map(|_| {
+            let t = Instant::now();
+            let unmet = check(&set, spans);
+            let e = t.elapsed();
+            assert!(unmet.is_empty(), "{unmet:#?}");
+            e
+        })
+        .collect();
+    times.sort();
+    times[rounds / 2]
+}
+
+fn selectors() {
+    let spans = request_trace(1000, 9);
+    let text = selector_expectations();
+    assert_eq!(text.matches("[[expect.span]]").count(), 50);
+    let t = median_check(&text, &spans, 11);
+    println!(
+        "checking 50 selector expectations with predicates against a {}-span trace: {:.1} ms (median of 11; target ≤ 20 ms)",
+        spans.len(),
+        t.as_secs_f64() * 1e3
+    );
+    let spans = request_trace(1000, 10);
+    let text = "[meta]\nname = \"b\"\nversion = \"1\"\n\n[service.app]\nimage = \"clnrm/busybox:latest\"\n\n[[scenario]]\nname = \"s\"\nrun = \"true\"\n\n\
+        [[expect.per_span]]\nof = { kind = \"server\", name = \"GET /r*\" }\n\
+        descendants = { name = \"SELECT *\", kind = \"client\", attrs = { \"db.system\" = \"postgresql\" } }\n\
+        count = { lte = 10 }\n";
+    let t = median_check(text, &spans, 11);
+    println!(
+        "[[expect.per_span]] over 1,000 parents × 10 descendants ({} spans): {:.2} ms (median of 11; target ≤ 10 ms)",
+        spans.len(),
+        t.as_secs_f64() * 1e3
+    );
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    if std::env::args().any(|a| a == "--selectors") {
+        selectors();
         return;
     }
     if std::env::args().any(|a| a == "--flood-child") {
@@ -282,4 +455,5 @@ fn main() {
         .expect("flood");
     assert!(status.success(), "the flood failed");
     expectations();
+    selectors();
 }

@@ -42,18 +42,7 @@ pub fn run(args: &ExpectArgs) -> i32 {
     let normalize = store::normalize(&project.config.diff);
     let mut code = exit::SUCCESS;
     for id in &ids {
-        let read = |latest: bool| {
-            let loaded = if latest {
-                artifacts::load(&dir, id)
-            } else {
-                artifacts::load_previous(&dir, id)
-            };
-            loaded.map_err(|e| {
-                eprintln!("error: the saved spans of {id} cannot be read: {e}");
-                exit::ENVIRONMENT
-            })
-        };
-        let latest = match read(true) {
+        let latest = match artifacts::load(&dir, id) {
             Ok(Some(a)) if !a.spans.is_empty() => a,
             Ok(_) => {
                 eprintln!(
@@ -62,12 +51,21 @@ pub fn run(args: &ExpectArgs) -> i32 {
                 code = exit::INVALID_INPUT;
                 continue;
             }
-            Err(c) => return c,
+            Err(e) => {
+                eprintln!("error: the saved spans of {id} cannot be read: {e}");
+                return exit::ENVIRONMENT;
+            }
         };
-        // The run before, when it was kept: only what both agree on is written.
-        let previous = match read(false) {
+        // The run before, when it was kept: only what both agree on is written. One
+        // that cannot be read is left out, and said.
+        let previous = match artifacts::load_previous(&dir, id) {
             Ok(p) => p.filter(|p| !p.spans.is_empty()),
-            Err(c) => return c,
+            Err(e) => {
+                eprintln!(
+                    "warning: the spans of the run before the last of {id} cannot be read ({e}); using the last run only"
+                );
+                None
+            }
         };
         let mut runs = vec![SavedRun {
             spans: &latest.spans,

@@ -109,6 +109,9 @@ fn index(spans: &[SpanRecord]) -> HashMap<(&str, &str), &SpanRecord> {
 /// How many of the closest spans a failure shows.
 const NEAREST: usize = 3;
 
+/// How many of the spans that fail `each` a report holds as data.
+const MAX_OFFENDERS: usize = 20;
+
 /// The closest spans as text: each with the criteria it failed.
 fn near_text(near: &[NearMiss]) -> String {
     let each: Vec<String> = near
@@ -124,7 +127,7 @@ fn near_text(near: &[NearMiss]) -> String {
 /// Why nothing matches `sel`: no span of its name (with the names seen), or the
 /// closest spans and what each failed. The closest are also returned, for the
 /// report's data.
-fn none_found(m: &mut Matcher<'_, '_>, sel: &Selector) -> (String, Vec<NearMiss>) {
+fn none_found<'s>(m: &mut Matcher<'_, '_, 's>, sel: &'s Selector) -> (String, Vec<NearMiss>) {
     let spans = m.trace.spans;
     if let Some(name) = &sel.name
         && !spans.iter().any(|s| name.value.is_match(&s.name))
@@ -155,7 +158,7 @@ fn listed(spans: &[SpanRecord], picked: &[usize]) -> String {
 
 /// `[[expect.span]]`: at least one span matches (or `count` of them, or none with
 /// `absent`), and each that does meets `each`.
-pub fn span(set: &ExpectSet, e: &SpanExpect, m: &mut Matcher<'_, '_>) -> Vec<Unmet> {
+pub fn span<'s>(set: &ExpectSet, e: &'s SpanExpect, m: &mut Matcher<'_, '_, 's>) -> Vec<Unmet> {
     let sel = &e.select;
     let what = match &sel.name {
         Some(n) => format!("[[expect.span]] \"{}\"", n.value),
@@ -211,7 +214,8 @@ pub fn span(set: &ExpectSet, e: &SpanExpect, m: &mut Matcher<'_, '_>) -> Vec<Unm
             let shown = &offenders[..k.min(NEAREST)];
             out.push(Unmet {
                 matched: Some(n),
-                near: offenders.clone(),
+                // The first of them as data; `found` says how many.
+                near: offenders.iter().take(MAX_OFFENDERS).cloned().collect(),
                 ..unmet(
                     ExpectKind::Span,
                     format!("{what} each"),
@@ -227,7 +231,11 @@ pub fn span(set: &ExpectSet, e: &SpanExpect, m: &mut Matcher<'_, '_>) -> Vec<Unm
 
 /// `[[expect.per_span]]`: under each span `of` picks, `count` descendants that
 /// `descendants` picks.
-pub fn per_span(set: &ExpectSet, e: &PerSpanExpect, m: &mut Matcher<'_, '_>) -> Option<Unmet> {
+pub fn per_span<'s>(
+    set: &ExpectSet,
+    e: &'s PerSpanExpect,
+    m: &mut Matcher<'_, '_, 's>,
+) -> Option<Unmet> {
     let what = format!(
         "[[expect.per_span]] of {} descendants {}",
         e.of, e.descendants
@@ -250,7 +258,6 @@ pub fn per_span(set: &ExpectSet, e: &PerSpanExpect, m: &mut Matcher<'_, '_>) -> 
         });
     }
     let hits = m.hits(&e.descendants);
-    let mut expected = None;
     let mut offenders = Vec::new();
     for i in &of {
         let under: Vec<usize> = trace
@@ -258,12 +265,19 @@ pub fn per_span(set: &ExpectSet, e: &PerSpanExpect, m: &mut Matcher<'_, '_>) -> 
             .into_iter()
             .filter(|j| hits[*j])
             .collect();
-        if let Some(miss) = count_misses(&e.count, under.len() as u64, "descendants") {
-            expected.get_or_insert(miss);
+        if count_misses(&e.count, under.len() as u64, "descendants").is_some() {
             offenders.push((*i, under));
         }
     }
-    let (expected, at) = expected?;
+    if offenders.is_empty() {
+        return None;
+    }
+    let expected = count_text(&e.count, "descendants");
+    let at = [&e.count.eq, &e.count.gte, &e.count.lte]
+        .into_iter()
+        .flatten()
+        .next()
+        .map_or(e.span, |b| b.span);
     let shown: Vec<String> = offenders
         .iter()
         .take(5)
@@ -303,7 +317,7 @@ pub fn per_span(set: &ExpectSet, e: &PerSpanExpect, m: &mut Matcher<'_, '_>) -> 
 }
 
 /// `[expect.graph]`.
-pub fn graph(set: &ExpectSet, g: &GraphExpect, m: &mut Matcher<'_, '_>) -> Vec<Unmet> {
+pub fn graph<'s>(set: &ExpectSet, g: &'s GraphExpect, m: &mut Matcher<'_, '_, 's>) -> Vec<Unmet> {
     let trace = m.trace;
     let spans = trace.spans;
     let mut out = Vec::new();
@@ -404,6 +418,15 @@ fn find_cycle(
     None
 }
 
+/// Every bound of `c`, as `what >= 1 and what <= 1`.
+fn count_text(c: &Count, what: &str) -> String {
+    let parts: Vec<String> = [(&c.eq, "=="), (&c.gte, ">="), (&c.lte, "<=")]
+        .into_iter()
+        .filter_map(|(v, op)| v.as_ref().map(|v| format!("{what} {op} {}", v.value)))
+        .collect();
+    parts.join(" and ")
+}
+
 /// The bounds of `c` that `actual` misses, as `what == 3 and …`, with where the
 /// first is written.
 fn count_misses(c: &Count, actual: u64, what: &str) -> Option<(String, crate::diag::Span)> {
@@ -476,7 +499,7 @@ pub fn counts(set: &ExpectSet, c: &CountsExpect, spans: &[SpanRecord]) -> Vec<Un
 
 /// `[[expect.window]]`: every span each `contains` selector picks starts and ends
 /// inside an `outer` span.
-pub fn window(set: &ExpectSet, w: &WindowExpect, m: &mut Matcher<'_, '_>) -> Vec<Unmet> {
+pub fn window<'s>(set: &ExpectSet, w: &'s WindowExpect, m: &mut Matcher<'_, '_, 's>) -> Vec<Unmet> {
     let spans = m.trace.spans;
     let what = format!("[[expect.window]] {}", w.outer);
     let outers: Vec<&SpanRecord> = m.select(&w.outer).into_iter().map(|i| &spans[i]).collect();
@@ -538,7 +561,7 @@ fn relative(s: &SpanRecord, outers: &[&SpanRecord]) -> String {
 }
 
 /// The first span `sel` picks, by start time.
-fn first<'a>(m: &mut Matcher<'_, 'a>, sel: &Selector) -> Option<&'a SpanRecord> {
+fn first<'a, 's>(m: &mut Matcher<'_, 'a, 's>, sel: &'s Selector) -> Option<&'a SpanRecord> {
     let spans = m.trace.spans;
     m.select(sel)
         .into_iter()
@@ -547,7 +570,7 @@ fn first<'a>(m: &mut Matcher<'_, 'a>, sel: &Selector) -> Option<&'a SpanRecord> 
 }
 
 /// `[expect.order]`, on the first span each selector picks (by start time).
-pub fn order(set: &ExpectSet, o: &OrderExpect, m: &mut Matcher<'_, '_>) -> Vec<Unmet> {
+pub fn order<'s>(set: &ExpectSet, o: &'s OrderExpect, m: &mut Matcher<'_, '_, 's>) -> Vec<Unmet> {
     let mut out = Vec::new();
     for (pairs, verb) in [
         (&o.must_precede, "must_precede"),

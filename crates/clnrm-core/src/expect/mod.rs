@@ -195,10 +195,28 @@ pub struct Unmet {
 impl Unmet {
     /// The same with every text passed through `f` (secret masking).
     pub fn map_text(self, f: impl Fn(&str) -> String) -> Self {
+        let near = self
+            .near
+            .into_iter()
+            .map(|n| NearMiss {
+                span: f(&n.span),
+                span_id: n.span_id,
+                misses: n
+                    .misses
+                    .into_iter()
+                    .map(|m| Miss {
+                        what: f(&m.what),
+                        expected: f(&m.expected),
+                        found: f(&m.found),
+                    })
+                    .collect(),
+            })
+            .collect();
         Self {
             what: f(&self.what),
             expected: f(&self.expected),
             found: f(&self.found),
+            near,
             ..self
         }
     }

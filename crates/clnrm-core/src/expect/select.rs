@@ -1,10 +1,11 @@
 //! The selector engine (SPEC §15): which of a scenario's spans a selector picks and,
 //! for a span it does not pick, which criteria failed (what the report shows of the
 //! closest spans). Nested selectors (`parent`, `ancestor`, a link's `to`) are matched
-//! once per trace and remembered, so a check costs the spans times the criteria.
+//! once per trace and remembered: a selector costs the spans times its criteria, and
+//! `ancestor` the depth of each span's chain more.
 
 use crate::model::{
-    AttrsExpect, EventsExpect, LinkExpect, Predicate, Predicates, Scalar, Selector,
+    AttrsExpect, EventsExpect, LinkExpect, NamePattern, Predicate, Predicates, Scalar, Selector,
 };
 use crate::otel::{AttrValue, SpanRecord};
 use serde::{Deserialize, Serialize};
@@ -15,8 +16,12 @@ use std::rc::Rc;
 pub(crate) struct Trace<'a> {
     pub spans: &'a [SpanRecord],
     by_id: HashMap<(&'a str, &'a str), usize>,
+    /// The spans of each name: a selector with a name looks at those only.
+    by_name: HashMap<&'a str, Vec<usize>>,
     parent: Vec<Option<usize>>,
     children: Vec<Vec<usize>>,
+    /// Spans on a cycle of parent ids (hostile input).
+    on_cycle: Vec<bool>,
 }
 
 impl<'a> Trace<'a> {
@@ -33,23 +38,45 @@ impl<'a> Trace<'a> {
                 by_id.get(&(s.trace_id.as_str(), p)).copied()
             })
             .collect();
+        let mut by_name: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, s) in spans.iter().enumerate() {
+            by_name.entry(s.name.as_str()).or_default().push(i);
+        }
         let mut children = vec![Vec::new(); spans.len()];
         for (i, p) in parent.iter().enumerate() {
             if let Some(p) = p {
                 children[*p].push(i);
             }
         }
+        let on_cycle = on_cycle(&parent);
         Self {
             spans,
             by_id,
+            by_name,
             parent,
             children,
+            on_cycle,
         }
     }
 
     /// The span with these ids, if collected.
     pub fn find(&self, trace_id: &str, span_id: &str) -> Option<usize> {
         self.by_id.get(&(trace_id, span_id)).copied()
+    }
+
+    /// The spans whose name `pattern` matches, in groups of one name.
+    fn named<'p>(&'p self, pattern: &'p NamePattern) -> impl Iterator<Item = &'p [usize]> + 'p {
+        let one = pattern.literal().map(|n| self.by_name.get(n));
+        let all = one.is_none().then(|| {
+            self.by_name
+                .iter()
+                .filter(|(name, _)| pattern.is_match(name))
+                .map(|(_, at)| at.as_slice())
+        });
+        one.flatten()
+            .map(Vec::as_slice)
+            .into_iter()
+            .chain(all.into_iter().flatten())
     }
 
     /// Its parent among the collected spans.
@@ -60,12 +87,17 @@ impl<'a> Trace<'a> {
     /// Its ancestors, nearest first; a cycle of parent ids (hostile input) ends the
     /// walk.
     pub fn ancestors(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
-        let mut seen = HashSet::from([i]);
+        // No set of the seen is kept (this runs for every span of every `ancestor`):
+        // the walk ends where it comes back to the first span on a cycle it met.
+        let mut entered: Option<usize> = self.on_cycle[i].then_some(i);
         let mut cur = self.parent[i];
         std::iter::from_fn(move || {
             let p = cur?;
-            if !seen.insert(p) {
+            if entered == Some(p) {
                 return None;
+            }
+            if entered.is_none() && self.on_cycle[p] {
+                entered = Some(p);
             }
             cur = self.parent[p];
             Some(p)
@@ -85,6 +117,35 @@ impl<'a> Trace<'a> {
         }
         out
     }
+}
+
+/// Which spans are on a cycle of `parent` links, in one pass: each span is walked
+/// up once, and a walk that meets its own path has found a cycle.
+fn on_cycle(parent: &[Option<usize>]) -> Vec<bool> {
+    const NEW: u8 = 0;
+    const ON_PATH: u8 = 1;
+    const DONE: u8 = 2;
+    let mut state = vec![NEW; parent.len()];
+    let mut cyclic = vec![false; parent.len()];
+    let mut path = Vec::new();
+    for start in 0..parent.len() {
+        let mut cur = Some(start);
+        while let Some(i) = cur.filter(|i| state[*i] == NEW) {
+            state[i] = ON_PATH;
+            path.push(i);
+            cur = parent[i];
+        }
+        if let Some(i) = cur.filter(|i| state[*i] == ON_PATH) {
+            let from = path.iter().position(|p| *p == i).unwrap_or(0);
+            for p in &path[from..] {
+                cyclic[*p] = true;
+            }
+        }
+        for p in path.drain(..) {
+            state[p] = DONE;
+        }
+    }
+    cyclic
 }
 
 /// One criterion a span failed: what, expected, found.
@@ -119,48 +180,70 @@ pub struct NearMiss {
     pub misses: Vec<Miss>,
 }
 
-/// Matches selectors against one trace, remembering the nested ones.
-pub(crate) struct Matcher<'t, 'a> {
+/// Matches selectors (that live as long as `'s`) against one trace, remembering each
+/// selector's matches by its address, which `'s` keeps fixed.
+pub(crate) struct Matcher<'t, 'a, 's> {
     pub trace: &'t Trace<'a>,
-    memo: HashMap<usize, Rc<Vec<bool>>>,
+    memo: HashMap<*const Selector, Rc<Vec<bool>>>,
+    selectors: std::marker::PhantomData<&'s Selector>,
 }
 
-impl<'t, 'a> Matcher<'t, 'a> {
+impl<'t, 'a, 's> Matcher<'t, 'a, 's> {
     pub fn new(trace: &'t Trace<'a>) -> Self {
         Self {
             trace,
             memo: HashMap::new(),
+            selectors: std::marker::PhantomData,
         }
     }
 
     /// For each span, whether `sel` picks it.
-    pub fn hits(&mut self, sel: &Selector) -> Rc<Vec<bool>> {
-        let key = sel as *const Selector as usize;
+    pub fn hits(&mut self, sel: &'s Selector) -> Rc<Vec<bool>> {
+        let key: *const Selector = sel;
         if let Some(h) = self.memo.get(&key) {
             return h.clone();
         }
-        let hits: Vec<bool> = (0..self.trace.spans.len())
-            .map(|i| self.check(sel, i, true).is_empty())
-            .collect();
+        let trace = self.trace;
+        let mut hits = vec![false; trace.spans.len()];
+        match &sel.name {
+            Some(name) => {
+                for at in trace.named(&name.value) {
+                    for &i in at {
+                        hits[i] = self.check(sel, i, None);
+                    }
+                }
+            }
+            None => {
+                for (i, hit) in hits.iter_mut().enumerate() {
+                    *hit = self.check(sel, i, None);
+                }
+            }
+        }
         let hits = Rc::new(hits);
         self.memo.insert(key, hits.clone());
         hits
     }
 
     /// The positions of the spans `sel` picks.
-    pub fn select(&mut self, sel: &Selector) -> Vec<usize> {
+    pub fn select(&mut self, sel: &'s Selector) -> Vec<usize> {
         let hits = self.hits(sel);
         (0..hits.len()).filter(|i| hits[*i]).collect()
     }
 
     /// Every criterion of `sel` span `i` fails.
-    pub fn misses(&mut self, sel: &Selector, i: usize) -> Vec<Miss> {
-        self.check(sel, i, false)
+    pub fn misses(&mut self, sel: &'s Selector, i: usize) -> Vec<Miss> {
+        let key: *const Selector = sel;
+        if self.memo.get(&key).is_some_and(|h| h[i]) {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        self.check(sel, i, Some(&mut out));
+        out
     }
 
     /// The spans `sel` does not pick that come closest (fewest failed criteria, then
     /// collection order), at most `n`.
-    pub fn nearest(&mut self, sel: &Selector, n: usize) -> Vec<NearMiss> {
+    pub fn nearest(&mut self, sel: &'s Selector, n: usize) -> Vec<NearMiss> {
         let hits = self.hits(sel);
         let mut near: Vec<(usize, Vec<Miss>)> = (0..hits.len())
             .filter(|i| !hits[*i])
@@ -178,140 +261,154 @@ impl<'t, 'a> Matcher<'t, 'a> {
             .collect()
     }
 
-    fn check(&mut self, sel: &Selector, i: usize, first: bool) -> Vec<Miss> {
+    /// Whether `sel` picks span `i`. With `out`, every criterion it fails is added
+    /// there; without, the first failure ends the check and no text is made (the
+    /// path every span of every selector takes).
+    fn check(&mut self, sel: &'s Selector, i: usize, mut out: Option<&mut Vec<Miss>>) -> bool {
         let trace = self.trace;
         let s = &trace.spans[i];
-        let mut out = Vec::new();
-        let mut miss = |what: &str, expected: String, found: String| {
-            out.push(Miss {
-                what: what.to_owned(),
-                expected,
-                found,
-            });
-        };
+        let mut fits = true;
+        // A failed criterion: the end of a plain check, or a miss written out.
+        macro_rules! failed {
+            ($what:expr, $expected:expr, $found:expr) => {{
+                fits = false;
+                match out.as_deref_mut() {
+                    None => return false,
+                    Some(o) => o.push(Miss {
+                        what: $what.into(),
+                        expected: $expected,
+                        found: $found,
+                    }),
+                }
+            }};
+        }
         if let Some(n) = &sel.name
             && !n.value.is_match(&s.name)
         {
-            miss(
+            failed!(
                 "name",
                 format!("\"{}\"", n.value),
-                format!("\"{}\"", s.name),
+                format!("\"{}\"", s.name)
             );
         }
         if let Some(k) = &sel.kind
             && s.kind != k.value
         {
-            miss("kind", k.value.as_str().into(), s.kind.as_str().into());
+            failed!("kind", k.value.as_str().into(), s.kind.as_str().into());
         }
         if let Some(svc) = &sel.service {
             match s.resource.get("service.name") {
                 Some(AttrValue::Str(name)) if svc.value.is_match(name) => {}
-                Some(other) => miss("service", format!("\"{}\"", svc.value), other.to_string()),
-                None => miss(
+                Some(other) => {
+                    failed!("service", format!("\"{}\"", svc.value), other.to_string())
+                }
+                None => failed!(
                     "service",
                     format!("\"{}\"", svc.value),
-                    "not set (no service.name in its resource)".into(),
+                    "not set (no service.name in its resource)".into()
                 ),
             }
         }
         if let Some(st) = &sel.status
             && s.status != st.value
         {
-            miss("status", st.value.as_str().into(), s.status.as_str().into());
-        }
-        if first && !out.is_empty() {
-            return out;
+            failed!("status", st.value.as_str().into(), s.status.as_str().into());
         }
         if let Some(a) = &sel.attrs {
-            out.extend(attrs_misses(a, &s.attributes, "attribute"));
+            fits &= attrs_check(a, &s.attributes, "attribute", out.as_deref_mut());
+            if !fits && out.is_none() {
+                return false;
+            }
         }
         if let Some(d) = &sel.duration_ms {
             let ms = s.duration_ms();
-            let failed: Vec<String> = d
-                .all
-                .iter()
-                .filter(|p| !number_holds(&p.value, ms))
-                .map(|p| p.value.to_string())
-                .collect();
-            if !failed.is_empty() {
-                out.push(Miss {
-                    what: "duration".into(),
-                    expected: format!("{} ms", failed.join(" and ")),
-                    found: format!("{ms:.1} ms"),
-                });
+            if d.all.iter().any(|p| !number_holds(&p.value, ms)) {
+                let failed: Vec<String> = d
+                    .all
+                    .iter()
+                    .filter(|p| !number_holds(&p.value, ms))
+                    .map(|p| p.value.to_string())
+                    .collect();
+                failed!(
+                    "duration",
+                    format!("{} ms", failed.join(" and ")),
+                    format!("{ms:.1} ms")
+                );
             }
         }
         if let Some(e) = &sel.events {
-            out.extend(events_misses(e, s));
-        }
-        if first && !out.is_empty() {
-            return out;
+            fits &= events_check(e, s, out.as_deref_mut());
+            if !fits && out.is_none() {
+                return false;
+            }
         }
         for l in &sel.links {
-            if let Some(m) = self.link_miss(l, i) {
-                out.push(m);
+            if !self.link_fits(l, i) {
+                failed!("links", l.to_string(), self.links_found(l, i));
             }
         }
         if let Some(p) = &sel.parent {
             let hits = self.hits(p);
-            match self.trace.parent(i) {
+            match trace.parent(i) {
                 Some(j) if hits[j] => {}
-                Some(j) => out.push(Miss {
-                    what: "parent".into(),
-                    expected: p.to_string(),
-                    found: format!("\"{}\"", trace.spans[j].name),
-                }),
-                None => out.push(Miss {
-                    what: "parent".into(),
-                    expected: p.to_string(),
-                    found: "none among the collected spans".into(),
-                }),
+                Some(j) => failed!(
+                    "parent",
+                    p.to_string(),
+                    format!("\"{}\"", trace.spans[j].name)
+                ),
+                None => failed!(
+                    "parent",
+                    p.to_string(),
+                    "none among the collected spans".into()
+                ),
             }
         }
         if let Some(a) = &sel.ancestor {
             let hits = self.hits(a);
-            if !self.trace.ancestors(i).any(|j| hits[j]) {
-                let chain: Vec<String> = self
-                    .trace
+            if !trace.ancestors(i).any(|j| hits[j]) {
+                let chain: Vec<String> = trace
                     .ancestors(i)
                     .take(6)
                     .map(|j| format!("\"{}\"", trace.spans[j].name))
                     .collect();
-                out.push(Miss {
-                    what: "ancestor".into(),
-                    expected: a.to_string(),
-                    found: if chain.is_empty() {
+                failed!(
+                    "ancestor",
+                    a.to_string(),
+                    if chain.is_empty() {
                         "no ancestor among the collected spans".into()
                     } else {
                         format!("ancestors {}", chain.join(" ← "))
-                    },
-                });
+                    }
+                );
             }
         }
-        out
+        fits
     }
 
-    fn link_miss(&mut self, l: &LinkExpect, i: usize) -> Option<Miss> {
+    /// Whether span `i` has the link `l` asks for (or, with `absent`, has none).
+    fn link_fits(&mut self, l: &'s LinkExpect, i: usize) -> bool {
         let trace = self.trace;
-        let s = &trace.spans[i];
         let to = l.to.as_deref().map(|t| self.hits(t));
-        let fits = |link: &crate::otel::SpanLink| {
-            let target_ok = to.as_ref().is_none_or(|hits| {
+        let found = trace.spans[i].links.iter().any(|link| {
+            to.as_ref().is_none_or(|hits| {
                 trace
                     .find(&link.trace_id, &link.span_id)
                     .is_some_and(|j| hits[j])
-            });
-            target_ok
-                && l.attrs
-                    .iter()
-                    .all(|(k, p)| holds_all(p, link.attributes.get(&k.value)).is_ok())
-        };
-        let found = s.links.iter().any(fits);
-        let absent = l.absent.as_ref().is_some_and(|a| a.value);
-        if found != absent {
-            return None;
+            }) && l
+                .attrs
+                .iter()
+                .all(|(k, p)| holds_all(p, link.attributes.get(&k.value)).is_ok())
+        });
+        found != l.absent.as_ref().is_some_and(|a| a.value)
+    }
+
+    /// What span `i` has instead of the link `l` asks for.
+    fn links_found(&self, l: &LinkExpect, i: usize) -> String {
+        let trace = self.trace;
+        if l.absent.as_ref().is_some_and(|a| a.value) {
+            return "such a link".into();
         }
-        let shown: Vec<String> = s
+        let shown: Vec<String> = trace.spans[i]
             .links
             .iter()
             .take(5)
@@ -320,34 +417,34 @@ impl<'t, 'a> Matcher<'t, 'a> {
                 None => format!("a link to span {} (not collected)", link.span_id),
             })
             .collect();
-        Some(Miss {
-            what: "links".into(),
-            expected: l.to_string(),
-            found: if absent {
-                "such a link".into()
-            } else if shown.is_empty() {
-                "no link".into()
-            } else {
-                shown.join(", ")
-            },
-        })
+        if shown.is_empty() {
+            "no link".into()
+        } else {
+            shown.join(", ")
+        }
     }
 }
 
-/// The failed predicates of `a` on `attrs` (`what` names the table: `attribute`,
-/// `resource attribute`).
-pub(crate) fn attrs_misses(
+/// Whether the predicates of `a` hold on `attrs`; with `out`, each failure is added
+/// there (`what` names the table: `attribute`, `resource attribute`).
+pub(crate) fn attrs_check(
     a: &AttrsExpect,
     attrs: &BTreeMap<String, AttrValue>,
     what: &str,
-) -> Vec<Miss> {
-    let mut out = Vec::new();
+    mut out: Option<&mut Vec<Miss>>,
+) -> bool {
+    let mut fits = true;
     for (k, p) in a.all.iter() {
-        if let Err(found) = holds_all(p, attrs.get(&k.value)) {
-            out.push(Miss {
+        let v = attrs.get(&k.value);
+        if let Err(why) = holds_all(p, v) {
+            let Some(o) = out.as_deref_mut() else {
+                return false;
+            };
+            fits = false;
+            o.push(Miss {
                 what: format!("{what} \"{}\"", k.value),
                 expected: p.to_string(),
-                found,
+                found: why.found(v),
             });
         }
     }
@@ -357,6 +454,9 @@ pub(crate) fn attrs_misses(
             .iter()
             .any(|(k, p)| holds_all(p, attrs.get(&k.value)).is_ok())
     {
+        let Some(o) = out else {
+            return false;
+        };
         let each: Vec<String> = a
             .any
             .iter()
@@ -367,58 +467,86 @@ pub(crate) fn attrs_misses(
                 format!("{} {p} (found {found})", k.value)
             })
             .collect();
-        out.push(Miss {
+        o.push(Miss {
             what: format!("{what}s (any)"),
             expected: format!("one of: {}", each.join("; ")),
             found: "none holds".into(),
         });
+        return false;
     }
-    out
+    fits
 }
 
-fn events_misses(e: &EventsExpect, s: &SpanRecord) -> Vec<Miss> {
-    let mut out = Vec::new();
-    let names: Vec<&str> = s.events.iter().map(|e| e.name.as_str()).collect();
+/// Whether span `s` has the events `e` asks for; with `out`, each failure is added
+/// there.
+fn events_check(e: &EventsExpect, s: &SpanRecord, mut out: Option<&mut Vec<Miss>>) -> bool {
+    let has = |n: &str| s.events.iter().any(|ev| ev.name == n);
     let seen = || {
-        if names.is_empty() {
+        if s.events.is_empty() {
             "no events".to_owned()
         } else {
-            let shown: Vec<String> = names.iter().take(8).map(|n| format!("\"{n}\"")).collect();
+            let shown: Vec<String> = s
+                .events
+                .iter()
+                .take(8)
+                .map(|ev| format!("\"{}\"", ev.name))
+                .collect();
             format!("events {}", shown.join(", "))
         }
     };
+    let mut fits = true;
+    let mut fail = |miss: &dyn Fn() -> Miss| match out.as_deref_mut() {
+        None => false,
+        Some(o) => {
+            o.push(miss());
+            true
+        }
+    };
     for n in &e.all {
-        if !names.contains(&n.value.as_str()) {
-            out.push(Miss {
+        if !has(&n.value) {
+            fits = false;
+            let go_on = fail(&|| Miss {
                 what: format!("event \"{}\"", n.value),
                 expected: "present".into(),
                 found: seen(),
             });
+            if !go_on {
+                return false;
+            }
         }
     }
-    if !e.any.is_empty() && !e.any.iter().any(|n| names.contains(&n.value.as_str())) {
-        let any: Vec<&str> = e.any.iter().map(|n| n.value.as_str()).collect();
-        out.push(Miss {
-            what: "events (any)".into(),
-            expected: format!("one of {}", any.join(", ")),
-            found: seen(),
+    if !e.any.is_empty() && !e.any.iter().any(|n| has(&n.value)) {
+        fits = false;
+        let go_on = fail(&|| {
+            let any: Vec<&str> = e.any.iter().map(|n| n.value.as_str()).collect();
+            Miss {
+                what: "events (any)".into(),
+                expected: format!("one of {}", any.join(", ")),
+                found: seen(),
+            }
         });
+        if !go_on {
+            return false;
+        }
     }
     for want in &e.each {
-        let named: Vec<_> = s
-            .events
-            .iter()
-            .filter(|ev| want.name.value.is_match(&ev.name))
-            .collect();
-        let fits = named.iter().find(|ev| {
+        let named = || {
+            s.events
+                .iter()
+                .filter(|ev| want.name.value.is_match(&ev.name))
+        };
+        let fits_one = named().find(|ev| {
             want.attrs
                 .iter()
                 .all(|(k, p)| holds_all(p, ev.attributes.get(&k.value)).is_ok())
         });
         let absent = want.absent.as_ref().is_some_and(|a| a.value);
-        let found = match (fits, absent) {
-            (Some(_), false) | (None, true) => continue,
-            (Some(ev), true) => {
+        if fits_one.is_some() != absent {
+            continue;
+        }
+        fits = false;
+        let found = || match (fits_one, absent) {
+            (Some(ev), _) => {
                 let attrs: Vec<String> = ev
                     .attributes
                     .iter()
@@ -426,35 +554,61 @@ fn events_misses(e: &EventsExpect, s: &SpanRecord) -> Vec<Miss> {
                     .collect();
                 format!("event \"{}\" {{{}}}", ev.name, attrs.join(", "))
             }
-            (None, false) => match named.first() {
+            (None, _) => match named().next() {
                 // The name is there: say which attribute predicate failed.
                 Some(ev) => want
                     .attrs
                     .iter()
                     .find_map(|(k, p)| {
-                        holds_all(p, ev.attributes.get(&k.value))
-                            .err()
-                            .map(|f| format!("event \"{}\" with {} {f}", ev.name, k.value))
+                        let v = ev.attributes.get(&k.value);
+                        holds_all(p, v).err().map(|why| {
+                            format!("event \"{}\" with {} {}", ev.name, k.value, why.found(v))
+                        })
                     })
                     .unwrap_or_else(seen),
                 None => seen(),
             },
         };
-        out.push(Miss {
+        let go_on = fail(&|| Miss {
             what: "events".into(),
             expected: want.to_string(),
-            found,
+            found: found(),
         });
+        if !go_on {
+            return false;
+        }
     }
-    out
+    fits
 }
 
-/// Whether every predicate holds of `v` (`None`: not set); else what was found.
-pub(crate) fn holds_all(p: &Predicates, v: Option<&AttrValue>) -> Result<(), String> {
+/// Whether every predicate holds of `v` (`None`: not set); else why not.
+pub(crate) fn holds_all(p: &Predicates, v: Option<&AttrValue>) -> Result<(), Why> {
     for one in &p.all {
         holds(&one.value, v)?;
     }
     Ok(())
+}
+
+/// Why a predicate failed; its text is made only where a report needs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Why {
+    /// The attribute is not set.
+    NotSet,
+    /// The value is of another type than the predicate compares (what it wants).
+    Type(&'static str),
+    /// The value does not satisfy it.
+    Value,
+}
+
+impl Why {
+    /// What was found, for a report: the value, with its type where that is why.
+    pub fn found(self, v: Option<&AttrValue>) -> String {
+        match (self, v) {
+            (Why::NotSet, _) | (_, None) => "not set".into(),
+            (Why::Type(want), Some(v)) => format!("{v} ({}, not {want})", type_word(v)),
+            (Why::Value, Some(v)) => v.to_string(),
+        }
+    }
 }
 
 fn type_word(v: &AttrValue) -> &'static str {
@@ -467,15 +621,14 @@ fn type_word(v: &AttrValue) -> &'static str {
     }
 }
 
-/// Whether `p` holds of `v`; else what was found (with the type, where that is why).
-pub(crate) fn holds(p: &Predicate, v: Option<&AttrValue>) -> Result<(), String> {
+/// Whether `p` holds of `v`; else why not.
+pub(crate) fn holds(p: &Predicate, v: Option<&AttrValue>) -> Result<(), Why> {
     let Some(v) = v else {
         return match p {
             Predicate::Exists(false) => Ok(()),
-            _ => Err("not set".into()),
+            _ => Err(Why::NotSet),
         };
     };
-    let typed = |v: &AttrValue, want: &str| format!("{v} ({}, not {want})", type_word(v));
     let ok = match p {
         Predicate::Exists(b) => *b,
         Predicate::Eq(s) => v.matches(s),
@@ -484,19 +637,21 @@ pub(crate) fn holds(p: &Predicate, v: Option<&AttrValue>) -> Result<(), String> 
         Predicate::Gt(_) | Predicate::Gte(_) | Predicate::Lt(_) | Predicate::Lte(_) => match v {
             AttrValue::Int(i) => number_holds(p, *i as f64),
             AttrValue::Double(d) => number_holds(p, *d),
-            other => return Err(typed(other, "a number")),
+            _ => return Err(Why::Type("a number")),
         },
         Predicate::Regex(re) => match v {
             AttrValue::Str(s) => re.regex().is_match(s),
-            other => return Err(typed(other, "a string")),
+            _ => return Err(Why::Type("a string")),
         },
         Predicate::Contains(want) => match (v, want) {
             (AttrValue::Str(s), Scalar::String(w)) => s.contains(w.as_str()),
+            // A number or a boolean in a string: its text.
+            (AttrValue::Str(s), w) => s.contains(&w.to_string()),
             (AttrValue::Array(items), w) => items.iter().any(|i| i.matches(w)),
-            (other, _) => return Err(typed(other, "a string or a list")),
+            _ => return Err(Why::Type("a string or a list")),
         },
     };
-    if ok { Ok(()) } else { Err(v.to_string()) }
+    if ok { Ok(()) } else { Err(Why::Value) }
 }
 
 /// A numeric comparison of `n`; any other predicate holds.

@@ -355,7 +355,7 @@ proptest! {
 
 #[test]
 fn a_predicate_says_why_a_value_fails_including_its_type() {
-    use select::holds;
+    let holds = |p: &Predicate, v: Option<&AttrValue>| select::holds(p, v).map_err(|w| w.found(v));
     let s = |v: &str| Some(AttrValue::Str(v.into()));
     assert_eq!(
         holds(&Predicate::Gt(1.0), s("5").as_ref()),
@@ -388,4 +388,34 @@ fn a_predicate_says_why_a_value_fails_including_its_type() {
         ),
         Err("3 (an integer, not a string or a list)".into())
     );
+}
+
+#[test]
+fn a_cycle_of_parent_ids_ends_the_ancestor_walk_and_names_still_select() {
+    // Hostile input: a → b → c → b. The walk must end, and find what is on it.
+    let spans = vec![
+        span("a", "a1", "b1", 0, 10, ""),
+        span("b", "b1", "c1", 0, 10, ""),
+        span("c", "c1", "b1", 0, 10, ""),
+        span("d.x", "d1", "", 0, 10, ""),
+    ];
+    let checked = |e: &str| check(&super::tests::set(e), &spans);
+    assert!(checked("[[expect.span]]\nname = \"a\"\nancestor = \"c\"\n").is_empty());
+    let u = checked("[[expect.span]]\nname = \"a\"\nancestor = \"nothing\"\n");
+    assert_eq!(u.len(), 1, "{u:#?}");
+    assert!(
+        u[0].found.contains("ancestors \"b\" ← \"c\""),
+        "{}",
+        u[0].found
+    );
+    assert!(
+        !u[0].found.contains("\"c\" ← \"b\""),
+        "each ancestor once: {}",
+        u[0].found
+    );
+    // A literal name, a glob and no name pick the same spans.
+    assert!(checked("[[expect.span]]\nname = \"d.x\"\ncount = { eq = 1 }\n").is_empty());
+    assert!(checked("[[expect.span]]\nname = \"d.*\"\ncount = { eq = 1 }\n").is_empty());
+    assert!(checked("[[expect.span]]\nname = \"?\"\ncount = { eq = 3 }\n").is_empty());
+    assert!(checked("[[expect.span]]\nname = \"nope\"\nabsent = true\n").is_empty());
 }

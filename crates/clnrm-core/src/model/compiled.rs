@@ -39,6 +39,11 @@ impl NamePattern {
         &self.text
     }
 
+    /// The one name it matches, when it has no wildcard.
+    pub fn literal(&self) -> Option<&str> {
+        self.wild.is_none().then_some(self.text.as_str())
+    }
+
     /// Whether `name` matches.
     pub fn is_match(&self, name: &str) -> bool {
         match &self.wild {

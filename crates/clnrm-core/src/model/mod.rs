@@ -25,3 +25,6 @@ pub use parse::{parse_document, parse_test_file};
 pub use spanned::{Sp, SpMap};
 pub use types::*;
 pub use url::{HttpUrl, UrlError, UrlTarget};
+
+/// What a secret's value is shown as wherever clnrm writes it (reports, saved spans).
+pub const MASK: &str = "***";

@@ -301,16 +301,7 @@ impl<'a, 'i> Table<'a, 'i> {
     }
 
     fn child_path(&self, key: &str) -> String {
-        // A key that is not bare (`"http.status_code"`) is quoted, as TOML writes it.
-        let bare = !key.is_empty()
-            && key
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        let key = if bare {
-            key.to_owned()
-        } else {
-            format!("{key:?}")
-        };
+        let key = toml_key(key);
         if self.path.is_empty() {
             key
         } else {
@@ -496,6 +487,19 @@ impl<'a, 'i> Table<'a, 'i> {
             };
             r.push(d);
         }
+    }
+}
+
+/// `key` as TOML writes it: bare when it can be, else quoted (`"http.route"`).
+pub fn toml_key(key: &str) -> String {
+    let bare = !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if bare {
+        key.to_owned()
+    } else {
+        toml::Value::String(key.to_owned()).to_string()
     }
 }
 

@@ -156,11 +156,24 @@ pub fn save_with(
         serde_json::to_writer_pretty(&mut w, &doc).map_err(std::io::Error::other)?;
         std::io::Write::flush(&mut w)
     });
-    // Once the new one is written, the latest becomes the previous one (a missing one
-    // is no error).
-    let keep_previous = || match std::fs::rename(&path, previous_path(dir, scenario)) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
+    // Once the new one is written, the latest is kept as the previous one: linked (or
+    // copied) to a temporary name and renamed over it, so that the latest stays in
+    // place until the new one replaces it in one rename, and no reader ever finds
+    // none. A run that collected no span keeps the previous one as it was.
+    let keep_previous = || {
+        if spans.is_empty() {
+            return Ok(());
+        }
+        let staged = tmp.with_extension(format!("prev{}", std::process::id()));
+        let linked = std::fs::hard_link(&path, &staged)
+            .or_else(|_| std::fs::copy(&path, &staged).map(|_| ()));
+        match linked {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+            Ok(()) => std::fs::rename(&staged, previous_path(dir, scenario)).inspect_err(|_| {
+                let _ = std::fs::remove_file(&staged);
+            }),
+        }
     };
     if let Err(e) = written
         .and_then(|()| keep_previous())
@@ -221,5 +234,19 @@ mod tests {
         );
         let prev = load_previous(dir.path(), id).expect("load").expect("kept");
         assert_eq!(prev.run_id, "run1");
+        // A run without spans keeps the previous one as it was.
+        save(dir.path(), id, "run3", &[]).expect("save");
+        assert_eq!(
+            load(dir.path(), id).expect("load").expect("present").run_id,
+            "run3"
+        );
+        let prev = load_previous(dir.path(), id).expect("load").expect("kept");
+        assert_eq!(prev.run_id, "run1");
+        // Nothing temporary is left beside them.
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
     }
 }

@@ -12,8 +12,7 @@ pub struct Masker {
     values: Vec<String>,
 }
 
-/// What a masked value is shown as.
-pub const MASK: &str = "***";
+pub use crate::model::MASK;
 
 /// Whether an environment key names a secret.
 pub fn is_secret_key(key: &str) -> bool {

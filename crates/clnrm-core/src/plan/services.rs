@@ -180,23 +180,17 @@ pub(super) fn with_dependencies<'a>(
 pub(super) fn fixture_one_shots<'a>(file: &'a TestFile, id: &str) -> Vec<&'a str> {
     file.services
         .iter()
-        .filter(|(_, s)| fixture_target(s) == Some(id))
+        .filter(|(_, s)| s.fixture_target() == Some(id))
         .map(|(k, _)| k.value.as_str())
         .collect()
 }
 
 /// Whether service `id` of `file` runs into a fixture instead of in scenarios.
 pub(super) fn folded(file: &TestFile, id: &str) -> bool {
-    file.services.get(id).and_then(fixture_target).is_some()
-}
-
-/// The service whose fixture `svc` runs into: the one it depends on, when it says
-/// `fixture = true` and depends on exactly one.
-fn fixture_target(svc: &Service) -> Option<&str> {
-    match svc.depends_on.as_slice() {
-        [one] if svc.fixture.as_ref().is_some_and(|f| f.value) => Some(&one.service.value),
-        _ => None,
-    }
+    file.services
+        .get(id)
+        .and_then(Service::fixture_target)
+        .is_some()
 }
 
 /// A service's set-up (steps, then the one-shots run into its fixture), if it has any.

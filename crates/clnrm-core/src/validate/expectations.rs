@@ -65,7 +65,17 @@ fn check_expect(e: &Expect, cx: &mut Ctx<'_>) {
     for p in &e.per_span {
         check_selector(cx, &p.of);
         check_selector(cx, &p.descendants);
+        not_empty(cx, &p.of, "of");
+        not_empty(cx, &p.descendants, "descendants");
         check_count(cx, &p.count);
+    }
+    let resource = e
+        .hermeticity
+        .iter()
+        .flat_map(|h| &h.resource_attrs)
+        .flat_map(|r| r.must_match.iter());
+    for (_, p) in resource {
+        check_predicates(cx, p);
     }
     let pairs = e
         .graph
@@ -92,6 +102,18 @@ fn check_span_expect(cx: &mut Ctx<'_>, s: &SpanExpect) {
     check_selector(cx, &s.select);
     if let Some(each) = &s.each {
         check_selector(cx, each);
+        not_empty(cx, each, "each");
+    }
+    let absent = s.absent.as_ref().is_some_and(|a| a.value);
+    if s.select.is_empty() && s.count.is_none() && !absent && s.each.is_none() {
+        // "Some span exists" is no expectation: most likely a key is misspelt.
+        cx.error(
+            Code::MissingKey,
+            s.span,
+            "[[expect.span]] selects nothing in particular".into(),
+            "no `name`, `kind`, `service`, `attrs`, … here",
+        )
+        .help = Some("add `name = \"…\"` or another selector key (see the warnings above for a misspelt one)".into());
     }
     if let Some(c) = &s.count {
         check_count(cx, c);
@@ -153,12 +175,29 @@ fn check_selector(cx: &mut Ctx<'_>, sel: &Selector) {
     for (_, p) in attrs.chain(events).chain(links) {
         check_predicates(cx, p);
     }
-    let nested = [&sel.parent, &sel.ancestor]
-        .into_iter()
-        .flatten()
-        .chain(sel.links.iter().filter_map(|l| l.to.as_ref()));
-    for n in nested {
-        check_selector(cx, n);
+    for (key, n) in [("parent", &sel.parent), ("ancestor", &sel.ancestor)] {
+        if let Some(n) = n {
+            check_selector(cx, n);
+            not_empty(cx, n, key);
+        }
+    }
+    for to in sel.links.iter().filter_map(|l| l.to.as_ref()) {
+        check_selector(cx, to);
+        not_empty(cx, to, "to");
+    }
+}
+
+/// A selector table that says nothing would pick every span: an error (a misspelt
+/// key inside it was only a warning).
+fn not_empty(cx: &mut Ctx<'_>, sel: &Selector, key: &str) {
+    if sel.is_empty() {
+        cx.error(
+            Code::BadValue,
+            sel.span,
+            format!("`{key}` selects every span"),
+            "an empty selector",
+        )
+        .help = Some("write a span name, or the criteria (`name`, `kind`, `attrs`, …)".into());
     }
 }
 
@@ -170,11 +209,18 @@ fn check_predicates(cx: &mut Ctx<'_>, p: &Predicates) {
     let mut upper: Option<Bound<'_>> = None;
     for (one, word) in p.all.iter().zip(&p.keys) {
         match one.value {
-            Predicate::Gt(v) | Predicate::Gte(v) if lower.is_none_or(|(l, ..)| v > l) => {
-                lower = Some((v, matches!(one.value, Predicate::Gt(_)), word, one.span));
+            // The tightest bound: the greater lower one (strict over not, at a tie).
+            Predicate::Gt(v) | Predicate::Gte(v) => {
+                let strict = matches!(one.value, Predicate::Gt(_));
+                if lower.is_none_or(|(l, s, ..)| v > l || (v == l && strict && !s)) {
+                    lower = Some((v, strict, word, one.span));
+                }
             }
-            Predicate::Lt(v) | Predicate::Lte(v) if upper.is_none_or(|(u, ..)| v < u) => {
-                upper = Some((v, matches!(one.value, Predicate::Lt(_)), word, one.span));
+            Predicate::Lt(v) | Predicate::Lte(v) => {
+                let strict = matches!(one.value, Predicate::Lt(_));
+                if upper.is_none_or(|(u, s, ..)| v < u || (v == u && strict && !s)) {
+                    upper = Some((v, strict, word, one.span));
+                }
             }
             _ => {}
         }
@@ -190,6 +236,16 @@ fn check_predicates(cx: &mut Ctx<'_>, p: &Predicates) {
 }
 
 fn check_count(cx: &mut Ctx<'_>, c: &Count) {
+    if c.eq.is_none() && c.gte.is_none() && c.lte.is_none() {
+        // An empty count would check nothing: no pass may come of it.
+        cx.error(
+            Code::BadValue,
+            c.span,
+            "a count with no bound checks nothing".into(),
+            "expected `eq`, `gte` or `lte`",
+        )
+        .help = Some("write e.g. `count = { lte = 1 }`".into());
+    }
     if let (Some(gte), Some(lte)) = (&c.gte, &c.lte)
         && gte.value > lte.value
     {

@@ -171,10 +171,22 @@ fn check_tmpfs(file: &TestFile, cx: &mut Ctx<'_>, id: &Sp<String>, svc: &crate::
     let mut seen: HashMap<&str, Span> = svc
         .volumes
         .iter()
-        .map(|v| (v.container_path.value.as_str(), v.container_path.span))
+        .map(|v| {
+            let p = v.container_path.value.as_str();
+            let p = match p.trim_end_matches('/') {
+                "" => p,
+                trimmed => trimmed,
+            };
+            (p, v.container_path.span)
+        })
         .collect();
     for entry in &svc.tmpfs {
         let (path, options) = crate::model::tmpfs_parts(&entry.value);
+        // `/data/` is `/data`.
+        let path = match path.trim_end_matches('/') {
+            "" => path,
+            trimmed => trimmed,
+        };
         if !path.starts_with('/') || path.trim_end_matches('/').is_empty() {
             cx.error(
                 Code::RelativeVolumePath,
@@ -238,10 +250,10 @@ fn check_tmpfs(file: &TestFile, cx: &mut Ctx<'_>, id: &Sp<String>, svc: &crate::
         }
     }
     let snapshot = !svc.setup.is_empty()
-        || file.services.iter().any(|(_, other)| {
-            other.fixture.as_ref().is_some_and(|f| f.value)
-                && matches!(other.depends_on.as_slice(), [one] if one.service.value == id.value)
-        });
+        || file
+            .services
+            .iter()
+            .any(|(_, other)| other.fixture_target() == Some(id.value.as_str()));
     if let Some(first) = svc.tmpfs.first()
         && snapshot
     {

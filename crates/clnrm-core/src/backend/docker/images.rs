@@ -94,17 +94,35 @@ pub(super) async fn build(
     // A layer of the builder's cache removed under the build (another build's image
     // removed with its untagged parents, a `docker image prune`): the cache no longer
     // has it, so building again makes the step afresh.
-    match &first {
-        BuildOutcome::Failed { message, .. } if lost_cache_layer(message) => {
-            build_once(docker, spec, context).await
+    match first {
+        BuildOutcome::Failed { message, output } if lost_cache_layer(&message) => {
+            let again = build_once(docker, spec, context).await?;
+            // The first attempt stays in the output, said for what it was.
+            let with_note = |then: String| {
+                let mut all = format!(
+                    "{output}\n(the builder lost a cached layer: {message}; built again)\n{then}"
+                );
+                trim_to_tail(&mut all);
+                all
+            };
+            Ok(match again {
+                BuildOutcome::Built { id, output } => BuildOutcome::Built {
+                    id,
+                    output: with_note(output),
+                },
+                BuildOutcome::Failed { message, output } => BuildOutcome::Failed {
+                    message,
+                    output: with_note(output),
+                },
+            })
         }
-        _ => Ok(first),
+        other => Ok(other),
     }
 }
 
 /// Whether a build failed because a cached layer it was using went away.
 fn lost_cache_layer(message: &str) -> bool {
-    message.contains("unknown parent image ID") || message.contains("No such image: sha256:")
+    message.contains("unknown parent image ID")
 }
 
 async fn build_once(

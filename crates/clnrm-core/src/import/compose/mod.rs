@@ -229,6 +229,7 @@ services:
       - pgdata:/var/lib/postgresql/data
       - ~/certs:/certs
       - {type: tmpfs, target: /var/lib/scratch, tmpfs: {size: 1048576, mode: 1777}}
+      - {type: tmpfs, target: /var/cache/app, read_only: true, tmpfs: {mode: 0o755}}
     tmpfs: /run
   web:
     build: .
@@ -271,7 +272,14 @@ volumes:
             .iter()
             .filter_map(toml::Value::as_str)
             .collect();
-        assert_eq!(tmpfs, ["/var/lib/scratch:size=1048576,mode=1777", "/run"]);
+        assert_eq!(
+            tmpfs,
+            [
+                "/var/lib/scratch:size=1048576,mode=1777",
+                "/var/cache/app:mode=755,ro",
+                "/run"
+            ]
+        );
         let web = &v["service"]["web"];
         assert_eq!(web.get("image"), None);
         assert_eq!(web["build"].as_str(), Some(".."));

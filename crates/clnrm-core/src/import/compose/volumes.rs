@@ -68,15 +68,20 @@ impl Import<'_> {
                     out.push((host, target, read_only));
                 }
                 ("tmpfs", _) => {
-                    // The long form's size and mode, as mount options.
-                    let options = match item.get("tmpfs") {
-                        Some(Value::Mapping(m)) => ["size", "mode"]
-                            .iter()
-                            .filter_map(|k| Some(format!("{k}={}", scalar(m.get(*k)?)?)))
-                            .collect::<Vec<_>>()
-                            .join(","),
-                        _ => String::new(),
-                    };
+                    // The long form's size and mode, as mount options; `read_only`.
+                    let mut options: Vec<String> = Vec::new();
+                    if let Some(Value::Mapping(m)) = item.get("tmpfs") {
+                        if let Some(size) = m.get("size").and_then(scalar) {
+                            options.push(format!("size={size}"));
+                        }
+                        if let Some(mode) = m.get("mode").and_then(tmpfs_mode) {
+                            options.push(format!("mode={mode}"));
+                        }
+                    }
+                    if read_only {
+                        options.push("ro".into());
+                    }
+                    let options = options.join(",");
                     tmpfs.push(if options.is_empty() {
                         target
                     } else {
@@ -93,4 +98,18 @@ impl Import<'_> {
         }
         Ok(out)
     }
+}
+
+/// A tmpfs `mode` as octal digits: `1777` as written; a number with an 8 or a 9 in it
+/// can only be YAML's octal form read as a number (`0o1777` is 1023 … `0o777` is
+/// 511), and is written back in octal (one whose digits are all octal is taken as
+/// written).
+fn tmpfs_mode(v: &Value) -> Option<String> {
+    let n = v.as_u64()?;
+    let digits = n.to_string();
+    Some(if digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        digits
+    } else {
+        format!("{n:o}")
+    })
 }

@@ -182,6 +182,7 @@ fn read_count(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Count {
         eq: t.get(r, "eq"),
         gte: t.get(r, "gte"),
         lte: t.get(r, "lte"),
+        span: t.anchor(),
     };
     t.finish(r);
     c

@@ -129,14 +129,28 @@ pub(super) fn read_attrs(
         );
         return None;
     };
-    let structured = !inner.is_empty()
-        && inner.iter().all(|(k, v)| {
-            matches!(
-                (k.get_ref().as_ref(), v.get_ref()),
-                ("all", DeValue::Table(_)) | ("any", DeValue::Table(_) | DeValue::Array(_))
+    let structural = |k: &str, v: &DeValue<'_>| {
+        matches!(
+            (k, v),
+            ("all", DeValue::Table(_)) | ("any", DeValue::Table(_) | DeValue::Array(_))
+        )
+    };
+    let marked = inner
+        .iter()
+        .filter(|(k, v)| structural(k.get_ref(), v.get_ref()))
+        .count();
+    if marked > 0 && marked < inner.len() {
+        r.push(
+            Diagnostic::error(
+                Code::Conflict,
+                format!("`{path}` mixes `all`/`any` with attribute keys"),
             )
-        });
-    if !structured {
+            .at(r.src, v.span().into(), "two forms in one table")
+            .help("write the attributes directly (each must hold), or all of them under `all` and `any`"),
+        );
+        return None;
+    }
+    if marked == 0 {
         return Some(AttrsExpect {
             all: read_predicate_map(r, v, path),
             any: SpMap::default(),
@@ -319,7 +333,19 @@ fn number_value(
 ) -> Option<f64> {
     match v.get_ref() {
         DeValue::Integer(_) => i64::from_toml(r, v, path).map(|i| i as f64),
-        DeValue::Float(_) => f64::from_toml(r, v, path),
+        DeValue::Float(_) => {
+            let n = f64::from_toml(r, v, path)?;
+            if n.is_finite() {
+                return Some(n);
+            }
+            r.error(
+                Code::BadValue,
+                v.span().into(),
+                format!("`{path}` is not a finite number"),
+                "no value compares with it",
+            );
+            None
+        }
         DeValue::String(s) => {
             let mut d = Diagnostic::error(
                 Code::WrongType,
@@ -357,6 +383,15 @@ fn read_duration(r: &mut Reader<'_>, v: &Spanned<DeValue<'_>>, path: &str) -> Op
         return None;
     };
     const WORDS: &[&str] = &["min", "max", "gt", "gte", "lt", "lte"];
+    if inner.is_empty() {
+        r.error(
+            Code::BadValue,
+            v.span().into(),
+            format!("`{path}` has no bound"),
+            "expected e.g. { lt = 100 }",
+        );
+        return None;
+    }
     let mut all = Vec::new();
     let mut keys = Vec::new();
     for (k, item) in inner.iter() {

@@ -159,6 +159,9 @@ pub struct Count {
     pub gte: Option<Sp<u64>>,
     /// At most.
     pub lte: Option<Sp<u64>>,
+    /// Where the table is.
+    #[serde(skip)]
+    pub span: Span,
 }
 
 /// `[expect.counts]`.

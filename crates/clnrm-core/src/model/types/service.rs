@@ -71,6 +71,17 @@ pub struct Service {
     pub span: Span,
 }
 
+impl Service {
+    /// The service whose fixture this one runs into: the one it depends on, when it
+    /// says `fixture = true` and depends on exactly one.
+    pub fn fixture_target(&self) -> Option<&str> {
+        match self.depends_on.as_slice() {
+            [one] if self.fixture.as_ref().is_some_and(|f| f.value) => Some(&one.service.value),
+            _ => None,
+        }
+    }
+}
+
 /// A `tmpfs` entry split into its path and its mount options (`""` when it has none).
 pub fn tmpfs_parts(entry: &str) -> (&str, &str) {
     entry.split_once(':').unwrap_or((entry, ""))
