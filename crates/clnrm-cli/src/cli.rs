@@ -212,6 +212,10 @@ pub struct ServeArgs {
     /// The most a submitted project may hold, in MiB (compressed and unpacked).
     #[arg(long, value_name = "MB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub max_upload_mb: u64,
+    /// Runs that may wait in the queue; a submission past it is answered 503 with
+    /// Retry-After.
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_queued: u64,
     /// Let uploaded test files bind-mount host paths.
     #[arg(long)]
     pub allow_host_volumes: bool,

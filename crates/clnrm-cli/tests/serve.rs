@@ -958,3 +958,186 @@ fn a_scenarios_detail_holds_the_spans_it_collected() {
     assert!(text.contains("tests/s.clnrm.toml::emit"), "{text}");
     assert!(text.contains("db.query"), "{text}");
 }
+
+/// A submission with `Idempotency-Key` as a client retrying sends it.
+fn submit_keyed(addr: &str, token: &str, key: &str, body: &Value) -> Answer {
+    let auth = format!("Bearer {token}");
+    request(
+        addr,
+        "POST",
+        "/api/v1/runs",
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+            ("Idempotency-Key", key),
+        ],
+        body.to_string().as_bytes(),
+    )
+}
+
+#[test]
+fn a_submission_sent_again_with_its_key_answers_the_first_run_and_a_full_queue_is_503() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = serve(dir.path(), &["--no-worker", "--max-queued", "2"]);
+    let (t, other) = (token(dir.path(), "run"), token(dir.path(), "run"));
+    let body = |run: &str| json!({"files": {"tests/a.clnrm.toml": file(&format!("[[scenario]]\nname = \"s\"\nrun = \"{run}\"\n"))}});
+    let a = submit_keyed(&srv.addr, &t, "order-42", &body("echo a"));
+    assert_eq!(a.status, 201, "{}", a.body);
+    let id = a.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(a.header("idempotent-replayed"), None);
+    // The same request again (its answer lost): the same run, no second one.
+    let again = submit_keyed(&srv.addr, &t, "order-42", &body("echo a"));
+    assert_eq!(again.status, 201, "{}", again.body);
+    assert_eq!(again.json()["id"], id.as_str());
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(
+        again.header("location"),
+        Some(format!("/api/v1/runs/{id}").as_str())
+    );
+    // Quoted as a structured-field string, it is the same key.
+    let quoted = submit_keyed(&srv.addr, &t, "\"order-42\"", &body("echo a"));
+    assert_eq!(quoted.json()["id"], id.as_str());
+    let runs = get(&srv.addr, "/api/v1/runs", &t).json();
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 1, "{runs}");
+
+    // The key for another request is refused; another token's key is its own.
+    let reused = submit_keyed(&srv.addr, &t, "order-42", &body("echo b"));
+    assert_eq!(reused.status, 422, "{}", reused.body);
+    assert!(
+        reused.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("this key made run {id} from another request")),
+        "{}",
+        reused.body
+    );
+    let theirs = submit_keyed(&srv.addr, &other, "order-42", &body("echo a"));
+    assert_eq!(theirs.status, 201, "{}", theirs.body);
+    assert_ne!(theirs.json()["id"], id.as_str());
+    for bad in ["", "has space", &"k".repeat(256)] {
+        let a = submit_keyed(&srv.addr, &t, bad, &body("echo a"));
+        assert_eq!(a.status, 400, "{bad:?}: {}", a.body);
+    }
+
+    // Two runs wait (--max-queued 2): a third is 503 with Retry-After, and nothing
+    // is stored; a repeated submission still answers its run.
+    let full = submit(
+        &srv.addr,
+        &t,
+        json!({"tests/a.clnrm.toml": file("[[scenario]]\nname = \"s\"\nrun = \"echo c\"\n")}),
+        json!({}),
+    );
+    assert_eq!(full.status, 503, "{}", full.body);
+    assert_eq!(full.header("retry-after"), Some("2"));
+    assert_eq!(
+        full.header("content-type"),
+        Some("application/problem+json")
+    );
+    assert!(
+        full.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("2 runs wait in the queue (--max-queued 2)"),
+        "{}",
+        full.body
+    );
+    let runs = get(&srv.addr, "/api/v1/runs", &t).json();
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 2, "{runs}");
+    let again = submit_keyed(&srv.addr, &t, "order-42", &body("echo a"));
+    assert_eq!(again.status, 201, "{}", again.body);
+    assert_eq!(again.json()["id"], id.as_str());
+}
+
+/// `clnrm serve --listen 127.0.0.1:PORT` on `dir`'s database, once it listens.
+fn serve_at(dir: &std::path::Path, port: u16, args: &[&str]) -> server::Proc {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_clnrm"))
+        .current_dir(dir)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--database", &server::database(dir)])
+        .args(args)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("clnrm serve");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(
+        child.stderr.take().expect("stderr"),
+    ));
+    let first = lines.next().and_then(Result::ok).unwrap_or_default();
+    assert!(first.contains("http://"), "clnrm serve: {first}");
+    std::thread::spawn(move || for _ in lines {});
+    server::Proc {
+        child,
+        addr: format!("127.0.0.1:{port}"),
+    }
+}
+
+#[test]
+fn run_with_server_sends_its_submission_again_until_the_service_takes_it() {
+    let db = tempfile::tempdir().unwrap();
+    let t = token(db.path(), "run");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // One run waits, and the queue takes one.
+    let first = serve_at(db.path(), port, &["--no-worker", "--max-queued", "1"]);
+    let a = submit(
+        &first.addr,
+        &t,
+        json!({"tests/a.clnrm.toml": file("[[scenario]]\nname = \"s\"\nrun = \"echo waiting\"\n")}),
+        json!({}),
+    );
+    assert_eq!(a.status, 201, "{}", a.body);
+    drop(first);
+
+    // The client starts while nothing listens, then meets a full queue, then a
+    // worker drains it: its one submission is taken and run.
+    let project = common::project(&[(
+        "tests/a.clnrm.toml",
+        &file("[[scenario]]\nname = \"ok\"\nrun = \"echo hello\"\n"),
+    )]);
+    let mut client = std::process::Command::new(env!("CARGO_BIN_EXE_clnrm"))
+        .current_dir(project.path())
+        .env("NO_COLOR", "1")
+        .args(["run", "--server", &format!("http://127.0.0.1:{port}")])
+        .args(["--token", &t])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stderr = client.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut err = String::new();
+    let mut wait_for = |what: &str| {
+        while !err.contains(what) {
+            let line = rx
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("the client never said {what:?}: {err}"));
+            err.push_str(&line);
+            err.push('\n');
+        }
+    };
+    wait_for("cannot reach");
+    let srv = serve_at(db.path(), port, &["--no-worker", "--max-queued", "1"]);
+    wait_for("503: 1 runs wait in the queue (--max-queued 1)");
+    let _worker = server::worker(db.path(), &[]);
+    wait_for("submitted run ");
+    let out = client.wait_with_output().unwrap();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(5)) {
+        err.push_str(&line);
+        err.push('\n');
+    }
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("the same Idempotency-Key"), "{err}");
+    assert_eq!(err.matches("submitted run ").count(), 1, "{err}");
+    let runs = get(&srv.addr, "/api/v1/runs", &t).json();
+    let runs = runs["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert!(runs.iter().all(|r| r["status"] == "passed"), "{runs:?}");
+}

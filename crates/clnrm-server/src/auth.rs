@@ -47,19 +47,23 @@ pub fn need(granted: Granted, need: Scope) -> Result<(), Problem> {
     Ok(())
 }
 
+/// The token `headers` carry (`Authorization: Bearer <token>`), if any.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && t.len() <= 256)
+}
+
 /// Checks that `headers` carry a token of at least `need`; its scope.
 pub async fn authorize<S: Store>(
     store: &S,
     headers: &HeaderMap,
     need: Scope,
 ) -> Result<Granted, Problem> {
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty() && t.len() <= 256);
-    let Some(token) = given else {
+    let Some(token) = bearer(headers) else {
         return Err(Problem::new(
             StatusCode::UNAUTHORIZED,
             "a token is required: Authorization: Bearer <token> (make one with `clnrm serve token create`)",

@@ -38,6 +38,9 @@ pub struct Options {
     pub workers: usize,
     /// The most a submitted project may hold, in bytes (compressed and unpacked).
     pub max_upload: usize,
+    /// Runs that may wait in the queue; a submission past it is 503 with
+    /// `Retry-After`.
+    pub max_queued: u64,
     /// Uploaded test files may bind-mount host paths.
     pub allow_host_volumes: bool,
     /// Uploaded test files may build images from source (their Dockerfiles then run
@@ -69,6 +72,7 @@ impl Default for Options {
             listen: SocketAddr::from(([127, 0, 0, 1], 7878)),
             workers: 1,
             max_upload: 64 << 20,
+            max_queued: 10_000,
             allow_host_volumes: false,
             allow_builds: false,
             lease: Duration::from_secs(15),

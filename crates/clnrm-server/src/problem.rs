@@ -24,6 +24,8 @@ pub struct Problem {
     pub status: StatusCode,
     /// What went wrong, for people.
     pub detail: String,
+    /// Seconds after which the request may be sent again (`Retry-After`).
+    pub retry_after: Option<u32>,
 }
 
 impl Problem {
@@ -32,6 +34,16 @@ impl Problem {
         Self {
             status,
             detail: detail.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 503 with `Retry-After`: the service cannot take it now (the database is away,
+    /// the queue is full); the same request may be sent again after `seconds`.
+    pub fn unavailable(detail: impl Into<String>, seconds: u32) -> Self {
+        Self {
+            retry_after: Some(seconds),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, detail)
         }
     }
 
@@ -47,8 +59,10 @@ impl Problem {
 }
 
 impl From<crate::store::StoreError> for Problem {
+    /// The database is away or failed: 503, to be tried again in a second (a restart
+    /// of the database is what this is for; the pool reconnects by itself).
     fn from(e: crate::store::StoreError) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+        Self::unavailable(e.to_string(), 1)
     }
 }
 
@@ -66,6 +80,11 @@ impl IntoResponse for Problem {
             serde_json::to_string(&body).unwrap_or_default(),
         )
             .into_response();
+        if let Some(s) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(s));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -7,7 +7,8 @@
 
 use crate::now_ms;
 use crate::store::{
-    Claimed, Finished, Renewal, Result, RunRow, ScenarioOutcome, Scope, Store, StoreError, TokenRow,
+    Claimed, Finished, Idempotency, Inserted, Renewal, Result, RunRow, ScenarioOutcome, Scope,
+    Store, StoreError, TokenRow,
 };
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
@@ -31,12 +32,17 @@ const SQLITE: &[(i64, &str)] = &[
     (2, include_str!("../migrations/sqlite/0002_workers.sql")),
     (3, include_str!("../migrations/sqlite/0003_spans.sql")),
     (4, include_str!("../migrations/sqlite/0004_baselines.sql")),
+    (5, include_str!("../migrations/sqlite/0005_idempotency.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
     (2, include_str!("../migrations/postgres/0002_workers.sql")),
     (3, include_str!("../migrations/postgres/0003_spans.sql")),
     (4, include_str!("../migrations/postgres/0004_baselines.sql")),
+    (
+        5,
+        include_str!("../migrations/postgres/0005_idempotency.sql"),
+    ),
 ];
 
 /// A database.
@@ -219,18 +225,60 @@ impl Store for Sql {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn insert_run(&self, id: &str, options: &serde_json::Value, bundle: &[u8]) -> Result<()> {
+    async fn insert_run(
+        &self,
+        id: &str,
+        options: &serde_json::Value,
+        bundle: &[u8],
+        key: Option<&Idempotency>,
+    ) -> Result<Inserted> {
         let _turn = self.write_turn().await;
-        sqlx::query(
-            "INSERT INTO runs (id, status, created_ms, options, bundle) VALUES ($1, 'queued', $2, $3, $4)",
+        let done = sqlx::query(
+            "INSERT INTO runs (id, status, created_ms, options, bundle, idempotency_key, request_hash) \
+             VALUES ($1, 'queued', $2, $3, $4, $5, $6) ON CONFLICT (idempotency_key) DO NOTHING",
         )
         .bind(id)
         .bind(now_ms())
         .bind(options.to_string())
         .bind(bundle.to_vec())
+        .bind(key.map(|k| k.key.clone()))
+        .bind(key.map(|k| k.request.clone()))
         .execute(&self.pool)
         .await?;
-        Ok(())
+        if done.rows_affected() == 1 {
+            return Ok(Inserted::New);
+        }
+        // Another submission with the key was stored first.
+        let key = key.map(|k| k.key.as_str()).unwrap_or_default();
+        match self.run_by_key(key).await? {
+            Some((id, request)) => Ok(Inserted::Existing { id, request }),
+            None => Err(StoreError::Lost(format!(
+                "a run with this Idempotency-Key was stored and is gone (run {id} not stored)"
+            ))),
+        }
+    }
+
+    async fn run_by_key(&self, key: &str) -> Result<Option<(String, String)>> {
+        let row = sqlx::query("SELECT id, request_hash FROM runs WHERE idempotency_key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok((
+                r.try_get("id")?,
+                r.try_get::<Option<String>, _>("request_hash")?
+                    .unwrap_or_default(),
+            ))
+        })
+        .transpose()
+    }
+
+    async fn queued(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM runs WHERE status = 'queued'")
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     async fn run(&self, id: &str) -> Result<Option<RunRow>> {

@@ -14,6 +14,9 @@ pub enum StoreError {
     /// The URL names no database clnrm can use.
     #[error("database: {0}: expected sqlite://PATH or postgres://…")]
     Url(String),
+    /// The database answered something that cannot be.
+    #[error("database: {0}")]
+    Lost(String),
     /// The SQLite file's directory could not be made.
     #[error("database: {}: {source}", dir.display())]
     Directory {
@@ -22,6 +25,30 @@ pub enum StoreError {
         /// What making it said.
         #[source]
         source: std::io::Error,
+    },
+}
+
+/// A submission's `Idempotency-Key` as stored: hashed with the token that sent it
+/// (two clients' keys never meet), and the hash of its request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Idempotency {
+    /// SHA-256 of the token and the key.
+    pub key: String,
+    /// SHA-256 of the request (options and body).
+    pub request: String,
+}
+
+/// What storing a run with a key did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Inserted {
+    /// The run was stored.
+    New,
+    /// A run of the key was stored before: its id and request hash.
+    Existing {
+        /// The stored run.
+        id: String,
+        /// Its request's hash.
+        request: String,
     },
 }
 
@@ -178,13 +205,22 @@ pub trait Store: Send + Sync + 'static {
     fn tokens(&self) -> impl Future<Output = Result<Vec<TokenRow>>> + Send;
     /// Deletes a token; whether there was one.
     fn delete_token(&self, id: i64) -> impl Future<Output = Result<bool>> + Send;
-    /// Stores a queued run.
+    /// Stores a queued run; with `key`, unless a run of that key is stored already
+    /// (then that run).
     fn insert_run(
         &self,
         id: &str,
         options: &serde_json::Value,
         bundle: &[u8],
-    ) -> impl Future<Output = Result<()>> + Send;
+        key: Option<&Idempotency>,
+    ) -> impl Future<Output = Result<Inserted>> + Send;
+    /// The run submitted with this idempotency key, and its request's hash.
+    fn run_by_key(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<(String, String)>>> + Send;
+    /// How many runs wait in the queue.
+    fn queued(&self) -> impl Future<Output = Result<i64>> + Send;
     /// A run.
     fn run(&self, id: &str) -> impl Future<Output = Result<Option<RunRow>>> + Send;
     /// Runs newest first, before `cursor` (a `seq`), of `status` when given.

@@ -4,7 +4,9 @@
 //! events, history, counts and pages.
 
 use clnrm_server::sql::Sql;
-use clnrm_server::store::{Finished, Renewal, ScenarioOutcome, Scope, Store};
+use clnrm_server::store::{
+    Finished, Idempotency, Inserted, Renewal, ScenarioOutcome, Scope, Store,
+};
 use sqlx::{Connection, Executor};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -57,7 +59,7 @@ async fn tokens_and_queue(db: Sql) {
 
     let opts = serde_json::json!({"workers": 2});
     for id in ["r1", "r2", "r3"] {
-        db.insert_run(id, &opts, b"bundle").await.unwrap();
+        db.insert_run(id, &opts, b"bundle", None).await.unwrap();
     }
     // Oldest first, one worker each.
     let a = db.claim("w1", 60_000).await.unwrap().unwrap();
@@ -170,7 +172,7 @@ async fn tokens_and_queue(db: Sql) {
 async fn claims_race(url: String) {
     let db = Arc::new(Sql::open(&url).await.unwrap());
     for i in 0..40 {
-        db.insert_run(&format!("run{i:02}"), &serde_json::json!({}), b"x")
+        db.insert_run(&format!("run{i:02}"), &serde_json::json!({}), b"x", None)
             .await
             .unwrap();
     }
@@ -227,4 +229,55 @@ async fn a_postgres_database_is_migrated_once_by_processes_opening_it_at_once() 
     b.unwrap();
     let again = Sql::open(&url).await.unwrap();
     assert_eq!(again.token_scope("h").await.unwrap(), Some(Scope::Admin));
+}
+
+/// Keys: one run per key, however many submissions race with it; runs without a key
+/// never collide; the queue's length.
+async fn idempotency_keys(url: String) {
+    let db = Arc::new(Sql::open(&url).await.unwrap());
+    let key = Idempotency {
+        key: "k".into(),
+        request: "r1".into(),
+    };
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let (db, key) = (db.clone(), key.clone());
+            tokio::spawn(async move {
+                db.insert_run(&format!("run{i}"), &serde_json::json!({}), b"x", Some(&key))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut new = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        match t.await.unwrap() {
+            Inserted::New => new.push(format!("run{i}")),
+            Inserted::Existing { request, .. } => assert_eq!(request, "r1"),
+        }
+    }
+    assert_eq!(new.len(), 1, "{new:?}");
+    assert_eq!(
+        db.run_by_key("k").await.unwrap(),
+        Some((new[0].clone(), "r1".to_owned()))
+    );
+    assert_eq!(db.run_by_key("other").await.unwrap(), None);
+    for id in ["plain1", "plain2"] {
+        let stored = db.insert_run(id, &serde_json::json!({}), b"x", None).await;
+        assert_eq!(stored.unwrap(), Inserted::New);
+    }
+    assert_eq!(db.queued().await.unwrap(), 3);
+    db.claim("w", 60_000).await.unwrap().unwrap();
+    assert_eq!(db.queued().await.unwrap(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_idempotency_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    idempotency_keys(format!("sqlite://{}", dir.path().join("s.db").display())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_idempotency_keys() {
+    idempotency_keys(postgres().await).await;
 }

@@ -229,6 +229,71 @@ async fn send(
         })
 }
 
+/// Attempts of a submission before giving up.
+const SUBMIT_ATTEMPTS: u32 = 8;
+
+/// The longest an attempt may wait for its answer (a stopped or cut-off service).
+const SUBMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// The longest wait between two attempts.
+const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// `POST /api/v1/runs`, sent again while the service cannot be reached or answers
+/// 502, 503 or 504 (the queue full, its database away): after its `Retry-After`,
+/// else after a wait that doubles from 0.5 s, each with ±20 % jitter so that many
+/// clients do not come back at once; the answer (status, body) of the last attempt.
+async fn submit(
+    base: &Base,
+    headers: &[(&'static str, String)],
+    body: Bytes,
+) -> Result<(u16, String), String> {
+    let mut backoff = std::time::Duration::from_millis(500);
+    let mut attempt = 1;
+    loop {
+        let sent = tokio::time::timeout(
+            SUBMIT_TIMEOUT,
+            send(base, "POST", "/api/v1/runs", headers, body.clone()),
+        )
+        .await;
+        let (why, after) = match sent {
+            Err(_) => (format!("no answer in {} s", SUBMIT_TIMEOUT.as_secs()), None),
+            Ok(Err(SendError::Request(e))) => return Err(e.to_string()),
+            Ok(Ok(resp)) if matches!(resp.status().as_u16(), 502..=504) => {
+                let after = resp
+                    .headers()
+                    .get(hyper::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(std::time::Duration::from_secs);
+                let (status, text) = text(resp).await;
+                (format!("{status}: {}", detail(&text)), after)
+            }
+            Ok(Ok(resp)) => return Ok(text(resp).await),
+            Ok(Err(e)) => (e.to_string(), None),
+        };
+        if attempt == SUBMIT_ATTEMPTS {
+            return Err(format!(
+                "the service did not take the run in {SUBMIT_ATTEMPTS} attempts; the last: {why}"
+            ));
+        }
+        let pause = jittered(after.unwrap_or(backoff).min(MAX_BACKOFF));
+        eprintln!(
+            "submitting: {why}; sending it again in {:.1} s (attempt {}/{SUBMIT_ATTEMPTS}, the same Idempotency-Key)",
+            pause.as_secs_f64(),
+            attempt + 1
+        );
+        tokio::time::sleep(pause).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+        attempt += 1;
+    }
+}
+
+/// `d` times a random factor in [0.8, 1.2].
+fn jittered(d: std::time::Duration) -> std::time::Duration {
+    let r = u16::from_str_radix(&clnrm_server::random_hex(2), 16).unwrap_or(0);
+    d.mul_f64(0.8 + 0.4 * f64::from(r) / f64::from(u16::MAX))
+}
+
 async fn text(resp: hyper::Response<hyper::body::Incoming>) -> (u16, String) {
     let status = resp.status().as_u16();
     let body = resp
@@ -257,19 +322,24 @@ async fn remote(
     outcomes: &Path,
 ) -> Result<i32, i32> {
     let auth = format!("Bearer {token}");
+    // One key for every attempt: a submission whose answer was lost, sent again,
+    // answers the run the first made.
     let headers = [
         ("authorization", auth.clone()),
         ("content-type", "application/gzip".to_owned()),
         ("x-clnrm-options", options(args, only).to_string()),
+        (
+            "idempotency-key",
+            format!("clnrm-{}", clnrm_server::random_hex(16)),
+        ),
     ];
     let fail = |e: String| {
         eprintln!("error: {e}");
         exit::ENVIRONMENT
     };
-    let resp = send(base, "POST", "/api/v1/runs", &headers, Bytes::from(packed))
+    let (status, body) = submit(base, &headers, Bytes::from(packed))
         .await
-        .map_err(|e| fail(e.to_string()))?;
-    let (status, body) = text(resp).await;
+        .map_err(fail)?;
     if status != 201 {
         eprintln!(
             "error: the service refused the run ({status}): {}",

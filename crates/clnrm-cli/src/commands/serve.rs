@@ -131,6 +131,7 @@ pub fn serve(args: ServeArgs) -> i32 {
                 args.workers as usize
             },
             max_upload: (args.max_upload_mb as usize) << 20,
+            max_queued: args.max_queued,
             allow_host_volumes: args.allow_host_volumes,
             allow_builds: args.allow_builds,
             lease: std::time::Duration::from_secs(args.lease.lease_secs),

@@ -6,15 +6,16 @@ use super::request::{Api, bytes, parsed};
 use crate::auth;
 use crate::job::RunOptions;
 use crate::problem::{Problem, ProblemDoc};
-use crate::store::{Scope, Store};
+use crate::store::{Idempotency, Inserted, Scope, Store};
 use crate::upload::{Bundle, Refused};
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Extension, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 /// `POST /runs` with a JSON body: the project's files and the options.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -33,9 +34,16 @@ pub struct Submit {
 pub struct Created {
     /// The run's id.
     id: String,
-    /// `queued`.
+    /// `queued`; for a submission repeated with its `Idempotency-Key`, the run's
+    /// status now.
     status: String,
 }
+
+/// The longest `Idempotency-Key` taken.
+const MAX_KEY: usize = 255;
+
+/// Seconds a client is asked to wait when the queue is full.
+const QUEUE_FULL_RETRY_SECS: u32 = 2;
 
 /// Query of `POST /runs` with a `.tar.gz` body: the options as parameters.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -61,7 +69,8 @@ pub(crate) struct TarQuery {
 /// Submits a run: a project (`.tar.gz`, or JSON files) and options; stored and queued
 /// before the answer.
 #[utoipa::path(post, path = "/api/v1/runs", tag = "runs",
-    params(TarQuery, ("X-Clnrm-Options" = Option<String>, Header, description = "the options as JSON, with a .tar.gz body")),
+    params(TarQuery, ("X-Clnrm-Options" = Option<String>, Header, description = "the options as JSON, with a .tar.gz body"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters: a submission sent again with the key (by the same token) answers the run the first made instead of making another")),
     request_body(content((Submit = "application/json"), (Vec<u8> = "application/gzip")), description = "the project"),
     responses(
         (status = 201, description = "stored and queued", body = Created),
@@ -70,17 +79,38 @@ pub(crate) struct TarQuery {
         (status = 403, description = "too small a scope, or a host mount", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 413, description = "over --max-upload-mb", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 415, description = "another content type", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "the project does not validate", body = ProblemDoc, content_type = "application/problem+json")),
+        (status = 422, description = "the project does not validate, or its Idempotency-Key was used for another request", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "the queue is full (--max-queued) or the database is away; sent again after Retry-After", body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn submit<S: Store>(
     State(app): Api<S>,
     Extension(granted): Extension<auth::Granted>,
     headers: HeaderMap,
+    uri: Uri,
     query: Result<Query<TarQuery>, QueryRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
     let body = bytes(body)?;
     auth::need(granted, Scope::Run)?;
+    // A submission sent again (a client retrying after a lost answer) answers the
+    // run the first made, before anything else is checked: even when the queue is
+    // full now.
+    let key = idempotency_key(&headers)?.map(|k| keyed(&headers, &uri, &body, k));
+    if let Some(k) = &key
+        && let Some((id, request)) = app.store.run_by_key(&k.key).await?
+    {
+        return replay(&app, k, id, &request).await;
+    }
+    let queued = app.store.queued().await?;
+    let max_queued = app.options.max_queued;
+    if u64::try_from(queued).unwrap_or(0) >= max_queued {
+        return Err(Problem::unavailable(
+            format!(
+                "{queued} runs wait in the queue (--max-queued {max_queued}); send it again later"
+            ),
+            QUEUE_FULL_RETRY_SECS,
+        ));
+    }
     let max = app.options.max_upload;
     let kind = headers
         .get(header::CONTENT_TYPE)
@@ -155,7 +185,14 @@ pub(crate) async fn submit<S: Store>(
     checked?;
     let id = crate::random_hex(8);
     let options = serde_json::to_value(&options).unwrap_or_default();
-    app.store.insert_run(&id, &options, &bundle.pack()).await?;
+    let stored = app
+        .store
+        .insert_run(&id, &options, &bundle.pack(), key.as_ref())
+        .await?;
+    if let (Inserted::Existing { id, request }, Some(k)) = (stored, &key) {
+        // The same submission, sent twice at once: the other was stored first.
+        return replay(&app, k, id, &request).await;
+    }
     app.queued.notify_waiters();
     let location = format!("/api/v1/runs/{id}");
     Ok((
@@ -165,6 +202,86 @@ pub(crate) async fn submit<S: Store>(
             id,
             status: "queued".into(),
         }),
+    )
+        .into_response())
+}
+
+/// The request's `Idempotency-Key` (bare, or quoted as a structured-field string), if
+/// it has one.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, Problem> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let raw = v.to_str().unwrap_or_default();
+    let key = raw
+        .strip_prefix('"')
+        .and_then(|k| k.strip_suffix('"'))
+        .unwrap_or(raw);
+    if key.is_empty() || key.len() > MAX_KEY || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Problem::bad_request(format!(
+            "Idempotency-Key: expected 1 to {MAX_KEY} visible ASCII characters (no spaces)"
+        )));
+    }
+    Ok(Some(key))
+}
+
+/// The key as stored (hashed with the request's token, so that two clients' keys
+/// never meet) and the hash of what the request asks (its content type, query,
+/// options header and body), which a repeated submission must match.
+fn keyed(headers: &HeaderMap, uri: &Uri, body: &[u8], key: &str) -> Idempotency {
+    let token = auth::bearer(headers).unwrap_or_default();
+    let header = |name: &str| headers.get(name).map(|v| v.as_bytes()).unwrap_or_default();
+    let mut request = Sha256::new();
+    for part in [
+        header("content-type"),
+        uri.query().unwrap_or_default().as_bytes(),
+        header("x-clnrm-options"),
+    ] {
+        request.update((part.len() as u64).to_le_bytes());
+        request.update(part);
+    }
+    request.update(body);
+    Idempotency {
+        key: auth::hash(&format!("{token}\n{key}")),
+        request: request
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    }
+}
+
+/// The answer to a submission whose key made run `id` before: that run, or 422 when
+/// the key was used for another request.
+async fn replay<S: Store>(
+    app: &crate::App<S>,
+    key: &Idempotency,
+    id: String,
+    request: &str,
+) -> Result<Response, Problem> {
+    if request != key.request {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "Idempotency-Key: this key made run {id} from another request; a new request needs a new key"
+            ),
+        ));
+    }
+    let status = app
+        .store
+        .run(&id)
+        .await?
+        .map_or_else(|| "queued".to_owned(), |r| r.status);
+    Ok((
+        StatusCode::CREATED,
+        [
+            (header::LOCATION, format!("/api/v1/runs/{id}")),
+            (
+                header::HeaderName::from_static("idempotent-replayed"),
+                "true".to_owned(),
+            ),
+        ],
+        axum::Json(Created { id, status }),
     )
         .into_response())
 }
