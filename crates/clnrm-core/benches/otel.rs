@@ -371,9 +371,14 @@ fn selector_expectations() -> String {
     text
 }
 
-/// The median of `rounds` checks of `text`'s expectations against `spans`, each
-/// required to be met; `text` must first pass `validate`.
-fn median_check(text: &str, spans: &[clnrm_core::otel::SpanRecord], rounds: usize) -> Duration {
+/// The median of `rounds` checks of `text`'s expectations against `spans`, `unmet` of
+/// them required to fail; `text` must first pass `validate`.
+fn median_check(
+    text: &str,
+    spans: &[clnrm_core::otel::SpanRecord],
+    rounds: usize,
+    unmet: usize,
+) -> Duration {
     let dir = std::env::temp_dir().join(format!("clnrm-bench-selectors-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a temporary directory");
     let path = dir.join("b.clnrm.toml");
@@ -400,9 +405,9 @@ fn median_check(text: &str, spans: &[clnrm_core::otel::SpanRecord], rounds: usiz
     let mut times: Vec<Duration> = (0..rounds)
         .map(|_| {
             let t = Instant::now();
-            let unmet = check(&set, spans);
+            let failed = check(&set, spans);
             let e = t.elapsed();
-            assert!(unmet.is_empty(), "{unmet:#?}");
+            assert_eq!(failed.len(), unmet, "{failed:#?}");
             e
         })
         .collect();
@@ -414,9 +419,20 @@ fn selectors() {
     let spans = request_trace(1000, 9);
     let text = selector_expectations();
     assert_eq!(text.matches("[[expect.span]]").count(), 50);
-    let t = median_check(&text, &spans, 11);
+    let t = median_check(&text, &spans, 11, 0);
     println!(
         "checking 50 selector expectations with predicates against a {}-span trace: {:.1} ms (median of 11; target ≤ 20 ms)",
+        spans.len(),
+        t.as_secs_f64() * 1e3
+    );
+    // One more that fails: every span it does not pick is ranked, the closest three
+    // described.
+    let failing = format!(
+        "{text}\n[[expect.span]]\nkind = \"client\"\nattrs = {{ \"db.rows\" = {{ gt = 1000 }} }}\ncount = {{ gte = 1 }}\n"
+    );
+    let t = median_check(&failing, &spans, 11, 1);
+    println!(
+        "the same and one that fails (its closest spans found among {}): {:.1} ms (median of 11)",
         spans.len(),
         t.as_secs_f64() * 1e3
     );
@@ -425,7 +441,7 @@ fn selectors() {
         [[expect.per_span]]\nof = { kind = \"server\", name = \"GET /r*\" }\n\
         descendants = { name = \"SELECT *\", kind = \"client\", attrs = { \"db.system\" = \"postgresql\" } }\n\
         count = { lte = 10 }\n";
-    let t = median_check(text, &spans, 11);
+    let t = median_check(text, &spans, 11, 0);
     println!(
         "[[expect.per_span]] over 1,000 parents × 10 descendants ({} spans): {:.2} ms (median of 11; target ≤ 10 ms)",
         spans.len(),

@@ -180,6 +180,34 @@ pub struct NearMiss {
     pub misses: Vec<Miss>,
 }
 
+/// Where the criteria a span fails go.
+pub(crate) enum Sink<'o> {
+    /// Nowhere: the first ends the check (whether a selector picks a span).
+    Stop,
+    /// Counted, no text made (ranking the spans a failure may show).
+    Count(usize),
+    /// Written out.
+    Write(&'o mut Vec<Miss>),
+}
+
+impl Sink<'_> {
+    /// A failed criterion (`miss` makes its text, only when written out); whether
+    /// the check goes on.
+    fn fail(&mut self, miss: impl FnOnce() -> Miss) -> bool {
+        match self {
+            Sink::Stop => false,
+            Sink::Count(n) => {
+                *n += 1;
+                true
+            }
+            Sink::Write(out) => {
+                out.push(miss());
+                true
+            }
+        }
+    }
+}
+
 /// Matches selectors (that live as long as `'s`) against one trace, remembering each
 /// selector's matches by its address, which `'s` keeps fixed.
 pub(crate) struct Matcher<'t, 'a, 's> {
@@ -209,13 +237,13 @@ impl<'t, 'a, 's> Matcher<'t, 'a, 's> {
             Some(name) => {
                 for at in trace.named(&name.value) {
                     for &i in at {
-                        hits[i] = self.check(sel, i, None);
+                        hits[i] = self.check(sel, i, &mut Sink::Stop);
                     }
                 }
             }
             None => {
                 for (i, hit) in hits.iter_mut().enumerate() {
-                    *hit = self.check(sel, i, None);
+                    *hit = self.check(sel, i, &mut Sink::Stop);
                 }
             }
         }
@@ -237,7 +265,7 @@ impl<'t, 'a, 's> Matcher<'t, 'a, 's> {
             return Vec::new();
         }
         let mut out = Vec::new();
-        self.check(sel, i, Some(&mut out));
+        self.check(sel, i, &mut Sink::Write(&mut out));
         out
     }
 
@@ -245,40 +273,54 @@ impl<'t, 'a, 's> Matcher<'t, 'a, 's> {
     /// collection order), at most `n`.
     pub fn nearest(&mut self, sel: &'s Selector, n: usize) -> Vec<NearMiss> {
         let hits = self.hits(sel);
-        let mut near: Vec<(usize, Vec<Miss>)> = (0..hits.len())
+        let spans = self.trace.spans;
+        // Ranked on counts, described only if shown: a span of the name first (it
+        // is the one the user meant), then the fewest failed criteria.
+        let mut ranked: Vec<(bool, usize, usize)> = (0..hits.len())
             .filter(|i| !hits[*i])
-            .map(|i| (i, self.misses(sel, i)))
+            .map(|i| {
+                let mut count = Sink::Count(0);
+                self.check(sel, i, &mut count);
+                let other_name = sel
+                    .name
+                    .as_ref()
+                    .is_some_and(|name| !name.value.is_match(&spans[i].name));
+                let Sink::Count(count) = count else {
+                    unreachable!("a count stays a count")
+                };
+                (other_name, count, i)
+            })
             .collect();
-        // A span of the name comes first: it is the one the user meant.
-        near.sort_by_key(|(i, m)| (m.first().is_some_and(|x| x.what == "name"), m.len(), *i));
-        near.truncate(n);
-        near.into_iter()
-            .map(|(i, misses)| NearMiss {
-                span: self.trace.spans[i].describe(),
-                span_id: self.trace.spans[i].span_id.clone(),
-                misses,
+        ranked.sort_unstable();
+        ranked.truncate(n);
+        ranked
+            .into_iter()
+            .map(|(_, _, i)| NearMiss {
+                span: spans[i].describe(),
+                span_id: spans[i].span_id.clone(),
+                misses: self.misses(sel, i),
             })
             .collect()
     }
 
-    /// Whether `sel` picks span `i`. With `out`, every criterion it fails is added
-    /// there; without, the first failure ends the check and no text is made (the
-    /// path every span of every selector takes).
-    fn check(&mut self, sel: &'s Selector, i: usize, mut out: Option<&mut Vec<Miss>>) -> bool {
+    /// Whether `sel` picks span `i`; each criterion it fails goes to `sink` (with
+    /// [`Sink::Stop`], the path of every span of every selector, the first failure
+    /// ends the check and no text is made).
+    fn check(&mut self, sel: &'s Selector, i: usize, sink: &mut Sink<'_>) -> bool {
         let trace = self.trace;
         let s = &trace.spans[i];
         let mut fits = true;
-        // A failed criterion: the end of a plain check, or a miss written out.
+        // A failed criterion: the end of a plain check, or a miss counted or written.
         macro_rules! failed {
             ($what:expr, $expected:expr, $found:expr) => {{
                 fits = false;
-                match out.as_deref_mut() {
-                    None => return false,
-                    Some(o) => o.push(Miss {
-                        what: $what.into(),
-                        expected: $expected,
-                        found: $found,
-                    }),
+                let go_on = sink.fail(|| Miss {
+                    what: $what.into(),
+                    expected: $expected,
+                    found: $found,
+                });
+                if !go_on {
+                    return false;
                 }
             }};
         }
@@ -315,8 +357,8 @@ impl<'t, 'a, 's> Matcher<'t, 'a, 's> {
             failed!("status", st.value.as_str().into(), s.status.as_str().into());
         }
         if let Some(a) = &sel.attrs {
-            fits &= attrs_check(a, &s.attributes, "attribute", out.as_deref_mut());
-            if !fits && out.is_none() {
+            fits &= attrs_check(a, &s.attributes, "attribute", sink);
+            if !fits && matches!(sink, Sink::Stop) {
                 return false;
             }
         }
@@ -337,8 +379,8 @@ impl<'t, 'a, 's> Matcher<'t, 'a, 's> {
             }
         }
         if let Some(e) = &sel.events {
-            fits &= events_check(e, s, out.as_deref_mut());
-            if !fits && out.is_none() {
+            fits &= events_check(e, s, sink);
+            if !fits && matches!(sink, Sink::Stop) {
                 return false;
             }
         }
@@ -425,27 +467,27 @@ impl<'t, 'a, 's> Matcher<'t, 'a, 's> {
     }
 }
 
-/// Whether the predicates of `a` hold on `attrs`; with `out`, each failure is added
-/// there (`what` names the table: `attribute`, `resource attribute`).
+/// Whether the predicates of `a` hold on `attrs`; each failure goes to `sink`
+/// (`what` names the table: `attribute`, `resource attribute`).
 pub(crate) fn attrs_check(
     a: &AttrsExpect,
     attrs: &BTreeMap<String, AttrValue>,
     what: &str,
-    mut out: Option<&mut Vec<Miss>>,
+    sink: &mut Sink<'_>,
 ) -> bool {
     let mut fits = true;
     for (k, p) in a.all.iter() {
         let v = attrs.get(&k.value);
         if let Err(why) = holds_all(p, v) {
-            let Some(o) = out.as_deref_mut() else {
-                return false;
-            };
             fits = false;
-            o.push(Miss {
+            let go_on = sink.fail(|| Miss {
                 what: format!("{what} \"{}\"", k.value),
                 expected: p.to_string(),
                 found: why.found(v),
             });
+            if !go_on {
+                return false;
+            }
         }
     }
     if !a.any.is_empty()
@@ -454,32 +496,30 @@ pub(crate) fn attrs_check(
             .iter()
             .any(|(k, p)| holds_all(p, attrs.get(&k.value)).is_ok())
     {
-        let Some(o) = out else {
-            return false;
-        };
-        let each: Vec<String> = a
-            .any
-            .iter()
-            .map(|(k, p)| {
-                let found = attrs
-                    .get(&k.value)
-                    .map_or_else(|| "not set".to_owned(), ToString::to_string);
-                format!("{} {p} (found {found})", k.value)
-            })
-            .collect();
-        o.push(Miss {
-            what: format!("{what}s (any)"),
-            expected: format!("one of: {}", each.join("; ")),
-            found: "none holds".into(),
+        sink.fail(|| {
+            let each: Vec<String> = a
+                .any
+                .iter()
+                .map(|(k, p)| {
+                    let found = attrs
+                        .get(&k.value)
+                        .map_or_else(|| "not set".to_owned(), ToString::to_string);
+                    format!("{} {p} (found {found})", k.value)
+                })
+                .collect();
+            Miss {
+                what: format!("{what}s (any)"),
+                expected: format!("one of: {}", each.join("; ")),
+                found: "none holds".into(),
+            }
         });
         return false;
     }
     fits
 }
 
-/// Whether span `s` has the events `e` asks for; with `out`, each failure is added
-/// there.
-fn events_check(e: &EventsExpect, s: &SpanRecord, mut out: Option<&mut Vec<Miss>>) -> bool {
+/// Whether span `s` has the events `e` asks for; each failure goes to `sink`.
+fn events_check(e: &EventsExpect, s: &SpanRecord, sink: &mut Sink<'_>) -> bool {
     let has = |n: &str| s.events.iter().any(|ev| ev.name == n);
     let seen = || {
         if s.events.is_empty() {
@@ -495,17 +535,10 @@ fn events_check(e: &EventsExpect, s: &SpanRecord, mut out: Option<&mut Vec<Miss>
         }
     };
     let mut fits = true;
-    let mut fail = |miss: &dyn Fn() -> Miss| match out.as_deref_mut() {
-        None => false,
-        Some(o) => {
-            o.push(miss());
-            true
-        }
-    };
     for n in &e.all {
         if !has(&n.value) {
             fits = false;
-            let go_on = fail(&|| Miss {
+            let go_on = sink.fail(|| Miss {
                 what: format!("event \"{}\"", n.value),
                 expected: "present".into(),
                 found: seen(),
@@ -517,7 +550,7 @@ fn events_check(e: &EventsExpect, s: &SpanRecord, mut out: Option<&mut Vec<Miss>
     }
     if !e.any.is_empty() && !e.any.iter().any(|n| has(&n.value)) {
         fits = false;
-        let go_on = fail(&|| {
+        let go_on = sink.fail(|| {
             let any: Vec<&str> = e.any.iter().map(|n| n.value.as_str()).collect();
             Miss {
                 what: "events (any)".into(),
@@ -569,7 +602,7 @@ fn events_check(e: &EventsExpect, s: &SpanRecord, mut out: Option<&mut Vec<Miss>
                 None => seen(),
             },
         };
-        let go_on = fail(&|| Miss {
+        let go_on = sink.fail(|| Miss {
             what: "events".into(),
             expected: want.to_string(),
             found: found(),

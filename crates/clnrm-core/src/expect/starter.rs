@@ -61,7 +61,8 @@ pub fn starter(runs: &[SavedRun<'_>], normalize: &Normalize) -> String {
     ordered.sort_by_key(|(_, g)| g.order);
     let mut out = String::new();
     for (group, now) in &ordered {
-        // A group of the latest run only is as good as a single run.
+        // A group of the latest run only: its values are judged as a single run's
+        // are; its count is not written (one run cannot agree on it with the other).
         let before = previous.as_ref().and_then(|p| p.get(*group));
         let single = before.is_none();
         let count = match (&previous, before) {

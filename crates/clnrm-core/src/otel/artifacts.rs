@@ -159,9 +159,10 @@ pub fn save_with(
     // Once the new one is written, the latest is kept as the previous one: linked (or
     // copied) to a temporary name and renamed over it, so that the latest stays in
     // place until the new one replaces it in one rename, and no reader ever finds
-    // none. A run that collected no span keeps the previous one as it was.
+    // none. A latest without spans is not kept: the previous one stays the last run
+    // that had some (what `clnrm expect` compares with).
     let keep_previous = || {
-        if spans.is_empty() {
+        if holds_no_spans(&path) {
             return Ok(());
         }
         let staged = tmp.with_extension(format!("prev{}", std::process::id()));
@@ -183,6 +184,14 @@ pub fn save_with(
         return Err(e);
     }
     Ok(path)
+}
+
+/// Whether the artifact at `path` is one without spans (a small file, read only
+/// then; one that cannot be read is taken as holding some).
+fn holds_no_spans(path: &Path) -> bool {
+    const SMALL: u64 = 4096;
+    std::fs::metadata(path).is_ok_and(|m| m.len() < SMALL)
+        && load_from(path).is_ok_and(|a| a.is_some_and(|a| a.spans.is_empty()))
 }
 
 /// Loads the artifact of `scenario`, if there is one.
@@ -234,14 +243,21 @@ mod tests {
         );
         let prev = load_previous(dir.path(), id).expect("load").expect("kept");
         assert_eq!(prev.run_id, "run1");
-        // A run without spans keeps the previous one as it was.
+        // A run without spans is the latest, and is not kept as the previous one:
+        // that stays the last run with spans.
         save(dir.path(), id, "run3", &[]).expect("save");
         assert_eq!(
             load(dir.path(), id).expect("load").expect("present").run_id,
             "run3"
         );
         let prev = load_previous(dir.path(), id).expect("load").expect("kept");
-        assert_eq!(prev.run_id, "run1");
+        assert_eq!(prev.run_id, "run2");
+        save(dir.path(), id, "run4", &spans).expect("save");
+        let prev = load_previous(dir.path(), id).expect("load").expect("kept");
+        assert_eq!(prev.run_id, "run2");
+        save(dir.path(), id, "run5", &spans).expect("save");
+        let prev = load_previous(dir.path(), id).expect("load").expect("kept");
+        assert_eq!(prev.run_id, "run4");
         // Nothing temporary is left beside them.
         let names: Vec<String> = std::fs::read_dir(dir.path())
             .expect("dir")

@@ -228,7 +228,7 @@ services:
       - ./init.sql:/docker-entrypoint-initdb.d/init.sql:ro
       - pgdata:/var/lib/postgresql/data
       - ~/certs:/certs
-      - {type: tmpfs, target: /var/lib/scratch, tmpfs: {size: 1048576, mode: 1777}}
+      - {type: tmpfs, target: /var/lib/scratch, tmpfs: {size: 1048576, mode: 0o1777}}
       - {type: tmpfs, target: /var/cache/app, read_only: true, tmpfs: {mode: 0o755}}
     tmpfs: /run
   web:

@@ -100,16 +100,9 @@ impl Import<'_> {
     }
 }
 
-/// A tmpfs `mode` as octal digits: `1777` as written; a number with an 8 or a 9 in it
-/// can only be YAML's octal form read as a number (`0o1777` is 1023 … `0o777` is
-/// 511), and is written back in octal (one whose digits are all octal is taken as
-/// written).
+/// A tmpfs `mode` as octal digits. Compose takes the YAML number as the mode itself
+/// (`0o1777` is 1023, the sticky world-writable mode), so it is written in octal
+/// (`1777`); a decimal `1777` is the mode 0o3361 there and here alike.
 fn tmpfs_mode(v: &Value) -> Option<String> {
-    let n = v.as_u64()?;
-    let digits = n.to_string();
-    Some(if digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
-        digits
-    } else {
-        format!("{n:o}")
-    })
+    v.as_u64().map(|n| format!("{n:o}"))
 }
