@@ -71,6 +71,12 @@ start_engine() {
 
 docker info >/dev/null 2>&1 || start_engine
 command -v file >/dev/null || { apt-get update -qq && apt-get install -y -qq file >/dev/null; }
+# iproute2 (`ip netns`, veth pairs, bridges) for the multi-host fault test of the runs
+# service (crates/clnrm-cli/tests/hosts.rs); iptables lets its bridge forward under
+# the engine's FORWARD policy.
+for tool in ip:iproute2 iptables:iptables; do
+    command -v "${tool%%:*}" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${tool#*:}" >/dev/null; }
+done
 build_image
 # The base images of the examples (a minimal Debian, PostgreSQL) from Debian's
 # packages, and the PyPI wheels (the OpenTelemetry SDK) that the examples' Python apps

@@ -415,10 +415,13 @@ impl Store for Sql {
     ) -> Result<bool> {
         let _turn = self.write_turn().await;
         // Only the claim that holds the run writes its events: a worker that lost it
-        // cannot take the numbers of the attempt that took over.
+        // cannot take the numbers of the attempt that took over. An event sent again
+        // (its first answer lost with the connection) finds itself stored: the same
+        // data at the same number counts as stored, other data there does not.
         let done = sqlx::query(
             "INSERT INTO events (run_id, seq, data) SELECT $1, $2, $3 \
-             WHERE EXISTS (SELECT 1 FROM runs WHERE id = $1 AND worker = $4 AND attempts = $5 AND status = 'running')",
+             WHERE EXISTS (SELECT 1 FROM runs WHERE id = $1 AND worker = $4 AND attempts = $5 AND status = 'running') \
+             ON CONFLICT (run_id, seq) DO UPDATE SET data = excluded.data WHERE events.data = excluded.data",
         )
         .bind(id)
         .bind(seq)

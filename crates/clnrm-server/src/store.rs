@@ -14,6 +14,9 @@ pub enum StoreError {
     /// The URL names no database clnrm can use.
     #[error("database: {0}: expected sqlite://PATH or postgres://…")]
     Url(String),
+    /// The database did not answer in time.
+    #[error("database: no answer in time ({0})")]
+    Timeout(&'static str),
     /// The database answered something that cannot be.
     #[error("database: {0}")]
     Lost(String),

@@ -6,7 +6,7 @@
 //! the next renewal; losing the lease stops it at once.
 
 use crate::job::{RunOptions, confined, paths};
-use crate::store::{Claimed, Finished, Renewal, ScenarioOutcome, Store};
+use crate::store::{Claimed, Finished, Renewal, ScenarioOutcome, Store, StoreError};
 use crate::upload::Bundle;
 use crate::{App, HEARTBEAT};
 use clnrm_core::backend::{ContainerEngine, Deadlines, Docker, Engine};
@@ -39,7 +39,15 @@ pub fn spawn_all<S: Store>(app: Arc<App<S>>, stop: CancellationToken) -> Vec<Joi
 async fn work<S: Store>(app: Arc<App<S>>, n: usize, stop: CancellationToken) {
     let name = format!("{}#{n}", app.options.name);
     let beating = tokio::spawn(heartbeat(app.clone(), name.clone()));
-    let mut session: Option<Session<Engine>> = None;
+    // The session starts before the first claim, and what dead runs left on the
+    // engine (a worker killed mid-run and started again here) is removed then, not
+    // only when a run comes.
+    let mut session: Option<Session<Engine>> = start_session().await;
+    if let Some(s) = &session
+        && let Err(e) = clnrm_core::exec::reap(&**s.engine(), &RunOwner::current()).await
+    {
+        eprintln!("worker {name}: removing what dead runs left: {e}");
+    }
     while !stop.is_cancelled() {
         let claimed = match app.store.claim(&name, lease_ms(&app)).await {
             Ok(c) => c,
@@ -162,11 +170,11 @@ impl<S: Store> Sink for StoreSink<S> {
             return;
         }
         let holder = (self.holder.0.as_str(), self.holder.1);
-        let stored = self.handle.block_on(
+        let stored = self.handle.block_on(retried(self.app.options.lease, || {
             self.app
                 .store
-                .append_event(&self.id, holder, self.seq, &data),
-        );
+                .append_event(&self.id, holder, self.seq, &data)
+        }));
         match stored {
             Ok(true) => {
                 self.seq += 1;
@@ -290,12 +298,37 @@ async fn execute<S: Store>(
         finished.baseline = std::fs::read_to_string(project.layout().baseline()).ok();
     }
     finished.spans = collected_spans(&project.layout().artifacts(), report);
-    match app.store.finish(&id, worker, &finished).await {
+    match retried(app.options.lease, || {
+        app.store.finish(&id, worker, &finished)
+    })
+    .await
+    {
         Ok(true) => crate::webhook::run_finished(app, &id),
         Ok(false) => eprintln!("run {id}: lost before it was stored; another worker runs it"),
         Err(e) => eprintln!("run {id}: not stored ({e}); it will run again"),
     }
     let _ = app.appended.send(id);
+}
+
+/// `call` again, with backoff, while it fails for less than `within` (a restart of the
+/// database, a lost connection): what it answers then. Only for writes that the
+/// claim fences and that are idempotent (an event at its number, the outcome).
+async fn retried<T, F, Fut>(within: Duration, mut call: F) -> crate::store::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = crate::store::Result<T>>,
+{
+    let start = std::time::Instant::now();
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match call().await {
+            Err(_) if start.elapsed() + pause < within => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            answer => return answer,
+        }
+    }
 }
 
 /// Removes the images built for the project at `root`.
@@ -389,10 +422,16 @@ async fn renew<S: Store>(
     let mut renewed = std::time::Instant::now();
     loop {
         tokio::time::sleep(every).await;
-        let answer = app
-            .store
-            .renew(&id, &holder.0, holder.1, lease_ms(&app))
-            .await;
+        // A database cut off answers nothing (its packets are dropped): the wait for
+        // an answer must end by the time the lease does, or a worker past its lease
+        // would go on running a run another worker has taken.
+        let left = app.options.lease.saturating_sub(renewed.elapsed());
+        let answer = tokio::time::timeout(
+            left.max(Duration::from_millis(100)),
+            app.store.renew(&id, &holder.0, holder.1, lease_ms(&app)),
+        )
+        .await
+        .unwrap_or_else(|_| Err(StoreError::Timeout("renewing the lease")));
         match answer {
             Ok(Renewal::Held { cancel }) => {
                 renewed = std::time::Instant::now();

@@ -249,14 +249,19 @@ async fn idempotency_keys(url: String) {
             })
         })
         .collect();
-    let mut new = Vec::new();
+    let (mut new, mut answered) = (Vec::new(), Vec::new());
     for (i, t) in tasks.into_iter().enumerate() {
         match t.await.unwrap() {
             Inserted::New => new.push(format!("run{i}")),
-            Inserted::Existing { request, .. } => assert_eq!(request, "r1"),
+            Inserted::Existing { id, request } => {
+                assert_eq!(request, "r1");
+                answered.push(id);
+            }
         }
     }
     assert_eq!(new.len(), 1, "{new:?}");
+    assert_eq!(answered.len(), 7);
+    assert!(answered.iter().all(|id| *id == new[0]), "{answered:?}");
     assert_eq!(
         db.run_by_key("k").await.unwrap(),
         Some((new[0].clone(), "r1".to_owned()))

@@ -239,9 +239,10 @@ const SUBMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// `POST /api/v1/runs`, sent again while the service cannot be reached or answers
-/// 502, 503 or 504 (the queue full, its database away): after its `Retry-After`,
-/// else after a wait that doubles from 0.5 s, each with ±20 % jitter so that many
-/// clients do not come back at once; the answer (status, body) of the last attempt.
+/// 502, 503 or 504 (the queue full, its database away): after a wait that doubles
+/// from 0.5 s to at most 30 s, or the answer's `Retry-After` when that is longer,
+/// each with ±20 % jitter so that many clients do not come back at once; the answer
+/// (status, body) of the last attempt.
 async fn submit(
     base: &Base,
     headers: &[(&'static str, String)],
@@ -276,7 +277,9 @@ async fn submit(
                 "the service did not take the run in {SUBMIT_ATTEMPTS} attempts; the last: {why}"
             ));
         }
-        let pause = jittered(after.unwrap_or(backoff).min(MAX_BACKOFF));
+        // The service's Retry-After is the least wait, never a reason to come back
+        // sooner than the backoff says.
+        let pause = jittered(after.unwrap_or_default().max(backoff).min(MAX_BACKOFF));
         eprintln!(
             "submitting: {why}; sending it again in {:.1} s (attempt {}/{SUBMIT_ATTEMPTS}, the same Idempotency-Key)",
             pause.as_secs_f64(),

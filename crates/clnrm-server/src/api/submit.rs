@@ -73,14 +73,16 @@ pub(crate) struct TarQuery {
         ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters: a submission sent again with the key (by the same token) answers the run the first made instead of making another")),
     request_body(content((Submit = "application/json"), (Vec<u8> = "application/gzip")), description = "the project"),
     responses(
-        (status = 201, description = "stored and queued", body = Created),
-        (status = 400, description = "a malformed body or option, a path that escapes, a link", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 201, description = "stored and queued; or, for a submission sent again with its Idempotency-Key, the run the first made", body = Created,
+            headers(("Location" = String, description = "the run"), ("Idempotent-Replayed" = Option<String>, description = "`true` when the answer is the run of an earlier submission with the key"))),
+        (status = 400, description = "a malformed body, option or Idempotency-Key, a path that escapes, a link", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 401, description = "no or an unknown token", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 403, description = "too small a scope, or a host mount", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 413, description = "over --max-upload-mb", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 415, description = "another content type", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 422, description = "the project does not validate, or its Idempotency-Key was used for another request", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 503, description = "the queue is full (--max-queued) or the database is away; sent again after Retry-After", body = ProblemDoc, content_type = "application/problem+json")),
+        (status = 503, description = "the queue is full (--max-queued) or the database is away; sent again after Retry-After", body = ProblemDoc, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "seconds to wait before sending it again")))),
     security(("bearer" = [])))]
 pub(crate) async fn submit<S: Store>(
     State(app): Api<S>,
@@ -267,11 +269,14 @@ async fn replay<S: Store>(
             ),
         ));
     }
-    let status = app
-        .store
-        .run(&id)
-        .await?
-        .map_or_else(|| "queued".to_owned(), |r| r.status);
+    let Some(run) = app.store.run(&id).await? else {
+        // Stored a moment ago and gone: nothing to answer with yet.
+        return Err(Problem::unavailable(
+            format!("Idempotency-Key: run {id} of this key is not found; send it again"),
+            1,
+        ));
+    };
+    let status = run.status;
     Ok((
         StatusCode::CREATED,
         [
