@@ -150,7 +150,7 @@ struct Clnrm {
 }
 
 impl Clnrm {
-    fn spawn(host: &Host, dir: &Path, name: &str, args: &[&str]) -> Self {
+    fn spawn<A: AsRef<std::ffi::OsStr>>(host: &Host, dir: &Path, name: &str, args: &[A]) -> Self {
         let log = dir.join(format!("{name}.log"));
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -174,10 +174,30 @@ impl Clnrm {
     }
 }
 
-impl Drop for Clnrm {
-    fn drop(&mut self) {
+impl Clnrm {
+    /// Asks it to stop (SIGTERM: a worker finishes what it holds and removes its
+    /// containers), waits at most `limit`, then kills it.
+    fn stop(&mut self, limit: Duration) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .stderr(Stdio::null())
+            .status();
+        let start = Instant::now();
+        while matches!(self.child.try_wait(), Ok(None)) && start.elapsed() < limit {
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for Clnrm {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-CONT", &self.child.id().to_string()])
+            .stderr(Stdio::null())
+            .status();
+        self.stop(Duration::from_secs(15));
     }
 }
 
@@ -257,6 +277,26 @@ fn submit_all(addr: SocketAddr, token: &str, into: &Mutex<Submitted>) {
     }
 }
 
+/// Submits one run of one scenario running `run` (with `key` as its
+/// Idempotency-Key); its id.
+fn submit_one(addr: SocketAddr, token: &str, key: &str, run: &str) -> String {
+    let body = json!({"files": {"tests/a.clnrm.toml": format!(
+        "[meta]\nname = \"t\"\nversion = \"1\"\n\n[service.app]\nimage = \"{}\"\n\n[[scenario]]\nname = \"s\"\nrun = \"{run}\"\n",
+        engine::IMAGE
+    )}})
+    .to_string();
+    let head = format!(
+        "POST /api/v1/runs HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nIdempotency-Key: {key}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let (status, _, answer) = request(addr, &head, body.as_bytes()).expect("the submission");
+    assert_eq!(status, 201, "{answer}");
+    serde_json::from_str::<Value>(&answer).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// The rows of `sql` on the database at `url` (each row's columns as text).
 fn query(url: &str, sql: &str) -> Vec<Vec<String>> {
     use sqlx::{Connection, Row};
@@ -282,79 +322,217 @@ fn query(url: &str, sql: &str) -> Vec<Vec<String>> {
     })
 }
 
-#[test]
-fn runs_flow_through_partitions_restarts_and_kills_and_each_ends_once() {
-    let dir = tempfile::tempdir().unwrap();
-    sh("chmod", &["755", &dir.path().display().to_string()]);
-    let mut net = Net::new();
-    let db_host = net.host("db");
-    let api = net.host("api");
-    let worker_hosts: Vec<Host> = (0..3).map(|i| net.host(&format!("w{i}"))).collect();
-    let pg = Postgres::start(db_host, dir.path());
-    let url = pg.url();
-    let lease = LEASE_SECS.to_string();
+/// PostgreSQL, `serve` (no worker of its own) and worker hosts, each a host of its
+/// own. Fields drop in order: the processes, PostgreSQL, then the network.
+struct Cluster {
+    workers: Vec<Option<Clnrm>>,
+    serve: Clnrm,
+    pg: Postgres,
+    worker_hosts: Vec<Host>,
+    api: Host,
+    _net: Net,
+    dir: tempfile::TempDir,
+    url: String,
+    token: String,
+    addr: SocketAddr,
+    /// Every worker process started, killed ones included: its pid and start time,
+    /// as its containers' labels have them.
+    pids: BTreeSet<(u32, String)>,
+}
 
-    let token_out = api
-        .command(env!("CARGO_BIN_EXE_clnrm"))
-        .current_dir(dir.path())
-        .args([
-            "serve",
-            "token",
-            "create",
-            "--scope",
-            "run",
+impl Cluster {
+    /// The hosts of `workers` workers, the first `running` of them started.
+    fn start(workers: usize, running: usize) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        sh("chmod", &["755", &dir.path().display().to_string()]);
+        let mut net = Net::new();
+        let db_host = net.host("db");
+        let api = net.host("api");
+        let worker_hosts: Vec<Host> = (0..workers).map(|i| net.host(&format!("w{i}"))).collect();
+        let pg = Postgres::start(db_host, dir.path());
+        let url = pg.url();
+        let out = api
+            .command(env!("CARGO_BIN_EXE_clnrm"))
+            .current_dir(dir.path())
+            .args([
+                "serve",
+                "token",
+                "create",
+                "--scope",
+                "run",
+                "--database",
+                &url,
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let addr: SocketAddr = format!("{}:{PORT}", api.ip).parse().unwrap();
+        let serve = Clnrm::spawn(&api, dir.path(), "serve", &serve_args(addr, &url));
+        let mut cluster = Self {
+            workers: (0..workers).map(|_| None).collect(),
+            serve,
+            pg,
+            worker_hosts,
+            api,
+            _net: net,
+            dir,
+            url,
+            token,
+            addr,
+            pids: BTreeSet::new(),
+        };
+        cluster.wait_listening();
+        for i in 0..running {
+            cluster.start_worker(i);
+        }
+        cluster
+    }
+
+    /// Starts worker `i` (killing the one there was).
+    fn start_worker(&mut self, i: usize) {
+        let args = [
+            "worker",
             "--database",
-            &url,
-        ])
-        .output()
-        .unwrap();
-    assert!(token_out.status.success(), "{token_out:?}");
-    let token = String::from_utf8_lossy(&token_out.stdout).trim().to_owned();
+            &self.url,
+            "--lease-secs",
+            &LEASE_SECS.to_string(),
+        ];
+        if let Some(mut old) = self.workers[i].take() {
+            old.signal("-KILL");
+            let _ = old.child.wait();
+        }
+        let w = Clnrm::spawn(
+            &self.worker_hosts[i],
+            self.dir.path(),
+            &format!("worker{i}"),
+            &args,
+        );
+        let pid = w.child.id();
+        self.pids.insert((pid, process_start(pid)));
+        self.workers[i] = Some(w);
+    }
 
-    let listen = format!("{}:{PORT}", api.ip);
-    let serve_args = [
-        "serve",
-        "--listen",
-        &listen,
-        "--database",
-        &url,
-        "--no-worker",
-        "--lease-secs",
-        &lease,
-    ];
-    let addr: SocketAddr = listen.parse().unwrap();
-    let listening = |what: &str| {
+    fn worker(&self, i: usize) -> &Clnrm {
+        self.workers[i].as_ref().expect("a started worker")
+    }
+
+    /// Kills `serve` and starts it again.
+    fn restart_serve(&mut self) {
+        self.serve.signal("-KILL");
+        let _ = self.serve.child.wait();
+        let args = serve_args(self.addr, &self.url);
+        self.serve = Clnrm::spawn(&self.api, self.dir.path(), "serve", &args);
+        self.wait_listening();
+    }
+
+    fn wait_listening(&self) {
         let start = Instant::now();
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_err() {
+        while TcpStream::connect_timeout(&self.addr, Duration::from_millis(500)).is_err() {
             assert!(
                 start.elapsed() < Duration::from_secs(30),
-                "{what} never listened"
+                "serve never listened"
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-    };
-    let mut serve = Clnrm::spawn(&api, dir.path(), "serve", &serve_args);
-    listening("serve");
-    let worker_args = ["worker", "--database", &url, "--lease-secs", &lease];
-    let mut workers: Vec<Clnrm> = worker_hosts
-        .iter()
-        .enumerate()
-        .map(|(i, h)| Clnrm::spawn(h, dir.path(), &format!("worker{i}"), &worker_args))
-        .collect();
-    let mut pids: BTreeSet<u32> = workers.iter().map(|w| w.child.id()).collect();
+    }
 
+    /// The last lines of every process's log, for a failure's message.
+    fn logs(&self) -> String {
+        let mut out = String::new();
+        let mut names: Vec<_> = std::fs::read_dir(self.dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "log"))
+            .collect();
+        names.sort();
+        for path in names {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            out.push_str(&format!("--- {}\n", path.display()));
+            for line in &lines[lines.len().saturating_sub(20)..] {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    fn query(&self, sql: &str) -> Vec<Vec<String>> {
+        query(&self.url, sql)
+    }
+
+    /// What the worker process (pid, start time) left on the engine: containers and
+    /// networks (the start time tells it from a later process with its pid).
+    fn left_by((pid, start): &(u32, String)) -> String {
+        let mut left = String::new();
+        for what in [["ps", "-a"], ["network", "ls"]] {
+            let out = std::process::Command::new("docker")
+                .args(what)
+                .args(["-q", "--filter", &format!("label=clnrm.pid={pid}")])
+                .args(["--filter", &format!("label=clnrm.pid_start={start}")])
+                .output()
+                .unwrap();
+            left.push_str(String::from_utf8_lossy(&out.stdout).trim());
+        }
+        left
+    }
+
+    /// Stops every worker (SIGTERM: each finishes what it holds and removes its
+    /// containers; killed after a minute).
+    fn stop_workers(&mut self) {
+        for w in self.workers.iter().flatten() {
+            w.signal("-TERM");
+        }
+        for w in self.workers.iter_mut().flatten() {
+            w.stop(Duration::from_secs(60));
+        }
+    }
+}
+
+/// A process's start time as `/proc/<pid>/stat` gives it (field 22), as clnrm labels
+/// its containers with it.
+fn process_start(pid: u32) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rfind(')')
+        .and_then(|at| stat.get(at + 2..))
+        .and_then(|rest| rest.split(' ').nth(19))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn serve_args(addr: SocketAddr, url: &str) -> Vec<String> {
+    [
+        "serve",
+        "--listen",
+        &addr.to_string(),
+        "--database",
+        url,
+        "--no-worker",
+        "--lease-secs",
+        &LEASE_SECS.to_string(),
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+#[test]
+fn runs_flow_through_partitions_restarts_and_kills_and_each_ends_once() {
+    let mut c = Cluster::start(3, 3);
     let submitted = Arc::new(Mutex::new(Submitted::default()));
     let client = {
-        let (submitted, token) = (submitted.clone(), token.clone());
+        let (submitted, token, addr) = (submitted.clone(), c.token.clone(), c.addr);
         std::thread::spawn(move || submit_all(addr, &token, &submitted))
     };
 
-    // One fault every few seconds while the runs come in.
+    // One fault every second or two while the runs come in: each kind once in every
+    // six, in an order the seed gives; at least two rounds, and on until every run
+    // was submitted.
     let mut seeded = Seeded(SEED);
     let mut faults: BTreeMap<&str, usize> = BTreeMap::new();
     let lease = Duration::from_secs(LEASE_SECS);
-    // Each kind once in every six faults, in an order the seed gives; at least two
-    // rounds, and on until every run was submitted.
     let mut order: Vec<u64> = Vec::new();
     while !client.is_finished() || faults.values().sum::<usize>() < 12 {
         if order.is_empty() {
@@ -364,47 +542,37 @@ fn runs_flow_through_partitions_restarts_and_kills_and_each_ends_once() {
             }
         }
         std::thread::sleep(Duration::from_millis(1000 + 100 * seeded.below(10)));
-        let w = seeded.below(workers.len() as u64) as usize;
+        let w = seeded.below(c.workers.len() as u64) as usize;
         let kind = match order.pop().unwrap_or_default() {
             0 => {
-                worker_hosts[w].cut();
+                c.worker_hosts[w].cut();
                 std::thread::sleep(lease + Duration::from_secs(2));
-                worker_hosts[w].heal();
+                c.worker_hosts[w].heal();
                 "worker's link cut past its lease"
             }
             1 => {
-                workers[w].signal("-STOP");
+                c.worker(w).signal("-STOP");
                 std::thread::sleep(lease + Duration::from_secs(1));
-                workers[w].signal("-CONT");
+                c.worker(w).signal("-CONT");
                 "worker stopped past its lease"
             }
             2 => {
-                workers[w].signal("-KILL");
-                let _ = workers[w].child.wait();
-                workers[w] = Clnrm::spawn(
-                    &worker_hosts[w],
-                    dir.path(),
-                    &format!("worker{w}"),
-                    &worker_args,
-                );
-                pids.insert(workers[w].child.id());
+                // start_worker kills the one there is.
+                c.start_worker(w);
                 "worker killed and started again"
             }
             3 => {
-                pg.ctl(&["restart"]);
+                c.pg.ctl(&["restart"]);
                 "PostgreSQL restarted"
             }
             4 => {
-                serve.signal("-KILL");
-                let _ = serve.child.wait();
-                serve = Clnrm::spawn(&api, dir.path(), "serve", &serve_args);
-                listening("serve, started again");
+                c.restart_serve();
                 "serve killed and started again"
             }
             _ => {
-                api.cut();
+                c.api.cut();
                 std::thread::sleep(Duration::from_secs(2));
-                api.heal();
+                c.api.heal();
                 "serve's link cut"
             }
         };
@@ -415,32 +583,38 @@ fn runs_flow_through_partitions_restarts_and_kills_and_each_ends_once() {
     // Every accepted run ends.
     let start = Instant::now();
     loop {
-        let open = query(
-            &url,
-            "SELECT COUNT(*) FROM runs WHERE status IN ('queued', 'running')",
-        );
+        let open = c.query("SELECT COUNT(*) FROM runs WHERE status IN ('queued', 'running')");
         if open[0][0] == "0" {
             break;
         }
         assert!(
             start.elapsed() < Duration::from_secs(300),
-            "{} runs never ended; logs in {}",
+            "{} runs never ended;\n{}",
             open[0][0],
-            dir.path().display()
+            c.logs()
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    for w in &workers {
-        w.signal("-TERM");
+    // A worker killed while its engine was creating a container can leave one that
+    // no reap at start saw: the next run of any worker removes it (as the next
+    // `clnrm run` does), so one more runs before the check.
+    let sweep = submit_one(c.addr, &c.token, "sweep", "echo sweep");
+    let start = Instant::now();
+    while c.query(&format!("SELECT status FROM runs WHERE id = '{sweep}'"))[0][0] != "passed" {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the last run never passed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
     }
-    for w in &mut workers {
-        let _ = w.child.wait();
-    }
+    c.stop_workers();
 
     let submitted = submitted.lock().unwrap();
     let accepted: BTreeSet<&String> = submitted.ids.values().collect();
     assert_eq!(accepted.len(), RUNS, "each submission made its own run");
-    let stored = query(&url, "SELECT id, status, COALESCE(summary, '') FROM runs");
+    let stored = c.query(&format!(
+        "SELECT id, status, COALESCE(summary, '') FROM runs WHERE id <> '{sweep}'"
+    ));
     let stored_ids: BTreeSet<&String> = stored.iter().map(|r| &r[0]).collect();
     assert_eq!(
         stored_ids, accepted,
@@ -453,17 +627,16 @@ fn runs_flow_through_partitions_restarts_and_kills_and_each_ends_once() {
         // times (the service's bound on a run that kills its workers).
         assert!(
             r[1] == "passed" || (r[1] == "error" && r[2].contains("its worker was lost")),
-            "run {} ended {} ({}); logs in {}",
+            "run {} ended {} ({});\n{}",
             r[0],
             r[1],
             r[2],
-            dir.path().display()
+            c.logs()
         );
     }
-    let recorded = query(
-        &url,
-        "SELECT run_id, COUNT(*) FROM scenario_runs GROUP BY run_id",
-    );
+    let recorded = c.query(&format!(
+        "SELECT run_id, COUNT(*) FROM scenario_runs WHERE run_id <> '{sweep}' GROUP BY run_id"
+    ));
     let twice: Vec<_> = recorded.iter().filter(|r| r[1] != "1").collect();
     assert!(
         twice.is_empty(),
@@ -474,30 +647,99 @@ fn runs_flow_through_partitions_restarts_and_kills_and_each_ends_once() {
         outcomes.get("passed").copied().unwrap_or(0),
         "every passed run's scenario is recorded"
     );
-
     // Nothing of any worker process, killed ones included, is left on the engine.
-    for pid in &pids {
-        for what in [["ps", "-a"], ["network", "ls"]] {
-            let out = std::process::Command::new("docker")
-                .args(what)
-                .args(["-q", "--filter", &format!("label=clnrm.pid={pid}")])
-                .output()
-                .unwrap();
-            let left = String::from_utf8_lossy(&out.stdout);
-            assert!(
-                left.trim().is_empty(),
-                "worker {pid} left {} {left}",
-                what[0]
-            );
-        }
+    for pid in &c.pids {
+        let left = Cluster::left_by(pid);
+        assert!(left.is_empty(), "worker {pid:?} left {left}");
     }
-    let lost = RUNS - accepted.len();
-    let again = query(&url, "SELECT COUNT(*) FROM runs WHERE attempts > 1");
+    let again = c.query("SELECT COUNT(*) FROM runs WHERE attempts > 1");
     println!(
-        "{RUNS} runs submitted ({} attempts sent again, {} answered with the run of an earlier attempt); faults: {faults:?}; outcomes: {outcomes:?}, {} claimed more than once; lost {lost}, duplicated {}",
+        "{RUNS} runs submitted ({} attempts sent again, {} answered with the run of an earlier attempt); faults: {faults:?}; outcomes: {outcomes:?}, {} claimed more than once; lost {}, duplicated {}",
         submitted.retried,
         submitted.replayed,
         again[0][0],
+        RUNS - accepted.len(),
         stored.len() - accepted.len()
+    );
+}
+
+#[test]
+fn a_worker_cut_off_stops_its_run_and_another_finishes_it_once() {
+    let mut c = Cluster::start(2, 1);
+    let id = submit_one(c.addr, &c.token, "long", "sleep 6");
+    let row = |c: &Cluster| {
+        c.query(&format!(
+            "SELECT status, attempts, COALESCE(worker, '') FROM runs WHERE id = '{id}'"
+        ))[0]
+            .clone()
+    };
+    // Worker 0 runs it, its scenario's container up; then worker 1 comes, idle.
+    let first = c.pids.iter().next().cloned().expect("worker 0");
+    let start = Instant::now();
+    while Cluster::left_by(&first).is_empty() || row(&c)[0] != "running" {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "worker 0 never ran the scenario \n{}",
+            c.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    c.start_worker(1);
+
+    // Cut off, it stops the run and removes its containers on its own, while still
+    // cut off; the other worker claims the run once the lease is over and runs it.
+    c.worker_hosts[0].cut();
+    let cut = Instant::now();
+    let lease = Duration::from_secs(LEASE_SECS);
+    let (mut removed, mut requeued, mut finished) = (None, None, None);
+    while removed.is_none() || finished.is_none() {
+        let t = cut.elapsed();
+        assert!(
+            t < Duration::from_secs(90),
+            "after the cut: containers removed {removed:?}, claimed again {requeued:?}, finished {finished:?} \n{}",
+            c.logs()
+        );
+        if removed.is_none() && Cluster::left_by(&first).is_empty() {
+            removed = Some(t);
+        }
+        let r = row(&c);
+        if requeued.is_none() && r[1] == "2" {
+            requeued = Some(t);
+        }
+        if finished.is_none() && r[0] != "running" && r[0] != "queued" {
+            finished = Some(t);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (removed, finished) = (removed.unwrap_or_default(), finished.unwrap_or_default());
+    let requeued = requeued.expect("claimed again before it finished");
+    let after = cut.elapsed();
+    // Healed, the first worker's late writes are refused: the outcome stays the
+    // other worker's, recorded once.
+    c.worker_hosts[0].heal();
+    std::thread::sleep(lease + Duration::from_secs(2));
+    let end = row(&c);
+    assert_eq!(end[0], "passed", "{end:?}");
+    assert_eq!(end[1], "2", "{end:?}");
+    assert!(
+        end[2].ends_with(&format!(":{}#0", c.worker(1).child.id())),
+        "{end:?}"
+    );
+    let recorded = c.query(&format!(
+        "SELECT COUNT(*) FROM scenario_runs WHERE run_id = '{id}'"
+    ));
+    assert_eq!(recorded[0][0], "1");
+    c.stop_workers();
+    for pid in &c.pids {
+        let left = Cluster::left_by(pid);
+        assert!(left.is_empty(), "worker {pid:?} left {left}");
+    }
+    println!(
+        "lease {LEASE_SECS} s; from the cut: its containers removed by the cut-off worker {:.1} s, the run claimed by another worker {:.1} s, finished there {:.1} s (the scenario takes 6 s); checked {:.1} s after the cut",
+        removed.as_secs_f64(),
+        requeued.as_secs_f64(),
+        finished.as_secs_f64(),
+        after.as_secs_f64()
     );
 }

@@ -31,6 +31,30 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// Whether the same request sent again may succeed: no answer in time, the
+    /// connection lost or refused (the database restarting), the pool out of
+    /// connections, PostgreSQL shutting down or starting (SQLSTATE classes 08 and
+    /// 57), SQLite busy or locked.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Timeout(_) => true,
+            StoreError::Database(
+                sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::Protocol(_)
+                | sqlx::Error::WorkerCrashed,
+            ) => true,
+            StoreError::Database(sqlx::Error::Database(d)) => {
+                d.code()
+                    .is_some_and(|c| c.starts_with("08") || c.starts_with("57"))
+                    || d.message().contains("locked")
+            }
+            _ => false,
+        }
+    }
+}
+
 /// A submission's `Idempotency-Key` as stored: hashed with the token that sent it
 /// (two clients' keys never meet), and the hash of its request.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -49,6 +49,9 @@ async fn work<S: Store>(app: Arc<App<S>>, n: usize, stop: CancellationToken) {
         eprintln!("worker {name}: removing what dead runs left: {e}");
     }
     while !stop.is_cancelled() {
+        // The lease runs from before the claim was asked for: the database counts it
+        // from when it answered, never earlier.
+        let asked = std::time::Instant::now();
         let claimed = match app.store.claim(&name, lease_ms(&app)).await {
             Ok(c) => c,
             Err(e) => {
@@ -71,14 +74,25 @@ async fn work<S: Store>(app: Arc<App<S>>, n: usize, stop: CancellationToken) {
             app.clone(),
             run.id.clone(),
             (name.clone(), run.attempt),
-            stop.clone(),
-            lost.clone(),
+            asked,
+            (stop.clone(), lost.clone()),
         )));
         if session.is_none() {
             session = start_session().await;
         }
         match &session {
-            Some(s) => execute(&app, (&name, run.attempt), s, run, stop, lost).await,
+            Some(s) => {
+                execute(&app, (&name, run.attempt), s, run, stop, lost.clone()).await;
+                // A run lost on the way (the lease gone: cut off from the database,
+                // stopped too long) may have left its environments half way: none of
+                // them serves another run. The session goes with its containers; the
+                // next claim starts a new one.
+                if lost.is_cancelled()
+                    && let Some(s) = session.take()
+                {
+                    s.shutdown().await;
+                }
+            }
             None => {
                 // No engine: give the run back for a worker that has one.
                 let _ = app.store.release(&run.id, &name).await;
@@ -145,6 +159,8 @@ struct StoreSink<S> {
     holder: (String, i64),
     /// The run was lost to another worker: nothing more is stored.
     lost: bool,
+    /// Cancelled when the lease is lost: a write being sent again stops.
+    gone: CancellationToken,
     seq: i64,
     handle: tokio::runtime::Handle,
     /// What else sees the run (clnrm's own spans).
@@ -166,22 +182,31 @@ impl<S: Store> Sink for StoreSink<S> {
         let mut value = serde_json::to_value(event).unwrap_or_default();
         value["at_ms"] = serde_json::json!(crate::now_ms());
         let data = value.to_string();
-        if self.lost {
+        // A run whose lease is gone stores nothing more (the claim that holds it now
+        // would refuse it), and does not wait on a database it may not reach.
+        if self.lost || self.gone.is_cancelled() {
             return;
         }
         let holder = (self.holder.0.as_str(), self.holder.1);
-        let stored = self.handle.block_on(retried(self.app.options.lease, || {
-            self.app
-                .store
-                .append_event(&self.id, holder, self.seq, &data)
-        }));
+        let stored = self
+            .handle
+            .block_on(retried(self.app.options.lease, &self.gone, || {
+                self.app
+                    .store
+                    .append_event(&self.id, holder, self.seq, &data)
+            }));
         match stored {
             Ok(true) => {
                 self.seq += 1;
                 let _ = self.app.appended.send(self.id.clone());
             }
             Ok(false) => self.lost = true,
-            Err(e) => eprintln!("run {}: an event was not stored: {e}", self.id),
+            Err(e) => {
+                // It may have been stored with its answer lost: its number is not
+                // used again (a gap is harmless to readers, a number twice is not).
+                self.seq += 1;
+                eprintln!("run {}: an event was not stored: {e}", self.id);
+            }
         }
     }
 }
@@ -261,6 +286,7 @@ async fn execute<S: Store>(
         id: id.clone(),
         holder: (worker.0.to_owned(), worker.1),
         lost: false,
+        gone: lost.clone(),
         seq: run.next_event,
         handle: tokio::runtime::Handle::current(),
         also: app.options.observer.as_ref().map(|o| (o.0)()),
@@ -298,31 +324,37 @@ async fn execute<S: Store>(
         finished.baseline = std::fs::read_to_string(project.layout().baseline()).ok();
     }
     finished.spans = collected_spans(&project.layout().artifacts(), report);
-    match retried(app.options.lease, || {
-        app.store.finish(&id, worker, &finished)
-    })
-    .await
-    {
-        Ok(true) => crate::webhook::run_finished(app, &id),
-        Ok(false) => eprintln!("run {id}: lost before it was stored; another worker runs it"),
-        Err(e) => eprintln!("run {id}: not stored ({e}); it will run again"),
-    }
+    store_outcome(app, worker, &id, &finished, &lost).await;
     let _ = app.appended.send(id);
 }
 
-/// `call` again, with backoff, while it fails for less than `within` (a restart of the
-/// database, a lost connection): what it answers then. Only for writes that the
-/// claim fences and that are idempotent (an event at its number, the outcome).
-async fn retried<T, F, Fut>(within: Duration, mut call: F) -> crate::store::Result<T>
+/// `call` again, with backoff, while it fails as a database restart or a lost
+/// connection makes it fail, for at most `within` in all (each call at most that
+/// long: a cut-off database answers nothing) and not once the run is `lost`: what
+/// it answers then. Only for writes that the claim fences and that are idempotent
+/// (an event at its number, the outcome).
+async fn retried<T, F, Fut>(
+    within: Duration,
+    lost: &CancellationToken,
+    mut call: F,
+) -> crate::store::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = crate::store::Result<T>>,
 {
-    let start = std::time::Instant::now();
+    let end = std::time::Instant::now() + within;
     let mut pause = Duration::from_millis(100);
     loop {
-        match call().await {
-            Err(_) if start.elapsed() + pause < within => {
+        let left = end.saturating_duration_since(std::time::Instant::now());
+        let answer = tokio::time::timeout(left, call())
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Timeout("storing what the run did")));
+        match answer {
+            Err(e)
+                if e.is_transient()
+                    && !lost.is_cancelled()
+                    && std::time::Instant::now() + pause < end =>
+            {
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(2));
             }
@@ -400,12 +432,37 @@ async fn fail<S: Store>(app: &Arc<App<S>>, worker: (&str, i64), id: &str, why: &
         spans: Vec::new(),
         baseline: None,
     };
-    match app.store.finish(id, worker, &f).await {
-        Ok(true) => crate::webhook::run_finished(app, id),
-        Ok(false) => {}
-        Err(e) => eprintln!("run {id}: {e}"),
-    }
+    store_outcome(app, worker, id, &f, &CancellationToken::new()).await;
     let _ = app.appended.send(id.to_owned());
+}
+
+/// Stores a run's outcome as the claim `worker` holds it, sent again while the
+/// database is away (for up to a lease); an answer lost with the connection is
+/// read back from the run, so that a stored outcome is never taken for a lost run.
+async fn store_outcome<S: Store>(
+    app: &Arc<App<S>>,
+    worker: (&str, i64),
+    id: &str,
+    finished: &Finished,
+    lost: &CancellationToken,
+) {
+    let stored = retried(app.options.lease, lost, || {
+        app.store.finish(id, worker, finished)
+    })
+    .await;
+    let ours = |r: &crate::store::RunRow| {
+        crate::store::is_final(&r.status)
+            && r.worker.as_deref() == Some(worker.0)
+            && r.attempts == worker.1
+    };
+    match stored {
+        Ok(true) => crate::webhook::run_finished(app, id),
+        Ok(false) if matches!(app.store.run(id).await, Ok(Some(r)) if ours(&r)) => {
+            crate::webhook::run_finished(app, id);
+        }
+        Ok(false) => eprintln!("run {id}: lost before it was stored; another worker runs it"),
+        Err(e) => eprintln!("run {id}: not stored ({e}); it will run again"),
+    }
 }
 
 /// Renews the lease of the claim `holder` (worker, attempt) on run `id` until
@@ -415,32 +472,40 @@ async fn renew<S: Store>(
     app: Arc<App<S>>,
     id: String,
     holder: (String, i64),
-    stop: Stop,
-    lost: CancellationToken,
+    claimed: std::time::Instant,
+    (stop, lost): (Stop, CancellationToken),
 ) {
     let every = (app.options.lease / 5).max(Duration::from_millis(200));
-    let mut renewed = std::time::Instant::now();
+    // Until when the run is surely this worker's: a lease from the moment a renewal
+    // (or the claim) was sent, which is no later than when the database counted it.
+    let mut held_until = claimed + app.options.lease;
     loop {
-        tokio::time::sleep(every).await;
+        let left = held_until.saturating_duration_since(std::time::Instant::now());
+        tokio::time::sleep(every.min(left)).await;
+        let sent = std::time::Instant::now();
+        let left = held_until.saturating_duration_since(sent);
         // A database cut off answers nothing (its packets are dropped): the wait for
-        // an answer must end by the time the lease does, or a worker past its lease
-        // would go on running a run another worker has taken.
-        let left = app.options.lease.saturating_sub(renewed.elapsed());
-        let answer = tokio::time::timeout(
-            left.max(Duration::from_millis(100)),
-            app.store.renew(&id, &holder.0, holder.1, lease_ms(&app)),
-        )
-        .await
-        .unwrap_or_else(|_| Err(StoreError::Timeout("renewing the lease")));
+        // an answer ends when the lease does, or a worker past its lease would go on
+        // running a run another worker has taken.
+        let answer = if left.is_zero() {
+            Err(StoreError::Timeout("renewing the lease"))
+        } else {
+            tokio::time::timeout(
+                left,
+                app.store.renew(&id, &holder.0, holder.1, lease_ms(&app)),
+            )
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Timeout("renewing the lease")))
+        };
         match answer {
             Ok(Renewal::Held { cancel }) => {
-                renewed = std::time::Instant::now();
+                held_until = sent + app.options.lease;
                 if cancel {
                     stop.interrupt.cancel();
                 }
             }
             Ok(Renewal::Lost) => break,
-            Err(e) if renewed.elapsed() < app.options.lease => {
+            Err(e) if std::time::Instant::now() < held_until => {
                 eprintln!("run {id}: lease not renewed: {e}");
             }
             Err(e) => {

@@ -272,8 +272,29 @@ async fn idempotency_keys(url: String) {
         assert_eq!(stored.unwrap(), Inserted::New);
     }
     assert_eq!(db.queued().await.unwrap(), 3);
-    db.claim("w", 60_000).await.unwrap().unwrap();
+    let run = db.claim("w", 60_000).await.unwrap().unwrap();
     assert_eq!(db.queued().await.unwrap(), 2);
+
+    // An event sent again (its answer lost) is stored once; other data at its
+    // number, or a claim that does not hold the run, is refused.
+    let holder = ("w", run.attempt);
+    assert!(db.append_event(&run.id, holder, 1, "a").await.unwrap());
+    assert!(db.append_event(&run.id, holder, 1, "a").await.unwrap());
+    assert!(!db.append_event(&run.id, holder, 1, "b").await.unwrap());
+    assert!(
+        !db.append_event(&run.id, ("x", run.attempt), 2, "c")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !db.append_event(&run.id, ("w", run.attempt + 1), 2, "c")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        db.events(&run.id, 0, 10).await.unwrap(),
+        [(1, "a".to_owned())]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -235,14 +235,17 @@ const SUBMIT_ATTEMPTS: u32 = 8;
 /// The longest an attempt may wait for its answer (a stopped or cut-off service).
 const SUBMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
-/// The longest wait between two attempts.
+/// The longest wait between two attempts the backoff gives.
 const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The longest `Retry-After` heeded.
+const MAX_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// `POST /api/v1/runs`, sent again while the service cannot be reached or answers
 /// 502, 503 or 504 (the queue full, its database away): after a wait that doubles
-/// from 0.5 s to at most 30 s, or the answer's `Retry-After` when that is longer,
-/// each with ±20 % jitter so that many clients do not come back at once; the answer
-/// (status, body) of the last attempt.
+/// from 0.5 s to at most 30 s, with ±20 % jitter so that many clients do not come
+/// back at once, or the answer's `Retry-After` (at most 5 minutes) when that is
+/// longer; the answer (status, body) of the last attempt.
 async fn submit(
     base: &Base,
     headers: &[(&'static str, String)],
@@ -278,8 +281,10 @@ async fn submit(
             ));
         }
         // The service's Retry-After is the least wait, never a reason to come back
-        // sooner than the backoff says.
-        let pause = jittered(after.unwrap_or_default().max(backoff).min(MAX_BACKOFF));
+        // sooner than the backoff says; the jitter spreads clients over the backoff
+        // and never brings one back before Retry-After.
+        let after = after.unwrap_or_default().min(MAX_RETRY_AFTER);
+        let pause = jittered(backoff).max(after);
         eprintln!(
             "submitting: {why}; sending it again in {:.1} s (attempt {}/{SUBMIT_ATTEMPTS}, the same Idempotency-Key)",
             pause.as_secs_f64(),

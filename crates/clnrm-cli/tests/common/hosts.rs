@@ -52,24 +52,49 @@ impl Net {
             nix_is_root(),
             "multi-host tests make network namespaces: run them as root (CI does)"
         );
+        // A tag and a /24 no other network here uses: another test process's, or
+        // the engine's address pools (tried in turn from this process's id).
         let pid = std::process::id();
-        let tag = format!("{:05}", pid % 100_000);
-        let prefix = format!("10.{}.{}", 200 + pid % 50, (pid / 50) % 250);
+        let routes = String::from_utf8_lossy(
+            &Command::new("ip")
+                .args(["-4", "route"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .into_owned();
+        let links = String::from_utf8_lossy(
+            &Command::new("ip")
+                .args(["-o", "link"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .into_owned();
+        let (tag, prefix) = (0..12_500u32)
+            .map(|k| {
+                let n = (pid + k * 7919) % 12_500;
+                (format!("{n:05}"), format!("10.{}.{}", 200 + n % 50, n / 50))
+            })
+            .find(|(tag, prefix)| {
+                !routes.contains(&format!("{prefix}.")) && !links.contains(&format!("clb{tag}"))
+            })
+            .expect("a free /24 in 10.200.0.0-10.249.255.0");
         let bridge = format!("clb{tag}");
-        let _ = Command::new("ip").args(["link", "del", &bridge]).output();
         sh("ip", &["link", "add", &bridge, "type", "bridge"]);
+        // From here on, dropping it removes what was made.
+        let mut net = Self {
+            tag,
+            bridge: bridge.clone(),
+            prefix: prefix.clone(),
+            hosts: Vec::new(),
+            rules: Vec::new(),
+        };
         sh(
             "ip",
             &["addr", "add", &format!("{prefix}.1/24"), "dev", &bridge],
         );
         sh("ip", &["link", "set", &bridge, "up"]);
-        let mut net = Self {
-            tag,
-            bridge: bridge.clone(),
-            prefix,
-            hosts: Vec::new(),
-            rules: Vec::new(),
-        };
         for tool in FIREWALLS {
             let rule: Vec<String> = ["FORWARD", "-i", &bridge, "-o", &bridge, "-j", "ACCEPT"]
                 .iter()
@@ -86,6 +111,10 @@ impl Net {
                 net.rules.push((tool.to_owned(), rule));
             }
         }
+        assert!(
+            !net.rules.is_empty(),
+            "neither iptables nor iptables-legacy could let the bridge forward (the engine's FORWARD policy drops bridged frames); scripts/setup.sh installs iptables"
+        );
         net
     }
 
@@ -96,7 +125,6 @@ impl Net {
         let link = format!("clv{}{n}", self.tag);
         let inner = format!("cli{}{n}", self.tag);
         let ip = format!("{}.{}", self.prefix, 10 + n);
-        let _ = Command::new("ip").args(["netns", "del", &ns]).output();
         sh("ip", &["netns", "add", &ns]);
         self.hosts.push(ns.clone());
         sh(

@@ -185,7 +185,7 @@ pub(crate) enum Sink<'o> {
     /// Nowhere: the first ends the check (whether a selector picks a span).
     Stop,
     /// Counted, no text made (ranking the spans a failure may show).
-    Count(usize),
+    Count(&'o mut usize),
     /// Written out.
     Write(&'o mut Vec<Miss>),
 }
@@ -197,7 +197,7 @@ impl Sink<'_> {
         match self {
             Sink::Stop => false,
             Sink::Count(n) => {
-                *n += 1;
+                **n += 1;
                 true
             }
             Sink::Write(out) => {
@@ -273,31 +273,47 @@ impl<'t, 'a, 's> Matcher<'t, 'a, 's> {
     /// collection order), at most `n`.
     pub fn nearest(&mut self, sel: &'s Selector, n: usize) -> Vec<NearMiss> {
         let hits = self.hits(sel);
-        let spans = self.trace.spans;
-        // Ranked on counts, described only if shown: a span of the name first (it
-        // is the one the user meant), then the fewest failed criteria.
-        let mut ranked: Vec<(bool, usize, usize)> = (0..hits.len())
-            .filter(|i| !hits[*i])
+        let trace = self.trace;
+        // A span of the name comes first (it is the one the user meant), then the
+        // fewest failed criteria: when the name gives enough such spans, only they are
+        // ranked. Ranked on counts; described only if shown.
+        let named: Vec<usize> = match &sel.name {
+            Some(name) => trace
+                .named(&name.value)
+                .flatten()
+                .copied()
+                .filter(|i| !hits[*i])
+                .collect(),
+            None => Vec::new(),
+        };
+        let candidates: Vec<usize> = if named.len() >= n {
+            named
+        } else {
+            (0..hits.len()).filter(|i| !hits[*i]).collect()
+        };
+        let mut ranked: Vec<(bool, usize, usize)> = candidates
+            .into_iter()
             .map(|i| {
-                let mut count = Sink::Count(0);
-                self.check(sel, i, &mut count);
+                let mut count = 0;
+                self.check(sel, i, &mut Sink::Count(&mut count));
                 let other_name = sel
                     .name
                     .as_ref()
-                    .is_some_and(|name| !name.value.is_match(&spans[i].name));
-                let Sink::Count(count) = count else {
-                    unreachable!("a count stays a count")
-                };
+                    .is_some_and(|name| !name.value.is_match(&trace.spans[i].name));
                 (other_name, count, i)
             })
             .collect();
+        if ranked.len() > n && n > 0 {
+            ranked.select_nth_unstable(n - 1);
+            ranked.truncate(n);
+        }
         ranked.sort_unstable();
         ranked.truncate(n);
         ranked
             .into_iter()
             .map(|(_, _, i)| NearMiss {
-                span: spans[i].describe(),
-                span_id: spans[i].span_id.clone(),
+                span: trace.spans[i].describe(),
+                span_id: trace.spans[i].span_id.clone(),
                 misses: self.misses(sel, i),
             })
             .collect()
@@ -365,15 +381,17 @@ impl<'t, 'a, 's> Matcher<'t, 'a, 's> {
         if let Some(d) = &sel.duration_ms {
             let ms = s.duration_ms();
             if d.all.iter().any(|p| !number_holds(&p.value, ms)) {
-                let failed: Vec<String> = d
-                    .all
-                    .iter()
-                    .filter(|p| !number_holds(&p.value, ms))
-                    .map(|p| p.value.to_string())
-                    .collect();
                 failed!(
                     "duration",
-                    format!("{} ms", failed.join(" and ")),
+                    {
+                        let failed: Vec<String> = d
+                            .all
+                            .iter()
+                            .filter(|p| !number_holds(&p.value, ms))
+                            .map(|p| p.value.to_string())
+                            .collect();
+                        format!("{} ms", failed.join(" and "))
+                    },
                     format!("{ms:.1} ms")
                 );
             }

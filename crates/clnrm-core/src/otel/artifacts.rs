@@ -187,9 +187,10 @@ pub fn save_with(
 }
 
 /// Whether the artifact at `path` is one without spans (a small file, read only
-/// then; one that cannot be read is taken as holding some).
+/// then: without spans, only its identities make it larger than a few hundred
+/// bytes; one that cannot be read is taken as holding some).
 fn holds_no_spans(path: &Path) -> bool {
-    const SMALL: u64 = 4096;
+    const SMALL: u64 = 64 << 10;
     std::fs::metadata(path).is_ok_and(|m| m.len() < SMALL)
         && load_from(path).is_ok_and(|a| a.is_some_and(|a| a.spans.is_empty()))
 }

@@ -1,0 +1,138 @@
+//! `deploy/` (SPEC §16): the Kubernetes layout and the CI matrix example are valid
+//! YAML of the shape their tools take, and every clnrm command line in them is one
+//! this clnrm accepts (each flag is in the command's `--help`).
+mod common;
+
+use serde_yaml_ng::Value;
+use std::path::Path;
+
+fn root() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+fn documents(path: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(root().join(path)).unwrap();
+    // Documents are separated by `---` lines (none of these files has one inside a
+    // string).
+    text.split("\n---\n")
+        .map(|d| serde_yaml_ng::from_str(d).unwrap_or_else(|e| panic!("{path}: {e}")))
+        .collect()
+}
+
+/// Checks that `clnrm ARGS` names a command whose `--help` lists each flag of ARGS.
+fn accepted(args: &[String]) {
+    let words: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .take_while(|a| !a.starts_with('-'))
+        .collect();
+    let out = common::clnrm(root())
+        .args(&words)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "clnrm {}: {out:?}", words.join(" "));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in args.iter().filter(|a| a.starts_with("--")) {
+        let flag = flag.split('=').next().unwrap_or_default();
+        assert!(
+            help.contains(flag),
+            "clnrm {}: no {flag} in its --help",
+            words.join(" ")
+        );
+    }
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_sequence()
+        .map(|s| {
+            s.iter()
+                .filter_map(|a| a.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_kubernetes_layout_holds_together_and_its_clnrm_commands_are_accepted() {
+    let docs = documents("deploy/kubernetes/clnrm.yaml");
+    let kind = |d: &Value| d["kind"].as_str().unwrap_or_default().to_owned();
+    let kinds: Vec<String> = docs.iter().map(kind).collect();
+    assert_eq!(
+        kinds,
+        ["Namespace", "Secret", "Deployment", "Service", "Deployment"]
+    );
+    for d in &docs {
+        assert!(d["apiVersion"].as_str().is_some(), "{d:?}");
+        assert!(d["metadata"]["name"].as_str().is_some(), "{d:?}");
+    }
+    let deployments: Vec<&Value> = docs.iter().filter(|d| kind(d) == "Deployment").collect();
+    let mut commands = Vec::new();
+    for d in &deployments {
+        let spec = &d["spec"];
+        assert_eq!(
+            spec["selector"]["matchLabels"], spec["template"]["metadata"]["labels"],
+            "a Deployment selects its own pods"
+        );
+        for c in spec["template"]["spec"]["containers"]
+            .as_sequence()
+            .unwrap()
+        {
+            if c["image"].as_str().unwrap_or_default().contains("clnrm") {
+                commands.push(strings(&c["args"]));
+                // The database URL comes from the Secret.
+                let env = c["env"].as_sequence().unwrap();
+                assert!(
+                    env.iter()
+                        .any(|e| e["valueFrom"]["secretKeyRef"]["name"] == "clnrm-database")
+                );
+            }
+        }
+    }
+    assert_eq!(commands.len(), 2);
+    assert_eq!(commands[0][0], "serve");
+    assert_eq!(commands[1][0], "worker");
+    for args in &commands {
+        accepted(args);
+    }
+    // The Service reaches the API's pods and port.
+    let service = docs.iter().find(|d| kind(d) == "Service").unwrap();
+    assert_eq!(
+        service["spec"]["selector"],
+        deployments[0]["spec"]["template"]["metadata"]["labels"]
+    );
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], "http");
+}
+
+#[test]
+fn the_ci_matrix_example_shards_by_duration_and_merges_with_commands_clnrm_accepts() {
+    let docs = documents("deploy/ci/github-actions.yml");
+    let jobs = &docs[0]["jobs"];
+    let shards = jobs["shard"]["strategy"]["matrix"]["shard"]
+        .as_sequence()
+        .unwrap()
+        .len();
+    let mut lines = Vec::new();
+    for job in ["shard", "merge"] {
+        for step in jobs[job]["steps"].as_sequence().unwrap() {
+            if let Some(run) = step["run"].as_str()
+                && let Some(cmd) = run.strip_prefix("clnrm ")
+            {
+                lines.push(cmd.to_owned());
+            }
+        }
+    }
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].contains(&format!(
+            "--partition duration:${{{{ matrix.shard }}}}/{shards}"
+        )),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[1].starts_with("report merge"), "{}", lines[1]);
+    for line in &lines {
+        let args: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
+        accepted(&args);
+    }
+}
