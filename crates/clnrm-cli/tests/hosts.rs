@@ -17,18 +17,27 @@ mod common;
 mod engine;
 #[path = "common/hosts.rs"]
 mod hosts;
+#[path = "common/pg_cluster.rs"]
+mod pg_cluster;
 
 use hosts::{Host, Net, sh};
+use pg_cluster::PgCluster;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const RUNS: usize = 200;
+/// Runs submitted (`CLNRM_HOSTS_RUNS` for a soak: `scripts/soak.sh`).
+fn runs() -> usize {
+    std::env::var("CLNRM_HOSTS_RUNS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(200)
+}
 const LEASE_SECS: u64 = 3;
 const SEED: u64 = 0x5eed_2026_c1a2;
 const PORT: u16 = 7878;
@@ -42,105 +51,6 @@ impl Seeded {
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0 % n
-    }
-}
-
-/// PostgreSQL on a host: a cluster of its own, listening on the host's address.
-struct Postgres {
-    host: Host,
-    bin: PathBuf,
-    data: PathBuf,
-    sockets: PathBuf,
-}
-
-impl Postgres {
-    fn start(host: Host, dir: &Path) -> Self {
-        let bin = std::fs::read_dir("/usr/lib/postgresql")
-            .ok()
-            .and_then(|d| d.filter_map(Result::ok).map(|e| e.path()).max())
-            .map(|v| v.join("bin"))
-            .expect("PostgreSQL's binaries (scripts/setup.sh installs Debian's postgresql)");
-        let (data, sockets) = (dir.join("pg"), dir.join("pg-sockets"));
-        for d in [&data, &sockets] {
-            std::fs::create_dir_all(d).unwrap();
-            sh("chown", &["postgres:", &d.display().to_string()]);
-        }
-        let pg = Self {
-            host,
-            bin,
-            data,
-            sockets,
-        };
-        pg.as_postgres(
-            "initdb",
-            &[
-                "-D",
-                &pg.data.display().to_string(),
-                "-U",
-                "postgres",
-                "--auth=trust",
-            ],
-        );
-        let hba = pg.data.join("pg_hba.conf");
-        let mut text = std::fs::read_to_string(&hba).unwrap();
-        text.push_str(&format!("host all all {}/24 trust\n", pg.host.ip));
-        std::fs::write(&hba, text).unwrap();
-        pg.ctl(&["start"]);
-        pg
-    }
-
-    fn as_postgres(&self, program: &str, args: &[&str]) {
-        let tool = self.bin.join(program).display().to_string();
-        let mut all = vec!["-u", "postgres", "--", tool.as_str()];
-        all.extend_from_slice(args);
-        let out = self.host.command("runuser").args(&all).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{program}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn ctl(&self, action: &[&str]) {
-        let options = format!(
-            "-p 5432 -k {} -c listen_addresses={} -c fsync=off -c synchronous_commit=off -c max_connections=200",
-            self.sockets.display(),
-            self.host.ip
-        );
-        let data = self.data.display().to_string();
-        let log = self.data.join("server.log").display().to_string();
-        let mut args = vec!["-D", &data, "-l", &log, "-w", "-o", &options];
-        if action == ["restart"] {
-            args.extend(["-m", "fast"]);
-        }
-        args.extend_from_slice(action);
-        self.as_postgres("pg_ctl", &args);
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@{}:5432/postgres", self.host.ip)
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        let data = self.data.display().to_string();
-        let tool = self.bin.join("pg_ctl").display().to_string();
-        let _ = self
-            .host
-            .command("runuser")
-            .args([
-                "-u",
-                "postgres",
-                "--",
-                &tool,
-                "-D",
-                &data,
-                "-m",
-                "immediate",
-                "stop",
-            ])
-            .output();
     }
 }
 
@@ -232,9 +142,9 @@ struct Submitted {
     replayed: usize,
 }
 
-/// Submits `RUNS` runs, each sent again with its key until it is accepted.
+/// Submits `runs()` runs, each sent again with its key until it is accepted.
 fn submit_all(addr: SocketAddr, token: &str, into: &Mutex<Submitted>) {
-    for i in 0..RUNS {
+    for i in 0..runs() {
         let body = json!({"files": {"tests/a.clnrm.toml": format!(
             "[meta]\nname = \"t\"\nversion = \"1\"\n\n[service.app]\nimage = \"{}\"\n\n[[scenario]]\nname = \"run {i}\"\nrun = \"echo run-{i}\"\n",
             engine::IMAGE
@@ -327,7 +237,7 @@ fn query(url: &str, sql: &str) -> Vec<Vec<String>> {
 struct Cluster {
     workers: Vec<Option<Clnrm>>,
     serve: Clnrm,
-    pg: Postgres,
+    pg: PgCluster,
     worker_hosts: Vec<Host>,
     api: Host,
     _net: Net,
@@ -349,7 +259,7 @@ impl Cluster {
         let db_host = net.host("db");
         let api = net.host("api");
         let worker_hosts: Vec<Host> = (0..workers).map(|i| net.host(&format!("w{i}"))).collect();
-        let pg = Postgres::start(db_host, dir.path());
+        let pg = PgCluster::start(dir.path(), Some(&db_host.ns), &db_host.ip, 5432);
         let url = pg.url();
         let out = api
             .command(env!("CARGO_BIN_EXE_clnrm"))
@@ -562,7 +472,7 @@ fn runs_flow_through_partitions_restarts_and_kills_and_each_ends_once() {
                 "worker killed and started again"
             }
             3 => {
-                c.pg.ctl(&["restart"]);
+                c.pg.restart();
                 "PostgreSQL restarted"
             }
             4 => {
@@ -611,7 +521,7 @@ fn runs_flow_through_partitions_restarts_and_kills_and_each_ends_once() {
 
     let submitted = submitted.lock().unwrap();
     let accepted: BTreeSet<&String> = submitted.ids.values().collect();
-    assert_eq!(accepted.len(), RUNS, "each submission made its own run");
+    assert_eq!(accepted.len(), runs(), "each submission made its own run");
     let stored = c.query(&format!(
         "SELECT id, status, COALESCE(summary, '') FROM runs WHERE id <> '{sweep}'"
     ));
@@ -654,11 +564,12 @@ fn runs_flow_through_partitions_restarts_and_kills_and_each_ends_once() {
     }
     let again = c.query("SELECT COUNT(*) FROM runs WHERE attempts > 1");
     println!(
-        "{RUNS} runs submitted ({} attempts sent again, {} answered with the run of an earlier attempt); faults: {faults:?}; outcomes: {outcomes:?}, {} claimed more than once; lost {}, duplicated {}",
+        "{} runs submitted ({} attempts sent again, {} answered with the run of an earlier attempt); faults: {faults:?}; outcomes: {outcomes:?}, {} claimed more than once; lost {}, duplicated {}",
+        runs(),
         submitted.retried,
         submitted.replayed,
         again[0][0],
-        RUNS - accepted.len(),
+        runs() - accepted.len(),
         stored.len() - accepted.len()
     );
 }
