@@ -34,22 +34,28 @@ pub enum StoreError {
 impl StoreError {
     /// Whether the same request sent again may succeed: no answer in time, the
     /// connection lost or refused (the database restarting), the pool out of
-    /// connections, PostgreSQL shutting down or starting (SQLSTATE classes 08 and
-    /// 57), SQLite busy or locked.
+    /// connections, PostgreSQL's connection errors (class 08 but a protocol
+    /// violation), shutdown and start-up (57P01–57P03), too many connections
+    /// (53300), a serialization failure or deadlock (40001, 40P01), read-only after
+    /// a failover (25006); SQLite busy or locked (5, 6 and their extended codes).
     pub fn is_transient(&self) -> bool {
+        const POSTGRES: [&str; 7] = [
+            "57P01", "57P02", "57P03", "53300", "40001", "40P01", "25006",
+        ];
+        const SQLITE: [&str; 6] = ["5", "6", "261", "262", "517", "773"];
         match self {
             StoreError::Timeout(_) => true,
             StoreError::Database(
                 sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
                 | sqlx::Error::PoolTimedOut
-                | sqlx::Error::Protocol(_)
                 | sqlx::Error::WorkerCrashed,
             ) => true,
-            StoreError::Database(sqlx::Error::Database(d)) => {
-                d.code()
-                    .is_some_and(|c| c.starts_with("08") || c.starts_with("57"))
-                    || d.message().contains("locked")
-            }
+            StoreError::Database(sqlx::Error::Database(d)) => d.code().is_some_and(|c| {
+                (c.starts_with("08") && c != "08P01")
+                    || POSTGRES.contains(&c.as_ref())
+                    || SQLITE.contains(&c.as_ref())
+            }),
             _ => false,
         }
     }
@@ -338,6 +344,18 @@ pub fn is_final(status: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_errors_a_retry_can_mend_are_transient() {
+        assert!(StoreError::Timeout("x").is_transient());
+        let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(StoreError::from(sqlx::Error::Io(io)).is_transient());
+        assert!(StoreError::from(sqlx::Error::PoolTimedOut).is_transient());
+        assert!(!StoreError::from(sqlx::Error::PoolClosed).is_transient());
+        assert!(!StoreError::from(sqlx::Error::RowNotFound).is_transient());
+        assert!(!StoreError::Url("mysql://x".into()).is_transient());
+        assert!(!StoreError::Lost("x".into()).is_transient());
+    }
 
     #[test]
     fn store_errors_read_as_database_errors() {

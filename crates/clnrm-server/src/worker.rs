@@ -222,7 +222,16 @@ async fn execute<S: Store>(
     let id = run.id.clone();
     let dir = match tempfile::tempdir() {
         Ok(d) => d,
-        Err(e) => return fail(app, worker, &id, &format!("no temporary directory: {e}")).await,
+        Err(e) => {
+            return fail(
+                app,
+                worker,
+                &id,
+                &format!("no temporary directory: {e}"),
+                &lost,
+            )
+            .await;
+        }
     };
     // Stored by the API, which checked them; unreadable here only when a newer
     // clnrm stored them (a worker of before an upgrade): run nothing rather than run
@@ -231,7 +240,7 @@ async fn execute<S: Store>(
         Ok(o) => o,
         Err(e) => {
             let why = format!("the run's options cannot be read by this worker ({e}); upgrade it");
-            return fail(app, worker, &id, &why).await;
+            return fail(app, worker, &id, &why, &lost).await;
         }
     };
     let written = Bundle::unpack(&run.bundle)
@@ -243,6 +252,7 @@ async fn execute<S: Store>(
             worker,
             &id,
             &format!("the project could not be unpacked: {e}"),
+            &lost,
         )
         .await;
     }
@@ -254,15 +264,15 @@ async fn execute<S: Store>(
     .await
     {
         Ok(p) => p,
-        Err(e) => return fail(app, worker, &id, &e.to_string()).await,
+        Err(e) => return fail(app, worker, &id, &e.to_string(), &lost).await,
     };
     // Confinement first: what validation says of a path outside the project is not
     // the client's to hear.
     if let Err(e) = confined(&prepared) {
-        return fail(app, worker, &id, &e.to_string()).await;
+        return fail(app, worker, &id, &e.to_string(), &lost).await;
     }
     if prepared.has_errors() {
-        return fail(app, worker, &id, "the project does not validate").await;
+        return fail(app, worker, &id, "the project does not validate", &lost).await;
     }
     let flags = RunFlags {
         workers: options.workers,
@@ -277,7 +287,7 @@ async fn execute<S: Store>(
     let config = match RunConfig::resolve(&flags, &prepared.project) {
         // The project is a fresh copy: no cache to read, none worth keeping.
         Ok(c) => RunConfig { cache: false, ..c },
-        Err(e) => return fail(app, worker, &id, &e.to_string()).await,
+        Err(e) => return fail(app, worker, &id, &e.to_string(), &lost).await,
     };
     // The record of what clnrm built is this run's to write, not the upload's.
     let _ = std::fs::remove_file(clnrm_core::build::record_path(&prepared.project.root));
@@ -299,7 +309,7 @@ async fn execute<S: Store>(
     remove_built(session.engine(), &prepared.project.root).await;
     let ran = match ran {
         Ok(ran) => ran,
-        Err(e) => return fail(app, worker, &id, &e.to_string()).await,
+        Err(e) => return fail(app, worker, &id, &e.to_string(), &lost).await,
     };
     if lost.is_cancelled() {
         eprintln!("run {id}: another worker took it over; this attempt's result is dropped");
@@ -346,9 +356,13 @@ where
     let mut pause = Duration::from_millis(100);
     loop {
         let left = end.saturating_duration_since(std::time::Instant::now());
-        let answer = tokio::time::timeout(left, call())
-            .await
-            .unwrap_or_else(|_| Err(StoreError::Timeout("storing what the run did")));
+        // The run lost while a call is on its way ends the wait too.
+        let answer = tokio::select! {
+            answer = tokio::time::timeout(left, call()) => {
+                answer.unwrap_or_else(|_| Err(StoreError::Timeout("storing what the run did")))
+            }
+            () = lost.cancelled() => Err(StoreError::Timeout("the run's lease is gone")),
+        };
         match answer {
             Err(e)
                 if e.is_transient()
@@ -423,7 +437,18 @@ fn collected_spans(dir: &Path, report: &RunReport) -> Vec<(String, String)> {
 }
 
 /// Ends a run that could not run, as `error`, saying why.
-async fn fail<S: Store>(app: &Arc<App<S>>, worker: (&str, i64), id: &str, why: &str) {
+async fn fail<S: Store>(
+    app: &Arc<App<S>>,
+    worker: (&str, i64),
+    id: &str,
+    why: &str,
+    lost: &CancellationToken,
+) {
+    // A run whose lease is gone is another claim's to conclude.
+    if lost.is_cancelled() {
+        eprintln!("run {id}: {why}; its lease is gone, another worker runs it");
+        return;
+    }
     let f = Finished {
         status: "error".into(),
         summary: serde_json::json!({"message": why}),
@@ -432,7 +457,7 @@ async fn fail<S: Store>(app: &Arc<App<S>>, worker: (&str, i64), id: &str, why: &
         spans: Vec::new(),
         baseline: None,
     };
-    store_outcome(app, worker, id, &f, &CancellationToken::new()).await;
+    store_outcome(app, worker, id, &f, lost).await;
     let _ = app.appended.send(id.to_owned());
 }
 

@@ -20,9 +20,21 @@ impl PgCluster {
     /// Makes and starts a cluster in `dir/pg` listening on `ip:port` (in `netns`).
     /// `dir` and the directories above it must be searchable by `postgres`.
     pub fn start(dir: &Path, netns: Option<&str>, ip: &str, port: u16) -> Self {
+        // The newest major version (numerically: 16 is newer than 9.6).
+        let version = |p: &PathBuf| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.split('.').next())
+                .and_then(|n| n.parse::<u32>().ok())
+                .unwrap_or(0)
+        };
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .ok()
-            .and_then(|d| d.filter_map(Result::ok).map(|e| e.path()).max())
+            .and_then(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .max_by_key(version)
+            })
             .map(|v| v.join("bin"))
             .expect("PostgreSQL's binaries (scripts/setup.sh installs Debian's postgresql)");
         let data = dir.join("pg");

@@ -468,7 +468,8 @@ fn count_unmet(set: &ExpectSet, what: &str, c: &Count, actual: u64) -> Option<Un
 }
 
 /// `[expect.counts]`.
-pub fn counts(set: &ExpectSet, c: &CountsExpect, spans: &[SpanRecord]) -> Vec<Unmet> {
+pub fn counts<'s>(set: &ExpectSet, c: &'s CountsExpect, m: &mut Matcher<'_, '_, 's>) -> Vec<Unmet> {
+    let spans = m.trace.spans;
     let mut out = Vec::new();
     let total = spans.len() as u64;
     let events = spans.iter().map(|s| s.events.len() as u64).sum();
@@ -485,12 +486,12 @@ pub fn counts(set: &ExpectSet, c: &CountsExpect, spans: &[SpanRecord]) -> Vec<Un
             out.extend(count_unmet(set, what, count, actual));
         }
     }
-    for (name, count) in c.by_name.iter() {
-        let actual = set.named(spans, &name.value).len() as u64;
+    for (_, by) in c.by_name.iter() {
+        let actual = m.select(&by.select).len() as u64;
         out.extend(count_unmet(
             set,
-            &format!("by_name \"{}\"", name.value),
-            count,
+            &format!("by_name {}", by.select),
+            &by.count,
             actual,
         ));
     }

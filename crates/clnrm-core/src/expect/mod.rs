@@ -340,7 +340,7 @@ pub fn check_in(set: &ExpectSet, spans: &[SpanRecord], scope: &Scope<'_>) -> Vec
         out.extend(matchers::graph(set, g, &mut m));
     }
     if let Some(c) = &e.counts {
-        out.extend(matchers::counts(set, c, spans));
+        out.extend(matchers::counts(set, c, &mut m));
     }
     for w in &e.windows {
         out.extend(matchers::window(set, w, &mut m));

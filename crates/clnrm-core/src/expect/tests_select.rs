@@ -419,3 +419,34 @@ fn a_cycle_of_parent_ids_ends_the_ancestor_walk_and_names_still_select() {
     assert!(checked("[[expect.span]]\nname = \"?\"\ncount = { eq = 3 }\n").is_empty());
     assert!(checked("[[expect.span]]\nname = \"nope\"\nabsent = true\n").is_empty());
 }
+
+#[test]
+fn counts_by_name_narrows_its_name_with_selector_keys() {
+    // Two client spans of service "pay": charge and db.query; one with an ERROR.
+    assert!(
+        unmet(
+            "[expect.counts]\nby_name = { \"*\" = { eq = 2, kind = \"client\", service = \"pay\" }, \"db.*\" = { eq = 1, status = \"ERROR\", parent = \"charge\" }, \"charge\" = { eq = 1, attrs = { amount = { exists = true } } } }\n"
+        )
+        .is_empty()
+    );
+    let m = one("[expect.counts]\nby_name = { \"*\" = { lte = 1, kind = \"client\" } }\n");
+    assert!(m.contains("by_name \"*\" {kind client}"), "{m}");
+    assert!(m.contains("<= 1"), "{m}");
+    assert!(m.contains("found 2"), "{m}");
+    // The key is the name: `name` beside it is refused where it is written.
+    let src = crate::diag::Source::file(
+        "t.clnrm.toml",
+        "[meta]\nname = \"t\"\nversion = \"1\"\n\n[expect.counts]\nby_name = { a = { eq = 1, name = \"b\" } }\n",
+    );
+    let (_, diags) = crate::model::parse_test_file(&src);
+    let text: Vec<String> = diags
+        .into_sorted()
+        .iter()
+        .map(|d| d.message.clone())
+        .collect();
+    assert!(
+        text.iter()
+            .any(|t| t.contains("the key of a `by_name` entry is its name")),
+        "{text:?}"
+    );
+}

@@ -59,7 +59,8 @@ fn check_expect(e: &Expect, cx: &mut Ctx<'_>) {
             check_count(cx, c);
         }
         for (_, c) in counts.by_name.iter() {
-            check_count(cx, c);
+            check_count(cx, &c.count);
+            check_selector(cx, &c.select);
         }
     }
     for p in &e.per_span {

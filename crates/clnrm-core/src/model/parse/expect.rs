@@ -5,7 +5,7 @@ use super::select::{read_predicate_map, read_selector, read_selector_keys};
 use crate::diag::{Code, Span};
 use crate::model::reader::{Reader, Table, keyword_value};
 use crate::model::{
-    Count, CountsExpect, Expect, GraphExpect, HermeticityExpect, LogExpect, NamePattern,
+    Count, CountsExpect, Expect, GraphExpect, HermeticityExpect, LogExpect, NameCount, NamePattern,
     OrderExpect, Pair, PerSpanExpect, ResourceAttrs, Selector, Sp, SpMap, SpanAttrs, SpanExpect,
     StatusCode, StatusExpect, WindowExpect,
 };
@@ -96,19 +96,24 @@ pub(super) fn read_expect(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Expect {
             by_name: {
                 let map = c.map(r, "by_name", |r, v, p| match v.get_ref() {
                     DeValue::Table(inner) => {
-                        Some(read_count(r, Table::new(inner, v.span().into(), p)))
+                        read_name_count(r, Table::new(inner, v.span().into(), p))
                     }
                     _ => {
                         r.error(
                             Code::WrongType,
                             v.span().into(),
                             format!("`{p}` must be a table"),
-                            "expected { eq, gte, lte }",
+                            "expected { eq, gte, lte } (and selector keys: kind, service, attrs, …)",
                         );
                         None
                     }
                 });
-                pattern_keys(map)
+                let mut map = pattern_keys(map);
+                // The key is the selector's name.
+                for (k, v) in map.entries.iter_mut() {
+                    v.select.name = Some(k.clone());
+                }
+                map
             },
         };
         c.finish(r);
@@ -175,6 +180,31 @@ pub(super) fn read_expect(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Expect {
         hermeticity,
         logs,
     }
+}
+
+/// A `counts.by_name` value: the count's keys and, beside them, a selector's (its
+/// name is the entry's key, so `name` is refused here).
+fn read_name_count(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Option<NameCount> {
+    if let Some((k, _)) = t.entry("name") {
+        r.error(
+            Code::Conflict,
+            k.span().into(),
+            format!(
+                "`{}.name`: the key of a `by_name` entry is its name",
+                t.path()
+            ),
+            "remove `name`, or write the name as the entry's key",
+        );
+    }
+    let select = read_selector_keys(r, &mut t);
+    let count = Count {
+        eq: t.get(r, "eq"),
+        gte: t.get(r, "gte"),
+        lte: t.get(r, "lte"),
+        span: t.anchor(),
+    };
+    t.finish(r);
+    Some(NameCount { count, select })
 }
 
 fn read_count(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Count {

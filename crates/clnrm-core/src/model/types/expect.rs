@@ -174,9 +174,23 @@ pub struct CountsExpect {
     pub events_total: Option<Count>,
     /// Number of spans with status ERROR.
     pub errors_total: Option<Count>,
-    /// Number of spans by name.
+    /// Number of spans by name glob; the other keys of a selector beside the count
+    /// narrow which spans of the name count (`kind`, `service`, `attrs`, …).
     #[serde(default)]
-    pub by_name: SpMap<Count, NamePattern>,
+    pub by_name: SpMap<NameCount, NamePattern>,
+}
+
+/// A `counts.by_name` value: how many spans the selector matches whose name is the
+/// key and whose other keys are the rest of the table.
+#[derive(Clone, Debug, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct NameCount {
+    /// How many.
+    #[serde(flatten)]
+    pub count: Count,
+    /// Which spans: the key's name, narrowed by the selector keys given here.
+    #[serde(flatten)]
+    pub select: Selector,
 }
 
 /// `[[expect.window]]`.

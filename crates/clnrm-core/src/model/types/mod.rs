@@ -15,8 +15,8 @@ mod service;
 mod step;
 
 pub use expect::{
-    Count, CountsExpect, Expect, GraphExpect, HermeticityExpect, LogExpect, OrderExpect, Pair,
-    PerSpanExpect, ResourceAttrs, SpanAttrs, SpanExpect, StatusExpect, WindowExpect,
+    Count, CountsExpect, Expect, GraphExpect, HermeticityExpect, LogExpect, NameCount, OrderExpect,
+    Pair, PerSpanExpect, ResourceAttrs, SpanAttrs, SpanExpect, StatusExpect, WindowExpect,
 };
 pub use file::{Content, Determinism, Limits, Meta, ReportPaths, SnapshotTable, TestFile};
 pub use otel::{Exporter, Otel, Propagators, Protocol, Scalar};
