@@ -411,11 +411,7 @@ impl<'t, 'a, 's> Matcher<'t, 'a, 's> {
             let hits = self.hits(p);
             match trace.parent(i) {
                 Some(j) if hits[j] => {}
-                Some(j) => failed!(
-                    "parent",
-                    p.to_string(),
-                    format!("\"{}\"", trace.spans[j].name)
-                ),
+                Some(j) => failed!("parent", p.to_string(), self.parent_found(p, j)),
                 None => failed!(
                     "parent",
                     p.to_string(),
@@ -443,6 +439,19 @@ impl<'t, 'a, 's> Matcher<'t, 'a, 's> {
             }
         }
         fits
+    }
+
+    /// What the parent `j` is instead of what `p` asks: its name and, when the name
+    /// is the one asked for, what else of `p` it fails.
+    fn parent_found(&mut self, p: &'s Selector, j: usize) -> String {
+        let name = &self.trace.spans[j].name;
+        let misses = self.misses(p, j);
+        if misses.is_empty() || misses.iter().any(|m| m.what == "name") {
+            format!("\"{name}\"")
+        } else {
+            let why: Vec<String> = misses.iter().map(ToString::to_string).collect();
+            format!("\"{name}\", which fails {}", why.join("; "))
+        }
     }
 
     /// Whether span `i` has the link `l` asks for (or, with `absent`, has none).

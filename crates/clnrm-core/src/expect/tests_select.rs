@@ -450,3 +450,14 @@ fn counts_by_name_narrows_its_name_with_selector_keys() {
         "{text:?}"
     );
 }
+
+#[test]
+fn a_parent_of_the_name_asked_for_says_what_else_it_fails() {
+    let m = one(
+        "[[expect.span]]\nname = \"db.query\"\nparent = { name = \"charge\", kind = \"server\" }\n",
+    );
+    assert!(
+        m.contains("parent: expected \"charge\" {kind server}, found \"charge\", which fails kind: expected server, found client"),
+        "{m}"
+    );
+}
