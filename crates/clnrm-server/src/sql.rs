@@ -127,6 +127,20 @@ impl Sql {
         self.backend
     }
 
+    /// The time leases are counted in, in ms since the epoch: PostgreSQL's clock,
+    /// the one every worker on every host shares (their own clocks may drift
+    /// apart); SQLite's file is one machine's, whose clock this is.
+    async fn clock(&self) -> Result<i64> {
+        match self.backend {
+            Backend::Sqlite => Ok(now_ms()),
+            Backend::Postgres => Ok(sqlx::query_scalar(
+                "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+            )
+            .fetch_one(&self.pool)
+            .await?),
+        }
+    }
+
     async fn migrate(&self) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         if self.backend == Backend::Postgres {
@@ -325,7 +339,7 @@ impl Store for Sql {
 
     async fn claim(&self, worker: &str, lease_ms: i64) -> Result<Option<Claimed>> {
         let _turn = self.write_turn().await;
-        let now = now_ms();
+        let now = self.clock().await?;
         // A run whose worker was asked to cancel it and then vanished is cancelled.
         sqlx::query(
             "UPDATE runs SET status = 'cancelled', finished_ms = $1 WHERE status = 'running' AND cancel_requested = 1 AND lease_until_ms < $1",
@@ -382,7 +396,7 @@ impl Store for Sql {
         let cancel: Option<i64> = sqlx::query_scalar(
             "UPDATE runs SET lease_until_ms = $1 WHERE id = $2 AND worker = $3 AND attempts = $4 AND status = 'running' RETURNING cancel_requested",
         )
-        .bind(now_ms() + lease_ms)
+        .bind(self.clock().await? + lease_ms)
         .bind(id)
         .bind(worker)
         .bind(attempt)
