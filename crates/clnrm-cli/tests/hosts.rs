@@ -145,23 +145,18 @@ struct Submitted {
 /// Submits `runs()` runs, each sent again with its key until it is accepted.
 fn submit_all(addr: SocketAddr, token: &str, into: &Mutex<Submitted>) {
     for i in 0..runs() {
-        let body = json!({"files": {"tests/a.clnrm.toml": format!(
-            "[meta]\nname = \"t\"\nversion = \"1\"\n\n[service.app]\nimage = \"{}\"\n\n[[scenario]]\nname = \"run {i}\"\nrun = \"echo run-{i}\"\n",
-            engine::IMAGE
-        )}})
-        .to_string();
-        let head = format!(
-            "POST /api/v1/runs HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nIdempotency-Key: submission-{i}\r\nContent-Length: {}\r\n\r\n",
-            body.len()
+        let (head, body) = submission(
+            addr,
+            token,
+            &format!("submission-{i}"),
+            &format!("run {i}"),
+            &format!("echo run-{i}"),
         );
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             match request(addr, &head, body.as_bytes()) {
                 Ok((201, headers, answer)) => {
-                    let id = serde_json::from_str::<Value>(&answer).unwrap()["id"]
-                        .as_str()
-                        .unwrap()
-                        .to_owned();
+                    let id = run_id(&answer);
                     let mut s = into.lock().unwrap();
                     if headers
                         .to_ascii_lowercase()
@@ -190,8 +185,17 @@ fn submit_all(addr: SocketAddr, token: &str, into: &Mutex<Submitted>) {
 /// Submits one run of one scenario running `run` (with `key` as its
 /// Idempotency-Key); its id.
 fn submit_one(addr: SocketAddr, token: &str, key: &str, run: &str) -> String {
+    let (head, body) = submission(addr, token, key, "s", run);
+    let (status, _, answer) = request(addr, &head, body.as_bytes()).expect("the submission");
+    assert_eq!(status, 201, "{answer}");
+    run_id(&answer)
+}
+
+/// The request head and body of a run of one scenario `name` running `run`, with
+/// `key` as its Idempotency-Key.
+fn submission(addr: SocketAddr, token: &str, key: &str, name: &str, run: &str) -> (String, String) {
     let body = json!({"files": {"tests/a.clnrm.toml": format!(
-        "[meta]\nname = \"t\"\nversion = \"1\"\n\n[service.app]\nimage = \"{}\"\n\n[[scenario]]\nname = \"s\"\nrun = \"{run}\"\n",
+        "[meta]\nname = \"t\"\nversion = \"1\"\n\n[service.app]\nimage = \"{}\"\n\n[[scenario]]\nname = \"{name}\"\nrun = \"{run}\"\n",
         engine::IMAGE
     )}})
     .to_string();
@@ -199,9 +203,12 @@ fn submit_one(addr: SocketAddr, token: &str, key: &str, run: &str) -> String {
         "POST /api/v1/runs HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nIdempotency-Key: {key}\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
-    let (status, _, answer) = request(addr, &head, body.as_bytes()).expect("the submission");
-    assert_eq!(status, 201, "{answer}");
-    serde_json::from_str::<Value>(&answer).unwrap()["id"]
+    (head, body)
+}
+
+/// The run id of a 201's body.
+fn run_id(answer: &str) -> String {
+    serde_json::from_str::<Value>(answer).unwrap()["id"]
         .as_str()
         .unwrap()
         .to_owned()
