@@ -55,22 +55,7 @@ impl Net {
         // A tag and a /24 no other network here uses: another test process's, or
         // the engine's address pools (tried in turn from this process's id).
         let pid = std::process::id();
-        let routes = String::from_utf8_lossy(
-            &Command::new("ip")
-                .args(["-4", "route"])
-                .output()
-                .unwrap()
-                .stdout,
-        )
-        .into_owned();
-        let links = String::from_utf8_lossy(
-            &Command::new("ip")
-                .args(["-o", "link"])
-                .output()
-                .unwrap()
-                .stdout,
-        )
-        .into_owned();
+        let (routes, links) = (ip(&["-4", "route"]), ip(&["-o", "link"]));
         let (tag, prefix) = (0..12_500u32)
             .map(|k| {
                 let n = (pid + k * 7919) % 12_500;
@@ -185,6 +170,15 @@ impl Host {
     pub fn heal(&self) {
         sh("ip", &["link", "set", &self.link, "up"]);
     }
+}
+
+/// What `ip ARGS` prints.
+fn ip(args: &[&str]) -> String {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("ip: {e} (iproute2 is installed by scripts/setup.sh)"));
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn nix_is_root() -> bool {
