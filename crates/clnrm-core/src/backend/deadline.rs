@@ -13,8 +13,8 @@
 //! waits on one notice a stall meanwhile.
 
 use super::{
-    Attached, ContainerEngine, ContainerSpec, ContainerState, Details, EngineError, ExecSpec,
-    Execution, ImageInfo, Labels, Listed, ListedImage,
+    Attached, ContainerEngine, ContainerSpec, ContainerState, ContainerView, Details, EngineError,
+    ExecSpec, Execution, ImageInfo, Labels, Listed, ListedImage,
 };
 use std::future::Future;
 use std::net::IpAddr;
@@ -175,6 +175,33 @@ impl<E: ContainerEngine> ContainerEngine for Deadlines<E> {
     async fn remove_network(&self, id: &str) -> Result<(), EngineError> {
         self.within("remove network", self.call, self.inner.remove_network(id))
             .await
+    }
+
+    async fn connect(&self, network: &str, container: &str) -> Result<Option<IpAddr>, EngineError> {
+        self.within(
+            "connect to network",
+            self.call,
+            self.inner.connect(network, container),
+        )
+        .await
+    }
+
+    async fn disconnect(&self, network: &str, container: &str) -> Result<(), EngineError> {
+        self.within(
+            "disconnect from network",
+            self.call,
+            self.inner.disconnect(network, container),
+        )
+        .await
+    }
+
+    async fn container_view(&self, id: &str) -> Result<Option<ContainerView>, EngineError> {
+        self.within(
+            "inspect container",
+            self.call,
+            self.inner.container_view(id),
+        )
+        .await
     }
 
     async fn create(&self, spec: &ContainerSpec) -> Result<String, EngineError> {

@@ -6,8 +6,8 @@
 //! use the real engine.
 
 use super::{
-    Attached, Chunk, ContainerEngine, ContainerSpec, ContainerState, Details, EngineError,
-    ExecSpec, Execution, ImageInfo, Labels, Listed, ListedImage,
+    Attached, Chunk, ContainerEngine, ContainerSpec, ContainerState, ContainerView, Details,
+    EngineError, ExecSpec, Execution, ImageInfo, Labels, Listed, ListedImage,
 };
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -50,6 +50,10 @@ struct State {
     rebuilt: BTreeMap<String, u32>,
     /// The images built or snapshotted, by id, with their labels (what `images` lists).
     listed: BTreeMap<String, ListedImage>,
+    /// Containers of another process's (a CI job's) that the engine runs.
+    views: BTreeMap<String, ContainerView>,
+    /// (network, container) connected by [`ContainerEngine::connect`], in order.
+    connected: Vec<(String, String)>,
 }
 
 impl State {
@@ -124,6 +128,17 @@ impl FakeEngine {
     /// Containers removed so far.
     pub fn removed(&self) -> usize {
         self.inner.removed.load(Ordering::SeqCst)
+    }
+
+    /// Runs `view` as a container of its own (clnrm in a CI job's container).
+    pub fn add_view(&self, view: ContainerView) {
+        self.lock().views.insert(view.id.clone(), view);
+    }
+
+    /// What is connected now by [`ContainerEngine::connect`]: (network, container),
+    /// in the order connected.
+    pub fn connected(&self) -> Vec<(String, String)> {
+        self.lock().connected.clone()
     }
 
     /// Makes every call hang (`true`) or answer again.
@@ -256,8 +271,42 @@ impl ContainerEngine for FakeEngine {
 
     async fn remove_network(&self, id: &str) -> Result<(), EngineError> {
         self.gate().await;
-        self.lock().networks.remove(id);
+        let mut st = self.lock();
+        // As an engine does: a network a container is still connected to stays.
+        if st.connected.iter().any(|(n, _)| n == id) {
+            return Err(EngineError::Api(format!(
+                "network {id} has active endpoints"
+            )));
+        }
+        st.networks.remove(id);
         Ok(())
+    }
+
+    async fn connect(&self, network: &str, container: &str) -> Result<Option<IpAddr>, EngineError> {
+        self.gate().await;
+        let mut st = self.lock();
+        if !st.networks.contains_key(network) && network != super::DEFAULT_NETWORK {
+            return Err(EngineError::Gone(format!("network {network}")));
+        }
+        let pair = (network.to_owned(), container.to_owned());
+        if !st.connected.contains(&pair) {
+            st.connected.push(pair);
+        }
+        let n = st.connected.len() as u8;
+        Ok(Some(IpAddr::from([10, 99, n, 2])))
+    }
+
+    async fn disconnect(&self, network: &str, container: &str) -> Result<(), EngineError> {
+        self.gate().await;
+        self.lock()
+            .connected
+            .retain(|(n, c)| !(n == network && c == container));
+        Ok(())
+    }
+
+    async fn container_view(&self, id: &str) -> Result<Option<ContainerView>, EngineError> {
+        self.gate().await;
+        Ok(self.lock().views.get(id).cloned())
     }
 
     async fn create(&self, spec: &ContainerSpec) -> Result<String, EngineError> {

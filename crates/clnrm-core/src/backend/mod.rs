@@ -335,6 +335,20 @@ pub struct Details {
     pub upper_dir: Option<std::path::PathBuf>,
 }
 
+/// A container as its own processes need to know it when they drive the engine that
+/// runs it (clnrm in a CI job's container): its id, host name, mounts and networks.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContainerView {
+    /// Its full id.
+    pub id: String,
+    /// Its host name (what `hostname` prints inside it).
+    pub hostname: String,
+    /// Its bind mounts and volumes: (where on the engine's host, where inside it).
+    pub mounts: Vec<(String, String)>,
+    /// The networks it is on (by name).
+    pub networks: Vec<String>,
+}
+
 /// A container or network found by label.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Listed {
@@ -380,6 +394,26 @@ pub trait ContainerEngine: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<std::net::IpAddr>, EngineError>> + Send;
     /// Removes a network.
     fn remove_network(&self, id: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// Connects container `container` to `network` (connected already is fine);
+    /// returns its address there (`None` when the engine does not say).
+    fn connect(
+        &self,
+        network: &str,
+        container: &str,
+    ) -> impl Future<Output = Result<Option<std::net::IpAddr>, EngineError>> + Send;
+    /// Disconnects container `container` from `network`; not connected, or either
+    /// gone, is fine.
+    fn disconnect(
+        &self,
+        network: &str,
+        container: &str,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// Container `id` (an id or a name) as [`ContainerView`] describes it; `None`
+    /// when the engine has no such container.
+    fn container_view(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<ContainerView>, EngineError>> + Send;
     /// Creates a container; returns its id.
     fn create(
         &self,

@@ -321,12 +321,9 @@ pub(super) async fn run(
     };
     let published = env.member(&target.host).and_then(|m| {
         result.container = m.container.chars().take(12).collect();
-        m.ports
-            .iter()
-            .find(|(inside, _)| *inside == target.port)
-            .copied()
+        m.address(target.port)
     });
-    let Some((_, outside)) = published else {
+    let Some(addr) = published else {
         result.status = Status::Error;
         result.reason = Some(Reason::Engine);
         result.message = Some(format!(
@@ -337,7 +334,6 @@ pub(super) async fn run(
     };
     let limit = started + http.timeout;
     let deadline = ctx.deadline.map_or(limit, |d| d.min(limit));
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], outside));
     let trace = TraceContext::new(ctx.scenario, &step.name);
     let own = http
         .headers

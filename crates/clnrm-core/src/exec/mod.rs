@@ -21,6 +21,7 @@ mod services;
 mod session;
 mod spans;
 mod steps;
+pub mod vantage;
 mod worker;
 
 pub use captures::CaptureError;

@@ -7,6 +7,7 @@ use super::events::{Event, ScenarioResult};
 use super::images::{Images, LastBuilds, make_builds, resolve_images, tag_builds};
 use super::pool::{self, Pool, PoolConfig};
 use super::queue::{Queue, cache_keys, queue_order};
+use super::vantage::Vantage;
 use super::worker::Ctx;
 use super::{RunOptions, RunOutcome, SessionOptions, Stop, reap};
 use crate::backend::ContainerEngine;
@@ -37,8 +38,10 @@ impl<E: ContainerEngine> Session<E> {
     /// environment per key between runs.
     pub async fn start(engine: Arc<E>, opts: &SessionOptions, otlp: bool, keep_warm: bool) -> Self {
         let (mut receiver, mut receiver_error, mut warnings) = (None, None, Vec::new());
+        let (vantage, note) = Vantage::detect(&*engine).await;
+        warnings.extend(note);
         if otlp {
-            match start_receiver(&*engine).await {
+            match start_receiver(&*engine, &vantage).await {
                 Ok(started) => {
                     receiver = Some(started.receiver);
                     warnings.extend(started.warning);
@@ -57,6 +60,7 @@ impl<E: ContainerEngine> Session<E> {
             opts.owner.clone(),
             config,
             receiver.clone(),
+            Arc::new(vantage),
             super::scenario::run_setup::<E>,
         );
         Self {
@@ -245,15 +249,23 @@ struct Started {
 /// Starts the OTLP receiver with a fresh token on loopback and the engine's bridge
 /// gateway (where containers reach this host). When that gateway is no address of this
 /// host (a remote or rootless engine), it listens on every interface, still behind
-/// the token, and says so.
-async fn start_receiver<E: ContainerEngine>(engine: &E) -> Result<Started, ReceiverError> {
+/// the token, and says so. In one of the engine's containers, it listens on every
+/// interface of that container (the networks clnrm joins), behind the token.
+async fn start_receiver<E: ContainerEngine>(
+    engine: &E,
+    vantage: &Vantage,
+) -> Result<Started, ReceiverError> {
     let token = ReceiverConfig::random_token().map_err(ReceiverError::Token)?;
     let local: std::net::IpAddr = std::net::Ipv4Addr::LOCALHOST.into();
-    let gateway = engine
-        .network_gateway(crate::backend::DEFAULT_NETWORK)
-        .await
-        .ok()
-        .flatten();
+    let gateway = if vantage.in_container() {
+        None
+    } else {
+        engine
+            .network_gateway(crate::backend::DEFAULT_NETWORK)
+            .await
+            .ok()
+            .flatten()
+    };
     let mut why = "the engine did not name its bridge gateway".to_owned();
     if let Some(gw) = gateway {
         let config = ReceiverConfig {
@@ -281,7 +293,7 @@ async fn start_receiver<E: ContainerEngine>(engine: &E) -> Result<Started, Recei
         .map_err(ReceiverError::Listen)?;
     Ok(Started {
         receiver: Arc::new(receiver),
-        warning: Some(format!(
+        warning: (!vantage.in_container()).then(|| format!(
             "the OTLP receiver listens on every interface, behind the run's token: {why} (a remote or rootless engine?)"
         )),
     })

@@ -4,7 +4,9 @@
 use super::client::Docker;
 use super::error::{api, docker_words};
 use super::labels::{label_filter, to_hash};
-use crate::backend::{ContainerSpec, ContainerState, Details, EngineError, Listed, NetworkMode};
+use crate::backend::{
+    ContainerSpec, ContainerState, ContainerView, Details, EngineError, Listed, NetworkMode,
+};
 use bollard::models::{
     ContainerCreateBody, EndpointSettings, HostConfig, NetworkingConfig, PortBinding,
 };
@@ -182,6 +184,35 @@ pub(super) async fn details(docker: &Docker, id: &str) -> Result<Details, Engine
         ports,
         upper_dir,
     })
+}
+
+/// [`ContainerEngine::container_view`](crate::backend::ContainerEngine::container_view) on Docker.
+pub(super) async fn view(docker: &Docker, id: &str) -> Result<Option<ContainerView>, EngineError> {
+    let found = match docker.inspect_container(id).await {
+        Ok(found) => found,
+        Err(EngineError::Gone(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mounts = found
+        .mounts
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| Some((m.source?, m.destination?)))
+        .filter(|(source, destination)| !source.is_empty() && destination.starts_with('/'))
+        .collect();
+    let mut networks: Vec<String> = found
+        .network_settings
+        .and_then(|n| n.networks)
+        .unwrap_or_default()
+        .into_keys()
+        .collect();
+    networks.sort();
+    Ok(Some(ContainerView {
+        id: found.id.unwrap_or_default(),
+        hostname: found.config.and_then(|c| c.hostname).unwrap_or_default(),
+        mounts,
+        networks,
+    }))
 }
 
 /// [`ContainerEngine::changes`](crate::backend::ContainerEngine::changes) on Docker.

@@ -3,8 +3,8 @@
 use super::client::{self, Docker};
 use super::{containers, exec, images, logs, networks, volumes};
 use crate::backend::{
-    Attached, ContainerEngine, ContainerSpec, ContainerState, Details, EngineError, ExecSpec,
-    Execution, ImageInfo, Labels, Listed, ListedImage,
+    Attached, ContainerEngine, ContainerSpec, ContainerState, ContainerView, Details, EngineError,
+    ExecSpec, Execution, ImageInfo, Labels, Listed, ListedImage,
 };
 use std::time::Duration;
 
@@ -34,6 +34,22 @@ impl ContainerEngine for Docker {
 
     async fn remove_network(&self, id: &str) -> Result<(), EngineError> {
         networks::remove_network(self, id).await
+    }
+
+    async fn connect(
+        &self,
+        network: &str,
+        container: &str,
+    ) -> Result<Option<std::net::IpAddr>, EngineError> {
+        networks::connect(self, network, container).await
+    }
+
+    async fn disconnect(&self, network: &str, container: &str) -> Result<(), EngineError> {
+        networks::disconnect(self, network, container).await
+    }
+
+    async fn container_view(&self, id: &str) -> Result<Option<ContainerView>, EngineError> {
+        containers::view(self, id).await
     }
 
     async fn create(&self, spec: &ContainerSpec) -> Result<String, EngineError> {

@@ -4,7 +4,7 @@ use super::client::Docker;
 use super::error::api;
 use super::labels::{label_filter, to_hash};
 use crate::backend::{EngineError, Labels, Listed};
-use bollard::models::NetworkCreateRequest;
+use bollard::models::{NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest};
 use bollard::query_parameters::{InspectNetworkOptions, ListNetworksOptions};
 
 /// [`ContainerEngine::create_network`](crate::backend::ContainerEngine::create_network) on Docker.
@@ -47,6 +47,83 @@ pub(super) async fn network_gateway(
         })
     };
     Ok(from_config.or_else(first_of_subnet))
+}
+
+/// Container `container`'s address on `network` (by name or id), when it is on it:
+/// `Some(None)` on it without an address the engine names.
+async fn address_on(
+    docker: &Docker,
+    network: &str,
+    container: &str,
+) -> Result<Option<Option<std::net::IpAddr>>, EngineError> {
+    let found = docker
+        .client()
+        .inspect_container(container, None)
+        .await
+        .map_err(api)?;
+    let networks = found
+        .network_settings
+        .and_then(|n| n.networks)
+        .unwrap_or_default();
+    Ok(networks
+        .into_iter()
+        .find(|(name, e)| name == network || e.network_id.as_deref() == Some(network))
+        .map(|(_, e)| {
+            e.ip_address
+                .as_deref()
+                .filter(|ip| !ip.is_empty())
+                .and_then(|ip| ip.parse().ok())
+        }))
+}
+
+/// [`ContainerEngine::connect`](crate::backend::ContainerEngine::connect) on Docker.
+pub(super) async fn connect(
+    docker: &Docker,
+    network: &str,
+    container: &str,
+) -> Result<Option<std::net::IpAddr>, EngineError> {
+    let request = NetworkConnectRequest {
+        container: container.to_owned(),
+        endpoint_config: None,
+    };
+    let connected = docker
+        .client()
+        .connect_network(network, request)
+        .await
+        .map_err(api);
+    // Connected already is an error to the engine (its words differ between engines
+    // and versions), not to the caller: what counts is being on it.
+    match (connected, address_on(docker, network, container).await?) {
+        (_, Some(ip)) => Ok(ip),
+        (Err(e), None) => Err(e),
+        (Ok(()), None) => Err(EngineError::Api(format!(
+            "container {container} is not on network {network} after connecting it"
+        ))),
+    }
+}
+
+/// [`ContainerEngine::disconnect`](crate::backend::ContainerEngine::disconnect) on Docker.
+pub(super) async fn disconnect(
+    docker: &Docker,
+    network: &str,
+    container: &str,
+) -> Result<(), EngineError> {
+    let request = NetworkDisconnectRequest {
+        container: container.to_owned(),
+        force: Some(true),
+    };
+    match docker
+        .client()
+        .disconnect_network(network, request)
+        .await
+        .map_err(api)
+    {
+        Ok(()) | Err(EngineError::Gone(_)) => Ok(()),
+        Err(e) => match address_on(docker, network, container).await {
+            Ok(None) | Err(EngineError::Gone(_)) => Ok(()),
+            _ => Err(e),
+        },
+    }
 }
 
 /// [`ContainerEngine::remove_network`](crate::backend::ContainerEngine::remove_network) on Docker.

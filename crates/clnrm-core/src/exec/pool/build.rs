@@ -56,7 +56,10 @@ impl<E: ContainerEngine> Pool<E> {
             let id = inner.engine.create_network(&name, &labels).await?;
             lock(&inner.networks).insert(id.clone());
             env.network = Some(id);
-            env.network_name = Some(name);
+            env.network_name = Some(name.clone());
+            self.join(&name).await?;
+        } else if spec.network == NetworkNeed::Bridge {
+            self.join(crate::backend::DEFAULT_NETWORK).await?;
         }
         // Dependency order (SPEC §7.1): a wave starts once every service it depends on
         // has reached its condition; the services of a wave start concurrently.
@@ -139,6 +142,16 @@ impl<E: ContainerEngine> Pool<E> {
                     timeout: *timeout,
                 });
             }
+        }
+        Ok(())
+    }
+
+    /// In one of the engine's containers, joins `network` (by name): clnrm's address
+    /// there is where its containers reach it and where its requests come from.
+    async fn join(&self, network: &str) -> Result<(), PoolError> {
+        let inner = &self.inner;
+        if let Some(ip) = inner.vantage.join(&*inner.engine, network).await? {
+            lock(&inner.gateways).insert(network.to_owned(), ip.to_string());
         }
         Ok(())
     }
@@ -241,6 +254,13 @@ impl<E: ContainerEngine> Pool<E> {
         };
         let name = format!("clnrm-{}-{seq}-{}", inner.owner.run_id, svc.id);
         let mut mounts = svc.mounts.clone();
+        // The engine mounts its host's paths: clnrm's, when it runs in a container,
+        // are not those.
+        for m in mounts.iter_mut().filter(|m| m.host_path.starts_with('/')) {
+            m.host_path = inner.vantage.engine_path(&m.host_path).map_err(|why| {
+                EngineError::Api(format!("service \"{}\": a bind mount: {why}", svc.id))
+            })?;
+        }
         // A snapshot whose data is in volumes: each container gets layers over it.
         let mut layers = None;
         if let (Some(_), Some(volumes)) = (&svc.setup, self.snapshot_volumes(&image)) {
@@ -299,6 +319,7 @@ impl<E: ContainerEngine> Pool<E> {
             agent: attached.map(Agent::new),
             ips: Vec::new(),
             ports: Vec::new(),
+            reach: None,
             baseline: Arc::default(),
             etc: String::new(),
             layer: None,
@@ -310,6 +331,9 @@ impl<E: ContainerEngine> Pool<E> {
         let mut upper = None;
         if otlp.is_some() || reusable || !svc.ports.is_empty() {
             let details = inner.engine.details(&id).await?;
+            if inner.vantage.in_container() {
+                member.reach = details.ips.first().copied();
+            }
             member.ips = details.ips;
             member.ports = details.ports;
             upper = details.upper_dir;

@@ -34,6 +34,7 @@ pub use snapshot::{
 use super::agent::Agent;
 use super::reaper::RunOwner;
 use super::steps::{Steps, StepsRan};
+use super::vantage::Vantage;
 use crate::backend::{ContainerEngine, EngineError};
 use crate::otel::Receiver;
 use crate::plan::EnvSpec;
@@ -192,6 +193,9 @@ pub struct Member {
     pub ips: Vec<std::net::IpAddr>,
     /// Its published ports: (container port, loopback port on the engine's host).
     pub ports: Vec<(u16, u16)>,
+    /// Its address on the network clnrm shares with it, when clnrm runs in one of
+    /// the engine's containers (which reach none of the engine host's loopback).
+    pub reach: Option<std::net::IpAddr>,
     /// The filesystem changes the engine reports right after start (mount points it
     /// created); a clean container reports exactly these.
     pub baseline: Arc<Vec<String>>,
@@ -206,6 +210,19 @@ pub struct Member {
     pub probes: Vec<(u64, u64)>,
     /// The layers it mounts over a fixture's data, removed after it.
     layers: Option<cow::Layers>,
+}
+
+impl Member {
+    /// Where clnrm reaches the member's container port `port`, when it is published:
+    /// the engine host's loopback port, or (clnrm in a container) the member's
+    /// address and the port itself.
+    pub fn address(&self, port: u16) -> Option<std::net::SocketAddr> {
+        let (inside, outside) = self.ports.iter().find(|(inside, _)| *inside == port)?;
+        Some(match self.reach {
+            Some(ip) => (ip, *inside).into(),
+            None => (std::net::Ipv4Addr::LOCALHOST, *outside).into(),
+        })
+    }
 }
 
 /// What waiting on a member needs (a [`Member`] itself cannot cross an await: its
@@ -304,6 +321,8 @@ struct Inner<E> {
     stop: CancellationToken,
     warm: bool,
     receiver: Option<Arc<Receiver>>,
+    /// Where clnrm runs (on the engine's host, or in one of its containers).
+    vantage: Arc<Vantage>,
     /// Preparations a claim waits for.
     urgent: AtomicUsize,
     /// Snapshot key → its image, once made (or why it could not be).
@@ -378,6 +397,7 @@ impl<E: ContainerEngine> Pool<E> {
         owner: RunOwner,
         config: PoolConfig,
         receiver: Option<Arc<Receiver>>,
+        vantage: Arc<Vantage>,
         run_setup: RunSetup<E>,
     ) -> Self {
         let max_containers = config.max_containers.max(1);
@@ -394,6 +414,7 @@ impl<E: ContainerEngine> Pool<E> {
                 preparing: Semaphore::new(config.parallel.max(1)),
                 warm: config.warm,
                 receiver,
+                vantage,
                 urgent: AtomicUsize::new(0),
                 snapshots: Mutex::new(HashMap::new()),
                 own_snapshots: Mutex::new(Vec::new()),
@@ -528,6 +549,7 @@ impl<E: ContainerEngine> Pool<E> {
         futures_util::future::join_all(removals).await;
         let volumes: Vec<String> = lock(&self.inner.volumes).iter().cloned().collect();
         self.remove_volumes(volumes).await;
+        self.inner.vantage.leave_all(&**engine).await;
         let networks: Vec<String> = lock(&self.inner.networks).iter().cloned().collect();
         for n in &networks {
             if engine.remove_network(n).await.is_ok() {
@@ -673,9 +695,12 @@ impl<E: ContainerEngine> Pool<E> {
             self.drop_layers(layers).await;
         }
         if let Some(net) = env.network {
+            if let Some(name) = &env.network_name {
+                inner.vantage.leave(&*inner.engine, name).await;
+                lock(&inner.gateways).remove(name);
+            }
             let _ = inner.engine.remove_network(&net).await;
             lock(&inner.networks).remove(&net);
-            lock(&inner.gateways).remove(&net);
         }
     }
 

@@ -62,14 +62,10 @@ impl<E: ContainerEngine> Pool<E> {
         member: &mut Member,
     ) -> Result<(), PoolError> {
         let mut last = String::new();
-        let published = health.http.as_ref().map(|(port, path)| {
-            let host = member
-                .ports
-                .iter()
-                .find(|(p, _)| p == port)
-                .map(|(_, h)| *h);
-            (host, *port, path.clone())
-        });
+        let published = health
+            .http
+            .as_ref()
+            .map(|(port, path)| (member.address(*port), *port, path.clone()));
         if let Some((None, port, _)) = &published {
             return Err(PoolError::Engine(EngineError::Api(format!(
                 "the engine did not publish port {port} of service \"{}\" for its health check",
@@ -234,11 +230,12 @@ impl<E: ContainerEngine> Pool<E> {
     }
 }
 
-/// An `http` health check's one probe: `GET path` through the loopback port published
-/// for the container's `port`; exit code 0 when the answer is 2xx or 3xx, else 1 with
-/// what it was (the shape of a command's result, so both probes are judged alike).
+/// An `http` health check's one probe: `GET path` to `addr`, where clnrm reaches the
+/// container's `port` ([`Member::address`]); exit code 0 when the answer is 2xx or
+/// 3xx, else 1 with what it was (the shape of a command's result, so both probes are
+/// judged alike).
 async fn http_probe(
-    host_port: Option<u16>,
+    addr: Option<std::net::SocketAddr>,
     service: &str,
     port: u16,
     path: &str,
@@ -249,10 +246,10 @@ async fn http_probe(
         stdout: Vec::new(),
         stderr: why.into_bytes(),
     };
-    let Some(host_port) = host_port else {
+    let Some(addr) = addr else {
         return Ok(failed(format!("port {port} is not published")));
     };
-    let mut stream = match tokio::net::TcpStream::connect(("127.0.0.1", host_port)).await {
+    let mut stream = match tokio::net::TcpStream::connect(addr).await {
         Ok(s) => s,
         Err(e) => return Ok(failed(format!("GET {path}: {e}"))),
     };
@@ -322,7 +319,8 @@ mod tests {
 
     async fn probe(answer: &'static str) -> (i64, String) {
         let port = answering(answer).await;
-        let out = http_probe(Some(port), "app", 8080, "/healthz")
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let out = http_probe(Some(addr), "app", 8080, "/healthz")
             .await
             .unwrap();
         (

@@ -1,0 +1,170 @@
+//! clnrm in its own container against the host's engine, the way CI runners run a job
+//! (GitLab's Docker executor, Jenkins agents): the image `scripts/clnrm-image.sh`
+//! builds from `clnrm/bookworm` with this test's binary, the engine's socket mounted,
+//! the project mounted at another path than the host's. Every example passes: HTTP
+//! steps and health checks reach services through the networks clnrm joins (not the
+//! engine host's loopback), the SDK apps' spans reach the receiver at clnrm's address
+//! there, bind mounts are given to the engine as its host's paths; nothing is left.
+mod common;
+
+#[path = "common/engine.rs"]
+mod engine;
+
+use common::{RemoveBuilt, copy_context, copy_dir, project, repo_root};
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+/// The image of clnrm built for this test, removed when it ends.
+struct Image(String);
+
+impl Image {
+    fn build() -> Self {
+        let tag = format!("clnrm/clnrm:test-{}", std::process::id());
+        let out = Command::new(repo_root().join("scripts/clnrm-image.sh"))
+            .args(["--binary", env!("CARGO_BIN_EXE_clnrm"), "--tag", &tag])
+            .output()
+            .unwrap_or_else(|e| panic!("scripts/clnrm-image.sh: {e}"));
+        assert!(
+            out.status.success(),
+            "scripts/clnrm-image.sh: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self(tag)
+    }
+}
+
+impl Drop for Image {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rmi", "-f", &self.0]).output();
+    }
+}
+
+/// `clnrm ARGS` in a container of `image`, with the engine's socket and `dir` mounted
+/// at `/project` (its working directory): the exit code, stdout and stderr.
+fn clnrm_in_container(image: &Image, dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let name = format!("clnrm-in-container-{}", std::process::id());
+    let out = Command::new("docker")
+        .args(["run", "--rm", "--name", &name])
+        .args(["-v", "/var/run/docker.sock:/var/run/docker.sock"])
+        .args(["-v", &format!("{}:/project", dir.display())])
+        .args(["-e", "NO_COLOR=1", &image.0])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("docker run: {e}"));
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Networks (of any run) carrying `label`.
+fn networks(label: &str) -> Vec<String> {
+    let out = Command::new("docker")
+        .args(["network", "ls", "-q", "--filter", &format!("label={label}")])
+        .output()
+        .unwrap_or_else(|e| panic!("docker network ls: {e}"));
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_examples_pass_with_clnrm_in_its_own_container_against_the_hosts_engine() {
+    let image = Image::build();
+    let dir = project(&[]);
+    copy_dir(&repo_root().join("examples"), &dir.path().join("examples"));
+    copy_context("images/orders-app", dir.path());
+    // Copied with the examples; checked to hold its wheels.
+    common::context("examples/web-develop/app");
+    std::fs::copy(
+        repo_root().join(".clnrm/trace.json"),
+        dir.path().join(".clnrm/trace.json"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let _clean = RemoveBuilt::of(dir.path());
+
+    let (code, stdout, stderr) = clnrm_in_container(
+        &image,
+        dir.path(),
+        &["run", "--format", "json", "--workers", "2", "examples"],
+    );
+    let report: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {stdout}\n{stderr}"));
+    assert_eq!(code, Some(0), "{report:#}\n{stderr}");
+    let scenarios = report["scenarios"].as_array().cloned().unwrap_or_default();
+    let files = std::fs::read_dir(repo_root().join("examples"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().contains(".clnrm.toml"))
+        .count();
+    assert!(scenarios.len() >= files, "{report:#}");
+    for sc in &scenarios {
+        assert_eq!(sc["status"], "passed", "{sc:#}");
+    }
+    let spans = |file: &str| {
+        scenarios
+            .iter()
+            .filter(|s| s["file"] == file)
+            .map(|s| s["spans"].as_u64().unwrap_or(0))
+            .min()
+            .unwrap_or_else(|| panic!("no scenario of {file} in {report:#}"))
+    };
+    // Over OTLP to the receiver at clnrm's address on the scenario's network: the
+    // hand-written exporter, and the SDK of the apps (reached by HTTP steps).
+    assert!(
+        spans("examples/otlp-payments.clnrm.toml") >= 2,
+        "{report:#}"
+    );
+    assert!(
+        spans("examples/orders-postgres.clnrm.toml") >= 3,
+        "{report:#}"
+    );
+    assert!(spans("examples/web-develop.clnrm.toml") >= 2, "{report:#}");
+    let run_id = report["run_id"].as_str().unwrap_or_default();
+    let label = format!("clnrm.run={run_id}");
+    assert_eq!(
+        engine::containers(&label),
+        Vec::<String>::new(),
+        "left containers"
+    );
+    // Each network was left by clnrm's container before it was removed.
+    assert_eq!(networks(&label), Vec::<String>::new(), "left networks");
+
+    // A bind mount of a path that only clnrm's container has: the engine would mount
+    // another thing of that name from its host, so it is refused, with the path.
+    std::fs::write(
+        dir.path().join("outside.clnrm.toml"),
+        "[meta]\nname = \"outside\"\nversion = \"1.0\"\n\n[service.box]\nplugin = \"generic_container\"\n\
+         image = \"clnrm/busybox:latest\"\nvolumes = [{ host_path = \"/usr/share\", container_path = \"/data\" }]\n\n\
+         [[scenario]]\nname = \"reads\"\nservice = \"box\"\nrun = \"ls /data\"\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (code, stdout, stderr) = clnrm_in_container(
+        &image,
+        dir.path(),
+        &["run", "--format", "json", "outside.clnrm.toml"],
+    );
+    // How clnrm is run, not the test, is at fault: an environment error.
+    assert_eq!(code, Some(3), "{stdout}\n{stderr}");
+    let report: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {stdout}\n{stderr}"));
+    let message = report["scenarios"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.contains("/usr/share is inside clnrm's container")
+            && message.contains("mount the project into clnrm's container"),
+        "{report:#}"
+    );
+    let run_id = report["run_id"].as_str().unwrap_or_default();
+    let label = format!("clnrm.run={run_id}");
+    assert_eq!(
+        engine::containers(&label),
+        Vec::<String>::new(),
+        "left containers"
+    );
+    assert_eq!(networks(&label), Vec::<String>::new(), "left networks");
+}
