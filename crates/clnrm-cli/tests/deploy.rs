@@ -28,6 +28,8 @@ fn accepted(args: &[String]) {
         .map(|a| {
             a.replace("$(DATABASE_URL)", "postgres://clnrm@db:5432/clnrm")
                 .replace("${{ matrix.shard }}", "1")
+                .replace("${CI_NODE_INDEX}", "1")
+                .replace("${CI_NODE_TOTAL}", "4")
         })
         .collect();
     let out = common::clnrm(root())
@@ -156,6 +158,38 @@ fn the_ci_matrix_example_shards_by_duration_and_merges_with_commands_clnrm_accep
         lines[0].contains(&format!(
             "--partition duration:${{{{ matrix.shard }}}}/{shards}"
         )),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[1].starts_with("report merge"), "{}", lines[1]);
+    for line in &lines {
+        let args: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
+        accepted(&args);
+    }
+}
+
+#[test]
+fn the_gitlab_example_runs_clnrm_in_its_image_with_shards_and_a_merge_clnrm_accepts() {
+    let docs = documents("deploy/ci/gitlab-ci.yml");
+    let doc = &docs[0];
+    let mut lines = Vec::new();
+    for job in ["clnrm", "merge"] {
+        // In clnrm's image, with a shell for the script (its entrypoint is clnrm).
+        assert_eq!(
+            doc[job]["image"]["name"].as_str(),
+            Some("registry.example.com/clnrm:latest"),
+            "{job}"
+        );
+        assert_eq!(strings(&doc[job]["image"]["entrypoint"]), vec![String::new()]);
+        for line in strings(&doc[job]["script"]) {
+            let cmd = line.strip_prefix("clnrm ").unwrap_or_else(|| panic!("{line}"));
+            lines.push(cmd.to_owned());
+        }
+    }
+    assert_eq!(doc["clnrm"]["parallel"].as_u64(), Some(4));
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].contains("--partition duration:${CI_NODE_INDEX}/${CI_NODE_TOTAL}"),
         "{}",
         lines[0]
     );
