@@ -180,9 +180,14 @@ fn the_gitlab_example_runs_clnrm_in_its_image_with_shards_and_a_merge_clnrm_acce
             Some("registry.example.com/clnrm:latest"),
             "{job}"
         );
-        assert_eq!(strings(&doc[job]["image"]["entrypoint"]), vec![String::new()]);
+        assert_eq!(
+            strings(&doc[job]["image"]["entrypoint"]),
+            vec![String::new()]
+        );
         for line in strings(&doc[job]["script"]) {
-            let cmd = line.strip_prefix("clnrm ").unwrap_or_else(|| panic!("{line}"));
+            let cmd = line
+                .strip_prefix("clnrm ")
+                .unwrap_or_else(|| panic!("{line}"));
             lines.push(cmd.to_owned());
         }
     }

@@ -90,6 +90,11 @@ impl FakeEngine {
         self.lock().containers.len()
     }
 
+    /// Networks that exist now.
+    pub fn networks(&self) -> usize {
+        self.lock().networks.len()
+    }
+
     /// Containers created so far.
     pub fn created(&self) -> usize {
         self.inner.created.load(Ordering::SeqCst)

@@ -37,9 +37,21 @@ impl<E: ContainerEngine> Session<E> {
     /// Starts the receiver (when `otlp`) and an empty pool; `keep_warm` keeps one clean
     /// environment per key between runs.
     pub async fn start(engine: Arc<E>, opts: &SessionOptions, otlp: bool, keep_warm: bool) -> Self {
-        let (mut receiver, mut receiver_error, mut warnings) = (None, None, Vec::new());
         let (vantage, note) = Vantage::detect(&*engine).await;
-        warnings.extend(note);
+        let mut session = Self::start_at(engine, opts, otlp, keep_warm, vantage).await;
+        session.warnings.extend(note);
+        session
+    }
+
+    /// [`Session::start`] where clnrm stands at `vantage`.
+    pub(crate) async fn start_at(
+        engine: Arc<E>,
+        opts: &SessionOptions,
+        otlp: bool,
+        keep_warm: bool,
+        vantage: Vantage,
+    ) -> Self {
+        let (mut receiver, mut receiver_error, mut warnings) = (None, None, Vec::new());
         if otlp {
             match start_receiver(&*engine, &vantage).await {
                 Ok(started) => {

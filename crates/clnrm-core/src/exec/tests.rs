@@ -120,6 +120,55 @@ async fn every_scenario_gets_one_result_in_plan_order() {
 }
 
 #[tokio::test]
+async fn in_a_container_clnrm_joins_each_private_network_and_leaves_it_before_it_is_removed() {
+    let engine = Arc::new(FakeEngine::new());
+    let me = crate::backend::ContainerView {
+        id: "c".repeat(64),
+        networks: vec!["bridge".into()],
+        ..Default::default()
+    };
+    let vantage = super::vantage::Vantage::inside(me);
+    // Two services: a network of the scenario's own.
+    let text = format!(
+        "[meta]\nname = \"t\"\nversion = \"1\"\n\n[service.app]\nimage = \"img\"\n\n\
+         [service.db]\nimage = \"img\"\n\n{}",
+        scenarios(3, |i| format!("echo {i}"))
+    );
+    let plan = crate::plan::tests_support::planned(&text);
+    let opts = options(2, false);
+    // Kept warm: the environment lives until the session ends.
+    let session = Session::start_at(
+        engine.clone(),
+        &session_options(&opts),
+        false,
+        true,
+        vantage,
+    )
+    .await;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let watcher = drain(rx);
+    let outcome = session.run(plan, &opts, None, tx, Stop::default()).await;
+    let _ = watcher.await;
+    assert!(
+        outcome.results.iter().all(|r| r.status == Status::Passed),
+        "{:?}",
+        statuses(&outcome)
+    );
+    let joined = engine.connected();
+    assert!(
+        !joined.is_empty()
+            && joined
+                .iter()
+                .all(|(n, c)| n.starts_with("clnrm-") && *c == "c".repeat(64)),
+        "{joined:?}"
+    );
+    session.shutdown().await;
+    // The fake, as an engine, keeps a network something is connected to.
+    assert_eq!(engine.connected(), Vec::<(String, String)>::new());
+    assert_eq!((engine.live(), engine.networks()), (0, 0));
+}
+
+#[tokio::test]
 async fn environments_are_reused_and_every_container_is_removed_at_the_end() {
     let engine = Arc::new(FakeEngine::new());
     let plan = plan_of(&scenarios(12, |i| format!("echo {i}")));

@@ -30,6 +30,19 @@ pub enum Vantage {
     Container(Inside),
 }
 
+/// A bind mount of a path that only clnrm's container has.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{path} is inside clnrm's container {container} and in none of its mounts, so the engine cannot \
+     mount it; mount the project into clnrm's container (e.g. `-v \"$PWD:$PWD\" -w \"$PWD\"`)"
+)]
+pub struct NotMounted {
+    /// The path, as clnrm sees it.
+    pub path: String,
+    /// clnrm's container (its short id).
+    pub container: String,
+}
+
 /// clnrm's own container, and the networks it joined.
 #[derive(Debug)]
 pub struct Inside {
@@ -174,16 +187,13 @@ impl Vantage {
     /// engine's host path of the deepest bind mount or volume of clnrm's container
     /// that holds it. What is in no mount of it exists only inside clnrm's container,
     /// where the engine cannot reach.
-    pub fn engine_path(&self, path: &str) -> Result<String, String> {
+    pub fn engine_path(&self, path: &str) -> Result<String, NotMounted> {
         let Self::Container(inside) = self else {
             return Ok(path.to_owned());
         };
-        host_path(&inside.view.mounts, path).ok_or_else(|| {
-            format!(
-                "{path} is inside clnrm's container {} and in none of its mounts, so the engine cannot \
-                 mount it; mount the project into clnrm's container (e.g. `-v \"$PWD:$PWD\" -w \"$PWD\"`)",
-                short(&inside.view.id)
-            )
+        host_path(&inside.view.mounts, path).ok_or_else(|| NotMounted {
+            path: path.to_owned(),
+            container: short(&inside.view.id).to_owned(),
         })
     }
 }
@@ -324,12 +334,19 @@ mod tests {
             mounts,
             ..ContainerView::default()
         });
-        let err = inside.engine_path("/tmp/x").unwrap_err();
+        let err = inside
+            .engine_path("/tmp/x")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(
             err.contains("/tmp/x is inside clnrm's container 4f1c2b7e9a0d"),
             "{err}"
         );
-        assert_eq!(Vantage::Host.engine_path("/tmp/x").as_deref(), Ok("/tmp/x"));
+        assert_eq!(
+            Vantage::Host.engine_path("/tmp/x").ok().as_deref(),
+            Some("/tmp/x")
+        );
     }
 
     #[tokio::test]
