@@ -7,7 +7,11 @@
 //! PostgreSQL restarted, `serve` killed and started again, `serve`'s link cut. Then:
 //! every accepted run ended exactly once, none was stored twice (the client's retries
 //! carry an `Idempotency-Key`), each scenario's result is recorded once, and nothing of
-//! the workers' is left on the engine. It prints the counts.
+//! the workers' is left on the engine. It prints the counts. A second test cuts a
+//! worker off during its run (the run is claimed elsewhere, finished once); a third
+//! follows a run with `clnrm run --server` while `serve` is killed and started again
+//! and PostgreSQL is away (the client resumes after its last event, to the whole
+//! report).
 //!
 //! Latency is not among the faults: it needs the kernel's `netem` queueing discipline,
 //! which this machine's kernel does not have.
@@ -660,4 +664,82 @@ fn a_worker_cut_off_stops_its_run_and_another_finishes_it_once() {
         finished.as_secs_f64(),
         after.as_secs_f64()
     );
+}
+
+#[test]
+fn a_client_follows_its_run_through_restarts_of_serve_and_postgres_to_its_whole_report() {
+    let mut c = Cluster::start(1, 1);
+    // Seven steps, about 9 s: the restarts fall between them.
+    let steps: String = (0..7)
+        .map(|i| {
+            let run = if i % 2 == 0 {
+                format!("echo step-{i}")
+            } else {
+                "sleep 3".to_owned()
+            };
+            format!(
+                "[[scenario.steps]]\nname = \"s{i}\"\ncommand = [\"sh\", \"-c\", \"{run}\"]\n\n"
+            )
+        })
+        .collect();
+    let text = format!(
+        "[meta]\nname = \"t\"\nversion = \"1\"\n\n[service.app]\nimage = \"{}\"\n\n[[scenario]]\nname = \"long\"\nservice = \"app\"\n\n{steps}",
+        engine::IMAGE
+    );
+    let project = common::project(&[("tests/a.clnrm.toml", &text)]);
+    let server = format!("http://{}", c.addr);
+    let client = std::process::Command::new(env!("CARGO_BIN_EXE_clnrm"))
+        .current_dir(project.path())
+        .env("NO_COLOR", "1")
+        .args([
+            "run", "--server", &server, "--token", &c.token, "--format", "json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once its scenario runs (the first step's event stored), serve is killed and
+    // started again, then PostgreSQL is away for 2 s (less than the lease): the
+    // client's stream is cut, its next ones are refused, then answered 503.
+    let start = Instant::now();
+    while c.query("SELECT COUNT(*) FROM events")[0][0]
+        .parse::<u64>()
+        .unwrap_or(0)
+        < 3
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the run never started \n{}",
+            c.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    c.restart_serve();
+    c.pg.stop();
+    std::thread::sleep(Duration::from_secs(2));
+    c.pg.start_again();
+    let out = client.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\n{stderr}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            c.logs()
+        )
+    });
+    assert_eq!(out.status.code(), Some(0), "{report:#}\n{stderr}");
+    let sc = &report["scenarios"][0];
+    assert_eq!(sc["status"], "passed", "{sc:#}");
+    // Every step once, in order, with what it printed: nothing of the run lost in
+    // the gaps.
+    let names: Vec<&str> = sc["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(names, ["s0", "s1", "s2", "s3", "s4", "s5", "s6"], "{sc:#}");
+    assert_eq!(sc["steps"][6]["stdout"], "step-6\n", "{sc:#}");
+    assert_eq!(report["summary"]["passed"], 1, "{report:#}");
+    c.stop_workers();
 }

@@ -117,14 +117,15 @@ async fn next<S: Store>(st: &mut Follow<S>) -> Option<SseEvent> {
             }
         }
         // Nothing new: the run may have ended (then, once more for what came meanwhile).
-        let status = st
-            .app
-            .store
-            .run(&st.id)
-            .await
-            .ok()
-            .flatten()
-            .map(|r| r.status);
+        // A store that cannot say (its database away) ends the stream with an error,
+        // never with a finish the run did not reach; the client follows again.
+        let status = match st.app.store.run(&st.id).await {
+            Ok(run) => run.map(|r| r.status),
+            Err(e) => {
+                st.done = true;
+                return Some(SseEvent::default().event("error").data(e.to_string()));
+            }
+        };
         if status.as_deref().is_none_or(is_final) {
             if let Ok(batch) = st.app.store.events(&st.id, st.after, 500).await
                 && !batch.is_empty()

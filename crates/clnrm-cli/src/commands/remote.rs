@@ -176,6 +176,9 @@ enum SendError {
     /// The request could not be made (a header value it cannot hold).
     #[error(transparent)]
     Request(#[from] hyper::http::Error),
+    /// No answer in time.
+    #[error("no answer in time")]
+    Timeout,
     /// Sending the request, or reading the answer's head, failed.
     #[error("{method} {path}: {source}")]
     Send {
@@ -263,12 +266,7 @@ async fn submit(
             Err(_) => (format!("no answer in {} s", SUBMIT_TIMEOUT.as_secs()), None),
             Ok(Err(SendError::Request(e))) => return Err(e.to_string()),
             Ok(Ok(resp)) if matches!(resp.status().as_u16(), 502..=504) => {
-                let after = resp
-                    .headers()
-                    .get(hyper::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(std::time::Duration::from_secs);
+                let after = retry_after(&resp);
                 let (status, text) = text(resp).await;
                 (format!("{status}: {}", detail(&text)), after)
             }
@@ -294,6 +292,32 @@ async fn submit(
         backoff = (backoff * 2).min(MAX_BACKOFF);
         attempt += 1;
     }
+}
+
+/// The first wait before following a run's events again.
+const FOLLOW_FIRST_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The longest wait between two attempts to follow a run's events.
+const FOLLOW_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long one request of following a run may wait for its answer's head: longer
+/// than the service waits for its database (30 s), so that its 503 comes first.
+const FOLLOW_REQUEST: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How long a run's event stream may say nothing (not even its keep-alive) before it
+/// is taken as dead and followed again.
+const FOLLOW_IDLE: std::time::Duration = std::time::Duration::from_secs(45);
+
+/// How long a followed service may give no answer before clnrm stops following.
+const FOLLOW_LOST: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// An answer's `Retry-After` (in seconds).
+fn retry_after(resp: &hyper::Response<hyper::body::Incoming>) -> Option<std::time::Duration> {
+    resp.headers()
+        .get(hyper::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(std::time::Duration::from_secs)
 }
 
 /// `d` times a random factor in [0.8, 1.2].
@@ -398,8 +422,13 @@ async fn remote(
     let mut sink = CliSink::new(output);
     let mut collected = Collected::default();
     // Followed until the run has ended: a stream cut short (the server stopping, the
-    // network) is resumed after its last event.
+    // network) is resumed after its last event; while the service cannot be reached or
+    // answers 502/503/504 (its database away), clnrm waits (0.5 s doubling to 5 s, or
+    // the answer's Retry-After) and comes back, for at most FOLLOW_LOST without an
+    // answer.
     let mut last_id: Option<String> = None;
+    let mut backoff = FOLLOW_FIRST_WAIT;
+    let mut answered = std::time::Instant::now();
     let status = loop {
         let path = format!("/api/v1/runs/{id}/events");
         let mut headers = vec![
@@ -409,51 +438,88 @@ async fn remote(
         if let Some(l) = &last_id {
             headers.push(("last-event-id", l.clone()));
         }
-        if let Ok(resp) = send(base, "GET", &path, &headers, Bytes::new()).await {
-            if resp.status() != 200 {
-                let (status, body) = text(resp).await;
-                return Err(fail(format!("events ({status}): {}", detail(&body))));
-            }
-            let mut body = resp.into_body();
-            let mut buf = String::new();
-            while let Some(Ok(frame)) = body.frame().await {
-                let Ok(data) = frame.into_data() else {
-                    continue;
-                };
-                buf.push_str(&String::from_utf8_lossy(&data));
-                while let Some(end) = buf.find("\n\n") {
-                    let block: String = buf.drain(..end + 2).collect();
-                    if let Some(seen) = block.lines().find_map(|l| l.strip_prefix("id:")) {
-                        last_id = Some(seen.trim().to_owned());
-                    }
-                    // What the worker's machine cleaned up is not this run's news.
-                    if let Some(event) =
-                        parse_block(&block).filter(|e| !matches!(e, Event::Reaped { .. }))
-                    {
-                        sink.event(&event);
-                        collected.take(event);
+        let mut wait = None;
+        let events = tokio::time::timeout(
+            FOLLOW_REQUEST,
+            send(base, "GET", &path, &headers, Bytes::new()),
+        )
+        .await
+        .unwrap_or(Err(SendError::Timeout));
+        match events {
+            Ok(resp) if resp.status() == 200 => {
+                answered = std::time::Instant::now();
+                backoff = FOLLOW_FIRST_WAIT;
+                let mut body = resp.into_body();
+                let mut buf = String::new();
+                // The service says something every 15 s (a keep-alive comment): a
+                // stream silent for longer went dead (a partition) and is followed again.
+                while let Ok(Some(Ok(frame))) =
+                    tokio::time::timeout(FOLLOW_IDLE, body.frame()).await
+                {
+                    let Ok(data) = frame.into_data() else {
+                        continue;
+                    };
+                    buf.push_str(&String::from_utf8_lossy(&data));
+                    while let Some(end) = buf.find("\n\n") {
+                        let block: String = buf.drain(..end + 2).collect();
+                        if let Some(seen) = block.lines().find_map(|l| l.strip_prefix("id:")) {
+                            last_id = Some(seen.trim().to_owned());
+                        }
+                        // What the worker's machine cleaned up is not this run's news.
+                        if let Some(event) =
+                            parse_block(&block).filter(|e| !matches!(e, Event::Reaped { .. }))
+                        {
+                            sink.event(&event);
+                            collected.take(event);
+                        }
                     }
                 }
             }
+            Ok(resp) if matches!(resp.status().as_u16(), 502..=504) => {
+                wait = Some(retry_after(&resp).unwrap_or_default().min(MAX_RETRY_AFTER));
+            }
+            Ok(resp) => {
+                let (status, body) = text(resp).await;
+                return Err(fail(format!("events ({status}): {}", detail(&body))));
+            }
+            Err(_) => wait = Some(std::time::Duration::ZERO),
         }
-        let run = send(
-            base,
-            "GET",
-            &format!("/api/v1/runs/{id}"),
-            &[("authorization", auth.clone())],
-            Bytes::new(),
+        let run = tokio::time::timeout(
+            FOLLOW_REQUEST,
+            send(
+                base,
+                "GET",
+                &format!("/api/v1/runs/{id}"),
+                &[("authorization", auth.clone())],
+                Bytes::new(),
+            ),
         )
         .await;
         let run = match run {
-            Ok(r) => {
+            Ok(Ok(r)) if r.status() == 200 => {
+                answered = std::time::Instant::now();
                 serde_json::from_str::<serde_json::Value>(&text(r).await.1).unwrap_or_default()
             }
-            Err(_) => serde_json::Value::Null,
+            _ => serde_json::Value::Null,
         };
-        match run["status"].as_str() {
-            Some(s @ ("passed" | "failed" | "error" | "cancelled")) => break (s.to_owned(), run),
-            _ => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+        if let Some(s @ ("passed" | "failed" | "error" | "cancelled")) = run["status"].as_str() {
+            break (s.to_owned(), run);
         }
+        if answered.elapsed() > FOLLOW_LOST {
+            return Err(fail(format!(
+                "the service has not answered for {} s; run {id} goes on there (`GET /api/v1/runs/{id}`)",
+                FOLLOW_LOST.as_secs()
+            )));
+        }
+        let pause = match wait {
+            Some(after) => {
+                let pause = jittered(backoff).max(after);
+                backoff = (backoff * 2).min(FOLLOW_MAX_WAIT);
+                pause
+            }
+            None => FOLLOW_FIRST_WAIT,
+        };
+        tokio::time::sleep(pause).await;
     };
     let (status, run) = status;
     let report = collected.report(&id);

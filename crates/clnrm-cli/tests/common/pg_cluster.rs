@@ -67,6 +67,17 @@ impl PgCluster {
         self.ctl("restart");
     }
 
+    /// `pg_ctl stop -m fast`: every connection is cut and none is taken until
+    /// [`PgCluster::start_again`].
+    pub fn stop(&self) {
+        self.ctl("stop");
+    }
+
+    /// Starts it again after [`PgCluster::stop`].
+    pub fn start_again(&self) {
+        self.ctl("start");
+    }
+
     pub fn url(&self) -> String {
         format!("postgres://postgres@{}:{}/postgres", self.ip, self.port)
     }
@@ -108,7 +119,7 @@ impl PgCluster {
         let data = self.data.display().to_string();
         let log = self.data.join("server.log").display().to_string();
         let mut args = vec!["-D", &data, "-l", &log, "-w", "-o", &options];
-        if action == "restart" {
+        if action != "start" {
             args.extend(["-m", "fast"]);
         }
         args.push(action);
