@@ -4,7 +4,9 @@
 //! engine; the test is the client. While 200 runs are submitted, one fault every few
 //! seconds, chosen by a fixed seed: a worker's link cut past its lease, a worker
 //! stopped (SIGSTOP) past its lease, a worker killed (-9) and started again,
-//! PostgreSQL restarted, `serve` killed and started again, `serve`'s link cut. Then:
+//! PostgreSQL restarted, `serve` killed and started again, `serve`'s link cut, 400 ms
+//! more on every round trip to PostgreSQL (serve and workers reach it through a
+//! forwarder of the test's, `common/delay.rs`) past a lease. Then:
 //! every accepted run ended exactly once, none was stored twice (the client's retries
 //! carry an `Idempotency-Key`), each scenario's result is recorded once, and nothing of
 //! the workers' is left on the engine. It prints the counts. A second test cuts a
@@ -13,10 +15,13 @@
 //! and PostgreSQL is away (the client resumes after its last event, to the whole
 //! report).
 //!
-//! Latency is not among the faults: it needs the kernel's `netem` queueing discipline,
-//! which this machine's kernel does not have.
+//! Latency is added by that forwarder, not by the kernel's `netem` queueing
+//! discipline, which this machine's kernel does not have: the same fault at the level
+//! of the connection (every chunk passed on late, what is in flight kept in flight).
 mod common;
 
+#[path = "common/delay.rs"]
+mod delay;
 #[path = "common/engine.rs"]
 mod engine;
 #[path = "common/hosts.rs"]
@@ -248,12 +253,17 @@ fn query(url: &str, sql: &str) -> Vec<Vec<String>> {
 struct Cluster {
     workers: Vec<Option<Clnrm>>,
     serve: Clnrm,
+    /// Between serve and workers and PostgreSQL: the latency fault.
+    delay: delay::Delay,
     pg: PgCluster,
     worker_hosts: Vec<Host>,
     api: Host,
     _net: Net,
     dir: tempfile::TempDir,
+    /// PostgreSQL's URL (the test's checks).
     url: String,
+    /// Its URL through `delay` (serve's and the workers').
+    db_url: String,
     token: String,
     addr: SocketAddr,
     /// Every worker process started, killed ones included: its pid and start time,
@@ -272,6 +282,9 @@ impl Cluster {
         let worker_hosts: Vec<Host> = (0..workers).map(|i| net.host(&format!("w{i}"))).collect();
         let pg = PgCluster::start(dir.path(), Some(&db_host.ns), &db_host.ip, 5432);
         let url = pg.url();
+        let upstream: SocketAddr = format!("{}:5432", db_host.ip).parse().unwrap();
+        let delay = delay::Delay::start(&format!("{}:0", net.own_ip()), upstream);
+        let db_url = format!("postgres://postgres@{}/postgres", delay.addr());
         let out = api
             .command(env!("CARGO_BIN_EXE_clnrm"))
             .current_dir(dir.path())
@@ -289,16 +302,18 @@ impl Cluster {
         assert!(out.status.success(), "{out:?}");
         let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
         let addr: SocketAddr = format!("{}:{PORT}", api.ip).parse().unwrap();
-        let serve = Clnrm::spawn(&api, dir.path(), "serve", &serve_args(addr, &url));
+        let serve = Clnrm::spawn(&api, dir.path(), "serve", &serve_args(addr, &db_url));
         let mut cluster = Self {
             workers: (0..workers).map(|_| None).collect(),
             serve,
+            delay,
             pg,
             worker_hosts,
             api,
             _net: net,
             dir,
             url,
+            db_url,
             token,
             addr,
             pids: BTreeSet::new(),
@@ -315,7 +330,7 @@ impl Cluster {
         let args = [
             "worker",
             "--database",
-            &self.url,
+            &self.db_url,
             "--lease-secs",
             &LEASE_SECS.to_string(),
         ];
@@ -342,7 +357,7 @@ impl Cluster {
     fn restart_serve(&mut self) {
         self.serve.signal("-KILL");
         let _ = self.serve.child.wait();
-        let args = serve_args(self.addr, &self.url);
+        let args = serve_args(self.addr, &self.db_url);
         self.serve = Clnrm::spawn(&self.api, self.dir.path(), "serve", &args);
         self.wait_listening();
     }
@@ -449,15 +464,15 @@ fn runs_flow_through_partitions_restarts_and_kills_and_each_ends_once() {
     };
 
     // One fault every second or two while the runs come in: each kind once in every
-    // six, in an order the seed gives; at least two rounds, and on until every run
+    // seven, in an order the seed gives; at least two rounds, and on until every run
     // was submitted.
     let mut seeded = Seeded(SEED);
     let mut faults: BTreeMap<&str, usize> = BTreeMap::new();
     let lease = Duration::from_secs(LEASE_SECS);
     let mut order: Vec<u64> = Vec::new();
-    while !client.is_finished() || faults.values().sum::<usize>() < 12 {
+    while !client.is_finished() || faults.values().sum::<usize>() < 14 {
         if order.is_empty() {
-            order = (0..6).collect();
+            order = (0..7).collect();
             for k in (1..order.len()).rev() {
                 order.swap(k, seeded.below(k as u64 + 1) as usize);
             }
@@ -489,6 +504,13 @@ fn runs_flow_through_partitions_restarts_and_kills_and_each_ends_once() {
             4 => {
                 c.restart_serve();
                 "serve killed and started again"
+            }
+            5 => {
+                // 400 ms more on every round trip to the database, past a lease.
+                c.delay.set(Duration::from_millis(200));
+                std::thread::sleep(lease + Duration::from_secs(1));
+                c.delay.set(Duration::ZERO);
+                "latency to PostgreSQL"
             }
             _ => {
                 c.api.cut();

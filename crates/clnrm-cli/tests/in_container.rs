@@ -11,6 +11,7 @@ mod common;
 mod engine;
 
 use common::{RemoveBuilt, copy_context, copy_dir, project, repo_root};
+use engine::{containers, networks};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
@@ -40,35 +41,66 @@ impl Drop for Image {
     }
 }
 
-/// `clnrm ARGS` in a container of `image`, with the engine's socket and `dir` mounted
-/// at `/project` (its working directory): the exit code, stdout and stderr.
-fn clnrm_in_container(image: &Image, dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+/// A user-defined network for clnrm's container (as GitLab makes one per job),
+/// removed when the test ends.
+struct JobNetwork(String);
+
+impl JobNetwork {
+    fn create() -> Self {
+        let name = format!("clnrm-job-{}", std::process::id());
+        let out = Command::new("docker")
+            .args(["network", "create", &name])
+            .output()
+            .unwrap_or_else(|e| panic!("docker network create: {e}"));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self(name)
+    }
+}
+
+impl Drop for JobNetwork {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["network", "rm", &self.0])
+            .output();
+    }
+}
+
+/// `clnrm ARGS` in a container of `image` on `network`, with the engine's socket and
+/// `dir` mounted at `/project` (its working directory): its exit code and report,
+/// after checking that the run left no container and no network (each network was
+/// left by clnrm's container before it was removed).
+fn clnrm_in_container(
+    image: &Image,
+    network: &str,
+    dir: &Path,
+    args: &[&str],
+) -> (Option<i32>, Value) {
     let name = format!("clnrm-in-container-{}", std::process::id());
     let out = Command::new("docker")
-        .args(["run", "--rm", "--name", &name])
+        .args(["run", "--rm", "--name", &name, "--network", network])
         .args(["-v", "/var/run/docker.sock:/var/run/docker.sock"])
         .args(["-v", &format!("{}:/project", dir.display())])
         .args(["-e", "NO_COLOR=1", &image.0])
+        .args(["run", "--format", "json"])
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("docker run: {e}"));
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// Networks (of any run) carrying `label`.
-fn networks(label: &str) -> Vec<String> {
-    let out = Command::new("docker")
-        .args(["network", "ls", "-q", "--filter", &format!("label={label}")])
-        .output()
-        .unwrap_or_else(|e| panic!("docker network ls: {e}"));
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect()
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    let report: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {stdout}\n{stderr}"));
+    let run_id = report["run_id"].as_str().unwrap_or_default();
+    assert!(!run_id.is_empty(), "{report:#}\n{stderr}");
+    let label = format!("clnrm.run={run_id}");
+    assert_eq!(containers(&label), Vec::<String>::new(), "left containers");
+    assert_eq!(networks(&label), Vec::<String>::new(), "left networks");
+    (out.status.code(), report)
 }
 
 #[test]
@@ -86,14 +118,12 @@ fn the_examples_pass_with_clnrm_in_its_own_container_against_the_hosts_engine() 
     .unwrap_or_else(|e| panic!("{e}"));
     let _clean = RemoveBuilt::of(dir.path());
 
-    let (code, stdout, stderr) = clnrm_in_container(
-        &image,
-        dir.path(),
-        &["run", "--format", "json", "--workers", "2", "examples"],
-    );
-    let report: Value = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {stdout}\n{stderr}"));
-    assert_eq!(code, Some(0), "{report:#}\n{stderr}");
+    // On a network of the job's, as GitLab runs a job: clnrm joins the default bridge
+    // for the scenarios that use it, and each scenario's own network.
+    let job = JobNetwork::create();
+    let (code, report) =
+        clnrm_in_container(&image, &job.0, dir.path(), &["--workers", "2", "examples"]);
+    assert_eq!(code, Some(0), "{report:#}");
     let scenarios = report["scenarios"].as_array().cloned().unwrap_or_default();
     let files = std::fs::read_dir(repo_root().join("examples"))
         .unwrap_or_else(|e| panic!("{e}"))
@@ -123,15 +153,21 @@ fn the_examples_pass_with_clnrm_in_its_own_container_against_the_hosts_engine() 
         "{report:#}"
     );
     assert!(spans("examples/web-develop.clnrm.toml") >= 2, "{report:#}");
-    let run_id = report["run_id"].as_str().unwrap_or_default();
-    let label = format!("clnrm.run={run_id}");
-    assert_eq!(
-        engine::containers(&label),
-        Vec::<String>::new(),
-        "left containers"
+
+    // On the host's network (`--network host`): the engine host's loopback and
+    // gateway are clnrm's; only paths are translated.
+    let (code, report) = clnrm_in_container(
+        &image,
+        "host",
+        dir.path(),
+        &[
+            "--force",
+            "examples/http-api.clnrm.toml",
+            "examples/otlp-payments.clnrm.toml",
+        ],
     );
-    // Each network was left by clnrm's container before it was removed.
-    assert_eq!(networks(&label), Vec::<String>::new(), "left networks");
+    assert_eq!(code, Some(0), "{report:#}");
+    assert_eq!(report["summary"]["passed"], 2, "{report:#}");
 
     // A bind mount of a path that only clnrm's container has: the engine would mount
     // another thing of that name from its host, so it is refused, with the path.
@@ -142,15 +178,9 @@ fn the_examples_pass_with_clnrm_in_its_own_container_against_the_hosts_engine() 
          [[scenario]]\nname = \"reads\"\nservice = \"box\"\nrun = \"ls /data\"\n",
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let (code, stdout, stderr) = clnrm_in_container(
-        &image,
-        dir.path(),
-        &["run", "--format", "json", "outside.clnrm.toml"],
-    );
+    let (code, report) = clnrm_in_container(&image, &job.0, dir.path(), &["outside.clnrm.toml"]);
     // How clnrm is run, not the test, is at fault: an environment error.
-    assert_eq!(code, Some(3), "{stdout}\n{stderr}");
-    let report: Value = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {stdout}\n{stderr}"));
+    assert_eq!(code, Some(3), "{report:#}");
     let message = report["scenarios"][0]["message"]
         .as_str()
         .unwrap_or_default();
@@ -159,12 +189,4 @@ fn the_examples_pass_with_clnrm_in_its_own_container_against_the_hosts_engine() 
             && message.contains("mount the project into clnrm's container"),
         "{report:#}"
     );
-    let run_id = report["run_id"].as_str().unwrap_or_default();
-    let label = format!("clnrm.run={run_id}");
-    assert_eq!(
-        engine::containers(&label),
-        Vec::<String>::new(),
-        "left containers"
-    );
-    assert_eq!(networks(&label), Vec::<String>::new(), "left networks");
 }

@@ -44,7 +44,7 @@ async fn work<S: Store>(app: Arc<App<S>>, n: usize, stop: CancellationToken) {
     // only when a run comes.
     let mut session: Option<Session<Engine>> = start_session().await;
     if let Some(s) = &session
-        && let Err(e) = clnrm_core::exec::reap(&**s.engine(), &RunOwner::current()).await
+        && let Err(e) = s.reap(&RunOwner::current()).await
     {
         eprintln!("worker {name}: removing what dead runs left: {e}");
     }

@@ -308,6 +308,9 @@ const FOLLOW_REQUEST: std::time::Duration = std::time::Duration::from_secs(60);
 /// is taken as dead and followed again.
 const FOLLOW_IDLE: std::time::Duration = std::time::Duration::from_secs(45);
 
+/// How many times a run seen to end is read once more for the events it has left.
+const FOLLOW_DRAINS: u32 = 3;
+
 /// How long a followed service may give no answer before clnrm stops following.
 const FOLLOW_LOST: std::time::Duration = std::time::Duration::from_secs(300);
 
@@ -404,14 +407,29 @@ async fn remote(
     tokio::spawn(async move {
         interrupt.cancelled().await;
         let path = format!("/api/v1/runs/{cancel_id}/cancel");
-        let _ = send(
-            &cancel_base,
-            "POST",
-            &path,
-            &[("authorization", cancel_auth)],
-            Bytes::new(),
-        )
-        .await;
+        // Sent again while the service cannot be reached or answers 502/503/504
+        // (restarting, its database away), as a submission is.
+        let mut backoff = FOLLOW_FIRST_WAIT;
+        for _ in 0..SUBMIT_ATTEMPTS {
+            let sent = tokio::time::timeout(
+                FOLLOW_REQUEST,
+                send(
+                    &cancel_base,
+                    "POST",
+                    &path,
+                    &[("authorization", cancel_auth.clone())],
+                    Bytes::new(),
+                ),
+            )
+            .await;
+            match sent {
+                Ok(Ok(resp)) if !matches!(resp.status().as_u16(), 502..=504) => return,
+                _ => {}
+            }
+            tokio::time::sleep(jittered(backoff)).await;
+            backoff = (backoff * 2).min(FOLLOW_MAX_WAIT);
+        }
+        eprintln!("warning: could not cancel run {cancel_id}: the service did not answer");
     });
 
     let output = if args.format == RunFormat::Human {
@@ -429,6 +447,11 @@ async fn remote(
     let mut last_id: Option<String> = None;
     let mut backoff = FOLLOW_FIRST_WAIT;
     let mut answered = std::time::Instant::now();
+    // Whether the stream gave the run's end, and how often it was read once more
+    // after the run was seen to end: what a cut stream did not give yet (a
+    // failing scenario's result) must still be read, or the exit code would lie.
+    let (mut ended, mut drained) = (false, 0);
+    let force = stop.force.clone();
     let status = loop {
         let path = format!("/api/v1/runs/{id}/events");
         let mut headers = vec![
@@ -453,9 +476,10 @@ async fn remote(
                 let mut buf = String::new();
                 // The service says something every 15 s (a keep-alive comment): a
                 // stream silent for longer went dead (a partition) and is followed again.
-                while let Ok(Some(Ok(frame))) =
-                    tokio::time::timeout(FOLLOW_IDLE, body.frame()).await
-                {
+                while let Ok(Some(Ok(frame))) = tokio::select! {
+                    frame = tokio::time::timeout(FOLLOW_IDLE, body.frame()) => frame,
+                    () = force.cancelled() => return Err(exit::INTERRUPTED),
+                } {
                     let Ok(data) = frame.into_data() else {
                         continue;
                     };
@@ -469,6 +493,7 @@ async fn remote(
                         if let Some(event) =
                             parse_block(&block).filter(|e| !matches!(e, Event::Reaped { .. }))
                         {
+                            ended |= matches!(event, Event::RunFinished { .. });
                             sink.event(&event);
                             collected.take(event);
                         }
@@ -503,7 +528,13 @@ async fn remote(
             _ => serde_json::Value::Null,
         };
         if let Some(s @ ("passed" | "failed" | "error" | "cancelled")) = run["status"].as_str() {
-            break (s.to_owned(), run);
+            // Ended there: the stream is read to its end once more (it ends once the
+            // run has), unless it gave the end already.
+            if ended || drained == FOLLOW_DRAINS {
+                break (s.to_owned(), run);
+            }
+            drained += 1;
+            continue;
         }
         if answered.elapsed() > FOLLOW_LOST {
             return Err(fail(format!(
@@ -519,7 +550,10 @@ async fn remote(
             }
             None => FOLLOW_FIRST_WAIT,
         };
-        tokio::time::sleep(pause).await;
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = force.cancelled() => return Err(exit::INTERRUPTED),
+        }
     };
     let (status, run) = status;
     let report = collected.report(&id);
@@ -590,7 +624,20 @@ async fn remote(
     if status == "cancelled" {
         return Ok(exit::INTERRUPTED);
     }
-    Ok(exit::of_report(&report, args.flaky_fails))
+    let code = exit::of_report(&report, args.flaky_fails);
+    // The events read may be short of the run's (the stream never gave its end):
+    // then the service's verdict stands where it is worse.
+    if !ended && code == exit::SUCCESS && status != "passed" {
+        eprintln!(
+            "error: run {id} ended {status} on the service, but its event stream ended before the run's end: this report is incomplete"
+        );
+        return Ok(if status == "failed" {
+            exit::TEST_FAILURE
+        } else {
+            exit::ENVIRONMENT
+        });
+    }
+    Ok(code)
 }
 
 /// One SSE block's event, when it is one of a run's.

@@ -22,6 +22,18 @@ pub fn containers(label: &str) -> Vec<String> {
         .collect()
 }
 
+/// Ids of the networks carrying `label` (`key=value`).
+pub fn networks(label: &str) -> Vec<String> {
+    let out = std::process::Command::new("docker")
+        .args(["network", "ls", "-q", "--filter", &format!("label={label}")])
+        .output()
+        .unwrap_or_else(|e| panic!("docker network ls: {e}"));
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
 /// The environment of container `id`, `KEY=VALUE` each.
 pub fn container_env(id: &str) -> Vec<String> {
     let out = std::process::Command::new("docker")

@@ -54,6 +54,8 @@ struct State {
     views: BTreeMap<String, ContainerView>,
     /// (network, container) connected by [`ContainerEngine::connect`], in order.
     connected: Vec<(String, String)>,
+    /// Connections made so far.
+    joins: usize,
 }
 
 impl State {
@@ -144,6 +146,11 @@ impl FakeEngine {
     /// in the order connected.
     pub fn connected(&self) -> Vec<(String, String)> {
         self.lock().connected.clone()
+    }
+
+    /// Connections [`ContainerEngine::connect`] made so far.
+    pub fn joins(&self) -> usize {
+        self.lock().joins
     }
 
     /// Makes every call hang (`true`) or answer again.
@@ -296,6 +303,7 @@ impl ContainerEngine for FakeEngine {
         let pair = (network.to_owned(), container.to_owned());
         if !st.connected.contains(&pair) {
             st.connected.push(pair);
+            st.joins += 1;
         }
         let n = st.connected.len() as u8;
         Ok(Some(IpAddr::from([10, 99, n, 2])))
@@ -403,9 +411,15 @@ impl ContainerEngine for FakeEngine {
         Ok(Vec::new())
     }
 
-    async fn details(&self, _id: &str) -> Result<Details, EngineError> {
+    async fn details(&self, id: &str) -> Result<Details, EngineError> {
         self.gate().await;
-        Ok(Details::default())
+        // An address on its network, as an engine gives each container (from its id's
+        // number: `fake00000001` is 10.88.0.1).
+        let n: u32 = id.trim_start_matches("fake").parse().unwrap_or(0);
+        Ok(Details {
+            ips: vec![IpAddr::from([10, 88, (n >> 8) as u8, n as u8])],
+            ..Details::default()
+        })
     }
 
     async fn changes(&self, _id: &str) -> Result<Vec<String>, EngineError> {

@@ -343,10 +343,14 @@ pub struct ContainerView {
     pub id: String,
     /// Its host name (what `hostname` prints inside it).
     pub hostname: String,
-    /// Its bind mounts and volumes: (where on the engine's host, where inside it).
-    pub mounts: Vec<(String, String)>,
+    /// Its mounts: (where on the engine's host, where inside it); `None` for what is
+    /// on no path of the engine's host (a tmpfs).
+    pub mounts: Vec<(Option<String>, String)>,
     /// The networks it is on (by name).
     pub networks: Vec<String>,
+    /// Its network mode as the engine says it (`host`, `container:<id>`, a network's
+    /// name, `default`).
+    pub network_mode: String,
 }
 
 /// A container or network found by label.

@@ -31,6 +31,8 @@ pub struct Session<E> {
     /// In a session that watches ([`Session::remember_builds`]): the image each build
     /// last gave, which `develop` sync rules put changed files into.
     builds: Option<std::sync::Mutex<LastBuilds>>,
+    /// The engine's container clnrm runs in, when it runs in one.
+    container: Option<String>,
 }
 
 impl<E: ContainerEngine> Session<E> {
@@ -67,9 +69,14 @@ impl<E: ContainerEngine> Session<E> {
             warm: opts.warm_pool,
             keep_warm,
         };
+        // What it makes says which container it runs in: the reaper of another
+        // clnrm asks the engine whether that one still runs.
+        let mut owner = opts.owner.clone();
+        owner.container = vantage.container_id().map(str::to_owned);
+        let container = owner.container.clone();
         let pool = Pool::new(
             engine.clone(),
-            opts.owner.clone(),
+            owner,
             config,
             receiver.clone(),
             Arc::new(vantage),
@@ -82,7 +89,19 @@ impl<E: ContainerEngine> Session<E> {
             receiver_error,
             warnings,
             builds: None,
+            container,
         }
+    }
+
+    /// Removes what dead runs left on the engine (see [`reap`]), as `me` (whose
+    /// container is this session's); how many containers and networks.
+    pub async fn reap(
+        &self,
+        me: &super::RunOwner,
+    ) -> Result<(usize, usize), crate::backend::EngineError> {
+        let mut me = me.clone();
+        me.container.clone_from(&self.container);
+        reap(&*self.engine, &me).await
     }
 
     /// Remembers, from run to run, the image each build last gave, so that `develop`
@@ -187,7 +206,7 @@ impl<E: ContainerEngine> Session<E> {
                 return None;
             }
             tokio::select! {
-                r = reap(&**engine, &opts.owner) => r.ok(),
+                r = self.reap(&opts.owner) => r.ok(),
                 () = cancel.cancelled() => None,
             }
         };
@@ -269,7 +288,7 @@ async fn start_receiver<E: ContainerEngine>(
 ) -> Result<Started, ReceiverError> {
     let token = ReceiverConfig::random_token().map_err(ReceiverError::Token)?;
     let local: std::net::IpAddr = std::net::Ipv4Addr::LOCALHOST.into();
-    let gateway = if vantage.in_container() {
+    let gateway = if vantage.joins_networks() {
         None
     } else {
         engine
@@ -305,7 +324,7 @@ async fn start_receiver<E: ContainerEngine>(
         .map_err(ReceiverError::Listen)?;
     Ok(Started {
         receiver: Arc::new(receiver),
-        warning: (!vantage.in_container()).then(|| format!(
+        warning: (!vantage.joins_networks()).then(|| format!(
             "the OTLP receiver listens on every interface, behind the run's token: {why} (a remote or rootless engine?)"
         )),
     })

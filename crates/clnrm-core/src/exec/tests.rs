@@ -119,16 +119,15 @@ async fn every_scenario_gets_one_result_in_plan_order() {
     assert!(!outcome.interrupted);
 }
 
-#[tokio::test]
-async fn in_a_container_clnrm_joins_each_private_network_and_leaves_it_before_it_is_removed() {
-    let engine = Arc::new(FakeEngine::new());
+/// Runs three scenarios of a file with two services (a network of the scenario's
+/// own) in a session of `engine` where clnrm runs in container `cccc…`; the session,
+/// not shut down yet.
+async fn run_in_a_container(engine: &Arc<FakeEngine>, keep_warm: bool) -> Session<FakeEngine> {
     let me = crate::backend::ContainerView {
         id: "c".repeat(64),
         networks: vec!["bridge".into()],
         ..Default::default()
     };
-    let vantage = super::vantage::Vantage::inside(me);
-    // Two services: a network of the scenario's own.
     let text = format!(
         "[meta]\nname = \"t\"\nversion = \"1\"\n\n[service.app]\nimage = \"img\"\n\n\
          [service.db]\nimage = \"img\"\n\n{}",
@@ -136,12 +135,12 @@ async fn in_a_container_clnrm_joins_each_private_network_and_leaves_it_before_it
     );
     let plan = crate::plan::tests_support::planned(&text);
     let opts = options(2, false);
-    // Kept warm: the environment lives until the session ends.
+    let vantage = super::vantage::Vantage::inside(me);
     let session = Session::start_at(
         engine.clone(),
         &session_options(&opts),
         false,
-        true,
+        keep_warm,
         vantage,
     )
     .await;
@@ -154,6 +153,14 @@ async fn in_a_container_clnrm_joins_each_private_network_and_leaves_it_before_it
         "{:?}",
         statuses(&outcome)
     );
+    session
+}
+
+#[tokio::test]
+async fn in_a_container_clnrm_joins_each_private_network_and_leaves_it_before_it_is_removed() {
+    // Kept warm: the environment lives until the session ends.
+    let engine = Arc::new(FakeEngine::new());
+    let session = run_in_a_container(&engine, true).await;
     let joined = engine.connected();
     assert!(
         !joined.is_empty()
@@ -165,6 +172,15 @@ async fn in_a_container_clnrm_joins_each_private_network_and_leaves_it_before_it
     session.shutdown().await;
     // The fake, as an engine, keeps a network something is connected to.
     assert_eq!(engine.connected(), Vec::<(String, String)>::new());
+    assert_eq!((engine.live(), engine.networks()), (0, 0));
+
+    // Not kept warm: each environment is removed after its scenarios, its network
+    // left first.
+    let engine = Arc::new(FakeEngine::new());
+    let session = run_in_a_container(&engine, false).await;
+    assert!(engine.joins() > 0);
+    assert_eq!(engine.connected(), Vec::<(String, String)>::new());
+    session.shutdown().await;
     assert_eq!((engine.live(), engine.networks()), (0, 0));
 }
 

@@ -47,6 +47,10 @@ pub struct NotMounted {
 #[derive(Debug)]
 pub struct Inside {
     view: ContainerView,
+    /// The container whose network namespace clnrm's is, which joins networks: its
+    /// own, or the one it shares (`container:<id>`); `None` on the host's network
+    /// (`--network host`), where the engine host's loopback and gateway are clnrm's.
+    joiner: Option<String>,
     /// Network name → clnrm's address there, for each network it is on that an
     /// environment uses.
     addresses: Mutex<HashMap<String, IpAddr>>,
@@ -119,59 +123,94 @@ impl Vantage {
 
     /// clnrm in container `view`.
     pub fn inside(view: ContainerView) -> Self {
+        let mode = view.network_mode.as_str();
+        let joiner = match mode.strip_prefix("container:") {
+            _ if mode == "host" => None,
+            Some(other) => Some(other.to_owned()),
+            None => Some(view.id.clone()),
+        };
         Self::Container(Inside {
             view,
+            joiner,
             addresses: Mutex::new(HashMap::new()),
         })
     }
 
-    /// Whether clnrm runs in one of the engine's containers.
-    pub fn in_container(&self) -> bool {
-        matches!(self, Self::Container(_))
+    /// Whether clnrm reaches its containers through networks it joins (it runs in one
+    /// of the engine's containers, not on the host's network).
+    pub fn joins_networks(&self) -> bool {
+        matches!(
+            self,
+            Self::Container(Inside {
+                joiner: Some(_),
+                ..
+            })
+        )
+    }
+
+    /// The id of the engine's container clnrm runs in.
+    pub fn container_id(&self) -> Option<&str> {
+        match self {
+            Self::Host => None,
+            Self::Container(inside) => Some(&inside.view.id),
+        }
     }
 
     /// In a container: connects it to `network` (by name) unless it is on it, and
     /// returns its address there (what containers on it reach clnrm at). `None` on
-    /// the host.
+    /// the host (and on the host's network).
     pub async fn join<E: ContainerEngine>(
         &self,
         engine: &E,
         network: &str,
     ) -> Result<Option<IpAddr>, EngineError> {
-        let Self::Container(inside) = self else {
+        let Self::Container(Inside {
+            joiner: Some(joiner),
+            addresses,
+            ..
+        }) = self
+        else {
             return Ok(None);
         };
-        if let Some(ip) = lock(&inside.addresses).get(network) {
+        if let Some(ip) = lock(addresses).get(network) {
             return Ok(Some(*ip));
         }
-        let ip = engine
-            .connect(network, &inside.view.id)
-            .await?
-            .ok_or_else(|| {
-                EngineError::Api(format!(
-                    "the engine gave clnrm's container {} no address on network {network}",
-                    short(&inside.view.id)
-                ))
-            })?;
-        lock(&inside.addresses).insert(network.to_owned(), ip);
+        let ip = engine.connect(network, joiner).await?.ok_or_else(|| {
+            EngineError::Api(format!(
+                "the engine gave clnrm's container {} no address on network {network}",
+                short(joiner)
+            ))
+        })?;
+        lock(addresses).insert(network.to_owned(), ip);
         Ok(Some(ip))
     }
 
-    /// In a container: disconnects it from `network` if clnrm connected it (the
-    /// networks it was started on stay), before the network is removed.
+    /// In a container: disconnects it from `network` (an environment's own, which no
+    /// other process uses) before the network is removed. The engine's default
+    /// bridge, and the networks it was started on, stay: another clnrm in the same
+    /// container may use them. One it could not leave is tried again by
+    /// [`Vantage::leave_all`].
     pub async fn leave<E: ContainerEngine>(&self, engine: &E, network: &str) {
-        let Self::Container(inside) = self else {
+        let Self::Container(Inside {
+            joiner: Some(joiner),
+            addresses,
+            view,
+        }) = self
+        else {
             return;
         };
-        if lock(&inside.addresses).remove(network).is_none()
-            || inside.view.networks.iter().any(|n| n == network)
+        if network == crate::backend::DEFAULT_NETWORK
+            || view.networks.iter().any(|n| n == network)
+            || !lock(addresses).contains_key(network)
         {
             return;
         }
-        let _ = engine.disconnect(network, &inside.view.id).await;
+        if engine.disconnect(network, joiner).await.is_ok() {
+            lock(addresses).remove(network);
+        }
     }
 
-    /// Leaves every network clnrm joined ([`Vantage::leave`]).
+    /// Leaves every network clnrm joined that [`Vantage::leave`] leaves.
     pub async fn leave_all<E: ContainerEngine>(&self, engine: &E) {
         let Self::Container(inside) = self else {
             return;
@@ -185,13 +224,18 @@ impl Vantage {
     /// The path the engine must be given for `path` (absolute, as clnrm sees it) to
     /// bind-mount what clnrm sees there: itself on the host; in a container, the
     /// engine's host path of the deepest bind mount or volume of clnrm's container
-    /// that holds it. What is in no mount of it exists only inside clnrm's container,
-    /// where the engine cannot reach.
+    /// that holds it, symbolic links resolved first (as clnrm sees them: the engine
+    /// would follow them on its host). What is in no mount of it, or in a tmpfs,
+    /// exists only inside clnrm's container, where the engine cannot reach.
     pub fn engine_path(&self, path: &str) -> Result<String, NotMounted> {
         let Self::Container(inside) = self else {
             return Ok(path.to_owned());
         };
-        host_path(&inside.view.mounts, path).ok_or_else(|| NotMounted {
+        let real = std::fs::canonicalize(path)
+            .ok()
+            .and_then(|p| p.to_str().map(str::to_owned))
+            .unwrap_or_else(|| path.to_owned());
+        host_path(&inside.view.mounts, &real).ok_or_else(|| NotMounted {
             path: path.to_owned(),
             container: short(&inside.view.id).to_owned(),
         })
@@ -208,8 +252,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// `path` (clnrm's view) as the engine's host sees it, through the deepest of
-/// `mounts` ((engine host's path, path inside)) that holds it.
-fn host_path(mounts: &[(String, String)], path: &str) -> Option<String> {
+/// `mounts` ((engine host's path, path inside)) that holds it; `None` when that one is
+/// on no path of the engine's host (a tmpfs) or none holds it.
+fn host_path(mounts: &[(Option<String>, String)], path: &str) -> Option<String> {
     let holds = |inside: &str| {
         let inside = inside.trim_end_matches('/');
         path == inside || inside.is_empty() || path.starts_with(&format!("{inside}/"))
@@ -219,7 +264,10 @@ fn host_path(mounts: &[(String, String)], path: &str) -> Option<String> {
         .filter(|(_, inside)| holds(inside))
         .max_by_key(|(_, inside)| inside.trim_end_matches('/').len())?;
     let rest = &path[inside.trim_end_matches('/').len()..];
-    Some(format!("{}{rest}", source.trim_end_matches('/')))
+    Some(format!(
+        "{}{rest}",
+        source.as_deref()?.trim_end_matches('/')
+    ))
 }
 
 /// Whether `word` is a container id as engines write it (64 lowercase hex digits).
@@ -304,15 +352,16 @@ mod tests {
     #[test]
     fn a_path_is_given_to_the_engine_through_the_deepest_mount_that_holds_it() {
         let mounts = vec![
-            ("/home/ci/project".to_owned(), "/project".to_owned()),
+            (Some("/home/ci/project".to_owned()), "/project".to_owned()),
             (
-                "/var/lib/docker/volumes/data/_data".to_owned(),
+                Some("/var/lib/docker/volumes/data/_data".to_owned()),
                 "/project/data".to_owned(),
             ),
             (
-                "/var/run/docker.sock".to_owned(),
+                Some("/var/run/docker.sock".to_owned()),
                 "/var/run/docker.sock".to_owned(),
             ),
+            (None, "/project/scratch".to_owned()),
         ];
         assert_eq!(
             host_path(&mounts, "/project/examples/site").as_deref(),
@@ -328,6 +377,8 @@ mod tests {
         );
         // A sibling whose name begins alike is not in the mount.
         assert_eq!(host_path(&mounts, "/projectile"), None);
+        // A tmpfs over part of a mount: nothing of the engine's host is there.
+        assert_eq!(host_path(&mounts, "/project/scratch/x"), None);
         assert_eq!(host_path(&mounts, "/etc/passwd"), None);
         let inside = Vantage::inside(ContainerView {
             id: ID.into(),
@@ -376,5 +427,32 @@ mod tests {
             vec![("bridge".to_owned(), ID.to_owned())]
         );
         assert_eq!(Vantage::Host.join(&engine, "env-1").await.ok(), Some(None));
+
+        // On the host's network (`--network host`): nothing to join, paths still
+        // translated; sharing another container's (`container:<id>`): that one joins.
+        let host_net = Vantage::inside(ContainerView {
+            id: ID.into(),
+            network_mode: "host".into(),
+            mounts: vec![(Some("/srv/p".into()), "/p".into())],
+            ..ContainerView::default()
+        });
+        assert!(!host_net.joins_networks());
+        assert_eq!(host_net.join(&engine, "env-1").await.ok(), Some(None));
+        assert_eq!(
+            host_net.engine_path("/p/x").ok().as_deref(),
+            Some("/srv/p/x")
+        );
+        let shared = Vantage::inside(ContainerView {
+            id: ID.into(),
+            network_mode: "container:sidecar".into(),
+            ..ContainerView::default()
+        });
+        assert!(shared.joins_networks());
+        assert!(shared.join(&engine, "env-1").await.is_ok());
+        assert!(
+            engine
+                .connected()
+                .contains(&("env-1".to_owned(), "sidecar".to_owned()))
+        );
     }
 }

@@ -197,9 +197,15 @@ pub(super) async fn view(docker: &Docker, id: &str) -> Result<Option<ContainerVi
         .mounts
         .unwrap_or_default()
         .into_iter()
-        .filter_map(|m| Some((m.source?, m.destination?)))
-        .filter(|(source, destination)| !source.is_empty() && destination.starts_with('/'))
+        .filter_map(|m| {
+            let destination = m.destination.filter(|d| d.starts_with('/'))?;
+            Some((m.source.filter(|s| s.starts_with('/')), destination))
+        })
         .collect();
+    let network_mode = found
+        .host_config
+        .and_then(|h| h.network_mode)
+        .unwrap_or_default();
     let mut networks: Vec<String> = found
         .network_settings
         .and_then(|n| n.networks)
@@ -212,6 +218,7 @@ pub(super) async fn view(docker: &Docker, id: &str) -> Result<Option<ContainerVi
         hostname: found.config.and_then(|c| c.hostname).unwrap_or_default(),
         mounts,
         networks,
+        network_mode,
     }))
 }
 

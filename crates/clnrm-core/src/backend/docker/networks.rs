@@ -65,15 +65,28 @@ async fn address_on(
         .network_settings
         .and_then(|n| n.networks)
         .unwrap_or_default();
-    Ok(networks
-        .into_iter()
-        .find(|(name, e)| name == network || e.network_id.as_deref() == Some(network))
-        .map(|(_, e)| {
-            e.ip_address
-                .as_deref()
-                .filter(|ip| !ip.is_empty())
-                .and_then(|ip| ip.parse().ok())
-        }))
+    // By the name or id asked for; else by the network's own id and name (Podman
+    // answers for `bridge` with its `podman`).
+    let mut found = networks
+        .iter()
+        .find(|(name, e)| *name == network || e.network_id.as_deref() == Some(network));
+    if found.is_none()
+        && let Ok(net) = docker
+            .client()
+            .inspect_network(network, None::<InspectNetworkOptions>)
+            .await
+    {
+        found = networks.iter().find(|(name, e)| {
+            net.name.as_deref() == Some(name.as_str())
+                || (e.network_id.is_some() && e.network_id == net.id)
+        });
+    }
+    Ok(found.map(|(_, e)| {
+        [&e.ip_address, &e.global_ipv6_address]
+            .into_iter()
+            .flatten()
+            .find_map(|ip| ip.parse().ok())
+    }))
 }
 
 /// [`ContainerEngine::connect`](crate::backend::ContainerEngine::connect) on Docker.

@@ -331,8 +331,16 @@ impl<E: ContainerEngine> Pool<E> {
         let mut upper = None;
         if otlp.is_some() || reusable || !svc.ports.is_empty() {
             let details = inner.engine.details(&id).await?;
-            if inner.vantage.in_container() {
+            if inner.vantage.joins_networks() {
+                // Only on the network clnrm shares with it can clnrm reach it.
                 member.reach = details.ips.first().copied();
+                if member.reach.is_none() {
+                    return Err(EngineError::Api(format!(
+                        "the engine gave service \"{}\" no address on its network",
+                        svc.id
+                    ))
+                    .into());
+                }
             }
             member.ips = details.ips;
             member.ports = details.ports;

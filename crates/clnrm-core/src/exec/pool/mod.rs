@@ -699,8 +699,11 @@ impl<E: ContainerEngine> Pool<E> {
                 inner.vantage.leave(&*inner.engine, name).await;
                 lock(&inner.gateways).remove(name);
             }
-            let _ = inner.engine.remove_network(&net).await;
-            lock(&inner.networks).remove(&net);
+            // One the engine keeps (an endpoint left) stays counted: shutdown tries
+            // again, and what is left then is reported and reaped by the next run.
+            if inner.engine.remove_network(&net).await.is_ok() {
+                lock(&inner.networks).remove(&net);
+            }
         }
     }
 
