@@ -5,7 +5,7 @@
 # (scripts/example-images.sh), a PostgreSQL server for the runs service's tests
 # (scripts/postgres.sh), Podman's Docker-compatible API for the tests on Podman
 # (scripts/podman.sh), headless Chromium with chromedriver for the browser tests,
-# Schemathesis, Taplo and pygls from PyPI, and the release binary.
+# Debian's Neovim, Schemathesis, Taplo and pygls from PyPI, and the release binary.
 #   scripts/setup.sh        set up for local use
 #   scripts/setup.sh --ci   what .ci/run needs (no release build)
 set -euo pipefail
@@ -91,6 +91,11 @@ scripts/podman.sh >/dev/null
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
     echo "setup: installing chromium and chromium-driver"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+# Neovim (Debian's package): its built-in LSP client drives `clnrm lsp` in the tests.
+if ! command -v nvim >/dev/null; then
+    echo "setup: installing neovim"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq neovim >/dev/null
 fi
 # Schemathesis (from PyPI) checks the runs service's OpenAPI document against the
 # running server in the tests; a virtualenv of its own under target/tools/.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The runs service's soak (issue 32): the multi-host fault test of
 # crates/clnrm-cli/tests/hosts.rs, longer: RUNS runs (default 1000) submitted while a
-# fault happens every second or two, all six kinds in turn in a seeded order. Prints
+# fault happens every second or two, all seven kinds in turn in a seeded order. Prints
 # the test's counts (runs, faults by kind, outcomes, lost, duplicated). Needs root,
 # iproute2 and PostgreSQL's binaries (scripts/setup.sh); about 2.5 minutes per 1000 runs
 # on 2 cores.

@@ -1,7 +1,10 @@
-//! `clnrm lsp` driven by a language client someone else wrote and maintains: pygls's
-//! (from PyPI, installed by the set-up command into `target/tools/pygls`). The client
+//! `clnrm lsp` driven by language clients someone else wrote and maintains: pygls's
+//! (from PyPI, installed by the set-up command into `target/tools/pygls`), whose
 //! script (`tests/lsp/client.py`) checks every capability on a plain file and on a
-//! template with a partial; see its header.
+//! template with a partial (see its header); and Neovim's built-in client (Debian's
+//! `neovim`, installed by the set-up command), headless, started by the configuration
+//! README shows (`docs/editors/neovim.lua`), driven by `tests/lsp/nvim.lua` on the
+//! same files (`tests/lsp/project/`).
 mod common;
 
 use std::path::Path;
@@ -40,6 +43,75 @@ fn a_real_lsp_client_gets_every_capability_on_plain_and_templated_files() {
         "a burst of changes ends on the newest version",
         "close clears",
         "shutdown",
+    ] {
+        assert!(
+            stdout.contains(&format!("ok: {check}\n")),
+            "{check}:\n{stdout}\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn neovim_started_by_the_readme_configuration_gets_diagnostics_fixes_completion_hover_and_definition()
+ {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let repo = root.join("../..");
+    let config = repo.join("docs/editors/neovim.lua");
+    // README shows exactly the configuration the test uses.
+    let readme = std::fs::read_to_string(repo.join("README.md")).unwrap_or_else(|e| panic!("{e}"));
+    let shown = std::fs::read_to_string(&config).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        readme.contains(&shown),
+        "README.md does not show docs/editors/neovim.lua as it is"
+    );
+    let project = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    common::copy_dir(&root.join("tests/lsp/project"), project.path());
+    // `clnrm` on the PATH, as the configuration expects.
+    let bin = assert_cmd::cargo::cargo_bin("clnrm");
+    let dir = bin.parent().unwrap_or(Path::new("."));
+    let path = format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut child = std::process::Command::new("nvim")
+        .args(["--headless", "-n", "-i", "NONE", "-u"])
+        .arg(&config)
+        .arg("-c")
+        .arg(format!(
+            "luafile {}",
+            root.join("tests/lsp/nvim.lua").display()
+        ))
+        .current_dir(project.path())
+        .env("PATH", path)
+        .env("HOME", project.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("nvim: {e} (scripts/setup.sh installs Debian's neovim)"));
+    // Bounded: a client that never gets its answer is a failure, not a hang.
+    let start = std::time::Instant::now();
+    while child.try_wait().ok().flatten().is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(180) {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for check in [
+        "the configuration started the server on the file",
+        "diagnostics at their positions, with codes and severities",
+        "did-you-mean quick fixes chosen in code_action and applied to the buffer",
+        "diagnostics follow the edited buffer",
+        "hover",
+        "completion of a key",
+        "go to definition",
+        "a template: diagnostics on its lines, a quick fix, definition into its partial",
     ] {
         assert!(
             stdout.contains(&format!("ok: {check}\n")),

@@ -21,58 +21,19 @@ from pygls.lsp.client import LanguageClient
 
 BIN, ROOT = sys.argv[1], sys.argv[2]
 
-PLAIN = """[meta]
-name = "plain"
-version = "1"
+# The project's files, shared with the Neovim test (tests/lsp/nvim.lua).
+PROJECT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "project")
 
-[service.db]
-imgae = "clnrm/busybox:latest"
-image = "clnrm/busybox:latest"
-health_check = { cmd = ["true"], interval_ms = 100 }
 
-[service.app]
-image = "clnrm/busybox:latest"
-depends_on = { db = "healthy" }
+def fixture(rel):
+    with open(os.path.join(PROJECT, rel)) as f:
+        return f.read()
 
-[[scenario]]
-name = "s"
-service = "dbb"
-run = "true"
 
-[[scenario.expect.span]]
-name = "x"
-kind = "servr"
-"""
-
-TEMPLATE = """{% set n = 2 %}
-[meta]
-name = "tmpl"
-version = "1"
-
-{% include "partials/svc.toml.tera" %}
-
-[[scenario]]
-name = "t"
-service = "web"
-{% for i in range(end=n) %}
-[[scenario.steps]]
-name = "step {{ i }}"
-command = ["echo", "{{ i }}"]
-{% endfor %}
-[[scenario.steps]]
-name = "last"
-command = ["true"]
-tiemout_ms = 100
-expected_exit_code = "zero"
-"""
-
-PARTIAL = """[service.web]
-image = "{{ svc_image }}"
-"""
-
-CONFIG = """[vars]
-svc_image = "clnrm/busybox:latest"
-"""
+PLAIN = fixture("tests/plain.clnrm.toml")
+TEMPLATE = fixture("tests/tmpl.clnrm.toml.tera")
+PARTIAL = fixture("tests/partials/svc.toml.tera")
+CONFIG = fixture(".clnrm/config.toml")
 
 
 def write(rel, text):
