@@ -21,6 +21,7 @@ pub mod editor;
 pub mod exec;
 pub mod expect;
 pub mod files;
+pub mod grpc;
 pub mod import;
 pub mod inputs;
 pub mod jsonfile;

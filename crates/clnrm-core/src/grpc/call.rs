@@ -1,0 +1,433 @@
+//! One call: a connection of its own (HTTP/2 over TCP, no TLS: the services of a
+//! scenario), the request as one message, its metadata and deadline (`grpc-timeout`
+//! and clnrm's own bound), the answer's messages (one for a unary call, each of a
+//! server stream, at most [`MAX_MESSAGES`] of at most 4 MiB), its status and metadata.
+
+use super::proto::to_json;
+use prost::Message;
+use prost_reflect::{DynamicMessage, MessageDescriptor, MethodDescriptor};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+
+/// The most messages a server stream is read for.
+pub const MAX_MESSAGES: usize = 10_000;
+
+/// What a call is.
+#[derive(Debug)]
+pub struct Call<'a> {
+    /// Where the server listens.
+    pub addr: SocketAddr,
+    /// `:authority` (the target as the step names it, `service:port`).
+    pub authority: &'a str,
+    /// The method.
+    pub method: &'a MethodDescriptor,
+    /// The request.
+    pub request: DynamicMessage,
+    /// Metadata (ASCII keys and values; `-bin` keys are not sent as text).
+    pub metadata: &'a [(String, String)],
+    /// The deadline, counted from when the call is sent.
+    pub timeout: Duration,
+}
+
+/// The answer of a call that reached the server.
+#[derive(Debug, Default)]
+pub struct Answer {
+    /// The status code (0 OK … 16 UNAUTHENTICATED).
+    pub code: i32,
+    /// The status message.
+    pub message: String,
+    /// The response messages as JSON, in order (one for a unary call that succeeded).
+    pub messages: Vec<serde_json::Value>,
+    /// Response metadata (headers and trailers), as text.
+    pub metadata: Vec<(String, String)>,
+    /// The stream had more messages than were read ([`MAX_MESSAGES`]).
+    pub truncated: bool,
+}
+
+impl Answer {
+    /// The status code's name (`OK`, `NOT_FOUND`, …).
+    pub fn code_name(&self) -> &'static str {
+        code_name(self.code)
+    }
+}
+
+/// Why a call has no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// No connection.
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        /// Where.
+        addr: SocketAddr,
+        /// What connecting said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The HTTP/2 connection could not be set up.
+    #[error("HTTP/2 with {addr}: {source}")]
+    Handshake {
+        /// Where.
+        addr: SocketAddr,
+        /// What hyper said.
+        #[source]
+        source: hyper::Error,
+    },
+    /// A metadata key or value that cannot be sent.
+    #[error("metadata \"{0}\": not a valid key and ASCII value")]
+    Metadata(String),
+    /// The deadline passed with no answer.
+    #[error("no answer within {} ms", .0.as_millis())]
+    Timeout(Duration),
+}
+
+/// The name of status code `code`.
+pub fn code_name(code: i32) -> &'static str {
+    match code {
+        0 => "OK",
+        1 => "CANCELLED",
+        2 => "UNKNOWN",
+        3 => "INVALID_ARGUMENT",
+        4 => "DEADLINE_EXCEEDED",
+        5 => "NOT_FOUND",
+        6 => "ALREADY_EXISTS",
+        7 => "PERMISSION_DENIED",
+        8 => "RESOURCE_EXHAUSTED",
+        9 => "FAILED_PRECONDITION",
+        10 => "ABORTED",
+        11 => "OUT_OF_RANGE",
+        12 => "UNIMPLEMENTED",
+        13 => "INTERNAL",
+        14 => "UNAVAILABLE",
+        15 => "DATA_LOSS",
+        16 => "UNAUTHENTICATED",
+        _ => "UNKNOWN",
+    }
+}
+
+/// The code of status name `name` (as [`code_name`] writes it, any case).
+pub fn code_of(name: &str) -> Option<i32> {
+    (0..=16).find(|&c| code_name(c).eq_ignore_ascii_case(name))
+}
+
+/// Makes the call; an answer with a status, or why there is none.
+pub async fn call(c: Call<'_>) -> Result<Answer, CallError> {
+    let limit = c.timeout;
+    match tokio::time::timeout(limit, call_inner(c)).await {
+        Ok(r) => r,
+        Err(_) => Err(CallError::Timeout(limit)),
+    }
+}
+
+async fn call_inner(c: Call<'_>) -> Result<Answer, CallError> {
+    let addr = c.addr;
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|source| CallError::Connect { addr, source })?;
+    let _ = stream.set_nodelay(true);
+    let (sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .map_err(|source| CallError::Handshake { addr, source })?;
+    let connection = tokio::spawn(conn);
+    let result = exchange(&c, sender).await;
+    connection.abort();
+    result
+}
+
+async fn exchange(
+    c: &Call<'_>,
+    sender: hyper::client::conn::http2::SendRequest<tonic::body::Body>,
+) -> Result<Answer, CallError> {
+    let origin: hyper::Uri = format!("http://{}", c.authority)
+        .parse()
+        .or_else(|_| format!("http://{}", c.addr).parse())
+        .map_err(|_| CallError::Metadata(":authority".into()))?;
+    let mut grpc = tonic::client::Grpc::with_origin(H2(sender), origin);
+    let path: hyper::http::uri::PathAndQuery = format!(
+        "/{}/{}",
+        c.method.parent_service().full_name(),
+        c.method.name()
+    )
+    .parse()
+    .map_err(|_| CallError::Metadata(":path".into()))?;
+    let mut request = tonic::Request::new(c.request.clone());
+    request.set_timeout(c.timeout);
+    for (k, v) in c.metadata {
+        let key = tonic::metadata::AsciiMetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes())
+            .map_err(|_| CallError::Metadata(k.clone()))?;
+        let value: tonic::metadata::AsciiMetadataValue =
+            v.parse().map_err(|_| CallError::Metadata(k.clone()))?;
+        request.metadata_mut().insert(key, value);
+    }
+    let codec = DynCodec(c.method.output());
+    let mut answer = Answer::default();
+    if grpc.ready().await.is_err() {
+        return Ok(status_answer(tonic::Status::unavailable(
+            "the connection closed",
+        )));
+    }
+    if c.method.is_server_streaming() {
+        let response = match grpc.server_streaming(request, path, codec).await {
+            Ok(r) => r,
+            Err(status) => return Ok(status_answer(status)),
+        };
+        answer.metadata = text_metadata(response.metadata());
+        let mut stream = response.into_inner();
+        loop {
+            match stream.message().await {
+                Ok(Some(m)) if answer.messages.len() < MAX_MESSAGES => {
+                    answer.messages.push(to_json(&m));
+                }
+                Ok(Some(_)) => {
+                    answer.truncated = true;
+                    break;
+                }
+                Ok(None) => break,
+                Err(status) => {
+                    let mut end = status_answer(status);
+                    end.messages = std::mem::take(&mut answer.messages);
+                    end.metadata.splice(0..0, answer.metadata);
+                    return Ok(end);
+                }
+            }
+        }
+        if let Ok(Some(trailers)) = stream.trailers().await {
+            answer.metadata.extend(text_metadata(&trailers));
+        }
+        return Ok(answer);
+    }
+    match grpc.unary(request, path, codec).await {
+        Ok(response) => {
+            answer.metadata = text_metadata(response.metadata());
+            answer.messages.push(to_json(response.get_ref()));
+            Ok(answer)
+        }
+        Err(status) => Ok(status_answer(status)),
+    }
+}
+
+/// The answer a status alone makes (a failed call, or one the connection ended).
+fn status_answer(status: tonic::Status) -> Answer {
+    Answer {
+        code: status.code() as i32,
+        message: status.message().to_owned(),
+        messages: Vec::new(),
+        metadata: text_metadata(status.metadata()),
+        truncated: false,
+    }
+}
+
+fn text_metadata(m: &tonic::metadata::MetadataMap) -> Vec<(String, String)> {
+    m.iter()
+        .filter_map(|kv| match kv {
+            tonic::metadata::KeyAndValueRef::Ascii(k, v) => {
+                Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned()))
+            }
+            tonic::metadata::KeyAndValueRef::Binary(..) => None,
+        })
+        .collect()
+}
+
+/// A hyper HTTP/2 connection as the service tonic's client sends requests through.
+#[derive(Clone)]
+struct H2(hyper::client::conn::http2::SendRequest<tonic::body::Body>);
+
+type Responding = Pin<
+    Box<dyn Future<Output = Result<hyper::Response<hyper::body::Incoming>, hyper::Error>> + Send>,
+>;
+
+impl tower::Service<hyper::Request<tonic::body::Body>> for H2 {
+    type Response = hyper::Response<hyper::body::Incoming>;
+    type Error = hyper::Error;
+    type Future = Responding;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), hyper::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: hyper::Request<tonic::body::Body>) -> Responding {
+        Box::pin(self.0.send_request(req))
+    }
+}
+
+/// Messages of a descriptor's type, on the wire.
+#[derive(Clone)]
+struct DynCodec(MessageDescriptor);
+
+struct DynEncoder;
+
+struct DynDecoder(MessageDescriptor);
+
+impl Codec for DynCodec {
+    type Encode = DynamicMessage;
+    type Decode = DynamicMessage;
+    type Encoder = DynEncoder;
+    type Decoder = DynDecoder;
+
+    fn encoder(&mut self) -> DynEncoder {
+        DynEncoder
+    }
+
+    fn decoder(&mut self) -> DynDecoder {
+        DynDecoder(self.0.clone())
+    }
+}
+
+impl Encoder for DynEncoder {
+    type Item = DynamicMessage;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: DynamicMessage,
+        dst: &mut EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        item.encode(dst)
+            .map_err(|e| tonic::Status::internal(format!("encoding the request: {e}")))
+    }
+}
+
+impl Decoder for DynDecoder {
+    type Item = DynamicMessage;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<DynamicMessage>, tonic::Status> {
+        let mut message = DynamicMessage::new(self.0.clone());
+        message
+            .merge(src)
+            .map_err(|e| tonic::Status::internal(format!("decoding the response: {e}")))?;
+        Ok(Some(message))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grpc::proto::{self, Protos};
+    use crate::otel::{Receiver, ReceiverConfig};
+
+    /// The part of OTLP's trace service a call needs (field numbers as OTLP's).
+    const OTLP: &str = r#"syntax = "proto3";
+package opentelemetry.proto.collector.trace.v1;
+message ExportTraceServiceRequest { repeated ResourceSpans resource_spans = 1; }
+message ResourceSpans { string schema_url = 3; }
+message ExportTraceServiceResponse { ExportTracePartialSuccess partial_success = 1; }
+message ExportTracePartialSuccess { int64 rejected_spans = 1; string error_message = 2; }
+service TraceService { rpc Export(ExportTraceServiceRequest) returns (ExportTraceServiceResponse); }
+"#;
+
+    fn method() -> (tempfile::TempDir, MethodDescriptor) {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.path().join("otlp.proto"), OTLP).unwrap_or_else(|e| panic!("{e}"));
+        let protos = Protos::compile(dir.path(), &["otlp.proto".to_owned()])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let m = protos
+            .method(
+                "opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                "otlp.proto",
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        (dir, m)
+    }
+
+    /// A unary call to a real gRPC server (tonic's, clnrm's own OTLP receiver): its
+    /// status and message without the token it asks for; OK and the response as JSON
+    /// with it, sent as metadata.
+    #[tokio::test]
+    async fn a_unary_call_gets_the_servers_status_its_message_and_its_answer() {
+        let receiver = Receiver::start(ReceiverConfig {
+            listen: vec![std::net::Ipv4Addr::LOCALHOST.into()],
+            token: Some("sesame".into()),
+            advertise: None,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        let (_dir, m) = method();
+        let addr = SocketAddr::from(([127, 0, 0, 1], receiver.grpc_port()));
+        let request = proto::request(
+            &m,
+            &serde_json::json!({"resourceSpans": [{"schemaUrl": "x"}]}),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let call = |metadata: &'static [(String, String)]| Call {
+            addr,
+            authority: "collector:4317",
+            method: &m,
+            request: request.clone(),
+            metadata,
+            timeout: Duration::from_secs(10),
+        };
+        let refused = super::call(call(&[]))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(refused.code_name(), "UNAUTHENTICATED", "{refused:?}");
+        assert!(refused.message.contains("x-clnrm-token"), "{refused:?}");
+        assert!(refused.messages.is_empty());
+        let token: &'static [(String, String)] = Box::leak(Box::new([(
+            "X-Clnrm-Token".to_owned(),
+            "sesame".to_owned(),
+        )]));
+        let answer = super::call(call(token))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((answer.code, answer.code_name()), (0, "OK"), "{answer:?}");
+        assert_eq!(answer.messages, vec![serde_json::json!({})], "{answer:?}");
+    }
+
+    #[tokio::test]
+    async fn no_server_and_a_silent_one_are_errors_not_answers() {
+        let (_dir, m) = method();
+        let request = proto::request(&m, &serde_json::json!({})).unwrap_or_else(|e| panic!("{e}"));
+        // A port nobody listens on.
+        let free = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let no_one = Call {
+            addr: free,
+            authority: "x:1",
+            method: &m,
+            request: request.clone(),
+            metadata: &[],
+            timeout: Duration::from_secs(5),
+        };
+        assert!(matches!(
+            super::call(no_one).await,
+            Err(CallError::Connect { .. })
+        ));
+        // One that accepts and never answers: the deadline ends it.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let addr = silent.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let _held = tokio::spawn(async move {
+            let kept = silent.accept().await;
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            drop(kept);
+        });
+        let waits = Call {
+            addr,
+            authority: "x:1",
+            method: &m,
+            request,
+            metadata: &[],
+            timeout: Duration::from_millis(300),
+        };
+        assert!(matches!(
+            super::call(waits).await,
+            Err(CallError::Timeout(_))
+        ));
+    }
+
+    #[test]
+    fn status_names_and_codes_go_both_ways() {
+        assert_eq!(code_of("not_found"), Some(5));
+        assert_eq!(code_name(16), "UNAUTHENTICATED");
+        assert_eq!(code_of("NOPE"), None);
+    }
+}
