@@ -13,6 +13,7 @@
 # (the OpenTelemetry SDK), into its wheels/ (git-ignored):
 #   images/orders-app/wheels/          the orders example's app (and migrations)
 #   examples/web-develop/app/wheels/   the web-develop example's app
+#   examples/grpc-greeter/app/wheels/  the gRPC example's server (grpcio, reflection)
 #
 # Each image carries a label clnrm.recipe=<sha256 of what made it>: the recipe below for
 # bookworm; for postgres its directory's files and the base image's id. An image whose
@@ -156,3 +157,4 @@ build_bookworm
 build_postgres
 fetch_wheels images/orders-app
 fetch_wheels examples/web-develop/app
+fetch_wheels examples/grpc-greeter/app

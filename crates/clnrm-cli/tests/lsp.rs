@@ -74,14 +74,12 @@ fn neovim_started_by_the_readme_configuration_gets_diagnostics_fixes_completion_
         dir.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let mut child = std::process::Command::new("nvim")
+    let script = root.join("tests/lsp/nvim.lua");
+    let child = std::process::Command::new("nvim")
         .args(["--headless", "-n", "-i", "NONE", "-u"])
         .arg(&config)
         .arg("-c")
-        .arg(format!(
-            "luafile {}",
-            root.join("tests/lsp/nvim.lua").display()
-        ))
+        .arg(format!("lua dofile({:?})", script.display().to_string()))
         .current_dir(project.path())
         .env("PATH", path)
         .env("HOME", project.path())
@@ -90,16 +88,23 @@ fn neovim_started_by_the_readme_configuration_gets_diagnostics_fixes_completion_
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("nvim: {e} (scripts/setup.sh installs Debian's neovim)"));
-    // Bounded: a client that never gets its answer is a failure, not a hang.
-    let start = std::time::Instant::now();
-    while child.try_wait().ok().flatten().is_none() {
-        if start.elapsed() > std::time::Duration::from_secs(180) {
-            let _ = child.kill();
-            break;
+    // Its output read while it runs; bounded: a client that never gets its answer is
+    // a failure, not a hang.
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(std::time::Duration::from_secs(180)) {
+        Ok(out) => out,
+        Err(_) => {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            rx.recv().unwrap_or_else(|e| panic!("{e}"))
         }
-        std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    .unwrap_or_else(|e| panic!("{e}"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");

@@ -14,6 +14,7 @@ end
 
 local function ok(what)
   io.stdout:write("ok: " .. what .. "\n")
+  io.stdout:flush()
 end
 
 local function check(cond, msg)
@@ -43,6 +44,14 @@ local function cursor_at(needle, delta)
   vim.api.nvim_win_set_cursor(0, { line + 1, col + (delta or 0) })
 end
 
+-- The clients attached to the current buffer (`get_clients` from 0.10 on).
+local function clients()
+  if vim.lsp.get_clients then
+    return vim.lsp.get_clients({ bufnr = 0 })
+  end
+  return vim.lsp.buf_get_clients(0)
+end
+
 local function code_of(d)
   return d.code or (d.user_data and d.user_data.lsp and d.user_data.lsp.code)
 end
@@ -50,18 +59,19 @@ end
 local function diagnostics()
   local by = {}
   for _, d in ipairs(vim.diagnostic.get(0)) do
-    by[code_of(d)] = d
+    by[code_of(d) or "?"] = d
   end
   return by
 end
 
 -- One request through the client; its result.
 local function request(method)
-  local params = vim.lsp.util.make_position_params()
+  local params = vim.lsp.util.make_position_params(0, "utf-16")
   local answers = vim.lsp.buf_request_sync(0, method, params, 10000)
   check(answers, method .. ": no answer")
   for _, a in pairs(answers) do
-    check(not a.error, method .. ": " .. vim.inspect(a.error))
+    local err = a.error or a.err
+    check(not err, method .. ": " .. vim.inspect(err))
     return a.result
   end
 end
@@ -89,93 +99,100 @@ local function quick_fix(needle, expect)
   end)
 end
 
--- A plain file.
-vim.cmd("edit tests/plain.clnrm.toml")
-wait("the client to attach", function()
-  return next(vim.lsp.buf_get_clients(0)) ~= nil
-end)
-ok("the configuration started the server on the file")
-wait("diagnostics of the plain file", function()
+-- Any error (one that `check` did not catch too) fails the run at once.
+local function checks()
+  -- A plain file.
+  vim.cmd("edit tests/plain.clnrm.toml")
+  wait("the client to attach", function()
+    return next(clients()) ~= nil
+  end)
+  ok("the configuration started the server on the file")
+  wait("diagnostics of the plain file", function()
+    local by = diagnostics()
+    return by.W0001 and by.E0102 and by.E0104
+  end)
   local by = diagnostics()
-  return by.W0001 and by.E0102 and by.E0104
-end)
-local by = diagnostics()
-local line, col = find("imgae")
-check(by.W0001.lnum == line and by.W0001.col == col, "W0001 at " .. vim.inspect(by.W0001))
-check(by.W0001.end_col == col + 5, "W0001 ends at " .. vim.inspect(by.W0001))
-check(by.W0001.message:find("did you mean `image`", 1, true), by.W0001.message)
-check(by.W0001.severity == vim.diagnostic.severity.WARN, "W0001 is a warning")
-line, col = find('"dbb"')
-check(by.E0102.lnum == line and by.E0102.col == col, "E0102 at " .. vim.inspect(by.E0102))
-check(by.E0102.severity == vim.diagnostic.severity.ERROR, "E0102 is an error")
-ok("diagnostics at their positions, with codes and severities")
+  local line, col = find("imgae")
+  check(by.W0001.lnum == line and by.W0001.col == col, "W0001 at " .. vim.inspect(by.W0001))
+  check(by.W0001.end_col == col + 5, "W0001 ends at " .. vim.inspect(by.W0001))
+  check(by.W0001.message:find("did you mean `image`", 1, true), by.W0001.message)
+  check(by.W0001.severity == vim.diagnostic.severity.WARN, "W0001 is a warning")
+  line, col = find('"dbb"')
+  check(by.E0102.lnum == line and by.E0102.col == col, "E0102 at " .. vim.inspect(by.E0102))
+  check(by.E0102.severity == vim.diagnostic.severity.ERROR, "E0102 is an error")
+  ok("diagnostics at their positions, with codes and severities")
 
-quick_fix('"servr"', 'kind = "server"')
-quick_fix('"dbb"', 'service = "db"')
-ok("did-you-mean quick fixes chosen in code_action and applied to the buffer")
+  quick_fix('"servr"', 'kind = "server"')
+  quick_fix('"dbb"', 'service = "db"')
+  ok("did-you-mean quick fixes chosen in code_action and applied to the buffer")
 
--- Neovim sends the edited text; the diagnostics follow it.
-wait("the fixed values' diagnostics to go", function()
-  local now = diagnostics()
-  return now.E0104 == nil and now.E0102 == nil and now.W0001 ~= nil
-end)
-ok("diagnostics follow the edited buffer")
+  -- Neovim sends the edited text; the diagnostics follow it.
+  wait("the fixed values' diagnostics to go", function()
+    local now = diagnostics()
+    return now.E0104 == nil and now.E0102 == nil and now.W0001 ~= nil
+  end)
+  ok("diagnostics follow the edited buffer")
 
-cursor_at("interval_ms", 3)
-local hover = request("textDocument/hover")
-check(hover and hover.contents and hover.contents.value:find("Time between probes", 1, true),
-  "hover: " .. vim.inspect(hover))
-ok("hover")
+  cursor_at("interval_ms", 3)
+  local hover = request("textDocument/hover")
+  check(hover and hover.contents and (hover.contents.value or ""):find("Time between probes", 1, true),
+    "hover: " .. vim.inspect(hover))
+  ok("hover")
 
--- Completion of a key, on a new line of the file's last table ([[scenario.expect.span]],
--- which has `name` and `kind` already).
-vim.api.nvim_buf_set_lines(0, -1, -1, false, { "pa" })
-vim.api.nvim_win_set_cursor(0, { vim.api.nvim_buf_line_count(0), 2 })
--- Asked again until the server has the new line (Neovim sends changes debounced).
-local labels = {}
-for _ = 1, 50 do
-  labels = {}
-  local res = request("textDocument/completion")
-  for _, item in ipairs(res and (res.items or res) or {}) do
-    labels[item.label] = item
+  -- Completion of a key, on a new line of the file's last table ([[scenario.expect.span]],
+  -- which has `name` and `kind` already).
+  vim.api.nvim_buf_set_lines(0, -1, -1, false, { "pa" })
+  vim.api.nvim_win_set_cursor(0, { vim.api.nvim_buf_line_count(0), 2 })
+  -- Asked again until the server has the new line (Neovim sends changes debounced).
+  local labels = {}
+  for _ = 1, 50 do
+    labels = {}
+    local res = request("textDocument/completion")
+    for _, item in ipairs(res and (res.items or res) or {}) do
+      labels[item.label] = item
+    end
+    if labels.parent and labels.attrs and not labels.name and not labels.kind then
+      break
+    end
+    vim.wait(200)
   end
-  if labels.parent and labels.attrs and not labels.name and not labels.kind then
-    break
-  end
-  vim.wait(200)
-end
-check(labels.parent and labels.attrs and not labels.name and not labels.kind,
-  "completion: " .. vim.inspect(vim.tbl_keys(labels)))
-ok("completion of a key")
-vim.api.nvim_buf_set_lines(0, -2, -1, false, {})
+  check(labels.parent and labels.attrs and not labels.name and not labels.kind,
+    "completion: " .. vim.inspect(vim.tbl_keys(labels)))
+  ok("completion of a key")
+  vim.api.nvim_buf_set_lines(0, -2, -1, false, {})
 
--- Go to definition, through Neovim's handler: the cursor jumps.
-cursor_at("depends_on = { db", #"depends_on = { d")
-vim.lsp.buf.definition()
-local target = find("[service.db]")
-wait("the jump to [service.db]", function()
-  return vim.api.nvim_win_get_cursor(0)[1] == target + 1
-end)
-ok("go to definition")
+  -- Go to definition, through Neovim's handler: the cursor jumps.
+  cursor_at("depends_on = { db", #"depends_on = { d")
+  vim.lsp.buf.definition()
+  local target = find("[service.db]")
+  wait("the jump to [service.db]", function()
+    return vim.api.nvim_win_get_cursor(0)[1] == target + 1
+  end)
+  ok("go to definition")
 
--- A template with a partial: diagnostics on the template's own lines, its quick fix,
--- and definition into the partial.
-vim.cmd("edit tests/tmpl.clnrm.toml.tera")
-wait("diagnostics of the template", function()
+  -- A template with a partial: diagnostics on the template's own lines, its quick fix,
+  -- and definition into the partial.
+  vim.cmd("edit tests/tmpl.clnrm.toml.tera")
+  wait("diagnostics of the template", function()
+    local t = diagnostics()
+    return t.W0001 and t.E0103
+  end)
   local t = diagnostics()
-  return t.W0001 and t.E0103
-end)
-local t = diagnostics()
-line, col = find("tiemout_ms")
-check(t.W0001.lnum == line and t.W0001.col == col, "template W0001 at " .. vim.inspect(t.W0001))
-check(t.E0103.message:find("(rendered line ", 1, true), t.E0103.message)
-quick_fix("tiemout_ms", "timeout_ms = 100")
-cursor_at('service = "web"', #'service = "w')
-vim.lsp.buf.definition()
-wait("the jump into the partial", function()
-  return vim.api.nvim_buf_get_name(0):find("partials/svc.toml.tera", 1, true) ~= nil
-end)
-check(vim.api.nvim_win_get_cursor(0)[1] == 1, "the partial's [service.web] line")
-ok("a template: diagnostics on its lines, a quick fix, definition into its partial")
+  line, col = find("tiemout_ms")
+  check(t.W0001.lnum == line and t.W0001.col == col, "template W0001 at " .. vim.inspect(t.W0001))
+  check(t.E0103.message:find("(rendered line ", 1, true), t.E0103.message)
+  quick_fix("tiemout_ms", "timeout_ms = 100")
+  cursor_at('service = "web"', #'service = "w')
+  vim.lsp.buf.definition()
+  wait("the jump into the partial", function()
+    return vim.api.nvim_buf_get_name(0):find("partials/svc.toml.tera", 1, true) ~= nil
+  end)
+  check(vim.api.nvim_win_get_cursor(0)[1] == 1, "the partial's [service.web] line")
+  ok("a template: diagnostics on its lines, a quick fix, definition into its partial")
+end
 
+local done, err = xpcall(checks, debug.traceback)
+if not done then
+  fail(tostring(err))
+end
 vim.cmd("qall!")

@@ -1,7 +1,11 @@
 //! One call: a connection of its own (HTTP/2 over TCP, no TLS: the services of a
-//! scenario), the request as one message, its metadata and deadline (`grpc-timeout`
-//! and clnrm's own bound), the answer's messages (one for a unary call, each of a
-//! server stream, at most [`MAX_MESSAGES`] of at most 4 MiB), its status and metadata.
+//! scenario), the request as one message, its metadata and deadline (`grpc-timeout`,
+//! and clnrm's own bound a little later, so that a server's `DEADLINE_EXCEEDED` comes
+//! first), the answer's messages (one for a unary call, each of a server stream: at
+//! most [`MAX_MESSAGES`], [`MAX_MESSAGE`] bytes each and [`MAX_BYTES`] in all), its
+//! status and metadata. A status the server sent is an [`Answer`]; what went wrong on
+//! the way (no connection, a broken HTTP/2 stream, a message that does not decode, an
+//! answer too big) is a [`CallError`], never a made-up status.
 
 use super::proto::to_json;
 use prost::Message;
@@ -9,12 +13,25 @@ use prost_reflect::{DynamicMessage, MessageDescriptor, MethodDescriptor};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
 /// The most messages a server stream is read for.
 pub const MAX_MESSAGES: usize = 10_000;
+
+/// The largest message read.
+pub const MAX_MESSAGE: usize = 4 << 20;
+
+/// The most bytes of messages an answer may hold.
+pub const MAX_BYTES: usize = 8 << 20;
+
+/// The longest deadline (a larger one is this).
+const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// How much longer than the deadline clnrm waits for the server's own answer to it.
+const GRACE: Duration = Duration::from_secs(2);
 
 /// What a call is.
 #[derive(Debug)]
@@ -27,25 +44,25 @@ pub struct Call<'a> {
     pub method: &'a MethodDescriptor,
     /// The request.
     pub request: DynamicMessage,
-    /// Metadata (ASCII keys and values; `-bin` keys are not sent as text).
+    /// Metadata: ASCII keys and values, a key given twice sent twice; binary (`-bin`)
+    /// keys and the ones gRPC itself sets (`grpc-*`, `te`, `content-type`) are refused.
     pub metadata: &'a [(String, String)],
-    /// The deadline, counted from when the call is sent.
+    /// The deadline (`grpc-timeout`), at most a day.
     pub timeout: Duration,
 }
 
-/// The answer of a call that reached the server.
+/// The answer of a call: the status the server sent.
 #[derive(Debug, Default)]
 pub struct Answer {
     /// The status code (0 OK … 16 UNAUTHENTICATED).
     pub code: i32,
     /// The status message.
     pub message: String,
-    /// The response messages as JSON, in order (one for a unary call that succeeded).
+    /// The response messages as JSON, in order (one for a unary call that succeeded;
+    /// those a stream gave before its status).
     pub messages: Vec<serde_json::Value>,
-    /// Response metadata (headers and trailers), as text.
+    /// Response metadata (headers and trailers) with text values.
     pub metadata: Vec<(String, String)>,
-    /// The stream had more messages than were read ([`MAX_MESSAGES`]).
-    pub truncated: bool,
 }
 
 impl Answer {
@@ -76,10 +93,25 @@ pub enum CallError {
         #[source]
         source: hyper::Error,
     },
-    /// A metadata key or value that cannot be sent.
-    #[error("metadata \"{0}\": not a valid key and ASCII value")]
-    Metadata(String),
-    /// The deadline passed with no answer.
+    /// A metadata entry that cannot be sent.
+    #[error("metadata \"{key}\": {why}")]
+    Metadata {
+        /// The key.
+        key: String,
+        /// Why.
+        why: &'static str,
+    },
+    /// The target cannot be an `:authority`.
+    #[error("\"{0}\" is not a host:port")]
+    Authority(String),
+    /// The exchange broke before a status came (the connection, HTTP/2, a message
+    /// that does not decode).
+    #[error("{0}")]
+    Broken(String),
+    /// The answer is bigger than clnrm reads.
+    #[error("the answer holds more than {MAX_MESSAGES} messages or {} MiB", MAX_BYTES >> 20)]
+    TooBig,
+    /// No answer within the deadline (and its grace).
     #[error("no answer within {} ms", .0.as_millis())]
     Timeout(Duration),
 }
@@ -113,17 +145,91 @@ pub fn code_of(name: &str) -> Option<i32> {
     (0..=16).find(|&c| code_name(c).eq_ignore_ascii_case(name))
 }
 
-/// Makes the call; an answer with a status, or why there is none.
+/// What a call needs, owned (the exchange runs on a task of its own).
+struct Owned {
+    addr: SocketAddr,
+    authority: String,
+    method: MethodDescriptor,
+    request: DynamicMessage,
+    metadata: tonic::metadata::MetadataMap,
+    timeout: Duration,
+}
+
+/// Makes the call; an answer with a status, or why there is none. The exchange runs
+/// on a task of its own: a server's answer that tonic cannot take (it panics on some)
+/// is an error of this call, not of clnrm.
 pub async fn call(c: Call<'_>) -> Result<Answer, CallError> {
-    let limit = c.timeout;
-    match tokio::time::timeout(limit, call_inner(c)).await {
-        Ok(r) => r,
-        Err(_) => Err(CallError::Timeout(limit)),
+    let timeout = c.timeout.min(MAX_TIMEOUT);
+    let owned = Owned {
+        addr: c.addr,
+        authority: c.authority.to_owned(),
+        method: c.method.clone(),
+        request: c.request,
+        metadata: metadata(c.metadata)?,
+        timeout,
+    };
+    let mut task = tokio::spawn(async move {
+        let (grpc, connection) = connect(owned.addr, &owned.authority).await?;
+        let result = exchange(&owned, grpc).await;
+        connection.abort();
+        result
+    });
+    match tokio::time::timeout(timeout + GRACE, &mut task).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => Err(CallError::Broken(format!(
+            "the server's answer could not be read ({})",
+            if e.is_panic() {
+                "the gRPC library failed on it"
+            } else {
+                "cancelled"
+            }
+        ))),
+        Err(_) => {
+            task.abort();
+            Err(CallError::Timeout(timeout))
+        }
     }
 }
 
-async fn call_inner(c: Call<'_>) -> Result<Answer, CallError> {
-    let addr = c.addr;
+/// `entries` as gRPC metadata.
+fn metadata(entries: &[(String, String)]) -> Result<tonic::metadata::MetadataMap, CallError> {
+    let mut map = tonic::metadata::MetadataMap::new();
+    for (k, v) in entries {
+        let lower = k.to_ascii_lowercase();
+        let refuse = |why| CallError::Metadata {
+            key: k.clone(),
+            why,
+        };
+        if lower.ends_with("-bin") {
+            return Err(refuse("binary metadata (-bin) is not supported"));
+        }
+        if lower.starts_with("grpc-")
+            || ["te", "content-type", "user-agent"].contains(&lower.as_str())
+            || lower.starts_with(':')
+        {
+            return Err(refuse("gRPC itself sets it"));
+        }
+        let key = tonic::metadata::AsciiMetadataKey::from_bytes(lower.as_bytes())
+            .map_err(|_| refuse("not a valid key"))?;
+        let value: tonic::metadata::AsciiMetadataValue = v
+            .parse()
+            .map_err(|_| refuse("its value is not printable ASCII"))?;
+        map.append(key, value);
+    }
+    Ok(map)
+}
+
+/// The client of tonic on a connection of its own to `addr` (`authority` as the
+/// step names the target); the connection's task, to end when done.
+pub(super) async fn connect(
+    addr: SocketAddr,
+    authority: &str,
+) -> Result<(tonic::client::Grpc<H2>, tokio::task::JoinHandle<()>), CallError> {
+    let origin: hyper::Uri = format!("http://{authority}")
+        .parse()
+        .ok()
+        .filter(|u: &hyper::Uri| u.path() == "/" && u.authority().is_some())
+        .ok_or_else(|| CallError::Authority(authority.to_owned()))?;
     let stream = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|source| CallError::Connect { addr, source })?;
@@ -134,82 +240,86 @@ async fn call_inner(c: Call<'_>) -> Result<Answer, CallError> {
     )
     .await
     .map_err(|source| CallError::Handshake { addr, source })?;
-    let connection = tokio::spawn(conn);
-    let result = exchange(&c, sender).await;
-    connection.abort();
-    result
+    let connection = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let grpc =
+        tonic::client::Grpc::with_origin(H2(sender), origin).max_decoding_message_size(MAX_MESSAGE);
+    Ok((grpc, connection))
 }
 
-async fn exchange(
-    c: &Call<'_>,
-    sender: hyper::client::conn::http2::SendRequest<tonic::body::Body>,
-) -> Result<Answer, CallError> {
-    let origin: hyper::Uri = format!("http://{}", c.authority)
-        .parse()
-        .or_else(|_| format!("http://{}", c.addr).parse())
-        .map_err(|_| CallError::Metadata(":authority".into()))?;
-    let mut grpc = tonic::client::Grpc::with_origin(H2(sender), origin);
+/// A status the server sent, or why none came: tonic gives both as a `Status`; one
+/// of its own (a transport error, a message clnrm's codec could not take) carries the
+/// error it came from.
+pub(super) fn sent_by_server(status: tonic::Status) -> Result<tonic::Status, CallError> {
+    match std::error::Error::source(&status) {
+        None => Ok(status),
+        Some(_) => Err(CallError::Broken(status.message().to_owned())),
+    }
+}
+
+async fn exchange(c: &Owned, mut grpc: tonic::client::Grpc<H2>) -> Result<Answer, CallError> {
     let path: hyper::http::uri::PathAndQuery = format!(
         "/{}/{}",
         c.method.parent_service().full_name(),
         c.method.name()
     )
     .parse()
-    .map_err(|_| CallError::Metadata(":path".into()))?;
+    .map_err(|_| CallError::Broken(format!("no path for method {}", c.method.full_name())))?;
     let mut request = tonic::Request::new(c.request.clone());
+    *request.metadata_mut() = c.metadata.clone();
     request.set_timeout(c.timeout);
-    for (k, v) in c.metadata {
-        let key = tonic::metadata::AsciiMetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes())
-            .map_err(|_| CallError::Metadata(k.clone()))?;
-        let value: tonic::metadata::AsciiMetadataValue =
-            v.parse().map_err(|_| CallError::Metadata(k.clone()))?;
-        request.metadata_mut().insert(key, value);
-    }
     let codec = DynCodec(c.method.output());
+    grpc.ready()
+        .await
+        .map_err(|e| CallError::Broken(format!("the connection closed: {e}")))?;
     let mut answer = Answer::default();
-    if grpc.ready().await.is_err() {
-        return Ok(status_answer(tonic::Status::unavailable(
-            "the connection closed",
-        )));
-    }
     if c.method.is_server_streaming() {
         let response = match grpc.server_streaming(request, path, codec).await {
             Ok(r) => r,
-            Err(status) => return Ok(status_answer(status)),
+            Err(status) => return Ok(status_answer(sent_by_server(status)?)),
         };
         answer.metadata = text_metadata(response.metadata());
         let mut stream = response.into_inner();
+        let mut bytes = 0;
         loop {
             match stream.message().await {
-                Ok(Some(m)) if answer.messages.len() < MAX_MESSAGES => {
-                    answer.messages.push(to_json(&m));
-                }
-                Ok(Some(_)) => {
-                    answer.truncated = true;
-                    break;
+                Ok(Some(m)) => {
+                    bytes += m.encoded_len();
+                    if answer.messages.len() == MAX_MESSAGES || bytes > MAX_BYTES {
+                        return Err(CallError::TooBig);
+                    }
+                    answer.messages.push(json_of(&m)?);
                 }
                 Ok(None) => break,
                 Err(status) => {
-                    let mut end = status_answer(status);
+                    let mut end = status_answer(sent_by_server(status)?);
                     end.messages = std::mem::take(&mut answer.messages);
                     end.metadata.splice(0..0, answer.metadata);
                     return Ok(end);
                 }
             }
         }
-        if let Ok(Some(trailers)) = stream.trailers().await {
-            answer.metadata.extend(text_metadata(&trailers));
+        match stream.trailers().await {
+            Ok(Some(trailers)) => answer.metadata.extend(text_metadata(&trailers)),
+            Ok(None) => {}
+            Err(status) => return Ok(status_answer(sent_by_server(status)?)),
         }
         return Ok(answer);
     }
     match grpc.unary(request, path, codec).await {
         Ok(response) => {
             answer.metadata = text_metadata(response.metadata());
-            answer.messages.push(to_json(response.get_ref()));
+            answer.messages.push(json_of(response.get_ref())?);
             Ok(answer)
         }
-        Err(status) => Ok(status_answer(status)),
+        Err(status) => Ok(status_answer(sent_by_server(status)?)),
     }
+}
+
+/// A message as JSON, or why it has none (a well-known type the mapping refuses).
+fn json_of(m: &DynamicMessage) -> Result<serde_json::Value, CallError> {
+    to_json(m).map_err(|e| CallError::Broken(format!("a response message has no JSON form: {e}")))
 }
 
 /// The answer a status alone makes (a failed call, or one the connection ended).
@@ -219,7 +329,6 @@ fn status_answer(status: tonic::Status) -> Answer {
         message: status.message().to_owned(),
         messages: Vec::new(),
         metadata: text_metadata(status.metadata()),
-        truncated: false,
     }
 }
 
@@ -236,7 +345,7 @@ fn text_metadata(m: &tonic::metadata::MetadataMap) -> Vec<(String, String)> {
 
 /// A hyper HTTP/2 connection as the service tonic's client sends requests through.
 #[derive(Clone)]
-struct H2(hyper::client::conn::http2::SendRequest<tonic::body::Body>);
+pub(super) struct H2(hyper::client::conn::http2::SendRequest<tonic::body::Body>);
 
 type Responding = Pin<
     Box<dyn Future<Output = Result<hyper::Response<hyper::body::Incoming>, hyper::Error>> + Send>,
@@ -254,6 +363,14 @@ impl tower::Service<hyper::Request<tonic::body::Body>> for H2 {
     fn call(&mut self, req: hyper::Request<tonic::body::Body>) -> Responding {
         Box::pin(self.0.send_request(req))
     }
+}
+
+/// A status for what went wrong in clnrm, not at the server: it carries a source,
+/// which [`sent_by_server`] tells apart.
+pub(super) fn local(message: String) -> tonic::Status {
+    let mut status = tonic::Status::internal(message.clone());
+    status.set_source(Arc::new(CallError::Broken(message)));
+    status
 }
 
 /// Messages of a descriptor's type, on the wire.
@@ -289,7 +406,7 @@ impl Encoder for DynEncoder {
         dst: &mut EncodeBuf<'_>,
     ) -> Result<(), tonic::Status> {
         item.encode(dst)
-            .map_err(|e| tonic::Status::internal(format!("encoding the request: {e}")))
+            .map_err(|e| local(format!("encoding the request: {e}")))
     }
 }
 
@@ -301,7 +418,7 @@ impl Decoder for DynDecoder {
         let mut message = DynamicMessage::new(self.0.clone());
         message
             .merge(src)
-            .map_err(|e| tonic::Status::internal(format!("decoding the response: {e}")))?;
+            .map_err(|e| local(format!("decoding the response: {e}")))?;
         Ok(Some(message))
     }
 }
@@ -384,6 +501,22 @@ service TraceService { rpc Export(ExportTraceServiceRequest) returns (ExportTrac
     async fn no_server_and_a_silent_one_are_errors_not_answers() {
         let (_dir, m) = method();
         let request = proto::request(&m, &serde_json::json!({})).unwrap_or_else(|e| panic!("{e}"));
+        // Metadata gRPC sets itself, or binary, is refused before anything is sent.
+        for key in ["grpc-timeout", "te", "x-trace-bin", "bad key"] {
+            let refused = super::call(Call {
+                addr: SocketAddr::from(([127, 0, 0, 1], 9)),
+                authority: "x:1",
+                method: &m,
+                request: request.clone(),
+                metadata: &[(key.to_owned(), "v".to_owned())],
+                timeout: Duration::from_secs(1),
+            })
+            .await;
+            assert!(
+                matches!(refused, Err(CallError::Metadata { .. })),
+                "{key}: {refused:?}"
+            );
+        }
         // A port nobody listens on.
         let free = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())

@@ -72,7 +72,6 @@ impl Protos {
             message: e.to_string(),
             at: None,
         })?;
-        compiler.include_imports(true);
         for file in files {
             let path: PathBuf = base.join(file);
             compiler
@@ -84,8 +83,7 @@ impl Protos {
         })
     }
 
-    /// Descriptors a server gave (its reflection service): encoded
-    /// `FileDescriptorProto`s, dependencies first or not.
+    /// Descriptors made elsewhere (from a server's reflection service).
     pub fn from_pool(pool: DescriptorPool) -> Self {
         Self { pool }
     }
@@ -134,9 +132,10 @@ pub fn request(
 }
 
 /// A message as JSON (proto3's JSON mapping, fields as the `.proto` names them in
-/// camelCase, defaults left out).
-pub fn to_json(message: &DynamicMessage) -> serde_json::Value {
-    serde_json::to_value(message).unwrap_or(serde_json::Value::Null)
+/// camelCase, defaults left out); an error for what the mapping refuses (an `Any` of
+/// an unknown type, a time out of range).
+pub fn to_json(message: &DynamicMessage) -> Result<serde_json::Value, serde_json::Error> {
+    serde_json::to_value(message)
 }
 
 /// The closest of `names` to `word`, when close enough to be a typo.
@@ -154,8 +153,9 @@ fn compile_error(file: &str, e: &protox::Error) -> ProtoError {
         let contents = source.read_span(label.inner(), 0, 0).ok()?;
         Some((contents.line() + 1, contents.column() + 1))
     })();
+    // An error in a file it imports is that file's (and its line is).
     ProtoError::Compile {
-        file: file.to_owned(),
+        file: e.file().map_or_else(|| file.to_owned(), str::to_owned),
         message: e.to_string(),
         at,
     }
@@ -202,8 +202,8 @@ service Greeter {
         let req = request(&m, &serde_json::json!({"name": "ada", "times": 2}))
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
-            to_json(&req),
-            serde_json::json!({"name": "ada", "times": 2})
+            to_json(&req).ok(),
+            Some(serde_json::json!({"name": "ada", "times": 2}))
         );
         let e = request(&m, &serde_json::json!({"nmae": "ada"})).err();
         assert!(
