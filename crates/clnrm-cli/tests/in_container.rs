@@ -15,6 +15,7 @@ use engine::{containers, networks};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 /// The image of clnrm built for this test, removed when it ends.
 struct Image(String);
@@ -189,4 +190,68 @@ fn the_examples_pass_with_clnrm_in_its_own_container_against_the_hosts_engine() 
             && message.contains("mount the project into clnrm's container"),
         "{report:#}"
     );
+}
+
+/// Containers (running or not) and networks carrying `label`.
+fn left(label: &str) -> (Vec<String>, Vec<String>) {
+    (containers(label), networks(label))
+}
+
+#[test]
+fn what_a_killed_clnrm_container_left_is_reaped_by_the_next_run_on_the_host() {
+    let image = Image::build();
+    // Two services: a network of the scenario's own, which clnrm's container joins.
+    let dir = project(&[(
+        "tests/slow.clnrm.toml",
+        &format!(
+            "[meta]\nname = \"slow\"\nversion = \"1\"\n\n[service.a]\nimage = \"{busybox}\"\n\n\
+             [service.b]\nimage = \"{busybox}\"\n\n[[scenario]]\nname = \"waits\"\nservice = \"a\"\nrun = \"sleep 120\"\n",
+            busybox = engine::IMAGE
+        ),
+    )]);
+    let name = format!("clnrm-killed-{}", std::process::id());
+    let out = Command::new("docker")
+        .args(["run", "-d", "--name", &name])
+        .args(["-v", "/var/run/docker.sock:/var/run/docker.sock"])
+        .args(["-v", &format!("{}:/project", dir.path().display())])
+        .args([&image.0, "run", "tests"])
+        .output()
+        .unwrap_or_else(|e| panic!("docker run: {e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let label = format!("clnrm.container={id}");
+    engine::wait_until("the scenario's containers", Duration::from_secs(60), || {
+        let (c, n) = left(&label);
+        c.len() == 2 && n.len() == 1
+    });
+    // Killed: nothing of clnrm's clean-up runs.
+    let killed = Command::new("docker")
+        .args(["rm", "-f", &name])
+        .output()
+        .unwrap_or_else(|e| panic!("docker rm: {e}"));
+    assert!(killed.status.success());
+    let (c, n) = left(&label);
+    assert!(c.len() == 2 && n.len() == 1, "{c:?} {n:?}");
+
+    // The next run on the host sees that the engine no longer runs that container.
+    std::fs::write(
+        dir.path().join("tests/slow.clnrm.toml"),
+        format!(
+            "[meta]\nname = \"quick\"\nversion = \"1\"\n\n[service.a]\nimage = \"{}\"\n\n\
+             [[scenario]]\nname = \"quick\"\nservice = \"a\"\nrun = \"true\"\n",
+            engine::IMAGE
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let out = common::clnrm(dir.path())
+        .args(["run", "tests"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(left(&label), (Vec::new(), Vec::new()), "{text}");
 }
