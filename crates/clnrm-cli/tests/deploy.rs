@@ -153,16 +153,19 @@ fn the_ci_matrix_example_shards_by_duration_and_merges_with_commands_clnrm_accep
             }
         }
     }
-    assert_eq!(lines.len(), 2, "{lines:?}");
-    assert!(
-        lines[0].contains(&format!(
-            "--partition duration:${{{{ matrix.shard }}}}/{shards}"
-        )),
-        "{}",
-        lines[0]
+    shard_then_merge(
+        &lines,
+        &format!("--partition duration:${{{{ matrix.shard }}}}/{shards}"),
     );
+}
+
+/// Checks that `lines` are a shard's run with `partition` and a `report merge`, each
+/// a command line clnrm accepts.
+fn shard_then_merge(lines: &[String], partition: &str) {
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].contains(partition), "{}", lines[0]);
     assert!(lines[1].starts_with("report merge"), "{}", lines[1]);
-    for line in &lines {
+    for line in lines {
         let args: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
         accepted(&args);
     }
@@ -192,15 +195,8 @@ fn the_gitlab_example_runs_clnrm_in_its_image_with_shards_and_a_merge_clnrm_acce
         }
     }
     assert_eq!(doc["clnrm"]["parallel"].as_u64(), Some(4));
-    assert_eq!(lines.len(), 2, "{lines:?}");
-    assert!(
-        lines[0].contains("--partition duration:${CI_NODE_INDEX}/${CI_NODE_TOTAL}"),
-        "{}",
-        lines[0]
+    shard_then_merge(
+        &lines,
+        "--partition duration:${CI_NODE_INDEX}/${CI_NODE_TOTAL}",
     );
-    assert!(lines[1].starts_with("report merge"), "{}", lines[1]);
-    for line in &lines {
-        let args: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
-        accepted(&args);
-    }
 }

@@ -8,6 +8,9 @@
 //! collected in order, a method the server does not have.
 mod common;
 
+#[path = "common/engine.rs"]
+mod engine;
+
 use clnrm_core::grpc::{self, Call, Protos, proto};
 use serde_json::json;
 use std::net::SocketAddr;
@@ -27,31 +30,10 @@ impl Greeter {
         let context = common::context("examples/grpc-greeter/app");
         // Built as a user of the example would by hand; the engine's cache makes the
         // next run's build instant.
-        let out = Command::new("docker")
-            .args(["build", "-q", "-t", IMAGE])
-            .arg(&context)
-            .output()
-            .unwrap_or_else(|e| panic!("docker build: {e}"));
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let out = Command::new("docker")
-            .args(["run", "-d", "--rm", "-p", "127.0.0.1::50051", IMAGE])
-            .output()
-            .unwrap_or_else(|e| panic!("docker run: {e}"));
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        let port = Command::new("docker")
-            .args(["port", &id, "50051/tcp"])
-            .output()
-            .unwrap_or_else(|e| panic!("docker port: {e}"));
-        let text = String::from_utf8_lossy(&port.stdout).into_owned();
+        let context = context.display().to_string();
+        engine::docker(&["build", "-q", "-t", IMAGE, &context]);
+        let id = engine::docker(&["run", "-d", "--rm", "-p", "127.0.0.1::50051", IMAGE]);
+        let text = engine::docker(&["port", &id, "50051/tcp"]);
         let addr: SocketAddr = text
             .lines()
             .next()

@@ -49,15 +49,7 @@ struct JobNetwork(String);
 impl JobNetwork {
     fn create() -> Self {
         let name = format!("clnrm-job-{}", std::process::id());
-        let out = Command::new("docker")
-            .args(["network", "create", &name])
-            .output()
-            .unwrap_or_else(|e| panic!("docker network create: {e}"));
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        engine::docker(&["network", "create", &name]);
         Self(name)
     }
 }
@@ -210,30 +202,27 @@ fn what_a_killed_clnrm_container_left_is_reaped_by_the_next_run_on_the_host() {
         ),
     )]);
     let name = format!("clnrm-killed-{}", std::process::id());
-    let out = Command::new("docker")
-        .args(["run", "-d", "--name", &name])
-        .args(["-v", "/var/run/docker.sock:/var/run/docker.sock"])
-        .args(["-v", &format!("{}:/project", dir.path().display())])
-        .args([&image.0, "run", "tests"])
-        .output()
-        .unwrap_or_else(|e| panic!("docker run: {e}"));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let project = format!("{}:/project", dir.path().display());
+    let id = engine::docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "-v",
+        "/var/run/docker.sock:/var/run/docker.sock",
+        "-v",
+        &project,
+        &image.0,
+        "run",
+        "tests",
+    ]);
     let label = format!("clnrm.container={id}");
     engine::wait_until("the scenario's containers", Duration::from_secs(60), || {
         let (c, n) = left(&label);
         c.len() == 2 && n.len() == 1
     });
     // Killed: nothing of clnrm's clean-up runs.
-    let killed = Command::new("docker")
-        .args(["rm", "-f", &name])
-        .output()
-        .unwrap_or_else(|e| panic!("docker rm: {e}"));
-    assert!(killed.status.success());
+    engine::docker(&["rm", "-f", &name]);
     let (c, n) = left(&label);
     assert!(c.len() == 2 && n.len() == 1, "{c:?} {n:?}");
 

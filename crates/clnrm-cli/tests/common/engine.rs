@@ -22,6 +22,21 @@ pub fn containers(label: &str) -> Vec<String> {
         .collect()
 }
 
+/// What `docker ARGS` prints (trimmed), failing the test when it fails.
+pub fn docker(args: &[&str]) -> String {
+    let out = std::process::Command::new("docker")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("docker {}: {e}", args.join(" ")));
+    assert!(
+        out.status.success(),
+        "docker {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 /// Ids of the networks carrying `label` (`key=value`).
 pub fn networks(label: &str) -> Vec<String> {
     let out = std::process::Command::new("docker")
