@@ -251,3 +251,91 @@ fn the_trace_assertions_example_passes_and_catches_an_n_plus_one_a_wrong_link_an
         "{found}"
     );
 }
+
+const GRPC: &str = "examples/grpc-greeter.clnrm.toml";
+
+/// The gRPC example, end to end (SPEC §17): the Python greeter built from source,
+/// called with its `.proto` and through reflection; then the same file broken three
+/// ways: a response that is not the one expected, a status that is not, a method the
+/// `.proto` does not have (refused by `validate`, at its position).
+#[test]
+fn the_grpc_example_calls_the_python_server_with_its_proto_and_by_reflection_under_its_spans() {
+    let text = read(GRPC);
+    let dir = project(&[(GRPC, &text)]);
+    copy_context("examples/grpc-greeter/app", dir.path());
+    let _clean = RemoveBuilt::of(dir.path());
+    let run = run_json(dir.path(), &["--workers", "2", GRPC]);
+    run.assert_passed();
+    for name in ["greets with its proto file", "greets through reflection"] {
+        let sc = scenario(&run, name);
+        assert_eq!(sc["status"], "passed", "{sc:#}");
+        assert!(
+            sc["spans"].as_u64().unwrap_or(0) >= 2,
+            "the server's spans arrived: {sc:#}"
+        );
+    }
+    let sc = scenario(&run, "greets with its proto file");
+    let stream = sc["steps"][1]["stdout"].as_str().unwrap_or_default();
+    let messages: serde_json::Value =
+        serde_json::from_str(stream).unwrap_or_else(|e| panic!("{e}: {stream}"));
+    assert_eq!(
+        messages[2]["message"], "Hello #3, Hello, ada!!",
+        "the captured greeting was sent in the next call: {sc:#}"
+    );
+
+    // A response and a status that are not the ones expected.
+    let swap = |text: &str, from: &str, to: &str| {
+        let out = text.replacen(from, to, 1);
+        assert_ne!(out, text, "{from}");
+        out
+    };
+    let broken = swap(
+        &text,
+        "\"$.message\" = \"Hello, ada!\"",
+        "\"$.message\" = \"Hi, ada!\"",
+    );
+    let broken = swap(
+        &broken,
+        "expected_grpc_status = 11",
+        "expected_grpc_status = \"NOT_FOUND\"",
+    );
+    std::fs::write(dir.path().join(GRPC), &broken).unwrap_or_else(|e| panic!("{e}"));
+    let run = run_json(dir.path(), &["--workers", "2", GRPC]);
+    assert_eq!(run.code, Some(1), "{:#}", run.json);
+    let sc = scenario(&run, "greets with its proto file");
+    let step = &sc["steps"][0];
+    assert_eq!(step["status"], "failed", "{sc:#}");
+    assert_eq!(
+        step["message"], "$.message is \"Hello, ada!\", expected \"Hi, ada!\"",
+        "{sc:#}"
+    );
+    let sc = scenario(&run, "greets through reflection");
+    let message = sc["steps"][1]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with(
+            "status OUT_OF_RANGE (11): times is 0, not 1 to 100, expected NOT_FOUND (5)"
+        ),
+        "{sc:#}"
+    );
+
+    // A method the .proto does not have: refused before anything runs, where it is
+    // written, with the method it most likely is.
+    let broken = swap(
+        &text,
+        "Greeter/SayHellos\", json = { name = \"${greeting}\"",
+        "Greeter/SayHelos\", json = { name = \"${greeting}\"",
+    );
+    std::fs::write(dir.path().join(GRPC), &broken).unwrap_or_else(|e| panic!("{e}"));
+    let out = clnrm(dir.path()).args(["validate", GRPC]).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    let line = broken
+        .lines()
+        .position(|l| l.contains("SayHelos"))
+        .map_or(0, |i| i + 1);
+    assert!(
+        said.contains("service \"demo.greeter.v1.Greeter\" has no method \"SayHelos\"; did you mean \"SayHellos\"?")
+            && said.contains(&format!("{GRPC}:{line}:")),
+        "{said}"
+    );
+}

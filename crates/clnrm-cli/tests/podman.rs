@@ -1,7 +1,7 @@
 //! The end-to-end run on Podman: `clnrm run` against Podman's Docker-compatible API
 //! (`podman system service`, Debian's Podman 4.3, started by `scripts/podman.sh`, which
 //! the set-up command runs) instead of Docker. Every example whose images Podman has
-//! (all but the orders and develop examples, whose images build on `clnrm/bookworm`,
+//! (all but the orders, develop and gRPC examples, whose images build on `clnrm/bookworm`,
 //! which only Docker's storage holds), the OTLP example's spans included (the
 //! receiver's address must work on either engine), and an imported Compose stack with
 //! a one-shot, a health check and an entrypoint; no container is left behind.
@@ -79,6 +79,7 @@ fn the_examples_and_an_imported_stack_pass_on_podman() {
         "orders-postgres.clnrm.toml",
         "web-develop.clnrm.toml",
         "orders-traces.clnrm.toml",
+        "grpc-greeter.clnrm.toml",
     ] {
         std::fs::remove_file(dir.path().join("examples").join(example))
             .unwrap_or_else(|e| panic!("{example}: {e}"));

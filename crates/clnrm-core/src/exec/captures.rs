@@ -89,6 +89,9 @@ impl Captured {
                         Some(HttpBody::Json(j)) => has(&j.to_string()),
                         None => false,
                     }
+            })
+            || step.grpc.as_ref().is_some_and(|g| {
+                has(&g.target) || g.metadata.iter().any(|(_, v)| has(v)) || has(&g.json.to_string())
             });
         if !any {
             return Ok(Cow::Borrowed(step));
@@ -104,6 +107,13 @@ impl Captured {
         }
         if let Some(w) = &mut owned.workdir {
             *w = one(w)?;
+        }
+        if let Some(g) = &mut owned.grpc {
+            g.target = one(&g.target)?;
+            for (_, v) in &mut g.metadata {
+                *v = one(v)?;
+            }
+            resolve_json(&mut g.json, &one)?;
         }
         if let Some(h) = &mut owned.http {
             h.url = h.url.substituted(one)?;

@@ -204,19 +204,25 @@ pub fn judge(spec: &HttpSpec, answer: &Answer) -> Option<(Reason, String)> {
         Ok(doc) => doc,
         Err(e) => return Some((Reason::Json, format!("body is not JSON ({e})"))),
     };
-    for (query, want) in &spec.expected_json {
-        match query.select(&doc).first() {
+    json_failure(&spec.expected_json, &doc).map(|why| (Reason::Json, why))
+}
+
+/// Why `doc` does not meet `checks` (JSONPath → the value it must select first), if
+/// it does not.
+pub(super) fn json_failure(
+    checks: &[(crate::model::JsonPathQuery, serde_json::Value)],
+    doc: &serde_json::Value,
+) -> Option<String> {
+    for (query, want) in checks {
+        match query.select(doc).first() {
             None => {
-                return Some((
-                    Reason::Json,
-                    format!("{} selected nothing, expected {want}", query.as_str()),
+                return Some(format!(
+                    "{} selected nothing, expected {want}",
+                    query.as_str()
                 ));
             }
             Some(got) if !same(got, want) => {
-                return Some((
-                    Reason::Json,
-                    format!("{} is {got}, expected {want}", query.as_str()),
-                ));
+                return Some(format!("{} is {got}, expected {want}", query.as_str()));
             }
             Some(_) => {}
         }

@@ -10,6 +10,7 @@ pub mod agent;
 mod captures;
 mod dispatcher;
 pub mod events;
+mod grpc;
 mod http;
 mod images;
 mod otel_env;

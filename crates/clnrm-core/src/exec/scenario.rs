@@ -331,6 +331,15 @@ async fn run_step<E: ContainerEngine>(
         };
         return super::http::run(env, step, http, &ctx, captured, spans, result).await;
     }
+    if let Some(grpc) = &step.grpc {
+        let ctx = super::http::HttpCtx {
+            scenario: sc.id,
+            deadline,
+            started,
+            cancel,
+        };
+        return super::grpc::run(env, step, grpc, &ctx, captured, spans, result).await;
+    }
     let Some(member) = env.member(&step.service) else {
         result.status = Status::Error;
         result.reason = Some(Reason::Engine);

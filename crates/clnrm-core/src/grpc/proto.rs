@@ -61,6 +61,8 @@ fn hint(closest: &Option<String>) -> String {
 #[derive(Clone, Debug)]
 pub struct Protos {
     pool: DescriptorPool,
+    /// The files read (those named and those they import), for a key of their text.
+    read: Vec<PathBuf>,
 }
 
 impl Protos {
@@ -78,23 +80,34 @@ impl Protos {
                 .open_file(&path)
                 .map_err(|e| compile_error(file, &e))?;
         }
+        let read = compiler
+            .files()
+            .filter_map(|f| f.path().map(Path::to_path_buf))
+            .collect();
         Ok(Self {
             pool: compiler.descriptor_pool(),
+            read,
         })
+    }
+
+    /// The files compiled: those named and those they import (from disk).
+    pub fn files_read(&self) -> &[PathBuf] {
+        &self.read
     }
 
     /// Descriptors made elsewhere (from a server's reflection service).
     pub fn from_pool(pool: DescriptorPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            read: Vec::new(),
+        }
     }
 
     /// The method `name` (`pkg.Service/Method`); `where_` says where it was looked
     /// for (for the error).
     pub fn method(&self, name: &str, where_: &str) -> Result<MethodDescriptor, ProtoError> {
-        let (service, method) = name
-            .split_once('/')
-            .filter(|(s, m)| !s.is_empty() && !m.is_empty() && !m.contains('/'))
-            .ok_or_else(|| ProtoError::MethodSyntax(name.to_owned()))?;
+        let (service, method) =
+            split_method(name).ok_or_else(|| ProtoError::MethodSyntax(name.to_owned()))?;
         let Some(svc) = self.pool.get_service_by_name(service) else {
             let names: Vec<String> = self
                 .pool
@@ -116,6 +129,12 @@ impl Protos {
             }
         })
     }
+}
+
+/// `package.Service/Method` as (`package.Service`, `Method`).
+pub fn split_method(name: &str) -> Option<(&str, &str)> {
+    name.split_once('/')
+        .filter(|(s, m)| !s.is_empty() && !m.is_empty() && !m.contains('/'))
 }
 
 /// The request of `method` from its JSON (proto3's JSON mapping; unknown fields are

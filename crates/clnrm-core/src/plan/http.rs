@@ -41,7 +41,7 @@ pub enum HttpBody {
     Json(serde_json::Value),
 }
 
-fn json_checks<S: serde::Serializer>(
+pub(super) fn json_checks<S: serde::Serializer>(
     checks: &[(crate::model::JsonPathQuery, serde_json::Value)],
     s: S,
 ) -> Result<S::Ok, S::Error> {

@@ -146,6 +146,7 @@ pub(super) fn plan_scenario(
             retry: None,
             captures: Vec::new(),
             http: None,
+            grpc: None,
             snapshot: None,
             span: Some(run.span),
         });
@@ -153,7 +154,12 @@ pub(super) fn plan_scenario(
     let id = format!("{display}::{}", sc.name.value);
     let redact = snapshot_redactions(file, opts);
     steps.extend(sc.steps.iter().map(|st| {
-        let mut step = planned_step(st, &default_service);
+        let base = cx
+            .checked
+            .path
+            .parent()
+            .unwrap_or(std::path::Path::new("."));
+        let mut step = planned_step(st, &default_service, base);
         if st.snapshot.as_ref().is_some_and(|s| s.value) {
             let dir = Path::new(&opts.project).join(crate::project::Layout::SNAPSHOTS);
             let path = crate::snapshots::path_for(&dir, &id, &step.name);
@@ -204,16 +210,19 @@ pub(super) fn plan_scenario(
             }
         }
     }
-    // clnrm publishes on loopback every container port an `http` step reaches.
-    for target in steps
-        .iter()
-        .filter_map(|s| s.http.as_ref())
-        .filter_map(|h| h.url.target())
-    {
-        if let Some(svc) = services.iter_mut().find(|s| s.id == target.host)
-            && !svc.ports.contains(&target.port)
+    // clnrm publishes on loopback every container port an `http` or `grpc` step reaches.
+    let targets = steps.iter().filter_map(|s| {
+        s.http
+            .as_ref()
+            .and_then(|h| h.url.target())
+            .map(|t| (t.host.clone(), t.port))
+            .or_else(|| s.grpc.as_ref().and_then(|g| g.target()))
+    });
+    for (host, port) in targets.collect::<Vec<_>>() {
+        if let Some(svc) = services.iter_mut().find(|s| s.id == host)
+            && !svc.ports.contains(&port)
         {
-            svc.ports.push(target.port);
+            svc.ports.push(port);
         }
     }
     let exclusive = sc.concurrent.as_ref().is_some_and(|c| !c.value)

@@ -211,7 +211,8 @@ fn setup_of(
         .iter()
         .map(|st| PlannedStep {
             service: id.to_owned(),
-            ..planned_step(st, id)
+            // Set-up steps make no calls (the validator refuses `grpc` there).
+            ..planned_step(st, id, Path::new("."))
         })
         .collect();
     let mut hasher = Sha256::new();

@@ -2,6 +2,7 @@
 //! request, its checks, environment, timeout, retry and captures).
 
 use super::encoding::{millis, optional_millis, pattern};
+use super::grpc::{GrpcSpec, grpc_spec};
 use super::http::{HttpSpec, http_spec};
 use crate::model::defaults;
 use regex::Regex;
@@ -41,6 +42,9 @@ pub struct PlannedStep {
     /// The request clnrm sends instead of running a command (`argv` is empty then).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http: Option<Box<HttpSpec>>,
+    /// The gRPC call clnrm makes instead of running a command (`argv` is empty then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<Box<GrpcSpec>>,
     /// Where its output snapshot is and how it is compared (`snapshot = true`;
     /// cache keys add it themselves).
     #[serde(skip)]
@@ -95,11 +99,17 @@ pub struct RetrySpec {
 
 /// A step as the executor runs it; `service` when the step names none (an `http`
 /// step runs in the service its URL names, when it names one).
-pub(super) fn planned_step(st: &crate::model::Step, service: &str) -> PlannedStep {
+pub(super) fn planned_step(
+    st: &crate::model::Step,
+    service: &str,
+    base: &std::path::Path,
+) -> PlannedStep {
     let http = st.http.as_ref().map(|h| Box::new(http_spec(st, h)));
+    let grpc = st.grpc.as_ref().map(|g| Box::new(grpc_spec(st, g, base)));
     let target = http
         .as_ref()
-        .and_then(|h| h.url.target().map(|t| t.host.clone()));
+        .and_then(|h| h.url.target().map(|t| t.host.clone()))
+        .or_else(|| grpc.as_ref().and_then(|g| g.target().map(|(host, _)| host)));
     PlannedStep {
         name: st.name.value.clone(),
         service: st.service.as_ref().map_or_else(
@@ -112,6 +122,7 @@ pub(super) fn planned_step(st: &crate::model::Step, service: &str) -> PlannedSte
             .flat_map(|c| c.value.iter().map(|a| a.value.clone()))
             .collect(),
         http,
+        grpc,
         snapshot: None,
         span: Some(st.name.span),
         expected_exit_code: st.expected_exit_code.as_ref().map_or(0, |c| c.value),
@@ -139,7 +150,14 @@ pub(super) fn planned_step(st: &crate::model::Step, service: &str) -> PlannedSte
                 Some(CaptureSpec {
                     name: name.value.clone(),
                     from: c.from.as_ref().map_or_else(
-                        || if st.http.is_some() { "body" } else { "stdout" }.to_owned(),
+                        || {
+                            if st.http.is_some() || st.grpc.is_some() {
+                                "body"
+                            } else {
+                                "stdout"
+                            }
+                            .to_owned()
+                        },
                         |f| f.value.clone(),
                     ),
                     how,

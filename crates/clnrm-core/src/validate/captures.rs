@@ -46,6 +46,19 @@ fn walk(cx: &mut Ctx<'_>, steps: &[Step], known: &mut BTreeSet<String>) {
                 }
             }
         }
+        if let Some(g) = &step.grpc {
+            check_text(cx, &g.target, known);
+            for (_, v) in g.metadata.iter() {
+                check_text(cx, v, known);
+            }
+            if let Some(j) = &g.json {
+                let mut strings = Vec::new();
+                toml_strings(&j.value, &mut strings);
+                for s in strings {
+                    check_text(cx, &Sp::new(s, j.span), known);
+                }
+            }
+        }
         for (_, value) in step.env.iter() {
             check_text(cx, value, known);
         }
@@ -53,7 +66,14 @@ fn walk(cx: &mut Ctx<'_>, steps: &[Step], known: &mut BTreeSet<String>) {
             check_text(cx, w, known);
         }
         for (name, capture) in step.capture.iter() {
-            check_capture(cx, name, capture, step.http.is_some());
+            // A `grpc` step's answer is read as an `http` step's: its body (the
+            // response as JSON) or a `header:<name>` (its metadata).
+            check_capture(
+                cx,
+                name,
+                capture,
+                step.http.is_some() || step.grpc.is_some(),
+            );
             known.insert(name.value.clone());
         }
     }

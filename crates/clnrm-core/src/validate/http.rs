@@ -11,6 +11,10 @@ pub const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD",
 
 pub(super) fn check(cx: &mut Ctx<'_>, step: &Step, defined: &[&str]) {
     let Some(h) = &step.http else {
+        // A `grpc` step's own checks are `grpc::check`'s.
+        if step.grpc.is_some() {
+            return;
+        }
         for (written, key) in [
             (
                 step.expected_status.as_ref().map(|s| s.span),

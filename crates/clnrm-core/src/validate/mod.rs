@@ -8,6 +8,7 @@ mod cycles;
 mod dependencies;
 mod determinism;
 mod expectations;
+mod grpc;
 mod host;
 mod http;
 mod load;
@@ -275,6 +276,85 @@ mod tests {
                 (d.code.to_string(), at.to_owned(), d.help.clone())
             })
             .collect()
+    }
+
+    #[test]
+    fn a_grpc_step_is_checked_where_each_thing_is_written() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(
+            dir.path().join("g.proto"),
+            "syntax = \"proto3\";\npackage p;\nmessage R { string name = 1; }\nservice S { rpc Get(R) returns (R); }\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(
+            dir.path().join("bad.proto"),
+            "syntax = \"proto3\";\nmessage {\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let step = |grpc: &str, extra: &str| {
+            format!("{HEAD}[[scenario.steps]]\nname = \"c\"\ngrpc = {grpc}\n{extra}")
+        };
+        let at = |text: &str| -> Vec<(String, String)> {
+            codes_in(dir.path(), text)
+                .into_iter()
+                .map(|(code, at, _)| (code, at))
+                .collect()
+        };
+        let pair = |c: &str, t: &str| (c.to_owned(), t.to_owned());
+        // Right: nothing to say.
+        let ok = step(
+            r#"{ target = "a:50051", method = "p.S/Get", json = { name = "x" }, proto = ["g.proto"] }"#,
+            "expected_grpc_status = \"NOT_FOUND\"\nexpected_json = { \"$.name\" = \"x\" }\n",
+        );
+        assert_eq!(at(&ok), Vec::<(String, String)>::new());
+        // The method, the request's field, a missing file and one that does not compile.
+        let text = step(
+            r#"{ target = "a:50051", method = "p.S/Gte", proto = ["g.proto"] }"#,
+            "",
+        );
+        assert_eq!(at(&text), vec![pair("E0120", "\"p.S/Gte\"")]);
+        let text = step(
+            r#"{ target = "a:50051", method = "p.S/Get", json = { nmae = "x" }, proto = ["g.proto"] }"#,
+            "",
+        );
+        assert_eq!(at(&text), vec![pair("E0120", "{ nmae = \"x\" }")]);
+        let text = step(
+            r#"{ target = "a:50051", method = "p.S/Get", proto = ["none.proto"] }"#,
+            "",
+        );
+        assert_eq!(at(&text), vec![pair("E0120", "\"none.proto\"")]);
+        let text = step(
+            r#"{ target = "a:50051", method = "p.S/Get", proto = ["bad.proto"] }"#,
+            "",
+        );
+        let found = codes_in(dir.path(), &text);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].1, "\"bad.proto\"");
+        // The target, the status, metadata gRPC sets, both kinds of step in one.
+        let text = step(
+            r#"{ target = "b:50051", method = "p.S/Get", metadata = { "grpc-timeout" = "1S" } }"#,
+            "expected_grpc_status = \"NOPE\"\ncommand = [\"true\"]\nexpected_exit_code = 1\n",
+        );
+        let mut got = at(&text);
+        got.sort();
+        let mut want = vec![
+            pair("E0102", "\"b:50051\""),
+            pair("E0120", "\"NOPE\""),
+            pair("E0120", "\"grpc-timeout\""),
+            pair("E0123", "[\"true\"]"),
+            pair("E0120", "1"),
+        ];
+        want.sort();
+        assert_eq!(got, want);
+        let text = step(r#"{ target = "a", method = "Get" }"#, "");
+        let mut got = at(&text);
+        got.sort();
+        assert_eq!(got, vec![pair("E0120", "\"Get\""), pair("E0120", "\"a\"")]);
+        // `expected_grpc_status` belongs to a `grpc` step.
+        let text = format!(
+            "{HEAD}[[scenario.steps]]\nname = \"c\"\ncommand = [\"true\"]\nexpected_grpc_status = 0\n"
+        );
+        assert_eq!(at(&text), vec![pair("E0120", "0")]);
     }
 
     #[test]

@@ -109,7 +109,11 @@ pub(super) fn check_scenarios(file: &TestFile, cx: &mut Ctx<'_>) {
                     &defined,
                     &format!("step \"{}\"", step.name.value),
                 );
-            } else if step.http.is_none() && sc.service.is_none() && file.services.len() > 1 {
+            } else if step.http.is_none()
+                && step.grpc.is_none()
+                && sc.service.is_none()
+                && file.services.len() > 1
+            {
                 cx.error(
                     Code::AmbiguousService,
                     step.name.span,
@@ -126,6 +130,7 @@ pub(super) fn check_scenarios(file: &TestFile, cx: &mut Ctx<'_>) {
             }
             check_step(cx, step, "step");
             super::http::check(cx, step, &defined);
+            super::grpc::check(cx, step, &defined);
         }
         check_timeout(cx, sc.timeout_ms.as_ref());
         check_tags(cx, &sc.tags);

@@ -616,5 +616,13 @@ fn check_setup(id: &Sp<String>, svc: &crate::model::Service, cx: &mut Ctx<'_>) {
                 "set-up steps run commands in their service",
             );
         }
+        if let Some(g) = &step.grpc {
+            cx.error(
+                Code::BadValue,
+                g.span,
+                format!("set-up step \"{}\" makes a gRPC call", step.name.value),
+                "set-up steps run commands in their service",
+            );
+        }
     }
 }

@@ -1,9 +1,10 @@
 //! Reading a step (`[[scenario.steps]]`, `[[service.<id>.setup]]`, legacy `[[steps]]`):
-//! its command or HTTP request, the checks on its result, its captures and its retry.
+//! its command, HTTP request or gRPC call, the checks on its result, its captures and
+//! its retry.
 
 use crate::diag::{Code, Span};
 use crate::model::reader::{self, FromToml, Reader, Table};
-use crate::model::{Capture, HttpRequest, Retry, Sp, Step};
+use crate::model::{Capture, GrpcRequest, HttpRequest, Retry, Sp, Step};
 use toml::Spanned;
 use toml::de::DeValue;
 
@@ -14,11 +15,16 @@ pub(super) fn read_step(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Option<Step
     // A step runs a `command` or sends an `http` request; one of them is required.
     // (`entry` marks `http` known, so that a typo of it gets a "did you mean".)
     let http = t.entry("http").is_some().then(|| read_http(r, &mut t));
-    let command: Option<Option<Sp<Vec<Sp<String>>>>> = match (t.has("command"), &http) {
-        (true, _) => Some(t.get(r, "command")),
-        (false, Some(_)) => None,
-        (false, None) => Some(t.req(r, "command", "[\"echo\", \"hi\"]")),
-    };
+    let grpc = t.entry("grpc").is_some().then(|| read_grpc(r, &mut t));
+    let command: Option<Option<Sp<Vec<Sp<String>>>>> =
+        match (t.has("command"), http.is_some() || grpc.is_some()) {
+            (true, _) => Some(t.get(r, "command")),
+            (false, true) => None,
+            (false, false) => Some(t.req(r, "command", "[\"echo\", \"hi\"]")),
+        };
+    let expected_grpc_status = t
+        .entry("expected_grpc_status")
+        .and_then(|(_, v)| read_grpc_status(r, v, &format!("{}.expected_grpc_status", t.path())));
     let expected_status = match t.entry("expected_status") {
         Some((_, v)) => read_status_codes(r, v, &format!("{}.expected_status", t.path())),
         None => None,
@@ -57,6 +63,11 @@ pub(super) fn read_step(r: &mut Reader<'_>, mut t: Table<'_, '_>) -> Option<Step
             Some(h) => Some(h?),
             None => None,
         },
+        grpc: match grpc {
+            Some(g) => Some(g?),
+            None => None,
+        },
+        expected_grpc_status,
         expected_status,
         expected_body_regex,
         expected_json,
@@ -92,6 +103,49 @@ fn read_http(r: &mut Reader<'_>, step: &mut Table<'_, '_>) -> Option<HttpRequest
     };
     h.finish(r);
     Some(out)
+}
+
+/// A step's `grpc` table.
+fn read_grpc(r: &mut Reader<'_>, step: &mut Table<'_, '_>) -> Option<GrpcRequest> {
+    let mut g = step.table(r, "grpc")?;
+    let json = g
+        .entry("json")
+        .map(|(_, v)| Sp::new(reader::to_toml_value(v.get_ref()), v.span().into()));
+    let target = g.req(r, "target", "\"app:50051\"");
+    let method = g.req(r, "method", "\"pkg.Service/Method\"");
+    let out = GrpcRequest {
+        target: target?,
+        method: method?,
+        json,
+        metadata: g.map(r, "metadata", FromToml::from_toml),
+        proto: g.get(r, "proto"),
+        timeout_ms: g.get(r, "timeout_ms"),
+        span: g.anchor(),
+    };
+    g.finish(r);
+    Some(out)
+}
+
+/// `expected_grpc_status`: a status name (`"NOT_FOUND"`) or number (5), kept as text.
+fn read_grpc_status(
+    r: &mut Reader<'_>,
+    v: &Spanned<DeValue<'_>>,
+    path: &str,
+) -> Option<Sp<String>> {
+    let span: Span = v.span().into();
+    match v.get_ref() {
+        DeValue::String(s) => Some(Sp::new(s.to_string(), span)),
+        DeValue::Integer(i) => Some(Sp::new(i.to_string(), span)),
+        _ => {
+            r.error(
+                Code::WrongType,
+                span,
+                format!("`{path}` must be a status name or number"),
+                "expected e.g. \"NOT_FOUND\" or 5",
+            );
+            None
+        }
+    }
 }
 
 /// `expected_status`: a status code or a non-empty list of them.

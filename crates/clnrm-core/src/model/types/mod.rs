@@ -29,4 +29,4 @@ pub use service::{
     Build, Condition, Dependency, Develop, DevelopAction, HealthCheck, Service, Volume, WatchRule,
     host_path_in, tmpfs_parts,
 };
-pub use step::{Capture, HttpRequest, Retry, Step};
+pub use step::{Capture, GrpcRequest, HttpRequest, Retry, Step};

@@ -1,5 +1,5 @@
-//! A step (`[[scenario.steps]]` or `[[service.<id>.setup]]`): a command or an HTTP
-//! request, the checks on its result, its captures and its retry.
+//! A step (`[[scenario.steps]]` or `[[service.<id>.setup]]`): a command, an HTTP
+//! request or a gRPC call, the checks on its result, its captures and its retry.
 
 use crate::diag::Span;
 use crate::model::{HttpUrl, JsonPathQuery, Pattern, Sp, SpMap};
@@ -26,6 +26,37 @@ pub struct HttpRequest {
     /// Where the `http` table is.
     #[serde(skip)]
     pub span: Span,
+}
+
+/// A step's `grpc`: a call clnrm makes itself to a service of the scenario (SPEC §17).
+#[derive(Clone, Debug, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct GrpcRequest {
+    /// `<service id>:<container port>`: the service and the port it serves gRPC on.
+    pub target: Sp<String>,
+    /// `package.Service/Method`.
+    pub method: Sp<String>,
+    /// The request message as JSON (proto3's JSON mapping; default `{}`).
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub json: Option<Sp<toml::Value>>,
+    /// Request metadata (ASCII keys and values).
+    #[serde(default)]
+    pub metadata: SpMap<Sp<String>>,
+    /// `.proto` files that describe the service, relative to this file (compiled by
+    /// clnrm); without them, the server's reflection service describes it.
+    pub proto: Option<Sp<Vec<Sp<String>>>>,
+    /// The call's deadline in milliseconds (default 30000).
+    pub timeout_ms: Option<Sp<u64>>,
+    /// Where the `grpc` table is.
+    #[serde(skip)]
+    pub span: Span,
+}
+
+fn grpc_status_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let code = generator.subschema_for::<u8>();
+    schemars::json_schema!({
+        "anyOf": [{ "type": "string" }, code]
+    })
 }
 
 fn status_codes_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
@@ -75,13 +106,21 @@ pub struct Step {
     pub command: Option<Sp<Vec<Sp<String>>>>,
     /// An HTTP request clnrm makes itself (or `command`).
     pub http: Option<HttpRequest>,
+    /// A gRPC call clnrm makes itself (or `command`).
+    pub grpc: Option<GrpcRequest>,
+    /// The gRPC status that counts as success, by name (`NOT_FOUND`) or number (5)
+    /// (default `OK`).
+    #[serde(default)]
+    #[schemars(schema_with = "grpc_status_schema")]
+    pub expected_grpc_status: Option<Sp<String>>,
     /// HTTP status codes that count as success (default: any 2xx).
     #[serde(default)]
     #[schemars(schema_with = "status_codes_schema")]
     pub expected_status: Option<Sp<Vec<Sp<u16>>>>,
     /// Regex the HTTP response body must match.
     pub expected_body_regex: Option<Sp<Pattern>>,
-    /// JSONPath (RFC 9535) → the value it must select first in the response body.
+    /// JSONPath (RFC 9535) → the value it must select first in the response body (of
+    /// a `grpc` step: the response message, or the array of a stream's messages).
     #[serde(default)]
     #[schemars(with = "SpMap<serde_json::Value>")]
     pub expected_json: SpMap<toml::Value>,
