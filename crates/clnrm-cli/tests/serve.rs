@@ -425,6 +425,34 @@ fn uploads_that_escape_link_out_mount_the_host_or_are_too_large_are_refused() {
             a.body
         );
     }
+    // A `.proto` of the server's is neither read nor compiled into an error message.
+    std::fs::write(outside.path().join("secret.proto"), "secret tokens\n").unwrap();
+    for proto in [
+        format!("{}/secret.proto", outside.path().display()),
+        "../../../../../../../../etc/passwd".to_owned(),
+    ] {
+        let called = ok.replace(
+            "[[scenario]]",
+            &format!(
+                "[[scenario]]\nname = \"calls\"\nservice = \"app\"\n\n[[scenario.steps]]\nname = \"c\"\ngrpc = {{ target = \"app:50051\", method = \"p.S/M\", proto = [\"{proto}\"] }}\n\n[[scenario]]"
+            ),
+        );
+        let a = submit(
+            &srv.addr,
+            &t,
+            json!({"tests/g.clnrm.toml": called}),
+            json!({}),
+        );
+        assert_eq!(a.status, 403, "{proto}: {}", a.body);
+        assert!(
+            detail(&a).contains("names the .proto")
+                && detail(&a).contains("outside the project")
+                && !detail(&a).contains("secret tokens")
+                && !detail(&a).contains("root:"),
+            "{}",
+            a.body
+        );
+    }
     // A build inside the upload is refused too unless the server allows builds.
     let inside = ok.replace(
         "[[scenario]]",

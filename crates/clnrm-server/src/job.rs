@@ -104,6 +104,16 @@ pub enum ConfinementError {
         /// The path as written.
         path: String,
     },
+    /// A `grpc` step's `.proto` file: clnrm would read a file of the server.
+    #[error("{file}: step \"{step}\" names the .proto \"{path}\", outside the project")]
+    Proto {
+        /// The test file, as shown to users.
+        file: String,
+        /// The step.
+        step: String,
+        /// The path as written.
+        path: String,
+    },
     /// A service's build context: the builder would be sent files of the server.
     #[error("{file}: service \"{service}\" is built from \"{path}\", outside the project")]
     BuildContext {
@@ -117,8 +127,8 @@ pub enum ConfinementError {
 }
 
 /// Whether every path an uploaded project names for clnrm to write or read stays
-/// inside it (`[report]` paths, `diff.baseline_path`, build contexts); the error names
-/// the first that does not.
+/// inside it (`[report]` paths, `diff.baseline_path`, build contexts, `grpc` steps'
+/// `.proto` files); the error names the first that does not.
 pub fn confined(prepared: &clnrm_core::pipeline::Prepared) -> Result<(), ConfinementError> {
     use std::path::Component;
     let inside = |base: &Path, rel: &str| {
@@ -160,6 +170,30 @@ pub fn confined(prepared: &clnrm_core::pipeline::Prepared) -> Result<(), Confine
                     service: id.value.clone(),
                     path: build.context.value.clone(),
                 });
+            }
+        }
+        let steps = f
+            .file
+            .iter()
+            .flat_map(|m| m.scenarios.iter())
+            .flat_map(|sc| sc.steps.iter());
+        for step in steps {
+            let files = step
+                .grpc
+                .iter()
+                .flat_map(|g| g.proto.iter())
+                .flat_map(|p| &p.value);
+            for proto in files {
+                // A file that is a link leads where the link does.
+                let real = dir.join(&proto.value).canonicalize();
+                let real_root = root.canonicalize().unwrap_or_else(|_| root.clone());
+                if !inside(dir, &proto.value) || real.is_ok_and(|r| !r.starts_with(&real_root)) {
+                    return Err(ConfinementError::Proto {
+                        file: f.display.clone(),
+                        step: step.name.value.clone(),
+                        path: proto.value.clone(),
+                    });
+                }
             }
         }
         let Some(report) = f.file.as_ref().and_then(|m| m.report.as_ref()) else {

@@ -65,6 +65,8 @@ pub(super) async fn run(
     let sent_at = SystemTime::now();
     let called = async {
         let protos = describe(spec, addr, timeout).await?;
+        // What reflection took is not the call's: it gets what is left.
+        let timeout = deadline.saturating_duration_since(std::time::Instant::now());
         let method = protos
             .method(&spec.method, &where_described(spec))
             .map_err(|e| e.to_string())?;
@@ -83,6 +85,13 @@ pub(super) async fn run(
     };
     let answer = tokio::select! {
         a = called => a,
+        () = tokio::time::sleep_until(deadline.into()) => {
+            result.duration = started.elapsed();
+            fail(&mut result, Reason::Timeout, format!(
+                "no answer within {} ms", (deadline - started).as_millis()
+            ));
+            return (result, false);
+        }
         () = cancel.cancelled() => {
             fail(&mut result, Reason::Interrupted, "interrupted".into());
             return (result, false);

@@ -191,6 +191,27 @@ pub async fn call(c: Call<'_>) -> Result<Answer, CallError> {
     }
 }
 
+/// Why metadata key `key` cannot be sent, if it cannot: binary (`-bin`), one gRPC sets
+/// itself, or not a key.
+pub fn metadata_refusal(key: &str) -> Option<&'static str> {
+    let lower = key.to_ascii_lowercase();
+    if lower.ends_with("-bin") {
+        Some("binary metadata (-bin) is not supported")
+    } else if lower.starts_with("grpc-")
+        || ["te", "content-type", "user-agent"].contains(&lower.as_str())
+    {
+        Some("gRPC sets it itself")
+    } else if lower.is_empty()
+        || !lower
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        Some("not a valid metadata key")
+    } else {
+        None
+    }
+}
+
 /// `entries` as gRPC metadata.
 fn metadata(entries: &[(String, String)]) -> Result<tonic::metadata::MetadataMap, CallError> {
     let mut map = tonic::metadata::MetadataMap::new();
@@ -200,14 +221,8 @@ fn metadata(entries: &[(String, String)]) -> Result<tonic::metadata::MetadataMap
             key: k.clone(),
             why,
         };
-        if lower.ends_with("-bin") {
-            return Err(refuse("binary metadata (-bin) is not supported"));
-        }
-        if lower.starts_with("grpc-")
-            || ["te", "content-type", "user-agent"].contains(&lower.as_str())
-            || lower.starts_with(':')
-        {
-            return Err(refuse("gRPC itself sets it"));
+        if let Some(why) = metadata_refusal(k) {
+            return Err(refuse(why));
         }
         let key = tonic::metadata::AsciiMetadataKey::from_bytes(lower.as_bytes())
             .map_err(|_| refuse("not a valid key"))?;
@@ -252,10 +267,22 @@ pub(super) async fn connect(
 /// of its own (a transport error, a message clnrm's codec could not take) carries the
 /// error it came from.
 pub(super) fn sent_by_server(status: tonic::Status) -> Result<tonic::Status, CallError> {
-    match std::error::Error::source(&status) {
-        None => Ok(status),
-        Some(_) => Err(CallError::Broken(status.message().to_owned())),
+    // Some that tonic makes itself carry no source: they are known by their words
+    // (tonic 0.14's decoder: a message over the limit, a stream cut short, a bad
+    // compression flag, a unary answer without its message).
+    const TONIC_OWN: [&str; 5] = [
+        "decoded message length too large",
+        "Unexpected EOF decoding stream",
+        "Missing response message",
+        "protocol error: received message with invalid compression flag",
+        "Message compressed, compression support not enabled",
+    ];
+    if std::error::Error::source(&status).is_some()
+        || TONIC_OWN.iter().any(|w| status.message().starts_with(w))
+    {
+        return Err(CallError::Broken(status.message().to_owned()));
     }
+    Ok(status)
 }
 
 async fn exchange(c: &Owned, mut grpc: tonic::client::Grpc<H2>) -> Result<Answer, CallError> {

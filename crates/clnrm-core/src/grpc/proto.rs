@@ -66,18 +66,38 @@ pub struct Protos {
 }
 
 impl Protos {
-    /// Compiles `files` (paths relative to `base`, the test file's directory, which is
-    /// also where imports are looked for), their imports included.
+    /// Compiles `files` (paths relative to `base`, the test file's directory), their
+    /// imports included: looked for from `base` (as `protoc -I` would), then beside
+    /// each file named outside it.
     pub fn compile(base: &Path, files: &[String]) -> Result<Self, ProtoError> {
-        let mut compiler = protox::Compiler::new([base]).map_err(|e| ProtoError::Compile {
+        let base = if base.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            base
+        };
+        let real = |p: &Path| {
+            p.canonicalize()
+                .or_else(|_| std::path::absolute(p))
+                .unwrap_or_else(|_| p.to_path_buf())
+        };
+        let base_dir = real(base);
+        let mut includes: Vec<PathBuf> = vec![base_dir.clone()];
+        for file in files {
+            let path = real(&base.join(file));
+            if let Some(dir) = path.parent().filter(|d| !d.starts_with(&base_dir))
+                && !includes.iter().any(|i| i == dir)
+            {
+                includes.push(dir.to_path_buf());
+            }
+        }
+        let mut compiler = protox::Compiler::new(&includes).map_err(|e| ProtoError::Compile {
             file: base.display().to_string(),
             message: e.to_string(),
             at: None,
         })?;
         for file in files {
-            let path: PathBuf = base.join(file);
             compiler
-                .open_file(&path)
+                .open_file(real(&base.join(file)))
                 .map_err(|e| compile_error(file, &e))?;
         }
         let read = compiler
@@ -172,9 +192,14 @@ fn compile_error(file: &str, e: &protox::Error) -> ProtoError {
         let contents = source.read_span(label.inner(), 0, 0).ok()?;
         Some((contents.line() + 1, contents.column() + 1))
     })();
-    // An error in a file it imports is that file's (and its line is).
+    // An error in a file it imports is that file's (and its line is); one in the file
+    // named keeps the name as written.
+    let named = e
+        .file()
+        .filter(|n| !Path::new(file).ends_with(n))
+        .map_or_else(|| file.to_owned(), str::to_owned);
     ProtoError::Compile {
-        file: e.file().map_or_else(|| file.to_owned(), str::to_owned),
+        file: named,
         message: e.to_string(),
         at,
     }
@@ -251,6 +276,23 @@ service Greeter {
             protos.method("SayHello", "greeter.proto"),
             Err(ProtoError::MethodSyntax(_))
         ));
+    }
+
+    #[test]
+    fn a_file_above_the_test_files_directory_is_compiled_with_its_imports() {
+        let d = dir(&[
+            ("greeter.proto", GREETER),
+            (
+                "common.proto",
+                "syntax = \"proto3\";\npackage demo.v1;\nmessage Meta { string id = 1; }\n",
+            ),
+        ]);
+        let tests = d.path().join("tests");
+        std::fs::create_dir_all(&tests).unwrap_or_else(|e| panic!("{e}"));
+        let protos =
+            Protos::compile(&tests, &["../greeter.proto".into()]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(protos.method("demo.v1.Greeter/SayHello", "x").is_ok());
+        assert_eq!(protos.files_read().len(), 2, "{:?}", protos.files_read());
     }
 
     #[test]

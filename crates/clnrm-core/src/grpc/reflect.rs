@@ -93,7 +93,7 @@ pub async fn descriptors(
     let mut bytes = 0;
     let mut version = None;
     let mut asked = Asked::FileContainingSymbol(service.to_owned());
-    loop {
+    for _ in 0..MAX_FILES {
         let (found, v) = ask(addr, authority, &asked, version, timeout).await?;
         version = Some(v);
         for raw in found {
@@ -116,10 +116,25 @@ pub async fn descriptors(
             .find(|d| !files.contains_key(*d))
             .cloned();
         match missing {
+            // Asked already and not given: the server does not have it.
+            Some(name) if asked == Asked::FileByFilename(name.clone()) => {
+                return Err(ReflectError::Answer(format!(
+                    "it does not give the file {name}, which its files import"
+                )));
+            }
             Some(name) => asked = Asked::FileByFilename(name),
-            None => break,
+            None => return pool_of(files),
         }
     }
+    Err(ReflectError::Answer(format!(
+        "its files import more than {MAX_FILES} others"
+    )))
+}
+
+/// The descriptors of `files`.
+fn pool_of(
+    files: BTreeMap<String, prost_types::FileDescriptorProto>,
+) -> Result<Protos, ReflectError> {
     let mut pool = DescriptorPool::new();
     pool.add_file_descriptor_protos(files.into_values())
         .map_err(|e| ReflectError::Answer(format!("its descriptors do not hold together: {e}")))?;

@@ -9,6 +9,7 @@ use super::ctx::{Ctx, check_reference};
 use crate::diag::Code;
 use crate::grpc::proto::{self, ProtoError, Protos};
 use crate::model::{Sp, Step};
+use std::path::Path;
 
 pub(super) fn check(cx: &mut Ctx<'_>, step: &Step, defined: &[&str]) {
     let Some(g) = &step.grpc else {
@@ -59,6 +60,8 @@ pub(super) fn check(cx: &mut Ctx<'_>, step: &Step, defined: &[&str]) {
             step.expected_output_regex.as_ref().map(|s| s.span),
             "expected_output_regex",
         ),
+        (step.workdir.as_ref().map(|s| s.span), "workdir"),
+        (step.env.iter().next().map(|(k, _)| k.span), "env"),
     ] {
         if let Some(span) = written {
             cx.error(
@@ -71,6 +74,12 @@ pub(super) fn check(cx: &mut Ctx<'_>, step: &Step, defined: &[&str]) {
                 "not a `grpc` step's check",
             )
             .help = Some("a `grpc` step checks `expected_grpc_status` and `expected_json`".into());
+        }
+    }
+    for (path, _) in step.expected_json.iter() {
+        if let Err(why) = crate::model::JsonPathQuery::parse(&path.value) {
+            let d = crate::model::jsonpath_error(cx.src, path.span, &path.value, &why.to_string());
+            cx.push(d);
         }
     }
     check_target(cx, &g.target, defined);
@@ -98,29 +107,25 @@ pub(super) fn check(cx: &mut Ctx<'_>, step: &Step, defined: &[&str]) {
             "at least 1",
         );
     }
-    for (key, _) in g.metadata.iter() {
-        let lower = key.value.to_ascii_lowercase();
-        let why = if lower.ends_with("-bin") {
-            Some("binary metadata (-bin) is not supported")
-        } else if lower.starts_with("grpc-")
-            || ["te", "content-type", "user-agent"].contains(&lower.as_str())
-        {
-            Some("gRPC sets it itself")
-        } else if lower.is_empty()
-            || !lower
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        {
-            Some("not a valid metadata key")
-        } else {
-            None
-        };
-        if let Some(why) = why {
+    for (key, value) in g.metadata.iter() {
+        if let Some(why) = crate::grpc::call::metadata_refusal(&key.value) {
             cx.error(
                 Code::BadValue,
                 key.span,
                 format!("metadata \"{}\": {why}", key.value),
                 why,
+            );
+        } else if !value.value.contains("${")
+            && !value.value.bytes().all(|b| (0x20..0x7f).contains(&b))
+        {
+            cx.error(
+                Code::BadValue,
+                value.span,
+                format!(
+                    "metadata \"{}\": its value is not printable ASCII",
+                    key.value
+                ),
+                "gRPC metadata values are ASCII",
             );
         }
     }
@@ -140,6 +145,15 @@ pub(super) fn check(cx: &mut Ctx<'_>, step: &Step, defined: &[&str]) {
     let Some(files) = &g.proto else {
         return;
     };
+    if files.value.is_empty() {
+        cx.error(
+            Code::BadValue,
+            files.span,
+            "`proto` lists no file".into(),
+            "name the `.proto` files, or leave `proto` out to ask the server's reflection",
+        );
+        return;
+    }
     let mut missing = false;
     for f in &files.value {
         if !cx.base.join(&f.value).is_file() {
@@ -162,10 +176,11 @@ pub(super) fn check(cx: &mut Ctx<'_>, step: &Step, defined: &[&str]) {
     let protos = match Protos::compile(cx.base, &names) {
         Ok(p) => p,
         Err(ProtoError::Compile { file, message, at }) => {
+            // The file named, or the one of them whose import failed.
             let span = files
                 .value
                 .iter()
-                .find(|f| f.value == file)
+                .find(|f| f.value == file || Path::new(&f.value).ends_with(&file))
                 .map_or(files.span, |f| f.span);
             let place = at.map_or_else(String::new, |(l, c)| format!(":{l}:{c}"));
             cx.error(
@@ -229,9 +244,17 @@ fn method_fix(written: &str, e: &ProtoError) -> Option<String> {
     }
 }
 
-/// `target`: `<service id>:<port>` of a service of the file (unless a capture).
+/// `target`: `<service id>:<port>` of a service of the file, as written.
 fn check_target(cx: &mut Ctx<'_>, target: &Sp<String>, defined: &[&str]) {
+    // Its port is published for clnrm before the scenario starts: a capture cannot
+    // name it.
     if target.value.contains("${") {
+        cx.error(
+            Code::BadValue,
+            target.span,
+            format!("target \"{}\" uses a capture", target.value),
+            "name the service and its port as written",
+        );
         return;
     }
     let parsed = target

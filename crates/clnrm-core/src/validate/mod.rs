@@ -350,6 +350,27 @@ mod tests {
         let mut got = at(&text);
         got.sort();
         assert_eq!(got, vec![pair("E0120", "\"Get\""), pair("E0120", "\"a\"")]);
+        // A capture in the target, `env` on a call, an empty `proto`, a JSONPath that
+        // does not parse.
+        let text = step(
+            r#"{ target = "${host}:1", method = "p.S/Get", proto = [] }"#,
+            "env = { A = \"1\" }\nexpected_json = { \"$.a[\" = 1 }\n",
+        );
+        let mut got: Vec<String> = at(&text)
+            .into_iter()
+            .map(|(c, t)| format!("{c} {t}"))
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                "E0120 \"$.a[\"".to_owned(),
+                "E0120 \"${host}:1\"".to_owned(),
+                "E0120 A".to_owned(),
+                "E0120 []".to_owned(),
+                "E0122 ${host}".to_owned(),
+            ]
+        );
         // `expected_grpc_status` belongs to a `grpc` step.
         let text = format!(
             "{HEAD}[[scenario.steps]]\nname = \"c\"\ncommand = [\"true\"]\nexpected_grpc_status = 0\n"
