@@ -313,7 +313,7 @@ fn the_grpc_example_calls_the_python_server_with_its_proto_and_by_reflection_und
         "{sc:#}"
     );
     let sc = scenario(&run, "greets through reflection");
-    let message = sc["steps"][1]["message"].as_str().unwrap_or_default();
+    let message = sc["steps"][2]["message"].as_str().unwrap_or_default();
     assert!(
         message.starts_with(
             "status OUT_OF_RANGE (11): times is 0, not 1 to 100, expected NOT_FOUND (5)"
