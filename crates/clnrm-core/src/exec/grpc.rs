@@ -7,7 +7,7 @@
 
 use super::captures::Captured;
 use super::events::{Answer, Reason, StepResult, fail};
-use super::http::{HttpCtx, TraceContext, json_failure};
+use super::http::{HttpCtx, TraceContext, json_failure, step_span};
 use super::pool::Env;
 use crate::grpc::{self, Call, Protos, proto};
 use crate::otel::SpanRecord;
@@ -206,14 +206,9 @@ fn client_span(
     (host, port): (&str, u16),
     trace: &TraceContext,
     answer: &grpc::Answer,
-    (sent_at, took): (SystemTime, std::time::Duration),
+    when: (SystemTime, std::time::Duration),
 ) -> SpanRecord {
-    use crate::model::{SpanKind, StatusCode};
     use crate::otel::AttrValue;
-    let nanos = |t: SystemTime| {
-        t.duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64)
-    };
     let text = |v: &str| AttrValue::Str(v.to_owned());
     let (service, method) = proto::split_method(&spec.method).unwrap_or(("", ""));
     let attributes = [
@@ -227,28 +222,12 @@ fn client_span(
             "rpc.grpc.status_code",
             AttrValue::Int(i64::from(answer.code)),
         ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    SpanRecord {
-        trace_id: trace.trace_id.clone(),
-        span_id: trace.span_id.clone(),
-        parent_span_id: None,
-        name: format!("clnrm.grpc {}", step.name),
-        kind: SpanKind::Client,
-        start_time_unix_nano: nanos(sent_at),
-        end_time_unix_nano: nanos(sent_at + took),
+    ];
+    step_span(
+        format!("clnrm.grpc {}", step.name),
+        trace,
         attributes,
-        events: Vec::new(),
-        links: Vec::new(),
-        status: if answer.code == 0 {
-            StatusCode::Unset
-        } else {
-            StatusCode::Error
-        },
-        status_message: String::new(),
-        resource: [("service.name".to_owned(), text("clnrm"))].into(),
-        scope: "clnrm".to_owned(),
-    }
+        when,
+        answer.code != 0,
+    )
 }

@@ -402,14 +402,9 @@ fn client_span(
     trace: &TraceContext,
     answer: &Answer,
     path: String,
-    (sent_at, took): (SystemTime, std::time::Duration),
+    when: (SystemTime, std::time::Duration),
 ) -> SpanRecord {
-    use crate::model::{SpanKind, StatusCode};
     use crate::otel::AttrValue;
-    let nanos = |t: SystemTime| {
-        t.duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64)
-    };
     let text = |v: &str| AttrValue::Str(v.to_owned());
     let attributes = [
         ("clnrm.step", text(&step.name)),
@@ -421,28 +416,56 @@ fn client_span(
             "http.response.status_code",
             AttrValue::Int(i64::from(answer.status)),
         ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
+    ];
+    step_span(
+        format!("clnrm.http {}", step.name),
+        trace,
+        attributes,
+        when,
+        answer.status >= 500,
+    )
+}
+
+/// clnrm's client span of a step that sent a request itself (`http`, `grpc`): its
+/// ids are the request's `traceparent`'s, resource `service.name = "clnrm"`, status
+/// `ERROR` when `failed`, else `UNSET`.
+pub(super) fn step_span<const N: usize>(
+    name: String,
+    trace: &TraceContext,
+    attributes: [(&str, crate::otel::AttrValue); N],
+    (sent_at, took): (SystemTime, std::time::Duration),
+    failed: bool,
+) -> SpanRecord {
+    use crate::model::{SpanKind, StatusCode};
+    let nanos = |t: SystemTime| {
+        t.duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+    };
     SpanRecord {
         trace_id: trace.trace_id.clone(),
         span_id: trace.span_id.clone(),
         parent_span_id: None,
-        name: format!("clnrm.http {}", step.name),
+        name,
         kind: SpanKind::Client,
         start_time_unix_nano: nanos(sent_at),
         end_time_unix_nano: nanos(sent_at + took),
-        attributes,
+        attributes: attributes
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
         events: Vec::new(),
         links: Vec::new(),
-        status: if answer.status >= 500 {
+        status: if failed {
             StatusCode::Error
         } else {
             StatusCode::Unset
         },
         status_message: String::new(),
-        resource: [("service.name".to_owned(), text("clnrm"))].into(),
+        resource: [(
+            "service.name".to_owned(),
+            crate::otel::AttrValue::Str("clnrm".to_owned()),
+        )]
+        .into(),
         scope: "clnrm".to_owned(),
     }
 }

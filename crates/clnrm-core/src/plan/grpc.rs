@@ -53,7 +53,7 @@ pub(super) fn grpc_spec(
     g: &crate::model::GrpcRequest,
     base: &std::path::Path,
 ) -> GrpcSpec {
-    let json = |v: &toml::Value| serde_json::to_value(v).unwrap_or(serde_json::Value::Null);
+    let json = super::http::toml_json;
     let proto: Vec<String> = g
         .proto
         .iter()
@@ -86,14 +86,7 @@ pub(super) fn grpc_spec(
                 .or_else(|| crate::grpc::call::code_of(&s.value))
                 .unwrap_or(0)
         }),
-        expected_json: st
-            .expected_json
-            .iter()
-            .filter_map(|(path, v)| {
-                let query = crate::model::JsonPathQuery::parse(&path.value).ok()?;
-                Some((query, json(v)))
-            })
-            .collect(),
+        expected_json: super::http::expected_json(st),
     }
 }
 

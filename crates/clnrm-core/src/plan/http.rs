@@ -53,7 +53,7 @@ pub(super) fn json_checks<S: serde::Serializer>(
 }
 
 pub(super) fn http_spec(st: &crate::model::Step, h: &crate::model::HttpRequest) -> HttpSpec {
-    let json = |v: &toml::Value| serde_json::to_value(v).unwrap_or(serde_json::Value::Null);
+    let json = toml_json;
     HttpSpec {
         method: h
             .method
@@ -81,13 +81,25 @@ pub(super) fn http_spec(st: &crate::model::Step, h: &crate::model::HttpRequest) 
             .map(|s| s.value.iter().map(|c| c.value).collect())
             .unwrap_or_default(),
         expected_body_regex: st.expected_body_regex.as_ref().map(|r| r.regex().clone()),
-        expected_json: st
-            .expected_json
-            .iter()
-            .filter_map(|(path, v)| {
-                let query = crate::model::JsonPathQuery::parse(&path.value).ok()?;
-                Some((query, json(v)))
-            })
-            .collect(),
+        expected_json: expected_json(st),
     }
+}
+
+/// A step's `expected_json` as checks (the validator refuses a path that does not
+/// parse).
+pub(super) fn expected_json(
+    st: &crate::model::Step,
+) -> Vec<(crate::model::JsonPathQuery, serde_json::Value)> {
+    st.expected_json
+        .iter()
+        .filter_map(|(path, v)| {
+            let query = crate::model::JsonPathQuery::parse(&path.value).ok()?;
+            Some((query, toml_json(v)))
+        })
+        .collect()
+}
+
+/// A TOML value as JSON.
+pub(super) fn toml_json(v: &toml::Value) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
 }
