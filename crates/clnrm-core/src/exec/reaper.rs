@@ -94,10 +94,13 @@ fn judge(labels: &Labels, me: &RunOwner) -> Judged {
     if labels.get(RUN_LABEL) == Some(&me.run_id) {
         return Judged::Alive;
     }
-    if let Some(c) = labels.get(CONTAINER_LABEL)
-        && me.container.as_ref() != Some(c)
-    {
-        return Judged::Ask(c.clone());
+    match (labels.get(CONTAINER_LABEL), &me.container) {
+        (Some(c), mine) if mine.as_ref() != Some(c) => return Judged::Ask(c.clone()),
+        // A run on the host, seen from a container: its processes are not in this
+        // container's view (a container on the host's network even has the host's
+        // name), so nothing says it is dead.
+        (None, Some(_)) => return Judged::Alive,
+        _ => {}
     }
     if labels.get(HOST_LABEL) != Some(&me.host) {
         return Judged::Alive;
@@ -221,6 +224,13 @@ mod tests {
         // On the host, a run of a container is asked about too.
         me.container = None;
         assert_eq!(judge(&other, &me), Judged::Ask("theirs".into()));
+        // From a container with the host's name (`--network host`), a host's run whose
+        // pid this container cannot see is alive.
+        let mut host_run = RunOwner::current().labels();
+        host_run.insert(RUN_LABEL.into(), "host".into());
+        host_run.insert(PID_LABEL.into(), u32::MAX.to_string());
+        me.container = Some("mine".into());
+        assert_eq!(judge(&host_run, &me), Judged::Alive);
     }
 
     #[tokio::test]
