@@ -69,8 +69,9 @@ pub(super) async fn run(
         let timeout = deadline.saturating_duration_since(std::time::Instant::now());
         let method = protos
             .method(&spec.method, &where_described(spec))
-            .map_err(|e| e.to_string())?;
-        let request = proto::request(&method, &spec.json).map_err(|e| e.to_string())?;
+            .map_err(|e| (Reason::Status, e.to_string()))?;
+        let request =
+            proto::request(&method, &spec.json).map_err(|e| (Reason::Status, e.to_string()))?;
         grpc::call::call(Call {
             addr,
             authority: &spec.target,
@@ -81,7 +82,7 @@ pub(super) async fn run(
         })
         .await
         .map(|a| (a, method.is_server_streaming()))
-        .map_err(|e| e.to_string())
+        .map_err(|e| (reason_of(&e), e.to_string()))
     };
     let answer = tokio::select! {
         a = called => a,
@@ -100,12 +101,7 @@ pub(super) async fn run(
     result.duration = started.elapsed();
     let (answer, streaming) = match answer {
         Ok(a) => a,
-        Err(why) => {
-            let reason = if why.starts_with("no answer within") {
-                Reason::Timeout
-            } else {
-                Reason::Status
-            };
+        Err((reason, why)) => {
             fail(&mut result, reason, captured.masker.mask(&why));
             return (result, true);
         }
@@ -180,15 +176,31 @@ async fn describe(
     spec: &GrpcSpec,
     addr: std::net::SocketAddr,
     timeout: std::time::Duration,
-) -> Result<Protos, String> {
+) -> Result<Protos, (Reason, String)> {
     if !spec.proto.is_empty() {
-        return Protos::compile(&spec.proto_base, &spec.proto).map_err(|e| e.to_string());
+        return Protos::compile(&spec.proto_base, &spec.proto)
+            .map_err(|e| (Reason::Status, e.to_string()));
     }
-    let (service, _) = proto::split_method(&spec.method)
-        .ok_or_else(|| format!("method \"{}\" is not `package.Service/Method`", spec.method))?;
+    let (service, _) = proto::split_method(&spec.method).ok_or_else(|| {
+        (
+            Reason::Status,
+            format!("method \"{}\" is not `package.Service/Method`", spec.method),
+        )
+    })?;
     grpc::descriptors(addr, &spec.target, service, timeout)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| match &e {
+            grpc::ReflectError::Call(c) => (reason_of(c), e.to_string()),
+            _ => (Reason::Status, e.to_string()),
+        })
+}
+
+/// A call with no answer in time is a timeout; any other failure, a status failure.
+fn reason_of(e: &grpc::CallError) -> Reason {
+    match e {
+        grpc::CallError::Timeout(_) => Reason::Timeout,
+        _ => Reason::Status,
+    }
 }
 
 fn where_described(spec: &GrpcSpec) -> String {
