@@ -269,6 +269,8 @@ struct Cluster {
     /// Every worker process started, killed ones included: its pid and start time,
     /// as its containers' labels have them.
     pids: BTreeSet<(u32, String)>,
+    /// Those of them killed (-9), which cannot remove what they made.
+    killed: BTreeSet<(u32, String)>,
 }
 
 impl Cluster {
@@ -317,6 +319,7 @@ impl Cluster {
             token,
             addr,
             pids: BTreeSet::new(),
+            killed: BTreeSet::new(),
         };
         cluster.wait_listening();
         for i in 0..running {
@@ -337,6 +340,10 @@ impl Cluster {
         if let Some(mut old) = self.workers[i].take() {
             old.signal("-KILL");
             let _ = old.child.wait();
+            let pid = old.child.id();
+            if let Some(known) = self.pids.iter().find(|(p, _)| *p == pid) {
+                self.killed.insert(known.clone());
+            }
         }
         let w = Clnrm::spawn(
             &self.worker_hosts[i],
@@ -414,6 +421,41 @@ impl Cluster {
             left.push_str(String::from_utf8_lossy(&out.stdout).trim());
         }
         left
+    }
+
+    /// What the worker process left, each thing described (its name, state, when it
+    /// was made and by which run), for a failure's message.
+    fn describe_left((pid, start): &(u32, String)) -> String {
+        let mut out = String::new();
+        for (what, format) in [
+            (
+                "container",
+                "{{.Name}} {{.State.Status}} created {{.Created}} finished {{.State.FinishedAt}} {{json .Config.Labels}}",
+            ),
+            (
+                "network",
+                "{{.Name}} created {{.Created}} containers {{len .Containers}} {{json .Labels}}",
+            ),
+        ] {
+            let list = if what == "container" { ["ps", "-a"] } else { ["network", "ls"] };
+            let ids = std::process::Command::new("docker")
+                .args(list)
+                .args(["-q", "--filter", &format!("label=clnrm.pid={pid}")])
+                .args(["--filter", &format!("label=clnrm.pid_start={start}")])
+                .output()
+                .unwrap();
+            for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
+                let out_of = std::process::Command::new("docker")
+                    .args([what, "inspect", "--format", format, id])
+                    .output()
+                    .unwrap();
+                out.push_str(&format!(
+                    "\n  {what} {id}: {}",
+                    String::from_utf8_lossy(&out_of.stdout).trim()
+                ));
+            }
+        }
+        out
     }
 
     /// Stops every worker (SIGTERM: each finishes what it holds and removes its
@@ -541,8 +583,10 @@ fn runs_flow_through_partitions_restarts_and_kills_and_each_ends_once() {
     // A worker killed while its engine was creating a container can leave one that
     // no reap at start saw (the engine finishes the create after the reap): the next
     // run of any worker removes it (as the next `clnrm run` does), so one more runs
-    // before the check, and again (at most three) while something is left.
+    // before the check, and again (at most three) while a killed worker's thing is
+    // left (a live worker's warm environment is its own, removed when it stops).
     let mut sweeps: Vec<String> = Vec::new();
+    let mut after_sweeps = String::new();
     for round in 0..3 {
         let sweep = submit_one(c.addr, &c.token, &format!("sweep-{round}"), "echo sweep");
         let start = Instant::now();
@@ -554,7 +598,13 @@ fn runs_flow_through_partitions_restarts_and_kills_and_each_ends_once() {
             std::thread::sleep(Duration::from_millis(200));
         }
         sweeps.push(sweep);
-        if c.pids.iter().all(|pid| Cluster::left_by(pid).is_empty()) {
+        after_sweeps = c
+            .killed
+            .iter()
+            .filter(|pid| !Cluster::left_by(pid).is_empty())
+            .map(|pid| format!("\nkilled worker {pid:?}:{}", Cluster::describe_left(pid)))
+            .collect();
+        if after_sweeps.is_empty() {
             break;
         }
     }
@@ -603,11 +653,17 @@ fn runs_flow_through_partitions_restarts_and_kills_and_each_ends_once() {
         outcomes.get("passed").copied().unwrap_or(0),
         "every passed run's scenario is recorded"
     );
-    // Nothing of any worker process, killed ones included, is left on the engine
-    // once a run has reaped (the sweeps above, else one `clnrm run` here: a killed
-    // worker's late create has been seen to outlast three sweeps; see the note of
-    // stop 43).
-    if c.pids.iter().any(|pid| !Cluster::left_by(pid).is_empty()) {
+    // Nothing of a killed worker should be left once other workers' runs have
+    // reaped. Twice (stop 43, under the whole suite's load) something was; not seen
+    // since, in runs of this test alone. Until that is understood, what is left is
+    // described here (nextest shows this test's output even when it passes, so CI's
+    // log has it) and one `clnrm run` on the host reaps it before the strict check
+    // below, which holds for every worker, killed or stopped.
+    if !after_sweeps.is_empty() {
+        println!(
+            "LEFT after {} sweep runs (then reaped by a run on the host):{after_sweeps}",
+            sweeps.len()
+        );
         let dir = common::project(&[(
             "tests/reap.clnrm.toml",
             &format!(
@@ -624,10 +680,20 @@ fn runs_flow_through_partitions_restarts_and_kills_and_each_ends_once() {
             "{}",
             String::from_utf8_lossy(&out.stdout)
         );
+    } else {
+        println!(
+            "nothing of the {} killed workers left after {} sweep runs",
+            c.killed.len(),
+            sweeps.len()
+        );
     }
     for pid in &c.pids {
         let left = Cluster::left_by(pid);
-        assert!(left.is_empty(), "worker {pid:?} left {left}");
+        assert!(
+            left.is_empty(),
+            "worker {pid:?} left:{}",
+            Cluster::describe_left(pid)
+        );
     }
     let again = c.query("SELECT COUNT(*) FROM runs WHERE attempts > 1");
     println!(
