@@ -437,7 +437,11 @@ impl Cluster {
                 "{{.Name}} created {{.Created}} containers {{len .Containers}} {{json .Labels}}",
             ),
         ] {
-            let list = if what == "container" { ["ps", "-a"] } else { ["network", "ls"] };
+            let list = if what == "container" {
+                ["ps", "-a"]
+            } else {
+                ["network", "ls"]
+            };
             let ids = std::process::Command::new("docker")
                 .args(list)
                 .args(["-q", "--filter", &format!("label=clnrm.pid={pid}")])

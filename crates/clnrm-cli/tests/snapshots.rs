@@ -103,6 +103,31 @@ fn snapshot_images(dir: &Path) -> Vec<String> {
     docker_ids(&["images"], of_project(dir))
 }
 
+/// The layers of an image, as the engine lists them.
+fn layers(image: &str) -> String {
+    let out = std::process::Command::new("docker")
+        .args([
+            "image",
+            "inspect",
+            "--format",
+            "{{json .RootFS.Layers}}",
+            image,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Whether the engine the tests drive is Podman's Docker-compatible service.
+fn on_podman() -> bool {
+    let out = std::process::Command::new("docker")
+        .args(["version", "--format", "{{json .Server}}"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).contains("Podman")
+}
+
 #[test]
 fn a_snapshot_with_volume_data_is_made_once_and_every_scenario_starts_from_it() {
     let dir = project(&[]);
@@ -138,7 +163,13 @@ fn a_snapshot_with_volume_data_is_made_once_and_every_scenario_starts_from_it() 
         );
     }
     assert_eq!(setups(&shared), 1, "the set-up ran once for four scenarios");
-    assert_eq!(snapshot_images(dir.path()).len(), 1);
+    let snapshot = snapshot_images(dir.path());
+    assert_eq!(snapshot.len(), 1);
+    assert_ne!(
+        layers(&snapshot[0]),
+        layers(volume_image()),
+        "a set-up that wrote /etc/seeded is committed"
+    );
     assert_eq!(
         fixture_volumes(dir.path()).len(),
         1,
@@ -309,6 +340,15 @@ run = "true"
     let run = run_json(dir.path(), &["--workers", "2", "--force"]);
     run.assert_passed();
     assert_eq!(runs(), 1, "the one-shot ran once for three scenarios");
+    // The set-up wrote only into the volume: on Docker the snapshot is the image
+    // itself with labels (no commit), on Podman a commit.
+    let snapshot = snapshot_images(dir.path());
+    assert_eq!(snapshot.len(), 1);
+    assert_eq!(
+        layers(&snapshot[0]) == layers(volume_image()),
+        !on_podman(),
+        "the snapshot's layers against its image's"
+    );
     for i in 0..2 {
         let seen = read(&run, i);
         assert!(

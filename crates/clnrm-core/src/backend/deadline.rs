@@ -284,6 +284,21 @@ impl<E: ContainerEngine> ContainerEngine for Deadlines<E> {
         self.within("snapshot container", self.pull, made).await
     }
 
+    async fn relabel(
+        &self,
+        image: &str,
+        tag: &str,
+        labels: &Labels,
+    ) -> Result<String, EngineError> {
+        // A load of a configuration alone: an API call.
+        self.within(
+            "label image",
+            self.call,
+            self.inner.relabel(image, tag, labels),
+        )
+        .await
+    }
+
     async fn put_files(&self, id: &str, files: Vec<u8>) -> Result<(), EngineError> {
         // A copy of files of any size: as long as a pull may take.
         self.within(

@@ -450,6 +450,20 @@ impl ContainerEngine for FakeEngine {
         Ok(format!("sha256:{tag}"))
     }
 
+    async fn relabel(
+        &self,
+        _image: &str,
+        tag: &str,
+        labels: &Labels,
+    ) -> Result<String, EngineError> {
+        self.gate().await;
+        let mut state = self.lock();
+        state.snapshots.insert(tag.to_owned());
+        state.list_image(tag, labels);
+        drop(state);
+        Ok(format!("sha256:{tag}"))
+    }
+
     async fn put_files(&self, _id: &str, _files: Vec<u8>) -> Result<(), EngineError> {
         self.gate().await;
         Ok(())

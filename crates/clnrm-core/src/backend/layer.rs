@@ -61,9 +61,134 @@ pub fn listing(upper: &Path, limit: usize) -> std::io::Result<Vec<String>> {
     Ok(out)
 }
 
+/// Whether the writable layer at `upper` holds nothing but directories that its
+/// container only touched: each one is, in the topmost of `lowers` that has it, a
+/// directory with the same mode, owner, group and extended attributes (the overlay's
+/// own bookkeeping aside), and none is opaque. A container's files then read exactly
+/// as in its image but for directories' times, so its image with new labels stands
+/// for a commit of it (a fixture whose data is in volumes: a database's set-up leaves
+/// only its socket's directory touched). Anything else (a file, a whiteout, a new or
+/// changed directory, more than `limit` entries, an entry it cannot read) is `false`.
+/// Blocking.
+pub fn only_touched_dirs(upper: &Path, lowers: &[std::path::PathBuf], limit: usize) -> bool {
+    let mut todo = vec![upper.to_path_buf()];
+    let mut seen = 0;
+    while let Some(dir) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return false;
+        };
+        for entry in entries {
+            let Ok(entry) = entry else { return false };
+            seen += 1;
+            let path = entry.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                return false;
+            };
+            let Ok(rel) = path.strip_prefix(upper) else {
+                return false;
+            };
+            let below = lowers
+                .iter()
+                .map(|l| l.join(rel))
+                .find_map(|p| std::fs::symlink_metadata(&p).ok().map(|m| (p, m)));
+            let same = seen <= limit
+                && meta.is_dir()
+                && below.as_ref().is_some_and(|(at, m)| {
+                    m.is_dir()
+                        && m.mode() == meta.mode()
+                        && m.uid() == meta.uid()
+                        && m.gid() == meta.gid()
+                        && own_xattrs(at).is_some_and(|x| Some(x) == own_xattrs(&path))
+                });
+            if !same {
+                return false;
+            }
+            todo.push(path);
+        }
+    }
+    true
+}
+
+/// The extended attributes of `path` that are not an overlay's own (kernel overlayfs:
+/// `trusted.overlay.*`/`user.overlay.*`; fuse-overlayfs: `user.fuseoverlayfs.*`),
+/// sorted with their values; `None` when it is opaque (it hides what is below it) or
+/// they cannot be read.
+fn own_xattrs(path: &Path) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+    const OVERLAY: [&[u8]; 3] = [
+        b"trusted.overlay.",
+        b"user.overlay.",
+        b"user.fuseoverlayfs.",
+    ];
+    let mut names = vec![0u8; 4096];
+    let n = match rustix::fs::llistxattr(path, &mut names) {
+        Ok(n) => n,
+        Err(rustix::io::Errno::NOTSUP) => 0,
+        Err(_) => return None,
+    };
+    let mut out = Vec::new();
+    for name in names[..n].split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        if let Some(prefix) = OVERLAY.iter().find(|p| name.starts_with(p)) {
+            if name[prefix.len()..].starts_with(b"opaque") {
+                return None;
+            }
+            continue;
+        }
+        let mut value = vec![0u8; 4096];
+        let len = rustix::fs::lgetxattr(path, name, &mut value).ok()?;
+        value.truncate(len);
+        out.push((name.to_vec(), value));
+    }
+    out.sort();
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_directories_touched_with_their_metadata_kept_stand_for_the_image() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (upper, lower) = (dir.path().join("upper"), dir.path().join("lower"));
+        for d in [&upper, &lower] {
+            std::fs::create_dir_all(d.join("run/postgresql")).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let lowers = [dir.path().join("init"), lower.clone()];
+        assert!(only_touched_dirs(&upper, &lowers, MAX_ENTRIES));
+        // A mode changed.
+        let sock = upper.join("run/postgresql");
+        std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o1777))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!only_touched_dirs(&upper, &lowers, MAX_ENTRIES));
+        std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o755))
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::set_permissions(
+            lower.join("run/postgresql"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(only_touched_dirs(&upper, &lowers, MAX_ENTRIES));
+        // A file, or a directory the image does not have.
+        std::fs::write(sock.join("pid"), "1").unwrap_or_else(|e| panic!("{e}"));
+        assert!(!only_touched_dirs(&upper, &lowers, MAX_ENTRIES));
+        std::fs::remove_file(sock.join("pid")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::create_dir(upper.join("new")).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!only_touched_dirs(&upper, &lowers, MAX_ENTRIES));
+        std::fs::remove_dir(upper.join("new")).unwrap_or_else(|e| panic!("{e}"));
+        // An opaque directory hides the image's content.
+        if rustix::fs::lsetxattr(
+            &sock,
+            "user.fuseoverlayfs.opaque",
+            b"y",
+            rustix::fs::XattrFlags::empty(),
+        )
+        .is_ok()
+        {
+            assert!(!only_touched_dirs(&upper, &lowers, MAX_ENTRIES));
+        }
+        assert!(!only_touched_dirs(&upper, &lowers, 1), "past the limit");
+    }
 
     #[test]
     fn a_change_of_content_name_or_metadata_changes_the_listing() {

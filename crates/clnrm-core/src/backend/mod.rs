@@ -333,6 +333,9 @@ pub struct Details {
     /// The upper directory of its writable layer on the engine's host, when the
     /// storage driver is an overlay and the engine says where.
     pub upper_dir: Option<std::path::PathBuf>,
+    /// The directories below it, topmost first (the container's own `-init` layer,
+    /// then its image's), where the engine says.
+    pub lower_dirs: Vec<std::path::PathBuf>,
 }
 
 /// A container as its own processes need to know it when they drive the engine that
@@ -473,6 +476,16 @@ pub trait ContainerEngine: Send + Sync + 'static {
         id: &str,
         tag: &str,
         volumes: &[String],
+        labels: &Labels,
+    ) -> impl Future<Output = Result<String, EngineError>> + Send;
+    /// Makes image `tag` of image `image`'s layers and configuration with `labels`
+    /// added, without a container (what stands for a snapshot of a container that
+    /// changed nothing of its image's files); an engine that cannot, an error.
+    /// Returns the image id.
+    fn relabel(
+        &self,
+        image: &str,
+        tag: &str,
         labels: &Labels,
     ) -> impl Future<Output = Result<String, EngineError>> + Send;
     /// Puts the files of `files` (a tar whose paths are from `/`) into container `id`,

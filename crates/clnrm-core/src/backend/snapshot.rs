@@ -15,6 +15,7 @@ use bollard::query_parameters::{
     RemoveImageOptions,
 };
 use futures_util::StreamExt;
+use sha2::Digest;
 use std::path::{Path, PathBuf};
 use tokio::io::AsyncWriteExt;
 
@@ -123,6 +124,90 @@ impl Docker {
             let _ = self.remove_image_quietly(&base).await;
         }
         built
+    }
+
+    /// Makes image `tag` of `image`'s layers and configuration with `labels` added,
+    /// without a container: a load of an archive holding the configuration alone
+    /// (the engine has every layer it names, so it reads none). Docker does this in
+    /// tens of ms where a commit on fuse-overlayfs walks the whole file system for
+    /// seconds; an engine that wants the layers too (Podman) refuses, and the caller
+    /// commits instead.
+    pub(super) async fn relabel_image(
+        &self,
+        image: &str,
+        tag: &str,
+        labels: &Labels,
+    ) -> Result<String, EngineError> {
+        let found = self.client().inspect_image(image).await.map_err(api)?;
+        let layers = found
+            .root_fs
+            .as_ref()
+            .and_then(|r| r.layers.clone())
+            .unwrap_or_default();
+        if layers.is_empty() {
+            return Err(EngineError::Api(format!("image {image} names no layers")));
+        }
+        let mut config = serde_json::to_value(found.config.clone().unwrap_or_default())
+            .map_err(|e| EngineError::Api(e.to_string()))?;
+        let mut all = config
+            .get("Labels")
+            .and_then(|l| serde_json::from_value::<Labels>(l.clone()).ok())
+            .unwrap_or_default();
+        all.extend(labels.clone());
+        config["Labels"] = serde_json::json!(all);
+        let document = serde_json::json!({
+            "architecture": found.architecture,
+            "os": found.os,
+            "variant": found.variant,
+            "config": config,
+            "rootfs": { "type": "layers", "diff_ids": layers },
+            "created": found.created,
+        });
+        let document =
+            serde_json::to_vec(&document).map_err(|e| EngineError::Api(e.to_string()))?;
+        let digest = crate::digest::hex(&sha2::Sha256::digest(&document));
+        let config_name = format!("{digest}.json");
+        let manifest = serde_json::to_vec(&serde_json::json!([{
+            "Config": config_name,
+            "RepoTags": [tag],
+            "Layers": (0..layers.len()).map(|i| format!("{i}/layer.tar")).collect::<Vec<_>>(),
+        }]))
+        .map_err(|e| EngineError::Api(e.to_string()))?;
+        let mut archive = Vec::new();
+        for (name, body) in [
+            ("manifest.json", &manifest),
+            (config_name.as_str(), &document),
+        ] {
+            archive.extend_from_slice(&header(name, body.len() as u64));
+            archive.extend_from_slice(body);
+            archive.resize(archive.len().div_ceil(512) * 512, 0);
+        }
+        archive.extend_from_slice(&[0u8; 1024]);
+        let options = bollard::query_parameters::ImportImageOptions {
+            quiet: true,
+            ..Default::default()
+        };
+        let mut answers =
+            self.client()
+                .import_image(options, bollard::body_full(archive.into()), None);
+        while let Some(answer) = answers.next().await {
+            answer.map_err(api)?;
+        }
+        // What the engine made must be exactly that: the same layers, the labels.
+        let made = self.client().inspect_image(tag).await.map_err(api)?;
+        let same_layers = made.root_fs.and_then(|r| r.layers).as_ref() == Some(&layers);
+        let labelled = made
+            .config
+            .and_then(|c| c.labels)
+            .is_some_and(|have| labels.iter().all(|(k, v)| have.get(k) == Some(v)));
+        let id = made.id.unwrap_or_default();
+        if !same_layers || !labelled || id.is_empty() {
+            let _ = self.remove_image_quietly(tag).await;
+            return Err(EngineError::Api(format!(
+                "loading a configuration for {tag} made another image"
+            )));
+        }
+        Ok(id)
     }
 
     /// Builds `tag` from image `base` plus the content of `volumes` in container `id`,

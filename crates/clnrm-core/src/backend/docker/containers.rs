@@ -174,15 +174,23 @@ pub(super) async fn details(docker: &Docker, id: &str) -> Result<Details, Engine
         .filter_map(|n| n.ip_address.as_deref())
         .filter_map(|ip| ip.parse().ok())
         .collect();
-    let upper_dir = found
-        .graph_driver
-        .and_then(|g| g.data.get("UpperDir").cloned())
+    let driver = found.graph_driver.map(|g| g.data).unwrap_or_default();
+    let upper_dir = driver
+        .get("UpperDir")
         .filter(|d| !d.is_empty())
         .map(std::path::PathBuf::from);
+    let lower_dirs = driver
+        .get("LowerDir")
+        .into_iter()
+        .flat_map(|l| l.split(':'))
+        .filter(|d| !d.is_empty())
+        .map(std::path::PathBuf::from)
+        .collect();
     Ok(Details {
         ips,
         ports,
         upper_dir,
+        lower_dirs,
     })
 }
 

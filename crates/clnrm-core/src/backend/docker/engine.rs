@@ -110,6 +110,15 @@ impl ContainerEngine for Docker {
         self.make_snapshot(id, tag, volumes, labels).await
     }
 
+    async fn relabel(
+        &self,
+        image: &str,
+        tag: &str,
+        labels: &Labels,
+    ) -> Result<String, EngineError> {
+        self.relabel_image(image, tag, labels).await
+    }
+
     async fn put_files(&self, id: &str, files: Vec<u8>) -> Result<(), EngineError> {
         let options = bollard::query_parameters::UploadToContainerOptions {
             path: "/".to_owned(),
