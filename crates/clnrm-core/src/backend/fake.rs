@@ -30,6 +30,7 @@ struct Inner {
     state: Mutex<State>,
     stall: AtomicBool,
     created: AtomicUsize,
+    networks_made: AtomicUsize,
     removed: AtomicUsize,
     pings: AtomicUsize,
     images_asked: AtomicUsize,
@@ -95,6 +96,11 @@ impl FakeEngine {
     /// Networks that exist now.
     pub fn networks(&self) -> usize {
         self.lock().networks.len()
+    }
+
+    /// Networks created so far.
+    pub fn networks_made(&self) -> usize {
+        self.inner.networks_made.load(Ordering::SeqCst)
     }
 
     /// Containers created so far.
@@ -272,6 +278,7 @@ impl ContainerEngine for FakeEngine {
 
     async fn create_network(&self, name: &str, labels: &Labels) -> Result<String, EngineError> {
         self.gate().await;
+        self.inner.networks_made.fetch_add(1, Ordering::SeqCst);
         self.lock().networks.insert(name.to_owned(), labels.clone());
         Ok(name.to_owned())
     }

@@ -174,13 +174,13 @@ async fn in_a_container_clnrm_joins_each_private_network_and_leaves_it_before_it
     assert_eq!(engine.connected(), Vec::<(String, String)>::new());
     assert_eq!((engine.live(), engine.networks()), (0, 0));
 
-    // Not kept warm: each environment is removed after its scenarios, its network
-    // left first.
+    // Not kept warm: each environment is removed after its scenarios; its network,
+    // empty, serves the next one, and is left before it is removed at the end.
     let engine = Arc::new(FakeEngine::new());
     let session = run_in_a_container(&engine, false).await;
     assert!(engine.joins() > 0);
-    assert_eq!(engine.connected(), Vec::<(String, String)>::new());
     session.shutdown().await;
+    assert_eq!(engine.connected(), Vec::<(String, String)>::new());
     assert_eq!((engine.live(), engine.networks()), (0, 0));
 }
 
@@ -203,6 +203,43 @@ async fn environments_are_reused_and_every_container_is_removed_at_the_end() {
     assert!(created <= 6, "{created} containers for 12 scenarios");
     assert_eq!(engine.live(), 0, "the session removed them all");
     assert_eq!(engine.removed(), created);
+}
+
+#[tokio::test]
+async fn the_network_of_a_removed_environment_serves_the_next_one() {
+    // Two services (a network of each environment's own), neither an agent: each
+    // environment is removed after its scenario.
+    let engine = Arc::new(FakeEngine::new());
+    let text = format!(
+        "[meta]\nname = \"t\"\nversion = \"1\"\n\n[service.app]\nimage = \"img\"\nargs = [\"serve\"]\n\n\
+         [service.db]\nimage = \"img\"\nargs = [\"db\"]\n\n{}",
+        scenarios(8, |i| format!("echo {i}"))
+    );
+    let plan = crate::plan::tests_support::planned(&text);
+    let outcome = run_with(
+        engine.clone(),
+        plan,
+        &options(1, false),
+        Stop::default(),
+        drain,
+    )
+    .await;
+    assert!(
+        outcome.results.iter().all(|r| r.status == Status::Passed),
+        "{:?}",
+        statuses(&outcome)
+    );
+    // Each scenario had fresh containers (some environments made ahead went
+    // unused); far fewer networks were made than environments.
+    let environments = engine.created() / 2;
+    let made = engine.networks_made();
+    assert!(environments >= 8, "{environments} environments");
+    assert!(made <= 4, "{made} networks for {environments} environments");
+    assert_eq!(
+        (engine.live(), engine.networks()),
+        (0, 0),
+        "all removed at the end"
+    );
 }
 
 #[tokio::test]

@@ -47,6 +47,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// Empty networks kept for the next environments, at most.
+const SPARE_NETWORKS: usize = 8;
+
 /// Why an environment could not be made ready.
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {
@@ -316,6 +319,8 @@ struct Inner<E> {
     preparing: Semaphore,
     live: Mutex<HashSet<String>>,
     networks: Mutex<HashSet<String>>,
+    /// Networks of removed environments, empty, for the next ones: (id, name).
+    spare_networks: Mutex<Vec<(String, String)>>,
     seq: AtomicU64,
     tracker: TaskTracker,
     stop: CancellationToken,
@@ -424,6 +429,7 @@ impl<E: ContainerEngine> Pool<E> {
                 volumes: Mutex::new(HashSet::new()),
                 live: Mutex::new(HashSet::new()),
                 networks: Mutex::new(HashSet::new()),
+                spare_networks: Mutex::default(),
                 seq: AtomicU64::new(0),
                 tracker: TaskTracker::new(),
                 stop: CancellationToken::new(),
@@ -550,6 +556,7 @@ impl<E: ContainerEngine> Pool<E> {
         let volumes: Vec<String> = lock(&self.inner.volumes).iter().cloned().collect();
         self.remove_volumes(volumes).await;
         self.inner.vantage.leave_all(&**engine).await;
+        lock(&self.inner.spare_networks).clear();
         let networks: Vec<String> = lock(&self.inner.networks).iter().cloned().collect();
         for n in &networks {
             if engine.remove_network(n).await.is_ok() {
@@ -684,7 +691,8 @@ impl<E: ContainerEngine> Pool<E> {
         let mut members = env.members;
         let layers: Vec<cow::Layers> = members.iter_mut().filter_map(|m| m.layers.take()).collect();
         drop(members);
-        futures_util::future::join_all(ids.iter().map(|id| inner.engine.remove(id))).await;
+        let removed =
+            futures_util::future::join_all(ids.iter().map(|id| inner.engine.remove(id))).await;
         {
             let mut live = lock(&inner.live);
             for id in &ids {
@@ -695,6 +703,18 @@ impl<E: ContainerEngine> Pool<E> {
             self.drop_layers(layers).await;
         }
         if let Some(net) = env.network {
+            // Empty (every container of it removed: no name of it answers there any
+            // more), it serves the next environment: a network costs the engine about
+            // as much to make and remove as a container does.
+            if removed.iter().all(Result::is_ok) && !inner.stop.is_cancelled() {
+                let mut spare = lock(&inner.spare_networks);
+                if let Some(name) = env.network_name.clone()
+                    && spare.len() < SPARE_NETWORKS
+                {
+                    spare.push((net, name));
+                    return;
+                }
+            }
             if let Some(name) = &env.network_name {
                 inner.vantage.leave(&*inner.engine, name).await;
                 lock(&inner.gateways).remove(name);
