@@ -66,6 +66,8 @@ impl Seeded {
 /// A `clnrm` process on a host, its stderr in a file; killed when dropped.
 struct Clnrm {
     child: Child,
+    /// Its pid and start time, as its containers' labels have them.
+    started: (u32, String),
 }
 
 impl Clnrm {
@@ -85,7 +87,11 @@ impl Clnrm {
             .stderr(file)
             .spawn()
             .unwrap();
-        Self { child }
+        let pid = child.id();
+        Self {
+            started: (pid, process_start(pid)),
+            child,
+        }
     }
 
     fn signal(&self, sig: &str) {
@@ -340,10 +346,7 @@ impl Cluster {
         if let Some(mut old) = self.workers[i].take() {
             old.signal("-KILL");
             let _ = old.child.wait();
-            let pid = old.child.id();
-            if let Some(known) = self.pids.iter().find(|(p, _)| *p == pid) {
-                self.killed.insert(known.clone());
-            }
+            self.killed.insert(old.started.clone());
         }
         let w = Clnrm::spawn(
             &self.worker_hosts[i],
@@ -351,8 +354,7 @@ impl Cluster {
             &format!("worker{i}"),
             &args,
         );
-        let pid = w.child.id();
-        self.pids.insert((pid, process_start(pid)));
+        self.pids.insert(w.started.clone());
         self.workers[i] = Some(w);
     }
 
@@ -462,40 +464,6 @@ impl Cluster {
         out
     }
 
-    /// When each container and network the worker process left was made (seconds
-    /// since the Unix epoch, as the engine says).
-    fn made_by((pid, start): &(u32, String)) -> Vec<f64> {
-        let mut made = Vec::new();
-        for (list, what) in [(["ps", "-a"], "container"), (["network", "ls"], "network")] {
-            let ids = std::process::Command::new("docker")
-                .args(list)
-                .args(["-q", "--filter", &format!("label=clnrm.pid={pid}")])
-                .args(["--filter", &format!("label=clnrm.pid_start={start}")])
-                .output()
-                .unwrap();
-            for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
-                let created = std::process::Command::new("docker")
-                    .args([what, "inspect", "--format", "{{.Created}}", id])
-                    .output()
-                    .unwrap();
-                // A network's is Go's `2026-12-07 19:00:14.8 +0000 UTC`, which `date`
-                // reads without the zone's name.
-                let created = String::from_utf8_lossy(&created.stdout)
-                    .trim()
-                    .trim_end_matches(" UTC")
-                    .to_owned();
-                let secs = std::process::Command::new("date")
-                    .args(["-u", "-d", &created, "+%s.%N"])
-                    .output()
-                    .unwrap();
-                if let Ok(s) = String::from_utf8_lossy(&secs.stdout).trim().parse() {
-                    made.push(s);
-                }
-            }
-        }
-        made
-    }
-
     /// Stops every worker (SIGTERM: each finishes what it holds and removes its
     /// containers; killed after a minute).
     fn stop_workers(&mut self) {
@@ -506,13 +474,6 @@ impl Cluster {
             w.stop(Duration::from_secs(60));
         }
     }
-}
-
-/// Now, in seconds since the Unix epoch.
-fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// A process's start time as `/proc/<pid>/stat` gives it (field 22), as clnrm labels
@@ -629,12 +590,24 @@ fn runs_flow_through_partitions_restarts_and_kills_and_each_ends_once() {
     // no reap saw (the engine finishes the create after the reap, later under load):
     // the next run of any worker removes it (as the next `clnrm run` does). So one
     // more run goes before the check, and again (at most five) while a killed
-    // worker's thing made after the last such run began is left; one made before it
-    // began is one that run's reap failed to remove, a defect. (A live worker's warm
-    // environment is its own, removed when it stops: checked after that.)
+    // worker's thing is left that was not there when that run was submitted; one
+    // that was there then and is still there is one that run's reap failed to
+    // remove, a defect. (A live worker's warm environment is its own, removed when it
+    // stops: checked after that.)
+    let killed_left = |c: &Cluster| -> BTreeSet<String> {
+        c.killed
+            .iter()
+            .flat_map(|pid| {
+                Cluster::left_by(pid)
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
     let mut sweeps: Vec<String> = Vec::new();
     for round in 0..5 {
-        let began = unix_now();
+        let before = killed_left(&c);
         let sweep = submit_one(c.addr, &c.token, &format!("sweep-{round}"), "echo sweep");
         let start = Instant::now();
         while c.query(&format!("SELECT status FROM runs WHERE id = '{sweep}'"))[0][0] != "passed" {
@@ -645,11 +618,7 @@ fn runs_flow_through_partitions_restarts_and_kills_and_each_ends_once() {
             std::thread::sleep(Duration::from_millis(200));
         }
         sweeps.push(sweep);
-        let left: Vec<_> = c
-            .killed
-            .iter()
-            .filter(|pid| !Cluster::left_by(pid).is_empty())
-            .collect();
+        let left = killed_left(&c);
         if left.is_empty() {
             println!(
                 "nothing of the {} killed workers left after {} sweep runs",
@@ -658,18 +627,17 @@ fn runs_flow_through_partitions_restarts_and_kills_and_each_ends_once() {
             );
             break;
         }
-        let described: String = left
+        let described: String = c
+            .killed
             .iter()
+            .filter(|pid| !Cluster::left_by(pid).is_empty())
             .map(|pid| format!("\nkilled worker {pid:?}:{}", Cluster::describe_left(pid)))
             .collect();
-        println!("left after sweep run {round} (began {began:.3}):{described}");
-        let missed = left
-            .iter()
-            .flat_map(|pid| Cluster::made_by(pid))
-            .any(|made| made < began - 1.0);
+        println!("left after sweep run {round}:{described}");
+        let missed: Vec<&String> = left.intersection(&before).collect();
         assert!(
-            !missed,
-            "a sweep run's reap left what a killed worker made before it began:{described}\n{}",
+            missed.is_empty(),
+            "a sweep run's reap left {missed:?}, there before it was submitted:{described}\n{}",
             c.logs()
         );
         assert!(round < 4, "still left after five sweep runs:{described}");

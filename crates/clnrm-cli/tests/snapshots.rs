@@ -340,15 +340,17 @@ run = "true"
     let run = run_json(dir.path(), &["--workers", "2", "--force"]);
     run.assert_passed();
     assert_eq!(runs(), 1, "the one-shot ran once for three scenarios");
-    // The set-up wrote only into the volume: on Docker the snapshot is the image
-    // itself with labels (no commit), on Podman a commit.
+    // The set-up wrote only into the volume: on Docker, where clnrm reads the
+    // container's layer (as root, Docker's data on this host), the snapshot is the
+    // image itself with labels (no commit); on Podman a commit.
     let snapshot = snapshot_images(dir.path());
     assert_eq!(snapshot.len(), 1);
-    assert_eq!(
-        layers(&snapshot[0]) == layers(volume_image()),
-        !on_podman(),
-        "the snapshot's layers against its image's"
-    );
+    let same = layers(&snapshot[0]) == layers(volume_image());
+    if on_podman() {
+        assert!(!same, "Podman commits");
+    } else if std::fs::read_dir("/var/lib/docker").is_ok() {
+        assert!(same, "the snapshot was committed, not relabelled");
+    }
     for i in 0..2 {
         let seen = read(&run, i);
         assert!(

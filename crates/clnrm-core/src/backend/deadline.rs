@@ -163,6 +163,15 @@ impl<E: ContainerEngine> ContainerEngine for Deadlines<E> {
         .await
     }
 
+    async fn network_containers(&self, id: &str) -> Result<Vec<String>, EngineError> {
+        self.within(
+            "inspect network",
+            self.call,
+            self.inner.network_containers(id),
+        )
+        .await
+    }
+
     async fn network_gateway(&self, network: &str) -> Result<Option<IpAddr>, EngineError> {
         self.within(
             "inspect network",

@@ -283,6 +283,17 @@ impl ContainerEngine for FakeEngine {
         Ok(name.to_owned())
     }
 
+    async fn network_containers(&self, id: &str) -> Result<Vec<String>, EngineError> {
+        self.gate().await;
+        let st = self.lock();
+        Ok(st
+            .connected
+            .iter()
+            .filter(|(n, _)| n == id)
+            .map(|(_, c)| c.clone())
+            .collect())
+    }
+
     async fn network_gateway(&self, _network: &str) -> Result<Option<IpAddr>, EngineError> {
         self.gate().await;
         Ok(None)

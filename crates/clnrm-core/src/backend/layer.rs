@@ -87,10 +87,7 @@ pub fn only_touched_dirs(upper: &Path, lowers: &[std::path::PathBuf], limit: usi
             let Ok(rel) = path.strip_prefix(upper) else {
                 return false;
             };
-            let below = lowers
-                .iter()
-                .map(|l| l.join(rel))
-                .find_map(|p| std::fs::symlink_metadata(&p).ok().map(|m| (p, m)));
+            let below = lookup(lowers, rel);
             let same = seen <= limit
                 && meta.is_dir()
                 && below.as_ref().is_some_and(|(at, m)| {
@@ -107,6 +104,37 @@ pub fn only_touched_dirs(upper: &Path, lowers: &[std::path::PathBuf], limit: usi
         }
     }
     true
+}
+
+/// Where `rel` is in the merged view of `lowers` (topmost first), with its metadata:
+/// the topmost layer that has it, unless a layer above that hides it (a whiteout of
+/// it or of a directory above it, or a directory above it made opaque there).
+fn lookup(
+    lowers: &[std::path::PathBuf],
+    rel: &Path,
+) -> Option<(std::path::PathBuf, std::fs::Metadata)> {
+    for lower in lowers {
+        let at = lower.join(rel);
+        if let Ok(meta) = std::fs::symlink_metadata(&at) {
+            return Some((at, meta));
+        }
+        // Hidden in this layer: stop looking below it.
+        let mut here = lower.clone();
+        for part in rel.components() {
+            let name = part.as_os_str().to_string_lossy();
+            if here.join(format!(".wh.{name}")).exists() {
+                return None;
+            }
+            here.push(part);
+            let Ok(meta) = std::fs::symlink_metadata(&here) else {
+                break;
+            };
+            if !meta.is_dir() || here.join(".wh..wh..opq").exists() || own_xattrs(&here).is_none() {
+                return None;
+            }
+        }
+    }
+    None
 }
 
 /// The extended attributes of `path` that are not an overlay's own (kernel overlayfs:
@@ -128,7 +156,13 @@ fn own_xattrs(path: &Path) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
     let mut out = Vec::new();
     for name in names[..n].split(|b| *b == 0).filter(|n| !n.is_empty()) {
         if let Some(prefix) = OVERLAY.iter().find(|p| name.starts_with(p)) {
-            if name[prefix.len()..].starts_with(b"opaque") {
+            // Opaque (hides what is below), a redirect (a renamed directory) or a
+            // metacopy (content elsewhere): not a plain directory of the image.
+            let own = &name[prefix.len()..];
+            if ["opaque", "redirect", "metacopy"]
+                .iter()
+                .any(|x| own.starts_with(x.as_bytes()))
+            {
                 return None;
             }
             continue;
@@ -188,6 +222,27 @@ mod tests {
             assert!(!only_touched_dirs(&upper, &lowers, MAX_ENTRIES));
         }
         assert!(!only_touched_dirs(&upper, &lowers, 1), "past the limit");
+        // A directory the image has only below a whiteout of its parent is new.
+        let (top, old) = (dir.path().join("top"), dir.path().join("old"));
+        std::fs::create_dir_all(old.join("d/sub")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::create_dir_all(&top).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(top.join(".wh.d"), "").unwrap_or_else(|e| panic!("{e}"));
+        let up2 = dir.path().join("up2");
+        std::fs::create_dir_all(up2.join("d/sub")).unwrap_or_else(|e| panic!("{e}"));
+        let stacked = [top.clone(), old.clone()];
+        assert!(
+            !only_touched_dirs(&up2, &stacked, MAX_ENTRIES),
+            "whiteout above"
+        );
+        std::fs::remove_file(top.join(".wh.d")).unwrap_or_else(|e| panic!("{e}"));
+        assert!(only_touched_dirs(&up2, &stacked, MAX_ENTRIES));
+        // Or below a directory made opaque above it.
+        std::fs::create_dir_all(top.join("d")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(top.join("d/.wh..wh..opq"), "").unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            !only_touched_dirs(&up2, &stacked, MAX_ENTRIES),
+            "opaque above"
+        );
     }
 
     #[test]

@@ -392,6 +392,11 @@ pub trait ContainerEngine: Send + Sync + 'static {
         name: &str,
         labels: &Labels,
     ) -> impl Future<Output = Result<String, EngineError>> + Send;
+    /// The containers on network `id` now (their ids), as the engine says.
+    fn network_containers(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Vec<String>, EngineError>> + Send;
     /// The gateway address of a network (by name or id; [`DEFAULT_NETWORK`] is the
     /// engine's default bridge): where its containers reach the engine's host (`None`
     /// when the engine does not say).

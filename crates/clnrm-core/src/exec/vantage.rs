@@ -156,6 +156,17 @@ impl Vantage {
         }
     }
 
+    /// The container clnrm connects to environments' networks (its own, or the one
+    /// whose network it shares), as it was named.
+    pub fn joiner(&self) -> Option<&str> {
+        match self {
+            Self::Container(Inside {
+                joiner: Some(j), ..
+            }) => Some(j),
+            _ => None,
+        }
+    }
+
     /// In a container: connects it to `network` (by name) unless it is on it, and
     /// returns its address there (what containers on it reach clnrm at). `None` on
     /// the host (and on the host's network).

@@ -25,6 +25,10 @@ impl ContainerEngine for Docker {
         networks::create_network(self, name, labels).await
     }
 
+    async fn network_containers(&self, id: &str) -> Result<Vec<String>, EngineError> {
+        networks::network_containers(self, id).await
+    }
+
     async fn network_gateway(
         &self,
         network: &str,

@@ -23,6 +23,19 @@ pub(super) async fn create_network(
     Ok(created.id)
 }
 
+/// [`ContainerEngine::network_containers`](crate::backend::ContainerEngine::network_containers) on Docker.
+pub(super) async fn network_containers(
+    docker: &Docker,
+    id: &str,
+) -> Result<Vec<String>, EngineError> {
+    let network = docker
+        .client()
+        .inspect_network(id, None::<InspectNetworkOptions>)
+        .await
+        .map_err(api)?;
+    Ok(network.containers.unwrap_or_default().into_keys().collect())
+}
+
 /// [`ContainerEngine::network_gateway`](crate::backend::ContainerEngine::network_gateway) on Docker.
 pub(super) async fn network_gateway(
     docker: &Docker,

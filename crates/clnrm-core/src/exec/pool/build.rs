@@ -55,17 +55,20 @@ impl<E: ContainerEngine> Pool<E> {
             // An empty one a removed environment left (clnrm's container, when it
             // runs in one, is still on it), else a new one.
             let spare = lock(&inner.spare_networks).pop();
-            if let Some((id, name)) = spare {
+            let name = if let Some((id, name)) = spare {
                 env.network = Some(id);
-                env.network_name = Some(name);
+                name
             } else {
                 let name = format!("clnrm-{}-{seq}", inner.owner.run_id);
                 let id = inner.engine.create_network(&name, &labels).await?;
                 lock(&inner.networks).insert(id.clone());
                 env.network = Some(id);
-                env.network_name = Some(name.clone());
-                self.join(&name).await?;
-            }
+                name
+            };
+            env.network_name = Some(name.clone());
+            // Also for a spare: its first environment may have failed before it
+            // joined (a no-op once joined).
+            self.join(&name).await?;
         } else if spec.network == NetworkNeed::Bridge {
             self.join(crate::backend::DEFAULT_NETWORK).await?;
         }

@@ -703,17 +703,20 @@ impl<E: ContainerEngine> Pool<E> {
             self.drop_layers(layers).await;
         }
         if let Some(net) = env.network {
-            // Empty (every container of it removed: no name of it answers there any
-            // more), it serves the next environment: a network costs the engine about
-            // as much to make and remove as a container does.
-            if removed.iter().all(Result::is_ok) && !inner.stop.is_cancelled() {
-                let mut spare = lock(&inner.spare_networks);
-                if let Some(name) = env.network_name.clone()
-                    && spare.len() < SPARE_NETWORKS
-                {
-                    spare.push((net, name));
-                    return;
-                }
+            // Empty (the engine lists no container on it but clnrm's own: none of
+            // its names answers there any more, not even a container whose start
+            // failed), it serves the next environment: a network costs the engine
+            // about as much to make and remove as a container does.
+            let empty = removed.iter().all(Result::is_ok)
+                && !inner.stop.is_cancelled()
+                && lock(&inner.spare_networks).len() < SPARE_NETWORKS
+                && inner.engine.network_containers(&net).await.is_ok_and(|on| {
+                    on.iter()
+                        .all(|c| inner.vantage.joiner() == Some(c.as_str()))
+                });
+            if empty && let Some(name) = env.network_name.clone() {
+                lock(&inner.spare_networks).push((net, name));
+                return;
             }
             if let Some(name) = &env.network_name {
                 inner.vantage.leave(&*inner.engine, name).await;
