@@ -409,57 +409,52 @@ impl Cluster {
         query(&self.url, sql)
     }
 
-    /// What the worker process (pid, start time) left on the engine: containers and
-    /// networks (the start time tells it from a later process with its pid).
-    fn left_by((pid, start): &(u32, String)) -> String {
-        let mut left = String::new();
-        for what in [["ps", "-a"], ["network", "ls"]] {
+    /// What the worker process (pid, start time) left on the engine: its containers
+    /// and networks, each as ("container" or "network", id) (the start time tells it
+    /// from a later process with its pid).
+    fn things_left((pid, start): &(u32, String)) -> Vec<(&'static str, String)> {
+        let mut left = Vec::new();
+        for (what, list) in [("container", ["ps", "-a"]), ("network", ["network", "ls"])] {
             let out = std::process::Command::new("docker")
-                .args(what)
-                .args(["-q", "--filter", &format!("label=clnrm.pid={pid}")])
-                .args(["--filter", &format!("label=clnrm.pid_start={start}")])
-                .output()
-                .unwrap();
-            left.push_str(String::from_utf8_lossy(&out.stdout).trim());
-        }
-        left
-    }
-
-    /// What the worker process left, each thing described (its name, state, when it
-    /// was made and by which run), for a failure's message.
-    fn describe_left((pid, start): &(u32, String)) -> String {
-        let mut out = String::new();
-        for (what, format) in [
-            (
-                "container",
-                "{{.Name}} {{.State.Status}} created {{.Created}} finished {{.State.FinishedAt}} {{json .Config.Labels}}",
-            ),
-            (
-                "network",
-                "{{.Name}} created {{.Created}} containers {{len .Containers}} {{json .Labels}}",
-            ),
-        ] {
-            let list = if what == "container" {
-                ["ps", "-a"]
-            } else {
-                ["network", "ls"]
-            };
-            let ids = std::process::Command::new("docker")
                 .args(list)
                 .args(["-q", "--filter", &format!("label=clnrm.pid={pid}")])
                 .args(["--filter", &format!("label=clnrm.pid_start={start}")])
                 .output()
                 .unwrap();
-            for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
-                let out_of = std::process::Command::new("docker")
-                    .args([what, "inspect", "--format", format, id])
-                    .output()
-                    .unwrap();
-                out.push_str(&format!(
-                    "\n  {what} {id}: {}",
-                    String::from_utf8_lossy(&out_of.stdout).trim()
-                ));
+            for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                left.push((what, id.to_owned()));
             }
+        }
+        left
+    }
+
+    /// The ids of what the worker process left, one a line.
+    fn left_by(pid: &(u32, String)) -> String {
+        let ids: Vec<String> = Self::things_left(pid)
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect();
+        ids.join("\n")
+    }
+
+    /// What the worker process left, each thing described (its name, state, when it
+    /// was made and by which run), for a failure's message.
+    fn describe_left(pid: &(u32, String)) -> String {
+        let mut out = String::new();
+        for (what, id) in Self::things_left(pid) {
+            let format = if what == "container" {
+                "{{.Name}} {{.State.Status}} created {{.Created}} finished {{.State.FinishedAt}} {{json .Config.Labels}}"
+            } else {
+                "{{.Name}} created {{.Created}} containers {{len .Containers}} {{json .Labels}}"
+            };
+            let described = std::process::Command::new("docker")
+                .args([what, "inspect", "--format", format, &id])
+                .output()
+                .unwrap();
+            out.push_str(&format!(
+                "\n  {what} {id}: {}",
+                String::from_utf8_lossy(&described.stdout).trim()
+            ));
         }
         out
     }
@@ -597,12 +592,8 @@ fn runs_flow_through_partitions_restarts_and_kills_and_each_ends_once() {
     let killed_left = |c: &Cluster| -> BTreeSet<String> {
         c.killed
             .iter()
-            .flat_map(|pid| {
-                Cluster::left_by(pid)
-                    .split_whitespace()
-                    .map(str::to_owned)
-                    .collect::<Vec<_>>()
-            })
+            .flat_map(Cluster::things_left)
+            .map(|(_, id)| id)
             .collect()
     };
     let mut sweeps: Vec<String> = Vec::new();
