@@ -14,6 +14,10 @@
 
 #[path = "../tests/common/engine.rs"]
 mod engine;
+#[path = "common/step_cost.rs"]
+mod step_cost;
+
+use step_cost::clnrm;
 
 use clnrm_core::grpc::{Call, Protos, proto};
 use std::path::Path;
@@ -42,28 +46,6 @@ fn project(dir: &Path, steps: usize) {
     std::fs::create_dir_all(dir.join(".clnrm")).expect("project");
     std::fs::create_dir_all(dir.join("tests")).expect("tests");
     std::fs::write(dir.join("tests/g.clnrm.toml"), text).expect("file");
-}
-
-fn clnrm(dir: &Path) -> Duration {
-    let start = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_clnrm"))
-        .current_dir(dir)
-        .args(["run", "--force", "--format", "json"])
-        .output()
-        .expect("clnrm");
-    let took = start.elapsed();
-    assert!(
-        out.status.success(),
-        "clnrm run failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    took
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
 }
 
 fn main() {
@@ -119,33 +101,7 @@ fn main() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let mut bare_rounds = Vec::new();
-    let mut bare_medians = Vec::new();
-    for _ in 0..ROUNDS {
-        let times: Vec<Duration> = (0..STEPS).map(|_| call().0).collect();
-        bare_rounds.push(times.iter().sum::<Duration>() / STEPS as u32);
-        bare_medians.push(median(times));
-    }
+    let bare = step_cost::bare_cost(ROUNDS, STEPS, || call().0);
     let _ = Command::new("docker").args(["rm", "-f", &id]).output();
-    let bare_mean = median(bare_rounds);
-    let bare_median = median(bare_medians);
-
-    let t1 = median((0..ROUNDS).map(|_| clnrm(&one)).collect());
-    let tn = median((0..ROUNDS).map(|_| clnrm(&many)).collect());
-    let per_step = tn.saturating_sub(t1) / (STEPS as u32 - 1);
-    println!(
-        "the call alone: mean {:.3} ms, median {:.3} ms ({STEPS} sequential unary calls, fresh connection each)",
-        bare_mean.as_secs_f64() * 1e3,
-        bare_median.as_secs_f64() * 1e3
-    );
-    println!(
-        "clnrm run: 1 step {} ms, {STEPS} steps {} ms: {:.3} ms per step",
-        t1.as_millis(),
-        tn.as_millis(),
-        per_step.as_secs_f64() * 1e3
-    );
-    println!(
-        "clnrm's overhead per grpc step: {:.3} ms (target <= 2 ms)",
-        (per_step.as_secs_f64() - bare_mean.as_secs_f64()) * 1e3
-    );
+    step_cost::report(("grpc", "call"), bare, (ROUNDS, STEPS), (&one, &many));
 }

@@ -11,6 +11,8 @@
 
 #[path = "../tests/common/engine.rs"]
 mod engine;
+#[path = "common/step_cost.rs"]
+mod step_cost;
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -34,22 +36,6 @@ fn project(dir: &Path, tag: &str, steps: usize) {
     std::fs::write(dir.join("tests/h.clnrm.toml"), text).expect("file");
 }
 
-fn clnrm(dir: &Path) -> Duration {
-    let start = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_clnrm"))
-        .current_dir(dir)
-        .args(["run", "--force", "--format", "json"])
-        .output()
-        .expect("clnrm");
-    let took = start.elapsed();
-    assert!(
-        out.status.success(),
-        "clnrm run failed: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    took
-}
-
 /// One request the way a minimal client makes it: connect, send, read to the end.
 fn request(port: u16) -> Duration {
     let start = Instant::now();
@@ -61,11 +47,6 @@ fn request(port: u16) -> Duration {
     s.read_to_end(&mut answer).expect("read");
     assert!(answer.starts_with(b"HTTP/1.1 200"), "bad answer");
     start.elapsed()
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
 }
 
 fn main() {
@@ -110,33 +91,7 @@ fn main() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let mut bare_rounds = Vec::new();
-    let mut bare_medians = Vec::new();
-    for _ in 0..ROUNDS {
-        let times: Vec<Duration> = (0..STEPS).map(|_| request(port)).collect();
-        bare_rounds.push(times.iter().sum::<Duration>() / STEPS as u32);
-        bare_medians.push(median(times));
-    }
+    let bare = step_cost::bare_cost(ROUNDS, STEPS, || request(port));
     let _ = Command::new("docker").args(["rm", "-f", &id]).output();
-    let bare_mean = median(bare_rounds);
-    let bare_median = median(bare_medians);
-
-    let t1 = median((0..ROUNDS).map(|_| clnrm(&one)).collect());
-    let tn = median((0..ROUNDS).map(|_| clnrm(&many)).collect());
-    let per_step = tn.saturating_sub(t1) / (STEPS as u32 - 1);
-    println!(
-        "the request alone: mean {:.3} ms, median {:.3} ms ({STEPS} sequential requests, fresh connection each)",
-        bare_mean.as_secs_f64() * 1e3,
-        bare_median.as_secs_f64() * 1e3
-    );
-    println!(
-        "clnrm run: 1 step {} ms, {STEPS} steps {} ms: {:.3} ms per step",
-        t1.as_millis(),
-        tn.as_millis(),
-        per_step.as_secs_f64() * 1e3
-    );
-    println!(
-        "clnrm's overhead per http step: {:.3} ms (target <= 2 ms)",
-        (per_step.as_secs_f64() - bare_mean.as_secs_f64()) * 1e3
-    );
+    step_cost::report(("http", "request"), bare, (ROUNDS, STEPS), (&one, &many));
 }
