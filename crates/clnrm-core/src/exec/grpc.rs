@@ -7,7 +7,7 @@
 
 use super::captures::Captured;
 use super::events::{Answer, Reason, StepResult, fail};
-use super::http::{HttpCtx, TraceContext, json_failure, step_span};
+use super::http::{HttpCtx, TraceContext, before_deadline, json_failure, step_span};
 use super::pool::Env;
 use crate::grpc::{self, Call, Protos, proto};
 use crate::otel::SpanRecord;
@@ -84,19 +84,9 @@ pub(super) async fn run(
         .map(|a| (a, method.is_server_streaming()))
         .map_err(|e| (reason_of(&e), e.to_string()))
     };
-    let answer = tokio::select! {
-        a = called => a,
-        () = tokio::time::sleep_until(deadline.into()) => {
-            result.duration = started.elapsed();
-            fail(&mut result, Reason::Timeout, format!(
-                "no answer within {} ms", (deadline - started).as_millis()
-            ));
-            return (result, false);
-        }
-        () = cancel.cancelled() => {
-            fail(&mut result, Reason::Interrupted, "interrupted".into());
-            return (result, false);
-        }
+    let Some(answer) = before_deadline(called, (started, deadline), cancel, &mut result).await
+    else {
+        return (result, false);
     };
     result.duration = started.elapsed();
     let (answer, streaming) = match answer {

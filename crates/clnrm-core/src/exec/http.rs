@@ -351,19 +351,9 @@ pub(super) async fn run(
         vec![("traceparent".to_owned(), trace.traceparent())]
     };
     let sent_at = SystemTime::now();
-    let answer = tokio::select! {
-        a = send(addr, target, http, &extra) => a,
-        () = tokio::time::sleep_until(deadline.into()) => {
-            result.duration = started.elapsed();
-            fail(&mut result, Reason::Timeout, format!(
-                "no answer within {} ms", (deadline - started).as_millis()
-            ));
-            return (result, false);
-        }
-        () = cancel.cancelled() => {
-            fail(&mut result, Reason::Interrupted, "interrupted".into());
-            return (result, false);
-        }
+    let sent = send(addr, target, http, &extra);
+    let Some(answer) = before_deadline(sent, (started, deadline), cancel, &mut result).await else {
+        return (result, false);
     };
     result.duration = started.elapsed();
     let answer = match answer {
@@ -467,6 +457,31 @@ pub(super) fn step_span<const N: usize>(
         )]
         .into(),
         scope: "clnrm".to_owned(),
+    }
+}
+
+/// `answer` unless the step's `deadline` passes first (the step fails with reason
+/// `timeout`, its duration up to then) or the run is interrupted; `None` then, with
+/// `result` failed. What `http` and `grpc` steps wait for their answer with.
+pub(super) async fn before_deadline<T>(
+    answer: impl std::future::Future<Output = T>,
+    (started, deadline): (Instant, Instant),
+    cancel: &CancellationToken,
+    result: &mut StepResult,
+) -> Option<T> {
+    tokio::select! {
+        a = answer => Some(a),
+        () = tokio::time::sleep_until(deadline.into()) => {
+            result.duration = started.elapsed();
+            fail(result, Reason::Timeout, format!(
+                "no answer within {} ms", (deadline - started).as_millis()
+            ));
+            None
+        }
+        () = cancel.cancelled() => {
+            fail(result, Reason::Interrupted, "interrupted".into());
+            None
+        }
     }
 }
 
