@@ -84,7 +84,9 @@ fn services_start_in_dependency_order_under_each_condition() {
             ("side", &side),
             ("last", &last),
         ],
-        "[[scenario]]\nname = \"ordered\"\nservice = \"app\"\nrun = \"cat /shared/log\"\n",
+        // A dependent's /etc/hosts names what started before it: its first look-ups
+        // do not wait on the engine's DNS (Podman's reloads on each start).
+        "[[scenario]]\nname = \"ordered\"\nservice = \"app\"\nrun = \"sh -c 'cat /shared/log; grep -w db /etc/hosts'\"\n",
     );
     std::fs::create_dir_all(dir.path().join("tests")).unwrap();
     std::fs::write(dir.path().join("tests/order.clnrm.toml"), text).unwrap();

@@ -248,7 +248,7 @@ fn a_failed_setup_fails_each_scenario_that_needs_it_with_the_step_output() {
         assert_eq!(sc["reason"], "setup_failed", "{sc:#}");
         let message = sc["message"].as_str().unwrap_or_default();
         assert!(
-            message.contains("set-up of service \"db\" failed")
+            message.matches("set-up of service \"db\" failed").count() == 1
                 && message.contains("step \"seed\": exit code 3, expected 0")
                 && message.contains("no such table"),
             "{message}"

@@ -82,9 +82,13 @@ impl<E: ContainerEngine> Pool<E> {
                 return Err(PoolError::Stopped);
             }
             let network = env.network_name.clone();
-            let starts = wave
-                .iter()
-                .map(|&i| self.start_member(&services[i], network.clone(), &spec, seq, &labels));
+            let peers = match &network {
+                Some(_) => self.peer_hosts(&mut env.members).await?,
+                None => Vec::new(),
+            };
+            let starts = wave.iter().map(|&i| {
+                self.start_member(&services[i], network.clone(), &peers, &spec, seq, &labels)
+            });
             let mut failed = None;
             for result in futures_util::future::join_all(starts).await {
                 match result {
@@ -218,10 +222,36 @@ impl<E: ContainerEngine> Pool<E> {
         }
     }
 
+    /// `name:address` of each of `members` on their private network, for the
+    /// `/etc/hosts` of a container started after them: its first look-ups of them
+    /// then do not wait on the engine's DNS (Podman's aardvark-dns reloads on every
+    /// container start and meanwhile answers none, so a one-shot that resolves its
+    /// database as it starts failed now and then with `bad address`).
+    pub(super) async fn peer_hosts(
+        &self,
+        members: &mut [Member],
+    ) -> Result<Vec<String>, PoolError> {
+        let engine = &self.inner.engine;
+        let unknown = members.iter_mut().filter(|m| m.ips.is_empty());
+        let asked = unknown.map(|m| async move {
+            m.ips = engine.details(&m.container).await?.ips;
+            Ok::<_, EngineError>(())
+        });
+        for answer in futures_util::future::join_all(asked).await {
+            answer?;
+        }
+        Ok(members
+            .iter()
+            .filter_map(|m| Some(format!("{}:{}", m.service, m.ips.first()?)))
+            .collect())
+    }
+
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn start_member(
         &self,
         svc: &ServiceSpec,
         network: Option<String>,
+        peers: &[String],
         of: &EnvSpec,
         seq: u64,
         labels: &crate::backend::Labels,
@@ -296,7 +326,10 @@ impl<E: ContainerEngine> Pool<E> {
             extra_hosts: match self.host_address(&network).await {
                 Some(host) => vec![format!("host.docker.internal:{host}")],
                 None => Vec::new(),
-            },
+            }
+            .into_iter()
+            .chain(peers.iter().cloned())
+            .collect(),
             network,
             labels,
         };

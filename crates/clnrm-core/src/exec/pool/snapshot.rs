@@ -93,9 +93,16 @@ impl<E: ContainerEngine> Pool<E> {
                 }
             })
             .await?;
-        made.clone().map_err(|why| PoolError::Setup {
-            service: svc.id.clone(),
-            message: why.to_string(),
+        // A set-up's own failure already names its service: said once.
+        made.clone().map_err(|why| match &*why {
+            PoolError::Setup { service, message } => PoolError::Setup {
+                service: service.clone(),
+                message: message.clone(),
+            },
+            other => PoolError::Setup {
+                service: svc.id.clone(),
+                message: other.to_string(),
+            },
         })
     }
 
@@ -245,8 +252,16 @@ impl<E: ContainerEngine> Pool<E> {
                 .inner
                 .seq
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let peers = self.peer_hosts(&mut env.members).await?;
             let started = self
-                .start_member(&alone, env.network_name.clone(), &spec, seq, &labels)
+                .start_member(
+                    &alone,
+                    env.network_name.clone(),
+                    &peers,
+                    &spec,
+                    seq,
+                    &labels,
+                )
                 .await;
             let done = match started {
                 Ok(member) => {
