@@ -370,3 +370,27 @@ fn it_listens_only_where_it_is_told() {
         assert!(addrs.iter().all(|a| a.ip() == LOCAL), "{addrs:?}");
     });
 }
+
+#[test]
+fn a_scenario_that_expects_spans_waits_past_the_quiet_time_for_its_first() {
+    with_receiver(|receiver, rt| {
+        receiver.open("t::late", &[LOCAL], SpanLimits::default());
+        // A batch exporter on a loaded machine: the first span comes well after
+        // the quiet time has passed since the last step.
+        let port = receiver.http_port();
+        let late = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(600));
+            post(port, "application/json", "", JSON.as_bytes())
+        });
+        rt.block_on(receiver.settle(
+            "t::late",
+            None,
+            true,
+            Duration::from_millis(100),
+            Duration::from_secs(60),
+        ));
+        let spans = receiver.close("t::late", &[LOCAL]).spans;
+        assert_eq!(late.join().expect("poster"), 200);
+        assert_eq!(spans.len(), 1, "{spans:#?}");
+    });
+}

@@ -383,11 +383,14 @@ impl Receiver {
 
     /// Waits until the spans of `scenario` are in: until a span named `wait_for`
     /// arrived (bounded by its timeout), else until `quiet` passed without a new span,
-    /// at most `max`.
+    /// at most `max`. With `first`, `quiet` counts only once a first span arrived: a
+    /// scenario that expects spans and has none yet is not done (its exporter's
+    /// batch may be late on a loaded machine), but no longer than `max`.
     pub async fn settle(
         &self,
         scenario: &str,
         wait_for: Option<(&str, Duration)>,
+        first: bool,
         quiet: Duration,
         max: Duration,
     ) {
@@ -407,15 +410,21 @@ impl Receiver {
         }
         loop {
             let notified = self.state.arrived.notified();
-            let last = self
+            let arrived = self
                 .state
                 .lock()
                 .open
                 .get(scenario)
-                .and_then(|o| o.last_arrival)
-                .unwrap_or(start);
-            let since = last.elapsed().min(start.elapsed());
-            if since >= quiet || start.elapsed() >= max {
+                .and_then(|o| o.last_arrival);
+            if start.elapsed() >= max {
+                return;
+            }
+            if first && arrived.is_none() {
+                let _ = tokio::time::timeout(max - start.elapsed(), notified).await;
+                continue;
+            }
+            let since = arrived.unwrap_or(start).elapsed().min(start.elapsed());
+            if since >= quiet {
                 return;
             }
             let _ = tokio::time::timeout(quiet - since, notified).await;
