@@ -135,16 +135,23 @@ impl<E: ContainerEngine> Pool<E> {
     }
 
     /// Whether containers of snapshot `tag` can start on its data without copying:
-    /// the helper starts and one container mounts its layers.
-    pub(super) async fn try_layers(&self, tag: &str, volumes: &Volumes) -> Result<(), PoolError> {
-        let helper = self.helper(tag, volumes).await?;
+    /// the helper (from `image`) starts and one container of `image` mounts layers.
+    pub(super) async fn try_layers(
+        &self,
+        image: &str,
+        tag: &str,
+        volumes: &Volumes,
+    ) -> Result<(), PoolError> {
+        let helper = self.helper(image, tag, volumes).await?;
         let name = format!(
             "clnrm-{}-{}-probe",
             self.inner.owner.run_id,
             self.inner.seq.fetch_add(1, Ordering::SeqCst)
         );
-        let (mounts, layers) = self.layers(&helper, &name).await?;
-        let spec = self.shell_spec(name, tag, "exit 0", mounts);
+        // Its own layer, not one of a batch: the data's root may still change owner
+        // or mode (the set-up may be running), which the batch's layers copy.
+        let (mounts, layers) = self.layers(&helper, &name, 1).await?;
+        let spec = self.shell_spec(name, image, "exit 0", mounts);
         let engine = &self.inner.engine;
         let started = async {
             let id = engine.create(&spec).await?;
@@ -200,19 +207,30 @@ impl<E: ContainerEngine> Pool<E> {
         }
     }
 
-    /// The helper of snapshot `tag` in this run, started by the first container that needs it.
-    async fn helper(&self, tag: &str, volumes: &Volumes) -> Result<Arc<Helper>, PoolError> {
+    /// The helper of snapshot `tag` in this run, started from `image` by the first
+    /// container that needs it.
+    async fn helper(
+        &self,
+        image: &str,
+        tag: &str,
+        volumes: &Volumes,
+    ) -> Result<Arc<Helper>, PoolError> {
         let cell = lock(&self.inner.helpers)
             .entry(tag.to_owned())
             .or_default()
             .clone();
         let helper = cell
-            .get_or_try_init(|| self.start_helper(tag, volumes))
+            .get_or_try_init(|| self.start_helper(image, tag, volumes))
             .await?;
         Ok(helper.clone())
     }
 
-    async fn start_helper(&self, tag: &str, volumes: &Volumes) -> Result<Arc<Helper>, PoolError> {
+    async fn start_helper(
+        &self,
+        image: &str,
+        tag: &str,
+        volumes: &Volumes,
+    ) -> Result<Arc<Helper>, PoolError> {
         let engine = &self.inner.engine;
         let mut lowers = Vec::new();
         let mut mounts = Vec::new();
@@ -255,7 +273,7 @@ impl<E: ContainerEngine> Pool<E> {
         });
         // Removed by force: it never needs to stop on its own.
         let name = format!("clnrm-{run}-{n}-fixture-helper");
-        let spec = self.shell_spec(name, tag, "while :; do sleep 3600; done", mounts);
+        let spec = self.shell_spec(name, image, "while :; do sleep 3600; done", mounts);
         let id = match engine.create(&spec).await {
             Ok(id) => id,
             Err(e) => {
@@ -291,24 +309,31 @@ impl<E: ContainerEngine> Pool<E> {
         volumes: &Volumes,
         name: &str,
     ) -> Result<(Vec<Mount>, Layers), PoolError> {
-        let helper = self.helper(tag, volumes).await?;
-        self.layers(&helper, name).await
+        let helper = self.helper(tag, tag, volumes).await?;
+        self.layers(&helper, name, BATCH).await
     }
 
+    /// The layers of container `name`: from the helper's stock, else from `batch`
+    /// new ones (the rest stocked).
     async fn layers(
         &self,
         helper: &Arc<Helper>,
         name: &str,
+        batch: u64,
     ) -> Result<(Vec<Mount>, Layers), PoolError> {
         let engine = &self.inner.engine;
-        let stocked = lock(&helper.stock).pop();
+        let stocked = if batch > 1 {
+            lock(&helper.stock).pop()
+        } else {
+            None
+        };
         let dir = match stocked {
             Some(dir) => dir,
             None => {
-                let first = helper.next.fetch_add(BATCH, Ordering::SeqCst);
+                let first = helper.next.fetch_add(batch, Ordering::SeqCst);
                 // Each upper layer gets the owner and mode of its fixture's root.
                 let mut script = format!("set -e; cd {UPPERS}");
-                for dir in first..first + BATCH {
+                for dir in first..first + batch {
                     script.push_str(&format!("; mkdir {dir}"));
                     for i in 0..helper.lowers.len() {
                         script.push_str(&format!(
@@ -330,7 +355,7 @@ impl<E: ContainerEngine> Pool<E> {
                     ))
                     .into());
                 }
-                lock(&helper.stock).extend(first + 1..first + BATCH);
+                lock(&helper.stock).extend(first + 1..first + batch);
                 first
             }
         };

@@ -13,6 +13,7 @@ use crate::exec::events::Status;
 use crate::exec::steps::Steps;
 use crate::model::defaults;
 use crate::plan::{EnvSpec, Intake, NetworkNeed, ServiceSpec, Setup};
+use futures_util::FutureExt;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
@@ -173,10 +174,38 @@ impl<E: ContainerEngine> Pool<E> {
             network_name: None,
             _permits: None,
         };
-        let made = self
-            .set_up(&mut env, svc, setup, info, &tag, key, &volumes)
-            .await;
-        self.destroy(env).await;
+        // Whether containers can start on the fixture's data without copying is
+        // tried while the set-up runs: the helper and a probe from the service's
+        // image (the snapshot's files but for what the set-up changes, which they do
+        // not read).
+        let probe = async {
+            if volumes.is_empty() {
+                return Err(false);
+            }
+            self.try_layers(&svc.image, &tag, &volumes)
+                .await
+                .map_err(|e| matches!(e, PoolError::Stopped))
+        }
+        .shared();
+        let (made, _) = futures_util::join!(
+            self.set_up(
+                &mut env,
+                svc,
+                setup,
+                info,
+                &tag,
+                key,
+                &volumes,
+                probe.clone()
+            ),
+            probe
+        );
+        if matches!(made, Ok(true)) {
+            // Its data stays in the volumes: the stopped set-up goes in the background.
+            self.destroy_later(env);
+        } else {
+            self.destroy(env).await;
+        }
         // The data stays in its volumes only when the snapshot reads it from there.
         if !matches!(made, Ok(true)) {
             self.forget_helper(&tag).await;
@@ -209,6 +238,7 @@ impl<E: ContainerEngine> Pool<E> {
         tag: &str,
         key: &str,
         volumes: &cow::Volumes,
+        probe: impl Future<Output = Result<(), bool>>,
     ) -> Result<bool, PoolError> {
         self.start_env(env).await.map_err(|e| match e {
             PoolError::Stopped => PoolError::Stopped,
@@ -317,7 +347,7 @@ impl<E: ContainerEngine> Pool<E> {
                     .await
                     .map_err(failed)?;
             }
-            match self.try_layers(tag, volumes).await {
+            match probe.await {
                 Ok(()) => {
                     lock(&self.inner.layered).insert(tag.to_owned(), volumes.clone());
                     let mut tracked = lock(&self.inner.volumes);
@@ -326,10 +356,10 @@ impl<E: ContainerEngine> Pool<E> {
                     }
                     return Ok(true);
                 }
-                Err(PoolError::Stopped) => return Err(PoolError::Stopped),
+                Err(true) => return Err(PoolError::Stopped),
                 // The engine cannot (no overlay mounts, no shell in the image): the
                 // data goes into the image, and each container gets a copy.
-                Err(_) => {
+                Err(false) => {
                     self.forget_helper(tag).await;
                     let _ = engine.remove_image(tag).await;
                 }
