@@ -10,10 +10,12 @@
 //!
 //! An upper layer must be a directory with the owner and mode of the data's root (a
 //! database checks that its data directory is its own and 0700), and only a process
-//! on the engine's host can make one: a helper container per snapshot and run, from
-//! the snapshot's image, running a shell with a volume for the upper layers and the
-//! fixture's volumes read-only, makes a pair of directories per container with one
-//! exec and removes them after.
+//! on the engine's host can make one. When clnrm is that process (root on the
+//! engine's host: it sees the volume of upper layers the engine made), it makes and
+//! removes them itself. Else a helper container per snapshot and run, from the
+//! service's image, running a shell with a volume for the upper layers and the
+//! fixture's volumes read-only, makes pairs of directories in batches, one exec each,
+//! and removes them after.
 //!
 //! Whether the engine can do all this (overlay mounts of the local driver, a shell in
 //! the image, root in it) is tried once, when the snapshot is made; if it cannot, the
@@ -58,8 +60,9 @@ pub fn volumes_label(volumes: &Volumes) -> String {
 /// The helper of one snapshot in one run.
 #[derive(Debug)]
 pub(super) struct Helper {
-    /// Its container.
-    container: String,
+    /// Its container; `None` when this process makes the layers itself (see
+    /// [`direct`]).
+    container: Option<String>,
     /// Where the volume of upper layers is on the engine's host.
     uppers: String,
     /// Each of the snapshot's paths, with where its fixture volume is on the host.
@@ -174,9 +177,11 @@ impl<E: ContainerEngine> Pool<E> {
     /// Removes the helper of snapshot `tag`, if this run started one.
     pub(super) async fn forget_helper(&self, tag: &str) {
         let cell = lock(&self.inner.helpers).remove(tag);
-        if let Some(helper) = cell.and_then(|c| c.get().cloned()) {
-            let _ = self.inner.engine.remove(&helper.container).await;
-            lock(&self.inner.live).remove(&helper.container);
+        if let Some(helper) = cell.and_then(|c| c.get().cloned())
+            && let Some(container) = &helper.container
+        {
+            let _ = self.inner.engine.remove(container).await;
+            lock(&self.inner.live).remove(container);
         }
     }
 
@@ -266,6 +271,21 @@ impl<E: ContainerEngine> Pool<E> {
             ))
             .into());
         }
+        let helper = |container| Helper {
+            container,
+            uppers: uppers.clone(),
+            lowers: lowers.clone(),
+            next: AtomicU64::new(0),
+            stock: std::sync::Mutex::default(),
+            spent: std::sync::Mutex::default(),
+        };
+        let (dir, name, roots) = (uppers.clone(), uppers_volume.clone(), lowers.clone());
+        if tokio::task::spawn_blocking(move || direct(&dir, &name, &roots))
+            .await
+            .unwrap_or(false)
+        {
+            return Ok(Arc::new(helper(None)));
+        }
         mounts.push(Mount {
             host_path: uppers_volume.clone(),
             container_path: UPPERS.into(),
@@ -291,14 +311,7 @@ impl<E: ContainerEngine> Pool<E> {
             self.remove_volumes(vec![uppers_volume]).await;
             return Err(e.into());
         }
-        Ok(Arc::new(Helper {
-            container: id,
-            uppers,
-            lowers,
-            next: AtomicU64::new(0),
-            stock: std::sync::Mutex::default(),
-            spent: std::sync::Mutex::default(),
-        }))
+        Ok(Arc::new(helper(Some(id))))
     }
 
     /// The mounts of container `name` started from the snapshot `tag` whose data is
@@ -322,14 +335,27 @@ impl<E: ContainerEngine> Pool<E> {
         batch: u64,
     ) -> Result<(Vec<Mount>, Layers), PoolError> {
         let engine = &self.inner.engine;
-        let stocked = if batch > 1 {
-            lock(&helper.stock).pop()
-        } else {
-            None
+        let stocked = match &helper.container {
+            Some(_) if batch > 1 => lock(&helper.stock).pop(),
+            _ => None,
         };
-        let dir = match stocked {
-            Some(dir) => dir,
-            None => {
+        let dir = match (&helper.container, stocked) {
+            (_, Some(dir)) => dir,
+            (None, None) => {
+                let dir = helper.next.fetch_add(1, Ordering::SeqCst);
+                let (uppers, lowers) = (helper.uppers.clone(), helper.lowers.clone());
+                tokio::task::spawn_blocking(move || make_layer(&uppers, dir, &lowers))
+                    .await
+                    .map_err(|e| EngineError::Api(e.to_string()))?
+                    .map_err(|e| {
+                        EngineError::Api(format!(
+                            "the layers of {name} could not be made in {}: {e}",
+                            helper.uppers
+                        ))
+                    })?;
+                dir
+            }
+            (Some(container), None) => {
                 let first = helper.next.fetch_add(batch, Ordering::SeqCst);
                 // Each upper layer gets the owner and mode of its fixture's root.
                 let mut script = format!("set -e; cd {UPPERS}");
@@ -346,7 +372,7 @@ impl<E: ContainerEngine> Pool<E> {
                     env: Vec::new(),
                     workdir: None,
                 };
-                let out = crate::backend::exec(engine.as_ref(), &helper.container, &spec).await?;
+                let out = crate::backend::exec(engine.as_ref(), container, &spec).await?;
                 if out.exit_code != 0 {
                     return Err(EngineError::Api(format!(
                         "the fixture's helper could not make the layers of {name} (exit {}): {}",
@@ -401,6 +427,11 @@ impl<E: ContainerEngine> Pool<E> {
         if !self.remove_volumes(layers.volumes).await {
             return;
         }
+        let Some(container) = &layers.helper.container else {
+            let dir = std::path::Path::new(&layers.helper.uppers).join(layers.dir.to_string());
+            let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
+            return;
+        };
         let dirs = {
             let mut spent = lock(&layers.helper.spent);
             spent.push(layers.dir);
@@ -416,7 +447,44 @@ impl<E: ContainerEngine> Pool<E> {
             env: Vec::new(),
             workdir: None,
         };
-        let _ =
-            crate::backend::exec(self.inner.engine.as_ref(), &layers.helper.container, &spec).await;
+        let _ = crate::backend::exec(self.inner.engine.as_ref(), container, &spec).await;
     }
+}
+
+/// Whether this process makes the layers itself, with no helper container and no
+/// exec per batch of layers (a directory costs microseconds, an exec as much as a
+/// container's start): it sees the volume of upper layers the engine just made at
+/// `uppers`, new and empty, under a path that names that `volume` (so this is the
+/// engine's host, not another machine that has such a path), and it can make a
+/// layer there with each fixture root's owner and mode (it is root there).
+fn direct(uppers: &str, volume: &str, lowers: &[(String, String)]) -> bool {
+    let dir = std::path::Path::new(uppers);
+    let named = dir.components().any(|c| c.as_os_str() == volume);
+    let empty = std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none());
+    if !(named && empty) {
+        return false;
+    }
+    let trial = make_layer(uppers, u64::MAX, lowers).is_ok();
+    let removed = std::fs::remove_dir_all(dir.join(u64::MAX.to_string()));
+    trial && removed.is_ok()
+}
+
+/// Makes the layers `n` under `uppers`: for each fixture root `i`, `n/u{i}` with that
+/// root's owner and mode (a database checks its data directory's) and `n/w{i}`.
+fn make_layer(uppers: &str, n: u64, lowers: &[(String, String)]) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = std::path::Path::new(uppers).join(n.to_string());
+    std::fs::create_dir(&dir)?;
+    for (i, (_, lower)) in lowers.iter().enumerate() {
+        let root = std::fs::metadata(lower)?;
+        let upper = dir.join(format!("u{i}"));
+        std::fs::create_dir(&upper)?;
+        std::fs::create_dir(dir.join(format!("w{i}")))?;
+        std::os::unix::fs::chown(&upper, Some(root.uid()), Some(root.gid()))?;
+        std::fs::set_permissions(
+            &upper,
+            std::fs::Permissions::from_mode(root.mode() & 0o7777),
+        )?;
+    }
+    Ok(())
 }
