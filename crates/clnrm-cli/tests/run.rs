@@ -737,6 +737,24 @@ fn scenarios_run_in_parallel_on_several_workers() {
 }
 
 #[test]
+fn a_scenario_waiting_for_its_spans_holds_no_worker_unless_fail_fast() {
+    // Nothing exports: each scenario waits the whole quiet time after its step.
+    let body = "[otel]\nexporter = \"otlp\"\nsettle_ms = 4000\nmax_wait_ms = 8000\n\n\
+                [[scenario]]\nname = \"a\"\nrun = \"true\"\n\n\
+                [[scenario]]\nname = \"b\"\nrun = \"true\"\n";
+    let dir = project(&[("tests/settle.clnrm.toml", &file(body))]);
+    let run = run_json(dir.path(), &["--workers", "1", "--force"]);
+    run.assert_passed();
+    let spans = intervals(&run);
+    assert!(spans[1].0 < spans[0].1, "b waited for a's spans: {spans:?}");
+    // Under --fail-fast what a's spans show could stop b: b waits.
+    let run = run_json(dir.path(), &["--workers", "1", "--force", "--fail-fast"]);
+    run.assert_passed();
+    let spans = intervals(&run);
+    assert!(disjoint(&spans), "{spans:?}");
+}
+
+#[test]
 fn ctrl_c_mid_run_removes_every_container_writes_the_report_and_exits_130() {
     let dir = project(&[(
         "tests/long.clnrm.toml",

@@ -15,7 +15,7 @@ use super::{RunOutcome, Stop};
 use crate::backend::ContainerEngine;
 use crate::cache::Cache;
 use crate::plan::EnvSpec;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::mpsc::{self, UnboundedSender};
 use tokio::task::{Id, JoinSet};
@@ -72,11 +72,17 @@ impl<E: ContainerEngine> Dispatcher<E> {
         let (tx, mut rx) = mpsc::unbounded_channel::<Note>();
         let mut running: JoinSet<Done> = JoinSet::new();
         let mut tasks: HashMap<Id, usize> = HashMap::new();
+        // Scenarios that only wait for their spans: they hold no worker (the wait
+        // is idle; what the steps ran is over), so the next scenario starts. Not
+        // under --fail-fast, where a failure their spans show stops the next one.
+        let mut settling: HashSet<usize> = HashSet::new();
         if stop.interrupt.is_cancelled() {
             self.raise(CancelReason::Interrupt, &interrupt);
         }
         loop {
-            while running.len() < self.workers && self.reason == CancelReason::None {
+            while running.len().saturating_sub(settling.len()) < self.workers
+                && self.reason == CancelReason::None
+            {
                 let Some(i) = self.queue.pop() else { break };
                 let earlier = self.earlier[i].len();
                 let task = running.spawn(run_one(
@@ -98,28 +104,31 @@ impl<E: ContainerEngine> Dispatcher<E> {
                 () = stop.interrupt.cancelled(), if self.reason < CancelReason::Interrupt => {
                     self.raise(CancelReason::Interrupt, &interrupt);
                 }
-                Some(note) = rx.recv() => self.hear(note),
+                Some(note) = rx.recv() => self.hear(note, &mut settling),
                 Some(joined) = running.join_next_with_id() => {
                     // What the worker said before it ended comes first.
                     while let Ok(note) = rx.try_recv() {
-                        self.hear(note);
+                        self.hear(note, &mut settling);
                     }
                     match joined {
                         Ok((id, done)) => {
                             tasks.remove(&id);
+                            settling.remove(&done.index);
                             self.collect(done);
                         }
                         Err(e) => {
                             // Aborted (a second interrupt) or panicked (a bug): the
                             // scenario is reported below with the others left over.
-                            tasks.remove(&e.id());
+                            if let Some(i) = tasks.remove(&e.id()) {
+                                settling.remove(&i);
+                            }
                         }
                     }
                 }
             }
         }
         while let Ok(note) = rx.try_recv() {
-            self.hear(note);
+            self.hear(note, &mut settling);
         }
         self.conclude()
     }
@@ -133,8 +142,13 @@ impl<E: ContainerEngine> Dispatcher<E> {
     }
 
     /// What a worker says while it works.
-    fn hear(&mut self, note: Note) {
+    fn hear(&mut self, note: Note, settling: &mut HashSet<usize>) {
         match note {
+            Note::Settling(i) => {
+                if !self.fail_fast {
+                    settling.insert(i);
+                }
+            }
             Note::Claimed => self.prewarm(),
             Note::Started(i) => {
                 let id = self.ctx.plan.scenarios[i].id.clone();

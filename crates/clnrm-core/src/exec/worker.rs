@@ -43,6 +43,8 @@ pub(super) enum Note {
     Started(usize),
     /// A step of scenario `0` ended.
     Step(usize, Box<StepResult>),
+    /// Scenario `0` ran its steps and waits for its spans: it runs nothing more.
+    Settling(usize),
 }
 
 /// What a worker leaves: the result, and the environment to give back (with whether
@@ -205,6 +207,7 @@ async fn in_env<E: ContainerEngine>(
     let mut settled = true;
     let mut dropped_by_receiver = None;
     if let Some(r) = otlp {
+        let _ = notes.send(Note::Settling(i));
         let settle_start = Instant::now();
         let wait_for = sc
             .env
