@@ -259,6 +259,12 @@ pub struct Env {
 }
 
 impl Env {
+    /// Whether it may serve another scenario after its own (checked clean then): its
+    /// containers all run clnrm's shell, which can tell what a scenario changed.
+    pub(super) fn may_return(&self) -> bool {
+        self.members.iter().all(|m| m.agent.is_some())
+    }
+
     /// Every address of every container.
     pub fn ips(&self) -> Vec<std::net::IpAddr> {
         self.members
@@ -499,12 +505,12 @@ impl<E: ContainerEngine> Pool<E> {
     /// environment the ones on their way already cover is removed at once.
     pub fn release(&self, env: Env, reusable: bool, queued: usize) {
         let slot = self.slot(&env.spec.key);
-        let covered = slot.give_back(queued, self.inner.keep_warm);
+        let covered = slot.give_back(&env, queued, self.inner.keep_warm);
         let recyclable = reusable
             && !covered
             && self.inner.warm
             && !self.inner.stop.is_cancelled()
-            && env.members.iter().all(|m| m.agent.is_some());
+            && env.may_return();
         if !recyclable {
             // Kept warm (`watch`) but not reusable (a database, say): a fresh one is
             // prepared now, so that the next save does not wait for its start.

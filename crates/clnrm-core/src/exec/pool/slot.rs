@@ -18,7 +18,9 @@ struct Counts {
     waiting: usize,
     /// Environments wanted beyond the waiting scenarios (for scenarios soon to come).
     ahead: usize,
-    /// Environments of this key that scenarios hold now.
+    /// Environments of this key that scenarios hold now and that may come back for
+    /// the next ones (those of services all driven by clnrm's shell; a database's
+    /// never does, so one wanted ahead is prepared while its scenario runs).
     in_use: usize,
     /// What to prepare them from.
     spec: Option<Arc<EnvSpec>>,
@@ -83,7 +85,9 @@ impl Slot {
         let mut c = lock(&self.counts);
         c.waiting -= 1;
         c.supply = c.supply.saturating_sub(1);
-        if let Some(Ok(_)) = &got {
+        if let Some(Ok(env)) = &got
+            && env.may_return()
+        {
             c.in_use += 1;
         }
         got.unwrap_or(Err(PoolError::Stopped))
@@ -127,9 +131,11 @@ impl Slot {
     /// A scenario gives its environment back. `true` when those on their way already
     /// cover the `queued` scenarios still to come (or the one kept warm), so this one
     /// is not needed.
-    pub(super) fn give_back(&self, queued: usize, keep_warm: bool) -> bool {
+    pub(super) fn give_back(&self, env: &Env, queued: usize, keep_warm: bool) -> bool {
         let mut c = lock(&self.counts);
-        c.in_use = c.in_use.saturating_sub(1);
+        if env.may_return() {
+            c.in_use = c.in_use.saturating_sub(1);
+        }
         c.supply.saturating_sub(c.waiting) >= queued.max(usize::from(keep_warm))
     }
 
@@ -188,12 +194,71 @@ mod tests {
         assert_eq!(counts(0, 5, 2).target(), 3);
     }
 
+    fn spec() -> Arc<EnvSpec> {
+        Arc::new(EnvSpec {
+            key: "k".into(),
+            services: Vec::new(),
+            network: crate::plan::NetworkNeed::None,
+            otlp: None,
+        })
+    }
+
+    /// An environment of one container: run by clnrm's shell (`false`: its own
+    /// process, as a database's is) or of none at all (`true`, as with the shell).
+    fn env(may_return: bool) -> Env {
+        let member = || super::super::Member {
+            service: "db".into(),
+            container: "c".into(),
+            agent: None,
+            ips: Vec::new(),
+            ports: Vec::new(),
+            reach: None,
+            baseline: Arc::default(),
+            etc: String::new(),
+            layer: None,
+            probes: Vec::new(),
+            layers: None,
+        };
+        Env {
+            spec: spec(),
+            members: if may_return {
+                Vec::new()
+            } else {
+                vec![member()]
+            },
+            network: None,
+            network_name: None,
+            _permits: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn environments_that_never_come_back_do_not_count_against_those_wanted_ahead() {
+        for (may_return, ahead) in [(false, 2), (true, 1)] {
+            let slot = Slot::new();
+            slot.want_ahead(&spec(), 2);
+            for _ in 0..2 {
+                assert!(slot.claim());
+                slot.deliver(Ok(env(may_return)));
+                assert!(slot.take().await.is_ok());
+            }
+            // Two scenarios run: a database's environments are prepared for the
+            // next two meanwhile; the shell's come back, so one spare.
+            let (_, more) = slot.top_up().unwrap_or_else(|| panic!("nothing to top up"));
+            assert_eq!(more, ahead, "may_return {may_return}");
+            slot.give_back(&env(may_return), 2, false);
+            slot.give_back(&env(may_return), 2, false);
+            assert_eq!(lock(&slot.counts).in_use, 0);
+        }
+    }
+
     #[test]
     fn claims_and_returns_keep_the_counts_in_step() {
         let slot = Slot::new();
+        let env = || env(true);
         // An environment comes back while a scenario is still to come: it is kept
         // and checked...
-        assert!(!slot.give_back(1, false));
+        assert!(!slot.give_back(&env(), 1, false));
         slot.checking();
         // ...so the next claim needs no preparation of its own.
         assert!(!slot.claim());
@@ -205,8 +270,8 @@ mod tests {
         // Nothing is wanted ahead and there is no spec: nothing to top up.
         assert!(slot.top_up().is_none());
         // With nothing still to come, a given-back environment is not needed.
-        assert!(slot.give_back(0, false));
+        assert!(slot.give_back(&env(), 0, false));
         // Unless one is kept warm and none is spare.
-        assert!(!slot.give_back(0, true));
+        assert!(!slot.give_back(&env(), 0, true));
     }
 }
