@@ -73,14 +73,19 @@ impl<E: ContainerEngine> Dispatcher<E> {
         let mut running: JoinSet<Done> = JoinSet::new();
         let mut tasks: HashMap<Id, usize> = HashMap::new();
         // Scenarios that only wait for their spans: they hold no worker (the wait
-        // is idle; what the steps ran is over), so the next scenario starts. Not
-        // under --fail-fast, where a failure their spans show stops the next one.
+        // is idle; what the steps ran is over), so the next scenario starts; as
+        // many as there are workers, whose environments stay up meanwhile. Not
+        // under --fail-fast, where a failure their spans show stops the next one,
+        // nor with one worker, which runs one scenario at a time.
         let mut settling: HashSet<usize> = HashSet::new();
         if stop.interrupt.is_cancelled() {
             self.raise(CancelReason::Interrupt, &interrupt);
         }
         loop {
-            while running.len().saturating_sub(settling.len()) < self.workers
+            while running
+                .len()
+                .saturating_sub(settling.len().min(self.workers))
+                < self.workers
                 && self.reason == CancelReason::None
             {
                 let Some(i) = self.queue.pop() else { break };
@@ -145,7 +150,7 @@ impl<E: ContainerEngine> Dispatcher<E> {
     fn hear(&mut self, note: Note, settling: &mut HashSet<usize>) {
         match note {
             Note::Settling(i) => {
-                if !self.fail_fast {
+                if !self.fail_fast && self.workers > 1 {
                     settling.insert(i);
                 }
             }

@@ -215,9 +215,11 @@ async fn in_env<E: ContainerEngine>(
             .iter()
             .find_map(|s| s.wait_for_span.as_ref())
             .map(|(name, t)| (name.as_str(), *t));
-        // Spans expected and none on stdout: the wait lasts until a first arrives.
-        let first =
-            collected.spans().is_empty() && sc.expect.iter().any(|s| s.expect.expects_spans());
+        // Spans expected, none on stdout and nothing failed yet: the wait lasts
+        // until a first arrives.
+        let first = ran.result.status == Status::Passed
+            && collected.spans().is_empty()
+            && sc.expect.iter().any(|s| s.expect.expects_spans());
         let wait = &sc.span_wait;
         settled = tokio::select! {
             () = r.settle(&sc.id.0, wait_for, first, wait.settle, wait.max) => true,

@@ -83,7 +83,7 @@ impl<E: ContainerEngine> Pool<E> {
             }
             let network = env.network_name.clone();
             let peers = match &network {
-                Some(_) => self.peer_hosts(&mut env.members).await?,
+                Some(_) => self.peer_hosts(&env.members).await?,
                 None => Vec::new(),
             };
             let starts = wave.iter().map(|&i| {
@@ -227,23 +227,35 @@ impl<E: ContainerEngine> Pool<E> {
     /// then do not wait on the engine's DNS (Podman's aardvark-dns reloads on every
     /// container start and meanwhile answers none, so a one-shot that resolves its
     /// database as it starts failed now and then with `bad address`).
-    pub(super) async fn peer_hosts(
-        &self,
-        members: &mut [Member],
-    ) -> Result<Vec<String>, PoolError> {
-        let engine = &self.inner.engine;
-        let unknown = members.iter_mut().filter(|m| m.ips.is_empty());
-        let asked = unknown.map(|m| async move {
-            m.ips = engine.details(&m.container).await?.ips;
-            Ok::<_, EngineError>(())
-        });
-        for answer in futures_util::future::join_all(asked).await {
-            answer?;
-        }
-        Ok(members
+    /// A member that is not running (a one-shot that completed) has no address and
+    /// no entry.
+    pub(super) fn peer_hosts<'a>(
+        &'a self,
+        members: &[Member],
+    ) -> impl Future<Output = Result<Vec<String>, PoolError>> + Send + use<'a, E> {
+        // Owned: the future holds no member (a member's shell is not `Sync`).
+        let known: Vec<(String, String, Vec<std::net::IpAddr>)> = members
             .iter()
-            .filter_map(|m| Some(format!("{}:{}", m.service, m.ips.first()?)))
-            .collect())
+            .map(|m| (m.service.clone(), m.container.clone(), m.ips.clone()))
+            .collect();
+        let engine = &self.inner.engine;
+        async move {
+            let asked = known
+                .into_iter()
+                .map(|(service, container, ips)| async move {
+                    let ips = if ips.is_empty() {
+                        engine.details(&container).await?.ips
+                    } else {
+                        ips
+                    };
+                    Ok::<_, EngineError>(ips.first().map(|ip| format!("{service}:{ip}")))
+                });
+            let mut hosts = Vec::new();
+            for answer in futures_util::future::join_all(asked).await {
+                hosts.extend(answer?);
+            }
+            Ok(hosts)
+        }
     }
 
     #[allow(clippy::too_many_arguments)]

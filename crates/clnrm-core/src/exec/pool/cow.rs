@@ -13,7 +13,8 @@
 //! on the engine's host can make one. When clnrm is that process (root on the
 //! engine's host: it sees the volume of upper layers the engine made), it makes and
 //! removes them itself. Else a helper container per snapshot and run, from the
-//! service's image, running a shell with a volume for the upper layers and the
+//! service's image (the snapshot's, once it is made), running a shell with a volume
+//! for the upper layers and the
 //! fixture's volumes read-only, makes pairs of directories in batches, one exec each,
 //! and removes them after.
 //!
@@ -458,15 +459,20 @@ impl<E: ContainerEngine> Pool<E> {
 /// engine's host, not another machine that has such a path), and it can make a
 /// layer there with each fixture root's owner and mode (it is root there).
 fn direct(uppers: &str, volume: &str, lowers: &[(String, String)]) -> bool {
+    use std::os::unix::fs::MetadataExt;
     let dir = std::path::Path::new(uppers);
     let named = dir.components().any(|c| c.as_os_str() == volume);
     let empty = std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none());
-    if !(named && empty) {
+    // Root's, and made as root: a rootless engine's volume is its user's, and what
+    // another root made there would be no use to it.
+    let root = |p: &std::path::Path| std::fs::metadata(p).is_ok_and(|m| m.uid() == 0);
+    if !(named && empty && root(dir)) {
         return false;
     }
-    let trial = make_layer(uppers, u64::MAX, lowers).is_ok();
-    let removed = std::fs::remove_dir_all(dir.join(u64::MAX.to_string()));
-    trial && removed.is_ok()
+    let trial = dir.join(u64::MAX.to_string());
+    let made = make_layer(uppers, u64::MAX, lowers).is_ok() && root(&trial);
+    let removed = std::fs::remove_dir_all(trial);
+    made && removed.is_ok()
 }
 
 /// Makes the layers `n` under `uppers`: for each fixture root `i`, `n/u{i}` with that

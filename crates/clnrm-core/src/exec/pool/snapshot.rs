@@ -176,13 +176,17 @@ impl<E: ContainerEngine> Pool<E> {
         };
         // Whether containers can start on the fixture's data without copying is
         // tried while the set-up runs: the helper and a probe from the service's
-        // image (the snapshot's files but for what the set-up changes, which they do
-        // not read).
+        // image (by id: the one the key hashes; the snapshot's files but for what
+        // the set-up changes, which they do not read).
+        // Once the set-up's container has started: the first container to mount a
+        // fresh volume is the one the engine fills and gives owners from (Podman),
+        // and that must be the service's, not the helper's.
+        let (started, set_up_started) = tokio::sync::oneshot::channel();
         let probe = async {
-            if volumes.is_empty() {
+            if volumes.is_empty() || set_up_started.await.is_err() {
                 return Err(false);
             }
-            self.try_layers(&svc.image, &tag, &volumes)
+            self.try_layers(&info.id, &tag, &volumes)
                 .await
                 .map_err(|e| matches!(e, PoolError::Stopped))
         }
@@ -196,7 +200,7 @@ impl<E: ContainerEngine> Pool<E> {
                 &tag,
                 key,
                 &volumes,
-                probe.clone()
+                (started, probe.clone())
             ),
             probe
         );
@@ -238,7 +242,10 @@ impl<E: ContainerEngine> Pool<E> {
         tag: &str,
         key: &str,
         volumes: &cow::Volumes,
-        probe: impl Future<Output = Result<(), bool>>,
+        (started, probe): (
+            tokio::sync::oneshot::Sender<()>,
+            impl Future<Output = Result<(), bool>>,
+        ),
     ) -> Result<bool, PoolError> {
         self.start_env(env).await.map_err(|e| match e {
             PoolError::Stopped => PoolError::Stopped,
@@ -247,6 +254,7 @@ impl<E: ContainerEngine> Pool<E> {
                 message: format!("the service did not start: {e}"),
             },
         })?;
+        let _ = started.send(());
         let id = format!("setup of service \"{}\"", svc.id);
         let spec = env.spec.clone();
         let steps = Steps {
@@ -282,7 +290,7 @@ impl<E: ContainerEngine> Pool<E> {
                 .inner
                 .seq
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let peers = self.peer_hosts(&mut env.members).await?;
+            let peers = self.peer_hosts(&env.members).await?;
             let started = self
                 .start_member(
                     &alone,

@@ -416,11 +416,13 @@ impl Receiver {
                 .open
                 .get(scenario)
                 .and_then(|o| o.last_arrival);
-            if start.elapsed() >= max {
+            // One reading of the clock: a second could be past `max`.
+            let left = max.saturating_sub(start.elapsed());
+            if left.is_zero() {
                 return;
             }
             if first && arrived.is_none() {
-                let _ = tokio::time::timeout(max - start.elapsed(), notified).await;
+                let _ = tokio::time::timeout(left, notified).await;
                 continue;
             }
             let since = arrived.unwrap_or(start).elapsed().min(start.elapsed());
