@@ -369,19 +369,7 @@ impl<E: ContainerEngine> Pool<E> {
             Some(_) => Some(inner.engine.attach(&id).await?),
             None => None,
         };
-        let mut member = Member {
-            service: svc.id.clone(),
-            container: id.clone(),
-            agent: attached.map(Agent::new),
-            ips: Vec::new(),
-            ports: Vec::new(),
-            reach: None,
-            baseline: Arc::default(),
-            etc: String::new(),
-            layer: None,
-            probes: Vec::new(),
-            layers,
-        };
+        let mut member = Member::new(svc.id.clone(), id.clone(), attached.map(Agent::new), layers);
         inner.engine.start(&id).await?;
         let reusable = member.agent.is_some() && self.inner.warm;
         let mut upper = None;

@@ -258,6 +258,31 @@ pub struct Env {
     _permits: Option<OwnedSemaphorePermit>,
 }
 
+impl Member {
+    /// Container `container` of service `service`, just created: what is learnt
+    /// once it runs (addresses, ports, its layer as it started) comes after.
+    fn new(
+        service: String,
+        container: String,
+        agent: Option<Agent>,
+        layers: Option<cow::Layers>,
+    ) -> Self {
+        Self {
+            service,
+            container,
+            agent,
+            ips: Vec::new(),
+            ports: Vec::new(),
+            reach: None,
+            baseline: Arc::default(),
+            etc: String::new(),
+            layer: None,
+            probes: Vec::new(),
+            layers,
+        }
+    }
+}
+
 impl Env {
     /// Whether it may serve another scenario after its own (checked clean then): its
     /// containers all run clnrm's shell, which can tell what a scenario changed.

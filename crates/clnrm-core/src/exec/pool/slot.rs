@@ -203,22 +203,11 @@ mod tests {
         })
     }
 
-    /// An environment of one container: run by clnrm's shell (`false`: its own
-    /// process, as a database's is) or of none at all (`true`, as with the shell).
+    /// An environment that may come back (`true`: none of its containers runs a
+    /// process of its own; here it has none) or not (`false`: one container runs its
+    /// own process, as a database's does).
     fn env(may_return: bool) -> Env {
-        let member = || super::super::Member {
-            service: "db".into(),
-            container: "c".into(),
-            agent: None,
-            ips: Vec::new(),
-            ports: Vec::new(),
-            reach: None,
-            baseline: Arc::default(),
-            etc: String::new(),
-            layer: None,
-            probes: Vec::new(),
-            layers: None,
-        };
+        let member = || super::super::Member::new("db".into(), "c".into(), None, None);
         Env {
             spec: spec(),
             members: if may_return {
