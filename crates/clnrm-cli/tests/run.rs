@@ -739,21 +739,30 @@ fn scenarios_run_in_parallel_on_several_workers() {
 #[test]
 fn a_scenario_waiting_for_its_spans_holds_no_worker_unless_fail_fast_or_serial() {
     // Nothing exports: each scenario waits the whole quiet time after its step.
-    let body = "[otel]\nexporter = \"otlp\"\nsettle_ms = 4000\nmax_wait_ms = 8000\n\n\
-                [[scenario]]\nname = \"a\"\nrun = \"true\"\n\n\
-                [[scenario]]\nname = \"b\"\nrun = \"true\"\n\n\
-                [[scenario]]\nname = \"c\"\nrun = \"true\"\n";
-    let dir = project(&[("tests/settle.clnrm.toml", &file(body))]);
-    // Two workers run two; the third starts while they wait for their spans.
+    let settle = |names: &[&str]| {
+        let mut body =
+            String::from("[otel]\nexporter = \"otlp\"\nsettle_ms = 2500\nmax_wait_ms = 5000\n\n");
+        for name in names {
+            body.push_str(&format!(
+                "[[scenario]]\nname = \"{name}\"\nrun = \"true\"\n\n"
+            ));
+        }
+        project(&[("tests/settle.clnrm.toml", &file(&body))])
+    };
     let first_end = |spans: &[(u64, u64)]| spans[0].1.min(spans[1].1);
+    // Two workers run a and b; c and d start while those wait for their spans, and
+    // e once one of them is done: no more wait than there are workers.
+    let dir = settle(&["a", "b", "c", "d", "e"]);
     let run = run_json(dir.path(), &["--workers", "2", "--force"]);
     run.assert_passed();
     let spans = intervals(&run);
     assert!(
-        spans[2].0 < first_end(&spans),
-        "c waited for their spans: {spans:?}"
+        spans[3].0 < first_end(&spans),
+        "c, d waited for their spans: {spans:?}"
     );
+    assert!(spans[4].0 >= first_end(&spans), "e did not wait: {spans:?}");
     // Under --fail-fast what their spans show could stop c: it waits.
+    let dir = settle(&["a", "b", "c"]);
     let run = run_json(dir.path(), &["--workers", "2", "--force", "--fail-fast"]);
     run.assert_passed();
     let spans = intervals(&run);

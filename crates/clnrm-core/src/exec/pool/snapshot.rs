@@ -178,9 +178,10 @@ impl<E: ContainerEngine> Pool<E> {
         // tried while the set-up runs: the helper and a probe from the service's
         // image (by id: the one the key hashes; the snapshot's files but for what
         // the set-up changes, which they do not read).
-        // Once the set-up's container has started: the first container to mount a
-        // fresh volume is the one the engine fills and gives owners from (Podman),
-        // and that must be the service's, not the helper's.
+        // Once the set-up's service is up (started, and healthy where it has a
+        // check): the first container to mount a fresh volume is the one the engine
+        // fills and gives owners from (Podman), and that must be the service's, not
+        // the helper's.
         let (started, set_up_started) = tokio::sync::oneshot::channel();
         let probe = async {
             if volumes.is_empty() || set_up_started.await.is_err() {

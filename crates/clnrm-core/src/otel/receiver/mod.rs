@@ -429,7 +429,7 @@ impl Receiver {
             if since >= quiet {
                 return;
             }
-            let _ = tokio::time::timeout(quiet - since, notified).await;
+            let _ = tokio::time::timeout((quiet - since).min(left), notified).await;
         }
     }
 
