@@ -14,9 +14,8 @@
 //! engine's host: it sees the volume of upper layers the engine made), it makes and
 //! removes them itself. Else a helper container per snapshot and run, from the
 //! service's image (the snapshot's, once it is made), running a shell with a volume
-//! for the upper layers and the
-//! fixture's volumes read-only, makes pairs of directories in batches, one exec each,
-//! and removes them after.
+//! for the upper layers and the fixture's volumes read-only, makes pairs of
+//! directories in batches, one exec each, and removes them after.
 //!
 //! Whether the engine can do all this (overlay mounts of the local driver, a shell in
 //! the image, root in it) is tried once, when the snapshot is made; if it cannot, the
@@ -342,20 +341,23 @@ impl<E: ContainerEngine> Pool<E> {
         };
         let dir = match (&helper.container, stocked) {
             (_, Some(dir)) => dir,
+            // Made here: one at a time costs microseconds.
             (None, None) => {
                 let dir = helper.next.fetch_add(1, Ordering::SeqCst);
                 let (uppers, lowers) = (helper.uppers.clone(), helper.lowers.clone());
-                tokio::task::spawn_blocking(move || make_layer(&uppers, dir, &lowers))
+                let made = tokio::task::spawn_blocking(move || make_layer(&uppers, dir, &lowers))
                     .await
-                    .map_err(|e| EngineError::Api(e.to_string()))?
-                    .map_err(|e| {
-                        EngineError::Api(format!(
-                            "the layers of {name} could not be made in {}: {e}",
-                            helper.uppers
-                        ))
-                    })?;
+                    .map_err(std::io::Error::other)
+                    .and_then(|made| made);
+                made.map_err(|e| {
+                    EngineError::Api(format!(
+                        "the layers of {name} could not be made in {}: {e}",
+                        helper.uppers
+                    ))
+                })?;
                 dir
             }
+            // By the helper: a batch per exec.
             (Some(container), None) => {
                 let first = helper.next.fetch_add(batch, Ordering::SeqCst);
                 // Each upper layer gets the owner and mode of its fixture's root.

@@ -177,19 +177,20 @@ impl<E: ContainerEngine> Pool<E> {
         // Whether containers can start on the fixture's data without copying is
         // tried while the set-up runs: the helper and a probe from the service's
         // image (by id: the one the key hashes; the snapshot's files but for what
-        // the set-up changes, which they do not read).
-        // Once the set-up's service is up (started, and healthy where it has a
-        // check): the first container to mount a fresh volume is the one the engine
-        // fills and gives owners from (Podman), and that must be the service's, not
-        // the helper's.
+        // the set-up changes, which they do not read). They start once the set-up's
+        // service is up (started, and healthy where it has a check): the first
+        // container to mount a fresh volume is the one the engine fills and gives
+        // owners from (Podman), and that must be the service's, not the helper's.
         let (started, set_up_started) = tokio::sync::oneshot::channel();
         let probe = async {
             if volumes.is_empty() || set_up_started.await.is_err() {
-                return Err(false);
+                return Layered::Cannot;
             }
-            self.try_layers(&info.id, &tag, &volumes)
-                .await
-                .map_err(|e| matches!(e, PoolError::Stopped))
+            match self.try_layers(&info.id, &tag, &volumes).await {
+                Ok(()) => Layered::Can,
+                Err(PoolError::Stopped) => Layered::Stopped,
+                Err(_) => Layered::Cannot,
+            }
         }
         .shared();
         let (made, _) = futures_util::join!(
@@ -245,7 +246,7 @@ impl<E: ContainerEngine> Pool<E> {
         volumes: &cow::Volumes,
         (started, probe): (
             tokio::sync::oneshot::Sender<()>,
-            impl Future<Output = Result<(), bool>>,
+            impl Future<Output = Layered>,
         ),
     ) -> Result<bool, PoolError> {
         self.start_env(env).await.map_err(|e| match e {
@@ -357,7 +358,7 @@ impl<E: ContainerEngine> Pool<E> {
                     .map_err(failed)?;
             }
             match probe.await {
-                Ok(()) => {
+                Layered::Can => {
                     lock(&self.inner.layered).insert(tag.to_owned(), volumes.clone());
                     let mut tracked = lock(&self.inner.volumes);
                     for (_, volume) in volumes {
@@ -365,10 +366,10 @@ impl<E: ContainerEngine> Pool<E> {
                     }
                     return Ok(true);
                 }
-                Err(true) => return Err(PoolError::Stopped),
+                Layered::Stopped => return Err(PoolError::Stopped),
                 // The engine cannot (no overlay mounts, no shell in the image): the
                 // data goes into the image, and each container gets a copy.
-                Err(false) => {
+                Layered::Cannot => {
                     self.forget_helper(tag).await;
                     let _ = engine.remove_image(tag).await;
                 }
@@ -419,6 +420,17 @@ impl<E: ContainerEngine> Pool<E> {
         }
         engine.relabel(&info.id, tag, labels).await.ok()
     }
+}
+
+/// Whether containers of a snapshot can start on its data in volumes without a copy
+/// (overlay layers; see `cow`), as the probe made while the set-up ran found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layered {
+    Can,
+    /// No overlay mounts, no shell in the image: the data goes into the image.
+    Cannot,
+    /// The run was interrupted meanwhile.
+    Stopped,
 }
 
 /// Why a set-up failed: its failed step, with the end of what the step printed.
