@@ -287,14 +287,51 @@ fn a_save_in_a_build_context_syncs_or_rebuilds_as_its_develop_rules_say_and_reru
         "{cycle}"
     );
 
-    // Under a `rebuild` path: a build; the scenario sees the new file.
+    // Under a `rebuild` path: a build. The Dockerfile copies the file last, so the
+    // scenario starts meanwhile on the last image built with the files changed since
+    // put in (this one and the synced one); its verdict waits for the build. It sees
+    // the new file.
     std::fs::write(dir.path().join("app/version.txt"), "v2\n").unwrap_or_else(|e| panic!("{e}"));
     w.wait_for("watching for changes", 4);
     let cycle = w.last_cycle();
+    assert!(
+        cycle.contains("Synced 2 files into clnrm-build/")
+            && cycle.contains("is built (the Dockerfile copies them last)"),
+        "{cycle}"
+    );
     assert!(cycle.contains("Built clnrm-build/"), "{cycle}");
     assert!(
         cycle.contains("FAIL [") && cycle.contains("| v2"),
         "{cycle}"
     );
     assert!(!cycle.contains("other.clnrm.toml"), "{cycle}");
+
+    // Mended: ahead of its build again, onto the image just built; it passes.
+    std::fs::write(dir.path().join("app/version.txt"), "v1 again\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    w.wait_for("watching for changes", 5);
+    let cycle = w.last_cycle();
+    assert!(
+        cycle.contains("Synced 1 file into clnrm-build/")
+            && cycle.contains("is built (the Dockerfile copies them last)")
+            && cycle.contains("Built clnrm-build/"),
+        "{cycle}"
+    );
+    assert!(
+        cycle.contains("PASS [") && !cycle.contains("FAIL ["),
+        "{cycle}"
+    );
+    drop(w);
+    // The pass stands for the image that build made: a run finds it in the cache
+    // and builds nothing.
+    let out = common::clnrm(dir.path())
+        .args(["run", "tests/w.clnrm.toml"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("0 errors, 1 cached") && !text.contains("Built "),
+        "{text}"
+    );
 }

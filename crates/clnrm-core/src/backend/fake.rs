@@ -35,6 +35,10 @@ struct Inner {
     pings: AtomicUsize,
     images_asked: AtomicUsize,
     builds: AtomicUsize,
+    /// Builds fail from now on (as a builder's error).
+    broken_builds: AtomicBool,
+    /// Archives put into containers.
+    puts: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -116,6 +120,16 @@ impl FakeEngine {
     /// Images built.
     pub fn builds(&self) -> usize {
         self.inner.builds.load(Ordering::SeqCst)
+    }
+
+    /// Every build from now on fails.
+    pub fn break_builds(&self) {
+        self.inner.broken_builds.store(true, Ordering::SeqCst);
+    }
+
+    /// Archives put into containers so far.
+    pub fn puts(&self) -> usize {
+        self.inner.puts.load(Ordering::SeqCst)
     }
 
     /// Whether an image built, snapshotted or tagged here is named `tag`.
@@ -265,6 +279,7 @@ impl ContainerEngine for FakeEngine {
             volumes: Vec::new(),
             size: 0,
             labels: Labels::new(),
+            triggers: 0,
         }))
     }
 
@@ -479,6 +494,7 @@ impl ContainerEngine for FakeEngine {
     }
 
     async fn put_files(&self, _id: &str, _files: Vec<u8>) -> Result<(), EngineError> {
+        self.inner.puts.fetch_add(1, Ordering::SeqCst);
         self.gate().await;
         Ok(())
     }
@@ -553,6 +569,12 @@ impl ContainerEngine for FakeEngine {
             return Ok(super::BuildOutcome::Failed {
                 message: "no build context".into(),
                 output: String::new(),
+            });
+        }
+        if self.inner.broken_builds.load(Ordering::SeqCst) {
+            return Ok(super::BuildOutcome::Failed {
+                message: "The command '/bin/sh -c make' returned a non-zero code: 2".into(),
+                output: "Step 1/2 : FROM scratch\nStep 2/2 : COPY src/ /app/src/\n".into(),
             });
         }
         self.inner.builds.fetch_add(1, Ordering::SeqCst);

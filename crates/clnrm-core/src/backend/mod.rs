@@ -144,6 +144,9 @@ pub struct ImageInfo {
     pub size: u64,
     /// Its labels.
     pub labels: Labels,
+    /// How many `ONBUILD` instructions it holds: each runs in a build that starts
+    /// from it, right after its `FROM`.
+    pub triggers: usize,
 }
 
 /// An image found by label.

@@ -197,6 +197,316 @@ fn substitute(text: &str, vars: &BTreeMap<String, String>) -> String {
     out
 }
 
+/// Where a build of a Dockerfile puts the context's files it copies in the last
+/// instructions of the stage it builds, when nothing after them reads or changes the
+/// file system (SPEC §14, a rebuild in `clnrm watch`): an image it made before, with
+/// such files put at their places, holds what a build of the changed files would.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LateCopies {
+    /// The `COPY`s of the built stage's last instructions that read the context: their
+    /// sources (relative to the context, `""` for all of it) and their destination.
+    late: Vec<(Vec<String>, String)>,
+    /// The sources of every other instruction that reads the context (`COPY`, `ADD`),
+    /// in any stage; `None` for one whose sources cannot be told (a wildcard, a
+    /// variable): it may read any file.
+    early: Vec<Option<String>>,
+}
+
+/// The built stage's last instructions of `dockerfile` (`target`, else the last
+/// stage) that are `COPY`s (no flag but `--from`, no wildcard or variable, an absolute
+/// destination or one below an absolute `WORKDIR`) or change only the image's
+/// settings, and every other read of the context. `None` when the file uses what this
+/// does not follow (an `# escape=` directive, a target it lacks).
+pub fn late_copies(dockerfile: &str, target: Option<&str>) -> Option<LateCopies> {
+    if dockerfile
+        .lines()
+        .take_while(|l| l.trim_start().starts_with('#'))
+        .any(|l| {
+            let l = l.trim_start_matches('#').trim().to_ascii_lowercase();
+            l.starts_with("escape")
+        })
+    {
+        return None;
+    }
+    // Each stage: its name, and its instructions with the `WORKDIR` each runs in.
+    struct Stage {
+        name: Option<String>,
+        steps: Vec<(String, Option<String>)>,
+        /// Its `WORKDIR` after its last step.
+        workdir: Option<String>,
+    }
+    let mut stages: Vec<Stage> = Vec::new();
+    let mut workdir: Option<String> = None;
+    for (_, line) in instructions(dockerfile) {
+        let op = line
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_ascii_uppercase();
+        if op == "FROM" {
+            let words: Vec<&str> = line
+                .split_whitespace()
+                .skip(1)
+                .filter(|w| !w.starts_with("--"))
+                .collect();
+            let image = words
+                .first()
+                .map(|w| w.to_ascii_lowercase())
+                .unwrap_or_default();
+            // A stage of the file carries its `WORKDIR` on; an image's is not known
+            // here (`scratch` has none).
+            workdir = match stages
+                .iter()
+                .rev()
+                .find(|s| s.name.as_deref() == Some(image.as_str()))
+            {
+                Some(parent) => parent.workdir.clone(),
+                None if image == "scratch" => Some("/".to_owned()),
+                None => None,
+            };
+            let name = match words.as_slice() {
+                [_, as_kw, name] if as_kw.eq_ignore_ascii_case("AS") => {
+                    Some(name.to_ascii_lowercase())
+                }
+                _ => None,
+            };
+            stages.push(Stage {
+                name,
+                steps: Vec::new(),
+                workdir: workdir.clone(),
+            });
+            continue;
+        }
+        let Some(stage) = stages.last_mut() else {
+            continue;
+        };
+        if op == "WORKDIR" {
+            let dir = line
+                .split_whitespace()
+                .nth(1)
+                .map(unquote)
+                .unwrap_or_default();
+            workdir = if dir.contains('$') {
+                None
+            } else if dir.starts_with('/') {
+                Some(dir)
+            } else {
+                workdir.map(|w| format!("{}/{dir}", w.trim_end_matches('/')))
+            };
+        }
+        stage.steps.push((line, workdir.clone()));
+        stage.workdir.clone_from(&workdir);
+    }
+    let built = match target {
+        Some(t) => stages
+            .iter()
+            .position(|s| s.name.as_deref() == Some(t.to_ascii_lowercase().as_str()))?,
+        None => stages.len().checked_sub(1)?,
+    };
+    let steps = &stages[built].steps;
+    // Where the built stage's last instructions begin.
+    let mut first_late = steps.len();
+    while first_late > 0 {
+        let (line, workdir) = &steps[first_late - 1];
+        let settings_only = matches!(
+            line.split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_ascii_uppercase()
+                .as_str(),
+            "ENV"
+                | "LABEL"
+                | "EXPOSE"
+                | "CMD"
+                | "ENTRYPOINT"
+                | "USER"
+                | "STOPSIGNAL"
+                | "HEALTHCHECK"
+                | "ARG"
+                | "SHELL"
+                | "MAINTAINER"
+                | "ONBUILD"
+                | "WORKDIR"
+        );
+        if !settings_only && plain_copy(line, workdir.as_deref()).is_none() {
+            break;
+        }
+        first_late -= 1;
+    }
+    let mut out = LateCopies {
+        late: Vec::new(),
+        early: Vec::new(),
+    };
+    for (s, stage) in stages.iter().enumerate() {
+        for (n, (line, workdir)) in stage.steps.iter().enumerate() {
+            if s == built && n >= first_late {
+                if let Some(Some(copy)) = plain_copy(line, workdir.as_deref()) {
+                    out.late.push(copy);
+                }
+            } else {
+                out.early.extend(context_reads(line));
+            }
+        }
+    }
+    Some(out)
+}
+
+impl LateCopies {
+    /// Where a build puts the context's file `rel` (relative to the context, `/`
+    /// separated): every place a late `COPY` puts it (none when no instruction copies
+    /// it); `None` when an earlier instruction may read it.
+    pub fn places(&self, rel: &str) -> Option<Vec<String>> {
+        if self.early.iter().any(|src| {
+            src.as_deref()
+                .is_none_or(|s| source_holds(s, rel).is_some())
+        }) {
+            return None;
+        }
+        let mut out = Vec::new();
+        for (sources, dest) in &self.late {
+            for src in sources {
+                let Some(rest) = source_holds(src, rel) else {
+                    continue;
+                };
+                let place = match rest {
+                    // The source is the file: into a directory (a destination ending in
+                    // `/`, or several sources), else the destination is the file.
+                    "" if dest.ends_with('/') || sources.len() > 1 => {
+                        let name = rel.rsplit('/').next().unwrap_or(rel);
+                        format!("{}/{name}", dest.trim_end_matches('/'))
+                    }
+                    "" => dest.clone(),
+                    rest => format!("{}/{rest}", dest.trim_end_matches('/')),
+                };
+                out.push(place);
+            }
+        }
+        Some(out)
+    }
+}
+
+/// What of `rel` lies below the source `src` (`""` when `src` is `rel` itself);
+/// `None` when `src` does not hold it.
+fn source_holds<'a>(src: &str, rel: &'a str) -> Option<&'a str> {
+    if src.is_empty() {
+        return Some(rel);
+    }
+    if rel == src {
+        return Some("");
+    }
+    rel.strip_prefix(src).and_then(|r| r.strip_prefix('/'))
+}
+
+/// A `COPY` of context files the tail may hold: `Some(Some((sources, destination)))`;
+/// `Some(None)` for a `COPY --from` (reads no context file); `None` for anything else
+/// (another instruction, another flag, a wildcard, a variable, a heredoc, a relative
+/// destination without a known `WORKDIR`).
+fn plain_copy(line: &str, workdir: Option<&str>) -> Option<Option<(Vec<String>, String)>> {
+    let (op, rest) = line.split_once(char::is_whitespace)?;
+    if !op.eq_ignore_ascii_case("COPY") {
+        return None;
+    }
+    let mut words = words_of(rest)?;
+    let mut from = false;
+    while words.first().is_some_and(|w| w.starts_with("--")) {
+        let flag = words.remove(0);
+        if flag.starts_with("--from=") {
+            from = true;
+        } else {
+            return None;
+        }
+    }
+    if from {
+        return Some(None);
+    }
+    let dest = words.pop()?;
+    if words.is_empty()
+        || words
+            .iter()
+            .chain([&dest])
+            .any(|w| w.contains(['*', '?', '[', '$']) || w.starts_with("<<"))
+    {
+        return None;
+    }
+    let dest = if dest.starts_with('/') {
+        dest
+    } else {
+        let dir = workdir?;
+        let dest = dest.trim_start_matches("./");
+        if dest.is_empty() || dest == "." {
+            format!("{}/", dir.trim_end_matches('/'))
+        } else {
+            format!("{}/{dest}", dir.trim_end_matches('/'))
+        }
+    };
+    Some(Some((words.iter().map(|w| source_path(w)).collect(), dest)))
+}
+
+/// The context sources an instruction other than a late `COPY` reads: each `COPY` and
+/// `ADD` source (`None`: any file), none for a `COPY --from` or an `ADD` of a URL.
+fn context_reads(line: &str) -> Vec<Option<String>> {
+    let Some((op, rest)) = line.split_once(char::is_whitespace) else {
+        return Vec::new();
+    };
+    let op = op.to_ascii_uppercase();
+    if op == "RUN" {
+        // A bind mount of the context (BuildKit's `RUN --mount`) reads any file.
+        return if rest.contains("--mount") {
+            vec![None]
+        } else {
+            Vec::new()
+        };
+    }
+    if op != "COPY" && op != "ADD" {
+        return Vec::new();
+    }
+    let Some(mut words) = words_of(rest) else {
+        return vec![None];
+    };
+    words.retain(|w| {
+        if w.starts_with("--from=") {
+            return true;
+        }
+        !w.starts_with("--")
+    });
+    if words.iter().any(|w| w.starts_with("--from=")) {
+        return Vec::new();
+    }
+    words.pop();
+    words
+        .iter()
+        .filter(|w| !(op == "ADD" && w.contains("://")))
+        .map(|w| {
+            (!w.contains(['*', '?', '[', '$']) && !w.starts_with("<<")).then(|| source_path(w))
+        })
+        .collect()
+}
+
+/// An instruction's arguments: its JSON array, or its words; `None` for an array that
+/// does not parse.
+fn words_of(rest: &str) -> Option<Vec<String>> {
+    let rest = rest.trim();
+    if rest.starts_with('[') {
+        return serde_json::from_str(rest).ok();
+    }
+    Some(rest.split_whitespace().map(unquote).collect())
+}
+
+/// A source as a path relative to the context, `/` separated, `""` for all of it.
+fn source_path(src: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in src.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    parts.join("/")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,5 +564,96 @@ mod tests {
             base_images(text, &args),
             vec!["debian:trixie", "alpine:3.19"]
         );
+    }
+
+    fn late(text: &str) -> LateCopies {
+        late_copies(text, None).unwrap_or_else(|| panic!("no late copies in {text}"))
+    }
+
+    #[test]
+    fn files_the_last_copies_read_have_their_places_in_the_image() {
+        let text = "FROM clnrm/bookworm AS python\nRUN apt-get install -y python3\nFROM python AS packages\nCOPY requirements.txt /tmp/r.txt\nRUN pip install -r /tmp/r.txt\nFROM python\nWORKDIR /app\nENV A=1\nCOPY --from=packages /packages /usr/lib/py\nCOPY src/ /app/src/\nCOPY [\"conf/app.ini\", \"run.sh\", \"./\"]\nCOPY VERSION /etc/version\nCMD [\"python3\"]\n";
+        let l = late(text);
+        assert_eq!(
+            l.places("src/app.py"),
+            Some(vec!["/app/src/app.py".to_owned()])
+        );
+        assert_eq!(
+            l.places("src/a/b.py"),
+            Some(vec!["/app/src/a/b.py".to_owned()])
+        );
+        assert_eq!(
+            l.places("conf/app.ini"),
+            Some(vec!["/app/app.ini".to_owned()])
+        );
+        assert_eq!(l.places("VERSION"), Some(vec!["/etc/version".to_owned()]));
+        // Copied by nothing: no place, and nothing to wait for.
+        assert_eq!(l.places("README.md"), Some(vec![]));
+        // Read by an earlier stage's COPY, whose RUN may make anything of it.
+        assert_eq!(l.places("requirements.txt"), None);
+        // The stage named in another case, a target.
+        assert!(late_copies(text, Some("PACKAGES")).is_some());
+        assert_eq!(late_copies(text, Some("nope")), None);
+    }
+
+    #[test]
+    fn a_run_after_a_copy_makes_it_early_and_wildcards_read_anything() {
+        let text = "FROM python:3\nCOPY . /app\nRUN make -C /app\nCOPY web/ /srv/\n";
+        let l = late(text);
+        assert_eq!(
+            l.places("web/index.html"),
+            None,
+            "COPY . before the RUN reads it"
+        );
+        let text = "FROM python:3\nCOPY *.txt /app/\nCOPY web/ /srv/\n";
+        assert_eq!(
+            late(text).places("web/x"),
+            None,
+            "a wildcard ends the last copies"
+        );
+        let text = "FROM python:3\nCOPY web/*.html /srv/\nRUN true\nCOPY web/ /srv/\n";
+        assert_eq!(
+            late(text).places("web/x"),
+            None,
+            "an early wildcard may read it"
+        );
+        let text = "FROM python:3\nADD https://example.com/x.tgz /x\nCOPY web/ /srv/\n";
+        assert_eq!(late(text).places("web/x"), Some(vec!["/srv/x".to_owned()]));
+        let text = "FROM python:3\nRUN --mount=type=bind,target=/c make\nCOPY web/ /srv/\n";
+        assert_eq!(
+            late(text).places("web/x"),
+            None,
+            "a bind mount of the context"
+        );
+    }
+
+    #[test]
+    fn what_the_last_copies_cannot_place_ends_them() {
+        // A relative destination under an image's WORKDIR nobody here knows.
+        let text = "FROM python:3\nCOPY app.py ./\n";
+        assert_eq!(late(text).places("app.py"), None);
+        // --chown: the owner would differ.
+        let text = "FROM python:3\nCOPY --chown=1000 app.py /app/\n";
+        assert_eq!(late(text).places("app.py"), None);
+        // A variable, a heredoc.
+        let text = "FROM python:3\nENV D=/app\nCOPY app.py $D/\n";
+        assert_eq!(late(text).places("app.py"), None);
+        // A stage built on another carries its WORKDIR; `..` in a source.
+        let text = "FROM scratch AS a\nWORKDIR /srv\nFROM a\nCOPY x/../app.py .\n";
+        assert_eq!(
+            late(text).places("app.py"),
+            Some(vec!["/srv/app.py".to_owned()])
+        );
+        // A file copied twice is put at both places; the whole context.
+        let text = "FROM scratch\nCOPY . /a/\nCOPY app.py /b/app.py\n";
+        assert_eq!(
+            late(text).places("app.py"),
+            Some(vec!["/a/app.py".to_owned(), "/b/app.py".to_owned()])
+        );
+        assert_eq!(
+            late_copies("# escape=`\nFROM scratch\nCOPY . /a/\n", None),
+            None
+        );
+        assert_eq!(late_copies("", None), None);
     }
 }

@@ -13,7 +13,7 @@ mod ensure;
 mod ignore;
 mod store;
 
-pub use dockerfile::{base_images, failed_step, stages};
+pub use dockerfile::{LateCopies, base_images, failed_step, late_copies, stages};
 pub use ensure::{Builds, EnsureError, Ensured, Wanted, build_tag, sync_tar};
 pub use ignore::{BadPattern, DockerIgnore};
 pub use store::{BuiltImage, Pruned, built_images, prune_built, record_built, record_path};

@@ -381,6 +381,10 @@ pub enum Event {
         /// sync) instead of a build: how many files.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         synced: Option<usize>,
+        /// For files put into the last image ahead of a rebuild: the tag being
+        /// built, which the scenarios' verdicts wait for.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ahead: Option<String>,
     },
     /// Containers left by dead runs were removed.
     Reaped {

@@ -10,7 +10,7 @@ use super::services::last_lines;
 use crate::backend::{ContainerEngine, EngineError, ImageInfo};
 use crate::build::{Builds, EnsureError, Wanted, failed_step, sync_tar};
 use crate::plan::{BuildPlan, Plan};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
@@ -224,11 +224,14 @@ async fn sync_of<E: ContainerEngine>(
     if own == last.tag {
         return None;
     }
-    let mut sync = build.sync_onto(&last.tag, &last.files)?;
     if !matches!(engine.image(&own).await, Ok(None)) {
         // Built already (a change undone, a `clnrm build`): the build it is.
         return None;
     }
+    let mut sync = match build.sync_onto(&last.tag, &last.files) {
+        Some(sync) => sync,
+        None => ahead_of_build(engine, build, last, &own).await?,
+    };
     // The files read now, checked against their keyed content: one edited since is
     // no sync (its build reads it again, under the key of what it holds).
     let files: Vec<(std::path::PathBuf, String, String)> = sync
@@ -250,6 +253,53 @@ async fn sync_of<E: ContainerEngine>(
     Some(sync)
 }
 
+/// The files changed since the last image put into it while its build is made, when
+/// the Dockerfile copies them last ([`BuildPlan::ahead_onto`]) and no base image has
+/// `ONBUILD` instructions (which would read the context right after a `FROM`).
+async fn ahead_of_build<E: ContainerEngine>(
+    engine: &E,
+    build: &BuildPlan,
+    last: &LastBuild,
+    own: &str,
+) -> Option<crate::plan::Synced> {
+    let dockerfile = crate::build::read_small_text(&build.context.join(&build.dockerfile)).ok()?;
+    // The Dockerfile as keyed (it is one of the files): an edit since is a build.
+    let keyed = build.files.get(&build.dockerfile)?;
+    if crate::inputs::index::hash_reader(&mut dockerfile.as_bytes()).ok()? != *keyed {
+        return None;
+    }
+    for base in &build.bases {
+        match engine.image(base).await {
+            Ok(Some(info)) if info.triggers == 0 => {}
+            _ => return None,
+        }
+    }
+    // The image's volumes would hide files put below them.
+    let volumes = engine.image(&last.tag).await.ok()??.volumes;
+    let ahead = build.ahead_onto((&last.tag, own), &last.files, &dockerfile)?;
+    let hidden = ahead.files.iter().any(|(_, place)| {
+        volumes
+            .iter()
+            .any(|v| place.starts_with(&format!("{}/", v.trim_end_matches('/'))))
+    });
+    (!hidden).then_some(ahead)
+}
+
+/// A build made while the scenarios that need it run on the image it replaces, with
+/// the changed files put in ([`crate::plan::Synced::ahead`]): what it made (by
+/// [`build_id`]), for the next save to start from, or why it failed; the scenarios'
+/// verdicts wait for it.
+pub(super) type AheadBuild = futures_util::future::Shared<
+    futures_util::future::BoxFuture<'static, Result<(String, LastBuild), Arc<ImageError>>>,
+>;
+
+/// The builds made ahead in a run, by tag, and how to stop them.
+#[derive(Default)]
+pub(super) struct Ahead {
+    pub builds: HashMap<String, AheadBuild>,
+    pub stops: Vec<tokio::task::AbortHandle>,
+}
+
 /// Makes the images built from source that the scenarios `order` (indices into
 /// `plan`) use: each tag once, as many at a time as `parallel`; an image the engine
 /// has is used as it is. Each is inspected as the others are; a build that fails is
@@ -262,7 +312,7 @@ pub(super) async fn make_builds<E: ContainerEngine>(
     parallel: usize,
     events: &UnboundedSender<Event>,
     mut last: Option<&mut LastBuilds>,
-) -> Vec<BuildDone> {
+) -> (Vec<BuildDone>, Ahead) {
     let mut wanted: BTreeMap<String, Arc<BuildPlan>> = BTreeMap::new();
     for &i in order {
         for svc in &plan.scenarios[i].env.services {
@@ -296,9 +346,9 @@ pub(super) async fn make_builds<E: ContainerEngine>(
         }
     }
     if wanted.is_empty() {
-        return Vec::new();
+        return (Vec::new(), Ahead::default());
     }
-    let builds = Builds::new(engine.clone());
+    let builds = Arc::new(Builds::new(engine.clone()));
     let ids = images.ids.clone();
     let made: Vec<_> = futures_util::stream::iter(wanted)
         .map(|(tag, plan)| {
@@ -338,17 +388,40 @@ pub(super) async fn make_builds<E: ContainerEngine>(
         .collect()
         .await;
     let mut done = Vec::new();
+    let mut ahead = Ahead::default();
     for (tag, plan, made, secs) in made {
         let duration = std::time::Duration::from_secs_f64(secs);
         let outcome = match made {
             Ok(ensured) => {
+                let building = plan.synced.as_ref().and_then(|s| s.ahead.clone());
                 if ensured.built || plan.synced.is_some() {
                     let _ = events.send(Event::ImageBuilt {
                         service: plan.service.clone(),
                         tag: tag.clone(),
                         duration,
                         synced: plan.synced.as_ref().map(|s| s.files.len()),
+                        ahead: building.clone(),
                     });
+                }
+                if let Some(built) = building
+                    && !ahead.builds.contains_key(&built)
+                {
+                    let task = tokio::spawn(build_ahead(
+                        builds.clone(),
+                        plan.clone(),
+                        built.clone(),
+                        ids.clone(),
+                        events.clone(),
+                    ));
+                    ahead.stops.push(task.abort_handle());
+                    let outcome = task.map(|joined| {
+                        joined.unwrap_or_else(|_| {
+                            Err(Arc::new(ImageError::plain(
+                                "its build was stopped".to_owned(),
+                            )))
+                        })
+                    });
+                    ahead.builds.insert(built, outcome.boxed().shared());
                 }
                 let found = match engine.image(&tag).await {
                     Ok(Some(info)) => Ok(info),
@@ -383,7 +456,45 @@ pub(super) async fn make_builds<E: ContainerEngine>(
             outcome,
         });
     }
-    done
+    (done, ahead)
+}
+
+/// The build tagged `tag` of `plan`, made while its scenarios run on the image it
+/// replaces ([`Ahead`]): announced once made, or its error as any build's.
+async fn build_ahead<E: ContainerEngine>(
+    builds: Arc<Builds<E>>,
+    plan: Arc<BuildPlan>,
+    tag: String,
+    ids: HashMap<String, String>,
+    events: UnboundedSender<Event>,
+) -> Result<(String, LastBuild), Arc<ImageError>> {
+    let started = Instant::now();
+    let want = Wanted {
+        context: plan.context.clone(),
+        recipe: plan.recipe(&ids),
+        root: plan.root.clone(),
+        project: plan.project.clone(),
+        service: plan.service.clone(),
+        key: plan.key(&ids).unwrap_or_default(),
+    };
+    match builds.ensure(&tag, &want).await {
+        Ok(ensured) => {
+            if ensured.built {
+                let _ = events.send(Event::ImageBuilt {
+                    service: plan.service.clone(),
+                    tag: tag.clone(),
+                    duration: started.elapsed(),
+                    synced: None,
+                    ahead: None,
+                });
+            }
+            // What the next save starts from: this build, not the sync.
+            let mut made = (*plan).clone();
+            made.synced = None;
+            Ok((build_id(&made), LastBuild::of(&made, &tag, &ids)))
+        }
+        Err(e) => Err(Arc::new(build_error(&plan, &tag, &e))),
+    }
 }
 
 /// What became of one image built from source.
@@ -453,7 +564,8 @@ pub async fn build_images<E: ContainerEngine>(
     let mut images = resolve_images(&**engine, &plan).await;
     tag_builds(&**engine, &mut plan, &mut images, None).await;
     let order: Vec<usize> = plan.selected().map(|s| s.order).collect();
-    let mut done = make_builds(engine, &plan, &order, &mut images, parallel, events, None).await;
+    let (mut done, _) =
+        make_builds(engine, &plan, &order, &mut images, parallel, events, None).await;
     // A build whose sources have no key, or whose bases cannot be had, was never tried.
     let mut seen: BTreeSet<String> = done.iter().map(|d| d.tag.clone()).collect();
     for &i in &order {

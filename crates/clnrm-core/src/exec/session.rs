@@ -4,7 +4,7 @@
 
 use super::dispatcher::{CancelReason, Dispatcher};
 use super::events::{Event, ScenarioResult};
-use super::images::{Images, LastBuilds, make_builds, resolve_images, tag_builds};
+use super::images::{Ahead, Images, LastBuilds, make_builds, resolve_images, tag_builds};
 use super::pool::{self, Pool, PoolConfig};
 use super::queue::{Queue, cache_keys, queue_order};
 use super::vantage::Vantage;
@@ -184,15 +184,10 @@ impl<E: ContainerEngine> Session<E> {
         };
         let (order, hits) = queue_order(&plan, &keys, opts, cache.as_mut());
         // Only what runs needs its image built.
-        tokio::select! {
-            _ = make_builds(engine, &plan, &order, &mut images, workers, &events, last.as_mut()) => {}
-            () = cancel.cancelled() => {}
-        }
-        if let (Some(keep), Some(last)) = (&self.builds, last) {
-            *keep
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = last;
-        }
+        let ahead = tokio::select! {
+            (_, ahead) = make_builds(engine, &plan, &order, &mut images, workers, &events, last.as_mut()) => ahead,
+            () = cancel.cancelled() => Ahead::default(),
+        };
         let Images {
             shells,
             errors: image_errors,
@@ -228,6 +223,7 @@ impl<E: ContainerEngine> Session<E> {
             pool: self.pool.clone(),
             receiver: self.receiver.clone(),
             image_errors,
+            ahead: ahead.builds.clone(),
             otlp_error,
             artifacts: opts.artifacts.clone(),
             baseline: opts.baseline.clone(),
@@ -254,6 +250,21 @@ impl<E: ContainerEngine> Session<E> {
             dispatcher.finish(sc.order, ScenarioResult::not_selected(sc, &plan));
         }
         let outcome = dispatcher.run(stop).await;
+        // Builds made ahead of their scenarios: the images the next save starts from
+        // (their scenarios waited for them; an interrupted run stops them).
+        if cancel.is_cancelled() {
+            ahead.stops.iter().for_each(tokio::task::AbortHandle::abort);
+        }
+        for build in ahead.builds.into_values() {
+            if let (Ok((id, made)), Some(last)) = (build.await, last.as_mut()) {
+                last.insert(id, made);
+            }
+        }
+        if let (Some(keep), Some(last)) = (&self.builds, last) {
+            *keep
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = last;
+        }
         // A snapshot only this run may use is not kept for the next one.
         self.pool.remove_own_snapshots().await;
         outcome

@@ -373,3 +373,83 @@ async fn a_stalled_engine_fails_one_call_at_its_deadline_and_the_next_at_once() 
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(engine.ping().await.is_ok());
 }
+
+/// A watching session's runs of a file whose service is built from `dir`, whose
+/// Dockerfile copies `src/` last: the first builds; a change of `src/` then starts
+/// the scenario on the last image with the file put in while the build is made, and
+/// the verdict waits for that build (its failure is the verdict).
+#[tokio::test]
+async fn a_rebuild_ahead_of_its_build_waits_for_it_and_a_failed_build_is_the_verdict() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let write = |rel: &str, text: &str| {
+        let path = dir.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap_or(dir.path()))
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(path, text).unwrap_or_else(|e| panic!("{e}"));
+    };
+    write(
+        "Dockerfile",
+        "FROM scratch\nCMD [\"sh\"]\nCOPY src/ /app/src/\n",
+    );
+    write("src/a.txt", "1");
+    let text = format!(
+        "[meta]\nname = \"t\"\nversion = \"1\"\n\n[service.app]\nbuild = \"{}\"\n\n[[scenario]]\nname = \"s\"\nservice = \"app\"\nrun = \"echo x\"\n",
+        dir.path().display()
+    );
+    let plan = || {
+        let mut p = crate::plan::tests_support::planned(&text);
+        let mut index = crate::inputs::StatIndex::in_memory();
+        crate::plan::attach_builds(&mut p, &mut index, &[]);
+        p
+    };
+    let engine = Arc::new(FakeEngine::new());
+    let opts = options(1, false);
+    let session = Session::start(engine.clone(), &session_options(&opts), false, false)
+        .await
+        .remember_builds();
+    let run = |plan: Plan| {
+        let session = &session;
+        let opts = &opts;
+        async move {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let outcome = session.run(plan, opts, None, tx, Stop::default()).await;
+            let mut built = Vec::new();
+            while let Ok(e) = rx.try_recv() {
+                if let Event::ImageBuilt { synced, ahead, .. } = e {
+                    built.push((synced, ahead.is_some()));
+                }
+            }
+            (statuses(&outcome), built)
+        }
+    };
+    let (s, built) = run(plan()).await;
+    assert_eq!(s, vec![("s".to_owned(), Status::Passed, None)]);
+    assert_eq!(built, vec![(None, false)], "the first run builds");
+    assert_eq!(engine.puts(), 0);
+
+    write("src/a.txt", "2");
+    let (s, built) = run(plan()).await;
+    assert_eq!(s, vec![("s".to_owned(), Status::Passed, None)]);
+    assert_eq!(
+        built,
+        vec![(Some(1), true), (None, false)],
+        "put into the last image, then built"
+    );
+    assert_eq!(engine.builds(), 2);
+    assert_eq!(
+        engine.puts(),
+        1,
+        "the file put into the scenario's container"
+    );
+
+    // The next save starts from the image just built (one file changed since).
+    write("src/b.txt", "new");
+    engine.break_builds();
+    let (s, built) = run(plan()).await;
+    assert_eq!(built, vec![(Some(1), true)], "{built:?}");
+    assert_eq!(
+        s,
+        vec![("s".to_owned(), Status::Error, Some(Reason::Build))]
+    );
+    session.shutdown().await;
+}

@@ -27,6 +27,9 @@ pub(super) struct Ctx<E> {
     pub file_locks: Vec<Arc<RwLock<()>>>,
     /// Image → why scenarios using it cannot run.
     pub image_errors: HashMap<String, super::images::ImageError>,
+    /// Tag → a build made while the scenarios that need it run on the image it
+    /// replaces; their verdicts wait for it.
+    pub ahead: HashMap<String, super::images::AheadBuild>,
     /// Why scenarios exporting over OTLP cannot run (no receiver), if they cannot.
     pub otlp_error: Option<String>,
     pub artifacts: Option<std::path::PathBuf>,
@@ -96,21 +99,7 @@ pub(super) async fn run_one<E: ContainerEngine>(
         .iter()
         .find_map(|s| ctx.image_errors.get(&s.image))
     {
-        let reason = if e.build.is_some() {
-            Reason::Build
-        } else {
-            Reason::Image
-        };
-        let mut result = error(reason, e.message.clone());
-        result.services = e
-            .build
-            .iter()
-            .map(|b| ServiceReport {
-                log_tail: sc.masker.mask(&b.log_tail),
-                ..b.clone()
-            })
-            .collect();
-        return without_env(result);
+        return without_env(image_error(sc, &ctx.plan, e));
     }
     if let (Some(e), Some(_)) = (&ctx.otlp_error, &sc.env.otlp) {
         return without_env(error(Reason::Engine, e.clone()));
@@ -162,6 +151,39 @@ pub(super) async fn run_one<E: ContainerEngine>(
     }
 }
 
+/// The result of `sc`, which cannot run on an image it needs: `e` says why.
+fn image_error(sc: &PlannedScenario, plan: &Plan, e: &super::images::ImageError) -> ScenarioResult {
+    let reason = if e.build.is_some() {
+        Reason::Build
+    } else {
+        Reason::Image
+    };
+    ScenarioResult {
+        status: Status::Error,
+        message: Some(sc.masker.mask(&e.message)),
+        services: e
+            .build
+            .iter()
+            .map(|b| ServiceReport {
+                log_tail: sc.masker.mask(&b.log_tail),
+                ..b.clone()
+            })
+            .collect(),
+        ..ScenarioResult::not_run(sc, plan, reason, "")
+    }
+}
+
+/// The builds `sc`'s verdict waits for: those made while it runs on the images they
+/// replace.
+fn builds_ahead<E>(ctx: &Ctx<E>, sc: &PlannedScenario) -> Vec<super::images::AheadBuild> {
+    sc.env
+        .services
+        .iter()
+        .filter_map(|s| s.build.as_ref()?.synced.as_ref()?.ahead.as_ref())
+        .filter_map(|tag| ctx.ahead.get(tag).cloned())
+        .collect()
+}
+
 /// Runs `sc` in `env`: its steps, then its spans; the result and whether `env` may be
 /// checked for reuse.
 async fn in_env<E: ContainerEngine>(
@@ -204,34 +226,56 @@ async fn in_env<E: ContainerEngine>(
     };
     let mut collected = SpanBudget::new(sc.span_limits);
     collected.extend(std::mem::take(&mut ran.stdout_spans));
-    let mut settled = true;
     let mut dropped_by_receiver = None;
-    if let Some(r) = otlp {
+    // The builds its images were put ahead of, waited for as its spans come in.
+    let building = builds_ahead(ctx, sc);
+    let waits = otlp.is_some() || !building.is_empty();
+    if waits {
         let _ = notes.send(Note::Settling(i));
-        let settle_start = Instant::now();
-        let wait_for = sc
-            .env
-            .services
-            .iter()
-            .find_map(|s| s.wait_for_span.as_ref())
-            .map(|(name, t)| (name.as_str(), *t));
-        // Spans expected, none on stdout and nothing failed yet: the wait lasts
-        // until a first arrives.
-        let first = ran.result.status == Status::Passed
-            && collected.spans().is_empty()
-            && sc.expect.iter().any(|s| s.expect.expects_spans());
-        let wait = &sc.span_wait;
-        settled = tokio::select! {
-            () = r.settle(&sc.id.0, wait_for, first, wait.settle, wait.max) => true,
-            () = cancel.cancelled() => false,
-        };
+    }
+    let wait_for = sc
+        .env
+        .services
+        .iter()
+        .find_map(|s| s.wait_for_span.as_ref())
+        .map(|(name, t)| (name.as_str(), *t));
+    // Spans expected, none on stdout and nothing failed yet: the wait lasts until a
+    // first arrives.
+    let first = ran.result.status == Status::Passed
+        && collected.spans().is_empty()
+        && sc.expect.iter().any(|s| s.expect.expects_spans());
+    let wait = &sc.span_wait;
+    let settle = async {
+        if let Some(r) = otlp {
+            r.settle(&sc.id.0, wait_for, first, wait.settle, wait.max)
+                .await;
+        }
+    };
+    let settle_start = Instant::now();
+    let (settled, failed_build) = tokio::select! {
+        ((), built) = async { tokio::join!(settle, futures_util::future::join_all(building)) } => {
+            (true, built.into_iter().find_map(Result::err))
+        }
+        () = cancel.cancelled() => (false, None),
+    };
+    if waits {
         ran.result.duration += settle_start.elapsed();
+    }
+    if let Some(r) = otlp {
         let received = r.close(&sc.id.0, &ips);
         dropped_by_receiver = received.overflow;
         collected.extend(received.spans);
     }
+    if let Some(e) = failed_build {
+        // The build its image stood in for failed: that is its verdict.
+        let mut result = image_error(sc, &ctx.plan, &e);
+        result.start = ran.result.start;
+        result.duration = ran.result.duration;
+        return (result, false);
+    }
     if !settled && ran.result.status == Status::Passed {
-        // Cut short while its spans were coming in: no verdict on part of them.
+        // Cut short while its spans were coming in (or its image was built): no
+        // verdict on part of them.
         ran.result.status = Status::Skipped;
         ran.result.reason = Some(Reason::Interrupted);
         ran.result.message = Some("interrupted while waiting for its spans".into());

@@ -87,6 +87,12 @@ pub struct Synced {
     /// once when the sync is decided.
     #[serde(skip)]
     pub archive: Arc<Vec<u8>>,
+    /// For a rebuild (not a `develop` sync): the tag of the build made meanwhile,
+    /// whose last `COPY`s put the files where they are put here
+    /// ([`BuildPlan::ahead_onto`]). The scenarios' verdicts wait for it and stand
+    /// for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ahead: Option<String>,
 }
 
 impl Synced {
@@ -153,8 +159,10 @@ impl BuildPlan {
             Some(Ok(sources)) => {
                 let key = with_bases(sources, &self.base_ids(ids));
                 Ok(match &self.synced {
-                    Some(s) => crate::digest::key([key.as_str(), "synced", s.id().as_str()]),
-                    None => key,
+                    Some(s) if s.ahead.is_none() => {
+                        crate::digest::key([key.as_str(), "synced", s.id().as_str()])
+                    }
+                    _ => key,
                 })
             }
             Some(Err(why)) => Err(why.clone()),
@@ -176,12 +184,12 @@ impl BuildPlan {
     pub fn sources_part(&self) -> Option<Result<String, String>> {
         let sources = self.sources.clone()?;
         Some(sources.map(|k| match &self.synced {
-            Some(s) => format!(
+            Some(s) if s.ahead.is_none() => format!(
                 "{k} synced onto {} ({})",
                 s.onto,
                 crate::digest::short(&s.id())
             ),
-            None => k,
+            _ => k,
         }))
     }
 
@@ -228,6 +236,43 @@ impl BuildPlan {
             onto: onto.to_owned(),
             files,
             archive: Arc::default(),
+            ahead: None,
+        })
+    }
+
+    /// The files changed since an image made from `before` (the context's files then)
+    /// put into that image tagged `onto`, while the build tagged `tag` is made, when
+    /// its `dockerfile` (its text) puts them into the image only with the last
+    /// instructions of the stage it builds, `COPY`s with nothing after them that reads
+    /// or changes the file system ([`crate::build::late_copies`]): the files at their
+    /// places make the image the build makes. None was removed, neither the Dockerfile
+    /// nor `.dockerignore` changed, and one at least goes into the image. `None`
+    /// means the scenarios wait for the build.
+    pub fn ahead_onto(
+        &self,
+        (onto, tag): (&str, &str),
+        before: &BTreeMap<String, String>,
+        dockerfile: &str,
+    ) -> Option<Synced> {
+        let (added, removed, changed) = crate::inputs::manifest::changes(before, &self.files);
+        if !removed.is_empty() {
+            return None;
+        }
+        let late = crate::build::late_copies(dockerfile, self.target.as_deref())?;
+        let mut files = Vec::new();
+        for rel in added.iter().chain(&changed) {
+            if rel == &self.dockerfile || rel == ".dockerignore" {
+                return None;
+            }
+            for place in late.places(rel)? {
+                files.push((rel.clone(), place));
+            }
+        }
+        (!files.is_empty()).then(|| Synced {
+            onto: onto.to_owned(),
+            files,
+            archive: Arc::default(),
+            ahead: Some(tag.to_owned()),
         })
     }
 
@@ -539,6 +584,7 @@ mod tests {
             onto: "clnrm-build/p-app:old".into(),
             files: vec![("src/a.py".into(), "/app/src/a.py".into())],
             archive: Arc::default(),
+            ahead: None,
         });
         assert_ne!(p.tag(&ids).unwrap_or_default(), built);
         assert_ne!(p.sources_part(), part);
@@ -553,5 +599,59 @@ mod tests {
             s.files[0].1 = "/srv/a.py".into();
         }
         assert_ne!(p.tag(&ids), before);
+    }
+
+    #[test]
+    fn a_rebuild_whose_files_only_the_last_copies_read_goes_ahead_of_its_build() {
+        let dockerfile = "FROM python:3 AS deps\nCOPY requirements.txt /r\nRUN pip install -r /r\nFROM python:3\nWORKDIR /app\nCOPY src/ ./src/\nCMD [\"python3\"]\n";
+        let before = BTreeMap::from([
+            ("Dockerfile".to_owned(), "d".to_owned()),
+            ("requirements.txt".to_owned(), "r".to_owned()),
+            ("src/a.py".to_owned(), "1".to_owned()),
+        ]);
+        let with = |changes: &[(&str, &str)]| {
+            let mut files = before.clone();
+            for (p, h) in changes {
+                files.insert((*p).to_owned(), (*h).to_owned());
+            }
+            let mut p = plan(&[]);
+            p.files = Arc::new(files);
+            p
+        };
+        let ahead = with(&[("src/a.py", "2"), ("src/b.py", "3")])
+            .ahead_onto(("t:old", "t:new"), &before, dockerfile)
+            .unwrap_or_else(|| panic!("no ahead"));
+        assert_eq!(ahead.onto, "t:old");
+        assert_eq!(ahead.ahead.as_deref(), Some("t:new"));
+        assert_eq!(
+            ahead.files,
+            vec![
+                ("src/b.py".to_owned(), "/app/src/b.py".to_owned()),
+                ("src/a.py".to_owned(), "/app/src/a.py".to_owned())
+            ]
+        );
+        // Its verdict stands for the build: keyed as the build is.
+        let mut p = with(&[("src/a.py", "2")]);
+        let built = p.tag(&HashMap::new());
+        p.synced = Some(ahead);
+        assert_eq!(p.tag(&HashMap::new()), built);
+        assert_eq!(p.sources_part(), Some(Ok("k".to_owned())));
+        // What an earlier stage's RUN reads, a removal, the Dockerfile: the build.
+        let no = |p: BuildPlan, why: &str| {
+            assert_eq!(
+                p.ahead_onto(("t:old", "t:new"), &before, dockerfile),
+                None,
+                "{why}"
+            );
+        };
+        no(with(&[("requirements.txt", "r2")]), "read by a RUN");
+        no(with(&[("Dockerfile", "d2")]), "the Dockerfile");
+        let mut removed = with(&[]);
+        Arc::make_mut(&mut removed.files).remove("src/a.py");
+        no(removed, "a removal");
+        no(
+            with(&[("notes.txt", "n")]),
+            "copied by nothing: nothing to put",
+        );
     }
 }

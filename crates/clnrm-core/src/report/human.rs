@@ -94,14 +94,21 @@ impl<W: Write> HumanReporter<W> {
                 tag,
                 duration,
                 synced,
+                ahead,
             } => {
                 self.clear_line();
                 let what = match synced {
                     Some(n) => format!(
-                        "{} {n} file{} into {tag} for service {service} in {:.1}s",
+                        "{} {n} file{} into {tag} for service {service} in {:.1}s{}",
                         self.paint("1;32", "Synced"),
                         if *n == 1 { "" } else { "s" },
-                        duration.as_secs_f64()
+                        duration.as_secs_f64(),
+                        match ahead {
+                            Some(building) => format!(
+                                ", its scenarios started on it while {building} is built (the Dockerfile copies them last)"
+                            ),
+                            None => String::new(),
+                        }
                     ),
                     None => format!(
                         "{} {tag} for service {service} in {:.1}s",

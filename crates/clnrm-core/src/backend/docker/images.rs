@@ -31,6 +31,7 @@ pub(super) async fn image(docker: &Docker, image: &str) -> Result<Option<ImageIn
                     v
                 },
                 size: found.size.unwrap_or_default().max(0) as u64,
+                triggers: cfg.on_build.map_or(0, |t| t.len()),
                 labels: cfg.labels.unwrap_or_default().into_iter().collect(),
             }))
         }
