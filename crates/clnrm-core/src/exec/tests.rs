@@ -374,54 +374,71 @@ async fn a_stalled_engine_fails_one_call_at_its_deadline_and_the_next_at_once() 
     assert!(engine.ping().await.is_ok());
 }
 
-/// A watching session's runs of a file whose service is built from `dir`, whose
+/// A context in a fresh directory whose Dockerfile copies `src/` last, and a file
+/// whose service `app` is built from it (with `service`'s lines added) and whose one
+/// scenario `s` runs `echo x`.
+fn built_from_source(service: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(dir.path().join("src")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM scratch\nCMD [\"sh\"]\nCOPY src/ /app/src/\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("src/a.txt"), "1").unwrap_or_else(|e| panic!("{e}"));
+    let text = format!(
+        "[meta]\nname = \"t\"\nversion = \"1\"\n\n[service.app]\nbuild = \"{}\"\n{service}\n[[scenario]]\nname = \"s\"\nservice = \"app\"\nrun = \"echo x\"\n",
+        dir.path().display()
+    );
+    (dir, text)
+}
+
+/// `text` planned with its builds' sources read.
+fn planned_with_builds(text: &str) -> Plan {
+    let mut p = crate::plan::tests_support::planned(text);
+    let mut index = crate::inputs::StatIndex::in_memory();
+    crate::plan::attach_builds(&mut p, &mut index, &[]);
+    p
+}
+
+/// Runs `plan` in `session` (which remembers builds); the statuses, and each image
+/// event as (files synced, whether ahead of a build).
+async fn run_built(
+    session: &Session<FakeEngine>,
+    plan: Plan,
+    opts: &RunOptions,
+) -> (
+    Vec<(String, Status, Option<Reason>)>,
+    Vec<(Option<usize>, bool)>,
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let outcome = session.run(plan, opts, None, tx, Stop::default()).await;
+    let mut built = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        if let Event::ImageBuilt { synced, ahead, .. } = e {
+            built.push((synced, ahead.is_some()));
+        }
+    }
+    (statuses(&outcome), built)
+}
+
+/// A watching session's runs of a file whose service is built from source, whose
 /// Dockerfile copies `src/` last: the first builds; a change of `src/` then starts
 /// the scenario on the last image with the file put in while the build is made, and
 /// the verdict waits for that build (its failure is the verdict).
 #[tokio::test]
 async fn a_rebuild_ahead_of_its_build_waits_for_it_and_a_failed_build_is_the_verdict() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let write = |rel: &str, text: &str| {
-        let path = dir.path().join(rel);
-        std::fs::create_dir_all(path.parent().unwrap_or(dir.path()))
-            .unwrap_or_else(|e| panic!("{e}"));
-        std::fs::write(path, text).unwrap_or_else(|e| panic!("{e}"));
+    let (dir, text) = built_from_source("");
+    let write = |rel: &str, body: &str| {
+        std::fs::write(dir.path().join(rel), body).unwrap_or_else(|e| panic!("{e}"));
     };
-    write(
-        "Dockerfile",
-        "FROM scratch\nCMD [\"sh\"]\nCOPY src/ /app/src/\n",
-    );
-    write("src/a.txt", "1");
-    let text = format!(
-        "[meta]\nname = \"t\"\nversion = \"1\"\n\n[service.app]\nbuild = \"{}\"\n\n[[scenario]]\nname = \"s\"\nservice = \"app\"\nrun = \"echo x\"\n",
-        dir.path().display()
-    );
-    let plan = || {
-        let mut p = crate::plan::tests_support::planned(&text);
-        let mut index = crate::inputs::StatIndex::in_memory();
-        crate::plan::attach_builds(&mut p, &mut index, &[]);
-        p
-    };
+    let plan = || planned_with_builds(&text);
     let engine = Arc::new(FakeEngine::new());
     let opts = options(1, false);
     let session = Session::start(engine.clone(), &session_options(&opts), false, false)
         .await
         .remember_builds();
-    let run = |plan: Plan| {
-        let session = &session;
-        let opts = &opts;
-        async move {
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-            let outcome = session.run(plan, opts, None, tx, Stop::default()).await;
-            let mut built = Vec::new();
-            while let Ok(e) = rx.try_recv() {
-                if let Event::ImageBuilt { synced, ahead, .. } = e {
-                    built.push((synced, ahead.is_some()));
-                }
-            }
-            (statuses(&outcome), built)
-        }
-    };
+    let run = |plan: Plan| run_built(&session, plan, &opts);
     let (s, built) = run(plan()).await;
     assert_eq!(s, vec![("s".to_owned(), Status::Passed, None)]);
     assert_eq!(built, vec![(None, false)], "the first run builds");
@@ -447,6 +464,40 @@ async fn a_rebuild_ahead_of_its_build_waits_for_it_and_a_failed_build_is_the_ver
     engine.break_builds();
     let (s, built) = run(plan()).await;
     assert_eq!(built, vec![(Some(1), true)], "{built:?}");
+    assert_eq!(
+        s,
+        vec![("s".to_owned(), Status::Error, Some(Reason::Build))]
+    );
+    session.shutdown().await;
+}
+
+/// A scenario whose environment fails to start on an image put ahead of its build
+/// still waits for the build: a failed build is its verdict.
+#[tokio::test]
+async fn a_failed_start_ahead_of_a_failed_build_is_the_build_s_error() {
+    let (dir, text) =
+        built_from_source("health_check = { cmd = [\"false\"], interval_ms = 10, retries = 1 }\n");
+    let engine = Arc::new(FakeEngine::new());
+    let opts = options(1, false);
+    let session = Session::start(engine.clone(), &session_options(&opts), false, false)
+        .await
+        .remember_builds();
+    let (s, _) = run_built(&session, planned_with_builds(&text), &opts).await;
+    assert_eq!(
+        s,
+        vec![("s".to_owned(), Status::Failed, Some(Reason::Unhealthy))]
+    );
+    std::fs::write(dir.path().join("src/a.txt"), "2").unwrap_or_else(|e| panic!("{e}"));
+    let (s, built) = run_built(&session, planned_with_builds(&text), &opts).await;
+    assert_eq!(built, vec![(Some(1), true), (None, false)]);
+    assert_eq!(
+        s,
+        vec![("s".to_owned(), Status::Failed, Some(Reason::Unhealthy))]
+    );
+    std::fs::write(dir.path().join("src/a.txt"), "3").unwrap_or_else(|e| panic!("{e}"));
+    engine.break_builds();
+    let (s, built) = run_built(&session, planned_with_builds(&text), &opts).await;
+    assert_eq!(built, vec![(Some(1), true)]);
     assert_eq!(
         s,
         vec![("s".to_owned(), Status::Error, Some(Reason::Build))]

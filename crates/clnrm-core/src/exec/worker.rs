@@ -127,19 +127,45 @@ pub(super) async fn run_one<E: ContainerEngine>(
             ..error(reason, message)
         })
     };
-    let mut env = match acquired {
-        Ok(env) => env,
-        Err(e @ (pool::PoolError::Unhealthy { .. } | pool::PoolError::NoReadySpan { .. })) => {
-            return failed_setup(Status::Failed, Reason::Unhealthy, e.to_string());
-        }
+    let failed = match acquired {
+        Ok(env) => Ok(env),
+        Err(e @ (pool::PoolError::Unhealthy { .. } | pool::PoolError::NoReadySpan { .. })) => Err(
+            failed_setup(Status::Failed, Reason::Unhealthy, e.to_string()),
+        ),
         Err(e @ (pool::PoolError::ServiceExited { .. } | pool::PoolError::NotCompleted { .. })) => {
-            return failed_setup(Status::Failed, Reason::ServiceExited, e.to_string());
+            Err(failed_setup(
+                Status::Failed,
+                Reason::ServiceExited,
+                e.to_string(),
+            ))
         }
         Err(e @ pool::PoolError::Setup { .. }) => {
-            return failed_setup(Status::Failed, Reason::Setup, e.to_string());
+            Err(failed_setup(Status::Failed, Reason::Setup, e.to_string()))
         }
         Err(pool::PoolError::Stopped) => return interrupted(),
-        Err(e) => return failed_setup(Status::Error, Reason::Engine, e.to_string()),
+        Err(e) => Err(failed_setup(Status::Error, Reason::Engine, e.to_string())),
+    };
+    let mut env = match failed {
+        Ok(env) => env,
+        Err(mut done) => {
+            // On an image put ahead of its build: a failed build is the verdict (it
+            // says more than what failed on the image it stood in for).
+            let building = builds_ahead(&ctx, sc);
+            if !building.is_empty() {
+                let built = tokio::select! {
+                    outcomes = futures_util::future::join_all(building) => outcomes,
+                    () = cancel.cancelled() => Vec::new(),
+                };
+                if let Some(e) = built.into_iter().find_map(Result::err) {
+                    done.result = ScenarioResult {
+                        setup,
+                        duration: setup,
+                        ..image_error(sc, &ctx.plan, &e)
+                    };
+                }
+            }
+            return done;
+        }
     };
     let _ = notes.send(Note::Started(i));
     let (mut result, reusable) = in_env(&ctx, (sc, earlier), &mut env, &notes, &cancel).await;
