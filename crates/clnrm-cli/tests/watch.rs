@@ -240,7 +240,7 @@ fn a_save_of_a_bind_mounted_file_reruns_the_scenarios_that_mount_it_and_only_the
 #[test]
 fn a_save_in_a_build_context_syncs_or_rebuilds_as_its_develop_rules_say_and_reruns_only_its_scenarios()
  {
-    let dockerfile = "FROM clnrm/busybox:latest\nCOPY version.txt /app/version.txt\nCOPY src /app/src\nCMD [\"sleep\", \"3600\"]\n";
+    let dockerfile = "FROM clnrm/busybox:latest\nCOPY version.txt /app/\nCOPY src /app/src\nCMD [\"sleep\", \"3600\"]\n";
     let test = "[meta]\nname = \"w\"\nversion = \"1\"\n\n[service.app]\nbuild = \"../app\"\n\n[service.app.develop]\nwatch = [\n  { path = \"src\", action = \"sync\", target = \"/app/src\" },\n  { path = \"version.txt\", action = \"rebuild\" },\n]\n\n[[scenario]]\nname = \"reads\"\nservice = \"app\"\n\n[[scenario.steps]]\nname = \"msg\"\ncommand = [\"cat\", \"/app/src/msg.txt\"]\nexpected_output_regex = \"hello\"\n\n[[scenario.steps]]\nname = \"version\"\ncommand = [\"cat\", \"/app/version.txt\"]\nexpected_output_regex = \"v1\"\n";
     let dir = project(&[
         ("tests/w.clnrm.toml", test),

@@ -37,6 +37,8 @@ struct Inner {
     builds: AtomicUsize,
     /// Builds fail from now on (as a builder's error).
     broken_builds: AtomicBool,
+    /// Builds wait until this is false.
+    held_builds: AtomicBool,
     /// Archives put into containers.
     puts: AtomicUsize,
 }
@@ -120,6 +122,16 @@ impl FakeEngine {
     /// Images built.
     pub fn builds(&self) -> usize {
         self.inner.builds.load(Ordering::SeqCst)
+    }
+
+    /// Builds wait from now on, until [`FakeEngine::release_builds`].
+    pub fn hold_builds(&self) {
+        self.inner.held_builds.store(true, Ordering::SeqCst);
+    }
+
+    /// Builds waiting go on.
+    pub fn release_builds(&self) {
+        self.inner.held_builds.store(false, Ordering::SeqCst);
     }
 
     /// Every build from now on fails.
@@ -570,6 +582,9 @@ impl ContainerEngine for FakeEngine {
                 message: "no build context".into(),
                 output: String::new(),
             });
+        }
+        while self.inner.held_builds.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         if self.inner.broken_builds.load(Ordering::SeqCst) {
             return Ok(super::BuildOutcome::Failed {

@@ -135,7 +135,8 @@ fn instructions(text: &str) -> Vec<(usize, String)> {
     let mut start = 0;
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
-        if current.is_empty() && (line.is_empty() || line.starts_with('#')) {
+        // Comments and blank lines are left out inside a continued instruction too.
+        if line.is_empty() || line.starts_with('#') {
             continue;
         }
         if current.is_empty() {
@@ -203,38 +204,99 @@ fn substitute(text: &str, vars: &BTreeMap<String, String>) -> String {
 /// such files put at their places, holds what a build of the changed files would.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LateCopies {
-    /// The `COPY`s of the built stage's last instructions that read the context: their
-    /// sources (relative to the context, `""` for all of it) and their destination.
-    late: Vec<(Vec<String>, String)>,
-    /// The sources of every other instruction that reads the context (`COPY`, `ADD`),
-    /// in any stage; `None` for one whose sources cannot be told (a wildcard, a
-    /// variable): it may read any file.
+    /// The `COPY`s of the built stage's last instructions, in order.
+    late: Vec<Copy>,
+    /// The sources of every other instruction that reads the context (`COPY`, `ADD`,
+    /// `ONBUILD` ones, a bind mount), in any stage; `None` for one whose sources cannot
+    /// be told (a wildcard, a variable, an instruction not known here): it may read
+    /// any file.
     early: Vec<Option<String>>,
+}
+
+/// A `COPY` among the last instructions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Copy {
+    /// Of the context: its sources (relative to it, `""` for all of it) and its
+    /// absolute destination (a directory when it ends in `/`).
+    Context(Vec<String>, String),
+    /// From another stage or image (`--from`): its absolute destination, which it
+    /// may overwrite.
+    From(String),
+}
+
+/// What an instruction is to the last instructions of a stage.
+enum Late {
+    /// A `COPY` they may hold.
+    Copy(Copy),
+    /// An instruction that only sets the image's settings.
+    Settings,
+    /// Anything else: it ends them.
+    Other,
 }
 
 /// The built stage's last instructions of `dockerfile` (`target`, else the last
 /// stage) that are `COPY`s (no flag but `--from`, no wildcard or variable, an absolute
-/// destination or one below an absolute `WORKDIR`) or change only the image's
-/// settings, and every other read of the context. `None` when the file uses what this
-/// does not follow (an `# escape=` directive, a target it lacks).
+/// destination or one below an absolute `WORKDIR`, a single file's ending in `/`) or
+/// set only the image's settings, and every other read of the context. `None` when the
+/// file uses what this does not follow (an `# escape=` directive, a `# syntax=` other
+/// than `docker/dockerfile`, a target it lacks).
 pub fn late_copies(dockerfile: &str, target: Option<&str>) -> Option<LateCopies> {
-    if dockerfile
+    for directive in dockerfile
         .lines()
         .take_while(|l| l.trim_start().starts_with('#'))
-        .any(|l| {
-            let l = l.trim_start_matches('#').trim().to_ascii_lowercase();
-            l.starts_with("escape")
-        })
     {
-        return None;
+        let d = directive
+            .trim_start_matches('#')
+            .trim()
+            .to_ascii_lowercase();
+        let syntax = d
+            .strip_prefix("syntax")
+            .map(|r| r.trim_start_matches([' ', '=']));
+        if d.starts_with("escape") || syntax.is_some_and(|v| !v.starts_with("docker/dockerfile")) {
+            return None;
+        }
     }
-    // Each stage: its name, and its instructions with the `WORKDIR` each runs in.
-    struct Stage {
-        name: Option<String>,
-        steps: Vec<(String, Option<String>)>,
-        /// Its `WORKDIR` after its last step.
-        workdir: Option<String>,
+    let stages = stage_steps(dockerfile);
+    let built = match target {
+        Some(t) => stages
+            .iter()
+            .position(|s| s.name.as_deref() == Some(t.to_ascii_lowercase().as_str()))?,
+        None => stages.len().checked_sub(1)?,
+    };
+    let steps = &stages[built].steps;
+    let late_from = steps
+        .iter()
+        .rposition(|(line, workdir)| matches!(late(line, workdir.as_deref()), Late::Other))
+        .map_or(0, |n| n + 1);
+    let mut out = LateCopies {
+        late: Vec::new(),
+        early: Vec::new(),
+    };
+    for (s, stage) in stages.iter().enumerate() {
+        for (n, (line, workdir)) in stage.steps.iter().enumerate() {
+            if s == built && n >= late_from {
+                if let Late::Copy(copy) = late(line, workdir.as_deref()) {
+                    out.late.push(copy);
+                }
+            } else {
+                out.early.extend(context_reads(line));
+            }
+        }
     }
+    Some(out)
+}
+
+/// A stage of a Dockerfile: its name (lowercase), and its instructions, each with the
+/// `WORKDIR` it runs in (`None`: not known here).
+struct Stage {
+    name: Option<String>,
+    steps: Vec<(String, Option<String>)>,
+    /// Its `WORKDIR` after its last instruction.
+    workdir: Option<String>,
+}
+
+/// The stages of `dockerfile`, in order.
+fn stage_steps(dockerfile: &str) -> Vec<Stage> {
     let mut stages: Vec<Stage> = Vec::new();
     let mut workdir: Option<String> = None;
     for (_, line) in instructions(dockerfile) {
@@ -255,11 +317,11 @@ pub fn late_copies(dockerfile: &str, target: Option<&str>) -> Option<LateCopies>
                 .unwrap_or_default();
             // A stage of the file carries its `WORKDIR` on; an image's is not known
             // here (`scratch` has none).
-            workdir = match stages
+            let parent = stages
                 .iter()
                 .rev()
-                .find(|s| s.name.as_deref() == Some(image.as_str()))
-            {
+                .find(|s| s.name.as_deref() == Some(image.as_str()));
+            workdir = match parent {
                 Some(parent) => parent.workdir.clone(),
                 None if image == "scratch" => Some("/".to_owned()),
                 None => None,
@@ -297,64 +359,85 @@ pub fn late_copies(dockerfile: &str, target: Option<&str>) -> Option<LateCopies>
         stage.steps.push((line, workdir.clone()));
         stage.workdir.clone_from(&workdir);
     }
-    let built = match target {
-        Some(t) => stages
+    stages
+}
+
+/// What `line`, run in `workdir`, is to the last instructions of a stage.
+fn late(line: &str, workdir: Option<&str>) -> Late {
+    let (op, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+    let op = op.to_ascii_uppercase();
+    if matches!(
+        op.as_str(),
+        "ENV"
+            | "LABEL"
+            | "EXPOSE"
+            | "CMD"
+            | "ENTRYPOINT"
+            | "USER"
+            | "STOPSIGNAL"
+            | "HEALTHCHECK"
+            | "ARG"
+            | "SHELL"
+            | "MAINTAINER"
+            | "WORKDIR"
+    ) {
+        return Late::Settings;
+    }
+    if op != "COPY" {
+        return Late::Other;
+    }
+    let Some(mut words) = words_of(rest) else {
+        return Late::Other;
+    };
+    let mut from = false;
+    while words.first().is_some_and(|w| w.starts_with("--")) {
+        let flag = words.remove(0);
+        if flag.starts_with("--from=") {
+            from = true;
+        } else {
+            return Late::Other;
+        }
+    }
+    let Some(dest) = words.pop() else {
+        return Late::Other;
+    };
+    if words.is_empty()
+        || words
             .iter()
-            .position(|s| s.name.as_deref() == Some(t.to_ascii_lowercase().as_str()))?,
-        None => stages.len().checked_sub(1)?,
-    };
-    let steps = &stages[built].steps;
-    // Where the built stage's last instructions begin.
-    let mut first_late = steps.len();
-    while first_late > 0 {
-        let (line, workdir) = &steps[first_late - 1];
-        let settings_only = matches!(
-            line.split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .to_ascii_uppercase()
-                .as_str(),
-            "ENV"
-                | "LABEL"
-                | "EXPOSE"
-                | "CMD"
-                | "ENTRYPOINT"
-                | "USER"
-                | "STOPSIGNAL"
-                | "HEALTHCHECK"
-                | "ARG"
-                | "SHELL"
-                | "MAINTAINER"
-                | "ONBUILD"
-                | "WORKDIR"
-        );
-        if !settings_only && plain_copy(line, workdir.as_deref()).is_none() {
-            break;
-        }
-        first_late -= 1;
+            .chain([&dest])
+            .any(|w| w.contains(['*', '?', '[', '$']) || w.starts_with("<<"))
+    {
+        return Late::Other;
     }
-    let mut out = LateCopies {
-        late: Vec::new(),
-        early: Vec::new(),
-    };
-    for (s, stage) in stages.iter().enumerate() {
-        for (n, (line, workdir)) in stage.steps.iter().enumerate() {
-            if s == built && n >= first_late {
-                if let Some(Some(copy)) = plain_copy(line, workdir.as_deref()) {
-                    out.late.push(copy);
-                }
-            } else {
-                out.early.extend(context_reads(line));
-            }
+    let dest = if dest.starts_with('/') {
+        dest
+    } else {
+        let Some(dir) = workdir else {
+            return Late::Other;
+        };
+        let dest = dest.trim_start_matches("./");
+        if dest.is_empty() || dest == "." {
+            format!("{}/", dir.trim_end_matches('/'))
+        } else {
+            format!("{}/{dest}", dir.trim_end_matches('/'))
         }
+    };
+    if from {
+        return Late::Copy(Copy::From(dest));
     }
-    Some(out)
+    Late::Copy(Copy::Context(
+        words.iter().map(|w| source_path(w)).collect(),
+        dest,
+    ))
 }
 
 impl LateCopies {
     /// Where a build puts the context's file `rel` (relative to the context, `/`
     /// separated): every place a late `COPY` puts it (none when no instruction copies
-    /// it); `None` when an earlier instruction may read it.
+    /// it); `None` when an earlier instruction may read it, when a later `COPY` may
+    /// write over a place (or below it), or when the place is not certain (a single
+    /// file copied to a destination without a trailing `/`, which is a directory when
+    /// the image has one there).
     pub fn places(&self, rel: &str) -> Option<Vec<String>> {
         if self.early.iter().any(|src| {
             src.as_deref()
@@ -363,21 +446,31 @@ impl LateCopies {
             return None;
         }
         let mut out = Vec::new();
-        for (sources, dest) in &self.late {
+        for (k, copy) in self.late.iter().enumerate() {
+            let Copy::Context(sources, dest) = copy else {
+                continue;
+            };
             for src in sources {
                 let Some(rest) = source_holds(src, rel) else {
                     continue;
                 };
                 let place = match rest {
-                    // The source is the file: into a directory (a destination ending in
-                    // `/`, or several sources), else the destination is the file.
-                    "" if dest.ends_with('/') || sources.len() > 1 => {
+                    "" if dest.ends_with('/') => {
                         let name = rel.rsplit('/').next().unwrap_or(rel);
-                        format!("{}/{name}", dest.trim_end_matches('/'))
+                        format!("{dest}{name}")
                     }
-                    "" => dest.clone(),
+                    "" => return None,
                     rest => format!("{}/{rest}", dest.trim_end_matches('/')),
                 };
+                let written_over = self.late[k + 1..].iter().any(|later| {
+                    let to = match later {
+                        Copy::Context(_, to) | Copy::From(to) => to.trim_end_matches('/'),
+                    };
+                    to.is_empty() || place == to || place.starts_with(&format!("{to}/"))
+                });
+                if written_over {
+                    return None;
+                }
                 out.push(place);
             }
         }
@@ -397,81 +490,37 @@ fn source_holds<'a>(src: &str, rel: &'a str) -> Option<&'a str> {
     rel.strip_prefix(src).and_then(|r| r.strip_prefix('/'))
 }
 
-/// A `COPY` of context files the tail may hold: `Some(Some((sources, destination)))`;
-/// `Some(None)` for a `COPY --from` (reads no context file); `None` for anything else
-/// (another instruction, another flag, a wildcard, a variable, a heredoc, a relative
-/// destination without a known `WORKDIR`).
-fn plain_copy(line: &str, workdir: Option<&str>) -> Option<Option<(Vec<String>, String)>> {
-    let (op, rest) = line.split_once(char::is_whitespace)?;
-    if !op.eq_ignore_ascii_case("COPY") {
-        return None;
-    }
-    let mut words = words_of(rest)?;
-    let mut from = false;
-    while words.first().is_some_and(|w| w.starts_with("--")) {
-        let flag = words.remove(0);
-        if flag.starts_with("--from=") {
-            from = true;
-        } else {
-            return None;
-        }
-    }
-    if from {
-        return Some(None);
-    }
-    let dest = words.pop()?;
-    if words.is_empty()
-        || words
-            .iter()
-            .chain([&dest])
-            .any(|w| w.contains(['*', '?', '[', '$']) || w.starts_with("<<"))
-    {
-        return None;
-    }
-    let dest = if dest.starts_with('/') {
-        dest
-    } else {
-        let dir = workdir?;
-        let dest = dest.trim_start_matches("./");
-        if dest.is_empty() || dest == "." {
-            format!("{}/", dir.trim_end_matches('/'))
-        } else {
-            format!("{}/{dest}", dir.trim_end_matches('/'))
-        }
-    };
-    Some(Some((words.iter().map(|w| source_path(w)).collect(), dest)))
-}
-
 /// The context sources an instruction other than a late `COPY` reads: each `COPY` and
-/// `ADD` source (`None`: any file), none for a `COPY --from` or an `ADD` of a URL.
+/// `ADD` source (`None`: any file), an `ONBUILD`'s, any file for a bind mount or an
+/// instruction not known here; none for a `COPY --from`, an `ADD` of a URL or an
+/// instruction that reads no file of the context.
 fn context_reads(line: &str) -> Vec<Option<String>> {
-    let Some((op, rest)) = line.split_once(char::is_whitespace) else {
-        return Vec::new();
-    };
+    let (op, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
     let op = op.to_ascii_uppercase();
-    if op == "RUN" {
+    match op.as_str() {
         // A bind mount of the context (BuildKit's `RUN --mount`) reads any file.
-        return if rest.contains("--mount") {
-            vec![None]
-        } else {
-            Vec::new()
-        };
-    }
-    if op != "COPY" && op != "ADD" {
-        return Vec::new();
+        "RUN" => {
+            return if rest.contains("--mount") {
+                vec![None]
+            } else {
+                Vec::new()
+            };
+        }
+        "ONBUILD" => return context_reads(rest.trim()),
+        "COPY" | "ADD" => {}
+        "FROM" | "ENV" | "LABEL" | "EXPOSE" | "CMD" | "ENTRYPOINT" | "USER" | "STOPSIGNAL"
+        | "HEALTHCHECK" | "ARG" | "SHELL" | "MAINTAINER" | "WORKDIR" | "VOLUME" => {
+            return Vec::new();
+        }
+        _ => return vec![None],
     }
     let Some(mut words) = words_of(rest) else {
         return vec![None];
     };
-    words.retain(|w| {
-        if w.starts_with("--from=") {
-            return true;
-        }
-        !w.starts_with("--")
-    });
     if words.iter().any(|w| w.starts_with("--from=")) {
         return Vec::new();
     }
+    words.retain(|w| !w.starts_with("--"));
     words.pop();
     words
         .iter()
@@ -572,7 +621,7 @@ mod tests {
 
     #[test]
     fn files_the_last_copies_read_have_their_places_in_the_image() {
-        let text = "FROM clnrm/bookworm AS python\nRUN apt-get install -y python3\nFROM python AS packages\nCOPY requirements.txt /tmp/r.txt\nRUN pip install -r /tmp/r.txt\nFROM python\nWORKDIR /app\nENV A=1\nCOPY --from=packages /packages /usr/lib/py\nCOPY src/ /app/src/\nCOPY [\"conf/app.ini\", \"run.sh\", \"./\"]\nCOPY VERSION /etc/version\nCMD [\"python3\"]\n";
+        let text = "# syntax=docker/dockerfile:1\nFROM clnrm/bookworm AS python\nRUN apt-get install -y python3\nFROM python AS packages\nCOPY requirements.txt /tmp/r.txt\nRUN pip install -r /tmp/r.txt\nFROM python\nWORKDIR /app\nENV A=1\nCOPY --from=packages /packages /usr/lib/py\nCOPY [\"conf/app.ini\", \"run.sh\", \"/etc/app/\"]\nCOPY VERSION /opt/\nCOPY src/ ./src/\nCMD [\"python3\"]\n";
         let l = late(text);
         assert_eq!(
             l.places("src/app.py"),
@@ -584,16 +633,74 @@ mod tests {
         );
         assert_eq!(
             l.places("conf/app.ini"),
-            Some(vec!["/app/app.ini".to_owned()])
+            Some(vec!["/etc/app/app.ini".to_owned()])
         );
-        assert_eq!(l.places("VERSION"), Some(vec!["/etc/version".to_owned()]));
-        // Copied by nothing: no place, and nothing to wait for.
+        assert_eq!(l.places("VERSION"), Some(vec!["/opt/VERSION".to_owned()]));
+        // Copied by nothing: no place.
         assert_eq!(l.places("README.md"), Some(vec![]));
         // Read by an earlier stage's COPY, whose RUN may make anything of it.
         assert_eq!(l.places("requirements.txt"), None);
-        // The stage named in another case, a target.
-        assert!(late_copies(text, Some("PACKAGES")).is_some());
+        // A target by its name in another case; a target the file lacks.
+        let packages = late_copies(text, Some("PACKAGES")).unwrap_or_else(|| panic!("no stage"));
+        // Its last instruction is a RUN; every stage's reads count (conservatively).
+        assert_eq!(packages.places("src/app.py"), None);
+        assert_eq!(packages.places("README.md"), Some(vec![]));
         assert_eq!(late_copies(text, Some("nope")), None);
+    }
+
+    #[test]
+    fn a_later_copy_over_a_place_or_an_unsure_place_is_the_build_s() {
+        // A later COPY writes over the place (the review's example).
+        let text = "FROM scratch\nWORKDIR /app\nCOPY . .\nCOPY config/prod.ini settings.ini\n";
+        assert_eq!(late(text).places("settings.ini"), None, "written over");
+        assert_eq!(
+            late(text).places("main.py"),
+            Some(vec!["/app/main.py".to_owned()])
+        );
+        let text = "FROM scratch\nCOPY . /app/\nCOPY --from=assets /out/x.js /app/static/x.js\n";
+        assert_eq!(
+            late(text).places("static/x.js"),
+            None,
+            "a --from COPY over it"
+        );
+        assert_eq!(
+            late(text).places("main.py"),
+            Some(vec!["/app/main.py".to_owned()])
+        );
+        // A single file to a destination without `/`: a directory there takes it in.
+        let text = "FROM scratch\nWORKDIR /app\nCOPY app.py /app\n";
+        assert_eq!(late(text).places("app.py"), None);
+        // A file copied twice, neither over the other: both places.
+        let text = "FROM scratch\nCOPY . /a/\nCOPY app.py /b/\n";
+        assert_eq!(
+            late(text).places("app.py"),
+            Some(vec!["/a/app.py".to_owned(), "/b/app.py".to_owned()])
+        );
+    }
+
+    #[test]
+    fn comments_in_a_continued_line_onbuild_and_unknown_instructions_read_the_context() {
+        // The comment inside the continued COPY does not cut it: app.py is read early.
+        let text = "FROM scratch\nCOPY requirements.txt \\\n# the app\n  app.py /app/\nRUN make\nCOPY static/ /srv/static/\n";
+        assert_eq!(late(text).places("app.py"), None);
+        assert_eq!(
+            late(text).places("static/x"),
+            Some(vec!["/srv/static/x".to_owned()])
+        );
+        // A stage's ONBUILD COPY runs in the stage built on it.
+        let text = "FROM scratch AS base\nONBUILD COPY . /src/\nFROM base\nCOPY web/ /srv/\n";
+        assert_eq!(late(text).places("web/x"), None);
+        // An instruction not known here may read anything.
+        let text = "FROM scratch\nFROBNICATE x\nCOPY web/ /srv/\n";
+        assert_eq!(late(text).places("web/x"), None);
+        // Another front end's syntax is not followed.
+        assert_eq!(
+            late_copies(
+                "# syntax=example.com/fe:1\nFROM scratch\nCOPY . /a/\n",
+                None
+            ),
+            None
+        );
     }
 
     #[test]
@@ -635,20 +742,16 @@ mod tests {
         // --chown: the owner would differ.
         let text = "FROM python:3\nCOPY --chown=1000 app.py /app/\n";
         assert_eq!(late(text).places("app.py"), None);
-        // A variable, a heredoc.
+        // A variable; a heredoc.
         let text = "FROM python:3\nENV D=/app\nCOPY app.py $D/\n";
         assert_eq!(late(text).places("app.py"), None);
+        let text = "FROM python:3\nCOPY <<EOF /app/x\nhi\nEOF\nCOPY web/ /srv/\n";
+        assert_eq!(late(text).places("web/a"), None);
         // A stage built on another carries its WORKDIR; `..` in a source.
         let text = "FROM scratch AS a\nWORKDIR /srv\nFROM a\nCOPY x/../app.py .\n";
         assert_eq!(
             late(text).places("app.py"),
             Some(vec!["/srv/app.py".to_owned()])
-        );
-        // A file copied twice is put at both places; the whole context.
-        let text = "FROM scratch\nCOPY . /a/\nCOPY app.py /b/app.py\n";
-        assert_eq!(
-            late(text).places("app.py"),
-            Some(vec!["/a/app.py".to_owned(), "/b/app.py".to_owned()])
         );
         assert_eq!(
             late_copies("# escape=`\nFROM scratch\nCOPY . /a/\n", None),

@@ -130,6 +130,49 @@ pub fn with_bases(key: &str, bases: &BTreeMap<String, String>) -> String {
     crate::digest::key(parts.iter().map(String::as_str))
 }
 
+/// What the context of `recipe` holds besides its regular files' contents: each
+/// entry's kind by path, with a file's or directory's mode and a link's target, the
+/// way the context's key reads them (`None` when it cannot be read). Reads no file's
+/// content.
+pub fn context_shape(context: &Path, recipe: &BuildRecipe) -> Option<BTreeMap<String, String>> {
+    use std::os::unix::fs::PermissionsExt;
+    let ignore = read_ignore(context).ok()?;
+    let walk = walker(&ignore, recipe.dockerfile());
+    let mut shape = BTreeMap::new();
+    walk_tree(context, &recipe.leave_out, &walk, &mut |e| {
+        let kind = e.meta.file_type();
+        let mode = e.meta.permissions().mode() & 0o7777;
+        let what = if kind.is_symlink() {
+            let target = std::fs::read_link(e.path).map_err(|source| DigestError::Read {
+                path: e.path.to_path_buf(),
+                source,
+            })?;
+            format!("link {}", target.display())
+        } else if kind.is_dir() {
+            format!("dir {mode:o}")
+        } else if kind.is_file() {
+            format!("file {mode:o}")
+        } else {
+            format!("special {mode:o}")
+        };
+        shape.insert(e.rel.to_owned(), what);
+        Ok(())
+    })
+    .ok()?;
+    Some(shape)
+}
+
+/// Whether a context of shape `now` differs from one of shape `then` only in its
+/// regular files' contents and in regular files added ([`context_shape`]): only
+/// then can the changed files put into an image built from `then` stand for a build
+/// of `now` (a `develop` sync, a rebuild ahead of its build).
+pub fn same_shape(then: &BTreeMap<String, String>, now: &BTreeMap<String, String>) -> bool {
+    then.iter().all(|(rel, what)| now.get(rel) == Some(what))
+        && now
+            .iter()
+            .all(|(rel, what)| then.contains_key(rel) || what.starts_with("file "))
+}
+
 /// The tar of `context` the engine is sent to build `recipe`: what `.dockerignore`
 /// leaves, the Dockerfile and `.dockerignore` always; symlinks as links.
 pub fn context_tar(context: &Path, recipe: &BuildRecipe) -> Result<Vec<u8>, KeyError> {
@@ -423,5 +466,38 @@ mod tests {
         )
         .expect_err("bad pattern");
         assert!(e.to_string().contains(".dockerignore line 1"), "{e}");
+    }
+
+    #[test]
+    fn a_shape_allows_changed_contents_and_added_files_only() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("src")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(root.join("Dockerfile"), "FROM scratch\n").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(root.join("src/a.py"), "1").unwrap_or_else(|e| panic!("{e}"));
+        let recipe = BuildRecipe::default();
+        let shape = || context_shape(root, &recipe).unwrap_or_else(|| panic!("no shape"));
+        let then = shape();
+        std::fs::write(root.join("src/a.py"), "2").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(root.join("src/b.py"), "new").unwrap_or_else(|e| panic!("{e}"));
+        assert!(same_shape(&then, &shape()), "contents and an added file");
+        use std::os::unix::fs::PermissionsExt;
+        let exec = std::fs::Permissions::from_mode(0o755);
+        std::fs::set_permissions(root.join("src/a.py"), exec).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!same_shape(&then, &shape()), "a mode");
+        std::fs::set_permissions(
+            root.join("src/a.py"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let back = shape();
+        std::os::unix::fs::symlink("a.py", root.join("src/link")).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!same_shape(&back, &shape()), "a link added");
+        std::fs::remove_file(root.join("src/link")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::create_dir(root.join("src/pkg")).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!same_shape(&back, &shape()), "a directory added");
+        std::fs::remove_dir(root.join("src/pkg")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::remove_file(root.join("src/b.py")).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!same_shape(&back, &shape()), "a file removed");
     }
 }

@@ -28,7 +28,7 @@ pub struct ImageError {
 }
 
 impl ImageError {
-    fn plain(message: String) -> Self {
+    pub(super) fn plain(message: String) -> Self {
         Self {
             message,
             build: None,
@@ -108,14 +108,19 @@ pub(super) struct LastBuild {
     files: Arc<BTreeMap<String, String>>,
     /// What made it besides the files ([`BuildPlan::recipe_id`]).
     recipe: String,
+    /// The context's shape then ([`crate::build::context_shape`]): modes, links and
+    /// directories, which a sync does not carry.
+    shape: Option<Arc<BTreeMap<String, String>>>,
 }
 
 impl LastBuild {
+    /// Reads the context's shape (a walk of its entries, no content).
     fn of(plan: &BuildPlan, tag: &str, ids: &HashMap<String, String>) -> Self {
         Self {
             tag: tag.to_owned(),
             files: plan.files.clone(),
             recipe: plan.recipe_id(ids),
+            shape: crate::build::context_shape(&plan.context, &plan.recipe(ids)).map(Arc::new),
         }
     }
 }
@@ -228,6 +233,15 @@ async fn sync_of<E: ContainerEngine>(
         // Built already (a change undone, a `clnrm build`): the build it is.
         return None;
     }
+    // Only files' contents changed, or files were added (no mode, link or directory
+    // changed): that is all that is put into the image.
+    let (context, recipe) = (build.context.clone(), build.recipe(ids));
+    let now = tokio::task::spawn_blocking(move || crate::build::context_shape(&context, &recipe))
+        .await
+        .ok()??;
+    if !crate::build::same_shape(last.shape.as_deref()?, &now) {
+        return None;
+    }
     let mut sync = match build.sync_onto(&last.tag, &last.files) {
         Some(sync) => sync,
         None => ahead_of_build(engine, build, last, &own).await?,
@@ -293,11 +307,18 @@ pub(super) type AheadBuild = futures_util::future::Shared<
     futures_util::future::BoxFuture<'static, Result<(String, LastBuild), Arc<ImageError>>>,
 >;
 
-/// The builds made ahead in a run, by tag, and how to stop them.
+/// The builds made ahead in a run, by tag; dropped, it stops those still running (a
+/// run interrupted while its builds were made, or before it awaited them).
 #[derive(Default)]
 pub(super) struct Ahead {
     pub builds: HashMap<String, AheadBuild>,
-    pub stops: Vec<tokio::task::AbortHandle>,
+    stops: Vec<tokio::task::AbortHandle>,
+}
+
+impl Drop for Ahead {
+    fn drop(&mut self) {
+        self.stops.iter().for_each(tokio::task::AbortHandle::abort);
+    }
 }
 
 /// Makes the images built from source that the scenarios `order` (indices into

@@ -251,15 +251,18 @@ impl<E: ContainerEngine> Session<E> {
         }
         let outcome = dispatcher.run(stop).await;
         // Builds made ahead of their scenarios: the images the next save starts from
-        // (their scenarios waited for them; an interrupted run stops them).
-        if cancel.is_cancelled() {
-            ahead.stops.iter().for_each(tokio::task::AbortHandle::abort);
-        }
-        for build in ahead.builds.into_values() {
-            if let (Ok((id, made)), Some(last)) = (build.await, last.as_mut()) {
+        // (their scenarios waited for them, unless they did not run); an interrupt
+        // stops them (dropped, `ahead` aborts what still runs).
+        for build in ahead.builds.values() {
+            let made = tokio::select! {
+                made = build.clone() => made,
+                () = cancel.cancelled() => break,
+            };
+            if let (Ok((id, made)), Some(last)) = (made, last.as_mut()) {
                 last.insert(id, made);
             }
         }
+        drop(ahead);
         if let (Some(keep), Some(last)) = (&self.builds, last) {
             *keep
                 .lock()

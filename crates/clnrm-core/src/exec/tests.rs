@@ -393,9 +393,17 @@ fn built_from_source(service: &str) -> (tempfile::TempDir, String) {
     (dir, text)
 }
 
-/// `text` planned with its builds' sources read.
-fn planned_with_builds(text: &str) -> Plan {
+/// `text` planned with its builds' sources read, its project's root `root` (where
+/// what is built is recorded).
+fn planned_with_builds(text: &str, root: &std::path::Path) -> Plan {
     let mut p = crate::plan::tests_support::planned(text);
+    for sc in &mut p.scenarios {
+        for svc in &mut Arc::make_mut(&mut sc.env).services {
+            if let Some(b) = svc.build.as_mut() {
+                Arc::make_mut(b).root = root.display().to_string();
+            }
+        }
+    }
     let mut index = crate::inputs::StatIndex::in_memory();
     crate::plan::attach_builds(&mut p, &mut index, &[]);
     p
@@ -432,7 +440,7 @@ async fn a_rebuild_ahead_of_its_build_waits_for_it_and_a_failed_build_is_the_ver
     let write = |rel: &str, body: &str| {
         std::fs::write(dir.path().join(rel), body).unwrap_or_else(|e| panic!("{e}"));
     };
-    let plan = || planned_with_builds(&text);
+    let plan = || planned_with_builds(&text, dir.path());
     let engine = Arc::new(FakeEngine::new());
     let opts = options(1, false);
     let session = Session::start(engine.clone(), &session_options(&opts), false, false)
@@ -482,13 +490,13 @@ async fn a_failed_start_ahead_of_a_failed_build_is_the_build_s_error() {
     let session = Session::start(engine.clone(), &session_options(&opts), false, false)
         .await
         .remember_builds();
-    let (s, _) = run_built(&session, planned_with_builds(&text), &opts).await;
+    let (s, _) = run_built(&session, planned_with_builds(&text, dir.path()), &opts).await;
     assert_eq!(
         s,
         vec![("s".to_owned(), Status::Failed, Some(Reason::Unhealthy))]
     );
     std::fs::write(dir.path().join("src/a.txt"), "2").unwrap_or_else(|e| panic!("{e}"));
-    let (s, built) = run_built(&session, planned_with_builds(&text), &opts).await;
+    let (s, built) = run_built(&session, planned_with_builds(&text, dir.path()), &opts).await;
     assert_eq!(built, vec![(Some(1), true), (None, false)]);
     assert_eq!(
         s,
@@ -496,11 +504,67 @@ async fn a_failed_start_ahead_of_a_failed_build_is_the_build_s_error() {
     );
     std::fs::write(dir.path().join("src/a.txt"), "3").unwrap_or_else(|e| panic!("{e}"));
     engine.break_builds();
-    let (s, built) = run_built(&session, planned_with_builds(&text), &opts).await;
+    let (s, built) = run_built(&session, planned_with_builds(&text, dir.path()), &opts).await;
     assert_eq!(built, vec![(Some(1), true)]);
     assert_eq!(
         s,
         vec![("s".to_owned(), Status::Error, Some(Reason::Build))]
+    );
+    session.shutdown().await;
+}
+
+/// The verdict of a scenario put ahead of its build comes only once the build is made.
+#[tokio::test]
+async fn a_verdict_ahead_of_its_build_comes_only_once_the_build_is_made() {
+    let (dir, text) = built_from_source("");
+    let engine = Arc::new(FakeEngine::new());
+    let opts = options(1, false);
+    let session = Session::start(engine.clone(), &session_options(&opts), false, false)
+        .await
+        .remember_builds();
+    let (s, _) = run_built(&session, planned_with_builds(&text, dir.path()), &opts).await;
+    assert_eq!(s, vec![("s".to_owned(), Status::Passed, None)]);
+    std::fs::write(dir.path().join("src/a.txt"), "2").unwrap_or_else(|e| panic!("{e}"));
+    engine.hold_builds();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let run = session.run(
+        planned_with_builds(&text, dir.path()),
+        &opts,
+        None,
+        tx,
+        Stop::default(),
+    );
+    let watch = async {
+        let mut seen = Vec::new();
+        let mut released = false;
+        while let Some(e) = rx.recv().await {
+            let name = match &e {
+                Event::ScenarioStarted { .. } => "started",
+                Event::ScenarioFinished(_) => "finished",
+                Event::ImageBuilt { ahead: None, .. } => "built",
+                _ => continue,
+            };
+            seen.push(name);
+            if name == "started" && !released {
+                // Its steps take no time here: were the verdict not waiting for the
+                // build, it would come now.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                while let Ok(e) = rx.try_recv() {
+                    if matches!(e, Event::ScenarioFinished(_)) {
+                        seen.push("finished");
+                    }
+                }
+                engine.release_builds();
+                released = true;
+            }
+        }
+        seen
+    };
+    let (outcome, seen) = tokio::join!(run, watch);
+    assert_eq!(seen, vec!["started", "built", "finished"]);
+    assert_eq!(
+        statuses(&outcome),
+        vec![("s".to_owned(), Status::Passed, None)]
     );
     session.shutdown().await;
 }

@@ -200,13 +200,23 @@ fn image_error(sc: &PlannedScenario, plan: &Plan, e: &super::images::ImageError)
 }
 
 /// The builds `sc`'s verdict waits for: those made while it runs on the images they
-/// replace.
+/// replace (one the run did not start is an error: no verdict stands for it).
 fn builds_ahead<E>(ctx: &Ctx<E>, sc: &PlannedScenario) -> Vec<super::images::AheadBuild> {
+    use futures_util::FutureExt;
     sc.env
         .services
         .iter()
         .filter_map(|s| s.build.as_ref()?.synced.as_ref()?.ahead.as_ref())
-        .filter_map(|tag| ctx.ahead.get(tag).cloned())
+        .map(|tag| {
+            ctx.ahead.get(tag).cloned().unwrap_or_else(|| {
+                let why = super::images::ImageError::plain(format!(
+                    "the build of {tag} was not started (the run was interrupted)"
+                ));
+                futures_util::future::ready(Err(Arc::new(why)))
+                    .boxed()
+                    .shared()
+            })
+        })
         .collect()
 }
 
@@ -279,6 +289,8 @@ async fn in_env<E: ContainerEngine>(
     };
     let settle_start = Instant::now();
     let (settled, failed_build) = tokio::select! {
+        // What is done wins over an interrupt that came meanwhile.
+        biased;
         ((), built) = async { tokio::join!(settle, futures_util::future::join_all(building)) } => {
             (true, built.into_iter().find_map(Result::err))
         }
@@ -304,7 +316,13 @@ async fn in_env<E: ContainerEngine>(
         // verdict on part of them.
         ran.result.status = Status::Skipped;
         ran.result.reason = Some(Reason::Interrupted);
-        ran.result.message = Some("interrupted while waiting for its spans".into());
+        ran.result.message = Some(
+            match otlp {
+                Some(_) => "interrupted while waiting for its spans",
+                None => "interrupted while waiting for its image's build",
+            }
+            .into(),
+        );
         ran.reusable = false;
     }
     if ran.result.status == Status::Skipped {
