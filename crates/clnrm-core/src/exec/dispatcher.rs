@@ -72,7 +72,8 @@ impl<E: ContainerEngine> Dispatcher<E> {
         let (tx, mut rx) = mpsc::unbounded_channel::<Note>();
         let mut running: JoinSet<Done> = JoinSet::new();
         let mut tasks: HashMap<Id, usize> = HashMap::new();
-        // Scenarios that only wait for their spans: they hold no worker (the wait
+        // Scenarios that only wait for their spans (or for the build their image
+        // went ahead of): they hold no worker (the wait
         // is idle; what the steps ran is over), so the next scenario starts; as
         // many as there are workers, whose environments stay up meanwhile. Not
         // under --fail-fast, where a failure their spans show stops the next one,
