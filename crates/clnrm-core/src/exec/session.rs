@@ -270,6 +270,8 @@ impl<E: ContainerEngine> Session<E> {
         }
         // A snapshot only this run may use is not kept for the next one.
         self.pool.remove_own_snapshots().await;
+        // Networks for the next run's first environments (a session kept warm).
+        self.pool.stock_networks(workers + 1);
         outcome
     }
 }

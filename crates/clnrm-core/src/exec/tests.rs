@@ -568,3 +568,48 @@ async fn a_verdict_ahead_of_its_build_comes_only_once_the_build_is_made() {
     );
     session.shutdown().await;
 }
+
+/// A session kept warm (`clnrm watch`) makes networks after a run, so that the next
+/// run's first environments (another key: a save changed it) make none.
+#[tokio::test]
+async fn a_session_kept_warm_has_networks_ready_for_the_next_run_s_environments() {
+    let engine = Arc::new(FakeEngine::new());
+    let opts = options(2, false);
+    let session = Session::start(engine.clone(), &session_options(&opts), false, true).await;
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    // One service: no network of its own.
+    let first = session
+        .run(
+            plan_of(&scenarios(2, |i| format!("echo {i}"))),
+            &opts,
+            None,
+            tx.clone(),
+            Stop::default(),
+        )
+        .await;
+    assert!(
+        statuses(&first)
+            .iter()
+            .all(|(_, s, _)| *s == Status::Passed)
+    );
+    // Made in the background: one per worker and one for an environment kept warm.
+    let started = std::time::Instant::now();
+    while engine.networks_made() < 3 && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(engine.networks_made(), 3);
+    // Two services, each environment on a network of its own: those made beforehand.
+    let second = plan_of(&format!(
+        "[service.db]\nimage = \"img\"\n\n{}",
+        scenarios(2, |i| format!("echo {i}")).replace("run =", "service = \"app\"\nrun =")
+    ));
+    let outcome = session.run(second, &opts, None, tx, Stop::default()).await;
+    assert!(
+        statuses(&outcome)
+            .iter()
+            .all(|(_, s, _)| *s == Status::Passed)
+    );
+    assert!(engine.networks_made() <= 4, "{}", engine.networks_made());
+    session.shutdown().await;
+    assert_eq!(engine.networks(), 0, "every network removed at shutdown");
+}

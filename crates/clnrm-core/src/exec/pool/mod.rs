@@ -567,6 +567,36 @@ impl<E: ContainerEngine> Pool<E> {
         });
     }
 
+    /// In a session kept warm between runs (`clnrm watch`), makes empty networks in the
+    /// background until `n` (at most 8) are spare: the first environments of the next
+    /// run, whose key a save changed, do not wait for the engine to make theirs (it
+    /// costs about as much as a container's start). Removed with the others at
+    /// shutdown.
+    pub fn stock_networks(&self, n: usize) {
+        if !self.inner.keep_warm || self.inner.stop.is_cancelled() {
+            return;
+        }
+        let pool = self.clone();
+        self.inner.tracker.spawn(async move {
+            let inner = &pool.inner;
+            while lock(&inner.spare_networks).len() < n.min(SPARE_NETWORKS)
+                && !inner.stop.is_cancelled()
+            {
+                let seq = inner.seq.fetch_add(1, Ordering::Relaxed);
+                let name = format!("clnrm-{}-{seq}", inner.owner.run_id);
+                let Ok(id) = inner
+                    .engine
+                    .create_network(&name, &inner.owner.labels())
+                    .await
+                else {
+                    return;
+                };
+                lock(&inner.networks).insert(id.clone());
+                lock(&inner.spare_networks).push((id, name));
+            }
+        });
+    }
+
     /// Stops preparing, then kills and removes every container and network of the run;
     /// returns what could not be removed (a stalled engine), which the next run reaps.
     /// Dropped midway (no time left), [`Pool::leftovers`] says what is left.
