@@ -163,7 +163,8 @@ async fn watch(args: WatchArgs) -> i32 {
     };
     let session = pipeline::start_session(engine, &first, &config, true)
         .await
-        .remember_builds();
+        .remember_builds()
+        .networks_ahead();
     for w in session.warnings() {
         eprintln!("warning: {w}");
     }

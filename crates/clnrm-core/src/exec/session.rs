@@ -31,6 +31,8 @@ pub struct Session<E> {
     /// In a session that watches ([`Session::remember_builds`]): the image each build
     /// last gave, which `develop` sync rules put changed files into.
     builds: Option<std::sync::Mutex<LastBuilds>>,
+    /// Whether it makes networks ahead for its next run ([`Session::networks_ahead`]).
+    networks_ahead: bool,
     /// The engine's container clnrm runs in, when it runs in one.
     container: Option<String>,
 }
@@ -89,6 +91,7 @@ impl<E: ContainerEngine> Session<E> {
             receiver_error,
             warnings,
             builds: None,
+            networks_ahead: false,
             container,
         }
     }
@@ -102,6 +105,13 @@ impl<E: ContainerEngine> Session<E> {
         let mut me = me.clone();
         me.container.clone_from(&self.container);
         reap(&*self.engine, &me).await
+    }
+
+    /// Makes empty networks after each run, in the background, for the next run's
+    /// first environments (`clnrm watch`, whose saves change environments' keys).
+    pub fn networks_ahead(mut self) -> Self {
+        self.networks_ahead = true;
+        self
     }
 
     /// Remembers, from run to run, the image each build last gave, so that `develop`
@@ -270,8 +280,10 @@ impl<E: ContainerEngine> Session<E> {
         }
         // A snapshot only this run may use is not kept for the next one.
         self.pool.remove_own_snapshots().await;
-        // Networks for the next run's first environments (a session kept warm).
-        self.pool.stock_networks(workers + 1);
+        // Networks for the next run's first environments (a session that watches).
+        if self.networks_ahead {
+            self.pool.stock_networks(workers + 1);
+        }
         outcome
     }
 }

@@ -569,13 +569,15 @@ async fn a_verdict_ahead_of_its_build_comes_only_once_the_build_is_made() {
     session.shutdown().await;
 }
 
-/// A session kept warm (`clnrm watch`) makes networks after a run, so that the next
-/// run's first environments (another key: a save changed it) make none.
+/// A session that makes networks ahead (`clnrm watch`) makes them after a run, so
+/// that the next run's first environments (another key: a save changed it) make none.
 #[tokio::test]
-async fn a_session_kept_warm_has_networks_ready_for_the_next_run_s_environments() {
+async fn a_session_making_networks_ahead_has_them_ready_for_the_next_run_s_environments() {
     let engine = Arc::new(FakeEngine::new());
     let opts = options(2, false);
-    let session = Session::start(engine.clone(), &session_options(&opts), false, true).await;
+    let session = Session::start(engine.clone(), &session_options(&opts), false, true)
+        .await
+        .networks_ahead();
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     // One service: no network of its own.
     let first = session

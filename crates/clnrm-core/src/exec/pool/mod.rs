@@ -567,13 +567,12 @@ impl<E: ContainerEngine> Pool<E> {
         });
     }
 
-    /// In a session kept warm between runs (`clnrm watch`), makes empty networks in the
-    /// background until `n` (at most 8) are spare: the first environments of the next
-    /// run, whose key a save changed, do not wait for the engine to make theirs (it
-    /// costs about as much as a container's start). Removed with the others at
-    /// shutdown.
+    /// Makes empty networks in the background until `n` (at most 8) are spare: the
+    /// first environments of the next run (`clnrm watch`: a save changed their key)
+    /// do not wait for the engine to make theirs (it costs about as much as a
+    /// container's start). Removed with the others at shutdown.
     pub fn stock_networks(&self, n: usize) {
-        if !self.inner.keep_warm || self.inner.stop.is_cancelled() {
+        if self.inner.stop.is_cancelled() {
             return;
         }
         let pool = self.clone();
