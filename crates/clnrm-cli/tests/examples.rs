@@ -125,6 +125,20 @@ fn the_develop_example_passes_through_its_proxy_and_a_change_of_its_code_is_sync
     w.wait_for("watching for changes", 3);
     let cycle = w.last_cycle();
     assert_eq!(cycle.matches("   PASS [").count(), 2, "{cycle}");
+    // Stopped right after a cycle (while it makes networks for the next one), it
+    // leaves neither containers nor networks.
+    let mut w = w;
+    let label = format!("label=clnrm.pid={}", w.child.id());
+    engine::signal(w.child.id(), "-INT");
+    assert_eq!(
+        engine::wait_exit(&mut w.child, std::time::Duration::from_secs(60)),
+        Some(130)
+    );
+    assert_eq!(engine::docker(&["ps", "-aq", "--filter", &label]), "");
+    assert_eq!(
+        engine::docker(&["network", "ls", "-q", "--filter", &label]),
+        ""
+    );
 }
 
 #[test]

@@ -281,7 +281,10 @@ impl<E: ContainerEngine> Session<E> {
         // A snapshot only this run may use is not kept for the next one.
         self.pool.remove_own_snapshots().await;
         // Networks for the next run's first environments (a session that watches).
-        if self.networks_ahead {
+        let private = plan
+            .selected()
+            .any(|s| s.env.network == crate::plan::NetworkNeed::Private);
+        if self.networks_ahead && private {
             self.pool.stock_networks(workers + 1);
         }
         outcome

@@ -569,49 +569,46 @@ async fn a_verdict_ahead_of_its_build_comes_only_once_the_build_is_made() {
     session.shutdown().await;
 }
 
-/// A session that makes networks ahead (`clnrm watch`) makes them after a run, so
-/// that the next run's first environments (another key: a save changed it) make none.
+/// A session that makes networks ahead (`clnrm watch`) makes them after a run whose
+/// environments have networks of their own, so that the next run's first
+/// environments (another key: a save changed it) need not wait for theirs.
 #[tokio::test]
 async fn a_session_making_networks_ahead_has_them_ready_for_the_next_run_s_environments() {
-    let engine = Arc::new(FakeEngine::new());
-    let opts = options(2, false);
-    let session = Session::start(engine.clone(), &session_options(&opts), false, true)
-        .await
-        .networks_ahead();
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-    // One service: no network of its own.
-    let first = session
-        .run(
-            plan_of(&scenarios(2, |i| format!("echo {i}"))),
-            &opts,
-            None,
-            tx.clone(),
-            Stop::default(),
-        )
-        .await;
-    assert!(
-        statuses(&first)
-            .iter()
-            .all(|(_, s, _)| *s == Status::Passed)
-    );
-    // Made in the background: one per worker and one for an environment kept warm.
-    let started = std::time::Instant::now();
-    while engine.networks_made() < 3 && started.elapsed() < Duration::from_secs(10) {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    assert_eq!(engine.networks_made(), 3);
-    // Two services, each environment on a network of its own: those made beforehand.
-    let second = plan_of(&format!(
-        "[service.db]\nimage = \"img\"\n\n{}",
-        scenarios(2, |i| format!("echo {i}")).replace("run =", "service = \"app\"\nrun =")
-    ));
-    let outcome = session.run(second, &opts, None, tx, Stop::default()).await;
-    assert!(
-        statuses(&outcome)
-            .iter()
-            .all(|(_, s, _)| *s == Status::Passed)
-    );
-    assert!(engine.networks_made() <= 4, "{}", engine.networks_made());
-    session.shutdown().await;
-    assert_eq!(engine.networks(), 0, "every network removed at shutdown");
+    let two_services = || {
+        plan_of(&format!(
+            "[service.db]\nimage = \"img\"\n\n{}",
+            scenarios(1, |i| format!("echo {i}")).replace("run =", "service = \"app\"\nrun =")
+        ))
+    };
+    // Live networks once the run's background work is done: the environment kept
+    // warm has one; with networks ahead, one spare per worker and one more.
+    let settled = |ahead: bool| async move {
+        let engine = Arc::new(FakeEngine::new());
+        let opts = options(1, false);
+        let mut session =
+            Session::start(engine.clone(), &session_options(&opts), false, true).await;
+        if ahead {
+            session = session.networks_ahead();
+        }
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let outcome = session
+            .run(two_services(), &opts, None, tx, Stop::default())
+            .await;
+        assert!(
+            statuses(&outcome)
+                .iter()
+                .all(|(_, s, _)| *s == Status::Passed)
+        );
+        let started = std::time::Instant::now();
+        let want = if ahead { 3 } else { 1 };
+        while engine.networks() != want && started.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let live = engine.networks();
+        session.shutdown().await;
+        assert_eq!(engine.networks(), 0, "every network removed at shutdown");
+        live
+    };
+    assert_eq!(settled(false).await, 1, "the warm environment's");
+    assert_eq!(settled(true).await, 3, "and two spare");
 }
