@@ -224,6 +224,10 @@ impl<E: ContainerEngine> Session<E> {
             });
         }
         let env_keys: Vec<String> = plan.scenarios.iter().map(|s| s.env.key.clone()).collect();
+        // Whether environments with networks of their own run (for networks ahead).
+        let made_networks = order
+            .iter()
+            .any(|&i| plan.scenarios[i].env.network == crate::plan::NetworkNeed::Private);
         let plan = Arc::new(plan);
         let ctx = Arc::new(Ctx {
             file_locks: (0..plan.files.len())
@@ -281,10 +285,7 @@ impl<E: ContainerEngine> Session<E> {
         // A snapshot only this run may use is not kept for the next one.
         self.pool.remove_own_snapshots().await;
         // Networks for the next run's first environments (a session that watches).
-        let private = plan
-            .selected()
-            .any(|s| s.env.network == crate::plan::NetworkNeed::Private);
-        if self.networks_ahead && private {
+        if self.networks_ahead && made_networks && !cancel.is_cancelled() {
             self.pool.stock_networks(workers + 1);
         }
         outcome

@@ -567,20 +567,25 @@ impl<E: ContainerEngine> Pool<E> {
         });
     }
 
-    /// Makes empty networks in the background until `n` (at most 8) are spare: the
-    /// first environments of the next run (`clnrm watch`: a save changed their key)
-    /// do not wait for the engine to make theirs (it costs about as much as a
-    /// container's start). Removed with the others at shutdown.
+    /// Makes empty networks in the background, as many as it takes for `n` (at most 8)
+    /// to be spare now (those removed environments left count): the first
+    /// environments of the next run (`clnrm watch`: a save changed their key) do not
+    /// wait for the engine to make theirs (it costs about as much as a container's
+    /// start). Removed with the others at shutdown.
     pub fn stock_networks(&self, n: usize) {
         if self.inner.stop.is_cancelled() {
             return;
         }
+        let wanted = n
+            .min(SPARE_NETWORKS)
+            .saturating_sub(lock(&self.inner.spare_networks).len());
         let pool = self.clone();
         self.inner.tracker.spawn(async move {
             let inner = &pool.inner;
-            while lock(&inner.spare_networks).len() < n.min(SPARE_NETWORKS)
-                && !inner.stop.is_cancelled()
-            {
+            for _ in 0..wanted {
+                if inner.stop.is_cancelled() {
+                    return;
+                }
                 let seq = inner.seq.fetch_add(1, Ordering::Relaxed);
                 let name = format!("clnrm-{}-{seq}", inner.owner.run_id);
                 let Ok(id) = inner
