@@ -393,6 +393,17 @@ fn built_from_source(service: &str) -> (tempfile::TempDir, String) {
     (dir, text)
 }
 
+/// A fake engine, one worker's options, and a session on it that remembers builds
+/// (as `clnrm watch`'s does).
+async fn watching_session() -> (Arc<FakeEngine>, RunOptions, Session<FakeEngine>) {
+    let engine = Arc::new(FakeEngine::new());
+    let opts = options(1, false);
+    let session = Session::start(engine.clone(), &session_options(&opts), false, false)
+        .await
+        .remember_builds();
+    (engine, opts, session)
+}
+
 /// `text` planned with its builds' sources read, its project's root `root` (where
 /// what is built is recorded).
 fn planned_with_builds(text: &str, root: &std::path::Path) -> Plan {
@@ -441,11 +452,7 @@ async fn a_rebuild_ahead_of_its_build_waits_for_it_and_a_failed_build_is_the_ver
         std::fs::write(dir.path().join(rel), body).unwrap_or_else(|e| panic!("{e}"));
     };
     let plan = || planned_with_builds(&text, dir.path());
-    let engine = Arc::new(FakeEngine::new());
-    let opts = options(1, false);
-    let session = Session::start(engine.clone(), &session_options(&opts), false, false)
-        .await
-        .remember_builds();
+    let (engine, opts, session) = watching_session().await;
     let run = |plan: Plan| run_built(&session, plan, &opts);
     let (s, built) = run(plan()).await;
     assert_eq!(s, vec![("s".to_owned(), Status::Passed, None)]);
@@ -485,11 +492,7 @@ async fn a_rebuild_ahead_of_its_build_waits_for_it_and_a_failed_build_is_the_ver
 async fn a_failed_start_ahead_of_a_failed_build_is_the_build_s_error() {
     let (dir, text) =
         built_from_source("health_check = { cmd = [\"false\"], interval_ms = 10, retries = 1 }\n");
-    let engine = Arc::new(FakeEngine::new());
-    let opts = options(1, false);
-    let session = Session::start(engine.clone(), &session_options(&opts), false, false)
-        .await
-        .remember_builds();
+    let (engine, opts, session) = watching_session().await;
     let (s, _) = run_built(&session, planned_with_builds(&text, dir.path()), &opts).await;
     assert_eq!(
         s,
@@ -517,11 +520,7 @@ async fn a_failed_start_ahead_of_a_failed_build_is_the_build_s_error() {
 #[tokio::test]
 async fn a_verdict_ahead_of_its_build_comes_only_once_the_build_is_made() {
     let (dir, text) = built_from_source("");
-    let engine = Arc::new(FakeEngine::new());
-    let opts = options(1, false);
-    let session = Session::start(engine.clone(), &session_options(&opts), false, false)
-        .await
-        .remember_builds();
+    let (engine, opts, session) = watching_session().await;
     let (s, _) = run_built(&session, planned_with_builds(&text, dir.path()), &opts).await;
     assert_eq!(s, vec![("s".to_owned(), Status::Passed, None)]);
     std::fs::write(dir.path().join("src/a.txt"), "2").unwrap_or_else(|e| panic!("{e}"));
