@@ -40,7 +40,7 @@ use crate::otel::Receiver;
 use crate::plan::EnvSpec;
 use slot::Slot;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -352,6 +352,9 @@ struct Inner<E> {
     networks: Mutex<HashSet<String>>,
     /// Networks of removed environments, empty, for the next ones: (id, name).
     spare_networks: Mutex<Vec<(String, String)>>,
+    /// The run's queue is empty and no environment is kept warm: a network an
+    /// environment leaves is removed at once, not kept for a next one (see `trim`).
+    drained: AtomicBool,
     seq: AtomicU64,
     tracker: TaskTracker,
     stop: CancellationToken,
@@ -461,6 +464,7 @@ impl<E: ContainerEngine> Pool<E> {
                 live: Mutex::new(HashSet::new()),
                 networks: Mutex::new(HashSet::new()),
                 spare_networks: Mutex::default(),
+                drained: AtomicBool::new(false),
                 seq: AtomicU64::new(0),
                 tracker: TaskTracker::new(),
                 stop: CancellationToken::new(),
@@ -479,6 +483,8 @@ impl<E: ContainerEngine> Pool<E> {
     /// on its way; [`Claim::ready`] waits for it. Claiming first, then prewarming for
     /// later scenarios, keeps the preparations in dispatch order.
     pub fn claim(&self, spec: &Arc<EnvSpec>) -> Claim {
+        // A claim after the queue ran dry (a retry): networks are worth keeping again.
+        self.inner.drained.store(false, Ordering::SeqCst);
         let slot = self.slot(&spec.key);
         if slot.claim() {
             self.spawn_prepare(spec.clone(), slot.clone(), true);
@@ -488,6 +494,12 @@ impl<E: ContainerEngine> Pool<E> {
 
     /// Removes ready environments that no claim waits for (the queue is empty), but
     /// the one per key kept warm (`watch`).
+    ///
+    /// Without environments kept warm, nothing more will be prepared (unless a
+    /// scenario is retried): the spare networks are removed now, in the background,
+    /// and so is each network an environment leaves from now on. The engine removes
+    /// networks one at a time (about 0.2 s each here), so those left to shutdown
+    /// lengthen every run's end.
     pub fn trim(&self) {
         let keep = usize::from(self.inner.keep_warm);
         let slots: Vec<Arc<Slot>> = lock(&self.inner.slots).values().cloned().collect();
@@ -496,6 +508,20 @@ impl<E: ContainerEngine> Pool<E> {
                 self.destroy_later(env);
             }
         }
+        if self.inner.keep_warm || self.inner.stop.is_cancelled() {
+            return;
+        }
+        self.inner.drained.store(true, Ordering::SeqCst);
+        let spare = std::mem::take(&mut *lock(&self.inner.spare_networks));
+        if spare.is_empty() {
+            return;
+        }
+        let pool = self.clone();
+        self.inner.tracker.spawn(async move {
+            for (id, name) in spare {
+                pool.remove_network(&id, &name).await;
+            }
+        });
     }
 
     /// Makes sure `count` environments for `spec` beyond those already claimed are on their way.
@@ -774,6 +800,7 @@ impl<E: ContainerEngine> Pool<E> {
             // about as much to make and remove as a container does.
             let empty = removed.iter().all(Result::is_ok)
                 && !inner.stop.is_cancelled()
+                && !inner.drained.load(Ordering::SeqCst)
                 && lock(&inner.spare_networks).len() < SPARE_NETWORKS
                 && inner.engine.network_containers(&net).await.is_ok_and(|on| {
                     on.iter()
@@ -783,15 +810,27 @@ impl<E: ContainerEngine> Pool<E> {
                 lock(&inner.spare_networks).push((net, name));
                 return;
             }
-            if let Some(name) = &env.network_name {
-                inner.vantage.leave(&*inner.engine, name).await;
-                lock(&inner.gateways).remove(name);
+            match &env.network_name {
+                Some(name) => self.remove_network(&net, name).await,
+                None => {
+                    if inner.engine.remove_network(&net).await.is_ok() {
+                        lock(&inner.networks).remove(&net);
+                    }
+                }
             }
-            // One the engine keeps (an endpoint left) stays counted: shutdown tries
-            // again, and what is left then is reported and reaped by the next run.
-            if inner.engine.remove_network(&net).await.is_ok() {
-                lock(&inner.networks).remove(&net);
-            }
+        }
+    }
+
+    /// Removes one of the run's networks (`id`, named `name`): clnrm's container
+    /// leaves it first, when it had joined. One the engine keeps (an endpoint left)
+    /// stays counted: shutdown tries again, and what is left then is reported and
+    /// reaped by the next run.
+    async fn remove_network(&self, id: &str, name: &str) {
+        let inner = &self.inner;
+        inner.vantage.leave(&*inner.engine, name).await;
+        lock(&inner.gateways).remove(name);
+        if inner.engine.remove_network(id).await.is_ok() {
+            lock(&inner.networks).remove(id);
         }
     }
 
