@@ -48,7 +48,7 @@ exporter = "otlp"
 [service.db]
 image = "{PG}"
 env = {{ POSTGRES_DB = "orders" }}
-health_check = {{ cmd = ["pg_isready", "-h", "localhost", "-U", "postgres", "-d", "orders"], interval_ms = 100, retries = 300 }}
+health_check = {{ postgres = "postgres://postgres@db:5432/orders", interval_ms = 100, retries = 300 }}
 
 [[service.db.setup]]
 name = "seed products"

@@ -356,3 +356,126 @@ fn the_grpc_example_calls_the_python_server_with_its_proto_and_by_reflection_und
         "{said}"
     );
 }
+
+/// `health_check.postgres`: clnrm asks the real PostgreSQL whether it accepts
+/// connections (no `pg_isready` exec'd: the only exec in the database is the step's),
+/// and a server that is not PostgreSQL (busybox's `nc` answering a banner) is
+/// unhealthy with what it answered.
+#[test]
+fn a_postgres_health_check_asks_the_server_itself_and_names_what_answered_otherwise() {
+    let db = r#"[meta]
+name = "pg"
+version = "1"
+
+[service.db]
+image = "clnrm/postgres:15"
+env = { POSTGRES_DB = "orders" }
+health_check = { postgres = "postgres://postgres@db:5432/orders", interval_ms = 100, retries = 300 }
+
+[[scenario]]
+name = "ready when asked"
+
+[[scenario.steps]]
+name = "query"
+service = "db"
+command = ["psql", "-U", "postgres", "-d", "orders", "-tAc", "SELECT 40 + 2"]
+expected_output_regex = '^42$'
+"#;
+    let web = format!(
+        r#"[meta]
+name = "not-pg"
+version = "1"
+
+[service.web]
+image = "{}"
+args = ["nc", "-ll", "-p", "5432", "-e", "echo", "SSH-2.0-not-postgres"]
+health_check = {{ postgres = "postgres://web", interval_ms = 50, retries = 3 }}
+
+[[scenario]]
+name = "not postgres"
+
+[[scenario.steps]]
+name = "never"
+service = "web"
+command = ["true"]
+"#,
+        engine::IMAGE
+    );
+    let dir = project(&[("tests/pg.clnrm.toml", db), ("tests/web.clnrm.toml", &web)]);
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let run = run_json(dir.path(), &["--workers", "2"]);
+    assert_eq!(run.code, Some(1), "{:#}", run.json);
+    assert_eq!(
+        scenario(&run, "ready when asked")["status"],
+        "passed",
+        "{:#}",
+        run.json
+    );
+    let sc = scenario(&run, "not postgres");
+    let message = sc["message"].as_str().unwrap_or_default();
+    assert!(
+        sc["reason"] == "unhealthy"
+            && message.contains(
+                "not healthy after 3 tries of `postgres://postgres@web:5432/postgres accepting connections`"
+            )
+            && message.contains("not a PostgreSQL answer"),
+        "{sc:#}"
+    );
+    // The database's only exec was the step's.
+    let run_id = run.json["run_id"].as_str().expect("run id").to_owned();
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
+    let events = engine::docker(&[
+        "events",
+        "--since",
+        &since.to_string(),
+        "--until",
+        &until.to_string(),
+        "--filter",
+        "event=exec_create",
+        "--filter",
+        &format!("label=clnrm.run={run_id}"),
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.name}}",
+    ]);
+    let on_db: Vec<&str> = events.lines().filter(|l| l.ends_with("-db")).collect();
+    assert!(on_db.len() == 1 && on_db[0].contains("psql"), "{events}");
+
+    // A password, or another service, is refused with its place.
+    for (bad, says) in [
+        (
+            db.replace("postgres://postgres@db", "postgres://postgres:secret@db"),
+            "no password",
+        ),
+        (
+            db.replace("postgres@db:5432", "postgres@app:5432"),
+            "asks service \"app\"",
+        ),
+        (
+            db.replace(
+                "health_check = { postgres",
+                "health_check = { cmd = [\"true\"], postgres",
+            ),
+            "both `cmd` and `postgres`",
+        ),
+    ] {
+        std::fs::write(dir.path().join("tests/pg.clnrm.toml"), bad).unwrap();
+        let out = clnrm(dir.path())
+            .args(["validate", "tests/pg.clnrm.toml"])
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{said}");
+        assert!(
+            said.contains(says) && said.contains("pg.clnrm.toml:8:"),
+            "{said}"
+        );
+    }
+}

@@ -24,7 +24,7 @@ pub(crate) use parse::read_snapshot_table;
 pub use parse::{parse_document, parse_test_file};
 pub use spanned::{Sp, SpMap};
 pub use types::*;
-pub use url::{HttpUrl, UrlError, UrlTarget};
+pub use url::{HttpUrl, PgTarget, UrlError, UrlTarget, postgres_target};
 
 /// What a secret's value is shown as wherever clnrm writes it (reports, saved spans).
 pub const MASK: &str = "***";

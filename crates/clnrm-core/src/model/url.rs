@@ -21,6 +21,74 @@ pub enum UrlError {
     /// No host, or user information before it.
     #[error("expected http://<service id>:<port>/path")]
     NoService,
+    /// A `health_check.postgres` that is not `postgres://[user@]<service id>[:port][/database]`.
+    #[error("expected postgres://[user@]<service id>[:port][/database]{0}")]
+    NotPostgres(&'static str),
+}
+
+/// Where a `health_check.postgres` probe goes, and as whom.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct PgTarget {
+    /// The host: the service's own id.
+    pub host: String,
+    /// The container port (5432 when none is written).
+    pub port: u16,
+    /// The user the start-up message names (`postgres` when none is written).
+    pub user: String,
+    /// The database it names (the user's name when none is written, as libpq does).
+    pub database: String,
+}
+
+/// Splits a `health_check.postgres` URL: `postgres://` (or `postgresql://`), an
+/// optional user (no password: the probe never logs in), the service, an optional
+/// port and an optional database; no query.
+pub fn postgres_target(url: &str) -> Result<PgTarget, UrlError> {
+    let rest = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))
+        .ok_or(UrlError::NotPostgres(""))?;
+    if rest.contains('?') {
+        return Err(UrlError::NotPostgres(
+            " (no query: the probe only asks whether the server accepts connections)",
+        ));
+    }
+    let (authority, database) = match rest.split_once('/') {
+        Some((a, d)) => (a, d),
+        None => (rest, ""),
+    };
+    let (user, host_port) = match authority.rsplit_once('@') {
+        Some((u, h)) => (u, h),
+        None => ("postgres", authority),
+    };
+    if user.contains(':') {
+        return Err(UrlError::NotPostgres(
+            " (no password: the probe never logs in)",
+        ));
+    }
+    let (host, port) = match host_port.rsplit_once(':') {
+        Some((h, p)) => (
+            h,
+            p.parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| UrlError::BadPort(p.to_owned()))?,
+        ),
+        None => (host_port, 5432),
+    };
+    let name_ok = |s: &str| !s.is_empty() && !s.contains(['/', '@', '%', '\0']);
+    if !name_ok(host) || !name_ok(user) || database.contains(['/', '\0']) {
+        return Err(UrlError::NotPostgres(""));
+    }
+    Ok(PgTarget {
+        host: host.to_owned(),
+        port,
+        user: user.to_owned(),
+        database: if database.is_empty() {
+            user.to_owned()
+        } else {
+            database.to_owned()
+        },
+    })
 }
 
 /// Where a URL points.
@@ -240,6 +308,52 @@ mod tests {
         assert_eq!(
             HttpUrl::new("https://${h}/").error(),
             Some(&UrlError::NotHttp)
+        );
+    }
+
+    #[test]
+    fn a_postgres_url_names_the_service_port_user_and_database() {
+        let t = postgres_target("postgres://app@db:5433/orders").unwrap();
+        assert_eq!(
+            (
+                t.host.as_str(),
+                t.port,
+                t.user.as_str(),
+                t.database.as_str()
+            ),
+            ("db", 5433, "app", "orders")
+        );
+        let t = postgres_target("postgresql://db").unwrap();
+        assert_eq!(
+            (
+                t.host.as_str(),
+                t.port,
+                t.user.as_str(),
+                t.database.as_str()
+            ),
+            ("db", 5432, "postgres", "postgres")
+        );
+        assert_eq!(postgres_target("postgres://u@db/").unwrap().database, "u");
+        for bad in [
+            "http://db:5432",
+            "postgres://",
+            "postgres://u:secret@db/x",
+            "postgres://db/x?sslmode=require",
+            "postgres://@db",
+            "postgres://db/a/b",
+        ] {
+            let e = postgres_target(bad).unwrap_err();
+            assert!(matches!(e, UrlError::NotPostgres(_)), "{bad}: {e:?}");
+        }
+        assert_eq!(
+            postgres_target("postgres://db:0"),
+            Err(UrlError::BadPort("0".into()))
+        );
+        assert!(
+            postgres_target("postgres://u:p@db")
+                .unwrap_err()
+                .to_string()
+                .contains("no password")
         );
     }
 

@@ -23,11 +23,14 @@ use std::time::Duration;
 /// A `health_check`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct HealthSpec {
-    /// Command run in the container until it exits 0 (empty with `http`).
+    /// Command run in the container until it exits 0 (empty with `http` or `postgres`).
     pub argv: Vec<String>,
     /// Instead: the container port and path clnrm `GET`s until it answers 2xx or 3xx.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http: Option<(u16, String)>,
+    /// Instead: the PostgreSQL server clnrm asks whether it accepts connections.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<crate::model::PgTarget>,
     /// Pause between tries.
     #[serde(serialize_with = "millis")]
     pub interval: Duration,
@@ -36,6 +39,28 @@ pub struct HealthSpec {
     pub timeout: Duration,
     /// Tries before the service counts as unhealthy.
     pub retries: u64,
+}
+
+impl HealthSpec {
+    /// The container port clnrm probes itself (`http`, `postgres`): published for it.
+    pub fn port(&self) -> Option<u16> {
+        self.http
+            .as_ref()
+            .map(|(port, _)| *port)
+            .or(self.postgres.as_ref().map(|t| t.port))
+    }
+
+    /// What a probe is, for messages: the command, or what clnrm sends.
+    pub fn describe(&self, service: &str) -> String {
+        match (&self.http, &self.postgres) {
+            (Some((port, path)), _) => format!("GET http://{service}:{port}{path}"),
+            (None, Some(t)) => format!(
+                "postgres://{}@{service}:{}/{} accepting connections",
+                t.user, t.port, t.database
+            ),
+            (None, None) => self.argv.join(" "),
+        }
+    }
 }
 
 /// A service as the engine needs it.
@@ -313,6 +338,10 @@ fn from_service(
             .as_ref()
             .and_then(|u| u.value.target())
             .map(|t| (t.port, t.path.clone())),
+        postgres: h
+            .postgres
+            .as_ref()
+            .and_then(|u| crate::model::postgres_target(&u.value).ok()),
         interval: Duration::from_millis(
             h.interval_ms
                 .as_ref()
@@ -348,10 +377,10 @@ fn from_service(
         // An `http` health check's port is published for clnrm, as an `http` step's is.
         ports: {
             let mut ports: Vec<u16> = svc.ports.iter().map(|p| p.value).collect();
-            if let Some((port, _)) = health.as_ref().and_then(|h| h.http.as_ref())
-                && !ports.contains(port)
+            if let Some(port) = health.as_ref().and_then(HealthSpec::port)
+                && !ports.contains(&port)
             {
-                ports.push(*port);
+                ports.push(port);
             }
             ports
         },

@@ -417,8 +417,13 @@ fn check_develop(cx: &mut Ctx<'_>, service: &str, develop: &crate::model::Develo
     }
 }
 
-/// A `health_check`: a command, or an `http` URL of the service itself (not both).
+/// A `health_check`: a command, an `http` URL or a `postgres` URL of the service
+/// itself (one of them).
 fn check_health(cx: &mut Ctx<'_>, id: &str, h: &crate::model::HealthCheck) {
+    if let Some(pg) = &h.postgres {
+        check_postgres_probe(cx, id, h, pg);
+        return;
+    }
     let Some(url) = &h.http else {
         if h.cmd.is_empty() {
             cx.error(
@@ -467,6 +472,55 @@ fn check_health(cx: &mut Ctx<'_>, id: &str, h: &crate::model::HealthCheck) {
                 "health_check.http cannot use captures".into(),
                 "no step has run when it is probed",
             );
+        }
+    }
+}
+
+/// A `health_check.postgres`: the only probe, a URL of the service itself.
+fn check_postgres_probe(
+    cx: &mut Ctx<'_>,
+    id: &str,
+    h: &crate::model::HealthCheck,
+    pg: &crate::model::Sp<String>,
+) {
+    let other = match (&h.http, h.cmd.is_empty()) {
+        (Some(url), _) => Some(("http", url.span)),
+        (None, false) => Some(("cmd", h.cmd_span)),
+        (None, true) => None,
+    };
+    if let Some((key, span)) = other {
+        cx.error(
+            Code::Conflict,
+            span,
+            format!("service \"{id}\"'s health_check has both `{key}` and `postgres`"),
+            "one probe: remove one of them",
+        );
+    }
+    match crate::model::postgres_target(&pg.value) {
+        Ok(t) if t.host == id => {}
+        Ok(t) => {
+            cx.error(
+                Code::BadValue,
+                pg.span,
+                format!(
+                    "service \"{id}\"'s health_check asks service \"{}\"",
+                    t.host
+                ),
+                "a health check probes its own service",
+            )
+            .help = Some(format!(
+                "postgres://{}@{id}:{}/{}",
+                t.user, t.port, t.database
+            ));
+        }
+        Err(e) => {
+            cx.error(
+                Code::BadValue,
+                pg.span,
+                format!("health_check.postgres: {e}"),
+                "here",
+            )
+            .help = Some(format!("postgres://postgres@{id}:5432/postgres"));
         }
     }
 }

@@ -62,11 +62,8 @@ impl<E: ContainerEngine> Pool<E> {
         member: &mut Member,
     ) -> Result<(), PoolError> {
         let mut last = String::new();
-        let published = health
-            .http
-            .as_ref()
-            .map(|(port, path)| (member.address(*port), *port, path.clone()));
-        if let Some((None, port, _)) = &published {
+        let published = health.port().map(|port| (member.address(port), port));
+        if let Some((None, port)) = &published {
             return Err(PoolError::Engine(EngineError::Api(format!(
                 "the engine did not publish port {port} of service \"{}\" for its health check",
                 svc.id
@@ -74,15 +71,22 @@ impl<E: ContainerEngine> Pool<E> {
         }
         for _ in 0..health.retries.max(1) {
             let sent = now_ns();
-            let outcome = match &published {
-                Some((host, port, path)) => {
-                    let probe = http_probe(*host, &svc.id, *port, path);
+            let outcome = match (&published, &health.http, &health.postgres) {
+                (Some((addr, port)), Some((_, path)), _) => {
+                    let probe = http_probe(*addr, &svc.id, *port, path);
                     tokio::select! {
                         r = tokio::time::timeout(health.timeout, probe) => r,
                         () = self.inner.stop.cancelled() => return Err(PoolError::Stopped),
                     }
                 }
-                None => {
+                (Some((addr, _)), None, Some(target)) => {
+                    let probe = postgres_probe(*addr, target);
+                    tokio::select! {
+                        r = tokio::time::timeout(health.timeout, probe) => r,
+                        () = self.inner.stop.cancelled() => return Err(PoolError::Stopped),
+                    }
+                }
+                _ => {
                     let run = run_in(&*self.inner.engine, member, &health.argv, &[], None);
                     tokio::select! {
                         r = tokio::time::timeout(health.timeout, run) => r,
@@ -149,10 +153,7 @@ impl<E: ContainerEngine> Pool<E> {
         Err(PoolError::Unhealthy {
             log,
             service: svc.id.clone(),
-            command: match &health.http {
-                Some((port, path)) => format!("GET http://{}:{port}{path}", svc.id),
-                None => health.argv.join(" "),
-            },
+            command: health.describe(&svc.id),
             tries: health.retries.max(1),
             last: if last.is_empty() {
                 String::new()
@@ -299,9 +300,104 @@ async fn http_probe(
     })
 }
 
+/// A `postgres` health check's one probe, as `pg_isready` (libpq's `PQping`) judges:
+/// a start-up message (protocol 3.0) naming the user and database to `addr`; the
+/// server accepts connections when its first answer asks for authentication or is an
+/// error other than `57P03` (starting up, shutting down, in recovery). Any other
+/// answer, or none, is not healthy. It never logs in: on an authentication request
+/// it says goodbye. At most 8 KiB of the answer is read.
+async fn postgres_probe(
+    addr: Option<std::net::SocketAddr>,
+    target: &crate::model::PgTarget,
+) -> Result<crate::backend::ExecOutput, super::StepError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let failed = |why: String| crate::backend::ExecOutput {
+        exit_code: 1,
+        stdout: Vec::new(),
+        stderr: why.into_bytes(),
+    };
+    let Some(addr) = addr else {
+        return Ok(failed(format!("port {} is not published", target.port)));
+    };
+    let mut stream = match tokio::net::TcpStream::connect(addr).await {
+        Ok(s) => s,
+        Err(e) => return Ok(failed(e.to_string())),
+    };
+    if let Err(e) = stream.write_all(&startup_message(target)).await {
+        return Ok(failed(e.to_string()));
+    }
+    // A message: its type, its length (itself included), its body.
+    let mut head = [0u8; 5];
+    if let Err(e) = stream.read_exact(&mut head).await {
+        return Ok(failed(match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => {
+                "the connection closed without an answer".to_owned()
+            }
+            _ => e.to_string(),
+        }));
+    }
+    let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+    match head[0] {
+        b'R' if (8..=8192).contains(&len) => {
+            // Goodbye (`Terminate`), so that the server logs no broken start-up.
+            let _ = stream.write_all(&[b'X', 0, 0, 0, 4]).await;
+            Ok(crate::backend::ExecOutput::default())
+        }
+        b'E' if (4..=8192).contains(&len) => {
+            let mut body = vec![0u8; len - 4];
+            if let Err(e) = stream.read_exact(&mut body).await {
+                return Ok(failed(e.to_string()));
+            }
+            let (code, message) = error_fields(&body);
+            if code == "57P03" {
+                Ok(failed(format!("{message} ({code})")))
+            } else {
+                // Up, and answering: a wrong database or user is the server's
+                // answer too (`pg_isready` says so as well).
+                Ok(crate::backend::ExecOutput::default())
+            }
+        }
+        _ => Ok(failed(format!(
+            "not a PostgreSQL answer: {:?}",
+            String::from_utf8_lossy(&head)
+        ))),
+    }
+}
+
+/// The start-up message of protocol 3.0 for `target`'s user and database.
+fn startup_message(target: &crate::model::PgTarget) -> Vec<u8> {
+    let mut body = 196_608u32.to_be_bytes().to_vec();
+    for (key, value) in [("user", &target.user), ("database", &target.database)] {
+        body.extend_from_slice(key.as_bytes());
+        body.push(0);
+        body.extend_from_slice(value.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let mut message = u32::try_from(body.len() + 4)
+        .unwrap_or(u32::MAX)
+        .to_be_bytes()
+        .to_vec();
+    message.extend_from_slice(&body);
+    message
+}
+
+/// The SQLSTATE (`C`) and message (`M`) fields of an `ErrorResponse` body.
+fn error_fields(body: &[u8]) -> (String, String) {
+    let (mut code, mut message) = (String::new(), String::new());
+    for field in body.split(|b| *b == 0) {
+        match field.split_first() {
+            Some((b'C', v)) => code = String::from_utf8_lossy(v).chars().take(5).collect(),
+            Some((b'M', v)) => message = String::from_utf8_lossy(v).chars().take(200).collect(),
+            _ => {}
+        }
+    }
+    (code, message)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::http_probe;
+    use super::{http_probe, postgres_probe};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// A one-connection server on loopback that answers `answer` to whatever comes.
@@ -315,6 +411,97 @@ mod tests {
             let _ = conn.write_all(answer.as_bytes()).await;
         });
         port
+    }
+
+    /// A one-connection server that reads a start-up message, checks it, answers
+    /// `answer` and then reads what else comes (a goodbye).
+    async fn postgres_answering(answer: Vec<u8>) -> (u16, tokio::task::JoinHandle<Vec<u8>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut len = [0u8; 4];
+            conn.read_exact(&mut len).await.unwrap();
+            let mut body = vec![0u8; u32::from_be_bytes(len) as usize - 4];
+            conn.read_exact(&mut body).await.unwrap();
+            conn.write_all(&answer).await.unwrap();
+            if answer.is_empty() {
+                return body;
+            }
+            let mut rest = Vec::new();
+            let _ = conn.read_to_end(&mut rest).await;
+            body.extend_from_slice(b"|");
+            body.extend_from_slice(&rest);
+            body
+        });
+        (port, seen)
+    }
+
+    fn error_response(code: &str, message: &str) -> Vec<u8> {
+        let mut body = Vec::new();
+        for (t, v) in [(b'S', "FATAL"), (b'C', code), (b'M', message)] {
+            body.push(t);
+            body.extend_from_slice(v.as_bytes());
+            body.push(0);
+        }
+        body.push(0);
+        let mut out = vec![b'E'];
+        out.extend_from_slice(&u32::try_from(body.len() + 4).unwrap().to_be_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    async fn pg(answer: Vec<u8>) -> (i64, String, Vec<u8>) {
+        let (port, seen) = postgres_answering(answer).await;
+        let target = crate::model::postgres_target("postgres://app@db/orders").unwrap();
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let out = postgres_probe(Some(addr), &target).await.unwrap();
+        (
+            out.exit_code,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            seen.await.unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_postgres_probe_judges_as_pg_isready_does() {
+        // Asked for a password (or trusted): accepting; the probe says goodbye.
+        let (code, _, seen) = pg(vec![b'R', 0, 0, 0, 12, 0, 0, 0, 5, 1, 2, 3, 4]).await;
+        assert_eq!(code, 0);
+        let mut want = 196_608u32.to_be_bytes().to_vec();
+        want.extend_from_slice(b"user\0app\0database\0orders\0\0|X\0\0\0\x04");
+        assert_eq!(seen, want);
+        // Starting up: not yet.
+        let (code, why, _) = pg(error_response(
+            "57P03",
+            "the database system is starting up",
+        ))
+        .await;
+        assert_eq!(
+            (code, why.as_str()),
+            (1, "the database system is starting up (57P03)")
+        );
+        // Up, but no such database: the server answers, so it accepts connections.
+        let (code, _, _) = pg(error_response(
+            "3D000",
+            "database \"orders\" does not exist",
+        ))
+        .await;
+        assert_eq!(code, 0);
+        // Not PostgreSQL, a lying length, nothing at all.
+        let (code, why, _) = pg(b"HTTP/1.1 400 Bad Request\r\n\r\n".to_vec()).await;
+        assert_eq!(code, 1);
+        assert!(why.starts_with("not a PostgreSQL answer"), "{why}");
+        let (code, _, _) = pg(vec![b'E', 0xff, 0xff, 0xff, 0xff]).await;
+        assert_eq!(code, 1);
+        let (code, why, _) = pg(Vec::new()).await;
+        assert_eq!(
+            (code, why.as_str()),
+            (1, "the connection closed without an answer")
+        );
+        let target = crate::model::postgres_target("postgres://db").unwrap();
+        let out = postgres_probe(None, &target).await.unwrap();
+        assert!(String::from_utf8_lossy(&out.stderr).contains("port 5432 is not published"));
     }
 
     async fn probe(answer: &'static str) -> (i64, String) {

@@ -63,7 +63,8 @@ fn read_service(
     let health_check = t.table(r, "health_check").map(|mut h| {
         let cmd_span = h.entry("cmd").map_or(h.anchor(), |(_, v)| v.span().into());
         let http = h.get(r, "http");
-        let cmd = if http.is_some() {
+        let postgres = h.get(r, "postgres");
+        let cmd = if http.is_some() || postgres.is_some() {
             h.get(r, "cmd")
         } else {
             h.req(r, "cmd", "[\"true\"]")
@@ -71,6 +72,7 @@ fn read_service(
         let out = HealthCheck {
             cmd: cmd.unwrap_or_default(),
             http,
+            postgres,
             interval_ms: h.get(r, "interval_ms"),
             timeout_ms: h.get(r, "timeout_ms"),
             retries: h.get(r, "retries"),

@@ -253,13 +253,19 @@ pub struct Volume {
 #[derive(Clone, Debug, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct HealthCheck {
-    /// Command run in the container; exit 0 means healthy. Required unless `http`.
+    /// Command run in the container; exit 0 means healthy. Required unless `http`
+    /// or `postgres`.
     #[serde(default)]
     pub cmd: Vec<Sp<String>>,
     /// `http://<this service's id>:<container port>/path`: healthy when clnrm's `GET`
     /// of it (through the port, published on loopback) answers 2xx or 3xx. Instead
     /// of `cmd`: no process is started in the container.
     pub http: Option<Sp<crate::model::HttpUrl>>,
+    /// `postgres://[user@]<this service's id>[:port][/database]`: healthy when the
+    /// PostgreSQL server there accepts connections, as `pg_isready` judges it (clnrm
+    /// sends the start-up message through the port, published on loopback; it never
+    /// logs in). Instead of `cmd`: no process is started in the container.
+    pub postgres: Option<Sp<String>>,
     /// Time between probes in milliseconds.
     pub interval_ms: Option<Sp<u64>>,
     /// Time one probe may take in milliseconds.
