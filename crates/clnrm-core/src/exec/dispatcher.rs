@@ -239,8 +239,10 @@ impl<E: ContainerEngine> Dispatcher<E> {
             self.ctx.pool.trim();
             return;
         }
-        let mut want: HashMap<&str, (usize, &Arc<EnvSpec>)> = HashMap::new();
-        for i in self.queue.next(self.workers) {
+        // Per key: environments for the scenarios due next (one per worker) and for
+        // those due after them (one more per worker).
+        let mut want: HashMap<&str, (usize, usize, &Arc<EnvSpec>)> = HashMap::new();
+        for (n, i) in self.queue.next(self.workers * 2).enumerate() {
             let env = &self.ctx.plan.scenarios[i].env;
             if env
                 .services
@@ -249,10 +251,15 @@ impl<E: ContainerEngine> Dispatcher<E> {
             {
                 continue;
             }
-            want.entry(env.key.as_str()).or_insert((0, env)).0 += 1;
+            let counts = want.entry(env.key.as_str()).or_insert((0, 0, env));
+            if n < self.workers {
+                counts.0 += 1;
+            } else {
+                counts.1 += 1;
+            }
         }
-        for (count, env) in want.values() {
-            self.ctx.pool.prewarm(env, *count);
+        for (count, further, env) in want.values() {
+            self.ctx.pool.prewarm(env, *count, *further);
         }
     }
 

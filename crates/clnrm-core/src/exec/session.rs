@@ -67,7 +67,8 @@ impl<E: ContainerEngine> Session<E> {
         }
         let config = PoolConfig {
             max_containers: opts.max_containers,
-            parallel: opts.workers.max(2),
+            // Room for the two rounds of environments wanted ahead (see `Slot`).
+            parallel: opts.workers.max(2) * 2,
             warm: opts.warm_pool,
             keep_warm,
         };

@@ -524,12 +524,14 @@ impl<E: ContainerEngine> Pool<E> {
         });
     }
 
-    /// Makes sure `count` environments for `spec` beyond those already claimed are on their way.
-    pub fn prewarm(&self, spec: &Arc<EnvSpec>, count: usize) {
+    /// Makes sure `count` environments for `spec` beyond those already claimed are on
+    /// their way, and `further` more when its environments never come back for reuse
+    /// (see `Slot`): the scenarios due next, and those due after them.
+    pub fn prewarm(&self, spec: &Arc<EnvSpec>, count: usize, further: usize) {
         if self.inner.stop.is_cancelled() || !self.inner.warm {
             return;
         }
-        self.slot(&spec.key).want_ahead(spec, count);
+        self.slot(&spec.key).want_ahead(spec, count, further);
         self.pump();
     }
 

@@ -16,8 +16,14 @@ struct Counts {
     supply: usize,
     /// Scenarios waiting for one.
     waiting: usize,
-    /// Environments wanted beyond the waiting scenarios (for scenarios soon to come).
+    /// Environments wanted beyond the waiting scenarios, for the scenarios due next
+    /// (one per worker).
     ahead: usize,
+    /// The same for the scenarios due after those (one more per worker): prepared
+    /// too when this key's environments never come back ([`Counts::target`]).
+    further: usize,
+    /// Whether this key's environments come back for reuse, once one has been taken.
+    returns: Option<bool>,
     /// Environments of this key that scenarios hold now and that may come back for
     /// the next ones (those of services all driven by clnrm's shell; a database's
     /// never does, so one wanted ahead is prepared while its scenario runs).
@@ -31,7 +37,15 @@ impl Counts {
     /// end and a check (tens of ms) is cheaper than a start, so they count against the
     /// ones wanted ahead; one spare stays on its way while any are wanted, so a short
     /// scenario's successor does not wait for that check.
+    ///
+    /// Environments that never come back (a database's) take longer to start than
+    /// their scenarios take to run: prepared for the next scenarios only, each
+    /// worker waited for most of a start after every scenario. They are prepared
+    /// for the two rounds of scenarios due next.
     fn target(&self) -> usize {
+        if self.returns == Some(false) {
+            return self.waiting + self.ahead + self.further;
+        }
         let spare = self
             .ahead
             .saturating_sub(self.in_use)
@@ -85,10 +99,12 @@ impl Slot {
         let mut c = lock(&self.counts);
         c.waiting -= 1;
         c.supply = c.supply.saturating_sub(1);
-        if let Some(Ok(env)) = &got
-            && env.may_return()
-        {
-            c.in_use += 1;
+        if let Some(Ok(env)) = &got {
+            let returns = env.may_return();
+            c.returns = Some(returns);
+            if returns {
+                c.in_use += 1;
+            }
         }
         got.unwrap_or(Err(PoolError::Stopped))
     }
@@ -112,9 +128,10 @@ impl Slot {
     }
 
     /// `count` environments are wanted beyond the claims, prepared from `spec`.
-    pub(super) fn want_ahead(&self, spec: &Arc<EnvSpec>, count: usize) {
+    pub(super) fn want_ahead(&self, spec: &Arc<EnvSpec>, count: usize, further: usize) {
         let mut c = lock(&self.counts);
         c.ahead = count;
+        c.further = further;
         c.spec = Some(spec.clone());
     }
 
@@ -225,7 +242,7 @@ mod tests {
     async fn environments_that_never_come_back_do_not_count_against_those_wanted_ahead() {
         for (may_return, ahead) in [(false, 2), (true, 1)] {
             let slot = Slot::new();
-            slot.want_ahead(&spec(), 2);
+            slot.want_ahead(&spec(), 2, 0);
             for _ in 0..2 {
                 assert!(slot.claim());
                 slot.deliver(Ok(env(may_return)));
@@ -238,6 +255,26 @@ mod tests {
             slot.give_back(&env(may_return), 2, false);
             slot.give_back(&env(may_return), 2, false);
             assert_eq!(lock(&slot.counts).in_use, 0);
+        }
+    }
+
+    #[tokio::test]
+    async fn environments_that_never_come_back_are_prepared_for_two_rounds_ahead() {
+        for (may_return, then) in [(false, 2), (true, 0)] {
+            let slot = Slot::new();
+            // A scenario claims; two are due next, two more after them. Nothing
+            // taken yet, so whether they come back is not known: two for the next
+            // ones only, as for the shell's.
+            assert!(slot.claim());
+            slot.want_ahead(&spec(), 2, 2);
+            let (_, more) = slot.top_up().unwrap_or_else(|| panic!("nothing to top up"));
+            assert_eq!(more, 2, "may_return {may_return}");
+            slot.deliver(Ok(env(may_return)));
+            assert!(slot.take().await.is_ok());
+            // One taken: a database's are prepared for all four; for the shell's,
+            // the one in use comes back and counts.
+            let more = slot.top_up().map_or(0, |(_, more)| more);
+            assert_eq!(more, then, "may_return {may_return}");
         }
     }
 
