@@ -107,6 +107,13 @@ impl Clnrm {
             .args(["-TERM", &self.child.id().to_string()])
             .stderr(Stdio::null())
             .status();
+        self.wait_or_kill(limit);
+    }
+
+    /// Waits up to `limit` for the process to end, then kills it. Signals nothing
+    /// first: a second TERM makes clnrm exit at once, leaving its clean-up to the next
+    /// run's reaper.
+    fn wait_or_kill(&mut self, limit: Duration) {
         let start = Instant::now();
         while matches!(self.child.try_wait(), Ok(None)) && start.elapsed() < limit {
             std::thread::sleep(Duration::from_millis(50));
@@ -466,7 +473,7 @@ impl Cluster {
             w.signal("-TERM");
         }
         for w in self.workers.iter_mut().flatten() {
-            w.stop(Duration::from_secs(60));
+            w.wait_or_kill(Duration::from_secs(60));
         }
     }
 }

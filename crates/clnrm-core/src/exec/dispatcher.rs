@@ -217,6 +217,8 @@ impl<E: ContainerEngine> Dispatcher<E> {
         let failed = matches!(result.status, Status::Failed | Status::Error);
         if failed && self.fail_fast {
             self.reason = self.reason.max(CancelReason::TestFailure);
+            // Nothing more is dispatched: what was prepared ahead goes now.
+            self.ctx.pool.trim();
         }
         if let Some(cache) = &mut self.cache
             && matches!(

@@ -625,3 +625,36 @@ async fn a_session_making_networks_ahead_has_them_ready_for_the_next_run_s_envir
         "no network needed, none made"
     );
 }
+
+#[tokio::test]
+async fn once_the_queue_is_empty_a_run_s_networks_go_without_waiting_for_its_end() {
+    // Three scenarios one after another, each in an environment with a network of its
+    // own (service `db` besides `app`), nothing kept warm.
+    let plan = plan_of(&format!(
+        "[service.db]\nimage = \"img\"\n\n{}",
+        scenarios(3, |i| format!("echo {i}")).replace("run =", "service = \"app\"\nrun =")
+    ));
+    let engine = Arc::new(FakeEngine::new());
+    let opts = options(1, false);
+    let session = Session::start(engine.clone(), &session_options(&opts), false, false).await;
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let outcome = session.run(plan, &opts, None, tx, Stop::default()).await;
+    assert!(
+        statuses(&outcome)
+            .iter()
+            .all(|(_, s, _)| *s == Status::Passed)
+    );
+    assert!(engine.networks_made() >= 1, "the environments had networks");
+    // Before the session ends: the spare and the last environment's are removed in
+    // the background (they used to wait for shutdown).
+    let started = std::time::Instant::now();
+    while engine.networks() > 0 && started.elapsed() < Duration::from_secs(2) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        engine.networks(),
+        0,
+        "no network left for shutdown to remove"
+    );
+    session.shutdown().await;
+}

@@ -355,6 +355,9 @@ struct Inner<E> {
     /// The run's queue is empty and no environment is kept warm: a network an
     /// environment leaves is removed at once, not kept for a next one (see `trim`).
     drained: AtomicBool,
+    /// Preparations that have not chosen their network yet: the spare networks are
+    /// kept for them when the queue runs dry, and removed once they have.
+    unstarted: AtomicUsize,
     seq: AtomicU64,
     tracker: TaskTracker,
     stop: CancellationToken,
@@ -465,6 +468,7 @@ impl<E: ContainerEngine> Pool<E> {
                 networks: Mutex::new(HashSet::new()),
                 spare_networks: Mutex::default(),
                 drained: AtomicBool::new(false),
+                unstarted: AtomicUsize::new(0),
                 seq: AtomicU64::new(0),
                 tracker: TaskTracker::new(),
                 stop: CancellationToken::new(),
@@ -495,15 +499,16 @@ impl<E: ContainerEngine> Pool<E> {
     /// Removes ready environments that no claim waits for (the queue is empty), but
     /// the one per key kept warm (`watch`).
     ///
-    /// Without environments kept warm, nothing more will be prepared (unless a
-    /// scenario is retried): the spare networks are removed now, in the background,
-    /// and so is each network an environment leaves from now on. The engine removes
-    /// networks one at a time (about 0.2 s each here), so those left to shutdown
-    /// lengthen every run's end.
+    /// Without environments kept warm, nothing more is wanted ahead (unless a
+    /// scenario is retried): the spare networks are removed in the background (once
+    /// the preparations still waiting for their turn have chosen theirs), and so is
+    /// each network an environment leaves from now on. The engine removes networks
+    /// one at a time (about 0.2 s each here), so those left to shutdown lengthen
+    /// every run's end.
     pub fn trim(&self) {
         let keep = usize::from(self.inner.keep_warm);
         let slots: Vec<Arc<Slot>> = lock(&self.inner.slots).values().cloned().collect();
-        for slot in slots {
+        for slot in &slots {
             while let Some(env) = slot.surplus(keep) {
                 self.destroy_later(env);
             }
@@ -511,7 +516,32 @@ impl<E: ContainerEngine> Pool<E> {
         if self.inner.keep_warm || self.inner.stop.is_cancelled() {
             return;
         }
+        for slot in &slots {
+            slot.want_nothing();
+        }
         self.inner.drained.store(true, Ordering::SeqCst);
+        // Preparations for the last scenarios may still be waiting for their turn:
+        // the spares are theirs, and the last of them to start removes the rest.
+        if self.inner.unstarted.load(Ordering::SeqCst) == 0 {
+            self.remove_spare_networks();
+        }
+    }
+
+    /// A preparation has chosen its network (or given up before): when the queue
+    /// ran dry and it was the last, the spare networks go.
+    fn started_one(&self) {
+        if self.inner.unstarted.fetch_sub(1, Ordering::SeqCst) == 1
+            && self.inner.drained.load(Ordering::SeqCst)
+        {
+            self.remove_spare_networks();
+        }
+    }
+
+    /// Removes the spare networks in the background.
+    fn remove_spare_networks(&self) {
+        if self.inner.stop.is_cancelled() {
+            return;
+        }
         let spare = std::mem::take(&mut *lock(&self.inner.spare_networks));
         if spare.is_empty() {
             return;
@@ -700,6 +730,8 @@ impl<E: ContainerEngine> Pool<E> {
     }
 
     async fn prepare(&self, spec: Arc<EnvSpec>) -> Result<Env, PoolError> {
+        self.inner.unstarted.fetch_add(1, Ordering::SeqCst);
+        let unstarted = Unstarted(self);
         let need = spec.services.len();
         if need > self.inner.max_containers {
             return Err(PoolError::TooBig {
@@ -719,6 +751,8 @@ impl<E: ContainerEngine> Pool<E> {
             network_name: None,
             _permits: Some(permits),
         };
+        // It chooses its network before its first wait.
+        drop(unstarted);
         match self.start_env(&mut env).await {
             Ok(()) => Ok(env),
             Err(e) => {
@@ -809,8 +843,13 @@ impl<E: ContainerEngine> Pool<E> {
                         .all(|c| inner.vantage.joiner() == Some(c.as_str()))
                 });
             if empty && let Some(name) = env.network_name.clone() {
-                lock(&inner.spare_networks).push((net, name));
-                return;
+                // Asked again under the lock `trim` takes them with: the queue may
+                // have run dry meanwhile.
+                let mut spare = lock(&inner.spare_networks);
+                if !inner.drained.load(Ordering::SeqCst) && spare.len() < SPARE_NETWORKS {
+                    spare.push((net, name));
+                    return;
+                }
             }
             match &env.network_name {
                 Some(name) => self.remove_network(&net, name).await,
@@ -856,6 +895,15 @@ impl<E: ContainerEngine> Pool<E> {
     /// The engine.
     pub fn engine(&self) -> &E {
         &self.inner.engine
+    }
+}
+
+/// Counts a preparation as not having chosen its network until dropped.
+struct Unstarted<'a, E: ContainerEngine>(&'a Pool<E>);
+
+impl<E: ContainerEngine> Drop for Unstarted<'_, E> {
+    fn drop(&mut self) {
+        self.0.started_one();
     }
 }
 

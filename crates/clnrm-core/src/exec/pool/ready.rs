@@ -242,22 +242,17 @@ async fn http_probe(
     path: &str,
 ) -> Result<crate::backend::ExecOutput, super::StepError> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let failed = |why: String| crate::backend::ExecOutput {
-        exit_code: 1,
-        stdout: Vec::new(),
-        stderr: why.into_bytes(),
-    };
     let Some(addr) = addr else {
-        return Ok(failed(format!("port {port} is not published")));
+        return Ok(probe_failed(format!("port {port} is not published")));
     };
     let mut stream = match tokio::net::TcpStream::connect(addr).await {
         Ok(s) => s,
-        Err(e) => return Ok(failed(format!("GET {path}: {e}"))),
+        Err(e) => return Ok(probe_failed(format!("GET {path}: {e}"))),
     };
     let request =
         format!("GET {path} HTTP/1.1\r\nHost: {service}:{port}\r\nConnection: close\r\n\r\n");
     if let Err(e) = stream.write_all(request.as_bytes()).await {
-        return Ok(failed(format!("GET {path}: {e}")));
+        return Ok(probe_failed(format!("GET {path}: {e}")));
     }
     // The final status line is all that is judged (interim 1xx answers are passed
     // over): at most 4 KiB is read.
@@ -287,49 +282,51 @@ async fn http_probe(
         match stream.read(&mut buf).await {
             Ok(0) => ended = true,
             Ok(n) => head.extend_from_slice(&buf[..n]),
-            Err(e) => return Ok(failed(format!("GET {path}: {e}"))),
+            Err(e) => return Ok(probe_failed(format!("GET {path}: {e}"))),
         }
     };
     Ok(match status {
         Some(200..=399) => crate::backend::ExecOutput::default(),
-        Some(code) => failed(format!("GET {path}: HTTP {code}")),
-        None if first.is_empty() => failed(format!(
+        Some(code) => probe_failed(format!("GET {path}: HTTP {code}")),
+        None if first.is_empty() => probe_failed(format!(
             "GET {path}: the connection closed without an answer"
         )),
-        None => failed(format!("GET {path}: not an HTTP answer: {first:.80}")),
+        None => probe_failed(format!("GET {path}: not an HTTP answer: {first:.80}")),
     })
 }
 
 /// A `postgres` health check's one probe, as `pg_isready` (libpq's `PQping`) judges:
 /// a start-up message (protocol 3.0) naming the user and database to `addr`; the
 /// server accepts connections when its first answer asks for authentication or is an
-/// error other than `57P03` (starting up, shutting down, in recovery). Any other
-/// answer, or none, is not healthy. It never logs in: on an authentication request
-/// it says goodbye. At most 8 KiB of the answer is read.
+/// error with a SQLSTATE other than `57P03` (starting up, shutting down, in
+/// recovery). Any other answer, or none, is not healthy. It never logs in: after
+/// `AuthenticationOk` (trust) it says goodbye (`Terminate`); asked for a password, it
+/// reads the whole request and closes, as libpq does, so that the server ends the
+/// connection without logging an error. At most 30,000 bytes of an answer are read.
 async fn postgres_probe(
     addr: Option<std::net::SocketAddr>,
     target: &crate::model::PgTarget,
 ) -> Result<crate::backend::ExecOutput, super::StepError> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let failed = |why: String| crate::backend::ExecOutput {
-        exit_code: 1,
-        stdout: Vec::new(),
-        stderr: why.into_bytes(),
-    };
     let Some(addr) = addr else {
-        return Ok(failed(format!("port {} is not published", target.port)));
+        return Ok(probe_failed(format!(
+            "port {} is not published",
+            target.port
+        )));
     };
     let mut stream = match tokio::net::TcpStream::connect(addr).await {
         Ok(s) => s,
-        Err(e) => return Ok(failed(e.to_string())),
+        Err(e) => return Ok(probe_failed(e.to_string())),
     };
     if let Err(e) = stream.write_all(&startup_message(target)).await {
-        return Ok(failed(e.to_string()));
+        return Ok(probe_failed(e.to_string()));
     }
-    // A message: its type, its length (itself included), its body.
+    // A message: its type, its length (itself included), its body. libpq's bounds:
+    // an authentication request of at most 2000 bytes, an error of at most 30,000,
+    // and an error shorter than 8 is not a protocol-3.0 one.
     let mut head = [0u8; 5];
     if let Err(e) = stream.read_exact(&mut head).await {
-        return Ok(failed(match e.kind() {
+        return Ok(probe_failed(match e.kind() {
             std::io::ErrorKind::UnexpectedEof => {
                 "the connection closed without an answer".to_owned()
             }
@@ -337,30 +334,45 @@ async fn postgres_probe(
         }));
     }
     let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
-    match head[0] {
-        b'R' if (8..=8192).contains(&len) => {
-            // Goodbye (`Terminate`), so that the server logs no broken start-up.
-            let _ = stream.write_all(&[b'X', 0, 0, 0, 4]).await;
-            Ok(crate::backend::ExecOutput::default())
-        }
-        b'E' if (4..=8192).contains(&len) => {
-            let mut body = vec![0u8; len - 4];
-            if let Err(e) = stream.read_exact(&mut body).await {
-                return Ok(failed(e.to_string()));
-            }
-            let (code, message) = error_fields(&body);
-            if code == "57P03" {
-                Ok(failed(format!("{message} ({code})")))
-            } else {
-                // Up, and answering: a wrong database or user is the server's
-                // answer too (`pg_isready` says so as well).
-                Ok(crate::backend::ExecOutput::default())
-            }
-        }
-        _ => Ok(failed(format!(
+    let bounds = match head[0] {
+        b'R' => 8..=2000,
+        b'E' => 8..=30_000,
+        _ => 0..=0,
+    };
+    if !bounds.contains(&len) {
+        return Ok(probe_failed(format!(
             "not a PostgreSQL answer: {:?}",
             String::from_utf8_lossy(&head)
-        ))),
+        )));
+    }
+    let mut body = vec![0u8; len - 4];
+    if let Err(e) = stream.read_exact(&mut body).await {
+        return Ok(probe_failed(e.to_string()));
+    }
+    if head[0] == b'R' {
+        if body[..4] == [0, 0, 0, 0] {
+            let _ = stream.write_all(&[b'X', 0, 0, 0, 4]).await;
+        }
+        let _ = stream.shutdown().await;
+        return Ok(crate::backend::ExecOutput::default());
+    }
+    let (code, message) = error_fields(&body);
+    Ok(match code.as_deref() {
+        Some("57P03") => probe_failed(format!("{message} (57P03)")),
+        // Up, and answering: a wrong database or user is the server's answer too
+        // (`pg_isready` says so as well).
+        Some(_) => crate::backend::ExecOutput::default(),
+        None => probe_failed(format!("an error without a SQLSTATE: {message}")),
+    })
+}
+
+/// A probe's "not healthy" with why (the shape of a command's result, so that every
+/// probe is judged alike).
+fn probe_failed(why: String) -> crate::backend::ExecOutput {
+    crate::backend::ExecOutput {
+        exit_code: 1,
+        stdout: Vec::new(),
+        stderr: why.into_bytes(),
     }
 }
 
@@ -382,12 +394,15 @@ fn startup_message(target: &crate::model::PgTarget) -> Vec<u8> {
     message
 }
 
-/// The SQLSTATE (`C`) and message (`M`) fields of an `ErrorResponse` body.
-fn error_fields(body: &[u8]) -> (String, String) {
-    let (mut code, mut message) = (String::new(), String::new());
+/// The SQLSTATE (`C`: five ASCII letters or digits, else none) and the message (`M`)
+/// of an `ErrorResponse` body.
+fn error_fields(body: &[u8]) -> (Option<String>, String) {
+    let (mut code, mut message) = (None, String::new());
     for field in body.split(|b| *b == 0) {
         match field.split_first() {
-            Some((b'C', v)) => code = String::from_utf8_lossy(v).chars().take(5).collect(),
+            Some((b'C', v)) if v.len() == 5 && v.iter().all(u8::is_ascii_alphanumeric) => {
+                code = Some(String::from_utf8_lossy(v).into_owned());
+            }
             Some((b'M', v)) => message = String::from_utf8_lossy(v).chars().take(200).collect(),
             _ => {}
         }
@@ -465,12 +480,21 @@ mod tests {
 
     #[tokio::test]
     async fn a_postgres_probe_judges_as_pg_isready_does() {
-        // Asked for a password (or trusted): accepting; the probe says goodbye.
-        let (code, _, seen) = pg(vec![b'R', 0, 0, 0, 12, 0, 0, 0, 5, 1, 2, 3, 4]).await;
+        // Trusted: accepting; the probe says goodbye.
+        let (code, _, seen) = pg(vec![b'R', 0, 0, 0, 8, 0, 0, 0, 0]).await;
         assert_eq!(code, 0);
         let mut want = 196_608u32.to_be_bytes().to_vec();
         want.extend_from_slice(b"user\0app\0database\0orders\0\0|X\0\0\0\x04");
         assert_eq!(seen, want);
+        // Asked for a password (MD5, with its salt): accepting; the probe sends
+        // nothing more and closes, as libpq does without a password.
+        let (code, _, seen) = pg(vec![b'R', 0, 0, 0, 12, 0, 0, 0, 5, 1, 2, 3, 4]).await;
+        assert_eq!(code, 0);
+        assert!(seen.ends_with(b"\0\0|"), "{seen:?}");
+        // An authentication request longer than libpq reads: not PostgreSQL.
+        let (code, why, _) = pg(vec![b'R', 0, 0, 0x10, 0, 0, 0, 0, 5]).await;
+        assert_eq!(code, 1);
+        assert!(why.starts_with("not a PostgreSQL answer"), "{why}");
         // Starting up: not yet.
         let (code, why, _) = pg(error_response(
             "57P03",
@@ -494,6 +518,16 @@ mod tests {
         assert!(why.starts_with("not a PostgreSQL answer"), "{why}");
         let (code, _, _) = pg(vec![b'E', 0xff, 0xff, 0xff, 0xff]).await;
         assert_eq!(code, 1);
+        // An error too short for protocol 3.0, or without a SQLSTATE: not healthy.
+        let (code, _, _) = pg(vec![b'E', 0, 0, 0, 6, b'x', 0]).await;
+        assert_eq!(code, 1);
+        let mut no_code = error_response("XXXXX", "odd");
+        no_code[12] = b'V';
+        let (code, why, _) = pg(no_code).await;
+        assert_eq!(
+            (code, why.as_str()),
+            (1, "an error without a SQLSTATE: odd")
+        );
         let (code, why, _) = pg(Vec::new()).await;
         assert_eq!(
             (code, why.as_str()),

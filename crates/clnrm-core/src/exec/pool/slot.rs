@@ -135,6 +135,13 @@ impl Slot {
         c.spec = Some(spec.clone());
     }
 
+    /// Nothing more is wanted ahead (the run's queue is empty).
+    pub(super) fn want_nothing(&self) {
+        let mut c = lock(&self.counts);
+        c.ahead = 0;
+        c.further = 0;
+    }
+
     /// How many preparations to start now to reach the target, and from what; they
     /// are counted as on their way.
     pub(super) fn top_up(&self) -> Option<(Arc<EnvSpec>, usize)> {
