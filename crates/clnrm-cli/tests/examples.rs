@@ -401,7 +401,24 @@ command = ["true"]
 "#,
         engine::IMAGE
     );
-    let dir = project(&[("tests/pg.clnrm.toml", db), ("tests/web.clnrm.toml", &web)]);
+    // The same server asking for a password (SCRAM; the user has none, so the
+    // server pretends): healthy, and its log does not complain of the probe.
+    let scram = db
+        .replace("name = \"pg\"", "name = \"pg-scram\"")
+        .replace("name = \"ready when asked\"", "name = \"ready when asked for a password\"")
+        .replace(
+            "env = { POSTGRES_DB = \"orders\" }",
+            "env = { POSTGRES_DB = \"orders\" }\nargs = [\"pg-start\", \"-c\", \"hba_file=/etc/clnrm-hba.conf\", \"-c\", \"log_connections=on\"]\nvolumes = [{ host_path = \"hba.conf\", container_path = \"/etc/clnrm-hba.conf\", read_only = true }]",
+        );
+    let dir = project(&[
+        ("tests/pg.clnrm.toml", db),
+        ("tests/web.clnrm.toml", &web),
+        ("tests/scram.clnrm.toml", &scram),
+        (
+            "tests/hba.conf",
+            "local all all trust\nhost all all all scram-sha-256\n",
+        ),
+    ]);
     let since = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -414,6 +431,20 @@ command = ["true"]
         "{:#}",
         run.json
     );
+    let sc = scenario(&run, "ready when asked for a password");
+    assert_eq!(sc["status"], "passed", "{sc:#}");
+    let log = sc["services"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["id"] == "db"))
+        .and_then(|s| s["log_tail"].as_str())
+        .unwrap_or_default();
+    // A probe while it starts is refused (`57P03`), as `pg_isready`'s would be; no
+    // other complaint.
+    let complaints = log
+        .lines()
+        .filter(|l| l.contains("FATAL") || l.contains("ERROR"))
+        .all(|l| l.contains("the database system is starting up"));
+    assert!(log.contains("connection received") && complaints, "{log}");
     let sc = scenario(&run, "not postgres");
     let message = sc["message"].as_str().unwrap_or_default();
     assert!(
@@ -424,7 +455,7 @@ command = ["true"]
             && message.contains("not a PostgreSQL answer"),
         "{sc:#}"
     );
-    // The database's only exec was the step's.
+    // The databases' only execs were their steps'.
     let run_id = run.json["run_id"].as_str().expect("run id").to_owned();
     let until = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -445,7 +476,10 @@ command = ["true"]
         "{{.Action}} {{.Actor.Attributes.name}}",
     ]);
     let on_db: Vec<&str> = events.lines().filter(|l| l.ends_with("-db")).collect();
-    assert!(on_db.len() == 1 && on_db[0].contains("psql"), "{events}");
+    assert!(
+        on_db.len() == 2 && on_db.iter().all(|l| l.contains("SELECT 40 + 2")),
+        "{events}"
+    );
 
     // A password, or another service, is refused with its place.
     for (bad, says) in [
