@@ -499,17 +499,6 @@ command = ["true"]
             "both `cmd` and `postgres`",
         ),
     ] {
-        std::fs::write(dir.path().join("tests/pg.clnrm.toml"), bad).unwrap();
-        let out = clnrm(dir.path())
-            .args(["validate", "tests/pg.clnrm.toml"])
-            .output()
-            .unwrap();
-        let said = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{said}");
-        assert!(
-            said.contains(says) && said.contains("pg.clnrm.toml:8:"),
-            "{said}"
-        );
+        common::assert_refused(dir.path(), "tests/pg.clnrm.toml", &bad, says, 8);
     }
 }

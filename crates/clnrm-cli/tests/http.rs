@@ -197,17 +197,6 @@ expected_json = {{ "$.hello" = "world" }}
         (both, "both `cmd` and `http`"),
         (other, "asks service \"db\""),
     ] {
-        std::fs::write(dir.path().join("tests/health.clnrm.toml"), bad).unwrap();
-        let out = clnrm(dir.path())
-            .args(["validate", "tests/health.clnrm.toml"])
-            .output()
-            .unwrap();
-        let said = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{said}");
-        assert!(
-            said.contains(says) && said.contains("health.clnrm.toml:7:"),
-            "{said}"
-        );
+        common::assert_refused(dir.path(), "tests/health.clnrm.toml", &bad, says, 7);
     }
 }

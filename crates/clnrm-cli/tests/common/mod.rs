@@ -12,6 +12,21 @@ pub fn clnrm(dir: &Path) -> Command {
     cmd
 }
 
+/// Writes `text` as `file` (relative to `dir`) and checks that `clnrm validate`
+/// refuses it with exit 2, saying `says` at `file:line:`.
+pub fn assert_refused(dir: &Path, file: &str, text: &str, says: &str, line: u32) {
+    std::fs::write(dir.join(file), text).unwrap();
+    let out = clnrm(dir).args(["validate", file]).output().unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    let name = Path::new(file).file_name().unwrap().to_string_lossy();
+    assert!(
+        said.contains(says) && said.contains(&format!("{name}:{line}:")),
+        "{said}"
+    );
+}
+
 /// A temporary project (with `.clnrm/`) holding `files` (path, text).
 pub fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));

@@ -65,16 +65,7 @@ pub fn postgres_target(url: &str) -> Result<PgTarget, UrlError> {
             " (no password: the probe never logs in)",
         ));
     }
-    let (host, port) = match host_port.rsplit_once(':') {
-        Some((h, p)) => (
-            h,
-            p.parse::<u16>()
-                .ok()
-                .filter(|p| *p > 0)
-                .ok_or_else(|| UrlError::BadPort(p.to_owned()))?,
-        ),
-        None => (host_port, 5432),
-    };
+    let (host, port) = host_and_port(host_port, 5432)?;
     let name_ok = |s: &str| !s.is_empty() && !s.contains(['/', '@', '%', '\0']);
     if !name_ok(host) || !name_ok(user) || database.contains(['/', '\0']) {
         return Err(UrlError::NotPostgres(""));
@@ -187,6 +178,21 @@ fn authority(url: &str) -> Option<&str> {
     Some(&rest[..rest.find(['/', '?']).unwrap_or(rest.len())])
 }
 
+/// `host[:port]`: the host, and the port (`default` when none is written; digits
+/// only, 1 to 65535).
+fn host_and_port(authority: &str, default: u16) -> Result<(&str, u16), UrlError> {
+    let Some((host, port)) = authority.rsplit_once(':') else {
+        return Ok((authority, default));
+    };
+    port.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| port.parse::<u16>().ok())
+        .flatten()
+        .filter(|p| *p > 0)
+        .map(|p| (host, p))
+        .ok_or_else(|| UrlError::BadPort(port.to_owned()))
+}
+
 /// Splits an `http://` URL.
 fn target(url: &str) -> Result<UrlTarget, UrlError> {
     let rest = url.strip_prefix("http://").ok_or(UrlError::NotHttp)?;
@@ -194,16 +200,7 @@ fn target(url: &str) -> Result<UrlTarget, UrlError> {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) => (
-            h,
-            p.parse::<u16>()
-                .ok()
-                .filter(|p| *p > 0)
-                .ok_or_else(|| UrlError::BadPort(p.to_owned()))?,
-        ),
-        None => (authority, 80),
-    };
+    let (host, port) = host_and_port(authority, 80)?;
     if host.is_empty() || host.contains('@') {
         return Err(UrlError::NoService);
     }
@@ -348,6 +345,10 @@ mod tests {
         assert_eq!(
             postgres_target("postgres://db:0"),
             Err(UrlError::BadPort("0".into()))
+        );
+        assert_eq!(
+            postgres_target("postgres://db:+5432"),
+            Err(UrlError::BadPort("+5432".into()))
         );
         assert!(
             postgres_target("postgres://u:p@db")
