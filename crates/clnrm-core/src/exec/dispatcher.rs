@@ -237,7 +237,8 @@ impl<E: ContainerEngine> Dispatcher<E> {
     /// Asks the pool for environments for the next scenarios in the queue; once the
     /// queue is empty, lets it drop the ready ones nobody will claim.
     fn prewarm(&self) {
-        if self.queue.is_empty() {
+        // Nothing more is dispatched once the run stops (`--fail-fast`, Ctrl-C).
+        if self.queue.is_empty() || self.reason != CancelReason::None {
             self.ctx.pool.trim();
             return;
         }

@@ -3,7 +3,7 @@
 //! own, clnrm's shell as agent; then readiness (see `ready`).
 
 use super::hygiene::{BIND_MOUNTED, read_layer};
-use super::{Env, Member, MemberRef, Pool, PoolError, lock};
+use super::{Env, Member, MemberRef, Pool, PoolError, Unstarted, lock};
 use crate::backend::{ContainerEngine, ContainerSpec, EngineError, ExecSpec, NetworkMode, layer};
 use crate::exec::agent::{Agent, AgentError};
 use crate::exec::otel_env::{merged, otel_env, with_token};
@@ -45,7 +45,13 @@ pub fn agent_shell(cmd: &[String], entrypoint: &[String]) -> Option<String> {
 }
 
 impl<E: ContainerEngine> Pool<E> {
-    pub(super) async fn start_env(&self, env: &mut Env) -> Result<(), PoolError> {
+    /// Starts `env`'s network and services; `unstarted` (a preparation's count, see
+    /// `Pool::trim`) is released once its network is chosen.
+    pub(super) async fn start_env(
+        &self,
+        env: &mut Env,
+        unstarted: Option<Unstarted<'_, E>>,
+    ) -> Result<(), PoolError> {
         let inner = &self.inner;
         let seq = inner.seq.fetch_add(1, Ordering::Relaxed);
         let spec = env.spec.clone();
@@ -55,6 +61,7 @@ impl<E: ContainerEngine> Pool<E> {
             // An empty one a removed environment left (clnrm's container, when it
             // runs in one, is still on it), else a new one.
             let spare = lock(&inner.spare_networks).pop();
+            drop(unstarted);
             let name = if let Some((id, name)) = spare {
                 env.network = Some(id);
                 name
@@ -69,8 +76,11 @@ impl<E: ContainerEngine> Pool<E> {
             // Also for a spare: its first environment may have failed before it
             // joined (a no-op once joined).
             self.join(&name).await?;
-        } else if spec.network == NetworkNeed::Bridge {
-            self.join(crate::backend::DEFAULT_NETWORK).await?;
+        } else {
+            drop(unstarted);
+            if spec.network == NetworkNeed::Bridge {
+                self.join(crate::backend::DEFAULT_NETWORK).await?;
+            }
         }
         // Dependency order (SPEC §7.1): a wave starts once every service it depends on
         // has reached its condition; the services of a wave start concurrently.

@@ -720,6 +720,8 @@ impl<E: ContainerEngine> Pool<E> {
         if urgent {
             self.inner.urgent.fetch_add(1, Ordering::SeqCst);
         }
+        // Counted before it runs: a `trim` right after this claim keeps its spare.
+        self.inner.unstarted.fetch_add(1, Ordering::SeqCst);
         self.inner.tracker.spawn(async move {
             let result = pool.prepare(spec).await;
             slot.deliver(result);
@@ -730,7 +732,7 @@ impl<E: ContainerEngine> Pool<E> {
     }
 
     async fn prepare(&self, spec: Arc<EnvSpec>) -> Result<Env, PoolError> {
-        self.inner.unstarted.fetch_add(1, Ordering::SeqCst);
+        // Counted by `spawn_prepare`; released once the network is chosen, or here.
         let unstarted = Unstarted(self);
         let need = spec.services.len();
         if need > self.inner.max_containers {
@@ -751,9 +753,7 @@ impl<E: ContainerEngine> Pool<E> {
             network_name: None,
             _permits: Some(permits),
         };
-        // It chooses its network before its first wait.
-        drop(unstarted);
-        match self.start_env(&mut env).await {
+        match self.start_env(&mut env, Some(unstarted)).await {
             Ok(()) => Ok(env),
             Err(e) => {
                 self.destroy(env).await;
@@ -899,7 +899,7 @@ impl<E: ContainerEngine> Pool<E> {
 }
 
 /// Counts a preparation as not having chosen its network until dropped.
-struct Unstarted<'a, E: ContainerEngine>(&'a Pool<E>);
+pub(super) struct Unstarted<'a, E: ContainerEngine>(&'a Pool<E>);
 
 impl<E: ContainerEngine> Drop for Unstarted<'_, E> {
     fn drop(&mut self) {

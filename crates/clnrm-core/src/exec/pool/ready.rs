@@ -335,11 +335,11 @@ async fn postgres_probe(
     }
     let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
     let bounds = match head[0] {
-        b'R' => 8..=2000,
-        b'E' => 8..=30_000,
-        _ => 0..=0,
+        b'R' => Some(8..=2000),
+        b'E' => Some(8..=30_000),
+        _ => None,
     };
-    if !bounds.contains(&len) {
+    if !bounds.is_some_and(|b| b.contains(&len)) {
         return Ok(probe_failed(format!(
             "not a PostgreSQL answer: {:?}",
             String::from_utf8_lossy(&head)
@@ -518,6 +518,10 @@ mod tests {
         assert!(why.starts_with("not a PostgreSQL answer"), "{why}");
         let (code, _, _) = pg(vec![b'E', 0xff, 0xff, 0xff, 0xff]).await;
         assert_eq!(code, 1);
+        // Another type with a zero length: refused, not read.
+        let (code, why, _) = pg(vec![b'N', 0, 0, 0, 0]).await;
+        assert_eq!(code, 1);
+        assert!(why.starts_with("not a PostgreSQL answer"), "{why}");
         // An error too short for protocol 3.0, or without a SQLSTATE: not healthy.
         let (code, _, _) = pg(vec![b'E', 0, 0, 0, 6, b'x', 0]).await;
         assert_eq!(code, 1);

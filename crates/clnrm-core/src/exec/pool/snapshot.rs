@@ -249,7 +249,7 @@ impl<E: ContainerEngine> Pool<E> {
             impl Future<Output = Layered>,
         ),
     ) -> Result<bool, PoolError> {
-        self.start_env(env).await.map_err(|e| match e {
+        self.start_env(env, None).await.map_err(|e| match e {
             PoolError::Stopped => PoolError::Stopped,
             e => PoolError::Setup {
                 service: svc.id.clone(),
