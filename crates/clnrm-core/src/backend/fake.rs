@@ -37,6 +37,8 @@ struct Inner {
     builds: AtomicUsize,
     /// Builds fail from now on (as a builder's error).
     broken_builds: AtomicBool,
+    /// Container creates panic from now on.
+    panicking_creates: AtomicBool,
     /// Builds wait until this is false.
     held_builds: AtomicBool,
     /// Archives put into containers.
@@ -137,6 +139,11 @@ impl FakeEngine {
     /// Every build from now on fails.
     pub fn break_builds(&self) {
         self.inner.broken_builds.store(true, Ordering::SeqCst);
+    }
+
+    /// Every container create from now on panics (a defect somewhere in clnrm).
+    pub fn panic_on_create(&self) {
+        self.inner.panicking_creates.store(true, Ordering::SeqCst);
     }
 
     /// Archives put into containers so far.
@@ -369,6 +376,10 @@ impl ContainerEngine for FakeEngine {
 
     async fn create(&self, spec: &ContainerSpec) -> Result<String, EngineError> {
         self.gate().await;
+        assert!(
+            !self.inner.panicking_creates.load(Ordering::SeqCst),
+            "the fake engine was told to panic on create"
+        );
         let mut st = self.lock();
         st.next += 1;
         let id = format!("fake{:08}", st.next);

@@ -658,3 +658,29 @@ async fn once_the_queue_is_empty_a_run_s_networks_go_without_waiting_for_its_end
     );
     session.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_panic_while_preparing_is_the_scenario_s_error_not_a_hang() {
+    let plan = plan_of(&scenarios(2, |i| format!("echo {i}")));
+    let engine = Arc::new(FakeEngine::new());
+    engine.panic_on_create();
+    let opts = options(2, false);
+    let session = Session::start(engine.clone(), &session_options(&opts), false, false).await;
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(20),
+        session.run(plan, &opts, None, tx, Stop::default()),
+    )
+    .await
+    .expect("the run ends");
+    for r in &outcome.results {
+        assert_eq!(r.status, Status::Error, "{r:?}");
+        assert!(
+            r.message
+                .as_deref()
+                .is_some_and(|m| m.contains("a defect in clnrm")),
+            "{r:?}"
+        );
+    }
+    session.shutdown().await;
+}

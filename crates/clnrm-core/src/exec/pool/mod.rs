@@ -723,7 +723,17 @@ impl<E: ContainerEngine> Pool<E> {
         // Counted before it runs: a `trim` right after this claim keeps its spare.
         self.inner.unstarted.fetch_add(1, Ordering::SeqCst);
         self.inner.tracker.spawn(async move {
-            let result = pool.prepare(spec).await;
+            use futures_util::FutureExt;
+            // A panic while preparing (a defect) must not leave its claim waiting
+            // forever: it is that claim's error. What it made is removed at shutdown.
+            let result = std::panic::AssertUnwindSafe(pool.prepare(spec))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| {
+                    Err(PoolError::Engine(EngineError::Api(
+                        "preparing the environment failed unexpectedly (a defect in clnrm)".into(),
+                    )))
+                });
             slot.deliver(result);
             if urgent && pool.inner.urgent.fetch_sub(1, Ordering::SeqCst) == 1 {
                 pool.pump();
