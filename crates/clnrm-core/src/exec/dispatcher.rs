@@ -211,13 +211,11 @@ impl<E: ContainerEngine> Dispatcher<E> {
             self.earlier[i].push(result);
             return;
         }
-        if self.queue.is_empty() {
-            self.ctx.pool.trim();
-        }
         let failed = matches!(result.status, Status::Failed | Status::Error);
         if failed && self.fail_fast {
             self.reason = self.reason.max(CancelReason::TestFailure);
-            // Nothing more is dispatched: what was prepared ahead goes now.
+        }
+        if self.dispatching_over() {
             self.ctx.pool.trim();
         }
         if let Some(cache) = &mut self.cache
@@ -234,11 +232,16 @@ impl<E: ContainerEngine> Dispatcher<E> {
         self.finish(i, result);
     }
 
+    /// Whether no scenario will be dispatched any more: the queue is empty, or the run
+    /// stops (`--fail-fast`, Ctrl-C). What was prepared ahead then goes.
+    fn dispatching_over(&self) -> bool {
+        self.queue.is_empty() || self.reason != CancelReason::None
+    }
+
     /// Asks the pool for environments for the next scenarios in the queue; once the
     /// queue is empty, lets it drop the ready ones nobody will claim.
     fn prewarm(&self) {
-        // Nothing more is dispatched once the run stops (`--fail-fast`, Ctrl-C).
-        if self.queue.is_empty() || self.reason != CancelReason::None {
+        if self.dispatching_over() {
             self.ctx.pool.trim();
             return;
         }

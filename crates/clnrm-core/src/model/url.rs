@@ -310,25 +310,19 @@ mod tests {
 
     #[test]
     fn a_postgres_url_names_the_service_port_user_and_database() {
-        let t = postgres_target("postgres://app@db:5433/orders").unwrap();
+        let pg = |host: &str, port, user: &str, database: &str| PgTarget {
+            host: host.into(),
+            port,
+            user: user.into(),
+            database: database.into(),
+        };
         assert_eq!(
-            (
-                t.host.as_str(),
-                t.port,
-                t.user.as_str(),
-                t.database.as_str()
-            ),
-            ("db", 5433, "app", "orders")
+            postgres_target("postgres://app@db:5433/orders"),
+            Ok(pg("db", 5433, "app", "orders"))
         );
-        let t = postgres_target("postgresql://db").unwrap();
         assert_eq!(
-            (
-                t.host.as_str(),
-                t.port,
-                t.user.as_str(),
-                t.database.as_str()
-            ),
-            ("db", 5432, "postgres", "postgres")
+            postgres_target("postgresql://db"),
+            Ok(pg("db", 5432, "postgres", "postgres"))
         );
         assert_eq!(postgres_target("postgres://u@db/").unwrap().database, "u");
         for bad in [

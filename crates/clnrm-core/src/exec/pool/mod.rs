@@ -839,7 +839,8 @@ impl<E: ContainerEngine> Pool<E> {
         for layers in layers {
             self.drop_layers(layers).await;
         }
-        if let Some(net) = env.network {
+        // Both are set together when the environment's network is chosen.
+        if let (Some(net), Some(name)) = (env.network, env.network_name) {
             // Empty (the engine lists no container on it but clnrm's own: none of
             // its names answers there any more, not even a container whose start
             // failed), it serves the next environment: a network costs the engine
@@ -852,7 +853,7 @@ impl<E: ContainerEngine> Pool<E> {
                     on.iter()
                         .all(|c| inner.vantage.joiner() == Some(c.as_str()))
                 });
-            if empty && let Some(name) = env.network_name.clone() {
+            if empty {
                 // Asked again under the lock `trim` takes them with: the queue may
                 // have run dry meanwhile.
                 let mut spare = lock(&inner.spare_networks);
@@ -861,14 +862,7 @@ impl<E: ContainerEngine> Pool<E> {
                     return;
                 }
             }
-            match &env.network_name {
-                Some(name) => self.remove_network(&net, name).await,
-                None => {
-                    if inner.engine.remove_network(&net).await.is_ok() {
-                        lock(&inner.networks).remove(&net);
-                    }
-                }
-            }
+            self.remove_network(&net, &name).await;
         }
     }
 

@@ -71,28 +71,18 @@ impl<E: ContainerEngine> Pool<E> {
         }
         for _ in 0..health.retries.max(1) {
             let sent = now_ns();
-            let outcome = match (&published, &health.http, &health.postgres) {
-                (Some((addr, port)), Some((_, path)), _) => {
-                    let probe = http_probe(*addr, &svc.id, *port, path);
-                    tokio::select! {
-                        r = tokio::time::timeout(health.timeout, probe) => r,
-                        () = self.inner.stop.cancelled() => return Err(PoolError::Stopped),
+            let probe = async {
+                match (&published, &health.http, &health.postgres) {
+                    (Some((addr, port)), Some((_, path)), _) => {
+                        http_probe(*addr, &svc.id, *port, path).await
                     }
+                    (Some((addr, _)), None, Some(target)) => postgres_probe(*addr, target).await,
+                    _ => run_in(&*self.inner.engine, member, &health.argv, &[], None).await,
                 }
-                (Some((addr, _)), None, Some(target)) => {
-                    let probe = postgres_probe(*addr, target);
-                    tokio::select! {
-                        r = tokio::time::timeout(health.timeout, probe) => r,
-                        () = self.inner.stop.cancelled() => return Err(PoolError::Stopped),
-                    }
-                }
-                _ => {
-                    let run = run_in(&*self.inner.engine, member, &health.argv, &[], None);
-                    tokio::select! {
-                        r = tokio::time::timeout(health.timeout, run) => r,
-                        () = self.inner.stop.cancelled() => return Err(PoolError::Stopped),
-                    }
-                }
+            };
+            let outcome = tokio::select! {
+                r = tokio::time::timeout(health.timeout, probe) => r,
+                () = self.inner.stop.cancelled() => return Err(PoolError::Stopped),
             };
             if member.probes.len() < MAX_PROBES {
                 // A probe cut off at its deadline goes on in the container (an exec
